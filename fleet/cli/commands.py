@@ -1,0 +1,118 @@
+"""Client commands: ``fleet infer``, ``fleet models``, ``fleet info``, ``fleet keygen``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from fleet.cli.output import detections_table, loaded_models_table
+from fleet.client import FleetClient
+from fleet.paths import client_state_file
+from services.cache.api_keys import hash_api_key
+
+
+def _connection(args: argparse.Namespace) -> tuple[str, str]:
+    saved: dict[str, str] = {}
+    state = client_state_file()
+    if state.exists():
+        saved = json.loads(state.read_text())
+    address = args.address or os.environ.get("FLEET_ADDRESS") or saved.get("address") or "127.0.0.1:50051"
+    api_key = args.api_key or os.environ.get("FLEET_API_KEY") or saved.get("api_key")
+    if not api_key:
+        sys.exit("fleet: no API key; pass --api-key, set FLEET_API_KEY, or start the fleet with `fleet up`")
+    return address, api_key
+
+
+def _connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="gateway host:port (default: FLEET_ADDRESS, or the one `fleet up` saved)")
+    p.add_argument("--api-key", help="API key (default: FLEET_API_KEY, or the one `fleet up` saved)")
+
+
+def _rpc(fn):  # type: ignore[no-untyped-def]
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except grpc.RpcError as exc:
+            print(f"fleet: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    return wrapper
+
+
+@_rpc
+def infer(args: argparse.Namespace) -> int:
+    address, api_key = _connection(args)
+    with FleetClient(address, api_key) as client:
+        response = client.infer(
+            args.model, args.image if args.image.startswith(("http://", "https://")) else Path(args.image),
+            confidence=args.confidence, iou_threshold=args.iou, max_detections=args.max_detections,
+            class_filter=args.class_filter, class_agnostic_nms=args.agnostic, visualize=bool(args.visualize),
+            timeout=args.timeout,
+        )
+    if args.visualize:
+        Path(args.visualize).write_bytes(response.visualization)
+    if args.json:
+        body = MessageToDict(response, preserving_proto_field_name=True)
+        body.pop("visualization", None)
+        print(json.dumps(body, indent=2))
+    else:
+        print(detections_table(response))
+        if args.visualize:
+            print(f"annotated image written to {args.visualize}")
+    return 0
+
+
+@_rpc
+def models(args: argparse.Namespace) -> int:
+    address, api_key = _connection(args)
+    with FleetClient(address, api_key) as client:
+        print(loaded_models_table(client.describe_models().models))
+    return 0
+
+
+@_rpc
+def info(args: argparse.Namespace) -> int:
+    address, api_key = _connection(args)
+    with FleetClient(address, api_key) as client:
+        print(json.dumps(MessageToDict(client.server_info(), preserving_proto_field_name=True), indent=2))
+    return 0
+
+
+def keygen(args: argparse.Namespace) -> int:
+    from fleet.cli.up import new_api_key  # noqa: PLC0415
+
+    key = new_api_key()
+    print(f"api key:        {key}\napi_key_sha256: {hash_api_key(key)}   (put this in the catalog)")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("infer", help="run a model on an image and print the result")
+    p.add_argument("image", help="image file path or http(s) URL")
+    p.add_argument("--model", required=True, help="model id or alias, e.g. shapes-det/1")
+    p.add_argument("--confidence", type=float)
+    p.add_argument("--iou", type=float, help="NMS IoU threshold")
+    p.add_argument("--max-detections", type=int)
+    p.add_argument("--class", dest="class_filter", action="append", help="keep only this class (repeatable)")
+    p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
+    p.add_argument("--visualize", metavar="OUT.jpg", help="write an annotated JPEG here")
+    p.add_argument("--json", action="store_true", help="print the whole response as JSON")
+    p.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds (default 60)")
+    _connection_args(p)
+    p.set_defaults(func=infer)
+
+    p = sub.add_parser("models", help="list the models loaded across the fleet")
+    _connection_args(p)
+    p.set_defaults(func=models)
+
+    p = sub.add_parser("info", help="server version and each worker's load")
+    _connection_args(p)
+    p.set_defaults(func=info)
+
+    p = sub.add_parser("keygen", help="make a new API key and the hash to put in a catalog")
+    p.set_defaults(func=keygen)

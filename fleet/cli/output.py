@@ -1,0 +1,43 @@
+"""Plain-text tables for the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fleet.v1 import inference_pb2, model_pb2
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def _box_rows(detections: Iterable[inference_pb2.Detection]) -> list[list[str]]:
+    return [[d.class_name, f"{d.confidence:.3f}", f"{d.x:.1f}", f"{d.y:.1f}", f"{d.width:.1f}", f"{d.height:.1f}"]
+            for d in detections]
+
+
+def detections_table(r: inference_pb2.InferResponse) -> str:
+    head = (f"model {r.model_id}  image {r.image_width}x{r.image_height}  worker {r.worker_id}  "
+            f"gateway {r.timings.gateway_ms:.1f} ms (inference {r.timings.inference_ms:.1f} ms, "
+            f"batch {r.timings.batch_size})")
+    kind = r.WhichOneof("result")
+    if kind == "classification":
+        c = r.classification
+        rows = [[p.class_name, f"{p.confidence:.3f}"] for p in c.predictions]
+        return f"{head}\ntop: {c.top_class} ({c.top_confidence:.3f})\n" + table(["class", "confidence"], rows)
+    headers = ["class", "confidence", "x", "y", "width", "height"]
+    if kind == "instance_segmentation":
+        insts = r.instance_segmentation.instances
+        rows = [row + [str(len(i.points))] for row, i in zip(_box_rows(i.detection for i in insts), insts)]
+        return f"{head}\n{len(rows)} instances\n" + table(headers + ["polygon points"], rows)
+    rows = _box_rows(r.object_detection.detections)
+    return f"{head}\n{len(rows)} detections\n" + table(headers, rows)
+
+
+def loaded_models_table(models: Iterable[model_pb2.LoadedModel]) -> str:
+    rows = [[m.model_id, m.worker_id, m.execution_provider, f"{m.size_bytes / 1e6:.1f} MB", str(m.request_count),
+             f"{m.load_seconds:.2f} s", "yes" if m.pinned else ""] for m in models]
+    return table(["model", "worker", "provider", "size", "requests", "load", "pinned"], rows)

@@ -1,0 +1,108 @@
+"""``fleet up``: the whole fleet on this machine, with the demo models and a dev API key."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import threading
+from pathlib import Path
+
+import yaml
+
+from fleet.local import FleetStartError, LocalFleet
+from fleet.paths import DEMO_CATALOG, client_state_file, state_dir
+from services.cache.api_keys import hash_api_key
+from services.cache.embedded import EmbeddedRedis
+
+
+def new_api_key() -> str:
+    return "fk_" + secrets.token_urlsafe(24)
+
+
+def write_catalog(source: Path, dest: Path, api_key: str, workspace: str = "demo") -> None:
+    """Copy a catalog with absolute package paths and the dev key's hash added to ``workspace``."""
+    data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    for model in data.get("models", []):
+        model["package"] = str((source.parent / model["package"]).resolve())
+    workspaces = data.setdefault("workspaces", [])
+    entry = next((w for w in workspaces if w.get("name") == workspace), None)
+    if entry is None:
+        entry = {"name": workspace}
+        workspaces.append(entry)
+    entry["api_key_sha256"] = [*entry.get("api_key_sha256", []), hash_api_key(api_key)]
+    dest.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def write_client_state(address: str, api_key: str) -> Path:
+    path = client_state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"address": address, "api_key": api_key}, fh)
+    return path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="run registry, workers and gateway here, with the demo models",
+                       description="Start the fleet as local processes and keep it up until Ctrl-C or SIGTERM. "
+                                   "Uses REDIS_URL when set, else starts an embedded Redis.")
+    p.add_argument("--port", type=int, default=50051, help="gateway port (default 50051; 0 picks a free one)")
+    p.add_argument("--workers", type=int, default=1, help="number of model workers (default 1)")
+    p.add_argument("--catalog", type=Path, default=DEMO_CATALOG, help="catalog YAML (default: the demo models)")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""), help="Redis to use (default: embedded)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = state_dir() / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    embedded = None
+    redis_url = args.redis_url
+    if not redis_url:
+        embedded = EmbeddedRedis().start()
+        redis_url = embedded.url
+    api_key = new_api_key()
+    catalog = run_dir / "catalog.yaml"
+    write_catalog(args.catalog, catalog, api_key)
+    fleet = LocalFleet(redis_url, catalog, workers=args.workers, state_dir=run_dir, gateway_port=args.port,
+                       namespace="fleet-dev")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        fleet.start()
+    except FleetStartError as exc:
+        print(f"fleet up: {exc}")
+        if embedded:
+            embedded.stop()
+        return 1
+    state = write_client_state(fleet.gateway.address, api_key)
+    print(f"""
+Inference Fleet is up.
+  gateway   {fleet.gateway.address}   (metrics http://127.0.0.1:{fleet.gateway.metrics_port}/metrics)
+  registry  {fleet.registry.address}
+  workers   {', '.join(w.address for w in fleet.worker_processes)}
+  redis     {redis_url}{' (embedded)' if embedded else ''}
+  logs      {run_dir}
+  API key   {api_key}
+            (saved for `fleet infer` in {state})
+
+Try:  fleet infer --model shapes-det/1 models/samples/sample-0.jpg
+Stop with Ctrl-C.
+""", flush=True)
+    try:
+        while not stop.wait(0.5):
+            dead = [p.name for p in fleet.processes if not p.alive()]
+            if dead:
+                print(f"fleet up: {', '.join(dead)} exited; stopping the fleet (logs in {run_dir})")
+                break
+    finally:
+        codes = fleet.stop()
+        if embedded:
+            embedded.stop()
+        state.unlink(missing_ok=True)
+        print("fleet stopped: " + ", ".join(f"{k} exit {v}" for k, v in codes.items()), flush=True)
+    return 0

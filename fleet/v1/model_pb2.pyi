@@ -1,0 +1,169 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_TYPE_UNSPECIFIED: _ClassVar[TaskType]
+    TASK_TYPE_OBJECT_DETECTION: _ClassVar[TaskType]
+    TASK_TYPE_CLASSIFICATION: _ClassVar[TaskType]
+    TASK_TYPE_INSTANCE_SEGMENTATION: _ClassVar[TaskType]
+
+class ResizeMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESIZE_MODE_UNSPECIFIED: _ClassVar[ResizeMode]
+    RESIZE_MODE_LETTERBOX: _ClassVar[ResizeMode]
+    RESIZE_MODE_STRETCH: _ClassVar[ResizeMode]
+
+class ColorOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COLOR_ORDER_UNSPECIFIED: _ClassVar[ColorOrder]
+    COLOR_ORDER_RGB: _ClassVar[ColorOrder]
+    COLOR_ORDER_BGR: _ClassVar[ColorOrder]
+TASK_TYPE_UNSPECIFIED: TaskType
+TASK_TYPE_OBJECT_DETECTION: TaskType
+TASK_TYPE_CLASSIFICATION: TaskType
+TASK_TYPE_INSTANCE_SEGMENTATION: TaskType
+RESIZE_MODE_UNSPECIFIED: ResizeMode
+RESIZE_MODE_LETTERBOX: ResizeMode
+RESIZE_MODE_STRETCH: ResizeMode
+COLOR_ORDER_UNSPECIFIED: ColorOrder
+COLOR_ORDER_RGB: ColorOrder
+COLOR_ORDER_BGR: ColorOrder
+
+class InputSpec(_message.Message):
+    __slots__ = ("name", "width", "height", "resize_mode", "color_order", "pad_value", "scale", "mean", "std")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_MODE_FIELD_NUMBER: _ClassVar[int]
+    COLOR_ORDER_FIELD_NUMBER: _ClassVar[int]
+    PAD_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    STD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    width: int
+    height: int
+    resize_mode: ResizeMode
+    color_order: ColorOrder
+    pad_value: int
+    scale: float
+    mean: _containers.RepeatedScalarFieldContainer[float]
+    std: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., resize_mode: _Optional[_Union[ResizeMode, str]] = ..., color_order: _Optional[_Union[ColorOrder, str]] = ..., pad_value: _Optional[int] = ..., scale: _Optional[float] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class TaskDefaults(_message.Message):
+    __slots__ = ("confidence", "iou_threshold", "max_detections")
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    confidence: float
+    iou_threshold: float
+    max_detections: int
+    def __init__(self, confidence: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., max_detections: _Optional[int] = ...) -> None: ...
+
+class ModelDescriptor(_message.Message):
+    __slots__ = ("model_id", "task_type", "model_type", "artifact_uri", "sha256", "class_names", "input", "workspace", "output_names", "max_batch_size", "multi_label", "defaults", "aliases", "public", "size_bytes", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_URI_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MULTI_LABEL_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    task_type: TaskType
+    model_type: str
+    artifact_uri: str
+    sha256: str
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    input: InputSpec
+    workspace: str
+    output_names: _containers.RepeatedScalarFieldContainer[str]
+    max_batch_size: int
+    multi_label: bool
+    defaults: TaskDefaults
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    public: bool
+    size_bytes: int
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., model_type: _Optional[str] = ..., artifact_uri: _Optional[str] = ..., sha256: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., workspace: _Optional[str] = ..., output_names: _Optional[_Iterable[str]] = ..., max_batch_size: _Optional[int] = ..., multi_label: _Optional[bool] = ..., defaults: _Optional[_Union[TaskDefaults, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ..., public: _Optional[bool] = ..., size_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class LoadedModel(_message.Message):
+    __slots__ = ("model_id", "task_type", "model_type", "worker_id", "size_bytes", "loaded_at", "last_used_at", "request_count", "load_seconds", "execution_provider", "pinned", "sha256", "workspace")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LOADED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    task_type: TaskType
+    model_type: str
+    worker_id: str
+    size_bytes: int
+    loaded_at: _timestamp_pb2.Timestamp
+    last_used_at: _timestamp_pb2.Timestamp
+    request_count: int
+    load_seconds: float
+    execution_provider: str
+    pinned: bool
+    sha256: str
+    workspace: str
+    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., model_type: _Optional[str] = ..., worker_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_count: _Optional[int] = ..., load_seconds: _Optional[float] = ..., execution_provider: _Optional[str] = ..., pinned: _Optional[bool] = ..., sha256: _Optional[str] = ..., workspace: _Optional[str] = ...) -> None: ...
+
+class WorkerLoad(_message.Message):
+    __slots__ = ("worker_id", "address", "loaded_models", "max_models", "loaded_bytes", "capacity_bytes", "in_flight", "queued", "execution_providers", "memory_free_fraction")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MODELS_FIELD_NUMBER: _ClassVar[int]
+    LOADED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FREE_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    address: str
+    loaded_models: int
+    max_models: int
+    loaded_bytes: int
+    capacity_bytes: int
+    in_flight: int
+    queued: int
+    execution_providers: _containers.RepeatedScalarFieldContainer[str]
+    memory_free_fraction: float
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., loaded_models: _Optional[int] = ..., max_models: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., execution_providers: _Optional[_Iterable[str]] = ..., memory_free_fraction: _Optional[float] = ...) -> None: ...

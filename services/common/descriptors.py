@@ -1,0 +1,103 @@
+"""ModelRecord <-> fleet.v1.ModelDescriptor (the protobuf form services exchange)."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import ValidationError
+
+from fleet.v1 import model_pb2
+from services.common.errors import InvalidArgument
+from services.common.model_record import ModelRecord
+from services.common.model_spec import ColorOrder, ModelSpec, ResizeMode, TaskType
+
+TASK_TO_PROTO = {
+    TaskType.OBJECT_DETECTION: model_pb2.TASK_TYPE_OBJECT_DETECTION,
+    TaskType.CLASSIFICATION: model_pb2.TASK_TYPE_CLASSIFICATION,
+    TaskType.INSTANCE_SEGMENTATION: model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION,
+}
+TASK_FROM_PROTO = {v: k for k, v in TASK_TO_PROTO.items()}
+_RESIZE = {ResizeMode.LETTERBOX: model_pb2.RESIZE_MODE_LETTERBOX, ResizeMode.STRETCH: model_pb2.RESIZE_MODE_STRETCH}
+_RESIZE_BACK = {v: k for k, v in _RESIZE.items()}
+_COLOR = {ColorOrder.RGB: model_pb2.COLOR_ORDER_RGB, ColorOrder.BGR: model_pb2.COLOR_ORDER_BGR}
+_COLOR_BACK = {v: k for k, v in _COLOR.items()}
+
+
+def to_proto(record: ModelRecord) -> model_pb2.ModelDescriptor:
+    spec = record.spec
+    inp = spec.input
+    return model_pb2.ModelDescriptor(
+        model_id=record.model_id,
+        task_type=TASK_TO_PROTO[spec.task_type],
+        model_type=spec.model_type,
+        artifact_uri=record.artifact_uri,
+        sha256=spec.weights.sha256,
+        class_names=list(spec.class_names),
+        input=model_pb2.InputSpec(
+            name=inp.name, width=inp.width, height=inp.height, resize_mode=_RESIZE[inp.resize_mode],
+            color_order=_COLOR[inp.color_order], pad_value=inp.pad_value, scale=inp.scale,
+            mean=list(inp.mean), std=list(inp.std),
+        ),
+        workspace=record.workspace,
+        output_names=list(spec.outputs),
+        max_batch_size=spec.batch.max_batch_size,
+        multi_label=spec.multi_label,
+        defaults=model_pb2.TaskDefaults(
+            confidence=spec.defaults.confidence, iou_threshold=spec.defaults.iou_threshold,
+            max_detections=spec.defaults.max_detections,
+        ),
+        aliases=list(record.aliases),
+        public=record.public,
+        size_bytes=spec.weights.size_bytes or 0,
+        metadata={
+            "name": spec.name,
+            "provenance": json.dumps(spec.provenance, sort_keys=True),
+            "metrics": json.dumps(spec.metrics, sort_keys=True),
+        },
+    )
+
+
+def _loads(text: str) -> dict:
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def from_proto(d: model_pb2.ModelDescriptor) -> ModelRecord:
+    """Validate a descriptor received over the wire; InvalidArgument when it is malformed."""
+    if d.task_type not in TASK_FROM_PROTO:
+        raise InvalidArgument(f"model descriptor for {d.model_id!r} has no task_type")
+    inp = d.input
+    try:
+        spec = ModelSpec(
+            name=d.metadata.get("name", ""),
+            task_type=TASK_FROM_PROTO[d.task_type],
+            model_type=d.model_type,
+            class_names=tuple(d.class_names),
+            multi_label=d.multi_label,
+            input={
+                "name": inp.name or "images", "width": inp.width, "height": inp.height,
+                "resize_mode": _RESIZE_BACK.get(inp.resize_mode, ResizeMode.LETTERBOX),
+                "color_order": _COLOR_BACK.get(inp.color_order, ColorOrder.RGB),
+                "pad_value": inp.pad_value, "scale": inp.scale or 1.0 / 255.0,
+                "mean": tuple(inp.mean) or (0.0, 0.0, 0.0), "std": tuple(inp.std) or (1.0, 1.0, 1.0),
+            },
+            outputs=tuple(d.output_names) or ("output0",),
+            batch={"max_batch_size": max(1, d.max_batch_size)},
+            defaults={
+                "confidence": d.defaults.confidence, "iou_threshold": d.defaults.iou_threshold,
+                "max_detections": d.defaults.max_detections or 100,
+            } if d.HasField("defaults") else {},
+            weights={"sha256": d.sha256, "size_bytes": d.size_bytes or None},
+            provenance=_loads(d.metadata.get("provenance", "")),
+            metrics=_loads(d.metadata.get("metrics", "")),
+        )
+        return ModelRecord(
+            model_id=d.model_id, workspace=d.workspace, artifact_uri=d.artifact_uri, spec=spec,
+            public=d.public, aliases=tuple(d.aliases),
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidArgument(f"model descriptor for {d.model_id!r} is invalid: {problems}") from None

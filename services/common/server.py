@@ -1,0 +1,120 @@
+"""Running a service: gRPC server, health, reflection, metrics endpoint, graceful shutdown.
+
+Each service builds a ``Service`` in its composition root (``<service>/server.py``) and
+calls ``run``. Health reports NOT_SERVING until ``startup`` has finished and again from
+the moment shutdown begins; in-flight calls get ``shutdown_grace_s`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from services.common.channels import server_options
+from services.common.interceptors import ServerInterceptor
+from services.common.metrics import READY
+from services.common.settings import ServiceSettings
+
+log = logging.getLogger("fleet.server")
+
+Hook = Callable[[], Awaitable[None]]
+StartupHook = Callable[[int], Awaitable[None]]  # receives the bound gRPC port
+
+
+@dataclass
+class Service:
+    """What a service plugs into the shared runner."""
+
+    name: str
+    settings: ServiceSettings
+    register: Callable[[grpc.aio.Server], None]
+    service_names: list[str]
+    startup: StartupHook | None = None
+    shutdown: Hook | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Runner:
+    """Owns the gRPC server and the health state of one service process."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        s = service.settings
+        self.server = grpc.aio.server(
+            interceptors=[ServerInterceptor(service.name)], options=server_options(s.max_message_bytes)
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        service.register(self.server)
+        reflection.enable_server_reflection(
+            [*service.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
+        if self.port == 0:
+            raise RuntimeError(f"could not bind {s.host}:{s.port}")
+        self.metrics_port = 0
+        self._stop = asyncio.Event()
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *self.service.service_names):
+            await self.health.set(name, status)
+        READY.labels(self.service.name).set(1 if serving else 0)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def start(self) -> None:
+        s = self.service.settings
+        httpd, _ = start_http_server(s.metrics_port, addr=s.host)
+        self.metrics_port = httpd.server_port
+        await self.set_serving(False)
+        await self.server.start()
+        log.info("%s listening", self.service.name, extra={"port": self.port, "metrics_port": self.metrics_port})
+        if self.service.startup:
+            await self.service.startup(self.port)
+        await self.set_serving(True)
+        if s.ready_file:
+            tmp = f"{s.ready_file}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"port": self.port, "metrics_port": self.metrics_port, "pid": os.getpid()}, fh)
+            os.replace(tmp, s.ready_file)
+        log.info("%s ready", self.service.name)
+
+    async def stop(self) -> None:
+        grace = self.service.settings.shutdown_grace_s
+        log.info("%s shutting down", self.service.name, extra={"grace_s": grace})
+        await self.set_serving(False)
+        await self.server.stop(grace)
+        if self.service.shutdown:
+            await self.service.shutdown()
+        log.info("%s stopped", self.service.name)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
+
+def run(build: Callable[[], Service]) -> None:
+    """Build a service inside the event loop and run it until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        await Runner(build()).run()
+
+    asyncio.run(main())

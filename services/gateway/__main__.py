@@ -1,0 +1,13 @@
+"""Entry point: ``fleet-gateway`` / ``python -m services.gateway``."""
+
+from __future__ import annotations
+
+from services.common.entrypoint import main_for
+from services.gateway.server import build
+from services.gateway.settings import GatewaySettings
+
+main = main_for("gateway", "The fleet's public gRPC API: authenticates, resolves models, routes to workers.",
+                GatewaySettings, build)
+
+if __name__ == "__main__":
+    main()

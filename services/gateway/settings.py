@@ -1,0 +1,27 @@
+"""Gateway settings (env prefix FLEET_GATEWAY_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="FLEET_GATEWAY_", extra="ignore", frozen=True)
+
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port of the public API (0: pick a free one).")
+    registry_address: str = Field("127.0.0.1:50052", description="Registry host:port.")
+    workers: str = Field("", description="Comma-separated worker host:port list (more are found by heartbeat).")
+    discover_workers: bool = Field(True, description="Add workers that publish heartbeats in Redis.")
+    auth_local_ttl_s: float = Field(60.0, ge=0, description="In-process cache of valid API keys (by hash).")
+    auth_negative_ttl_s: float = Field(5.0, ge=0, description="In-process cache of rejected API keys (by hash).")
+    auth_redis_ttl_s: int = Field(3600, ge=1, description="Redis cache of valid API keys (by hash).")
+    model_cache_ttl_s: float = Field(10.0, ge=0, description="In-process cache of resolved models.")
+    request_timeout_s: float = Field(30.0, gt=0, description="Deadline for calls whose client set none.")
+    worker_attempts: int = Field(3, ge=1, description="Workers tried per request when one is unavailable.")
+    worker_cooldown_s: float = Field(2.0, ge=0, description="How long an unreachable worker is skipped.")
+    placement_refresh_s: float = Field(1.0, gt=0, description="How often worker heartbeats are read.")
+    response_cache_ttl_s: int = Field(0, ge=0, description="Cache identical requests' responses in Redis (0: off).")
+    registry_wait_s: float = Field(30.0, ge=0, description="At start-up, how long to wait for the registry.")

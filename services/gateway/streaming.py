@@ -1,0 +1,59 @@
+"""Many inferences over one stream: bounded concurrency, answers as they complete.
+
+A failed item yields its error and the stream goes on; only a bad API key (checked
+before the first item) or the client going away ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fleet.v1 import inference_pb2
+from services.common.errors import FleetError
+from services.gateway.gateway import Gateway
+
+Outcome = tuple[str, inference_pb2.InferResponse | FleetError]
+
+
+async def infer_stream(
+    gateway: Gateway, api_key: str, items: AsyncIterator[tuple[str, inference_pb2.InferRequest]],
+    max_in_flight: int, timeout_s: float | None,
+) -> AsyncIterator[Outcome]:
+    await gateway.auth.workspace_for(api_key)
+    outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
+    slots = asyncio.Semaphore(max_in_flight)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(correlation_id: str, request: inference_pb2.InferRequest) -> None:
+        try:
+            outcomes.put_nowait((correlation_id, await gateway.infer(api_key, request, timeout_s)))
+        except FleetError as exc:
+            outcomes.put_nowait((correlation_id, exc))
+        finally:
+            slots.release()
+
+    async def read() -> None:
+        try:
+            async for correlation_id, request in items:
+                await slots.acquire()
+                task = asyncio.get_running_loop().create_task(one(correlation_id, request))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            outcomes.put_nowait(None)
+
+    reader = asyncio.get_running_loop().create_task(read())
+    try:
+        while (outcome := await outcomes.get()) is not None:
+            yield outcome
+        await reader  # surfaces a failure to read the request stream
+    finally:
+        reader.cancel()
+        for task in list(tasks):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader

@@ -1,0 +1,128 @@
+"""The gateway's view of the model workers: who is up, who holds which model, whom to try.
+
+Candidates for a model are ordered: healthy before cooling-down, workers that already
+hold the model (from their Redis heartbeats, or from having just served it) first, then
+by rendezvous hashing of the model id, so one model keeps landing on the same worker
+instead of being loaded everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from fleet.v1 import worker_pb2_grpc
+from services.cache import FleetCache
+from services.common.channels import insecure_channel
+from services.common.errors import CacheUnavailable
+
+log = logging.getLogger("fleet.gateway.workers")
+
+
+@dataclass
+class WorkerEndpoint:
+    address: str
+    channel: grpc.aio.Channel
+    stub: worker_pb2_grpc.ModelWorkerServiceStub
+    worker_id: str = ""
+    holds: set[str] = field(default_factory=set)
+    in_flight: int = 0
+    unhealthy_until: float = 0.0
+    static: bool = False
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.unhealthy_until
+
+
+def _rendezvous(model_id: str, address: str) -> bytes:
+    return hashlib.blake2b(f"{model_id}|{address}".encode(), digest_size=8).digest()
+
+
+class WorkerPool:
+    def __init__(self, static_addresses: list[str], max_message_bytes: int, cache: FleetCache | None,
+                 discover: bool, cooldown_s: float, refresh_s: float) -> None:
+        self.max_message_bytes, self.cache, self.discover = max_message_bytes, cache, discover
+        self.cooldown_s, self.refresh_s = cooldown_s, refresh_s
+        self.endpoints: dict[str, WorkerEndpoint] = {}
+        for address in static_addresses:
+            self._add(address, static=True)
+        self._task: asyncio.Task[None] | None = None
+
+    def _add(self, address: str, static: bool = False) -> WorkerEndpoint:
+        endpoint = self.endpoints.get(address)
+        if endpoint is None:
+            channel = insecure_channel(address, self.max_message_bytes + 1024 * 1024)
+            endpoint = WorkerEndpoint(address, channel, worker_pb2_grpc.ModelWorkerServiceStub(channel), static=static)
+            self.endpoints[address] = endpoint
+            log.info("worker added", extra={"address": address})
+        return endpoint
+
+    def candidates(self, model_id: str) -> list[WorkerEndpoint]:
+        now = time.monotonic()
+        return sorted(
+            self.endpoints.values(),
+            key=lambda e: (not e.healthy(now), model_id not in e.holds, _rendezvous(model_id, e.address)),
+        )
+
+    def all(self) -> list[WorkerEndpoint]:
+        return list(self.endpoints.values())
+
+    def mark_failed(self, endpoint: WorkerEndpoint) -> None:
+        endpoint.unhealthy_until = time.monotonic() + self.cooldown_s
+        endpoint.holds.clear()
+        log.warning("worker unavailable; skipping it for a while",
+                    extra={"address": endpoint.address, "cooldown_s": self.cooldown_s})
+
+    def note_serving(self, endpoint: WorkerEndpoint, model_id: str) -> None:
+        endpoint.unhealthy_until = 0.0
+        endpoint.holds.add(model_id)
+
+    def note_unloaded(self, endpoint: WorkerEndpoint, model_id: str) -> None:
+        endpoint.holds.discard(model_id)
+
+    async def refresh(self) -> None:
+        """Update holdings (and discover workers) from heartbeats; drop workers that stopped beating."""
+        if self.cache is None:
+            return
+        try:
+            live = await self.cache.heartbeats.live()
+        except CacheUnavailable:
+            return
+        seen = set()
+        for worker_id, state in live.items():
+            address = state.get("address")
+            if not address:
+                continue
+            if address not in self.endpoints and not self.discover:
+                continue
+            endpoint = self._add(address)
+            endpoint.worker_id = worker_id
+            endpoint.holds = set(state.get("models", []))
+            seen.add(address)
+        for address, endpoint in list(self.endpoints.items()):
+            if address not in seen and not endpoint.static:
+                del self.endpoints[address]
+                await endpoint.channel.close()
+                log.info("worker left", extra={"address": address})
+
+    def start(self) -> None:
+        async def loop() -> None:
+            while True:
+                await self.refresh()
+                await asyncio.sleep(self.refresh_s)
+
+        self._task = asyncio.get_running_loop().create_task(loop())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for endpoint in self.endpoints.values():
+            await endpoint.channel.close()

@@ -1,0 +1,13 @@
+"""Entry point: ``fleet-worker`` / ``python -m services.model_worker``."""
+
+from __future__ import annotations
+
+from services.common.entrypoint import main_for
+from services.model_worker.server import build
+from services.model_worker.settings import WorkerSettings
+
+main = main_for("worker", "A model worker: holds ONNX Runtime sessions under an LRU and runs inferences.",
+                WorkerSettings, build)
+
+if __name__ == "__main__":
+    main()

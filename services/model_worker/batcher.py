@@ -1,0 +1,147 @@
+"""Dynamic batching for one model: concurrent requests share one ONNX Runtime run.
+
+A request is *announced* when it starts decoding and *submitted* once its tensor is
+ready. The batching loop takes what is queued and, only while announced requests are
+still on their way, waits up to ``max_delay_s`` for them to fill the batch. A lone
+request therefore never waits, and under load the next batch forms while the current
+one runs. Errors reach every waiter of the failed batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.common.errors import ResourceExhausted, Unavailable
+from services.model_worker.metrics import BATCH_SIZE, QUEUE_DEPTH
+
+
+@dataclass
+class BatchOutput:
+    outputs: list[np.ndarray]  # this request's slice of each output (batch dimension removed)
+    batch_size: int
+    queue_s: float
+    infer_s: float
+
+
+@dataclass
+class _Item:
+    tensor: np.ndarray
+    future: asyncio.Future[BatchOutput]
+    enqueued: float
+
+
+def _fail(items: list[_Item], exc: BaseException) -> None:
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(exc)
+
+
+class Batcher:
+    def __init__(
+        self,
+        run: Callable[[np.ndarray], list[np.ndarray]],
+        executor: Executor,
+        max_batch_size: int,
+        max_delay_s: float,
+        max_queue: int,
+    ) -> None:
+        self._run, self._executor = run, executor
+        self.max_batch_size, self.max_delay_s, self.max_queue = max_batch_size, max_delay_s, max_queue
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._incoming = 0
+        self._arrived = asyncio.Event()
+        self._closed = False
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def announce(self) -> None:
+        """A request for this model has started its pre-processing."""
+        self._incoming += 1
+
+    def withdraw(self) -> None:
+        """An announced request failed before submitting."""
+        self._incoming -= 1
+        self._arrived.set()
+
+    async def submit(self, tensor: np.ndarray) -> BatchOutput:
+        """Queue one announced request's input (C x H x W) and wait for its outputs."""
+        self._incoming -= 1
+        if self._closed:
+            self._arrived.set()
+            raise Unavailable("the model was unloaded while the request was queued; retry")
+        if self._queue.qsize() >= self.max_queue:
+            self._arrived.set()
+            raise ResourceExhausted(
+                f"the model's queue is full ({self.max_queue} requests); retry with backoff or add workers"
+            )
+        future: asyncio.Future[BatchOutput] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(tensor, future, time.perf_counter()))
+        QUEUE_DEPTH.inc()
+        self._arrived.set()
+        return await future
+
+    async def _collect(self) -> list[_Item]:
+        items = [await self._queue.get()]
+        deadline = time.perf_counter() + self.max_delay_s
+        while len(items) < self.max_batch_size:
+            if not self._queue.empty():
+                items.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - time.perf_counter()
+            if self._incoming <= 0 or remaining <= 0:
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                break
+        QUEUE_DEPTH.dec(len(items))
+        return items
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = await self._collect()
+            live = [i for i in items if not i.future.done()]  # drop callers that gave up
+            if not live:
+                continue
+            batch = np.stack([i.tensor for i in live])
+            started = time.perf_counter()
+            try:
+                outputs = await loop.run_in_executor(self._executor, self._run, batch)
+            except asyncio.CancelledError:
+                _fail(live, Unavailable("the model was unloaded during inference; retry"))
+                raise
+            except Exception as exc:  # noqa: BLE001 - delivered to every waiter
+                _fail(live, exc)
+                continue
+            infer_s = time.perf_counter() - started
+            BATCH_SIZE.observe(len(live))
+            for index, item in enumerate(live):
+                if not item.future.done():
+                    item.future.set_result(
+                        BatchOutput([o[index] for o in outputs], len(live), started - item.enqueued, infer_s)
+                    )
+
+    async def close(self) -> None:
+        """Stop taking requests; fail what is still queued; wait for the loop to end."""
+        self._closed = True
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        pending = []
+        while not self._queue.empty():
+            pending.append(self._queue.get_nowait())
+            QUEUE_DEPTH.dec()
+        _fail(pending, Unavailable("the model was unloaded; retry"))

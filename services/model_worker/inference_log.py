@@ -1,0 +1,82 @@
+"""Records each inference in Redis off the request path; Redis trouble never fails a request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from services.cache import FleetCache
+from services.common.context import current_request_id
+from services.common.errors import CacheUnavailable
+from services.model_worker.metrics import INFERENCE_LOG_FAILURES
+from services.model_worker.pipeline import InferenceOutput
+from services.model_worker.processing.results import Classification
+
+log = logging.getLogger("fleet.worker.inference_log")
+
+
+def summarize(out: InferenceOutput, request_id: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "inference_id": out.inference_id,
+        "request_id": request_id,
+        "task": out.record.spec.task_type.value,
+        "image": [out.width, out.height],
+        "worker_ms": round(out.timings.total_s * 1e3, 3),
+        "batch_size": out.timings.batch_size,
+    }
+    names = out.record.spec.class_names
+    if isinstance(out.result, Classification):
+        top = out.result.top_class_id
+        entry["top"] = names[top] if top is not None else None
+        entry["confidence"] = round(out.result.top_score, 4)
+    else:
+        entry["detections"] = len(out.result)
+        entry["classes"] = sorted({names[c] for c in out.result.class_ids.tolist()})
+    return entry
+
+
+class InferenceRecorder:
+    """A bounded queue drained by one background task in batches."""
+
+    def __init__(self, cache: FleetCache, worker_id: str, expiry_s: int, max_pending: int = 10_000,
+                 flush_interval_s: float = 0.25) -> None:
+        self.cache, self.worker_id, self.expiry_s = cache, worker_id, expiry_s
+        self.flush_interval_s = flush_interval_s
+        self._queue: asyncio.Queue[tuple[str, float, dict[str, Any]]] = asyncio.Queue(max_pending)
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, out: InferenceOutput) -> None:
+        try:
+            self._queue.put_nowait((out.record.model_id, time.time(), summarize(out, current_request_id())))
+        except asyncio.QueueFull:
+            INFERENCE_LOG_FAILURES.inc()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _flush(self) -> None:
+        batch = []
+        while not self._queue.empty() and len(batch) < 500:
+            batch.append(self._queue.get_nowait())
+        if not batch:
+            return
+        try:
+            await self.cache.inference_log.record_many(self.worker_id, batch, self.expiry_s)
+        except CacheUnavailable:
+            INFERENCE_LOG_FAILURES.inc(len(batch))
+            log.warning("inference log lost entries: Redis unavailable", extra={"entries": len(batch)})
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval_s)
+            await self._flush()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._flush()

@@ -1,0 +1,262 @@
+"""The worker's model manager: lazy loads under per-model locks, LRU by count and memory.
+
+All bookkeeping happens on the event loop thread, so the model table needs no lock of
+its own; per-model ``asyncio.Lock``s (acquired with a timeout) serialize load, reload and
+unload of one model, so concurrent first requests load it once and concurrent add/remove
+never builds two copies. Fetching and opening run in a thread pool: requests for models
+already loaded keep flowing meanwhile. Pinned models are never evicted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import psutil
+
+from services.common.errors import FleetError, Unavailable
+from services.common.model_record import ModelRecord
+from services.model_worker.artifacts import ArtifactStore
+from services.model_worker.batcher import Batcher
+from services.model_worker.metrics import EVICTIONS, LOADED_BYTES, LOADED_MODELS, MODEL_LOAD_SECONDS, MODEL_LOADS
+from services.model_worker.runtime import RuntimeOptions, Session, device_free_bytes, open_session
+
+log = logging.getLogger("fleet.worker.models")
+
+
+@dataclass(frozen=True)
+class ManagerLimits:
+    max_models: int = 8
+    capacity_bytes: int = 0  # 0: no byte limit
+    memory_free_threshold: float = 0.0  # 0: no pressure check
+    lock_timeout_s: float = 60.0
+    max_queue_delay_s: float = 0.002
+    max_queue: int = 256
+
+
+@dataclass
+class LoadedModel:
+    record: ModelRecord
+    session: Session
+    batcher: Batcher
+    load_seconds: float
+    pinned: bool = False
+    loaded_at: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.time)
+    request_count: int = 0
+    in_flight: int = 0
+    retired: bool = False
+
+    @property
+    def model_id(self) -> str:
+        return self.record.model_id
+
+    @property
+    def sha256(self) -> str:
+        return self.record.spec.weights.sha256
+
+    @property
+    def size_bytes(self) -> int:
+        return self.session.size_bytes
+
+
+def memory_free_fraction() -> float:
+    """Free/total memory: the GPU's when one is in use, else the host's."""
+    device = device_free_bytes()
+    if device is not None:
+        return device[0] / device[1]
+    vm = psutil.virtual_memory()
+    return vm.available / vm.total
+
+
+@dataclass
+class _LockEntry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class ModelManager:
+    def __init__(
+        self,
+        artifacts: ArtifactStore,
+        runtime: RuntimeOptions,
+        limits: ManagerLimits,
+        load_executor: Executor,
+        infer_executor: Executor,
+        free_fraction: Callable[[], float] = memory_free_fraction,
+    ) -> None:
+        self.artifacts, self.runtime, self.limits = artifacts, runtime, limits
+        self._load_executor, self._infer_executor = load_executor, infer_executor
+        self._free_fraction = free_fraction
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._locks: dict[str, _LockEntry] = {}
+        self.loads_started = 0  # for tests and describe: how many loads ran
+
+    # ---- queries -------------------------------------------------------------------------
+    def get(self, model_id: str) -> LoadedModel | None:
+        return self._models.get(model_id)
+
+    def models(self) -> list[LoadedModel]:
+        return list(self._models.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(m.size_bytes for m in self._models.values())
+
+    # ---- request path --------------------------------------------------------------------
+    async def acquire(self, record: ModelRecord) -> tuple[LoadedModel, bool]:
+        """The loaded model for ``record`` (loading it if needed) and whether this call loaded it.
+
+        The caller must ``release`` it; an acquired model is never closed under a request.
+        """
+        model = self._models.get(record.model_id)
+        cold = False
+        if model is None or model.sha256 != record.spec.weights.sha256:
+            model, already = await self.load(record)
+            cold = not already
+        self._models.move_to_end(model.model_id)
+        model.in_flight += 1
+        return model, cold
+
+    def release(self, model: LoadedModel) -> None:
+        model.in_flight -= 1
+        model.request_count += 1
+        model.last_used = time.time()
+
+    # ---- management ------------------------------------------------------------------------
+    async def load(self, record: ModelRecord, pin: bool = False) -> tuple[LoadedModel, bool]:
+        """Load ``record`` unless that exact version is loaded; returns (model, already_loaded)."""
+        async with self._model_lock(record.model_id):
+            existing = self._models.get(record.model_id)
+            if existing is not None and existing.sha256 == record.spec.weights.sha256:
+                existing.pinned = existing.pinned or pin
+                return existing, True
+            model = await self._open(record, pin)
+            if existing is not None:
+                self._drop(existing, "replaced")
+            self._models[record.model_id] = model
+            self._update_gauges()
+            self._enforce_limits(keep=record.model_id)
+            return model, False
+
+    async def unload(self, model_id: str) -> bool:
+        async with self._model_lock(model_id):
+            model = self._models.get(model_id)
+            if model is None:
+                return False
+            self._drop(model, "unloaded")
+            return True
+
+    async def clear(self, workspace: str = "") -> list[str]:
+        ids = [m.model_id for m in self._models.values() if not workspace or m.record.workspace == workspace]
+        return [model_id for model_id in ids if await self.unload(model_id)]
+
+    async def close(self) -> None:
+        for model in list(self._models.values()):
+            self._drop(model, "shutdown")
+        await asyncio.sleep(0)
+
+    # ---- internals -------------------------------------------------------------------------
+    def _model_lock(self, model_id: str) -> _TimedLock:
+        entry = self._locks.get(model_id)
+        if entry is None:
+            entry = self._locks[model_id] = _LockEntry()
+        return _TimedLock(self, model_id, entry)
+
+    async def _open(self, record: ModelRecord, pin: bool) -> LoadedModel:
+        started = time.perf_counter()
+        self.loads_started += 1
+        try:
+            path = await self.artifacts.fetch(record.artifact_uri, record.spec.weights.sha256)
+            loop = asyncio.get_running_loop()
+            session = await loop.run_in_executor(self._load_executor, open_session, path, record.spec, self.runtime)
+        except FleetError:
+            MODEL_LOADS.labels("failed").inc()
+            raise
+        except Exception:
+            MODEL_LOADS.labels("failed").inc()
+            log.exception("unexpected error loading %s", record.model_id)
+            raise
+        elapsed = time.perf_counter() - started
+        MODEL_LOADS.labels("loaded").inc()
+        MODEL_LOAD_SECONDS.observe(elapsed)
+        batcher = Batcher(session.run, self._infer_executor, session.max_batch_size,
+                          self.limits.max_queue_delay_s, self.limits.max_queue)
+        log.info("model loaded", extra={"model_id": record.model_id, "seconds": round(elapsed, 3),
+                                        "bytes": session.size_bytes, "provider": session.provider})
+        return LoadedModel(record, session, batcher, elapsed, pinned=pin)
+
+    def _over_limit(self) -> str | None:
+        if len(self._models) > self.limits.max_models:
+            return "count"
+        if self.limits.capacity_bytes and self.total_bytes > self.limits.capacity_bytes:
+            return "memory"
+        if self.limits.memory_free_threshold and self._free_fraction() < self.limits.memory_free_threshold:
+            return "pressure"
+        return None
+
+    def _enforce_limits(self, keep: str) -> None:
+        while (reason := self._over_limit()) is not None:
+            victim = next((m for m in self._models.values() if not m.pinned and m.model_id != keep), None)
+            if victim is None:
+                log.warning("over the %s limit but nothing can be evicted", reason)
+                return
+            EVICTIONS.labels(reason).inc()
+            self._drop(victim, f"evicted ({reason})")
+
+    def _drop(self, model: LoadedModel, why: str) -> None:
+        """Remove from the table now; close once its in-flight requests are done."""
+        if self._models.get(model.model_id) is model:
+            del self._models[model.model_id]
+        self._update_gauges()
+        if model.retired:
+            return
+        model.retired = True
+        log.info("model %s", why, extra={"model_id": model.model_id, "bytes": model.size_bytes})
+        asyncio.get_running_loop().create_task(self._retire(model))
+
+    @staticmethod
+    async def _retire(model: LoadedModel, drain_timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + drain_timeout_s
+        while model.in_flight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await model.batcher.close()
+
+    def _update_gauges(self) -> None:
+        LOADED_MODELS.set(len(self._models))
+        LOADED_BYTES.set(self.total_bytes)
+
+
+class _TimedLock:
+    """``async with``: a model's lock, acquired within the manager's lock timeout."""
+
+    def __init__(self, manager: ModelManager, model_id: str, entry: _LockEntry) -> None:
+        self.manager, self.model_id, self.entry = manager, model_id, entry
+
+    async def __aenter__(self) -> None:
+        self.entry.users += 1
+        try:
+            await asyncio.wait_for(self.entry.lock.acquire(), self.manager.limits.lock_timeout_s)
+        except TimeoutError:
+            self._leave()
+            raise Unavailable(
+                f"model {self.model_id!r} is still being loaded by another request after "
+                f"{self.manager.limits.lock_timeout_s:.0f}s; retry later"
+            ) from None
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.entry.lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self.entry.users -= 1
+        if self.entry.users == 0:
+            self.manager._locks.pop(self.model_id, None)

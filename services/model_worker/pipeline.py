@@ -1,0 +1,121 @@
+"""One inference, end to end: fetch, decode + pre-process, batch, run, post-process.
+
+CPU stages run in a thread pool; the event loop only schedules. Stage times are
+measured here and returned with the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.common.model_record import ModelRecord
+from services.common.model_spec import InputSpec, ModelSpec
+from services.model_worker.images import ImageInput, to_pixels
+from services.model_worker.manager import ModelManager
+from services.model_worker.metrics import STAGE_SECONDS
+from services.model_worker.processing.decode import ImageLimits
+from services.model_worker.processing.params import InferenceParams, ResolvedParams
+from services.model_worker.processing.postprocess import postprocess
+from services.model_worker.processing.preprocess import Transform, preprocess
+from services.model_worker.processing.results import Classification, Detections
+from services.model_worker.url_fetch import UrlFetcher
+from services.model_worker.visualize import render
+
+
+@dataclass
+class Timings:
+    decode_s: float = 0.0
+    preprocess_s: float = 0.0
+    queue_s: float = 0.0
+    inference_s: float = 0.0
+    postprocess_s: float = 0.0
+    total_s: float = 0.0
+    batch_size: int = 0
+    cold_start: bool = False
+
+
+@dataclass
+class InferenceOutput:
+    inference_id: str
+    record: ModelRecord
+    width: int
+    height: int
+    result: Detections | Classification
+    polygons: list[np.ndarray] | None
+    visualization: bytes
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass
+class _Prepared:
+    pixels: np.ndarray | None  # kept only when a visualization is wanted
+    tensor: np.ndarray
+    transform: Transform
+    decode_s: float
+    preprocess_s: float
+
+
+def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool) -> _Prepared:
+    t0 = time.perf_counter()
+    pixels = to_pixels(image, limits)
+    t1 = time.perf_counter()
+    tensor, transform = preprocess(pixels, spec)
+    t2 = time.perf_counter()
+    return _Prepared(pixels if keep_pixels else None, tensor, transform, t1 - t0, t2 - t1)
+
+
+def _finish(
+    outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, params: ResolvedParams
+) -> tuple[Detections | Classification, list[np.ndarray] | None, bytes]:
+    result = postprocess(outputs, spec, prepared.transform, params)
+    polygons = None
+    if isinstance(result, Detections) and result.masks is not None:
+        polygons = [m.polygon() for m in result.masks]
+    visual = render(prepared.pixels, result, spec.class_names, polygons) if prepared.pixels is not None else b""
+    return result, polygons, visual
+
+
+class Pipeline:
+    def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher) -> None:
+        self.manager, self.cpu, self.limits, self.urls = manager, cpu_executor, limits, urls
+
+    async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        resolved = params.resolve(record.spec)
+        if image.url is not None:
+            image = ImageInput(encoded=await self.urls.fetch(image.url))
+        model, cold = await self.manager.acquire(record)
+        try:
+            model.batcher.announce()
+            try:
+                prepared = await loop.run_in_executor(
+                    self.cpu, _prepare, image, record.spec.input, self.limits, resolved.visualize
+                )
+            except BaseException:
+                model.batcher.withdraw()
+                raise
+            batch = await model.batcher.submit(prepared.tensor)
+            t_post = time.perf_counter()
+            result, polygons, visual = await loop.run_in_executor(
+                self.cpu, _finish, batch.outputs, record.spec, prepared, resolved
+            )
+            postprocess_s = time.perf_counter() - t_post
+        finally:
+            self.manager.release(model)
+        timings = Timings(
+            decode_s=prepared.decode_s, preprocess_s=prepared.preprocess_s, queue_s=batch.queue_s,
+            inference_s=batch.infer_s, postprocess_s=postprocess_s, total_s=time.perf_counter() - started,
+            batch_size=batch.batch_size, cold_start=cold,
+        )
+        for stage in ("decode", "preprocess", "queue", "inference", "postprocess"):
+            STAGE_SECONDS.labels(stage).observe(getattr(timings, f"{stage}_s"))
+        t = prepared.transform
+        return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, result, polygons, visual,
+                               timings)

@@ -1,0 +1,93 @@
+"""Image decoding with limits checked before the pixels are decoded.
+
+Every image leaves here as a contiguous ``H x W x 3`` uint8 array in RGB order,
+whatever it arrived as (encoded bytes in any supported format, or raw pixels).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from services.common.errors import InvalidImage
+
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP"})
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_pixels: int = 40_000_000
+    max_side: int = 16_384
+
+
+def probe(data: bytes, limits: ImageLimits) -> tuple[str, int, int]:
+    """Read only the header: return (format, width, height) or raise InvalidImage."""
+    if not data:
+        raise InvalidImage("the image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                fmt, (width, height) = (img.format or "unknown"), img.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+        raise InvalidImage(
+            f"the image bytes are not a recognisable image; supported formats are {sorted(SUPPORTED_FORMATS)}"
+        ) from None
+    if fmt not in SUPPORTED_FORMATS:
+        raise InvalidImage(f"image format {fmt} is not supported; send one of {sorted(SUPPORTED_FORMATS)}")
+    check_dimensions(width, height, limits)
+    return fmt, width, height
+
+
+def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
+    if width <= 0 or height <= 0:
+        raise InvalidImage(f"the image has no pixels ({width}x{height})")
+    if width > limits.max_side or height > limits.max_side:
+        raise InvalidImage(
+            f"the image is {width}x{height}; each side must be at most {limits.max_side} pixels"
+        )
+    if width * height > limits.max_pixels:
+        raise InvalidImage(
+            f"the image is {width}x{height} = {width * height} pixels, over the limit of "
+            f"{limits.max_pixels} pixels; resize it before sending"
+        )
+
+
+def decode_bytes(data: bytes, limits: ImageLimits) -> np.ndarray:
+    """Decode an encoded image (after checking its header) into RGB uint8."""
+    fmt, width, height = probe(data, limits)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None or bgr.size == 0:
+        raise InvalidImage(f"the {fmt} image could not be decoded: the data is corrupt or truncated")
+    if bgr.shape[0] * bgr.shape[1] != width * height:
+        # The decoder disagrees with the header: treat as corrupt rather than guess.
+        raise InvalidImage(f"the {fmt} image is corrupt: its header and pixel data disagree")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_raw(
+    data: bytes, width: int, height: int, channels: int, limits: ImageLimits, *, bgr: bool = False
+) -> np.ndarray:
+    """Interpret raw interleaved uint8 pixels (1, 3 or 4 channels) as an RGB image."""
+    check_dimensions(width, height, limits)
+    if channels not in (1, 3, 4):
+        raise InvalidImage(f"raw images must have 1, 3 or 4 channels, got {channels}")
+    expected = width * height * channels
+    if len(data) != expected:
+        raise InvalidImage(
+            f"raw image data is {len(data)} bytes but {width}x{height}x{channels} needs {expected} bytes"
+        )
+    pixels = np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)
+    if channels == 1:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+    if channels == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
+    if bgr:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(pixels)

@@ -1,0 +1,144 @@
+"""ONNX Runtime sessions: provider choice, validation against the package, footprint.
+
+CUDA is used only when the session really runs on it (``session.get_providers()``),
+never merely because the provider is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from services.common.errors import ModelLoadError
+from services.common.model_spec import ModelSpec
+from services.model_worker.processing.postprocess import check_output_shapes
+
+try:
+    import onnxruntime as ort
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "the model worker needs ONNX Runtime: pip install 'inference-fleet[cpu]' (or [gpu] on CUDA machines)"
+    ) from exc
+
+log = logging.getLogger("fleet.worker.runtime")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+# Session creation is serialized so each model's memory delta is its own.
+_CREATE_LOCK = threading.Lock()
+
+
+def requested_providers(mode: str, available: list[str]) -> list[str]:
+    """Providers to ask ONNX Runtime for, best first, given the setting and what is installed."""
+    if mode != "cpu" and CUDA in available:
+        return [CUDA, CPU]
+    if mode == "cuda":
+        log.warning("CUDA requested but CUDAExecutionProvider is not installed; using CPU")
+    return [CPU]
+
+
+def device_free_bytes() -> tuple[int, int] | None:
+    """(free, total) GPU memory through torch when it is installed and sees a GPU, else None."""
+    try:
+        import torch  # noqa: PLC0415 - optional, GPU installs only
+
+        if torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info()
+            return int(free), int(total)
+    except Exception:  # noqa: BLE001 - any failure just means "unknown"
+        return None
+    return None
+
+
+@dataclass
+class Session:
+    """An opened, validated model."""
+
+    session: ort.InferenceSession
+    input_name: str
+    output_names: list[str]
+    provider: str
+    max_batch_size: int
+    host_bytes: int
+    device_bytes: int
+
+    @property
+    def size_bytes(self) -> int:
+        return self.host_bytes + self.device_bytes
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.output_names, {self.input_name: batch})
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    execution_provider: str = "auto"
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    max_batch_size: int = 16
+
+
+def _check_input(spec: ModelSpec, sess: ort.InferenceSession) -> tuple[str, int | None]:
+    inputs = sess.get_inputs()
+    if len(inputs) != 1:
+        raise ModelLoadError(f"the model has {len(inputs)} inputs; a vision model package needs exactly one")
+    inp = inputs[0]
+    if inp.name != spec.input.name:
+        raise ModelLoadError(f"the model's input is named {inp.name!r}, but model.json says {spec.input.name!r}")
+    shape = list(inp.shape)
+    want = [None, 3, spec.input.height, spec.input.width]
+    if len(shape) != 4 or any(isinstance(g, int) and w is not None and g != w for g, w in zip(shape, want)):
+        raise ModelLoadError(
+            f"the model's input shape is {shape}, but model.json describes [batch, 3, {spec.input.height}, "
+            f"{spec.input.width}]"
+        )
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+    return inp.name, batch
+
+
+def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Session:
+    """Open and validate a model; raise ModelLoadError with an actionable message."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if options.intra_op_threads:
+        so.intra_op_num_threads = options.intra_op_threads
+    if options.inter_op_threads:
+        so.inter_op_num_threads = options.inter_op_threads
+    providers = requested_providers(options.execution_provider, ort.get_available_providers())
+    process = psutil.Process()
+    with _CREATE_LOCK:
+        rss_before = process.memory_info().rss
+        gpu_before = device_free_bytes() if CUDA in providers else None
+        try:
+            sess = ort.InferenceSession(str(path), so, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
+            raise ModelLoadError(f"ONNX Runtime could not open the model ({type(exc).__name__}): "
+                                 f"{str(exc)[:300]}") from None
+        input_name, fixed_batch = _check_input(spec, sess)
+        names = [o.name for o in sess.get_outputs()]
+        missing = [n for n in spec.outputs if n not in names]
+        if missing:
+            raise ModelLoadError(f"the model has outputs {names}, but model.json names {list(spec.outputs)}")
+        shapes = {o.name: list(o.shape)[1:] for o in sess.get_outputs()}
+        check_output_shapes(spec, [shapes[n] for n in spec.outputs])
+        # One warm-up run checks the real output shapes and settles the memory arenas.
+        dummy = np.zeros((1, 3, spec.input.height, spec.input.width), dtype=np.float32)
+        try:
+            outputs = sess.run(list(spec.outputs), {input_name: dummy})
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"the model failed its warm-up run: {str(exc)[:300]}") from None
+        check_output_shapes(spec, [o.shape[1:] for o in outputs])
+        host_bytes = max(0, process.memory_info().rss - rss_before)
+        gpu_after = device_free_bytes() if gpu_before else None
+    device_bytes = max(0, gpu_before[0] - gpu_after[0]) if gpu_before and gpu_after else 0
+    provider = sess.get_providers()[0]
+    if providers[0] == CUDA and provider != CUDA:
+        log.warning("CUDA was requested but the session fell back to %s", provider)
+    max_batch = min(options.max_batch_size, spec.batch.max_batch_size, fixed_batch or options.max_batch_size)
+    return Session(sess, input_name, list(spec.outputs), provider, max(1, max_batch), host_bytes, device_bytes)

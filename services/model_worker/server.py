@@ -1,0 +1,82 @@
+"""The model worker's composition root."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import psutil
+
+from fleet.v1 import worker_pb2, worker_pb2_grpc
+from services.cache import FleetCache
+from services.common.server import Service
+from services.model_worker.artifacts import ArtifactStore
+from services.model_worker.heartbeat import Heartbeat
+from services.model_worker.inference_log import InferenceRecorder
+from services.model_worker.manager import ManagerLimits, ModelManager
+from services.model_worker.pipeline import Pipeline
+from services.model_worker.processing.decode import ImageLimits
+from services.model_worker.runtime import RuntimeOptions
+from services.model_worker.servicer import WorkerServicer
+from services.model_worker.settings import WorkerSettings
+from services.model_worker.url_fetch import UrlFetcher
+from services.model_worker.worker import Worker
+
+SERVICE_NAME = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
+
+
+def capacity_bytes(settings: WorkerSettings) -> int:
+    """The configured model-memory capacity, or half of the memory available at start-up."""
+    return settings.memory_capacity_bytes or psutil.virtual_memory().available // 2
+
+
+def build(settings: WorkerSettings, address: str | None = None) -> Service:
+    cpu_threads = settings.cpu_threads or os.cpu_count() or 2
+    cpu_pool = ThreadPoolExecutor(cpu_threads, thread_name_prefix="cpu")
+    infer_pool = ThreadPoolExecutor(4, thread_name_prefix="ort")
+    load_pool = ThreadPoolExecutor(2, thread_name_prefix="load")
+    cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
+    manager = ModelManager(
+        ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries),
+        RuntimeOptions(settings.execution_provider, settings.ort_intra_op_threads, settings.ort_inter_op_threads,
+                       settings.max_batch_size),
+        ManagerLimits(settings.max_active_models, capacity_bytes(settings), settings.memory_free_threshold,
+                      settings.model_lock_acquire_timeout_s, settings.max_queue_delay_us / 1e6,
+                      settings.max_queue_size),
+        load_pool, infer_pool,
+    )
+    pipeline = Pipeline(
+        manager, cpu_pool, ImageLimits(settings.max_image_pixels, settings.max_image_side),
+        UrlFetcher(settings.url_input_enabled, settings.url_allow_private, settings.url_timeout_s,
+                   settings.max_message_bytes),
+    )
+    recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
+                if settings.inference_log_enabled else None)
+    worker = Worker(settings.worker_id, settings.advertise_address, manager, pipeline, recorder, cache)
+    heartbeat = Heartbeat(cache, settings.worker_id, settings.heartbeat_interval_s, worker.load_state)
+
+    def register(server: grpc.aio.Server) -> None:
+        worker_pb2_grpc.add_ModelWorkerServiceServicer_to_server(WorkerServicer(worker), server)
+
+    async def startup(port: int) -> None:
+        worker.address = settings.advertise_address or f"{settings.host}:{port}"
+        await cache.ping()
+        if settings.preload:
+            await worker.preload([m.strip() for m in settings.preload.split(",") if m.strip()])
+        if recorder is not None:
+            recorder.start()
+        heartbeat.start()
+
+    async def shutdown() -> None:
+        await heartbeat.stop()
+        if recorder is not None:
+            await recorder.stop()
+        await manager.close()
+        await cache.close()
+        for pool in (cpu_pool, infer_pool, load_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    service = Service("worker", settings, register, [SERVICE_NAME], startup, shutdown)
+    service.extra["worker"] = worker
+    return service

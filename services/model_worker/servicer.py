@@ -1,0 +1,45 @@
+"""fleet.v1.ModelWorkerService: protobuf <-> domain, nothing more."""
+
+from __future__ import annotations
+
+import grpc
+
+from fleet.v1 import model_pb2, worker_pb2, worker_pb2_grpc
+from services.common import descriptors
+from services.model_worker import converters
+from services.model_worker.worker import Worker
+
+
+class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        record = descriptors.from_proto(request.model)
+        out = await self.worker.infer(
+            record,
+            converters.image_from_proto(request.request.image),
+            converters.params_from_proto(request.request.parameters),
+        )
+        return worker_pb2.ModelWorkerServiceInferResponse(
+            response=converters.response_to_proto(out, self.worker.worker_id)
+        )
+
+    async def LoadModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        model, already = await self.worker.load(descriptors.from_proto(request.model))
+        return worker_pb2.LoadModelResponse(
+            model=converters.loaded_to_proto(model, self.worker.worker_id), already_loaded=already
+        )
+
+    async def UnloadModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        return worker_pb2.UnloadModelResponse(unloaded=await self.worker.unload(request.model_id))
+
+    async def ClearModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        return worker_pb2.ModelWorkerServiceClearModelsResponse(model_ids=await self.worker.clear(request.workspace))
+
+    async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        state = self.worker.load_state()
+        return worker_pb2.ModelWorkerServiceDescribeModelsResponse(
+            models=[converters.loaded_to_proto(m, self.worker.worker_id) for m in self.worker.manager.models()],
+            load=model_pb2.WorkerLoad(**{k: v for k, v in state.items() if k != "models"}),
+        )

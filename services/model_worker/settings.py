@@ -1,0 +1,70 @@
+"""Model worker settings (env prefix FLEET_WORKER_; the seed's names are accepted too)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="FLEET_WORKER_", extra="ignore", frozen=True)
+
+    port: int = Field(50053, ge=0, le=65535, description="gRPC port (0: pick a free one).")
+    max_message_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted (above the gateway's, which forwards).",
+    )
+    worker_id: str = Field(default_factory=_default_worker_id, description="Name in heartbeats, logs and responses.")
+    model_cache_dir: str = Field(
+        os.path.join(os.path.expanduser("~"), ".cache", "inference-fleet", "models"),
+        validation_alias=AliasChoices("FLEET_WORKER_MODEL_CACHE_DIR", "MODEL_CACHE_DIR"),
+        description="Where downloaded artifacts are kept (content-addressed by sha256).",
+    )
+    max_active_models: int = Field(
+        8, ge=1, validation_alias=AliasChoices("FLEET_WORKER_MAX_ACTIVE_MODELS", "MAX_ACTIVE_MODELS"),
+        description="Most models held at once; the least recently used is evicted beyond it.",
+    )
+    memory_capacity_bytes: int = Field(
+        0, ge=0, description="Most bytes of loaded models (0: half of the memory available at start-up).",
+    )
+    memory_free_threshold: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        validation_alias=AliasChoices("FLEET_WORKER_MEMORY_FREE_THRESHOLD", "MEMORY_FREE_THRESHOLD"),
+        description="Evict while free/total memory is below this fraction (0: off).",
+    )
+    model_lock_acquire_timeout_s: float = Field(
+        60.0, gt=0,
+        validation_alias=AliasChoices("FLEET_WORKER_MODEL_LOCK_ACQUIRE_TIMEOUT", "MODEL_LOCK_ACQUIRE_TIMEOUT"),
+        description="How long a request waits for another request's load of the same model.",
+    )
+    preload: str = Field("", description="Comma-separated model ids or aliases to load at start-up and pin (read from the registry's Redis records).")
+    execution_provider: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="auto: CUDA when the session really gets it, else CPU.",
+    )
+    ort_intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0: its default).")
+    ort_inter_op_threads: int = Field(0, ge=0, description="ONNX Runtime inter-op threads (0: its default).")
+    cpu_threads: int = Field(0, ge=0, description="Threads for decode, pre- and post-processing (0: CPU count).")
+    max_batch_size: int = Field(16, ge=1, le=1024, description="Upper bound on dynamic batches (and the model's own).")
+    max_queue_delay_us: int = Field(
+        2000, ge=0, description="Longest a request waits for others to join its batch (only while more are coming).",
+    )
+    max_queue_size: int = Field(256, ge=1, description="Requests queued per model before RESOURCE_EXHAUSTED.")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Images declaring more pixels are refused before decoding.")
+    max_image_side: int = Field(16_384, ge=1, description="Longest image side accepted.")
+    url_input_enabled: bool = Field(True, description="Accept images by http(s) URL.")
+    url_allow_private: bool = Field(False, description="Allow URLs that resolve to loopback or private addresses.")
+    url_timeout_s: float = Field(10.0, gt=0, description="Timeout for fetching an image URL.")
+    download_timeout_s: float = Field(300.0, gt=0, description="Timeout for one artifact download.")
+    download_retries: int = Field(3, ge=0, description="Retries (with backoff) for a failed artifact download.")
+    inference_log_enabled: bool = Field(True, description="Record each inference in Redis (off the request path).")
+    inference_log_expiry_s: int = Field(3600, ge=1, description="Expiry of the inference-log sorted sets.")
+    heartbeat_interval_s: float = Field(2.0, gt=0, description="How often the worker publishes its state to Redis.")

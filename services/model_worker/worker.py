@@ -1,0 +1,75 @@
+"""The worker's transport-free facade: what the servicer delegates to."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from services.cache import FleetCache
+from services.common.errors import ModelNotFound
+from services.common.model_record import ModelRecord
+from services.model_worker.images import ImageInput
+from services.model_worker.inference_log import InferenceRecorder
+from services.model_worker.manager import LoadedModel, ModelManager, memory_free_fraction
+from services.model_worker.pipeline import InferenceOutput, Pipeline
+from services.model_worker.processing.params import InferenceParams
+from services.model_worker.runtime import requested_providers
+
+log = logging.getLogger("fleet.worker")
+
+
+class Worker:
+    def __init__(self, worker_id: str, address: str, manager: ModelManager, pipeline: Pipeline,
+                 recorder: InferenceRecorder | None, cache: FleetCache) -> None:
+        self.worker_id, self.address = worker_id, address
+        self.manager, self.pipeline, self.recorder, self.cache = manager, pipeline, recorder, cache
+
+    async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
+        out = await self.pipeline.infer(record, image, params)
+        if self.recorder is not None:
+            self.recorder.record(out)
+        return out
+
+    async def load(self, record: ModelRecord, pin: bool = False) -> tuple[LoadedModel, bool]:
+        return await self.manager.load(record, pin=pin)
+
+    async def unload(self, model_id: str) -> bool:
+        return await self.manager.unload(model_id)
+
+    async def clear(self, workspace: str) -> list[str]:
+        return await self.manager.clear(workspace)
+
+    async def preload(self, model_ids: list[str]) -> None:
+        """Load and pin models named by id or alias, reading their records from Redis."""
+        for model_id in model_ids:
+            raw = await self.cache.models.get(model_id)
+            if raw is None:
+                target = await self.cache.models.resolve_alias(model_id)
+                raw = await self.cache.models.get(target) if target else None
+            if raw is None:
+                raise ModelNotFound(f"preload: model {model_id!r} is not registered")
+            await self.load(ModelRecord.from_bytes(raw), pin=True)
+
+    def load_state(self) -> dict[str, Any]:
+        models = self.manager.models()
+        limits = self.manager.limits
+        return {
+            "worker_id": self.worker_id,
+            "address": self.address,
+            "models": [m.model_id for m in models],
+            "loaded_models": len(models),
+            "max_models": limits.max_models,
+            "loaded_bytes": self.manager.total_bytes,
+            "capacity_bytes": limits.capacity_bytes,
+            "in_flight": sum(m.in_flight for m in models),
+            "queued": sum(m.batcher.queued for m in models),
+            "execution_providers": requested_providers(self.manager.runtime.execution_provider,
+                                                       _available_providers()),
+            "memory_free_fraction": round(memory_free_fraction(), 4),
+        }
+
+
+def _available_providers() -> list[str]:
+    import onnxruntime as ort  # noqa: PLC0415 - already imported by runtime
+
+    return ort.get_available_providers()
