@@ -63,6 +63,7 @@ class Runner:
         if self.port == 0:
             raise RuntimeError(f"could not bind {s.host}:{s.port}")
         self.metrics_port = 0
+        self._httpd: object | None = None
         self._stop = asyncio.Event()
 
     async def set_serving(self, serving: bool) -> None:
@@ -76,8 +77,8 @@ class Runner:
 
     async def start(self) -> None:
         s = self.service.settings
-        httpd, _ = start_http_server(s.metrics_port, addr=s.host)
-        self.metrics_port = httpd.server_port
+        self._httpd, _ = start_http_server(s.metrics_port, addr=s.host)
+        self.metrics_port = self._httpd.server_port
         await self.set_serving(False)
         await self.server.start()
         log.info("%s listening", self.service.name, extra={"port": self.port, "metrics_port": self.metrics_port})
@@ -98,6 +99,9 @@ class Runner:
         await self.server.stop(grace)
         if self.service.shutdown:
             await self.service.shutdown()
+        if self._httpd is not None:
+            await asyncio.to_thread(self._httpd.shutdown)  # type: ignore[attr-defined]
+            self._httpd.server_close()  # type: ignore[attr-defined]
         log.info("%s stopped", self.service.name)
 
     async def run(self) -> None:

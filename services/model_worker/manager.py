@@ -24,7 +24,15 @@ from services.common.model_record import ModelRecord
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.batcher import Batcher
 from services.model_worker.metrics import EVICTIONS, LOADED_BYTES, LOADED_MODELS, MODEL_LOAD_SECONDS, MODEL_LOADS
-from services.model_worker.runtime import RuntimeOptions, Session, device_free_bytes, open_session
+from services.model_worker.runtime import (
+    CUDA,
+    RuntimeOptions,
+    Session,
+    available_providers,
+    device_free_bytes,
+    open_session,
+    requested_providers,
+)
 
 log = logging.getLogger("fleet.worker.models")
 
@@ -65,9 +73,9 @@ class LoadedModel:
         return self.session.size_bytes
 
 
-def memory_free_fraction() -> float:
-    """Free/total memory: the GPU's when one is in use, else the host's."""
-    device = device_free_bytes()
+def memory_free_fraction(on_device: bool = False) -> float:
+    """Free/total memory: the GPU's when models run on one, else the host's."""
+    device = device_free_bytes() if on_device else None
     if device is not None:
         return device[0] / device[1]
     vm = psutil.virtual_memory()
@@ -88,11 +96,12 @@ class ModelManager:
         limits: ManagerLimits,
         load_executor: Executor,
         infer_executor: Executor,
-        free_fraction: Callable[[], float] = memory_free_fraction,
+        free_fraction: Callable[[], float] | None = None,
     ) -> None:
         self.artifacts, self.runtime, self.limits = artifacts, runtime, limits
         self._load_executor, self._infer_executor = load_executor, infer_executor
-        self._free_fraction = free_fraction
+        on_device = requested_providers(runtime.execution_provider, available_providers())[0] == CUDA
+        self._free_fraction = free_fraction or (lambda: memory_free_fraction(on_device))
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._locks: dict[str, _LockEntry] = {}
         self.loads_started = 0  # for tests and describe: how many loads ran
@@ -103,6 +112,9 @@ class ModelManager:
 
     def models(self) -> list[LoadedModel]:
         return list(self._models.values())
+
+    def free_fraction(self) -> float:
+        return self._free_fraction()
 
     @property
     def total_bytes(self) -> int:

@@ -43,6 +43,10 @@ def requested_providers(mode: str, available: list[str]) -> list[str]:
     return [CPU]
 
 
+def available_providers() -> list[str]:
+    return list(ort.get_available_providers())
+
+
 def device_free_bytes() -> tuple[int, int] | None:
     """(free, total) GPU memory through torch when it is installed and sees a GPU, else None."""
     try:
@@ -110,7 +114,7 @@ def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Sessio
         so.intra_op_num_threads = options.intra_op_threads
     if options.inter_op_threads:
         so.inter_op_num_threads = options.inter_op_threads
-    providers = requested_providers(options.execution_provider, ort.get_available_providers())
+    providers = requested_providers(options.execution_provider, available_providers())
     process = psutil.Process()
     with _CREATE_LOCK:
         rss_before = process.memory_info().rss

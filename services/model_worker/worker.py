@@ -10,10 +10,10 @@ from services.common.errors import ModelNotFound
 from services.common.model_record import ModelRecord
 from services.model_worker.images import ImageInput
 from services.model_worker.inference_log import InferenceRecorder
-from services.model_worker.manager import LoadedModel, ModelManager, memory_free_fraction
+from services.model_worker.manager import LoadedModel, ModelManager
 from services.model_worker.pipeline import InferenceOutput, Pipeline
 from services.model_worker.processing.params import InferenceParams
-from services.model_worker.runtime import requested_providers
+from services.model_worker.runtime import available_providers, requested_providers
 
 log = logging.getLogger("fleet.worker")
 
@@ -64,12 +64,6 @@ class Worker:
             "in_flight": sum(m.in_flight for m in models),
             "queued": sum(m.batcher.queued for m in models),
             "execution_providers": requested_providers(self.manager.runtime.execution_provider,
-                                                       _available_providers()),
-            "memory_free_fraction": round(memory_free_fraction(), 4),
+                                                       available_providers()),
+            "memory_free_fraction": round(self.manager.free_fraction(), 4),
         }
-
-
-def _available_providers() -> list[str]:
-    import onnxruntime as ort  # noqa: PLC0415 - already imported by runtime
-
-    return ort.get_available_providers()

@@ -18,6 +18,9 @@ from services.common.errors import InvalidImage
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP"})
 
+# Register Pillow's format plugins now, not on the first request that needs them.
+Image.init()
+
 
 @dataclass(frozen=True)
 class ImageLimits:

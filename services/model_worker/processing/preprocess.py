@@ -24,10 +24,11 @@ class Transform:
     def boxes_to_original(self, boxes_xyxy: np.ndarray) -> np.ndarray:
         """Input-space xyxy boxes -> original-image xyxy boxes, clipped to the image."""
         out = np.empty_like(boxes_xyxy, dtype=np.float32)
-        out[:, [0, 2]] = (boxes_xyxy[:, [0, 2]] - self.pad_x) / self.scale_x
-        out[:, [1, 3]] = (boxes_xyxy[:, [1, 3]] - self.pad_y) / self.scale_y
-        np.clip(out[:, [0, 2]], 0, self.orig_width, out=out[:, [0, 2]])
-        np.clip(out[:, [1, 3]], 0, self.orig_height, out=out[:, [1, 3]])
+        xs, ys = out[:, 0::2], out[:, 1::2]  # views: (x0, x1) and (y0, y1)
+        xs[:] = (boxes_xyxy[:, 0::2] - self.pad_x) / self.scale_x
+        ys[:] = (boxes_xyxy[:, 1::2] - self.pad_y) / self.scale_y
+        np.clip(xs, 0, self.orig_width, out=xs)
+        np.clip(ys, 0, self.orig_height, out=ys)
         return out
 
 

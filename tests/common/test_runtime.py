@@ -1,0 +1,132 @@
+"""The shared service runtime: error mapping, request ids, health, graceful shutdown, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.channels import insecure_channel
+from services.common.context import current_request_id
+from services.common.errors import ModelNotFound
+from services.common.server import Runner, Service
+from services.common.settings import ServiceSettings
+
+Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+def _service(handlers: dict[str, Handler], startup=None, grace: float = 5.0) -> Service:
+    def register(server: grpc.aio.Server) -> None:
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+            "test.Svc", {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in handlers.items()}
+        )])
+
+    settings = ServiceSettings(port=0, metrics_port=0, shutdown_grace_s=grace)
+    return Service("test", settings, register, ["test.Svc"], startup)
+
+
+async def _call(address: str, method: str, request_id: str | None = None) -> tuple[bytes, object]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = channel.unary_unary(f"/test.Svc/{method}")(b"", metadata=(("x-request-id", request_id),)
+                                                          if request_id else None)
+        return await call, await call.trailing_metadata()
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Callable[[Service], Awaitable[Runner]]]:
+    runners: list[Runner] = []
+
+    async def start(service: Service) -> Runner:
+        runner = Runner(service)
+        runners.append(runner)
+        await runner.start()
+        return runner
+
+    yield start
+    for runner in runners:
+        await runner.stop()
+
+
+async def test_domain_errors_map_to_their_status(running) -> None:
+    async def missing(request: bytes, context) -> bytes:
+        raise ModelNotFound("model 'x/1' is not registered")
+
+    runner = await running(_service({"Missing": missing}))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _call(f"127.0.0.1:{runner.port}", "Missing")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.details() == "model 'x/1' is not registered"
+
+
+async def test_unexpected_errors_are_internal_and_quote_the_request_id(running) -> None:
+    async def broken(request: bytes, context) -> bytes:
+        raise RuntimeError("secret internals")
+
+    runner = await running(_service({"Broken": broken}))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _call(f"127.0.0.1:{runner.port}", "Broken", request_id="req-123")
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "req-123" in err.value.details() and "secret" not in err.value.details()
+
+
+async def test_request_id_is_echoed_and_follows_outgoing_calls(running) -> None:
+    async def echo(request: bytes, context) -> bytes:
+        return current_request_id().encode()
+
+    inner = await running(_service({"Echo": echo}))
+
+    async def relay(request: bytes, context) -> bytes:
+        channel = insecure_channel(f"127.0.0.1:{inner.port}", 1 << 20)
+        try:
+            return await channel.unary_unary("/test.Svc/Echo")(b"")
+        finally:
+            await channel.close()
+
+    outer = await running(_service({"Relay": relay}))
+    reply, trailing = await _call(f"127.0.0.1:{outer.port}", "Relay", request_id="trace-42")
+    assert reply == b"trace-42"
+    assert ("x-request-id", "trace-42") in tuple(trailing)
+    generated, _ = await _call(f"127.0.0.1:{outer.port}", "Relay")
+    assert len(generated) == 32  # a fresh id when the caller sends none
+
+
+async def test_health_is_serving_only_between_startup_and_shutdown(running) -> None:
+    gate = asyncio.Event()
+
+    async def startup(port: int) -> None:
+        await gate.wait()
+
+    runner = Runner(_service({}, startup=startup))
+    starting = asyncio.create_task(runner.start())
+    await asyncio.sleep(0.2)  # listening, but startup is held at the gate
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        status = (await health.Check(health_pb2.HealthCheckRequest(service="test.Svc"))).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        gate.set()
+        await starting
+        status = (await health.Check(health_pb2.HealthCheckRequest(service=""))).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        metrics = httpx.get(f"http://127.0.0.1:{runner.metrics_port}/metrics").text
+        assert 'fleet_ready{service="test"} 1.0' in metrics
+    await runner.stop()
+
+
+async def test_shutdown_lets_in_flight_calls_finish(running) -> None:
+    started = asyncio.Event()
+
+    async def slow(request: bytes, context) -> bytes:
+        started.set()
+        await asyncio.sleep(0.5)
+        return b"done"
+
+    runner = await running(_service({"Slow": slow}, grace=5.0))
+    call = asyncio.create_task(_call(f"127.0.0.1:{runner.port}", "Slow"))
+    await started.wait()
+    await runner.stop()
+    reply, _ = await call
+    assert reply == b"done"
