@@ -138,7 +138,9 @@ def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Sessio
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"the model failed its warm-up run: {str(exc)[:300]}") from None
         check_output_shapes(spec, [o.shape[1:] for o in outputs])
-        host_bytes = max(0, process.memory_info().rss - rss_before)
+        # RSS can understate a model when it reuses memory freed by an evicted one, so the
+        # weights' own size is the floor of its footprint.
+        host_bytes = max(process.memory_info().rss - rss_before, path.stat().st_size)
         gpu_after = device_free_bytes() if gpu_before else None
     device_bytes = max(0, gpu_before[0] - gpu_after[0]) if gpu_before and gpu_after else 0
     provider = sess.get_providers()[0]

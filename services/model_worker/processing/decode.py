@@ -7,7 +7,6 @@ whatever it arrived as (encoded bytes in any supported format, or raw pixels).
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -18,8 +17,10 @@ from services.common.errors import InvalidImage
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP"})
 
-# Register Pillow's format plugins now, not on the first request that needs them.
+# Register Pillow's format plugins now, not on the first request that needs them, and leave
+# pixel limits to ImageLimits (Pillow's own bomb check would hide the declared size).
 Image.init()
+Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,9 @@ def probe(data: bytes, limits: ImageLimits) -> tuple[str, int, int]:
     if not data:
         raise InvalidImage("the image is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                fmt, (width, height) = (img.format or "unknown"), img.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+        with Image.open(io.BytesIO(data)) as img:
+            fmt, (width, height) = (img.format or "unknown"), img.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InvalidImage(
             f"the image bytes are not a recognisable image; supported formats are {sorted(SUPPORTED_FORMATS)}"
         ) from None

@@ -1,0 +1,183 @@
+"""The model manager: one load per model, locks, LRU by count and memory, pinning, freeing memory."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+
+from services.common.errors import ModelLoadError, ModelPackageError
+from services.common.model_record import ModelRecord
+from services.common.model_spec import ModelSpec
+from services.model_worker.artifacts import ArtifactStore
+from services.model_worker.manager import ManagerLimits, ModelManager
+from services.model_worker.runtime import RuntimeOptions
+from tests.artifact_server import artifact_server
+from tests.onnx_factory import write_package, yolov8_like
+
+
+def record(pkg: Path, model_id: str, uri: str | None = None, workspace: str = "demo") -> ModelRecord:
+    spec = ModelSpec.from_package(pkg)
+    return ModelRecord(model_id=model_id, workspace=workspace, spec=spec,
+                       artifact_uri=uri or (pkg / "model.onnx").as_uri())
+
+
+@pytest.fixture
+def packages(tmp_path: Path) -> list[Path]:
+    return [write_package(tmp_path / f"m{i}", yolov8_like(seed=i)) for i in range(4)]
+
+
+@pytest.fixture
+async def make_manager(tmp_path: Path) -> AsyncIterator:
+    pools = [ThreadPoolExecutor(2), ThreadPoolExecutor(2)]
+    managers: list[ModelManager] = []
+
+    def make(**limits: object) -> ModelManager:
+        free = limits.pop("free_fraction", None)
+        m = ModelManager(ArtifactStore(tmp_path / "cache"), RuntimeOptions(intra_op_threads=1),
+                         ManagerLimits(**limits), pools[0], pools[1], free_fraction=free)
+        managers.append(m)
+        return m
+
+    yield make
+    for m in managers:
+        await m.close()
+    await asyncio.sleep(0.05)
+    for pool in pools:
+        pool.shutdown()
+
+
+async def test_fifty_concurrent_first_requests_load_once(make_manager, packages) -> None:
+    manager = make_manager()
+    rec = record(packages[0], "m/1")
+    results = await asyncio.gather(*(manager.acquire(rec) for _ in range(50)))
+    assert manager.loads_started == 1
+    assert len({id(model) for model, _ in results}) == 1
+    assert sum(cold for _, cold in results) == 1
+    for model, _ in results:
+        manager.release(model)
+    assert manager.get("m/1").request_count == 50
+
+
+async def test_a_failed_load_releases_its_lock_and_the_next_request_retries(make_manager, packages) -> None:
+    manager = make_manager()
+    good = record(packages[0], "m/1")
+    bad = good.model_copy(update={"spec": good.spec.model_copy(
+        update={"weights": good.spec.weights.model_copy(update={"sha256": "f" * 64})})})
+    with pytest.raises(ModelPackageError, match="expects"):
+        await manager.acquire(bad)
+    assert manager.get("m/1") is None and manager._locks == {}
+    model, cold = await manager.acquire(good)
+    assert cold and manager.get("m/1") is model
+
+
+async def test_models_whose_outputs_do_not_match_their_type_are_refused(make_manager, tmp_path) -> None:
+    manager = make_manager()
+    pkg = write_package(tmp_path / "odd", yolov8_like(extra_rows=3))  # 9 rows for 2 classes
+    with pytest.raises(ModelLoadError, match="do not match model_type"):
+        await manager.load(record(pkg, "odd/1"))
+    not_onnx = write_package(tmp_path / "junk", b"this is not an onnx file")
+    with pytest.raises(ModelLoadError, match="could not open"):
+        await manager.load(record(not_onnx, "junk/1"))
+    wrong_input = write_package(tmp_path / "wrong", yolov8_like(), input={"width": 64, "height": 64, "name": "x"})
+    with pytest.raises(ModelLoadError, match="input is named"):
+        await manager.load(record(wrong_input, "wrong/1"))
+    assert manager.models() == []
+
+
+async def test_concurrent_load_and_unload_never_make_two_copies(make_manager, packages) -> None:
+    manager = make_manager()
+    rec = record(packages[0], "m/1")
+    ops = [manager.load(rec) if i % 2 == 0 else manager.unload("m/1") for i in range(40)]
+    await asyncio.gather(*ops)
+    assert len([m for m in manager.models() if m.model_id == "m/1"]) <= 1
+    assert manager._locks == {}
+    await manager.load(rec)
+    assert [m.model_id for m in manager.models()] == ["m/1"]
+
+
+async def test_lru_by_count_evicts_the_least_recently_used(make_manager, packages) -> None:
+    manager = make_manager(max_models=2)
+    recs = [record(p, f"m{i}/1") for i, p in enumerate(packages)]
+    for r in recs[:2]:
+        manager.release((await manager.acquire(r))[0])
+    manager.release((await manager.acquire(recs[0]))[0])  # m0 is now the most recent
+    manager.release((await manager.acquire(recs[2]))[0])
+    assert sorted(m.model_id for m in manager.models()) == ["m0/1", "m2/1"]
+
+
+async def test_pinned_models_are_never_evicted(make_manager, packages) -> None:
+    manager = make_manager(max_models=1)
+    recs = [record(p, f"m{i}/1") for i, p in enumerate(packages)]
+    await manager.load(recs[0], pin=True)
+    for r in recs[1:]:
+        await manager.load(r)
+    ids = [m.model_id for m in manager.models()]
+    assert "m0/1" in ids and ids[-1] == "m3/1"
+
+
+async def test_lru_by_memory(make_manager, tmp_path) -> None:
+    big = [write_package(tmp_path / f"big{i}", yolov8_like(seed=i, padding_bytes=24_000_000)) for i in range(3)]
+    manager = make_manager(max_models=10, capacity_bytes=60_000_000)
+    for i, pkg in enumerate(big):
+        await manager.load(record(pkg, f"big{i}/1"))
+        assert manager.total_bytes <= 60_000_000 or len(manager.models()) == 1
+    assert all(m.size_bytes >= 20_000_000 for m in manager.models())
+    assert [m.model_id for m in manager.models()][-1] == "big2/1"
+    assert len(manager.models()) < 3
+
+
+async def test_memory_pressure_evicts_down_to_the_newest(make_manager, packages) -> None:
+    pressure = {"free": 0.9}
+    manager = make_manager(max_models=10, memory_free_threshold=0.2, free_fraction=lambda: pressure["free"])
+    for i, pkg in enumerate(packages[:3]):
+        await manager.load(record(pkg, f"m{i}/1"))
+    assert len(manager.models()) == 3
+    pressure["free"] = 0.1
+    await manager.load(record(packages[3], "m3/1"))
+    assert [m.model_id for m in manager.models()] == ["m3/1"]
+
+
+async def test_requests_for_loaded_models_flow_while_another_loads(make_manager, packages) -> None:
+    manager = make_manager()
+    ready = record(packages[0], "ready/1")
+    await manager.load(ready)
+    body = (packages[1] / "model.onnx").read_bytes()
+    with artifact_server() as server:
+        server.files["/slow.onnx"] = body
+        server.delay_s = 1.5
+        slow = record(packages[1], "slow/1", uri=server.url("/slow.onnx"))
+        loading = asyncio.create_task(manager.acquire(slow))
+        served = 0
+        while not loading.done():
+            model, _ = await manager.acquire(ready)
+            manager.release(model)
+            served += 1
+            await asyncio.sleep(0.01)
+        await loading
+    assert served > 20  # the slow load never blocked the event loop
+
+
+@pytest.mark.slow
+async def test_eviction_really_frees_memory(make_manager, tmp_path) -> None:
+    """200 load/evict cycles of a 16 MB model: RSS after the churn stays within 150 MB of RSS after 20."""
+    pkgs = [write_package(tmp_path / f"c{i}", yolov8_like(seed=i, padding_bytes=16_000_000)) for i in range(2)]
+    manager = make_manager(max_models=1)
+    recs = [record(pkgs[i % 2], f"c{i}/1") for i in range(200)]
+    process = psutil.Process()
+    for i, rec in enumerate(recs):
+        await manager.load(rec)
+        if i == 19:
+            await asyncio.sleep(0.05)
+            gc.collect()
+            baseline = process.memory_info().rss
+    await asyncio.sleep(0.05)
+    gc.collect()
+    growth = process.memory_info().rss - baseline
+    assert len(manager.models()) == 1
+    assert growth < 150_000_000, f"RSS grew {growth / 1e6:.0f} MB over 180 load/evict cycles"
