@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ServiceSettings(BaseSettings):
     """Transport, observability and Redis settings common to all services."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     host: str = Field("127.0.0.1", description="Address the gRPC server binds (0.0.0.0 in containers).")
     port: int = Field(0, ge=0, le=65535, description="gRPC port (0: pick a free one and log it).")

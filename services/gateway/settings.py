@@ -9,7 +9,7 @@ from services.common.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="FLEET_GATEWAY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="FLEET_GATEWAY_")
 
     port: int = Field(50051, ge=0, le=65535, description="gRPC port of the public API (0: pick a free one).")
     registry_address: str = Field("127.0.0.1:50052", description="Registry host:port.")

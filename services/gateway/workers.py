@@ -8,8 +8,6 @@ instead of being loaded everywhere.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -21,6 +19,7 @@ from fleet.v1 import worker_pb2_grpc
 from services.cache import FleetCache
 from services.common.channels import insecure_channel
 from services.common.errors import CacheUnavailable
+from services.common.periodic import Periodic
 
 log = logging.getLogger("fleet.gateway.workers")
 
@@ -48,11 +47,11 @@ class WorkerPool:
     def __init__(self, static_addresses: list[str], max_message_bytes: int, cache: FleetCache | None,
                  discover: bool, cooldown_s: float, refresh_s: float) -> None:
         self.max_message_bytes, self.cache, self.discover = max_message_bytes, cache, discover
-        self.cooldown_s, self.refresh_s = cooldown_s, refresh_s
+        self.cooldown_s = cooldown_s
         self.endpoints: dict[str, WorkerEndpoint] = {}
         for address in static_addresses:
             self._add(address, static=True)
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("placement-refresh", refresh_s, self.refresh)
 
     def _add(self, address: str, static: bool = False) -> WorkerEndpoint:
         endpoint = self.endpoints.get(address)
@@ -112,17 +111,9 @@ class WorkerPool:
                 log.info("worker left", extra={"address": address})
 
     def start(self) -> None:
-        async def loop() -> None:
-            while True:
-                await self.refresh()
-                await asyncio.sleep(self.refresh_s)
-
-        self._task = asyncio.get_running_loop().create_task(loop())
+        self._periodic.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._periodic.stop()
         for endpoint in self.endpoints.values():
             await endpoint.channel.close()

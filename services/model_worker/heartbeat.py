@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from typing import Any
 
 from services.cache import FleetCache
 from services.common.errors import CacheUnavailable
+from services.common.periodic import Periodic
 
 log = logging.getLogger("fleet.worker.heartbeat")
 
@@ -18,7 +18,7 @@ class Heartbeat:
     def __init__(self, cache: FleetCache, worker_id: str, interval_s: float,
                  state: Callable[[], dict[str, Any]]) -> None:
         self.cache, self.worker_id, self.interval_s, self.state = cache, worker_id, interval_s, state
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("heartbeat", interval_s, self.beat)
 
     async def beat(self) -> None:
         try:
@@ -27,17 +27,9 @@ class Heartbeat:
             log.warning("heartbeat not published: Redis unavailable")
 
     def start(self) -> None:
-        async def loop() -> None:
-            while True:
-                await self.beat()
-                await asyncio.sleep(self.interval_s)
-
-        self._task = asyncio.get_running_loop().create_task(loop())
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._periodic.stop()
         with contextlib.suppress(CacheUnavailable):
             await self.cache.heartbeats.leave(self.worker_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from services.cache import FleetCache
 from services.common.context import current_request_id
 from services.common.errors import CacheUnavailable
+from services.common.periodic import Periodic
 from services.model_worker.metrics import INFERENCE_LOG_FAILURES
 from services.model_worker.pipeline import InferenceOutput
 from services.model_worker.processing.results import Classification
@@ -44,9 +44,8 @@ class InferenceRecorder:
     def __init__(self, cache: FleetCache, worker_id: str, expiry_s: int, max_pending: int = 10_000,
                  flush_interval_s: float = 0.25) -> None:
         self.cache, self.worker_id, self.expiry_s = cache, worker_id, expiry_s
-        self.flush_interval_s = flush_interval_s
         self._queue: asyncio.Queue[tuple[str, float, dict[str, Any]]] = asyncio.Queue(max_pending)
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("inference-log", flush_interval_s, self._flush)
 
     def record(self, out: InferenceOutput) -> None:
         try:
@@ -55,7 +54,7 @@ class InferenceRecorder:
             INFERENCE_LOG_FAILURES.inc()
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._periodic.start()
 
     async def _flush(self) -> None:
         batch = []
@@ -69,14 +68,6 @@ class InferenceRecorder:
             INFERENCE_LOG_FAILURES.inc(len(batch))
             log.warning("inference log lost entries: Redis unavailable", extra={"entries": len(batch)})
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval_s)
-            await self._flush()
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._periodic.stop()
         await self._flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import grpc
 import psutil
 
@@ -31,7 +32,9 @@ def capacity_bytes(settings: WorkerSettings) -> int:
     return settings.memory_capacity_bytes or psutil.virtual_memory().available // 2
 
 
-def build(settings: WorkerSettings, address: str | None = None) -> Service:
+def build(settings: WorkerSettings) -> Service:
+    # Decode failures are answered to the caller; OpenCV's own warnings would only bypass the JSON logs.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     cpu_threads = settings.cpu_threads or os.cpu_count() or 2
     cpu_pool = ThreadPoolExecutor(cpu_threads, thread_name_prefix="cpu")
     infer_pool = ThreadPoolExecutor(4, thread_name_prefix="ort")

@@ -17,7 +17,7 @@ def _default_worker_id() -> str:
 
 
 class WorkerSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="FLEET_WORKER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="FLEET_WORKER_")
 
     port: int = Field(50053, ge=0, le=65535, description="gRPC port (0: pick a free one).")
     max_message_bytes: int = Field(

@@ -9,7 +9,7 @@ from services.common.settings import ServiceSettings
 
 
 class RegistrySettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="FLEET_REGISTRY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="FLEET_REGISTRY_")
 
     port: int = Field(50052, ge=0, le=65535, description="gRPC port (0: pick a free one).")
     catalog: str = Field("", description="YAML catalog of workspaces, API-key hashes, models and aliases to load.")

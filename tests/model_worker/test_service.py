@@ -1,0 +1,204 @@
+"""The worker over gRPC: bad input of every kind, management RPCs, the inference log."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import cv2
+import grpc
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from fleet.v1 import inference_pb2, model_pb2, worker_pb2, worker_pb2_grpc
+from services.cache import FleetCache
+from services.common import descriptors
+from services.common.model_record import ModelRecord
+from services.common.model_spec import ModelSpec
+from services.common.server import Runner
+from services.model_worker.server import build
+from services.model_worker.settings import WorkerSettings
+from tests.onnx_factory import write_package, yolov8_like
+
+RNG = np.random.default_rng(0)
+PIXELS = RNG.integers(0, 255, (120, 200, 3), dtype=np.uint8)
+PNG = cv2.imencode(".png", PIXELS)[1].tobytes()
+
+
+def descriptor(pkg: Path, model_id: str, **spec_updates: object) -> model_pb2.ModelDescriptor:
+    spec = ModelSpec.from_package(pkg)
+    if spec_updates:
+        spec = spec.model_copy(update=spec_updates)
+    record = ModelRecord(model_id=model_id, workspace="demo", spec=spec, artifact_uri=(pkg / "model.onnx").as_uri())
+    return descriptors.to_proto(record)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A small PNG whose header declares width x height: its pixel data is a few bytes."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + _chunk(b"IEND", b""))
+
+
+def gif() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(PIXELS).save(buf, "GIF")
+    return buf.getvalue()
+
+
+class WorkerHarness:
+    def __init__(self, runner: Runner, stub: worker_pb2_grpc.ModelWorkerServiceStub, cache_dir: Path) -> None:
+        self.runner, self.stub, self.cache_dir = runner, stub, cache_dir
+
+    @property
+    def worker(self):  # noqa: ANN201
+        return self.runner.service.extra["worker"]
+
+    async def infer(self, model: model_pb2.ModelDescriptor, image: inference_pb2.Image,
+                    **params: object) -> inference_pb2.InferResponse:
+        request = inference_pb2.InferRequest(model_id=model.model_id, image=image,
+                                             parameters=inference_pb2.InferenceParameters(**params))
+        reply = await self.stub.Infer(worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request))
+        return reply.response
+
+
+async def start_worker(tmp_path: Path, redis_url: str, namespace: str, **settings: object) -> WorkerHarness:
+    s = WorkerSettings(port=0, metrics_port=0, redis_url=redis_url, redis_namespace=namespace,
+                       model_cache_dir=str(tmp_path / "cache"), worker_id="w-test", heartbeat_interval_s=0.2,
+                       ort_intra_op_threads=1,
+                       **settings)
+    runner = Runner(build(s))
+    await runner.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}")
+    return WorkerHarness(runner, worker_pb2_grpc.ModelWorkerServiceStub(channel), tmp_path / "cache")
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, redis_url: str, namespace: str) -> AsyncIterator[WorkerHarness]:
+    h = await start_worker(tmp_path, redis_url, namespace)
+    yield h
+    await h.runner.stop()
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> model_pb2.ModelDescriptor:
+    return descriptor(write_package(tmp_path / "good", yolov8_like()), "good/1")
+
+
+async def test_bad_input_gets_a_clear_status_and_the_worker_keeps_serving(
+        harness: WorkerHarness, good: model_pb2.ModelDescriptor, tmp_path: Path) -> None:
+    odd_pkg = write_package(tmp_path / "odd", yolov8_like(extra_rows=2))
+    junk_pkg = write_package(tmp_path / "junk", b"definitely not onnx")
+    cases = [
+        ("corrupt image", good, inference_pb2.Image(encoded=b"\xff\xd8\xff garbage"),
+         {}, grpc.StatusCode.INVALID_ARGUMENT, "not a recognisable image"),
+        ("zero-size image", good, inference_pb2.Image(encoded=b""), {}, grpc.StatusCode.INVALID_ARGUMENT, "empty"),
+        ("no image", good, inference_pb2.Image(), {}, grpc.StatusCode.INVALID_ARGUMENT, "no image"),
+        ("truncated PNG", good, inference_pb2.Image(encoded=PNG[: len(PNG) // 2]), {},
+         grpc.StatusCode.INVALID_ARGUMENT, "corrupt or truncated"),
+        ("unsupported format", good, inference_pb2.Image(encoded=gif()), {},
+         grpc.StatusCode.INVALID_ARGUMENT, "GIF is not supported"),
+        ("pixel bomb", good, inference_pb2.Image(encoded=png_header_only(12_000, 12_000)), {},
+         grpc.StatusCode.INVALID_ARGUMENT, "over the limit"),
+        ("raw size mismatch", good, inference_pb2.Image(raw=inference_pb2.RawImage(
+            data=b"\0" * 10, width=4, height=4, channels=3)), {}, grpc.StatusCode.INVALID_ARGUMENT, "needs 48 bytes"),
+        ("negative confidence", good, inference_pb2.Image(encoded=PNG), {"confidence": -0.5},
+         grpc.StatusCode.INVALID_ARGUMENT, "confidence"),
+        ("iou above 1", good, inference_pb2.Image(encoded=PNG), {"iou_threshold": 1.5},
+         grpc.StatusCode.INVALID_ARGUMENT, "iou_threshold"),
+        ("max_detections 0", good, inference_pb2.Image(encoded=PNG), {"max_detections": 0},
+         grpc.StatusCode.INVALID_ARGUMENT, "max_detections"),
+        ("unknown class filter", good, inference_pb2.Image(encoded=PNG), {"class_filter": ["dog"]},
+         grpc.StatusCode.INVALID_ARGUMENT, "not classes of this model"),
+        ("sha256 mismatch", _with_sha(good, "tampered/1"), inference_pb2.Image(encoded=PNG), {}, grpc.StatusCode.FAILED_PRECONDITION, "expects"),
+        ("not ONNX", descriptor(junk_pkg, "junk/1"), inference_pb2.Image(encoded=PNG), {},
+         grpc.StatusCode.FAILED_PRECONDITION, "could not open"),
+        ("outputs do not match type", descriptor(odd_pkg, "odd/1"), inference_pb2.Image(encoded=PNG), {},
+         grpc.StatusCode.FAILED_PRECONDITION, "do not match model_type"),
+    ]
+    for name, model, image, params, code, message in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await harness.infer(model, image, **params)
+        assert err.value.code() == code, name
+        assert message in err.value.details(), f"{name}: {err.value.details()}"
+        ok = await harness.infer(good, inference_pb2.Image(encoded=PNG))
+        assert (ok.image_width, ok.image_height) == (200, 120), name
+    assert [m.model_id for m in harness.worker.manager.models()] == ["good/1"]
+    cached = sorted(p.name for p in harness.cache_dir.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
+    assert cached == []  # file:// artifacts are verified in place; nothing bad was kept
+
+
+def _with_sha(model: model_pb2.ModelDescriptor, model_id: str) -> model_pb2.ModelDescriptor:
+    tampered = model_pb2.ModelDescriptor()
+    tampered.CopyFrom(model)
+    tampered.model_id, tampered.sha256 = model_id, "e" * 64
+    return tampered
+
+
+async def test_raw_pixels_and_encoded_bytes_give_the_same_result(harness: WorkerHarness, good) -> None:
+    encoded = await harness.infer(good, inference_pb2.Image(encoded=PNG), confidence=0.0, max_detections=5)
+    raw = await harness.infer(good, inference_pb2.Image(raw=inference_pb2.RawImage(
+        data=PIXELS.tobytes(), width=200, height=120, channels=3)), confidence=0.0, max_detections=5)
+    bgr = await harness.infer(good, inference_pb2.Image(raw=inference_pb2.RawImage(
+        data=PIXELS[:, :, ::-1].tobytes(), width=200, height=120, channels=3,
+        color_order=model_pb2.COLOR_ORDER_BGR)), confidence=0.0, max_detections=5)
+    boxes = [[(d.x, d.y, d.class_id) for d in r.object_detection.detections] for r in (encoded, raw, bgr)]
+    assert boxes[0] and boxes[0] == boxes[1] == boxes[2]
+
+
+async def test_management_rpcs(harness: WorkerHarness, good) -> None:
+    loaded = await harness.stub.LoadModel(worker_pb2.LoadModelRequest(model=good))
+    assert not loaded.already_loaded and loaded.model.execution_provider == "CPUExecutionProvider"
+    assert (await harness.stub.LoadModel(worker_pb2.LoadModelRequest(model=good))).already_loaded
+    await harness.infer(good, inference_pb2.Image(encoded=PNG))
+    described = await harness.stub.DescribeModels(worker_pb2.ModelWorkerServiceDescribeModelsRequest())
+    [model] = described.models
+    assert model.model_id == "good/1" and model.request_count == 1 and model.size_bytes > 0
+    assert model.load_seconds > 0 and model.last_used_at.seconds > 0 and model.workspace == "demo"
+    assert described.load.loaded_models == 1 and described.load.worker_id == "w-test"
+    assert (await harness.stub.UnloadModel(worker_pb2.UnloadModelRequest(model_id="good/1"))).unloaded
+    assert not (await harness.stub.UnloadModel(worker_pb2.UnloadModelRequest(model_id="good/1"))).unloaded
+    await harness.stub.LoadModel(worker_pb2.LoadModelRequest(model=good))
+    cleared = await harness.stub.ClearModels(worker_pb2.ModelWorkerServiceClearModelsRequest(workspace="other"))
+    assert list(cleared.model_ids) == []
+    cleared = await harness.stub.ClearModels(worker_pb2.ModelWorkerServiceClearModelsRequest(workspace="demo"))
+    assert list(cleared.model_ids) == ["good/1"]
+
+
+async def test_inference_log_and_heartbeat_reach_redis(harness: WorkerHarness, good, cache: FleetCache) -> None:
+    response = await harness.infer(good, inference_pb2.Image(encoded=PNG))
+    for _ in range(50):
+        entries = await cache.inference_log.recent("w-test", "good/1")
+        if entries:
+            break
+        await asyncio.sleep(0.1)
+    assert entries[0]["inference_id"] == response.inference_id
+    beat = (await cache.heartbeats.live())["w-test"]
+    assert beat["address"] == f"127.0.0.1:{harness.runner.port}"
+
+
+async def test_redis_down_never_fails_an_inference(tmp_path: Path, own_redis, good) -> None:
+    h = await start_worker(tmp_path, own_redis.url, "ns", redis_timeout_s=0.3)
+    try:
+        await h.infer(good, inference_pb2.Image(encoded=PNG))
+        own_redis.stop()
+        for _ in range(3):
+            response = await h.infer(good, inference_pb2.Image(encoded=PNG))
+            assert response.image_width == 200
+        await asyncio.sleep(0.6)  # let the inference log try, and fail, to write
+        metrics = httpx.get(f"http://127.0.0.1:{h.runner.metrics_port}/metrics").text
+        lost = next(line for line in metrics.splitlines()
+                    if line.startswith("fleet_worker_inference_log_failures_total "))
+        assert float(lost.split()[1]) >= 3
+    finally:
+        await h.runner.stop()
