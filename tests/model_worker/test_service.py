@@ -28,7 +28,7 @@ from tests.onnx_factory import write_package, yolov8_like
 
 RNG = np.random.default_rng(0)
 PIXELS = RNG.integers(0, 255, (120, 200, 3), dtype=np.uint8)
-PNG = cv2.imencode(".png", PIXELS)[1].tobytes()
+PNG = cv2.imencode(".png", cv2.cvtColor(PIXELS, cv2.COLOR_RGB2BGR))[1].tobytes()  # OpenCV writes BGR
 
 
 def descriptor(pkg: Path, model_id: str, **spec_updates: object) -> model_pb2.ModelDescriptor:
