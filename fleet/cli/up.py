@@ -10,10 +10,13 @@ import signal
 import threading
 from pathlib import Path
 
+import grpc
 import yaml
 
+from fleet.cli.output import detections_table
+from fleet.client import FleetClient
 from fleet.local import FleetStartError, LocalFleet
-from fleet.paths import DEMO_CATALOG, client_state_file, state_dir
+from fleet.paths import DEMO_CATALOG, SAMPLES_DIR, client_state_file, state_dir
 from services.cache.api_keys import hash_api_key
 from services.cache.embedded import EmbeddedRedis
 
@@ -43,6 +46,31 @@ def write_client_state(address: str, api_key: str) -> Path:
     with os.fdopen(fd, "w") as fh:
         json.dump({"address": address, "api_key": api_key}, fh)
     return path
+
+
+def _sample() -> str:
+    """A committed sample image, relative to the working directory when possible."""
+    found = sorted(SAMPLES_DIR.glob("*.jpg"))
+    if not found:
+        return ""
+    try:
+        return str(found[0].relative_to(Path.cwd()))
+    except ValueError:
+        return str(found[0])
+
+
+def first_inference(address: str, api_key: str, model_id: str = "shapes-det/1") -> None:
+    """Show that the fleet serves: one inference on a sample image, printed as a table."""
+    sample = _sample()
+    if not sample:
+        return
+    try:
+        with FleetClient(address, api_key) as client:
+            response = client.infer(model_id, Path(sample), timeout=120)
+    except grpc.RpcError as exc:
+        print(f"first inference failed: {exc.code().name}: {exc.details()}")
+        return
+    print(f"\nFirst inference: {model_id} on {sample}\n{detections_table(response)}")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             embedded.stop()
         return 1
     state = write_client_state(fleet.gateway.address, api_key)
+    first_inference(fleet.gateway.address, api_key)
     print(f"""
 Inference Fleet is up.
   gateway   {fleet.gateway.address}   (metrics http://127.0.0.1:{fleet.gateway.metrics_port}/metrics)
@@ -90,7 +119,8 @@ Inference Fleet is up.
   API key   {api_key}
             (saved for `fleet infer` in {state})
 
-Try:  fleet infer --model shapes-det/1 models/samples/sample-0.jpg
+Try:  fleet infer --model shapes-det/1 --visualize out.jpg {_sample() or 'IMAGE.jpg'}
+      fleet models
 Stop with Ctrl-C.
 """, flush=True)
     try:

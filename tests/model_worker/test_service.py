@@ -202,3 +202,19 @@ async def test_redis_down_never_fails_an_inference(tmp_path: Path, own_redis, go
         assert float(lost.split()[1]) >= 3
     finally:
         await h.runner.stop()
+
+
+async def test_preloaded_models_are_pinned_before_the_worker_is_ready(tmp_path: Path, redis_url: str,
+                                                                      namespace: str, cache: FleetCache) -> None:
+    pkg = write_package(tmp_path / "pre", yolov8_like())
+    record = descriptors.from_proto(descriptor(pkg, "pre/1"))
+    await cache.models.put("pre/1", record.to_bytes(), aliases=("preloaded",))
+    h = await start_worker(tmp_path, redis_url, namespace, preload="preloaded", max_active_models=1)
+    try:
+        [model] = h.worker.manager.models()
+        assert model.model_id == "pre/1" and model.pinned
+        await h.infer(descriptor(write_package(tmp_path / "other", yolov8_like(seed=3)), "other/1"),
+                      inference_pb2.Image(encoded=PNG))
+        assert "pre/1" in [m.model_id for m in h.worker.manager.models()]  # pinned: not evicted
+    finally:
+        await h.runner.stop()

@@ -1,0 +1,44 @@
+# Inference Fleet: `make up` runs the fleet, `make test` runs the tests (both set themselves up).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= cpu,dev
+
+.PHONY: setup up test test-fast models protos lint-protos bench bench-smoke k8s-validate clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+## Run registry, a worker and the gateway here with the demo models (embedded Redis unless REDIS_URL is set).
+up: setup
+	$(VENV)/bin/fleet up
+
+## The whole test suite (starts what it needs: Redis on 6379 when it answers, else an embedded one).
+test: setup
+	$(PY) -m pytest -q
+
+## The suite without the slow tests.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+## Retrain the demo models and regenerate the sample images (needs torch: installs the [train] extra).
+models:
+	$(MAKE) setup EXTRAS=cpu,dev,train
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m fleet.demo.train --task all
+	$(PY) -m fleet.demo.samples
+
+## Regenerate the committed Python stubs from protos/.
+protos: setup
+	$(PY) scripts/gen_protos.py
+
+lint-protos:
+	cd protos && npx --yes @bufbuild/buf@1.75.0 lint
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,114 @@
+"""End to end through gateway -> registry -> worker -> Redis, with the demo models as processes."""
+
+from __future__ import annotations
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+
+from fleet.client import FleetClient, build_request
+from fleet.demo.scenes import CLASS_NAMES, generate_scene
+from fleet.local import LocalFleet
+from fleet.v1 import gateway_pb2_grpc
+from tests.conftest import TEST_KEY
+from tests.model_worker.test_service import png_header_only
+
+SEEDS = range(9_000_000, 9_000_004)
+
+
+def encode(image_rgb: np.ndarray, ext: str = ".jpg") -> bytes:
+    return cv2.imencode(ext, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def match(boxes: list[tuple[np.ndarray, str]], scene) -> list[float]:
+    """For each ground-truth object, the best IoU among predictions of its class."""
+    best = []
+    for gt_box, gt_label in zip(scene.boxes, scene.labels):
+        ious = [iou(gt_box, box) for box, name in boxes if name == CLASS_NAMES[gt_label]]
+        best.append(max(ious, default=0.0))
+    return best
+
+
+@pytest.mark.parametrize("model_id", ["shapes-det/1", "shapes-detector", "shapes-det-v5/1"])
+def test_detection_finds_the_generated_shapes(client: FleetClient, model_id: str) -> None:
+    for seed in SEEDS:
+        scene = generate_scene(seed)
+        response = client.infer(model_id, encode(scene.image), confidence=0.4)
+        assert response.model_id.startswith("shapes-det")
+        assert (response.image_width, response.image_height) == (scene.width, scene.height)
+        boxes = [(np.array([d.x - d.width / 2, d.y - d.height / 2, d.x + d.width / 2, d.y + d.height / 2]),
+                  d.class_name) for d in response.object_detection.detections]
+        assert len(boxes) == len(scene.boxes), f"seed {seed}: {len(boxes)} boxes for {len(scene.boxes)} shapes"
+        assert min(match(boxes, scene)) >= 0.8, f"seed {seed}"
+
+
+def test_segmentation_returns_polygons_on_the_shapes(client: FleetClient) -> None:
+    scene = generate_scene(SEEDS[0])
+    response = client.infer("shapes-seg/1", encode(scene.image, ".png"), confidence=0.4)
+    instances = response.instance_segmentation.instances
+    assert len(instances) == len(scene.boxes)
+    for inst in instances:
+        assert len(inst.points) >= 3
+        d = inst.detection
+        xs, ys = [p.x for p in inst.points], [p.y for p in inst.points]
+        assert d.x - d.width / 2 - 2 <= min(xs) and max(xs) <= d.x + d.width / 2 + 2
+        assert d.y - d.height / 2 - 2 <= min(ys) and max(ys) <= d.y + d.height / 2 + 2
+
+
+def test_classification_names_the_dominant_shape(client: FleetClient) -> None:
+    from fleet.demo.scenes import CLASSIFICATION_CONFIG
+
+    for seed in SEEDS:
+        scene = generate_scene(seed, CLASSIFICATION_CONFIG)
+        response = client.infer("shapes-cls/1", encode(scene.image))
+        assert response.classification.top_class == CLASS_NAMES[scene.class_label], f"seed {seed}"
+        assert len(response.classification.predictions) == len(CLASS_NAMES)
+
+
+def test_visualization_is_a_jpeg_of_the_image(client: FleetClient) -> None:
+    scene = generate_scene(SEEDS[1])
+    response = client.infer("shapes-det/1", encode(scene.image), visualize=True)
+    annotated = cv2.imdecode(np.frombuffer(response.visualization, np.uint8), cv2.IMREAD_COLOR)
+    assert annotated.shape == scene.image.shape
+
+
+def test_bad_requests_get_clear_statuses_and_the_fleet_keeps_serving(fleet: LocalFleet,
+                                                                       client: FleetClient) -> None:
+    good = encode(generate_scene(SEEDS[2]).image)
+    channel = grpc.insecure_channel(fleet.gateway.address, options=[
+        ("grpc.max_send_message_length", 64 * 1024 * 1024)])
+    stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+    auth = (("authorization", f"Bearer {TEST_KEY}"),)
+    cases = [
+        ("missing API key", build_request("shapes-det/1", good), (), grpc.StatusCode.UNAUTHENTICATED,
+         "missing API key"),
+        ("wrong API key", build_request("shapes-det/1", good), (("authorization", "Bearer fk_nope"),),
+         grpc.StatusCode.UNAUTHENTICATED, "not valid"),
+        ("unknown model", build_request("nope/9", good), auth, grpc.StatusCode.NOT_FOUND, "not registered"),
+        ("malformed model id", build_request("../etc/passwd", good), auth, grpc.StatusCode.INVALID_ARGUMENT,
+         "model_id must look like"),
+        ("undecodable bytes", build_request("shapes-det/1", b"\x00\x01not-an-image"), auth,
+         grpc.StatusCode.INVALID_ARGUMENT, "not a recognisable image"),
+        ("pixel bomb", build_request("shapes-det/1", png_header_only(8000, 8000)), auth,
+         grpc.StatusCode.INVALID_ARGUMENT, "over the limit of 30000000 pixels"),
+        ("over the message-size limit", build_request("shapes-det/1", b"\xff" * (5 * 1024 * 1024)), auth,
+         grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than max"),
+    ]
+    try:
+        for name, request, metadata, code, message in cases:
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Infer(request, metadata=metadata, timeout=30)
+            assert err.value.code() == code, name
+            assert message in err.value.details(), f"{name}: {err.value.details()}"
+            ok = client.infer("shapes-det/1", good)
+            assert ok.object_detection.detections, name
+    finally:
+        channel.close()

@@ -1,0 +1,50 @@
+"""Execution providers: CUDA only when the session really runs on it; CPU otherwise."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from services.common.model_spec import ModelSpec
+from services.model_worker.runtime import CPU, CUDA, RuntimeOptions, open_session, requested_providers
+from tests.onnx_factory import write_package, yolov8_like
+
+
+@pytest.mark.parametrize("mode,available,expected", [
+    ("auto", [CUDA, CPU], [CUDA, CPU]),
+    ("auto", [CPU], [CPU]),
+    ("cuda", [CUDA, CPU], [CUDA, CPU]),
+    ("cpu", [CUDA, CPU], [CPU]),
+    ("cuda", [CPU], [CPU]),
+])
+def test_requested_providers(mode: str, available: list[str], expected: list[str]) -> None:
+    assert requested_providers(mode, available) == expected
+
+
+def test_cuda_requested_without_a_gpu_warns_and_runs_on_cpu(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert requested_providers("cuda", [CPU]) == [CPU]
+    assert "CUDA requested" in caplog.text
+
+
+def test_the_session_reports_the_provider_it_really_got(tmp_path: Path) -> None:
+    pkg = write_package(tmp_path / "m", yolov8_like())
+    session = open_session(pkg / "model.onnx", ModelSpec.from_package(pkg),
+                           RuntimeOptions(execution_provider="cuda", max_batch_size=4))
+    assert session.provider == session.session.get_providers()[0]
+    assert session.provider in (CPU, CUDA)
+    assert session.max_batch_size == 4  # min(settings 4, package 8)
+    assert session.size_bytes >= (pkg / "model.onnx").stat().st_size
+
+
+def test_a_fixed_batch_dimension_limits_batches(tmp_path: Path) -> None:
+    import onnx
+
+    model = onnx.load_from_string(yolov8_like())
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = 1
+    pkg = write_package(tmp_path / "fixed", model.SerializeToString())
+    session = open_session(pkg / "model.onnx", ModelSpec.from_package(pkg), RuntimeOptions(max_batch_size=16))
+    assert session.max_batch_size == 1
