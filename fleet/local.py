@@ -112,6 +112,7 @@ class LocalFleet:
             f"{prefix}METRICS_PORT": "0",
             f"{prefix}READY_FILE": str(ready),
             "PYTHONUNBUFFERED": "1",
+            "FLEET_PARENT_PID": str(os.getpid()),  # the service exits if this process dies
             **self.env,
             **extra,
         }

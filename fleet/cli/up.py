@@ -87,29 +87,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     run_dir = state_dir() / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
-    embedded = None
-    redis_url = args.redis_url
-    if not redis_url:
-        embedded = EmbeddedRedis().start()
-        redis_url = embedded.url
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    embedded = None if args.redis_url else EmbeddedRedis().start()
+    try:
+        return _serve(args, run_dir, args.redis_url or embedded.url, embedded is not None, stop)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _serve(args: argparse.Namespace, run_dir: Path, redis_url: str, embedded: bool, stop: threading.Event) -> int:
     api_key = new_api_key()
     catalog = run_dir / "catalog.yaml"
     write_catalog(args.catalog, catalog, api_key)
     fleet = LocalFleet(redis_url, catalog, workers=args.workers, state_dir=run_dir, gateway_port=args.port,
                        namespace="fleet-dev")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         fleet.start()
     except FleetStartError as exc:
         print(f"fleet up: {exc}")
-        if embedded:
-            embedded.stop()
         return 1
     state = write_client_state(fleet.gateway.address, api_key)
-    first_inference(fleet.gateway.address, api_key)
-    print(f"""
+    try:
+        first_inference(fleet.gateway.address, api_key)
+        print(f"""
 Inference Fleet is up.
   gateway   {fleet.gateway.address}   (metrics http://127.0.0.1:{fleet.gateway.metrics_port}/metrics)
   registry  {fleet.registry.address}
@@ -123,7 +126,6 @@ Try:  fleet infer --model shapes-det/1 --visualize out.jpg {_sample() or 'IMAGE.
       fleet models
 Stop with Ctrl-C.
 """, flush=True)
-    try:
         while not stop.wait(0.5):
             dead = [p.name for p in fleet.processes if not p.alive()]
             if dead:
@@ -131,8 +133,6 @@ Stop with Ctrl-C.
                 break
     finally:
         codes = fleet.stop()
-        if embedded:
-            embedded.stop()
         state.unlink(missing_ok=True)
         print("fleet stopped: " + ", ".join(f"{k} exit {v}" for k, v in codes.items()), flush=True)
     return 0

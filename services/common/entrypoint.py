@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
+import signal
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -13,6 +17,17 @@ from services.common.server import Service, run
 from services.common.settings import ServiceSettings, env_help
 
 S = TypeVar("S", bound=ServiceSettings)
+
+
+def die_with_parent() -> None:
+    """When started by a supervisor that set FLEET_PARENT_PID, exit (SIGTERM) if it dies (Linux)."""
+    parent = os.environ.get("FLEET_PARENT_PID")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != int(parent):  # the parent died before the call above
+        sys.exit(1)
 
 
 def main_for(name: str, description: str, settings_cls: type[S], build: Callable[[S], Service]) -> Callable[[], None]:
@@ -27,6 +42,7 @@ def main_for(name: str, description: str, settings_cls: type[S], build: Callable
         except ValidationError as exc:
             parser.exit(2, f"fleet-{name}: invalid settings:\n{exc}\n")
         configure_logging(name, settings.log_level, settings.log_format)
+        die_with_parent()
         run(lambda: build(settings))
 
     return main

@@ -18,7 +18,8 @@ SEEDS = range(9_000_000, 9_000_004)
 
 
 def encode(image_rgb: np.ndarray, ext: str = ".jpg") -> bytes:
-    return cv2.imencode(ext, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == ".jpg" else []
+    return cv2.imencode(ext, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), params)[1].tobytes()
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
