@@ -18,13 +18,13 @@ MAX_ONNX_BYTES = 5 * 1024 * 1024
 NUM_POINTS = 40 * 40 + 20 * 20 + 10 * 10
 NC = len(CLASS_NAMES)
 # Per-image output shapes of each package (batch dimension removed).
-EXPECTED_OUTPUTS = {
+EXPECTED_OUTPUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "shapes-det": {"output0": (4 + NC, NUM_POINTS)},
     "shapes-det-v5": {"output0": (NUM_POINTS, 5 + NC)},
     "shapes-seg": {"output0": (4 + NC + 32, NUM_POINTS), "output1": (32, 80, 80)},
     "shapes-cls": {"output0": (NC,)},
 }
-ACCURACY_TARGETS = {
+ACCURACY_TARGETS: dict[str, dict[str, float]] = {
     "shapes-det": {"map50": 0.90},
     "shapes-det-v5": {"map50": 0.90},
     "shapes-seg": {"map50": 0.90, "mask_map50": 0.80},

@@ -59,17 +59,14 @@ def test_masks_are_disjoint_and_shapes_reasonably_sized(scenes) -> None:
     for scene in scenes:
         assert scene.masks.sum(axis=0).max() <= 1  # visible parts never overlap
         sides = np.minimum(scene.boxes[:, 2] - scene.boxes[:, 0], scene.boxes[:, 3] - scene.boxes[:, 1])
-        assert sides.min() >= 16  # thinnest visible extent (occlusion keeps >= 70% of each shape)
+        assert sides.min() >= 16  # thinnest visible extent (occlusion keeps >= 80% of each shape)
 
 
-def test_instances_stay_mostly_visible() -> None:
-    """Re-derive visibility: pixels where the image shows an instance's own colour."""
-    for seed in SEEDS[:8]:
-        scene = generate_scene(seed)
-        for mask in scene.masks:
-            # Each visible mask is a solid shape: it fills a good part of its box.
-            ys, xs = np.nonzero(mask)
-            box_area = (xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1)
+def test_visible_masks_are_solid(scenes) -> None:
+    """Occlusion leaves >= 80% of each shape, so every visible mask still fills much of its box."""
+    for scene in scenes:
+        for box, mask in zip(scene.boxes, scene.masks):
+            box_area = (box[2] - box[0]) * (box[3] - box[1])
             assert mask.sum() >= 0.3 * box_area
 
 
