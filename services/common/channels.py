@@ -1,10 +1,8 @@
-"""Outbound gRPC channels with the fleet's options (message size, keepalive, request id)."""
+"""gRPC channel and server options (message size, keepalive); outbound channels."""
 
 from __future__ import annotations
 
 import grpc
-
-from services.common.interceptors import RequestIdClientInterceptor
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -32,8 +30,4 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
 
 
 def insecure_channel(address: str, max_message_bytes: int) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(
-        address,
-        options=channel_options(max_message_bytes),
-        interceptors=[RequestIdClientInterceptor()],
-    )
+    return grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes))

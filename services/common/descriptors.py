@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 
 from pydantic import ValidationError
 
@@ -101,3 +102,22 @@ def from_proto(d: model_pb2.ModelDescriptor) -> ModelRecord:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidArgument(f"model descriptor for {d.model_id!r} is invalid: {problems}") from None
+
+
+class RecordCache:
+    """Parsed records of recently seen descriptors: the same model arrives with every request."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._records: OrderedDict[bytes, ModelRecord] = OrderedDict()
+
+    def get(self, descriptor: model_pb2.ModelDescriptor) -> ModelRecord:
+        key = descriptor.SerializeToString(deterministic=True)
+        record = self._records.get(key)
+        if record is None:
+            record = self._records[key] = from_proto(descriptor)
+            if len(self._records) > self.size:
+                self._records.popitem(last=False)
+        else:
+            self._records.move_to_end(key)
+        return record

@@ -21,7 +21,6 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from services.common.channels import server_options
-from services.common.interceptors import ServerInterceptor
 from services.common.metrics import READY
 from services.common.settings import ServiceSettings
 
@@ -50,9 +49,7 @@ class Runner:
     def __init__(self, service: Service) -> None:
         self.service = service
         s = service.settings
-        self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(service.name)], options=server_options(s.max_message_bytes)
-        )
+        self.server = grpc.aio.server(options=server_options(s.max_message_bytes))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         service.register(self.server)

@@ -18,6 +18,7 @@ import grpc
 from fleet.v1 import inference_pb2, model_pb2, worker_pb2
 from services.cache import FleetCache
 from services.common.errors import CacheUnavailable, DeadlineExceeded, PermissionDenied, Unavailable
+from services.common.rpc import outgoing_metadata
 from services.common.rpc_errors import from_rpc_error
 from services.gateway.auth import Authenticator
 from services.gateway.resolver import ModelResolver
@@ -26,6 +27,7 @@ from services.gateway.workers import WorkerEndpoint, WorkerPool
 log = logging.getLogger("fleet.gateway")
 
 T = TypeVar("T")
+Metadata = tuple[tuple[str, str], ...]
 FANOUT_TIMEOUT_S = 120.0
 
 
@@ -48,7 +50,7 @@ class Gateway:
         if response is None:
             call = worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request)
             _, reply = await self._on_worker(
-                model.model_id, deadline, lambda ep, t: ep.stub.Infer(call, timeout=t)
+                model.model_id, deadline, lambda ep, t, md: ep.stub.Infer(call, timeout=t, metadata=md)
             )
             response = reply.response
             if digest:
@@ -57,8 +59,9 @@ class Gateway:
         return response
 
     async def _on_worker(self, model_id: str, deadline: float,
-                         call: Callable[[WorkerEndpoint, float], Awaitable[T]]) -> tuple[WorkerEndpoint, T]:
+                         call: Callable[[WorkerEndpoint, float, Metadata], Awaitable[T]]) -> tuple[WorkerEndpoint, T]:
         """Run ``call`` on the best worker for the model, moving on when one is unavailable."""
+        metadata = outgoing_metadata()
         tried: list[str] = []
         for endpoint in self.workers.candidates(model_id)[: self.attempts]:
             remaining = deadline - time.monotonic()
@@ -66,7 +69,7 @@ class Gateway:
                 break
             endpoint.in_flight += 1
             try:
-                result = await call(endpoint, remaining)
+                result = await call(endpoint, remaining, metadata)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     tried.append(endpoint.address)
@@ -118,7 +121,8 @@ class Gateway:
         model = await self.resolver.resolve(model_id, workspace)
         request = worker_pb2.LoadModelRequest(model=model)
         endpoint, reply = await self._on_worker(
-            model.model_id, time.monotonic() + FANOUT_TIMEOUT_S, lambda ep, t: ep.stub.LoadModel(request, timeout=t)
+            model.model_id, time.monotonic() + FANOUT_TIMEOUT_S,
+            lambda ep, t, md: ep.stub.LoadModel(request, timeout=t, metadata=md),
         )
         return model, [reply.model.worker_id or endpoint.address]
 
@@ -128,7 +132,8 @@ class Gateway:
         if model.workspace != workspace:
             raise PermissionDenied(f"only workspace {model.workspace!r} may unload {model.model_id!r}")
         request = worker_pb2.UnloadModelRequest(model_id=model.model_id)
-        replies = await self._fan_out(lambda ep: ep.stub.UnloadModel(request, timeout=FANOUT_TIMEOUT_S))
+        replies = await self._fan_out(
+            lambda ep, md: ep.stub.UnloadModel(request, timeout=FANOUT_TIMEOUT_S, metadata=md))
         removed = []
         for endpoint, reply in replies:
             self.workers.note_unloaded(endpoint, model.model_id)
@@ -139,7 +144,8 @@ class Gateway:
     async def clear_models(self, api_key: str) -> int:
         workspace = await self.auth.workspace_for(api_key)
         request = worker_pb2.ModelWorkerServiceClearModelsRequest(workspace=workspace)
-        replies = await self._fan_out(lambda ep: ep.stub.ClearModels(request, timeout=FANOUT_TIMEOUT_S))
+        replies = await self._fan_out(
+            lambda ep, md: ep.stub.ClearModels(request, timeout=FANOUT_TIMEOUT_S, metadata=md))
         for endpoint, reply in replies:
             for model_id in reply.model_ids:
                 self.workers.note_unloaded(endpoint, model_id)
@@ -156,12 +162,14 @@ class Gateway:
 
     async def _describe_all(self) -> list[tuple[WorkerEndpoint, worker_pb2.ModelWorkerServiceDescribeModelsResponse]]:
         request = worker_pb2.ModelWorkerServiceDescribeModelsRequest()
-        return await self._fan_out(lambda ep: ep.stub.DescribeModels(request, timeout=10.0))
+        return await self._fan_out(lambda ep, md: ep.stub.DescribeModels(request, timeout=10.0, metadata=md))
 
-    async def _fan_out(self, call: Callable[[WorkerEndpoint], Awaitable[T]]) -> list[tuple[WorkerEndpoint, T]]:
+    async def _fan_out(self, call: Callable[[WorkerEndpoint, Metadata], Awaitable[T]]
+                       ) -> list[tuple[WorkerEndpoint, T]]:
         """Call every known worker at once; unreachable ones are skipped, other errors raised."""
         endpoints = self.workers.all()
-        results = await asyncio.gather(*(call(ep) for ep in endpoints), return_exceptions=True)
+        metadata = outgoing_metadata()
+        results = await asyncio.gather(*(call(ep, metadata) for ep in endpoints), return_exceptions=True)
         answered = []
         for endpoint, result in zip(endpoints, results):
             if isinstance(result, grpc.aio.AioRpcError):

@@ -6,6 +6,7 @@ import grpc
 
 from fleet.v1 import model_pb2, registry_pb2, registry_pb2_grpc
 from services.common.channels import insecure_channel
+from services.common.rpc import outgoing_metadata
 from services.common.rpc_errors import from_rpc_error
 
 CALL_TIMEOUT_S = 5.0
@@ -20,7 +21,8 @@ class RegistryClient:
     async def authenticate(self, key_sha256: str) -> str:
         try:
             reply = await self.stub.Authenticate(
-                registry_pb2.AuthenticateRequest(api_key_sha256=key_sha256), timeout=CALL_TIMEOUT_S
+                registry_pb2.AuthenticateRequest(api_key_sha256=key_sha256), timeout=CALL_TIMEOUT_S,
+                metadata=outgoing_metadata(),
             )
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, "registry") from None
@@ -29,7 +31,8 @@ class RegistryClient:
     async def resolve(self, model_id: str, workspace: str) -> model_pb2.ModelDescriptor:
         try:
             reply = await self.stub.ResolveModel(
-                registry_pb2.ResolveModelRequest(model_id=model_id, workspace=workspace), timeout=CALL_TIMEOUT_S
+                registry_pb2.ResolveModelRequest(model_id=model_id, workspace=workspace), timeout=CALL_TIMEOUT_S,
+                metadata=outgoing_metadata(),
             )
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, "registry") from None

@@ -8,6 +8,7 @@ import grpc
 
 from fleet.v1 import gateway_pb2, gateway_pb2_grpc, inference_pb2
 from services.common.errors import FleetError
+from services.common.rpc import rpc, rpc_stream
 from services.gateway.auth import bearer_key
 from services.gateway.gateway import Gateway
 from services.gateway.streaming import infer_stream
@@ -19,9 +20,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def __init__(self, gateway: Gateway, version: str) -> None:
         self.gateway, self.version = gateway, version
 
+    @rpc("gateway")
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return await self.gateway.infer(bearer_key(context.invocation_metadata()), request, context.time_remaining())
 
+    @rpc_stream("gateway")
     async def InferStream(self, request_iterator, context: grpc.aio.ServicerContext):  # noqa: N802
         async def items() -> AsyncIterator[tuple[str, inference_pb2.InferRequest]]:
             async for item in request_iterator:
@@ -38,22 +41,27 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             else:
                 yield gateway_pb2.InferStreamResponse(correlation_id=correlation_id, response=outcome)
 
+    @rpc("gateway")
     async def AddModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         model, workers = await self.gateway.add_model(bearer_key(context.invocation_metadata()), request.model_id)
         return gateway_pb2.AddModelResponse(model=model, worker_ids=workers)
 
+    @rpc("gateway")
     async def RemoveModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         workers = await self.gateway.remove_model(bearer_key(context.invocation_metadata()), request.model_id)
         return gateway_pb2.RemoveModelResponse(worker_ids=workers)
 
+    @rpc("gateway")
     async def ClearModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         unloaded = await self.gateway.clear_models(bearer_key(context.invocation_metadata()))
         return gateway_pb2.ClearModelsResponse(unloaded=unloaded)
 
+    @rpc("gateway")
     async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         models = await self.gateway.describe_models(bearer_key(context.invocation_metadata()))
         return gateway_pb2.DescribeModelsResponse(models=models)
 
+    @rpc("gateway")
     async def GetServerInfo(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         workers = await self.gateway.server_info(bearer_key(context.invocation_metadata()))
         return gateway_pb2.GetServerInfoResponse(name="inference-fleet", version=self.version, workers=workers)

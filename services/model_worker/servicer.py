@@ -6,6 +6,7 @@ import grpc
 
 from fleet.v1 import model_pb2, worker_pb2, worker_pb2_grpc
 from services.common import descriptors
+from services.common.rpc import rpc
 from services.model_worker import converters
 from services.model_worker.worker import Worker
 
@@ -13,9 +14,11 @@ from services.model_worker.worker import Worker
 class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
+        self.records = descriptors.RecordCache()
 
+    @rpc("worker")
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        record = descriptors.from_proto(request.model)
+        record = self.records.get(request.model)
         out = await self.worker.infer(
             record,
             converters.image_from_proto(request.request.image),
@@ -25,18 +28,22 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
             response=converters.response_to_proto(out, self.worker.worker_id)
         )
 
+    @rpc("worker")
     async def LoadModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        model, already = await self.worker.load(descriptors.from_proto(request.model))
+        model, already = await self.worker.load(self.records.get(request.model))
         return worker_pb2.LoadModelResponse(
             model=converters.loaded_to_proto(model, self.worker.worker_id), already_loaded=already
         )
 
+    @rpc("worker")
     async def UnloadModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return worker_pb2.UnloadModelResponse(unloaded=await self.worker.unload(request.model_id))
 
+    @rpc("worker")
     async def ClearModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return worker_pb2.ModelWorkerServiceClearModelsResponse(model_ids=await self.worker.clear(request.workspace))
 
+    @rpc("worker")
     async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         state = self.worker.load_state()
         return worker_pb2.ModelWorkerServiceDescribeModelsResponse(

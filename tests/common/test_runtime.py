@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
@@ -12,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.channels import insecure_channel
 from services.common.context import current_request_id
+from services.common.rpc import outgoing_metadata, rpc
 from services.common.errors import ModelNotFound
 from services.common.server import Runner, Service
 from services.common.settings import ServiceSettings
@@ -19,10 +21,24 @@ from services.common.settings import ServiceSettings
 Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 
 
+class _Handlers:
+    """Plain functions as servicer methods, wrapped by the same decorator the services use."""
+
+    def __init__(self, handlers: dict[str, Handler]) -> None:
+        for name, fn in handlers.items():
+            async def method(self: _Handlers, request: bytes, context, fn: Handler = fn) -> bytes:
+                return await fn(request, context)
+
+            method.__name__ = name
+            setattr(self, name, functools.partial(rpc("test")(method), self))
+
+
 def _service(handlers: dict[str, Handler], startup=None, grace: float = 5.0) -> Service:
+    wrapped = _Handlers(handlers)
+
     def register(server: grpc.aio.Server) -> None:
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-            "test.Svc", {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in handlers.items()}
+            "test.Svc", {name: grpc.unary_unary_rpc_method_handler(getattr(wrapped, name)) for name in handlers}
         )])
 
     settings = ServiceSettings(port=0, metrics_port=0, shutdown_grace_s=grace)
@@ -71,6 +87,7 @@ async def test_unexpected_errors_are_internal_and_quote_the_request_id(running) 
         await _call(f"127.0.0.1:{runner.port}", "Broken", request_id="req-123")
     assert err.value.code() == grpc.StatusCode.INTERNAL
     assert "req-123" in err.value.details() and "secret" not in err.value.details()
+    assert ("x-request-id", "req-123") in tuple(err.value.trailing_metadata())
 
 
 async def test_request_id_is_echoed_and_follows_outgoing_calls(running) -> None:
@@ -82,14 +99,13 @@ async def test_request_id_is_echoed_and_follows_outgoing_calls(running) -> None:
     async def relay(request: bytes, context) -> bytes:
         channel = insecure_channel(f"127.0.0.1:{inner.port}", 1 << 20)
         try:
-            return await channel.unary_unary("/test.Svc/Echo")(b"")
+            return await channel.unary_unary("/test.Svc/Echo")(b"", metadata=outgoing_metadata())
         finally:
             await channel.close()
 
     outer = await running(_service({"Relay": relay}))
-    reply, trailing = await _call(f"127.0.0.1:{outer.port}", "Relay", request_id="trace-42")
+    reply, _ = await _call(f"127.0.0.1:{outer.port}", "Relay", request_id="trace-42")
     assert reply == b"trace-42"
-    assert ("x-request-id", "trace-42") in tuple(trailing)
     generated, _ = await _call(f"127.0.0.1:{outer.port}", "Relay")
     assert len(generated) == 32  # a fresh id when the caller sends none
 

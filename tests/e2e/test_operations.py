@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import cv2
 import grpc
 import httpx
 import pytest
+import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -48,18 +50,34 @@ def test_every_service_reports_health_reflection_and_metrics(fleet: LocalFleet, 
         assert family in worker_metrics
 
 
-def test_request_id_follows_the_request_and_keys_never_reach_logs(fleet: LocalFleet) -> None:
-    request_id = f"e2e-{uuid.uuid4().hex[:8]}"
+def test_request_id_follows_the_request_and_keys_never_reach_logs(fleet: LocalFleet, redis_url: str) -> None:
+    ok_id, failed_id = f"e2e-{uuid.uuid4().hex[:8]}", f"e2e-{uuid.uuid4().hex[:8]}"
     with FleetClient(fleet.gateway.address, TEST_KEY) as c:
-        c.stub.Infer(build_request("shapes-det/1", IMAGE), metadata=c.metadata + (("x-request-id", request_id),),
+        c.stub.Infer(build_request("shapes-det/1", IMAGE), metadata=c.metadata + (("x-request-id", ok_id),),
                      timeout=30)
+        with pytest.raises(grpc.RpcError):  # reaches the worker, which refuses the image
+            c.stub.Infer(build_request("shapes-det/1", b"\xff\xd8junk"),
+                         metadata=c.metadata + (("x-request-id", failed_id),), timeout=30)
+    # The successful request's id reached the worker: its inference-log entry in Redis carries it.
+    log_key = f"{fleet.namespace}:inference:worker-0:shapes-det/1"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for _ in range(50):
+            entries = [json.loads(e) for e in client.zrange(log_key, 0, -1)]
+            if any(e["request_id"] == ok_id for e in entries):
+                break
+            time.sleep(0.1)
+        assert any(e["request_id"] == ok_id for e in entries)
+    finally:
+        client.close()
+    # Failed calls are logged (successful ones only at DEBUG), with the same id in each service.
+    for name in ("gateway", "worker-0"):
+        entries = [json.loads(line) for line in fleet.service(name).log_path.read_text().splitlines()
+                   if failed_id in line]
+        assert entries and all(e["request_id"] == failed_id for e in entries), name
+        assert any(e.get("code") == "INVALID_ARGUMENT" for e in entries), name
     for name in ("gateway", "registry", "worker-0"):
-        log = fleet.service(name).log_path.read_text()
-        if name != "registry" or request_id in log:  # the registry may answer from the gateway's caches
-            assert request_id in log, name
-        assert TEST_KEY not in log, name
-    entries = [json.loads(line) for line in fleet.gateway.log_path.read_text().splitlines() if request_id in line]
-    assert entries and all(e["request_id"] == request_id for e in entries)
+        assert TEST_KEY not in fleet.service(name).log_path.read_text(), name
 
 
 def test_model_management_through_the_gateway(client: FleetClient) -> None:
