@@ -54,6 +54,18 @@ class ArtifactStore:
         self.dir = Path(cache_dir) / "sha256"
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self._locks: dict[str, asyncio.Lock] = {}
+        self._client: httpx.AsyncClient | None = None  # one client, so downloads share its setup and connections
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            timeout = httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
+            self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     def cached_path(self, sha256: str) -> Path:
         if not _SHA256.match(sha256):
@@ -131,19 +143,17 @@ class ArtifactStore:
         tmp = Path(tmp_name)
         try:
             digest = hashlib.sha256()
-            timeout = httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
             with os.fdopen(fd, "wb") as out:
-                async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
-                    async with client.stream("GET", uri) as response:
-                        if response.status_code >= 500 or response.status_code == 429:
-                            raise _RetryableStatus(f"HTTP {response.status_code}")
-                        if response.status_code != 200:
-                            raise ModelPackageError(
-                                f"artifact download answered HTTP {response.status_code}; check the artifact URI"
-                            )
-                        async for chunk in response.aiter_bytes(_CHUNK):
-                            digest.update(chunk)
-                            await asyncio.to_thread(out.write, chunk)
+                async with self._http().stream("GET", uri) as response:
+                    if response.status_code >= 500 or response.status_code == 429:
+                        raise _RetryableStatus(f"HTTP {response.status_code}")
+                    if response.status_code != 200:
+                        raise ModelPackageError(
+                            f"artifact download answered HTTP {response.status_code}; check the artifact URI"
+                        )
+                    async for chunk in response.aiter_bytes(_CHUNK):
+                        digest.update(chunk)
+                        await asyncio.to_thread(out.write, chunk)
                 out.flush()
                 os.fsync(out.fileno())
             got = digest.hexdigest()

@@ -2,9 +2,14 @@
 
 A request is *announced* when it starts decoding and *submitted* once its tensor is
 ready. The batching loop takes what is queued and, only while announced requests are
-still on their way, waits up to ``max_delay_s`` for them to fill the batch. A lone
-request therefore never waits, and under load the next batch forms while the current
-one runs. Errors reach every waiter of the failed batch.
+still on their way, waits up to ``max_delay_s`` for them to fill the batch. Under load
+the next batch forms while the current one runs. Errors reach every waiter of the
+failed batch.
+
+One run of the model happens at a time (the *slot*). When the model is idle (slot free,
+nothing queued or announced) a request may take the slot itself and run decode, model
+and post-processing in one thread hop (``exclusive``): at low load that skips the
+queue and two hand-offs; requests arriving meanwhile queue up and form the next batch.
 """
 
 from __future__ import annotations
@@ -56,12 +61,21 @@ class Batcher:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._incoming = 0
         self._arrived = asyncio.Event()
+        self._slot = asyncio.Lock()
         self._closed = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     @property
     def queued(self) -> int:
         return self._queue.qsize()
+
+    def idle(self) -> bool:
+        """Nothing running, queued or on its way: a request may run alone (see ``exclusive``)."""
+        return not self._slot.locked() and self._queue.empty() and self._incoming <= 0 and not self._closed
+
+    def exclusive(self) -> asyncio.Lock:
+        """``async with batcher.exclusive():`` hold the model's run slot for one unbatched request."""
+        return self._slot
 
     def announce(self) -> None:
         """A request for this model has started its pre-processing."""
@@ -111,19 +125,23 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             items = await self._collect()
-            live = [i for i in items if not i.future.done()]  # drop callers that gave up
-            if not live:
-                continue
-            batch = np.stack([i.tensor for i in live])
-            started = time.perf_counter()
-            try:
-                outputs = await loop.run_in_executor(self._executor, self._run, batch)
-            except asyncio.CancelledError:
-                _fail(live, Unavailable("the model was unloaded during inference; retry"))
-                raise
-            except Exception as exc:  # noqa: BLE001 - delivered to every waiter
-                _fail(live, exc)
-                continue
+            async with self._slot:
+                while len(items) < self.max_batch_size and not self._queue.empty():  # queued while waiting
+                    items.append(self._queue.get_nowait())
+                    QUEUE_DEPTH.dec()
+                live = [i for i in items if not i.future.done()]  # drop callers that gave up
+                if not live:
+                    continue
+                batch = np.stack([i.tensor for i in live])
+                started = time.perf_counter()
+                try:
+                    outputs = await loop.run_in_executor(self._executor, self._run, batch)
+                except asyncio.CancelledError:
+                    _fail(live, Unavailable("the model was unloaded during inference; retry"))
+                    raise
+                except Exception as exc:  # noqa: BLE001 - delivered to every waiter
+                    _fail(live, exc)
+                    continue
             infer_s = time.perf_counter() - started
             BATCH_SIZE.observe(len(live))
             for index, item in enumerate(live):

@@ -171,6 +171,7 @@ class ModelManager:
     async def close(self) -> None:
         for model in list(self._models.values()):
             self._drop(model, "shutdown")
+        await self.artifacts.close()
         await asyncio.sleep(0)
 
     # ---- internals -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -17,7 +18,8 @@ import numpy as np
 from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
 from services.model_worker.images import ImageInput, to_pixels
-from services.model_worker.manager import ModelManager
+from services.model_worker.batcher import BatchOutput
+from services.model_worker.manager import LoadedModel, ModelManager
 from services.model_worker.metrics import STAGE_SECONDS
 from services.model_worker.processing.decode import ImageLimits
 from services.model_worker.processing.params import InferenceParams, ResolvedParams
@@ -52,6 +54,9 @@ class InferenceOutput:
     timings: Timings = field(default_factory=Timings)
 
 
+_Finished = tuple[Detections | Classification, list[np.ndarray] | None, bytes]  # result, polygons, visual
+
+
 @dataclass
 class _Prepared:
     pixels: np.ndarray | None  # kept only when a visualization is wanted
@@ -70,9 +75,20 @@ def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixel
     return _Prepared(pixels if keep_pixels else None, tensor, transform, t1 - t0, t2 - t1)
 
 
-def _finish(
-    outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, params: ResolvedParams
-) -> tuple[Detections | Classification, list[np.ndarray] | None, bytes]:
+def _run_alone(
+    image: ImageInput, spec: ModelSpec, limits: ImageLimits, params: ResolvedParams,
+    run: Callable[[np.ndarray], list[np.ndarray]],
+) -> tuple[_Prepared, _Finished, float, float]:
+    """The whole pipeline for one image in one thread: prepare, run the model, finish."""
+    prepared = _prepare(image, spec.input, limits, params.visualize)
+    t0 = time.perf_counter()
+    outputs = run(prepared.tensor[None])
+    t1 = time.perf_counter()
+    finished = _finish([o[0] for o in outputs], spec, prepared, params)
+    return prepared, finished, t1 - t0, time.perf_counter() - t1
+
+
+def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, params: ResolvedParams) -> _Finished:
     result = postprocess(outputs, spec, prepared.transform, params)
     polygons = None
     if isinstance(result, Detections) and result.masks is not None:
@@ -93,22 +109,17 @@ class Pipeline:
             image = ImageInput(encoded=await self.urls.fetch(image.url))
         model, cold = await self.manager.acquire(record)
         try:
-            model.batcher.announce()
-            try:
-                prepared = await loop.run_in_executor(
-                    self.cpu, _prepare, image, record.spec.input, self.limits, resolved.visualize
-                )
-            except BaseException:
-                model.batcher.withdraw()
-                raise
-            batch = await model.batcher.submit(prepared.tensor)
-            t_post = time.perf_counter()
-            result, polygons, visual = await loop.run_in_executor(
-                self.cpu, _finish, batch.outputs, record.spec, prepared, resolved
-            )
-            postprocess_s = time.perf_counter() - t_post
+            if model.batcher.idle():
+                async with model.batcher.exclusive():
+                    prepared, finished, infer_s, postprocess_s = await loop.run_in_executor(
+                        self.cpu, _run_alone, image, record.spec, self.limits, resolved, model.session.run
+                    )
+                batch = BatchOutput([], 1, 0.0, infer_s)
+            else:
+                prepared, finished, batch, postprocess_s = await self._batched(model, image, record, resolved)
         finally:
             self.manager.release(model)
+        result, polygons, visual = finished
         timings = Timings(
             decode_s=prepared.decode_s, preprocess_s=prepared.preprocess_s, queue_s=batch.queue_s,
             inference_s=batch.infer_s, postprocess_s=postprocess_s, total_s=time.perf_counter() - started,
@@ -119,3 +130,19 @@ class Pipeline:
         t = prepared.transform
         return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, result, polygons, visual,
                                timings)
+
+    async def _batched(self, model: LoadedModel, image: ImageInput, record: ModelRecord,
+                       params: ResolvedParams) -> tuple[_Prepared, _Finished, BatchOutput, float]:
+        """Prepare in the thread pool, share a model run with other requests, finish in the pool."""
+        loop = asyncio.get_running_loop()
+        model.batcher.announce()
+        try:
+            prepared = await loop.run_in_executor(self.cpu, _prepare, image, record.spec.input, self.limits,
+                                                  params.visualize)
+        except BaseException:
+            model.batcher.withdraw()
+            raise
+        batch = await model.batcher.submit(prepared.tensor)
+        t_post = time.perf_counter()
+        finished = await loop.run_in_executor(self.cpu, _finish, batch.outputs, record.spec, prepared, params)
+        return prepared, finished, batch, time.perf_counter() - t_post

@@ -86,6 +86,7 @@ class RuntimeOptions:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     max_batch_size: int = 16
+    allow_spinning: bool = False
 
 
 def _check_input(spec: ModelSpec, sess: ort.InferenceSession) -> tuple[str, int | None]:
@@ -114,6 +115,11 @@ def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Sessio
         so.intra_op_num_threads = options.intra_op_threads
     if options.inter_op_threads:
         so.inter_op_num_threads = options.inter_op_threads
+    if not options.allow_spinning:
+        # ONNX Runtime's threads spin between the operators of a run (which keeps a run fast) and,
+        # by default, for a while after it. Stop them when a run ends, so idle spinning does not
+        # take the CPU that decoding, post-processing and gRPC need.
+        so.add_session_config_entry("session.force_spinning_stop", "1")
     providers = requested_providers(options.execution_provider, available_providers())
     process = psutil.Process()
     with _CREATE_LOCK:

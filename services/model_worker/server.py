@@ -43,7 +43,7 @@ def build(settings: WorkerSettings) -> Service:
     manager = ModelManager(
         ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries),
         RuntimeOptions(settings.execution_provider, settings.ort_intra_op_threads, settings.ort_inter_op_threads,
-                       settings.max_batch_size),
+                       settings.max_batch_size, settings.ort_allow_spinning),
         ManagerLimits(settings.max_active_models, capacity_bytes(settings), settings.memory_free_threshold,
                       settings.model_lock_acquire_timeout_s, settings.max_queue_delay_us / 1e6,
                       settings.max_queue_size),

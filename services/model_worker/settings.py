@@ -52,6 +52,9 @@ class WorkerSettings(ServiceSettings):
     )
     ort_intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0: its default).")
     ort_inter_op_threads: int = Field(0, ge=0, description="ONNX Runtime inter-op threads (0: its default).")
+    ort_allow_spinning: bool = Field(
+        False, description="Let idle ONNX Runtime threads spin (faster alone, slower beside other CPU work).",
+    )
     cpu_threads: int = Field(0, ge=0, description="Threads for decode, pre- and post-processing (0: CPU count).")
     max_batch_size: int = Field(16, ge=1, le=1024, description="Upper bound on dynamic batches (and the model's own).")
     max_queue_delay_us: int = Field(
