@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,dev
 
-.PHONY: setup up test test-fast models protos lint-protos bench bench-smoke k8s-validate clean
+.PHONY: setup up test test-fast models protos lint-protos bench bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ models:
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m fleet.demo.train --task all
 	$(PY) -m fleet.demo.samples
+
+## The benchmark suite (about 4 minutes; run it on a quiet machine): tables, JSON and plots in bench/results/.
+bench: setup
+	$(PY) -m bench
+
+## Every benchmark scenario for a few seconds (writes bench/results/smoke/; numbers not meaningful).
+bench-smoke: setup
+	$(PY) -m bench --smoke
 
 ## Regenerate the committed Python stubs from protos/.
 protos: setup

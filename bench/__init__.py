@@ -1,0 +1,1 @@
+"""Benchmarks: the fleet against in-process ONNX Runtime on the demo detector (``python -m bench``)."""

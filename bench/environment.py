@@ -1,0 +1,154 @@
+"""The fleet under test: Redis, a bench catalog, a LocalFleet and a local artifact server.
+
+One fleet (registry, one worker, gateway, as real processes) serves every scenario after
+the in-process baseline; it starts on first use. Its catalog registers the package as
+``shapes-det/1``, as ``churn-NN/1`` for the churn scenario and as ``cold-file-NN/1`` /
+``cold-http-NN/1`` (weights served over HTTP from here) for the cold-start scenario.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import shutil
+import tempfile
+import threading
+import uuid
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+import redis
+import yaml
+
+from bench.config import BenchConfig
+from bench.workload import MODEL_ID, WORKSPACE, Package
+from fleet.local import LocalFleet
+from services.cache.api_keys import hash_api_key
+from services.cache.embedded import EmbeddedRedis, redis_answers
+
+
+def churn_ids(n: int) -> list[str]:
+    return [f"churn-{i:02d}/1" for i in range(n)]
+
+
+def cold_ids(kind: str, n: int) -> list[str]:
+    return [f"cold-{kind}-{i:02d}/1" for i in range(n)]
+
+
+def write_catalog(path: Path, api_key: str, entries: list[dict]) -> Path:
+    """A catalog YAML: one workspace (holding the key's hash) and the given model entries."""
+    data = {"workspaces": [{"name": WORKSPACE, "api_key_sha256": [hash_api_key(api_key)]}], "models": entries}
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class FileServer:
+    """Serves one directory over HTTP on 127.0.0.1 (the 'remote' artifact store)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(directory)))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="artifact-http", daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_port}/{name}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class BenchEnv:
+    """Everything the fleet scenarios share; ``close`` stops what was started and deletes its keys."""
+
+    def __init__(self, cfg: BenchConfig, keep_logs: bool = False, worker_env: dict[str, str] | None = None) -> None:
+        self.cfg, self.keep_logs, self.worker_env = cfg, keep_logs, worker_env or {}
+        self.package = Package(cfg.package)
+        self.api_key = "fk_bench_" + secrets.token_urlsafe(16)
+        self.namespace = f"bench-{uuid.uuid4().hex[:10]}"
+        self.state_dir = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+        self.cache_dir = self.state_dir / "worker-cache"
+        self._redis: EmbeddedRedis | None = None
+        self._files: FileServer | None = None
+        self._fleet: LocalFleet | None = None
+        self.redis_url = ""
+
+    @property
+    def fleet(self) -> LocalFleet:
+        if self._fleet is None:
+            self._fleet = self._start()
+        return self._fleet
+
+    @property
+    def worker(self):  # noqa: ANN201 - fleet.local.ServiceProcess
+        return self.fleet.worker_processes[0]
+
+    def pids(self) -> dict[str, int]:
+        """Processes whose CPU the scenarios account for (this process is the client)."""
+        fleet = self.fleet
+        pids = {"client": psutil.Process().pid, "gateway": fleet.gateway.pid, "worker": self.worker.pid,
+                "registry": fleet.registry.pid}
+        port = self.redis_url.rsplit(":", 1)[-1].split("/")[0]
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            if "redis-server" in (proc.info["name"] or "") and port in " ".join(proc.info["cmdline"] or []):
+                pids["redis"] = proc.pid
+                break
+        return pids
+
+    def cached_artifact(self) -> Path:
+        return self.cache_dir / "sha256" / f"{self.package.spec.weights.sha256}.onnx"
+
+    def _catalog(self) -> Path:
+        cfg, pkg, weights = self.cfg, str(self.package.path), self.package.weights
+        assert self._files is not None
+        entries = [{"id": MODEL_ID, "workspace": WORKSPACE, "package": pkg}]
+        entries += [{"id": m, "workspace": WORKSPACE, "package": pkg} for m in churn_ids(cfg.churn_models)]
+        entries += [{"id": m, "workspace": WORKSPACE, "package": pkg} for m in cold_ids("file", cfg.cold_repeats)]
+        entries += [{"id": m, "workspace": WORKSPACE, "package": pkg, "artifact_uri": self._files.url(weights.name)}
+                    for m in cold_ids("http", cfg.cold_repeats)]
+        return write_catalog(self.state_dir / "catalog.yaml", self.api_key, entries)
+
+    def _start(self) -> LocalFleet:
+        if redis_answers("127.0.0.1", 6379):
+            self.redis_url = "redis://127.0.0.1:6379/0"
+        else:
+            self._redis = EmbeddedRedis().start()
+            self.redis_url = self._redis.url
+        self._files = FileServer(self.package.weights.parent)
+        fleet = LocalFleet(
+            self.redis_url, self._catalog(), workers=1, namespace=self.namespace, state_dir=self.state_dir / "run",
+            worker_env={"FLEET_WORKER_MAX_ACTIVE_MODELS": str(self.cfg.churn_capacity),
+                        "FLEET_WORKER_MODEL_CACHE_DIR": str(self.cache_dir), **self.worker_env},
+        )
+        self._fleet = fleet.start()
+        return fleet
+
+    def close(self) -> None:
+        """Stop everything started (idempotent)."""
+        if self._fleet is not None:
+            self._fleet.stop()
+            self._delete_keys()
+            self._fleet = None
+        if self._files is not None:
+            self._files.stop()
+            self._files = None
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis = None
+        if not self.keep_logs:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _delete_keys(self) -> None:
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            keys = list(client.scan_iter(f"{self.namespace}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()

@@ -1,0 +1,1 @@
+"""The benchmark scenarios, in the order they run; each returns a JSON-ready dict."""

@@ -1,0 +1,93 @@
+"""``python -m bench --smoke`` against real processes: every scenario runs and yields numbers of the
+right shape. Speed is never asserted (this machine's CPUs are shared)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleet.paths import REPO_ROOT
+from tests.conftest import PACKAGES
+from tests.onnx_factory import write_package, yolov8_like
+
+pytestmark = pytest.mark.slow
+
+LATENCY_SCENARIOS = ("baseline", "worker_only", "fleet", "fleet_stream", "baseline_end")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    tmp = tmp_path_factory.mktemp("bench")
+    package = PACKAGES / "shapes-det"
+    if not (package / "model.json").exists():  # the demo models are not built: a tiny stand-in
+        package = write_package(tmp / "tiny-det", yolov8_like(size=64, num_classes=3), size=64, num_classes=3)
+    out = tmp / "results"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--package", str(package)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "results.json").read_text()), out
+
+
+def _check_latency(point: dict) -> None:
+    lat = point["latency_ms"]
+    assert point["count"] > 0 and point["throughput_rps"] > 0
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert point["errors"] == {}
+    assert point["cpu"]["total"]["cpu_ms_per_request"] > 0
+
+
+def test_writes_every_output(results: tuple[dict, Path]) -> None:
+    data, out = results
+    for name in ("results.md", "results.json", "latency_throughput.png", "churn_rss.png"):
+        assert (out / name).stat().st_size > 0, name
+    text = (out / "results.md").read_text()
+    for heading in ("Latency and throughput", "Issue #4 acceptance", "Model churn", "Cold start"):
+        assert heading in text
+    machine = data["machine"]
+    assert machine["cpu_model"] and machine["logical_cpus"] >= 1 and machine["onnxruntime"] and machine["git_commit"]
+
+
+def test_latency_scenarios_have_well_formed_points(results: tuple[dict, Path]) -> None:
+    data, _ = results
+    scenarios = data["scenarios"]
+    for name in LATENCY_SCENARIOS:
+        assert scenarios[name]["points"], name
+        for point in scenarios[name]["points"]:
+            _check_latency(point)
+    assert [p["concurrency"] for p in scenarios["worker_only"]["points"]][-1] == 8
+    assert [p["concurrency"] for p in scenarios["fleet"]["points"]] == [1, 4, 16, 64]
+    for name in ("worker_only", "fleet", "fleet_stream"):
+        for point in scenarios[name]["points"]:
+            assert point["timings_mean"]["batch_size"] >= 1
+            assert point["timings_mean"]["worker_ms"] > 0
+            assert point["vs_baseline"]["throughput"] > 0
+    for point in scenarios["fleet"]["points"]:
+        assert point["timings_mean"]["gateway_ms"] >= point["timings_mean"]["worker_ms"]
+    assert data["derived"]["baseline_drift"] > -1
+    acceptance = data["derived"]["acceptance"]
+    assert acceptance["worker_c8_mean_batch_size"] >= 1
+    assert isinstance(acceptance["p50_gap_ok"], bool) and isinstance(acceptance["speedup_ok"], bool)
+
+
+def test_churn_reports_hit_rate_loads_and_rss(results: tuple[dict, Path]) -> None:
+    churn = results[0]["scenarios"]["churn"]
+    _check_latency(churn)
+    assert 0.0 <= churn["hit_rate"] <= 1.0
+    assert 0 <= churn["loads_by_responses"] <= churn["count"]
+    assert churn["loads_by_worker"] >= 0 and churn["evictions_by_worker"] >= 0
+    samples = churn["rss_mb"]["samples"]
+    assert len(samples) >= 2 and all(mb > 0 for _, mb in samples)
+    assert [t for t, _ in samples] == sorted(t for t, _ in samples)
+
+
+def test_cold_start_measures_both_artifact_sources(results: tuple[dict, Path]) -> None:
+    kinds = results[0]["scenarios"]["cold_start"]["kinds"]
+    assert set(kinds) == {"file", "http"}
+    for kind in kinds.values():
+        assert kind["repeats"] >= 1 and kind["median_cold_ms"] > 0 and kind["median_warm_ms"] > 0
+        for sample in kind["samples"]:
+            assert sample["cold_start_flag"] and not sample["warm_cold_flag"]
