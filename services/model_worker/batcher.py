@@ -6,10 +6,12 @@ still on their way, waits up to ``max_delay_s`` for them to fill the batch. Unde
 the next batch forms while the current one runs. Errors reach every waiter of the
 failed batch.
 
-One run of the model happens at a time (the *slot*). When the model is idle (slot free,
-nothing queued or announced) a request may take the slot itself and run decode, model
-and post-processing in one thread hop (``exclusive``): at low load that skips the
-queue and two hand-offs; requests arriving meanwhile queue up and form the next batch.
+At most ``concurrent_runs`` runs of the model happen at once (the *slots*; like Triton's
+instance count: on CPUs where bigger batches gain little, two overlapping runs keep the
+cores busier than one). When the model is idle (a slot free, nothing queued or announced)
+a request may take a slot itself and run decode, model and post-processing in one thread
+hop (``exclusive``): at low load that skips the queue and two hand-offs; requests
+arriving meanwhile queue up and form the next batch.
 """
 
 from __future__ import annotations
@@ -55,13 +57,15 @@ class Batcher:
         max_batch_size: int,
         max_delay_s: float,
         max_queue: int,
+        concurrent_runs: int = 1,
     ) -> None:
         self._run, self._executor = run, executor
         self.max_batch_size, self.max_delay_s, self.max_queue = max_batch_size, max_delay_s, max_queue
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._incoming = 0
         self._arrived = asyncio.Event()
-        self._slot = asyncio.Lock()
+        self._slots = asyncio.Semaphore(concurrent_runs)
+        self._runs: set[asyncio.Task[None]] = set()
         self._closed = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
@@ -71,11 +75,11 @@ class Batcher:
 
     def idle(self) -> bool:
         """Nothing running, queued or on its way: a request may run alone (see ``exclusive``)."""
-        return not self._slot.locked() and self._queue.empty() and self._incoming <= 0 and not self._closed
+        return not self._slots.locked() and self._queue.empty() and self._incoming <= 0 and not self._closed
 
-    def exclusive(self) -> asyncio.Lock:
-        """``async with batcher.exclusive():`` hold the model's run slot for one unbatched request."""
-        return self._slot
+    def exclusive(self) -> asyncio.Semaphore:
+        """``async with batcher.exclusive():`` hold one of the model's run slots for one unbatched request."""
+        return self._slots
 
     def announce(self) -> None:
         """A request for this model has started its pre-processing."""
@@ -118,46 +122,62 @@ class Batcher:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
             except TimeoutError:
                 break
+            except asyncio.CancelledError:  # closing: these were taken off the queue already
+                QUEUE_DEPTH.dec(len(items))
+                _fail(items, Unavailable("the model was unloaded while the request was queued; retry"))
+                raise
         QUEUE_DEPTH.dec(len(items))
         return items
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             items = await self._collect()
-            async with self._slot:
-                while len(items) < self.max_batch_size and not self._queue.empty():  # queued while waiting
-                    items.append(self._queue.get_nowait())
-                    QUEUE_DEPTH.dec()
-                live = [i for i in items if not i.future.done()]  # drop callers that gave up
-                if not live:
-                    continue
-                batch = np.stack([i.tensor for i in live])
-                started = time.perf_counter()
-                try:
-                    outputs = await loop.run_in_executor(self._executor, self._run, batch)
-                except asyncio.CancelledError:
-                    _fail(live, Unavailable("the model was unloaded during inference; retry"))
-                    raise
-                except Exception as exc:  # noqa: BLE001 - delivered to every waiter
-                    _fail(live, exc)
-                    continue
-            infer_s = time.perf_counter() - started
-            BATCH_SIZE.observe(len(live))
-            for index, item in enumerate(live):
-                if not item.future.done():
-                    item.future.set_result(
-                        BatchOutput([o[index] for o in outputs], len(live), started - item.enqueued, infer_s)
-                    )
+            try:
+                await self._slots.acquire()
+            except asyncio.CancelledError:  # closing: these were taken off the queue already
+                _fail(items, Unavailable("the model was unloaded while the request was queued; retry"))
+                raise
+            while len(items) < self.max_batch_size and not self._queue.empty():  # queued while waiting
+                items.append(self._queue.get_nowait())
+                QUEUE_DEPTH.dec()
+            live = [i for i in items if not i.future.done()]  # drop callers that gave up
+            if not live:
+                self._slots.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self._run_batch(live))
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
+
+    async def _run_batch(self, live: list[_Item]) -> None:
+        """One model run for ``live`` (holding a slot, released at the end); results to each waiter."""
+        try:
+            batch = live[0].tensor[None] if len(live) == 1 else np.stack([i.tensor for i in live])
+            started = time.perf_counter()
+            try:
+                outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, batch)
+            except asyncio.CancelledError:
+                _fail(live, Unavailable("the model was unloaded during inference; retry"))
+                raise
+            except Exception as exc:  # noqa: BLE001 - delivered to every waiter
+                _fail(live, exc)
+                return
+        finally:
+            self._slots.release()
+        infer_s = time.perf_counter() - started
+        BATCH_SIZE.observe(len(live))
+        for index, item in enumerate(live):
+            if not item.future.done():
+                item.future.set_result(
+                    BatchOutput([o[index] for o in outputs], len(live), started - item.enqueued, infer_s)
+                )
 
     async def close(self) -> None:
         """Stop taking requests; fail what is still queued; wait for the loop to end."""
         self._closed = True
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        tasks = [self._task, *self._runs]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         pending = []
         while not self._queue.empty():
             pending.append(self._queue.get_nowait())

@@ -45,6 +45,7 @@ class ManagerLimits:
     lock_timeout_s: float = 60.0
     max_queue_delay_s: float = 0.002
     max_queue: int = 256
+    concurrent_runs: int = 1
 
 
 @dataclass
@@ -199,7 +200,7 @@ class ModelManager:
         MODEL_LOADS.labels("loaded").inc()
         MODEL_LOAD_SECONDS.observe(elapsed)
         batcher = Batcher(session.run, self._infer_executor, session.max_batch_size,
-                          self.limits.max_queue_delay_s, self.limits.max_queue)
+                          self.limits.max_queue_delay_s, self.limits.max_queue, self.limits.concurrent_runs)
         log.info("model loaded", extra={"model_id": record.model_id, "seconds": round(elapsed, 3),
                                         "bytes": session.size_bytes, "provider": session.provider})
         return LoadedModel(record, session, batcher, elapsed, pinned=pin)

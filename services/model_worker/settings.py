@@ -60,6 +60,11 @@ class WorkerSettings(ServiceSettings):
     max_queue_delay_us: int = Field(
         2000, ge=0, description="Longest a request waits for others to join its batch (only while more are coming).",
     )
+    concurrent_runs: int = Field(
+        1, ge=1, le=16,
+        description="ONNX Runtime runs of one model at once (each a batch); more than 1 overlaps runs on CPUs "
+                    "where bigger batches gain little.",
+    )
     max_queue_size: int = Field(256, ge=1, description="Requests queued per model before RESOURCE_EXHAUSTED.")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Images declaring more pixels are refused before decoding.")
     max_image_side: int = Field(16_384, ge=1, description="Longest image side accepted.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -111,3 +112,48 @@ async def test_close_fails_queued_requests(pool) -> None:
     assert all(isinstance(r, Unavailable) for r in results)
     with pytest.raises(Unavailable):
         await submit(batcher, 1.0)
+
+
+class Overlap(Recorder):
+    """Counts how many runs are inside the model at once."""
+
+    def __init__(self) -> None:
+        super().__init__(delay_s=0.0)
+        self.lock = threading.Lock()
+        self.inside = self.most_inside = 0
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        with self.lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        time.sleep(0.05)
+        try:
+            return super().__call__(batch)
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
+@pytest.mark.parametrize("runs", [1, 2, 3])
+async def test_concurrent_runs_bound_how_many_batches_run_at_once(runs: int) -> None:
+    run = Overlap()
+    with ThreadPoolExecutor(4) as executor:
+        batcher = Batcher(run, executor, max_batch_size=1, max_delay_s=0.0, max_queue=100, concurrent_runs=runs)
+        results = await asyncio.gather(*(submit(batcher, float(i)) for i in range(9)))
+        await batcher.close()
+    assert [float(r.outputs[0][0]) for r in results] == [4.0 * i for i in range(9)]
+    assert run.most_inside == runs
+
+
+async def test_close_with_runs_in_flight_and_requests_held_fails_them_all(pool) -> None:
+    run = Recorder()
+    run.release.clear()
+    batcher = Batcher(run, pool, max_batch_size=1, max_delay_s=0.0, max_queue=10, concurrent_runs=2)
+    tasks = [asyncio.create_task(submit(batcher, 1.0)) for _ in range(5)]
+    await asyncio.sleep(0.05)  # two runs in flight, one request held by the loop, two queued
+    closing = asyncio.create_task(batcher.close())
+    await asyncio.sleep(0.05)
+    run.release.set()
+    await asyncio.wait_for(closing, 5)
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+    assert all(isinstance(r, Unavailable) for r in results)
