@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fleet.v1 import inference_pb2, model_pb2
@@ -52,6 +53,21 @@ def _detections(result: Detections, names: tuple[str, ...]) -> list[inference_pb
     return out
 
 
+# One ``SegmentedInstance.points`` entry (field 2, length-delimited) holding a Point: x (field 1, fixed32 float)
+# and y (field 2, fixed32 float), 12 bytes on the wire. Encoding outlines with numpy is ~25x faster than
+# building a Point message per vertex, which took ~2 ms of event-loop time for a few hundred vertices.
+_POINT_WIRE = np.dtype([("field", "u1"), ("length", "u1"), ("x_tag", "u1"), ("x", "<f4"), ("y_tag", "u1"),
+                        ("y", "<f4")])
+
+
+def points_wire(polygon: np.ndarray) -> bytes:
+    """The serialized ``points`` of a SegmentedInstance for an (N, 2) outline, to merge into the message."""
+    wire = np.empty(len(polygon), _POINT_WIRE)
+    wire["field"], wire["length"], wire["x_tag"], wire["y_tag"] = 0x12, 10, 0x0D, 0x15
+    wire["x"], wire["y"] = polygon[:, 0], polygon[:, 1]
+    return wire.tobytes()
+
+
 def _classification(result: Classification, names: tuple[str, ...]) -> inference_pb2.ClassificationResult:
     preds = [inference_pb2.ClassPrediction(class_name=names[c], class_id=c, confidence=s)
              for c, s in zip(result.class_ids.tolist(), result.scores.tolist())]
@@ -82,8 +98,7 @@ def response_to_proto(out: InferenceOutput, worker_id: str) -> inference_pb2.Inf
     elif out.polygons is not None:
         instances = response.instance_segmentation.instances
         for det, poly in zip(_detections(result, spec.class_names), out.polygons):
-            inst = instances.add(detection=det)
-            inst.points.extend(inference_pb2.Point(x=x, y=y) for x, y in poly.tolist())
+            instances.add(detection=det).MergeFromString(points_wire(np.asarray(poly).reshape(-1, 2)))
     else:
         response.object_detection.detections.extend(_detections(result, spec.class_names))
     return response
