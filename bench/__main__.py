@@ -24,13 +24,14 @@ from bench import plots, report
 from bench.config import DEFAULT_PACKAGE, RESULTS_DIR, SCENARIO_LIMIT_S, SEED, BenchConfig
 from bench.environment import BenchEnv
 from bench.machine import competing_jobs, machine_info
-from bench.scenarios import baseline, churn, cold_start, fleet, worker_only
+from bench.scenarios import baseline, churn, cold_start, fleet, transport, worker_only
 from bench.workload import Package, scene_jpegs
 
 Runner = Callable[[BenchConfig, BenchEnv, list[bytes]], dict]
 # name -> (planned seconds, runner, needs the fleet); run in this order
 SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "baseline": (baseline.planned_s, lambda cfg, env, images: baseline.run(cfg, images), False),
+    "transport": (transport.planned_s, transport.run, False),
     "worker_only": (worker_only.planned_s, worker_only.run, True),
     "fleet": (fleet.planned_s, fleet.run, True),
     "fleet_stream": (fleet.planned_stream_s, fleet.run_stream, True),
@@ -104,6 +105,7 @@ def run(cfg: BenchConfig, names: list[str], args: argparse.Namespace, source: Pa
             t0 = time.perf_counter()
             outcome = runner(cfg, env, images)
             results["scenarios"][name] = {**outcome, "wall_s": time.perf_counter() - t0, "planned_s": planned(cfg)}
+            env.observed[name] = outcome
             gc.collect()
     finally:
         env.close()

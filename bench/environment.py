@@ -78,6 +78,7 @@ class BenchEnv:
         self._files: FileServer | None = None
         self._fleet: LocalFleet | None = None
         self.redis_url = ""
+        self.observed: dict[str, dict] = {}  # outcomes of the scenarios run so far, by name
 
     @property
     def fleet(self) -> LocalFleet:

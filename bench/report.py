@@ -54,6 +54,12 @@ def derive(results: dict) -> dict:
             "worker_c8_rps_over_in_process_rps": speedup, "speedup_ok": speedup >= TARGET_SPEEDUP,
             "worker_c8_mean_batch_size": w8.get("timings_mean", {}).get("batch_size", 0.0),
         }
+    floor = _points(results, "transport")
+    if len(floor) == 2:
+        at_once, held = floor
+        out["transport"] = {"at_once_p50_ms": at_once["latency_ms"]["p50"], "hold_ms": held["hold_ms"],
+                            "held_p50_ms": held["latency_ms"]["p50"],
+                            "added_ms": held["latency_ms"]["p50"] - held["hold_ms"]}
     results["derived"] = out
     return out
 
@@ -149,7 +155,23 @@ def _acceptance(results: dict) -> str:
         ["mean batch size formed by the worker at concurrency 8", f"{a['worker_c8_mean_batch_size']:.2f}", "-", "-"],
         ["best in-process pool / single stream",
          f"{d['best_in_process_rps'] / d['baseline_rps']:.2f}x ({d['best_in_process_label']})", "-", "-"],
+        *([["bare grpc.aio call, same sizes, handler awaiting a thread for the in-process p50: p50 minus that wait",
+            f"{d['transport']['added_ms']:.2f} ms", "-", "-"]] if "transport" in d else []),
     ])
+
+
+def _transport(results: dict) -> str:
+    t = results["scenarios"].get("transport")
+    if not t:
+        return ""
+    rows = [[p["label"], p["count"], p["throughput_rps"], p["latency_ms"]["p50"], p["latency_ms"]["p99"],
+             p["latency_ms"]["p50"] - p["hold_ms"], p["cpu"]["server"]["cpu_ms_per_request"],
+             p["cpu"]["client"]["cpu_ms_per_request"]] for p in t["points"]]
+    return (f"A bare `grpc.aio` server in another process (`bench/echo_server.py`): request "
+            f"{t['request_bytes'] / 1024:.1f} KiB, response {t['response_bytes']} bytes, concurrency 1, no "
+            "protobuf parsing, no model. What gRPC and a thread hop cost before the worker does anything.\n\n"
+            + _table(["handler", "requests", "req/s", "p50 ms", "p99 ms", "p50 minus the wait", "CPU ms server",
+                      "CPU ms client"], rows))
 
 
 def _batch_scaling(results: dict) -> str:
@@ -211,6 +233,7 @@ def markdown(results: dict) -> str:
         "numbers are skewed)."
         "\n\n" + _latency_table(results),
         "## Issue #4 acceptance\n\n" + _acceptance(results),
+        "## gRPC alone (the transport floor)\n\n" + _transport(results),
         "## Where the time goes\n\nMean milliseconds per request: client-observed latency, the gateway's and the "
         "worker's own totals and the worker's stages (from `timings`), then CPU milliseconds per request spent in "
         "each process.\n\n" + _breakdown_table(results),

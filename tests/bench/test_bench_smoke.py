@@ -16,7 +16,7 @@ from tests.onnx_factory import write_package, yolov8_like
 
 pytestmark = pytest.mark.slow
 
-LATENCY_SCENARIOS = ("baseline", "worker_only", "fleet", "fleet_stream", "baseline_end")
+LATENCY_SCENARIOS = ("baseline", "transport", "worker_only", "fleet", "fleet_stream", "baseline_end")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_writes_every_output(results: tuple[dict, Path]) -> None:
     for name in ("results.md", "results.json", "latency_throughput.png", "churn_rss.png"):
         assert (out / name).stat().st_size > 0, name
     text = (out / "results.md").read_text()
-    for heading in ("Latency and throughput", "Issue #4 acceptance", "Model churn", "Cold start"):
+    for heading in ("Latency and throughput", "Issue #4 acceptance", "gRPC alone", "Model churn", "Cold start"):
         assert heading in text
     machine = data["machine"]
     assert machine["cpu_model"] and machine["logical_cpus"] >= 1 and machine["onnxruntime"] and machine["git_commit"]
@@ -68,6 +68,10 @@ def test_latency_scenarios_have_well_formed_points(results: tuple[dict, Path]) -
     for point in scenarios["fleet"]["points"]:
         assert point["timings_mean"]["gateway_ms"] >= point["timings_mean"]["worker_ms"]
     assert data["derived"]["baseline_drift"] > -1
+    held = scenarios["transport"]["points"][1]
+    assert held["hold_ms"] == scenarios["baseline"]["points"][0]["latency_ms"]["p50"]
+    assert held["latency_ms"]["p50"] >= held["hold_ms"]  # the echo server really waited
+    assert data["derived"]["transport"]["added_ms"] > 0
     acceptance = data["derived"]["acceptance"]
     assert acceptance["worker_c8_mean_batch_size"] >= 1
     assert isinstance(acceptance["p50_gap_ok"], bool) and isinstance(acceptance["speedup_ok"], bool)
