@@ -177,7 +177,13 @@ class Batcher:
         tasks = [self._task, *self._runs]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            # Awaiting each task (not gather) consumes its CancelledError; a kept one would hold this
+            # batcher, and so the model's session, in a reference cycle until a full GC.
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
         pending = []
         while not self._queue.empty():
             pending.append(self._queue.get_nowait())

@@ -105,6 +105,7 @@ class ModelManager:
         self._free_fraction = free_fraction or (lambda: memory_free_fraction(on_device))
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._locks: dict[str, _LockEntry] = {}
+        self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self.loads_started = 0  # for tests and describe: how many loads ran
 
     # ---- queries -------------------------------------------------------------------------
@@ -172,8 +173,10 @@ class ModelManager:
     async def close(self) -> None:
         for model in list(self._models.values()):
             self._drop(model, "shutdown")
+        for task in self._retiring:  # shutting down: stop waiting for in-flight requests to drain
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await self.artifacts.close()
-        await asyncio.sleep(0)
 
     # ---- internals -------------------------------------------------------------------------
     def _model_lock(self, model_id: str) -> _TimedLock:
@@ -232,14 +235,19 @@ class ModelManager:
             return
         model.retired = True
         log.info("model %s", why, extra={"model_id": model.model_id, "bytes": model.size_bytes})
-        asyncio.get_running_loop().create_task(self._retire(model))
+        task = asyncio.get_running_loop().create_task(self._retire(model))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     @staticmethod
     async def _retire(model: LoadedModel, drain_timeout_s: float = 60.0) -> None:
+        """Close the model's batcher once its in-flight requests are done (or at once when cancelled)."""
         deadline = time.monotonic() + drain_timeout_s
-        while model.in_flight > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        await model.batcher.close()
+        try:
+            while model.in_flight > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            await model.batcher.close()
 
     def _update_gauges(self) -> None:
         LOADED_MODELS.set(len(self._models))

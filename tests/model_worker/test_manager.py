@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
@@ -181,3 +183,27 @@ async def test_eviction_really_frees_memory(make_manager, tmp_path) -> None:
     growth = process.memory_info().rss - baseline
     assert len(manager.models()) == 1
     assert growth < 150_000_000, f"RSS grew {growth / 1e6:.0f} MB over 180 load/evict cycles"
+
+
+async def test_evicted_models_are_freed_without_waiting_for_the_garbage_collector(make_manager, packages) -> None:
+    """Sessions hold native memory the cyclic GC does not see: an evicted model must be freed by
+    reference counting alone, after its batch loop and run tasks have been used and cancelled."""
+    manager = make_manager(max_models=1)
+    first, _ = await manager.load(record(packages[0], "a/1"))
+    size = first.record.spec.input
+    for _ in range(3):  # through the batch loop: a run task, a cancelled loop task on close
+        first.batcher.announce()
+        await first.batcher.submit(np.zeros((3, size.height, size.width), np.float32))
+    refs = [weakref.ref(first), weakref.ref(first.batcher), weakref.ref(first.session)]
+    del first
+    gc.collect()
+    gc.disable()
+    try:
+        await manager.load(record(packages[1], "b/1"))  # evicts a/1; it retires in the background
+        for _ in range(200):
+            if all(ref() is None for ref in refs):
+                break
+            await asyncio.sleep(0.01)
+        assert [ref() is None for ref in refs] == [True, True, True]
+    finally:
+        gc.enable()
