@@ -107,39 +107,38 @@ class Batcher:
         self._arrived.set()
         return await future
 
-    async def _collect(self) -> list[_Item]:
-        items = [await self._queue.get()]
+    def _take(self, items: list[_Item]) -> None:
+        """Move queued requests into ``items``, up to the batch size, without waiting."""
+        while len(items) < self.max_batch_size and not self._queue.empty():
+            items.append(self._queue.get_nowait())
+            QUEUE_DEPTH.dec()
+
+    async def _collect(self, items: list[_Item]) -> None:
+        """Fill ``items``: wait for a first request, then for the announced ones, up to ``max_delay_s``."""
+        items.append(await self._queue.get())
+        QUEUE_DEPTH.dec()
         deadline = time.perf_counter() + self.max_delay_s
-        while len(items) < self.max_batch_size:
-            if not self._queue.empty():
-                items.append(self._queue.get_nowait())
-                continue
+        while True:
+            self._take(items)
             remaining = deadline - time.perf_counter()
-            if self._incoming <= 0 or remaining <= 0:
-                break
+            if len(items) >= self.max_batch_size or self._incoming <= 0 or remaining <= 0:
+                return
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
             except TimeoutError:
-                break
-            except asyncio.CancelledError:  # closing: these were taken off the queue already
-                QUEUE_DEPTH.dec(len(items))
-                _fail(items, Unavailable("the model was unloaded while the request was queued; retry"))
-                raise
-        QUEUE_DEPTH.dec(len(items))
-        return items
+                return
 
     async def _loop(self) -> None:
         while True:
-            items = await self._collect()
+            items: list[_Item] = []
             try:
+                await self._collect(items)
                 await self._slots.acquire()
             except asyncio.CancelledError:  # closing: these were taken off the queue already
                 _fail(items, Unavailable("the model was unloaded while the request was queued; retry"))
                 raise
-            while len(items) < self.max_batch_size and not self._queue.empty():  # queued while waiting
-                items.append(self._queue.get_nowait())
-                QUEUE_DEPTH.dec()
+            self._take(items)  # queued while waiting for a slot
             live = [i for i in items if not i.future.done()]  # drop callers that gave up
             if not live:
                 self._slots.release()
