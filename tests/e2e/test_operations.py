@@ -122,10 +122,10 @@ def test_fleet_infer_cli(fleet: LocalFleet, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_dead_worker_is_retried_elsewhere_and_sigterm_is_graceful(tmp_path: Path, redis_url: str) -> None:
+def test_a_dead_worker_is_retried_elsewhere_and_sigterm_is_graceful(tmp_path: Path, redis_url: str,
+                                                                    namespace: str) -> None:
     catalog = write_catalog(tmp_path / "catalog.yaml", demo_models())
-    local = LocalFleet(redis_url, catalog, workers=2, namespace=f"e2e-{uuid.uuid4().hex[:10]}",
-                       state_dir=tmp_path / "run")
+    local = LocalFleet(redis_url, catalog, workers=2, namespace=namespace, state_dir=tmp_path / "run")
     with local:
         with FleetClient(local.gateway.address, TEST_KEY) as c:
             first = c.infer("shapes-det/1", IMAGE)
