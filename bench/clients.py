@@ -18,6 +18,11 @@ def aio_channel(address: str) -> grpc.aio.Channel:
     ])
 
 
+def worker_request(descriptor: model_pb2.ModelDescriptor, jpeg: bytes) -> worker_pb2.ModelWorkerServiceInferRequest:
+    """What the gateway sends a worker for one image: the resolved descriptor and the public request."""
+    return worker_pb2.ModelWorkerServiceInferRequest(model=descriptor, request=build_request(descriptor.model_id, jpeg))
+
+
 class GatewayCaller:
     """``async with``: one channel to the gateway, authenticated with the bench's API key."""
 
@@ -51,9 +56,7 @@ class WorkerCaller:
         await self.channel.close()
 
     async def infer(self, jpeg: bytes) -> inference_pb2.InferResponse:
-        request = build_request(self.descriptor.model_id, jpeg)
-        call = worker_pb2.ModelWorkerServiceInferRequest(model=self.descriptor, request=request)
-        reply = await self.stub.Infer(call, timeout=TIMEOUT_S)
+        reply = await self.stub.Infer(worker_request(self.descriptor, jpeg), timeout=TIMEOUT_S)
         return reply.response
 
 

@@ -50,6 +50,15 @@ class Run:
         for hook in self.on_close:
             hook()
 
+    async def watch(self) -> None:
+        """Open the run when its window opens and close it when the window closes (run beside the callers)."""
+        window = self.window
+        await asyncio.sleep(max(0.0, window.t0 - time.perf_counter()))
+        self.opened()
+        while not window.done():
+            await asyncio.sleep(0.05)
+        self.closed()
+
 
 async def run_async(call: AsyncCall, concurrency: int, run: Run) -> Run:
     window = run.window
@@ -65,14 +74,7 @@ async def run_async(call: AsyncCall, concurrency: int, run: Run) -> Run:
                 continue
             window.record(start, time.perf_counter(), payload)
 
-    async def monitor() -> None:
-        await asyncio.sleep(max(0.0, window.t0 - time.perf_counter()))
-        run.opened()
-        while not window.done():
-            await asyncio.sleep(0.05)
-        run.closed()
-
-    await asyncio.gather(monitor(), *(caller() for _ in range(concurrency)))
+    await asyncio.gather(run.watch(), *(caller() for _ in range(concurrency)))
     return run
 
 

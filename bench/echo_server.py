@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+from bench.clients import MAX_MESSAGE_BYTES
 
 
 async def serve(reply_bytes: int) -> None:

@@ -69,6 +69,3 @@ class Window:
         return {"count": len(latencies), "seconds": round(self.elapsed_s, 3),
                 "throughput_rps": len(latencies) / self.elapsed_s, "latency_ms": latency_summary(latencies)}
 
-
-def mean_of(values: list[float]) -> float:
-    return float(np.mean(values)) if values else 0.0

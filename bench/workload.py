@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from fleet.v1 import model_pb2
 from services.common import descriptors
 from services.common.model_record import ModelRecord
 from services.common.model_spec import ModelSpec
+from services.model_worker.artifacts import sha256_file
 
 WORKSPACE = "bench"
 MODEL_ID = "shapes-det/1"
@@ -37,8 +38,8 @@ class Package:
 
     path: Path
 
-    @property
-    def spec(self) -> ModelSpec:
+    @functools.cached_property
+    def spec(self) -> ModelSpec:  # the package is a private snapshot: read model.json once
         return ModelSpec.from_package(self.path)
 
     @property
@@ -47,7 +48,7 @@ class Package:
 
     def verified(self) -> bool:
         """The weights' sha256 is the one model.json declares."""
-        return hashlib.sha256(self.weights.read_bytes()).hexdigest() == self.spec.weights.sha256
+        return sha256_file(self.weights) == self.spec.weights.sha256
 
     def record(self, model_id: str = MODEL_ID, artifact_uri: str = "") -> ModelRecord:
         return ModelRecord(model_id=model_id, workspace=WORKSPACE, spec=self.spec,

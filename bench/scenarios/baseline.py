@@ -1,6 +1,6 @@
 """Scenario 1, the physical limit here: decode + pre-process + ONNX Runtime + post-process in
-this process, with the worker's own functions and session options, one image per run;
-single stream and a thread pool of callers sharing the session. Also: ONNX Runtime alone on
+this process, with the worker's own one-thread path (``pipeline.run_alone``) and session
+options, one image per run; single stream and a thread pool of callers sharing the session. Also: ONNX Runtime alone on
 batches of 1..16 images, which bounds what the worker's dynamic batching can gain here."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from bench.stats import Window
 from bench.workload import Package
 from services.model_worker.images import ImageInput, to_pixels
 from services.model_worker.processing.decode import ImageLimits
+from services.model_worker.pipeline import run_alone
 from services.model_worker.processing.params import InferenceParams
-from services.model_worker.processing.postprocess import postprocess
 from services.model_worker.processing.preprocess import preprocess
 from services.model_worker.runtime import RuntimeOptions, open_session
 
@@ -54,17 +54,9 @@ def run(cfg: BenchConfig, images: list[bytes], threads: tuple[int, ...] = (), se
     inputs = [ImageInput(encoded=jpeg) for jpeg in images]
 
     def infer(i: int) -> dict[str, float]:
-        t0 = time.perf_counter()
-        pixels = to_pixels(inputs[i % len(inputs)], limits)
-        t1 = time.perf_counter()
-        tensor, transform = preprocess(pixels, spec.input)
-        t2 = time.perf_counter()
-        outputs = session.run(tensor[None])
-        t3 = time.perf_counter()
-        postprocess([o[0] for o in outputs], spec, transform, params)
-        t4 = time.perf_counter()
-        return {"decode_ms": (t1 - t0) * 1e3, "preprocess_ms": (t2 - t1) * 1e3, "inference_ms": (t3 - t2) * 1e3,
-                "postprocess_ms": (t4 - t3) * 1e3}
+        prepared, _, infer_s, postprocess_s = run_alone(inputs[i % len(inputs)], spec, limits, params, session.run)
+        return {"decode_ms": prepared.decode_s * 1e3, "preprocess_ms": prepared.preprocess_s * 1e3,
+                "inference_ms": infer_s * 1e3, "postprocess_ms": postprocess_s * 1e3}
 
     points = []
     for n in threads or cfg.baseline_threads:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 
 from bench.clients import GatewayCaller, timings
@@ -57,29 +56,21 @@ async def _stream(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
     run = Run(window, CpuMeter(env.pids()))
     slots = asyncio.Semaphore(concurrency)
     started: dict[str, float] = {}
-    counter = itertools.count()
 
     async def requests():  # noqa: ANN202 - an async generator of stream items
         while True:
             await slots.acquire()
             if window.done():
                 return
-            i = next(counter)
+            i = run.next_index()
             started[str(i)] = time.perf_counter()
             yield gateway_pb2.InferStreamRequest(correlation_id=str(i),
                                                  request=build_request(MODEL_ID, images[i % len(images)]))
 
-    async def monitor() -> None:
-        await asyncio.sleep(max(0.0, window.t0 - time.perf_counter()))
-        run.opened()
-        while not window.done():
-            await asyncio.sleep(0.05)
-        run.closed()
-
     async with GatewayCaller(env.fleet.gateway.address, env.api_key) as gateway:
         await gateway.infer(MODEL_ID, images[0])
         window.started = time.perf_counter()
-        watcher = asyncio.get_running_loop().create_task(monitor())
+        watcher = asyncio.get_running_loop().create_task(run.watch())
         async for item in gateway.stub.InferStream(requests(), metadata=gateway.metadata):
             start = started.pop(item.correlation_id)
             if item.HasField("error"):

@@ -11,17 +11,13 @@ import os
 import subprocess
 import sys
 
-import grpc
-
-from bench.clients import MAX_MESSAGE_BYTES
+from bench.clients import aio_channel, worker_request
 from bench.config import BenchConfig
 from bench.drivers import Run, run_async, summarize
 from bench.environment import BenchEnv
 from bench.processes import CpuMeter
 from bench.stats import Window
 from bench.workload import MODEL_ID
-from fleet.client import build_request
-from fleet.v1 import worker_pb2
 
 DEFAULT_HOLD_MS = 10.0
 RESPONSE_BYTES = 700  # about a detection response
@@ -34,9 +30,7 @@ def planned_s(cfg: BenchConfig) -> float:
 def run(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
     baseline = env.observed.get("baseline", {}).get("points", [])
     hold_ms = baseline[0]["latency_ms"]["p50"] if baseline else DEFAULT_HOLD_MS
-    request = worker_pb2.ModelWorkerServiceInferRequest(
-        model=env.package.descriptor(MODEL_ID), request=build_request(MODEL_ID, images[0])
-    ).SerializeToString()
+    request = worker_request(env.package.descriptor(MODEL_ID), images[0]).SerializeToString()
     server = subprocess.Popen([sys.executable, "-m", "bench.echo_server", str(RESPONSE_BYTES)],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -50,7 +44,7 @@ def run(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
 
 async def _measure(cfg: BenchConfig, address: str, pid: int, request: bytes, hold_ms: float) -> list[dict]:
     points = []
-    async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]) as ch:
+    async with aio_channel(address) as ch:
         call = ch.unary_unary("/bench.Echo/Call")
         await call(request)
         for hold in (0.0, hold_ms):

@@ -11,14 +11,13 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from bench.clients import WorkerCaller, timings
+from bench.clients import WorkerCaller, timings, worker_request
 from bench.config import BenchConfig
 from bench.drivers import Run, run_async, summarize
 from bench.environment import BenchEnv
 from bench.processes import CpuMeter
 from bench.stats import Window
 from bench.workload import MODEL_ID
-from fleet.client import build_request
 from fleet.v1 import inference_pb2, model_pb2, worker_pb2
 from services.common import descriptors
 
@@ -62,7 +61,7 @@ def _per_call_us(fn: Callable[[], object], n: int) -> float:
 def fixed_costs(descriptor: model_pb2.ModelDescriptor, jpeg: bytes, response: inference_pb2.InferResponse,
                 n: int) -> dict[str, float]:
     """Microseconds per call of the per-request protobuf/validation work (best of 3 loops)."""
-    request = worker_pb2.ModelWorkerServiceInferRequest(model=descriptor, request=build_request(MODEL_ID, jpeg))
+    request = worker_request(descriptor, jpeg)
     wire = request.SerializeToString()
     reply = response.SerializeToString()
     return {

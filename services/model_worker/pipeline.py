@@ -75,7 +75,7 @@ def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixel
     return _Prepared(pixels if keep_pixels else None, tensor, transform, t1 - t0, t2 - t1)
 
 
-def _run_alone(
+def run_alone(
     image: ImageInput, spec: ModelSpec, limits: ImageLimits, params: ResolvedParams,
     run: Callable[[np.ndarray], list[np.ndarray]],
 ) -> tuple[_Prepared, _Finished, float, float]:
@@ -112,7 +112,7 @@ class Pipeline:
             if model.batcher.idle():
                 async with model.batcher.exclusive():
                     prepared, finished, infer_s, postprocess_s = await loop.run_in_executor(
-                        self.cpu, _run_alone, image, record.spec, self.limits, resolved, model.session.run
+                        self.cpu, run_alone, image, record.spec, self.limits, resolved, model.session.run
                     )
                 batch = BatchOutput([], 1, 0.0, infer_s)
             else:
