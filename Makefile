@@ -27,9 +27,8 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 ## Retrain the demo models and regenerate the sample images (needs torch: installs the [train] extra).
-models:
-	$(MAKE) setup EXTRAS=cpu,dev,train
-	$(PY) -m pip install --quiet torch==2.13.0
+models: setup
+	$(PY) -m pip install --quiet torch==2.13.0 -e '.[$(EXTRAS),train]'
 	$(PY) -m fleet.demo.train --task all
 	$(PY) -m fleet.demo.samples
 

@@ -6,7 +6,6 @@ is documented in ``docs/model-package.md`` and parsed by ``services.common.model
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from fleet.demo.scenes import CLASS_NAMES
 from fleet.paths import MODELS_DIR
+from services.model_worker.artifacts import sha256_file
 
 PACKAGES_DIR = MODELS_DIR / "packages"
 MODEL_FILE = "model.onnx"
@@ -56,15 +56,6 @@ DEMO_PACKAGES: dict[str, PackageInfo] = {
         PackageInfo("shapes-cls", "classification", "yolov8-cls", 128, "stretch", ("output0",)),
     )
 }
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file (what ``sha256sum`` prints)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_model_json(package_dir: Path, info: PackageInfo, provenance: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from fleet.demo.package import DEMO_PACKAGES, PACKAGES_DIR, sha256_file
+from fleet.demo.package import DEMO_PACKAGES, PACKAGES_DIR
+from services.model_worker.artifacts import sha256_file
 from fleet.demo.scenes import CLASS_NAMES, TEST_SEEDS, generate_scene
 from services.common.model_spec import ModelSpec
 from services.model_worker.processing.postprocess import check_output_shapes

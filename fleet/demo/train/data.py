@@ -17,6 +17,8 @@ from torch import Tensor
 
 from fleet.demo.scenes import CLASS_NAMES, CLASSIFICATION_CONFIG, generate_scene
 from fleet.demo.train.models import CLASSIFIER_INPUT, COVERAGE_STRIDE, DETECTION_INPUT
+from services.common.model_spec import InputSpec
+from services.model_worker.processing.preprocess import letterbox_geometry
 
 PAD_VALUE = 114
 PROTO_SIZE = DETECTION_INPUT // 4
@@ -48,12 +50,9 @@ class DetectionData:
 
 
 def letterbox(image: np.ndarray, size: int = DETECTION_INPUT) -> tuple[np.ndarray, float, float, int, int]:
-    """Letterbox like the worker: returns (canvas, scale_x, scale_y, left, top)."""
+    """Letterbox with the worker's geometry: returns (canvas, scale_x, scale_y, left, top)."""
     height, width = image.shape[:2]
-    ratio = min(size / width, size / height)
-    new_w = max(1, min(size, int(round(width * ratio))))
-    new_h = max(1, min(size, int(round(height * ratio))))
-    left, top = (size - new_w) // 2, (size - new_h) // 2
+    new_w, new_h, left, top, _ = letterbox_geometry(width, height, InputSpec(width=size, height=size))
     canvas = np.full((size, size) + image.shape[2:], PAD_VALUE if image.ndim == 3 else 0, dtype=image.dtype)
     canvas[top : top + new_h, left : left + new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     return canvas, new_w / width, new_h / height, left, top
