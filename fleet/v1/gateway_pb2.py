@@ -26,7 +26,7 @@ from fleet.v1 import inference_pb2 as fleet_dot_v1_dot_inference__pb2
 from fleet.v1 import model_pb2 as fleet_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66leet/v1/gateway.proto\x12\x08\x66leet.v1\x1a\x18\x66leet/v1/inference.proto\x1a\x14\x66leet/v1/model.proto\"U\n\x12InferStreamRequest\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\"\x8d\x01\n\x13InferStreamResponse\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12+\n\x08response\x18\x02 \x01(\x0b\x32\x17.fleet.v1.InferResponseH\x00\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.fleet.v1.ErrorStatusH\x00\x42\t\n\x07outcome\"#\n\x0f\x41\x64\x64ModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"M\n\x10\x41\x64\x64ModelResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fleet.v1.ModelSummary\x12\x12\n\nworker_ids\x18\x02 \x03(\t\"&\n\x12RemoveModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\")\n\x13RemoveModelResponse\x12\x12\n\nworker_ids\x18\x01 \x03(\t\"\x14\n\x12\x43learModelsRequest\"\'\n\x13\x43learModelsResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\r\"\x17\n\x15\x44\x65scribeModelsRequest\"?\n\x16\x44\x65scribeModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.fleet.v1.LoadedModel\"\x16\n\x14GetServerInfoRequest\"]\n\x15GetServerInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12%\n\x07workers\x18\x03 \x03(\x0b\x32\x14.fleet.v1.WorkerLoad2\x9c\x04\n\x0eGatewayService\x12\x38\n\x05Infer\x12\x16.fleet.v1.InferRequest\x1a\x17.fleet.v1.InferResponse\x12N\n\x0bInferStream\x12\x1c.fleet.v1.InferStreamRequest\x1a\x1d.fleet.v1.InferStreamResponse(\x01\x30\x01\x12\x41\n\x08\x41\x64\x64Model\x12\x19.fleet.v1.AddModelRequest\x1a\x1a.fleet.v1.AddModelResponse\x12J\n\x0bRemoveModel\x12\x1c.fleet.v1.RemoveModelRequest\x1a\x1d.fleet.v1.RemoveModelResponse\x12J\n\x0b\x43learModels\x12\x1c.fleet.v1.ClearModelsRequest\x1a\x1d.fleet.v1.ClearModelsResponse\x12S\n\x0e\x44\x65scribeModels\x12\x1f.fleet.v1.DescribeModelsRequest\x1a .fleet.v1.DescribeModelsResponse\x12P\n\rGetServerInfo\x12\x1e.fleet.v1.GetServerInfoRequest\x1a\x1f.fleet.v1.GetServerInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66leet/v1/gateway.proto\x12\x08\x66leet.v1\x1a\x18\x66leet/v1/inference.proto\x1a\x14\x66leet/v1/model.proto\"U\n\x12InferStreamRequest\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\"\x8d\x01\n\x13InferStreamResponse\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12+\n\x08response\x18\x02 \x01(\x0b\x32\x17.fleet.v1.InferResponseH\x00\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.fleet.v1.ErrorStatusH\x00\x42\t\n\x07outcome\"3\n\x0f\x41\x64\x64ModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63opies\x18\x02 \x01(\r\"M\n\x10\x41\x64\x64ModelResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fleet.v1.ModelSummary\x12\x12\n\nworker_ids\x18\x02 \x03(\t\"&\n\x12RemoveModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\")\n\x13RemoveModelResponse\x12\x12\n\nworker_ids\x18\x01 \x03(\t\"\x14\n\x12\x43learModelsRequest\"\'\n\x13\x43learModelsResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\r\"\x17\n\x15\x44\x65scribeModelsRequest\"m\n\x16\x44\x65scribeModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.fleet.v1.LoadedModel\x12,\n\nplacements\x18\x02 \x03(\x0b\x32\x18.fleet.v1.ModelPlacement\"\x16\n\x14GetServerInfoRequest\"]\n\x15GetServerInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12%\n\x07workers\x18\x03 \x03(\x0b\x32\x14.fleet.v1.WorkerLoad2\x9c\x04\n\x0eGatewayService\x12\x38\n\x05Infer\x12\x16.fleet.v1.InferRequest\x1a\x17.fleet.v1.InferResponse\x12N\n\x0bInferStream\x12\x1c.fleet.v1.InferStreamRequest\x1a\x1d.fleet.v1.InferStreamResponse(\x01\x30\x01\x12\x41\n\x08\x41\x64\x64Model\x12\x19.fleet.v1.AddModelRequest\x1a\x1a.fleet.v1.AddModelResponse\x12J\n\x0bRemoveModel\x12\x1c.fleet.v1.RemoveModelRequest\x1a\x1d.fleet.v1.RemoveModelResponse\x12J\n\x0b\x43learModels\x12\x1c.fleet.v1.ClearModelsRequest\x1a\x1d.fleet.v1.ClearModelsResponse\x12S\n\x0e\x44\x65scribeModels\x12\x1f.fleet.v1.DescribeModelsRequest\x1a .fleet.v1.DescribeModelsResponse\x12P\n\rGetServerInfo\x12\x1e.fleet.v1.GetServerInfoRequest\x1a\x1f.fleet.v1.GetServerInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,25 +38,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INFERSTREAMRESPONSE']._serialized_start=172
   _globals['_INFERSTREAMRESPONSE']._serialized_end=313
   _globals['_ADDMODELREQUEST']._serialized_start=315
-  _globals['_ADDMODELREQUEST']._serialized_end=350
-  _globals['_ADDMODELRESPONSE']._serialized_start=352
-  _globals['_ADDMODELRESPONSE']._serialized_end=429
-  _globals['_REMOVEMODELREQUEST']._serialized_start=431
-  _globals['_REMOVEMODELREQUEST']._serialized_end=469
-  _globals['_REMOVEMODELRESPONSE']._serialized_start=471
-  _globals['_REMOVEMODELRESPONSE']._serialized_end=512
-  _globals['_CLEARMODELSREQUEST']._serialized_start=514
-  _globals['_CLEARMODELSREQUEST']._serialized_end=534
-  _globals['_CLEARMODELSRESPONSE']._serialized_start=536
-  _globals['_CLEARMODELSRESPONSE']._serialized_end=575
-  _globals['_DESCRIBEMODELSREQUEST']._serialized_start=577
-  _globals['_DESCRIBEMODELSREQUEST']._serialized_end=600
-  _globals['_DESCRIBEMODELSRESPONSE']._serialized_start=602
-  _globals['_DESCRIBEMODELSRESPONSE']._serialized_end=665
-  _globals['_GETSERVERINFOREQUEST']._serialized_start=667
-  _globals['_GETSERVERINFOREQUEST']._serialized_end=689
-  _globals['_GETSERVERINFORESPONSE']._serialized_start=691
-  _globals['_GETSERVERINFORESPONSE']._serialized_end=784
-  _globals['_GATEWAYSERVICE']._serialized_start=787
-  _globals['_GATEWAYSERVICE']._serialized_end=1327
+  _globals['_ADDMODELREQUEST']._serialized_end=366
+  _globals['_ADDMODELRESPONSE']._serialized_start=368
+  _globals['_ADDMODELRESPONSE']._serialized_end=445
+  _globals['_REMOVEMODELREQUEST']._serialized_start=447
+  _globals['_REMOVEMODELREQUEST']._serialized_end=485
+  _globals['_REMOVEMODELRESPONSE']._serialized_start=487
+  _globals['_REMOVEMODELRESPONSE']._serialized_end=528
+  _globals['_CLEARMODELSREQUEST']._serialized_start=530
+  _globals['_CLEARMODELSREQUEST']._serialized_end=550
+  _globals['_CLEARMODELSRESPONSE']._serialized_start=552
+  _globals['_CLEARMODELSRESPONSE']._serialized_end=591
+  _globals['_DESCRIBEMODELSREQUEST']._serialized_start=593
+  _globals['_DESCRIBEMODELSREQUEST']._serialized_end=616
+  _globals['_DESCRIBEMODELSRESPONSE']._serialized_start=618
+  _globals['_DESCRIBEMODELSRESPONSE']._serialized_end=727
+  _globals['_GETSERVERINFOREQUEST']._serialized_start=729
+  _globals['_GETSERVERINFOREQUEST']._serialized_end=751
+  _globals['_GETSERVERINFORESPONSE']._serialized_start=753
+  _globals['_GETSERVERINFORESPONSE']._serialized_end=846
+  _globals['_GATEWAYSERVICE']._serialized_start=849
+  _globals['_GATEWAYSERVICE']._serialized_end=1389
 # @@protoc_insertion_point(module_scope)

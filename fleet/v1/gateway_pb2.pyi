@@ -27,10 +27,12 @@ class InferStreamResponse(_message.Message):
     def __init__(self, correlation_id: _Optional[str] = ..., response: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ..., error: _Optional[_Union[_inference_pb2.ErrorStatus, _Mapping]] = ...) -> None: ...
 
 class AddModelRequest(_message.Message):
-    __slots__ = ("model_id",)
+    __slots__ = ("model_id", "copies")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    COPIES_FIELD_NUMBER: _ClassVar[int]
     model_id: str
-    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+    copies: int
+    def __init__(self, model_id: _Optional[str] = ..., copies: _Optional[int] = ...) -> None: ...
 
 class AddModelResponse(_message.Message):
     __slots__ = ("model", "worker_ids")
@@ -67,10 +69,12 @@ class DescribeModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeModelsResponse(_message.Message):
-    __slots__ = ("models",)
+    __slots__ = ("models", "placements")
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[_model_pb2.LoadedModel]
-    def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.LoadedModel, _Mapping]]] = ...) -> None: ...
+    placements: _containers.RepeatedCompositeFieldContainer[_model_pb2.ModelPlacement]
+    def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.LoadedModel, _Mapping]]] = ..., placements: _Optional[_Iterable[_Union[_model_pb2.ModelPlacement, _Mapping]]] = ...) -> None: ...
 
 class GetServerInfoRequest(_message.Message):
     __slots__ = ()

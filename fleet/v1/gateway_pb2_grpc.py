@@ -95,7 +95,8 @@ class GatewayServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def AddModel(self, request, context):
-        """Load a model onto the fleet ahead of traffic.
+        """Load a model onto the fleet ahead of traffic, on one worker or on a number of copies the
+        fleet then keeps (placing a new copy when a holder leaves) until RemoveModel.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -116,7 +117,7 @@ class GatewayServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def DescribeModels(self, request, context):
-        """The models loaded across the fleet that the caller may use.
+        """The models loaded across the fleet that the caller may use, each copy with its load.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -62,7 +62,7 @@ class ModelSummary(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., model_type: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., input_width: _Optional[int] = ..., input_height: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., public: bool = ..., max_batch_size: _Optional[int] = ..., size_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class LoadedModel(_message.Message):
-    __slots__ = ("model_id", "task_type", "model_type", "worker_id", "size_bytes", "loaded_at", "last_used_at", "request_count", "load_seconds", "execution_provider", "pinned", "sha256", "workspace")
+    __slots__ = ("model_id", "task_type", "model_type", "worker_id", "size_bytes", "loaded_at", "last_used_at", "request_count", "load_seconds", "execution_provider", "pinned", "sha256", "workspace", "in_flight", "queued", "requests_per_second")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,9 @@ class LoadedModel(_message.Message):
     PINNED_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     task_type: TaskType
     model_type: str
@@ -89,12 +92,14 @@ class LoadedModel(_message.Message):
     pinned: bool
     sha256: str
     workspace: str
-    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., model_type: _Optional[str] = ..., worker_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., loaded_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., request_count: _Optional[int] = ..., load_seconds: _Optional[float] = ..., execution_provider: _Optional[str] = ..., pinned: bool = ..., sha256: _Optional[str] = ..., workspace: _Optional[str] = ...) -> None: ...
+    in_flight: int
+    queued: int
+    requests_per_second: float
+    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., model_type: _Optional[str] = ..., worker_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., loaded_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., request_count: _Optional[int] = ..., load_seconds: _Optional[float] = ..., execution_provider: _Optional[str] = ..., pinned: bool = ..., sha256: _Optional[str] = ..., workspace: _Optional[str] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., requests_per_second: _Optional[float] = ...) -> None: ...
 
 class WorkerLoad(_message.Message):
-    __slots__ = ("worker_id", "address", "loaded_models", "max_models", "loaded_bytes", "capacity_bytes", "in_flight", "queued", "execution_providers", "memory_free_fraction")
+    __slots__ = ("worker_id", "loaded_models", "max_models", "loaded_bytes", "capacity_bytes", "in_flight", "queued", "execution_providers", "memory_free_fraction", "draining")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
-    ADDRESS_FIELD_NUMBER: _ClassVar[int]
     LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
     MAX_MODELS_FIELD_NUMBER: _ClassVar[int]
     LOADED_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -103,8 +108,8 @@ class WorkerLoad(_message.Message):
     QUEUED_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FREE_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
-    address: str
     loaded_models: int
     max_models: int
     loaded_bytes: int
@@ -113,4 +118,31 @@ class WorkerLoad(_message.Message):
     queued: int
     execution_providers: _containers.RepeatedScalarFieldContainer[str]
     memory_free_fraction: float
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., loaded_models: _Optional[int] = ..., max_models: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., execution_providers: _Optional[_Iterable[str]] = ..., memory_free_fraction: _Optional[float] = ...) -> None: ...
+    draining: bool
+    def __init__(self, worker_id: _Optional[str] = ..., loaded_models: _Optional[int] = ..., max_models: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., execution_providers: _Optional[_Iterable[str]] = ..., memory_free_fraction: _Optional[float] = ..., draining: bool = ...) -> None: ...
+
+class ModelCopy(_message.Message):
+    __slots__ = ("worker_id", "in_flight", "queued", "requests_per_second", "outstanding")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    in_flight: int
+    queued: int
+    requests_per_second: float
+    outstanding: float
+    def __init__(self, worker_id: _Optional[str] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., requests_per_second: _Optional[float] = ..., outstanding: _Optional[float] = ...) -> None: ...
+
+class ModelPlacement(_message.Message):
+    __slots__ = ("model_id", "copies", "min_copies", "max_copies")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    COPIES_FIELD_NUMBER: _ClassVar[int]
+    MIN_COPIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_COPIES_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    copies: _containers.RepeatedCompositeFieldContainer[ModelCopy]
+    min_copies: int
+    max_copies: int
+    def __init__(self, model_id: _Optional[str] = ..., copies: _Optional[_Iterable[_Union[ModelCopy, _Mapping]]] = ..., min_copies: _Optional[int] = ..., max_copies: _Optional[int] = ...) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from services.cache.api_keys import ApiKeyStore, AuthCache
+from services.cache.copies import CopyFloors
 from services.cache.errors import redis_call
 from services.cache.heartbeats import Heartbeats
 from services.cache.inference_log import InferenceLog
@@ -36,6 +37,7 @@ class FleetCache:
         self.inference_log = InferenceLog(client, self.keys)
         self.responses = ResponseCache(client, self.keys)
         self.heartbeats = Heartbeats(client, self.keys)
+        self.copy_floors = CopyFloors(client, self.keys)
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 2.0, namespace: str = "fleet") -> FleetCache:

@@ -48,3 +48,7 @@ class Keys:
 
     def workers_index(self) -> str:
         return f"{self.ns}:workers"
+
+    # Copies of models kept by AddModel(copies=N), read by every gateway replica.
+    def copy_floors(self) -> str:
+        return f"{self.ns}:copies"

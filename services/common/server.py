@@ -42,6 +42,8 @@ class Service:
     startup: StartupHook | None = None
     shutdown: Hook | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # On SIGTERM, after health turns NOT_SERVING and before the server stops taking calls.
+    drain: Hook | None = None
 
 
 class Runner:
@@ -95,6 +97,8 @@ class Runner:
         grace = self.service.settings.shutdown_grace_s
         log.info("%s shutting down", self.service.name, extra={"grace_s": grace})
         await self.set_serving(False)
+        if self.service.drain:
+            await self.service.drain()
         await self.server.stop(grace)
         if self.service.shutdown:
             await self.service.shutdown()

@@ -1,8 +1,11 @@
-"""The gateway's logic: resolve, route to a worker (retrying elsewhere), fan out.
+"""The gateway's logic: resolve, route to a worker (retrying elsewhere), fan out, keep copies.
 
 The edge (a servicer) authenticates the call once into a ``Caller`` and hands it here; this
 module knows no transport. Inference requests pass through as protobuf messages: the worker
 client wraps each beside the resolved model descriptor, so the image is never re-encoded.
+Whom to try is ``routing.attempts``: existing copies by load first, then where the model would
+be placed. A call to an existing copy asks the worker not to load anything, so traffic only ever
+reaches loaded copies, and a copy that was released or evicted is simply passed over.
 """
 
 from __future__ import annotations
@@ -17,10 +20,21 @@ from typing import TypeVar
 from fleet.internal.v1 import descriptor_pb2, worker_pb2
 from fleet.v1 import inference_pb2, model_pb2
 from services.cache import FleetCache
-from services.common.errors import CacheUnavailable, DeadlineExceeded, PermissionDenied, Unavailable
+from services.cache.copies import CopyFloor
+from services.common.errors import (
+    CacheUnavailable,
+    DeadlineExceeded,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+)
+from services.gateway import routing
 from services.gateway.caller import Caller
+from services.gateway.copies import CopyController
+from services.gateway.metrics import RETRIES, ROUTING_DECISIONS
+from services.gateway.placement import Target, copies_of
 from services.gateway.resolver import ModelResolver
-from services.gateway.worker_client import WorkerUnavailable
+from services.gateway.worker_client import ModelNotHeld, WorkerUnavailable
 from services.gateway.workers import WorkerEndpoint, WorkerPool
 
 log = logging.getLogger("fleet.gateway")
@@ -28,14 +42,21 @@ log = logging.getLogger("fleet.gateway")
 T = TypeVar("T")
 FANOUT_TIMEOUT_S = 120.0
 DESCRIBE_TIMEOUT_S = 10.0
+WorkerCall = Callable[[WorkerEndpoint, float, bool], Awaitable[T]]  # endpoint, seconds left, existing copy
 
 
 class Gateway:
     def __init__(self, resolver: ModelResolver, workers: WorkerPool, cache: FleetCache,
-                 attempts: int, default_timeout_s: float, response_cache_ttl_s: int) -> None:
+                 attempts: int, default_timeout_s: float, response_cache_ttl_s: int,
+                 copies: CopyController | None = None) -> None:
         self.resolver, self.workers, self.cache = resolver, workers, cache
         self.attempts, self.default_timeout_s = attempts, default_timeout_s
         self.response_cache_ttl_s = response_cache_ttl_s
+        self.copies = copies
+
+    @property
+    def max_copies(self) -> int:
+        return self.copies.policy.max_copies if self.copies is not None else 1
 
     # ---- inference --------------------------------------------------------------------------
     async def infer(self, caller: Caller, request: inference_pb2.InferRequest,
@@ -47,39 +68,53 @@ class Gateway:
         response = await self._cached(digest) if digest else None
         if response is None:
             _, response = await self._on_worker(
-                model.model_id, deadline, lambda ep, t: ep.client.infer(model, request, t)
+                model, deadline, lambda ep, t, existing: ep.client.infer(model, request, t, existing)
             )
             if digest:
                 await self._store(digest, response)
         response.timings.gateway_ms = (time.perf_counter() - started) * 1e3
         return response
 
-    async def _on_worker(self, model_id: str, deadline: float,
-                         call: Callable[[WorkerEndpoint, float], Awaitable[T]]) -> tuple[WorkerEndpoint, T]:
-        """Run ``call`` on the best worker for the model, moving on when one is unavailable."""
-        tried = 0
-        for endpoint in self.workers.candidates(model_id)[: self.attempts]:
+    async def _on_worker(self, model: descriptor_pb2.ModelDescriptor, deadline: float,
+                         call: WorkerCall[T]) -> tuple[WorkerEndpoint, T]:
+        """Run ``call`` on the best worker for the model, moving on when one cannot serve it.
+
+        ``attempts`` bounds the workers found unavailable; a copy found gone costs no attempt.
+        """
+        failed = 0
+        retry_reason = ""
+        order = routing.attempts(self.workers.all(), model.model_id, model.sha256, model.size_bytes,
+                                 self.workers.rng)
+        for attempt in order:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or failed >= self.attempts:
                 break
-            endpoint.in_flight += 1
+            if retry_reason:
+                RETRIES.labels(retry_reason).inc()
+            endpoint = attempt.endpoint
             try:
-                result = await call(endpoint, remaining)
-            except WorkerUnavailable as exc:
-                tried += 1
-                self.workers.mark_failed(endpoint)
-                log.warning("worker call failed; trying another",
-                            extra={"worker": endpoint.address, "details": exc.message})
+                with self.workers.calling(endpoint):
+                    result = await call(endpoint, remaining, attempt.existing)
+            except ModelNotHeld:
+                retry_reason = "not_loaded"
+                self.workers.note_gone(endpoint, model.model_id)
                 continue
-            finally:
-                endpoint.in_flight -= 1
-            self.workers.note_serving(endpoint, model_id)
+            except WorkerUnavailable as exc:
+                failed += 1
+                retry_reason = "unavailable" if exc.answered else "unreachable"
+                if not exc.answered:
+                    self.workers.mark_failed(endpoint)
+                log.warning("worker call failed; trying another",
+                            extra={"worker": endpoint.label, "details": exc.message})
+                continue
+            ROUTING_DECISIONS.labels("holder" if attempt.existing else "placement").inc()
+            self.workers.note_serving(endpoint, model.model_id, model.sha256)
             return endpoint, result
         if time.monotonic() >= deadline:
             raise DeadlineExceeded("the request's deadline passed before a worker could answer")
-        if not tried:
+        if not order:
             raise Unavailable("no model worker is available; check that workers are running")
-        raise Unavailable(f"no model worker could serve the request ({tried} tried); retry shortly")
+        raise Unavailable(f"no model worker could serve the request ({failed} tried); retry shortly")
 
     # ---- response cache ---------------------------------------------------------------------
     def _cache_digest(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest) -> str:
@@ -109,35 +144,111 @@ class Gateway:
             log.warning("response cache unavailable; not caching")
 
     # ---- model management, fanned out to the fleet -------------------------------------------
-    async def add_model(self, caller: Caller, model_id: str) -> tuple[descriptor_pb2.ModelDescriptor, list[str]]:
+    async def add_model(self, caller: Caller, model_id: str,
+                        copies: int = 0) -> tuple[descriptor_pb2.ModelDescriptor, list[str]]:
+        """Load the model on ``copies`` workers (0: one) and, for copies >= 1, keep that many until removed."""
         model = await self.resolver.resolve(model_id, caller.workspace)
-        endpoint, loaded = await self._on_worker(
-            model.model_id, time.monotonic() + FANOUT_TIMEOUT_S, lambda ep, t: ep.client.load(model, t),
-        )
-        return model, [loaded.worker_id or endpoint.worker_id]
+        if copies > self.max_copies:
+            raise InvalidArgument(f"copies must be at most {self.max_copies}, the fleet's limit per model")
+        if copies and not caller.owns(model.workspace):
+            raise PermissionDenied(f"only the model's own workspace may keep copies of {model.model_id!r}")
+        if copies:
+            await self._put_floor(CopyFloor(model.model_id, model.workspace, copies))
+        want, tried = max(1, copies), set()
+        while len(holders := self._holders(model)) < want:  # each round loads on the best workers not yet tried
+            live = self.workers.live()
+            others = [e for e in live if e not in holders and not e.draining and e.address not in tried]
+            size = routing.size_hint(live, model.model_id, model.size_bytes)
+            targets = routing.placement_order(others, model.model_id, size)[: want - len(holders)]
+            if not targets:
+                break
+            tried.update(ep.address for ep in targets)
+            await asyncio.gather(*(self._load_on(ep, model) for ep in targets))
+        holders = self._holders(model)
+        if not holders:
+            raise Unavailable("no model worker could load the model; check that workers are running")
+        return model, sorted(ep.worker_id or ep.label for ep in holders)
+
+    def _holders(self, model: descriptor_pb2.ModelDescriptor) -> list[WorkerEndpoint]:
+        return [e for e in self.workers.live() if not e.draining and e.holds(model.model_id, model.sha256)]
+
+    async def _load_on(self, endpoint: WorkerEndpoint, model: descriptor_pb2.ModelDescriptor) -> None:
+        try:
+            await endpoint.client.load(model, FANOUT_TIMEOUT_S)
+        except WorkerUnavailable as exc:
+            if not exc.answered:
+                self.workers.mark_failed(endpoint)
+            return
+        self.workers.note_serving(endpoint, model.model_id, model.sha256)
 
     async def remove_model(self, caller: Caller, model_id: str) -> list[str]:
         model = await self.resolver.resolve(model_id, caller.workspace)
         if not caller.owns(model.workspace):
             raise PermissionDenied(f"only the model's own workspace may unload {model.model_id!r}")
+        await self._delete_floors(model.model_id)
         replies = await self._fan_out(lambda ep: ep.client.unload(model.model_id, FANOUT_TIMEOUT_S))
         removed = []
         for endpoint, unloaded in replies:
-            self.workers.note_unloaded(endpoint, model.model_id)
+            self.workers.note_gone(endpoint, model.model_id)
             if unloaded:
                 removed.append(endpoint.worker_id)
         return removed
 
     async def clear_models(self, caller: Caller) -> int:
+        floors = self.copies.floors if self.copies is not None else {}
+        await self._delete_floors(*(f.model_id for f in floors.values() if f.workspace == caller.workspace))
         replies = await self._fan_out(lambda ep: ep.client.clear(caller.workspace, FANOUT_TIMEOUT_S))
         for endpoint, model_ids in replies:
             for model_id in model_ids:
-                self.workers.note_unloaded(endpoint, model_id)
+                self.workers.note_gone(endpoint, model_id)
         return sum(len(model_ids) for _, model_ids in replies)
 
-    async def describe_models(self, caller: Caller) -> list[model_pb2.LoadedModel]:
+    async def _put_floor(self, floor: CopyFloor) -> None:
+        try:
+            await self.cache.copy_floors.put(floor)
+        except CacheUnavailable:
+            raise Unavailable("cannot keep copies while Redis is unavailable; retry, or add without copies") from None
+        if self.copies is not None:
+            self.copies.floors[floor.model_id] = floor
+
+    async def _delete_floors(self, *model_ids: str) -> None:
+        try:
+            await self.cache.copy_floors.delete(*model_ids)
+        except CacheUnavailable:
+            raise Unavailable("cannot release kept copies while Redis is unavailable; retry") from None
+        if self.copies is not None:
+            for model_id in model_ids:
+                self.copies.floors.pop(model_id, None)
+
+    async def describe_models(self, caller: Caller) -> tuple[list[model_pb2.LoadedModel],
+                                                             list[model_pb2.ModelPlacement]]:
         replies = await self._describe_all()
-        return [m for _, reply in replies for m in reply.models if caller.owns(m.workspace)]
+        loaded = [m for _, reply in replies for m in reply.models if caller.owns(m.workspace)]
+        return loaded, self._placements(caller)
+
+    def _placements(self, caller: Caller) -> list[model_pb2.ModelPlacement]:
+        """Each model's copies taking traffic and their load, from the heartbeats routing uses."""
+        endpoints = self.workers.all()
+        floors = self.copies.floors if self.copies is not None else {}
+        seen: dict[str, tuple[str, str]] = {}  # model id -> (sha256, workspace) of its most common version
+        for endpoint in endpoints:
+            for load in endpoint.loads.values():
+                if caller.owns(load.workspace):
+                    seen.setdefault(load.model_id, (load.sha256, load.workspace))
+        placements = []
+        for model_id in sorted(seen):
+            sha256, workspace = seen[model_id]
+            floor = floors.get(model_id)
+            copies = copies_of(endpoints, Target(model_id, sha256, workspace))
+            placements.append(model_pb2.ModelPlacement(
+                model_id=model_id, min_copies=floor.min_copies if floor else 0, max_copies=self.max_copies,
+                copies=[model_pb2.ModelCopy(
+                    worker_id=ep.worker_id, in_flight=load.in_flight, queued=load.queued,
+                    requests_per_second=load.requests_per_second,
+                    outstanding=load.outstanding_history[0] if load.outstanding_history else 0.0,
+                ) for ep, load in sorted(copies, key=lambda c: c[0].worker_id)],
+            ))
+        return placements
 
     async def server_info(self, caller: Caller) -> list[model_pb2.WorkerLoad]:
         return [reply.load for _, reply in await self._describe_all()]
@@ -146,13 +257,14 @@ class Gateway:
         return await self._fan_out(lambda ep: ep.client.describe(DESCRIBE_TIMEOUT_S))
 
     async def _fan_out(self, call: Callable[[WorkerEndpoint], Awaitable[T]]) -> list[tuple[WorkerEndpoint, T]]:
-        """Call every known worker at once; unreachable ones are skipped, other errors raised."""
-        endpoints = self.workers.all()
+        """Call every worker in rotation at once; unreachable ones are skipped, other errors raised."""
+        endpoints = self.workers.live()
         results = await asyncio.gather(*(call(ep) for ep in endpoints), return_exceptions=True)
         answered = []
         for endpoint, result in zip(endpoints, results):
             if isinstance(result, WorkerUnavailable):
-                self.workers.mark_failed(endpoint)
+                if not result.answered:
+                    self.workers.mark_failed(endpoint)
                 continue
             if isinstance(result, BaseException):
                 raise result

@@ -15,11 +15,14 @@ from services.cache import FleetCache
 from services.common.errors import CacheUnavailable, Unavailable
 from services.common.server import Service
 from services.gateway.auth import Authenticator
+from services.gateway.copies import CopyController
 from services.gateway.gateway import Gateway
+from services.gateway.placement import CopyPolicy
 from services.gateway.registry_client import RegistryClient
 from services.gateway.resolver import ModelResolver
 from services.gateway.servicer import GatewayServicer
 from services.gateway.settings import GatewaySettings
+from services.gateway.streaming import StreamLimits
 from services.gateway.workers import WorkerPool
 
 log = logging.getLogger("fleet.gateway")
@@ -58,12 +61,18 @@ def build(settings: GatewaySettings) -> Service:
     )
     auth = Authenticator(cache, registry, settings.auth_local_ttl_s, settings.auth_negative_ttl_s,
                          settings.auth_redis_ttl_s)
-    gateway = Gateway(ModelResolver(registry, settings.model_cache_ttl_s), workers, cache,
-                      settings.worker_attempts, settings.request_timeout_s, settings.response_cache_ttl_s)
+    resolver = ModelResolver(registry, settings.model_cache_ttl_s)
+    policy = CopyPolicy(settings.max_copies, settings.copy_load_threshold, settings.copy_window_s,
+                        settings.copy_release_threshold, settings.copy_release_window_s)
+    copies = CopyController(workers, resolver, cache, policy, settings.placement_refresh_s,
+                            settings.copy_load_timeout_s)
+    gateway = Gateway(resolver, workers, cache, settings.worker_attempts, settings.request_timeout_s,
+                      settings.response_cache_ttl_s, copies)
+    limits = StreamLimits(settings.stream_max_in_flight, settings.stream_max_buffered_bytes)
 
     def register(server: grpc.aio.Server) -> None:
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
-            GatewayServicer(gateway, auth, package_version()), server)
+            GatewayServicer(gateway, auth, package_version(), limits), server)
 
     async def startup(port: int) -> None:
         try:
@@ -71,9 +80,12 @@ def build(settings: GatewaySettings) -> Service:
         except CacheUnavailable:
             log.warning("Redis is unavailable at start-up; auth and placement caches are degraded")
         await wait_for_registry(registry, settings.registry_wait_s)
+        await workers.refresh()  # know the fleet before the first request
         workers.start()
+        copies.start()
 
     async def shutdown() -> None:
+        await copies.close()
         await workers.close()
         await registry.close()
         await cache.close()

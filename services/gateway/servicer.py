@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -13,14 +14,14 @@ from services.common.rpc import rpc, rpc_stream
 from services.gateway.auth import Authenticator
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
-from services.gateway.streaming import infer_stream
-
-MAX_STREAM_IN_FLIGHT = 64
+from services.gateway.streaming import StreamLimits, infer_stream
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, gateway: Gateway, auth: Authenticator, version: str) -> None:
+    def __init__(self, gateway: Gateway, auth: Authenticator, version: str,
+                 stream_limits: StreamLimits | None = None) -> None:
         self.gateway, self.auth, self.version = gateway, auth, version
+        self.stream_limits = stream_limits or StreamLimits()
 
     async def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
         return await self.auth.authenticate(context.invocation_metadata())
@@ -37,18 +38,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             async for item in request_iterator:
                 yield item.correlation_id, item.request
 
-        async for correlation_id, outcome in infer_stream(self.gateway, caller, items(), MAX_STREAM_IN_FLIGHT, None):
-            if isinstance(outcome, FleetError):
-                yield gateway_pb2.InferStreamResponse(
-                    correlation_id=correlation_id,
-                    error=inference_pb2.ErrorStatus(code=outcome.code.value[0], message=outcome.message),
-                )
-            else:
-                yield gateway_pb2.InferStreamResponse(correlation_id=correlation_id, response=outcome)
+        outcomes = infer_stream(self.gateway, caller, items(), self.stream_limits, context.time_remaining)
+        async with contextlib.aclosing(outcomes):  # closing the call cancels its items at once
+            async for correlation_id, outcome in outcomes:
+                if isinstance(outcome, FleetError):
+                    yield gateway_pb2.InferStreamResponse(
+                        correlation_id=correlation_id,
+                        error=inference_pb2.ErrorStatus(code=outcome.code.value[0], message=outcome.message),
+                    )
+                else:
+                    yield gateway_pb2.InferStreamResponse(correlation_id=correlation_id, response=outcome)
 
     @rpc("gateway")
     async def AddModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        model, workers = await self.gateway.add_model(await self._caller(context), request.model_id)
+        model, workers = await self.gateway.add_model(await self._caller(context), request.model_id, request.copies)
         return gateway_pb2.AddModelResponse(model=descriptors.summary(model), worker_ids=workers)
 
     @rpc("gateway")
@@ -63,8 +66,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     @rpc("gateway")
     async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        models = await self.gateway.describe_models(await self._caller(context))
-        return gateway_pb2.DescribeModelsResponse(models=models)
+        models, placements = await self.gateway.describe_models(await self._caller(context))
+        return gateway_pb2.DescribeModelsResponse(models=models, placements=placements)
 
     @rpc("gateway")
     async def GetServerInfo(self, request, context: grpc.aio.ServicerContext):  # noqa: N802

@@ -21,7 +21,39 @@ class GatewaySettings(ServiceSettings):
     model_cache_ttl_s: float = Field(10.0, ge=0, description="In-process cache of resolved models.")
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline for calls whose client set none.")
     worker_attempts: int = Field(3, ge=1, description="Workers tried per request when one is unavailable.")
-    worker_cooldown_s: float = Field(2.0, ge=0, description="How long an unreachable worker is skipped.")
-    placement_refresh_s: float = Field(1.0, gt=0, description="How often worker heartbeats are read.")
+    worker_cooldown_s: float = Field(
+        2.0, gt=0,
+        description="How often an unreachable worker is health-checked when heartbeats cannot say it is back (no "
+                    "Redis, or it publishes none); until then it is out of rotation.",
+    )
+    placement_refresh_s: float = Field(1.0, gt=0, description="How often worker heartbeats are read and copies planned.")
+    max_copies: int = Field(3, ge=1, description="Most workers one model is copied to (1: never copy; AddModel may "
+                                                 "ask for up to this many).")
+    copy_load_threshold: float = Field(
+        4.0, gt=0,
+        description="A hot model gets one more copy when each copy has held more than this many requests on average "
+                    "(from heartbeats) throughout copy_window_s.",
+    )
+    copy_window_s: float = Field(
+        10.0, gt=0, description="How long a model must stay above copy_load_threshold before a copy is added.",
+    )
+    copy_release_threshold: float = Field(
+        0.5, ge=0,
+        description="A surplus copy is released when, with one copy fewer, each would have held fewer requests than "
+                    "this on average throughout copy_release_window_s.",
+    )
+    copy_release_window_s: float = Field(
+        60.0, gt=0, description="How long a model must stay cold before a surplus copy is released.",
+    )
+    copy_load_timeout_s: float = Field(120.0, gt=0, description="Deadline for loading a new copy on a worker.")
+    stream_max_in_flight: int = Field(
+        64, ge=1,
+        description="InferStream items one stream holds at once (being served or answered but not yet sent); at "
+                    "the bound the gateway stops reading that stream.",
+    )
+    stream_max_buffered_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024,
+        description="Bytes of answers one InferStream holds unsent before the gateway stops reading that stream.",
+    )
     response_cache_ttl_s: int = Field(0, ge=0, description="Cache identical requests' responses in Redis (0: off).")
     registry_wait_s: float = Field(30.0, ge=0, description="At start-up, how long to wait for the registry.")

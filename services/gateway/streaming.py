@@ -1,55 +1,139 @@
-"""Many inferences over one stream: bounded concurrency, answers as they complete.
+"""Many inferences over one stream: bounded, answers as they complete, back-pressure to the client.
 
-A failed item yields its error and the stream goes on; only a bad API key (checked once,
-at the edge, before the first item) or the client going away ends it.
+A stream holds at most ``max_in_flight`` items (being served, or answered and waiting to be sent)
+and about ``max_buffered_bytes`` of answers (those waiting to be sent, and those being served at
+the stream's mean answer size). At either bound it stops reading
+requests until the client takes answers: gRPC's flow control then slows a client that sends without
+reading, instead of the gateway buffering for it (and workers computing answers nobody reads).
+An answer counts as taken once the transport has accepted it (the generator resumes after that).
+
+Each item gets what is left of the stream's deadline (the default request timeout when the stream
+has none). A failed item yields its error and the stream goes on; only a bad API key (checked once,
+at the edge, before the first item) or the client going away ends it, and then every item still in
+flight is cancelled, which cancels its call to the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from fleet.v1 import inference_pb2
-from services.common.errors import FleetError
+from services.common.context import current_request_id
+from services.common.errors import FleetError, Internal
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
+from services.gateway.metrics import STREAM_PAUSES
+
+log = logging.getLogger("fleet.gateway.streaming")
 
 Outcome = tuple[str, inference_pb2.InferResponse | FleetError]
 
 
+@dataclass(frozen=True)
+class StreamLimits:
+    max_in_flight: int = 64
+    max_buffered_bytes: int = 8 * 1024 * 1024
+
+
+def _size(outcome: inference_pb2.InferResponse | FleetError) -> int:
+    return outcome.ByteSize() if isinstance(outcome, inference_pb2.InferResponse) else len(outcome.message) + 16
+
+
+class _Window:
+    """Items held by one stream and the bytes of its unsent answers; wakes the reader and the writer.
+
+    Items still being served count by the mean size of this stream's answers so far, so a stream
+    whose answers are large (visualizations) holds fewer of them, not just fewer unsent ones.
+    """
+
+    def __init__(self, limits: StreamLimits) -> None:
+        self.limits = limits
+        self.held = 0  # admitted and not yet taken by the transport
+        self.running = 0  # of those, not answered yet
+        self.bytes = 0  # of the answered ones not yet taken
+        self.answers = 0
+        self.mean_size = 0.0
+        self.ready: deque[tuple[str, inference_pb2.InferResponse | FleetError, int]] = deque()
+        self.room = asyncio.Event()
+        self.arrived = asyncio.Event()
+        self.reading = True
+
+    def full(self) -> bool:
+        expected = self.bytes + self.running * self.mean_size
+        return self.held >= self.limits.max_in_flight or expected >= self.limits.max_buffered_bytes
+
+    def admit(self) -> None:
+        self.held += 1
+        self.running += 1
+
+    def answered(self, correlation_id: str, outcome: inference_pb2.InferResponse | FleetError) -> None:
+        size = _size(outcome)
+        self.running -= 1
+        self.answers += 1
+        self.mean_size += (size - self.mean_size) / self.answers
+        self.ready.append((correlation_id, outcome, size))
+        self.bytes += size
+        self.arrived.set()
+
+    def sent(self, size: int) -> None:
+        self.held -= 1
+        self.bytes -= size
+        self.room.set()
+
+    def done(self) -> bool:
+        return not self.reading and self.held == 0
+
+
 async def infer_stream(
     gateway: Gateway, caller: Caller, items: AsyncIterator[tuple[str, inference_pb2.InferRequest]],
-    max_in_flight: int, timeout_s: float | None,
+    limits: StreamLimits, time_remaining: Callable[[], float | None],
 ) -> AsyncIterator[Outcome]:
-    outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
-    slots = asyncio.Semaphore(max_in_flight)
+    window = _Window(limits)
     tasks: set[asyncio.Task[None]] = set()
+    loop = asyncio.get_running_loop()
 
-    async def one(correlation_id: str, request: inference_pb2.InferRequest) -> None:
+    async def one(correlation_id: str, request: inference_pb2.InferRequest, timeout_s: float | None) -> None:
         try:
-            outcomes.put_nowait((correlation_id, await gateway.infer(caller, request, timeout_s)))
+            outcome: inference_pb2.InferResponse | FleetError = await gateway.infer(caller, request, timeout_s)
         except FleetError as exc:
-            outcomes.put_nowait((correlation_id, exc))
-        finally:
-            slots.release()
+            outcome = exc
+        except Exception:  # a bug: this item answers INTERNAL, the stream goes on
+            log.exception("unhandled error in a stream item")
+            outcome = Internal(f"internal error; quote request id {current_request_id()}")
+        window.answered(correlation_id, outcome)
 
     async def read() -> None:
         try:
             async for correlation_id, request in items:
-                await slots.acquire()
-                task = asyncio.get_running_loop().create_task(one(correlation_id, request))
+                if window.full():
+                    STREAM_PAUSES.inc()
+                    while window.full():
+                        window.room.clear()
+                        await window.room.wait()
+                window.admit()
+                task = loop.create_task(one(correlation_id, request, time_remaining()))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks)
         finally:
-            outcomes.put_nowait(None)
+            window.reading = False
+            window.arrived.set()
 
-    reader = asyncio.get_running_loop().create_task(read())
+    reader = loop.create_task(read())
     try:
-        while (outcome := await outcomes.get()) is not None:
-            yield outcome
+        while True:
+            while not window.ready and not window.done():
+                window.arrived.clear()
+                await window.arrived.wait()
+            if not window.ready:
+                break
+            correlation_id, outcome, size = window.ready.popleft()
+            yield correlation_id, outcome
+            window.sent(size)
         await reader  # surfaces a failure to read the request stream
     finally:
         reader.cancel()
@@ -57,3 +141,4 @@ async def infer_stream(
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
+        await asyncio.gather(*tasks, return_exceptions=True)

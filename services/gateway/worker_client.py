@@ -1,24 +1,44 @@
 """Calls to one model worker: the only gateway module that speaks the worker's gRPC contract.
 
-Statuses come back as domain errors. ``WorkerUnavailable`` means the worker itself could not
-be reached or is going away (the call may be retried elsewhere); every other error is the
-worker's answer about the request. Messages never name the worker's address.
+Statuses come back as domain errors. ``WorkerUnavailable`` means the call may be retried on another
+worker: either the worker could not be reached or is going away (``answered`` false: the gateway
+takes it out of rotation), or it answered UNAVAILABLE about this request (``answered`` true: it is up,
+for example a model was unloaded under the request). ``ModelNotHeld`` means a call that asked for an
+existing copy found none. Every other error is the worker's answer about the request. Messages never
+name the worker's address.
 """
 
 from __future__ import annotations
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fleet.internal.v1 import descriptor_pb2, worker_pb2, worker_pb2_grpc
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.channels import insecure_channel
+from services.common.context import REQUEST_ID_HEADER
 from services.common.errors import Unavailable
 from services.common.rpc import outgoing_metadata
 from services.common.rpc_errors import from_rpc_error
 
+HEALTH_TIMEOUT_S = 1.0
+
 
 class WorkerUnavailable(Unavailable):
-    """The worker could not be reached; another worker may serve the call."""
+    """Another worker may serve the call."""
+
+    def __init__(self, message: str, answered: bool = False) -> None:
+        super().__init__(message)
+        self.answered = answered
+
+
+class ModelNotHeld(Exception):
+    """The worker does not hold the model (a call with ``require_loaded`` ran nothing)."""
+
+
+def _answered(exc: grpc.aio.AioRpcError) -> bool:
+    """The status came from the worker's own handler (which always sends its request id), not the transport."""
+    return any(key == REQUEST_ID_HEADER for key, _ in exc.trailing_metadata() or ())
 
 
 class WorkerClient:
@@ -26,19 +46,23 @@ class WorkerClient:
         self.address = address
         self.channel = insecure_channel(address, max_message_bytes)
         self._stub = worker_pb2_grpc.ModelWorkerServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
 
     async def _call(self, method, request, timeout_s: float):  # type: ignore[no-untyped-def]
         try:
             return await method(request, timeout=timeout_s, metadata=outgoing_metadata())
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                raise WorkerUnavailable(exc.details() or "the model worker is unavailable") from None
+                raise WorkerUnavailable(exc.details() or "the model worker is unavailable", _answered(exc)) from None
             raise from_rpc_error(exc, "model worker") from None
 
     async def infer(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest,
-                    timeout_s: float) -> inference_pb2.InferResponse:
-        call = worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request)
-        return (await self._call(self._stub.Infer, call, timeout_s)).response
+                    timeout_s: float, require_loaded: bool = False) -> inference_pb2.InferResponse:
+        call = worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request, require_loaded=require_loaded)
+        reply = await self._call(self._stub.Infer, call, timeout_s)
+        if reply.not_loaded:
+            raise ModelNotHeld(model.model_id)
+        return reply.response
 
     async def load(self, model: descriptor_pb2.ModelDescriptor, timeout_s: float) -> model_pb2.LoadedModel:
         return (await self._call(self._stub.LoadModel, worker_pb2.LoadModelRequest(model=model), timeout_s)).model
@@ -54,6 +78,14 @@ class WorkerClient:
     async def describe(self, timeout_s: float) -> worker_pb2.ModelWorkerServiceDescribeModelsResponse:
         return await self._call(self._stub.DescribeModels, worker_pb2.ModelWorkerServiceDescribeModelsRequest(),
                                 timeout_s)
+
+    async def serving(self) -> bool:
+        """The worker's health reports SERVING (false when unreachable or draining)."""
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_TIMEOUT_S)
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
 
     async def close(self) -> None:
         await self.channel.close()

@@ -1,21 +1,32 @@
-"""The gateway's view of the model workers: who is up, who holds which model, whom to try.
+"""The gateway's view of the model workers: who is up, what each holds, how busy it is.
 
-Candidates for a model are ordered: healthy before cooling-down, workers that already
-hold the model (from their Redis heartbeats, or from having just served it) first, then
-by rendezvous hashing of the model id, so one model keeps landing on the same worker
-instead of being loaded everywhere.
+Each worker's last heartbeat (a typed ``WorkerState`` from Redis) says what it holds and its load;
+this gateway adds what it knows first-hand: its own calls in flight to each worker, copies a call
+has just confirmed (before a heartbeat lists them) and copies a call found gone.
+
+Membership: workers found by heartbeat come and go with their heartbeats; static ones (configured
+by address) stay listed. A worker that could not be reached leaves the rotation until it
+heartbeats again: a heartbeat published after the failure (a later sequence than any it could have
+sent before, or a new boot id), or, when heartbeats cannot tell (no Redis, or the worker publishes
+none), a health check answered SERVING, probed in the background every ``probe_interval_s``.
+Requests never wait on a dead worker to be tried again.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import contextlib
 import logging
+import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
 from services.cache import FleetCache
 from services.common.errors import CacheUnavailable
 from services.common.periodic import Periodic
+from services.gateway.metrics import WORKER_IN_FLIGHT
 from services.gateway.worker_client import WorkerClient
 
 log = logging.getLogger("fleet.gateway.workers")
@@ -25,25 +36,79 @@ log = logging.getLogger("fleet.gateway.workers")
 class WorkerEndpoint:
     address: str
     client: WorkerClient
-    worker_id: str = ""
-    holds: set[str] = field(default_factory=set)
-    in_flight: int = 0
-    unhealthy_until: float = 0.0
     static: bool = False
+    worker_id: str = ""
+    state: WorkerState | None = None  # the last heartbeat
+    loads: dict[str, ModelLoad] = field(default_factory=dict)  # from ``state``, by model id
+    in_flight: int = 0  # this gateway's calls to the worker now
+    in_flight_at_beat: int = 0  # ... when ``state`` was read (its figures include those calls)
+    failed: bool = False
+    failed_at: tuple[str, int] | None = None  # (boot id, sequence) of the last heartbeat seen when it failed
+    next_probe: float = 0.0
+    # model id -> (sha256, heartbeat sequence then): a call found it loaded; no heartbeat says so yet.
+    confirmed: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # model id -> heartbeat sequence then: a call found it gone; heartbeats up to then are stale about it.
+    gone: dict[str, int] = field(default_factory=dict)
 
-    def healthy(self, now: float) -> bool:
-        return now >= self.unhealthy_until
+    @property
+    def label(self) -> str:
+        """How logs and metrics name the worker: its id once known (never shown to callers)."""
+        return self.worker_id or self.address
 
+    @property
+    def sequence(self) -> int:
+        return self.state.sequence if self.state is not None else 0
 
-def _rendezvous(model_id: str, address: str) -> bytes:
-    return hashlib.blake2b(f"{model_id}|{address}".encode(), digest_size=8).digest()
+    @property
+    def draining(self) -> bool:
+        return self.state is not None and self.state.draining
+
+    def load_of(self, model_id: str) -> ModelLoad | None:
+        return None if model_id in self.gone else self.loads.get(model_id)
+
+    def holds(self, model_id: str, sha256: str) -> bool:
+        """This version of the model is loaded there, as far as this gateway knows."""
+        if model_id in self.gone:
+            return False
+        load = self.loads.get(model_id)
+        if load is not None and load.sha256 == sha256:
+            return True
+        confirmed = self.confirmed.get(model_id)
+        return confirmed is not None and confirmed[0] == sha256
+
+    def outstanding(self) -> float:
+        """Work waiting at the worker: this gateway's calls now plus the others' (from the heartbeat)."""
+        if self.state is None:
+            return float(self.in_flight)
+        in_worker = sum(m.in_flight for m in self.state.models)
+        return self.in_flight + max(0, in_worker - self.in_flight_at_beat)
+
+    def apply(self, state: WorkerState) -> bool:
+        """Take a heartbeat; returns whether it brought a failed worker back."""
+        revived = False
+        if self.failed:
+            boot, sequence = self.failed_at or ("", -1)
+            # The heartbeat read after the failure may have been published just before it: wait for the next.
+            if state.boot_id != boot or state.sequence > sequence + 1:
+                self.failed, self.failed_at, revived = False, None, True
+        if self.state is not None and state.boot_id != self.state.boot_id:
+            self.confirmed.clear()
+            self.gone.clear()
+        self.state, self.worker_id = state, state.worker_id
+        self.loads = {m.model_id: m for m in state.models}
+        self.in_flight_at_beat = self.in_flight
+        # A heartbeat published after a call's finding is authoritative again.
+        self.confirmed = {m: c for m, c in self.confirmed.items() if state.sequence <= c[1] + 1}
+        self.gone = {m: s for m, s in self.gone.items() if state.sequence <= s + 1}
+        return revived
 
 
 class WorkerPool:
     def __init__(self, static_addresses: list[str], max_message_bytes: int, cache: FleetCache | None,
-                 discover: bool, cooldown_s: float, refresh_s: float) -> None:
+                 discover: bool, probe_interval_s: float, refresh_s: float, rng: random.Random | None = None) -> None:
         self.max_message_bytes, self.cache, self.discover = max_message_bytes, cache, discover
-        self.cooldown_s = cooldown_s
+        self.probe_interval_s = probe_interval_s
+        self.rng = rng or random.Random()
         self.endpoints: dict[str, WorkerEndpoint] = {}
         for address in static_addresses:
             self._add(address, static=True)
@@ -58,53 +123,95 @@ class WorkerPool:
             log.info("worker added", extra={"address": address})
         return endpoint
 
-    def candidates(self, model_id: str) -> list[WorkerEndpoint]:
-        now = time.monotonic()
-        return sorted(
-            self.endpoints.values(),
-            key=lambda e: (not e.healthy(now), model_id not in e.holds, _rendezvous(model_id, e.address)),
-        )
-
+    # ---- queries -------------------------------------------------------------------------------
     def all(self) -> list[WorkerEndpoint]:
         return list(self.endpoints.values())
 
-    def mark_failed(self, endpoint: WorkerEndpoint) -> None:
-        endpoint.unhealthy_until = time.monotonic() + self.cooldown_s
-        endpoint.holds.clear()
-        log.warning("worker unavailable; skipping it for a while",
-                    extra={"address": endpoint.address, "cooldown_s": self.cooldown_s})
+    def live(self) -> list[WorkerEndpoint]:
+        """Workers in rotation (draining ones included: they still finish and answer management calls)."""
+        return [e for e in self.endpoints.values() if not e.failed]
 
-    def note_serving(self, endpoint: WorkerEndpoint, model_id: str) -> None:
-        endpoint.unhealthy_until = 0.0
-        endpoint.holds.add(model_id)
-
-    def note_unloaded(self, endpoint: WorkerEndpoint, model_id: str) -> None:
-        endpoint.holds.discard(model_id)
-
-    async def refresh(self) -> None:
-        """Update holdings (and discover workers) from heartbeats; drop workers that stopped beating."""
-        if self.cache is None:
-            return
+    # ---- what calls found ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def calling(self, endpoint: WorkerEndpoint) -> Iterator[None]:
+        """Count one call to ``endpoint`` as in flight (for load-aware choice and the gauge)."""
+        gauge = WORKER_IN_FLIGHT.labels(endpoint.label)
+        endpoint.in_flight += 1
+        gauge.inc()
         try:
-            live = await self.cache.heartbeats.live()
-        except CacheUnavailable:
+            yield
+        finally:
+            endpoint.in_flight -= 1
+            gauge.dec()
+
+    def mark_failed(self, endpoint: WorkerEndpoint) -> None:
+        if endpoint.failed:
             return
+        endpoint.failed = True
+        endpoint.failed_at = (endpoint.state.boot_id, endpoint.state.sequence) if endpoint.state else None
+        endpoint.next_probe = time.monotonic() + self.probe_interval_s
+        endpoint.confirmed.clear()
+        log.warning("worker unreachable; out of rotation until it heartbeats again",
+                    extra={"worker": endpoint.label, "address": endpoint.address})
+
+    def note_serving(self, endpoint: WorkerEndpoint, model_id: str, sha256: str) -> None:
+        """A call found this version of the model loaded there (or just loaded it)."""
+        endpoint.gone.pop(model_id, None)
+        if not endpoint.holds(model_id, sha256):
+            endpoint.confirmed[model_id] = (sha256, endpoint.sequence)
+
+    def note_gone(self, endpoint: WorkerEndpoint, model_id: str) -> None:
+        """A call found the model not loaded there (evicted, unloaded or replaced)."""
+        endpoint.confirmed.pop(model_id, None)
+        endpoint.gone[model_id] = endpoint.sequence
+
+    # ---- membership ----------------------------------------------------------------------------
+    async def refresh(self) -> None:
+        """Take the live heartbeats (discovering workers, dropping those that stopped beating); probe failed
+        workers that heartbeats cannot vouch for."""
+        states = None
+        if self.cache is not None:
+            try:
+                states = await self.cache.heartbeats.live()
+            except CacheUnavailable:
+                log.warning("heartbeats unavailable (Redis); keeping the last view")
+        if states is not None:
+            await self._apply(states)
+        await self._probe_failed(heartbeats_known=states is not None)
+
+    async def _apply(self, states: dict[str, WorkerState]) -> None:
         seen = set()
-        for worker_id, state in live.items():
-            address = state.get("address")
-            if not address:
+        for state in states.values():
+            if not state.address or (state.address not in self.endpoints and not self.discover):
                 continue
-            if address not in self.endpoints and not self.discover:
-                continue
-            endpoint = self._add(address)
-            endpoint.worker_id = worker_id
-            endpoint.holds = set(state.get("models", []))
-            seen.add(address)
+            endpoint = self._add(state.address)
+            if endpoint.apply(state):
+                log.info("worker back in rotation (heartbeat)", extra={"worker": endpoint.label})
+            seen.add(state.address)
         for address, endpoint in list(self.endpoints.items()):
-            if address not in seen and not endpoint.static:
-                del self.endpoints[address]
-                await endpoint.client.close()
-                log.info("worker left", extra={"address": address})
+            if address in seen:
+                continue
+            if endpoint.static:
+                endpoint.state, endpoint.loads = None, {}  # no heartbeat: holdings unknown
+                continue
+            del self.endpoints[address]
+            with contextlib.suppress(KeyError):
+                WORKER_IN_FLIGHT.remove(endpoint.label)
+            await endpoint.client.close()
+            log.info("worker left", extra={"worker": endpoint.label, "address": address})
+
+    async def _probe_failed(self, heartbeats_known: bool) -> None:
+        now = time.monotonic()
+        due = [e for e in self.endpoints.values()
+               if e.failed and now >= e.next_probe and not (heartbeats_known and e.state is not None)]
+        if not due:
+            return
+        answers = await asyncio.gather(*(e.client.serving() for e in due))
+        for endpoint, serving in zip(due, answers):
+            endpoint.next_probe = now + self.probe_interval_s
+            if serving:
+                endpoint.failed, endpoint.failed_at = False, None
+                log.info("worker back in rotation (health check)", extra={"worker": endpoint.label})
 
     def start(self) -> None:
         self._periodic.start()

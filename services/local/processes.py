@@ -31,6 +31,7 @@ class ServiceProcess:
     log_path: Path
     port: int = 0
     metrics_port: int = 0
+    stop_signalled: bool = False
 
     @property
     def address(self) -> str:
@@ -61,9 +62,15 @@ class ServiceProcess:
             time.sleep(0.05)
         raise FleetStartError(f"{self.name} was not ready within {timeout_s}s:\n{self.log_tail()}")
 
-    def terminate(self, timeout_s: float = 15.0) -> int | None:
-        if self.alive():
+    def signal_stop(self) -> None:
+        """Send SIGTERM (once) without waiting: the service drains and exits by itself."""
+        if self.alive() and not self.stop_signalled:
             self.proc.send_signal(signal.SIGTERM)
+            self.stop_signalled = True
+
+    def terminate(self, timeout_s: float = 20.0) -> int | None:
+        if self.alive():
+            self.signal_stop()
             try:
                 self.proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -98,7 +105,8 @@ class LocalFleet:
         self.state_dir.mkdir(parents=True, exist_ok=True)
 
     # -- processes -------------------------------------------------------------------------
-    def _spawn(self, name: str, module: str, prefix: str, extra: dict[str, str]) -> ServiceProcess:
+    def _spawn(self, name: str, module: str, prefix: str, extra: dict[str, str], cpus: str = "") -> ServiceProcess:
+        """Start ``python -m module``; ``cpus`` (a taskset list such as "1") pins it to those CPUs."""
         assert self.state_dir is not None
         ready = self.state_dir / f"{name}.ready.json"
         ready.unlink(missing_ok=True)
@@ -116,9 +124,12 @@ class LocalFleet:
             **self.env,
             **extra,
         }
+        argv = [sys.executable, "-m", module]
+        if cpus:
+            argv = ["taskset", "-c", cpus, *argv]  # taskset execs the service: the pid stays the service's
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", module], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
         service = ServiceProcess(name, proc, ready, log_path)
@@ -129,12 +140,12 @@ class LocalFleet:
         return self._spawn("registry", "services.registry", "FLEET_REGISTRY_",
                            {"FLEET_REGISTRY_CATALOG": str(self.catalog)})
 
-    def start_worker(self, index: int, extra: dict[str, str] | None = None) -> ServiceProcess:
+    def start_worker(self, index: int, extra: dict[str, str] | None = None, cpus: str = "") -> ServiceProcess:
         return self._spawn(f"worker-{index}", "services.model_worker", "FLEET_WORKER_", {
             "FLEET_WORKER_WORKER_ID": f"worker-{index}",
             **self.worker_env,
             **(extra or {}),
-        })
+        }, cpus=cpus)
 
     def start_gateway(self, registry: ServiceProcess, workers: list[ServiceProcess]) -> ServiceProcess:
         return self._spawn("gateway", "services.gateway", "FLEET_GATEWAY_", {
@@ -173,9 +184,17 @@ class LocalFleet:
         return [p for p in self.processes if p.name.startswith("worker-")]
 
     def stop(self) -> dict[str, int | None]:
-        """SIGTERM every service, gateway first; returns their exit codes."""
+        """SIGTERM the gateway, then every worker at once (each drains for its notice), then the rest; returns
+        their exit codes."""
         codes = {}
-        for service in reversed(self.processes):
+        gateways = [p for p in self.processes if p.name == "gateway"]
+        workers = [p for p in self.processes if p.name.startswith("worker-")]
+        rest = [p for p in reversed(self.processes) if p not in gateways and p not in workers]
+        for service in gateways:
+            codes[service.name] = service.terminate()
+        for service in workers:
+            service.signal_stop()
+        for service in (*workers, *rest):
             codes[service.name] = service.terminate()
         return codes
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.common.errors import ResourceExhausted, Unavailable
-from services.model_worker.metrics import BATCH_SIZE, QUEUE_DEPTH
+from services.model_worker.metrics import BATCH_SIZE, CANCELLED, QUEUE_DEPTH
 
 
 @dataclass
@@ -107,16 +107,24 @@ class Batcher:
         self._arrived.set()
         return await future
 
+    @staticmethod
+    def _keep(items: list[_Item], item: _Item) -> None:
+        """Add a request taken off the queue to the batch, unless its caller has gone (cancelled)."""
+        QUEUE_DEPTH.dec()
+        if item.future.done():
+            CANCELLED.inc()
+        else:
+            items.append(item)
+
     def _take(self, items: list[_Item]) -> None:
         """Move queued requests into ``items``, up to the batch size, without waiting."""
         while len(items) < self.max_batch_size and not self._queue.empty():
-            items.append(self._queue.get_nowait())
-            QUEUE_DEPTH.dec()
+            self._keep(items, self._queue.get_nowait())
 
     async def _collect(self, items: list[_Item]) -> None:
-        """Fill ``items``: wait for a first request, then for the announced ones, up to ``max_delay_s``."""
-        items.append(await self._queue.get())
-        QUEUE_DEPTH.dec()
+        """Fill ``items``: wait for a first live request, then for the announced ones, up to ``max_delay_s``."""
+        while not items:
+            self._keep(items, await self._queue.get())
         deadline = time.perf_counter() + self.max_delay_s
         while True:
             self._take(items)
@@ -139,7 +147,8 @@ class Batcher:
                 _fail(items, Unavailable("the model was unloaded while the request was queued; retry"))
                 raise
             self._take(items)  # queued while waiting for a slot
-            live = [i for i in items if not i.future.done()]  # drop callers that gave up
+            live = [i for i in items if not i.future.done()]  # drop callers that gave up meanwhile
+            CANCELLED.inc(len(items) - len(live))
             if not live:
                 self._slots.release()
                 continue

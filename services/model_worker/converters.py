@@ -7,6 +7,7 @@ import uuid
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from fleet.internal.v1.worker_pb2 import WorkerState
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.descriptors import TASK_TO_PROTO
 from services.common.errors import InvalidImage
@@ -117,5 +118,17 @@ def loaded_to_proto(model: LoadedModel, worker_id: str) -> model_pb2.LoadedModel
         worker_id=worker_id, size_bytes=model.size_bytes, loaded_at=_ts(model.loaded_at),
         last_used_at=_ts(model.last_used), request_count=model.request_count, load_seconds=model.load_seconds,
         execution_provider=model.session.provider, pinned=model.pinned, sha256=model.sha256,
-        workspace=model.record.workspace,
+        workspace=model.record.workspace, in_flight=model.in_flight, queued=model.batcher.queued,
+        requests_per_second=model.meter.rate,
+    )
+
+
+def worker_load(state: WorkerState) -> model_pb2.WorkerLoad:
+    """The public summary of a worker's state (its address stays internal)."""
+    return model_pb2.WorkerLoad(
+        worker_id=state.worker_id, loaded_models=len(state.models), max_models=state.max_models,
+        loaded_bytes=state.loaded_bytes, capacity_bytes=state.capacity_bytes,
+        in_flight=sum(m.in_flight for m in state.models), queued=sum(m.queued for m in state.models),
+        execution_providers=list(state.execution_providers), memory_free_fraction=state.memory_free_fraction,
+        draining=state.draining,
     )

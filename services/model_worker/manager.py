@@ -23,6 +23,7 @@ from services.common.errors import FleetError, Unavailable
 from services.common.model_record import ModelRecord
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.batcher import Batcher
+from services.model_worker.load import LoadMeter
 from services.model_worker.metrics import EVICTIONS, LOADED_BYTES, LOADED_MODELS, MODEL_LOAD_SECONDS, MODEL_LOADS
 from services.model_worker.runtime import (
     CUDA,
@@ -46,6 +47,7 @@ class ManagerLimits:
     max_queue_delay_s: float = 0.002
     max_queue: int = 256
     concurrent_runs: int = 1
+    load_history: int = 60  # heartbeat intervals of load kept per model (see LoadMeter)
 
 
 @dataclass
@@ -58,8 +60,13 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
     request_count: int = 0
-    in_flight: int = 0
     retired: bool = False
+    meter: LoadMeter = field(default_factory=lambda: LoadMeter(60))
+
+    @property
+    def in_flight(self) -> int:
+        """Requests holding the model now (acquired, not yet released)."""
+        return self.meter.inside
 
     @property
     def model_id(self) -> str:
@@ -134,11 +141,16 @@ class ModelManager:
             model, already = await self.load(record)
             cold = not already
         self._models.move_to_end(model.model_id)
-        model.in_flight += 1
+        model.meter.enter()
         return model, cold
 
+    def holds(self, record: ModelRecord) -> bool:
+        """This version of the model is loaded (a request for it would not load anything)."""
+        model = self._models.get(record.model_id)
+        return model is not None and model.sha256 == record.spec.weights.sha256
+
     def release(self, model: LoadedModel) -> None:
-        model.in_flight -= 1
+        model.meter.leave()
         model.request_count += 1
         model.last_used = time.time()
 
@@ -206,7 +218,7 @@ class ModelManager:
                           self.limits.max_queue_delay_s, self.limits.max_queue, self.limits.concurrent_runs)
         log.info("model loaded", extra={"model_id": record.model_id, "seconds": round(elapsed, 3),
                                         "bytes": session.size_bytes, "provider": session.provider})
-        return LoadedModel(record, session, batcher, elapsed, pinned=pin)
+        return LoadedModel(record, session, batcher, elapsed, pinned=pin, meter=LoadMeter(self.limits.load_history))
 
     def _over_limit(self) -> str | None:
         if len(self._models) > self.limits.max_models:

@@ -25,3 +25,8 @@ INFERENCE_LOG_FAILURES = Counter(
     "fleet_worker_inference_log_failures_total", "Inference-log entries lost because Redis failed."
 )
 ARTIFACT_DOWNLOADS = Counter("fleet_worker_artifact_fetches_total", "Artifact fetches by outcome.", ["outcome"])
+DRAINING = Gauge("fleet_worker_draining", "1 from SIGTERM until exit: finishing requests, taking no new ones.")
+CANCELLED = Counter(
+    "fleet_worker_cancelled_requests_total",
+    "Requests whose caller went away while they waited for a batch; dropped before running.",
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,7 +47,8 @@ def build(settings: WorkerSettings) -> Service:
                        settings.max_batch_size, settings.ort_allow_spinning),
         ManagerLimits(settings.max_active_models, capacity_bytes(settings), settings.memory_free_threshold,
                       settings.model_lock_acquire_timeout_s, settings.max_queue_delay_us / 1e6,
-                      settings.max_queue_size, settings.concurrent_runs),
+                      settings.max_queue_size, settings.concurrent_runs,
+                      load_history=math.ceil(settings.load_history_s / settings.heartbeat_interval_s)),
         load_pool, infer_pool,
     )
     pipeline = Pipeline(
@@ -56,8 +58,9 @@ def build(settings: WorkerSettings) -> Service:
     )
     recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
                 if settings.inference_log_enabled else None)
-    worker = Worker(settings.worker_id, settings.advertise_address, manager, pipeline, recorder, cache)
-    heartbeat = Heartbeat(cache, settings.worker_id, settings.heartbeat_interval_s, worker.load_state)
+    worker = Worker(settings.worker_id, settings.advertise_address, manager, pipeline, recorder, cache,
+                    settings.heartbeat_interval_s)
+    heartbeat = Heartbeat(cache, worker.state)
 
     def register(server: grpc.aio.Server) -> None:
         worker_pb2_grpc.add_ModelWorkerServiceServicer_to_server(WorkerServicer(worker), server)
@@ -71,6 +74,9 @@ def build(settings: WorkerSettings) -> Service:
             recorder.start()
         heartbeat.start()
 
+    async def drain() -> None:
+        await worker.drain(heartbeat.beat, settings.drain_notice_s)
+
     async def shutdown() -> None:
         await heartbeat.stop()
         if recorder is not None:
@@ -80,6 +86,6 @@ def build(settings: WorkerSettings) -> Service:
         for pool in (cpu_pool, infer_pool, load_pool):
             pool.shutdown(wait=False, cancel_futures=True)
 
-    service = Service("worker", settings, register, [SERVICE_NAME], startup, shutdown)
+    service = Service("worker", settings, register, [SERVICE_NAME], startup, shutdown, drain=drain)
     service.extra["worker"] = worker
     return service

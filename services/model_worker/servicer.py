@@ -5,7 +5,6 @@ from __future__ import annotations
 import grpc
 
 from fleet.internal.v1 import worker_pb2, worker_pb2_grpc
-from fleet.v1 import model_pb2
 from services.common import descriptors
 from services.common.rpc import rpc
 from services.model_worker import converters
@@ -20,6 +19,8 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
     @rpc("worker")
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         record = self.records.get(request.model)
+        if request.require_loaded and not self.worker.holds(record):
+            return worker_pb2.ModelWorkerServiceInferResponse(not_loaded=True)
         out = await self.worker.infer(
             record,
             converters.image_from_proto(request.request.image),
@@ -46,8 +47,7 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
 
     @rpc("worker")
     async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        state = self.worker.load_state()
         return worker_pb2.ModelWorkerServiceDescribeModelsResponse(
             models=[converters.loaded_to_proto(m, self.worker.worker_id) for m in self.worker.manager.models()],
-            load=model_pb2.WorkerLoad(**{k: v for k, v in state.items() if k != "models"}),
+            load=converters.worker_load(self.worker.state.snapshot()),
         )

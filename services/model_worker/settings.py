@@ -76,3 +76,13 @@ class WorkerSettings(ServiceSettings):
     inference_log_enabled: bool = Field(True, description="Record each inference in Redis (off the request path).")
     inference_log_expiry_s: int = Field(3600, ge=1, description="Expiry of the inference-log sorted sets.")
     heartbeat_interval_s: float = Field(2.0, gt=0, description="How often the worker publishes its state to Redis.")
+    load_history_s: float = Field(
+        120.0, gt=0,
+        description="Seconds of per-model load (one mean per heartbeat interval) published in heartbeats; gateways "
+                    "decide on copies over windows up to this long.",
+    )
+    drain_notice_s: float = Field(
+        3.0, ge=0,
+        description="On SIGTERM: how long the worker keeps serving after announcing it is draining (heartbeat, "
+                    "health NOT_SERVING) so gateways move away, before it stops taking calls and finishes its own.",
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
 
 from services.cache import FleetCache
 from services.common.errors import ModelNotFound
@@ -12,17 +12,34 @@ from services.model_worker.images import ImageInput
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import LoadedModel, ModelManager
 from services.model_worker.pipeline import InferenceOutput, Pipeline
+from services.model_worker.metrics import DRAINING
 from services.model_worker.processing.params import InferenceParams
-from services.model_worker.runtime import available_providers, requested_providers
+from services.model_worker.state import StatePublisher
 
 log = logging.getLogger("fleet.worker")
 
 
 class Worker:
     def __init__(self, worker_id: str, address: str, manager: ModelManager, pipeline: Pipeline,
-                 recorder: InferenceRecorder | None, cache: FleetCache) -> None:
-        self.worker_id, self.address = worker_id, address
+                 recorder: InferenceRecorder | None, cache: FleetCache, heartbeat_interval_s: float = 2.0) -> None:
+        self.worker_id = worker_id
         self.manager, self.pipeline, self.recorder, self.cache = manager, pipeline, recorder, cache
+        self.state = StatePublisher(worker_id, manager, heartbeat_interval_s, address)
+
+    @property
+    def address(self) -> str:
+        return self.state.address
+
+    @address.setter
+    def address(self, value: str) -> None:
+        self.state.address = value
+
+    @property
+    def draining(self) -> bool:
+        return self.state.draining
+
+    def holds(self, record: ModelRecord) -> bool:
+        return self.manager.holds(record)
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
         out = await self.pipeline.infer(record, image, params)
@@ -50,20 +67,22 @@ class Worker:
                 raise ModelNotFound(f"preload: model {model_id!r} is not registered")
             await self.load(ModelRecord.from_bytes(raw), pin=True)
 
-    def load_state(self) -> dict[str, Any]:
-        models = self.manager.models()
-        limits = self.manager.limits
-        return {
-            "worker_id": self.worker_id,
-            "address": self.address,
-            "models": [m.model_id for m in models],
-            "loaded_models": len(models),
-            "max_models": limits.max_models,
-            "loaded_bytes": self.manager.total_bytes,
-            "capacity_bytes": limits.capacity_bytes,
-            "in_flight": sum(m.in_flight for m in models),
-            "queued": sum(m.batcher.queued for m in models),
-            "execution_providers": requested_providers(self.manager.runtime.execution_provider,
-                                                       available_providers()),
-            "memory_free_fraction": round(self.manager.free_fraction(), 4),
-        }
+    def in_flight(self) -> int:
+        return sum(m.in_flight for m in self.manager.models())
+
+    async def drain(self, publish, notice_s: float) -> None:  # noqa: ANN001 - publish: () -> Awaitable[None]
+        """Announce that this worker is going away, then keep serving for ``notice_s`` while gateways
+        (reading heartbeats) move their traffic elsewhere. The server then stops taking calls and
+        lets those in flight finish."""
+        self.state.draining = True
+        DRAINING.set(1)
+        await publish()
+        log.info("draining: announced; serving what arrives for %.1fs", notice_s,
+                 extra={"in_flight": self.in_flight(), "notice_s": notice_s})
+        served_before = self._served()
+        await asyncio.sleep(notice_s)
+        log.info("draining: notice over; finishing the requests in flight",
+                 extra={"in_flight": self.in_flight(), "arrived_while_draining": self._served() - served_before})
+
+    def _served(self) -> int:
+        return sum(m.request_count + m.in_flight for m in self.manager.models())

@@ -7,8 +7,10 @@ import asyncio
 import pytest
 import redis
 
+from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
 from services.cache import FleetCache
 from services.cache.api_keys import hash_api_key
+from services.cache.copies import CopyFloor
 from services.cache.embedded import EmbeddedRedis
 from services.common.errors import CacheUnavailable
 
@@ -52,15 +54,28 @@ async def test_inference_log_is_a_sorted_set_per_worker_and_model(cache: FleetCa
     assert 0 < raw.ttl(f"{namespace}:inference:w1:m/1") <= 100
 
 
-async def test_heartbeats_expire(cache: FleetCache) -> None:
-    await cache.heartbeats.beat("w1", {"address": "127.0.0.1:1", "models": ["m/1"]}, ttl_s=0.3)
-    await cache.heartbeats.beat("w2", {"address": "127.0.0.1:2"}, ttl_s=30)
+async def test_heartbeats_are_typed_records_that_expire(cache: FleetCache, redis_url: str, namespace: str) -> None:
+    one = WorkerState(worker_id="w1", address="127.0.0.1:1", sequence=7,
+                      models=[ModelLoad(model_id="m/1", sha256="ab" * 32, in_flight=3, outstanding_history=[2.5, 1.0])])
+    await cache.heartbeats.beat(one, ttl_s=0.3)
+    await cache.heartbeats.beat(WorkerState(worker_id="w2", address="127.0.0.1:2"), ttl_s=30)
     live = await cache.heartbeats.live()
-    assert live["w1"]["models"] == ["m/1"] and set(live) == {"w1", "w2"}
+    assert set(live) == {"w1", "w2"} and live["w1"] == one
+    assert list(live["w1"].models[0].outstanding_history) == [2.5, 1.0]
+    redis.Redis.from_url(redis_url).set(f"{namespace}:worker:w2", b"\xff not a WorkerState")
+    assert set(await cache.heartbeats.live()) == {"w1"}  # a record that does not parse is skipped, not raised
     await asyncio.sleep(0.5)
-    assert set(await cache.heartbeats.live()) == {"w2"}
+    assert set(await cache.heartbeats.live()) == set()
     await cache.heartbeats.leave("w2")
     assert await cache.heartbeats.live() == {}
+
+
+async def test_copy_floors_round_trip(cache: FleetCache) -> None:
+    await cache.copy_floors.put(CopyFloor("m/1", "demo", 3))
+    await cache.copy_floors.put(CopyFloor("n/1", "other", 2))
+    assert await cache.copy_floors.all() == {"m/1": CopyFloor("m/1", "demo", 3), "n/1": CopyFloor("n/1", "other", 2)}
+    await cache.copy_floors.delete("m/1")
+    assert set(await cache.copy_floors.all()) == {"n/1"}
 
 
 async def test_response_cache_round_trip(cache: FleetCache) -> None:

@@ -1,25 +1,155 @@
-"""Worker choice: healthy first, holders of the model first, then a stable hash of the model id."""
+"""The gateway's view of workers and whom it tries: load-aware choice, placement order, membership.
+
+Pure logic over typed heartbeats (``WorkerState``); the processes are covered in tests/e2e.
+"""
 
 from __future__ import annotations
 
-import time
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
 
-from services.gateway.workers import WorkerPool
+import pytest
+
+from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
+from services.gateway import routing
+from services.gateway.workers import WorkerEndpoint, WorkerPool
+
+SHA = "ab" * 32
+MB = 1 << 20
 
 
-async def test_candidates_prefer_holders_then_a_stable_hash() -> None:
-    pool = WorkerPool(["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"], 1 << 20, None, False, 2.0, 1.0)
+def load(model_id: str, in_flight: int = 0, rate: float = 0.0, history: list[float] | None = None,
+         size: int = 10 * MB, pinned: bool = False, sha: str = SHA) -> ModelLoad:
+    return ModelLoad(model_id=model_id, sha256=sha, workspace="demo", size_bytes=size, pinned=pinned,
+                     in_flight=in_flight, requests_per_second=rate, outstanding_history=history or [])
+
+
+def state(worker_id: str, address: str, *models: ModelLoad, sequence: int = 1, boot: str = "b1",
+          max_models: int = 8, capacity: int = 0, draining: bool = False, interval: float = 1.0) -> WorkerState:
+    return WorkerState(worker_id=worker_id, address=address, boot_id=boot, sequence=sequence,
+                       interval_seconds=interval, draining=draining, max_models=max_models,
+                       loaded_bytes=sum(m.size_bytes for m in models), capacity_bytes=capacity, models=list(models))
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[WorkerPool]:
+    p = WorkerPool([f"127.0.0.1:{i}" for i in (1, 2, 3)], 1 << 20, None, False, 2.0, 1.0, rng=random.Random(7))
+    yield p
+    await p.close()
+
+
+def endpoints(pool: WorkerPool) -> list[WorkerEndpoint]:
+    return [pool.endpoints[f"127.0.0.1:{i}"] for i in (1, 2, 3)]
+
+
+def order(pool: WorkerPool, model_id: str = "m/1") -> list[tuple[str, bool]]:
+    return [(a.endpoint.label, a.existing) for a in routing.attempts(pool.all(), model_id, SHA, 10 * MB, pool.rng)]
+
+
+async def test_power_of_two_choices_spreads_a_model_over_its_holders_by_load(pool: WorkerPool) -> None:
+    a, b, c = endpoints(pool)
+    for i, ep in enumerate((a, b, c)):
+        ep.apply(state(f"w{i}", ep.address, load("m/1")))
+    firsts = Counter(order(pool)[0][0] for _ in range(600))
+    assert set(firsts) == {"w0", "w1", "w2"} and min(firsts.values()) > 120  # equal load: all share
+    a.in_flight = 5  # this gateway has five calls on w0 now
+    firsts = Counter(order(pool)[0][0] for _ in range(600))
+    assert "w0" not in firsts  # of any pair drawn, w0 is the busier
+    # Others' load comes from the heartbeat: w1 holds 9 requests, none of them this gateway's.
+    b.apply(state("w1", b.address, load("m/1", in_flight=9), sequence=2))
+    assert b.outstanding() == 9 and a.outstanding() == 5
+    assert Counter(order(pool)[0][0] for _ in range(300)).most_common(1)[0][0] == "w2"
+    attempts = order(pool)
+    assert [existing for _, existing in attempts] == [True, True, True]  # every holder before any placement
+
+
+async def test_a_model_nobody_holds_goes_where_there_is_room_the_same_way_on_every_replica(pool: WorkerPool) -> None:
+    a, b, c = endpoints(pool)
+    a.apply(state("w0", a.address, *(load(f"x{i}/1") for i in range(2)), max_models=2))  # full
+    b.apply(state("w1", b.address, load("y/1", history=[6.0]), max_models=4))  # room, but busy
+    c.apply(state("w2", c.address, load("z/1", history=[0.5]), max_models=4))  # room, quiet
+    assert order(pool, "cold/1") == [("w2", False), ("w1", False), ("w0", False)]
+    other = WorkerPool([e.address for e in (c, a, b)], 1 << 20, None, False, 2.0, 1.0, rng=random.Random(99))
     try:
-        order = [e.address for e in pool.candidates("m/1")]
-        assert order == [e.address for e in pool.candidates("m/1")]  # stable
-        spread = {pool.candidates(f"m{i}/1")[0].address for i in range(30)}
-        assert len(spread) == 3  # different models land on different workers
-        holder = pool.endpoints[order[-1]]
-        pool.note_serving(holder, "m/1")
-        assert pool.candidates("m/1")[0] is holder
-        pool.mark_failed(holder)
-        assert pool.candidates("m/1")[-1] is holder and "m/1" not in holder.holds
-        holder.unhealthy_until = time.monotonic() - 1  # cooldown over: back to the hash order
-        assert [e.address for e in pool.candidates("m/1")] == order
+        for ep in (c, a, b):  # another replica, reading the same heartbeats in another order
+            other.endpoints[ep.address].apply(ep.state)
+        assert order(other, "cold/1") == order(pool, "cold/1")
     finally:
-        await pool.close()
+        await other.close()
+    c.apply(state("w2", c.address, load("z/1", history=[0.5]), max_models=4, draining=True, sequence=2))
+    assert order(pool, "cold/1")[0] == ("w1", False)  # a draining worker takes no new model
+
+
+async def test_eviction_victims_rank_placement_when_no_worker_has_room(pool: WorkerPool) -> None:
+    a, b, c = endpoints(pool)
+    a.apply(state("w0", a.address, load("hot/1", rate=50.0), load("warm/1", rate=5.0), max_models=2))
+    b.apply(state("w1", b.address, load("cold/1", rate=0.1), load("warm/2", rate=9.0), max_models=2))
+    c.apply(state("w2", c.address, load("pinned/1", pinned=True), load("hotter/1", rate=80.0), max_models=2))
+    room = routing.room_for(b, 10 * MB)
+    assert room is not None and room.fits and [v.model_id for v in room.victims] == ["cold/1"]
+    room = routing.room_for(c, 10 * MB)  # the pinned model is skipped: the LRU would take hotter/1
+    assert room is not None and [v.model_id for v in room.victims] == ["hotter/1"]
+    assert [label for label, _ in order(pool, "new/1")] == ["w1", "w0", "w2"]
+    byte_bound = state("w0", a.address, load("a/1", size=60 * MB), load("b/1", size=30 * MB), max_models=8,
+                       capacity=100 * MB, sequence=2)
+    a.apply(byte_bound)
+    room = routing.room_for(a, 20 * MB)  # 90 + 20 > 100: the least recently used goes
+    assert room is not None and [v.model_id for v in room.victims] == ["a/1"]
+    assert not routing.room_for(a, 200 * MB).fits
+
+
+async def test_holders_of_another_version_are_not_holders(pool: WorkerPool) -> None:
+    a, b, _ = endpoints(pool)
+    a.apply(state("w0", a.address, load("m/1", sha="cd" * 32)))
+    b.apply(state("w1", b.address, load("m/1")))
+    assert order(pool)[0] == ("w1", True)
+    assert ("w0", False) in order(pool)  # w0 would load the current version in place of its old one
+
+
+async def test_a_failed_worker_leaves_rotation_until_a_later_heartbeat(pool: WorkerPool) -> None:
+    a, b, _ = endpoints(pool)
+    a.apply(state("w0", a.address, load("m/1"), sequence=10))
+    b.apply(state("w1", b.address, load("m/1"), sequence=4))
+    pool.mark_failed(a)
+    assert all(label != "w0" for label, _ in order(pool))
+    # The next heartbeat read may have been published just before the worker died: it proves nothing.
+    assert not a.apply(state("w0", a.address, load("m/1"), sequence=11)) and a.failed
+    assert all(label != "w0" for label, _ in order(pool))
+    assert a.apply(state("w0", a.address, load("m/1"), sequence=12)) and not a.failed
+    assert any(label == "w0" for label, _ in order(pool))
+    pool.mark_failed(b)
+    assert b.apply(state("w1", b.address, sequence=1, boot="restarted"))  # a new process: back at once
+    assert not b.holds("m/1", SHA)
+
+
+async def test_calls_teach_the_view_before_heartbeats_do(pool: WorkerPool) -> None:
+    a, b, _ = endpoints(pool)
+    a.apply(state("w0", a.address, load("m/1"), sequence=5))
+    b.apply(state("w1", b.address, sequence=5))
+    pool.note_gone(a, "m/1")  # a call found the copy gone (evicted, released)
+    assert not a.holds("m/1", SHA)
+    a.apply(state("w0", a.address, load("m/1"), sequence=6))  # possibly published before that call
+    assert not a.holds("m/1", SHA)
+    a.apply(state("w0", a.address, sequence=7))
+    assert not a.holds("m/1", SHA) and not a.gone
+    pool.note_serving(b, "m/1", SHA)  # a call loaded it there: routable before any heartbeat says so
+    assert b.holds("m/1", SHA)
+    b.apply(state("w1", b.address, sequence=6))
+    assert b.holds("m/1", SHA)
+    b.apply(state("w1", b.address, sequence=7))  # a heartbeat surely published after: authoritative again
+    assert not b.holds("m/1", SHA)
+
+
+async def test_without_heartbeats_calls_alone_decide_and_failed_workers_are_probed(pool: WorkerPool) -> None:
+    a, b, c = endpoints(pool)
+    first = order(pool, "m/1")
+    assert [existing for _, existing in first] == [False, False, False]
+    assert first == order(pool, "m/1")  # stable: a rendezvous hash of model and worker
+    holder = pool.endpoints[pool.all()[0].address]
+    pool.note_serving(holder, "m/1", SHA)
+    assert order(pool, "m/1")[0] == (holder.label, True)
+    pool.mark_failed(c)
+    c.next_probe = 0.0
+    await pool.refresh()  # no Redis: the failed worker is health-checked (nothing listens on these ports)
+    assert c.failed and c.next_probe > 0

@@ -157,3 +157,32 @@ async def test_close_with_runs_in_flight_and_requests_held_fails_them_all(pool) 
     await asyncio.wait_for(closing, 5)
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
     assert all(isinstance(r, Unavailable) for r in results)
+
+
+def _cancelled_count() -> float:
+    from prometheus_client import REGISTRY  # noqa: PLC0415
+
+    return REGISTRY.get_sample_value("fleet_worker_cancelled_requests_total") or 0.0
+
+
+async def test_requests_whose_callers_went_away_are_dropped_before_running(pool) -> None:
+    """A cancelled call (its client gone) leaves the queue without taking part in any model run."""
+    run = Recorder()
+    run.release.clear()  # the first run holds the model; the rest queue behind it
+    batcher = Batcher(run, pool, max_batch_size=4, max_delay_s=0.0, max_queue=100)
+    before = _cancelled_count()
+    first = asyncio.create_task(submit(batcher, 100.0))
+    await asyncio.sleep(0.05)
+    queued = [asyncio.create_task(submit(batcher, float(i))) for i in range(10)]
+    await asyncio.sleep(0.05)
+    for task in queued[:7]:
+        task.cancel()
+    await asyncio.sleep(0.01)
+    run.release.set()
+    kept = await asyncio.wait_for(asyncio.gather(*queued[7:]), 5)
+    await first
+    assert [float(r.outputs[0][0]) for r in kept] == [4.0 * i for i in (7, 8, 9)]
+    # The first request alone, then the three kept in one run: cancelled ones neither ran nor took batch places.
+    assert run.sizes == [1, 3]
+    assert _cancelled_count() - before == 7
+    await batcher.close()

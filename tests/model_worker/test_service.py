@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import grpc
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 import numpy as np
 import pytest
 from PIL import Image
@@ -184,8 +185,15 @@ async def test_inference_log_and_heartbeat_reach_redis(harness: WorkerHarness, g
             break
         await asyncio.sleep(0.1)
     assert entries[0]["inference_id"] == response.inference_id
-    beat = (await cache.heartbeats.live())["w-test"]
-    assert beat["address"] == f"127.0.0.1:{harness.runner.port}"
+    for _ in range(50):
+        beat = (await cache.heartbeats.live())["w-test"]
+        if beat.models and beat.models[0].outstanding_history:
+            break
+        await asyncio.sleep(0.1)
+    assert beat.address == f"127.0.0.1:{harness.runner.port}" and beat.boot_id and not beat.draining
+    [load] = beat.models
+    assert load.model_id == "good/1" and load.sha256 == good.sha256 and load.workspace == "demo"
+    assert load.size_bytes > 0 and load.in_flight == 0 and load.outstanding_history
 
 
 async def test_redis_down_never_fails_an_inference(tmp_path: Path, own_redis, good) -> None:
@@ -219,3 +227,42 @@ async def test_preloaded_models_are_pinned_before_the_worker_is_ready(tmp_path: 
         assert "pre/1" in [m.model_id for m in h.worker.manager.models()]  # pinned: not evicted
     finally:
         await h.runner.stop()
+
+
+async def test_require_loaded_answers_not_loaded_instead_of_loading(harness: WorkerHarness, good) -> None:
+    request = inference_pb2.InferRequest(model_id="good/1", image=inference_pb2.Image(encoded=PNG))
+    call = worker_pb2.ModelWorkerServiceInferRequest(model=good, request=request, require_loaded=True)
+    reply = await harness.stub.Infer(call)
+    assert reply.not_loaded and not reply.HasField("response")
+    assert harness.worker.manager.models() == []  # nothing was loaded
+    await harness.infer(good, inference_pb2.Image(encoded=PNG))  # a placement loads it
+    reply = await harness.stub.Infer(call)
+    assert not reply.not_loaded and reply.response.image_width == 200
+    newer = _with_sha(good, "good/1")  # another version of the same model id is not the loaded copy
+    reply = await harness.stub.Infer(worker_pb2.ModelWorkerServiceInferRequest(model=newer, request=request,
+                                                                                 require_loaded=True))
+    assert reply.not_loaded
+
+
+async def test_sigterm_drains_announcing_it_then_finishes_in_flight(tmp_path: Path, redis_url: str, namespace: str,
+                                                                     good, cache: FleetCache) -> None:
+    h = await start_worker(tmp_path, redis_url, namespace, drain_notice_s=1.0)
+    health = health_pb2_grpc.HealthStub(grpc.aio.insecure_channel(f"127.0.0.1:{h.runner.port}"))
+    await h.infer(good, inference_pb2.Image(encoded=PNG))
+    stopping = asyncio.create_task(h.runner.stop())
+    try:
+        for _ in range(50):
+            beat = (await cache.heartbeats.live()).get("w-test")
+            if beat is not None and beat.draining:
+                break
+            await asyncio.sleep(0.02)
+        assert beat is not None and beat.draining  # published at once, not at the next interval
+        status = await health.Check(health_pb2.HealthCheckRequest(service=""))
+        assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        # During the notice a request sent before the gateways noticed is still served.
+        response = await h.infer(good, inference_pb2.Image(encoded=PNG))
+        assert response.image_width == 200 and not stopping.done()
+        await asyncio.wait_for(stopping, 20)
+    finally:
+        await asyncio.wait_for(stopping, 20)
+    assert "w-test" not in await cache.heartbeats.live()  # left once stopped

@@ -1,6 +1,7 @@
 from fleet.internal.v1 import descriptor_pb2 as _descriptor_pb2
 from fleet.v1 import inference_pb2 as _inference_pb2
 from fleet.v1 import model_pb2 as _model_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -10,18 +11,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ModelWorkerServiceInferRequest(_message.Message):
-    __slots__ = ("model", "request")
+    __slots__ = ("model", "request", "require_loaded")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_LOADED_FIELD_NUMBER: _ClassVar[int]
     model: _descriptor_pb2.ModelDescriptor
     request: _inference_pb2.InferRequest
-    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferRequest, _Mapping]] = ...) -> None: ...
+    require_loaded: bool
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferRequest, _Mapping]] = ..., require_loaded: bool = ...) -> None: ...
 
 class ModelWorkerServiceInferResponse(_message.Message):
-    __slots__ = ("response",)
+    __slots__ = ("response", "not_loaded")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    NOT_LOADED_FIELD_NUMBER: _ClassVar[int]
     response: _inference_pb2.InferResponse
-    def __init__(self, response: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ...) -> None: ...
+    not_loaded: bool
+    def __init__(self, response: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ..., not_loaded: bool = ...) -> None: ...
 
 class LoadModelRequest(_message.Message):
     __slots__ = ("model",)
@@ -72,3 +77,55 @@ class ModelWorkerServiceDescribeModelsResponse(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[_model_pb2.LoadedModel]
     load: _model_pb2.WorkerLoad
     def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.LoadedModel, _Mapping]]] = ..., load: _Optional[_Union[_model_pb2.WorkerLoad, _Mapping]] = ...) -> None: ...
+
+class WorkerState(_message.Message):
+    __slots__ = ("worker_id", "address", "boot_id", "sequence", "published_at", "interval_seconds", "draining", "max_models", "loaded_bytes", "capacity_bytes", "memory_free_fraction", "execution_providers", "models")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    BOOT_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    MAX_MODELS_FIELD_NUMBER: _ClassVar[int]
+    LOADED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FREE_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    address: str
+    boot_id: str
+    sequence: int
+    published_at: _timestamp_pb2.Timestamp
+    interval_seconds: float
+    draining: bool
+    max_models: int
+    loaded_bytes: int
+    capacity_bytes: int
+    memory_free_fraction: float
+    execution_providers: _containers.RepeatedScalarFieldContainer[str]
+    models: _containers.RepeatedCompositeFieldContainer[ModelLoad]
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., boot_id: _Optional[str] = ..., sequence: _Optional[int] = ..., published_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., interval_seconds: _Optional[float] = ..., draining: bool = ..., max_models: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., memory_free_fraction: _Optional[float] = ..., execution_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[ModelLoad, _Mapping]]] = ...) -> None: ...
+
+class ModelLoad(_message.Message):
+    __slots__ = ("model_id", "sha256", "workspace", "size_bytes", "pinned", "in_flight", "queued", "requests_per_second", "outstanding_history")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    sha256: str
+    workspace: str
+    size_bytes: int
+    pinned: bool
+    in_flight: int
+    queued: int
+    requests_per_second: float
+    outstanding_history: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model_id: _Optional[str] = ..., sha256: _Optional[str] = ..., workspace: _Optional[str] = ..., size_bytes: _Optional[int] = ..., pinned: bool = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., requests_per_second: _Optional[float] = ..., outstanding_history: _Optional[_Iterable[float]] = ...) -> None: ...

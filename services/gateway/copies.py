@@ -1,0 +1,139 @@
+"""The copies controller: every refresh, plan copies from the heartbeats (``placement.plan``) and act.
+
+A new copy is loaded with ``LoadModel``; traffic reaches it once that call returns (this gateway)
+or once its heartbeat lists it (every replica): never while it loads. A copy is released by
+taking it out of this gateway's routing, then ``UnloadModel``: the worker finishes the requests it
+holds for it first, and other replicas' requests find it gone and go to another copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from fleet.internal.v1 import descriptor_pb2
+from services.cache import FleetCache
+from services.cache.copies import CopyFloor
+from services.common.errors import CacheUnavailable, FleetError
+from services.common.labels import model_label
+from services.common.periodic import Periodic
+from services.gateway.metrics import MODEL_COPIES, ROUTING_DECISIONS
+from services.gateway.placement import CopyAction, CopyPolicy, Target, copies_of, plan
+from services.gateway.resolver import ModelResolver
+from services.gateway.worker_client import WorkerUnavailable
+from services.gateway.workers import WorkerPool
+
+log = logging.getLogger("fleet.gateway.copies")
+
+UNLOAD_TIMEOUT_S = 30.0
+FAILED_LOAD_BACKOFF_S = 60.0
+
+
+class CopyController:
+    def __init__(self, pool: WorkerPool, resolver: ModelResolver, cache: FleetCache | None, policy: CopyPolicy,
+                 interval_s: float, load_timeout_s: float) -> None:
+        self.pool, self.resolver, self.cache, self.policy = pool, resolver, cache, policy
+        self.load_timeout_s = load_timeout_s
+        self.floors: dict[str, CopyFloor] = {}
+        self._descriptors: dict[str, descriptor_pb2.ModelDescriptor] = {}
+        self._busy: set[str] = set()  # models with an action under way
+        self._backoff: dict[tuple[str, str], float] = {}  # (model id, worker address) -> retry after
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._gauged: set[str] = set()
+        self._periodic = Periodic("copies", interval_s, self.step)
+
+    # ---- one round ------------------------------------------------------------------------------
+    async def step(self) -> None:
+        await self._read_floors()
+        targets = await self._targets()
+        self._gauge(targets)
+        now = time.monotonic()
+        for action in plan(self.pool.all(), targets, self.policy):
+            if action.model_id in self._busy or self._backoff.get((action.model_id, action.endpoint.address), 0) > now:
+                continue
+            self._busy.add(action.model_id)
+            task = asyncio.get_running_loop().create_task(self._act(action))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _read_floors(self) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.floors = await self.cache.copy_floors.all()
+        except CacheUnavailable:
+            pass  # keep the last floors read
+
+    async def _targets(self) -> list[Target]:
+        """Every model some worker holds or a floor keeps, at its current version."""
+        owners: dict[str, str] = {}
+        for endpoint in self.pool.live():
+            for load in endpoint.loads.values():
+                owners.setdefault(load.model_id, load.workspace)
+        for floor in self.floors.values():
+            owners.setdefault(floor.model_id, floor.workspace)
+        resolved = await asyncio.gather(*(self.resolver.resolve(m, ws) for m, ws in owners.items()),
+                                        return_exceptions=True)
+        targets = []
+        for model_id, descriptor in zip(owners, resolved):
+            if isinstance(descriptor, FleetError):
+                continue  # gone from the registry, or the registry is down: leave its copies to the LRU
+            if isinstance(descriptor, BaseException):
+                raise descriptor
+            self._descriptors[model_id] = descriptor
+            floor = self.floors.get(model_id)
+            targets.append(Target(model_id, descriptor.sha256, descriptor.workspace, descriptor.size_bytes,
+                                  floor.min_copies if floor else 0))
+        return targets
+
+    def _gauge(self, targets: list[Target]) -> None:
+        endpoints = self.pool.all()
+        now = set()
+        for target in targets:
+            label = model_label(target.model_id)
+            count = len(copies_of(endpoints, target))
+            if count:
+                MODEL_COPIES.labels(label).set(count)
+                now.add(label)
+        for label in self._gauged - now:
+            try:
+                MODEL_COPIES.remove(label)
+            except KeyError:
+                pass
+        self._gauged = now
+
+    # ---- acting ---------------------------------------------------------------------------------
+    async def _act(self, action: CopyAction) -> None:
+        endpoint, model_id = action.endpoint, action.model_id
+        fields = {"model_id": model_id, "worker": endpoint.label, "reason": action.reason}
+        try:
+            if action.kind == "add":
+                model = self._descriptors[model_id]
+                await endpoint.client.load(model, self.load_timeout_s)
+                self.pool.note_serving(endpoint, model_id, model.sha256)
+                ROUTING_DECISIONS.labels("new_copy").inc()
+                log.info("copy placed", extra=fields)
+            else:
+                self.pool.note_gone(endpoint, model_id)  # this gateway stops routing there at once
+                await endpoint.client.unload(model_id, UNLOAD_TIMEOUT_S)
+                ROUTING_DECISIONS.labels("released_copy").inc()
+                log.info("copy released", extra=fields)
+        except WorkerUnavailable as exc:
+            if not exc.answered:
+                self.pool.mark_failed(endpoint)
+            log.warning("copy %s failed: worker unavailable", action.kind, extra=fields)
+        except FleetError as exc:
+            self._backoff[(model_id, endpoint.address)] = time.monotonic() + FAILED_LOAD_BACKOFF_S
+            log.warning("copy %s failed: %s", action.kind, exc.message, extra=fields)
+        finally:
+            self._busy.discard(model_id)
+
+    def start(self) -> None:
+        self._periodic.start()
+
+    async def close(self) -> None:
+        await self._periodic.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

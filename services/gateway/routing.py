@@ -1,0 +1,116 @@
+"""Whom a request goes to, and where a model goes when no worker holds it.
+
+Among the workers holding the model (in rotation, not draining): power of two choices on
+outstanding work (this gateway's calls in flight plus the others' from the heartbeat): two
+holders at random, the less loaded first, then the rest by load for retries. Random pairs keep
+several gateway replicas, each seeing slightly stale heartbeats, from all piling onto the one
+worker that looked idlest.
+
+When none holds it, the placement order: workers with room for the model first (a free model slot
+and bytes, from their heartbeats), then those whose eviction victims are coldest; ties go to the
+less busy worker, then to a rendezvous hash of model and worker. Every gateway replica reading the
+same heartbeats ranks the same way, so a cold model lands on one worker. Draining workers come last,
+and only where they already hold the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+from fleet.internal.v1.worker_pb2 import ModelLoad
+from services.gateway.workers import WorkerEndpoint
+
+
+@dataclass(frozen=True)
+class Attempt:
+    endpoint: WorkerEndpoint
+    existing: bool  # an existing copy (the worker must not load it) rather than a placement
+
+
+@dataclass(frozen=True)
+class Room:
+    """What loading a model on a worker would take, predicted from its heartbeat."""
+
+    fits: bool  # False: not even evicting every unpinned model makes room
+    victims: tuple[ModelLoad, ...]  # models its LRU would evict, least recently used first
+    free_slots: int
+    busy: float  # mean requests inside the worker over its last heartbeat interval
+
+    @property
+    def hottest_victim(self) -> float:
+        return max((v.requests_per_second for v in self.victims), default=0.0)
+
+
+def rendezvous(model_id: str, endpoint: WorkerEndpoint) -> bytes:
+    return hashlib.blake2b(f"{model_id}|{endpoint.label}".encode(), digest_size=8).digest()
+
+
+def room_for(endpoint: WorkerEndpoint, size_bytes: int) -> Room | None:
+    """None when the worker has published no heartbeat (nothing known)."""
+    state = endpoint.state
+    if state is None:
+        return None
+    count, loaded = len(state.models), state.loaded_bytes
+
+    def over() -> bool:
+        return count + 1 > state.max_models or bool(state.capacity_bytes and loaded + size_bytes > state.capacity_bytes)
+
+    victims = []
+    for model in state.models:  # least recently used first, as the worker's LRU evicts
+        if not over():
+            break
+        if model.pinned:
+            continue
+        victims.append(model)
+        count, loaded = count - 1, loaded - model.size_bytes
+    busy = round(sum(m.outstanding_history[0] for m in state.models if m.outstanding_history), 1)
+    return Room(not over(), tuple(victims), max(0, state.max_models - len(state.models)), busy)
+
+
+def placement_order(endpoints: list[WorkerEndpoint], model_id: str, size_bytes: int) -> list[WorkerEndpoint]:
+    """``endpoints`` best first for a model none of them holds."""
+
+    def key(endpoint: WorkerEndpoint) -> tuple:
+        room = room_for(endpoint, size_bytes)
+        if room is None:
+            tier, heat, busy, slots = 1, 0.0, 0.0, 0
+        else:
+            tier = 0 if room.fits and not room.victims else 2 if room.fits else 3
+            heat, busy, slots = room.hottest_victim, room.busy, room.free_slots
+        return tier, heat, busy, -slots, rendezvous(model_id, endpoint)
+
+    return sorted(endpoints, key=key)
+
+
+def least_loaded_first(holders: list[WorkerEndpoint], rng: random.Random) -> list[WorkerEndpoint]:
+    """Power of two choices: of two holders drawn at random the less loaded, the other, then the rest by load."""
+    if len(holders) <= 1:
+        return list(holders)
+    a, b = rng.sample(holders, 2)
+    pair = [a, b] if a.outstanding() <= b.outstanding() else [b, a]
+    rest = sorted((h for h in holders if h is not a and h is not b), key=WorkerEndpoint.outstanding)
+    return pair + rest
+
+
+def size_hint(endpoints: list[WorkerEndpoint], model_id: str, declared_bytes: int) -> int:
+    """The model's measured footprint where some worker holds it, else its declared weights size."""
+    for endpoint in endpoints:
+        load = endpoint.load_of(model_id)
+        if load is not None and load.size_bytes:
+            return load.size_bytes
+    return declared_bytes
+
+
+def attempts(endpoints: list[WorkerEndpoint], model_id: str, sha256: str, declared_bytes: int,
+             rng: random.Random) -> list[Attempt]:
+    """Workers to try for one request, in order (failed workers are not in rotation)."""
+    live = [e for e in endpoints if not e.failed]
+    holders = [e for e in live if e.holds(model_id, sha256)]
+    serving = [e for e in holders if not e.draining]
+    others = [e for e in live if not e.draining and e not in holders]
+    order = [Attempt(e, True) for e in least_loaded_first(serving, rng)]
+    order += [Attempt(e, False) for e in placement_order(others, model_id, size_hint(live, model_id, declared_bytes))]
+    order += [Attempt(e, True) for e in holders if e.draining]
+    return order

@@ -1,0 +1,53 @@
+"""How busy one model is on this worker: arrivals and the time-weighted mean of requests inside.
+
+The manager calls ``enter`` / ``leave`` as requests acquire and release the model; each heartbeat
+calls ``sample``, which closes the interval since the last one: the requests per second that
+arrived and the mean number inside (so a burst between two heartbeats is seen, not missed as an
+instantaneous count would). The last samples are kept, newest first, for gateways that decide
+on a window of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+
+class LoadMeter:
+    def __init__(self, history: int, clock=time.monotonic) -> None:  # noqa: ANN001 - a () -> float
+        self._clock = clock
+        self._inside = 0
+        self._area = 0.0  # requests inside x seconds, since the interval began
+        self._arrivals = 0
+        self._since = self._last = clock()
+        self.history: deque[float] = deque(maxlen=max(1, history))
+        self.rate = 0.0
+
+    @property
+    def inside(self) -> int:
+        return self._inside
+
+    def _advance(self) -> float:
+        now = self._clock()
+        self._area += self._inside * (now - self._last)
+        self._last = now
+        return now
+
+    def enter(self) -> None:
+        self._advance()
+        self._inside += 1
+        self._arrivals += 1
+
+    def leave(self) -> None:
+        self._advance()
+        self._inside -= 1
+
+    def sample(self) -> None:
+        """Close the interval: record its mean requests inside and its arrival rate."""
+        now = self._advance()
+        span = now - self._since
+        if span <= 0:
+            return
+        self.history.appendleft(self._area / span)
+        self.rate = self._arrivals / span
+        self._area, self._arrivals, self._since = 0.0, 0, now

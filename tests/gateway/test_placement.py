@@ -1,0 +1,133 @@
+"""Copies of hot models: pure decisions from heartbeats, the same on every gateway replica."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.gateway.placement import CopyPolicy, Target, is_cold, is_hot, plan
+from services.gateway.routing import rendezvous
+from services.gateway.workers import WorkerPool
+from tests.gateway.test_workers import SHA, load, state
+
+POLICY = CopyPolicy(max_copies=3, up_load=4.0, up_window_s=3.0, release_load=0.5, release_window_s=6.0)
+HOT = Target("hot/1", SHA, "demo")
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[WorkerPool]:
+    p = WorkerPool([f"127.0.0.1:{i}" for i in range(1, 5)], 1 << 20, None, False, 2.0, 1.0, rng=random.Random(1))
+    yield p
+    await p.close()
+
+
+def beat(pool: WorkerPool, index: int, *models, **kw) -> None:  # noqa: ANN002, ANN003
+    address = f"127.0.0.1:{index}"
+    kw.setdefault("sequence", 1)
+    pool.endpoints[address].apply(state(f"w{index}", address, *models, **kw))
+
+
+def decided(pool: WorkerPool, targets: list[Target], policy: CopyPolicy = POLICY) -> list[tuple[str, str, str, str]]:
+    return [(a.kind, a.model_id, a.endpoint.label, a.reason) for a in plan(pool.all(), targets, policy)]
+
+
+async def test_a_model_busy_for_the_whole_window_gets_one_more_copy_on_the_best_worker(pool: WorkerPool) -> None:
+    beat(pool, 1, load("hot/1", rate=40, history=[9.0, 8.0, 7.5, 1.0]))
+    beat(pool, 2, load("other/1", rate=1, history=[3.0]))  # room, but busy with another model
+    beat(pool, 3)  # room, idle
+    beat(pool, 4, *(load(f"x{i}/1") for i in range(8)))  # full
+    assert decided(pool, [HOT]) == [("add", "hot/1", "w3", "hot")]
+    beat(pool, 1, load("hot/1", rate=40, history=[9.0, 3.0, 9.0]), sequence=2)  # one quiet interval in the window
+    assert decided(pool, [HOT]) == []
+    beat(pool, 1, load("hot/1", rate=40, history=[9.0, 9.0]), sequence=3)  # window not complete yet
+    assert decided(pool, [HOT]) == []
+
+
+async def test_every_replica_decides_the_same_from_the_same_heartbeats(pool: WorkerPool) -> None:
+    other = WorkerPool([f"127.0.0.1:{i}" for i in (4, 2, 3, 1)], 1 << 20, None, False, 2.0, 1.0,
+                       rng=random.Random(2))
+    try:
+        for p in (pool, other):
+            beat(p, 1, load("hot/1", rate=40, history=[9.0] * 5), load("cold/1", history=[0.0] * 9))
+            beat(p, 2, load("cold/1", history=[0.1] * 9))
+            beat(p, 3, load("cold/1", history=[0.0] * 9))
+            beat(p, 4)
+        targets = [HOT, Target("cold/1", SHA, "demo")]
+        mine, theirs = decided(pool, targets), decided(other, targets)
+        assert mine == theirs
+        [add, release] = mine
+        assert add == ("add", "hot/1", "w4", "hot")  # the idle worker with the most free slots
+        assert release[:2] == ("release", "cold/1") and release[2] in {"w1", "w2", "w3"} and release[3] == "cold"
+    finally:
+        await other.close()
+
+
+async def test_new_copies_never_evict_a_hotter_model_nor_a_pinned_or_kept_one(pool: WorkerPool) -> None:
+    hot = load("hot/1", rate=20, history=[9.0] * 4)
+    beat(pool, 1, hot)
+    beat(pool, 2, load("hotter/1", rate=50), max_models=1)
+    beat(pool, 3, load("pinned/1", pinned=True), max_models=1)
+    beat(pool, 4, load("kept/1", rate=0.1), max_models=1)
+    kept = Target("kept/1", SHA, "demo", floor=1)
+    assert decided(pool, [HOT, kept]) == []  # no worker may take it
+    beat(pool, 4, load("kept/1", rate=0.1), load("colder/1", rate=1.0), max_models=2)  # LRU would evict kept/1
+    assert decided(pool, [HOT, kept]) == []
+    beat(pool, 2, load("cooler/1", rate=5), max_models=1)  # colder than hot/1's 20 req/s per copy
+    assert decided(pool, [HOT, kept]) == [("add", "hot/1", "w2", "hot")]
+
+
+async def test_copies_stop_at_the_maximum_and_surplus_ones_are_released(pool: WorkerPool) -> None:
+    for i in (1, 2, 3):
+        beat(pool, i, load("hot/1", rate=40, history=[9.0] * 9))
+    beat(pool, 4)
+    assert decided(pool, [HOT]) == []  # three copies: the maximum
+    [(kind, model_id, victim, reason)] = decided(pool, [HOT], CopyPolicy(max_copies=2))
+    assert (kind, model_id, reason) == ("release", "hot/1", "surplus")
+    holders = [pool.endpoints[f"127.0.0.1:{i}"] for i in (1, 2, 3)]
+    assert victim == max(holders, key=lambda e: rendezvous("hot/1", e)).label
+
+
+async def test_a_cold_model_keeps_one_copy_or_its_floor_and_releases_the_same_copy_everywhere(
+        pool: WorkerPool) -> None:
+    for i in (1, 2, 3):
+        beat(pool, i, load("m/1", history=[0.2] * 6))
+    target = Target("m/1", SHA, "demo")
+    first = decided(pool, [target])
+    assert len(first) == 1 and first[0][0] == "release" and first[0][3] == "cold"
+    victim = first[0][2]
+    for _ in range(5):
+        assert decided(pool, [target])[0][2] == victim  # not load- or order-dependent
+    assert decided(pool, [Target("m/1", SHA, "demo", floor=3)]) == []  # AddModel asked for three
+    beat(pool, 1, load("m/1", history=[0.2] * 3), sequence=2)  # a copy without a full release window yet
+    assert decided(pool, [target]) == []
+    for i in (2, 3):
+        beat(pool, i, sequence=2)  # one copy left
+    beat(pool, 1, load("m/1", history=[0.0] * 9), sequence=3)
+    assert decided(pool, [target]) == []
+
+
+async def test_a_floor_places_missing_copies_on_workers_with_room(pool: WorkerPool) -> None:
+    beat(pool, 1, load("m/1"))
+    beat(pool, 2, load("busy/1", rate=3.0), max_models=1)
+    beat(pool, 3)
+    beat(pool, 4, draining=True)
+    assert decided(pool, [Target("m/1", SHA, "demo", floor=2)]) == [("add", "m/1", "w3", "floor")]
+    assert decided(pool, [Target("m/1", SHA, "demo", floor=9)]) == [("add", "m/1", "w3", "floor")]  # capped at max
+
+
+def test_hot_and_cold_thresholds_use_each_copys_whole_window() -> None:
+    class Ep:  # the part of an endpoint the window needs
+        def __init__(self, interval: float) -> None:
+            self.state = state("w", "a", interval=interval)
+
+    busy = [(Ep(1.0), load("m/1", history=[5.0, 5.0, 5.0])), (Ep(1.0), load("m/1", history=[4.5, 9.0, 6.0]))]
+    assert is_hot(busy, POLICY)  # quietest intervals 5 and 4.5: 4.75 per copy > 4
+    assert not is_hot(busy, CopyPolicy(up_load=5.0, up_window_s=3.0))
+    slow = [(Ep(2.0), load("m/1", history=[9.0, 9.0]))]  # 2 s intervals: two samples cover 3 s
+    assert is_hot(slow, POLICY)
+    idle = [(Ep(1.0), load("m/1", history=[0.1] * 6)), (Ep(1.0), load("m/1", history=[0.3] * 6))]
+    assert is_cold(idle, POLICY)  # busiest 0.1 + 0.3 on one copy: 0.4 < 0.5
+    assert not is_cold(idle, CopyPolicy(release_load=0.4, release_window_s=6.0))
+    assert not is_cold(idle[:1], POLICY)  # one copy is never released as cold
