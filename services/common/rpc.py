@@ -9,6 +9,7 @@ Outgoing calls carry the current request id via ``outgoing_metadata()``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -58,7 +59,8 @@ class _CallScope:
         if log.isEnabledFor(level):
             log.log(level, "rpc %s %s", self.method, self.code.name,
                     extra={"method": self.method, "code": self.code.name, "duration_ms": round(elapsed * 1e3, 3)})
-        request_id_var.reset(self.token)
+        with contextlib.suppress(ValueError):  # a stream closed from another task (its generator finalized there)
+            request_id_var.reset(self.token)
 
     async def fail(self, exc: BaseException) -> None:
         """Record and answer an exception raised by a handler (always raises)."""
@@ -67,7 +69,7 @@ class _CallScope:
             self.code = exc.code
             ERRORS.labels(self.service, exc.kind).inc()
             await context.abort(exc.code, exc.message, (((REQUEST_ID_HEADER, self.request_id),)))
-        if isinstance(exc, asyncio.CancelledError):
+        if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):  # the client went away (a stream is closed)
             self.code = grpc.StatusCode.CANCELLED
             raise exc
         if isinstance(exc, grpc.aio.AbortError):  # the handler aborted itself
@@ -105,8 +107,9 @@ def rpc_stream(service: str) -> Callable[[Stream[S]], Stream[S]]:
         async def handler(self: S, requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             with _CallScope(service, fn.__name__, context) as scope:
                 try:
-                    async for item in fn(self, requests, context):
-                        yield item
+                    async with contextlib.aclosing(fn(self, requests, context)) as stream:  # closed with the call
+                        async for item in stream:
+                            yield item
                 except BaseException as exc:  # noqa: BLE001
                     await scope.fail(exc)
 
