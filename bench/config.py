@@ -24,6 +24,7 @@ class BenchConfig:
     worker_concurrency: tuple[int, ...] = (1, 2, 4, 8)
     fleet_concurrency: tuple[int, ...] = (1, 4, 16, 64)
     stream_concurrency: int = 16
+    scale_concurrency: int = 16  # requests in flight in the scale-out scenario (one InferStream)
     churn_models: int = 50
     churn_capacity: int = 5
     churn_zipf_s: float = 1.1

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,6 +28,19 @@ from services.local.processes import LocalFleet
 from services.cache.api_keys import hash_api_key
 from services.cache.embedded import delete_namespace, machine_or_embedded
 from services.model_worker.artifacts import ArtifactStore
+
+
+def fleet_pids(fleet: LocalFleet, redis_url: str) -> dict[str, int]:
+    """Processes whose CPU a scenario accounts for: this one (the client), the fleet's, and its Redis."""
+    workers = fleet.worker_processes
+    pids = {"client": psutil.Process().pid, "gateway": fleet.gateway.pid, "registry": fleet.registry.pid}
+    pids.update({"worker": workers[0].pid} if len(workers) == 1 else {w.name: w.pid for w in workers})
+    port = redis_url.rsplit(":", 1)[-1].split("/")[0]
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if "redis-server" in (proc.info["name"] or "") and port in " ".join(proc.info["cmdline"] or []):
+            pids["redis"] = proc.pid
+            break
+    return pids
 
 
 def churn_ids(n: int) -> list[str]:
@@ -99,15 +113,30 @@ class BenchEnv:
         return self._pids
 
     def _find_pids(self) -> dict[str, int]:
-        fleet = self.fleet
-        pids = {"client": psutil.Process().pid, "gateway": fleet.gateway.pid, "worker": self.worker.pid,
-                "registry": fleet.registry.pid}
-        port = self.redis_url.rsplit(":", 1)[-1].split("/")[0]
-        for proc in psutil.process_iter(["name", "cmdline"]):
-            if "redis-server" in (proc.info["name"] or "") and port in " ".join(proc.info["cmdline"] or []):
-                pids["redis"] = proc.pid
-                break
-        return pids
+        return fleet_pids(self.fleet, self.redis_url)
+
+    def redis(self) -> str:
+        """The Redis every fleet of this run uses (the machine's, or one started for the run)."""
+        if not self.redis_url:
+            self.redis_url = self._redis.enter_context(machine_or_embedded())
+        return self.redis_url
+
+    @contextlib.contextmanager
+    def pinned_fleet(self, worker_cpus: list[str], env: dict[str, str],
+                     worker_env: dict[str, str]) -> Iterator[LocalFleet]:
+        """A fleet of its own serving only ``MODEL_ID``: one worker per entry of ``worker_cpus``, pinned there."""
+        name = f"pinned-{len(worker_cpus)}"
+        namespace = f"{self.namespace}-{name}"
+        catalog = write_catalog(self.state_dir / f"{name}.yaml", self.api_key,
+                                [{"id": MODEL_ID, "workspace": WORKSPACE, "package": str(self.package.path)}])
+        fleet = LocalFleet(self.redis(), catalog, workers=len(worker_cpus), namespace=namespace,
+                           state_dir=self.state_dir / name, env=env, worker_cpus=worker_cpus,
+                           worker_env={"FLEET_WORKER_MODEL_CACHE_DIR": str(self.cache_dir), **worker_env})
+        try:
+            yield fleet.start()
+        finally:
+            fleet.stop()
+            delete_namespace(self.redis_url, namespace)
 
     def cached_artifact(self) -> Path:
         return ArtifactStore(self.cache_dir).cached_path(self.package.spec.weights.sha256)
@@ -123,7 +152,7 @@ class BenchEnv:
         return write_catalog(self.state_dir / "catalog.yaml", self.api_key, entries)
 
     def _start(self) -> LocalFleet:
-        self.redis_url = self._redis.enter_context(machine_or_embedded())
+        self.redis()
         self._files = FileServer(self.package.weights.parent)
         fleet = LocalFleet(
             self.redis_url, self._catalog(), workers=1, namespace=self.namespace, state_dir=self.state_dir / "run",
@@ -142,5 +171,6 @@ class BenchEnv:
             self._files.stop()
             self._files = None
         self._redis.close()
+        self.redis_url = ""
         if not self.keep_logs:
             shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -97,7 +97,8 @@ def _header(results: dict) -> str:
         f"{results['config']['warmup_s']} s then {results['config']['measure_s']} s measured per point",
         "- Other busy processes (over 20% of a CPU): " + ("; ".join(competing) if competing else "none"),
     ]
-    others = [p["cpu"].get("others_cores", 0.0) for n in (*LATENCY_SCENARIOS, "churn") for p in _all_points(results, n)]
+    others = [p["cpu"].get("others_cores", 0.0) for n in (*LATENCY_SCENARIOS, "churn", "scale_out")
+              for p in _all_points(results, n)]
     if others:
         lines.append(f"- CPU used by other processes during the measured points: up to {max(others):.2f} cores "
                      f"(mean {sum(others) / len(others):.2f})" + ("; numbers skewed" if max(others) > 0.1 else ""))
@@ -219,6 +220,29 @@ def _cold(results: dict) -> str:
                    "median load in worker ms", "each first response ms"], rows)
 
 
+def _scale_out(results: dict) -> str:
+    s = results["scenarios"].get("scale_out")
+    if not s:
+        return ""
+    rows = []
+    for p in s["points"]:
+        cpu = p["cpu"]
+        workers = sum(v["cores"] for k, v in cpu.items() if k.startswith("worker"))
+        spread = ", ".join(f"{w} {n} ({n / max(1, p['count']):.0%})" for w, n in p["requests_by_worker"].items())
+        rows.append([p["setup"], "+".join(p["cpus"]) or "any", p["count"], p["throughput_rps"], p["latency_ms"]["p50"],
+                     p["latency_ms"]["p99"], p.get("timings_mean", {}).get("batch_size", "-"), spread, workers,
+                     cpu.get("gateway", {}).get("cores", 0.0), cpu.get("client", {}).get("cores", 0.0),
+                     cpu.get("others_cores", 0.0)])
+    verdict = "meets" if s["ratio"] >= s["target_ratio"] else "misses"
+    pinning = "workers pinned to their own core (`taskset`)" if s.get("pinned") else "workers NOT pinned (no taskset)"
+    return (f"One hot model, one InferStream holding {s['concurrency']} requests in flight, {pinning}, "
+            f"ONNX Runtime intra-op threads 1. Two workers over one: **{s['ratio']:.2f}x** "
+            f"({verdict} the {s['target_ratio']}x target) on a machine with {s['cores']} logical CPUs that the client "
+            "and the gateway share with the workers.\n\n"
+            + _table(["setup", "CPUs", "requests", "req/s", "p50 ms", "p99 ms", "mean batch", "requests by worker",
+                      "cores: workers", "gateway", "client", "others"], rows))
+
+
 def _walls(results: dict) -> str:
     return _table(["scenario", "wall s", "planned s"],
                   [[n, s["wall_s"], s["planned_s"]] for n, s in results["scenarios"].items()])
@@ -244,6 +268,7 @@ def markdown(results: dict) -> str:
         "## Fixed per-request costs\n\n" + _fixed_costs(results),
         "## Model churn\n\nRSS over time: `churn_rss.png`.\n\n" + _churn(results),
         "## Cold start\n\n" + _cold(results),
+        "## Scale-out\n\n" + _scale_out(results),
         "## Scenario wall times\n\n" + _walls(results),
     ]
     return "\n\n".join(s for s in sections if s) + "\n"

@@ -51,9 +51,17 @@ async def _unary(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
 
 async def _stream(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
     """One InferStream call keeping ``stream_concurrency`` requests in flight."""
-    concurrency = cfg.stream_concurrency
+    run = await stream_run(cfg, env.fleet.gateway.address, env.api_key, env.pids(), images, cfg.stream_concurrency)
+    return {"points": [summarize(run, setup="fleet InferStream", label=f"{cfg.stream_concurrency} in flight, one stream",
+                                 concurrency=cfg.stream_concurrency)]}
+
+
+async def stream_run(cfg: BenchConfig, address: str, api_key: str, pids: dict[str, int], images: list[bytes],
+                     concurrency: int) -> Run:
+    """Warm-up and a measured window of one InferStream call holding ``concurrency`` requests in flight; each
+    sample's payload is the response's timings and the worker that answered."""
     window = Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples)
-    run = Run(window, CpuMeter(env.pids()))
+    run = Run(window, CpuMeter(pids))
     slots = asyncio.Semaphore(concurrency)
     started: dict[str, float] = {}
 
@@ -67,7 +75,7 @@ async def _stream(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
             yield gateway_pb2.InferStreamRequest(correlation_id=str(i),
                                                  request=build_request(MODEL_ID, images[i % len(images)]))
 
-    async with GatewayCaller(env.fleet.gateway.address, env.api_key) as gateway:
+    async with GatewayCaller(address, api_key) as gateway:
         await gateway.infer(MODEL_ID, images[0])
         window.started = time.perf_counter()
         watcher = asyncio.get_running_loop().create_task(run.watch())
@@ -76,8 +84,7 @@ async def _stream(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
             if item.HasField("error"):
                 run.errors[f"code {item.error.code}"] += 1
             else:
-                window.record(start, time.perf_counter(), timings(item.response))
+                window.record(start, time.perf_counter(), {**timings(item.response), "worker": item.response.worker_id})
             slots.release()
         await watcher
-    return {"points": [summarize(run, setup="fleet InferStream", label=f"{concurrency} in flight, one stream",
-                                 concurrency=concurrency)]}
+    return run

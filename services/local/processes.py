@@ -96,6 +96,7 @@ class LocalFleet:
     env: dict[str, str] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)
     gateway_port: int = 0
+    worker_cpus: list[str] = field(default_factory=list)  # per worker, a taskset CPU list ("" or absent: any)
     ready_timeout_s: float = 60.0
     processes: list[ServiceProcess] = field(default_factory=list)
 
@@ -157,7 +158,8 @@ class LocalFleet:
     def start(self) -> LocalFleet:
         try:
             registry = self.start_registry()
-            workers = [self.start_worker(i) for i in range(self.workers)]
+            workers = [self.start_worker(i, cpus=self.worker_cpus[i] if i < len(self.worker_cpus) else "")
+                       for i in range(self.workers)]
             registry.wait_ready(self.ready_timeout_s)
             for worker in workers:
                 worker.wait_ready(self.ready_timeout_s)

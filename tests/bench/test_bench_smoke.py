@@ -27,7 +27,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         package = write_package(tmp / "tiny-det", yolov8_like(size=64, num_classes=3), size=64, num_classes=3)
     out = tmp / "results"
     proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--package", str(package)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=480)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((out / "results.json").read_text()), out
 
@@ -95,3 +95,16 @@ def test_cold_start_measures_both_artifact_sources(results: tuple[dict, Path]) -
         assert kind["repeats"] >= 1 and kind["median_cold_ms"] > 0 and kind["median_warm_ms"] > 0
         for sample in kind["samples"]:
             assert sample["cold_start_flag"] and not sample["warm_cold_flag"]
+
+
+def test_scale_out_compares_one_pinned_worker_with_two(results: tuple[dict, Path]) -> None:
+    scale = results[0]["scenarios"]["scale_out"]
+    one, two = scale["points"]
+    for point in (one, two):
+        _check_latency(point)
+    assert (one["workers"], two["workers"]) == (1, 2) and one["cpus"] == ["0"] and len(two["cpus"]) == 2
+    assert sum(one["requests_by_worker"].values()) == one["count"] and len(one["requests_by_worker"]) == 1
+    assert sum(two["requests_by_worker"].values()) == two["count"] and len(two["requests_by_worker"]) == 2
+    assert set(two["copies"]) == set(two["requests_by_worker"])
+    assert scale["ratio"] == pytest.approx(two["throughput_rps"] / one["throughput_rps"])
+    assert "## Scale-out" in (results[1] / "results.md").read_text()
