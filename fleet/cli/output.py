@@ -39,5 +39,6 @@ def detections_table(r: inference_pb2.InferResponse) -> str:
 
 def loaded_models_table(models: Iterable[model_pb2.LoadedModel]) -> str:
     rows = [[m.model_id, m.worker_id, m.execution_provider, f"{m.size_bytes / 1e6:.1f} MB", str(m.request_count),
-             f"{m.load_seconds:.2f} s", "yes" if m.pinned else ""] for m in models]
-    return table(["model", "worker", "provider", "size", "requests", "load", "pinned"], rows)
+             str(m.in_flight), f"{m.requests_per_second:.1f}", f"{m.load_seconds:.2f} s", "yes" if m.pinned else ""]
+            for m in sorted(models, key=lambda m: (m.model_id, m.worker_id))]
+    return table(["model", "worker", "provider", "size", "requests", "in flight", "req/s", "load", "pinned"], rows)

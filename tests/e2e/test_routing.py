@@ -118,7 +118,7 @@ def _metric(process, name: str, **labels: str) -> float:  # noqa: ANN001 - a Ser
 
 
 async def test_a_hot_model_spreads_over_workers_and_a_cold_one_stays_on_one(fleet_of) -> None:  # noqa: ANN001
-    local = fleet_of(3)
+    local = fleet_of(3, FLEET_GATEWAY_COPY_RELEASE_WINDOW_S="2")
     async with grpc.aio.insecure_channel(local.gateway.address) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         hot, cold = Load(stub, HOT, callers=16), Load(stub, COLD, callers=1)
@@ -130,8 +130,18 @@ async def test_a_hot_model_spreads_over_workers_and_a_cold_one_stays_on_one(flee
         await asyncio.sleep(8.0)
         window_end = time.monotonic()
         described = await stub.DescribeModels(gateway_pb2.DescribeModelsRequest(), metadata=METADATA, timeout=30)
+        copies_gauge = _metric(local.gateway, "fleet_gateway_model_copies", model_id=HOT)
         hot.stopping = cold.stopping = True
         await asyncio.gather(*running)
+
+        async def hot_copies() -> int:
+            reply = await stub.DescribeModels(gateway_pb2.DescribeModelsRequest(), metadata=METADATA, timeout=30)
+            return sum(len(p.copies) for p in reply.placements if p.model_id == HOT)
+
+        idle = time.monotonic()
+        released = await _poll_async(lambda n: n == 1, hot_copies, 30)  # gone cold: surplus copies released
+        print(f"back to one copy {time.monotonic() - idle:.1f} s after the load stopped" if released else "")
+        assert released
     after = hot.share(spread_at, window_end)
     total = sum(after.values())
     print(f"\nsecond worker serving after {spread_at - started:.1f} s; then {total} requests: {dict(after)}; "
@@ -145,8 +155,9 @@ async def test_a_hot_model_spreads_over_workers_and_a_cold_one_stays_on_one(flee
     assert any(c.requests_per_second > 0 for c in placements[HOT].copies)
     assert "127.0.0.1" not in str(described)  # workers are named by id, never by address
     assert _metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="new_copy") >= 1
+    assert _metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="released_copy") >= 1
     assert _metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="holder") > total / 2
-    assert _metric(local.gateway, "fleet_gateway_model_copies", model_id=HOT) >= 2
+    assert copies_gauge >= 2
 
 
 async def test_add_model_keeps_copies_and_describe_models_shows_them(fleet_of) -> None:  # noqa: ANN001
