@@ -43,6 +43,11 @@ class CopyController:
         self._gauged: set[str] = set()
         self._periodic = Periodic("copies", interval_s, self.step)
 
+    def current_sha(self, model_id: str) -> str | None:
+        """The version of the model the registry resolved last (None before it was considered)."""
+        descriptor = self._descriptors.get(model_id)
+        return descriptor.sha256 if descriptor is not None else None
+
     # ---- one round ------------------------------------------------------------------------------
     async def step(self) -> None:
         await self._read_floors()

@@ -230,11 +230,12 @@ class Gateway:
         """Each model's copies taking traffic and their load, from the heartbeats routing uses."""
         endpoints = self.workers.all()
         floors = self.copies.floors if self.copies is not None else {}
-        seen: dict[str, tuple[str, str]] = {}  # model id -> (sha256, workspace) of its most common version
+        seen: dict[str, tuple[str, str]] = {}  # model id -> (sha256, workspace): its current version where known
         for endpoint in endpoints:
             for load in endpoint.loads.values():
                 if caller.owns(load.workspace):
-                    seen.setdefault(load.model_id, (load.sha256, load.workspace))
+                    current = self.copies.current_sha(load.model_id) if self.copies is not None else None
+                    seen.setdefault(load.model_id, (current or load.sha256, load.workspace))
         placements = []
         for model_id in sorted(seen):
             sha256, workspace = seen[model_id]
