@@ -17,7 +17,6 @@ from pathlib import Path
 
 import cv2
 import grpc
-import httpx
 import pytest
 
 from fleet.client import build_request
@@ -25,6 +24,7 @@ from fleet.v1 import gateway_pb2, gateway_pb2_grpc
 from services.demo.scenes import generate_scene
 from services.local.processes import LocalFleet
 from tests.conftest import TEST_KEY, demo_models, write_catalog
+from tests.e2e.probes import metric
 
 pytestmark = pytest.mark.slow
 
@@ -107,16 +107,6 @@ async def _poll(check, timeout_s: float, interval_s: float = 0.2):  # noqa: ANN0
     return check()
 
 
-def _metric(process, name: str, **labels: str) -> float:  # noqa: ANN001 - a ServiceProcess
-    text = httpx.get(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=10).text
-    total = 0.0
-    for line in text.splitlines():
-        head, _, value = line.rpartition(" ")
-        if head.split("{")[0] == name and all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
-
-
 async def test_a_hot_model_spreads_over_workers_and_a_cold_one_stays_on_one(fleet_of) -> None:  # noqa: ANN001
     local = fleet_of(3, FLEET_GATEWAY_COPY_RELEASE_WINDOW_S="2")
     async with grpc.aio.insecure_channel(local.gateway.address) as channel:
@@ -130,7 +120,7 @@ async def test_a_hot_model_spreads_over_workers_and_a_cold_one_stays_on_one(flee
         await asyncio.sleep(8.0)
         window_end = time.monotonic()
         described = await stub.DescribeModels(gateway_pb2.DescribeModelsRequest(), metadata=METADATA, timeout=30)
-        copies_gauge = _metric(local.gateway, "fleet_gateway_model_copies", model_id=HOT)
+        copies_gauge = metric(local.gateway, "fleet_gateway_model_copies", model_id=HOT)
         hot.stopping = cold.stopping = True
         await asyncio.gather(*running)
 
@@ -154,9 +144,9 @@ async def test_a_hot_model_spreads_over_workers_and_a_cold_one_stays_on_one(flee
     assert placements[HOT].max_copies == 3 and all(c.worker_id.startswith("worker-") for c in placements[HOT].copies)
     assert any(c.requests_per_second > 0 for c in placements[HOT].copies)
     assert "127.0.0.1" not in str(described)  # workers are named by id, never by address
-    assert _metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="new_copy") >= 1
-    assert _metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="released_copy") >= 1
-    assert _metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="holder") > total / 2
+    assert metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="new_copy") >= 1
+    assert metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="released_copy") >= 1
+    assert metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="holder") > total / 2
     assert copies_gauge >= 2
 
 
@@ -200,15 +190,20 @@ async def _poll_async(ok, read, timeout_s: float):  # noqa: ANN001, ANN202
     return ok(value)
 
 
+async def _two_copies_under_load(stub: gateway_pb2_grpc.GatewayServiceStub):  # noqa: ANN202
+    """AddModel(copies=2) of the hot model, then eight callers for three seconds (the load keeps running)."""
+    added = await stub.AddModel(gateway_pb2.AddModelRequest(model_id=HOT, copies=2), metadata=METADATA, timeout=60)
+    load = Load(stub, HOT, callers=8)
+    running = await load.run()
+    await asyncio.sleep(3)
+    return added, load, running
+
+
 async def test_sigkill_holders_under_load_fails_no_request(fleet_of) -> None:  # noqa: ANN001
     local = fleet_of(3)
     async with grpc.aio.insecure_channel(local.gateway.address) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
-        added = await stub.AddModel(gateway_pb2.AddModelRequest(model_id=HOT, copies=2), metadata=METADATA,
-                                    timeout=60)
-        load = Load(stub, HOT, callers=8)
-        running = await load.run()
-        await asyncio.sleep(3)
+        added, load, running = await _two_copies_under_load(stub)
         killed = []
         for worker_id in added.worker_ids:  # both holders, one after the other
             victim = local.service(worker_id)
@@ -221,7 +216,7 @@ async def test_sigkill_holders_under_load_fails_no_request(fleet_of) -> None:  #
     survivor = ({w.name for w in local.worker_processes} - set(added.worker_ids)).pop()
     late = load.share(killed[-1][0] + 2.0)
     print(f"\n{len(load.served)} requests, {len(load.failures)} failed; by worker: {dict(load.share(0))}; "
-          f"retries: unreachable {_metric(local.gateway, 'fleet_gateway_retries_total', reason='unreachable'):.0f}")
+          f"retries: unreachable {metric(local.gateway, 'fleet_gateway_retries_total', reason='unreachable'):.0f}")
     assert not load.failures, load.failures[:5]
     assert set(late) == {survivor} and sum(late.values()) > 0
 
@@ -230,11 +225,7 @@ async def test_sigterm_under_load_drains_without_failing_a_request(fleet_of) -> 
     local = fleet_of(2, FLEET_WORKER_DRAIN_NOTICE_S="2")
     async with grpc.aio.insecure_channel(local.gateway.address) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
-        added = await stub.AddModel(gateway_pb2.AddModelRequest(model_id=HOT, copies=2), metadata=METADATA,
-                                    timeout=60)
-        load = Load(stub, HOT, callers=8)
-        running = await load.run()
-        await asyncio.sleep(3)
+        added, load, running = await _two_copies_under_load(stub)
         leaving = local.service(added.worker_ids[0])
         signalled = time.monotonic()
         leaving.signal_stop()

@@ -8,7 +8,6 @@ import time
 
 import cv2
 import grpc
-import httpx
 import psutil
 import pytest
 
@@ -16,6 +15,7 @@ from fleet.client import FleetClient, build_request
 from fleet.v1 import gateway_pb2
 from services.demo.scenes import generate_scene
 from services.local.processes import LocalFleet
+from tests.e2e.probes import metric
 
 pytestmark = pytest.mark.slow
 
@@ -23,16 +23,10 @@ FRAMES = 5_000
 RSS_BOUND_MB = 50
 
 
-def _metric(process, name: str, **labels: str) -> float:  # noqa: ANN001 - a ServiceProcess
-    text = httpx.get(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=10).text
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name):
-            continue
-        head, _, value = line.rpartition(" ")
-        if head.split("{")[0] == name and all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
+def _worker_work(client: FleetClient, model_id: str = "shapes-det/1") -> tuple[int, int]:
+    """Requests the workers have finished for the model, and how many they hold now (DescribeModels)."""
+    models = [m for m in client.describe_models().models if m.model_id == model_id]
+    return sum(m.request_count for m in models), sum(m.in_flight for m in models)
 
 
 def _settled(read, still_s: float, timeout_s: float) -> float:  # noqa: ANN001 - read: () -> float
@@ -58,9 +52,9 @@ def test_a_client_that_never_reads_is_slowed_not_buffered_and_cancel_stops_the_w
     warm = list(client.stub.InferStream(iter([frame] * 32), metadata=client.metadata, timeout=120))
     answer_kib = warm[0].ByteSize() / 1024
     assert len(warm) == 32 and warm[0].response.visualization
-    gateway, worker = psutil.Process(fleet.gateway.pid), fleet.worker_processes[0]
+    gateway = psutil.Process(fleet.gateway.pid)
     baseline = gateway.memory_info().rss
-    pauses_before = _metric(fleet.gateway, "fleet_gateway_stream_backpressure_total")
+    pauses_before = metric(fleet.gateway, "fleet_gateway_stream_backpressure_total")
 
     sent = 0
 
@@ -85,8 +79,7 @@ def test_a_client_that_never_reads_is_slowed_not_buffered_and_cancel_stops_the_w
     try:
         # The stream stalls: the gateway stops reading, so gRPC stops taking frames from the client.
         stalled_at = _settled(lambda: sent, still_s=3.0, timeout_s=90)
-        served = _settled(lambda: _metric(worker, "fleet_worker_stage_seconds_count", stage="inference"),
-                          still_s=2.0, timeout_s=60)
+        served = _settled(lambda: _worker_work(client)[0], still_s=2.0, timeout_s=60)
         time.sleep(3)  # stay stalled a while: nothing grows
         grown_mb = (peak - baseline) / 2**20
         print(f"\nanswer {answer_kib:.0f} KiB; frames taken by gRPC before the stall: {stalled_at} of {FRAMES}; "
@@ -94,18 +87,18 @@ def test_a_client_that_never_reads_is_slowed_not_buffered_and_cancel_stops_the_w
               f"{peak / 2**20:.0f} MiB (+{grown_mb:.1f} MiB)")
         assert stalled_at < FRAMES / 4, "the gateway kept reading a stream whose answers nobody took"
         assert grown_mb <= RSS_BOUND_MB
-        assert _metric(fleet.gateway, "fleet_gateway_stream_backpressure_total") > pauses_before
+        assert metric(fleet.gateway, "fleet_gateway_stream_backpressure_total") > pauses_before
     finally:
         call.cancel()
         stop.set()
         sampler.join()
     # Cancelling ends the stream's work: the gateway holds no calls to the worker, the worker computes nothing more.
-    in_flight = _settled(lambda: _metric(fleet.gateway, "fleet_gateway_worker_in_flight"), still_s=1.0, timeout_s=30)
+    in_flight = _settled(lambda: metric(fleet.gateway, "fleet_gateway_worker_in_flight"), still_s=1.0, timeout_s=30)
     assert in_flight == 0
-    after = _settled(lambda: _metric(worker, "fleet_worker_stage_seconds_count", stage="inference"),
-                     still_s=2.0, timeout_s=30)
+    after = _settled(lambda: _worker_work(client)[0], still_s=2.0, timeout_s=30)
     print(f"worker inferences after cancel: {after:.0f} (+{after - served:.0f})")
     assert after - served <= 64  # at most what was already held by the stream
+    assert _worker_work(client)[1] == 0  # nothing in flight or queued on the worker
     with pytest.raises(grpc.RpcError) as err:
         next(iter(call))
     assert err.value.code() == grpc.StatusCode.CANCELLED
