@@ -81,14 +81,14 @@ class Gateway:
 
         ``attempts`` bounds the workers found unavailable; a copy found gone costs no attempt.
         """
-        failed = 0
+        failed = tried = 0
         retry_reason = ""
-        order = routing.attempts(self.workers.all(), model.model_id, model.sha256, model.size_bytes,
-                                 self.workers.rng)
-        for attempt in order:
+        for attempt in routing.attempts(self.workers.all(), model.model_id, model.sha256, model.size_bytes,
+                                        self.workers.rng):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or failed >= self.attempts:
                 break
+            tried += 1
             if retry_reason:
                 RETRIES.labels(retry_reason).inc()
             endpoint = attempt.endpoint
@@ -112,7 +112,7 @@ class Gateway:
             return endpoint, result
         if time.monotonic() >= deadline:
             raise DeadlineExceeded("the request's deadline passed before a worker could answer")
-        if not order:
+        if not tried:
             raise Unavailable("no model worker is available; check that workers are running")
         raise Unavailable(f"no model worker could serve the request ({failed} tried); retry shortly")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fleet.internal.v1.worker_pb2 import ModelLoad
@@ -86,12 +87,15 @@ def placement_order(endpoints: list[WorkerEndpoint], model_id: str, size_bytes: 
 
 def least_loaded_first(holders: list[WorkerEndpoint], rng: random.Random) -> list[WorkerEndpoint]:
     """Power of two choices: of two holders drawn at random the less loaded, the other, then the rest by load."""
-    if len(holders) <= 1:
+    n = len(holders)
+    if n <= 1:
         return list(holders)
-    a, b = rng.sample(holders, 2)
+    i, j = rng.randrange(n), rng.randrange(n - 1)
+    a, b = holders[i], holders[j + (j >= i)]  # two distinct holders
     pair = [a, b] if a.outstanding() <= b.outstanding() else [b, a]
-    rest = sorted((h for h in holders if h is not a and h is not b), key=WorkerEndpoint.outstanding)
-    return pair + rest
+    if n == 2:
+        return pair
+    return pair + sorted((h for h in holders if h is not a and h is not b), key=WorkerEndpoint.outstanding)
 
 
 def size_hint(endpoints: list[WorkerEndpoint], model_id: str, declared_bytes: int) -> int:
@@ -104,13 +108,16 @@ def size_hint(endpoints: list[WorkerEndpoint], model_id: str, declared_bytes: in
 
 
 def attempts(endpoints: list[WorkerEndpoint], model_id: str, sha256: str, declared_bytes: int,
-             rng: random.Random) -> list[Attempt]:
-    """Workers to try for one request, in order (failed workers are not in rotation)."""
+             rng: random.Random) -> Iterator[Attempt]:
+    """Workers to try for one request, in order (failed workers are not in rotation). Lazy: the placement
+    order is only worked out when every holder has been tried."""
+    holders = [e for e in endpoints if not e.failed and e.holds(model_id, sha256)]
+    for endpoint in least_loaded_first([e for e in holders if not e.draining], rng):
+        yield Attempt(endpoint, True)
     live = [e for e in endpoints if not e.failed]
-    holders = [e for e in live if e.holds(model_id, sha256)]
-    serving = [e for e in holders if not e.draining]
     others = [e for e in live if not e.draining and e not in holders]
-    order = [Attempt(e, True) for e in least_loaded_first(serving, rng)]
-    order += [Attempt(e, False) for e in placement_order(others, model_id, size_hint(live, model_id, declared_bytes))]
-    order += [Attempt(e, True) for e in holders if e.draining]
-    return order
+    for endpoint in placement_order(others, model_id, size_hint(live, model_id, declared_bytes)):
+        yield Attempt(endpoint, False)
+    for endpoint in holders:
+        if endpoint.draining:
+            yield Attempt(endpoint, True)

@@ -32,7 +32,7 @@ from services.gateway.worker_client import WorkerClient
 log = logging.getLogger("fleet.gateway.workers")
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity
 class WorkerEndpoint:
     address: str
     client: WorkerClient
@@ -41,7 +41,7 @@ class WorkerEndpoint:
     state: WorkerState | None = None  # the last heartbeat
     loads: dict[str, ModelLoad] = field(default_factory=dict)  # from ``state``, by model id
     in_flight: int = 0  # this gateway's calls to the worker now
-    in_flight_at_beat: int = 0  # ... when ``state`` was read (its figures include those calls)
+    others_at_beat: int = 0  # requests inside the worker that were not this gateway's, when ``state`` was read
     failed: bool = False
     failed_at: tuple[str, int] | None = None  # (boot id, sequence) of the last heartbeat seen when it failed
     next_probe: float = 0.0
@@ -76,12 +76,9 @@ class WorkerEndpoint:
         confirmed = self.confirmed.get(model_id)
         return confirmed is not None and confirmed[0] == sha256
 
-    def outstanding(self) -> float:
+    def outstanding(self) -> int:
         """Work waiting at the worker: this gateway's calls now plus the others' (from the heartbeat)."""
-        if self.state is None:
-            return float(self.in_flight)
-        in_worker = sum(m.in_flight for m in self.state.models)
-        return self.in_flight + max(0, in_worker - self.in_flight_at_beat)
+        return self.in_flight + self.others_at_beat
 
     def apply(self, state: WorkerState) -> bool:
         """Take a heartbeat; returns whether it brought a failed worker back."""
@@ -96,7 +93,8 @@ class WorkerEndpoint:
             self.gone.clear()
         self.state, self.worker_id = state, state.worker_id
         self.loads = {m.model_id: m for m in state.models}
-        self.in_flight_at_beat = self.in_flight
+        # The heartbeat's figures include this gateway's calls then: what is left is other gateways' work.
+        self.others_at_beat = max(0, sum(m.in_flight for m in state.models) - self.in_flight)
         # A heartbeat published after a call's finding is authoritative again.
         self.confirmed = {m: c for m, c in self.confirmed.items() if state.sequence <= c[1] + 1}
         self.gone = {m: s for m, s in self.gone.items() if state.sequence <= s + 1}
@@ -192,7 +190,7 @@ class WorkerPool:
             if address in seen:
                 continue
             if endpoint.static:
-                endpoint.state, endpoint.loads = None, {}  # no heartbeat: holdings unknown
+                endpoint.state, endpoint.loads, endpoint.others_at_beat = None, {}, 0  # no heartbeat: unknown
                 continue
             del self.endpoints[address]
             with contextlib.suppress(KeyError):

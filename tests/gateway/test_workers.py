@@ -59,6 +59,8 @@ async def test_power_of_two_choices_spreads_a_model_over_its_holders_by_load(poo
     # Others' load comes from the heartbeat: w1 holds 9 requests, none of them this gateway's.
     b.apply(state("w1", b.address, load("m/1", in_flight=9), sequence=2))
     assert b.outstanding() == 9 and a.outstanding() == 5
+    a.apply(state("w0", a.address, load("m/1", in_flight=7), sequence=2))  # five of its seven are this gateway's
+    assert a.outstanding() == 7
     assert Counter(order(pool)[0][0] for _ in range(300)).most_common(1)[0][0] == "w2"
     attempts = order(pool)
     assert [existing for _, existing in attempts] == [True, True, True]  # every holder before any placement
