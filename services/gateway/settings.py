@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
@@ -57,3 +57,10 @@ class GatewaySettings(ServiceSettings):
     )
     response_cache_ttl_s: int = Field(0, ge=0, description="Cache identical requests' responses in Redis (0: off).")
     registry_wait_s: float = Field(30.0, ge=0, description="At start-up, how long to wait for the registry.")
+
+    @model_validator(mode="after")
+    def _release_below_growth(self) -> GatewaySettings:
+        if self.copy_release_threshold >= self.copy_load_threshold:
+            raise ValueError("copy_release_threshold must be below copy_load_threshold, or copies would be added "
+                             "and released in turn")
+        return self

@@ -151,7 +151,8 @@ async def test_a_hot_model_spreads_over_workers_and_a_cold_one_stays_on_one(flee
 
 
 async def test_add_model_keeps_copies_and_describe_models_shows_them(fleet_of) -> None:  # noqa: ANN001
-    local = fleet_of(3, FLEET_GATEWAY_COPY_RELEASE_WINDOW_S="1", FLEET_GATEWAY_COPY_RELEASE_THRESHOLD="100")
+    local = fleet_of(3, FLEET_GATEWAY_COPY_RELEASE_WINDOW_S="1", FLEET_GATEWAY_COPY_RELEASE_THRESHOLD="100",
+                     FLEET_GATEWAY_COPY_LOAD_THRESHOLD="1000")
     async with grpc.aio.insecure_channel(local.gateway.address) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         added = await stub.AddModel(gateway_pb2.AddModelRequest(model_id="shapes-detector", copies=2),
