@@ -148,9 +148,11 @@ class LocalFleet:
             **(extra or {}),
         }, cpus=cpus)
 
-    def start_gateway(self, registry: ServiceProcess, workers: list[ServiceProcess]) -> ServiceProcess:
-        return self._spawn("gateway", "services.gateway", "FLEET_GATEWAY_", {
-            "FLEET_GATEWAY_PORT": str(self.gateway_port),
+    def start_gateway(self, registry: ServiceProcess, workers: list[ServiceProcess],
+                      name: str = "gateway") -> ServiceProcess:
+        """A gateway (``name`` "gateway-2" and so on for more replicas: they find each other's workers by heartbeat)."""
+        return self._spawn(name, "services.gateway", "FLEET_GATEWAY_", {
+            "FLEET_GATEWAY_PORT": str(self.gateway_port if name == "gateway" else 0),
             "FLEET_GATEWAY_REGISTRY_ADDRESS": registry.address,
             "FLEET_GATEWAY_WORKERS": ",".join(w.address for w in workers),
         })
@@ -189,7 +191,7 @@ class LocalFleet:
         """SIGTERM the gateway, then every worker at once (each drains for its notice), then the rest; returns
         their exit codes."""
         codes = {}
-        gateways = [p for p in self.processes if p.name == "gateway"]
+        gateways = [p for p in self.processes if p.name.startswith("gateway")]
         workers = [p for p in self.processes if p.name.startswith("worker-")]
         rest = [p for p in reversed(self.processes) if p not in gateways and p not in workers]
         for service in gateways:

@@ -182,6 +182,28 @@ async def test_add_model_keeps_copies_and_describe_models_shows_them(fleet_of) -
         assert await copies() == set()  # removed for good: no floor brings it back
 
 
+async def test_gateway_replicas_place_a_cold_model_on_the_same_worker(fleet_of) -> None:  # noqa: ANN001
+    local = fleet_of(3)
+    second = local.start_gateway(local.registry, [], name="gateway-2")  # finds the workers by heartbeat
+    second.wait_ready(60)
+    async with grpc.aio.insecure_channel(local.gateway.address) as one, \
+            grpc.aio.insecure_channel(second.address) as two:
+        stubs = [gateway_pb2_grpc.GatewayServiceStub(c) for c in (one, two)]
+        for stub in stubs:  # both know every worker before the first request
+            assert await _poll_async(lambda n: n == 3, lambda s=stub: _workers_known(s), 20)
+        # First requests for a model nobody holds, through both replicas at once.
+        replies = await asyncio.gather(*(stub.Infer(build_request("shapes-seg/1", IMAGE), metadata=METADATA,
+                                                    timeout=60) for stub in stubs for _ in range(4)))
+    served = Counter(r.worker_id for r in replies)
+    print(f"\nfirst requests for a cold model through two gateways: {dict(served)}")
+    assert len(served) == 1
+
+
+async def _workers_known(stub: gateway_pb2_grpc.GatewayServiceStub) -> int:
+    reply = await stub.GetServerInfo(gateway_pb2.GetServerInfoRequest(), metadata=METADATA, timeout=30)
+    return len(reply.workers)
+
+
 async def _poll_async(ok, read, timeout_s: float):  # noqa: ANN001, ANN202
     deadline = time.monotonic() + timeout_s
     value = await read()
