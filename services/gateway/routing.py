@@ -114,10 +114,11 @@ def attempts(endpoints: list[WorkerEndpoint], model_id: str, sha256: str, declar
     holders = [e for e in endpoints if not e.failed and e.holds(model_id, sha256)]
     for endpoint in least_loaded_first([e for e in holders if not e.draining], rng):
         yield Attempt(endpoint, True)
+    # Worked out now, after the holders' answers: one that found its copy gone is a place to load it again.
     live = [e for e in endpoints if not e.failed]
-    others = [e for e in live if not e.draining and e not in holders]
+    others = [e for e in live if not e.draining and not e.holds(model_id, sha256)]
     for endpoint in placement_order(others, model_id, size_hint(live, model_id, declared_bytes)):
         yield Attempt(endpoint, False)
     for endpoint in holders:
-        if endpoint.draining:
+        if endpoint.draining and endpoint.holds(model_id, sha256):
             yield Attempt(endpoint, True)

@@ -155,3 +155,16 @@ async def test_without_heartbeats_calls_alone_decide_and_failed_workers_are_prob
     c.next_probe = 0.0
     await pool.refresh()  # no Redis: the failed worker is health-checked (nothing listens on these ports)
     assert c.failed and c.next_probe > 0
+
+
+async def test_a_holder_whose_copy_is_gone_becomes_the_place_to_load_it_again(pool: WorkerPool) -> None:
+    a, b, c = endpoints(pool)
+    a.apply(state("w0", a.address, load("m/1")))
+    for ep in (b, c):
+        ep.apply(state(f"w{ep.address[-1]}", ep.address, *(load(f"x{i}/1") for i in range(8))))  # full
+    seen = []
+    for attempt in routing.attempts(pool.all(), "m/1", SHA, 10 * MB, pool.rng):
+        seen.append((attempt.endpoint.label, attempt.existing))
+        if attempt.existing:
+            pool.note_gone(attempt.endpoint, "m/1")  # its LRU evicted the model since the last heartbeat
+    assert seen[0] == ("w0", True) and seen[1] == ("w0", False)  # loaded again where there was a copy (room)
