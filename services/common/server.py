@@ -65,6 +65,7 @@ class Runner:
         self.metrics_port = 0
         self._httpd: object | None = None
         self._stop = asyncio.Event()
+        self._served = False  # became SERVING (only then is there anything to drain)
 
     async def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -86,6 +87,7 @@ class Runner:
         if self.service.startup:
             await self.service.startup(self.port)
         await self.set_serving(True)
+        self._served = True
         if s.ready_file:
             tmp = f"{s.ready_file}.tmp"
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -97,7 +99,7 @@ class Runner:
         grace = self.service.settings.shutdown_grace_s
         log.info("%s shutting down", self.service.name, extra={"grace_s": grace})
         await self.set_serving(False)
-        if self.service.drain:
+        if self.service.drain and self._served:
             await self.service.drain()
         await self.server.stop(grace)
         if self.service.shutdown:
