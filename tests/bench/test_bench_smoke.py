@@ -105,6 +105,6 @@ def test_scale_out_compares_one_pinned_worker_with_two(results: tuple[dict, Path
     assert (one["workers"], two["workers"]) == (1, 2) and one["cpus"] == ["0"] and len(two["cpus"]) == 2
     assert sum(one["requests_by_worker"].values()) == one["count"] and len(one["requests_by_worker"]) == 1
     assert sum(two["requests_by_worker"].values()) == two["count"] and len(two["requests_by_worker"]) == 2
-    assert set(two["copies"]) == set(two["requests_by_worker"])
-    assert scale["ratio"] == pytest.approx(two["throughput_rps"] / one["throughput_rps"])
+    assert len(scale["rounds"]) == len(scale["round_ratios"]) == len(one["rounds_rps"]) >= 1
+    assert scale["ratio"] > 0 and min(scale["round_ratios"]) <= scale["ratio"] <= max(scale["round_ratios"])
     assert "## Scale-out" in (results[1] / "results.md").read_text()
