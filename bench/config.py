@@ -25,8 +25,9 @@ class BenchConfig:
     fleet_concurrency: tuple[int, ...] = (1, 4, 16, 64)
     stream_concurrency: int = 16
     scale_concurrency: int = 16  # requests in flight in the scale-out scenario (one InferStream)
-    scale_rounds: int = 3  # alternating windows of one worker and of two
-    scale_measure_s: float = 6.0
+    scale_rounds: int = 5  # alternating windows of one worker and of two
+    scale_warmup_s: float = 1.0
+    scale_measure_s: float = 4.0
     churn_models: int = 50
     churn_capacity: int = 5
     churn_zipf_s: float = 1.1
@@ -46,7 +47,7 @@ class BenchConfig:
         """--smoke: every scenario for a couple of seconds; the numbers only prove it still runs."""
         return cls(smoke=True, warmup_s=0.3, measure_s=1.0, min_samples=5, images=4, churn_models=12,
                    churn_capacity=3, churn_warmup_s=0.5, churn_measure_s=2.5, rss_interval_s=0.25,
-                   cold_repeats=1, scale_rounds=1, scale_measure_s=1.0, package=package)
+                   cold_repeats=1, scale_rounds=1, scale_warmup_s=0.3, scale_measure_s=1.0, package=package)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "package": str(self.package)}

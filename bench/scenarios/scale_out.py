@@ -42,7 +42,7 @@ WORKER_ENV = {
 
 
 def planned_s(cfg: BenchConfig) -> float:
-    return 2 * cfg.scale_rounds * (cfg.warmup_s + cfg.scale_measure_s) + FLEET_START_S
+    return 2 * cfg.scale_rounds * (cfg.scale_warmup_s + cfg.scale_measure_s) + FLEET_START_S
 
 
 def run(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
@@ -81,7 +81,7 @@ async def _rounds(cfg: BenchConfig, env: BenchEnv, fleets: dict, images: list[by
 
 async def _window(cfg: BenchConfig, env: BenchEnv, fleet, cpus: list[str], images: list[bytes],  # noqa: ANN001
                   workers: int) -> dict:
-    window_cfg = dataclasses.replace(cfg, measure_s=cfg.scale_measure_s)
+    window_cfg = dataclasses.replace(cfg, warmup_s=cfg.scale_warmup_s, measure_s=cfg.scale_measure_s)
     run = await stream_run(window_cfg, fleet.gateway.address, env.api_key, fleet_pids(fleet, env.redis_url), images,
                            cfg.scale_concurrency)
     point = summarize(run, setup=f"{workers} worker{'s' if workers > 1 else ''}, pinned", workers=workers,
