@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from services.cache import FleetCache
 from services.common.errors import AlreadyExists, InvalidArgument, ModelNotFound, PermissionDenied, Unauthenticated
@@ -12,6 +13,7 @@ from services.registry.catalog import Catalog
 log = logging.getLogger("fleet.registry")
 
 MAX_PAGE_SIZE = 500
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class Registry:
@@ -43,7 +45,7 @@ class Registry:
         return record
 
     async def authenticate(self, key_sha256: str) -> str:
-        if len(key_sha256) != 64:
+        if not _HEX64.fullmatch(key_sha256):
             raise InvalidArgument("api_key_sha256 must be a hex sha256 digest")
         workspace = await self.cache.api_keys.workspace_for(key_sha256)
         if workspace is None:
