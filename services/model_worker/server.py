@@ -13,6 +13,7 @@ from fleet.internal.v1 import worker_pb2, worker_pb2_grpc
 from services.cache import FleetCache
 from services.common.server import Service
 from services.model_worker.artifacts import ArtifactStore
+from services.model_worker.decode_budget import DecodeBudget
 from services.model_worker.heartbeat import Heartbeat
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import ManagerLimits, ModelManager
@@ -41,7 +42,8 @@ def build(settings: WorkerSettings) -> Service:
     load_pool = ThreadPoolExecutor(2, thread_name_prefix="load")
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
     manager = ModelManager(
-        ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries),
+        ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries,
+                      policy=settings.artifact_policy()),
         RuntimeOptions(settings.execution_provider, settings.ort_intra_op_threads, settings.ort_inter_op_threads,
                        settings.max_batch_size, settings.ort_allow_spinning),
         ManagerLimits(settings.max_active_models, capacity_bytes(settings), settings.memory_free_threshold,
@@ -53,6 +55,7 @@ def build(settings: WorkerSettings) -> Service:
         manager, cpu_pool, ImageLimits(settings.max_image_pixels, settings.max_image_side),
         UrlFetcher(settings.url_input_enabled, settings.url_allow_private, settings.url_timeout_s,
                    settings.max_message_bytes),
+        DecodeBudget(settings.decode_budget, settings.decode_budget_wait_s),
     )
     recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
                 if settings.inference_log_enabled else None)
