@@ -5,17 +5,18 @@ from __future__ import annotations
 import grpc
 
 from fleet.internal.v1 import descriptor_pb2, registry_pb2, registry_pb2_grpc
-from services.common.channels import insecure_channel
+from services.common.channels import open_channel
 from services.common.rpc import outgoing_metadata
 from services.common.rpc_errors import from_rpc_error
+from services.common.tls import ClientTls
 
 CALL_TIMEOUT_S = 5.0
 
 
 class RegistryClient:
-    def __init__(self, address: str, max_message_bytes: int) -> None:
+    def __init__(self, address: str, max_message_bytes: int, tls: ClientTls | None = None) -> None:
         self.address = address
-        self.channel = insecure_channel(address, max_message_bytes)
+        self.channel = open_channel(address, max_message_bytes, tls)
         self.stub = registry_pb2_grpc.RegistryServiceStub(self.channel)
 
     async def authenticate(self, key_sha256: str) -> str:

@@ -51,10 +51,11 @@ async def wait_for_registry(registry: RegistryClient, wait_s: float) -> None:
 
 def build(settings: GatewaySettings) -> Service:
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
-    registry = RegistryClient(settings.registry_address, settings.max_message_bytes)
+    tls = settings.client_tls()
+    registry = RegistryClient(settings.registry_address, settings.max_message_bytes, tls)
     workers = WorkerPool(
         [a.strip() for a in settings.workers.split(",") if a.strip()], settings.max_message_bytes, cache,
-        settings.discover_workers, settings.worker_cooldown_s, settings.placement_refresh_s,
+        settings.discover_workers, settings.worker_cooldown_s, settings.placement_refresh_s, tls,
     )
     auth = Authenticator(cache, registry, settings.auth_local_ttl_s, settings.auth_negative_ttl_s,
                          settings.auth_redis_ttl_s)
