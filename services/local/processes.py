@@ -3,7 +3,10 @@
 Used by ``fleet up``, the end-to-end tests and the benchmarks. Each service is a real
 process started with ``python -m services.<name>``, configured through its environment,
 and reports its bound ports through a ready file; ``stop`` sends SIGTERM (graceful) and
-only kills what it started.
+only kills what it started. With ``tls=True`` a development CA and certificates are made in
+the state directory and every hop runs over TLS, with client certificates on the internal
+plane (registry, workers). Workers may read local artifacts only from the catalog's package
+directories (and the demo models).
 """
 
 from __future__ import annotations
@@ -18,9 +21,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from fleet.paths import MODELS_DIR
+from services.local.dev_tls import DevPki
+
 
 class FleetStartError(RuntimeError):
     pass
+
+
+def artifact_roots(catalog: Path) -> list[Path]:
+    """The package directories a catalog names (where its file:// weights are), and the demo models."""
+    data = yaml.safe_load(catalog.read_text(encoding="utf-8")) or {}
+    packages = {(catalog.parent / m["package"]).resolve() for m in data.get("models", []) if m.get("package")}
+    return sorted(packages | {MODELS_DIR.resolve()})
 
 
 @dataclass
@@ -90,12 +105,21 @@ class LocalFleet:
     worker_env: dict[str, str] = field(default_factory=dict)
     gateway_port: int = 0
     ready_timeout_s: float = 60.0
+    tls: bool = False
     processes: list[ServiceProcess] = field(default_factory=list)
+    pki: DevPki | None = None
 
     def __post_init__(self) -> None:
         if self.state_dir is None:
             self.state_dir = Path(tempfile.mkdtemp(prefix="fleet-"))
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.tls and self.pki is None:
+            self.pki = DevPki(self.state_dir / "tls").ensure()
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA a client of this fleet must trust (None without TLS)."""
+        return self.pki.ca if self.pki is not None else None
 
     # -- processes -------------------------------------------------------------------------
     def _spawn(self, name: str, module: str, prefix: str, extra: dict[str, str]) -> ServiceProcess:
@@ -113,6 +137,7 @@ class LocalFleet:
             f"{prefix}READY_FILE": str(ready),
             "PYTHONUNBUFFERED": "1",
             "FLEET_PARENT_PID": str(os.getpid()),  # the service exits if this process dies
+            **(self.pki.service_env(prefix, internal=name != "gateway") if self.pki is not None else {}),
             **self.env,
             **extra,
         }
@@ -132,6 +157,7 @@ class LocalFleet:
     def start_worker(self, index: int, extra: dict[str, str] | None = None) -> ServiceProcess:
         return self._spawn(f"worker-{index}", "services.model_worker", "FLEET_WORKER_", {
             "FLEET_WORKER_WORKER_ID": f"worker-{index}",
+            "FLEET_WORKER_ARTIFACT_ROOTS": ",".join(str(p) for p in artifact_roots(self.catalog)),
             **self.worker_env,
             **(extra or {}),
         })
