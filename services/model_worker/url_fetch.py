@@ -97,7 +97,14 @@ class UrlFetcher:
         self.enabled, self.allow_private = enabled, allow_private
         self.timeout_s, self.max_bytes = timeout_s, max_bytes
         self.resolver = resolver
-        self._ssl = ssl.create_default_context()  # made once; every fetch gets a fresh client over it
+        self._ssl: ssl.SSLContext | None = None
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """Made once (loading the system's roots takes a while); every fetch gets a fresh client over it."""
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
 
     def address_allowed(self, addr: Address) -> bool:
         return self.allow_private or is_public(addr)
@@ -133,7 +140,7 @@ class UrlFetcher:
         target = parse_image_url(url)
         try:
             async with asyncio.timeout(self.timeout_s):
-                async with httpx.AsyncClient(verify=self._ssl, trust_env=False, follow_redirects=False,
+                async with httpx.AsyncClient(verify=self.ssl_context, trust_env=False, follow_redirects=False,
                                              timeout=self.timeout_s) as client:
                     for _ in range(MAX_REDIRECTS + 1):
                         body, location = await self._get(client, target)

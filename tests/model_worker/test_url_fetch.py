@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from services.common.errors import DeadlineExceeded, InvalidArgument, InvalidImage
+from services.local.dev_tls import issue_ca, issue_cert, write_cert, write_key
 from services.model_worker.url_fetch import UrlFetcher, is_public, parse_image_url
 
 BODY = b"image bytes " * 100
@@ -20,7 +22,7 @@ BODY = b"image bytes " * 100
 class Site:
     """A loopback HTTP server: /img, /drip (one byte at a time), /to?<url> (a redirect), /loop (redirects forever)."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         self.hosts: list[str] = []
         site = self
 
@@ -56,6 +58,8 @@ class Site:
                     self.send_error(404)
 
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_port
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -118,6 +122,28 @@ async def test_the_vetted_address_is_connected_to_without_resolving_again(site: 
     assert body == BODY
     assert resolver.calls == 1
     assert site.hosts == [f"images.invalid:{site.port}"]  # the original Host header travels
+
+
+async def test_https_keeps_the_name_for_sni_and_certificate_checks(tmp_path) -> None:  # noqa: ANN001
+    ca_key, ca_cert = issue_ca()
+    key, cert = issue_cert(ca_key, ca_cert, "images", ["images.invalid"])  # the name only: no IP in the certificate
+    write_cert(tmp_path / "ca.pem", ca_cert), write_cert(tmp_path / "cert.pem", cert), write_key(tmp_path / "key.pem", key)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    names: list[str | None] = []
+    server_context.sni_callback = lambda sock, name, ctx: names.append(name)
+    site = Site(tls=server_context)
+    try:
+        f = fetcher(Resolver({"images.invalid": ["127.0.0.1"]}))
+        f._ssl = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        assert await f.fetch(f"https://images.invalid:{site.port}/img") == BODY
+        assert names == ["images.invalid"] and site.hosts == [f"images.invalid:{site.port}"]
+        wrong = fetcher(Resolver({"other.invalid": ["127.0.0.1"]}))  # the certificate does not name it
+        wrong._ssl = f._ssl
+        with pytest.raises(InvalidArgument, match="could not be fetched"):
+            await wrong.fetch(f"https://other.invalid:{site.port}/img")
+    finally:
+        site.stop()
 
 
 async def test_a_name_resolving_to_any_private_address_is_refused() -> None:
