@@ -78,8 +78,8 @@ class WorkerSettings(ServiceSettings):
     max_image_side: int = Field(16_384, ge=1, description="Longest image side accepted.")
     decode_budget_pixels: int = Field(
         0, ge=0,
-        description="Decoded pixels in flight across all requests at once (0: twice max_image_pixels); "
-                    "at least max_image_pixels.",
+        description="Decoded pixels in flight across all requests at once (0: max_image_pixels, so images "
+                    "at the limit decode one at a time); at least max_image_pixels.",
     )
     decode_budget_wait_s: float = Field(
         2.0, ge=0, description="How long a request waits for the decode budget before RESOURCE_EXHAUSTED.",
@@ -127,4 +127,4 @@ class WorkerSettings(ServiceSettings):
 
     @property
     def decode_budget(self) -> int:
-        return self.decode_budget_pixels or 2 * self.max_image_pixels
+        return self.decode_budget_pixels or self.max_image_pixels

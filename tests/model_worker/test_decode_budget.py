@@ -66,7 +66,7 @@ async def test_a_cancelled_wait_leaves_nothing_reserved() -> None:
 def test_the_budget_must_hold_one_image_at_the_limit() -> None:
     with pytest.raises(ValueError, match="at least max_image_pixels"):
         WorkerSettings(max_image_pixels=1000, decode_budget_pixels=999)
-    assert WorkerSettings(max_image_pixels=1000).decode_budget == 2000
+    assert WorkerSettings(max_image_pixels=1000).decode_budget == 1000
 
 
 async def test_concurrent_large_images_stay_within_the_budget(tmp_path: Path, redis_url: str, namespace: str) -> None:

@@ -100,7 +100,7 @@ def decode_bytes(data: bytes, limits: ImageLimits, reserve: Callable[[int], None
     if bgr.shape[0] * bgr.shape[1] != width * height:
         # The decoder disagrees with the header: treat as corrupt rather than guess.
         raise InvalidImage(f"the {fmt} image is corrupt: its header and pixel data disagree")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)  # in place: one image-sized buffer, not two
 
 
 def decode_raw(
