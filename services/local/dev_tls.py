@@ -97,35 +97,21 @@ def write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def _file(name: str) -> property:
+    return property(lambda self: self.dir / name, doc=f"{name} in the PKI's directory")
+
+
 @dataclass(frozen=True)
 class DevPki:
     """Paths of the development CA and the certificates it signed."""
 
     dir: Path
-
-    @property
-    def ca(self) -> Path:
-        return self.dir / "ca.pem"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.dir / "ca.key"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.dir / "server.pem"
-
-    @property
-    def server_key(self) -> Path:
-        return self.dir / "server.key"
-
-    @property
-    def client_cert(self) -> Path:
-        return self.dir / "client.pem"
-
-    @property
-    def client_key(self) -> Path:
-        return self.dir / "client.key"
+    ca = _file("ca.pem")
+    ca_key = _file("ca.key")
+    server_cert = _file("server.pem")
+    server_key = _file("server.key")
+    client_cert = _file("client.pem")
+    client_key = _file("client.key")
 
     def _fresh(self) -> bool:
         paths = (self.ca, self.ca_key, self.server_cert, self.server_key, self.client_cert, self.client_key)
