@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from services.common.tls import ClientTls, ServerTls
+from services.common.tls import ClientTls, ServerTls, Stamp
 
 log = logging.getLogger("fleet.channels")
 
@@ -113,14 +113,15 @@ class ReloadingChannel(grpc.aio.Channel):
                 self._reload(stamp)
         return self._channel, self._generation
 
-    def _reload(self, stamp: object) -> None:
+    def _reload(self, stamp: Stamp) -> None:
+        self._stamp = stamp  # files that cannot be used are tried again once they change again
         try:
+            self.tls.check()
             fresh = _secure(self.address, self.max_message_bytes, self.tls)
         except Exception as exc:  # noqa: BLE001 - a rotation in progress: keep the channel that works
             log.warning("TLS client files changed but cannot be used yet", extra={"error": str(exc)[:300]})
             return
         old, self._channel = self._channel, fresh
-        self._stamp = stamp
         self._generation += 1
         log.info("TLS client certificate reloaded; new connections use it",
                  extra={"peer": self.address, "generation": self._generation})

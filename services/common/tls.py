@@ -84,7 +84,7 @@ class ServerTls:
     cert: str
     key: str
     client_ca: str = ""
-    _stamp: Stamp = field(default=(), init=False, repr=False)
+    _stamp: Stamp = field(default=(), init=False, repr=False)  # the files as last looked at
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     reloads: int = field(default=0, init=False)
 
@@ -116,20 +116,20 @@ class ServerTls:
 
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """Called by gRPC (on its own threads) for every new connection: None keeps the current one."""
-        try:
-            with self._lock:
-                now = stamp(self.paths)
-                if now == self._stamp:
-                    return None
+        with self._lock:
+            now = stamp(self.paths)
+            if now == self._stamp:
+                return None
+            self._stamp = now  # files that cannot be used are tried again once they change again
+            try:
                 configuration = self._configuration()
-                self._stamp = now
-                self.reloads += 1
-            log.info("TLS certificate reloaded", extra={"cert": self.cert, "reloads": self.reloads})
-            return configuration
-        except Exception as exc:  # noqa: BLE001 - never fail a handshake over a rotation in progress
-            log.warning("TLS files changed but cannot be used yet; keeping the current certificate",
-                        extra={"cert": self.cert, "error": str(exc)[:300]})
-            return None
+            except Exception as exc:  # noqa: BLE001 - never fail a handshake over a rotation in progress
+                log.warning("TLS files changed but cannot be used yet; keeping the current certificate",
+                            extra={"cert": self.cert, "error": str(exc)[:300]})
+                return None
+            self.reloads += 1
+        log.info("TLS certificate reloaded", extra={"cert": self.cert, "reloads": self.reloads})
+        return configuration
 
 
 @dataclass(frozen=True)
