@@ -10,6 +10,7 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.errors import FleetError
 from services.gateway.http import errors, kserve, roboflow
@@ -28,6 +29,7 @@ def build_app(ctx: HttpContext, max_body_bytes: int) -> FastAPI:
     app = FastAPI(title="Inference Fleet HTTP API", version=ctx.version, description=DESCRIPTION)
     app.add_exception_handler(FleetError, errors.fleet_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, errors.validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, errors.http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, errors.unexpected_error)
     app.include_router(kserve.router(ctx))
     app.include_router(roboflow.router(ctx))

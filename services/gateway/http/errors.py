@@ -13,6 +13,7 @@ import grpc
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.context import current_request_id
 from services.common.errors import FleetError, ResourceExhausted
@@ -58,6 +59,17 @@ async def fleet_error(request: Request, exc: FleetError) -> JSONResponse:
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
     return error_response(request, 400, "INVALID_ARGUMENT", f"invalid request: {problems}")
+
+
+_CODE_OF_STATUS = {v: k.name for k, v in reversed(list(STATUS.items()))}
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own answers (no such route, wrong method, unparsable body) in the same shape."""
+    detail = exc.detail if isinstance(exc.detail, str) else "bad request"
+    if exc.status_code == 404:
+        detail = f"no route {request.method} {request.url.path}; see /docs"
+    return error_response(request, exc.status_code, _CODE_OF_STATUS.get(exc.status_code, "UNKNOWN"), detail)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

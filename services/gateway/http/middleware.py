@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.context import REQUEST_ID_HEADER, request_id_from, request_id_var
@@ -19,8 +20,28 @@ def too_large(size: int, limit: int) -> RequestTooLarge:
 
 
 class EdgeMiddleware:
+    """Reads the body first (refusing one over the limit with 413 before any route sees it)."""
+
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app, self.max_body_bytes = app, max_body_bytes
+
+    async def _read_body(self, receive: Receive, declared: str) -> tuple[bytes, RequestTooLarge | None]:
+        limit = self.max_body_bytes
+        if declared.isdigit() and int(declared) > limit:
+            return b"", too_large(int(declared), limit)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return b"", too_large(size, limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks), None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -31,20 +52,15 @@ class EdgeMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
-        limit = self.max_body_bytes
-        declared = headers.get("content-length", "")
-        received = 0
+        body, too_big = await self._read_body(receive, headers.get("content-length", ""))
+        sent = False
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            if declared.isdigit() and int(declared) > limit:
-                raise too_large(int(declared), limit)
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise too_large(received, limit)
-            return message
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # http.disconnect
 
         async def tagged_send(message: Message) -> None:
             nonlocal status
@@ -55,7 +71,12 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tagged_send)
+            if too_big is not None:
+                response = JSONResponse({"message": too_big.message, "error": too_big.message,
+                                         "status": too_big.code.name, "request_id": request_id}, status_code=413)
+                await response(scope, replay, tagged_send)
+            else:
+                await self.app(scope, replay, tagged_send)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             elapsed = time.perf_counter() - started
