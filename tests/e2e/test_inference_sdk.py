@@ -34,12 +34,15 @@ SCRIPT = """
 import importlib.metadata as md, json, warnings
 with warnings.catch_warnings():
     warnings.simplefilter("error")
-    from fleet.v1 import gateway_pb2_grpc, inference_pb2  # the fleet's stubs import beside the SDK
+    from fleet.client import FleetClient  # the fleet's stubs and client import beside the SDK
 import cv2
 import numpy as np
 from inference_sdk import InferenceConfiguration, InferenceHTTPClient
 
-URL, KEY, CASES, CONFIDENCE = {url!r}, {key!r}, {cases!r}, {confidence!r}
+URL, ADDRESS, KEY, CASES, CONFIDENCE = {url!r}, {address!r}, {key!r}, {cases!r}, {confidence!r}
+with FleetClient(ADDRESS, KEY) as fleet:  # a real fleet.v1 call from the same environment
+    grpc_detections = len(fleet.infer("shapes-det/1", CASES["shapes-det/1"], confidence=CONFIDENCE)
+                          .object_detection.detections)
 image = cv2.imread(CASES["shapes-det/1"])
 ok, png = cv2.imencode(".png", image)
 out = {{"cv2": [cv2.__version__, image.shape[1], image.shape[0], bool(ok)],
@@ -53,6 +56,7 @@ for mode in ("v0", "v1"):
     out[mode] = {{model: client.infer(path, model_id=model) for model, path in CASES.items()}}
 out["numpy"] = client.infer(image, model_id="shapes-det/1")  # the SDK encodes it with its own cv2
 out["registry"] = client.list_loaded_models().to_dict()
+out["grpc_detections"] = grpc_detections
 print(json.dumps(out))
 """
 
@@ -94,7 +98,8 @@ def reference(fleet: LocalFleet) -> dict:
 
 def test_inference_sdk_in_both_modes_equals_grpc(fleet: LocalFleet, reference: dict, tmp_path: Path) -> None:
     python = client_venv("inference-sdk", ["inference-sdk"])
-    out = run_script(python, SCRIPT.format(url=fleet.gateway.http_url, key=TEST_KEY, confidence=CONFIDENCE,
+    out = run_script(python, SCRIPT.format(url=fleet.gateway.http_url, address=fleet.gateway.address, key=TEST_KEY,
+                                           confidence=CONFIDENCE,
                                            cases={k: str(v) for k, v in CASES.items()}), tmp_path)
     version, width, height, encoded = out["cv2"]
     assert (width, height, encoded) == (800, 605, True), out["cv2"]
@@ -104,6 +109,7 @@ def test_inference_sdk_in_both_modes_equals_grpc(fleet: LocalFleet, reference: d
         for model in CASES:
             assert_same_predictions(out[mode][model], reference[model], f"{mode} {model}")
     assert out["numpy"]["predictions"], "no detections on the SDK-encoded numpy image"
+    assert out["grpc_detections"] == len(reference["shapes-det/1"].object_detection.detections)
     loaded = {m["model_id"]: m for m in out["registry"]["models"]}
     assert loaded["shapes-det/1"]["task_type"] == "object-detection"
     assert loaded["shapes-seg/1"]["input_width"] > 0
