@@ -7,6 +7,8 @@ rotated), so nothing here holds them for the life of the process:
   current configuration, and the files are read again when their identity (inode, size, mtime)
   has changed. A half-written rotation (a key that does not match its certificate) is refused
   and the previous certificate kept until the files are consistent again.
+- ``HttpsContexts`` does the same for an HTTPS server, switching each handshake to a context
+  built from the current files.
 - ``ClientTls`` makes channel credentials and a fingerprint of its files, so a channel can be
   rebuilt when they change (``services.common.channels``).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +133,48 @@ class ServerTls:
             self.reloads += 1
         log.info("TLS certificate reloaded", extra={"cert": self.cert, "reloads": self.reloads})
         return configuration
+
+
+class HttpsContexts:
+    """An ``ssl.SSLContext`` for an HTTPS server (the gateway's HTTP API) that follows the files.
+
+    Its SNI callback, which OpenSSL calls on every handshake (with or without a server name),
+    hands the connection a context built from the current files, rebuilt when they change.
+    """
+
+    def __init__(self, tls: ServerTls) -> None:
+        self.tls = tls
+        self._stamp = stamp(tls.paths)
+        self.front = self._build()
+        self.front.sni_callback = self._pick
+        self.current = self.front
+        self.reloads = 0
+
+    def _build(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            ctx.load_cert_chain(self.tls.cert, self.tls.key)
+            if self.tls.client_ca:
+                ctx.load_verify_locations(cafile=self.tls.client_ca)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsConfigError(f"{self.tls.cert}: {exc}") from None
+        return ctx
+
+    def _pick(self, connection: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
+        now = stamp(self.tls.paths)
+        if now != self._stamp:
+            self._stamp = now
+            try:
+                self.current = self._build()
+                self.reloads += 1
+                log.info("TLS certificate reloaded (HTTPS)", extra={"cert": self.tls.cert, "reloads": self.reloads})
+            except TlsConfigError as exc:
+                log.warning("TLS files changed but cannot be used yet; keeping the current certificate",
+                            extra={"cert": self.tls.cert, "error": str(exc)[:300]})
+        if self.current is not self.front:
+            connection.context = self.current
 
 
 @dataclass(frozen=True)

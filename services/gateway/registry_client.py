@@ -39,5 +39,22 @@ class RegistryClient:
             raise from_rpc_error(exc, "registry") from None
         return reply.model
 
+    async def list_models(self, workspace: str, page_size: int = 500) -> list[descriptor_pb2.ModelDescriptor]:
+        """Every model the workspace may use (its own and public ones), all pages."""
+        models: list[descriptor_pb2.ModelDescriptor] = []
+        token = ""
+        while True:
+            try:
+                reply = await self.stub.ListModels(
+                    registry_pb2.ListModelsRequest(workspace=workspace, page_size=page_size, page_token=token),
+                    timeout=CALL_TIMEOUT_S, metadata=outgoing_metadata(),
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise from_rpc_error(exc, "registry") from None
+            models.extend(reply.models)
+            token = reply.next_page_token
+            if not token:
+                return models
+
     async def close(self) -> None:
         await self.channel.close()

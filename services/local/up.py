@@ -37,12 +37,13 @@ def write_catalog(source: Path, dest: Path, api_key: str, workspace: str = "demo
 def fleet_state(fleet: LocalFleet, api_key: str) -> dict[str, object]:
     """What scripts need to drive the running fleet (the state file's content).
 
-    ``http_address`` is null until the fleet serves HTTP; ``admin_token`` is null until the
-    registry has an admin plane; ``ca`` is the CA to trust (null without ``--tls``).
+    ``http_address``/``http_url`` are null when the HTTP API is off; ``admin_token`` is null until the
+    registry has an admin plane; ``ca`` is the CA to trust on both ports (null without ``--tls``).
     """
     return {
         "grpc_address": fleet.gateway.address,
-        "http_address": None,
+        "http_address": f"127.0.0.1:{fleet.gateway.http_port}" if fleet.gateway.http_port else None,
+        "http_url": fleet.gateway.http_url or None,
         "api_key": api_key,
         "admin_token": None,
         "ca": str(fleet.ca_path) if fleet.ca_path else None,
@@ -92,6 +93,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Start the fleet as local processes and keep it up until Ctrl-C or SIGTERM. "
                                    "Uses REDIS_URL when set, else starts an embedded Redis.")
     p.add_argument("--port", type=int, default=50051, help="gateway port (default 50051; 0 picks a free one)")
+    p.add_argument("--http-port", type=int, default=9001,
+                   help="HTTP API port: Roboflow-compatible and KServe v2 REST routes (default 9001; 0 picks a free one)")
     p.add_argument("--workers", type=int, default=1, help="number of model workers (default 1)")
     p.add_argument("--catalog", type=Path, default=DEMO_CATALOG, help="catalog YAML (default: the demo models)")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""), help="Redis to use (default: embedded)")
@@ -123,7 +126,7 @@ def _serve(args: argparse.Namespace, run_dir: Path, redis_url: str, embedded: bo
     catalog = run_dir / "catalog.yaml"
     write_catalog(args.catalog, catalog, api_key)
     fleet = LocalFleet(redis_url, catalog, workers=args.workers, state_dir=run_dir, gateway_port=args.port,
-                       namespace="fleet-dev", tls=args.tls)
+                       http_port=args.http_port, namespace="fleet-dev", tls=args.tls)
     try:
         fleet.start()
     except FleetStartError as exc:
@@ -138,7 +141,8 @@ def _serve(args: argparse.Namespace, run_dir: Path, redis_url: str, embedded: bo
         first_inference(fleet.gateway.address, api_key, ca=fleet.ca_path)
         print(f"""
 Inference Fleet is up.
-  gateway   {fleet.gateway.address}   (metrics http://127.0.0.1:{fleet.gateway.metrics_port}/metrics)
+  gateway   {fleet.gateway.address}   (gRPC: fleet.v1 and the Open Inference Protocol; metrics http://127.0.0.1:{fleet.gateway.metrics_port}/metrics)
+  http      {fleet.gateway.http_url}   (Roboflow-compatible and KServe v2 REST routes; OpenAPI at {fleet.gateway.http_url}/docs)
   registry  {fleet.registry.address}
   workers   {', '.join(w.address for w in fleet.worker_processes)}
   redis     {redis_url}{' (embedded)' if embedded else ''}

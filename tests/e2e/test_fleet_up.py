@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from fleet.client import FleetClient
@@ -58,7 +59,8 @@ class Up:
 def fleet_up(tmp_path: Path, *args: str) -> Iterator[Up]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "FLEET_ADDRESS", "FLEET_API_KEY", "FLEET_CA")}
     env.update(XDG_STATE_HOME=str(tmp_path), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "fleet.cli.main", "up", "--port", "0", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "fleet.cli.main", "up", "--port", "0", "--http-port", "0", *args],
+                            env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
@@ -89,7 +91,10 @@ def test_fleet_up_serves_a_first_inference_and_stops_cleanly(tmp_path: Path) -> 
     with fleet_up(tmp_path) as up:
         assert "First inference: shapes-det/1" in up.output and "detections" in up.output, up.output
         assert "(embedded)" in up.output
+        http_url = next(line.split()[1] for line in up.output.splitlines() if line.strip().startswith("http "))
+        assert httpx.get(f"{http_url}/v2/health/ready", timeout=10).json() == {"ready": True}
         state = json.loads(up.dev_state.read_text())
+        assert state["http_address"] == http_url.removeprefix("http://")
         assert state["api_key"] in up.output and oct(up.dev_state.stat().st_mode)[-3:] == "600"
         assert state["ca"] is None and state["tls"] is False
         assert len(up.pids) == 3
