@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,7 @@ from services.common import channels
 from services.common.channels import ReloadingChannel, open_channel
 from services.common.server import Runner, Service
 from services.common.settings import ServiceSettings
-from services.common.tls import ClientTls
+from services.common.tls import ClientTls, HttpsContexts, ServerTls
 from services.gateway.worker_client import WorkerClient, WorkerUnavailable
 from services.local.dev_tls import issue_ca, issue_cert, write_cert, write_key
 from tests.model_worker.test_service import start_worker
@@ -268,3 +271,61 @@ async def test_without_tls_settings_channels_are_plaintext() -> None:
     channel = open_channel("127.0.0.1:1", 1 << 20, ServiceSettings().client_tls())
     assert not isinstance(channel, ReloadingChannel)
     await channel.close()
+
+
+def _https_handshake(port: int, ca: Path, cert: tuple[Path, Path] | None = None) -> str:
+    """Issuer CN of the certificate a fresh TLS connection to 127.0.0.1:port is served (or the error)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert is not None:
+        context.load_cert_chain(*map(str, cert))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+                conn.sendall(b"x")
+                conn.recv(1)
+                return dict(item[0] for item in conn.getpeercert()["issuer"])["commonName"]
+    except (ssl.SSLError, OSError) as exc:
+        return type(exc).__name__
+
+
+def _serve_tls(context: ssl.SSLContext) -> tuple[socket.socket, threading.Event]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def loop() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                continue
+            try:
+                with context.wrap_socket(raw, server_side=True) as conn:
+                    conn.recv(1)
+                    conn.sendall(b"y")
+            except (ssl.SSLError, OSError):
+                pass
+
+    threading.Thread(target=loop, daemon=True).start()
+    return listener, stop
+
+
+def test_https_follows_rotated_files_and_requires_client_certificates(tmp_path: Path, ca_a: Authority,
+                                                                      ca_b: Authority) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    _secret_volume(secret, *ca_a.leaf("server"), ca_a.ca, "v1")
+    contexts = HttpsContexts(ServerTls(str(secret / "tls.crt"), str(secret / "tls.key"), str(secret / "ca.crt")))
+    listener, stop = _serve_tls(contexts.front)
+    port = listener.getsockname()[1]
+    try:
+        client_a = ca_a.leaf("client", server=False)
+        assert _https_handshake(port, ca_a.ca, client_a) == "test CA a"
+        assert _https_handshake(port, ca_a.ca) != "test CA a"  # no client certificate: refused
+        _secret_volume(secret, *ca_b.leaf("server"), ca_b.ca, "v2")
+        assert _https_handshake(port, ca_b.ca, ca_b.leaf("client", server=False)) == "test CA b"
+        assert _https_handshake(port, ca_a.ca, client_a) != "test CA a"
+        assert contexts.reloads == 1
+    finally:
+        stop.set()
+        listener.close()

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -114,7 +115,11 @@ def test_fleet_up_tls_runs_every_hop_over_tls_and_clients_use_the_saved_ca(tmp_p
         state = json.loads(state_file.read_text())
         assert oct(state_file.stat().st_mode)[-3:] == "600" and state == json.loads(up.dev_state.read_text())
         assert set(state) >= {"grpc_address", "http_address", "api_key", "admin_token", "ca"}
-        assert state["tls"] is True and Path(state["ca"]).is_file() and state["http_address"] is None
+        assert state["tls"] is True and Path(state["ca"]).is_file()
+        assert state["http_url"] == f"https://{state['http_address']}"  # the HTTP API over TLS too
+        assert httpx.get(f"{state['http_url']}/v2/health/ready", verify=ssl.create_default_context(cafile=state["ca"]), timeout=10).json() == {"ready": True}
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://{state['http_address']}/v2/health/ready", timeout=10)
         for name, mode in (("gateway", "tls"), ("registry", "mtls"), ("worker-0", "mtls")):
             assert f'"tls": "{mode}"' in (up.run_dir / f"{name}.log").read_text(), name
         sample = str(sorted(SAMPLES_DIR.glob("*.jpg"))[0])

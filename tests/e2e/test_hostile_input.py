@@ -3,10 +3,12 @@ tests, what public answers may carry, and a bounded fuzz run against the gateway
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 
 import grpc
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -151,3 +153,43 @@ def test_streams_answer_every_hostile_item_and_go_on(fleet: LocalFleet, shared_c
             assert grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == reply.error.code)) in ANSWERS
             assert len(reply.error.message) <= MAX_DETAILS
     assert replies["valid"].WhichOneof("outcome") == "response"
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | floats | st.text(max_size=30),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                                       max_size=4), max_leaves=12)
+
+
+@st.composite
+def hostile_http_body(draw: st.DrawFn) -> dict:
+    """A Roboflow v1 JSON body with any field replaced by something odd."""
+    image = draw(st.one_of(st.builds(lambda u: {"type": "url", "value": u}, hostile_urls),
+                           st.builds(lambda t: {"type": "base64", "value": t}, st.text(max_size=60)),
+                           st.builds(lambda b: {"type": "base64", "value": base64.b64encode(b).decode()},
+                                     hostile_bytes),
+                           json_values))
+    body = {"model_id": draw(st.one_of(st.sampled_from(["shapes-det/1", "shapes-det/1\n", "nope/1"]), json_values)),
+            "image": image}
+    for name in ("confidence", "iou_threshold", "class_filter", "max_detections", "max_candidates",
+                 "class_agnostic_nms", "visualize_predictions"):
+        if draw(st.booleans()):
+            body[name] = draw(st.one_of(json_values, class_names))
+    return body
+
+
+HTTP_ANSWERS = {200, 400, 401, 403, 404, 413}
+
+
+@pytest.mark.fuzz
+@examples(60)
+@given(hostile_http_body())
+def test_the_http_api_answers_hostile_bodies_clearly_and_serves_on(fleet: LocalFleet, body: dict) -> None:
+    url = f"{fleet.gateway.http_url}/infer/object_detection"
+    headers = {"Authorization": f"Bearer {TEST_KEY}"}
+    reply = httpx.post(url, json=body, headers=headers, timeout=30)
+    assert reply.status_code in HTTP_ANSWERS, (body, reply.status_code, reply.text[:300])
+    if reply.status_code != 200:
+        message = reply.json()["message"]
+        assert len(message) <= MAX_DETAILS and not any(s in message for s in internal_addresses(fleet))
+    valid = {"model_id": "shapes-det/1", "image": {"type": "base64", "value": base64.b64encode(JPEG).decode()}}
+    assert httpx.post(url, json=valid, headers=headers, timeout=30).status_code == 200

@@ -37,7 +37,7 @@ def bounded(error: Exception) -> None:
     assert len(error.message) <= MAX_MESSAGE_CHARS  # type: ignore[attr-defined]
 
 
-@examples(500)
+@examples(400)
 @given(hostile_bytes)
 def test_decode_refuses_or_decodes(data: bytes) -> None:
     try:
@@ -59,7 +59,7 @@ def test_raw_pixels_refuse_or_convert(data: bytes, width: int, height: int, chan
     assert pixels.shape == (height, width, 3)
 
 
-@examples(400)
+@examples(300)
 @given(floats, floats, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), class_names, st.booleans(),
        st.booleans())
 def test_parameters_refuse_or_resolve(confidence: float, iou: float, max_detections: int, max_candidates: int,
