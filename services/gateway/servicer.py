@@ -8,7 +8,7 @@ import grpc
 
 from fleet.v1 import gateway_pb2, gateway_pb2_grpc, inference_pb2
 from services.common import descriptors
-from services.common.errors import FleetError
+from services.common.errors import FleetError, PermissionDenied
 from services.common.rpc import rpc, rpc_stream
 from services.gateway.auth import Authenticator
 from services.gateway.caller import Caller
@@ -25,13 +25,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
         return await self.auth.authenticate(context.invocation_metadata())
 
+    async def _workspace_caller(self, context: grpc.aio.ServicerContext) -> Caller:
+        """A caller that acts in a workspace (the admin token administers; it has no models to run)."""
+        caller = await self._caller(context)
+        if caller.admin:
+            raise PermissionDenied("the admin token has no workspace: use a workspace API key for this call")
+        return caller
+
     @rpc("gateway")
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        return await self.gateway.infer(await self._caller(context), request, context.time_remaining())
+        return await self.gateway.infer(await self._workspace_caller(context), request, context.time_remaining())
 
     @rpc_stream("gateway")
     async def InferStream(self, request_iterator, context: grpc.aio.ServicerContext):  # noqa: N802
-        caller = await self._caller(context)
+        caller = await self._workspace_caller(context)
 
         async def items() -> AsyncIterator[tuple[str, inference_pb2.InferRequest]]:
             async for item in request_iterator:
@@ -48,12 +55,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     @rpc("gateway")
     async def AddModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        model, workers = await self.gateway.add_model(await self._caller(context), request.model_id)
+        model, workers = await self.gateway.add_model(await self._workspace_caller(context), request.model_id)
         return gateway_pb2.AddModelResponse(model=descriptors.summary(model), worker_ids=workers)
 
     @rpc("gateway")
     async def RemoveModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        workers = await self.gateway.remove_model(await self._caller(context), request.model_id)
+        workers = await self.gateway.remove_model(await self._workspace_caller(context), request.model_id)
         return gateway_pb2.RemoveModelResponse(worker_ids=workers)
 
     @rpc("gateway")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -19,7 +20,7 @@ from services.registry.service import Registry
 from services.registry.servicer import RegistryAdminServicer, RegistryServicer
 from services.registry.settings import RegistrySettings
 from services.registry.store import migrate
-from services.registry.store.store import Store
+from services.registry.store.store import Conflict, Store
 from services.registry.upstream import Upstream
 
 log = logging.getLogger("fleet.registry")
@@ -39,6 +40,18 @@ def build(settings: RegistrySettings) -> Service:
     retry = Periodic("invalidation-retry", 1.0, lookups.retry_pending)
     listener: InvalidationListener = cache.invalidation_listener(registry.forget_missing)
 
+    async def apply_startup_catalog() -> None:
+        catalog = Catalog.load(settings.catalog)
+        for attempt in range(5):
+            try:
+                changes = await admin.apply(catalog, prune=settings.catalog_prune)
+                break
+            except Conflict:  # another replica applied it at the same moment: apply again (idempotent)
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        log.info("start-up catalog applied", extra={"catalog": settings.catalog, "changes": len(changes)})
+
     def register(server: grpc.aio.Server) -> None:
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry), server)
         registry_pb2_grpc.add_RegistryAdminServiceServicer_to_server(RegistryAdminServicer(registry, admin), server)
@@ -52,8 +65,7 @@ def build(settings: RegistrySettings) -> Service:
         except CacheUnavailable:
             log.warning("Redis is unavailable at start-up; answering from the database")
         if settings.catalog:
-            changes = await admin.apply(Catalog.load(settings.catalog), prune=settings.catalog_prune)
-            log.info("start-up catalog applied", extra={"catalog": settings.catalog, "changes": len(changes)})
+            await apply_startup_catalog()
         listener.start()
         retry.start()
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from services.cache import FleetCache
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key
 from services.cache.embedded import EmbeddedRedis
 from services.common.errors import CacheUnavailable
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.cache import FleetCache
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key
 from services.common.errors import Unauthenticated
 from services.common.server import Runner
 from services.gateway.auth import Authenticator, bearer_key

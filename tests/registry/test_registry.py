@@ -11,7 +11,7 @@ import pytest
 
 from fleet.internal.v1 import registry_pb2, registry_pb2_grpc
 from services.cache import FleetCache
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key
 from services.common import descriptors
 from services.common.errors import (
     AlreadyExists, InvalidArgument, ModelNotFound, ModelPackageError, PermissionDenied, Unauthenticated,
