@@ -14,7 +14,7 @@ from services.cache.errors import redis_call
 from services.cache.keys import Keys
 from services.cache.registry_records import Invalidation, PrincipalRecord
 
-TOMBSTONE_MS = 5_000
+TOMBSTONE_MS = 2_000
 
 # SET key value EX ttl, unless the key was invalidated in the last few seconds.
 _FILL = """

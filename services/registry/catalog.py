@@ -135,8 +135,6 @@ def check_alias(alias: str) -> str | None:
 def _record(entry: ModelEntry, base: Path) -> ModelRecord:
     if bool(entry.package) == (entry.spec is not None):
         raise ValueError("give exactly one of package (a model package directory) or spec (model.json inline)")
-    if entry.id.partition("/")[2] == LATEST:
-        raise ValueError("version 'latest' is reserved: it resolves to the highest version")
     if entry.package:
         package = (base / entry.package).resolve()
         spec = ModelSpec.from_package(package)
@@ -195,10 +193,17 @@ def parse_catalog(text: str, source: str, base_dir: Path) -> Catalog:
         if entry.id in catalog.models:
             problem((*at, "id"), f"model {entry.id} is listed twice")
             continue
+        if entry.id.partition("/")[2] == LATEST:
+            problem((*at, "id"), f"model {entry.id}: version 'latest' is reserved (it resolves to the highest version)")
+            continue
         try:
             record = _record(entry, base_dir)
-        except (ValueError, FleetError) as exc:
-            problem(at, f"model {entry.id}: {getattr(exc, 'message', None) or exc}")
+        except FleetError as exc:  # the package or inline spec is broken
+            problem((*at, "package" if entry.package else "spec"), f"model {entry.id}: {exc.message}")
+            continue
+        except ValueError as exc:
+            field_name = "id" if "model id" in str(exc) else ("workspace" if "workspace" in str(exc) else None)
+            problem((*at, field_name) if field_name else at, f"model {entry.id}: {exc}")
             continue
         catalog.models[entry.id] = record
         catalog.lines[("model", entry.id)] = _line_of(root, at)
