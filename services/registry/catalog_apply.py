@@ -1,8 +1,9 @@
 """Applying a catalog to the store: one transaction, idempotent, with the diff it makes.
 
-Without ``prune`` an apply only adds and changes. With ``prune`` it also removes what an earlier
-catalog apply created and this catalog no longer lists (models, aliases, and API-key hashes, which
-are revoked rather than deleted, so a removed key never works again). Things made through the admin
+Without ``prune`` an apply only adds and changes. With ``prune`` it also removes, in the workspaces
+this catalog declares, what an earlier catalog apply created and this catalog no longer lists
+(models, aliases, and API-key hashes, which are revoked rather than deleted, so a removed key never
+works again); other workspaces are left alone, so teams may each apply their own catalog. Things made through the admin
 plane (``fleet keys create``, RegisterModel, ``fleet models alias``) and upstream copies are never
 pruned. A revoked key stays revoked even when a catalog lists its hash again.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from services.cache.registry_records import Invalidation
 from services.common.model_record import ModelRecord
 from services.registry.catalog import Catalog, CatalogError
-from services.registry.store.records import CATALOG, ApiKey
+from services.registry.store.records import CATALOG, Alias, ApiKey
 from services.registry.store.store import Store, Tx, now_utc
 
 
@@ -56,10 +57,11 @@ class _Plan:
         self.changes.append(Change(action, kind, name, detail))
 
     async def run(self) -> None:
+        aliases = await self.tx.aliases()  # before models are pruned (which takes their aliases along)
         await self._workspaces()
         await self._keys()
         kept = await self._models()
-        await self._aliases(kept)
+        await self._aliases(kept, aliases)
 
     async def _workspaces(self) -> None:
         existing = await self.tx.workspaces()
@@ -84,7 +86,8 @@ class _Plan:
         if not self.prune:
             return
         for key in current.values():
-            if key.source == CATALOG and not key.revoked and key.sha256 not in self.catalog.keys:
+            if (key.source == CATALOG and not key.revoked and key.workspace in self.catalog.workspaces
+                    and key.sha256 not in self.catalog.keys):
                 self._change("removed", "key", key.id, f"workspace {key.workspace}; revoked")
                 self.invalidations.append(Invalidation("key", key_sha256=key.sha256))
                 if self.write:
@@ -107,7 +110,8 @@ class _Plan:
         kept = set(current) | set(self.catalog.models)
         if self.prune:
             for model_id, stored in sorted(current.items()):
-                if stored.source == CATALOG and model_id not in self.catalog.models:
+                if (stored.source == CATALOG and stored.record.workspace in self.catalog.workspaces
+                        and model_id not in self.catalog.models):
                     self._change("removed", "model", model_id)
                     self.invalidations.append(Invalidation("model", model_id=model_id))
                     kept.discard(model_id)
@@ -115,8 +119,8 @@ class _Plan:
                         await self.tx.delete_model(model_id)
         return kept
 
-    async def _aliases(self, kept: set[str]) -> None:
-        current = {(a.workspace, a.alias): a for a in await self.tx.aliases()}
+    async def _aliases(self, kept: set[str], aliases: list[Alias]) -> None:
+        current = {(a.workspace, a.alias): a for a in aliases}
         problems = []
         for (workspace, alias), model_id in sorted(self.catalog.aliases.items()):
             line = self.catalog.lines.get(("alias", workspace, alias), 0)
@@ -146,7 +150,8 @@ class _Plan:
             raise CatalogError("\n".join(problems))
         for (workspace, alias), existing in sorted(current.items()):
             gone = existing.model_id not in kept
-            if gone or (self.prune and existing.source == CATALOG and (workspace, alias) not in self.catalog.aliases):
+            if gone or (self.prune and existing.source == CATALOG and workspace in self.catalog.workspaces
+                        and (workspace, alias) not in self.catalog.aliases):
                 name = f"{workspace}/{alias}" if "/" not in alias else f"{workspace}:{alias}"
                 self._change("removed", "alias", name, f"was -> {existing.model_id}")
                 self.invalidations.append(Invalidation("alias", workspace=workspace, alias=alias))
