@@ -6,6 +6,7 @@ tests flush and restart; the registry's database is a SQLite file.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import redis
 import yaml
 
 from fleet.client import FleetClient, build_request
@@ -213,3 +215,100 @@ def test_admin_cli(control: LocalFleet, tmp_path: Path) -> None:
         assert status_of(lambda: c.infer("extra/2", SAMPLE, timeout=30)) == "NOT_FOUND"
     nokey = fleet_cli(control, "keys", "list", token=False)
     assert nokey.returncode == 2 and "no admin token" in nokey.stderr
+
+
+# ---- revocation -----------------------------------------------------------------------------------
+def _refused_at(address: str, api_key: str, deadline: float) -> float:
+    """Poll one gateway with ``api_key`` until it answers UNAUTHENTICATED; the time it first did."""
+    with FleetClient(address, api_key) as c:
+        while time.monotonic() < deadline:
+            if status_of(lambda: c.stub.GetServerInfo(gateway_pb2.GetServerInfoRequest(), metadata=c.metadata,
+                                                      timeout=5)) == "UNAUTHENTICATED":
+                return time.monotonic()
+            time.sleep(0.01)
+    raise AssertionError(f"a revoked key still works at {address}")
+
+
+@pytest.mark.slow
+def test_a_revoked_key_is_refused_by_every_gateway_and_never_works_again(control: LocalFleet) -> None:
+    stub, md = admin_stub(control)
+    made = stub.CreateApiKey(admin_pb2.CreateApiKeyRequest(workspace="demo", name="doomed"), metadata=md, timeout=30)
+    for gateway in control.gateway_processes:  # both gateways have it cached (auth refresh is 60 s here)
+        with FleetClient(gateway.address, made.api_key) as c:
+            assert c.infer("detector", SAMPLE, timeout=60).model_id == "shapes-det/1"
+    with concurrent.futures.ThreadPoolExecutor(len(control.gateway_processes)) as pool:
+        revoked = time.monotonic()
+        stub.RevokeApiKey(admin_pb2.RevokeApiKeyRequest(key_id=made.key.key_id), metadata=md, timeout=30)
+        answered = time.monotonic()
+        refused = list(pool.map(lambda g: _refused_at(g.address, made.api_key, revoked + 30),
+                                control.gateway_processes))
+    delays = [round(t - revoked, 3) for t in refused]
+    print(f"\nrevocation: RevokeApiKey took {answered - revoked:.3f} s; refused by the two gateways "
+          f"{delays} s after it was sent")
+    assert max(delays) < 3.0, delays  # the goal is 1 s; the bound is generous for a loaded 2-core machine
+    control.restart_redis()  # the registry's Redis cache is gone: the database still says revoked
+    time.sleep(1.0)
+    for gateway in control.gateway_processes:
+        with FleetClient(gateway.address, made.api_key) as c:
+            assert status_of(lambda: c.infer("detector", SAMPLE, timeout=30)) == "UNAUTHENTICATED"
+    # Nor after the gateways forgot everything (restarted) and asked again.
+    restarted = control.restart(control.gateway_processes[1].name)
+    with FleetClient(restarted.address, made.api_key) as c:
+        assert status_of(lambda: c.infer("detector", SAMPLE, timeout=30)) == "UNAUTHENTICATED"
+
+
+# ---- Redis flushed and restarted under load ---------------------------------------------------
+@pytest.mark.slow
+def test_redis_flushed_and_restarted_under_load_loses_nothing(control: LocalFleet) -> None:
+    before = snapshot(control)
+    gateways = [g.address for g in control.gateway_processes]
+    with Load(gateways, TEST_KEY, "detector", SAMPLE, clients=8) as load:
+        time.sleep(3)
+        flushed = time.monotonic()
+        raw = redis.Redis.from_url(control.redis_url)
+        raw.flushall()
+        raw.close()
+        time.sleep(4)
+        stopped = time.monotonic()
+        control.restart_redis()  # empty, same port
+        back = time.monotonic()
+        time.sleep(6)
+    after_back = load.failures(since=back + 1.0)
+    print(f"\nredis under load: {len(load.outcomes)} requests; {dict(load.counts())}; "
+          f"failed during flush {load.failures(flushed, stopped)}, during restart {load.failures(stopped, back + 1)}, "
+          f"from 1 s after Redis answered again {after_back}")
+    assert load.counts(since=back + 1.0)["OK"] > 0
+    assert after_back == 0
+    assert snapshot(control) == before  # keys, models and aliases unchanged
+    with FleetClient(control.gateway.address, OTHER_KEY) as c:  # and a key first used now still works
+        assert c.infer("detector", SAMPLE, timeout=60).model_id == "otherdet/1"
+
+
+# ---- the registry SIGKILLed for 30 s under load -----------------------------------------------
+@pytest.mark.slow
+def test_registry_killed_for_30_s_under_load(control: LocalFleet) -> None:
+    stub, md = admin_stub(control)
+    fresh = stub.CreateApiKey(admin_pb2.CreateApiKeyRequest(workspace="other", name="unseen"), metadata=md,
+                              timeout=30).api_key
+    gateways = [g.address for g in control.gateway_processes]
+    with Load(gateways, TEST_KEY, "detector", SAMPLE, clients=8) as load:
+        time.sleep(2)
+        registry = control.registry
+        registry.proc.kill()
+        registry.proc.wait()
+        killed = time.monotonic()
+        with FleetClient(control.gateway.address, fresh) as c:  # a key never seen fails closed
+            assert status_of(lambda: c.infer("detector", SAMPLE, timeout=30)) == "UNAVAILABLE"
+        time.sleep(max(0.0, killed + 30 - time.monotonic()))
+        down = load.counts(killed, time.monotonic())
+        control.restart("registry")
+        back = time.monotonic()
+        time.sleep(3)
+    print(f"\nregistry killed for 30 s under load: {dict(down)} while it was down; {dict(load.counts(back))} after")
+    assert down["OK"] > 0 and load.failures(killed, back) == 0
+    assert load.failures(back) == 0
+    deadline = time.monotonic() + 15
+    with FleetClient(control.gateway.address, fresh) as c:  # everything recovers: the new key now works
+        while status_of(lambda: c.infer("detector", SAMPLE, timeout=30)) != "OK":
+            assert time.monotonic() < deadline, "the new key did not start working after the registry came back"
+            time.sleep(0.2)
