@@ -168,14 +168,24 @@ def test_admin_cli(control: LocalFleet, tmp_path: Path) -> None:
 
     # Aliases: moved atomically, visible through both gateways.
     assert fleet_cli(control, "models", "alias", "other", "current", "otherdet/1").returncode == 0
-    moved = fleet_cli(control, "models", "alias", "other", "current", "otherdet/2")
-    assert moved.returncode == 0 and "(was otherdet/1)" in moved.stdout
-    deadline = time.monotonic() + 5
+    for gateway in control.gateway_processes:  # both gateways have the alias cached
+        with FleetClient(gateway.address, OTHER_KEY) as c:
+            assert c.infer("current", SAMPLE, timeout=60).model_id == "otherdet/1"
+    stub, md = admin_stub(control)
+    moved_at = time.monotonic()
+    moved = stub.SetAlias(admin_pb2.SetAliasRequest(workspace="other", alias="current", model_id="otherdet/2"),
+                          metadata=md, timeout=30)
+    assert moved.previous_model_id == "otherdet/1"
+    seen = []
     for gateway in control.gateway_processes:
         with FleetClient(gateway.address, OTHER_KEY) as c:
             while c.infer("current", SAMPLE, timeout=60).model_id != "otherdet/2":
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+                assert time.monotonic() < moved_at + 5, "a moved alias did not reach every gateway"
+                time.sleep(0.02)
+            seen.append(round(time.monotonic() - moved_at, 3))
+    print(f"\nalias moved: served as the new target by both gateways {seen} s after SetAlias was sent")
+    cli_moved = fleet_cli(control, "models", "alias", "other", "current", "otherdet/1")
+    assert cli_moved.returncode == 0 and "(was otherdet/2)" in cli_moved.stdout
     refused = fleet_cli(control, "models", "alias", "other", "theirs", "shapes-det/1")
     assert refused.returncode == 1 and "NOT_FOUND" in refused.stderr
     assert "otherdet/2" in fleet_cli(control, "models", "list", "--workspace", "other").stdout
