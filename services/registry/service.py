@@ -58,7 +58,8 @@ class Registry:
     def __init__(self, store: Store, lookups: ReadThrough, admin_sha256: str = "",
                  upstream: Upstream | None = None, negative_ttl_s: float = 30.0) -> None:
         self.store, self.lookups, self.admin_sha256, self.upstream = store, lookups, admin_sha256, upstream
-        self._upstream_missing: TTLCache[str, bool] = TTLCache(10_000, negative_ttl_s) if negative_ttl_s else {}  # type: ignore[assignment]
+        self._upstream_missing: TTLCache[tuple[str, str], bool] | None = (
+            TTLCache(10_000, negative_ttl_s) if negative_ttl_s else None)
         self._last_used: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -136,11 +137,12 @@ class Registry:
 
     async def _from_upstream(self, model_id: str, workspace: str) -> ModelRecord | None:
         assert self.upstream is not None
-        if (workspace, model_id) in self._upstream_missing:
+        if self._upstream_missing is not None and (workspace, model_id) in self._upstream_missing:
             return None
         answer = await self.upstream.lookup(model_id, workspace)
         if answer is None:
-            self._upstream_missing[(workspace, model_id)] = True  # type: ignore[index]
+            if self._upstream_missing is not None:
+                self._upstream_missing[(workspace, model_id)] = True
             return None
         record, ttl_s = answer
         await self._store_upstream(record, ttl_s)
@@ -174,7 +176,7 @@ class Registry:
 
     def forget_missing(self, invalidation: Invalidation) -> None:
         """A model was registered somewhere: stop remembering that upstream lacked it."""
-        if invalidation.kind == "model":
+        if invalidation.kind == "model" and self._upstream_missing is not None:
             for key in [k for k in self._upstream_missing if k[1] == invalidation.model_id]:
                 self._upstream_missing.pop(key, None)
 
