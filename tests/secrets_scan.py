@@ -1,12 +1,13 @@
-"""Finding secrets in service logs: the tests' API keys, and any key as ``fleet.keys`` makes them."""
+"""Finding secrets in service logs: the tests' API keys, and any key or admin token as ``fleet.keys`` makes them."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-# fleet.keys.new_api_key: "fk_" + 32 URL-safe characters (a key's short prefix or id is shorter).
-GENERATED_KEY = re.compile(r"(?<![A-Za-z0-9_-])fk_[A-Za-z0-9_-]{32}(?![A-Za-z0-9_-])")
+# fleet.keys.new_api_key: "fk_" + 32 URL-safe characters (a key's short prefix or id is shorter);
+# new_admin_token: "fa_" + 43.
+GENERATED_KEY = re.compile(r"(?<![A-Za-z0-9_-])(fk_[A-Za-z0-9_-]{32}|fa_[A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])")
 
 
 def find_secrets(root: Path, known: list[str]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from fleet.keys import hash_api_key, new_api_key
+from fleet.keys import hash_api_key, new_admin_token, new_api_key
 from tests.conftest import TEST_KEY
 from tests.secrets_scan import find_secrets
 
@@ -23,5 +23,7 @@ def _check(tmp_path: Path) -> None:
     assert find_secrets(tmp_path, [TEST_KEY]) == []
     (tmp_path / "run" / "worker-0.log").write_text(f"oops {key}\n")
     (tmp_path / "run" / "registry.log").write_text(f"oops {TEST_KEY}\n")
+    token = new_admin_token()
+    (tmp_path / "run" / "gateway-1.log").write_text(f'{{"token": "{token}"}}\n')
     leaks = find_secrets(tmp_path, [TEST_KEY])
-    assert len(leaks) == 2 and all(key not in leak and TEST_KEY not in leak for leak in leaks)
+    assert len(leaks) == 3 and all(key not in leak and TEST_KEY not in leak and token not in leak for leak in leaks)

@@ -59,12 +59,19 @@ def add_port(server: grpc.aio.Server, address: str, tls: ServerTls | None) -> in
 def open_channel(address: str, max_message_bytes: int, tls: ClientTls | None = None) -> grpc.aio.Channel:
     """A channel to another fleet service: plaintext, or TLS (rebuilt when its files change)."""
     if tls is None:
-        return grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes))
+        return grpc.aio.insecure_channel(address, options=_options(address, max_message_bytes))
     return ReloadingChannel(address, max_message_bytes, tls)
 
 
-def _secure(address: str, max_message_bytes: int, tls: ClientTls) -> grpc.aio.Channel:
+def _options(address: str, max_message_bytes: int) -> list[tuple[str, Any]]:
     options = channel_options(max_message_bytes)
+    if address.startswith("dns:"):  # a name for several replicas: balance over every address it resolves to
+        options.append(("grpc.lb_policy_name", "round_robin"))
+    return options
+
+
+def _secure(address: str, max_message_bytes: int, tls: ClientTls) -> grpc.aio.Channel:
+    options = _options(address, max_message_bytes)
     if tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
     return grpc.aio.secure_channel(address, tls.credentials(), options=options)

@@ -16,7 +16,7 @@ from fleet.cli.output import detections_table
 from fleet.client import FleetClient
 from services.local.processes import FleetStartError, LocalFleet
 from fleet.paths import DEMO_CATALOG, SAMPLES_DIR, client_state_file, state_dir
-from fleet.keys import hash_api_key, new_api_key
+from fleet.keys import hash_api_key, new_admin_token, new_api_key
 from services.cache.embedded import EmbeddedRedis
 
 
@@ -37,15 +37,15 @@ def write_catalog(source: Path, dest: Path, api_key: str, workspace: str = "demo
 def fleet_state(fleet: LocalFleet, api_key: str) -> dict[str, object]:
     """What scripts need to drive the running fleet (the state file's content).
 
-    ``http_address``/``http_url`` are null when the HTTP API is off; ``admin_token`` is null until the
-    registry has an admin plane; ``ca`` is the CA to trust on both ports (null without ``--tls``).
+    ``http_address``/``http_url`` are null when the HTTP API is off; ``ca`` is the CA to trust on
+    both ports (null without ``--tls``).
     """
     return {
         "grpc_address": fleet.gateway.address,
         "http_address": f"127.0.0.1:{fleet.gateway.http_port}" if fleet.gateway.http_port else None,
         "http_url": fleet.gateway.http_url or None,
         "api_key": api_key,
-        "admin_token": None,
+        "admin_token": fleet.admin_token,
         "ca": str(fleet.ca_path) if fleet.ca_path else None,
         "tls": fleet.ca_path is not None,
         "pid": os.getpid(),
@@ -53,10 +53,11 @@ def fleet_state(fleet: LocalFleet, api_key: str) -> dict[str, object]:
 
 
 def write_state(path: Path, state: dict[str, object]) -> Path:
-    """Write ``state`` as JSON, readable by its owner only (it holds the dev API key)."""
+    """Write ``state`` as JSON, readable by its owner only (it holds the dev API key and the admin token)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # created afresh, so the mode is 0600 whatever an older file had
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(state, fh, indent=2)
     os.replace(tmp, path)
@@ -125,8 +126,11 @@ def _serve(args: argparse.Namespace, run_dir: Path, redis_url: str, embedded: bo
     api_key = new_api_key()
     catalog = run_dir / "catalog.yaml"
     write_catalog(args.catalog, catalog, api_key)
+    # The registry's database persists in the run directory (keys and aliases made with the CLI survive a
+    # restart); the catalog is applied with prune, so the previous run's development key is revoked.
     fleet = LocalFleet(redis_url, catalog, workers=args.workers, state_dir=run_dir, gateway_port=args.port,
-                       http_port=args.http_port, namespace="fleet-dev", tls=args.tls)
+                       http_port=args.http_port, namespace="fleet-dev", admin_token=new_admin_token(),
+                       catalog_prune=True, tls=args.tls)
     try:
         fleet.start()
     except FleetStartError as exc:
@@ -146,12 +150,18 @@ Inference Fleet is up.
   registry  {fleet.registry.address}
   workers   {', '.join(w.address for w in fleet.worker_processes)}
   redis     {redis_url}{' (embedded)' if embedded else ''}
+  database  {fleet.database_url}
   logs      {run_dir}{tls_line}
-  API key   {api_key}
-            (saved for `fleet infer` in {', '.join(map(str, states))})
+  API key   {api_key}   (workspace demo)
+  admin     {fleet.admin_token}
+            (both saved, mode 0600, for the CLI in {', '.join(map(str, states))})
 
 Try:  fleet infer --model shapes-det/1 --visualize out.jpg {_sample() or 'IMAGE.jpg'}
-      fleet models
+      fleet models                                   # loaded models
+      fleet keys create --workspace demo --name me   # admin: a new API key (shown once)
+      fleet models list                              # admin: registered models and aliases
+      fleet catalog apply models/catalog.yaml --dry-run
+  Elsewhere, give the CLI the admin token with FLEET_ADMIN_TOKEN or --admin-token-file FILE (mode 0600).
 Stop with Ctrl-C.
 """, flush=True)
         while not stop.wait(0.5):

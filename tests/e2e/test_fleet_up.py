@@ -127,6 +127,8 @@ def test_fleet_up_tls_runs_every_hop_over_tls_and_clients_use_the_saved_ca(tmp_p
         assert out.returncode == 0 and "detections" in out.stdout, out.stderr
         out = up.cli("infer", "--state-file", str(state_file), "--model", "shapes-det/1", sample)
         assert out.returncode == 0, out.stderr
+        out = up.cli("keys", "list", "--state-file", str(state_file), "--json")  # admin commands, over TLS too
+        assert out.returncode == 0 and "demo" in out.stdout, out.stderr
         with FleetClient.from_state(state_file) as client:
             assert client.infer("shapes-det/1", Path(sample)).object_detection.detections
         with FleetClient(state["grpc_address"], state["api_key"]) as plaintext:
