@@ -36,4 +36,4 @@ def test_request_ids_and_digests_with_a_newline_are_refused() -> None:
     with pytest.raises(InvalidArgument):
         ArtifactStore("/tmp/unused").cached_path(digest + "\n")
     with pytest.raises(ValueError):
-        Keys().api_key(digest + "\n")
+        Keys().principal(digest + "\n")
