@@ -38,11 +38,11 @@ class FleetStartError(RuntimeError):
     pass
 
 
-def artifact_roots(catalog: Path) -> list[Path]:
-    """The package directories a catalog names (where its file:// weights are), and the demo models."""
+def artifact_roots(catalog: Path, more: list[Path] | None = None) -> list[Path]:
+    """The package directories a catalog names (where its file:// weights are), the demo models, and ``more``."""
     data = yaml.safe_load(catalog.read_text(encoding="utf-8")) or {}
     packages = {(catalog.parent / m["package"]).resolve() for m in data.get("models", []) if m.get("package")}
-    return sorted(packages | {MODELS_DIR.resolve()})
+    return sorted(packages | {MODELS_DIR.resolve()} | {Path(p).resolve() for p in more or []})
 
 
 @dataclass
@@ -157,6 +157,7 @@ class LocalFleet:
     catalog_prune: bool = False
     redis: EmbeddedRedis | None = None
     tls: bool = False
+    artifact_roots: list[Path] = field(default_factory=list)  # beyond the catalog's package directories
     processes: list[ServiceProcess] = field(default_factory=list)
     pki: DevPki | None = None
 
@@ -223,7 +224,7 @@ class LocalFleet:
         return self._spawn(f"worker-{index}", "services.model_worker", "FLEET_WORKER_", {
             "FLEET_WORKER_WORKER_ID": f"worker-{index}",
             "FLEET_WORKER_REGISTRY_ADDRESS": self.registry_addresses,
-            "FLEET_WORKER_ARTIFACT_ROOTS": ",".join(str(p) for p in artifact_roots(self.catalog)),
+            "FLEET_WORKER_ARTIFACT_ROOTS": ",".join(str(p) for p in artifact_roots(self.catalog, self.artifact_roots)),
             **self.worker_env,
             **(extra or {}),
         })

@@ -102,6 +102,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls", action="store_true",
                    help="make a development CA and certificates in the state directory and run every hop over "
                         "TLS (client certificates on the internal plane); the CLI trusts the CA on its own")
+    p.add_argument("--artifact-root", type=Path, action="append", default=[], metavar="DIR",
+                   help="a directory workers may read model weights from, beyond the catalog's packages "
+                        "(for packages added later with `fleet catalog apply`; repeatable)")
     p.add_argument("--state-file", type=Path,
                    help="also write the fleet's state here as JSON (0600): gRPC address, dev API key, CA path; "
                         "removed when the fleet stops")
@@ -130,7 +133,7 @@ def _serve(args: argparse.Namespace, run_dir: Path, redis_url: str, embedded: bo
     # restart); the catalog is applied with prune, so the previous run's development key is revoked.
     fleet = LocalFleet(redis_url, catalog, workers=args.workers, state_dir=run_dir, gateway_port=args.port,
                        http_port=args.http_port, namespace="fleet-dev", admin_token=new_admin_token(),
-                       catalog_prune=True, tls=args.tls)
+                       catalog_prune=True, tls=args.tls, artifact_roots=args.artifact_root)
     try:
         fleet.start()
     except FleetStartError as exc:

@@ -175,3 +175,14 @@ def test_host_patterns() -> None:
     for host in ("badexample.com", "example.com.evil", "internal", "x.models.internal"):
         with pytest.raises(ModelPackageError):
             policy.check_host(host, "uri")
+
+
+def test_a_local_fleet_lets_workers_read_exactly_its_catalogs_packages(tmp_path: Path) -> None:
+    from fleet.paths import MODELS_DIR
+    from services.local.processes import artifact_roots
+    from tests.conftest import write_catalog
+
+    (tmp_path / "pkgs" / "a").mkdir(parents=True)
+    catalog = write_catalog(tmp_path / "catalog.yaml", [{"id": "a/1", "workspace": "demo", "package": "pkgs/a"}])
+    assert artifact_roots(catalog, [tmp_path / "more"]) == sorted(
+        {(tmp_path / "pkgs" / "a").resolve(), MODELS_DIR.resolve(), (tmp_path / "more").resolve()})
