@@ -28,6 +28,7 @@ class BenchConfig:
     scale_rounds: int = 5  # alternating windows of one worker and of two
     scale_warmup_s: float = 1.0
     scale_measure_s: float = 4.0
+    edge_concurrency: tuple[int, ...] = (1, 16)  # HTTP and OIP edges, compared with the same fleet points
     churn_models: int = 50
     churn_capacity: int = 5
     churn_zipf_s: float = 1.1

@@ -98,8 +98,9 @@ class LoadedModel(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., model_type: _Optional[str] = ..., worker_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., loaded_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., request_count: _Optional[int] = ..., load_seconds: _Optional[float] = ..., execution_provider: _Optional[str] = ..., pinned: bool = ..., sha256: _Optional[str] = ..., workspace: _Optional[str] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., requests_per_second: _Optional[float] = ...) -> None: ...
 
 class WorkerLoad(_message.Message):
-    __slots__ = ("worker_id", "loaded_models", "max_models", "loaded_bytes", "capacity_bytes", "in_flight", "queued", "execution_providers", "memory_free_fraction", "draining")
+    __slots__ = ("worker_id", "address", "loaded_models", "max_models", "loaded_bytes", "capacity_bytes", "in_flight", "queued", "execution_providers", "memory_free_fraction", "draining")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
     LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
     MAX_MODELS_FIELD_NUMBER: _ClassVar[int]
     LOADED_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +111,7 @@ class WorkerLoad(_message.Message):
     MEMORY_FREE_FRACTION_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
+    address: str
     loaded_models: int
     max_models: int
     loaded_bytes: int
@@ -119,7 +121,7 @@ class WorkerLoad(_message.Message):
     execution_providers: _containers.RepeatedScalarFieldContainer[str]
     memory_free_fraction: float
     draining: bool
-    def __init__(self, worker_id: _Optional[str] = ..., loaded_models: _Optional[int] = ..., max_models: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., execution_providers: _Optional[_Iterable[str]] = ..., memory_free_fraction: _Optional[float] = ..., draining: bool = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., loaded_models: _Optional[int] = ..., max_models: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., execution_providers: _Optional[_Iterable[str]] = ..., memory_free_fraction: _Optional[float] = ..., draining: bool = ...) -> None: ...
 
 class ModelCopy(_message.Message):
     __slots__ = ("worker_id", "in_flight", "queued", "requests_per_second", "outstanding")

@@ -63,7 +63,7 @@ class Gateway:
                     timeout_s: float | None) -> inference_pb2.InferResponse:
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.default_timeout_s)
-        model = await self.resolver.resolve(request.model_id, caller.workspace)
+        model = await self.resolver.resolve(request.model_id, caller.in_workspace().workspace)
         digest = self._cache_digest(model, request)
         response = await self._cached(digest) if digest else None
         if response is None:
@@ -147,7 +147,7 @@ class Gateway:
     async def add_model(self, caller: Caller, model_id: str,
                         copies: int = 0) -> tuple[descriptor_pb2.ModelDescriptor, list[str]]:
         """Load the model on ``copies`` workers (0: one) and, for copies >= 1, keep that many until removed."""
-        model = await self.resolver.resolve(model_id, caller.workspace)
+        model = await self.resolver.resolve(model_id, caller.in_workspace().workspace)
         if copies > self.max_copies:
             raise InvalidArgument(f"copies must be at most {self.max_copies}, the fleet's limit per model")
         if copies and not caller.owns(model.workspace):
@@ -182,7 +182,7 @@ class Gateway:
         self.workers.note_serving(endpoint, model.model_id, model.sha256)
 
     async def remove_model(self, caller: Caller, model_id: str) -> list[str]:
-        model = await self.resolver.resolve(model_id, caller.workspace)
+        model = await self.resolver.resolve(model_id, caller.in_workspace().workspace)
         if not caller.owns(model.workspace):
             raise PermissionDenied(f"only the model's own workspace may unload {model.model_id!r}")
         await self._delete_floors(model.model_id)
@@ -220,13 +220,31 @@ class Gateway:
             for model_id in model_ids:
                 self.copies.floors.pop(model_id, None)
 
-    async def describe_models(self, caller: Caller) -> tuple[list[model_pb2.LoadedModel],
-                                                             list[model_pb2.ModelPlacement]]:
-        replies = await self._describe_all()
-        loaded = [m for _, reply in replies for m in reply.models if caller.owns(m.workspace)]
-        return loaded, self._placements(caller)
+    async def model(self, caller: Caller, model_id: str) -> descriptor_pb2.ModelDescriptor:
+        """The model an id or alias names for this caller (NotFound / PermissionDenied otherwise)."""
+        return await self.resolver.resolve(model_id, caller.in_workspace().workspace)
 
-    def _placements(self, caller: Caller) -> list[model_pb2.ModelPlacement]:
+    async def list_models(self, caller: Caller) -> list[descriptor_pb2.ModelDescriptor]:
+        """Every registered model the caller may use, loaded or not."""
+        return await self.resolver.registry.list_models(caller.in_workspace().workspace)
+
+    # ---- readiness (one place each, so a richer worker state only changes these) ---------------
+    def serving(self) -> bool:
+        """Some model worker is in rotation and not draining."""
+        return any(not endpoint.draining for endpoint in self.workers.live())
+
+    async def model_ready(self, caller: Caller, model_id: str) -> bool:
+        """Some worker that answers holds the model loaded (so its load succeeded there)."""
+        model = await self.model(caller, model_id)
+        return any(m.model_id == model.model_id for _, reply in await self._describe_all() for m in reply.models)
+
+    async def describe_models(self, caller: Caller) -> list[model_pb2.LoadedModel]:
+        """Every loaded copy the caller may see (one entry per copy)."""
+        replies = await self._describe_all()
+        return [m for _, reply in replies for m in reply.models if caller.owns(m.workspace)]
+
+    def placements(self, caller: Caller) -> list[model_pb2.ModelPlacement]:
+
         """Each model's copies taking traffic and their load, from the heartbeats routing uses."""
         endpoints = self.workers.all()
         floors = self.copies.floors if self.copies is not None else {}
@@ -252,7 +270,12 @@ class Gateway:
         return placements
 
     async def server_info(self, caller: Caller) -> list[model_pb2.WorkerLoad]:
-        return [reply.load for _, reply in await self._describe_all()]
+        """Each worker's load: counts are aggregate; internal addresses are shown to admins only."""
+        loads = [reply.load for _, reply in await self._describe_all()]
+        if not caller.admin:
+            for load in loads:
+                load.ClearField("address")
+        return loads
 
     async def _describe_all(self) -> list[tuple[WorkerEndpoint, worker_pb2.ModelWorkerServiceDescribeModelsResponse]]:
         return await self._fan_out(lambda ep: ep.client.describe(DESCRIBE_TIMEOUT_S))

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+AUTH_CACHE = Counter(
+    "fleet_gateway_auth_cache_total",
+    "API-key lookups by result: hit (fresh), miss (asked the registry), stale (served while the registry is down).",
+    ["result"],
+)
+RESOLVER_CACHE = Counter(
+    "fleet_gateway_resolver_cache_total",
+    "Model resolutions by result: hit (fresh), miss (asked the registry), stale (served while the registry is down).",
+    ["result"],
+)
+
 # decision: holder (a request went to an existing copy), placement (a request went to a worker that loads the
 # model for it), new_copy / released_copy (the copies controller placed or released a copy).
 ROUTING_DECISIONS = Counter(

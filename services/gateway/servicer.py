@@ -66,8 +66,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     @rpc("gateway")
     async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        models, placements = await self.gateway.describe_models(await self._caller(context))
-        return gateway_pb2.DescribeModelsResponse(models=models, placements=placements)
+        caller = await self._caller(context)
+        models = await self.gateway.describe_models(caller)
+        return gateway_pb2.DescribeModelsResponse(models=models, placements=self.gateway.placements(caller))
 
     @rpc("gateway")
     async def GetServerInfo(self, request, context: grpc.aio.ServicerContext):  # noqa: N802

@@ -1,5 +1,7 @@
 """Many inferences over one stream: bounded, answers as they complete, back-pressure to the client.
 
+``bounded_map`` is the engine (the OIP stream uses it too); ``infer_stream`` runs fleet.v1 items on it.
+
 A stream holds at most ``max_in_flight`` items (being served, or answered and waiting to be sent)
 and about ``max_buffered_bytes`` of answers (those waiting to be sent, and those being served at
 the stream's mean answer size). At either bound it stops reading
@@ -19,8 +21,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from fleet.v1 import inference_pb2
 from services.common.context import current_request_id
@@ -31,6 +34,8 @@ from services.gateway.metrics import STREAM_PAUSES
 
 log = logging.getLogger("fleet.gateway.streaming")
 
+R = TypeVar("R")
+T = TypeVar("T")
 Outcome = tuple[str, inference_pb2.InferResponse | FleetError]
 
 
@@ -40,11 +45,15 @@ class StreamLimits:
     max_buffered_bytes: int = 8 * 1024 * 1024
 
 
-def _size(outcome: inference_pb2.InferResponse | FleetError) -> int:
-    return outcome.ByteSize() if isinstance(outcome, inference_pb2.InferResponse) else len(outcome.message) + 16
+def _size(outcome: object) -> int:
+    """Bytes an answer holds: a protobuf message's size, an error's message."""
+    if isinstance(outcome, FleetError):
+        return len(outcome.message) + 16
+    byte_size = getattr(outcome, "ByteSize", None)
+    return byte_size() if callable(byte_size) else 0
 
 
-class _Window:
+class _Window(Generic[T]):
     """Items held by one stream and the bytes of its unsent answers; wakes the reader and the writer.
 
     Items still being served count by the mean size of this stream's answers so far, so a stream
@@ -58,7 +67,7 @@ class _Window:
         self.bytes = 0  # of the answered ones not yet taken
         self.answers = 0
         self.mean_size = 0.0
-        self.ready: deque[tuple[str, inference_pb2.InferResponse | FleetError, int]] = deque()
+        self.ready: deque[tuple[str, T | FleetError, int]] = deque()
         self.room = asyncio.Event()
         self.arrived = asyncio.Event()
         self.reading = True
@@ -71,7 +80,7 @@ class _Window:
         self.held += 1
         self.running += 1
 
-    def answered(self, correlation_id: str, outcome: inference_pb2.InferResponse | FleetError) -> None:
+    def answered(self, correlation_id: str, outcome: T | FleetError) -> None:
         size = _size(outcome)
         self.running -= 1
         self.answers += 1
@@ -93,13 +102,22 @@ async def infer_stream(
     gateway: Gateway, caller: Caller, items: AsyncIterator[tuple[str, inference_pb2.InferRequest]],
     limits: StreamLimits, time_remaining: Callable[[], float | None],
 ) -> AsyncIterator[Outcome]:
-    window = _Window(limits)
+    """fleet.v1 items: each one's deadline is what is left of the stream's when it starts."""
+    async for outcome in bounded_map(lambda request: gateway.infer(caller, request, time_remaining()), items, limits):
+        yield outcome
+
+
+async def bounded_map(call: Callable[[R], Awaitable[T]], items: AsyncIterator[tuple[str, R]],
+                      limits: StreamLimits | int) -> AsyncIterator[tuple[str, T | FleetError]]:
+    """``call`` on each item within ``limits`` (an int: that many in flight), yielding (correlation id, result or
+    error) as they complete and reading the next item only while there is room."""
+    window: _Window[T] = _Window(limits if isinstance(limits, StreamLimits) else StreamLimits(max_in_flight=limits))
     tasks: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
 
-    async def one(correlation_id: str, request: inference_pb2.InferRequest, timeout_s: float | None) -> None:
+    async def one(correlation_id: str, request: R) -> None:
         try:
-            outcome: inference_pb2.InferResponse | FleetError = await gateway.infer(caller, request, timeout_s)
+            outcome: T | FleetError = await call(request)
         except FleetError as exc:
             outcome = exc
         except Exception:  # a bug: this item answers INTERNAL, the stream goes on
@@ -116,7 +134,7 @@ async def infer_stream(
                         window.room.clear()
                         await window.room.wait()
                 window.admit()
-                task = loop.create_task(one(correlation_id, request, time_remaining()))
+                task = loop.create_task(one(correlation_id, request))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         finally:

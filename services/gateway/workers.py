@@ -26,6 +26,7 @@ from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
 from services.cache import FleetCache
 from services.common.errors import CacheUnavailable
 from services.common.periodic import Periodic
+from services.common.tls import ClientTls
 from services.gateway.metrics import WORKER_IN_FLIGHT
 from services.gateway.worker_client import WorkerClient
 
@@ -103,8 +104,9 @@ class WorkerEndpoint:
 
 class WorkerPool:
     def __init__(self, static_addresses: list[str], max_message_bytes: int, cache: FleetCache | None,
-                 discover: bool, probe_interval_s: float, refresh_s: float, rng: random.Random | None = None) -> None:
-        self.max_message_bytes, self.cache, self.discover = max_message_bytes, cache, discover
+                 discover: bool, probe_interval_s: float, refresh_s: float, tls: ClientTls | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.max_message_bytes, self.cache, self.discover, self.tls = max_message_bytes, cache, discover, tls
         self.probe_interval_s = probe_interval_s
         self.rng = rng or random.Random()
         self.endpoints: dict[str, WorkerEndpoint] = {}
@@ -115,7 +117,7 @@ class WorkerPool:
     def _add(self, address: str, static: bool = False) -> WorkerEndpoint:
         endpoint = self.endpoints.get(address)
         if endpoint is None:
-            client = WorkerClient(address, self.max_message_bytes + 1024 * 1024)
+            client = WorkerClient(address, self.max_message_bytes + 1024 * 1024, self.tls)
             endpoint = WorkerEndpoint(address, client, static=static)
             self.endpoints[address] = endpoint
             log.info("worker added", extra={"address": address})

@@ -124,9 +124,9 @@ def loaded_to_proto(model: LoadedModel, worker_id: str) -> model_pb2.LoadedModel
 
 
 def worker_load(state: WorkerState) -> model_pb2.WorkerLoad:
-    """The public summary of a worker's state (its address stays internal)."""
+    """The public summary of a worker's state (the gateway shows its address to admins only)."""
     return model_pb2.WorkerLoad(
-        worker_id=state.worker_id, loaded_models=len(state.models), max_models=state.max_models,
+        worker_id=state.worker_id, address=state.address, loaded_models=len(state.models), max_models=state.max_models,
         loaded_bytes=state.loaded_bytes, capacity_bytes=state.capacity_bytes,
         in_flight=sum(m.in_flight for m in state.models), queued=sum(m.queued for m in state.models),
         execution_providers=list(state.execution_providers), memory_free_fraction=state.memory_free_fraction,

@@ -30,3 +30,9 @@ CANCELLED = Counter(
     "fleet_worker_cancelled_requests_total",
     "Requests whose caller went away while they waited for a batch; dropped before running.",
 )
+DECODE_BUDGET_IN_USE = Gauge(
+    "fleet_worker_decode_budget_in_use_pixels", "Decoded pixels reserved now by requests being decoded."
+)
+DECODE_BUDGET_REJECTED = Counter(
+    "fleet_worker_decode_budget_rejected_total", "Requests answered RESOURCE_EXHAUSTED after waiting for the decode budget."
+)

@@ -45,10 +45,10 @@ FAST = {  # heartbeats and decisions every half second, so the test takes second
 def fleet_of(tmp_path: Path, redis_url: str, namespace: str) -> Iterator:
     started: list[LocalFleet] = []
 
-    def start(workers: int, **env: str) -> LocalFleet:
+    def start(workers: int, gateways: int = 1, **env: str) -> LocalFleet:
         catalog = write_catalog(tmp_path / "catalog.yaml", demo_models())
-        local = LocalFleet(redis_url, catalog, workers=workers, namespace=namespace, state_dir=tmp_path / "run",
-                           env={**FAST, **env})
+        local = LocalFleet(redis_url, catalog, workers=workers, gateways=gateways, namespace=namespace,
+                           state_dir=tmp_path / "run", env={**FAST, **env})
         started.append(local)
         return local.start()
 
@@ -183,9 +183,8 @@ async def test_add_model_keeps_copies_and_describe_models_shows_them(fleet_of) -
 
 
 async def test_gateway_replicas_place_a_cold_model_on_the_same_worker(fleet_of) -> None:  # noqa: ANN001
-    local = fleet_of(3)
-    second = local.start_gateway(local.registry, [], name="gateway-2")  # finds the workers by heartbeat
-    second.wait_ready(60)
+    local = fleet_of(3, gateways=2)
+    second = local.gateway_processes[1]
     async with grpc.aio.insecure_channel(local.gateway.address) as one, \
             grpc.aio.insecure_channel(second.address) as two:
         stubs = [gateway_pb2_grpc.GatewayServiceStub(c) for c in (one, two)]
