@@ -239,8 +239,10 @@ def _scale_out(results: dict) -> str:
     verdict = "meets" if s["ratio"] >= s["target_ratio"] else "misses"
     pinning = "workers pinned to their own core (`taskset`)" if s.get("pinned") else "workers NOT pinned (no taskset)"
     ratios = ", ".join(f"{r:.2f}" for r in s["round_ratios"])
+    cfg = results["config"]
     return (f"One hot model, one InferStream holding {s['concurrency']} requests in flight, {pinning}, ONNX Runtime "
-            f"intra-op threads 1; the two setups measured in alternating windows, {len(s['round_ratios'])} rounds. "
+            f"intra-op threads 1; the two setups measured in alternating windows ({cfg.get('scale_warmup_s', 1.0)} s "
+            f"warm-up, {cfg.get('scale_measure_s', 4.0)} s measured), {len(s['round_ratios'])} rounds. "
             f"Two workers over one: **{s['ratio']:.2f}x** (median of the rounds: {ratios}; {verdict} the "
             f"{s['target_ratio']}x target) on a machine with {s['cores']} logical CPUs that the client and the "
             "gateway share with the workers. The row shows the median round; requests by worker add up every round."
@@ -255,29 +257,32 @@ def _walls(results: dict) -> str:
 
 
 def markdown(results: dict) -> str:
-    sections = [
-        _header(results),
-        "## Latency and throughput\n\nRatios are against the in-process single stream. CPU cores: what the "
-        "benchmark's processes used together, and what everything else on the machine (or hypervisor steal) "
-        f"took meanwhile (this machine has {results['machine']['logical_cpus']}; 'others' above ~0.1 means the "
-        "numbers are skewed)."
-        "\n\n" + _latency_table(results),
-        "## Issue #4 acceptance\n\n" + _acceptance(results),
-        "## gRPC alone (the transport floor)\n\n" + _transport(results),
-        "## Where the time goes\n\nMean milliseconds per request: client-observed latency, the gateway's and the "
-        "worker's own totals and the worker's stages (from `timings`), then CPU milliseconds per request spent in "
-        "each process.\n\n" + _breakdown_table(results),
-        "## ONNX Runtime alone, by batch size\n\nThe same session as the baseline, no decode or post-processing: "
-        "what dynamic batching can gain on this CPU at most (other processes took "
-        f"{results['scenarios'].get('baseline', {}).get('batch_scaling_others_cores', 0.0):.2f} cores meanwhile)."
-        "\n\n" + _batch_scaling(results),
-        "## Fixed per-request costs\n\n" + _fixed_costs(results),
-        "## Model churn\n\nRSS over time: `churn_rss.png`.\n\n" + _churn(results),
-        "## Cold start\n\n" + _cold(results),
-        "## Scale-out\n\n" + _scale_out(results),
-        "## Scenario wall times\n\n" + _walls(results),
+    """The report: a section for each part of the suite that ran (``--only`` runs a subset)."""
+    ran = set(results["scenarios"])
+    latency = bool(ran & set(LATENCY_SCENARIOS))
+    sections: list[tuple[bool, str]] = [
+        (True, _header(results)),
+        (latency, "## Latency and throughput\n\nRatios are against the in-process single stream. CPU cores: what the "
+         "benchmark's processes used together, and what everything else on the machine (or hypervisor steal) "
+         f"took meanwhile (this machine has {results['machine']['logical_cpus']}; 'others' above ~0.1 means the "
+         "numbers are skewed)."
+         "\n\n" + _latency_table(results)),
+        ("baseline" in ran or "worker_only" in ran, "## Issue #4 acceptance\n\n" + _acceptance(results)),
+        ("transport" in ran, "## gRPC alone (the transport floor)\n\n" + _transport(results)),
+        (latency, "## Where the time goes\n\nMean milliseconds per request: client-observed latency, the gateway's "
+         "and the worker's own totals and the worker's stages (from `timings`), then CPU milliseconds per request "
+         "spent in each process.\n\n" + _breakdown_table(results)),
+        ("baseline" in ran, "## ONNX Runtime alone, by batch size\n\nThe same session as the baseline, no decode or "
+         "post-processing: what dynamic batching can gain on this CPU at most (other processes took "
+         f"{results['scenarios'].get('baseline', {}).get('batch_scaling_others_cores', 0.0):.2f} cores meanwhile)."
+         "\n\n" + _batch_scaling(results)),
+        ("worker_only" in ran, "## Fixed per-request costs\n\n" + _fixed_costs(results)),
+        ("churn" in ran, "## Model churn\n\nRSS over time: `churn_rss.png`.\n\n" + _churn(results)),
+        ("cold_start" in ran, "## Cold start\n\n" + _cold(results)),
+        ("scale_out" in ran, "## Scale-out\n\n" + _scale_out(results)),
+        (True, "## Scenario wall times\n\n" + _walls(results)),
     ]
-    return "\n\n".join(s for s in sections if s) + "\n"
+    return "\n\n".join(text for wanted, text in sections if wanted and text) + "\n"
 
 
 def write(results: dict, out_dir: Path) -> str:
