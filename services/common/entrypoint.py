@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from services.common import native_output, tracing
 from services.common.logging_setup import configure_logging
 from services.common.server import Service, run
 from services.common.settings import ServiceSettings, env_help
@@ -41,8 +42,13 @@ def main_for(name: str, description: str, settings_cls: type[S], build: Callable
             settings = settings_cls()
         except ValidationError as exc:
             parser.exit(2, f"fleet-{name}: invalid settings:\n{exc}\n")
-        configure_logging(name, settings.log_level, settings.log_format)
+        stream = native_output.capture() if settings.capture_native_output else None
+        configure_logging(name, settings.log_level, settings.log_format, stream)
         die_with_parent()
-        run(lambda: build(settings))
+        tracing.configure(name)
+        try:
+            run(lambda: build(settings))
+        finally:
+            tracing.shutdown()
 
     return main

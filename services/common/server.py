@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from services.common.channels import server_options
+from services.common.dependencies import Check, DependencyMonitor
 from services.common.labels import MODEL_LABELS
 from services.common.metrics import READY
 from services.common.settings import ServiceSettings
@@ -42,6 +43,7 @@ class Service:
     startup: StartupHook | None = None
     shutdown: Hook | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    dependencies: dict[str, Check] = field(default_factory=dict)  # checked for fleet_dependency_up
 
 
 class Runner:
@@ -62,6 +64,8 @@ class Runner:
             raise RuntimeError(f"could not bind {s.host}:{s.port}")
         self.metrics_port = 0
         self._httpd: object | None = None
+        self.dependencies = DependencyMonitor(service.dependencies, s.dependency_check_interval_s,
+                                              s.dependency_check_timeout_s)
         self._stop = asyncio.Event()
 
     async def set_serving(self, serving: bool) -> None:
@@ -81,6 +85,7 @@ class Runner:
         await self.set_serving(False)
         await self.server.start()
         log.info("%s listening", self.service.name, extra={"port": self.port, "metrics_port": self.metrics_port})
+        await self.dependencies.start()
         if self.service.startup:
             await self.service.startup(self.port)
         await self.set_serving(True)
@@ -96,6 +101,7 @@ class Runner:
         log.info("%s shutting down", self.service.name, extra={"grace_s": grace})
         await self.set_serving(False)
         await self.server.stop(grace)
+        await self.dependencies.stop()
         if self.service.shutdown:
             await self.service.shutdown()
         if self._httpd is not None:

@@ -8,9 +8,8 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fleet.v1 import gateway_pb2, gateway_pb2_grpc
+from fleet.v1 import gateway_pb2_grpc
 from services.cache import FleetCache
 from services.common.errors import CacheUnavailable, Unavailable
 from services.common.server import Service
@@ -18,12 +17,11 @@ from services.gateway.auth import Authenticator
 from services.gateway.gateway import Gateway
 from services.gateway.registry_client import RegistryClient
 from services.gateway.resolver import ModelResolver
-from services.gateway.servicer import GatewayServicer
+from services.gateway.servicer import SERVICE_NAME, GatewayServicer
 from services.gateway.settings import GatewaySettings
 from services.gateway.workers import WorkerPool
 
 log = logging.getLogger("fleet.gateway")
-SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
 def package_version() -> str:
@@ -35,14 +33,11 @@ def package_version() -> str:
 
 async def wait_for_registry(registry: RegistryClient, wait_s: float) -> None:
     """Block start-up (health NOT_SERVING) until the registry reports SERVING."""
-    stub = health_pb2_grpc.HealthStub(registry.channel)
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.aio.AioRpcError:
+            return await registry.check()
+        except Unavailable:
             pass
         if time.monotonic() > deadline:
             raise Unavailable(f"the registry at {registry.address} did not become ready within {wait_s}s")
@@ -78,4 +73,5 @@ def build(settings: GatewaySettings) -> Service:
         await registry.close()
         await cache.close()
 
-    return Service("gateway", settings, register, [SERVICE_NAME], startup, shutdown)
+    return Service("gateway", settings, register, [SERVICE_NAME], startup, shutdown,
+                   dependencies={"redis": cache.ping, "registry": registry.check})

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from fleet.v1 import gateway_pb2, gateway_pb2_grpc, inference_pb2
-from services.common import descriptors
+from services.common import descriptors, tracing
 from services.common.errors import FleetError
 from services.common.rpc import rpc, rpc_stream
 from services.gateway.auth import Authenticator
@@ -17,19 +17,22 @@ from services.gateway.streaming import infer_stream
 
 MAX_STREAM_IN_FLIGHT = 64
 
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def __init__(self, gateway: Gateway, auth: Authenticator, version: str) -> None:
         self.gateway, self.auth, self.version = gateway, auth, version
 
     async def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
-        return await self.auth.authenticate(context.invocation_metadata())
+        with tracing.span("auth"):
+            return await self.auth.authenticate(context.invocation_metadata())
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return await self.gateway.infer(await self._caller(context), request, context.time_remaining())
 
-    @rpc_stream("gateway")
+    @rpc_stream(SERVICE_NAME)
     async def InferStream(self, request_iterator, context: grpc.aio.ServicerContext):  # noqa: N802
         caller = await self._caller(context)
 
@@ -46,27 +49,27 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             else:
                 yield gateway_pb2.InferStreamResponse(correlation_id=correlation_id, response=outcome)
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def AddModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         model, workers = await self.gateway.add_model(await self._caller(context), request.model_id)
         return gateway_pb2.AddModelResponse(model=descriptors.summary(model), worker_ids=workers)
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def RemoveModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         workers = await self.gateway.remove_model(await self._caller(context), request.model_id)
         return gateway_pb2.RemoveModelResponse(worker_ids=workers)
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def ClearModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         unloaded = await self.gateway.clear_models(await self._caller(context))
         return gateway_pb2.ClearModelsResponse(unloaded=unloaded)
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         models = await self.gateway.describe_models(await self._caller(context))
         return gateway_pb2.DescribeModelsResponse(models=models)
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def GetServerInfo(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         workers = await self.gateway.server_info(await self._caller(context))
         return gateway_pb2.GetServerInfoResponse(name="inference-fleet", version=self.version, workers=workers)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import grpc
 
-from fleet.internal.v1 import registry_pb2, registry_pb2_grpc
+from fleet.internal.v1 import registry_pb2_grpc
 from services.cache import FleetCache
 from services.common.server import Service
 from services.registry.catalog import Catalog
 from services.registry.service import Registry
-from services.registry.servicer import RegistryServicer
+from services.registry.servicer import SERVICE_NAME, RegistryServicer
 from services.registry.settings import RegistrySettings
 
-SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
 
 
 def build(settings: RegistrySettings) -> Service:
@@ -27,4 +26,5 @@ def build(settings: RegistrySettings) -> Service:
         if settings.catalog:
             await registry.load_catalog(Catalog.load(settings.catalog))
 
-    return Service("registry", settings, register, [SERVICE_NAME], startup, cache.close)
+    return Service("registry", settings, register, [SERVICE_NAME], startup, cache.close,
+                   dependencies={"redis": cache.ping})
