@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -63,11 +64,22 @@ class TextFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("fleet.thread").error("unhandled exception in thread %s", name,
+                                            exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json", stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else TextFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Python's own stray stderr writers, into the same log: warnings and exceptions that end a thread.
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
