@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
+from prometheus_client import disable_created_metrics, start_http_server
 
 from services.common.channels import server_options
 from services.common.dependencies import Check, DependencyMonitor
@@ -80,6 +80,7 @@ class Runner:
     async def start(self) -> None:
         s = self.service.settings
         MODEL_LABELS.configure(s.metrics_max_models)
+        disable_created_metrics()  # no *_created series beside every counter and histogram (half the series)
         self._httpd, _ = start_http_server(s.metrics_port, addr=s.host)
         self.metrics_port = self._httpd.server_port
         await self.set_serving(False)

@@ -112,6 +112,7 @@ class Gateway:
         if not self.response_cache_ttl_s or request.bypass_cache or request.image.HasField("url"):
             return ""
         h = hashlib.sha256()
+        h.update(model.model_id.encode())  # models sharing weights answer with their own id
         h.update(model.sha256.encode())
         h.update(request.image.SerializeToString(deterministic=True))
         h.update(request.parameters.SerializeToString(deterministic=True))

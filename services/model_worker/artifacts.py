@@ -96,7 +96,9 @@ class ArtifactStore:
             raise ModelPackageError(f"artifact {path} does not exist")
         got = await asyncio.to_thread(sha256_file, path)
         if got != sha256:
+            ARTIFACT_DOWNLOADS.labels("rejected").inc()
             raise _mismatch(str(path), got, sha256)
+        ARTIFACT_DOWNLOADS.labels("local").inc()
         return path
 
     @contextlib.asynccontextmanager

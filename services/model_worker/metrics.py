@@ -54,7 +54,10 @@ STAGE_SECONDS = Histogram(
 INFERENCE_LOG_FAILURES = Counter(
     "fleet_worker_inference_log_failures_total", "Inference-log entries lost because Redis failed."
 )
-ARTIFACT_DOWNLOADS = Counter("fleet_worker_artifact_fetches_total", "Artifact fetches by outcome.", ["outcome"])
+ARTIFACT_DOWNLOADS = Counter("fleet_worker_artifact_fetches_total", "Artifact fetches by outcome (local: a file:// "
+                             "artifact verified in place; cached, downloaded, failed, rejected).", ["outcome"])
+for _outcome in ("local", "cached", "downloaded", "failed", "rejected"):
+    ARTIFACT_DOWNLOADS.labels(_outcome)
 INFO = Gauge("fleet_worker_info", "1, labelled with the worker's id and the execution provider it asks for.",
              ["worker_id", "execution_provider"])
 
