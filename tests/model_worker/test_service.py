@@ -219,3 +219,42 @@ async def test_preloaded_models_are_pinned_before_the_worker_is_ready(tmp_path: 
         assert "pre/1" in [m.model_id for m in h.worker.manager.models()]  # pinned: not evicted
     finally:
         await h.runner.stop()
+
+
+async def test_per_model_series(tmp_path: Path, redis_url: str, namespace: str, good) -> None:
+    from prometheus_client import REGISTRY  # noqa: PLC0415
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    other = descriptor(write_package(tmp_path / "second", yolov8_like(seed=5)), "second/1")
+    before = {k: sample(*k[:1], **dict(k[1:])) for k in [
+        ("fleet_worker_requests_total", ("model_id", "good/1"), ("outcome", "OK")),
+        ("fleet_worker_requests_total", ("model_id", "good/1"), ("outcome", "InvalidArgument")),
+        ("fleet_worker_cold_starts_total", ("model_id", "good/1")),
+        ("fleet_worker_batch_size_count", ("model_id", "good/1")),
+        ("fleet_worker_queue_seconds_count", ("model_id", "good/1")),
+        ("fleet_worker_inference_seconds_count", ("model_id", "good/1")),
+        ("fleet_worker_request_seconds_count", ("model_id", "good/1")),
+        ("fleet_worker_model_loads_total", ("model_id", "good/1"), ("outcome", "loaded")),
+        ("fleet_worker_evictions_total", ("model_id", "good/1"), ("reason", "count")),
+    ]}
+    h = await start_worker(tmp_path, redis_url, namespace, max_active_models=1)
+    try:
+        for _ in range(3):
+            await h.infer(good, inference_pb2.Image(encoded=PNG))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await h.infer(good, inference_pb2.Image(encoded=b"\xff\xd8\xff garbage"))
+        assert sample("fleet_worker_model_loaded", model_id="good/1") == 1
+        assert sample("fleet_worker_model_bytes", model_id="good/1") == h.worker.manager.get("good/1").size_bytes
+        await h.infer(other, inference_pb2.Image(encoded=PNG))  # evicts good/1 (one model at most)
+        after = {k: sample(*k[:1], **dict(k[1:])) for k in before}
+        delta = {k[0] + str(dict(k[1:])): after[k] - before[k] for k in before}
+        assert list(delta.values()) == [3, 1, 1, 3, 3, 3, 3, 1, 1], delta
+        assert sample("fleet_worker_model_loaded", model_id="good/1") == 0
+        assert sample("fleet_worker_model_bytes", model_id="good/1") == 0
+        assert sample("fleet_worker_queue_depth", model_id="good/1") == 0
+        assert sample("fleet_worker_in_flight_requests") == 0
+        assert sample("fleet_worker_info", worker_id="w-test", execution_provider="CPUExecutionProvider") == 1
+    finally:
+        await h.runner.stop()
