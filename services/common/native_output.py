@@ -7,6 +7,9 @@ the JSON logs. ``capture()`` points descriptor 2 at a pipe (Python's own ``sys.s
 fault handler keep the real stderr), and a thread reads the pipe line by line: each line is
 counted in ``fleet_native_messages_total{library}`` and logged through ``fleet.native``, decoder
 noise about images already answered INVALID_ARGUMENT at DEBUG, anything else at WARNING.
+
+A line written just before the process dies of a fatal signal may be lost with the reader thread
+(the fault handler's own dump is not: it writes to the real stderr).
 """
 
 from __future__ import annotations
@@ -79,10 +82,14 @@ class _Reader(threading.Thread):
             os.dup2(self.original_fd, 2)
 
 
-def capture() -> TextIO:
+def capture() -> TextIO | None:
     """Send descriptor 2 through the line reader; return a stream on the original stderr, for the
-    log handler (Python's ``sys.stderr`` is pointed at it too). Call once, before logging is set up."""
-    original_fd = os.dup(2)
+    log handler (Python's ``sys.stderr`` is pointed at it too). Call once, before logging is set up.
+    None (nothing changed) when descriptor 2 is not open."""
+    try:
+        original_fd = os.dup(2)
+    except OSError:
+        return None
     stream = os.fdopen(original_fd, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
     read_fd, write_fd = os.pipe()
     os.dup2(write_fd, 2)
