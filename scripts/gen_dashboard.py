@@ -57,6 +57,13 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]], str]]]] = [
          [("min by (job, dependency) (fleet_dependency_up)", "{{job}} -> {{dependency}}")],
          "1 while Redis / the registry answer each service's checks. Alerts: FleetRedisUnavailable, "
          "FleetRegistryUnavailable."),
+        ("HTTP API requests", "reqps",
+         [(f"sum by (route, status) (rate(fleet_gateway_http_requests_total[{RI}]))", "{{route}} {{status}}")],
+         "The gateway's HTTP API (Roboflow routes, KServe v2 REST), by route template and status."),
+        ("HTTP API latency (p99)", "s",
+         [(f"histogram_quantile(0.99, sum by (route, le) (rate(fleet_gateway_http_request_seconds_bucket[{RI}])))",
+           "{{route}}")],
+         "Duration of HTTP API requests by route."),
         ("Response cache", "percentunit",
          [(f'sum(rate(fleet_gateway_response_cache_total{{result="hit"}}[{RI}])) / '
            f"clamp_min(sum(rate(fleet_gateway_response_cache_total[{RI}])), 1e-9)", "hit ratio")],

@@ -11,6 +11,7 @@ from cachetools import TTLCache
 
 from services.cache import FleetCache
 from services.cache.api_keys import hash_api_key
+from services.common import tracing
 from services.common.errors import CacheUnavailable, Unauthenticated
 from services.gateway.caller import Caller
 from services.gateway.registry_client import RegistryClient
@@ -20,18 +21,24 @@ log = logging.getLogger("fleet.gateway.auth")
 MAX_KEY_LENGTH = 512
 
 
+MISSING_KEY = "missing API key: send call metadata 'authorization: Bearer <your API key>'"
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The key in an ``authorization`` value of the form ``Bearer <key>`` (None when it is not one)."""
+    scheme, _, token = str(value or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def bearer_key(metadata: object) -> str:
     """The API key from ``authorization: Bearer <key>`` call metadata."""
     for key, value in metadata or ():  # type: ignore[union-attr]
         if key == "authorization":
-            scheme, _, token = str(value).partition(" ")
-            token = token.strip()
-            if scheme.lower() != "bearer" or not token:
-                break
-            if len(token) > MAX_KEY_LENGTH:
-                raise Unauthenticated("the API key is not valid")
-            return token
-    raise Unauthenticated("missing API key: send call metadata 'authorization: Bearer <your API key>'")
+            if (token := bearer_token(value)) is not None:
+                return token
+            break
+    raise Unauthenticated(MISSING_KEY)
 
 
 class Authenticator:
@@ -43,7 +50,20 @@ class Authenticator:
 
     async def authenticate(self, metadata: object) -> Caller:
         """The caller behind a call's ``authorization: Bearer`` metadata (Unauthenticated otherwise)."""
-        return Caller(workspace=await self.workspace_for(bearer_key(metadata)))
+        return await self.authenticate_key(bearer_key(metadata))
+
+    async def authenticate_key(self, api_key: str | None, missing: str = MISSING_KEY) -> Caller:
+        """The caller behind a raw API key, however an edge received it (header, query, body).
+
+        Every edge (fleet.v1 and OIP gRPC, HTTP) comes through here, so all share one set of caches.
+        ``missing`` is the message for a call that carried no key (it names the edge's way to send one).
+        """
+        if not api_key:
+            raise Unauthenticated(missing)
+        if len(api_key) > MAX_KEY_LENGTH:
+            raise Unauthenticated("the API key is not valid")
+        with tracing.span("auth"):
+            return Caller(workspace=await self.workspace_for(api_key))
 
     async def workspace_for(self, api_key: str) -> str:
         key_hash = hash_api_key(api_key)

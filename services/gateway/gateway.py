@@ -164,6 +164,25 @@ class Gateway:
                 self.workers.note_unloaded(endpoint, model_id)
         return sum(len(model_ids) for _, model_ids in replies)
 
+    async def model(self, caller: Caller, model_id: str) -> descriptor_pb2.ModelDescriptor:
+        """The model an id or alias names for this caller (NotFound / PermissionDenied otherwise)."""
+        return await self.resolver.resolve(model_id, caller.workspace)
+
+    async def list_models(self, caller: Caller) -> list[descriptor_pb2.ModelDescriptor]:
+        """Every registered model the caller may use, loaded or not."""
+        return await self.resolver.registry.list_models(caller.workspace)
+
+    # ---- readiness (one place each, so a richer worker state only changes these) ---------------
+    def serving(self) -> bool:
+        """Some model worker is known and not cooling down after a failure."""
+        now = time.monotonic()
+        return any(endpoint.healthy(now) for endpoint in self.workers.all())
+
+    async def model_ready(self, caller: Caller, model_id: str) -> bool:
+        """Some worker that answers holds the model loaded (so its load succeeded there)."""
+        model = await self.model(caller, model_id)
+        return any(m.model_id == model.model_id for _, reply in await self._describe_all() for m in reply.models)
+
     async def describe_models(self, caller: Caller) -> list[model_pb2.LoadedModel]:
         replies = await self._describe_all()
         return [m for _, reply in replies for m in reply.models if caller.owns(m.workspace)]

@@ -13,7 +13,8 @@ from services.common.rpc_errors import from_rpc_error
 
 CALL_TIMEOUT_S = 5.0
 _SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
-_AUTHENTICATE, _RESOLVE = ClientMethod(_SERVICE, "Authenticate"), ClientMethod(_SERVICE, "ResolveModel")
+_AUTHENTICATE, _RESOLVE, _LIST = (ClientMethod(_SERVICE, name) for name in ("Authenticate", "ResolveModel",
+                                                                            "ListModels"))
 
 
 class RegistryClient:
@@ -47,6 +48,21 @@ class RegistryClient:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, "registry") from None
         return reply.model
+
+    async def list_models(self, workspace: str, page_size: int = 500) -> list[descriptor_pb2.ModelDescriptor]:
+        """Every model the workspace may use (its own and public ones), all pages."""
+        models: list[descriptor_pb2.ModelDescriptor] = []
+        token = ""
+        while True:
+            try:
+                reply = await _LIST(self.stub.ListModels, registry_pb2.ListModelsRequest(
+                    workspace=workspace, page_size=page_size, page_token=token), CALL_TIMEOUT_S)
+            except grpc.aio.AioRpcError as exc:
+                raise from_rpc_error(exc, "registry") from None
+            models.extend(reply.models)
+            token = reply.next_page_token
+            if not token:
+                return models
 
     async def close(self) -> None:
         await self.channel.close()

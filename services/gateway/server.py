@@ -5,16 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 
 import grpc
 
 from fleet.v1 import gateway_pb2_grpc
+from fleet_oip.v2 import grpc_service_pb2_grpc as oip_pb2_grpc
 from services.cache import FleetCache
 from services.common.errors import CacheUnavailable, Unavailable
 from services.common.server import Service
 from services.gateway.auth import Authenticator
 from services.gateway.gateway import Gateway
+from services.gateway.http.app import HttpServer, build_app
+from services.gateway.http.context import HttpContext
+from services.gateway.oip.dataplane import DataPlane
+from services.gateway.oip.servicer import SERVICE as OIP_SERVICE_NAME
+from services.gateway.oip.servicer import OipServicer
 from services.gateway.registry_client import RegistryClient
 from services.gateway.resolver import ModelResolver
 from services.gateway.servicer import SERVICE_NAME, GatewayServicer
@@ -56,9 +63,18 @@ def build(settings: GatewaySettings) -> Service:
     gateway = Gateway(ModelResolver(registry, settings.model_cache_ttl_s), workers, cache,
                       settings.worker_attempts, settings.request_timeout_s, settings.response_cache_ttl_s)
 
+    version = package_version()
+    plane = DataPlane(gateway, "inference-fleet", version)
+    http = None
+    if settings.http_enabled:
+        context = HttpContext(gateway, plane, auth, version, uuid.uuid4().hex, settings.max_message_bytes)
+        http = HttpServer(build_app(context, settings.http_body_limit()), settings.host, settings.http_port,
+                          settings.shutdown_grace_s)
+
     def register(server: grpc.aio.Server) -> None:
-        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
-            GatewayServicer(gateway, auth, package_version()), server)
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(gateway, auth, version), server)
+        if settings.oip_enabled:
+            oip_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(plane, auth), server)
 
     async def startup(port: int) -> None:
         try:
@@ -67,11 +83,19 @@ def build(settings: GatewaySettings) -> Service:
             log.warning("Redis is unavailable at start-up; auth and placement caches are degraded")
         await wait_for_registry(registry, settings.registry_wait_s)
         workers.start()
+        if http is not None:
+            service.ports["http_port"] = await http.start()
+
+    async def draining() -> None:
+        if http is not None:
+            await http.stop()
 
     async def shutdown() -> None:
         await workers.close()
         await registry.close()
         await cache.close()
 
-    return Service("gateway", settings, register, [SERVICE_NAME], startup, shutdown,
-                   dependencies={"redis": cache.ping, "registry": registry.check})
+    names = [SERVICE_NAME, *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
+    service = Service("gateway", settings, register, names, startup, shutdown, draining=draining,
+                      dependencies={"redis": cache.ping, "registry": registry.check})
+    return service

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from fleet.v1 import gateway_pb2, gateway_pb2_grpc, inference_pb2
-from services.common import descriptors, tracing
+from services.common import descriptors
 from services.common.errors import FleetError
 from services.common.rpc import rpc, rpc_stream
 from services.gateway.auth import Authenticator
@@ -25,8 +25,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self.gateway, self.auth, self.version = gateway, auth, version
 
     async def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
-        with tracing.span("auth"):
-            return await self.auth.authenticate(context.invocation_metadata())
+        return await self.auth.authenticate(context.invocation_metadata())
 
     @rpc(SERVICE_NAME)
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802

@@ -25,3 +25,12 @@ class GatewaySettings(ServiceSettings):
     placement_refresh_s: float = Field(1.0, gt=0, description="How often worker heartbeats are read.")
     response_cache_ttl_s: int = Field(0, ge=0, description="Cache identical requests' responses in Redis (0: off).")
     registry_wait_s: float = Field(30.0, ge=0, description="At start-up, how long to wait for the registry.")
+    http_enabled: bool = Field(True, description="Serve the HTTP API (Roboflow-compatible and KServe v2 REST routes).")
+    http_port: int = Field(9001, ge=0, le=65535, description="HTTP API port (0: pick a free one).")
+    http_max_body_bytes: int = Field(
+        0, ge=0, description="Largest HTTP request body (0: room for a base64 image of max_message_bytes).")
+    oip_enabled: bool = Field(True, description="Serve the Open Inference Protocol (inference.GRPCInferenceService) "
+                                                "on the gRPC port.")
+
+    def http_body_limit(self) -> int:
+        return self.http_max_body_bytes or self.max_message_bytes * 4 // 3 + 64 * 1024

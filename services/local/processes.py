@@ -31,10 +31,15 @@ class ServiceProcess:
     log_path: Path
     port: int = 0
     metrics_port: int = 0
+    http_port: int = 0  # the gateway's HTTP API, when it serves one
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}" if self.http_port else ""
 
     @property
     def pid(self) -> int:
@@ -55,6 +60,7 @@ class ServiceProcess:
             if self.ready_file.exists():
                 info = json.loads(self.ready_file.read_text())
                 self.port, self.metrics_port = info["port"], info["metrics_port"]
+                self.http_port = info.get("http_port", 0)
                 return
             if not self.alive():
                 raise FleetStartError(f"{self.name} exited with code {self.proc.returncode}:\n{self.log_tail()}")
@@ -89,6 +95,7 @@ class LocalFleet:
     env: dict[str, str] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)
     gateway_port: int = 0
+    http_port: int = 0  # the gateway's HTTP API port (0: a free one)
     ready_timeout_s: float = 60.0
     processes: list[ServiceProcess] = field(default_factory=list)
 
@@ -139,6 +146,7 @@ class LocalFleet:
     def start_gateway(self, registry: ServiceProcess, workers: list[ServiceProcess]) -> ServiceProcess:
         return self._spawn("gateway", "services.gateway", "FLEET_GATEWAY_", {
             "FLEET_GATEWAY_PORT": str(self.gateway_port),
+            "FLEET_GATEWAY_HTTP_PORT": str(self.http_port),
             "FLEET_GATEWAY_REGISTRY_ADDRESS": registry.address,
             "FLEET_GATEWAY_WORKERS": ",".join(w.address for w in workers),
         })

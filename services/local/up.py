@@ -73,6 +73,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Start the fleet as local processes and keep it up until Ctrl-C or SIGTERM. "
                                    "Uses REDIS_URL when set, else starts an embedded Redis.")
     p.add_argument("--port", type=int, default=50051, help="gateway port (default 50051; 0 picks a free one)")
+    p.add_argument("--http-port", type=int, default=9001,
+                   help="HTTP API port: Roboflow-compatible and KServe v2 REST routes (default 9001; 0 picks a free one)")
     p.add_argument("--workers", type=int, default=1, help="number of model workers (default 1)")
     p.add_argument("--catalog", type=Path, default=DEMO_CATALOG, help="catalog YAML (default: the demo models)")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""), help="Redis to use (default: embedded)")
@@ -98,7 +100,7 @@ def _serve(args: argparse.Namespace, run_dir: Path, redis_url: str, embedded: bo
     catalog = run_dir / "catalog.yaml"
     write_catalog(args.catalog, catalog, api_key)
     fleet = LocalFleet(redis_url, catalog, workers=args.workers, state_dir=run_dir, gateway_port=args.port,
-                       namespace="fleet-dev")
+                       http_port=args.http_port, namespace="fleet-dev")
     try:
         fleet.start()
     except FleetStartError as exc:
@@ -109,7 +111,8 @@ def _serve(args: argparse.Namespace, run_dir: Path, redis_url: str, embedded: bo
         first_inference(fleet.gateway.address, api_key)
         print(f"""
 Inference Fleet is up.
-  gateway   {fleet.gateway.address}   (metrics http://127.0.0.1:{fleet.gateway.metrics_port}/metrics)
+  gateway   {fleet.gateway.address}   (gRPC: fleet.v1 and the Open Inference Protocol; metrics http://127.0.0.1:{fleet.gateway.metrics_port}/metrics)
+  http      {fleet.gateway.http_url}   (Roboflow-compatible and KServe v2 REST routes; OpenAPI at {fleet.gateway.http_url}/docs)
   registry  {fleet.registry.address}
   workers   {', '.join(w.address for w in fleet.worker_processes)}
   redis     {redis_url}{' (embedded)' if embedded else ''}

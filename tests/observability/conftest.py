@@ -4,6 +4,7 @@ by the real OTLP exporter to a receiver on a loopback port, scraped every second
 
 from __future__ import annotations
 
+import base64
 import io
 import random
 import re
@@ -112,6 +113,16 @@ def drive_traffic(fleet: LocalFleet) -> dict[str, int]:
         client.stub.AddModel(gateway_pb2.AddModelRequest(model_id="shapes-det/1"), metadata=client.metadata,
                              timeout=60)
         client.describe_models()
+        with httpx.Client(base_url=fleet.gateway.http_url, timeout=60) as http:  # the HTTP API too
+            b64 = base64.b64encode(images[2]).decode()
+            for _ in range(2):  # a series is born at its first request: a later one makes a rate to see
+                assert http.post(f"/shapes-det/1?api_key={TEST_KEY}", content=b64).status_code == 200
+                time.sleep(2.5)
+            assert http.post("/infer/object_detection", json={"model_id": "shapes-det/1", "api_key": TEST_KEY,
+                                                              "image": {"type": "base64", "value": b64}}).is_success
+            bad = http.post(f"/shapes-det/1?api_key={TEST_KEY}", content=base64.b64encode(b"\x00junk").decode())
+            assert bad.status_code == 400
+            counts["ok"], counts["failed"] = counts["ok"] + 3, counts["failed"] + 1
         for round_ in range(2):  # many models through workers holding 4 each: loads, cold starts, evictions
             for i in range(CHURN_MODELS):
                 reply = client.infer(f"churn-{i:02d}/1", images[round_])

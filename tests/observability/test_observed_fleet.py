@@ -20,7 +20,7 @@ from tests.observability.conftest import CUDA_ONLY, MAX_MODELS, REPO, RULES, Obs
 pytestmark = pytest.mark.slow
 DASHBOARD = REPO / "deploy" / "grafana" / "inference-fleet.json"
 # docs/metrics.md, "Cardinality": series per process without model_id (upper bounds) and per model_id.
-BASE_SERIES = {"worker": 300, "gateway": 450, "registry": 200}
+BASE_SERIES = {"worker": 300, "gateway": 750, "registry": 200}
 PER_MODEL_SERIES = {"worker": 91, "gateway": 35, "registry": 0}
 
 
@@ -143,6 +143,9 @@ def test_logs_are_json_with_failure_messages_and_no_secrets(observed: Observed) 
             assert secret not in text, f"{process.name} logged {secret!r}"
     worker_entries = [json.loads(line) for p in observed.fleet.worker_processes
                       for line in p.log_path.read_text().splitlines()]
+    gateway_entries = [json.loads(line) for line in observed.fleet.gateway.log_path.read_text().splitlines()]
+    http_failures = [e for e in gateway_entries if e.get("status") == 400]
+    assert http_failures and all("image" in e["msg"] and e["details"] for e in http_failures), http_failures
     decode_failures = [e for e in worker_entries if e.get("code") == "INVALID_ARGUMENT"]
     assert len(decode_failures) >= observed.traffic["corrupt"]
     assert all(e["msg"].startswith("rpc Infer INVALID_ARGUMENT: the ") and e["details"] for e in decode_failures)

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("package", ["fleet/v1", "fleet/internal/v1"])
+@pytest.mark.parametrize("package", ["fleet/v1", "fleet/internal/v1", "fleet_oip/v2"])
 def test_committed_stubs_match_the_protos(tmp_path: Path, package: str) -> None:
     subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_protos.py"), "--out", str(tmp_path)], check=True)
     generated = sorted(p.name for p in (tmp_path / package).iterdir() if p.suffix in (".py", ".pyi"))
