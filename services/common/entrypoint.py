@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -13,6 +14,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from services.common import native_output, tracing
+from services.common.errors import FleetError
 from services.common.logging_setup import configure_logging
 from services.common.server import Service, run
 from services.common.settings import ServiceSettings, env_help
@@ -48,6 +50,9 @@ def main_for(name: str, description: str, settings_cls: type[S], build: Callable
         tracing.configure(name)
         try:
             run(lambda: build(settings))
+        except FleetError as exc:  # a start-up precondition (e.g. an unmigrated database): say what to do
+            logging.getLogger(f"fleet.{name}").error("cannot start: %s", exc.message)
+            sys.exit(f"fleet-{name}: cannot start: {exc.message}")
         finally:
             tracing.shutdown()
 

@@ -29,15 +29,16 @@ class ClientMethod:
         self.span_name = f"{service}/{method}"
         self.span_attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
-    async def __call__(self, stub_method: Callable[..., Awaitable[Any]], request: Any, timeout_s: float) -> Any:
-        """``await stub_method(request)`` with the request id and trace context in its metadata."""
+    async def __call__(self, stub_method: Callable[..., Awaitable[Any]], request: Any, timeout_s: float,
+                       metadata: tuple[tuple[str, str], ...] = ()) -> Any:
+        """``await stub_method(request)`` with the request id, the trace context and ``metadata``."""
         m = self.metrics
         m.started.inc()
         traced = tracing.start_client_span(self.span_name, self.span_attributes) if tracing.ACTIVE else None
         code, started = grpc.StatusCode.OK, _perf()
         try:
             m.sent.inc()
-            reply = await stub_method(request, timeout=timeout_s, metadata=outgoing_metadata())
+            reply = await stub_method(request, timeout=timeout_s, metadata=outgoing_metadata() + metadata)
             m.received.inc()
             return reply
         except grpc.aio.AioRpcError as exc:

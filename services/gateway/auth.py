@@ -1,22 +1,22 @@
-"""API-key authentication: in-process TTL cache -> Redis (1 h TTL) -> registry.
+"""API-key authentication: an in-process stale-while-revalidate cache in front of the registry.
 
-Keys are hashed on arrival; only the hash is cached, sent to the registry or logged.
+Keys are hashed on arrival; only the hash is cached, sent to the registry or logged. While the
+registry (or its Redis) is unavailable, keys seen before keep working for ``max_stale_s``; a key never
+seen fails closed with UNAVAILABLE. A revocation reaches this cache at once through the registry's
+pub/sub invalidations (``forget``); without pub/sub, within ``refresh_after_s``.
 """
 
 from __future__ import annotations
 
-import logging
-
 from cachetools import TTLCache
 
-from services.cache import FleetCache
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key
 from services.common import tracing
-from services.common.errors import CacheUnavailable, Unauthenticated
+from services.common.errors import Unauthenticated
 from services.gateway.caller import Caller
-from services.gateway.registry_client import RegistryClient
-
-log = logging.getLogger("fleet.gateway.auth")
+from services.gateway.metrics import AUTH_CACHE
+from services.gateway.swr import StaleWhileRevalidate
+from services.registry.client import RegistryClient
 
 MAX_KEY_LENGTH = 512
 
@@ -42,10 +42,11 @@ def bearer_key(metadata: object) -> str:
 
 
 class Authenticator:
-    def __init__(self, cache: FleetCache, registry: RegistryClient, local_ttl_s: float, negative_ttl_s: float,
-                 redis_ttl_s: int) -> None:
-        self.cache, self.registry, self.redis_ttl_s = cache, registry, redis_ttl_s
-        self._valid: TTLCache[str, str] | None = TTLCache(50_000, local_ttl_s) if local_ttl_s else None
+    def __init__(self, registry: RegistryClient, refresh_after_s: float, max_stale_s: float,
+                 negative_ttl_s: float) -> None:
+        self.registry = registry
+        self._callers: StaleWhileRevalidate[str, Caller] = StaleWhileRevalidate(
+            "auth", refresh_after_s, max_stale_s, 50_000, AUTH_CACHE)
         self._invalid: TTLCache[str, bool] | None = TTLCache(50_000, negative_ttl_s) if negative_ttl_s else None
 
     async def authenticate(self, metadata: object) -> Caller:
@@ -63,36 +64,28 @@ class Authenticator:
         if len(api_key) > MAX_KEY_LENGTH:
             raise Unauthenticated("the API key is not valid")
         with tracing.span("auth"):
-            return Caller(workspace=await self.workspace_for(api_key))
+            return await self.caller_for(hash_api_key(api_key))
 
-    async def workspace_for(self, api_key: str) -> str:
-        key_hash = hash_api_key(api_key)
-        if self._valid is not None and (ws := self._valid.get(key_hash)) is not None:
-            return ws
+    async def caller_for(self, key_hash: str) -> Caller:
         if self._invalid is not None and key_hash in self._invalid:
             raise Unauthenticated("the API key is not valid")
-        workspace = await self._from_redis(key_hash)
-        if workspace is None:
-            try:
-                workspace = await self.registry.authenticate(key_hash)
-            except Unauthenticated:
-                if self._invalid is not None:
-                    self._invalid[key_hash] = True
-                raise Unauthenticated("the API key is not valid") from None
-            await self._to_redis(key_hash, workspace)
-        if self._valid is not None:
-            self._valid[key_hash] = workspace
-        return workspace
-
-    async def _from_redis(self, key_hash: str) -> str | None:
         try:
-            return await self.cache.auth.get(key_hash)
-        except CacheUnavailable:
-            log.warning("auth cache unavailable; asking the registry")
-            return None
+            return await self._callers.get(key_hash, lambda: self._ask(key_hash))
+        except Unauthenticated:
+            if self._invalid is not None:
+                self._invalid[key_hash] = True
+            raise Unauthenticated("the API key is not valid") from None
 
-    async def _to_redis(self, key_hash: str, workspace: str) -> None:
-        try:
-            await self.cache.auth.put(key_hash, workspace, self.redis_ttl_s)
-        except CacheUnavailable:
-            log.warning("auth cache unavailable; not caching")
+    async def _ask(self, key_hash: str) -> Caller:
+        reply = await self.registry.authenticate(key_hash)
+        return Caller(workspace=reply.workspace, key_id=reply.key_id, admin=reply.admin)
+
+    def forget(self, key_hash: str) -> None:
+        """Drop a key at once (it was revoked)."""
+        self._callers.drop(key_hash)
+
+    def revalidate_all(self) -> None:
+        self._callers.mark_all_due()
+
+    async def close(self) -> None:
+        await self._callers.close()

@@ -60,7 +60,7 @@ class Gateway:
 
     async def _resolve(self, model_id: str, caller: Caller) -> descriptor_pb2.ModelDescriptor:
         with tracing.span("resolve", **{"fleet.model_id": model_id}):
-            return await self.resolver.resolve(model_id, caller.workspace)
+            return await self.resolver.resolve(model_id, caller.in_workspace().workspace)
 
     async def _answer(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest,
                       deadline: float) -> inference_pb2.InferResponse:
@@ -166,11 +166,11 @@ class Gateway:
 
     async def model(self, caller: Caller, model_id: str) -> descriptor_pb2.ModelDescriptor:
         """The model an id or alias names for this caller (NotFound / PermissionDenied otherwise)."""
-        return await self.resolver.resolve(model_id, caller.workspace)
+        return await self.resolver.resolve(model_id, caller.in_workspace().workspace)
 
     async def list_models(self, caller: Caller) -> list[descriptor_pb2.ModelDescriptor]:
         """Every registered model the caller may use, loaded or not."""
-        return await self.resolver.registry.list_models(caller.workspace)
+        return await self.resolver.registry.list_models(caller.in_workspace().workspace)
 
     # ---- readiness (one place each, so a richer worker state only changes these) ---------------
     def serving(self) -> bool:

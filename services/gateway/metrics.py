@@ -22,8 +22,21 @@ RESPONSE_CACHE = Counter("fleet_gateway_response_cache_total", "Response-cache l
                          "(hit, miss, error: Redis unavailable).", ["result"])
 WORKERS = Gauge("fleet_gateway_workers", "Workers the gateway knows, by state (healthy, unhealthy: cooling down "
                 "after a failed call).", ["state"])
+AUTH_CACHE = Counter(
+    "fleet_gateway_auth_cache_total",
+    "API-key lookups by result: hit (fresh), miss (asked the registry), stale (served while the registry is down).",
+    ["result"],
+)
+RESOLVER_CACHE = Counter(
+    "fleet_gateway_resolver_cache_total",
+    "Model resolutions by result: hit (fresh), miss (asked the registry), stale (served while the registry is down).",
+    ["result"],
+)
 for _result in ("hit", "miss", "error"):
     RESPONSE_CACHE.labels(_result)
+for _result in ("hit", "miss", "stale"):
+    AUTH_CACHE.labels(_result)
+    RESOLVER_CACHE.labels(_result)
 for _state in ("healthy", "unhealthy"):
     WORKERS.labels(_state)
 

@@ -10,11 +10,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 import grpc
 
-from fleet.v1 import gateway_pb2_grpc
+from fleet.v1 import admin_pb2_grpc, gateway_pb2_grpc
 from fleet_oip.v2 import grpc_service_pb2_grpc as oip_pb2_grpc
 from services.cache import FleetCache
+from services.cache.registry_records import Invalidation
 from services.common.errors import CacheUnavailable, Unavailable
 from services.common.server import Service
+from services.gateway.admin_servicer import ADMIN_SERVICE_NAME, AdminServicer
 from services.gateway.auth import Authenticator
 from services.gateway.gateway import Gateway
 from services.gateway.http.app import HttpServer, build_app
@@ -22,11 +24,11 @@ from services.gateway.http.context import HttpContext
 from services.gateway.oip.dataplane import DataPlane
 from services.gateway.oip.servicer import SERVICE as OIP_SERVICE_NAME
 from services.gateway.oip.servicer import OipServicer
-from services.gateway.registry_client import RegistryClient
 from services.gateway.resolver import ModelResolver
 from services.gateway.servicer import SERVICE_NAME, GatewayServicer
 from services.gateway.settings import GatewaySettings
 from services.gateway.workers import WorkerPool
+from services.registry.client import RegistryClient
 
 log = logging.getLogger("fleet.gateway")
 
@@ -39,7 +41,7 @@ def package_version() -> str:
 
 
 async def wait_for_registry(registry: RegistryClient, wait_s: float) -> None:
-    """Block start-up (health NOT_SERVING) until the registry reports SERVING."""
+    """Block start-up (health NOT_SERVING) until a registry replica reports SERVING."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -58,10 +60,22 @@ def build(settings: GatewaySettings) -> Service:
         [a.strip() for a in settings.workers.split(",") if a.strip()], settings.max_message_bytes, cache,
         settings.discover_workers, settings.worker_cooldown_s, settings.placement_refresh_s,
     )
-    auth = Authenticator(cache, registry, settings.auth_local_ttl_s, settings.auth_negative_ttl_s,
-                         settings.auth_redis_ttl_s)
-    gateway = Gateway(ModelResolver(registry, settings.model_cache_ttl_s), workers, cache,
+    auth = Authenticator(registry, settings.auth_refresh_s, settings.auth_max_stale_s, settings.auth_negative_ttl_s)
+    resolver = ModelResolver(registry, settings.model_cache_ttl_s, settings.model_max_stale_s)
+    gateway = Gateway(resolver, workers, cache,
                       settings.worker_attempts, settings.request_timeout_s, settings.response_cache_ttl_s)
+
+    def invalidated(inv: Invalidation) -> None:
+        if inv.kind == "key":
+            auth.forget(inv.key_sha256)
+        else:
+            resolver.invalidate(inv)
+
+    def resubscribed() -> None:  # messages may have been missed while Redis was away
+        auth.revalidate_all()
+        resolver.revalidate_all()
+
+    listener = cache.invalidation_listener(invalidated, resubscribed)
 
     version = package_version()
     plane = DataPlane(gateway, "inference-fleet", version)
@@ -73,6 +87,7 @@ def build(settings: GatewaySettings) -> Service:
 
     def register(server: grpc.aio.Server) -> None:
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(gateway, auth, version), server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(auth, registry), server)
         if settings.oip_enabled:
             oip_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(plane, auth), server)
 
@@ -81,6 +96,7 @@ def build(settings: GatewaySettings) -> Service:
             await cache.ping()
         except CacheUnavailable:
             log.warning("Redis is unavailable at start-up; auth and placement caches are degraded")
+        listener.start()
         await wait_for_registry(registry, settings.registry_wait_s)
         workers.start()
         if http is not None:
@@ -91,11 +107,14 @@ def build(settings: GatewaySettings) -> Service:
             await http.stop()
 
     async def shutdown() -> None:
+        await listener.close()
         await workers.close()
+        await auth.close()
+        await resolver.close()
         await registry.close()
         await cache.close()
 
-    names = [SERVICE_NAME, *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
+    names = [SERVICE_NAME, ADMIN_SERVICE_NAME, *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
     service = Service("gateway", settings, register, names, startup, shutdown, draining=draining,
                       dependencies={"redis": cache.ping, "registry": registry.check})
     return service
