@@ -25,11 +25,19 @@ log = logging.getLogger("fleet.registry.client")
 CALL_TIMEOUT_S = 5.0
 ADMIN_HEADER = "x-fleet-admin-sha256"
 _RETRY_ELSEWHERE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"]
-_ADMIN = registry_pb2.DESCRIPTOR.services_by_name["RegistryAdminService"]
-# One per RPC: the grpc_client_* metrics and CLIENT spans of the calls (each replica tried counts once).
-_METHODS = {name: ClientMethod(service.full_name, name) for service in (_SERVICE, _ADMIN)
-            for name in service.methods_by_name}
+_SERVICES = {name: service.full_name for service in (registry_pb2.DESCRIPTOR.services_by_name["RegistryService"],
+                                                     registry_pb2.DESCRIPTOR.services_by_name["RegistryAdminService"])
+             for name in service.methods_by_name}
+# One per RPC, made at its first call (a worker only ever resolves): the grpc_client_* metrics and CLIENT
+# spans of the calls, each replica tried counting once.
+_METHODS: dict[str, ClientMethod] = {}
+
+
+def _method(name: str) -> ClientMethod:
+    method = _METHODS.get(name)
+    if method is None:
+        method = _METHODS[name] = ClientMethod(_SERVICES[name], name)
+    return method
 
 
 def parse_addresses(addresses: str) -> list[str]:
@@ -72,7 +80,7 @@ class RegistryClient:
     async def _call(self, method: str, pick, request, metadata: tuple[tuple[str, str], ...] = (),
                     retry_deadline: bool = True):  # type: ignore[no-untyped-def]
         """``pick(replica)`` is the stub method; tries each replica in turn while they are unavailable."""
-        client_method = _METHODS[method]
+        client_method = _method(method)
         count = len(self.replicas)
         last: grpc.aio.AioRpcError | None = None
         for step in range(count):

@@ -26,6 +26,7 @@ from fleet.v1 import gateway_pb2
 from services.cache.embedded import delete_namespace
 from services.demo.scenes import generate_scene
 from services.local.processes import LocalFleet
+from tests.artifact_server import ArtifactServer
 from tests.conftest import PACKAGES, TEST_KEY, demo_models, write_catalog
 from tests.observability.otlp import OtlpReceiver
 from tests.observability.prometheus import Prometheus
@@ -139,12 +140,14 @@ def observed(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
     catalog = write_catalog(tmp / "catalog.yaml", demo_models() + churn)
     namespace = f"obs-{uuid.uuid4().hex[:10]}"
     otlp = OtlpReceiver().start()
+    upstream = ArtifactServer().start()  # the registry's upstream model source: knows no model (404)
     fleet = LocalFleet(redis_url, catalog, workers=2, namespace=namespace, state_dir=tmp / "run", env={
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_BSP_SCHEDULE_DELAY": "200", "FLEET_METRICS_MAX_MODELS": str(MAX_MODELS),
         "FLEET_GATEWAY_RESPONSE_CACHE_TTL_S": "300", "FLEET_GATEWAY_DEPENDENCY_CHECK_INTERVAL_S": "1",
         "FLEET_WORKER_DEPENDENCY_CHECK_INTERVAL_S": "1", "FLEET_REGISTRY_DEPENDENCY_CHECK_INTERVAL_S": "1",
         "FLEET_WORKER_MAX_ACTIVE_MODELS": "4", "FLEET_WORKER_INFERENCE_LOG_ENABLED": "false",
+        "FLEET_REGISTRY_UPSTREAM_URL": upstream.url(""),
     })
     prometheus = None
     try:
@@ -153,6 +156,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
         for p in fleet.processes:
             targets[p.name.split("-")[0]].append(f"127.0.0.1:{p.metrics_port}")
         prometheus = Prometheus(targets, [RULES]).start()
+        prometheus.wait_scraped(len(fleet.processes))  # counters seen at 0 first, so the traffic shows as rates
         started = time.monotonic()
         traffic = drive_traffic(fleet)
         print(f"traffic {traffic} in {time.monotonic() - started:.1f}s")
@@ -162,4 +166,5 @@ def observed(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
             prometheus.stop()
         fleet.stop()
         otlp.stop()
+        upstream.stop()
         delete_namespace(redis_url, namespace)

@@ -91,6 +91,15 @@ class Prometheus:
                 time.sleep(0.2)
         raise RuntimeError(f"prometheus not ready within {timeout_s}s")
 
+    def wait_scraped(self, targets: int, timeout_s: float = 30.0) -> None:
+        """Until every target has been scraped successfully at least once."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if len([r for r in self.query("up == 1")]) >= targets:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"prometheus did not scrape {targets} targets within {timeout_s}s")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
