@@ -18,15 +18,15 @@ from services.common import tracing
 from services.common.context import current_request_id
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-_SECRETS = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+|\bfk_[A-Za-z0-9_\-]{4,}")
+_SECRETS = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+|\b(f[ka]_)[A-Za-z0-9_\-]{4,}")
 
 
 def _mask(match: re.Match[str]) -> str:
-    return f"{match.group(1)}[redacted]" if match.group(1) else "fk_[redacted]"
+    return f"{match.group(1) or match.group(2)}[redacted]"
 
 
 def redact(text: str) -> str:
-    """``text`` with bearer tokens and fleet API keys (``fk_...``) masked."""
+    """``text`` with bearer tokens, fleet API keys (``fk_...``) and admin tokens (``fa_...``) masked."""
     return _SECRETS.sub(_mask, text)
 
 

@@ -60,6 +60,12 @@ for _outcome in ("local", "cached", "downloaded", "failed", "rejected"):
     ARTIFACT_DOWNLOADS.labels(_outcome)
 INFO = Gauge("fleet_worker_info", "1, labelled with the worker's id and the execution provider it asks for.",
              ["worker_id", "execution_provider"])
+DECODE_BUDGET_IN_USE = Gauge(
+    "fleet_worker_decode_budget_in_use_pixels", "Decoded pixels reserved now by requests being decoded."
+)
+DECODE_BUDGET_REJECTED = Counter(
+    "fleet_worker_decode_budget_rejected_total", "Requests answered RESOURCE_EXHAUSTED after waiting for the decode budget."
+)
 
 
 class ModelSeries(PerModelSeries):

@@ -19,8 +19,9 @@ import numpy as np
 from services.common import tracing
 from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
-from services.model_worker.images import ImageInput, to_pixels
+from services.model_worker.images import ImageInput, Reserve, to_pixels
 from services.model_worker.batcher import BatchOutput
+from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
 from services.model_worker.manager import LoadedModel, ModelManager
 from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
 from services.model_worker.processing.decode import ImageLimits
@@ -69,9 +70,10 @@ class _Prepared:
     started: float  # time.perf_counter() when decoding began
 
 
-def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool) -> _Prepared:
+def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool,
+             reserve: Reserve | None = None) -> _Prepared:
     t0 = time.perf_counter()
-    pixels = to_pixels(image, limits)
+    pixels = to_pixels(image, limits, reserve)
     t1 = time.perf_counter()
     tensor, transform = preprocess(pixels, spec)
     t2 = time.perf_counter()
@@ -80,10 +82,10 @@ def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixel
 
 def run_alone(
     image: ImageInput, spec: ModelSpec, limits: ImageLimits, params: ResolvedParams,
-    run: Callable[[np.ndarray], list[np.ndarray]],
+    run: Callable[[np.ndarray], list[np.ndarray]], reserve: Reserve | None = None,
 ) -> tuple[_Prepared, _Finished, float, float]:
     """The whole pipeline for one image in one thread: prepare, run the model, finish."""
-    prepared = _prepare(image, spec.input, limits, params.visualize)
+    prepared = _prepare(image, spec.input, limits, params.visualize, reserve)
     t0 = time.perf_counter()
     outputs = run(prepared.tensor[None])
     t1 = time.perf_counter()
@@ -101,8 +103,9 @@ def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, par
 
 
 class Pipeline:
-    def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher) -> None:
-        self.manager, self.cpu, self.limits, self.urls = manager, cpu_executor, limits, urls
+    def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher,
+                 budget: DecodeBudget) -> None:
+        self.manager, self.cpu, self.limits, self.urls, self.budget = manager, cpu_executor, limits, urls, budget
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
         started = time.perf_counter()
@@ -116,21 +119,29 @@ class Pipeline:
         t_acquired = time.perf_counter()
         if cold:
             series.cold_starts.inc()
+        reservation = self.budget.reservation()
         try:
+            alone = None
             if model.batcher.idle():
-                async with model.batcher.exclusive():
-                    prepared, finished, infer_s, postprocess_s = await loop.run_in_executor(
-                        self.cpu, run_alone, image, record.spec, self.limits, resolved, model.session.run
-                    )
+                try:
+                    async with model.batcher.exclusive():
+                        alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec, self.limits,
+                                                           resolved, model.session.run, reservation.reserve)
+                except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch
+                    await reservation.wait(wait.pixels)
+            if alone is not None:
+                prepared, finished, infer_s, postprocess_s = alone
                 # Alone: the wait is for a CPU thread; decode, pre-process, run and post-process follow at once.
                 run_started = prepared.started + prepared.decode_s + prepared.preprocess_s
                 batch = BatchOutput([], 1, max(0.0, prepared.started - t_acquired), infer_s, run_started)
                 series.batch_size.observe(1)
                 t_post, waited = run_started + infer_s, (t_acquired, prepared.started)
             else:
-                prepared, finished, batch, t_post, postprocess_s = await self._batched(model, image, record, resolved)
+                prepared, finished, batch, t_post, postprocess_s = await self._batched(model, image, record, resolved,
+                                                                                       reservation)
                 waited = (batch.run_started - batch.queue_s, batch.run_started)
         finally:
+            reservation.release()
             self.manager.release(model)
         result, polygons, visual = finished
         timings = Timings(
@@ -149,17 +160,24 @@ class Pipeline:
         return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, result, polygons, visual,
                                timings)
 
-    async def _batched(self, model: LoadedModel, image: ImageInput, record: ModelRecord,
-                       params: ResolvedParams) -> tuple[_Prepared, _Finished, BatchOutput, float, float]:
+    async def _batched(self, model: LoadedModel, image: ImageInput, record: ModelRecord, params: ResolvedParams,
+                       reservation: Reservation) -> tuple[_Prepared, _Finished, BatchOutput, float, float]:
         """Prepare in the thread pool, share a model run with other requests, finish in the pool."""
         loop = asyncio.get_running_loop()
         model.batcher.announce()
         try:
-            prepared = await loop.run_in_executor(self.cpu, _prepare, image, record.spec.input, self.limits,
-                                                  params.visualize)
+            try:
+                prepared = await loop.run_in_executor(self.cpu, _prepare, image, record.spec.input, self.limits,
+                                                      params.visualize, reservation.reserve)
+            except BudgetWait as wait:
+                await reservation.wait(wait.pixels)
+                prepared = await loop.run_in_executor(self.cpu, _prepare, image, record.spec.input, self.limits,
+                                                      params.visualize, reservation.reserve)
         except BaseException:
             model.batcher.withdraw()
             raise
+        if prepared.pixels is None:  # the decoded image is gone: only the model-sized tensor remains
+            reservation.release()
         batch = await model.batcher.submit(prepared.tensor)
         t_post = time.perf_counter()
         finished = await loop.run_in_executor(self.cpu, _finish, batch.outputs, record.spec, prepared, params)

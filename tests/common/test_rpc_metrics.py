@@ -129,6 +129,7 @@ async def test_client_calls_are_counted_by_code(probe: str) -> None:
 def test_log_lines_never_carry_an_api_key_or_a_bearer_token() -> None:
     assert redact("authorization: Bearer fk_abc123def") == "authorization: Bearer [redacted]"
     assert redact('{"msg": "key fk_test_demo_key rejected"}') == '{"msg": "key fk_[redacted] rejected"}'
+    assert redact("admin fa_" + "x" * 43 + " used") == "admin fa_[redacted] used"
     assert redact("sha256 9f86d081884c7d65 and shapes-det/1") == "sha256 9f86d081884c7d65 and shapes-det/1"
     record = logging.LogRecord("x", logging.INFO, "", 0, "got %s", ("Bearer secret-token",), None)
     assert "secret-token" not in json.loads(JsonFormatter("t").format(record))["msg"]
