@@ -45,6 +45,9 @@ def test_every_documented_family_has_series(observed: Observed) -> None:
         return out
 
     assert poll(missing) == []
+    exported = {re.sub(r"_(bucket|sum|count)$", "", n) for n in observed.prometheus.api("label/__name__/values")
+                if n.startswith(("fleet_", "grpc_"))}
+    assert exported - set(families) == set(), "exported but not in docs/metrics.md"
     for name, row in families.items():  # GPU gauges: absent on this CPU-only fleet, as documented
         if CUDA_ONLY.search(row):
             assert observed.prometheus.query(f'count({{__name__="{name}"}})') == [], name
