@@ -21,6 +21,7 @@ from fleet.internal.v1 import descriptor_pb2, worker_pb2
 from fleet.v1 import inference_pb2, model_pb2
 from services.cache import FleetCache
 from services.cache.copies import CopyFloor
+from services.common import tracing
 from services.common.errors import (
     CacheUnavailable,
     DeadlineExceeded,
@@ -28,10 +29,11 @@ from services.common.errors import (
     PermissionDenied,
     Unavailable,
 )
+from services.common.grpc_metrics import OK, code_of
 from services.gateway import routing
 from services.gateway.caller import Caller
 from services.gateway.copies import CopyController
-from services.gateway.metrics import RETRIES, ROUTING_DECISIONS
+from services.gateway.metrics import RESPONSE_CACHE, RETRIES, ROUTING_DECISIONS, ModelSeries
 from services.gateway.placement import Target, copies_of
 from services.gateway.resolver import ModelResolver
 from services.gateway.worker_client import ModelNotHeld, WorkerUnavailable
@@ -63,7 +65,26 @@ class Gateway:
                     timeout_s: float | None) -> inference_pb2.InferResponse:
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.default_timeout_s)
-        model = await self.resolver.resolve(request.model_id, caller.in_workspace().workspace)
+        model = await self._resolve(request.model_id, caller)
+        series = ModelSeries.of(model.model_id)
+        try:
+            response = await self._answer(model, request, deadline)
+        except BaseException as exc:
+            series.requests(code_of(exc)).inc()
+            raise
+        elapsed = time.perf_counter() - started
+        series.requests(OK).inc()
+        series.request_seconds.observe(elapsed)
+        response.timings.gateway_ms = elapsed * 1e3
+        return response
+
+    async def _resolve(self, model_id: str, caller: Caller) -> descriptor_pb2.ModelDescriptor:
+        with tracing.span("resolve", **{"fleet.model_id": model_id}):
+            return await self.resolver.resolve(model_id, caller.in_workspace().workspace)
+
+    async def _answer(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest,
+                      deadline: float) -> inference_pb2.InferResponse:
+        """From the response cache, else from a worker (stored in the cache afterwards)."""
         digest = self._cache_digest(model, request)
         response = await self._cached(digest) if digest else None
         if response is None:
@@ -72,15 +93,17 @@ class Gateway:
             )
             if digest:
                 await self._store(digest, response)
-        response.timings.gateway_ms = (time.perf_counter() - started) * 1e3
         return response
 
     async def _on_worker(self, model: descriptor_pb2.ModelDescriptor, deadline: float,
                          call: WorkerCall[T]) -> tuple[WorkerEndpoint, T]:
-        """Run ``call`` on the best worker for the model, moving on when one cannot serve it.
+        """Run ``call`` on the best worker for the model, moving on when one cannot serve it."""
+        with tracing.span("routing", **{"fleet.model_id": model.model_id}):
+            return await self._try_workers(model, deadline, call)
 
-        ``attempts`` bounds the workers found unavailable; a copy found gone costs no attempt.
-        """
+    async def _try_workers(self, model: descriptor_pb2.ModelDescriptor, deadline: float,
+                           call: WorkerCall[T]) -> tuple[WorkerEndpoint, T]:
+        """``attempts`` bounds the workers found unavailable; a copy found gone costs no attempt."""
         failed = tried = 0
         retry_reason = ""
         for attempt in routing.attempts(self.workers.all(), model.model_id, model.sha256, model.size_bytes,
@@ -121,6 +144,7 @@ class Gateway:
         if not self.response_cache_ttl_s or request.bypass_cache or request.image.HasField("url"):
             return ""
         h = hashlib.sha256()
+        h.update(model.model_id.encode())  # models sharing weights answer with their own id
         h.update(model.sha256.encode())
         h.update(request.image.SerializeToString(deterministic=True))
         h.update(request.parameters.SerializeToString(deterministic=True))
@@ -130,7 +154,9 @@ class Gateway:
         try:
             payload = await self.cache.responses.get(digest)
         except CacheUnavailable:
+            RESPONSE_CACHE.labels("error").inc()
             return None
+        RESPONSE_CACHE.labels("miss" if payload is None else "hit").inc()
         if payload is None:
             return None
         response = inference_pb2.InferResponse.FromString(payload)
@@ -147,7 +173,7 @@ class Gateway:
     async def add_model(self, caller: Caller, model_id: str,
                         copies: int = 0) -> tuple[descriptor_pb2.ModelDescriptor, list[str]]:
         """Load the model on ``copies`` workers (0: one) and, for copies >= 1, keep that many until removed."""
-        model = await self.resolver.resolve(model_id, caller.in_workspace().workspace)
+        model = await self._resolve(model_id, caller)
         if copies > self.max_copies:
             raise InvalidArgument(f"copies must be at most {self.max_copies}, the fleet's limit per model")
         if copies and not caller.owns(model.workspace):
@@ -182,7 +208,7 @@ class Gateway:
         self.workers.note_serving(endpoint, model.model_id, model.sha256)
 
     async def remove_model(self, caller: Caller, model_id: str) -> list[str]:
-        model = await self.resolver.resolve(model_id, caller.in_workspace().workspace)
+        model = await self._resolve(model_id, caller)
         if not caller.owns(model.workspace):
             raise PermissionDenied(f"only the model's own workspace may unload {model.model_id!r}")
         await self._delete_floors(model.model_id)

@@ -1,13 +1,27 @@
 """The gateway's Prometheus instruments (module-level; labels are bounded sets).
 
-``worker`` labels are worker ids (the fleet's size bounds them; a worker's series is removed when it
-leaves); ``model_id`` labels go through ``services.common.labels.model_label``.
+Per-model series carry ``model_id`` through ``services.common.labels.model_label``, and only for
+resolved (registered) models: a request for an id the registry does not know is counted by the
+standard ``grpc_server_handled_total`` alone.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.metrics import PerModelSeries
+
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+REQUESTS = Counter("fleet_gateway_requests_total", "Inference requests for resolved models, by model and outcome "
+                   "(a gRPC code name).", ["model_id", "outcome"])
+REQUEST_SECONDS = Histogram("fleet_gateway_request_seconds", "Gateway-side duration of successful inference "
+                            "requests (resolve, response cache, worker calls and retries).", ["model_id"],
+                            buckets=REQUEST_BUCKETS)
+RESPONSE_CACHE = Counter("fleet_gateway_response_cache_total", "Response-cache lookups (when enabled) by result "
+                         "(hit, miss, error: Redis unavailable).", ["result"])
+WORKERS = Gauge("fleet_gateway_workers", "Workers the gateway knows, by state (healthy; draining: finishing, taking "
+                "nothing new; unhealthy: out of rotation after a failed call until it heartbeats again).", ["state"])
 AUTH_CACHE = Counter(
     "fleet_gateway_auth_cache_total",
     "API-key lookups by result: hit (fresh), miss (asked the registry), stale (served while the registry is down).",
@@ -18,7 +32,26 @@ RESOLVER_CACHE = Counter(
     "Model resolutions by result: hit (fresh), miss (asked the registry), stale (served while the registry is down).",
     ["result"],
 )
+for _result in ("hit", "miss", "error"):
+    RESPONSE_CACHE.labels(_result)
+for _result in ("hit", "miss", "stale"):
+    AUTH_CACHE.labels(_result)
+    RESOLVER_CACHE.labels(_result)
+for _state in ("healthy", "unhealthy"):
+    WORKERS.labels(_state)
 
+
+class ModelSeries(PerModelSeries):
+    """One model's per-model children on this gateway."""
+
+    requests_family = REQUESTS
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.request_seconds = REQUEST_SECONDS.labels(label)
+
+
+# ---- routing, copies, streams (worker labels are worker ids, a series removed when its worker leaves) ----
 # decision: holder (a request went to an existing copy), placement (a request went to a worker that loads the
 # model for it), new_copy / released_copy (the copies controller placed or released a copy).
 ROUTING_DECISIONS = Counter(
@@ -34,3 +67,8 @@ STREAM_PAUSES = Counter(
     "fleet_gateway_stream_backpressure_total",
     "Times an InferStream stopped reading requests because its answers were not being taken.",
 )
+for _decision in ("holder", "placement", "new_copy", "released_copy"):
+    ROUTING_DECISIONS.labels(_decision)
+for _reason in ("unreachable", "unavailable", "not_loaded"):
+    RETRIES.labels(_reason)
+WORKERS.labels("draining")

@@ -27,7 +27,7 @@ from services.cache import FleetCache
 from services.common.errors import CacheUnavailable
 from services.common.periodic import Periodic
 from services.common.tls import ClientTls
-from services.gateway.metrics import WORKER_IN_FLIGHT
+from services.gateway.metrics import WORKER_IN_FLIGHT, WORKERS
 from services.gateway.worker_client import WorkerClient
 
 log = logging.getLogger("fleet.gateway.workers")
@@ -112,7 +112,7 @@ class WorkerPool:
         self.endpoints: dict[str, WorkerEndpoint] = {}
         for address in static_addresses:
             self._add(address, static=True)
-        self._periodic = Periodic("placement-refresh", refresh_s, self.refresh)
+        self._periodic = Periodic("placement-refresh", refresh_s, self._tick)
 
     def _add(self, address: str, static: bool = False) -> WorkerEndpoint:
         endpoint = self.endpoints.get(address)
@@ -130,6 +130,14 @@ class WorkerPool:
     def live(self) -> list[WorkerEndpoint]:
         """Workers in rotation (draining ones included: they still finish and answer management calls)."""
         return [e for e in self.endpoints.values() if not e.failed]
+
+    def report(self) -> None:
+        """fleet_gateway_workers{state}: how many known workers are healthy, draining, out of rotation."""
+        failed = sum(1 for e in self.endpoints.values() if e.failed)
+        draining = sum(1 for e in self.endpoints.values() if not e.failed and e.draining)
+        WORKERS.labels("healthy").set(len(self.endpoints) - failed - draining)
+        WORKERS.labels("draining").set(draining)
+        WORKERS.labels("unhealthy").set(failed)
 
     # ---- what calls found ----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -151,6 +159,7 @@ class WorkerPool:
         endpoint.failed_at = (endpoint.state.boot_id, endpoint.state.sequence) if endpoint.state else None
         endpoint.next_probe = time.monotonic() + self.probe_interval_s
         endpoint.confirmed.clear()
+        self.report()
         log.warning("worker unreachable; out of rotation until it heartbeats again",
                     extra={"worker": endpoint.label, "address": endpoint.address})
 
@@ -212,6 +221,12 @@ class WorkerPool:
             if serving:
                 endpoint.failed, endpoint.failed_at = False, None
                 log.info("worker back in rotation (health check)", extra={"worker": endpoint.label})
+
+    async def _tick(self) -> None:
+        try:
+            await self.refresh()
+        finally:
+            self.report()
 
     def start(self) -> None:
         self._periodic.start()

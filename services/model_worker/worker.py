@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 
 from services.cache import FleetCache
 from services.common.errors import ModelNotFound, NotFound
+from services.common.grpc_metrics import OK, code_of
 from services.common.model_record import ModelRecord
 from services.model_worker.images import ImageInput
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import LoadedModel, ModelManager
+from services.model_worker.metrics import ModelSeries
 from services.model_worker.pipeline import InferenceOutput, Pipeline
 from services.model_worker.metrics import DRAINING
 from services.model_worker.processing.params import InferenceParams
@@ -43,7 +45,14 @@ class Worker:
         return self.manager.holds(record)
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
-        out = await self.pipeline.infer(record, image, params)
+        series = ModelSeries.of(record.model_id)
+        try:
+            out = await self.pipeline.infer(record, image, params)
+        except BaseException as exc:
+            series.requests(code_of(exc)).inc()
+            raise
+        series.requests(OK).inc()
+        series.request_seconds.observe(out.timings.total_s)
         if self.recorder is not None:
             self.recorder.record(out)
         return out
