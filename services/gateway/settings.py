@@ -58,7 +58,7 @@ class GatewaySettings(ServiceSettings):
     )
     copy_load_timeout_s: float = Field(120.0, gt=0, description="Deadline for loading a new copy on a worker.")
     stream_max_in_flight: int = Field(
-        64, ge=1,
+        32, ge=1,
         description="InferStream items one stream holds at once (being served or answered but not yet sent); at "
                     "the bound the gateway stops reading that stream.",
     )

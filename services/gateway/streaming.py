@@ -41,7 +41,7 @@ Outcome = tuple[str, inference_pb2.InferResponse | FleetError]
 
 @dataclass(frozen=True)
 class StreamLimits:
-    max_in_flight: int = 64
+    max_in_flight: int = 32
     max_buffered_bytes: int = 8 * 1024 * 1024
 
 
