@@ -10,7 +10,8 @@ When none holds it, the placement order: workers with room for the model first (
 and bytes, from their heartbeats), then those whose eviction victims are coldest; ties go to the
 less busy worker, then to a rendezvous hash of model and worker. Every gateway replica reading the
 same heartbeats ranks the same way, so a cold model lands on one worker. Draining workers come last,
-and only where they already hold the model.
+and only where they already hold the model; workers out of rotation after a failed call come after
+everything else (never first: a dead worker costs a request nothing while others can serve).
 """
 
 from __future__ import annotations
@@ -122,3 +123,8 @@ def attempts(endpoints: list[WorkerEndpoint], model_id: str, sha256: str, declar
     for endpoint in holders:
         if endpoint.draining and endpoint.holds(model_id, sha256):
             yield Attempt(endpoint, True)
+    # Last resort, when nothing in rotation could serve: workers out of rotation after a failed call (a lone
+    # worker's one dropped connection must not fail every request until its next heartbeat).
+    for endpoint in endpoints:
+        if endpoint.failed:
+            yield Attempt(endpoint, False)

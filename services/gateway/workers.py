@@ -164,7 +164,11 @@ class WorkerPool:
                     extra={"worker": endpoint.label, "address": endpoint.address})
 
     def note_serving(self, endpoint: WorkerEndpoint, model_id: str, sha256: str) -> None:
-        """A call found this version of the model loaded there (or just loaded it)."""
+        """A call found this version of the model loaded there (or just loaded it): the worker is reachable."""
+        if endpoint.failed:
+            endpoint.failed, endpoint.failed_at = False, None
+            self.report()
+            log.info("worker back in rotation (a call succeeded)", extra={"worker": endpoint.label})
         endpoint.gone.pop(model_id, None)
         if not endpoint.holds(model_id, sha256):
             endpoint.confirmed[model_id] = (sha256, endpoint.sequence)

@@ -114,12 +114,12 @@ async def test_a_failed_worker_leaves_rotation_until_a_later_heartbeat(pool: Wor
     a.apply(state("w0", a.address, load("m/1"), sequence=10))
     b.apply(state("w1", b.address, load("m/1"), sequence=4))
     pool.mark_failed(a)
-    assert all(label != "w0" for label, _ in order(pool))
+    assert order(pool)[0] == ("w1", True) and order(pool)[-1] == ("w0", False)  # out of rotation: a last resort
     # The next heartbeat read may have been published just before the worker died: it proves nothing.
     assert not a.apply(state("w0", a.address, load("m/1"), sequence=11)) and a.failed
-    assert all(label != "w0" for label, _ in order(pool))
+    assert order(pool)[-1] == ("w0", False)
     assert a.apply(state("w0", a.address, load("m/1"), sequence=12)) and not a.failed
-    assert any(label == "w0" for label, _ in order(pool))
+    assert ("w0", True) in order(pool)[:2]
     pool.mark_failed(b)
     assert b.apply(state("w1", b.address, sequence=1, boot="restarted"))  # a new process: back at once
     assert not b.holds("m/1", SHA)
@@ -168,3 +168,16 @@ async def test_a_holder_whose_copy_is_gone_becomes_the_place_to_load_it_again(po
         if attempt.existing:
             pool.note_gone(attempt.endpoint, "m/1")  # its LRU evicted the model since the last heartbeat
     assert seen[0] == ("w0", True) and seen[1] == ("w0", False)  # loaded again where there was a copy (room)
+
+
+async def test_workers_out_of_rotation_are_tried_last_and_come_back_when_a_call_succeeds(pool: WorkerPool) -> None:
+    a, b, c = endpoints(pool)
+    for ep in (a, b, c):
+        ep.apply(state(f"w{ep.address[-1]}", ep.address, load("m/1")))
+    pool.mark_failed(a)
+    assert [label for label, _ in order(pool)][-1] == "w1"  # never first while others can serve
+    for ep in (b, c):
+        pool.mark_failed(ep)
+    assert sorted(label for label, _ in order(pool)) == ["w1", "w2", "w3"]  # all out: still worth a try
+    pool.note_serving(b, "m/1", SHA)
+    assert not b.failed and order(pool)[0] == ("w2", True)
