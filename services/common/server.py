@@ -1,8 +1,12 @@
 """Running a service: gRPC server, health, reflection, metrics endpoint, graceful shutdown.
 
 Each service builds a ``Service`` in its composition root (``<service>/server.py``) and
-calls ``run``. Health reports NOT_SERVING until ``startup`` has finished and again from
-the moment shutdown begins; in-flight calls get ``shutdown_grace_s`` to finish.
+calls ``run``. Health (the overall service ``""`` and each service's own name: readiness)
+reports NOT_SERVING until ``startup`` has finished, preloads included, and again from the
+moment shutdown begins; in-flight calls get ``shutdown_grace_s`` to finish. The health name
+``LIVENESS_SERVICE`` is SERVING from the moment the server starts until the process exits, so a
+liveness probe fails only when the process or its event loop no longer answers, never because a
+model is loading or the service is draining.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ log = logging.getLogger("fleet.server")
 
 Hook = Callable[[], Awaitable[None]]
 StartupHook = Callable[[int], Awaitable[None]]  # receives the bound gRPC port
+
+LIVENESS_SERVICE = "liveness"
+"""Health service name for liveness probes: SERVING whenever the process answers at all."""
 
 
 @dataclass
@@ -77,6 +84,7 @@ class Runner:
         self._httpd, _ = start_http_server(s.metrics_port, addr=s.host)
         self.metrics_port = self._httpd.server_port
         await self.set_serving(False)
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
         log.info("%s listening", self.service.name, extra={"port": self.port, "metrics_port": self.metrics_port})
         if self.service.startup:

@@ -15,7 +15,7 @@ from services.common.channels import insecure_channel
 from services.common.context import current_request_id
 from services.common.rpc import outgoing_metadata, rpc
 from services.common.errors import ModelNotFound
-from services.common.server import Runner, Service
+from services.common.server import LIVENESS_SERVICE, Runner, Service
 from services.common.settings import ServiceSettings
 
 Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
@@ -130,6 +130,46 @@ async def test_health_is_serving_only_between_startup_and_shutdown(running) -> N
         metrics = httpx.get(f"http://127.0.0.1:{runner.metrics_port}/metrics").text
         assert 'fleet_ready{service="test"} 1.0' in metrics
     await runner.stop()
+
+
+async def _status(health: health_pb2_grpc.HealthStub, service: str) -> int:
+    return (await health.Check(health_pb2.HealthCheckRequest(service=service))).status
+
+
+async def test_liveness_serves_while_startup_loads_and_while_draining() -> None:
+    """What the Kubernetes probes read: liveness SERVING throughout, readiness only once started."""
+    gate, draining, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def startup(port: int) -> None:
+        await gate.wait()  # a preload that takes its time
+
+    async def slow(request: bytes, context) -> bytes:
+        draining.set()
+        await release.wait()
+        return b"done"
+
+    runner = Runner(_service({"Slow": slow}, startup=startup))
+    starting = asyncio.create_task(runner.start())
+    await asyncio.sleep(0.2)
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert await _status(health, LIVENESS_SERVICE) == serving
+        assert await _status(health, "") == not_serving
+        gate.set()
+        await starting
+        assert await _status(health, "") == serving
+        call = asyncio.create_task(_call(f"127.0.0.1:{runner.port}", "Slow"))
+        await draining.wait()
+        # Readiness drops before the server stops taking calls; liveness never drops.
+        await runner.set_serving(False)
+        assert await _status(health, "") == not_serving
+        assert await _status(health, "test.Svc") == not_serving
+        assert await _status(health, LIVENESS_SERVICE) == serving
+        stopping = asyncio.create_task(runner.stop())
+        release.set()
+        await stopping
+        assert (await call)[0] == b"done"
 
 
 async def test_shutdown_lets_in_flight_calls_finish(running) -> None:
