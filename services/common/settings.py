@@ -6,6 +6,7 @@ and passed to the code that needs them.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import AliasChoices, Field
@@ -20,7 +21,10 @@ class ServiceSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the gRPC server binds (0.0.0.0 in containers).")
     port: int = Field(0, ge=0, le=65535, description="gRPC port (0: pick a free one and log it).")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics HTTP port (0: pick a free one).")
-    advertise_address: str = Field("", description="host:port other services use to reach this one (default host:port).")
+    advertise_address: str = Field(
+        "", description="host:port other services use to reach this one, or a bare host or IP (a pod IP from the "
+                        "Kubernetes downward API) to which the bound port is added (default host:port).",
+    )
     log_level: str = Field("INFO", description="Python log level.")
     log_format: Literal["json", "text"] = Field("json", description="json (one object per line) or text.")
     redis_url: str = Field(
@@ -38,6 +42,15 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = Field(10.0, ge=0, description="On SIGTERM, time in-flight calls get to finish.")
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted.")
     ready_file: str = Field("", description="Write the bound ports here as JSON once serving (for supervisors).")
+
+    def advertised(self, port: int) -> str:
+        """The host:port to publish: ``advertise_address`` (with ``port`` added to a bare host), else host:port."""
+        address = self.advertise_address.strip() or self.host
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address if ":" in address else f"{address}:{port}"
+        return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
 def env_help(settings_cls: type[BaseSettings]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -12,6 +11,7 @@ import psutil
 from fleet.v1 import worker_pb2, worker_pb2_grpc
 from services.cache import FleetCache
 from services.common.server import Service
+from services.model_worker import limits
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.heartbeat import Heartbeat
 from services.model_worker.inference_log import InferenceRecorder
@@ -28,14 +28,19 @@ SERVICE_NAME = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full
 
 
 def capacity_bytes(settings: WorkerSettings) -> int:
-    """The configured model-memory capacity, or half of the memory available at start-up."""
-    return settings.memory_capacity_bytes or psutil.virtual_memory().available // 2
+    """The configured model-memory capacity, or half of the memory available at start-up (in a
+    container: of its memory limit, when that is lower)."""
+    if settings.memory_capacity_bytes:
+        return settings.memory_capacity_bytes
+    available = psutil.virtual_memory().available
+    limit = limits.memory_limit_bytes()
+    return (available if limit is None else min(available, limit)) // 2
 
 
 def build(settings: WorkerSettings) -> Service:
     # Decode failures are answered to the caller; OpenCV's own warnings would only bypass the JSON logs.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    cpu_threads = settings.cpu_threads or os.cpu_count() or 2
+    cpu_threads = settings.cpu_threads or limits.usable_cpus()
     cpu_pool = ThreadPoolExecutor(cpu_threads, thread_name_prefix="cpu")
     infer_pool = ThreadPoolExecutor(max(4, settings.concurrent_runs), thread_name_prefix="ort")
     load_pool = ThreadPoolExecutor(2, thread_name_prefix="load")
@@ -63,7 +68,7 @@ def build(settings: WorkerSettings) -> Service:
         worker_pb2_grpc.add_ModelWorkerServiceServicer_to_server(WorkerServicer(worker), server)
 
     async def startup(port: int) -> None:
-        worker.address = settings.advertise_address or f"{settings.host}:{port}"
+        worker.address = settings.advertised(port)
         await cache.ping()
         if settings.preload:
             await worker.preload([m.strip() for m in settings.preload.split(",") if m.strip()])
