@@ -45,4 +45,6 @@ def main_for(name: str, description: str, settings_cls: type[S], build: Callable
         die_with_parent()
         run(lambda: build(settings))
 
+    # Deployment checks read the settings a console script takes (tests/deploy/test_drift.py).
+    main.settings_class = settings_cls  # type: ignore[attr-defined]
     return main
