@@ -45,9 +45,13 @@ def cached(path: Path, build: Callable[[Path], None]) -> Path:
     return path
 
 
+def _present(command: str) -> bool:
+    return Path(command).exists() if "/" in command else shutil.which(command) is not None
+
+
 def apt_install(packages: dict[str, str]) -> str | None:
-    """Install the Debian packages whose command is missing ({command: package}); a reason if impossible."""
-    missing = sorted({pkg for command, pkg in packages.items() if shutil.which(command) is None})
+    """Install the Debian packages whose command (or file) is missing ({command: package}); why not, if not."""
+    missing = sorted({pkg for command, pkg in packages.items() if not _present(command)})
     if not missing:
         return None
     if shutil.which("apt-get") is None:
@@ -62,7 +66,7 @@ def apt_install(packages: dict[str, str]) -> str | None:
         done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             return f"apt-get install {' '.join(missing)} failed: {done.stderr.strip()[-300:]}"
-    still = [c for c in packages if shutil.which(c) is None]
+    still = [c for c in packages if not _present(c)]
     return f"{', '.join(still)} still missing after apt-get install" if still else None
 
 
