@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fleet.client import FleetClient, build_request
-from fleet.demo.scenes import CLASS_NAMES, CLEAN_CONFIG, CLASSIFICATION_CONFIG, generate_scene
-from fleet.local import LocalFleet
+from services.demo.scenes import CLASS_NAMES, CLEAN_CONFIG, CLASSIFICATION_CONFIG, generate_scene
+from services.local.processes import LocalFleet
 from fleet.v1 import gateway_pb2_grpc
 from tests.conftest import TEST_KEY
 from tests.model_worker.test_service import png_header_only

@@ -5,7 +5,7 @@ pre- and post-processing (``services.model_worker.processing``), so the numbers 
 the fleet serves. Detection and segmentation are scored with pycocotools' COCOeval (bbox and
 segm: AP@0.5 and AP@0.5:0.95), classification with top-1 accuracy.
 
-    python -m fleet.demo.evaluate [--packages models/packages] [--images 300] [--write]
+    python -m services.demo.evaluate [--packages models/packages] [--images 300] [--write]
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from fleet.demo.package import DEMO_PACKAGES, PACKAGES_DIR, update_metrics
-from fleet.demo.scenes import (
+from services.demo.package import DEMO_PACKAGES, PACKAGES_DIR, update_metrics
+from services.demo.scenes import (
     CLASS_NAMES,
     CLASSIFICATION_CONFIG,
     DEFAULT_CONFIG,
@@ -178,7 +178,7 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fleet.demo.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m services.demo.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--packages", type=Path, default=PACKAGES_DIR, help="directory of model packages")
     parser.add_argument("--images", type=int, default=DEFAULT_IMAGES, help="held-out scenes per package")
     parser.add_argument("--write", action="store_true", help="store the metrics in each model.json")
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in DEMO_PACKAGES:
         package_dir = args.packages / name
         if not (package_dir / "model.json").is_file():
-            print(f"{name}: no package in {package_dir} (run python -m fleet.demo.train)")
+            print(f"{name}: no package in {package_dir} (run python -m services.demo.train)")
             continue
         rows[name] = evaluate_package(package_dir, args.images)
         if args.write:

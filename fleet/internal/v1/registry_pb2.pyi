@@ -1,4 +1,4 @@
-from fleet.v1 import model_pb2 as _model_pb2
+from fleet.internal.v1 import descriptor_pb2 as _descriptor_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -18,8 +18,8 @@ class ResolveModelRequest(_message.Message):
 class ResolveModelResponse(_message.Message):
     __slots__ = ("model",)
     MODEL_FIELD_NUMBER: _ClassVar[int]
-    model: _model_pb2.ModelDescriptor
-    def __init__(self, model: _Optional[_Union[_model_pb2.ModelDescriptor, _Mapping]] = ...) -> None: ...
+    model: _descriptor_pb2.ModelDescriptor
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("workspace", "page_size", "page_token")
@@ -35,23 +35,23 @@ class ListModelsResponse(_message.Message):
     __slots__ = ("models", "next_page_token")
     MODELS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    models: _containers.RepeatedCompositeFieldContainer[_model_pb2.ModelDescriptor]
+    models: _containers.RepeatedCompositeFieldContainer[_descriptor_pb2.ModelDescriptor]
     next_page_token: str
-    def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.ModelDescriptor, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    def __init__(self, models: _Optional[_Iterable[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RegisterModelRequest(_message.Message):
     __slots__ = ("model", "replace")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REPLACE_FIELD_NUMBER: _ClassVar[int]
-    model: _model_pb2.ModelDescriptor
+    model: _descriptor_pb2.ModelDescriptor
     replace: bool
-    def __init__(self, model: _Optional[_Union[_model_pb2.ModelDescriptor, _Mapping]] = ..., replace: _Optional[bool] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., replace: bool = ...) -> None: ...
 
 class RegisterModelResponse(_message.Message):
     __slots__ = ("model",)
     MODEL_FIELD_NUMBER: _ClassVar[int]
-    model: _model_pb2.ModelDescriptor
-    def __init__(self, model: _Optional[_Union[_model_pb2.ModelDescriptor, _Mapping]] = ...) -> None: ...
+    model: _descriptor_pb2.ModelDescriptor
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ...) -> None: ...
 
 class DeleteModelRequest(_message.Message):
     __slots__ = ("model_id", "workspace")

@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from fleet.demo.evaluate import evaluate_package
-from fleet.demo.package import DEMO_PACKAGES, MODEL_FILE, update_metrics, write_model_json
-from fleet.demo.scenes import CLASS_NAMES, TRAIN_SEEDS
-from fleet.demo.train.data import build_classification_data, build_detection_data
-from fleet.demo.train.export import export_onnx
-from fleet.demo.train.loop import Log, Schedule, train_classifier, train_detector
-from fleet.demo.train.models import (
+from services.demo.evaluate import evaluate_package
+from services.demo.package import DEMO_PACKAGES, MODEL_FILE, update_metrics, write_model_json
+from services.demo.scenes import CLASS_NAMES, TRAIN_SEEDS
+from services.demo.train.data import build_classification_data, build_detection_data
+from services.demo.train.export import export_onnx
+from services.demo.train.loop import Log, Schedule, train_classifier, train_detector
+from services.demo.train.models import (
     ClassifierExport,
     ShapeClassifier,
     ShapeYolo,
@@ -135,7 +135,7 @@ def _train_log(log: Log, task: str, model: nn.Module) -> None:
 
 def _provenance(plan: Plan, seconds: float, initialized_from: str | None = None) -> dict[str, Any]:
     provenance = {
-        "trainer": "fleet.demo.train",
+        "trainer": "services.demo.train",
         "seed": plan.seed,
         "epochs": plan.schedule.epochs,
         "train_images": plan.train_images,

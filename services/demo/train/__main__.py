@@ -1,4 +1,4 @@
-"""Command line: ``python -m fleet.demo.train [--task det|seg|cls|all] [--out DIR]``."""
+"""Command line: ``python -m services.demo.train [--task det|seg|cls|all] [--out DIR]``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from fleet.demo.evaluate import DEFAULT_IMAGES, format_table
-from fleet.demo.package import PACKAGES_DIR
-from fleet.demo.train.tasks import TASKS, run_tasks, scaled_plans
+from services.demo.evaluate import DEFAULT_IMAGES, format_table
+from services.demo.package import PACKAGES_DIR
+from services.demo.train.tasks import TASKS, run_tasks, scaled_plans
 
 THREADS = 2
 
@@ -21,7 +21,7 @@ def _log(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m fleet.demo.train", description="Train the demo models and write their model packages."
+        prog="python -m services.demo.train", description="Train the demo models and write their model packages."
     )
     parser.add_argument(
         "--task", choices=[*TASKS, "all"], default="all", help="what to train (seg and cls start from the detector)"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleet.demo.scenes import CLASS_NAMES
+from services.demo.scenes import CLASS_NAMES
 from fleet.paths import MODELS_DIR
 from services.model_worker.artifacts import sha256_file
 

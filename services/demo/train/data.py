@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fleet.demo.scenes import CLASS_NAMES, CLASSIFICATION_CONFIG, generate_scene
-from fleet.demo.train.models import CLASSIFIER_INPUT, COVERAGE_STRIDE, DETECTION_INPUT
+from services.demo.scenes import CLASS_NAMES, CLASSIFICATION_CONFIG, generate_scene
+from services.demo.train.models import CLASSIFIER_INPUT, COVERAGE_STRIDE, DETECTION_INPUT
 from services.common.model_spec import InputSpec
 from services.model_worker.processing.preprocess import letterbox_geometry
 

@@ -3,9 +3,9 @@
 import grpc
 import warnings
 
-from fleet.v1 import worker_pb2 as fleet_dot_v1_dot_worker__pb2
+from fleet.internal.v1 import worker_pb2 as fleet_dot_internal_dot_v1_dot_worker__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in fleet/v1/worker_pb2_grpc.py depends on'
+        + f' but the generated code in fleet/internal/v1/worker_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class ModelWorkerServiceStub:
+class ModelWorkerServiceStub(object):
     """Internal: a model host. Loads models lazily (or on request) and runs them.
     """
 
@@ -36,33 +36,33 @@ class ModelWorkerServiceStub:
             channel: A grpc.Channel.
         """
         self.Infer = channel.unary_unary(
-                '/fleet.v1.ModelWorkerService/Infer',
-                request_serializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceInferRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceInferResponse.FromString,
+                '/fleet.internal.v1.ModelWorkerService/Infer',
+                request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferResponse.FromString,
                 _registered_method=True)
         self.LoadModel = channel.unary_unary(
-                '/fleet.v1.ModelWorkerService/LoadModel',
-                request_serializer=fleet_dot_v1_dot_worker__pb2.LoadModelRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_worker__pb2.LoadModelResponse.FromString,
+                '/fleet.internal.v1.ModelWorkerService/LoadModel',
+                request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.LoadModelRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.LoadModelResponse.FromString,
                 _registered_method=True)
         self.UnloadModel = channel.unary_unary(
-                '/fleet.v1.ModelWorkerService/UnloadModel',
-                request_serializer=fleet_dot_v1_dot_worker__pb2.UnloadModelRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_worker__pb2.UnloadModelResponse.FromString,
+                '/fleet.internal.v1.ModelWorkerService/UnloadModel',
+                request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.UnloadModelRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.UnloadModelResponse.FromString,
                 _registered_method=True)
         self.ClearModels = channel.unary_unary(
-                '/fleet.v1.ModelWorkerService/ClearModels',
-                request_serializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsResponse.FromString,
+                '/fleet.internal.v1.ModelWorkerService/ClearModels',
+                request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsResponse.FromString,
                 _registered_method=True)
         self.DescribeModels = channel.unary_unary(
-                '/fleet.v1.ModelWorkerService/DescribeModels',
-                request_serializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsResponse.FromString,
+                '/fleet.internal.v1.ModelWorkerService/DescribeModels',
+                request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsResponse.FromString,
                 _registered_method=True)
 
 
-class ModelWorkerServiceServicer:
+class ModelWorkerServiceServicer(object):
     """Internal: a model host. Loads models lazily (or on request) and runs them.
     """
 
@@ -103,38 +103,38 @@ def add_ModelWorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Infer': grpc.unary_unary_rpc_method_handler(
                     servicer.Infer,
-                    request_deserializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceInferRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceInferResponse.SerializeToString,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferResponse.SerializeToString,
             ),
             'LoadModel': grpc.unary_unary_rpc_method_handler(
                     servicer.LoadModel,
-                    request_deserializer=fleet_dot_v1_dot_worker__pb2.LoadModelRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_worker__pb2.LoadModelResponse.SerializeToString,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.LoadModelRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.LoadModelResponse.SerializeToString,
             ),
             'UnloadModel': grpc.unary_unary_rpc_method_handler(
                     servicer.UnloadModel,
-                    request_deserializer=fleet_dot_v1_dot_worker__pb2.UnloadModelRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_worker__pb2.UnloadModelResponse.SerializeToString,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.UnloadModelRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.UnloadModelResponse.SerializeToString,
             ),
             'ClearModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ClearModels,
-                    request_deserializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsResponse.SerializeToString,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsResponse.SerializeToString,
             ),
             'DescribeModels': grpc.unary_unary_rpc_method_handler(
                     servicer.DescribeModels,
-                    request_deserializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsResponse.SerializeToString,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'fleet.v1.ModelWorkerService', rpc_method_handlers)
+            'fleet.internal.v1.ModelWorkerService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('fleet.v1.ModelWorkerService', rpc_method_handlers)
+    server.add_registered_method_handlers('fleet.internal.v1.ModelWorkerService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class ModelWorkerService:
+class ModelWorkerService(object):
     """Internal: a model host. Loads models lazily (or on request) and runs them.
     """
 
@@ -152,9 +152,9 @@ class ModelWorkerService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.v1.ModelWorkerService/Infer',
-            fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceInferRequest.SerializeToString,
-            fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceInferResponse.FromString,
+            '/fleet.internal.v1.ModelWorkerService/Infer',
+            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -179,9 +179,9 @@ class ModelWorkerService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.v1.ModelWorkerService/LoadModel',
-            fleet_dot_v1_dot_worker__pb2.LoadModelRequest.SerializeToString,
-            fleet_dot_v1_dot_worker__pb2.LoadModelResponse.FromString,
+            '/fleet.internal.v1.ModelWorkerService/LoadModel',
+            fleet_dot_internal_dot_v1_dot_worker__pb2.LoadModelRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_worker__pb2.LoadModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -206,9 +206,9 @@ class ModelWorkerService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.v1.ModelWorkerService/UnloadModel',
-            fleet_dot_v1_dot_worker__pb2.UnloadModelRequest.SerializeToString,
-            fleet_dot_v1_dot_worker__pb2.UnloadModelResponse.FromString,
+            '/fleet.internal.v1.ModelWorkerService/UnloadModel',
+            fleet_dot_internal_dot_v1_dot_worker__pb2.UnloadModelRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_worker__pb2.UnloadModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -233,9 +233,9 @@ class ModelWorkerService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.v1.ModelWorkerService/ClearModels',
-            fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsRequest.SerializeToString,
-            fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsResponse.FromString,
+            '/fleet.internal.v1.ModelWorkerService/ClearModels',
+            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceClearModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -260,9 +260,9 @@ class ModelWorkerService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.v1.ModelWorkerService/DescribeModels',
-            fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsRequest.SerializeToString,
-            fleet_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsResponse.FromString,
+            '/fleet.internal.v1.ModelWorkerService/DescribeModels',
+            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceDescribeModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,3 +1,4 @@
+from fleet.internal.v1 import descriptor_pb2 as _descriptor_pb2
 from fleet.v1 import inference_pb2 as _inference_pb2
 from fleet.v1 import model_pb2 as _model_pb2
 from google.protobuf.internal import containers as _containers
@@ -12,9 +13,9 @@ class ModelWorkerServiceInferRequest(_message.Message):
     __slots__ = ("model", "request")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
-    model: _model_pb2.ModelDescriptor
+    model: _descriptor_pb2.ModelDescriptor
     request: _inference_pb2.InferRequest
-    def __init__(self, model: _Optional[_Union[_model_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferRequest, _Mapping]] = ...) -> None: ...
 
 class ModelWorkerServiceInferResponse(_message.Message):
     __slots__ = ("response",)
@@ -25,8 +26,8 @@ class ModelWorkerServiceInferResponse(_message.Message):
 class LoadModelRequest(_message.Message):
     __slots__ = ("model",)
     MODEL_FIELD_NUMBER: _ClassVar[int]
-    model: _model_pb2.ModelDescriptor
-    def __init__(self, model: _Optional[_Union[_model_pb2.ModelDescriptor, _Mapping]] = ...) -> None: ...
+    model: _descriptor_pb2.ModelDescriptor
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ...) -> None: ...
 
 class LoadModelResponse(_message.Message):
     __slots__ = ("model", "already_loaded")
@@ -34,7 +35,7 @@ class LoadModelResponse(_message.Message):
     ALREADY_LOADED_FIELD_NUMBER: _ClassVar[int]
     model: _model_pb2.LoadedModel
     already_loaded: bool
-    def __init__(self, model: _Optional[_Union[_model_pb2.LoadedModel, _Mapping]] = ..., already_loaded: _Optional[bool] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[_model_pb2.LoadedModel, _Mapping]] = ..., already_loaded: bool = ...) -> None: ...
 
 class UnloadModelRequest(_message.Message):
     __slots__ = ("model_id",)
@@ -46,7 +47,7 @@ class UnloadModelResponse(_message.Message):
     __slots__ = ("unloaded",)
     UNLOADED_FIELD_NUMBER: _ClassVar[int]
     unloaded: bool
-    def __init__(self, unloaded: _Optional[bool] = ...) -> None: ...
+    def __init__(self, unloaded: bool = ...) -> None: ...
 
 class ModelWorkerServiceClearModelsRequest(_message.Message):
     __slots__ = ("workspace",)

@@ -1,8 +1,8 @@
 """Sample images with known contents: ``models/samples/*.jpg|png`` + ``ground_truth.json``.
 
-    python -m fleet.demo.samples [--out models/samples]
+    python -m services.demo.samples [--out models/samples]
 
-Every sample is a synthetic scene (see :mod:`fleet.demo.scenes`) with a clearly dominant class,
+Every sample is a synthetic scene (see :mod:`services.demo.scenes`) with a clearly dominant class,
 so each image has a fair answer for all three demo tasks: boxes and classes for detection and
 segmentation, and ``dominant_class`` (largest visible area, at least twice the runner-up's)
 for classification. The ground truth is in original-image pixels, xyxy.
@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fleet.demo.scenes import CLASS_NAMES, SAMPLE_SEEDS, SceneConfig, generate_scene
+from services.demo.scenes import CLASS_NAMES, SAMPLE_SEEDS, SceneConfig, generate_scene
 from fleet.paths import SAMPLES_DIR
 
 GROUND_TRUTH = "ground_truth.json"
@@ -73,7 +73,7 @@ def write_samples(out_dir: Path) -> list[dict[str, Any]]:
             raise OSError(f"could not write {out_dir / spec.file}")
         records.append(record)
     document = {
-        "generator": "python -m fleet.demo.samples",
+        "generator": "python -m services.demo.samples",
         "class_names": list(CLASS_NAMES),
         "box_format": "xyxy, original-image pixels",
         "images": records,
@@ -84,7 +84,7 @@ def write_samples(out_dir: Path) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m fleet.demo.samples", description="Write the demo sample images and their ground truth."
+        prog="python -m services.demo.samples", description="Write the demo sample images and their ground truth."
     )
     parser.add_argument("--out", type=Path, default=SAMPLES_DIR)
     args = parser.parse_args(argv)

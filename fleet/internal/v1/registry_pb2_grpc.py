@@ -3,9 +3,9 @@
 import grpc
 import warnings
 
-from fleet.v1 import registry_pb2 as fleet_dot_v1_dot_registry__pb2
+from fleet.internal.v1 import registry_pb2 as fleet_dot_internal_dot_v1_dot_registry__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in fleet/v1/registry_pb2_grpc.py depends on'
+        + f' but the generated code in fleet/internal/v1/registry_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class RegistryServiceStub:
+class RegistryServiceStub(object):
     """Internal: model metadata, aliases, workspaces and API keys (stored as sha256 hashes).
     """
 
@@ -36,33 +36,33 @@ class RegistryServiceStub:
             channel: A grpc.Channel.
         """
         self.ResolveModel = channel.unary_unary(
-                '/fleet.v1.RegistryService/ResolveModel',
-                request_serializer=fleet_dot_v1_dot_registry__pb2.ResolveModelRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_registry__pb2.ResolveModelResponse.FromString,
+                '/fleet.internal.v1.RegistryService/ResolveModel',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ResolveModelRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ResolveModelResponse.FromString,
                 _registered_method=True)
         self.ListModels = channel.unary_unary(
-                '/fleet.v1.RegistryService/ListModels',
-                request_serializer=fleet_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
+                '/fleet.internal.v1.RegistryService/ListModels',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
         self.RegisterModel = channel.unary_unary(
-                '/fleet.v1.RegistryService/RegisterModel',
-                request_serializer=fleet_dot_v1_dot_registry__pb2.RegisterModelRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_registry__pb2.RegisterModelResponse.FromString,
+                '/fleet.internal.v1.RegistryService/RegisterModel',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelResponse.FromString,
                 _registered_method=True)
         self.DeleteModel = channel.unary_unary(
-                '/fleet.v1.RegistryService/DeleteModel',
-                request_serializer=fleet_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_registry__pb2.DeleteModelResponse.FromString,
+                '/fleet.internal.v1.RegistryService/DeleteModel',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelResponse.FromString,
                 _registered_method=True)
         self.Authenticate = channel.unary_unary(
-                '/fleet.v1.RegistryService/Authenticate',
-                request_serializer=fleet_dot_v1_dot_registry__pb2.AuthenticateRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_registry__pb2.AuthenticateResponse.FromString,
+                '/fleet.internal.v1.RegistryService/Authenticate',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateResponse.FromString,
                 _registered_method=True)
 
 
-class RegistryServiceServicer:
+class RegistryServiceServicer(object):
     """Internal: model metadata, aliases, workspaces and API keys (stored as sha256 hashes).
     """
 
@@ -103,38 +103,38 @@ def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ResolveModel': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveModel,
-                    request_deserializer=fleet_dot_v1_dot_registry__pb2.ResolveModelRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_registry__pb2.ResolveModelResponse.SerializeToString,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ResolveModelRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ResolveModelResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
-                    request_deserializer=fleet_dot_v1_dot_registry__pb2.ListModelsRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_registry__pb2.ListModelsResponse.SerializeToString,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ListModelsRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ListModelsResponse.SerializeToString,
             ),
             'RegisterModel': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterModel,
-                    request_deserializer=fleet_dot_v1_dot_registry__pb2.RegisterModelRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_registry__pb2.RegisterModelResponse.SerializeToString,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelResponse.SerializeToString,
             ),
             'DeleteModel': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteModel,
-                    request_deserializer=fleet_dot_v1_dot_registry__pb2.DeleteModelRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_registry__pb2.DeleteModelResponse.SerializeToString,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelResponse.SerializeToString,
             ),
             'Authenticate': grpc.unary_unary_rpc_method_handler(
                     servicer.Authenticate,
-                    request_deserializer=fleet_dot_v1_dot_registry__pb2.AuthenticateRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_registry__pb2.AuthenticateResponse.SerializeToString,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'fleet.v1.RegistryService', rpc_method_handlers)
+            'fleet.internal.v1.RegistryService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('fleet.v1.RegistryService', rpc_method_handlers)
+    server.add_registered_method_handlers('fleet.internal.v1.RegistryService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class RegistryService:
+class RegistryService(object):
     """Internal: model metadata, aliases, workspaces and API keys (stored as sha256 hashes).
     """
 
@@ -152,9 +152,9 @@ class RegistryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.v1.RegistryService/ResolveModel',
-            fleet_dot_v1_dot_registry__pb2.ResolveModelRequest.SerializeToString,
-            fleet_dot_v1_dot_registry__pb2.ResolveModelResponse.FromString,
+            '/fleet.internal.v1.RegistryService/ResolveModel',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.ResolveModelRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.ResolveModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -179,9 +179,9 @@ class RegistryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.v1.RegistryService/ListModels',
-            fleet_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
-            fleet_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
+            '/fleet.internal.v1.RegistryService/ListModels',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -206,9 +206,9 @@ class RegistryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.v1.RegistryService/RegisterModel',
-            fleet_dot_v1_dot_registry__pb2.RegisterModelRequest.SerializeToString,
-            fleet_dot_v1_dot_registry__pb2.RegisterModelResponse.FromString,
+            '/fleet.internal.v1.RegistryService/RegisterModel',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -233,9 +233,9 @@ class RegistryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.v1.RegistryService/DeleteModel',
-            fleet_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
-            fleet_dot_v1_dot_registry__pb2.DeleteModelResponse.FromString,
+            '/fleet.internal.v1.RegistryService/DeleteModel',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -260,9 +260,9 @@ class RegistryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.v1.RegistryService/Authenticate',
-            fleet_dot_v1_dot_registry__pb2.AuthenticateRequest.SerializeToString,
-            fleet_dot_v1_dot_registry__pb2.AuthenticateResponse.FromString,
+            '/fleet.internal.v1.RegistryService/Authenticate',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateResponse.FromString,
             options,
             channel_credentials,
             insecure,

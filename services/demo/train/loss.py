@@ -1,4 +1,4 @@
-"""Target assignment and losses for :class:`~fleet.demo.train.models.ShapeYolo`.
+"""Target assignment and losses for :class:`~services.demo.train.models.ShapeYolo`.
 
 Assignment (FCOS-style centre sampling): a point is a positive for a ground-truth box when it
 lies inside the box, within ``CENTER_RADIUS`` strides of its centre, and on a pyramid level
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fleet.demo.train.models import DetectorOutput
+from services.demo.train.models import DetectorOutput
 
 CENTER_RADIUS = 2.5
 # Longer box side (input px) each stride is responsible for; neighbours overlap on purpose.

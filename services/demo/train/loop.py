@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fleet.demo.train.data import ClassificationData, DetectionData, dihedral, dihedral_boxes
-from fleet.demo.train.loss import Targets, detection_loss
-from fleet.demo.train.models import DETECTION_INPUT, ShapeClassifier, ShapeYolo
+from services.demo.train.data import ClassificationData, DetectionData, dihedral, dihedral_boxes
+from services.demo.train.loss import Targets, detection_loss
+from services.demo.train.models import DETECTION_INPUT, ShapeClassifier, ShapeYolo
 
 Log = Callable[[str], None]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
 import threading
 from pathlib import Path
@@ -15,14 +14,10 @@ import yaml
 
 from fleet.cli.output import detections_table
 from fleet.client import FleetClient
-from fleet.local import FleetStartError, LocalFleet
+from services.local.processes import FleetStartError, LocalFleet
 from fleet.paths import DEMO_CATALOG, SAMPLES_DIR, client_state_file, state_dir
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key, new_api_key
 from services.cache.embedded import EmbeddedRedis
-
-
-def new_api_key() -> str:
-    return "fk_" + secrets.token_urlsafe(24)
 
 
 def write_catalog(source: Path, dest: Path, api_key: str, workspace: str = "demo") -> None:
