@@ -128,9 +128,11 @@ def debian_rootfs(mirror: str) -> BaseRootfs:
 # ---- the wheelhouse ------------------------------------------------------------------------------
 
 def image_requirements(variant: str) -> list[str]:
-    """What deploy/Dockerfile installs: the project's dependencies, its ``variant`` extra, its build backend."""
+    """What deploy/Dockerfile installs: the project's dependencies with the ``server`` and ``variant``
+    extras, and its build backend."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    return [*project["project"]["dependencies"], *project["project"]["optional-dependencies"][variant],
+    extras = project["project"]["optional-dependencies"]
+    return [*project["project"]["dependencies"], *extras["server"], *extras[variant],
             *project["build-system"]["requires"]]
 
 

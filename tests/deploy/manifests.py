@@ -77,11 +77,26 @@ class Manifests:
 
     def services_selecting(self, labels: dict[str, str]) -> list[Doc]:
         return [s for s in self.of_kind("Service")
-                if s["spec"].get("selector") and _matches(s["spec"]["selector"], labels)]
+                if s["spec"].get("selector") and selects({"matchLabels": s["spec"]["selector"]}, labels)]
+
+    def open_to_every_source(self, labels: dict[str, str]) -> bool:
+        """True when a NetworkPolicy selecting these pod labels admits some port from anywhere."""
+        return any(selects(policy["spec"]["podSelector"], labels)
+                   and any("from" not in rule for rule in policy["spec"].get("ingress", []))
+                   for policy in self.of_kind("NetworkPolicy"))
 
 
-def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
+def selects(selector: Doc, labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and matchExpressions) against a pod's labels."""
+    if not all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        if not ok:
+            return False
+    return True
 
 
 def component(workload: Doc) -> str:

@@ -73,13 +73,20 @@ class Cluster:
     podman: Podman
     manifests: Manifests
     workdir: Path
-    subnet: str  # three octets, e.g. "10.231.7"
+    subnet: str  # three octets, e.g. "10.231.7": the pod network
     network: str = "fleet-test"
+    # Outside the fleet: a second network, isolated from the pod network, that only the pods a
+    # NetworkPolicy opens to every source also join (the gateway). Clients run there.
+    edge_subnet: str = ""
+    edge_network: str = "fleet-test-edge"
     pods: list[Pod] = field(default_factory=list)
     _next_ip: int = 10
 
     def create_network(self) -> None:
-        self.podman("network", "create", "--subnet", f"{self.subnet}.0/24", self.network)
+        self.podman("network", "create", "--subnet", f"{self.subnet}.0/24", "--opt", "isolate=true", self.network)
+        if self.edge_subnet:
+            self.podman("network", "create", "--subnet", f"{self.edge_subnet}.0/24", "--opt", "isolate=true",
+                        self.edge_network)
 
     # -- starting pods -------------------------------------------------------------------------
     def start(self, workload_name: str, replicas: int | None = None,
@@ -105,10 +112,11 @@ class Cluster:
             "status.podIP": ip, "metadata.name": name,
             "metadata.namespace": workload["metadata"].get("namespace", "default"),
         })
+        aliases = "".join(f",alias={s['metadata']['name']}" for s in self.manifests.services_selecting(labels))
         args = ["run", "--detach", "--name", name, "--hostname", name, "--pull=never",
-                "--network", self.network, "--ip", ip]
-        for service in self.manifests.services_selecting(labels):
-            args += ["--network-alias", service["metadata"]["name"]]
+                "--network", f"{self.network}:ip={ip}{aliases}"]
+        if self.edge_subnet and self.manifests.open_to_every_source(labels):
+            args += ["--network", f"{self.edge_network}:{aliases.lstrip(',')}" if aliases else self.edge_network]
         args += self._security(spec, container) + self._resources(container)
         args += self._volumes(spec, container, name)
         ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
@@ -241,6 +249,13 @@ class Cluster:
                                          f"{self.logs(pod)[-3000:]}")
                 time.sleep(0.3)
         return time.monotonic() - start
+
+    def from_outside(self, image: str, script: str, *argv: str) -> tuple[int, str]:
+        """Run ``python3 -c script`` in a throw-away container on the edge network only (a client namespace)."""
+        done = self.podman("run", "--rm", "--pull=never", "--network", self.edge_network, "--user", "10001:10001",
+                           "--read-only", "--cap-drop", "all", "--entrypoint", '["python3"]', image, "-c", script,
+                           *argv, check=False, timeout=120)
+        return done.returncode, (done.stdout + done.stderr).strip()
 
     def signal(self, pod: Pod, sig: str = "TERM") -> None:
         self.podman("kill", "--signal", sig, pod.ctr)

@@ -29,7 +29,7 @@ from services.common.server import LIVENESS_SERVICE
 from tests.deploy import images
 from tests.deploy.host import REPO_ROOT, apt_install, say
 from tests.deploy.manifests import Manifests, render_dir
-from tests.deploy.pods import Cluster, Pod
+from tests.deploy.pods import GRPC_PROBE, Cluster, Pod
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -46,6 +46,7 @@ class Fleet:
     cluster: Cluster
     gateway_address: str
     api_key: str
+    image: str
     timings: dict[str, float] = field(default_factory=dict)
 
     def client(self) -> FleetClient:
@@ -68,12 +69,12 @@ def _dev_overlay_with_key(folder: Path, api_key: str) -> Manifests:
     return Manifests(render_dir(folder))
 
 
-def _free_subnet() -> str:
+def _free_subnets(count: int) -> list[str]:
     used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
-    for third in range(200 + os.getpid() % 50, 256):
-        if f"10.231.{third}." not in used:
-            return f"10.231.{third}"
-    raise RuntimeError("no free 10.231.x.0/24 subnet")
+    free = [f"10.231.{third}" for third in range(200 + os.getpid() % 50, 256) if f"10.231.{third}." not in used]
+    if len(free) < count:
+        raise RuntimeError("no free 10.231.x.0/24 subnets")
+    return free[:count]
 
 
 def _machine_reason() -> str | None:
@@ -118,7 +119,9 @@ def fleet() -> Iterator[Fleet]:
         manifests = _dev_overlay_with_key(overlay_dir, api_key)
         names = {w["metadata"]["name"] for w in manifests.workloads()}
         assert names - set(NOT_RUN) == {"fleet-redis", "fleet-registry", "fleet-worker", "fleet-gateway"}
-        cluster = Cluster(podman, manifests, state, _free_subnet(), network=f"fleet-test-{os.getpid()}")
+        pods_net, edge_net = _free_subnets(2)
+        cluster = Cluster(podman, manifests, state, pods_net, network=f"fleet-test-{os.getpid()}",
+                          edge_subnet=edge_net, edge_network=f"fleet-test-edge-{os.getpid()}")
         cluster.create_network()
         port = free_port()
         t = time.monotonic()
@@ -128,7 +131,7 @@ def fleet() -> Iterator[Fleet]:
             for pod in cluster.start(workload, replicas, publish):
                 timings[f"ready {pod.name}"] = cluster.wait_ready(pod, 180)
         timings["all pods ready"] = time.monotonic() - t
-        fleet = Fleet(cluster, f"127.0.0.1:{port}", api_key, timings)
+        fleet = Fleet(cluster, f"127.0.0.1:{port}", api_key, IMAGE.format(version=version), timings)
         yield fleet
     finally:
         say("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
@@ -194,6 +197,31 @@ def test_containers_are_non_root_with_a_read_only_root(fleet: Fleet) -> None:
         assert caps.split()[-1] == "0000000000000000", f"{pod.name} keeps capabilities: {caps}"
 
 
+REACH = """
+import socket, sys
+for target in sys.argv[1:]:
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), 2).close()
+        print(target, "open")
+    except OSError:
+        print(target, "closed")
+"""
+
+
+def test_from_a_client_namespace_only_the_gateway_answers(fleet: Fleet) -> None:
+    """The NetworkPolicies' intent: from outside the fleet, the gateway serves; nothing else is reachable."""
+    inside = [p for p in fleet.cluster.pods if not p.name.startswith("fleet-gateway")]
+    targets = ["fleet-gateway:50051", *(f"{p.ip}:{port['containerPort']}" for p in inside
+                                        for port in p.container["ports"])]
+    code, out = fleet.cluster.from_outside(fleet.image, REACH, *targets)
+    assert code == 0, out
+    seen = dict(line.rsplit(" ", 1) for line in out.splitlines())
+    assert seen == {t: "open" if t.startswith("fleet-gateway") else "closed" for t in targets}
+    code, out = fleet.cluster.from_outside(fleet.image, GRPC_PROBE, "fleet-gateway:50051", "", "5")
+    assert (code, out) == (0, "SERVING")
+
+
 def test_a_worker_drains_on_sigterm_under_load(fleet: Fleet) -> None:
     """SIGTERM the busy worker: its in-flight calls finish, nothing fails, it exits 0 within its grace."""
     errors: list[str] = []
@@ -235,6 +263,6 @@ def test_a_worker_drains_on_sigterm_under_load(fleet: Fleet) -> None:
     # Until workers announce that they drain (issue 11), a call that races the worker's shutdown can
     # come back CANCELLED from it instead of being retried on the other worker: seen here (0-3 of
     # ~250), not on loopback. Any other failure fails the test; the lead makes this `not errors`.
-    assert all(e.endswith("CANCELLED") for e in errors) and len(errors) <= 5, errors[:5]
+    assert all("CANCELLED" in e for e in errors) and len(errors) <= 5, errors[:5]
     after = [w for t, w in served if t > sent + 1]
     assert after and set(after) == {other.name}, "traffic moved to the other worker"

@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings
 from services.common.server import LIVENESS_SERVICE
 from tests.deploy.host import REPO_ROOT
 from tests.deploy.manifests import (
-    OVERLAYS, Doc, Manifests, component, container_env, only_container, pod_spec, render,
+    OVERLAYS, Doc, Manifests, component, container_env, only_container, pod_spec, render, selects,
 )
 
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
@@ -167,9 +167,9 @@ def test_network_policies_name_real_ports() -> None:
     for overlay in OVERLAYS:
         m = Manifests(render(overlay))
         for policy in m.of_kind("NetworkPolicy"):
-            selector = policy["spec"]["podSelector"].get("matchLabels", {})
             pods = [w for w in m.workloads()
-                    if all(w["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in selector.items())]
+                    if selects(policy["spec"]["podSelector"], w["spec"]["template"]["metadata"]["labels"])]
+            assert pods, f"{overlay}: NetworkPolicy {policy['metadata']['name']} selects no pods"
             names = {p["name"] for w in pods for c in pod_spec(w)["containers"] for p in c.get("ports", [])}
             for rule in policy["spec"].get("ingress", []):
                 for port in rule.get("ports", []):
