@@ -9,8 +9,10 @@ read-only root filesystem, capabilities dropped, no privilege escalation), its m
 limits, and its grace period on stop. Probes are run as the kubelet runs them: gRPC health
 checks against the pod IP and port, exec and TCP checks inside the pod's namespace.
 
-``podman kube play`` (podman 4.3 here) does not give Services DNS names, nor run gRPC probes, so
-the rendered pods are run this way instead; anything the translation does not know fails loudly.
+``podman kube play`` is not used: in podman 4.3 (Debian 12) it knows only the kinds Pod,
+Deployment, PersistentVolumeClaim and ConfigMap (no Service, StatefulSet or Secret), mounts no
+emptyDir (from 4.4 on) and runs no gRPC probes, and Services would give no DNS names. So the
+rendered pods are run this way; anything the translation does not know fails loudly.
 """
 
 from __future__ import annotations
