@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= server,cpu,dev
 
-.PHONY: setup up test test-fast models protos lint-protos bench bench-smoke image render clean
+.PHONY: setup up test test-fast models protos lint-protos bench bench-smoke image image-offline render clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ protos: setup
 VARIANT ?= cpu
 image:
 	deploy/build-image.sh $(VARIANT)
+
+## The CPU image without a container registry (as the tests build it): a debootstrap Debian 12 base,
+## a wheelhouse for its Python, podman build --network=none; needs root (installs podman with apt-get).
+image-offline: setup
+	$(PY) -m tests.deploy.images
 
 ## Print the Kubernetes manifests of an overlay (OVERLAY=cpu, gpu, dev or cert-manager).
 OVERLAY ?= cpu

@@ -15,12 +15,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from collections.abc import Iterable
@@ -32,9 +34,12 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from tests.deploy.host import CACHE_DIR, REPO_ROOT, cache_key, cached, say
+from tests.deploy.host import CACHE_DIR, REPO_ROOT, apt_install, cache_key, cached, say
 
 SUITE = "bookworm"
+# What building and running containers here needs ({command or file: Debian package}).
+HOST_PACKAGES = {"podman": "podman", "runc": "runc", "debootstrap": "debootstrap", "ip": "iproute2",
+                 "/usr/lib/podman/netavark": "netavark", "/usr/lib/podman/aardvark-dns": "aardvark-dns"}
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "redis-server")
 STRIP = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale",
          "usr/share/info")
@@ -220,12 +225,14 @@ def wheelhouse(variant: str, python_version: str, glibc: str) -> Path:
 # ---- podman --------------------------------------------------------------------------------------
 
 class Podman:
-    """podman with a configuration and storage of its own under ``state`` (removed by ``reset``)."""
+    """podman with a configuration of its own under ``state``, and there its storage too (removed by
+    ``reset``) unless ``own_storage`` is false (then images land in the machine's podman storage)."""
 
-    def __init__(self, state: Path) -> None:
-        self.state = state
-        for sub in ("root", "runroot", "tmp", "networks"):
+    def __init__(self, state: Path, own_storage: bool = True) -> None:
+        self.state, self.own_storage = state, own_storage
+        for sub in ("root", "runroot", "tmp", "networks") if own_storage else ():
             (state / sub).mkdir(parents=True, exist_ok=True)
+        state.mkdir(parents=True, exist_ok=True)
         (state / "containers.conf").write_text(CONTAINERS_CONF)
         (state / "registries.conf").write_text(REGISTRIES_CONF)
         self.env = {**os.environ, "CONTAINERS_CONF": str(state / "containers.conf"),
@@ -233,6 +240,8 @@ class Podman:
 
     def argv(self, *args: str) -> list[str]:
         s = self.state
+        if not self.own_storage:
+            return ["podman", *args]
         return ["podman", "--root", str(s / "root"), "--runroot", str(s / "runroot"), "--tmpdir", str(s / "tmp"),
                 "--network-config-dir", str(s / "networks"), *args]
 
@@ -252,6 +261,7 @@ class Podman:
 
     def reset(self) -> None:
         """Remove every container, pod, network and image, then the storage itself."""
+        assert self.own_storage, "only podman storage of our own is ever reset"
         for args in (("rm", "--all", "--force", "--time", "0"), ("network", "prune", "--force"),
                      ("rmi", "--all", "--force"), ("system", "reset", "--force")):
             self(*args, check=False, timeout=180)
@@ -267,7 +277,33 @@ def import_base(podman: Podman, rootfs: BaseRootfs) -> str:
 
 def build_image(podman: Podman, base: str, wheels: Path, tag: str, variant: str = "cpu") -> None:
     """deploy/Dockerfile, offline: the base above, the wheelhouse mounted, no network."""
+    revision = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True).stdout.strip() or "unknown"
     podman("build", "--network=none", "--pull=never", "--layers=false", "-f", str(REPO_ROOT / "deploy/Dockerfile"),
            "-v", f"{wheels}:/wheels:ro", "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"VARIANT={variant}",
-           "--build-arg", "PIP_INSTALL_FLAGS=--no-index --find-links=/wheels", "--build-arg", "REVISION=test",
+           "--build-arg", "PIP_INSTALL_FLAGS=--no-index --find-links=/wheels", "--build-arg", f"REVISION={revision}",
+           "--build-arg", f"CREATED={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
            "-t", tag, str(REPO_ROOT), timeout=900)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``make image-offline``: the CPU image built on a machine that reaches no container registry."""
+    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--tag", default=f"inference-fleet:{version}-cpu", help="image name (default: %(default)s)")
+    args = parser.parse_args(argv)
+    problem = apt_install(HOST_PACKAGES)
+    mirror = debian_mirror()
+    if problem or mirror is None:
+        raise SystemExit(problem or "no Debian 12 mirror in this machine's apt sources")
+    rootfs = debian_rootfs(mirror)
+    wheels = wheelhouse("cpu", rootfs.python_version, rootfs.glibc)
+    podman = Podman(CACHE_DIR / "podman-conf", own_storage=False)
+    base = import_base(podman, rootfs)
+    say(f"building {args.tag} on {base}")
+    build_image(podman, base, wheels, args.tag)
+    print(f"built {args.tag} in this machine's podman storage (base {base})")
+
+
+if __name__ == "__main__":
+    main()

@@ -80,8 +80,7 @@ def _free_subnets(count: int) -> list[str]:
 def _machine_reason() -> str | None:
     if os.geteuid() != 0:
         return "the container test needs root (debootstrap, rootful podman)"
-    return apt_install({"podman": "podman", "runc": "runc", "debootstrap": "debootstrap", "ip": "iproute2",
-                        "/usr/lib/podman/netavark": "netavark", "/usr/lib/podman/aardvark-dns": "aardvark-dns"})
+    return apt_install(images.HOST_PACKAGES)
 
 
 @pytest.fixture(scope="module")
