@@ -45,7 +45,7 @@ SUPPORTED_POD_FIELDS = {"containers", "volumes", "securityContext", "termination
                         "topologySpreadConstraints", "nodeSelector", "tolerations"}
 
 
-def _quantity(value: str | int) -> float:
+def quantity(value: str | int) -> float:
     """A Kubernetes quantity (256Mi, 1Gi, 500m, 2) as a number of bytes or cores."""
     text = str(value)
     suffixes = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "m": 1e-3}
@@ -164,9 +164,9 @@ class Cluster:
         limits = container.get("resources", {}).get("limits", {})
         args = []
         if "memory" in limits:
-            args += ["--memory", str(int(_quantity(limits["memory"])))]
+            args += ["--memory", str(int(quantity(limits["memory"])))]
         if "cpu" in limits:
-            args += ["--cpus", f"{_quantity(limits['cpu']):g}"]
+            args += ["--cpus", f"{quantity(limits['cpu']):g}"]
         return args
 
     def _volumes(self, spec: Doc, container: Doc, pod_name: str) -> list[str]:
