@@ -11,7 +11,7 @@ import yaml
 
 from fleet.paths import MODELS_DIR
 from services.cache import FleetCache
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key
 from services.cache.embedded import EmbeddedRedis, delete_namespace, machine_or_embedded
 
 PACKAGES = MODELS_DIR / "packages"

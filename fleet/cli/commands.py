@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from fleet.cli import admin
 from fleet.cli.output import detections_table, loaded_models_table
 from fleet.client import FleetClient
 from fleet.paths import client_state_file
@@ -85,7 +86,8 @@ def info(args: argparse.Namespace) -> int:
 
 def keygen(args: argparse.Namespace) -> int:
     key = new_api_key()
-    print(f"api key:        {key}\napi_key_sha256: {hash_api_key(key)}   (put this in the catalog)")
+    print(f"api key:        {key}\napi_key_sha256: {hash_api_key(key)}   (put this in a catalog; or let the fleet "
+          "make keys: `fleet keys create`)")
     return 0
 
 
@@ -104,9 +106,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _connection_args(p)
     p.set_defaults(func=infer)
 
-    p = sub.add_parser("models", help="list the models loaded across the fleet")
+    p = sub.add_parser("models", help="models loaded across the fleet (no subcommand); registered models (admin)",
+                       description="`fleet models` lists the models loaded across the fleet; its subcommands "
+                                   "manage registered models and aliases with the admin token.")
     _connection_args(p)
     p.set_defaults(func=models)
+    model_commands = p.add_subparsers(dest="models_command")
+    loaded = model_commands.add_parser("loaded", help="the models loaded across the fleet (the default)")
+    _connection_args(loaded)
+    loaded.set_defaults(func=models)
+    admin.add_parsers(sub, model_commands)
 
     p = sub.add_parser("info", help="server version and each worker's load")
     _connection_args(p)

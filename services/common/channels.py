@@ -30,4 +30,7 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
 
 
 def insecure_channel(address: str, max_message_bytes: int) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes))
+    options = channel_options(max_message_bytes)
+    if address.startswith("dns:"):  # a name for several replicas: balance over every address it resolves to
+        options.append(("grpc.lb_policy_name", "round_robin"))
+    return grpc.aio.insecure_channel(address, options=options)

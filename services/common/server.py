@@ -49,6 +49,10 @@ class Service:
     startup: StartupHook | None = None
     shutdown: Hook | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # Ports of other listeners (e.g. "http_port"), filled by ``startup``; written to the ready file.
+    ports: dict[str, int] = field(default_factory=dict)
+    # Called as shutdown begins, alongside the gRPC server's graceful stop (e.g. to drain another listener).
+    draining: Hook | None = None
 
 
 class Runner:
@@ -95,7 +99,8 @@ class Runner:
         if s.ready_file:
             tmp = f"{s.ready_file}.tmp"
             with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"port": self.port, "metrics_port": self.metrics_port, "pid": os.getpid()}, fh)
+                json.dump({"port": self.port, "metrics_port": self.metrics_port, **self.service.ports,
+                           "pid": os.getpid()}, fh)
             os.replace(tmp, s.ready_file)
         log.info("%s ready", self.service.name)
 
@@ -103,7 +108,7 @@ class Runner:
         grace = self.service.settings.shutdown_grace_s
         log.info("%s shutting down", self.service.name, extra={"grace_s": grace})
         await self.set_serving(False)
-        await self.server.stop(grace)
+        await asyncio.gather(self.server.stop(grace), *([self.service.draining()] if self.service.draining else []))
         if self.service.shutdown:
             await self.service.shutdown()
         if self._httpd is not None:

@@ -16,7 +16,7 @@ from fleet.cli.output import detections_table
 from fleet.client import FleetClient
 from services.local.processes import FleetStartError, LocalFleet
 from fleet.paths import DEMO_CATALOG, SAMPLES_DIR, client_state_file, state_dir
-from fleet.keys import hash_api_key, new_api_key
+from fleet.keys import hash_api_key, new_admin_token, new_api_key
 from services.cache.embedded import EmbeddedRedis
 
 
@@ -34,12 +34,14 @@ def write_catalog(source: Path, dest: Path, api_key: str, workspace: str = "demo
     dest.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
-def write_client_state(address: str, api_key: str) -> Path:
+def write_client_state(address: str, api_key: str, admin_token: str) -> Path:
+    """The development fleet's address, API key and admin token, for the CLI (mode 0600)."""
     path = client_state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    path.unlink(missing_ok=True)  # recreated, so the mode is 0600 even if an older file was looser
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump({"address": address, "api_key": api_key}, fh)
+        json.dump({"address": address, "api_key": api_key, "admin_token": admin_token}, fh)
     return path
 
 
@@ -73,6 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Start the fleet as local processes and keep it up until Ctrl-C or SIGTERM. "
                                    "Uses REDIS_URL when set, else starts an embedded Redis.")
     p.add_argument("--port", type=int, default=50051, help="gateway port (default 50051; 0 picks a free one)")
+    p.add_argument("--http-port", type=int, default=9001,
+                   help="HTTP API port: Roboflow-compatible and KServe v2 REST routes (default 9001; 0 picks a free one)")
     p.add_argument("--workers", type=int, default=1, help="number of model workers (default 1)")
     p.add_argument("--catalog", type=Path, default=DEMO_CATALOG, help="catalog YAML (default: the demo models)")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""), help="Redis to use (default: embedded)")
@@ -97,28 +101,38 @@ def _serve(args: argparse.Namespace, run_dir: Path, redis_url: str, embedded: bo
     api_key = new_api_key()
     catalog = run_dir / "catalog.yaml"
     write_catalog(args.catalog, catalog, api_key)
+    # The registry's database persists in the run directory (keys and aliases made with the CLI survive a
+    # restart); the catalog is applied with prune, so the previous run's development key is revoked.
     fleet = LocalFleet(redis_url, catalog, workers=args.workers, state_dir=run_dir, gateway_port=args.port,
-                       namespace="fleet-dev")
+                       http_port=args.http_port, namespace="fleet-dev", admin_token=new_admin_token(),
+                       catalog_prune=True)
     try:
         fleet.start()
     except FleetStartError as exc:
         print(f"fleet up: {exc}")
         return 1
-    state = write_client_state(fleet.gateway.address, api_key)
+    state = write_client_state(fleet.gateway.address, api_key, fleet.admin_token)
     try:
         first_inference(fleet.gateway.address, api_key)
         print(f"""
 Inference Fleet is up.
-  gateway   {fleet.gateway.address}   (metrics http://127.0.0.1:{fleet.gateway.metrics_port}/metrics)
+  gateway   {fleet.gateway.address}   (gRPC: fleet.v1 and the Open Inference Protocol; metrics http://127.0.0.1:{fleet.gateway.metrics_port}/metrics)
+  http      {fleet.gateway.http_url}   (Roboflow-compatible and KServe v2 REST routes; OpenAPI at {fleet.gateway.http_url}/docs)
   registry  {fleet.registry.address}
   workers   {', '.join(w.address for w in fleet.worker_processes)}
   redis     {redis_url}{' (embedded)' if embedded else ''}
+  database  {fleet.database_url}
   logs      {run_dir}
-  API key   {api_key}
-            (saved for `fleet infer` in {state})
+  API key   {api_key}   (workspace demo)
+  admin     {fleet.admin_token}
+            (both saved, mode 0600, for the CLI in {state})
 
 Try:  fleet infer --model shapes-det/1 --visualize out.jpg {_sample() or 'IMAGE.jpg'}
-      fleet models
+      fleet models                                   # loaded models
+      fleet keys create --workspace demo --name me   # admin: a new API key (shown once)
+      fleet models list                              # admin: registered models and aliases
+      fleet catalog apply models/catalog.yaml --dry-run
+  Elsewhere, give the CLI the admin token with FLEET_ADMIN_TOKEN or --admin-token-file FILE (mode 0600).
 Stop with Ctrl-C.
 """, flush=True)
         while not stop.wait(0.5):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -10,6 +12,9 @@ import psutil
 
 from fleet.internal.v1 import worker_pb2, worker_pb2_grpc
 from services.cache import FleetCache
+from services.common import descriptors
+from services.common.errors import Unavailable
+from services.common.model_record import ModelRecord
 from services.common.server import Service
 from services.model_worker import limits
 from services.model_worker.artifacts import ArtifactStore
@@ -23,7 +28,9 @@ from services.model_worker.servicer import WorkerServicer
 from services.model_worker.settings import WorkerSettings
 from services.model_worker.url_fetch import UrlFetcher
 from services.model_worker.worker import Worker
+from services.registry.client import RegistryClient
 
+PRELOAD_REGISTRY_WAIT_S = 60.0
 SERVICE_NAME = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
 
 
@@ -64,6 +71,24 @@ def build(settings: WorkerSettings) -> Service:
     worker = Worker(settings.worker_id, settings.advertise_address, manager, pipeline, recorder, cache)
     heartbeat = Heartbeat(cache, settings.worker_id, settings.heartbeat_interval_s, worker.load_state)
 
+    async def preload() -> None:
+        registry = RegistryClient(settings.registry_address, settings.max_message_bytes)
+
+        async def resolve(model_id: str) -> ModelRecord:
+            deadline = time.monotonic() + PRELOAD_REGISTRY_WAIT_S
+            while True:  # the registry may be starting beside this worker
+                try:
+                    return descriptors.from_proto(await registry.resolve(model_id, settings.preload_workspace))
+                except Unavailable:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+
+        try:
+            await worker.preload([m.strip() for m in settings.preload.split(",") if m.strip()], resolve)
+        finally:
+            await registry.close()
+
     def register(server: grpc.aio.Server) -> None:
         worker_pb2_grpc.add_ModelWorkerServiceServicer_to_server(WorkerServicer(worker), server)
 
@@ -71,7 +96,7 @@ def build(settings: WorkerSettings) -> Service:
         worker.address = settings.advertised(port)
         await cache.ping()
         if settings.preload:
-            await worker.preload([m.strip() for m in settings.preload.split(",") if m.strip()])
+            await preload()
         if recorder is not None:
             recorder.start()
         heartbeat.start()

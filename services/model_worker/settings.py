@@ -47,7 +47,13 @@ class WorkerSettings(ServiceSettings):
         validation_alias=AliasChoices("FLEET_WORKER_MODEL_LOCK_ACQUIRE_TIMEOUT", "MODEL_LOCK_ACQUIRE_TIMEOUT"),
         description="How long a request waits for another request's load of the same model.",
     )
-    preload: str = Field("", description="Comma-separated model ids or aliases to load at start-up and pin (read from the registry's Redis records).")
+    preload: str = Field("", description="Comma-separated model ids or aliases to load at start-up and pin "
+                                         "(resolved through the registry).")
+    preload_workspace: str = Field("", description="Workspace whose private models and aliases preload may name "
+                                                   "(empty: public models by id only).")
+    registry_address: str = Field(
+        "127.0.0.1:50052", description="Registry replicas for preload (comma-separated host:port, or dns:///name:port).",
+    )
     execution_provider: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA when the session really gets it, else CPU.",
     )

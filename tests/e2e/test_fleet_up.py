@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 
@@ -25,7 +26,7 @@ def _alive(pid: int) -> bool:
 def test_fleet_up_serves_a_first_inference_and_stops_cleanly(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(XDG_STATE_HOME=str(tmp_path), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "fleet.cli.main", "up", "--port", "0"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "fleet.cli.main", "up", "--port", "0", "--http-port", "0"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     pids: list[int] = []
@@ -42,6 +43,8 @@ def test_fleet_up_serves_a_first_inference_and_stops_cleanly(tmp_path: Path) -> 
         assert "Inference Fleet is up" in output, output
         assert "First inference: shapes-det/1" in output and "detections" in output, output
         assert "(embedded)" in output
+        http_url = next(line.split()[1] for line in lines if line.strip().startswith("http "))
+        assert httpx.get(f"{http_url}/v2/health/ready", timeout=10).json() == {"ready": True}
         state = json.loads((tmp_path / "inference-fleet" / "dev.json").read_text())
         assert state["api_key"] in output and oct((tmp_path / "inference-fleet" / "dev.json").stat().st_mode)[-3:] == "600"
         run_dir = tmp_path / "inference-fleet" / "run"

@@ -25,7 +25,10 @@ from services.common.model_spec import ModelSpec
 from services.common.server import Runner
 from services.model_worker.server import build
 from services.model_worker.settings import WorkerSettings
+from services.common.errors import ModelNotFound
+from tests.conftest import write_catalog
 from tests.onnx_factory import write_package, yolov8_like
+from tests.registry_harness import start_registry
 
 RNG = np.random.default_rng(0)
 PIXELS = RNG.integers(0, 255, (120, 200, 3), dtype=np.uint8)
@@ -79,7 +82,11 @@ async def start_worker(tmp_path: Path, redis_url: str, namespace: str, **setting
                        ort_intra_op_threads=1,
                        **settings)
     runner = Runner(build(s))
-    await runner.start()
+    try:
+        await runner.start()
+    except BaseException:
+        await runner.stop()
+        raise
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}")
     return WorkerHarness(runner, worker_pb2_grpc.ModelWorkerServiceStub(channel), tmp_path / "cache")
 
@@ -206,16 +213,24 @@ async def test_redis_down_never_fails_an_inference(tmp_path: Path, own_redis, go
 
 
 async def test_preloaded_models_are_pinned_before_the_worker_is_ready(tmp_path: Path, redis_url: str,
-                                                                      namespace: str, cache: FleetCache) -> None:
+                                                                      namespace: str) -> None:
     pkg = write_package(tmp_path / "pre", yolov8_like())
-    record = descriptors.from_proto(descriptor(pkg, "pre/1"))
-    await cache.models.put("pre/1", record.to_bytes(), aliases=("preloaded",))
-    h = await start_worker(tmp_path, redis_url, namespace, preload="preloaded", max_active_models=1)
+    catalog = write_catalog(tmp_path / "catalog.yaml", [
+        {"id": "pre/1", "workspace": "demo", "package": str(pkg), "aliases": ["preloaded"]}])
+    registry = await start_registry(tmp_path, redis_url, namespace, catalog)
     try:
-        [model] = h.worker.manager.models()
-        assert model.model_id == "pre/1" and model.pinned
-        await h.infer(descriptor(write_package(tmp_path / "other", yolov8_like(seed=3)), "other/1"),
-                      inference_pb2.Image(encoded=PNG))
-        assert "pre/1" in [m.model_id for m in h.worker.manager.models()]  # pinned: not evicted
+        h = await start_worker(tmp_path, redis_url, namespace, preload="preloaded", preload_workspace="demo",
+                               max_active_models=1, registry_address=f"127.0.0.1:{registry.port}")
+        try:
+            [model] = h.worker.manager.models()
+            assert model.model_id == "pre/1" and model.pinned
+            await h.infer(descriptor(write_package(tmp_path / "other", yolov8_like(seed=3)), "other/1"),
+                          inference_pb2.Image(encoded=PNG))
+            assert "pre/1" in [m.model_id for m in h.worker.manager.models()]  # pinned: not evicted
+        finally:
+            await h.runner.stop()
+        with pytest.raises(ModelNotFound, match="preload"):  # another workspace's private model: not found
+            await start_worker(tmp_path, redis_url, namespace, preload="pre/1", preload_workspace="other",
+                               registry_address=f"127.0.0.1:{registry.port}")
     finally:
-        await h.runner.stop()
+        await registry.stop()
