@@ -114,6 +114,8 @@ def only_container(workload: Doc) -> Doc:
 
 
 FIELD_SAMPLES = {"status.podIP": "10.1.2.3", "metadata.name": "pod-0", "metadata.namespace": "inference-fleet"}
+# Secrets the operator creates (docs/deploy.md), with sample values, where an overlay does not make them.
+OPERATOR_SECRETS = {"fleet-registry-database": {"url": "postgresql://fleet:secret@db.example.internal:5432/fleet"}}
 
 
 def container_env(m: Manifests, container: Doc, fields: dict[str, str] | None = None) -> dict[str, str]:
@@ -146,7 +148,18 @@ def container_env(m: Manifests, container: Doc, fields: dict[str, str] | None = 
         elif "configMapKeyRef" in source or "secretKeyRef" in source:
             kind = "ConfigMap" if "configMapKeyRef" in source else "Secret"
             ref = source.get("configMapKeyRef") or source["secretKeyRef"]
-            env[item["name"]] = m.data(kind, ref["name"])[ref["key"]]
+            try:
+                try:
+                    values = m.data(kind, ref["name"])
+                except KeyError:
+                    if kind != "Secret" or ref["name"] not in OPERATOR_SECRETS:
+                        raise
+                    values = OPERATOR_SECRETS[ref["name"]]
+                env[item["name"]] = values[ref["key"]]
+            except KeyError:
+                if not ref.get("optional"):
+                    raise AssertionError(f"env {item['name']}: {kind} {ref['name']} (key {ref['key']}) "
+                                         "is not in the manifests and not optional") from None
         else:
             raise AssertionError(f"env {item['name']}: unsupported source {sorted(source)}")
     return env

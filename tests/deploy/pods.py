@@ -6,7 +6,7 @@ it (network aliases), its command, args and environment resolved as Kubernetes r
 (envFrom, env, ConfigMap/Secret keys, fieldRef, $(VAR)), its volumes (emptyDir as an empty writable
 directory, ConfigMaps and Secrets as read-only files), its securityContext (user and group,
 read-only root filesystem, capabilities dropped, no privilege escalation), its memory and CPU
-limits, and its grace period on stop. Probes are run as the kubelet runs them: gRPC health
+limits, its init containers (each to completion first), and its grace period on stop. Probes are run as the kubelet runs them: gRPC health
 checks against the pod IP and port, exec and TCP checks inside the pod's namespace.
 
 ``podman kube play`` is not used: in podman 4.3 (Debian 12) it knows only the kinds Pod,
@@ -40,7 +40,7 @@ print(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 sys.exit(0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1)
 """
 TCP_PROBE = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), float(sys.argv[3]))"
-SUPPORTED_POD_FIELDS = {"containers", "volumes", "securityContext", "terminationGracePeriodSeconds",
+SUPPORTED_POD_FIELDS = {"containers", "initContainers", "volumes", "securityContext", "terminationGracePeriodSeconds",
                         "serviceAccountName", "automountServiceAccountToken", "enableServiceLinks",
                         "topologySpreadConstraints", "nodeSelector", "tolerations"}
 
@@ -110,21 +110,33 @@ class Cluster:
     def _run(self, workload: Doc, name: str, ip: str, publish: dict[str, int] | None) -> Pod:
         spec, container = pod_spec(workload), only_container(workload)
         labels = workload["spec"]["template"]["metadata"]["labels"]
-        env = container_env(self.manifests, container, {
-            "status.podIP": ip, "metadata.name": name,
-            "metadata.namespace": workload["metadata"].get("namespace", "default"),
-        })
+        fields = {"status.podIP": ip, "metadata.name": name,
+                  "metadata.namespace": workload["metadata"].get("namespace", "default")}
+        for init in spec.get("initContainers", []):
+            # Each to completion, in order, before the pod's container starts (in the pod's volumes).
+            env = container_env(self.manifests, init, fields)
+            done = self.podman("run", "--rm", "--pull=never", "--network", self.network,
+                               *self._container_args(spec, init, name, env), check=False, timeout=300)
+            assert done.returncode == 0, f"{name}: init container {init['name']} failed:\n{done.stdout}{done.stderr}"
+        env = container_env(self.manifests, container, fields)
         aliases = "".join(f",alias={s['metadata']['name']}" for s in self.manifests.services_selecting(labels))
         args = ["run", "--detach", "--name", name, "--hostname", name, "--pull=never",
                 "--network", f"{self.network}:ip={ip}{aliases}"]
         if self.edge_subnet and self.manifests.open_to_every_source(labels):
             args += ["--network", f"{self.edge_network}:{aliases.lstrip(',')}" if aliases else self.edge_network]
-        args += self._security(spec, container) + self._resources(container)
-        args += self._volumes(spec, container, name)
         ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
         for port_name, host_port in (publish or {}).items():
             args += ["--publish", f"127.0.0.1:{host_port}:{ports[port_name]}"]
         args += ["--stop-timeout", str(spec.get("terminationGracePeriodSeconds", 30))]
+        self.podman(*args, *self._container_args(spec, container, name, env))
+        pod = Pod(name, ip, workload, container, env)
+        self.pods.append(pod)
+        return pod
+
+    def _container_args(self, spec: Doc, container: Doc, pod_name: str, env: dict[str, str]) -> list[str]:
+        """Security, limits, volumes, environment, then the image with its command and args."""
+        args = self._security(spec, container) + self._resources(container)
+        args += self._volumes(spec, container, pod_name)
         for key, value in sorted(env.items()):
             args += ["--env", f"{key}={value}"]
         command = [expand(c, env) for c in container.get("command", [])]
@@ -132,11 +144,7 @@ class Cluster:
         if command:
             args += ["--entrypoint", json.dumps(command[:1])]
             cmd_args = command[1:] + cmd_args
-        args += [container["image"], *cmd_args]
-        self.podman(*args)
-        pod = Pod(name, ip, workload, container, env)
-        self.pods.append(pod)
-        return pod
+        return [*args, container["image"], *cmd_args]
 
     @staticmethod
     def _security(spec: Doc, container: Doc) -> list[str]:

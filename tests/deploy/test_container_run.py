@@ -8,6 +8,7 @@ networks and podman's storage are removed afterwards, also when a test fails.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import tempfile
@@ -19,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 import yaml
 
 from fleet.client import FleetClient
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key
 from services.cache.embedded import free_port
 from services.common.server import LIVENESS_SERVICE
 from tests.deploy import images
@@ -38,13 +40,16 @@ IMAGE = "inference-fleet:{version}-cpu"
 # The dev overlay's Redis image, played here by the Debian base (its redis-server 7.0).
 REDIS_IMAGE = "docker.io/library/redis:7.2.5-bookworm"
 # Workloads of the dev overlay this test does not run, and why.
-NOT_RUN = {"fleet-postgres": "the registry has no database setting yet; nothing here would use it"}
+NOT_RUN = {"fleet-postgres": "no PostgreSQL image can be had without a registry: the registry keeps its database "
+                             "in SQLite on its pod's /tmp volume here (one replica), migrated by its init container"}
+REGISTRY_DATABASE = "sqlite:////tmp/registry.db"
 
 
 @dataclass
 class Fleet:
     cluster: Cluster
     gateway_address: str
+    http_url: str
     api_key: str
     image: str
     timings: dict[str, float] = field(default_factory=dict)
@@ -57,7 +62,8 @@ class Fleet:
 
 
 def _dev_overlay_with_key(folder: Path, api_key: str) -> Manifests:
-    """The dev overlay, with the test's API-key hash added the way docs/deploy.md tells users to."""
+    """The dev overlay, with the test's API-key hash added the way docs/deploy.md tells users to, and
+    the registry's database in SQLite (see NOT_RUN)."""
     catalog = yaml.safe_load((REPO_ROOT / "deploy/k8s/base/config/catalog.yaml").read_text())
     catalog["workspaces"][0]["api_key_sha256"] = [hash_api_key(api_key)]
     (folder / "catalog.yaml").write_text(yaml.safe_dump(catalog))
@@ -65,6 +71,8 @@ def _dev_overlay_with_key(folder: Path, api_key: str) -> Manifests:
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": [os.path.relpath(REPO_ROOT / "deploy/k8s/overlays/dev", folder)],
         "configMapGenerator": [{"name": "fleet-catalog", "behavior": "replace", "files": ["catalog.yaml"]}],
+        "secretGenerator": [{"name": "fleet-registry-database", "behavior": "replace",
+                             "literals": [f"url={REGISTRY_DATABASE}"]}],
     }))
     return Manifests(render_dir(folder))
 
@@ -122,15 +130,16 @@ def fleet() -> Iterator[Fleet]:
         cluster = Cluster(podman, manifests, state, pods_net, network=f"fleet-test-{os.getpid()}",
                           edge_subnet=edge_net, edge_network=f"fleet-test-edge-{os.getpid()}")
         cluster.create_network()
-        port = free_port()
+        port, http_port = free_port(), free_port()
         t = time.monotonic()
         # In dependency order, each ready (by its own probes) before the next starts.
         for workload, replicas, publish in (("fleet-redis", None, None), ("fleet-registry", None, None),
-                                            ("fleet-worker", 2, None), ("fleet-gateway", None, {"grpc": port})):
+                                            ("fleet-worker", 2, None), ("fleet-gateway", None, {"grpc": port, "http": http_port})):
             for pod in cluster.start(workload, replicas, publish):
                 timings[f"ready {pod.name}"] = cluster.wait_ready(pod, 180)
         timings["all pods ready"] = time.monotonic() - t
-        fleet = Fleet(cluster, f"127.0.0.1:{port}", api_key, IMAGE.format(version=version), timings)
+        fleet = Fleet(cluster, f"127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", api_key,
+                      IMAGE.format(version=version), timings)
         yield fleet
     finally:
         say("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
@@ -148,6 +157,13 @@ def test_an_inference_through_the_gateway_from_the_host(fleet: Fleet) -> None:
         with pytest.raises(grpc.RpcError) as err:
             FleetClient(fleet.gateway_address, "fk_not_a_key").infer("shapes-det/1", SAMPLE, timeout=30)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # The HTTP front door on its own port (FLEET_GATEWAY_HTTP_PORT), published like the gRPC one.
+    assert httpx.get(f"{fleet.http_url}/v2/health/ready", timeout=10).status_code == 200
+    answer = httpx.post(f"{fleet.http_url}/infer/object_detection", timeout=60, json={
+        "model_id": "shapes-det/1", "api_key": fleet.api_key,
+        "image": {"type": "base64", "value": base64.b64encode(SAMPLE.read_bytes()).decode()}})
+    assert answer.status_code == 200, answer.text[:500]
+    assert len(answer.json()["predictions"]) == len(detections)
 
 
 def test_workers_are_found_by_their_pod_ips_and_sized_by_their_limits(fleet: Fleet) -> None:
@@ -211,7 +227,7 @@ for target in sys.argv[1:]:
 def test_from_a_client_namespace_only_the_gateway_answers(fleet: Fleet) -> None:
     """The NetworkPolicies' intent: from outside the fleet, the gateway serves; nothing else is reachable."""
     inside = [p for p in fleet.cluster.pods if not p.name.startswith("fleet-gateway")]
-    targets = ["fleet-gateway:50051", *(f"{p.ip}:{port['containerPort']}" for p in inside
+    targets = ["fleet-gateway:50051", "fleet-gateway:9001", *(f"{p.ip}:{port['containerPort']}" for p in inside
                                         for port in p.container["ports"])]
     code, out = fleet.cluster.from_outside(fleet.image, REACH, *targets)
     assert code == 0, out

@@ -6,6 +6,7 @@ so a renamed or removed setting fails here before it fails on a cluster.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import re
 import tomllib
@@ -86,11 +87,32 @@ def test_command_is_a_console_script_and_env_is_its_settings(overlay: str, m: Ma
 
 
 @pytest.mark.parametrize(("overlay", "m", "workload", "container"), CASES, ids=IDS)
+def test_init_containers_run_console_scripts_with_their_settings(overlay: str, m: Manifests, workload: Doc,
+                                                                 container: Doc, monkeypatch) -> None:
+    for init in pod_spec(workload).get("initContainers", []):
+        command = init["command"]
+        assert command[0] == container["command"][0], "an init container runs the same service's command"
+        cls = settings_class(command[0])
+        env = container_env(m, init)
+        unknown = sorted(set(env) - set(env_names(cls)))
+        assert not unknown, f"{overlay}/{init['name']}: {cls.__name__} does not read {unknown}"
+        settings_from(cls, env, monkeypatch)
+        main_env = container_env(m, container)
+        assert all(main_env.get(k) == v for k, v in env.items()), "the init container sees the service's settings"
+        assert init["securityContext"] == container["securityContext"]
+    if component(workload) == "registry":
+        assert [i["command"] for i in pod_spec(workload)["initContainers"]] == [["fleet-registry", "migrate"]]
+
+
+@pytest.mark.parametrize(("overlay", "m", "workload", "container"), CASES, ids=IDS)
 def test_ports_and_probes_match_the_settings(overlay: str, m: Manifests, workload: Doc, container: Doc,
                                              monkeypatch) -> None:
     settings = settings_from(settings_class(container["command"][0]), container_env(m, container), monkeypatch)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"grpc": settings.port, "metrics": settings.metrics_port}
+    expected = {"grpc": settings.port, "metrics": settings.metrics_port}
+    if getattr(settings, "http_enabled", False):
+        expected["http"] = settings.http_port
+    assert ports == expected
     assert settings.metrics_port, "a fixed metrics port (0 would pick a random one)"
     # Native gRPC probes on the service's own port: startup and readiness read the overall health
     # (SERVING once started, preloads included); liveness the name that never waits for a model.
@@ -106,6 +128,16 @@ def test_ports_and_probes_match_the_settings(overlay: str, m: Manifests, workloa
     pause = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     grace = pod_spec(workload)["terminationGracePeriodSeconds"]
     assert grace >= pause + settings.shutdown_grace_s + 5, (grace, pause, settings.shutdown_grace_s)
+
+
+@pytest.mark.parametrize(("overlay", "m", "workload", "container"), CASES, ids=IDS)
+def test_no_setting_is_left_pointing_at_the_pod_itself(overlay: str, m: Manifests, workload: Doc, container: Doc,
+                                                       monkeypatch) -> None:
+    """A default such as registry_address=127.0.0.1:50052 is right for `fleet up`, wrong in a pod."""
+    settings = settings_from(settings_class(container["command"][0]), container_env(m, container), monkeypatch)
+    loopback = {name: value for name, value in settings.model_dump().items()
+                if isinstance(value, str) and re.search(r"(^|[/@,])(127\.0\.0\.1|localhost)([:/,]|$)", value)}
+    assert not loopback, f"{overlay}/{workload['metadata']['name']}: {loopback}"
 
 
 @pytest.mark.parametrize(("overlay", "m", "workload", "container"), CASES, ids=IDS)
@@ -156,7 +188,8 @@ def test_services_and_addresses_meet_the_pods() -> None:
         service_ports = {(s["metadata"]["name"], p["port"]) for s in m.of_kind("Service") for p in s["spec"]["ports"]}
         for workload in m.fleet_workloads():
             env = container_env(m, only_container(workload))
-            targets = [env[k] for k in env if k.endswith("_ADDRESS") and "ADVERTISE" not in k and env[k]]
+            targets = [t.strip().removeprefix("dns:///") for k in env if k.endswith("_ADDRESS") and "ADVERTISE" not in k
+                       for t in env[k].split(",") if t.strip()]
             targets += [re.sub(r"^redis://([^/:]+):(\d+).*", r"\1:\2", env["REDIS_URL"])]
             for target in targets:
                 host, _, port = target.rpartition(":")
@@ -225,6 +258,11 @@ def test_dockerfile_env_and_commands_follow_the_code() -> None:
     assert re.search(r"^USER 10001:10001$", DOCKERFILE, re.M)
     for source in ("models/packages", "models/catalog.yaml"):
         assert re.search(rf"^COPY {source} ", DOCKERFILE, re.M), source
-    allowed = Path(REPO_ROOT / ".dockerignore").read_text()
-    for path in ("pyproject.toml", "fleet/", "services/", "models/packages/"):
-        assert f"!{path}" in allowed, path
+    allowed = Path(REPO_ROOT / ".dockerignore").read_text().split()
+    # Every package setuptools installs (its find patterns, as in pyproject.toml) is in the build context.
+    patterns = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {d.name for d in REPO_ROOT.iterdir() if (d / "__init__.py").exists()
+                and any(fnmatch.fnmatch(d.name, pat) for pat in patterns)}
+    assert packages >= {"fleet", "services"}
+    for path in ("pyproject.toml", "README.md", "models/packages/", *(f"{pkg}/" for pkg in sorted(packages))):
+        assert f"!{path}" in allowed, f".dockerignore leaves {path} out of the image's build context"
