@@ -16,9 +16,9 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from fleet.cli import connection
 from fleet.cli.output import table
 from fleet.keys import hash_api_key, new_admin_token
-from fleet.paths import client_state_file
 from fleet.v1 import admin_pb2, admin_pb2_grpc
 
 ACTION = {admin_pb2.CHANGE_ACTION_ADDED: "+", admin_pb2.CHANGE_ACTION_CHANGED: "~",
@@ -42,8 +42,8 @@ def read_token_file(path: Path) -> str:
     return token
 
 
-def _saved() -> dict[str, str]:
-    state = client_state_file()
+def _saved(args: argparse.Namespace) -> dict[str, str]:
+    state = connection.state_path(args)
     if not state.exists():
         return {}
     return json.loads(read_token_file(state))
@@ -56,15 +56,14 @@ def admin_token(args: argparse.Namespace) -> str:
         return token
     if path := os.environ.get("FLEET_ADMIN_TOKEN_FILE"):
         return read_token_file(Path(path))
-    if token := _saved().get("admin_token"):
+    if token := _saved(args).get("admin_token"):
         return token
     raise CliError("no admin token: set FLEET_ADMIN_TOKEN, pass --admin-token-file FILE (mode 0600), "
                    "or start a development fleet with `fleet up`")
 
 
 def _stub(args: argparse.Namespace) -> tuple[admin_pb2_grpc.AdminServiceStub, tuple[tuple[str, str], ...], grpc.Channel]:
-    address = args.address or os.environ.get("FLEET_ADDRESS") or _saved().get("address") or "127.0.0.1:50051"
-    channel = grpc.insecure_channel(address)
+    channel = connection.target(args, _saved(args)).channel()
     return admin_pb2_grpc.AdminServiceStub(channel), (("authorization", f"Bearer {admin_token(args)}"),), channel
 
 
@@ -201,7 +200,7 @@ def admin_token_command(args: argparse.Namespace) -> int:
 
 
 def admin_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--address", help="gateway host:port (default: FLEET_ADDRESS, or the one `fleet up` saved)")
+    connection.add_arguments(p)
     p.add_argument("--admin-token-file", help="file holding the admin token, mode 0600 (default: FLEET_ADMIN_TOKEN)")
     p.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds (default 60)")
 

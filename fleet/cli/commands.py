@@ -11,27 +11,24 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from fleet.cli import admin
+from fleet.cli import admin, connection
 from fleet.cli.output import detections_table, loaded_models_table
-from fleet.client import FleetClient
-from fleet.paths import client_state_file
+from fleet.client import FleetClient, read_state
 from fleet.keys import hash_api_key, new_api_key
 
 
-def _connection(args: argparse.Namespace) -> tuple[str, str]:
-    saved: dict[str, str] = {}
-    state = client_state_file()
-    if state.exists():
-        saved = json.loads(state.read_text())
-    address = args.address or os.environ.get("FLEET_ADDRESS") or saved.get("address") or "127.0.0.1:50051"
+def _client(args: argparse.Namespace) -> FleetClient:
+    """A client from the flags, else the environment, else the state `fleet up` saved."""
+    saved = read_state(connection.state_path(args))
     api_key = args.api_key or os.environ.get("FLEET_API_KEY") or saved.get("api_key")
     if not api_key:
         sys.exit("fleet: no API key; pass --api-key, set FLEET_API_KEY, or start the fleet with `fleet up`")
-    return address, api_key
+    where = connection.target(args, saved)
+    return FleetClient(where.address, api_key, ca=where.ca)
 
 
 def _connection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--address", help="gateway host:port (default: FLEET_ADDRESS, or the one `fleet up` saved)")
+    connection.add_arguments(p)
     p.add_argument("--api-key", help="API key (default: FLEET_API_KEY, or the one `fleet up` saved)")
 
 
@@ -47,8 +44,7 @@ def _rpc(fn):  # type: ignore[no-untyped-def]
 
 @_rpc
 def infer(args: argparse.Namespace) -> int:
-    address, api_key = _connection(args)
-    with FleetClient(address, api_key) as client:
+    with _client(args) as client:
         response = client.infer(
             args.model, args.image if args.image.startswith(("http://", "https://")) else Path(args.image),
             confidence=args.confidence, iou_threshold=args.iou, max_detections=args.max_detections,
@@ -70,16 +66,14 @@ def infer(args: argparse.Namespace) -> int:
 
 @_rpc
 def models(args: argparse.Namespace) -> int:
-    address, api_key = _connection(args)
-    with FleetClient(address, api_key) as client:
+    with _client(args) as client:
         print(loaded_models_table(client.describe_models().models))
     return 0
 
 
 @_rpc
 def info(args: argparse.Namespace) -> int:
-    address, api_key = _connection(args)
-    with FleetClient(address, api_key) as client:
+    with _client(args) as client:
         print(json.dumps(MessageToDict(client.server_info(), preserving_proto_field_name=True), indent=2))
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class Keys:
@@ -13,7 +13,7 @@ class Keys:
 
     @staticmethod
     def _hash(value: str) -> str:
-        if not _HEX64.match(value):
+        if not _HEX64.fullmatch(value):
             raise ValueError("expected a hex sha256")
         return value
 

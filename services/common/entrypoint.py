@@ -17,6 +17,7 @@ from services.common.errors import FleetError
 from services.common.logging_setup import configure_logging
 from services.common.server import Service, run
 from services.common.settings import ServiceSettings, env_help
+from services.common.tls import TlsConfigError
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -43,6 +44,12 @@ def main_for(name: str, description: str, settings_cls: type[S], build: Callable
             settings = settings_cls()
         except ValidationError as exc:
             parser.exit(2, f"fleet-{name}: invalid settings:\n{exc}\n")
+        try:
+            for tls in (settings.server_tls(), settings.client_tls()):
+                if tls is not None:
+                    tls.check()
+        except TlsConfigError as exc:
+            parser.exit(2, f"fleet-{name}: {exc}\n")
         configure_logging(name, settings.log_level, settings.log_format)
         die_with_parent()
         try:

@@ -24,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from services.common.channels import server_options
+from services.common.channels import add_port, server_options
 from services.common.labels import MODEL_LABELS
 from services.common.metrics import READY
 from services.common.settings import ServiceSettings
@@ -68,9 +68,8 @@ class Runner:
         reflection.enable_server_reflection(
             [*service.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
-        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
-        if self.port == 0:
-            raise RuntimeError(f"could not bind {s.host}:{s.port}")
+        self.tls = s.server_tls()
+        self.port = add_port(self.server, f"{s.host}:{s.port}", self.tls)
         self.metrics_port = 0
         self._httpd: object | None = None
         self._stop = asyncio.Event()
@@ -92,7 +91,10 @@ class Runner:
         await self.set_serving(False)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
-        log.info("%s listening", self.service.name, extra={"port": self.port, "metrics_port": self.metrics_port})
+        log.info("%s listening", self.service.name, extra={
+            "port": self.port, "metrics_port": self.metrics_port,
+            "tls": "off" if self.tls is None else ("mtls" if self.tls.client_ca else "tls"),
+        })
         if self.service.startup:
             await self.service.startup(self.port)
         await self.set_serving(True)

@@ -159,7 +159,12 @@ class Gateway:
         return [m for _, reply in replies for m in reply.models if caller.owns(m.workspace)]
 
     async def server_info(self, caller: Caller) -> list[model_pb2.WorkerLoad]:
-        return [reply.load for _, reply in await self._describe_all()]
+        """Each worker's load: counts are aggregate; internal addresses are shown to admins only."""
+        loads = [reply.load for _, reply in await self._describe_all()]
+        if not caller.admin:
+            for load in loads:
+                load.ClearField("address")
+        return loads
 
     async def _describe_all(self) -> list[tuple[WorkerEndpoint, worker_pb2.ModelWorkerServiceDescribeModelsResponse]]:
         return await self._fan_out(lambda ep: ep.client.describe(DESCRIBE_TIMEOUT_S))

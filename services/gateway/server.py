@@ -18,6 +18,7 @@ from services.cache import FleetCache
 from services.cache.registry_records import Invalidation
 from services.common.errors import CacheUnavailable, Unavailable
 from services.common.server import Service
+from services.common.tls import HttpsContexts
 from services.gateway.admin_servicer import AdminServicer
 from services.gateway.auth import Authenticator
 from services.gateway.gateway import Gateway
@@ -63,10 +64,11 @@ async def wait_for_registry(registry: RegistryClient, wait_s: float) -> None:
 
 def build(settings: GatewaySettings) -> Service:
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
-    registry = RegistryClient(settings.registry_address, settings.max_message_bytes)
+    tls = settings.client_tls()
+    registry = RegistryClient(settings.registry_address, settings.max_message_bytes, tls)
     workers = WorkerPool(
         [a.strip() for a in settings.workers.split(",") if a.strip()], settings.max_message_bytes, cache,
-        settings.discover_workers, settings.worker_cooldown_s, settings.placement_refresh_s,
+        settings.discover_workers, settings.worker_cooldown_s, settings.placement_refresh_s, tls,
     )
     auth = Authenticator(registry, settings.auth_refresh_s, settings.auth_max_stale_s, settings.auth_negative_ttl_s)
     resolver = ModelResolver(registry, settings.model_cache_ttl_s, settings.model_max_stale_s)
@@ -90,8 +92,9 @@ def build(settings: GatewaySettings) -> Service:
     http = None
     if settings.http_enabled:
         context = HttpContext(gateway, plane, auth, version, uuid.uuid4().hex, settings.max_message_bytes)
+        server_tls = settings.server_tls()
         http = HttpServer(build_app(context, settings.http_body_limit()), settings.host, settings.http_port,
-                          settings.shutdown_grace_s)
+                          settings.shutdown_grace_s, HttpsContexts(server_tls).front if server_tls else None)
 
     def register(server: grpc.aio.Server) -> None:
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(gateway, auth, version), server)

@@ -6,7 +6,10 @@ and reports its bound ports through a ready file; ``stop`` sends SIGTERM (gracef
 only kills what it started. ``restart`` starts a stopped (or killed) service again on the
 same port; ``restart_redis`` does the same for a Redis the fleet was given (``EmbeddedRedis``).
 The registry's database (SQLite in the state directory unless ``database_url`` is given) is
-migrated before the first registry starts.
+migrated before the first registry starts. With ``tls=True`` a development CA and certificates
+are made in the state directory and every hop runs over TLS, with client certificates on the
+internal plane (registry, workers). Workers may read local artifacts only from the catalog's
+package directories (and the demo models).
 """
 
 from __future__ import annotations
@@ -23,12 +26,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from fleet.keys import hash_api_key, new_admin_token
+from fleet.paths import MODELS_DIR
 from services.cache.embedded import EmbeddedRedis, free_port
+from services.local.dev_tls import DevPki
 
 
 class FleetStartError(RuntimeError):
     pass
+
+
+def artifact_roots(catalog: Path, more: list[Path] | None = None) -> list[Path]:
+    """The package directories a catalog names (where its file:// weights are), the demo models, and ``more``."""
+    data = yaml.safe_load(catalog.read_text(encoding="utf-8")) or {}
+    packages = {(catalog.parent / m["package"]).resolve() for m in data.get("models", []) if m.get("package")}
+    return sorted(packages | {MODELS_DIR.resolve()} | {Path(p).resolve() for p in more or []})
 
 
 @dataclass
@@ -43,6 +57,7 @@ class ServiceProcess:
     port: int = 0
     metrics_port: int = 0
     http_port: int = 0  # the gateway's HTTP API, when it serves one
+    tls: bool = False
 
     @property
     def address(self) -> str:
@@ -50,7 +65,7 @@ class ServiceProcess:
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}" if self.http_port else ""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.http_port}" if self.http_port else ""
 
     @property
     def pid(self) -> int:
@@ -141,7 +156,10 @@ class LocalFleet:
     admin_token: str = ""
     catalog_prune: bool = False
     redis: EmbeddedRedis | None = None
+    tls: bool = False
+    artifact_roots: list[Path] = field(default_factory=list)  # beyond the catalog's package directories
     processes: list[ServiceProcess] = field(default_factory=list)
+    pki: DevPki | None = None
 
     def __post_init__(self) -> None:
         if self.state_dir is None:
@@ -151,6 +169,13 @@ class LocalFleet:
         self.admin_token = self.admin_token or new_admin_token()
         # Registry ports are chosen up front so workers and gateways can be given them before they are up.
         self._registry_ports = [free_port() for _ in range(self.registries)]
+        if self.tls and self.pki is None:
+            self.pki = DevPki(self.state_dir / "tls").ensure()
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA a client of this fleet must trust (None without TLS)."""
+        return self.pki.ca if self.pki is not None else None
 
     # -- processes -------------------------------------------------------------------------
     def _spawn(self, name: str, module: str, prefix: str, extra: dict[str, str]) -> ServiceProcess:
@@ -168,6 +193,7 @@ class LocalFleet:
             f"{prefix}READY_FILE": str(ready),
             "PYTHONUNBUFFERED": "1",
             "FLEET_PARENT_PID": str(os.getpid()),  # the service exits if this process dies
+            **(self.pki.service_env(prefix, internal=name != "gateway") if self.pki is not None else {}),
             **self.env,
             **extra,
         }
@@ -177,7 +203,7 @@ class LocalFleet:
                 [sys.executable, "-m", module], env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
-        service = ServiceProcess(name, proc, ready, log_path, module, prefix, extra)
+        service = ServiceProcess(name, proc, ready, log_path, module, prefix, extra, tls=self.pki is not None)
         self.processes.append(service)
         return service
 
@@ -198,6 +224,7 @@ class LocalFleet:
         return self._spawn(f"worker-{index}", "services.model_worker", "FLEET_WORKER_", {
             "FLEET_WORKER_WORKER_ID": f"worker-{index}",
             "FLEET_WORKER_REGISTRY_ADDRESS": self.registry_addresses,
+            "FLEET_WORKER_ARTIFACT_ROOTS": ",".join(str(p) for p in artifact_roots(self.catalog, self.artifact_roots)),
             **self.worker_env,
             **(extra or {}),
         })

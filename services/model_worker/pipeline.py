@@ -17,8 +17,9 @@ import numpy as np
 
 from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
-from services.model_worker.images import ImageInput, to_pixels
+from services.model_worker.images import ImageInput, Reserve, to_pixels
 from services.model_worker.batcher import BatchOutput
+from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
 from services.model_worker.manager import LoadedModel, ModelManager
 from services.model_worker.metrics import STAGE_SECONDS
 from services.model_worker.processing.decode import ImageLimits
@@ -66,9 +67,10 @@ class _Prepared:
     preprocess_s: float
 
 
-def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool) -> _Prepared:
+def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool,
+             reserve: Reserve | None = None) -> _Prepared:
     t0 = time.perf_counter()
-    pixels = to_pixels(image, limits)
+    pixels = to_pixels(image, limits, reserve)
     t1 = time.perf_counter()
     tensor, transform = preprocess(pixels, spec)
     t2 = time.perf_counter()
@@ -77,10 +79,10 @@ def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixel
 
 def run_alone(
     image: ImageInput, spec: ModelSpec, limits: ImageLimits, params: ResolvedParams,
-    run: Callable[[np.ndarray], list[np.ndarray]],
+    run: Callable[[np.ndarray], list[np.ndarray]], reserve: Reserve | None = None,
 ) -> tuple[_Prepared, _Finished, float, float]:
     """The whole pipeline for one image in one thread: prepare, run the model, finish."""
-    prepared = _prepare(image, spec.input, limits, params.visualize)
+    prepared = _prepare(image, spec.input, limits, params.visualize, reserve)
     t0 = time.perf_counter()
     outputs = run(prepared.tensor[None])
     t1 = time.perf_counter()
@@ -98,8 +100,9 @@ def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, par
 
 
 class Pipeline:
-    def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher) -> None:
-        self.manager, self.cpu, self.limits, self.urls = manager, cpu_executor, limits, urls
+    def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher,
+                 budget: DecodeBudget) -> None:
+        self.manager, self.cpu, self.limits, self.urls, self.budget = manager, cpu_executor, limits, urls, budget
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
         started = time.perf_counter()
@@ -108,16 +111,24 @@ class Pipeline:
         if image.url is not None:
             image = ImageInput(encoded=await self.urls.fetch(image.url))
         model, cold = await self.manager.acquire(record)
+        reservation = self.budget.reservation()
         try:
+            alone = None
             if model.batcher.idle():
-                async with model.batcher.exclusive():
-                    prepared, finished, infer_s, postprocess_s = await loop.run_in_executor(
-                        self.cpu, run_alone, image, record.spec, self.limits, resolved, model.session.run
-                    )
+                try:
+                    async with model.batcher.exclusive():
+                        alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec, self.limits,
+                                                           resolved, model.session.run, reservation.reserve)
+                except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch
+                    await reservation.wait(wait.pixels)
+            if alone is not None:
+                prepared, finished, infer_s, postprocess_s = alone
                 batch = BatchOutput([], 1, 0.0, infer_s)
             else:
-                prepared, finished, batch, postprocess_s = await self._batched(model, image, record, resolved)
+                prepared, finished, batch, postprocess_s = await self._batched(model, image, record, resolved,
+                                                                               reservation)
         finally:
+            reservation.release()
             self.manager.release(model)
         result, polygons, visual = finished
         timings = Timings(
@@ -131,17 +142,24 @@ class Pipeline:
         return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, result, polygons, visual,
                                timings)
 
-    async def _batched(self, model: LoadedModel, image: ImageInput, record: ModelRecord,
-                       params: ResolvedParams) -> tuple[_Prepared, _Finished, BatchOutput, float]:
+    async def _batched(self, model: LoadedModel, image: ImageInput, record: ModelRecord, params: ResolvedParams,
+                       reservation: Reservation) -> tuple[_Prepared, _Finished, BatchOutput, float]:
         """Prepare in the thread pool, share a model run with other requests, finish in the pool."""
         loop = asyncio.get_running_loop()
         model.batcher.announce()
         try:
-            prepared = await loop.run_in_executor(self.cpu, _prepare, image, record.spec.input, self.limits,
-                                                  params.visualize)
+            try:
+                prepared = await loop.run_in_executor(self.cpu, _prepare, image, record.spec.input, self.limits,
+                                                      params.visualize, reservation.reserve)
+            except BudgetWait as wait:
+                await reservation.wait(wait.pixels)
+                prepared = await loop.run_in_executor(self.cpu, _prepare, image, record.spec.input, self.limits,
+                                                      params.visualize, reservation.reserve)
         except BaseException:
             model.batcher.withdraw()
             raise
+        if prepared.pixels is None:  # the decoded image is gone: only the model-sized tensor remains
+            reservation.release()
         batch = await model.batcher.submit(prepared.tensor)
         t_post = time.perf_counter()
         finished = await loop.run_in_executor(self.cpu, _finish, batch.outputs, record.spec, prepared, params)

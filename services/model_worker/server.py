@@ -18,6 +18,7 @@ from services.common.model_record import ModelRecord
 from services.common.server import Service
 from services.model_worker import limits
 from services.model_worker.artifacts import ArtifactStore
+from services.model_worker.decode_budget import DecodeBudget
 from services.model_worker.heartbeat import Heartbeat
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import ManagerLimits, ModelManager
@@ -53,7 +54,8 @@ def build(settings: WorkerSettings) -> Service:
     load_pool = ThreadPoolExecutor(2, thread_name_prefix="load")
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
     manager = ModelManager(
-        ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries),
+        ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries,
+                      policy=settings.artifact_policy()),
         RuntimeOptions(settings.execution_provider, settings.ort_intra_op_threads, settings.ort_inter_op_threads,
                        settings.max_batch_size, settings.ort_allow_spinning),
         ManagerLimits(settings.max_active_models, capacity_bytes(settings), settings.memory_free_threshold,
@@ -65,6 +67,7 @@ def build(settings: WorkerSettings) -> Service:
         manager, cpu_pool, ImageLimits(settings.max_image_pixels, settings.max_image_side),
         UrlFetcher(settings.url_input_enabled, settings.url_allow_private, settings.url_timeout_s,
                    settings.max_message_bytes),
+        DecodeBudget(settings.decode_budget, settings.decode_budget_wait_s),
     )
     recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
                 if settings.inference_log_enabled else None)
@@ -72,7 +75,7 @@ def build(settings: WorkerSettings) -> Service:
     heartbeat = Heartbeat(cache, settings.worker_id, settings.heartbeat_interval_s, worker.load_state)
 
     async def preload() -> None:
-        registry = RegistryClient(settings.registry_address, settings.max_message_bytes)
+        registry = RegistryClient(settings.registry_address, settings.max_message_bytes, settings.client_tls())
 
         async def resolve(model_id: str) -> ModelRecord:
             deadline = time.monotonic() + PRELOAD_REGISTRY_WAIT_S

@@ -30,7 +30,7 @@ MAX_NAME = 128
 
 
 def check_workspace(workspace: str) -> str:
-    if not WORKSPACE_PATTERN.match(workspace or ""):
+    if not WORKSPACE_PATTERN.fullmatch(workspace or ""):
         raise InvalidArgument("workspace must be 1-64 letters, digits, '.', '_', '-'")
     return workspace
 

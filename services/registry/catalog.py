@@ -51,7 +51,7 @@ class WorkspaceEntry(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not WORKSPACE_PATTERN.match(v):
+        if not WORKSPACE_PATTERN.fullmatch(v):
             raise ValueError("workspace names are letters, digits, '.', '_', '-' (at most 64)")
         return v
 
@@ -125,7 +125,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
 
 def check_alias(alias: str) -> str | None:
     """Why ``alias`` cannot be an alias, or None."""
-    if not MODEL_ID_PATTERN.match(alias):
+    if not MODEL_ID_PATTERN.fullmatch(alias):
         return f"alias {alias!r} must be letters, digits, '.', '_', '-' (and at most one '/')"
     if alias.partition("/")[2] == LATEST:
         return f"alias {alias!r}: '<project>/latest' is reserved for the highest version"

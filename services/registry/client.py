@@ -14,10 +14,11 @@ import logging
 import grpc
 
 from fleet.internal.v1 import descriptor_pb2, registry_pb2, registry_pb2_grpc
-from services.common.channels import insecure_channel
+from services.common.channels import open_channel
 from services.common.errors import Unavailable
 from services.common.rpc import outgoing_metadata
 from services.common.rpc_errors import from_rpc_error
+from services.common.tls import ClientTls
 
 log = logging.getLogger("fleet.registry.client")
 
@@ -34,16 +35,17 @@ def parse_addresses(addresses: str) -> list[str]:
 
 
 class _Replica:
-    def __init__(self, address: str, max_message_bytes: int) -> None:
+    def __init__(self, address: str, max_message_bytes: int, tls: ClientTls | None) -> None:
         self.address = address
-        self.channel = insecure_channel(address, max_message_bytes)
+        self.channel = open_channel(address, max_message_bytes, tls)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.admin = registry_pb2_grpc.RegistryAdminServiceStub(self.channel)
 
 
 class RegistryClient:
-    def __init__(self, addresses: str, max_message_bytes: int, timeout_s: float = CALL_TIMEOUT_S) -> None:
-        self.replicas = [_Replica(a, max_message_bytes) for a in parse_addresses(addresses)]
+    def __init__(self, addresses: str, max_message_bytes: int, tls: ClientTls | None = None,
+                 timeout_s: float = CALL_TIMEOUT_S) -> None:
+        self.replicas = [_Replica(a, max_message_bytes, tls) for a in parse_addresses(addresses)]
         self.timeout_s = timeout_s
         self._first = 0
 

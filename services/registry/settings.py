@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -17,6 +18,7 @@ def default_database_url() -> str:
 
 class RegistrySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FLEET_REGISTRY_")
+    require_client_cert: ClassVar[bool] = True
 
     port: int = Field(50052, ge=0, le=65535, description="gRPC port (0: pick a free one).")
     database_url: str = Field(

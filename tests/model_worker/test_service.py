@@ -79,8 +79,7 @@ class WorkerHarness:
 async def start_worker(tmp_path: Path, redis_url: str, namespace: str, **settings: object) -> WorkerHarness:
     s = WorkerSettings(port=0, metrics_port=0, redis_url=redis_url, redis_namespace=namespace,
                        model_cache_dir=str(tmp_path / "cache"), worker_id="w-test", heartbeat_interval_s=0.2,
-                       ort_intra_op_threads=1,
-                       **settings)
+                       ort_intra_op_threads=1, **{"artifact_roots": str(tmp_path), **settings})
     runner = Runner(build(s))
     try:
         await runner.start()
@@ -128,6 +127,15 @@ async def test_bad_input_gets_a_clear_status_and_the_worker_keeps_serving(
          grpc.StatusCode.INVALID_ARGUMENT, "max_detections"),
         ("unknown class filter", good, inference_pb2.Image(encoded=PNG), {"class_filter": ["dog"]},
          grpc.StatusCode.INVALID_ARGUMENT, "not classes of this model"),
+        ("many unknown classes", good, inference_pb2.Image(encoded=PNG),
+         {"class_filter": [f"name-{i}-{'x' * 60}" for i in range(3000)]}, grpc.StatusCode.INVALID_ARGUMENT,
+         "3000 unknown classes: 'name-0-"),
+        ("a URL with a bad port", good, inference_pb2.Image(url="http://127.0.0.1:99999/"), {},
+         grpc.StatusCode.INVALID_ARGUMENT, "port 99999"),
+        ("a URL with a bad host", good, inference_pb2.Image(url="http://[::1/"), {},
+         grpc.StatusCode.INVALID_ARGUMENT, "malformed"),
+        ("an artifact outside the roots", _moved(good, "elsewhere/1", "file:///etc/hostname"),
+         inference_pb2.Image(encoded=PNG), {}, grpc.StatusCode.FAILED_PRECONDITION, "not allowed on this worker"),
         ("sha256 mismatch", _with_sha(good, "tampered/1"), inference_pb2.Image(encoded=PNG), {}, grpc.StatusCode.FAILED_PRECONDITION, "expects"),
         ("not ONNX", descriptor(junk_pkg, "junk/1"), inference_pb2.Image(encoded=PNG), {},
          grpc.StatusCode.FAILED_PRECONDITION, "could not open"),
@@ -139,11 +147,19 @@ async def test_bad_input_gets_a_clear_status_and_the_worker_keeps_serving(
             await harness.infer(model, image, **params)
         assert err.value.code() == code, name
         assert message in err.value.details(), f"{name}: {err.value.details()}"
+        assert len(err.value.details()) <= 512 and str(tmp_path) not in err.value.details(), name
         ok = await harness.infer(good, inference_pb2.Image(encoded=PNG))
         assert (ok.image_width, ok.image_height) == (200, 120), name
     assert [m.model_id for m in harness.worker.manager.models()] == ["good/1"]
     cached = sorted(p.name for p in harness.cache_dir.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
     assert cached == []  # file:// artifacts are verified in place; nothing bad was kept
+
+
+def _moved(model: descriptor_pb2.ModelDescriptor, model_id: str, uri: str) -> descriptor_pb2.ModelDescriptor:
+    moved = descriptor_pb2.ModelDescriptor()
+    moved.CopyFrom(model)
+    moved.model_id, moved.artifact_uri = model_id, uri
+    return moved
 
 
 def _with_sha(model: descriptor_pb2.ModelDescriptor, model_id: str) -> descriptor_pb2.ModelDescriptor:

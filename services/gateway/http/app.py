@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 
 import uvicorn
 from fastapi import FastAPI
@@ -47,10 +48,14 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, host: str, port: int, grace_s: float) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int, grace_s: float,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.host, self.requested_port, self.grace_s = host, port, grace_s
         self.config = uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False, log_config=None,
                                      timeout_graceful_shutdown=max(1, round(grace_s)) if grace_s else None)
+        if ssl_context is not None:  # HTTPS with the gRPC port's certificate (re-read when its files change)
+            self.config.load()
+            self.config.ssl = ssl_context
         self.server = _Server(self.config)
         self.port = 0
         self._task: asyncio.Task[None] | None = None

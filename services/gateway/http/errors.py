@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.context import current_request_id
 from services.common.errors import FleetError, ResourceExhausted
+from services.common.messages import bounded
 
 log = logging.getLogger("fleet.gateway.http")
 
@@ -49,7 +50,8 @@ def http_status(exc: FleetError) -> int:
 
 def error_response(request: Request, status: int, code: str, message: str) -> JSONResponse:
     key = "error" if request.url.path.startswith("/v2") else "message"
-    return JSONResponse({key: message, "status": code, "request_id": current_request_id()}, status_code=status)
+    return JSONResponse({key: bounded(message), "status": code, "request_id": current_request_id()},
+                        status_code=status)
 
 
 async def fleet_error(request: Request, exc: FleetError) -> JSONResponse:
