@@ -70,6 +70,14 @@ class Runner:
         )
         self.tls = s.server_tls()
         self.port = add_port(self.server, f"{s.host}:{s.port}", self.tls)
+        # Kubernetes' gRPC probes speak plaintext without a client certificate: with TLS on the main
+        # port, a port of its own serves only the health service (the same state) to them.
+        self.health_server: grpc.aio.Server | None = None
+        self.health_port = 0
+        if s.health_port:
+            self.health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            self.health_port = add_port(self.health_server, f"{s.host}:{s.health_port}", None)
         self.metrics_port = 0
         self._httpd: object | None = None
         self._stop = asyncio.Event()
@@ -90,9 +98,11 @@ class Runner:
         self.metrics_port = self._httpd.server_port
         await self.set_serving(False)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        if self.health_server is not None:
+            await self.health_server.start()
         await self.server.start()
         log.info("%s listening", self.service.name, extra={
-            "port": self.port, "metrics_port": self.metrics_port,
+            "port": self.port, "metrics_port": self.metrics_port, "health_port": self.health_port,
             "tls": "off" if self.tls is None else ("mtls" if self.tls.client_ca else "tls"),
         })
         if self.service.startup:
@@ -113,6 +123,8 @@ class Runner:
         await asyncio.gather(self.server.stop(grace), *([self.service.draining()] if self.service.draining else []))
         if self.service.shutdown:
             await self.service.shutdown()
+        if self.health_server is not None:  # liveness answers until the very end
+            await self.health_server.stop(None)
         if self._httpd is not None:
             await asyncio.to_thread(self._httpd.shutdown)  # type: ignore[attr-defined]
             self._httpd.server_close()  # type: ignore[attr-defined]

@@ -49,6 +49,10 @@ class ServiceSettings(BaseSettings):
         200, ge=1, validation_alias=AliasChoices("FLEET_METRICS_MAX_MODELS"),
         description="Distinct model_id label values per process; later models are counted as 'other'.",
     )
+    health_port: int = Field(
+        0, ge=0, le=65535, description="A plaintext port serving only the gRPC health service, for probes that "
+                                       "cannot speak TLS, such as Kubernetes' (0: none; health is on the gRPC port).",
+    )
     # This service's own gRPC port (env <PREFIX>TLS_CERT, ...). Files are re-read when they change.
     tls_cert: str = Field("", description="PEM certificate (chain) the gRPC port serves; empty: plaintext.")
     tls_key: str = Field("", description="PEM private key of the TLS certificate.")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.cache.embedded import free_port
 from services.common.channels import open_channel
 from services.common.context import current_request_id
 from services.common.rpc import outgoing_metadata, rpc
@@ -186,3 +187,26 @@ async def test_shutdown_lets_in_flight_calls_finish(running) -> None:
     await runner.stop()
     reply, _ = await call
     assert reply == b"done"
+
+
+async def test_a_health_port_of_its_own_serves_only_health_until_the_end() -> None:
+    """FLEET_<SERVICE>_HEALTH_PORT: probes that cannot speak TLS read the same health state there."""
+    wrapped = _service({})
+    health_port = free_port()
+    wrapped.settings = ServiceSettings(port=0, metrics_port=0, health_port=health_port, shutdown_grace_s=1)
+    runner = Runner(wrapped)
+    await runner.start()
+    try:
+        assert runner.health_port == health_port
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{health_port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            serving = health_pb2.HealthCheckResponse.SERVING
+            assert await _status(stub, "") == serving and await _status(stub, LIVENESS_SERVICE) == serving
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await channel.unary_unary("/test.Svc/Anything")(b"")
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED  # nothing but health there
+            await runner.set_serving(False)
+            assert await _status(stub, "") == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert await _status(stub, LIVENESS_SERVICE) == serving
+    finally:
+        await runner.stop()

@@ -109,18 +109,20 @@ def test_ports_and_probes_match_the_settings(overlay: str, m: Manifests, workloa
                                              monkeypatch) -> None:
     settings = settings_from(settings_class(container["command"][0]), container_env(m, container), monkeypatch)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    expected = {"grpc": settings.port, "metrics": settings.metrics_port}
+    expected = {"grpc": settings.port, "metrics": settings.metrics_port, "health": settings.health_port}
     if getattr(settings, "http_enabled", False):
         expected["http"] = settings.http_port
     assert ports == expected
     assert settings.metrics_port, "a fixed metrics port (0 would pick a random one)"
-    # Native gRPC probes on the service's own port: startup and readiness read the overall health
-    # (SERVING once started, preloads included); liveness the name that never waits for a model.
+    # Native gRPC probes on the plaintext health port (the kubelet speaks no TLS; the gRPC port may):
+    # startup and readiness read the overall health (SERVING once started, preloads included);
+    # liveness the name that never waits for a model.
+    assert settings.health_port and settings.health_port != settings.port
     for probe, service in (("startupProbe", ""), ("readinessProbe", ""), ("livenessProbe", LIVENESS_SERVICE)):
         spec = container[probe]
         assert set(spec) - {"periodSeconds", "timeoutSeconds", "failureThreshold", "successThreshold",
                             "initialDelaySeconds"} == {"grpc"}, f"{probe} must be a gRPC probe"
-        assert spec["grpc"]["port"] == settings.port, probe
+        assert spec["grpc"]["port"] == settings.health_port, probe
         assert spec["grpc"].get("service", "") == service, probe
     liveness = container["livenessProbe"]
     assert liveness["timeoutSeconds"] >= 2 and liveness["failureThreshold"] >= 3

@@ -69,8 +69,16 @@ def test_overlays_differ_as_documented() -> None:
     tls = Manifests(render("cert-manager"))
     secrets = {c["spec"]["secretName"] for c in tls.of_kind("Certificate")}
     for workload in tls.fleet_workloads():
-        mounted = {v["secret"]["secretName"] for v in pod_spec(workload)["volumes"] if "secret" in v}
-        assert mounted & secrets, f"{workload['metadata']['name']} mounts no certificate of cert-manager's"
+        spec = pod_spec(workload)
+        volumes = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        container = spec["containers"][0]
+        mounts = {m["mountPath"]: volumes.get(m["name"]) for m in container["volumeMounts"]}
+        env = container_env(tls, container)
+        files = {k: v for k, v in env.items() if "TLS_" in k and k != "FLEET_TLS_SERVER_NAME"}
+        assert any(k.endswith("_TLS_CERT") and not k.startswith("FLEET_TLS") for k in files), workload["metadata"]
+        for name, path in files.items():  # every TLS file lies in a mounted certificate of cert-manager's
+            folder = path.rsplit("/", 1)[0]
+            assert mounts.get(folder) in secrets, (workload["metadata"]["name"], name, path)
 
 
 def test_every_namespaced_object_lands_in_the_fleet_namespace() -> None:
