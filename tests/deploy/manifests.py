@@ -118,12 +118,15 @@ FIELD_SAMPLES = {"status.podIP": "10.1.2.3", "metadata.name": "pod-0", "metadata
 OPERATOR_SECRETS = {"fleet-registry-database": {"url": "postgresql://fleet:secret@db.example.internal:5432/fleet"}}
 
 
-def container_env(m: Manifests, container: Doc, fields: dict[str, str] | None = None) -> dict[str, str]:
+def container_env(m: Manifests, container: Doc, fields: dict[str, str] | None = None,
+                  operator_secrets: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
     """The environment Kubernetes gives a container: envFrom first, env over it, $(VAR) expanded.
 
-    ``fields`` answers the downward API (fieldRef paths); sample values by default.
+    ``fields`` answers the downward API (fieldRef paths), ``operator_secrets`` the Secrets an operator
+    creates outside the manifests; sample values of both by default.
     """
     fields = fields or FIELD_SAMPLES
+    operator_secrets = OPERATOR_SECRETS if operator_secrets is None else operator_secrets
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         prefix = source.get("prefix", "")
@@ -152,9 +155,9 @@ def container_env(m: Manifests, container: Doc, fields: dict[str, str] | None = 
                 try:
                     values = m.data(kind, ref["name"])
                 except KeyError:
-                    if kind != "Secret" or ref["name"] not in OPERATOR_SECRETS:
+                    if kind != "Secret" or ref["name"] not in operator_secrets:
                         raise
-                    values = OPERATOR_SECRETS[ref["name"]]
+                    values = operator_secrets[ref["name"]]
                 env[item["name"]] = values[ref["key"]]
             except KeyError:
                 if not ref.get("optional"):

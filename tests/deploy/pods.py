@@ -114,11 +114,11 @@ class Cluster:
                   "metadata.namespace": workload["metadata"].get("namespace", "default")}
         for init in spec.get("initContainers", []):
             # Each to completion, in order, before the pod's container starts (in the pod's volumes).
-            env = container_env(self.manifests, init, fields)
+            env = container_env(self.manifests, init, fields, operator_secrets={})
             done = self.podman("run", "--rm", "--pull=never", "--network", self.network,
                                *self._container_args(spec, init, name, env), check=False, timeout=300)
             assert done.returncode == 0, f"{name}: init container {init['name']} failed:\n{done.stdout}{done.stderr}"
-        env = container_env(self.manifests, container, fields)
+        env = container_env(self.manifests, container, fields, operator_secrets={})
         aliases = "".join(f",alias={s['metadata']['name']}" for s in self.manifests.services_selecting(labels))
         args = ["run", "--detach", "--name", name, "--hostname", name, "--pull=never",
                 "--network", f"{self.network}:ip={ip}{aliases}"]

@@ -51,6 +51,7 @@ class Fleet:
     gateway_address: str
     http_url: str
     api_key: str
+    admin_token: str
     image: str
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -61,7 +62,7 @@ class Fleet:
         return [p for p in self.cluster.pods if p.name.startswith(prefix)]
 
 
-def _dev_overlay_with_key(folder: Path, api_key: str) -> Manifests:
+def _dev_overlay_with_key(folder: Path, api_key: str, admin_token: str) -> Manifests:
     """The dev overlay, with the test's API-key hash added the way docs/deploy.md tells users to, and
     the registry's database in SQLite (see NOT_RUN)."""
     catalog = yaml.safe_load((REPO_ROOT / "deploy/k8s/base/config/catalog.yaml").read_text())
@@ -72,7 +73,11 @@ def _dev_overlay_with_key(folder: Path, api_key: str) -> Manifests:
         "resources": [os.path.relpath(REPO_ROOT / "deploy/k8s/overlays/dev", folder)],
         "configMapGenerator": [{"name": "fleet-catalog", "behavior": "replace", "files": ["catalog.yaml"]}],
         "secretGenerator": [{"name": "fleet-registry-database", "behavior": "replace",
-                             "literals": [f"url={REGISTRY_DATABASE}"]}],
+                             "literals": [f"url={REGISTRY_DATABASE}"]},
+                            # The optional admin Secret, as an operator creates it (docs/deploy.md).
+                            # (a fixed name: references from the base are not rewritten to a suffixed one).
+                            {"name": "fleet-admin", "literals": [f"token-sha256={hash_api_key(admin_token)}"],
+                             "options": {"disableNameSuffixHash": True}}],
     }))
     return Manifests(render_dir(folder))
 
@@ -123,7 +128,8 @@ def fleet() -> Iterator[Fleet]:
         api_key = f"fk_container_{uuid.uuid4().hex[:16]}"
         overlay_dir = state / "overlay"
         overlay_dir.mkdir()
-        manifests = _dev_overlay_with_key(overlay_dir, api_key)
+        admin_token = f"fa_container_{uuid.uuid4().hex}"
+        manifests = _dev_overlay_with_key(overlay_dir, api_key, admin_token)
         names = {w["metadata"]["name"] for w in manifests.workloads()}
         assert names - set(NOT_RUN) == {"fleet-redis", "fleet-registry", "fleet-worker", "fleet-gateway"}
         pods_net, edge_net = _free_subnets(2)
@@ -138,7 +144,7 @@ def fleet() -> Iterator[Fleet]:
             for pod in cluster.start(workload, replicas, publish):
                 timings[f"ready {pod.name}"] = cluster.wait_ready(pod, 180)
         timings["all pods ready"] = time.monotonic() - t
-        fleet = Fleet(cluster, f"127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", api_key,
+        fleet = Fleet(cluster, f"127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", api_key, admin_token,
                       IMAGE.format(version=version), timings)
         yield fleet
     finally:
@@ -170,12 +176,15 @@ def test_workers_are_found_by_their_pod_ips_and_sized_by_their_limits(fleet: Fle
     workers = {p.name: p for p in fleet.pods("fleet-worker")}
     deadline = time.monotonic() + 30
     while True:
-        with fleet.client() as client:
-            seen = {w.worker_id: w for w in client.server_info().workers}
+        # Internal addresses are shown to the admin only (the admin plane is on: the fleet-admin Secret).
+        with FleetClient(fleet.gateway_address, fleet.admin_token) as admin:
+            seen = {w.worker_id: w for w in admin.server_info().workers}
         if set(seen) >= set(workers) or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert set(seen) == set(workers)
+    with fleet.client() as client:
+        assert all(not w.address for w in client.server_info().workers), "a workspace key sees no addresses"
     for name, pod in workers.items():
         assert seen[name].address == f"{pod.ip}:{pod.env['FLEET_WORKER_PORT']}"
         limit = int(quantity(pod.container["resources"]["limits"]["memory"]))
