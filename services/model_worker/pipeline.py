@@ -1,7 +1,8 @@
 """One inference, end to end: fetch, decode + pre-process, batch, run, post-process.
 
 CPU stages run in a thread pool; the event loop only schedules. Stage times are
-measured here and returned with the result.
+measured here, returned with the result, recorded in the per-model metrics and, when
+tracing is on, recorded as spans (afterwards, from the stamps taken in the threads).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.common import tracing
 from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
 from services.model_worker.images import ImageInput, Reserve, to_pixels
 from services.model_worker.batcher import BatchOutput
 from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
 from services.model_worker.manager import LoadedModel, ModelManager
-from services.model_worker.metrics import STAGE_SECONDS
+from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
 from services.model_worker.processing.decode import ImageLimits
 from services.model_worker.processing.params import InferenceParams, ResolvedParams
 from services.model_worker.processing.postprocess import postprocess
@@ -65,6 +67,7 @@ class _Prepared:
     transform: Transform
     decode_s: float
     preprocess_s: float
+    started: float  # time.perf_counter() when decoding began
 
 
 def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool,
@@ -74,7 +77,7 @@ def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixel
     t1 = time.perf_counter()
     tensor, transform = preprocess(pixels, spec)
     t2 = time.perf_counter()
-    return _Prepared(pixels if keep_pixels else None, tensor, transform, t1 - t0, t2 - t1)
+    return _Prepared(pixels if keep_pixels else None, tensor, transform, t1 - t0, t2 - t1, t0)
 
 
 def run_alone(
@@ -110,7 +113,12 @@ class Pipeline:
         resolved = params.resolve(record.spec)
         if image.url is not None:
             image = ImageInput(encoded=await self.urls.fetch(image.url))
+        series = ModelSeries.of(record.model_id)
+        t_acquire = time.perf_counter()
         model, cold = await self.manager.acquire(record)
+        t_acquired = time.perf_counter()
+        if cold:
+            series.cold_starts.inc()
         reservation = self.budget.reservation()
         try:
             alone = None
@@ -123,10 +131,15 @@ class Pipeline:
                     await reservation.wait(wait.pixels)
             if alone is not None:
                 prepared, finished, infer_s, postprocess_s = alone
-                batch = BatchOutput([], 1, 0.0, infer_s)
+                # Alone: the wait is for a CPU thread; decode, pre-process, run and post-process follow at once.
+                run_started = prepared.started + prepared.decode_s + prepared.preprocess_s
+                batch = BatchOutput([], 1, max(0.0, prepared.started - t_acquired), infer_s, run_started)
+                series.batch_size.observe(1)
+                t_post, waited = run_started + infer_s, (t_acquired, prepared.started)
             else:
-                prepared, finished, batch, postprocess_s = await self._batched(model, image, record, resolved,
-                                                                               reservation)
+                prepared, finished, batch, t_post, postprocess_s = await self._batched(model, image, record, resolved,
+                                                                                       reservation)
+                waited = (batch.run_started - batch.queue_s, batch.run_started)
         finally:
             reservation.release()
             self.manager.release(model)
@@ -138,12 +151,17 @@ class Pipeline:
         )
         for stage in ("decode", "preprocess", "queue", "inference", "postprocess"):
             STAGE_SECONDS.labels(stage).observe(getattr(timings, f"{stage}_s"))
+        series.queue_seconds.observe(timings.queue_s)
+        series.inference_seconds.observe(timings.inference_s)
+        if tracing.ACTIVE:
+            _record_spans(record.model_id, cold, (t_acquire, t_acquired), prepared, waited, batch, t_post,
+                          postprocess_s)
         t = prepared.transform
         return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, result, polygons, visual,
                                timings)
 
     async def _batched(self, model: LoadedModel, image: ImageInput, record: ModelRecord, params: ResolvedParams,
-                       reservation: Reservation) -> tuple[_Prepared, _Finished, BatchOutput, float]:
+                       reservation: Reservation) -> tuple[_Prepared, _Finished, BatchOutput, float, float]:
         """Prepare in the thread pool, share a model run with other requests, finish in the pool."""
         loop = asyncio.get_running_loop()
         model.batcher.announce()
@@ -163,4 +181,18 @@ class Pipeline:
         batch = await model.batcher.submit(prepared.tensor)
         t_post = time.perf_counter()
         finished = await loop.run_in_executor(self.cpu, _finish, batch.outputs, record.spec, prepared, params)
-        return prepared, finished, batch, time.perf_counter() - t_post
+        return prepared, finished, batch, t_post, time.perf_counter() - t_post
+
+
+def _record_spans(model_id: str, cold: bool, loading: tuple[float, float], prepared: _Prepared,
+                  waited: tuple[float, float], batch: BatchOutput, t_post: float, postprocess_s: float) -> None:
+    """The request's stages as child spans of the current (server) span."""
+    if cold:
+        tracing.record_span("model_load", *loading, **{"fleet.model_id": model_id})
+    decoded = prepared.started + prepared.decode_s
+    tracing.record_span("decode", prepared.started, decoded)
+    tracing.record_span("preprocess", decoded, decoded + prepared.preprocess_s)
+    tracing.record_span("queue", *waited, **{"fleet.batched": bool(batch.outputs)})
+    tracing.record_span("inference", batch.run_started, batch.run_started + batch.infer_s,
+                        **{"fleet.model_id": model_id, "fleet.batch_size": batch.batch_size})
+    tracing.record_span("postprocess", t_post, t_post + postprocess_s)

@@ -8,10 +8,12 @@ from typing import Any
 
 from services.cache import FleetCache
 from services.common.errors import ModelNotFound, NotFound
+from services.common.grpc_metrics import OK, code_of
 from services.common.model_record import ModelRecord
 from services.model_worker.images import ImageInput
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import LoadedModel, ModelManager
+from services.model_worker.metrics import ModelSeries
 from services.model_worker.pipeline import InferenceOutput, Pipeline
 from services.model_worker.processing.params import InferenceParams
 from services.model_worker.runtime import available_providers, requested_providers
@@ -26,7 +28,14 @@ class Worker:
         self.manager, self.pipeline, self.recorder, self.cache = manager, pipeline, recorder, cache
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
-        out = await self.pipeline.infer(record, image, params)
+        series = ModelSeries.of(record.model_id)
+        try:
+            out = await self.pipeline.infer(record, image, params)
+        except BaseException as exc:
+            series.requests(code_of(exc)).inc()
+            raise
+        series.requests(OK).inc()
+        series.request_seconds.observe(out.timings.total_s)
         if self.recorder is not None:
             self.recorder.record(out)
         return out
