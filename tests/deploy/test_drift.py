@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import importlib.util
 import re
 import tomllib
 from pathlib import Path, PurePosixPath
@@ -268,3 +269,15 @@ def test_dockerfile_env_and_commands_follow_the_code() -> None:
     assert packages >= {"fleet", "services"}
     for path in ("pyproject.toml", "README.md", "models/packages/", *(f"{pkg}/" for pkg in sorted(packages))):
         assert f"!{path}" in allowed, f".dockerignore leaves {path} out of the image's build context"
+
+
+def test_prometheus_rule_is_the_alert_rules_file() -> None:
+    """components/monitoring carries deploy/prometheus/fleet-alerts.yml (python scripts/gen_prometheusrule.py)."""
+    spec = importlib.util.spec_from_file_location("gen_prometheusrule", REPO_ROOT / "scripts/gen_prometheusrule.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.TARGET.read_text() == gen.render(), "run: python scripts/gen_prometheusrule.py"
+    rule = Manifests(render("cpu")).get("PrometheusRule", "inference-fleet")
+    assert rule["spec"]["groups"] == yaml.safe_load(gen.RULES.read_text())["groups"]
+    monitor = Manifests(render("cpu")).get("PodMonitor", "inference-fleet")
+    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/component"  # job = gateway, registry, worker

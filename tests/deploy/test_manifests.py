@@ -19,7 +19,8 @@ from tests.deploy.manifests import OVERLAYS, Manifests, component, container_env
 # and the newest schema kubernetes-validate knows.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 # Custom resources: no schema in kubernetes-validate, so skipped by name (and nothing else is).
-CRD_KINDS = {"PodMonitor": "monitoring.coreos.com/v1", "Certificate": "cert-manager.io/v1",
+CRD_KINDS = {"PodMonitor": "monitoring.coreos.com/v1", "PrometheusRule": "monitoring.coreos.com/v1",
+             "Certificate": "cert-manager.io/v1",
              "Issuer": "cert-manager.io/v1"}
 CHECKOV = "checkov==3.3.30"
 
