@@ -22,19 +22,25 @@ from torch import nn
 from fleet.demo.evaluate import evaluate_package
 from fleet.demo.package import DEMO_PACKAGES, MODEL_FILE, update_metrics, write_model_json
 from fleet.demo.scenes import CLASS_NAMES, TRAIN_SEEDS
-from fleet.demo.train.data import build_classification_data, build_detection_data
+from fleet.demo.corners import NUM_KEYPOINTS, OBB_CLASSES, POSE_CLASSES
+from fleet.demo.train.data import build_classification_data, build_corner_data, build_detection_data
 from fleet.demo.train.export import export_onnx
-from fleet.demo.train.loop import Log, Schedule, train_classifier, train_detector
+from fleet.demo.train.loop import Log, Schedule, train_classifier, train_detector, train_geometry
 from fleet.demo.train.models import (
     ClassifierExport,
     ShapeClassifier,
     ShapeYolo,
     YoloV5Export,
     YoloV8Export,
+    YoloV8ObbExport,
+    YoloV8PoseExport,
     YoloV8SegExport,
+    init_from_classes,
 )
 
-TASKS = ("det", "seg", "cls")
+TASKS = ("det", "seg", "cls", "pose", "obb")
+#: Extra per-point outputs of the geometry models: x, y, visibility per corner; w, h, angle.
+_EXTRA = {"pose": NUM_KEYPOINTS * 3, "obb": 3}
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ PLANS: dict[str, Plan] = {
     # Fine-tuning of the detector on the same scenes: lower peak learning rate, short warm-up.
     "seg": Plan(train_images=2000, schedule=Schedule(epochs=3, lr=3e-3, warmup_steps=20)),
     "cls": Plan(train_images=3000, schedule=Schedule(epochs=8, batch_size=64, lr=3e-3, warmup_steps=20)),
+    # The geometry models start from the detector too; their extra outputs learn from scratch.
+    "pose": Plan(train_images=2000, schedule=Schedule(epochs=8, lr=3e-3, warmup_steps=20)),
+    "obb": Plan(train_images=2000, schedule=Schedule(epochs=8, lr=3e-3, warmup_steps=20)),
 }
 
 
@@ -109,6 +118,24 @@ def run_tasks(
         train_classifier(classifier, cls_data, cls_plan.schedule, cls_plan.seed, log)
         provenance = _provenance(cls_plan, det_seconds + time.monotonic() - started, base)
         results.update(_publish([("shapes-cls", ClassifierExport(classifier))], provenance, out_dir, eval_images, log))
+    geometry = [t for t in ("pose", "obb") if t in tasks]
+    if geometry:
+        count = max(plans[t].train_images for t in geometry)
+        log(f"[{'+'.join(geometry)}] generating {count} training scenes with corners")
+        corners = build_corner_data(range(TRAIN_SEEDS, TRAIN_SEEDS + count))
+    for task in geometry:
+        started = time.monotonic()
+        plan = plans[task]
+        classes = POSE_CLASSES if task == "pose" else OBB_CLASSES
+        torch.manual_seed(plan.seed)
+        model = ShapeYolo(len(classes), extra=_EXTRA[task])
+        init_from_classes(model, detector, [CLASS_NAMES.index(c) for c in classes])
+        _train_log(log, task, model)
+        train_geometry(model, corners, task, plan.schedule, plan.seed, log)
+        provenance = _provenance(plan, det_seconds + time.monotonic() - started, base)
+        wrapper = (YoloV8PoseExport(model, NUM_KEYPOINTS, POSE_CLASSES.index("triangle")) if task == "pose"
+                   else YoloV8ObbExport(model))
+        results.update(_publish([(f"shapes-{task}", wrapper)], provenance, out_dir, eval_images, log))
     return results
 
 
@@ -123,6 +150,9 @@ def _publish(
         shutil.rmtree(package_dir, ignore_errors=True)
         export_onnx(wrapper, info.input_size, package_dir / MODEL_FILE, info.outputs)
         write_model_json(package_dir, info, provenance)
+        log(f"  {name}: exported to {package_dir}")
+        if not eval_images:  # evaluate later: python -m fleet.demo.evaluate --write
+            continue
         results[name] = evaluate_package(package_dir, eval_images)
         update_metrics(package_dir, results[name])
         log(f"  {name}: {results[name]}")
