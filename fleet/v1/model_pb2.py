@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x66leet/v1/model.proto\x12\x08\x66leet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x01\n\tInputSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12)\n\x0bresize_mode\x18\x04 \x01(\x0e\x32\x14.fleet.v1.ResizeMode\x12)\n\x0b\x63olor_order\x18\x05 \x01(\x0e\x32\x14.fleet.v1.ColorOrder\x12\x11\n\tpad_value\x18\x06 \x01(\r\x12\r\n\x05scale\x18\x07 \x01(\x02\x12\x0c\n\x04mean\x18\x08 \x03(\x02\x12\x0b\n\x03std\x18\t \x03(\x02\"Q\n\x0cTaskDefaults\x12\x12\n\nconfidence\x18\x01 \x01(\x02\x12\x15\n\riou_threshold\x18\x02 \x01(\x02\x12\x16\n\x0emax_detections\x18\x03 \x01(\r\"\xde\x03\n\x0fModelDescriptor\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x14\n\x0c\x61rtifact_uri\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x06 \x03(\t\x12\"\n\x05input\x18\x07 \x01(\x0b\x32\x13.fleet.v1.InputSpec\x12\x11\n\tworkspace\x18\x08 \x01(\t\x12\x14\n\x0coutput_names\x18\t \x03(\t\x12\x16\n\x0emax_batch_size\x18\n \x01(\r\x12\x13\n\x0bmulti_label\x18\x0b \x01(\x08\x12(\n\x08\x64\x65\x66\x61ults\x18\x0c \x01(\x0b\x32\x16.fleet.v1.TaskDefaults\x12\x0f\n\x07\x61liases\x18\r \x03(\t\x12\x0e\n\x06public\x18\x0e \x01(\x08\x12\x12\n\nsize_bytes\x18\x0f \x01(\x04\x12\x39\n\x08metadata\x18\x10 \x03(\x0b\x32\'.fleet.v1.ModelDescriptor.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xde\x02\n\x0bLoadedModel\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x04\x12-\n\tloaded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrequest_count\x18\x08 \x01(\x04\x12\x14\n\x0cload_seconds\x18\t \x01(\x01\x12\x1a\n\x12\x65xecution_provider\x18\n \x01(\t\x12\x0e\n\x06pinned\x18\x0b \x01(\x08\x12\x0e\n\x06sha256\x18\x0c \x01(\t\x12\x11\n\tworkspace\x18\r \x01(\t\"\xe7\x01\n\nWorkerLoad\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x15\n\rloaded_models\x18\x03 \x01(\r\x12\x12\n\nmax_models\x18\x04 \x01(\r\x12\x14\n\x0cloaded_bytes\x18\x05 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\x0e\n\x06queued\x18\x08 \x01(\r\x12\x1b\n\x13\x65xecution_providers\x18\t \x03(\t\x12\x1c\n\x14memory_free_fraction\x18\n \x01(\x02*\x88\x01\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_TYPE_OBJECT_DETECTION\x10\x01\x12\x1c\n\x18TASK_TYPE_CLASSIFICATION\x10\x02\x12#\n\x1fTASK_TYPE_INSTANCE_SEGMENTATION\x10\x03*]\n\nResizeMode\x12\x1b\n\x17RESIZE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15RESIZE_MODE_LETTERBOX\x10\x01\x12\x17\n\x13RESIZE_MODE_STRETCH\x10\x02*S\n\nColorOrder\x12\x1b\n\x17\x43OLOR_ORDER_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43OLOR_ORDER_RGB\x10\x01\x12\x13\n\x0f\x43OLOR_ORDER_BGR\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x66leet/v1/model.proto\x12\x08\x66leet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa6\x02\n\tInputSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12)\n\x0bresize_mode\x18\x04 \x01(\x0e\x32\x14.fleet.v1.ResizeMode\x12)\n\x0b\x63olor_order\x18\x05 \x01(\x0e\x32\x14.fleet.v1.ColorOrder\x12\x11\n\tpad_value\x18\x06 \x01(\r\x12\r\n\x05scale\x18\x07 \x01(\x02\x12\x0c\n\x04mean\x18\x08 \x03(\x02\x12\x0b\n\x03std\x18\t \x03(\x02\x12.\n\rinterpolation\x18\n \x01(\x0e\x32\x17.fleet.v1.Interpolation\x12)\n\x06\x61nchor\x18\x0b \x01(\x0e\x32\x19.fleet.v1.LetterboxAnchor\"|\n\x0cTaskDefaults\x12\x12\n\nconfidence\x18\x01 \x01(\x02\x12\x15\n\riou_threshold\x18\x02 \x01(\x02\x12\x16\n\x0emax_detections\x18\x03 \x01(\r\x12\x1a\n\x12\x63lass_agnostic_nms\x18\x04 \x01(\x08\x12\r\n\x05top_k\x18\x05 \x01(\r\"~\n\x0cKeypointSpec\x12\r\n\x05names\x18\x01 \x03(\t\x12-\n\x08skeleton\x18\x02 \x03(\x0b\x32\x1b.fleet.v1.KeypointSpec.Edge\x12\x0c\n\x04\x64ims\x18\x03 \x01(\r\x1a\"\n\x04\x45\x64ge\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\"\x89\x04\n\x0fModelDescriptor\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x14\n\x0c\x61rtifact_uri\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x06 \x03(\t\x12\"\n\x05input\x18\x07 \x01(\x0b\x32\x13.fleet.v1.InputSpec\x12\x11\n\tworkspace\x18\x08 \x01(\t\x12\x14\n\x0coutput_names\x18\t \x03(\t\x12\x16\n\x0emax_batch_size\x18\n \x01(\r\x12\x13\n\x0bmulti_label\x18\x0b \x01(\x08\x12(\n\x08\x64\x65\x66\x61ults\x18\x0c \x01(\x0b\x32\x16.fleet.v1.TaskDefaults\x12\x0f\n\x07\x61liases\x18\r \x03(\t\x12\x0e\n\x06public\x18\x0e \x01(\x08\x12\x12\n\nsize_bytes\x18\x0f \x01(\x04\x12\x39\n\x08metadata\x18\x10 \x03(\x0b\x32\'.fleet.v1.ModelDescriptor.MetadataEntry\x12)\n\tkeypoints\x18\x11 \x01(\x0b\x32\x16.fleet.v1.KeypointSpec\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xde\x02\n\x0bLoadedModel\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x04\x12-\n\tloaded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrequest_count\x18\x08 \x01(\x04\x12\x14\n\x0cload_seconds\x18\t \x01(\x01\x12\x1a\n\x12\x65xecution_provider\x18\n \x01(\t\x12\x0e\n\x06pinned\x18\x0b \x01(\x08\x12\x0e\n\x06sha256\x18\x0c \x01(\t\x12\x11\n\tworkspace\x18\r \x01(\t\"\xe7\x01\n\nWorkerLoad\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x15\n\rloaded_models\x18\x03 \x01(\r\x12\x12\n\nmax_models\x18\x04 \x01(\r\x12\x14\n\x0cloaded_bytes\x18\x05 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\x0e\n\x06queued\x18\x08 \x01(\r\x12\x1b\n\x13\x65xecution_providers\x18\t \x03(\t\x12\x1c\n\x14memory_free_fraction\x18\n \x01(\x02*\xcc\x01\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_TYPE_OBJECT_DETECTION\x10\x01\x12\x1c\n\x18TASK_TYPE_CLASSIFICATION\x10\x02\x12#\n\x1fTASK_TYPE_INSTANCE_SEGMENTATION\x10\x03\x12 \n\x1cTASK_TYPE_KEYPOINT_DETECTION\x10\x04\x12 \n\x1cTASK_TYPE_ORIENTED_DETECTION\x10\x05*z\n\nResizeMode\x12\x1b\n\x17RESIZE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15RESIZE_MODE_LETTERBOX\x10\x01\x12\x17\n\x13RESIZE_MODE_STRETCH\x10\x02\x12\x1b\n\x17RESIZE_MODE_CENTER_CROP\x10\x03*\xaf\x01\n\rInterpolation\x12\x1d\n\x19INTERPOLATION_UNSPECIFIED\x10\x00\x12\x18\n\x14INTERPOLATION_LINEAR\x10\x01\x12\x16\n\x12INTERPOLATION_AREA\x10\x02\x12\x17\n\x13INTERPOLATION_CUBIC\x10\x03\x12\x19\n\x15INTERPOLATION_LANCZOS\x10\x04\x12\x19\n\x15INTERPOLATION_NEAREST\x10\x05*o\n\x0fLetterboxAnchor\x12 \n\x1cLETTERBOX_ANCHOR_UNSPECIFIED\x10\x00\x12\x1b\n\x17LETTERBOX_ANCHOR_CENTER\x10\x01\x12\x1d\n\x19LETTERBOX_ANCHOR_TOP_LEFT\x10\x02*S\n\nColorOrder\x12\x1b\n\x17\x43OLOR_ORDER_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43OLOR_ORDER_RGB\x10\x01\x12\x13\n\x0f\x43OLOR_ORDER_BGR\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +34,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELDESCRIPTOR_METADATAENTRY']._loaded_options = None
   _globals['_MODELDESCRIPTOR_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_TASKTYPE']._serialized_start=1425
-  _globals['_TASKTYPE']._serialized_end=1561
-  _globals['_RESIZEMODE']._serialized_start=1563
-  _globals['_RESIZEMODE']._serialized_end=1656
-  _globals['_COLORORDER']._serialized_start=1658
-  _globals['_COLORORDER']._serialized_end=1741
+  _globals['_TASKTYPE']._serialized_start=1730
+  _globals['_TASKTYPE']._serialized_end=1934
+  _globals['_RESIZEMODE']._serialized_start=1936
+  _globals['_RESIZEMODE']._serialized_end=2058
+  _globals['_INTERPOLATION']._serialized_start=2061
+  _globals['_INTERPOLATION']._serialized_end=2236
+  _globals['_LETTERBOXANCHOR']._serialized_start=2238
+  _globals['_LETTERBOXANCHOR']._serialized_end=2349
+  _globals['_COLORORDER']._serialized_start=2351
+  _globals['_COLORORDER']._serialized_end=2434
   _globals['_INPUTSPEC']._serialized_start=68
-  _globals['_INPUTSPEC']._serialized_end=271
-  _globals['_TASKDEFAULTS']._serialized_start=273
-  _globals['_TASKDEFAULTS']._serialized_end=354
-  _globals['_MODELDESCRIPTOR']._serialized_start=357
-  _globals['_MODELDESCRIPTOR']._serialized_end=835
-  _globals['_MODELDESCRIPTOR_METADATAENTRY']._serialized_start=788
-  _globals['_MODELDESCRIPTOR_METADATAENTRY']._serialized_end=835
-  _globals['_LOADEDMODEL']._serialized_start=838
-  _globals['_LOADEDMODEL']._serialized_end=1188
-  _globals['_WORKERLOAD']._serialized_start=1191
-  _globals['_WORKERLOAD']._serialized_end=1422
+  _globals['_INPUTSPEC']._serialized_end=362
+  _globals['_TASKDEFAULTS']._serialized_start=364
+  _globals['_TASKDEFAULTS']._serialized_end=488
+  _globals['_KEYPOINTSPEC']._serialized_start=490
+  _globals['_KEYPOINTSPEC']._serialized_end=616
+  _globals['_KEYPOINTSPEC_EDGE']._serialized_start=582
+  _globals['_KEYPOINTSPEC_EDGE']._serialized_end=616
+  _globals['_MODELDESCRIPTOR']._serialized_start=619
+  _globals['_MODELDESCRIPTOR']._serialized_end=1140
+  _globals['_MODELDESCRIPTOR_METADATAENTRY']._serialized_start=1093
+  _globals['_MODELDESCRIPTOR_METADATAENTRY']._serialized_end=1140
+  _globals['_LOADEDMODEL']._serialized_start=1143
+  _globals['_LOADEDMODEL']._serialized_end=1493
+  _globals['_WORKERLOAD']._serialized_start=1496
+  _globals['_WORKERLOAD']._serialized_end=1727
 # @@protoc_insertion_point(module_scope)

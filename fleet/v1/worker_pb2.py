@@ -26,7 +26,7 @@ from fleet.v1 import inference_pb2 as fleet_dot_v1_dot_inference__pb2
 from fleet.v1 import model_pb2 as fleet_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66leet/v1/worker.proto\x12\x08\x66leet.v1\x1a\x18\x66leet/v1/inference.proto\x1a\x14\x66leet/v1/model.proto\"s\n\x1eModelWorkerServiceInferRequest\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.fleet.v1.ModelDescriptor\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\"L\n\x1fModelWorkerServiceInferResponse\x12)\n\x08response\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponse\"<\n\x10LoadModelRequest\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.fleet.v1.ModelDescriptor\"Q\n\x11LoadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.fleet.v1.LoadedModel\x12\x16\n\x0e\x61lready_loaded\x18\x02 \x01(\x08\"&\n\x12UnloadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"9\n$ModelWorkerServiceClearModelsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\":\n%ModelWorkerServiceClearModelsResponse\x12\x11\n\tmodel_ids\x18\x01 \x03(\t\")\n\'ModelWorkerServiceDescribeModelsRequest\"u\n(ModelWorkerServiceDescribeModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.fleet.v1.LoadedModel\x12\"\n\x04load\x18\x02 \x01(\x0b\x32\x14.fleet.v1.WorkerLoad2\xed\x03\n\x12ModelWorkerService\x12\\\n\x05Infer\x12(.fleet.v1.ModelWorkerServiceInferRequest\x1a).fleet.v1.ModelWorkerServiceInferResponse\x12\x44\n\tLoadModel\x12\x1a.fleet.v1.LoadModelRequest\x1a\x1b.fleet.v1.LoadModelResponse\x12J\n\x0bUnloadModel\x12\x1c.fleet.v1.UnloadModelRequest\x1a\x1d.fleet.v1.UnloadModelResponse\x12n\n\x0b\x43learModels\x12..fleet.v1.ModelWorkerServiceClearModelsRequest\x1a/.fleet.v1.ModelWorkerServiceClearModelsResponse\x12w\n\x0e\x44\x65scribeModels\x12\x31.fleet.v1.ModelWorkerServiceDescribeModelsRequest\x1a\x32.fleet.v1.ModelWorkerServiceDescribeModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66leet/v1/worker.proto\x12\x08\x66leet.v1\x1a\x18\x66leet/v1/inference.proto\x1a\x14\x66leet/v1/model.proto\"s\n\x1eModelWorkerServiceInferRequest\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.fleet.v1.ModelDescriptor\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\"L\n\x1fModelWorkerServiceInferResponse\x12)\n\x08response\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponse\"}\n#ModelWorkerServiceInferBatchRequest\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.fleet.v1.ModelDescriptor\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.fleet.v1.InferBatchRequest\"V\n$ModelWorkerServiceInferBatchResponse\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1c.fleet.v1.InferBatchResponse\"<\n\x10LoadModelRequest\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.fleet.v1.ModelDescriptor\"Q\n\x11LoadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.fleet.v1.LoadedModel\x12\x16\n\x0e\x61lready_loaded\x18\x02 \x01(\x08\"&\n\x12UnloadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"9\n$ModelWorkerServiceClearModelsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\":\n%ModelWorkerServiceClearModelsResponse\x12\x11\n\tmodel_ids\x18\x01 \x03(\t\")\n\'ModelWorkerServiceDescribeModelsRequest\"u\n(ModelWorkerServiceDescribeModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.fleet.v1.LoadedModel\x12\"\n\x04load\x18\x02 \x01(\x0b\x32\x14.fleet.v1.WorkerLoad2\xda\x04\n\x12ModelWorkerService\x12\\\n\x05Infer\x12(.fleet.v1.ModelWorkerServiceInferRequest\x1a).fleet.v1.ModelWorkerServiceInferResponse\x12k\n\nInferBatch\x12-.fleet.v1.ModelWorkerServiceInferBatchRequest\x1a..fleet.v1.ModelWorkerServiceInferBatchResponse\x12\x44\n\tLoadModel\x12\x1a.fleet.v1.LoadModelRequest\x1a\x1b.fleet.v1.LoadModelResponse\x12J\n\x0bUnloadModel\x12\x1c.fleet.v1.UnloadModelRequest\x1a\x1d.fleet.v1.UnloadModelResponse\x12n\n\x0b\x43learModels\x12..fleet.v1.ModelWorkerServiceClearModelsRequest\x1a/.fleet.v1.ModelWorkerServiceClearModelsResponse\x12w\n\x0e\x44\x65scribeModels\x12\x31.fleet.v1.ModelWorkerServiceDescribeModelsRequest\x1a\x32.fleet.v1.ModelWorkerServiceDescribeModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,22 +37,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELWORKERSERVICEINFERREQUEST']._serialized_end=198
   _globals['_MODELWORKERSERVICEINFERRESPONSE']._serialized_start=200
   _globals['_MODELWORKERSERVICEINFERRESPONSE']._serialized_end=276
-  _globals['_LOADMODELREQUEST']._serialized_start=278
-  _globals['_LOADMODELREQUEST']._serialized_end=338
-  _globals['_LOADMODELRESPONSE']._serialized_start=340
-  _globals['_LOADMODELRESPONSE']._serialized_end=421
-  _globals['_UNLOADMODELREQUEST']._serialized_start=423
-  _globals['_UNLOADMODELREQUEST']._serialized_end=461
-  _globals['_UNLOADMODELRESPONSE']._serialized_start=463
-  _globals['_UNLOADMODELRESPONSE']._serialized_end=502
-  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_start=504
-  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_end=561
-  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_start=563
-  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_end=621
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_start=623
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_end=664
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_start=666
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_end=783
-  _globals['_MODELWORKERSERVICE']._serialized_start=786
-  _globals['_MODELWORKERSERVICE']._serialized_end=1279
+  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_start=278
+  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_end=403
+  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_start=405
+  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_end=491
+  _globals['_LOADMODELREQUEST']._serialized_start=493
+  _globals['_LOADMODELREQUEST']._serialized_end=553
+  _globals['_LOADMODELRESPONSE']._serialized_start=555
+  _globals['_LOADMODELRESPONSE']._serialized_end=636
+  _globals['_UNLOADMODELREQUEST']._serialized_start=638
+  _globals['_UNLOADMODELREQUEST']._serialized_end=676
+  _globals['_UNLOADMODELRESPONSE']._serialized_start=678
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=717
+  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_start=719
+  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_end=776
+  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_start=778
+  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_end=836
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_start=838
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_end=879
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_start=881
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_end=998
+  _globals['_MODELWORKERSERVICE']._serialized_start=1001
+  _globals['_MODELWORKERSERVICE']._serialized_end=1603
 # @@protoc_insertion_point(module_scope)
