@@ -38,6 +38,7 @@ from services.model_worker.processing.params import InferenceParams
 from services.model_worker.processing.postprocess import postprocess
 from services.model_worker.processing.preprocess import preprocess
 from services.model_worker.processing.results import Classification, Detections
+from services.model_worker.runtime import output_names
 
 DEFAULT_IMAGES = 300
 # The usual COCO-evaluation settings: keep low-confidence detections so the PR curve is complete.
@@ -56,12 +57,14 @@ class Predictor:
         self.session = ort.InferenceSession(
             str(package_dir / self.spec.weights.file), options, providers=["CPUExecutionProvider"]
         )
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = output_names(self.spec, [o.name for o in self.session.get_outputs()])
 
     def predict(self, images: list[np.ndarray], params: InferenceParams = EVAL_PARAMS) -> list[Any]:
         """Decode a batch of RGB uint8 images into Detections or Classification results."""
         resolved = params.resolve(self.spec)
         tensors, transforms = zip(*(preprocess(image, self.spec.input) for image in images))
-        outputs = self.session.run(list(self.spec.outputs), {self.spec.input.name: np.stack(tensors)})
+        outputs = self.session.run(self.output_names, {self.input_name: np.stack(tensors)})
         return [
             postprocess([out[i] for out in outputs], self.spec, transform, resolved)
             for i, transform in enumerate(transforms)

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from services.cache import FleetCache
-from services.common.errors import ModelNotFound
+from services.common.errors import FleetError, InvalidArgument, ModelNotFound
 from services.common.model_record import ModelRecord
 from services.model_worker.images import ImageInput
 from services.model_worker.inference_log import InferenceRecorder
@@ -16,6 +16,9 @@ from services.model_worker.processing.params import InferenceParams
 from services.model_worker.runtime import available_providers, requested_providers
 
 log = logging.getLogger("fleet.worker")
+
+#: The most images one request may carry (InferBatch).
+MAX_IMAGES_PER_REQUEST = 64
 
 
 class Worker:
@@ -29,6 +32,21 @@ class Worker:
         if self.recorder is not None:
             self.recorder.record(out)
         return out
+
+    async def infer_many(self, record: ModelRecord, images: list[ImageInput | FleetError],
+                         params: InferenceParams) -> list[InferenceOutput | FleetError]:
+        """Several images in order; an image already known to be unusable keeps its error."""
+        if len(images) > MAX_IMAGES_PER_REQUEST:
+            raise InvalidArgument(f"a request may carry at most {MAX_IMAGES_PER_REQUEST} images, "
+                                  f"got {len(images)}; split it")
+        usable = [i for i in images if isinstance(i, ImageInput)]
+        done = iter(await self.pipeline.infer_many(record, usable, params) if usable else [])
+        outcomes = [next(done) if isinstance(i, ImageInput) else i for i in images]
+        if self.recorder is not None:
+            for outcome in outcomes:
+                if isinstance(outcome, InferenceOutput):
+                    self.recorder.record(outcome)
+        return outcomes
 
     async def load(self, record: ModelRecord, pin: bool = False) -> tuple[LoadedModel, bool]:
         return await self.manager.load(record, pin=pin)
