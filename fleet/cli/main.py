@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fleet.cli import commands, up
+from fleet.cli import commands, package, up
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -13,6 +13,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     up.add_parser(sub)
     commands.add_parsers(sub)
+    package.add_parser(sub)
     args = parser.parse_args(argv)
     sys.exit(args.func(args))
 

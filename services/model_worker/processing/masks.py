@@ -51,11 +51,10 @@ def instance_masks(coeffs: np.ndarray, protos: np.ndarray, boxes_input: np.ndarr
         return []
     logits = (coeffs.astype(np.float32) @ protos.reshape(nm, -1).astype(np.float32)).reshape(-1, ph, pw)
     iw, ih = spec.width, spec.height
-    # The resized image inside the input (scale_masks' crop of the padding).
-    left, top = int(transform.pad_x), int(transform.pad_y)
+    # The image inside the input (scale_masks' cut of the padding).
+    left, top, right, bottom = transform.mask_window or (0, 0, iw, ih)
     w0, h0 = transform.orig_width, transform.orig_height
-    cw = transform.placed_width or int(round(w0 * transform.gain_x))
-    ch = transform.placed_height or int(round(h0 * transform.gain_y))
+    cw, ch = right - left, bottom - top
     sx, sy = cw / w0, ch / h0  # crop pixels per image pixel
     out: list[InstanceMask] = []
     for logit, (bx0, by0, bx1, by1) in zip(logits, boxes_input.astype(np.float64)):

@@ -24,9 +24,10 @@ INTERPOLATION = {
 class Transform:
     """Input pixels -> original pixels: x0 = (x - pad_x) / gain_x (``scale_boxes``).
 
-    ``pad_x``/``pad_y`` are where the resized image starts in the input (rounded as placed);
-    ``coord_pad_x``/``coord_pad_y`` the unrounded centring offsets Ultralytics' ``scale_coords``
-    uses for keypoints. ``placed_*`` is the resized image's size inside the input.
+    As Ultralytics maps back, from the unrounded centring offsets ``coord_pad_*`` (used as they are
+    for keypoints, ``scale_coords``): boxes subtract ``pad_* = round(coord_pad_* - 0.1)``, masks
+    cut the input to ``mask_window`` (left, top, right, bottom: ``scale_masks``) before resizing.
+    These can differ from where the image was placed by one pixel, exactly as in Ultralytics.
     """
 
     orig_width: int
@@ -37,8 +38,7 @@ class Transform:
     pad_y: float
     coord_pad_x: float = 0.0
     coord_pad_y: float = 0.0
-    placed_width: int = 0
-    placed_height: int = 0
+    mask_window: tuple[int, int, int, int] | None = None  # None: the whole input
 
     def boxes_to_original(self, boxes_xyxy: np.ndarray) -> np.ndarray:
         """Input-space xyxy boxes -> original-image xyxy boxes, clipped to the image."""
@@ -94,11 +94,12 @@ def _letterbox(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transfor
     new_w, new_h, left, top, ratio = letterbox_geometry(width, height, spec)
     canvas = np.full((spec.height, spec.width, 3), spec.pad_value, dtype=np.uint8)
     canvas[top : top + new_h, left : left + new_w] = _resize(image, (new_w, new_h), spec.interpolation)
-    centred = spec.anchor == Anchor.CENTER
-    coord_pad_x = (spec.width - width * ratio) / 2 if centred else 0.0
-    coord_pad_y = (spec.height - height * ratio) / 2 if centred else 0.0
-    return canvas, Transform(width, height, ratio, ratio, float(left), float(top), coord_pad_x, coord_pad_y,
-                             new_w, new_h)
+    if spec.anchor == Anchor.TOP_LEFT:
+        return canvas, Transform(width, height, ratio, ratio, 0.0, 0.0, 0.0, 0.0, (0, 0, new_w, new_h))
+    cpx, cpy = (spec.width - width * ratio) / 2, (spec.height - height * ratio) / 2
+    window = (round(cpx - 0.1), round(cpy - 0.1), spec.width - round(cpx + 0.1), spec.height - round(cpy + 0.1))
+    return canvas, Transform(width, height, ratio, ratio, float(round(cpx - 0.1)), float(round(cpy - 0.1)),
+                             cpx, cpy, window)
 
 
 def _center_crop(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
@@ -109,8 +110,7 @@ def _center_crop(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transf
     left, top = (width - crop_w) // 2, (height - crop_h) // 2
     resized = _resize(image[top : top + crop_h, left : left + crop_w], (spec.width, spec.height), spec.interpolation)
     gx, gy = spec.width / crop_w, spec.height / crop_h
-    return resized, Transform(width, height, gx, gy, -left * gx, -top * gy, -left * gx, -top * gy,
-                              spec.width, spec.height)
+    return resized, Transform(width, height, gx, gy, -left * gx, -top * gy, -left * gx, -top * gy)
 
 
 def resize_to_input(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
@@ -122,7 +122,7 @@ def resize_to_input(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Tra
     height, width = image.shape[:2]
     resized = _resize(image, (spec.width, spec.height), spec.interpolation)
     gx, gy = spec.width / width, spec.height / height
-    return resized, Transform(width, height, gx, gy, 0.0, 0.0, 0.0, 0.0, spec.width, spec.height)
+    return resized, Transform(width, height, gx, gy)
 
 
 def to_tensor(image: np.ndarray, spec: InputSpec) -> np.ndarray:
