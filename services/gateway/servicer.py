@@ -24,6 +24,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return await self.gateway.infer(bearer_key(context.invocation_metadata()), request, context.time_remaining())
 
+    @rpc("gateway")
+    async def InferBatch(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        return await self.gateway.infer_batch(bearer_key(context.invocation_metadata()), request,
+                                              context.time_remaining())
+
     @rpc_stream("gateway")
     async def InferStream(self, request_iterator, context: grpc.aio.ServicerContext):  # noqa: N802
         async def items() -> AsyncIterator[tuple[str, inference_pb2.InferRequest]]:

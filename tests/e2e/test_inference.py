@@ -135,3 +135,17 @@ def test_bad_requests_get_clear_statuses_and_the_fleet_keeps_serving(fleet: Loca
             assert ok.object_detection.detections, name
     finally:
         channel.close()
+
+
+def test_infer_batch_through_the_gateway_answers_in_order(client: FleetClient) -> None:
+    images = [encode(generate_scene(seed, CLEAN_CONFIG).image) for seed in SEEDS[:4]]
+    reply = client.infer_batch("shapes-detector", images[:2] + [b"\x89PNG broken"] + images[2:], confidence=0.5)
+    assert [i.WhichOneof("outcome") for i in reply.items] == ["response", "response", "error", "response",
+                                                             "response"]
+    assert reply.items[2].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    good = [i.response for i in reply.items if i.HasField("response")]
+    assert all(r.model_id == "shapes-det/1" and r.timings.gateway_ms > 0 for r in good)
+    check_against_ground_truth({seed: boxes_of(r.object_detection.detections) for r, seed in zip(good, SEEDS[:4])})
+    with pytest.raises(grpc.RpcError) as err:
+        client.infer_batch("no-such-model/1", images[:1])
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
