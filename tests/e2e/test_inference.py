@@ -181,7 +181,7 @@ def test_mask_formats_and_top_k(client: FleetClient) -> None:
     for a, b in zip(rle.instance_segmentation.instances, parts.instance_segmentation.instances):
         assert a.rle.height == scene.height and a.rle.width == scene.width and not a.parts
         mask = mask_utils.decode(mask_utils.frPyObjects({"counts": list(a.rle.counts),
-                                                         "size": [a.rle.height, a.rle.width]}, 1, 1))
+                                                         "size": [a.rle.height, a.rle.width]}, a.rle.height, a.rle.width))
         assert mask.sum() > 100 and b.parts and not b.HasField("rle") and not b.parts[0].hole
     top = client.infer("shapes-cls/1", image, top_k=1)
     assert len(top.classification.predictions) == 1
