@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= cpu,dev
+EXTRAS ?= server,cpu,dev
 
 .PHONY: setup up test test-fast models protos lint-protos bench bench-smoke clean
 
@@ -29,8 +29,8 @@ test-fast: setup
 ## Retrain the demo models and regenerate the sample images (needs torch: installs the [train] extra).
 models: setup
 	$(PY) -m pip install --quiet torch==2.13.0 -e '.[$(EXTRAS),train]'
-	$(PY) -m fleet.demo.train --task all
-	$(PY) -m fleet.demo.samples
+	$(PY) -m services.demo.train --task all
+	$(PY) -m services.demo.samples
 
 ## The benchmark suite (about 4 minutes; run it on a quiet machine): tables, JSON and plots in bench/results/.
 bench: setup

@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 
 from fleet.client import build_request
-from fleet.v1 import gateway_pb2_grpc, inference_pb2, model_pb2, worker_pb2, worker_pb2_grpc
+from fleet.internal.v1 import descriptor_pb2, worker_pb2, worker_pb2_grpc
+from fleet.v1 import gateway_pb2_grpc, inference_pb2
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 TIMEOUT_S = 120.0
@@ -18,7 +19,7 @@ def aio_channel(address: str) -> grpc.aio.Channel:
     ])
 
 
-def worker_request(descriptor: model_pb2.ModelDescriptor, jpeg: bytes) -> worker_pb2.ModelWorkerServiceInferRequest:
+def worker_request(descriptor: descriptor_pb2.ModelDescriptor, jpeg: bytes) -> worker_pb2.ModelWorkerServiceInferRequest:
     """What the gateway sends a worker for one image: the resolved descriptor and the public request."""
     return worker_pb2.ModelWorkerServiceInferRequest(model=descriptor, request=build_request(descriptor.model_id, jpeg))
 
@@ -44,7 +45,7 @@ class GatewayCaller:
 class WorkerCaller:
     """``async with``: one channel straight to a worker, sending the resolved descriptor itself."""
 
-    def __init__(self, address: str, descriptor: model_pb2.ModelDescriptor) -> None:
+    def __init__(self, address: str, descriptor: descriptor_pb2.ModelDescriptor) -> None:
         self.address, self.descriptor = address, descriptor
 
     async def __aenter__(self) -> WorkerCaller:

@@ -23,7 +23,7 @@ import yaml
 
 from bench.config import BenchConfig
 from bench.workload import MODEL_ID, WORKSPACE, Package
-from fleet.local import LocalFleet
+from services.local.processes import LocalFleet
 from services.cache.api_keys import hash_api_key
 from services.cache.embedded import delete_namespace, machine_or_embedded
 from services.model_worker.artifacts import ArtifactStore
@@ -89,7 +89,7 @@ class BenchEnv:
         return self._fleet
 
     @property
-    def worker(self):  # noqa: ANN201 - fleet.local.ServiceProcess
+    def worker(self):  # noqa: ANN201 - services.local.processes.ServiceProcess
         return self.fleet.worker_processes[0]
 
     def pids(self) -> dict[str, int]:

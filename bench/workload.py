@@ -8,8 +8,8 @@ from pathlib import Path
 
 import cv2
 
-from fleet.demo.scenes import TEST_SEEDS, generate_scene
-from fleet.v1 import model_pb2
+from services.demo.scenes import TEST_SEEDS, generate_scene
+from fleet.internal.v1 import descriptor_pb2
 from services.common import descriptors
 from services.common.model_record import ModelRecord
 from services.common.model_spec import ModelSpec
@@ -54,7 +54,7 @@ class Package:
         return ModelRecord(model_id=model_id, workspace=WORKSPACE, spec=self.spec,
                            artifact_uri=artifact_uri or self.weights.as_uri())
 
-    def descriptor(self, model_id: str = MODEL_ID) -> model_pb2.ModelDescriptor:
+    def descriptor(self, model_id: str = MODEL_ID) -> descriptor_pb2.ModelDescriptor:
         return descriptors.to_proto(self.record(model_id))
 
     def describe(self) -> dict:

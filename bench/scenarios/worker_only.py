@@ -18,7 +18,8 @@ from bench.environment import BenchEnv
 from bench.processes import CpuMeter
 from bench.stats import Window
 from bench.workload import MODEL_ID
-from fleet.v1 import inference_pb2, model_pb2, worker_pb2
+from fleet.internal.v1 import descriptor_pb2, worker_pb2
+from fleet.v1 import inference_pb2
 from services.common import descriptors
 
 
@@ -58,7 +59,7 @@ def _per_call_us(fn: Callable[[], object], n: int) -> float:
     return best * 1e6
 
 
-def fixed_costs(descriptor: model_pb2.ModelDescriptor, jpeg: bytes, response: inference_pb2.InferResponse,
+def fixed_costs(descriptor: descriptor_pb2.ModelDescriptor, jpeg: bytes, response: inference_pb2.InferResponse,
                 n: int) -> dict[str, float]:
     """Microseconds per call of the per-request protobuf/validation work (best of 3 loops)."""
     request = worker_request(descriptor, jpeg)

@@ -14,7 +14,7 @@ from google.protobuf.json_format import MessageToDict
 from fleet.cli.output import detections_table, loaded_models_table
 from fleet.client import FleetClient
 from fleet.paths import client_state_file
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key, new_api_key
 
 
 def _connection(args: argparse.Namespace) -> tuple[str, str]:
@@ -108,8 +108,6 @@ def info(args: argparse.Namespace) -> int:
 
 
 def keygen(args: argparse.Namespace) -> int:
-    from fleet.cli.up import new_api_key  # noqa: PLC0415
-
     key = new_api_key()
     print(f"api key:        {key}\napi_key_sha256: {hash_api_key(key)}   (put this in the catalog)")
     return 0

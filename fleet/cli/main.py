@@ -1,19 +1,42 @@
-"""The ``fleet`` command."""
+"""The ``fleet`` command.
+
+Client commands need only the client install (stubs, ``fleet.client``); ``fleet up`` runs the
+fleet itself and ``fleet package`` builds model packages: both need the server install (``pip install 'inference-fleet[server,cpu]'``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from fleet.cli import commands, package, up
+from fleet.cli import commands
+
+
+def _server_parsers(sub: argparse._SubParsersAction) -> None:
+    try:
+        from services.local import package, up  # noqa: PLC0415 - present only with the server install
+    except ImportError as exc:
+        missing = exc.name or "a server dependency"
+
+        def unavailable(args: argparse.Namespace) -> int:
+            print(f"fleet {args.command}: needs the server install ({missing} is missing): "
+                  "pip install 'inference-fleet[server,cpu]'", file=sys.stderr)
+            return 2
+
+        for name, what in (("up", "run the fleet here"), ("package", "make a model package from an ONNX export")):
+            p = sub.add_parser(name, help=f"{what} (needs the server install)")
+            p.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            p.set_defaults(func=unavailable)
+        return
+    up.add_parser(sub)
+    package.add_parser(sub)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="fleet", description="Inference Fleet: run and call the fleet.")
     sub = parser.add_subparsers(dest="command", required=True)
-    up.add_parser(sub)
+    _server_parsers(sub)
     commands.add_parsers(sub)
-    package.add_parser(sub)
     args = parser.parse_args(argv)
     sys.exit(args.func(args))
 

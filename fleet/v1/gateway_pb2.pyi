@@ -36,9 +36,9 @@ class AddModelResponse(_message.Message):
     __slots__ = ("model", "worker_ids")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     WORKER_IDS_FIELD_NUMBER: _ClassVar[int]
-    model: _model_pb2.ModelDescriptor
+    model: _model_pb2.ModelSummary
     worker_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[_Union[_model_pb2.ModelDescriptor, _Mapping]] = ..., worker_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[_model_pb2.ModelSummary, _Mapping]] = ..., worker_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RemoveModelRequest(_message.Message):
     __slots__ = ("model_id",)

@@ -6,7 +6,7 @@ import warnings
 from fleet.v1 import gateway_pb2 as fleet_dot_v1_dot_gateway__pb2
 from fleet.v1 import inference_pb2 as fleet_dot_v1_dot_inference__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -19,14 +19,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in fleet/v1/gateway_pb2_grpc.py depends on'
+        + f' but the generated code in fleet/v1/gateway_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class GatewayServiceStub:
+class GatewayServiceStub(object):
     """The public API. Every call carries "authorization: Bearer <api key>" metadata;
     "x-request-id" metadata, when sent, is echoed in logs across the fleet.
     """
@@ -79,7 +79,7 @@ class GatewayServiceStub:
                 _registered_method=True)
 
 
-class GatewayServiceServicer:
+class GatewayServiceServicer(object):
     """The public API. Every call carries "authorization: Bearer <api key>" metadata;
     "x-request-id" metadata, when sent, is echoed in logs across the fleet.
     """
@@ -192,7 +192,7 @@ def add_GatewayServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class GatewayService:
+class GatewayService(object):
     """The public API. Every call carries "authorization: Bearer <api key>" metadata;
     "x-request-id" metadata, when sent, is echoed in logs across the fleet.
     """

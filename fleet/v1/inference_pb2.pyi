@@ -61,7 +61,7 @@ class InferenceParameters(_message.Message):
     max_candidates: int
     top_k: int
     mask_format: MaskFormat
-    def __init__(self, confidence: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., class_agnostic_nms: _Optional[bool] = ..., max_detections: _Optional[int] = ..., class_filter: _Optional[_Iterable[str]] = ..., visualize: _Optional[bool] = ..., max_candidates: _Optional[int] = ..., top_k: _Optional[int] = ..., mask_format: _Optional[_Union[MaskFormat, str]] = ...) -> None: ...
+    def __init__(self, confidence: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., class_agnostic_nms: bool = ..., max_detections: _Optional[int] = ..., class_filter: _Optional[_Iterable[str]] = ..., visualize: bool = ..., max_candidates: _Optional[int] = ..., top_k: _Optional[int] = ..., mask_format: _Optional[_Union[MaskFormat, str]] = ...) -> None: ...
 
 class Detection(_message.Message):
     __slots__ = ("x", "y", "width", "height", "confidence", "class_name", "class_id", "detection_id")
@@ -103,7 +103,7 @@ class Polygon(_message.Message):
     HOLE_FIELD_NUMBER: _ClassVar[int]
     points: _containers.RepeatedCompositeFieldContainer[Point]
     hole: bool
-    def __init__(self, points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., hole: _Optional[bool] = ...) -> None: ...
+    def __init__(self, points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., hole: bool = ...) -> None: ...
 
 class RleMask(_message.Message):
     __slots__ = ("height", "width", "counts")
@@ -223,7 +223,7 @@ class ClassificationResult(_message.Message):
     predictions: _containers.RepeatedCompositeFieldContainer[ClassPrediction]
     multi_label: bool
     predicted_classes: _containers.RepeatedCompositeFieldContainer[ClassPrediction]
-    def __init__(self, top_class: _Optional[str] = ..., top_class_id: _Optional[int] = ..., top_confidence: _Optional[float] = ..., predictions: _Optional[_Iterable[_Union[ClassPrediction, _Mapping]]] = ..., multi_label: _Optional[bool] = ..., predicted_classes: _Optional[_Iterable[_Union[ClassPrediction, _Mapping]]] = ...) -> None: ...
+    def __init__(self, top_class: _Optional[str] = ..., top_class_id: _Optional[int] = ..., top_confidence: _Optional[float] = ..., predictions: _Optional[_Iterable[_Union[ClassPrediction, _Mapping]]] = ..., multi_label: bool = ..., predicted_classes: _Optional[_Iterable[_Union[ClassPrediction, _Mapping]]] = ...) -> None: ...
 
 class StageTimings(_message.Message):
     __slots__ = ("decode_ms", "preprocess_ms", "queue_ms", "inference_ms", "postprocess_ms", "worker_ms", "gateway_ms", "batch_size", "cold_start")
@@ -245,7 +245,7 @@ class StageTimings(_message.Message):
     gateway_ms: float
     batch_size: int
     cold_start: bool
-    def __init__(self, decode_ms: _Optional[float] = ..., preprocess_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., postprocess_ms: _Optional[float] = ..., worker_ms: _Optional[float] = ..., gateway_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., cold_start: _Optional[bool] = ...) -> None: ...
+    def __init__(self, decode_ms: _Optional[float] = ..., preprocess_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., postprocess_ms: _Optional[float] = ..., worker_ms: _Optional[float] = ..., gateway_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., cold_start: bool = ...) -> None: ...
 
 class InferRequest(_message.Message):
     __slots__ = ("model_id", "image", "parameters", "bypass_cache")
@@ -257,7 +257,7 @@ class InferRequest(_message.Message):
     image: Image
     parameters: InferenceParameters
     bypass_cache: bool
-    def __init__(self, model_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., parameters: _Optional[_Union[InferenceParameters, _Mapping]] = ..., bypass_cache: _Optional[bool] = ...) -> None: ...
+    def __init__(self, model_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., parameters: _Optional[_Union[InferenceParameters, _Mapping]] = ..., bypass_cache: bool = ...) -> None: ...
 
 class InferResponse(_message.Message):
     __slots__ = ("inference_id", "model_id", "task_type", "image_width", "image_height", "object_detection", "classification", "instance_segmentation", "keypoint_detection", "oriented_detection", "visualization", "timings", "worker_id", "cached")
@@ -289,7 +289,7 @@ class InferResponse(_message.Message):
     timings: StageTimings
     worker_id: str
     cached: bool
-    def __init__(self, inference_id: _Optional[str] = ..., model_id: _Optional[str] = ..., task_type: _Optional[_Union[_model_pb2.TaskType, str]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., object_detection: _Optional[_Union[ObjectDetectionResult, _Mapping]] = ..., classification: _Optional[_Union[ClassificationResult, _Mapping]] = ..., instance_segmentation: _Optional[_Union[InstanceSegmentationResult, _Mapping]] = ..., keypoint_detection: _Optional[_Union[KeypointDetectionResult, _Mapping]] = ..., oriented_detection: _Optional[_Union[OrientedDetectionResult, _Mapping]] = ..., visualization: _Optional[bytes] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., worker_id: _Optional[str] = ..., cached: _Optional[bool] = ...) -> None: ...
+    def __init__(self, inference_id: _Optional[str] = ..., model_id: _Optional[str] = ..., task_type: _Optional[_Union[_model_pb2.TaskType, str]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., object_detection: _Optional[_Union[ObjectDetectionResult, _Mapping]] = ..., classification: _Optional[_Union[ClassificationResult, _Mapping]] = ..., instance_segmentation: _Optional[_Union[InstanceSegmentationResult, _Mapping]] = ..., keypoint_detection: _Optional[_Union[KeypointDetectionResult, _Mapping]] = ..., oriented_detection: _Optional[_Union[OrientedDetectionResult, _Mapping]] = ..., visualization: _Optional[bytes] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., worker_id: _Optional[str] = ..., cached: bool = ...) -> None: ...
 
 class InferBatchRequest(_message.Message):
     __slots__ = ("model_id", "images", "parameters", "bypass_cache")
@@ -301,7 +301,7 @@ class InferBatchRequest(_message.Message):
     images: _containers.RepeatedCompositeFieldContainer[Image]
     parameters: InferenceParameters
     bypass_cache: bool
-    def __init__(self, model_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., parameters: _Optional[_Union[InferenceParameters, _Mapping]] = ..., bypass_cache: _Optional[bool] = ...) -> None: ...
+    def __init__(self, model_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., parameters: _Optional[_Union[InferenceParameters, _Mapping]] = ..., bypass_cache: bool = ...) -> None: ...
 
 class InferBatchItem(_message.Message):
     __slots__ = ("response", "error")

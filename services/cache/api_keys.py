@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import redis.asyncio as aioredis
 
+from fleet.keys import hash_api_key
 from services.cache.errors import redis_call
 from services.cache.keys import Keys
 
+__all__ = ["ApiKeyStore", "AuthCache", "hash_api_key"]
+
 AUTH_CACHE_TTL_S = 3600
-
-
-def hash_api_key(api_key: str) -> str:
-    """The only form in which an API key is stored, cached, logged or sent between services."""
-    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
 
 
 class ApiKeyStore:

@@ -1,4 +1,4 @@
-"""ModelRecord <-> fleet.v1.ModelDescriptor (the protobuf form services exchange)."""
+"""ModelRecord <-> fleet.internal.v1.ModelDescriptor (the form services exchange), and the public summary."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections import OrderedDict
 
 from pydantic import ValidationError
 
+from fleet.internal.v1 import descriptor_pb2
 from fleet.v1 import model_pb2
 from services.common.errors import InvalidArgument
 from services.common.model_record import ModelRecord
@@ -20,32 +21,32 @@ TASK_TO_PROTO = {
     TaskType.ORIENTED_DETECTION: model_pb2.TASK_TYPE_ORIENTED_DETECTION,
 }
 TASK_FROM_PROTO = {v: k for k, v in TASK_TO_PROTO.items()}
-_RESIZE = {ResizeMode.LETTERBOX: model_pb2.RESIZE_MODE_LETTERBOX, ResizeMode.STRETCH: model_pb2.RESIZE_MODE_STRETCH,
-           ResizeMode.CENTER_CROP: model_pb2.RESIZE_MODE_CENTER_CROP}
+_RESIZE = {ResizeMode.LETTERBOX: descriptor_pb2.RESIZE_MODE_LETTERBOX, ResizeMode.STRETCH: descriptor_pb2.RESIZE_MODE_STRETCH,
+           ResizeMode.CENTER_CROP: descriptor_pb2.RESIZE_MODE_CENTER_CROP}
 _RESIZE_BACK = {v: k for k, v in _RESIZE.items()}
 _COLOR = {ColorOrder.RGB: model_pb2.COLOR_ORDER_RGB, ColorOrder.BGR: model_pb2.COLOR_ORDER_BGR}
 _COLOR_BACK = {v: k for k, v in _COLOR.items()}
 _INTERPOLATION = {
-    Interpolation.LINEAR: model_pb2.INTERPOLATION_LINEAR, Interpolation.AREA: model_pb2.INTERPOLATION_AREA,
-    Interpolation.CUBIC: model_pb2.INTERPOLATION_CUBIC, Interpolation.LANCZOS: model_pb2.INTERPOLATION_LANCZOS,
-    Interpolation.NEAREST: model_pb2.INTERPOLATION_NEAREST,
+    Interpolation.LINEAR: descriptor_pb2.INTERPOLATION_LINEAR, Interpolation.AREA: descriptor_pb2.INTERPOLATION_AREA,
+    Interpolation.CUBIC: descriptor_pb2.INTERPOLATION_CUBIC, Interpolation.LANCZOS: descriptor_pb2.INTERPOLATION_LANCZOS,
+    Interpolation.NEAREST: descriptor_pb2.INTERPOLATION_NEAREST,
 }
 _INTERPOLATION_BACK = {v: k for k, v in _INTERPOLATION.items()}
-_ANCHOR = {Anchor.CENTER: model_pb2.LETTERBOX_ANCHOR_CENTER, Anchor.TOP_LEFT: model_pb2.LETTERBOX_ANCHOR_TOP_LEFT}
+_ANCHOR = {Anchor.CENTER: descriptor_pb2.LETTERBOX_ANCHOR_CENTER, Anchor.TOP_LEFT: descriptor_pb2.LETTERBOX_ANCHOR_TOP_LEFT}
 _ANCHOR_BACK = {v: k for k, v in _ANCHOR.items()}
 
 
-def to_proto(record: ModelRecord) -> model_pb2.ModelDescriptor:
+def to_proto(record: ModelRecord) -> descriptor_pb2.ModelDescriptor:
     spec = record.spec
     inp = spec.input
-    return model_pb2.ModelDescriptor(
+    return descriptor_pb2.ModelDescriptor(
         model_id=record.model_id,
         task_type=TASK_TO_PROTO[spec.task_type],
         model_type=spec.model_type,
         artifact_uri=record.artifact_uri,
         sha256=spec.weights.sha256,
         class_names=list(spec.class_names),
-        input=model_pb2.InputSpec(
+        input=descriptor_pb2.InputSpec(
             name=inp.name or "", width=inp.width, height=inp.height, resize_mode=_RESIZE[inp.resize_mode],
             color_order=_COLOR[inp.color_order], pad_value=inp.pad_value, scale=inp.scale,
             mean=list(inp.mean), std=list(inp.std), interpolation=_INTERPOLATION[inp.interpolation],
@@ -55,14 +56,14 @@ def to_proto(record: ModelRecord) -> model_pb2.ModelDescriptor:
         output_names=list(spec.outputs),
         max_batch_size=spec.batch.max_batch_size,
         multi_label=spec.multi_label,
-        defaults=model_pb2.TaskDefaults(
+        defaults=descriptor_pb2.TaskDefaults(
             confidence=spec.defaults.confidence, iou_threshold=spec.defaults.iou_threshold,
             max_detections=spec.defaults.max_detections, class_agnostic_nms=spec.defaults.class_agnostic_nms,
             top_k=spec.defaults.top_k or 0,
         ),
-        keypoints=model_pb2.KeypointSpec(
+        keypoints=descriptor_pb2.KeypointSpec(
             names=list(spec.keypoints.names), dims=spec.keypoints.dims,
-            skeleton=[model_pb2.KeypointSpec.Edge(start=a, end=b) for a, b in spec.keypoints.skeleton],
+            skeleton=[descriptor_pb2.KeypointSpec.Edge(start=a, end=b) for a, b in spec.keypoints.skeleton],
         ) if spec.keypoints else None,
         aliases=list(record.aliases),
         public=record.public,
@@ -75,6 +76,15 @@ def to_proto(record: ModelRecord) -> model_pb2.ModelDescriptor:
     )
 
 
+def summary(d: descriptor_pb2.ModelDescriptor) -> model_pb2.ModelSummary:
+    """What a caller may see of a resolved model: no artifact URI, no owner, no internals."""
+    return model_pb2.ModelSummary(
+        model_id=d.model_id, task_type=d.task_type, model_type=d.model_type, class_names=list(d.class_names),
+        input_width=d.input.width, input_height=d.input.height, aliases=list(d.aliases), public=d.public,
+        max_batch_size=d.max_batch_size, size_bytes=d.size_bytes, metadata=dict(d.metadata),
+    )
+
+
 def _loads(text: str) -> dict:
     try:
         value = json.loads(text) if text else {}
@@ -83,7 +93,7 @@ def _loads(text: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def from_proto(d: model_pb2.ModelDescriptor) -> ModelRecord:
+def from_proto(d: descriptor_pb2.ModelDescriptor) -> ModelRecord:
     """Validate a descriptor received over the wire; InvalidArgument when it is malformed."""
     if d.task_type not in TASK_FROM_PROTO:
         raise InvalidArgument(f"model descriptor for {d.model_id!r} has no task_type")
@@ -135,7 +145,7 @@ class RecordCache:
         self.size = size
         self._records: OrderedDict[bytes, ModelRecord] = OrderedDict()
 
-    def get(self, descriptor: model_pb2.ModelDescriptor) -> ModelRecord:
+    def get(self, descriptor: descriptor_pb2.ModelDescriptor) -> ModelRecord:
         key = descriptor.SerializeToString(deterministic=True)
         record = self._records.get(key)
         if record is None:

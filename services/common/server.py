@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from services.common.channels import server_options
+from services.common.labels import MODEL_LABELS
 from services.common.metrics import READY
 from services.common.settings import ServiceSettings
 
@@ -74,6 +75,7 @@ class Runner:
 
     async def start(self) -> None:
         s = self.service.settings
+        MODEL_LABELS.configure(s.metrics_max_models)
         self._httpd, _ = start_http_server(s.metrics_port, addr=s.host)
         self.metrics_port = self._httpd.server_port
         await self.set_serving(False)

@@ -38,6 +38,10 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = Field(10.0, ge=0, description="On SIGTERM, time in-flight calls get to finish.")
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted.")
     ready_file: str = Field("", description="Write the bound ports here as JSON once serving (for supervisors).")
+    metrics_max_models: int = Field(
+        200, ge=1, validation_alias=AliasChoices("FLEET_METRICS_MAX_MODELS"),
+        description="Distinct model_id label values per process; later models are counted as 'other'.",
+    )
 
 
 def env_help(settings_cls: type[BaseSettings]) -> str:

@@ -12,6 +12,7 @@ from cachetools import TTLCache
 from services.cache import FleetCache
 from services.cache.api_keys import hash_api_key
 from services.common.errors import CacheUnavailable, Unauthenticated
+from services.gateway.caller import Caller
 from services.gateway.registry_client import RegistryClient
 
 log = logging.getLogger("fleet.gateway.auth")
@@ -39,6 +40,10 @@ class Authenticator:
         self.cache, self.registry, self.redis_ttl_s = cache, registry, redis_ttl_s
         self._valid: TTLCache[str, str] | None = TTLCache(50_000, local_ttl_s) if local_ttl_s else None
         self._invalid: TTLCache[str, bool] | None = TTLCache(50_000, negative_ttl_s) if negative_ttl_s else None
+
+    async def authenticate(self, metadata: object) -> Caller:
+        """The caller behind a call's ``authorization: Bearer`` metadata (Unauthenticated otherwise)."""
+        return Caller(workspace=await self.workspace_for(bearer_key(metadata)))
 
     async def workspace_for(self, api_key: str) -> str:
         key_hash = hash_api_key(api_key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from fleet.v1 import model_pb2, registry_pb2, registry_pb2_grpc
+from fleet.internal.v1 import descriptor_pb2, registry_pb2, registry_pb2_grpc
 from services.common.channels import insecure_channel
 from services.common.rpc import outgoing_metadata
 from services.common.rpc_errors import from_rpc_error
@@ -28,7 +28,7 @@ class RegistryClient:
             raise from_rpc_error(exc, "registry") from None
         return reply.workspace
 
-    async def resolve(self, model_id: str, workspace: str) -> model_pb2.ModelDescriptor:
+    async def resolve(self, model_id: str, workspace: str) -> descriptor_pb2.ModelDescriptor:
         try:
             reply = await self.stub.ResolveModel(
                 registry_pb2.ResolveModelRequest(model_id=model_id, workspace=workspace), timeout=CALL_TIMEOUT_S,

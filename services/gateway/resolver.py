@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cachetools import TTLCache
 
-from fleet.v1 import model_pb2
+from fleet.internal.v1 import descriptor_pb2
 from services.common.model_record import check_model_id
 from services.gateway.registry_client import RegistryClient
 
@@ -12,11 +12,11 @@ from services.gateway.registry_client import RegistryClient
 class ModelResolver:
     def __init__(self, registry: RegistryClient, ttl_s: float) -> None:
         self.registry = registry
-        self._cache: TTLCache[tuple[str, str], model_pb2.ModelDescriptor] | None = (
+        self._cache: TTLCache[tuple[str, str], descriptor_pb2.ModelDescriptor] | None = (
             TTLCache(10_000, ttl_s) if ttl_s else None
         )
 
-    async def resolve(self, model_id: str, workspace: str) -> model_pb2.ModelDescriptor:
+    async def resolve(self, model_id: str, workspace: str) -> descriptor_pb2.ModelDescriptor:
         check_model_id(model_id)
         key = (workspace, model_id)
         if self._cache is not None and (hit := self._cache.get(key)) is not None:

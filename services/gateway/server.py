@@ -58,11 +58,12 @@ def build(settings: GatewaySettings) -> Service:
     )
     auth = Authenticator(cache, registry, settings.auth_local_ttl_s, settings.auth_negative_ttl_s,
                          settings.auth_redis_ttl_s)
-    gateway = Gateway(auth, ModelResolver(registry, settings.model_cache_ttl_s), workers, cache,
+    gateway = Gateway(ModelResolver(registry, settings.model_cache_ttl_s), workers, cache,
                       settings.worker_attempts, settings.request_timeout_s, settings.response_cache_ttl_s)
 
     def register(server: grpc.aio.Server) -> None:
-        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(gateway, package_version()), server)
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
+            GatewayServicer(gateway, auth, package_version()), server)
 
     async def startup(port: int) -> None:
         try:

@@ -1,4 +1,4 @@
-"""fleet.v1.GatewayService: protobuf <-> domain, nothing more."""
+"""fleet.v1.GatewayService: authenticate the call once, protobuf <-> domain, delegate."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 import grpc
 
 from fleet.v1 import gateway_pb2, gateway_pb2_grpc, inference_pb2
+from services.common import descriptors
 from services.common.errors import FleetError
 from services.common.rpc import rpc, rpc_stream
-from services.gateway.auth import bearer_key
+from services.gateway.auth import Authenticator
+from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 from services.gateway.streaming import infer_stream
 
@@ -17,27 +19,29 @@ MAX_STREAM_IN_FLIGHT = 64
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, gateway: Gateway, version: str) -> None:
-        self.gateway, self.version = gateway, version
+    def __init__(self, gateway: Gateway, auth: Authenticator, version: str) -> None:
+        self.gateway, self.auth, self.version = gateway, auth, version
+
+    async def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
+        return await self.auth.authenticate(context.invocation_metadata())
 
     @rpc("gateway")
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        return await self.gateway.infer(bearer_key(context.invocation_metadata()), request, context.time_remaining())
+        return await self.gateway.infer(await self._caller(context), request, context.time_remaining())
 
     @rpc("gateway")
     async def InferBatch(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        return await self.gateway.infer_batch(bearer_key(context.invocation_metadata()), request,
-                                              context.time_remaining())
+        return await self.gateway.infer_batch(await self._caller(context), request, context.time_remaining())
 
     @rpc_stream("gateway")
     async def InferStream(self, request_iterator, context: grpc.aio.ServicerContext):  # noqa: N802
+        caller = await self._caller(context)
+
         async def items() -> AsyncIterator[tuple[str, inference_pb2.InferRequest]]:
             async for item in request_iterator:
                 yield item.correlation_id, item.request
 
-        outcomes = infer_stream(self.gateway, bearer_key(context.invocation_metadata()), items(),
-                                MAX_STREAM_IN_FLIGHT, None)
-        async for correlation_id, outcome in outcomes:
+        async for correlation_id, outcome in infer_stream(self.gateway, caller, items(), MAX_STREAM_IN_FLIGHT, None):
             if isinstance(outcome, FleetError):
                 yield gateway_pb2.InferStreamResponse(
                     correlation_id=correlation_id,
@@ -48,25 +52,25 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     @rpc("gateway")
     async def AddModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        model, workers = await self.gateway.add_model(bearer_key(context.invocation_metadata()), request.model_id)
-        return gateway_pb2.AddModelResponse(model=model, worker_ids=workers)
+        model, workers = await self.gateway.add_model(await self._caller(context), request.model_id)
+        return gateway_pb2.AddModelResponse(model=descriptors.summary(model), worker_ids=workers)
 
     @rpc("gateway")
     async def RemoveModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        workers = await self.gateway.remove_model(bearer_key(context.invocation_metadata()), request.model_id)
+        workers = await self.gateway.remove_model(await self._caller(context), request.model_id)
         return gateway_pb2.RemoveModelResponse(worker_ids=workers)
 
     @rpc("gateway")
     async def ClearModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        unloaded = await self.gateway.clear_models(bearer_key(context.invocation_metadata()))
+        unloaded = await self.gateway.clear_models(await self._caller(context))
         return gateway_pb2.ClearModelsResponse(unloaded=unloaded)
 
     @rpc("gateway")
     async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        models = await self.gateway.describe_models(bearer_key(context.invocation_metadata()))
+        models = await self.gateway.describe_models(await self._caller(context))
         return gateway_pb2.DescribeModelsResponse(models=models)
 
     @rpc("gateway")
     async def GetServerInfo(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        workers = await self.gateway.server_info(bearer_key(context.invocation_metadata()))
+        workers = await self.gateway.server_info(await self._caller(context))
         return gateway_pb2.GetServerInfoResponse(name="inference-fleet", version=self.version, workers=workers)

@@ -1,7 +1,7 @@
 """Many inferences over one stream: bounded concurrency, answers as they complete.
 
-A failed item yields its error and the stream goes on; only a bad API key (checked
-before the first item) or the client going away ends it.
+A failed item yields its error and the stream goes on; only a bad API key (checked once,
+at the edge, before the first item) or the client going away ends it.
 """
 
 from __future__ import annotations
@@ -12,23 +12,23 @@ from collections.abc import AsyncIterator
 
 from fleet.v1 import inference_pb2
 from services.common.errors import FleetError
+from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 
 Outcome = tuple[str, inference_pb2.InferResponse | FleetError]
 
 
 async def infer_stream(
-    gateway: Gateway, api_key: str, items: AsyncIterator[tuple[str, inference_pb2.InferRequest]],
+    gateway: Gateway, caller: Caller, items: AsyncIterator[tuple[str, inference_pb2.InferRequest]],
     max_in_flight: int, timeout_s: float | None,
 ) -> AsyncIterator[Outcome]:
-    await gateway.auth.workspace_for(api_key)
     outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
     slots = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(correlation_id: str, request: inference_pb2.InferRequest) -> None:
         try:
-            outcomes.put_nowait((correlation_id, await gateway.infer(api_key, request, timeout_s)))
+            outcomes.put_nowait((correlation_id, await gateway.infer(caller, request, timeout_s)))
         except FleetError as exc:
             outcomes.put_nowait((correlation_id, exc))
         finally:

@@ -13,13 +13,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import grpc
-
-from fleet.v1 import worker_pb2_grpc
 from services.cache import FleetCache
-from services.common.channels import insecure_channel
 from services.common.errors import CacheUnavailable
 from services.common.periodic import Periodic
+from services.gateway.worker_client import WorkerClient
 
 log = logging.getLogger("fleet.gateway.workers")
 
@@ -27,8 +24,7 @@ log = logging.getLogger("fleet.gateway.workers")
 @dataclass
 class WorkerEndpoint:
     address: str
-    channel: grpc.aio.Channel
-    stub: worker_pb2_grpc.ModelWorkerServiceStub
+    client: WorkerClient
     worker_id: str = ""
     holds: set[str] = field(default_factory=set)
     in_flight: int = 0
@@ -56,8 +52,8 @@ class WorkerPool:
     def _add(self, address: str, static: bool = False) -> WorkerEndpoint:
         endpoint = self.endpoints.get(address)
         if endpoint is None:
-            channel = insecure_channel(address, self.max_message_bytes + 1024 * 1024)
-            endpoint = WorkerEndpoint(address, channel, worker_pb2_grpc.ModelWorkerServiceStub(channel), static=static)
+            client = WorkerClient(address, self.max_message_bytes + 1024 * 1024)
+            endpoint = WorkerEndpoint(address, client, static=static)
             self.endpoints[address] = endpoint
             log.info("worker added", extra={"address": address})
         return endpoint
@@ -107,7 +103,7 @@ class WorkerPool:
         for address, endpoint in list(self.endpoints.items()):
             if address not in seen and not endpoint.static:
                 del self.endpoints[address]
-                await endpoint.channel.close()
+                await endpoint.client.close()
                 log.info("worker left", extra={"address": address})
 
     def start(self) -> None:
@@ -116,4 +112,4 @@ class WorkerPool:
     async def close(self) -> None:
         await self._periodic.stop()
         for endpoint in self.endpoints.values():
-            await endpoint.channel.close()
+            await endpoint.client.close()

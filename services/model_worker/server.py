@@ -9,7 +9,7 @@ import cv2
 import grpc
 import psutil
 
-from fleet.v1 import worker_pb2, worker_pb2_grpc
+from fleet.internal.v1 import worker_pb2, worker_pb2_grpc
 from services.cache import FleetCache
 from services.common.server import Service
 from services.model_worker.artifacts import ArtifactStore

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from fleet.v1 import inference_pb2, model_pb2, worker_pb2, worker_pb2_grpc
+from fleet.internal.v1 import worker_pb2, worker_pb2_grpc
+from fleet.v1 import inference_pb2, model_pb2
 from services.common import descriptors
 from services.common.rpc import rpc
 from services.model_worker import converters

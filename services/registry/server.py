@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from fleet.v1 import registry_pb2, registry_pb2_grpc
+from fleet.internal.v1 import registry_pb2, registry_pb2_grpc
 from services.cache import FleetCache
 from services.common.server import Service
 from services.registry.catalog import Catalog

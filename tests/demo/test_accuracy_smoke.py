@@ -1,9 +1,9 @@
 """Smoke version of the accuracy check: the committed ONNX models in ONNX Runtime, decoded by
-the model worker's own processing code (through fleet.demo.evaluate.Predictor).
+the model worker's own processing code (through services.demo.evaluate.Predictor).
 
 Exact answers are checked on clean scenes (up to four shapes, none overlapping), where an exact
 answer is a fair demand at a 0.5 confidence threshold; the full distribution, occlusion
-included, is checked with COCO AP on a few held-out scenes (``python -m fleet.demo.evaluate``
+included, is checked with COCO AP on a few held-out scenes (``python -m services.demo.evaluate``
 measures it on 300).
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fleet.demo.evaluate import Predictor, evaluate_classification, evaluate_detection
-from fleet.demo.package import PACKAGES_DIR
-from fleet.demo.scenes import CLASSIFICATION_CONFIG, CLEAN_CONFIG, TEST_SEEDS, Scene, generate_scene
+from services.demo.evaluate import Predictor, evaluate_classification, evaluate_detection
+from services.demo.package import PACKAGES_DIR
+from services.demo.scenes import CLASSIFICATION_CONFIG, CLEAN_CONFIG, TEST_SEEDS, Scene, generate_scene
 from services.model_worker.processing.params import InferenceParams
 from services.model_worker.processing.results import Classification, Detections
 
@@ -110,14 +110,14 @@ def test_classifier_top1() -> None:
 
 @pytest.mark.parametrize("name,metric", [("shapes-pose", "oks_ap50"), ("shapes-obb", "obb_ap50")])
 def test_geometry_packages_on_held_out_scenes(name: str, metric: str) -> None:
-    from fleet.demo.evaluate import evaluate_package
+    from services.demo.evaluate import evaluate_package
 
     metrics = evaluate_package(PACKAGES_DIR / name, count=24)
     assert metrics[metric] >= 0.8, metrics
 
 
 def test_pose_keypoints_sit_on_the_corners(scenes: list[Scene]) -> None:
-    from fleet.demo.corners import pose_truth
+    from services.demo.corners import pose_truth
 
     results = Predictor(PACKAGES_DIR / "shapes-pose").predict([s.image for s in scenes], PARAMS)
     errors = []

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from fleet.demo.corners import canonical_corners, obb_corners, obb_truth, pose_truth, xywhr
-from fleet.demo.geometry_eval import evaluate_obb, evaluate_pose, rotated_iou
-from fleet.demo.scenes import TEST_SEEDS, generate_scene
+from services.demo.corners import canonical_corners, obb_corners, obb_truth, pose_truth, xywhr
+from services.demo.geometry_eval import evaluate_obb, evaluate_pose, rotated_iou
+from services.demo.scenes import TEST_SEEDS, generate_scene
 from services.model_worker.processing.results import Detections
 
 SCENES = [[generate_scene(seed) for seed in range(TEST_SEEDS, TEST_SEEDS + 8)]]

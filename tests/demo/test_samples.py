@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fleet.demo.samples import GROUND_TRUTH, SAMPLES, SAMPLES_DIR, ground_truth_entry
-from fleet.demo.scenes import CLASS_NAMES, SAMPLE_SEEDS
+from services.demo.samples import GROUND_TRUTH, SAMPLES, SAMPLES_DIR, ground_truth_entry
+from services.demo.scenes import CLASS_NAMES, SAMPLE_SEEDS
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fleet.demo.scenes import CLASS_NAMES, CLASSIFICATION_CONFIG, TEST_SEEDS, SceneConfig, generate_scene
+from services.demo.scenes import CLASS_NAMES, CLASSIFICATION_CONFIG, TEST_SEEDS, SceneConfig, generate_scene
 
 SEEDS = range(TEST_SEEDS, TEST_SEEDS + 24)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from fleet.client import FleetClient
-from fleet.local import LocalFleet
+from services.local.processes import LocalFleet
 from services.cache.embedded import delete_namespace
 from tests.conftest import TEST_KEY, demo_models, write_catalog
 

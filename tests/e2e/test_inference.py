@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fleet.client import FleetClient, build_request
-from fleet.demo.scenes import CLASS_NAMES, CLEAN_CONFIG, CLASSIFICATION_CONFIG, generate_scene
-from fleet.local import LocalFleet
+from services.demo.scenes import CLASS_NAMES, CLEAN_CONFIG, CLASSIFICATION_CONFIG, generate_scene
+from services.local.processes import LocalFleet
 from fleet.v1 import gateway_pb2_grpc
 from tests.conftest import TEST_KEY
 from tests.model_worker.test_service import png_header_only
@@ -152,7 +152,7 @@ def test_infer_batch_through_the_gateway_answers_in_order(client: FleetClient) -
 
 
 def test_keypoints_and_oriented_boxes_through_the_fleet(client: FleetClient) -> None:
-    from fleet.demo.corners import obb_truth, pose_truth
+    from services.demo.corners import obb_truth, pose_truth
 
     scene = generate_scene(SEEDS[1], CLEAN_CONFIG)
     pose = client.infer("shapes-corners", encode(scene.image, ".png"), confidence=0.5, visualize=True)

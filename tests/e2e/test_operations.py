@@ -20,8 +20,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fleet.client import FleetClient, build_request
-from fleet.demo.scenes import generate_scene
-from fleet.local import LocalFleet
+from services.demo.scenes import generate_scene
+from services.local.processes import LocalFleet
 from fleet.v1 import gateway_pb2
 from tests.conftest import TEST_KEY, demo_models, write_catalog
 
@@ -30,8 +30,8 @@ IMAGE = cv2.imencode(".jpg", generate_scene(9_100_000).image[:, :, ::-1])[1].tob
 
 def test_every_service_reports_health_reflection_and_metrics(fleet: LocalFleet, client: FleetClient) -> None:
     client.infer("shapes-det/1", IMAGE)
-    expected = {"gateway": "fleet.v1.GatewayService", "registry": "fleet.v1.RegistryService",
-                "worker-0": "fleet.v1.ModelWorkerService"}
+    expected = {"gateway": "fleet.v1.GatewayService", "registry": "fleet.internal.v1.RegistryService",
+                "worker-0": "fleet.internal.v1.ModelWorkerService"}
     for name, service in expected.items():
         process = fleet.service(name)
         with grpc.insecure_channel(process.address) as channel:

@@ -8,8 +8,9 @@ import grpc
 import numpy as np
 import pytest
 
-from fleet.demo.scenes import CLEAN_CONFIG, generate_scene
-from fleet.v1 import inference_pb2, worker_pb2
+from services.demo.scenes import CLEAN_CONFIG, generate_scene
+from fleet.internal.v1 import worker_pb2
+from fleet.v1 import inference_pb2
 from tests.conftest import PACKAGES
 from tests.model_worker.test_service import WorkerHarness, descriptor, harness  # noqa: F401 - fixture
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fleet.v1 import inference_pb2, model_pb2, worker_pb2, worker_pb2_grpc
+from fleet.internal.v1 import descriptor_pb2, worker_pb2, worker_pb2_grpc
+from fleet.v1 import inference_pb2, model_pb2
 from services.cache import FleetCache
 from services.common import descriptors
 from services.common.model_record import ModelRecord
@@ -31,7 +32,7 @@ PIXELS = RNG.integers(0, 255, (120, 200, 3), dtype=np.uint8)
 PNG = cv2.imencode(".png", cv2.cvtColor(PIXELS, cv2.COLOR_RGB2BGR))[1].tobytes()  # OpenCV writes BGR
 
 
-def descriptor(pkg: Path, model_id: str, **spec_updates: object) -> model_pb2.ModelDescriptor:
+def descriptor(pkg: Path, model_id: str, **spec_updates: object) -> descriptor_pb2.ModelDescriptor:
     spec = ModelSpec.from_package(pkg)
     if spec_updates:
         spec = spec.model_copy(update=spec_updates)
@@ -64,7 +65,7 @@ class WorkerHarness:
     def worker(self):  # noqa: ANN201
         return self.runner.service.extra["worker"]
 
-    async def infer(self, model: model_pb2.ModelDescriptor, image: inference_pb2.Image,
+    async def infer(self, model: descriptor_pb2.ModelDescriptor, image: inference_pb2.Image,
                     **params: object) -> inference_pb2.InferResponse:
         request = inference_pb2.InferRequest(model_id=model.model_id, image=image,
                                              parameters=inference_pb2.InferenceParameters(**params))
@@ -91,12 +92,12 @@ async def harness(tmp_path: Path, redis_url: str, namespace: str) -> AsyncIterat
 
 
 @pytest.fixture
-def good(tmp_path: Path) -> model_pb2.ModelDescriptor:
+def good(tmp_path: Path) -> descriptor_pb2.ModelDescriptor:
     return descriptor(write_package(tmp_path / "good", yolov8_like()), "good/1")
 
 
 async def test_bad_input_gets_a_clear_status_and_the_worker_keeps_serving(
-        harness: WorkerHarness, good: model_pb2.ModelDescriptor, tmp_path: Path) -> None:
+        harness: WorkerHarness, good: descriptor_pb2.ModelDescriptor, tmp_path: Path) -> None:
     odd_pkg = write_package(tmp_path / "odd", yolov8_like(extra_rows=2))
     junk_pkg = write_package(tmp_path / "junk", b"definitely not onnx")
     cases = [
@@ -138,8 +139,8 @@ async def test_bad_input_gets_a_clear_status_and_the_worker_keeps_serving(
     assert cached == []  # file:// artifacts are verified in place; nothing bad was kept
 
 
-def _with_sha(model: model_pb2.ModelDescriptor, model_id: str) -> model_pb2.ModelDescriptor:
-    tampered = model_pb2.ModelDescriptor()
+def _with_sha(model: descriptor_pb2.ModelDescriptor, model_id: str) -> descriptor_pb2.ModelDescriptor:
+    tampered = descriptor_pb2.ModelDescriptor()
     tampered.CopyFrom(model)
     tampered.model_id, tampered.sha256 = model_id, "e" * 64
     return tampered

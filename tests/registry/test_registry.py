@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from fleet.v1 import registry_pb2, registry_pb2_grpc
+from fleet.internal.v1 import registry_pb2, registry_pb2_grpc
 from services.cache import FleetCache
 from services.cache.api_keys import hash_api_key
 from services.common import descriptors

@@ -1,0 +1,64 @@
+"""Calls to one model worker: the only gateway module that speaks the worker's gRPC contract.
+
+Statuses come back as domain errors. ``WorkerUnavailable`` means the worker itself could not
+be reached or is going away (the call may be retried elsewhere); every other error is the
+worker's answer about the request. Messages never name the worker's address.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from fleet.internal.v1 import descriptor_pb2, worker_pb2, worker_pb2_grpc
+from fleet.v1 import inference_pb2, model_pb2
+from services.common.channels import insecure_channel
+from services.common.errors import Unavailable
+from services.common.rpc import outgoing_metadata
+from services.common.rpc_errors import from_rpc_error
+
+
+class WorkerUnavailable(Unavailable):
+    """The worker could not be reached; another worker may serve the call."""
+
+
+class WorkerClient:
+    def __init__(self, address: str, max_message_bytes: int) -> None:
+        self.address = address
+        self.channel = insecure_channel(address, max_message_bytes)
+        self._stub = worker_pb2_grpc.ModelWorkerServiceStub(self.channel)
+
+    async def _call(self, method, request, timeout_s: float):  # type: ignore[no-untyped-def]
+        try:
+            return await method(request, timeout=timeout_s, metadata=outgoing_metadata())
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                raise WorkerUnavailable(exc.details() or "the model worker is unavailable") from None
+            raise from_rpc_error(exc, "model worker") from None
+
+    async def infer(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest,
+                    timeout_s: float) -> inference_pb2.InferResponse:
+        call = worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request)
+        return (await self._call(self._stub.Infer, call, timeout_s)).response
+
+    async def infer_batch(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferBatchRequest,
+                          timeout_s: float) -> inference_pb2.InferBatchResponse:
+        call = worker_pb2.ModelWorkerServiceInferBatchRequest(model=model, request=request)
+        return (await self._call(self._stub.InferBatch, call, timeout_s)).response
+
+    async def load(self, model: descriptor_pb2.ModelDescriptor, timeout_s: float) -> model_pb2.LoadedModel:
+        return (await self._call(self._stub.LoadModel, worker_pb2.LoadModelRequest(model=model), timeout_s)).model
+
+    async def unload(self, model_id: str, timeout_s: float) -> bool:
+        reply = await self._call(self._stub.UnloadModel, worker_pb2.UnloadModelRequest(model_id=model_id), timeout_s)
+        return reply.unloaded
+
+    async def clear(self, workspace: str, timeout_s: float) -> list[str]:
+        request = worker_pb2.ModelWorkerServiceClearModelsRequest(workspace=workspace)
+        return list((await self._call(self._stub.ClearModels, request, timeout_s)).model_ids)
+
+    async def describe(self, timeout_s: float) -> worker_pb2.ModelWorkerServiceDescribeModelsResponse:
+        return await self._call(self._stub.DescribeModels, worker_pb2.ModelWorkerServiceDescribeModelsRequest(),
+                                timeout_s)
+
+    async def close(self) -> None:
+        await self.channel.close()
