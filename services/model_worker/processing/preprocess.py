@@ -122,7 +122,7 @@ def resize_to_input(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Tra
     height, width = image.shape[:2]
     resized = _resize(image, (spec.width, spec.height), spec.interpolation)
     gx, gy = spec.width / width, spec.height / height
-    return resized, Transform(width, height, gx, gy)
+    return resized, Transform(width, height, gx, gy, 0.0, 0.0)
 
 
 def to_tensor(image: np.ndarray, spec: InputSpec) -> np.ndarray:
