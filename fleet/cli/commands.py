@@ -81,14 +81,12 @@ def infer(args: argparse.Namespace) -> int:
         print(f"== {image}")
         if item.HasField("error"):
             failed += 1
-            print(f"error: {grpc.StatusCode(_code(item.error.code)).name}: {item.error.message}")
+            name = next((c.name for c in grpc.StatusCode if c.value[0] == item.error.code), str(item.error.code))
+            print(f"error: {name}: {item.error.message}")
             continue
         _show(item.response, args, _visual_path(args.visualize, index, len(images)) if args.visualize else None)
     return 1 if failed else 0
 
-
-def _code(number: int) -> tuple[int, str]:
-    return next(c.value for c in grpc.StatusCode if c.value[0] == number)
 
 
 @_rpc
