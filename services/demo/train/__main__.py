@@ -31,9 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-images", type=int, help="override the number of training scenes")
     parser.add_argument("--epochs", type=int, help="override the number of epochs")
     parser.add_argument("--eval-images", type=int, default=DEFAULT_IMAGES, help="held-out scenes per package (0: skip the evaluation)")
+    parser.add_argument("--threads", type=int, default=THREADS, help=f"torch threads (default {THREADS}; 1 on a busy "
+                                                                      "machine, where threads waiting for each other cost more)")
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
     tasks = list(TASKS) if "all" in args.task else list(args.task)
     started = time.monotonic()
     plans = scaled_plans(args.train_images, args.epochs)

@@ -74,13 +74,20 @@ def _run(
     seed: int,
     step_loss: Callable[[Tensor, Tensor], tuple[Tensor, dict[str, float]]],
     log: Log,
+    frozen_norm: bool = False,
 ) -> None:
-    """Shared loop: ``step_loss(indices, transforms)`` returns the batch loss and its parts."""
+    """Shared loop: ``step_loss(indices, transforms)`` returns the batch loss and its parts.
+
+    ``frozen_norm`` keeps every BatchNorm in eval mode (fine-tuning with the statistics it has)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     steps = schedule.epochs * (count // schedule.batch_size)
     optimizer, scheduler = _optimizer(model, schedule, steps)
     model.train()
+    if frozen_norm:
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
     started = time.monotonic()
     totals: dict[str, float] = {}
     seen = 0
@@ -145,7 +152,8 @@ def _corner_targets(data: CornerData, i: int, k: int, task: str) -> Targets:
 
 
 def train_geometry(model: ShapeYolo, data: CornerData, task: str, schedule: Schedule, seed: int, log: Log) -> None:
-    """Train a keypoint (``pose``) or oriented-box (``obb``) model on letterboxed scenes."""
+    """Fine-tune a keypoint (``pose``) or oriented-box (``obb``) model from a detector on letterboxed
+    scenes, its BatchNorms frozen (the detector may come back from its ONNX export, where they are folded)."""
     _channels_last(model)
     points, strides = model.points, model.strides
     extra = pose_loss(points, strides, 4) if task == "pose" else obb_loss(strides)
@@ -156,7 +164,7 @@ def train_geometry(model: ShapeYolo, data: CornerData, task: str, schedule: Sche
         targets = [_corner_targets(data, i, k, task) for i, k in pairs]
         return detection_loss(model(_to_float(images)), targets, points, strides, extra)
 
-    _run(model, schedule, len(data.boxes), seed, step_loss, log)
+    _run(model, schedule, len(data.boxes), seed, step_loss, log, frozen_norm=True)
 
 
 def train_classifier(model: ShapeClassifier, data: ClassificationData, schedule: Schedule, seed: int, log: Log) -> None:
