@@ -221,7 +221,9 @@ def test_dense_layouts(model_type: str, w0: int, h0: int, centre: bool) -> None:
 
 @pytest.mark.parametrize("w0,h0", IMAGES[:3])
 @pytest.mark.parametrize("centre", [True, False])
-def test_oriented_boxes(w0: int, h0: int, centre: bool) -> None:
+@pytest.mark.parametrize("rows", [512, 7])  # the pairwise ProbIoU matrix in one piece, or a few rows at a time
+def test_oriented_boxes(w0: int, h0: int, centre: bool, rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.model_worker.processing.nms._ROWS", rows)
     spec = make_spec("yolov8-obb", "center" if centre else "top-left")
     _, t = preprocess(image(w0, h0), spec.input)
     boxes, scores = candidates(80)

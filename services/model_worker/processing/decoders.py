@@ -50,10 +50,11 @@ def _dense(rows: np.ndarray, class_scores: np.ndarray, params: ResolvedParams
     return cand[keep], boxes[keep], scores[keep], class_ids[keep]
 
 
-def _e2e(rows: np.ndarray, params: ResolvedParams) -> np.ndarray:
-    """Rows of an NMS-free output to keep: score filter, class filter, best first, at most max_detections."""
+def _e2e(rows: np.ndarray, spec: ModelSpec, params: ResolvedParams) -> np.ndarray:
+    """Rows of an NMS-free output to keep: score filter, class filter, best first, at most max_detections
+    (rows naming no class of the model, such as padding rows, are dropped)."""
     scores, class_ids = rows[:, 4], rows[:, 5].astype(np.int64)
-    ok = (scores >= params.confidence) & (class_ids >= 0)
+    ok = (scores >= params.confidence) & (class_ids >= 0) & (class_ids < spec.num_classes)
     if params.allowed_class_ids is not None:
         ok &= np.isin(class_ids, params.allowed_class_ids)
     idx = np.flatnonzero(ok)
@@ -146,26 +147,26 @@ def yolov8_obb(outputs: Outputs, spec: ModelSpec, t: Transform, params: Resolved
 # ---- end-to-end (NMS-free) layouts: [K, 6 + extra] --------------------------------------------
 def e2e(outputs: Outputs, spec: ModelSpec, t: Transform, params: ResolvedParams) -> Detections:
     rows = outputs[0]
-    keep = _e2e(rows, params)
+    keep = _e2e(rows, spec, params)
     return _detections(rows[keep, :4], rows[keep, 4], rows[keep, 5], t)
 
 
 def e2e_seg(outputs: Outputs, spec: ModelSpec, t: Transform, params: ResolvedParams) -> Detections:
     rows = outputs[0]
-    keep = _e2e(rows, params)
+    keep = _e2e(rows, spec, params)
     masks = instance_masks(rows[keep, 6:], outputs[1], rows[keep, :4], t, spec.input)
     return _detections(rows[keep, :4], rows[keep, 4], rows[keep, 5], t, masks=masks)
 
 
 def e2e_pose(outputs: Outputs, spec: ModelSpec, t: Transform, params: ResolvedParams) -> Detections:
     rows = outputs[0]
-    keep = _e2e(rows, params)
+    keep = _e2e(rows, spec, params)
     return _detections(rows[keep, :4], rows[keep, 4], rows[keep, 5], t, keypoints=_keypoints(rows[keep, 6:], spec, t))
 
 
 def e2e_obb(outputs: Outputs, spec: ModelSpec, t: Transform, params: ResolvedParams) -> Detections:
     rows = outputs[0]  # cx, cy, w, h, score, class, angle
-    keep = _e2e(rows, params)
+    keep = _e2e(rows, spec, params)
     rboxes = np.concatenate([rows[keep, :4], rows[keep, 6:7]], axis=1)
     return _oriented(rboxes, rows[keep, 4], rows[keep, 5].astype(np.int64), t)
 

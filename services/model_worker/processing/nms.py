@@ -75,6 +75,9 @@ def probiou(r1: np.ndarray, r2: np.ndarray, eps: float = 1e-7) -> np.ndarray:
     return 1.0 - np.sqrt(1.0 - np.exp(-distance) + eps)
 
 
+_ROWS = 512
+
+
 def nms_rotated(rboxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float,
                 max_detections: int, class_agnostic: bool) -> np.ndarray:
     """Indices kept by Ultralytics' rotated NMS: best first, a box is dropped when its ProbIoU with
@@ -82,10 +85,13 @@ def nms_rotated(rboxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, i
     if scores.size == 0:
         return np.zeros((0,), dtype=np.int64)
     order = np.argsort(-scores, kind="stable")
-    boxes = rboxes[order]
-    ious = np.triu(probiou(boxes, boxes), k=1)
-    if not class_agnostic:
-        ids = class_ids[order]
-        ious[ids[:, None] != ids[None, :]] = 0.0
-    keep = order[(ious >= iou_threshold).sum(axis=0) == 0]
-    return keep[:max_detections]
+    boxes, ids = rboxes[order], class_ids[order]
+    suppressed = np.zeros(len(order), bool)
+    for start in range(0, len(order), _ROWS):  # rows of the pairwise matrix a few at a time: bounded memory
+        rows = slice(start, start + _ROWS)
+        ious = probiou(boxes[rows], boxes)
+        ious[np.arange(ious.shape[0])[:, None] + start >= np.arange(len(order))[None, :]] = 0.0  # better boxes only
+        if not class_agnostic:
+            ious[ids[rows, None] != ids[None, :]] = 0.0
+        suppressed |= (ious >= iou_threshold).any(axis=0)
+    return order[~suppressed][:max_detections]
