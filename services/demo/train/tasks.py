@@ -63,7 +63,7 @@ PLANS: dict[str, Plan] = {
     "seg": Plan(train_images=2000, schedule=Schedule(epochs=3, lr=3e-3, warmup_steps=20)),
     "cls": Plan(train_images=3000, schedule=Schedule(epochs=8, batch_size=64, lr=3e-3, warmup_steps=20)),
     # The geometry models fine-tune the detector (BatchNorms frozen); their extra outputs learn from scratch.
-    "pose": Plan(train_images=1200, schedule=Schedule(epochs=6, lr=2e-3, warmup_steps=20)),
+    "pose": Plan(train_images=2000, schedule=Schedule(epochs=12, lr=3e-3, warmup_steps=20)),
     "obb": Plan(train_images=1200, schedule=Schedule(epochs=6, lr=2e-3, warmup_steps=20)),
 }
 
