@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= server,cpu,dev
 
-.PHONY: setup up test test-fast models protos lint-protos bench bench-smoke clean
+.PHONY: setup up test test-fast fuzz models protos lint-protos bench bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: setup
 ## The suite without the slow tests.
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+## The fuzz properties with ten times CI's examples, freshly random (failures are kept in .hypothesis/).
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -m fuzz
 
 ## Retrain the demo models and regenerate the sample images (needs torch: installs the [train] extra).
 models: setup

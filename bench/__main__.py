@@ -24,7 +24,7 @@ from bench import plots, report
 from bench.config import DEFAULT_PACKAGE, RESULTS_DIR, SCENARIO_LIMIT_S, SEED, BenchConfig
 from bench.environment import BenchEnv
 from bench.machine import competing_jobs, machine_info
-from bench.scenarios import baseline, churn, cold_start, fleet, transport, worker_only
+from bench.scenarios import baseline, churn, cold_start, edges, fleet, transport, worker_only
 from bench.workload import Package, scene_jpegs
 
 Runner = Callable[[BenchConfig, BenchEnv, list[bytes]], dict]
@@ -35,6 +35,8 @@ SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "worker_only": (worker_only.planned_s, worker_only.run, True),
     "fleet": (fleet.planned_s, fleet.run, True),
     "fleet_stream": (fleet.planned_stream_s, fleet.run_stream, True),
+    "http": (edges.planned_s, edges.run_http, True),
+    "oip": (edges.planned_s, edges.run_oip, True),
     "cold_start": (cold_start.planned_s, cold_start.run, True),
     "churn": (churn.planned_s, churn.run, True),
     "baseline_end": (baseline.planned_recheck_s, lambda cfg, env, images: baseline.recheck(cfg, images), False),

@@ -24,6 +24,7 @@ class BenchConfig:
     worker_concurrency: tuple[int, ...] = (1, 2, 4, 8)
     fleet_concurrency: tuple[int, ...] = (1, 4, 16, 64)
     stream_concurrency: int = 16
+    edge_concurrency: tuple[int, ...] = (1, 16)  # HTTP and OIP edges, compared with the same fleet points
     churn_models: int = 50
     churn_capacity: int = 5
     churn_zipf_s: float = 1.1

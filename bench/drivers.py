@@ -21,6 +21,10 @@ from bench.processes import CpuMeter
 from bench.stats import Window
 
 AsyncCall = Callable[[int], Awaitable[Any]]
+
+
+class CallFailed(Exception):
+    """A call that answered with an error outside gRPC (e.g. an HTTP status); counted, not timed."""
 SyncCall = Callable[[int], Any]
 
 
@@ -71,6 +75,9 @@ async def run_async(call: AsyncCall, concurrency: int, run: Run) -> Run:
                 payload = await call(i)
             except grpc.aio.AioRpcError as exc:
                 run.errors[exc.code().name] += 1
+                continue
+            except CallFailed as exc:
+                run.errors[str(exc)] += 1
                 continue
             window.record(start, time.perf_counter(), payload)
 

@@ -24,7 +24,7 @@ import yaml
 from bench.config import BenchConfig
 from bench.workload import MODEL_ID, WORKSPACE, Package
 from services.local.processes import LocalFleet
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key
 from services.cache.embedded import delete_namespace, machine_or_embedded
 from services.model_worker.artifacts import ArtifactStore
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-LATENCY_SCENARIOS = ("baseline", "worker_only", "fleet", "fleet_stream", "baseline_end")
+LATENCY_SCENARIOS = ("baseline", "worker_only", "fleet", "fleet_stream", "http", "oip", "baseline_end")
 TARGET_P50_GAP_MS = 1.5
 TARGET_SPEEDUP = 1.3
 
@@ -134,7 +134,7 @@ def _breakdown_table(results: dict) -> str:
             rows.append([p["setup"], p["concurrency"], p["latency_ms"]["mean"], t.get("gateway_ms", "-"),
                          worker_ms, t.get("decode_ms", 0.0), t.get("preprocess_ms", 0.0), t.get("queue_ms", "-"),
                          t.get("inference_ms", 0.0), t.get("postprocess_ms", 0.0),
-                         p["latency_ms"]["mean"] - outer, (t["gateway_ms"] - worker_ms) if t.get("gateway_ms") else "-",
+                         p["latency_ms"]["mean"] - outer, (t["gateway_ms"] - worker_ms) if t.get("gateway_ms") and worker_ms else "-",
                          *(cpu.get(k, {}).get("cpu_ms_per_request", "-") for k in
                            ("client", "gateway", "worker", "registry", "redis", "total"))])
     return _table(["setup", "conc.", "client mean", "gateway", "worker", "decode", "pre", "queue", "ORT run", "post",

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import grpc
 
+from fleet.paths import client_state_file
 from fleet.v1 import gateway_pb2, gateway_pb2_grpc, inference_pb2
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+Pem = bytes | str | Path  # PEM bytes, or the path of a PEM file
+
+
+def _pem(value: Pem | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()
+
+
+def read_state(path: str | Path | None = None) -> dict:
+    """What ``fleet up`` saved (``--state-file``, or the default one): addresses, dev API key, CA path."""
+    state = Path(path) if path else client_state_file()
+    return json.loads(state.read_text()) if state.exists() else {}
+
+
+def channel_credentials(ca: Pem | None = None, cert: Pem | None = None,
+                        key: Pem | None = None) -> grpc.ChannelCredentials | None:
+    """TLS credentials trusting ``ca`` (None: the system's roots), with a client certificate for mTLS."""
+    if ca is None and cert is None:
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=_pem(ca), private_key=_pem(key),
+                                        certificate_chain=_pem(cert))
 
 
 ImageSource = bytes | str | Path
@@ -45,13 +69,34 @@ def build_request(model_id: str, image: ImageSource, **params: object) -> infere
 
 
 class FleetClient:
-    def __init__(self, address: str, api_key: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
-        self.channel = grpc.insecure_channel(address, options=[
+    """The gateway over plaintext, or over TLS when ``ca`` (or ``tls=True``: the system's roots) is given.
+
+    ``cert``/``key`` present a client certificate, for gateways that require one.
+    ``FleetClient.from_state()`` connects to the fleet ``fleet up`` runs, with its key and CA.
+    """
+
+    def __init__(self, address: str, api_key: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, *,
+                 ca: Pem | None = None, cert: Pem | None = None, key: Pem | None = None, tls: bool = False,
+                 server_name: str | None = None) -> None:
+        options: list[tuple[str, object]] = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
-        ])
+        ]
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        credentials = channel_credentials(ca, cert, key) or (grpc.ssl_channel_credentials() if tls else None)
+        self.channel = (grpc.secure_channel(address, credentials, options=options) if credentials
+                        else grpc.insecure_channel(address, options=options))
         self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
         self.metadata = (("authorization", f"Bearer {api_key}"),)
+
+    @classmethod
+    def from_state(cls, path: str | Path | None = None, **kwargs: object) -> FleetClient:
+        """A client of the fleet ``fleet up`` started: its gateway, dev API key and CA, from its state file."""
+        state = read_state(path)
+        if not state:
+            raise FileNotFoundError(f"no fleet state at {path or client_state_file()}; start one with `fleet up`")
+        return cls(state_address(state), state["api_key"], ca=state.get("ca") or None, **kwargs)  # type: ignore[arg-type]
 
     def infer(self, model_id: str, image: bytes | str | Path, timeout: float = 30.0,
               **params: object) -> inference_pb2.InferResponse:
@@ -78,3 +123,8 @@ class FleetClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def state_address(state: dict) -> str:
+    """The gateway's gRPC address in a state file (``address`` in files from older versions)."""
+    return state.get("grpc_address") or state.get("address") or ""

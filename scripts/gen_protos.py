@@ -1,4 +1,4 @@
-"""Regenerate the committed Python stubs (fleet/v1/, fleet/internal/v1/) from protos/.
+"""Regenerate the committed Python stubs (fleet/v1/, fleet/internal/v1/, fleet_oip/v2/) from protos/.
 
 Usage: python scripts/gen_protos.py [--out DIR]   (default: the repository root)
 
@@ -22,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 GRPCIO_TOOLS = "1.72.1"
-PACKAGES = ("fleet/v1", "fleet/internal/v1")
+# fleet_oip/v2: the Open Inference Protocol (package `inference`), served by the gateway only; its Python
+# package is fleet_oip, never a top-level `inference` (the name of Roboflow's distribution).
+PACKAGES = ("fleet/v1", "fleet/internal/v1", "fleet_oip/v2")
 
 
 def _toolchain_python() -> Path:

@@ -11,12 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ArtifactServer:
-    """Serves ``files`` (path -> bytes); can be slow, fail the first N GETs, and counts GETs."""
+    """Serves ``files`` (path -> bytes); can be slow, redirect, fail the first N GETs, and counts GETs."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.gets: Counter[str] = Counter()
         self.fail_first: dict[str, int] = {}
+        self.redirects: dict[str, str] = {}  # path -> Location of a 302
         self.delay_s = 0.0
         self.chunk_delay_s = 0.0
         server = self
@@ -28,6 +29,12 @@ class ArtifactServer:
             def do_GET(self) -> None:  # noqa: N802
                 server.gets[self.path] += 1
                 time.sleep(server.delay_s)
+                if self.path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if server.fail_first.get(self.path, 0) > 0:
                     server.fail_first[self.path] -= 1
                     self.send_error(503)

@@ -11,12 +11,24 @@ import yaml
 
 from fleet.paths import MODELS_DIR
 from services.cache import FleetCache
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key
 from services.cache.embedded import EmbeddedRedis, delete_namespace, machine_or_embedded
+from tests.secrets_scan import find_secrets
 
 PACKAGES = MODELS_DIR / "packages"
 TEST_KEY = "fk_test_demo_key"
 OTHER_KEY = "fk_test_other_key"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_service_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole run: no log a service wrote (LocalFleet logs under the run's temp dir) holds a raw key."""
+    yield
+    root = tmp_path_factory.getbasetemp()
+    logs = list(root.rglob("*.log"))
+    leaks = find_secrets(root, [TEST_KEY, OTHER_KEY])
+    print(f"\nsecrets check: {len(logs)} service logs scanned, {len(leaks)} leaks")
+    assert not leaks, "raw API keys in service logs:\n" + "\n".join(leaks)
 
 
 @pytest.fixture(scope="session")

@@ -11,26 +11,24 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from fleet.cli import admin, connection
 from fleet.cli.output import detections_table, loaded_models_table
-from fleet.client import FleetClient
-from fleet.paths import client_state_file
+from fleet.client import FleetClient, read_state
 from fleet.keys import hash_api_key, new_api_key
 
 
-def _connection(args: argparse.Namespace) -> tuple[str, str]:
-    saved: dict[str, str] = {}
-    state = client_state_file()
-    if state.exists():
-        saved = json.loads(state.read_text())
-    address = args.address or os.environ.get("FLEET_ADDRESS") or saved.get("address") or "127.0.0.1:50051"
+def _client(args: argparse.Namespace) -> FleetClient:
+    """A client from the flags, else the environment, else the state `fleet up` saved."""
+    saved = read_state(connection.state_path(args))
     api_key = args.api_key or os.environ.get("FLEET_API_KEY") or saved.get("api_key")
     if not api_key:
         sys.exit("fleet: no API key; pass --api-key, set FLEET_API_KEY, or start the fleet with `fleet up`")
-    return address, api_key
+    where = connection.target(args, saved)
+    return FleetClient(where.address, api_key, ca=where.ca)
 
 
 def _connection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--address", help="gateway host:port (default: FLEET_ADDRESS, or the one `fleet up` saved)")
+    connection.add_arguments(p)
     p.add_argument("--api-key", help="API key (default: FLEET_API_KEY, or the one `fleet up` saved)")
 
 
@@ -65,12 +63,11 @@ def _show(response: object, args: argparse.Namespace, visual: Path | None) -> No
 
 @_rpc
 def infer(args: argparse.Namespace) -> int:
-    address, api_key = _connection(args)
     images = [i if i.startswith(("http://", "https://")) else Path(i) for i in args.image]
     params = dict(confidence=args.confidence, iou_threshold=args.iou, max_detections=args.max_detections,
                   class_filter=args.class_filter, class_agnostic_nms=True if args.agnostic else None,
                   visualize=bool(args.visualize), top_k=args.top_k, mask_format=args.mask_format)
-    with FleetClient(address, api_key) as client:
+    with _client(args) as client:
         if len(images) == 1:
             _show(client.infer(args.model, images[0], timeout=args.timeout, **params), args,
                   Path(args.visualize) if args.visualize else None)
@@ -91,23 +88,22 @@ def infer(args: argparse.Namespace) -> int:
 
 @_rpc
 def models(args: argparse.Namespace) -> int:
-    address, api_key = _connection(args)
-    with FleetClient(address, api_key) as client:
+    with _client(args) as client:
         print(loaded_models_table(client.describe_models().models))
     return 0
 
 
 @_rpc
 def info(args: argparse.Namespace) -> int:
-    address, api_key = _connection(args)
-    with FleetClient(address, api_key) as client:
+    with _client(args) as client:
         print(json.dumps(MessageToDict(client.server_info(), preserving_proto_field_name=True), indent=2))
     return 0
 
 
 def keygen(args: argparse.Namespace) -> int:
     key = new_api_key()
-    print(f"api key:        {key}\napi_key_sha256: {hash_api_key(key)}   (put this in the catalog)")
+    print(f"api key:        {key}\napi_key_sha256: {hash_api_key(key)}   (put this in a catalog; or let the fleet "
+          "make keys: `fleet keys create`)")
     return 0
 
 
@@ -129,9 +125,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _connection_args(p)
     p.set_defaults(func=infer)
 
-    p = sub.add_parser("models", help="list the models loaded across the fleet")
+    p = sub.add_parser("models", help="models loaded across the fleet (no subcommand); registered models (admin)",
+                       description="`fleet models` lists the models loaded across the fleet; its subcommands "
+                                   "manage registered models and aliases with the admin token.")
     _connection_args(p)
     p.set_defaults(func=models)
+    model_commands = p.add_subparsers(dest="models_command")
+    loaded = model_commands.add_parser("loaded", help="the models loaded across the fleet (the default)")
+    _connection_args(loaded)
+    loaded.set_defaults(func=models)
+    admin.add_parsers(sub, model_commands)
 
     p = sub.add_parser("info", help="server version and each worker's load")
     _connection_args(p)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import redis.asyncio as aioredis
 
-from services.cache.api_keys import ApiKeyStore, AuthCache
 from services.cache.errors import redis_call
 from services.cache.heartbeats import Heartbeats
 from services.cache.inference_log import InferenceLog
+from services.cache.invalidation import InvalidationListener
 from services.cache.keys import Keys
-from services.cache.model_metadata import ModelMetadata
+from services.cache.registry_cache import RegistryCache
+from services.cache.registry_records import Invalidation
 from services.cache.responses import ResponseCache
 
 
@@ -30,9 +33,7 @@ class FleetCache:
     def __init__(self, client: aioredis.Redis, namespace: str = "fleet") -> None:
         self.client = client
         self.keys = Keys(namespace)
-        self.api_keys = ApiKeyStore(client, self.keys)
-        self.auth = AuthCache(client, self.keys)
-        self.models = ModelMetadata(client, self.keys)
+        self.registry = RegistryCache(client, self.keys)
         self.inference_log = InferenceLog(client, self.keys)
         self.responses = ResponseCache(client, self.keys)
         self.heartbeats = Heartbeats(client, self.keys)
@@ -40,6 +41,10 @@ class FleetCache:
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 2.0, namespace: str = "fleet") -> FleetCache:
         return cls(create_redis(url, timeout_s), namespace)
+
+    def invalidation_listener(self, on_message: Callable[[Invalidation], None],
+                              on_resubscribe: Callable[[], None] | None = None) -> InvalidationListener:
+        return InvalidationListener(self.client, self.keys, on_message, on_resubscribe)
 
     @redis_call
     async def ping(self) -> bool:

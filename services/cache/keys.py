@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class Keys:
@@ -13,26 +13,31 @@ class Keys:
 
     @staticmethod
     def _hash(value: str) -> str:
-        if not _HEX64.match(value):
+        if not _HEX64.fullmatch(value):
             raise ValueError("expected a hex sha256")
         return value
 
-    # API keys: the registry's table (no TTL) and the gateway's cache (1 h TTL); both hashed.
-    def api_key(self, key_sha256: str) -> str:
-        return f"{self.ns}:apikey:{self._hash(key_sha256)}"
+    # The registry's read-through cache of its database (services.cache.registry_cache): API keys only by
+    # hash, model records, workspace-scoped aliases, each project's latest version per workspace.
+    def principal(self, key_sha256: str) -> str:
+        return f"{self.ns}:reg:key:{self._hash(key_sha256)}"
 
-    def auth_cache(self, key_sha256: str) -> str:
-        return f"{self.ns}:auth:{self._hash(key_sha256)}"
-
-    # Model metadata owned by the registry.
     def model(self, model_id: str) -> str:
-        return f"{self.ns}:model:{model_id}"
+        return f"{self.ns}:reg:model:{model_id}"
 
-    def models_index(self) -> str:
-        return f"{self.ns}:models"
+    def alias(self, workspace: str, alias: str) -> str:
+        return f"{self.ns}:reg:alias:{workspace}:{alias}"
 
-    def alias(self, alias: str) -> str:
-        return f"{self.ns}:alias:{alias}"
+    def latest(self, project: str) -> str:
+        return f"{self.ns}:reg:latest:{project}"
+
+    def tombstone(self, key: str) -> str:
+        """Set for a few seconds after ``key`` is invalidated: readers must not refill it meanwhile."""
+        return f"{self.ns}:reg:tomb:{key}"
+
+    def invalidations(self) -> str:
+        """The pub/sub channel every registry write announces itself on."""
+        return f"{self.ns}:registry:invalidations"
 
     # Inference log, as the seed's inference:{server}:{model} sorted sets.
     def inference_log(self, worker_id: str, model_id: str) -> str:

@@ -7,7 +7,7 @@ import re
 import uuid
 
 REQUEST_ID_HEADER = "x-request-id"
-_VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch: no trailing newline
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -19,7 +19,7 @@ def new_request_id() -> str:
 def request_id_from(metadata: object) -> str:
     """The caller's x-request-id if it is sane, else a fresh one."""
     for key, value in metadata or ():  # type: ignore[union-attr]
-        if key == REQUEST_ID_HEADER and isinstance(value, str) and _VALID.match(value):
+        if key == REQUEST_ID_HEADER and isinstance(value, str) and _VALID.fullmatch(value):
             return value
     return new_request_id()
 

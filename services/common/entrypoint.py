@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -12,9 +13,11 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from services.common.errors import FleetError
 from services.common.logging_setup import configure_logging
 from services.common.server import Service, run
 from services.common.settings import ServiceSettings, env_help
+from services.common.tls import TlsConfigError
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -41,8 +44,18 @@ def main_for(name: str, description: str, settings_cls: type[S], build: Callable
             settings = settings_cls()
         except ValidationError as exc:
             parser.exit(2, f"fleet-{name}: invalid settings:\n{exc}\n")
+        try:
+            for tls in (settings.server_tls(), settings.client_tls()):
+                if tls is not None:
+                    tls.check()
+        except TlsConfigError as exc:
+            parser.exit(2, f"fleet-{name}: {exc}\n")
         configure_logging(name, settings.log_level, settings.log_format)
         die_with_parent()
-        run(lambda: build(settings))
+        try:
+            run(lambda: build(settings))
+        except FleetError as exc:  # a start-up precondition (e.g. an unmigrated database): say what to do
+            logging.getLogger(f"fleet.{name}").error("cannot start: %s", exc.message)
+            sys.exit(f"fleet-{name}: cannot start: {exc.message}")
 
     return main

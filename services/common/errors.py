@@ -1,14 +1,17 @@
 """The fleet's one error hierarchy.
 
 Every domain error carries the gRPC status code it maps to. Transport code maps
-them once (see ``services.common.grpc_errors``); domain code raises them and never
+them once (see ``services.common.rpc``); domain code raises them and never
 touches gRPC status objects itself. Messages are meant for the caller: they say
-what was wrong and what to do, and never contain secrets.
+what was wrong and what to do, never contain secrets, internal addresses or paths,
+and are bounded (``services.common.messages``) whatever the caller sent.
 """
 
 from __future__ import annotations
 
 import grpc
+
+from services.common.messages import bounded
 
 
 class FleetError(Exception):
@@ -17,6 +20,7 @@ class FleetError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
     def __init__(self, message: str) -> None:
+        message = bounded(message)
         super().__init__(message)
         self.message = message
 

@@ -7,21 +7,23 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.common.errors import InvalidArgument
+from services.common.messages import quoted
 from services.common.model_spec import ModelSpec
 
 # "<project>/<version>", e.g. "shapes-det/1"; aliases use the same characters.
-MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,31})?$")
-WORKSPACE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Always matched with ``fullmatch``: ``re.match`` with ``$`` also accepts a trailing newline ("shapes-det/1\n").
+MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,31})?")
+WORKSPACE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def check_model_id(model_id: str) -> str:
     """Raise InvalidArgument unless ``model_id`` is a well-formed id or alias."""
     if not model_id:
         raise InvalidArgument("model_id is required (for example 'shapes-det/1')")
-    if not MODEL_ID_PATTERN.match(model_id):
+    if not MODEL_ID_PATTERN.fullmatch(model_id):
         raise InvalidArgument(
             "model_id must look like '<project>/<version>' or an alias: letters, digits, '.', '_', '-' "
-            f"(at most 64 + 32 characters); got {model_id[:100]!r}"
+            f"(at most 64 + 32 characters); got {quoted(model_id)}"
         )
     return model_id
 
@@ -41,23 +43,23 @@ class ModelRecord(BaseModel):
     @field_validator("model_id")
     @classmethod
     def _id(cls, v: str) -> str:
-        if "/" not in v or not MODEL_ID_PATTERN.match(v):
-            raise ValueError(f"model id {v!r} must look like '<project>/<version>'")
+        if "/" not in v or not MODEL_ID_PATTERN.fullmatch(v):
+            raise ValueError(f"model id {quoted(v)} must look like '<project>/<version>'")
         return v
 
     @field_validator("aliases")
     @classmethod
     def _aliases(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for alias in v:
-            if not MODEL_ID_PATTERN.match(alias):
-                raise ValueError(f"alias {alias!r} has characters outside letters, digits, '.', '_', '-', '/'")
+            if not MODEL_ID_PATTERN.fullmatch(alias):
+                raise ValueError(f"alias {quoted(alias)} has characters outside letters, digits, '.', '_', '-', '/'")
         return v
 
     @field_validator("workspace")
     @classmethod
     def _workspace(cls, v: str) -> str:
-        if not WORKSPACE_PATTERN.match(v):
-            raise ValueError(f"workspace {v!r} must be letters, digits, '.', '_', '-'")
+        if not WORKSPACE_PATTERN.fullmatch(v):
+            raise ValueError(f"workspace {quoted(v)} must be letters, digits, '.', '_', '-'")
         return v
 
     def visible_to(self, workspace: str) -> bool:

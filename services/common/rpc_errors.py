@@ -1,10 +1,21 @@
-"""Errors from calls to other fleet services, turned back into domain errors."""
+"""Errors from calls to other fleet services, turned back into domain errors.
+
+A peer's own answers (INVALID_ARGUMENT, NOT_FOUND, ...) keep their message: it was written for
+the caller. UNAVAILABLE, INTERNAL and the codes gRPC itself produces (UNKNOWN, CANCELLED,
+DATA_LOSS) get a fixed message instead: gRPC's details for them name internal addresses
+("ipv4:10.0.3.7:50053: Connection refused") and TLS internals. The details are logged here.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import grpc
 
 from services.common import errors
+from services.common.context import current_request_id
+
+log = logging.getLogger("fleet.rpc.client")
 
 _BY_CODE: dict[grpc.StatusCode, type[errors.FleetError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
@@ -21,9 +32,13 @@ _BY_CODE: dict[grpc.StatusCode, type[errors.FleetError]] = {
 
 
 def from_rpc_error(exc: grpc.aio.AioRpcError, peer: str) -> errors.FleetError:
-    """The domain error matching a peer's status, keeping its user-facing message."""
-    cls = _BY_CODE.get(exc.code(), errors.Internal)
-    details = exc.details() or ""
-    if cls in (errors.Unavailable, errors.Internal):
-        details = f"{peer}: {details or exc.code().name}"
-    return cls(details)
+    """The domain error matching a peer's status; never gRPC's own details for transport failures."""
+    code = exc.code()
+    cls = _BY_CODE.get(code, errors.Internal)
+    if cls is errors.Unavailable or cls is errors.Internal:
+        log.warning("call to the %s failed", peer, extra={"peer": peer, "code": code.name,
+                                                          "details": (exc.details() or "")[:1000]})
+        if cls is errors.Unavailable:
+            return errors.Unavailable(f"the {peer} is unavailable; retry shortly")
+        return errors.Internal(f"internal error in the {peer}; quote request id {current_request_id()}")
+    return cls(exc.details() or code.name)

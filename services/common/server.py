@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from services.common.channels import server_options
+from services.common.channels import add_port, server_options
 from services.common.labels import MODEL_LABELS
 from services.common.metrics import READY
 from services.common.settings import ServiceSettings
@@ -42,6 +42,10 @@ class Service:
     startup: StartupHook | None = None
     shutdown: Hook | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # Ports of other listeners (e.g. "http_port"), filled by ``startup``; written to the ready file.
+    ports: dict[str, int] = field(default_factory=dict)
+    # Called as shutdown begins, alongside the gRPC server's graceful stop (e.g. to drain another listener).
+    draining: Hook | None = None
 
 
 class Runner:
@@ -57,9 +61,8 @@ class Runner:
         reflection.enable_server_reflection(
             [*service.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
-        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
-        if self.port == 0:
-            raise RuntimeError(f"could not bind {s.host}:{s.port}")
+        self.tls = s.server_tls()
+        self.port = add_port(self.server, f"{s.host}:{s.port}", self.tls)
         self.metrics_port = 0
         self._httpd: object | None = None
         self._stop = asyncio.Event()
@@ -80,14 +83,18 @@ class Runner:
         self.metrics_port = self._httpd.server_port
         await self.set_serving(False)
         await self.server.start()
-        log.info("%s listening", self.service.name, extra={"port": self.port, "metrics_port": self.metrics_port})
+        log.info("%s listening", self.service.name, extra={
+            "port": self.port, "metrics_port": self.metrics_port,
+            "tls": "off" if self.tls is None else ("mtls" if self.tls.client_ca else "tls"),
+        })
         if self.service.startup:
             await self.service.startup(self.port)
         await self.set_serving(True)
         if s.ready_file:
             tmp = f"{s.ready_file}.tmp"
             with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"port": self.port, "metrics_port": self.metrics_port, "pid": os.getpid()}, fh)
+                json.dump({"port": self.port, "metrics_port": self.metrics_port, **self.service.ports,
+                           "pid": os.getpid()}, fh)
             os.replace(tmp, s.ready_file)
         log.info("%s ready", self.service.name)
 
@@ -95,7 +102,7 @@ class Runner:
         grace = self.service.settings.shutdown_grace_s
         log.info("%s shutting down", self.service.name, extra={"grace_s": grace})
         await self.set_serving(False)
-        await self.server.stop(grace)
+        await asyncio.gather(self.server.stop(grace), *([self.service.draining()] if self.service.draining else []))
         if self.service.shutdown:
             await self.service.shutdown()
         if self._httpd is not None:

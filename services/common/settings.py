@@ -6,10 +6,13 @@ and passed to the code that needs them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.tls import ClientTls, ServerTls, client_tls, server_tls
 
 
 class ServiceSettings(BaseSettings):
@@ -42,6 +45,59 @@ class ServiceSettings(BaseSettings):
         200, ge=1, validation_alias=AliasChoices("FLEET_METRICS_MAX_MODELS"),
         description="Distinct model_id label values per process; later models are counted as 'other'.",
     )
+    # This service's own gRPC port (env <PREFIX>TLS_CERT, ...). Files are re-read when they change.
+    tls_cert: str = Field("", description="PEM certificate (chain) the gRPC port serves; empty: plaintext.")
+    tls_key: str = Field("", description="PEM private key of the TLS certificate.")
+    tls_client_ca: str = Field(
+        "", description="PEM CA bundle clients' certificates must chain to; set, clients must present one (mTLS). "
+                        "Registry and workers default to FLEET_TLS_CA: with TLS on they always require one.",
+    )
+    # Calls this service makes to other fleet services (gateway -> registry and workers, worker -> registry).
+    internal_tls_ca: str = Field(
+        "", validation_alias=AliasChoices("FLEET_TLS_CA"),
+        description="PEM CA bundle trusted on calls to other fleet services; set, those calls use TLS.",
+    )
+    internal_tls_cert: str = Field(
+        "", validation_alias=AliasChoices("FLEET_TLS_CERT"),
+        description="PEM client certificate presented on calls to other fleet services (mTLS).",
+    )
+    internal_tls_key: str = Field(
+        "", validation_alias=AliasChoices("FLEET_TLS_KEY"), description="PEM private key of FLEET_TLS_CERT.",
+    )
+    internal_tls_server_name: str = Field(
+        "", validation_alias=AliasChoices("FLEET_TLS_SERVER_NAME"),
+        description="Name other fleet services' certificates carry, when it is not the address dialled "
+                    "(e.g. workers reached by pod IP).",
+    )
+
+    # Registry and workers hold the internal plane: with TLS on they require client certificates.
+    require_client_cert: ClassVar[bool] = False
+
+    @model_validator(mode="after")
+    def _tls_consistent(self) -> ServiceSettings:
+        prefix = self.model_config.get("env_prefix", "")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError(f"{prefix}TLS_CERT and {prefix}TLS_KEY must be set together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError(f"{prefix}TLS_CLIENT_CA needs {prefix}TLS_CERT and {prefix}TLS_KEY")
+        if bool(self.internal_tls_cert) != bool(self.internal_tls_key):
+            raise ValueError("FLEET_TLS_CERT and FLEET_TLS_KEY must be set together")
+        if self.require_client_cert and self.tls_cert and not (self.tls_client_ca or self.internal_tls_ca):
+            raise ValueError(
+                f"with TLS on, this service requires client certificates: set {prefix}TLS_CLIENT_CA "
+                "(or FLEET_TLS_CA) to the CA that signs the fleet's client certificates"
+            )
+        return self
+
+    def server_tls(self) -> ServerTls | None:
+        """The gRPC port's TLS (None: plaintext)."""
+        client_ca = self.tls_client_ca or (self.internal_tls_ca if self.require_client_cert else "")
+        return server_tls(self.tls_cert, self.tls_key, client_ca)
+
+    def client_tls(self) -> ClientTls | None:
+        """TLS for calls to other fleet services (None: plaintext)."""
+        return client_tls(self.internal_tls_ca, self.internal_tls_cert, self.internal_tls_key,
+                          self.internal_tls_server_name)
 
 
 def env_help(settings_cls: type[BaseSettings]) -> str:
@@ -51,7 +107,10 @@ def env_help(settings_cls: type[BaseSettings]) -> str:
     for name, field in settings_cls.model_fields.items():
         alias = field.validation_alias
         env = " / ".join(alias.choices) if isinstance(alias, AliasChoices) else f"{prefix}{name}".upper()
-        default = field.default if field.default is not None else ""
+        if field.default is PydanticUndefined and field.default_factory is not None:
+            default = field.default_factory()  # type: ignore[call-arg]
+        else:
+            default = field.default if field.default is not None else ""
         if isinstance(default, (list, tuple)):
             default = ",".join(map(str, default))
         lines.append(f"  {env:<44} {field.description or ''} [default: {default!s}]")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.common.errors import PermissionDenied
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -16,3 +18,9 @@ class Caller:
     def owns(self, workspace: str) -> bool:
         """May act as the owner of ``workspace``'s models (its own workspace, or any for an admin)."""
         return self.admin or workspace == self.workspace
+
+    def in_workspace(self) -> Caller:
+        """This caller, for calls that act in a workspace (run or load its models); the admin token has none."""
+        if self.admin:
+            raise PermissionDenied("the admin token has no workspace: use a workspace API key for this call")
+        return self

@@ -42,7 +42,7 @@ class Gateway:
                     timeout_s: float | None) -> inference_pb2.InferResponse:
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.default_timeout_s)
-        model = await self.resolver.resolve(request.model_id, caller.workspace)
+        model = await self.resolver.resolve(request.model_id, caller.in_workspace().workspace)
         digest = self._cache_digest(model, request)
         response = await self._cached(digest) if digest else None
         if response is None:
@@ -126,14 +126,14 @@ class Gateway:
 
     # ---- model management, fanned out to the fleet -------------------------------------------
     async def add_model(self, caller: Caller, model_id: str) -> tuple[descriptor_pb2.ModelDescriptor, list[str]]:
-        model = await self.resolver.resolve(model_id, caller.workspace)
+        model = await self.resolver.resolve(model_id, caller.in_workspace().workspace)
         endpoint, loaded = await self._on_worker(
             model.model_id, time.monotonic() + FANOUT_TIMEOUT_S, lambda ep, t: ep.client.load(model, t),
         )
         return model, [loaded.worker_id or endpoint.worker_id]
 
     async def remove_model(self, caller: Caller, model_id: str) -> list[str]:
-        model = await self.resolver.resolve(model_id, caller.workspace)
+        model = await self.resolver.resolve(model_id, caller.in_workspace().workspace)
         if not caller.owns(model.workspace):
             raise PermissionDenied(f"only the model's own workspace may unload {model.model_id!r}")
         replies = await self._fan_out(lambda ep: ep.client.unload(model.model_id, FANOUT_TIMEOUT_S))
@@ -151,12 +151,36 @@ class Gateway:
                 self.workers.note_unloaded(endpoint, model_id)
         return sum(len(model_ids) for _, model_ids in replies)
 
+    async def model(self, caller: Caller, model_id: str) -> descriptor_pb2.ModelDescriptor:
+        """The model an id or alias names for this caller (NotFound / PermissionDenied otherwise)."""
+        return await self.resolver.resolve(model_id, caller.in_workspace().workspace)
+
+    async def list_models(self, caller: Caller) -> list[descriptor_pb2.ModelDescriptor]:
+        """Every registered model the caller may use, loaded or not."""
+        return await self.resolver.registry.list_models(caller.in_workspace().workspace)
+
+    # ---- readiness (one place each, so a richer worker state only changes these) ---------------
+    def serving(self) -> bool:
+        """Some model worker is known and not cooling down after a failure."""
+        now = time.monotonic()
+        return any(endpoint.healthy(now) for endpoint in self.workers.all())
+
+    async def model_ready(self, caller: Caller, model_id: str) -> bool:
+        """Some worker that answers holds the model loaded (so its load succeeded there)."""
+        model = await self.model(caller, model_id)
+        return any(m.model_id == model.model_id for _, reply in await self._describe_all() for m in reply.models)
+
     async def describe_models(self, caller: Caller) -> list[model_pb2.LoadedModel]:
         replies = await self._describe_all()
         return [m for _, reply in replies for m in reply.models if caller.owns(m.workspace)]
 
     async def server_info(self, caller: Caller) -> list[model_pb2.WorkerLoad]:
-        return [reply.load for _, reply in await self._describe_all()]
+        """Each worker's load: counts are aggregate; internal addresses are shown to admins only."""
+        loads = [reply.load for _, reply in await self._describe_all()]
+        if not caller.admin:
+            for load in loads:
+                load.ClearField("address")
+        return loads
 
     async def _describe_all(self) -> list[tuple[WorkerEndpoint, worker_pb2.ModelWorkerServiceDescribeModelsResponse]]:
         return await self._fan_out(lambda ep: ep.client.describe(DESCRIBE_TIMEOUT_S))

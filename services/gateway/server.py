@@ -5,25 +5,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fleet.v1 import gateway_pb2, gateway_pb2_grpc
+from fleet.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc
+from fleet_oip.v2 import grpc_service_pb2 as oip_pb2
+from fleet_oip.v2 import grpc_service_pb2_grpc as oip_pb2_grpc
 from services.cache import FleetCache
+from services.cache.registry_records import Invalidation
 from services.common.errors import CacheUnavailable, Unavailable
 from services.common.server import Service
+from services.common.tls import HttpsContexts
+from services.gateway.admin_servicer import AdminServicer
 from services.gateway.auth import Authenticator
 from services.gateway.gateway import Gateway
-from services.gateway.registry_client import RegistryClient
+from services.gateway.http.app import HttpServer, build_app
+from services.gateway.http.context import HttpContext
+from services.gateway.oip.dataplane import DataPlane
+from services.gateway.oip.servicer import OipServicer
 from services.gateway.resolver import ModelResolver
 from services.gateway.servicer import GatewayServicer
 from services.gateway.settings import GatewaySettings
 from services.gateway.workers import WorkerPool
+from services.registry.client import RegistryClient
 
 log = logging.getLogger("fleet.gateway")
-SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+SERVICE_NAMES = [gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
+                 admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name]
+OIP_SERVICE_NAME = oip_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
 
 def package_version() -> str:
@@ -34,16 +46,17 @@ def package_version() -> str:
 
 
 async def wait_for_registry(registry: RegistryClient, wait_s: float) -> None:
-    """Block start-up (health NOT_SERVING) until the registry reports SERVING."""
-    stub = health_pb2_grpc.HealthStub(registry.channel)
+    """Block start-up (health NOT_SERVING) until a registry replica reports SERVING."""
+    stubs = [health_pb2_grpc.HealthStub(r.channel) for r in registry.replicas]
     deadline = time.monotonic() + wait_s
     while True:
-        try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.aio.AioRpcError:
-            pass
+        for stub in stubs:
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
         if time.monotonic() > deadline:
             raise Unavailable(f"the registry at {registry.address} did not become ready within {wait_s}s")
         await asyncio.sleep(0.2)
@@ -51,31 +64,67 @@ async def wait_for_registry(registry: RegistryClient, wait_s: float) -> None:
 
 def build(settings: GatewaySettings) -> Service:
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
-    registry = RegistryClient(settings.registry_address, settings.max_message_bytes)
+    tls = settings.client_tls()
+    registry = RegistryClient(settings.registry_address, settings.max_message_bytes, tls)
     workers = WorkerPool(
         [a.strip() for a in settings.workers.split(",") if a.strip()], settings.max_message_bytes, cache,
-        settings.discover_workers, settings.worker_cooldown_s, settings.placement_refresh_s,
+        settings.discover_workers, settings.worker_cooldown_s, settings.placement_refresh_s, tls,
     )
-    auth = Authenticator(cache, registry, settings.auth_local_ttl_s, settings.auth_negative_ttl_s,
-                         settings.auth_redis_ttl_s)
-    gateway = Gateway(ModelResolver(registry, settings.model_cache_ttl_s), workers, cache,
+    auth = Authenticator(registry, settings.auth_refresh_s, settings.auth_max_stale_s, settings.auth_negative_ttl_s)
+    resolver = ModelResolver(registry, settings.model_cache_ttl_s, settings.model_max_stale_s)
+    gateway = Gateway(resolver, workers, cache,
                       settings.worker_attempts, settings.request_timeout_s, settings.response_cache_ttl_s)
 
+    def invalidated(inv: Invalidation) -> None:
+        if inv.kind == "key":
+            auth.forget(inv.key_sha256)
+        else:
+            resolver.invalidate(inv)
+
+    def resubscribed() -> None:  # messages may have been missed while Redis was away
+        auth.revalidate_all()
+        resolver.revalidate_all()
+
+    listener = cache.invalidation_listener(invalidated, resubscribed)
+
+    version = package_version()
+    plane = DataPlane(gateway, "inference-fleet", version)
+    http = None
+    if settings.http_enabled:
+        context = HttpContext(gateway, plane, auth, version, uuid.uuid4().hex, settings.max_message_bytes)
+        server_tls = settings.server_tls()
+        http = HttpServer(build_app(context, settings.http_body_limit()), settings.host, settings.http_port,
+                          settings.shutdown_grace_s, HttpsContexts(server_tls).front if server_tls else None)
+
     def register(server: grpc.aio.Server) -> None:
-        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
-            GatewayServicer(gateway, auth, package_version()), server)
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(gateway, auth, version), server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(auth, registry), server)
+        if settings.oip_enabled:
+            oip_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(plane, auth), server)
 
     async def startup(port: int) -> None:
         try:
             await cache.ping()
         except CacheUnavailable:
             log.warning("Redis is unavailable at start-up; auth and placement caches are degraded")
+        listener.start()
         await wait_for_registry(registry, settings.registry_wait_s)
         workers.start()
+        if http is not None:
+            service.ports["http_port"] = await http.start()
+
+    async def draining() -> None:
+        if http is not None:
+            await http.stop()
 
     async def shutdown() -> None:
+        await listener.close()
         await workers.close()
+        await auth.close()
+        await resolver.close()
         await registry.close()
         await cache.close()
 
-    return Service("gateway", settings, register, [SERVICE_NAME], startup, shutdown)
+    names = [*SERVICE_NAMES, *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
+    service = Service("gateway", settings, register, names, startup, shutdown, draining=draining)
+    return service

@@ -12,16 +12,36 @@ class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FLEET_GATEWAY_")
 
     port: int = Field(50051, ge=0, le=65535, description="gRPC port of the public API (0: pick a free one).")
-    registry_address: str = Field("127.0.0.1:50052", description="Registry host:port.")
+    registry_address: str = Field(
+        "127.0.0.1:50052",
+        description="Registry replicas: comma-separated host:port list, or a name such as dns:///registry:50052 "
+                    "resolving to several; calls fail over between them.",
+    )
     workers: str = Field("", description="Comma-separated worker host:port list (more are found by heartbeat).")
     discover_workers: bool = Field(True, description="Add workers that publish heartbeats in Redis.")
-    auth_local_ttl_s: float = Field(60.0, ge=0, description="In-process cache of valid API keys (by hash).")
+    auth_refresh_s: float = Field(
+        10.0, ge=0, description="Valid API keys (by hash) are asked of the registry again after this long; the bound "
+                                "on a revocation reaching this gateway when Redis pub/sub is down.",
+    )
+    auth_max_stale_s: float = Field(600.0, ge=0, description="While the registry is unavailable, keys seen before keep "
+                                                             "working this long after they were last confirmed.")
     auth_negative_ttl_s: float = Field(5.0, ge=0, description="In-process cache of rejected API keys (by hash).")
-    auth_redis_ttl_s: int = Field(3600, ge=1, description="Redis cache of valid API keys (by hash).")
-    model_cache_ttl_s: float = Field(10.0, ge=0, description="In-process cache of resolved models.")
+    model_cache_ttl_s: float = Field(10.0, ge=0, description="Resolved models are asked of the registry again after "
+                                                             "this long (invalidations drop them at once).")
+    model_max_stale_s: float = Field(3600.0, ge=0, description="While the registry is unavailable, models resolved "
+                                                               "before keep resolving this long.")
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline for calls whose client set none.")
     worker_attempts: int = Field(3, ge=1, description="Workers tried per request when one is unavailable.")
     worker_cooldown_s: float = Field(2.0, ge=0, description="How long an unreachable worker is skipped.")
     placement_refresh_s: float = Field(1.0, gt=0, description="How often worker heartbeats are read.")
     response_cache_ttl_s: int = Field(0, ge=0, description="Cache identical requests' responses in Redis (0: off).")
     registry_wait_s: float = Field(30.0, ge=0, description="At start-up, how long to wait for the registry.")
+    http_enabled: bool = Field(True, description="Serve the HTTP API (Roboflow-compatible and KServe v2 REST routes).")
+    http_port: int = Field(9001, ge=0, le=65535, description="HTTP API port (0: pick a free one).")
+    http_max_body_bytes: int = Field(
+        0, ge=0, description="Largest HTTP request body (0: room for a base64 image of max_message_bytes).")
+    oip_enabled: bool = Field(True, description="Serve the Open Inference Protocol (inference.GRPCInferenceService) "
+                                                "on the gRPC port.")
+
+    def http_body_limit(self) -> int:
+        return self.http_max_body_bytes or self.max_message_bytes * 4 // 3 + 64 * 1024

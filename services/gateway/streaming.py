@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from fleet.v1 import inference_pb2
 from services.common.errors import FleetError
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 
+R = TypeVar("R")
+T = TypeVar("T")
 Outcome = tuple[str, inference_pb2.InferResponse | FleetError]
 
 
@@ -22,13 +25,20 @@ async def infer_stream(
     gateway: Gateway, caller: Caller, items: AsyncIterator[tuple[str, inference_pb2.InferRequest]],
     max_in_flight: int, timeout_s: float | None,
 ) -> AsyncIterator[Outcome]:
-    outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
+    async for outcome in bounded_map(lambda request: gateway.infer(caller, request, timeout_s), items, max_in_flight):
+        yield outcome
+
+
+async def bounded_map(call: Callable[[R], Awaitable[T]], items: AsyncIterator[tuple[str, R]],
+                      max_in_flight: int) -> AsyncIterator[tuple[str, T | FleetError]]:
+    """``call`` on each item, at most ``max_in_flight`` at once, yielding (correlation id, result or error)."""
+    outcomes: asyncio.Queue[tuple[str, T | FleetError] | None] = asyncio.Queue()
     slots = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
 
-    async def one(correlation_id: str, request: inference_pb2.InferRequest) -> None:
+    async def one(correlation_id: str, request: R) -> None:
         try:
-            outcomes.put_nowait((correlation_id, await gateway.infer(caller, request, timeout_s)))
+            outcomes.put_nowait((correlation_id, await call(request)))
         except FleetError as exc:
             outcomes.put_nowait((correlation_id, exc))
         finally:

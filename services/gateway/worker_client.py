@@ -11,10 +11,11 @@ import grpc
 
 from fleet.internal.v1 import descriptor_pb2, worker_pb2, worker_pb2_grpc
 from fleet.v1 import inference_pb2, model_pb2
-from services.common.channels import insecure_channel
+from services.common.channels import open_channel
 from services.common.errors import Unavailable
 from services.common.rpc import outgoing_metadata
 from services.common.rpc_errors import from_rpc_error
+from services.common.tls import ClientTls
 
 
 class WorkerUnavailable(Unavailable):
@@ -22,9 +23,9 @@ class WorkerUnavailable(Unavailable):
 
 
 class WorkerClient:
-    def __init__(self, address: str, max_message_bytes: int) -> None:
+    def __init__(self, address: str, max_message_bytes: int, tls: ClientTls | None = None) -> None:
         self.address = address
-        self.channel = insecure_channel(address, max_message_bytes)
+        self.channel = open_channel(address, max_message_bytes, tls)
         self._stub = worker_pb2_grpc.ModelWorkerServiceStub(self.channel)
 
     async def _call(self, method, request, timeout_s: float):  # type: ignore[no-untyped-def]

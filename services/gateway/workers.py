@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from services.cache import FleetCache
 from services.common.errors import CacheUnavailable
 from services.common.periodic import Periodic
+from services.common.tls import ClientTls
 from services.gateway.worker_client import WorkerClient
 
 log = logging.getLogger("fleet.gateway.workers")
@@ -41,8 +42,8 @@ def _rendezvous(model_id: str, address: str) -> bytes:
 
 class WorkerPool:
     def __init__(self, static_addresses: list[str], max_message_bytes: int, cache: FleetCache | None,
-                 discover: bool, cooldown_s: float, refresh_s: float) -> None:
-        self.max_message_bytes, self.cache, self.discover = max_message_bytes, cache, discover
+                 discover: bool, cooldown_s: float, refresh_s: float, tls: ClientTls | None = None) -> None:
+        self.max_message_bytes, self.cache, self.discover, self.tls = max_message_bytes, cache, discover, tls
         self.cooldown_s = cooldown_s
         self.endpoints: dict[str, WorkerEndpoint] = {}
         for address in static_addresses:
@@ -52,7 +53,7 @@ class WorkerPool:
     def _add(self, address: str, static: bool = False) -> WorkerEndpoint:
         endpoint = self.endpoints.get(address)
         if endpoint is None:
-            client = WorkerClient(address, self.max_message_bytes + 1024 * 1024)
+            client = WorkerClient(address, self.max_message_bytes + 1024 * 1024, self.tls)
             endpoint = WorkerEndpoint(address, client, static=static)
             self.endpoints[address] = endpoint
             log.info("worker added", extra={"address": address})

@@ -1,26 +1,48 @@
-"""A whole fleet as child processes on loopback: registry, workers, gateway.
+"""A whole fleet as child processes on loopback: registries, workers, gateways.
 
 Used by ``fleet up``, the end-to-end tests and the benchmarks. Each service is a real
 process started with ``python -m services.<name>``, configured through its environment,
 and reports its bound ports through a ready file; ``stop`` sends SIGTERM (graceful) and
-only kills what it started.
+only kills what it started. ``restart`` starts a stopped (or killed) service again on the
+same port; ``restart_redis`` does the same for a Redis the fleet was given (``EmbeddedRedis``).
+The registry's database (SQLite in the state directory unless ``database_url`` is given) is
+migrated before the first registry starts. With ``tls=True`` a development CA and certificates
+are made in the state directory and every hop runs over TLS, with client certificates on the
+internal plane (registry, workers). Workers may read local artifacts only from the catalog's
+package directories (and the demo models).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from fleet.keys import hash_api_key, new_admin_token
+from fleet.paths import MODELS_DIR
+from services.cache.embedded import EmbeddedRedis, free_port
+from services.local.dev_tls import DevPki
+
 
 class FleetStartError(RuntimeError):
     pass
+
+
+def artifact_roots(catalog: Path, more: list[Path] | None = None) -> list[Path]:
+    """The package directories a catalog names (where its file:// weights are), the demo models, and ``more``."""
+    data = yaml.safe_load(catalog.read_text(encoding="utf-8")) or {}
+    packages = {(catalog.parent / m["package"]).resolve() for m in data.get("models", []) if m.get("package")}
+    return sorted(packages | {MODELS_DIR.resolve()} | {Path(p).resolve() for p in more or []})
 
 
 @dataclass
@@ -29,12 +51,21 @@ class ServiceProcess:
     proc: subprocess.Popen[bytes]
     ready_file: Path
     log_path: Path
+    module: str = ""
+    prefix: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
     port: int = 0
     metrics_port: int = 0
+    http_port: int = 0  # the gateway's HTTP API, when it serves one
+    tls: bool = False
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.http_port}" if self.http_port else ""
 
     @property
     def pid(self) -> int:
@@ -55,6 +86,7 @@ class ServiceProcess:
             if self.ready_file.exists():
                 info = json.loads(self.ready_file.read_text())
                 self.port, self.metrics_port = info["port"], info["metrics_port"]
+                self.http_port = info.get("http_port", 0)
                 return
             if not self.alive():
                 raise FleetStartError(f"{self.name} exited with code {self.proc.returncode}:\n{self.log_tail()}")
@@ -77,6 +109,33 @@ class ServiceProcess:
             self.proc.wait()
 
 
+def _in_thread(fn) -> None:  # noqa: ANN001 - run ``asyncio.run(fn())`` even when called from inside a loop
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(fn())
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            failure.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def migrate_database(url: str) -> None:
+    """Bring the registry database at ``url`` to the current schema (what ``fleet-registry migrate`` does)."""
+    from services.registry.__main__ import run_migrations  # noqa: PLC0415 - server-side import, on demand
+
+    _in_thread(lambda: run_migrations(url))
+
+
+def _name(kind: str, index: int) -> str:
+    return kind if index == 0 else f"{kind}-{index}"
+
+
 @dataclass
 class LocalFleet:
     """Start with ``start()``; addresses are known once it returns."""
@@ -89,13 +148,34 @@ class LocalFleet:
     env: dict[str, str] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)
     gateway_port: int = 0
+    http_port: int = 0  # the gateway's HTTP API port (0: a free one)
     ready_timeout_s: float = 60.0
+    registries: int = 1
+    gateways: int = 1
+    database_url: str = ""
+    admin_token: str = ""
+    catalog_prune: bool = False
+    redis: EmbeddedRedis | None = None
+    tls: bool = False
+    artifact_roots: list[Path] = field(default_factory=list)  # beyond the catalog's package directories
     processes: list[ServiceProcess] = field(default_factory=list)
+    pki: DevPki | None = None
 
     def __post_init__(self) -> None:
         if self.state_dir is None:
             self.state_dir = Path(tempfile.mkdtemp(prefix="fleet-"))
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.database_url = self.database_url or f"sqlite:///{self.state_dir / 'registry.db'}"
+        self.admin_token = self.admin_token or new_admin_token()
+        # Registry ports are chosen up front so workers and gateways can be given them before they are up.
+        self._registry_ports = [free_port() for _ in range(self.registries)]
+        if self.tls and self.pki is None:
+            self.pki = DevPki(self.state_dir / "tls").ensure()
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA a client of this fleet must trust (None without TLS)."""
+        return self.pki.ca if self.pki is not None else None
 
     # -- processes -------------------------------------------------------------------------
     def _spawn(self, name: str, module: str, prefix: str, extra: dict[str, str]) -> ServiceProcess:
@@ -113,48 +193,81 @@ class LocalFleet:
             f"{prefix}READY_FILE": str(ready),
             "PYTHONUNBUFFERED": "1",
             "FLEET_PARENT_PID": str(os.getpid()),  # the service exits if this process dies
+            **(self.pki.service_env(prefix, internal=name != "gateway") if self.pki is not None else {}),
             **self.env,
             **extra,
         }
+        env.pop("FLEET_ADMIN_TOKEN", None)  # services only ever see its hash
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", module], env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
-        service = ServiceProcess(name, proc, ready, log_path)
+        service = ServiceProcess(name, proc, ready, log_path, module, prefix, extra, tls=self.pki is not None)
         self.processes.append(service)
         return service
 
-    def start_registry(self) -> ServiceProcess:
-        return self._spawn("registry", "services.registry", "FLEET_REGISTRY_",
-                           {"FLEET_REGISTRY_CATALOG": str(self.catalog)})
+    def start_registry(self, index: int = 0, catalog: bool = True) -> ServiceProcess:
+        extra = {"FLEET_REGISTRY_PORT": str(self._registry_ports[index]),
+                 "FLEET_REGISTRY_DATABASE_URL": self.database_url,
+                 "FLEET_REGISTRY_ADMIN_TOKEN_SHA256": hash_api_key(self.admin_token)}
+        if catalog:
+            extra["FLEET_REGISTRY_CATALOG"] = str(self.catalog)
+            extra["FLEET_REGISTRY_CATALOG_PRUNE"] = "true" if self.catalog_prune else "false"
+        return self._spawn(_name("registry", index), "services.registry", "FLEET_REGISTRY_", extra)
+
+    @property
+    def registry_addresses(self) -> str:
+        return ",".join(f"127.0.0.1:{port}" for port in self._registry_ports)
 
     def start_worker(self, index: int, extra: dict[str, str] | None = None) -> ServiceProcess:
         return self._spawn(f"worker-{index}", "services.model_worker", "FLEET_WORKER_", {
             "FLEET_WORKER_WORKER_ID": f"worker-{index}",
+            "FLEET_WORKER_REGISTRY_ADDRESS": self.registry_addresses,
+            "FLEET_WORKER_ARTIFACT_ROOTS": ",".join(str(p) for p in artifact_roots(self.catalog, self.artifact_roots)),
             **self.worker_env,
             **(extra or {}),
         })
 
-    def start_gateway(self, registry: ServiceProcess, workers: list[ServiceProcess]) -> ServiceProcess:
-        return self._spawn("gateway", "services.gateway", "FLEET_GATEWAY_", {
-            "FLEET_GATEWAY_PORT": str(self.gateway_port),
-            "FLEET_GATEWAY_REGISTRY_ADDRESS": registry.address,
+    def start_gateway(self, workers: list[ServiceProcess], index: int = 0) -> ServiceProcess:
+        return self._spawn(_name("gateway", index), "services.gateway", "FLEET_GATEWAY_", {
+            "FLEET_GATEWAY_PORT": str(self.gateway_port if index == 0 else 0),
+            "FLEET_GATEWAY_HTTP_PORT": str(self.http_port if index == 0 else 0),
+            "FLEET_GATEWAY_REGISTRY_ADDRESS": self.registry_addresses,
             "FLEET_GATEWAY_WORKERS": ",".join(w.address for w in workers),
         })
 
     def start(self) -> LocalFleet:
         try:
-            registry = self.start_registry()
+            migrate_database(self.database_url)
+            first = self.start_registry(0)
             workers = [self.start_worker(i) for i in range(self.workers)]
-            registry.wait_ready(self.ready_timeout_s)
-            for worker in workers:
-                worker.wait_ready(self.ready_timeout_s)
-            self.start_gateway(registry, workers).wait_ready(self.ready_timeout_s)
+            first.wait_ready(self.ready_timeout_s)  # applies the catalog; the others share its database
+            others = [self.start_registry(i, catalog=False) for i in range(1, self.registries)]
+            for process in [*others, *workers]:
+                process.wait_ready(self.ready_timeout_s)
+            gateways = [self.start_gateway(workers, i) for i in range(self.gateways)]
+            for gateway in gateways:
+                gateway.wait_ready(self.ready_timeout_s)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def restart(self, name: str) -> ServiceProcess:
+        """Start service ``name`` again (after it stopped or was killed) on the same port."""
+        old = self.service(name)
+        old.kill()
+        self.processes.remove(old)
+        new = self._spawn(old.name, old.module, old.prefix, {**old.extra, f"{old.prefix}PORT": str(old.port)})
+        new.wait_ready(self.ready_timeout_s)
+        return new
+
+    def restart_redis(self) -> None:
+        """Stop the fleet's own Redis and start an empty one on the same port."""
+        assert self.redis is not None, "restart_redis needs the fleet's own EmbeddedRedis"
+        self.redis.stop()
+        self.redis.start()
 
     # -- access ------------------------------------------------------------------------------
     def service(self, name: str) -> ServiceProcess:
@@ -169,15 +282,21 @@ class LocalFleet:
         return self.service("registry")
 
     @property
+    def gateway_processes(self) -> list[ServiceProcess]:
+        return [p for p in self.processes if p.name.split("-")[0] == "gateway"]
+
+    @property
+    def registry_processes(self) -> list[ServiceProcess]:
+        return [p for p in self.processes if p.name.split("-")[0] == "registry"]
+
+    @property
     def worker_processes(self) -> list[ServiceProcess]:
         return [p for p in self.processes if p.name.startswith("worker-")]
 
     def stop(self) -> dict[str, int | None]:
-        """SIGTERM every service, gateway first; returns their exit codes."""
-        codes = {}
-        for service in reversed(self.processes):
-            codes[service.name] = service.terminate()
-        return codes
+        """SIGTERM every service, gateways first; returns their exit codes."""
+        order = sorted(self.processes, key=lambda p: {"gateway": 0, "worker": 1}.get(p.name.split("-")[0], 2))
+        return {service.name: service.terminate() for service in order}
 
     def __enter__(self) -> LocalFleet:
         return self.start()

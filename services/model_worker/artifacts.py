@@ -1,6 +1,7 @@
 """Model artifacts: fetched from file:// or http(s)://, sha256-verified, cached on disk.
 
-Cached files are content-addressed (``<cache>/sha256/<digest>.onnx``), so no model id
+Every URI (and every redirect hop of a download) is first checked against the worker's
+``ArtifactPolicy`` (schemes, local roots, download hosts). Cached files are content-addressed (``<cache>/sha256/<digest>.onnx``), so no model id
 or URI ever becomes part of a path. Downloads stream into a temporary file in the same
 directory, are verified, then atomically renamed; a per-digest lock (asyncio within a
 process, ``flock`` across processes sharing the directory) makes concurrent fetches of
@@ -20,16 +21,15 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
-
 import httpx
 
 from services.common.errors import InvalidArgument, ModelPackageError, Unavailable
+from services.model_worker.artifact_policy import ArtifactPolicy
 from services.model_worker.metrics import ARTIFACT_DOWNLOADS
 
 log = logging.getLogger("fleet.worker.artifacts")
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
 
@@ -43,24 +43,30 @@ def sha256_file(path: Path) -> str:
 
 def _mismatch(where: str, got: str, want: str) -> ModelPackageError:
     return ModelPackageError(
-        f"artifact {where} has sha256 {got}, but the model's descriptor expects {want}; "
+        f"the artifact {where} has sha256 {got}, but the model's descriptor expects {want}; "
         "the file is corrupt or the registry entry is stale"
     )
 
 
 class ArtifactStore:
     def __init__(self, cache_dir: str | Path, timeout_s: float = 300.0, retries: int = 3,
-                 backoff_s: float = 0.5) -> None:
+                 backoff_s: float = 0.5, policy: ArtifactPolicy | None = None) -> None:
         self.dir = Path(cache_dir) / "sha256"
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
+        self.policy = policy or ArtifactPolicy()
         self._locks: dict[str, asyncio.Lock] = {}
         self._client: httpx.AsyncClient | None = None  # one client, so downloads share its setup and connections
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             timeout = httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
-            self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+            self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=True, trust_env=False,
+                                             event_hooks={"request": [self._vet_request]})
         return self._client
+
+    async def _vet_request(self, request: httpx.Request) -> None:
+        """Every request of a download, redirect hops included, goes through the artifact policy."""
+        self.policy.check_url(request.url.scheme, request.url.host, str(request.url))
 
     async def close(self) -> None:
         if self._client is not None:
@@ -68,18 +74,16 @@ class ArtifactStore:
             self._client = None
 
     def cached_path(self, sha256: str) -> Path:
-        if not _SHA256.match(sha256):
+        if not _SHA256.fullmatch(sha256):
             raise InvalidArgument("sha256 must be 64 lowercase hex characters")
         return self.dir / f"{sha256}.onnx"
 
     async def fetch(self, uri: str, sha256: str) -> Path:
         """A local path holding exactly the bytes whose digest is ``sha256``."""
         target = self.cached_path(sha256)
-        parsed = urlparse(uri)
-        if parsed.scheme == "file":
-            return await self._local(Path(unquote(parsed.path)), sha256)
-        if parsed.scheme not in ("http", "https"):
-            raise ModelPackageError(f"artifact URI scheme {parsed.scheme!r} is not supported; use file:// or https://")
+        local = self.policy.local_path(uri)
+        if local is not None:
+            return await self._local(local, sha256)
         lock = self._locks.setdefault(sha256, asyncio.Lock())
         async with lock, self._process_lock(target):
             if target.exists():
@@ -93,10 +97,12 @@ class ArtifactStore:
 
     async def _local(self, path: Path, sha256: str) -> Path:
         if not path.is_file():
-            raise ModelPackageError(f"artifact {path} does not exist")
+            log.warning("artifact file missing", extra={"path": str(path)})
+            raise ModelPackageError("the model's artifact file does not exist on this worker")
         got = await asyncio.to_thread(sha256_file, path)
         if got != sha256:
-            raise _mismatch(str(path), got, sha256)
+            log.warning("artifact file failed verification", extra={"path": str(path), "sha256": got})
+            raise _mismatch("file", got, sha256)
         return path
 
     @contextlib.asynccontextmanager
@@ -129,10 +135,14 @@ class ArtifactStore:
                 attempt += 1
                 if attempt > self.retries:
                     ARTIFACT_DOWNLOADS.labels("failed").inc()
-                    raise Unavailable(f"could not download the model artifact after {attempt} attempts: {exc}") from None
+                    log.warning("artifact download failed", extra={"attempts": attempt, "error": str(exc)[:500],
+                                                                   "uri": uri[:500]})
+                    detail = str(exc) if isinstance(exc, _RetryableStatus) else type(exc).__name__
+                    raise Unavailable(f"could not download the model artifact after {attempt} attempts "
+                                      f"({detail})") from None
                 delay = self.backoff_s * (2 ** (attempt - 1))
                 log.warning("artifact download failed; retrying", extra={"attempt": attempt, "delay_s": delay,
-                                                                         "error": str(exc)})
+                                                                         "error": str(exc)[:500]})
                 await asyncio.sleep(delay)
             except ModelPackageError:
                 ARTIFACT_DOWNLOADS.labels("rejected").inc()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from services.common.errors import InvalidImage
 from services.model_worker.processing.decode import ImageLimits, decode_bytes, decode_raw
+
+Reserve = Callable[[int], None]  # called with the image's pixel count after its header is read, before decoding
 
 
 @dataclass(frozen=True)
@@ -32,11 +35,11 @@ class ImageInput:
             raise InvalidImage("the request must carry an image: encoded bytes, a URL or raw pixels")
 
 
-def to_pixels(image: ImageInput, limits: ImageLimits) -> np.ndarray:
+def to_pixels(image: ImageInput, limits: ImageLimits, reserve: Reserve | None = None) -> np.ndarray:
     """RGB uint8 pixels of an encoded or raw image (a URL must have been fetched already)."""
     if image.raw is not None:
         r = image.raw
-        return decode_raw(r.data, r.width, r.height, r.channels, limits, bgr=r.bgr)
+        return decode_raw(r.data, r.width, r.height, r.channels, limits, bgr=r.bgr, reserve=reserve)
     if image.encoded is None:
         raise InvalidImage("the image URL was not fetched")
-    return decode_bytes(image.encoded, limits)
+    return decode_bytes(image.encoded, limits, reserve)

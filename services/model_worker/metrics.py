@@ -25,3 +25,9 @@ INFERENCE_LOG_FAILURES = Counter(
     "fleet_worker_inference_log_failures_total", "Inference-log entries lost because Redis failed."
 )
 ARTIFACT_DOWNLOADS = Counter("fleet_worker_artifact_fetches_total", "Artifact fetches by outcome.", ["outcome"])
+DECODE_BUDGET_IN_USE = Gauge(
+    "fleet_worker_decode_budget_in_use_pixels", "Decoded pixels reserved now by requests being decoded."
+)
+DECODE_BUDGET_REJECTED = Counter(
+    "fleet_worker_decode_budget_rejected_total", "Requests answered RESOURCE_EXHAUSTED after waiting for the decode budget."
+)

@@ -20,7 +20,8 @@ from services.common.errors import FleetError
 from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
 from services.model_worker.batcher import BatchOutput
-from services.model_worker.images import ImageInput, to_pixels
+from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
+from services.model_worker.images import ImageInput, Reserve, to_pixels
 from services.model_worker.manager import LoadedModel, ModelManager
 from services.model_worker.metrics import STAGE_SECONDS
 from services.model_worker.model_types import model_type
@@ -69,9 +70,10 @@ class _Prepared:
     preprocess_s: float
 
 
-def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool) -> _Prepared:
+def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool,
+             reserve: Reserve | None = None) -> _Prepared:
     t0 = time.perf_counter()
-    pixels = to_pixels(image, limits)
+    pixels = to_pixels(image, limits, reserve)
     t1 = time.perf_counter()
     tensor, transform = preprocess(pixels, spec)
     t2 = time.perf_counter()
@@ -80,10 +82,10 @@ def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixel
 
 def run_alone(
     image: ImageInput, spec: ModelSpec, limits: ImageLimits, params: ResolvedParams,
-    run: Callable[[np.ndarray], list[np.ndarray]],
+    run: Callable[[np.ndarray], list[np.ndarray]], reserve: Reserve | None = None,
 ) -> tuple[_Prepared, _Finished, float, float]:
     """The whole pipeline for one image in one thread: prepare, run the model, finish."""
-    prepared = _prepare(image, spec.input, limits, params.visualize)
+    prepared = _prepare(image, spec.input, limits, params.visualize, reserve)
     t0 = time.perf_counter()
     outputs = run(prepared.tensor[None])
     t1 = time.perf_counter()
@@ -103,8 +105,9 @@ def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, par
 
 
 class Pipeline:
-    def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher) -> None:
-        self.manager, self.cpu, self.limits, self.urls = manager, cpu_executor, limits, urls
+    def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher,
+                 budget: DecodeBudget) -> None:
+        self.manager, self.cpu, self.limits, self.urls, self.budget = manager, cpu_executor, limits, urls, budget
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
         started = time.perf_counter()
@@ -112,18 +115,26 @@ class Pipeline:
         resolved = params.resolve(record.spec)
         image = await self._fetched(image)
         model, cold = await self.manager.acquire(record)
+        reservation = self.budget.reservation()
         try:
+            alone = None
             if model.batcher.idle():
-                async with model.batcher.exclusive():
-                    prepared, finished, infer_s, postprocess_s = await loop.run_in_executor(
-                        self.cpu, run_alone, image, record.spec, self.limits, resolved, model.session.run
-                    )
+                try:
+                    async with model.batcher.exclusive():
+                        alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec, self.limits,
+                                                           resolved, model.session.run, reservation.reserve)
+                except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch
+                    await reservation.wait(wait.pixels)
+            if alone is not None:
+                prepared, finished, infer_s, postprocess_s = alone
                 batch = BatchOutput([], 1, 0.0, infer_s)
             else:
                 model.batcher.announce()
-                prepared = await self._prepare(model, image, record.spec.input, resolved)
-                batch, finished, postprocess_s = await self._run(model, prepared, record.spec, resolved)
+                prepared = await self._prepare(model, image, record.spec.input, resolved, reservation)
+                batch, finished, postprocess_s = await self._run(model, prepared, record.spec, resolved,
+                                                                 reservation)
         finally:
+            reservation.release()
             self.manager.release(model)
         return _output(record, prepared, finished, batch, postprocess_s, started, cold)
 
@@ -131,22 +142,25 @@ class Pipeline:
                          params: InferenceParams) -> list[InferenceOutput | FleetError]:
         """Several images for one model, answered in order; each image fails alone.
 
-        Every image is prepared first, then all are submitted together, so the batcher runs them
-        in as few ONNX Runtime runs as the model's batch size allows.
+        Every image is prepared first (each reserving its own decode budget), then all are
+        submitted together, so the batcher runs them in as few ONNX Runtime runs as the model's
+        batch size allows.
         """
         started = time.perf_counter()
         resolved = params.resolve(record.spec)
         fetched = await asyncio.gather(*(self._fetched(i) for i in images), return_exceptions=True)
         model, cold = await self.manager.acquire(record)
+        reservations = [self.budget.reservation() for _ in fetched]
         try:
-            ready = [i for i in fetched if isinstance(i, ImageInput)]
+            ready = [(i, r) for i, r in zip(fetched, reservations) if isinstance(i, ImageInput)]
             for _ in ready:
                 model.batcher.announce()
             prepared = iter(await asyncio.gather(
-                *(self._prepare(model, i, record.spec.input, resolved) for i in ready), return_exceptions=True))
+                *(self._prepare(model, i, record.spec.input, resolved, r) for i, r in ready), return_exceptions=True))
             staged = [next(prepared) if isinstance(i, ImageInput) else i for i in fetched]
-            ran = iter(await asyncio.gather(*(self._run(model, p, record.spec, resolved)
-                                              for p in staged if isinstance(p, _Prepared)), return_exceptions=True))
+            ran = iter(await asyncio.gather(*(self._run(model, p, record.spec, resolved, r)
+                                              for p, r in zip(staged, reservations) if isinstance(p, _Prepared)),
+                                            return_exceptions=True))
             outcomes: list[InferenceOutput | FleetError] = []
             for p in staged:
                 outcome = next(ran) if isinstance(p, _Prepared) else p
@@ -159,24 +173,35 @@ class Pipeline:
                     raise outcome  # not a caller's mistake: the whole request fails (INTERNAL)
             return outcomes
         finally:
+            for reservation in reservations:
+                reservation.release()
             self.manager.release(model)
 
     async def _fetched(self, image: ImageInput) -> ImageInput:
         return ImageInput(encoded=await self.urls.fetch(image.url)) if image.url is not None else image
 
-    async def _prepare(self, model: LoadedModel, image: ImageInput, spec: InputSpec,
-                       params: ResolvedParams) -> _Prepared:
-        """Decode and pre-process an announced request in the thread pool (withdrawn if that fails)."""
+    async def _prepare(self, model: LoadedModel, image: ImageInput, spec: InputSpec, params: ResolvedParams,
+                       reservation: Reservation) -> _Prepared:
+        """Decode and pre-process an announced request in the thread pool, within the decode budget
+        (waiting on the loop when it is full); the request is withdrawn if that fails."""
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.cpu, _prepare, image, spec, self.limits,
-                                                                    params.visualize)
+            try:
+                return await loop.run_in_executor(self.cpu, _prepare, image, spec, self.limits, params.visualize,
+                                                  reservation.reserve)
+            except BudgetWait as wait:
+                await reservation.wait(wait.pixels)
+                return await loop.run_in_executor(self.cpu, _prepare, image, spec, self.limits, params.visualize,
+                                                  reservation.reserve)
         except BaseException:
             model.batcher.withdraw()
             raise
 
-    async def _run(self, model: LoadedModel, prepared: _Prepared, spec: ModelSpec,
-                   params: ResolvedParams) -> tuple[BatchOutput, _Finished, float]:
+    async def _run(self, model: LoadedModel, prepared: _Prepared, spec: ModelSpec, params: ResolvedParams,
+                   reservation: Reservation) -> tuple[BatchOutput, _Finished, float]:
         """Share a model run with other requests, then finish in the thread pool."""
+        if prepared.pixels is None:  # the decoded image is gone: only the model-sized tensor remains
+            reservation.release()
         batch = await model.batcher.submit(prepared.tensor)
         t_post = time.perf_counter()
         finished = await asyncio.get_running_loop().run_in_executor(self.cpu, _finish, batch.outputs, spec,

@@ -166,8 +166,9 @@ def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Sessio
         try:
             sess = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
+            detail = str(exc).replace(str(path), "<model file>")  # ONNX Runtime names the file it read
             raise ModelLoadError(f"ONNX Runtime could not open the model ({type(exc).__name__}): "
-                                 f"{str(exc)[:300]}") from None
+                                 f"{detail[:300]}") from None
         input_name, fixed_batch = _check_input(spec, sess)
         names = output_names(spec, [o.name for o in sess.get_outputs()])
         shapes = {o.name: list(o.shape)[1:] for o in sess.get_outputs()}

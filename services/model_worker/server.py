@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -11,8 +13,12 @@ import psutil
 
 from fleet.internal.v1 import worker_pb2, worker_pb2_grpc
 from services.cache import FleetCache
+from services.common import descriptors
+from services.common.errors import Unavailable
+from services.common.model_record import ModelRecord
 from services.common.server import Service
 from services.model_worker.artifacts import ArtifactStore
+from services.model_worker.decode_budget import DecodeBudget
 from services.model_worker.heartbeat import Heartbeat
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import ManagerLimits, ModelManager
@@ -23,7 +29,9 @@ from services.model_worker.servicer import WorkerServicer
 from services.model_worker.settings import WorkerSettings
 from services.model_worker.url_fetch import UrlFetcher
 from services.model_worker.worker import Worker
+from services.registry.client import RegistryClient
 
+PRELOAD_REGISTRY_WAIT_S = 60.0
 SERVICE_NAME = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
 
 
@@ -41,7 +49,8 @@ def build(settings: WorkerSettings) -> Service:
     load_pool = ThreadPoolExecutor(2, thread_name_prefix="load")
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
     manager = ModelManager(
-        ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries),
+        ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries,
+                      policy=settings.artifact_policy()),
         RuntimeOptions(settings.execution_provider, settings.ort_intra_op_threads, settings.ort_inter_op_threads,
                        settings.max_batch_size, settings.ort_allow_spinning),
         ManagerLimits(settings.max_active_models, capacity_bytes(settings), settings.memory_free_threshold,
@@ -53,11 +62,30 @@ def build(settings: WorkerSettings) -> Service:
         manager, cpu_pool, ImageLimits(settings.max_image_pixels, settings.max_image_side),
         UrlFetcher(settings.url_input_enabled, settings.url_allow_private, settings.url_timeout_s,
                    settings.max_message_bytes),
+        DecodeBudget(settings.decode_budget, settings.decode_budget_wait_s),
     )
     recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
                 if settings.inference_log_enabled else None)
     worker = Worker(settings.worker_id, settings.advertise_address, manager, pipeline, recorder, cache)
     heartbeat = Heartbeat(cache, settings.worker_id, settings.heartbeat_interval_s, worker.load_state)
+
+    async def preload() -> None:
+        registry = RegistryClient(settings.registry_address, settings.max_message_bytes, settings.client_tls())
+
+        async def resolve(model_id: str) -> ModelRecord:
+            deadline = time.monotonic() + PRELOAD_REGISTRY_WAIT_S
+            while True:  # the registry may be starting beside this worker
+                try:
+                    return descriptors.from_proto(await registry.resolve(model_id, settings.preload_workspace))
+                except Unavailable:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+
+        try:
+            await worker.preload([m.strip() for m in settings.preload.split(",") if m.strip()], resolve)
+        finally:
+            await registry.close()
 
     def register(server: grpc.aio.Server) -> None:
         worker_pb2_grpc.add_ModelWorkerServiceServicer_to_server(WorkerServicer(worker), server)
@@ -66,7 +94,7 @@ def build(settings: WorkerSettings) -> Service:
         worker.address = settings.advertise_address or f"{settings.host}:{port}"
         await cache.ping()
         if settings.preload:
-            await worker.preload([m.strip() for m in settings.preload.split(",") if m.strip()])
+            await preload()
         if recorder is not None:
             recorder.start()
         heartbeat.start()

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+from services.model_worker.artifact_policy import ArtifactPolicy
 
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _default_artifact_roots() -> str:
+    from fleet.paths import MODELS_DIR  # noqa: PLC0415 - read when settings are built, not at import
+
+    return str(MODELS_DIR)
+
+
 class WorkerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FLEET_WORKER_")
+    require_client_cert: ClassVar[bool] = True
 
     port: int = Field(50053, ge=0, le=65535, description="gRPC port (0: pick a free one).")
     max_message_bytes: int = Field(
@@ -46,7 +54,13 @@ class WorkerSettings(ServiceSettings):
         validation_alias=AliasChoices("FLEET_WORKER_MODEL_LOCK_ACQUIRE_TIMEOUT", "MODEL_LOCK_ACQUIRE_TIMEOUT"),
         description="How long a request waits for another request's load of the same model.",
     )
-    preload: str = Field("", description="Comma-separated model ids or aliases to load at start-up and pin (read from the registry's Redis records).")
+    preload: str = Field("", description="Comma-separated model ids or aliases to load at start-up and pin "
+                                         "(resolved through the registry).")
+    preload_workspace: str = Field("", description="Workspace whose private models and aliases preload may name "
+                                                   "(empty: public models by id only).")
+    registry_address: str = Field(
+        "127.0.0.1:50052", description="Registry replicas for preload (comma-separated host:port, or dns:///name:port).",
+    )
     execution_provider: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA when the session really gets it, else CPU.",
     )
@@ -68,11 +82,55 @@ class WorkerSettings(ServiceSettings):
     max_queue_size: int = Field(256, ge=1, description="Requests queued per model before RESOURCE_EXHAUSTED.")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Images declaring more pixels are refused before decoding.")
     max_image_side: int = Field(16_384, ge=1, description="Longest image side accepted.")
+    decode_budget_pixels: int = Field(
+        0, ge=0,
+        description="Decoded pixels in flight across all requests at once (0: max_image_pixels, so images "
+                    "at the limit decode one at a time); at least max_image_pixels.",
+    )
+    decode_budget_wait_s: float = Field(
+        2.0, ge=0, description="How long a request waits for the decode budget before RESOURCE_EXHAUSTED.",
+    )
     url_input_enabled: bool = Field(True, description="Accept images by http(s) URL.")
     url_allow_private: bool = Field(False, description="Allow URLs that resolve to loopback or private addresses.")
-    url_timeout_s: float = Field(10.0, gt=0, description="Timeout for fetching an image URL.")
+    url_timeout_s: float = Field(
+        10.0, gt=0, description="Deadline for fetching an image URL: resolution, connection, redirects and the whole body.",
+    )
+    artifact_schemes: str = Field(
+        "file,http,https", description="Comma-separated artifact URI schemes this worker accepts (of file, http, https).",
+    )
+    artifact_roots: str = Field(
+        default_factory=_default_artifact_roots,
+        description="Comma-separated directories file:// artifacts must lie under (symlinks resolved; empty: no "
+                    "local artifacts). Default: the demo models directory.",
+    )
+    artifact_hosts: str = Field(
+        "", description="Comma-separated hosts http(s) artifacts may come from, every redirect included "
+                        "('.example.com': the domain and its subdomains; empty: any host).",
+    )
     download_timeout_s: float = Field(300.0, gt=0, description="Timeout for one artifact download.")
     download_retries: int = Field(3, ge=0, description="Retries (with backoff) for a failed artifact download.")
     inference_log_enabled: bool = Field(True, description="Record each inference in Redis (off the request path).")
     inference_log_expiry_s: int = Field(3600, ge=1, description="Expiry of the inference-log sorted sets.")
     heartbeat_interval_s: float = Field(2.0, gt=0, description="How often the worker publishes its state to Redis.")
+
+    @model_validator(mode="after")
+    def _decode_budget_fits_an_image(self) -> WorkerSettings:
+        if self.decode_budget_pixels and self.decode_budget_pixels < self.max_image_pixels:
+            raise ValueError(
+                f"decode_budget_pixels ({self.decode_budget_pixels}) must be at least max_image_pixels "
+                f"({self.max_image_pixels}), or an image within the limits could never be decoded"
+            )
+        return self
+
+    @field_validator("artifact_schemes")
+    @classmethod
+    def _known_schemes(cls, v: str) -> str:
+        ArtifactPolicy.from_settings(v, "", "")  # raises ValueError naming unknown schemes
+        return v
+
+    def artifact_policy(self) -> ArtifactPolicy:
+        return ArtifactPolicy.from_settings(self.artifact_schemes, self.artifact_roots, self.artifact_hosts)
+
+    @property
+    def decode_budget(self) -> int:
+        return self.decode_budget_pixels or self.max_image_pixels

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.cache import FleetCache
-from services.common.errors import FleetError, InvalidArgument, ModelNotFound
+from services.common.errors import FleetError, InvalidArgument, ModelNotFound, NotFound
 from services.common.model_record import ModelRecord
 from services.model_worker.images import ImageInput
 from services.model_worker.inference_log import InferenceRecorder
@@ -57,16 +58,14 @@ class Worker:
     async def clear(self, workspace: str) -> list[str]:
         return await self.manager.clear(workspace)
 
-    async def preload(self, model_ids: list[str]) -> None:
-        """Load and pin models named by id or alias, reading their records from Redis."""
+    async def preload(self, model_ids: list[str], resolve: Callable[[str], Awaitable[ModelRecord]]) -> None:
+        """Load and pin models named by id or alias, resolved by ``resolve`` (the registry)."""
         for model_id in model_ids:
-            raw = await self.cache.models.get(model_id)
-            if raw is None:
-                target = await self.cache.models.resolve_alias(model_id)
-                raw = await self.cache.models.get(target) if target else None
-            if raw is None:
-                raise ModelNotFound(f"preload: model {model_id!r} is not registered")
-            await self.load(ModelRecord.from_bytes(raw), pin=True)
+            try:
+                record = await resolve(model_id)
+            except NotFound:
+                raise ModelNotFound(f"preload: model {model_id!r} is not registered") from None
+            await self.load(record, pin=True)
 
     def load_state(self) -> dict[str, Any]:
         models = self.manager.models()

@@ -2,29 +2,78 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import grpc
 
 from fleet.internal.v1 import registry_pb2, registry_pb2_grpc
 from services.cache import FleetCache
+from services.cache.invalidation import InvalidationListener
+from services.common.errors import CacheUnavailable
+from services.common.periodic import Periodic
 from services.common.server import Service
+from services.registry.admin import Admin
+from services.registry.cached import CacheTtls, ReadThrough
 from services.registry.catalog import Catalog
 from services.registry.service import Registry
-from services.registry.servicer import RegistryServicer
+from services.registry.servicer import RegistryAdminServicer, RegistryServicer
 from services.registry.settings import RegistrySettings
+from services.registry.store import migrate
+from services.registry.store.store import Conflict, Store
+from services.registry.upstream import Upstream
 
-SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+log = logging.getLogger("fleet.registry")
+SERVICE_NAMES = [registry_pb2.DESCRIPTOR.services_by_name[n].full_name
+                 for n in ("RegistryService", "RegistryAdminService")]
 
 
 def build(settings: RegistrySettings) -> Service:
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
-    registry = Registry(cache)
+    store = Store.from_url(settings.database_url)
+    lookups = ReadThrough(store, cache.registry, CacheTtls(settings.cache_key_ttl_s, settings.cache_model_ttl_s,
+                                                           settings.cache_model_ttl_s))
+    upstream = (Upstream(settings.upstream_url, settings.upstream_timeout_s, settings.upstream_token,
+                         settings.upstream_ttl_s) if settings.upstream_url else None)
+    registry = Registry(store, lookups, settings.admin_token_sha256, upstream, settings.upstream_negative_ttl_s)
+    admin = Admin(store, lookups, registry)
+    retry = Periodic("invalidation-retry", 1.0, lookups.retry_pending)
+    listener: InvalidationListener = cache.invalidation_listener(registry.forget_missing)
+
+    async def apply_startup_catalog() -> None:
+        catalog = Catalog.load(settings.catalog)
+        for attempt in range(5):
+            try:
+                changes = await admin.apply(catalog, prune=settings.catalog_prune)
+                break
+            except Conflict:  # another replica applied it at the same moment: apply again (idempotent)
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        log.info("start-up catalog applied", extra={"catalog": settings.catalog, "changes": len(changes)})
 
     def register(server: grpc.aio.Server) -> None:
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry), server)
+        registry_pb2_grpc.add_RegistryAdminServiceServicer_to_server(RegistryAdminServicer(registry, admin), server)
 
     async def startup(port: int) -> None:
-        await cache.ping()
+        if settings.auto_migrate:
+            await migrate.upgrade(store.engine)
+        await migrate.check(store.engine, store.where)
+        try:
+            await cache.ping()
+        except CacheUnavailable:
+            log.warning("Redis is unavailable at start-up; answering from the database")
         if settings.catalog:
-            await registry.load_catalog(Catalog.load(settings.catalog))
+            await apply_startup_catalog()
+        listener.start()
+        retry.start()
 
-    return Service("registry", settings, register, [SERVICE_NAME], startup, cache.close)
+    async def shutdown() -> None:
+        await retry.stop()
+        await listener.close()
+        await registry.close()
+        await store.close()
+        await cache.close()
+
+    return Service("registry", settings, register, SERVICE_NAMES, startup, shutdown)

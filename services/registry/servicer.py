@@ -1,12 +1,18 @@
-"""fleet.v1.RegistryService: protobuf <-> domain, nothing more."""
+"""fleet.internal.v1.RegistryService and RegistryAdminService: protobuf <-> domain, nothing more."""
 
 from __future__ import annotations
 
 import grpc
 
-from fleet.internal.v1 import registry_pb2, registry_pb2_grpc
+from fleet.internal.v1 import registry_pb2 as pb
+from fleet.internal.v1 import registry_pb2_grpc
+from fleet.v1 import admin_pb2
 from services.common import descriptors
+from services.common.errors import PermissionDenied
 from services.common.rpc import rpc
+from services.registry import converters
+from services.registry.admin import Admin
+from services.registry.client import ADMIN_HEADER
 from services.registry.service import Registry
 
 
@@ -17,26 +23,92 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @rpc("registry")
     async def ResolveModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         record = await self.registry.resolve(request.model_id, request.workspace)
-        return registry_pb2.ResolveModelResponse(model=descriptors.to_proto(record))
+        return pb.ResolveModelResponse(model=descriptors.to_proto(record))
 
     @rpc("registry")
     async def Authenticate(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        workspace = await self.registry.authenticate(request.api_key_sha256)
-        return registry_pb2.AuthenticateResponse(workspace=workspace)
+        who = await self.registry.authenticate(request.api_key_sha256)
+        return pb.AuthenticateResponse(workspace=who.workspace, key_id=who.key_id, admin=who.admin)
 
     @rpc("registry")
     async def ListModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         records, token = await self.registry.list(request.workspace, request.page_size, request.page_token)
-        return registry_pb2.ListModelsResponse(
-            models=[descriptors.to_proto(r) for r in records], next_page_token=token
-        )
+        return pb.ListModelsResponse(models=[descriptors.to_proto(r) for r in records], next_page_token=token)
+
+
+class RegistryAdminServicer(registry_pb2_grpc.RegistryAdminServiceServicer):
+    """Each call must carry the admin token's sha256 in metadata: the registry verifies admins itself."""
+
+    def __init__(self, registry: Registry, admin: Admin) -> None:
+        self.registry, self.admin = registry, admin
+
+    def _verify(self, context: grpc.aio.ServicerContext) -> None:
+        presented = next((v for k, v in context.invocation_metadata() or () if k == ADMIN_HEADER), "")
+        if not self.registry.is_admin(str(presented)):
+            raise PermissionDenied("admin calls need the fleet's admin credential")
+
+    @rpc("registry")
+    async def ApplyCatalog(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        self._verify(context)
+        r = request.request
+        changes = await self.admin.apply_catalog_text(r.catalog_yaml, r.source_name, r.base_dir, r.prune, r.dry_run)
+        return pb.RegistryAdminServiceApplyCatalogResponse(response=admin_pb2.ApplyCatalogResponse(
+            changes=[converters.change(c) for c in changes], applied=not r.dry_run))
 
     @rpc("registry")
     async def RegisterModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        record = await self.registry.register(descriptors.from_proto(request.model), request.replace)
-        return registry_pb2.RegisterModelResponse(model=descriptors.to_proto(record))
+        self._verify(context)
+        record = converters.record_from_register(request.request)
+        stored = await self.admin.register(record, request.request.replace)
+        return pb.RegistryAdminServiceRegisterModelResponse(response=admin_pb2.RegisterModelResponse(
+            model=converters.registered(stored)))
 
     @rpc("registry")
     async def DeleteModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        await self.registry.delete(request.model_id, request.workspace)
-        return registry_pb2.DeleteModelResponse()
+        self._verify(context)
+        await self.admin.delete_model(request.request.model_id)
+        return pb.RegistryAdminServiceDeleteModelResponse(response=admin_pb2.DeleteModelResponse())
+
+    @rpc("registry")
+    async def ListModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        self._verify(context)
+        r = request.request
+        models, token = await self.admin.list_models(r.workspace, r.page_size, r.page_token)
+        return pb.RegistryAdminServiceListModelsResponse(response=admin_pb2.ListModelsResponse(
+            models=[converters.registered(m) for m in models], next_page_token=token))
+
+    @rpc("registry")
+    async def SetAlias(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        self._verify(context)
+        r = request.request
+        previous = await self.admin.set_alias(r.workspace, r.alias, r.model_id)
+        return pb.RegistryAdminServiceSetAliasResponse(response=admin_pb2.SetAliasResponse(
+            previous_model_id=previous))
+
+    @rpc("registry")
+    async def DeleteAlias(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        self._verify(context)
+        await self.admin.delete_alias(request.request.workspace, request.request.alias)
+        return pb.RegistryAdminServiceDeleteAliasResponse(response=admin_pb2.DeleteAliasResponse())
+
+    @rpc("registry")
+    async def CreateApiKey(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        self._verify(context)
+        key, secret = await self.admin.create_key(request.request.workspace, request.request.name)
+        return pb.RegistryAdminServiceCreateApiKeyResponse(response=admin_pb2.CreateApiKeyResponse(
+            key=converters.key_info(key), api_key=secret))
+
+    @rpc("registry")
+    async def ListApiKeys(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        self._verify(context)
+        keys = await self.admin.list_keys(request.request.workspace)
+        return pb.RegistryAdminServiceListApiKeysResponse(response=admin_pb2.ListApiKeysResponse(
+            keys=[converters.key_info(k) for k in keys]))
+
+    @rpc("registry")
+    async def RevokeApiKey(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        self._verify(context)
+        key = await self.admin.revoke_key(request.request.key_id)
+        return pb.RegistryAdminServiceRevokeApiKeyResponse(response=admin_pb2.RevokeApiKeyResponse(
+            key=converters.key_info(key)))
+

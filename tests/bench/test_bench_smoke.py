@@ -16,7 +16,7 @@ from tests.onnx_factory import write_package, yolov8_like
 
 pytestmark = pytest.mark.slow
 
-LATENCY_SCENARIOS = ("baseline", "transport", "worker_only", "fleet", "fleet_stream", "baseline_end")
+LATENCY_SCENARIOS = ("baseline", "transport", "worker_only", "fleet", "fleet_stream", "http", "oip", "baseline_end")
 
 
 @pytest.fixture(scope="module")

@@ -8,38 +8,61 @@ import pytest
 import redis
 
 from services.cache import FleetCache
-from services.cache.api_keys import hash_api_key
+from fleet.keys import hash_api_key
 from services.cache.embedded import EmbeddedRedis
+from services.cache.registry_records import Invalidation, PrincipalRecord
 from services.common.errors import CacheUnavailable
 
 
-async def test_api_keys_are_stored_only_as_hashes(cache: FleetCache, redis_url: str, namespace: str) -> None:
+async def test_principals_are_cached_only_by_hash_with_a_ttl(cache: FleetCache, redis_url: str,
+                                                              namespace: str) -> None:
     key = "fk_secret_value"
-    await cache.api_keys.put(hash_api_key(key), "demo")
-    await cache.auth.put(hash_api_key(key), "demo", ttl_s=60)
-    assert await cache.api_keys.workspace_for(hash_api_key(key)) == "demo"
-    assert await cache.auth.get(hash_api_key(key)) == "demo"
+    await cache.registry.put_principal(hash_api_key(key), PrincipalRecord("demo", "key_1"), ttl_s=60)
+    assert await cache.registry.principal(hash_api_key(key)) == PrincipalRecord("demo", "key_1")
     raw = redis.Redis.from_url(redis_url)
     keys = [k.decode() for k in raw.scan_iter(f"{namespace}:*")]
     assert keys and all(key not in k for k in keys)
     assert all(key.encode() not in (raw.get(k) or b"") for k in keys)
-    assert 0 < raw.ttl(f"{namespace}:auth:{hash_api_key(key)}") <= 60
+    assert 0 < raw.ttl(f"{namespace}:reg:key:{hash_api_key(key)}") <= 60
 
 
 async def test_keys_refuse_anything_but_a_hash(cache: FleetCache) -> None:
     with pytest.raises(ValueError):
-        await cache.api_keys.put("plaintext-key", "demo")
+        await cache.registry.put_principal("plaintext-key", PrincipalRecord("demo", "k"), ttl_s=60)
 
 
-async def test_model_metadata_and_aliases(cache: FleetCache) -> None:
-    await cache.models.put("a/1", b"{record a}", aliases=("alpha",))
-    await cache.models.put("b/2", b"{record b}")
-    assert await cache.models.get("a/1") == b"{record a}"
-    assert await cache.models.resolve_alias("alpha") == "a/1"
-    assert await cache.models.ids() == ["a/1", "b/2"]
-    assert await cache.models.get_many(["b/2", "zzz/1"]) == [b"{record b}", None]
-    await cache.models.delete("a/1", aliases=("alpha",))
-    assert await cache.models.get("a/1") is None and await cache.models.resolve_alias("alpha") is None
+async def test_invalidation_deletes_tombstones_and_announces(cache: FleetCache) -> None:
+    got: list[Invalidation] = []
+    listener = cache.invalidation_listener(got.append)
+    listener.start()
+    try:
+        await asyncio.wait_for(listener.subscribed.wait(), 5)
+        await cache.registry.put_model("a/1", b"{record}", ttl_s=60)
+        await cache.registry.put_alias("demo", "alpha", "a/1", ttl_s=60)
+        await cache.registry.put_latest("a", "demo", "a/1", ttl_s=60)
+        assert await cache.registry.model("a/1") == b"{record}"
+        assert await cache.registry.latest("a", "demo") == "a/1"
+        sent = [Invalidation("model", model_id="a/1"), Invalidation("alias", workspace="demo", alias="alpha")]
+        await cache.registry.invalidate(sent)
+        assert await cache.registry.model("a/1") is None and await cache.registry.alias("demo", "alpha") is None
+        assert await cache.registry.latest("a", "demo") is None  # a model change may move <project>/latest
+        # A reader that fetched the old row before the write cannot put it back for a few seconds.
+        await cache.registry.put_model("a/1", b"{old}", ttl_s=60)
+        assert await cache.registry.model("a/1") is None
+        for _ in range(100):
+            if len(got) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert got == sent
+    finally:
+        await listener.close()
+
+
+def test_invalidation_codec_round_trips_and_refuses_unknown_kinds() -> None:
+    inv = Invalidation("key", key_sha256="ab" * 32)
+    assert Invalidation.decode(inv.encode()) == inv
+    with pytest.raises(ValueError):
+        Invalidation.decode(b'{"kind": "everything"}')
 
 
 async def test_inference_log_is_a_sorted_set_per_worker_and_model(cache: FleetCache, redis_url: str,
@@ -74,12 +97,40 @@ async def test_redis_down_is_cache_unavailable_and_recovers(own_redis: EmbeddedR
     fc = FleetCache.from_url(own_redis.url, timeout_s=0.5)
     restarted = EmbeddedRedis(port=own_redis.port)
     try:
-        await fc.models.put("a/1", b"x")
+        await fc.registry.put_model("a/1", b"x", ttl_s=60)
         own_redis.stop()
         with pytest.raises(CacheUnavailable, match="Redis is unavailable"):
-            await fc.models.get("a/1")
+            await fc.registry.model("a/1")
         restarted.start()  # same port, empty data
-        assert await fc.models.get("a/1") is None
+        assert await fc.registry.model("a/1") is None
     finally:
         restarted.stop()
+        await fc.close()
+
+
+async def test_the_listener_resubscribes_when_redis_comes_back(own_redis: EmbeddedRedis) -> None:
+    fc = FleetCache.from_url(own_redis.url, timeout_s=0.5, namespace="t")
+    got: list[Invalidation] = []
+    resubscribed: list[bool] = []
+    listener = fc.invalidation_listener(got.append, lambda: resubscribed.append(True))
+    listener.start()
+    try:
+        await asyncio.wait_for(listener.subscribed.wait(), 5)
+        own_redis.stop()
+        for _ in range(100):
+            if not listener.subscribed.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert not listener.subscribed.is_set()
+        own_redis.start()  # same port, empty
+        await asyncio.wait_for(listener.subscribed.wait(), 10)
+        assert resubscribed == [True]  # the owner is told messages may have been missed
+        await fc.registry.invalidate([Invalidation("key", key_sha256="cd" * 32)])
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.02)
+        assert got == [Invalidation("key", key_sha256="cd" * 32)]
+    finally:
+        await listener.close()
         await fc.close()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.channels import insecure_channel
+from services.common.channels import open_channel
 from services.common.context import current_request_id
 from services.common.rpc import outgoing_metadata, rpc
 from services.common.errors import ModelNotFound
@@ -97,7 +97,7 @@ async def test_request_id_is_echoed_and_follows_outgoing_calls(running) -> None:
     inner = await running(_service({"Echo": echo}))
 
     async def relay(request: bytes, context) -> bytes:
-        channel = insecure_channel(f"127.0.0.1:{inner.port}", 1 << 20)
+        channel = open_channel(f"127.0.0.1:{inner.port}", 1 << 20)
         try:
             return await channel.unary_unary("/test.Svc/Echo")(b"", metadata=outgoing_metadata())
         finally:

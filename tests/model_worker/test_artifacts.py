@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.common.errors import InvalidArgument, ModelPackageError, Unavailable
+from services.model_worker.artifact_policy import ArtifactPolicy
 from services.model_worker.artifacts import ArtifactStore
 from tests.artifact_server import artifact_server
 
@@ -113,7 +114,7 @@ async def test_paths_cannot_be_steered(tmp_path: Path) -> None:
 
 
 async def test_local_files_are_verified_in_place(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path / "cache")
+    store = ArtifactStore(tmp_path / "cache", policy=ArtifactPolicy(roots=(tmp_path,)))
     local = tmp_path / "model.onnx"
     local.write_bytes(BODY)
     assert await store.fetch(local.as_uri(), SHA) == local
@@ -122,3 +123,66 @@ async def test_local_files_are_verified_in_place(tmp_path: Path) -> None:
         await store.fetch(local.as_uri(), SHA)
     with pytest.raises(ModelPackageError, match="does not exist"):
         await store.fetch((tmp_path / "nope.onnx").as_uri(), SHA)
+
+
+async def test_local_artifacts_only_under_the_configured_roots(tmp_path: Path) -> None:
+    root, outside = tmp_path / "models", tmp_path / "elsewhere"
+    root.mkdir(), outside.mkdir()
+    (root / "m.onnx").write_bytes(BODY)
+    (outside / "m.onnx").write_bytes(BODY)
+    (root / "link.onnx").symlink_to(outside / "m.onnx")  # inside by name, outside once resolved
+    store = ArtifactStore(tmp_path / "cache", policy=ArtifactPolicy(roots=(root,)))
+    assert await store.fetch((root / "m.onnx").as_uri(), SHA) == root / "m.onnx"
+    refused = [(outside / "m.onnx").as_uri(), (root / "link.onnx").as_uri(), f"file://{root}/../elsewhere/m.onnx",
+               "file:///etc/passwd", f"file://otherhost{root}/m.onnx"]
+    for uri in refused:
+        with pytest.raises(ModelPackageError, match="not allowed on this worker") as err:
+            await store.fetch(uri, SHA)
+        assert str(tmp_path) not in err.value.message and "passwd" not in err.value.message  # no paths to callers
+    with pytest.raises(ModelPackageError, match="not allowed"):  # no roots: no local artifacts at all
+        await ArtifactStore(tmp_path / "cache").fetch((root / "m.onnx").as_uri(), SHA)
+
+
+async def test_schemes_and_download_hosts_are_allow_listed_redirects_included(tmp_path: Path) -> None:
+    with artifact_server() as server:
+        server.files["/m.onnx"] = BODY
+        url = server.url("/m.onnx")
+        only_https = ArtifactStore(tmp_path / "a", policy=ArtifactPolicy(schemes=frozenset({"https"})))
+        with pytest.raises(ModelPackageError, match="FLEET_WORKER_ARTIFACT_SCHEMES"):
+            await only_https.fetch(url, SHA)
+        other_host = ArtifactStore(tmp_path / "b", policy=ArtifactPolicy(hosts=("models.example.com",)))
+        with pytest.raises(ModelPackageError, match="FLEET_WORKER_ARTIFACT_HOSTS"):
+            await other_host.fetch(url, SHA)
+        allowed = ArtifactStore(tmp_path / "c", policy=ArtifactPolicy(hosts=("127.0.0.1",)))
+        assert (await allowed.fetch(url, SHA)).read_bytes() == BODY
+        # A redirect to a host off the list is refused at that hop, before it is requested.
+        with artifact_server() as elsewhere:
+            elsewhere.files["/m.onnx"] = BODY
+            server.redirects["/hop.onnx"] = elsewhere.url("/m.onnx").replace("127.0.0.1", "localhost")
+            with pytest.raises(ModelPackageError, match="FLEET_WORKER_ARTIFACT_HOSTS"):
+                await ArtifactStore(tmp_path / "d", policy=ArtifactPolicy(hosts=("127.0.0.1",))).fetch(
+                    server.url("/hop.onnx"), SHA)
+            assert elsewhere.gets["/m.onnx"] == 0
+            assert (await ArtifactStore(tmp_path / "e").fetch(server.url("/hop.onnx"), SHA)).read_bytes() == BODY
+        for store in (only_https, other_host, allowed):
+            await store.close()
+
+
+def test_host_patterns() -> None:
+    policy = ArtifactPolicy(hosts=(".example.com", "models.internal"))
+    for host in ("example.com", "a.example.com", "a.b.example.com", "MODELS.internal"):
+        policy.check_host(host, "uri")
+    for host in ("badexample.com", "example.com.evil", "internal", "x.models.internal"):
+        with pytest.raises(ModelPackageError):
+            policy.check_host(host, "uri")
+
+
+def test_a_local_fleet_lets_workers_read_exactly_its_catalogs_packages(tmp_path: Path) -> None:
+    from fleet.paths import MODELS_DIR
+    from services.local.processes import artifact_roots
+    from tests.conftest import write_catalog
+
+    (tmp_path / "pkgs" / "a").mkdir(parents=True)
+    catalog = write_catalog(tmp_path / "catalog.yaml", [{"id": "a/1", "workspace": "demo", "package": "pkgs/a"}])
+    assert artifact_roots(catalog, [tmp_path / "more"]) == sorted(
+        {(tmp_path / "pkgs" / "a").resolve(), MODELS_DIR.resolve(), (tmp_path / "more").resolve()})

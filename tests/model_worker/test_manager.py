@@ -16,6 +16,7 @@ import pytest
 from services.common.errors import ModelLoadError, ModelPackageError
 from services.common.model_record import ModelRecord
 from services.common.model_spec import ModelSpec
+from services.model_worker.artifact_policy import ArtifactPolicy
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.manager import ManagerLimits, ModelManager
 from services.model_worker.runtime import RuntimeOptions
@@ -41,7 +42,7 @@ async def make_manager(tmp_path: Path) -> AsyncIterator:
 
     def make(**limits: object) -> ModelManager:
         free = limits.pop("free_fraction", None)
-        m = ModelManager(ArtifactStore(tmp_path / "cache"), RuntimeOptions(intra_op_threads=1),
+        m = ModelManager(ArtifactStore(tmp_path / "cache", policy=ArtifactPolicy(roots=(tmp_path,))), RuntimeOptions(intra_op_threads=1),
                          ManagerLimits(**limits), pools[0], pools[1], free_fraction=free)
         managers.append(m)
         return m

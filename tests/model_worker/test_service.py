@@ -25,7 +25,10 @@ from services.common.model_spec import ModelSpec
 from services.common.server import Runner
 from services.model_worker.server import build
 from services.model_worker.settings import WorkerSettings
+from services.common.errors import ModelNotFound
+from tests.conftest import write_catalog
 from tests.onnx_factory import write_package, yolov8_like
+from tests.registry_harness import start_registry
 
 RNG = np.random.default_rng(0)
 PIXELS = RNG.integers(0, 255, (120, 200, 3), dtype=np.uint8)
@@ -76,10 +79,13 @@ class WorkerHarness:
 async def start_worker(tmp_path: Path, redis_url: str, namespace: str, **settings: object) -> WorkerHarness:
     s = WorkerSettings(port=0, metrics_port=0, redis_url=redis_url, redis_namespace=namespace,
                        model_cache_dir=str(tmp_path / "cache"), worker_id="w-test", heartbeat_interval_s=0.2,
-                       ort_intra_op_threads=1,
-                       **settings)
+                       ort_intra_op_threads=1, **{"artifact_roots": str(tmp_path), **settings})
     runner = Runner(build(s))
-    await runner.start()
+    try:
+        await runner.start()
+    except BaseException:
+        await runner.stop()
+        raise
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}")
     return WorkerHarness(runner, worker_pb2_grpc.ModelWorkerServiceStub(channel), tmp_path / "cache")
 
@@ -121,6 +127,15 @@ async def test_bad_input_gets_a_clear_status_and_the_worker_keeps_serving(
          grpc.StatusCode.INVALID_ARGUMENT, "max_detections"),
         ("unknown class filter", good, inference_pb2.Image(encoded=PNG), {"class_filter": ["dog"]},
          grpc.StatusCode.INVALID_ARGUMENT, "not classes of this model"),
+        ("many unknown classes", good, inference_pb2.Image(encoded=PNG),
+         {"class_filter": [f"name-{i}-{'x' * 60}" for i in range(3000)]}, grpc.StatusCode.INVALID_ARGUMENT,
+         "3000 unknown classes: 'name-0-"),
+        ("a URL with a bad port", good, inference_pb2.Image(url="http://127.0.0.1:99999/"), {},
+         grpc.StatusCode.INVALID_ARGUMENT, "port 99999"),
+        ("a URL with a bad host", good, inference_pb2.Image(url="http://[::1/"), {},
+         grpc.StatusCode.INVALID_ARGUMENT, "malformed"),
+        ("an artifact outside the roots", _moved(good, "elsewhere/1", "file:///etc/hostname"),
+         inference_pb2.Image(encoded=PNG), {}, grpc.StatusCode.FAILED_PRECONDITION, "not allowed on this worker"),
         ("sha256 mismatch", _with_sha(good, "tampered/1"), inference_pb2.Image(encoded=PNG), {}, grpc.StatusCode.FAILED_PRECONDITION, "expects"),
         ("not ONNX", descriptor(junk_pkg, "junk/1"), inference_pb2.Image(encoded=PNG), {},
          grpc.StatusCode.FAILED_PRECONDITION, "could not open"),
@@ -132,11 +147,19 @@ async def test_bad_input_gets_a_clear_status_and_the_worker_keeps_serving(
             await harness.infer(model, image, **params)
         assert err.value.code() == code, name
         assert message in err.value.details(), f"{name}: {err.value.details()}"
+        assert len(err.value.details()) <= 512 and str(tmp_path) not in err.value.details(), name
         ok = await harness.infer(good, inference_pb2.Image(encoded=PNG))
         assert (ok.image_width, ok.image_height) == (200, 120), name
     assert [m.model_id for m in harness.worker.manager.models()] == ["good/1"]
     cached = sorted(p.name for p in harness.cache_dir.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
     assert cached == []  # file:// artifacts are verified in place; nothing bad was kept
+
+
+def _moved(model: descriptor_pb2.ModelDescriptor, model_id: str, uri: str) -> descriptor_pb2.ModelDescriptor:
+    moved = descriptor_pb2.ModelDescriptor()
+    moved.CopyFrom(model)
+    moved.model_id, moved.artifact_uri = model_id, uri
+    return moved
 
 
 def _with_sha(model: descriptor_pb2.ModelDescriptor, model_id: str) -> descriptor_pb2.ModelDescriptor:
@@ -206,16 +229,24 @@ async def test_redis_down_never_fails_an_inference(tmp_path: Path, own_redis, go
 
 
 async def test_preloaded_models_are_pinned_before_the_worker_is_ready(tmp_path: Path, redis_url: str,
-                                                                      namespace: str, cache: FleetCache) -> None:
+                                                                      namespace: str) -> None:
     pkg = write_package(tmp_path / "pre", yolov8_like())
-    record = descriptors.from_proto(descriptor(pkg, "pre/1"))
-    await cache.models.put("pre/1", record.to_bytes(), aliases=("preloaded",))
-    h = await start_worker(tmp_path, redis_url, namespace, preload="preloaded", max_active_models=1)
+    catalog = write_catalog(tmp_path / "catalog.yaml", [
+        {"id": "pre/1", "workspace": "demo", "package": str(pkg), "aliases": ["preloaded"]}])
+    registry = await start_registry(tmp_path, redis_url, namespace, catalog)
     try:
-        [model] = h.worker.manager.models()
-        assert model.model_id == "pre/1" and model.pinned
-        await h.infer(descriptor(write_package(tmp_path / "other", yolov8_like(seed=3)), "other/1"),
-                      inference_pb2.Image(encoded=PNG))
-        assert "pre/1" in [m.model_id for m in h.worker.manager.models()]  # pinned: not evicted
+        h = await start_worker(tmp_path, redis_url, namespace, preload="preloaded", preload_workspace="demo",
+                               max_active_models=1, registry_address=f"127.0.0.1:{registry.port}")
+        try:
+            [model] = h.worker.manager.models()
+            assert model.model_id == "pre/1" and model.pinned
+            await h.infer(descriptor(write_package(tmp_path / "other", yolov8_like(seed=3)), "other/1"),
+                          inference_pb2.Image(encoded=PNG))
+            assert "pre/1" in [m.model_id for m in h.worker.manager.models()]  # pinned: not evicted
+        finally:
+            await h.runner.stop()
+        with pytest.raises(ModelNotFound, match="preload"):  # another workspace's private model: not found
+            await start_worker(tmp_path, redis_url, namespace, preload="pre/1", preload_workspace="other",
+                               registry_address=f"127.0.0.1:{registry.port}")
     finally:
-        await h.runner.stop()
+        await registry.stop()

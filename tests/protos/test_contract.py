@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("package", ["fleet/v1", "fleet/internal/v1"])
+@pytest.mark.parametrize("package", ["fleet/v1", "fleet/internal/v1", "fleet_oip/v2"])
 def test_committed_stubs_match_the_protos(tmp_path: Path, package: str) -> None:
     subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_protos.py"), "--out", str(tmp_path)], check=True)
     generated = sorted(p.name for p in (tmp_path / package).iterdir() if p.suffix in (".py", ".pyi"))
@@ -41,3 +41,18 @@ def test_stubs_import_and_expose_the_services() -> None:
         "Infer", "InferStream", "AddModel", "RemoveModel", "ClearModels", "DescribeModels", "GetServerInfo"}
     assert "ResolveModel" in registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name
     assert "LoadModel" in worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].methods_by_name
+
+
+def test_the_admin_plane_is_public_and_mirrored_internally() -> None:
+    from fleet.internal.v1 import registry_pb2
+    from fleet.v1 import admin_pb2
+
+    public = set(admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods_by_name)
+    assert public == {"ApplyCatalog", "RegisterModel", "DeleteModel", "ListModels", "SetAlias", "DeleteAlias",
+                      "CreateApiKey", "ListApiKeys", "RevokeApiKey"}
+    internal = registry_pb2.DESCRIPTOR.services_by_name["RegistryAdminService"].methods_by_name
+    assert set(internal) == public
+    for name, method in internal.items():  # each internal message wraps the public one
+        assert method.input_type.fields_by_name["request"].message_type.full_name == f"fleet.v1.{name}Request"
+    # The registry's data plane no longer takes registrations naming their own workspace.
+    assert "RegisterModel" not in registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name

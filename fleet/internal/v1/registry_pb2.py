@@ -23,35 +23,66 @@ _sym_db = _symbol_database.Default()
 
 
 from fleet.internal.v1 import descriptor_pb2 as fleet_dot_internal_dot_v1_dot_descriptor__pb2
+from fleet.v1 import admin_pb2 as fleet_dot_v1_dot_admin__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n fleet/internal/v1/registry.proto\x12\x11\x66leet.internal.v1\x1a\"fleet/internal/v1/descriptor.proto\":\n\x13ResolveModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\"I\n\x14ResolveModelResponse\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\"M\n\x11ListModelsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"a\n\x12ListModelsResponse\x12\x32\n\x06models\x18\x01 \x03(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x14RegisterModelRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\x0f\n\x07replace\x18\x02 \x01(\x08\"J\n\x15RegisterModelResponse\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\"9\n\x12\x44\x65leteModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteModelResponse\"-\n\x13\x41uthenticateRequest\x12\x16\n\x0e\x61pi_key_sha256\x18\x01 \x01(\t\")\n\x14\x41uthenticateResponse\x12\x11\n\tworkspace\x18\x01 \x01(\t2\xf0\x03\n\x0fRegistryService\x12_\n\x0cResolveModel\x12&.fleet.internal.v1.ResolveModelRequest\x1a\'.fleet.internal.v1.ResolveModelResponse\x12Y\n\nListModels\x12$.fleet.internal.v1.ListModelsRequest\x1a%.fleet.internal.v1.ListModelsResponse\x12\x62\n\rRegisterModel\x12\'.fleet.internal.v1.RegisterModelRequest\x1a(.fleet.internal.v1.RegisterModelResponse\x12\\\n\x0b\x44\x65leteModel\x12%.fleet.internal.v1.DeleteModelRequest\x1a&.fleet.internal.v1.DeleteModelResponse\x12_\n\x0c\x41uthenticate\x12&.fleet.internal.v1.AuthenticateRequest\x1a\'.fleet.internal.v1.AuthenticateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n fleet/internal/v1/registry.proto\x12\x11\x66leet.internal.v1\x1a\"fleet/internal/v1/descriptor.proto\x1a\x14\x66leet/v1/admin.proto\":\n\x13ResolveModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\"I\n\x14ResolveModelResponse\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\"M\n\x11ListModelsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"a\n\x12ListModelsResponse\x12\x32\n\x06models\x18\x01 \x03(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x13\x41uthenticateRequest\x12\x16\n\x0e\x61pi_key_sha256\x18\x01 \x01(\t\"H\n\x14\x41uthenticateResponse\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\r\n\x05\x61\x64min\x18\x03 \x01(\x08\"Y\n\'RegistryAdminServiceApplyCatalogRequest\x12.\n\x07request\x18\x01 \x01(\x0b\x32\x1d.fleet.v1.ApplyCatalogRequest\"\\\n(RegistryAdminServiceApplyCatalogResponse\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1e.fleet.v1.ApplyCatalogResponse\"[\n(RegistryAdminServiceRegisterModelRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.fleet.v1.RegisterModelRequest\"^\n)RegistryAdminServiceRegisterModelResponse\x12\x31\n\x08response\x18\x01 \x01(\x0b\x32\x1f.fleet.v1.RegisterModelResponse\"W\n&RegistryAdminServiceDeleteModelRequest\x12-\n\x07request\x18\x01 \x01(\x0b\x32\x1c.fleet.v1.DeleteModelRequest\"Z\n\'RegistryAdminServiceDeleteModelResponse\x12/\n\x08response\x18\x01 \x01(\x0b\x32\x1d.fleet.v1.DeleteModelResponse\"U\n%RegistryAdminServiceListModelsRequest\x12,\n\x07request\x18\x01 \x01(\x0b\x32\x1b.fleet.v1.ListModelsRequest\"X\n&RegistryAdminServiceListModelsResponse\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1c.fleet.v1.ListModelsResponse\"Q\n#RegistryAdminServiceSetAliasRequest\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.fleet.v1.SetAliasRequest\"T\n$RegistryAdminServiceSetAliasResponse\x12,\n\x08response\x18\x01 \x01(\x0b\x32\x1a.fleet.v1.SetAliasResponse\"W\n&RegistryAdminServiceDeleteAliasRequest\x12-\n\x07request\x18\x01 \x01(\x0b\x32\x1c.fleet.v1.DeleteAliasRequest\"Z\n\'RegistryAdminServiceDeleteAliasResponse\x12/\n\x08response\x18\x01 \x01(\x0b\x32\x1d.fleet.v1.DeleteAliasResponse\"Y\n\'RegistryAdminServiceCreateApiKeyRequest\x12.\n\x07request\x18\x01 \x01(\x0b\x32\x1d.fleet.v1.CreateApiKeyRequest\"\\\n(RegistryAdminServiceCreateApiKeyResponse\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1e.fleet.v1.CreateApiKeyResponse\"W\n&RegistryAdminServiceListApiKeysRequest\x12-\n\x07request\x18\x01 \x01(\x0b\x32\x1c.fleet.v1.ListApiKeysRequest\"Z\n\'RegistryAdminServiceListApiKeysResponse\x12/\n\x08response\x18\x01 \x01(\x0b\x32\x1d.fleet.v1.ListApiKeysResponse\"Y\n\'RegistryAdminServiceRevokeApiKeyRequest\x12.\n\x07request\x18\x01 \x01(\x0b\x32\x1d.fleet.v1.RevokeApiKeyRequest\"\\\n(RegistryAdminServiceRevokeApiKeyResponse\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1e.fleet.v1.RevokeApiKeyResponse2\xae\x02\n\x0fRegistryService\x12_\n\x0cResolveModel\x12&.fleet.internal.v1.ResolveModelRequest\x1a\'.fleet.internal.v1.ResolveModelResponse\x12Y\n\nListModels\x12$.fleet.internal.v1.ListModelsRequest\x1a%.fleet.internal.v1.ListModelsResponse\x12_\n\x0c\x41uthenticate\x12&.fleet.internal.v1.AuthenticateRequest\x1a\'.fleet.internal.v1.AuthenticateResponse2\xd7\t\n\x14RegistryAdminService\x12\x87\x01\n\x0c\x41pplyCatalog\x12:.fleet.internal.v1.RegistryAdminServiceApplyCatalogRequest\x1a;.fleet.internal.v1.RegistryAdminServiceApplyCatalogResponse\x12\x8a\x01\n\rRegisterModel\x12;.fleet.internal.v1.RegistryAdminServiceRegisterModelRequest\x1a<.fleet.internal.v1.RegistryAdminServiceRegisterModelResponse\x12\x84\x01\n\x0b\x44\x65leteModel\x12\x39.fleet.internal.v1.RegistryAdminServiceDeleteModelRequest\x1a:.fleet.internal.v1.RegistryAdminServiceDeleteModelResponse\x12\x81\x01\n\nListModels\x12\x38.fleet.internal.v1.RegistryAdminServiceListModelsRequest\x1a\x39.fleet.internal.v1.RegistryAdminServiceListModelsResponse\x12{\n\x08SetAlias\x12\x36.fleet.internal.v1.RegistryAdminServiceSetAliasRequest\x1a\x37.fleet.internal.v1.RegistryAdminServiceSetAliasResponse\x12\x84\x01\n\x0b\x44\x65leteAlias\x12\x39.fleet.internal.v1.RegistryAdminServiceDeleteAliasRequest\x1a:.fleet.internal.v1.RegistryAdminServiceDeleteAliasResponse\x12\x87\x01\n\x0c\x43reateApiKey\x12:.fleet.internal.v1.RegistryAdminServiceCreateApiKeyRequest\x1a;.fleet.internal.v1.RegistryAdminServiceCreateApiKeyResponse\x12\x84\x01\n\x0bListApiKeys\x12\x39.fleet.internal.v1.RegistryAdminServiceListApiKeysRequest\x1a:.fleet.internal.v1.RegistryAdminServiceListApiKeysResponse\x12\x87\x01\n\x0cRevokeApiKey\x12:.fleet.internal.v1.RegistryAdminServiceRevokeApiKeyRequest\x1a;.fleet.internal.v1.RegistryAdminServiceRevokeApiKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fleet.internal.v1.registry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESOLVEMODELREQUEST']._serialized_start=91
-  _globals['_RESOLVEMODELREQUEST']._serialized_end=149
-  _globals['_RESOLVEMODELRESPONSE']._serialized_start=151
-  _globals['_RESOLVEMODELRESPONSE']._serialized_end=224
-  _globals['_LISTMODELSREQUEST']._serialized_start=226
-  _globals['_LISTMODELSREQUEST']._serialized_end=303
-  _globals['_LISTMODELSRESPONSE']._serialized_start=305
-  _globals['_LISTMODELSRESPONSE']._serialized_end=402
-  _globals['_REGISTERMODELREQUEST']._serialized_start=404
-  _globals['_REGISTERMODELREQUEST']._serialized_end=494
-  _globals['_REGISTERMODELRESPONSE']._serialized_start=496
-  _globals['_REGISTERMODELRESPONSE']._serialized_end=570
-  _globals['_DELETEMODELREQUEST']._serialized_start=572
-  _globals['_DELETEMODELREQUEST']._serialized_end=629
-  _globals['_DELETEMODELRESPONSE']._serialized_start=631
-  _globals['_DELETEMODELRESPONSE']._serialized_end=652
-  _globals['_AUTHENTICATEREQUEST']._serialized_start=654
-  _globals['_AUTHENTICATEREQUEST']._serialized_end=699
-  _globals['_AUTHENTICATERESPONSE']._serialized_start=701
-  _globals['_AUTHENTICATERESPONSE']._serialized_end=742
-  _globals['_REGISTRYSERVICE']._serialized_start=745
-  _globals['_REGISTRYSERVICE']._serialized_end=1241
+  _globals['_RESOLVEMODELREQUEST']._serialized_start=113
+  _globals['_RESOLVEMODELREQUEST']._serialized_end=171
+  _globals['_RESOLVEMODELRESPONSE']._serialized_start=173
+  _globals['_RESOLVEMODELRESPONSE']._serialized_end=246
+  _globals['_LISTMODELSREQUEST']._serialized_start=248
+  _globals['_LISTMODELSREQUEST']._serialized_end=325
+  _globals['_LISTMODELSRESPONSE']._serialized_start=327
+  _globals['_LISTMODELSRESPONSE']._serialized_end=424
+  _globals['_AUTHENTICATEREQUEST']._serialized_start=426
+  _globals['_AUTHENTICATEREQUEST']._serialized_end=471
+  _globals['_AUTHENTICATERESPONSE']._serialized_start=473
+  _globals['_AUTHENTICATERESPONSE']._serialized_end=545
+  _globals['_REGISTRYADMINSERVICEAPPLYCATALOGREQUEST']._serialized_start=547
+  _globals['_REGISTRYADMINSERVICEAPPLYCATALOGREQUEST']._serialized_end=636
+  _globals['_REGISTRYADMINSERVICEAPPLYCATALOGRESPONSE']._serialized_start=638
+  _globals['_REGISTRYADMINSERVICEAPPLYCATALOGRESPONSE']._serialized_end=730
+  _globals['_REGISTRYADMINSERVICEREGISTERMODELREQUEST']._serialized_start=732
+  _globals['_REGISTRYADMINSERVICEREGISTERMODELREQUEST']._serialized_end=823
+  _globals['_REGISTRYADMINSERVICEREGISTERMODELRESPONSE']._serialized_start=825
+  _globals['_REGISTRYADMINSERVICEREGISTERMODELRESPONSE']._serialized_end=919
+  _globals['_REGISTRYADMINSERVICEDELETEMODELREQUEST']._serialized_start=921
+  _globals['_REGISTRYADMINSERVICEDELETEMODELREQUEST']._serialized_end=1008
+  _globals['_REGISTRYADMINSERVICEDELETEMODELRESPONSE']._serialized_start=1010
+  _globals['_REGISTRYADMINSERVICEDELETEMODELRESPONSE']._serialized_end=1100
+  _globals['_REGISTRYADMINSERVICELISTMODELSREQUEST']._serialized_start=1102
+  _globals['_REGISTRYADMINSERVICELISTMODELSREQUEST']._serialized_end=1187
+  _globals['_REGISTRYADMINSERVICELISTMODELSRESPONSE']._serialized_start=1189
+  _globals['_REGISTRYADMINSERVICELISTMODELSRESPONSE']._serialized_end=1277
+  _globals['_REGISTRYADMINSERVICESETALIASREQUEST']._serialized_start=1279
+  _globals['_REGISTRYADMINSERVICESETALIASREQUEST']._serialized_end=1360
+  _globals['_REGISTRYADMINSERVICESETALIASRESPONSE']._serialized_start=1362
+  _globals['_REGISTRYADMINSERVICESETALIASRESPONSE']._serialized_end=1446
+  _globals['_REGISTRYADMINSERVICEDELETEALIASREQUEST']._serialized_start=1448
+  _globals['_REGISTRYADMINSERVICEDELETEALIASREQUEST']._serialized_end=1535
+  _globals['_REGISTRYADMINSERVICEDELETEALIASRESPONSE']._serialized_start=1537
+  _globals['_REGISTRYADMINSERVICEDELETEALIASRESPONSE']._serialized_end=1627
+  _globals['_REGISTRYADMINSERVICECREATEAPIKEYREQUEST']._serialized_start=1629
+  _globals['_REGISTRYADMINSERVICECREATEAPIKEYREQUEST']._serialized_end=1718
+  _globals['_REGISTRYADMINSERVICECREATEAPIKEYRESPONSE']._serialized_start=1720
+  _globals['_REGISTRYADMINSERVICECREATEAPIKEYRESPONSE']._serialized_end=1812
+  _globals['_REGISTRYADMINSERVICELISTAPIKEYSREQUEST']._serialized_start=1814
+  _globals['_REGISTRYADMINSERVICELISTAPIKEYSREQUEST']._serialized_end=1901
+  _globals['_REGISTRYADMINSERVICELISTAPIKEYSRESPONSE']._serialized_start=1903
+  _globals['_REGISTRYADMINSERVICELISTAPIKEYSRESPONSE']._serialized_end=1993
+  _globals['_REGISTRYADMINSERVICEREVOKEAPIKEYREQUEST']._serialized_start=1995
+  _globals['_REGISTRYADMINSERVICEREVOKEAPIKEYREQUEST']._serialized_end=2084
+  _globals['_REGISTRYADMINSERVICEREVOKEAPIKEYRESPONSE']._serialized_start=2086
+  _globals['_REGISTRYADMINSERVICEREVOKEAPIKEYRESPONSE']._serialized_end=2178
+  _globals['_REGISTRYSERVICE']._serialized_start=2181
+  _globals['_REGISTRYSERVICE']._serialized_end=2483
+  _globals['_REGISTRYADMINSERVICE']._serialized_start=2486
+  _globals['_REGISTRYADMINSERVICE']._serialized_end=3725
 # @@protoc_insertion_point(module_scope)

@@ -27,6 +27,8 @@ if _version_not_supported:
 
 class RegistryServiceStub(object):
     """Internal: model metadata, aliases, workspaces and API keys (stored as sha256 hashes).
+    The caller (a gateway or worker) has authenticated its own caller; the workspace it sends is the
+    one derived from that caller's credential.
     """
 
     def __init__(self, channel):
@@ -45,16 +47,6 @@ class RegistryServiceStub(object):
                 request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
-        self.RegisterModel = channel.unary_unary(
-                '/fleet.internal.v1.RegistryService/RegisterModel',
-                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelRequest.SerializeToString,
-                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelResponse.FromString,
-                _registered_method=True)
-        self.DeleteModel = channel.unary_unary(
-                '/fleet.internal.v1.RegistryService/DeleteModel',
-                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
-                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelResponse.FromString,
-                _registered_method=True)
         self.Authenticate = channel.unary_unary(
                 '/fleet.internal.v1.RegistryService/Authenticate',
                 request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateRequest.SerializeToString,
@@ -64,10 +56,12 @@ class RegistryServiceStub(object):
 
 class RegistryServiceServicer(object):
     """Internal: model metadata, aliases, workspaces and API keys (stored as sha256 hashes).
+    The caller (a gateway or worker) has authenticated its own caller; the workspace it sends is the
+    one derived from that caller's credential.
     """
 
     def ResolveModel(self, request, context):
-        """Resolve a model id or alias for a workspace.
+        """Resolve a model id, "<project>/latest" or an alias for a workspace.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -79,20 +73,8 @@ class RegistryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RegisterModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def DeleteModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def Authenticate(self, request, context):
-        """Map an API key's hash to its workspace.
+        """Map an API key's hash to who holds it (a workspace's key, or the admin token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,16 +93,6 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ListModelsRequest.FromString,
                     response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.ListModelsResponse.SerializeToString,
             ),
-            'RegisterModel': grpc.unary_unary_rpc_method_handler(
-                    servicer.RegisterModel,
-                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelRequest.FromString,
-                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelResponse.SerializeToString,
-            ),
-            'DeleteModel': grpc.unary_unary_rpc_method_handler(
-                    servicer.DeleteModel,
-                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelRequest.FromString,
-                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelResponse.SerializeToString,
-            ),
             'Authenticate': grpc.unary_unary_rpc_method_handler(
                     servicer.Authenticate,
                     request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateRequest.FromString,
@@ -136,6 +108,8 @@ def add_RegistryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RegistryService(object):
     """Internal: model metadata, aliases, workspaces and API keys (stored as sha256 hashes).
+    The caller (a gateway or worker) has authenticated its own caller; the workspace it sends is the
+    one derived from that caller's credential.
     """
 
     @staticmethod
@@ -193,6 +167,242 @@ class RegistryService(object):
             _registered_method=True)
 
     @staticmethod
+    def Authenticate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryService/Authenticate',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class RegistryAdminServiceStub(object):
+    """Internal: the admin plane behind fleet.v1.AdminService. Every call carries
+    "x-fleet-admin-sha256: <sha256 of the admin token>" metadata, which the registry checks itself
+    (never the token): reaching this port is not enough to administer the fleet.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ApplyCatalog = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/ApplyCatalog',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceApplyCatalogRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceApplyCatalogResponse.FromString,
+                _registered_method=True)
+        self.RegisterModel = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/RegisterModel',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRegisterModelRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRegisterModelResponse.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/DeleteModel',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteModelRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteModelResponse.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/ListModels',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListModelsRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListModelsResponse.FromString,
+                _registered_method=True)
+        self.SetAlias = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/SetAlias',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceSetAliasRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceSetAliasResponse.FromString,
+                _registered_method=True)
+        self.DeleteAlias = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/DeleteAlias',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteAliasRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteAliasResponse.FromString,
+                _registered_method=True)
+        self.CreateApiKey = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/CreateApiKey',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceCreateApiKeyRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceCreateApiKeyResponse.FromString,
+                _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/ListApiKeys',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListApiKeysRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListApiKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeApiKey = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/RevokeApiKey',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyResponse.FromString,
+                _registered_method=True)
+
+
+class RegistryAdminServiceServicer(object):
+    """Internal: the admin plane behind fleet.v1.AdminService. Every call carries
+    "x-fleet-admin-sha256: <sha256 of the admin token>" metadata, which the registry checks itself
+    (never the token): reaching this port is not enough to administer the fleet.
+    """
+
+    def ApplyCatalog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAlias(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlias(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateApiKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApiKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RegistryAdminServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ApplyCatalog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyCatalog,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceApplyCatalogRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceApplyCatalogResponse.SerializeToString,
+            ),
+            'RegisterModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterModel,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRegisterModelRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRegisterModelResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteModelRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteModelResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListModelsRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListModelsResponse.SerializeToString,
+            ),
+            'SetAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAlias,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceSetAliasRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceSetAliasResponse.SerializeToString,
+            ),
+            'DeleteAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlias,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteAliasRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteAliasResponse.SerializeToString,
+            ),
+            'CreateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiKey,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceCreateApiKeyRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceCreateApiKeyResponse.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListApiKeysRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListApiKeysResponse.SerializeToString,
+            ),
+            'RevokeApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiKey,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'fleet.internal.v1.RegistryAdminService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('fleet.internal.v1.RegistryAdminService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RegistryAdminService(object):
+    """Internal: the admin plane behind fleet.v1.AdminService. Every call carries
+    "x-fleet-admin-sha256: <sha256 of the admin token>" metadata, which the registry checks itself
+    (never the token): reaching this port is not enough to administer the fleet.
+    """
+
+    @staticmethod
+    def ApplyCatalog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryAdminService/ApplyCatalog',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceApplyCatalogRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceApplyCatalogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def RegisterModel(request,
             target,
             options=(),
@@ -206,9 +416,9 @@ class RegistryService(object):
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.internal.v1.RegistryService/RegisterModel',
-            fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelRequest.SerializeToString,
-            fleet_dot_internal_dot_v1_dot_registry__pb2.RegisterModelResponse.FromString,
+            '/fleet.internal.v1.RegistryAdminService/RegisterModel',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRegisterModelRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRegisterModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -233,9 +443,9 @@ class RegistryService(object):
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.internal.v1.RegistryService/DeleteModel',
-            fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
-            fleet_dot_internal_dot_v1_dot_registry__pb2.DeleteModelResponse.FromString,
+            '/fleet.internal.v1.RegistryAdminService/DeleteModel',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteModelRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -247,7 +457,7 @@ class RegistryService(object):
             _registered_method=True)
 
     @staticmethod
-    def Authenticate(request,
+    def ListModels(request,
             target,
             options=(),
             channel_credentials=None,
@@ -260,9 +470,144 @@ class RegistryService(object):
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fleet.internal.v1.RegistryService/Authenticate',
-            fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateRequest.SerializeToString,
-            fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateResponse.FromString,
+            '/fleet.internal.v1.RegistryAdminService/ListModels',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListModelsRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryAdminService/SetAlias',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceSetAliasRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceSetAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryAdminService/DeleteAlias',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteAliasRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryAdminService/CreateApiKey',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceCreateApiKeyRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceCreateApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryAdminService/ListApiKeys',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListApiKeysRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryAdminService/RevokeApiKey',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,7 @@ whatever it arrived as (encoded bytes in any supported format, or raw pixels).
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -17,10 +18,11 @@ from services.common.errors import InvalidImage
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP"})
 
-# Register Pillow's format plugins now, not on the first request that needs them, and leave
-# pixel limits to ImageLimits (Pillow's own bomb check would hide the declared size).
+# Register Pillow's format plugins now, not on the first request that needs them. Pillow's own
+# bomb guard (Image.MAX_IMAGE_PIXELS) stays as it is for the whole process: headers are read
+# below without going through Image.open, so the declared size is checked against ImageLimits
+# (and reported) instead of being hidden by Pillow's DecompressionBombError.
 Image.init()
-Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass(frozen=True)
@@ -29,18 +31,44 @@ class ImageLimits:
     max_side: int = 16_384
 
 
+def _identify(prefix: bytes) -> str | None:
+    """The format whose signature ``prefix`` carries (by Pillow's prefix tests only, no parsing)."""
+    for fmt in Image.ID:
+        accept = Image.OPEN[fmt][1]
+        try:
+            if accept is not None and accept(prefix):
+                return fmt
+        except Exception:  # noqa: BLE001 - some prefix tests assume a longer prefix
+            continue
+    return None
+
+
+def _unrecognised() -> InvalidImage:
+    return InvalidImage(
+        f"the image bytes are not a recognisable image; supported formats are {sorted(SUPPORTED_FORMATS)}"
+    )
+
+
 def probe(data: bytes, limits: ImageLimits) -> tuple[str, int, int]:
-    """Read only the header: return (format, width, height) or raise InvalidImage."""
+    """Read only the header: return (format, width, height) or raise InvalidImage.
+
+    Only the parsers of the supported formats ever run on the bytes: other formats are named
+    from their signature and refused.
+    """
     if not data:
         raise InvalidImage("the image is empty (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            fmt, (width, height) = (img.format or "unknown"), img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise InvalidImage(
-            f"the image bytes are not a recognisable image; supported formats are {sorted(SUPPORTED_FORMATS)}"
-        ) from None
+    fmt = _identify(data[:16])
+    if fmt is None:
+        raise _unrecognised()
     if fmt not in SUPPORTED_FORMATS:
+        raise InvalidImage(f"image format {fmt} is not supported; send one of {sorted(SUPPORTED_FORMATS)}")
+    try:
+        # The plugin's own constructor reads the header, as Image.open does, minus the process-wide bomb check.
+        with Image.OPEN[fmt][0](io.BytesIO(data), None) as img:
+            fmt, (width, height) = (img.format or fmt), img.size
+    except Exception:  # noqa: BLE001 - any parser failure on hostile bytes means "not a valid image"
+        raise _unrecognised() from None
+    if fmt not in SUPPORTED_FORMATS:  # e.g. a JPEG container holding MPO
         raise InvalidImage(f"image format {fmt} is not supported; send one of {sorted(SUPPORTED_FORMATS)}")
     check_dimensions(width, height, limits)
     return fmt, width, height
@@ -60,9 +88,11 @@ def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
         )
 
 
-def decode_bytes(data: bytes, limits: ImageLimits) -> np.ndarray:
-    """Decode an encoded image (after checking its header) into RGB uint8."""
+def decode_bytes(data: bytes, limits: ImageLimits, reserve: Callable[[int], None] | None = None) -> np.ndarray:
+    """Decode an encoded image (after checking its header, and ``reserve``-ing its pixels) into RGB uint8."""
     fmt, width, height = probe(data, limits)
+    if reserve is not None:
+        reserve(width * height)
     buf = np.frombuffer(data, dtype=np.uint8)
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if bgr is None or bgr.size == 0:
@@ -70,11 +100,12 @@ def decode_bytes(data: bytes, limits: ImageLimits) -> np.ndarray:
     if bgr.shape[0] * bgr.shape[1] != width * height:
         # The decoder disagrees with the header: treat as corrupt rather than guess.
         raise InvalidImage(f"the {fmt} image is corrupt: its header and pixel data disagree")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)  # in place: one image-sized buffer, not two
 
 
 def decode_raw(
-    data: bytes, width: int, height: int, channels: int, limits: ImageLimits, *, bgr: bool = False
+    data: bytes, width: int, height: int, channels: int, limits: ImageLimits, *, bgr: bool = False,
+    reserve: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Interpret raw interleaved uint8 pixels (1, 3 or 4 channels) as an RGB image."""
     check_dimensions(width, height, limits)
@@ -85,6 +116,8 @@ def decode_raw(
         raise InvalidImage(
             f"raw image data is {len(data)} bytes but {width}x{height}x{channels} needs {expected} bytes"
         )
+    if reserve is not None:
+        reserve(width * height)
     pixels = np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)
     if channels == 1:
         return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.common.errors import InvalidArgument
+from services.common.messages import summarize
 from services.common.model_spec import ModelSpec
 
 MAX_DETECTIONS_LIMIT = 10_000
 MAX_CANDIDATES_LIMIT = 100_000
 DEFAULT_MAX_CANDIDATES = 30_000
+MAX_CLASS_FILTER = 4096  # names in one request's class_filter
+MAX_CLASS_NAME_CHARS = 256
 
 
 class MaskFormat(str, enum.Enum):
@@ -52,6 +55,12 @@ class InferenceParams:
             )
         if self.top_k is not None and self.top_k < 1:
             raise InvalidArgument(f"top_k must be at least 1, got {self.top_k}")
+        if len(self.class_filter) > MAX_CLASS_FILTER:
+            raise InvalidArgument(
+                f"class_filter has {len(self.class_filter)} names; at most {MAX_CLASS_FILTER} are accepted"
+            )
+        if any(len(name) > MAX_CLASS_NAME_CHARS for name in self.class_filter):
+            raise InvalidArgument(f"class_filter names must be at most {MAX_CLASS_NAME_CHARS} characters")
 
     def resolve(self, spec: ModelSpec) -> ResolvedParams:
         """Fill defaults from the model package and map class names to ids."""
@@ -61,8 +70,8 @@ class InferenceParams:
             unknown = sorted({name for name in self.class_filter if name not in index})
             if unknown:
                 raise InvalidArgument(
-                    f"class_filter names {unknown} are not classes of this model; "
-                    f"its classes are {list(spec.class_names)}"
+                    f"class_filter has {summarize(unknown, 'unknown class', 'unknown classes')}; they are not "
+                    f"classes of this model, which has {summarize(spec.class_names, 'class', 'classes', listed=8)}"
                 )
             allowed = np.array(sorted({index[name] for name in self.class_filter}), dtype=np.int64)
         d = spec.defaults

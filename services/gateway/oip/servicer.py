@@ -1,0 +1,100 @@
+"""inference.GRPCInferenceService (Open Inference Protocol / Triton): authenticate once, translate, delegate.
+
+Health and server metadata need no API key (like the gRPC health service); every model call takes
+the same ``authorization: Bearer <key>`` metadata as fleet.v1. Errors map to statuses through the
+same ``@rpc`` decorator as fleet.v1, with the same messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from fleet_oip.v2 import grpc_service_pb2 as pb
+from fleet_oip.v2 import grpc_service_pb2_grpc as pb_grpc
+from services.common.errors import FleetError
+from services.common.rpc import rpc, rpc_stream
+from services.gateway.auth import Authenticator
+from services.gateway.caller import Caller
+from services.gateway.oip import codec
+from services.gateway.oip.dataplane import EXTENSIONS, DataPlane
+from services.gateway.streaming import bounded_map
+
+SERVICE = "gateway"
+MAX_STREAM_IN_FLIGHT = 64
+
+
+class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, plane: DataPlane, auth: Authenticator) -> None:
+        self.plane, self.auth = plane, auth
+
+    async def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
+        return await self.auth.authenticate(context.invocation_metadata())
+
+    @rpc(SERVICE)
+    async def ServerLive(self, request, context):  # noqa: N802
+        return pb.ServerLiveResponse(live=self.plane.live())
+
+    @rpc(SERVICE)
+    async def ServerReady(self, request, context):  # noqa: N802
+        return pb.ServerReadyResponse(ready=self.plane.ready())
+
+    @rpc(SERVICE)
+    async def ServerMetadata(self, request, context):  # noqa: N802
+        return pb.ServerMetadataResponse(name=self.plane.server_name, version=self.plane.server_version,
+                                         extensions=list(EXTENSIONS))
+
+    @rpc(SERVICE)
+    async def ModelReady(self, request, context):  # noqa: N802
+        ready = await self.plane.model_ready(await self._caller(context), request.name, request.version)
+        return pb.ModelReadyResponse(ready=ready)
+
+    @rpc(SERVICE)
+    async def ModelMetadata(self, request, context):  # noqa: N802
+        meta = await self.plane.model_metadata(await self._caller(context), request.name, request.version)
+        return codec.metadata_response(meta)
+
+    async def _infer(self, caller: Caller, request: pb.ModelInferRequest, timeout_s: float | None):  # noqa: ANN202
+        result = await self.plane.infer(caller, request.model_name, request.model_version, request.id,
+                                        codec.inputs(request), codec.parameters(request.parameters),
+                                        [o.name for o in request.outputs], timeout_s)
+        return codec.infer_response(result)
+
+    @rpc(SERVICE)
+    async def ModelInfer(self, request, context):  # noqa: N802
+        return await self._infer(await self._caller(context), request, context.time_remaining())
+
+    @rpc_stream(SERVICE)
+    async def ModelStreamInfer(self, request_iterator, context):  # noqa: N802
+        caller = await self._caller(context)
+
+        async def items() -> AsyncIterator[tuple[str, pb.ModelInferRequest]]:
+            async for item in request_iterator:
+                yield item.id, item
+
+        async for request_id, outcome in bounded_map(lambda r: self._infer(caller, r, None), items(),
+                                                      MAX_STREAM_IN_FLIGHT):
+            if isinstance(outcome, FleetError):
+                yield pb.ModelStreamInferResponse(error_message=f"{outcome.code.name}: {outcome.message}",
+                                                  infer_response=pb.ModelInferResponse(id=request_id))
+            else:
+                yield pb.ModelStreamInferResponse(infer_response=outcome)
+
+    @rpc(SERVICE)
+    async def RepositoryIndex(self, request, context):  # noqa: N802
+        entries = await self.plane.index(await self._caller(context), request.ready)
+        return pb.RepositoryIndexResponse(models=[
+            pb.RepositoryIndexResponse.ModelIndex(name=e.name, version=e.version, state=e.state, reason=e.reason)
+            for e in entries
+        ])
+
+    @rpc(SERVICE)
+    async def RepositoryModelLoad(self, request, context):  # noqa: N802
+        await self.plane.load(await self._caller(context), request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    @rpc(SERVICE)
+    async def RepositoryModelUnload(self, request, context):  # noqa: N802
+        await self.plane.unload(await self._caller(context), request.model_name)
+        return pb.RepositoryModelUnloadResponse()

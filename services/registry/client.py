@@ -1,0 +1,115 @@
+"""Calls to the registry from other services (gateway, worker), failing over between its replicas.
+
+``addresses`` is a comma-separated list of ``host:port`` targets; an entry may also be a gRPC
+name such as ``dns:///registry.fleet.svc:50052`` that resolves to several replicas (the channel
+then balances over all of them). A call that finds a replica unavailable moves on to the next;
+the replica that answered is tried first next time. Statuses come back as domain errors, and no
+message names an internal address.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from fleet.internal.v1 import descriptor_pb2, registry_pb2, registry_pb2_grpc
+from services.common.channels import open_channel
+from services.common.errors import Unavailable
+from services.common.rpc import outgoing_metadata
+from services.common.rpc_errors import from_rpc_error
+from services.common.tls import ClientTls
+
+log = logging.getLogger("fleet.registry.client")
+
+CALL_TIMEOUT_S = 5.0
+ADMIN_HEADER = "x-fleet-admin-sha256"
+_RETRY_ELSEWHERE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def parse_addresses(addresses: str) -> list[str]:
+    found = [a.strip() for a in addresses.split(",") if a.strip()]
+    if not found:
+        raise ValueError("no registry address given")
+    return found
+
+
+class _Replica:
+    def __init__(self, address: str, max_message_bytes: int, tls: ClientTls | None) -> None:
+        self.address = address
+        self.channel = open_channel(address, max_message_bytes, tls)
+        self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
+        self.admin = registry_pb2_grpc.RegistryAdminServiceStub(self.channel)
+
+
+class RegistryClient:
+    def __init__(self, addresses: str, max_message_bytes: int, tls: ClientTls | None = None,
+                 timeout_s: float = CALL_TIMEOUT_S) -> None:
+        self.replicas = [_Replica(a, max_message_bytes, tls) for a in parse_addresses(addresses)]
+        self.timeout_s = timeout_s
+        self._first = 0
+
+    @property
+    def address(self) -> str:
+        return ",".join(r.address for r in self.replicas)
+
+    async def _call(self, pick, request, metadata: tuple[tuple[str, str], ...] = (),
+                    retry_deadline: bool = True):  # type: ignore[no-untyped-def]
+        """``pick(replica)`` is the stub method; tries each replica in turn while they are unavailable."""
+        count = len(self.replicas)
+        last: grpc.aio.AioRpcError | None = None
+        for step in range(count):
+            index = (self._first + step) % count
+            replica = self.replicas[index]
+            try:
+                reply = await pick(replica)(request, timeout=self.timeout_s,
+                                            metadata=outgoing_metadata() + metadata)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                if code == grpc.StatusCode.UNAVAILABLE or (retry_deadline and code in _RETRY_ELSEWHERE):
+                    last = exc
+                    log.warning("registry replica unavailable; trying the next",
+                                extra={"replica": replica.address, "code": code.name})
+                    continue
+                raise from_rpc_error(exc, "registry") from None
+            self._first = index
+            return reply
+        assert last is not None
+        if last.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise Unavailable(f"the registry did not answer in time ({count} replica(s) tried); try again shortly")
+        raise Unavailable(f"the registry is unavailable ({count} replica(s) tried); try again shortly")
+
+    async def authenticate(self, key_sha256: str) -> registry_pb2.AuthenticateResponse:
+        return await self._call(lambda r: r.registry.Authenticate,
+                                registry_pb2.AuthenticateRequest(api_key_sha256=key_sha256))
+
+    async def resolve(self, model_id: str, workspace: str) -> descriptor_pb2.ModelDescriptor:
+        reply = await self._call(lambda r: r.registry.ResolveModel,
+                                 registry_pb2.ResolveModelRequest(model_id=model_id, workspace=workspace))
+        return reply.model
+
+    async def list_models(self, workspace: str, page_size: int = 500) -> list[descriptor_pb2.ModelDescriptor]:
+        """Every model the workspace may use (its own and public ones), all pages."""
+        models: list[descriptor_pb2.ModelDescriptor] = []
+        token = ""
+        while True:
+            reply = await self._call(lambda r: r.registry.ListModels, registry_pb2.ListModelsRequest(
+                workspace=workspace, page_size=page_size, page_token=token))
+            models.extend(reply.models)
+            token = reply.next_page_token
+            if not token:
+                return models
+
+    async def admin(self, method: str, request, admin_sha256: str):  # type: ignore[no-untyped-def]
+        """Forward a fleet.v1.AdminService request to the registry's admin service; returns its response."""
+        wrapper = getattr(registry_pb2, f"RegistryAdminService{method}Request")
+        reply = await self._call(lambda r: getattr(r.admin, method), wrapper(request=request),
+                                 metadata=((ADMIN_HEADER, admin_sha256),), retry_deadline=False)
+        return reply.response
+
+    async def close(self) -> None:
+        for replica in self.replicas:
+            await replica.channel.close()
+
+
+__all__ = ["ADMIN_HEADER", "RegistryClient", "parse_addresses"]

@@ -1,0 +1,1 @@
+import tests.fuzz.strategies  # noqa: F401 - registers and loads the hypothesis profile

@@ -1,0 +1,26 @@
+"""What the gateway core shows a caller of the fleet's state: their own, or aggregate; admins everything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.gateway.caller import Caller
+from services.gateway.gateway import Gateway
+from services.gateway.workers import WorkerPool
+from tests.model_worker.test_service import start_worker
+
+
+async def test_worker_addresses_are_shown_to_admins_only(tmp_path: Path, redis_url: str, namespace: str) -> None:
+    harness = await start_worker(tmp_path, redis_url, namespace)
+    address = f"127.0.0.1:{harness.runner.port}"
+    pool = WorkerPool([address], 1 << 20, None, False, 2.0, 1.0)
+    gateway = Gateway(None, pool, None, 1, 5.0, 0)  # type: ignore[arg-type] - server info needs neither
+    try:
+        [caller_view] = await gateway.server_info(Caller(workspace="demo"))
+        [admin_view] = await gateway.server_info(Caller(workspace="demo", admin=True))
+    finally:
+        await pool.close()
+        await harness.runner.stop()
+    assert caller_view.worker_id == admin_view.worker_id == "w-test"
+    assert caller_view.address == "" and admin_view.address == address
+    assert caller_view.max_models == admin_view.max_models  # the aggregate figures stay
