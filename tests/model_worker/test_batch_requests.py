@@ -3,6 +3,9 @@ ONNX Runtime runs, and a corrupt image failing only itself."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import cv2
 import grpc
 import numpy as np
@@ -12,9 +15,17 @@ from services.demo.scenes import CLEAN_CONFIG, generate_scene
 from fleet.internal.v1 import worker_pb2
 from fleet.v1 import inference_pb2
 from tests.conftest import PACKAGES
-from tests.model_worker.test_service import WorkerHarness, descriptor, harness  # noqa: F401 - fixture
+from tests.model_worker.test_service import WorkerHarness, descriptor, start_worker
 
 SEEDS = range(9_100_000, 9_100_006)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, redis_url: str, namespace: str) -> AsyncIterator[WorkerHarness]:
+    """A worker allowed to read the committed demo packages."""
+    h = await start_worker(tmp_path, redis_url, namespace, artifact_roots=f"{tmp_path},{PACKAGES}")
+    yield h
+    await h.runner.stop()
 
 
 def encoded(seed: int) -> bytes:
@@ -38,7 +49,7 @@ def summary(response: inference_pb2.InferResponse) -> list[tuple]:
 
 
 @pytest.mark.parametrize("package", ["shapes-det", "shapes-seg"])
-async def test_a_batch_equals_one_by_one_requests_and_shares_runs(harness: WorkerHarness, package: str) -> None:  # noqa: F811
+async def test_a_batch_equals_one_by_one_requests_and_shares_runs(harness: WorkerHarness, package: str) -> None:
     model = descriptor(PACKAGES / package, f"{package}/1")
     images = [inference_pb2.Image(encoded=encoded(s)) for s in SEEDS]
     items = await batch(harness, model, images, confidence=0.3)
@@ -51,7 +62,7 @@ async def test_a_batch_equals_one_by_one_requests_and_shares_runs(harness: Worke
     assert len({i.response.inference_id for i in items}) == len(items)
 
 
-async def test_a_corrupt_or_missing_image_fails_only_itself(harness: WorkerHarness) -> None:  # noqa: F811
+async def test_a_corrupt_or_missing_image_fails_only_itself(harness: WorkerHarness) -> None:
     model = descriptor(PACKAGES / "shapes-det", "shapes-det/1")
     good = [encoded(s) for s in SEEDS[:3]]
     images = [inference_pb2.Image(encoded=good[0]), inference_pb2.Image(encoded=b"\xff\xd8 not a jpeg"),
@@ -66,7 +77,7 @@ async def test_a_corrupt_or_missing_image_fails_only_itself(harness: WorkerHarne
         assert summary(item.response) == summary(await harness.infer(model, inference_pb2.Image(encoded=data)))
 
 
-async def test_bad_parameters_or_too_many_images_fail_the_whole_request(harness: WorkerHarness) -> None:  # noqa: F811
+async def test_bad_parameters_or_too_many_images_fail_the_whole_request(harness: WorkerHarness) -> None:
     model = descriptor(PACKAGES / "shapes-det", "shapes-det/1")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await batch(harness, model, [inference_pb2.Image(encoded=encoded(SEEDS[0]))], confidence=2.0)
