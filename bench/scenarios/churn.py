@@ -9,6 +9,7 @@ import time
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.clients import GatewayCaller, timings
 from bench.config import SEED, BenchConfig
@@ -35,11 +36,12 @@ def worker_counters(metrics_port: int) -> dict[str, float]:
     """Model loads and evictions so far, from the worker's Prometheus endpoint."""
     text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
     counts = {"loads": 0.0, "evictions": 0.0}
-    for line in text.splitlines():
-        if line.startswith('fleet_worker_model_loads_total{outcome="loaded"}'):
-            counts["loads"] += float(line.split()[-1])
-        elif line.startswith("fleet_worker_evictions_total{"):
-            counts["evictions"] += float(line.split()[-1])
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "fleet_worker_model_loads_total" and sample.labels.get("outcome") == "loaded":
+                counts["loads"] += sample.value
+            elif sample.name == "fleet_worker_evictions_total":
+                counts["evictions"] += sample.value
     return counts
 
 

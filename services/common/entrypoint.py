@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from services.common import native_output, tracing
 from services.common.errors import FleetError
 from services.common.logging_setup import configure_logging
 from services.common.server import Service, run
@@ -50,12 +51,16 @@ def main_for(name: str, description: str, settings_cls: type[S], build: Callable
                     tls.check()
         except TlsConfigError as exc:
             parser.exit(2, f"fleet-{name}: {exc}\n")
-        configure_logging(name, settings.log_level, settings.log_format)
+        stream = native_output.capture() if settings.capture_native_output else None
+        configure_logging(name, settings.log_level, settings.log_format, stream)
         die_with_parent()
+        tracing.configure(name)
         try:
             run(lambda: build(settings))
         except FleetError as exc:  # a start-up precondition (e.g. an unmigrated database): say what to do
             logging.getLogger(f"fleet.{name}").error("cannot start: %s", exc.message)
             sys.exit(f"fleet-{name}: cannot start: {exc.message}")
+        finally:
+            tracing.shutdown()
 
     return main

@@ -1,15 +1,33 @@
-"""Structured logging: one JSON object per line, with the request id of the current call."""
+"""Structured logging: one JSON object per line, with the request id (and trace id) of the current call.
+
+Every line passes ``redact`` on its way out: an API key or bearer token that reached a message by
+mistake is masked (messages are written never to contain one; this is the safety net).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import threading
 import time
+from typing import TextIO
 
+from services.common import tracing
 from services.common.context import current_request_id
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_SECRETS = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+|\b(f[ka]_)[A-Za-z0-9_\-]{4,}")
+
+
+def _mask(match: re.Match[str]) -> str:
+    return f"{match.group(1) or match.group(2)}[redacted]"
+
+
+def redact(text: str) -> str:
+    """``text`` with bearer tokens, fleet API keys (``fk_...``) and admin tokens (``fa_...``) masked."""
+    return _SECRETS.sub(_mask, text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,12 +44,14 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", None) or current_request_id(),
             "msg": record.getMessage(),
         }
+        if tracing.ACTIVE and (ids := tracing.current_ids()) is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in vars(record).items():
             if key not in _STANDARD and key != "request_id":
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -41,14 +61,25 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if not hasattr(record, "request_id"):
             record.request_id = current_request_id()
-        return super().format(record)
+        return redact(super().format(record))
 
 
-def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("fleet.thread").error("unhandled exception in thread %s", name,
+                                            exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
+def configure_logging(service: str, level: str = "INFO", fmt: str = "json", stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else TextFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Python's own stray stderr writers, into the same log: warnings and exceptions that end a thread.
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
+from prometheus_client import disable_created_metrics, start_http_server
 
 from services.common.channels import add_port, server_options
+from services.common.dependencies import Check, DependencyMonitor
 from services.common.labels import MODEL_LABELS
 from services.common.metrics import READY
 from services.common.settings import ServiceSettings
@@ -46,6 +47,7 @@ class Service:
     ports: dict[str, int] = field(default_factory=dict)
     # Called as shutdown begins, alongside the gRPC server's graceful stop (e.g. to drain another listener).
     draining: Hook | None = None
+    dependencies: dict[str, Check] = field(default_factory=dict)  # checked for fleet_dependency_up
 
 
 class Runner:
@@ -65,6 +67,8 @@ class Runner:
         self.port = add_port(self.server, f"{s.host}:{s.port}", self.tls)
         self.metrics_port = 0
         self._httpd: object | None = None
+        self.dependencies = DependencyMonitor(service.dependencies, s.dependency_check_interval_s,
+                                              s.dependency_check_timeout_s)
         self._stop = asyncio.Event()
 
     async def set_serving(self, serving: bool) -> None:
@@ -79,6 +83,7 @@ class Runner:
     async def start(self) -> None:
         s = self.service.settings
         MODEL_LABELS.configure(s.metrics_max_models)
+        disable_created_metrics()  # no *_created series beside every counter and histogram (half the series)
         self._httpd, _ = start_http_server(s.metrics_port, addr=s.host)
         self.metrics_port = self._httpd.server_port
         await self.set_serving(False)
@@ -87,6 +92,7 @@ class Runner:
             "port": self.port, "metrics_port": self.metrics_port,
             "tls": "off" if self.tls is None else ("mtls" if self.tls.client_ca else "tls"),
         })
+        await self.dependencies.start()
         if self.service.startup:
             await self.service.startup(self.port)
         await self.set_serving(True)
@@ -103,6 +109,7 @@ class Runner:
         log.info("%s shutting down", self.service.name, extra={"grace_s": grace})
         await self.set_serving(False)
         await asyncio.gather(self.server.stop(grace), *([self.service.draining()] if self.service.draining else []))
+        await self.dependencies.stop()
         if self.service.shutdown:
             await self.service.shutdown()
         if self._httpd is not None:

@@ -41,6 +41,14 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = Field(10.0, ge=0, description="On SIGTERM, time in-flight calls get to finish.")
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted.")
     ready_file: str = Field("", description="Write the bound ports here as JSON once serving (for supervisors).")
+    dependency_check_interval_s: float = Field(
+        5.0, gt=0, description="How often Redis (and, for the gateway, the registry) are checked for fleet_dependency_up.",
+    )
+    dependency_check_timeout_s: float = Field(2.0, gt=0, description="A dependency check slower than this counts as down.")
+    capture_native_output: bool = Field(
+        True, description="Turn what native libraries (libpng, libjpeg, ONNX Runtime) write to stderr into log records "
+                          "(counted in fleet_native_messages_total) instead of raw lines among the JSON logs.",
+    )
     metrics_max_models: int = Field(
         200, ge=1, validation_alias=AliasChoices("FLEET_METRICS_MAX_MODELS"),
         description="Distinct model_id label values per process; later models are counted as 'other'.",

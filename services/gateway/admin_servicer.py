@@ -16,6 +16,7 @@ from services.common.rpc import rpc
 from services.gateway.auth import Authenticator, bearer_key
 from services.registry.client import RegistryClient
 
+ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 METHODS = tuple(admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods_by_name)
 
 
@@ -36,7 +37,7 @@ def _forwarding(method: str):  # type: ignore[no-untyped-def]
         return await self.forward(method, request, context)
 
     handler.__name__ = handler.__qualname__ = method  # the @rpc metrics and logs name the method
-    return rpc("gateway")(handler)
+    return rpc(ADMIN_SERVICE_NAME)(handler)
 
 
 for _method in METHODS:

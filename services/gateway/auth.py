@@ -11,6 +11,7 @@ from __future__ import annotations
 from cachetools import TTLCache
 
 from fleet.keys import hash_api_key
+from services.common import tracing
 from services.common.errors import Unauthenticated
 from services.gateway.caller import Caller
 from services.gateway.metrics import AUTH_CACHE
@@ -62,7 +63,8 @@ class Authenticator:
             raise Unauthenticated(missing)
         if len(api_key) > MAX_KEY_LENGTH:
             raise Unauthenticated("the API key is not valid")
-        return await self.caller_for(hash_api_key(api_key))
+        with tracing.span("auth"):
+            return await self.caller_for(hash_api_key(api_key))
 
     async def caller_for(self, key_hash: str) -> Caller:
         if self._invalid is not None and key_hash in self._invalid:

@@ -17,8 +17,11 @@ from typing import TypeVar
 from fleet.internal.v1 import descriptor_pb2, worker_pb2
 from fleet.v1 import inference_pb2, model_pb2
 from services.cache import FleetCache
+from services.common import tracing
 from services.common.errors import CacheUnavailable, DeadlineExceeded, PermissionDenied, Unavailable
+from services.common.grpc_metrics import OK, code_of
 from services.gateway.caller import Caller
+from services.gateway.metrics import RESPONSE_CACHE, ModelSeries
 from services.gateway.resolver import ModelResolver
 from services.gateway.worker_client import WorkerUnavailable
 from services.gateway.workers import WorkerEndpoint, WorkerPool
@@ -42,7 +45,26 @@ class Gateway:
                     timeout_s: float | None) -> inference_pb2.InferResponse:
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.default_timeout_s)
-        model = await self.resolver.resolve(request.model_id, caller.in_workspace().workspace)
+        model = await self._resolve(request.model_id, caller)
+        series = ModelSeries.of(model.model_id)
+        try:
+            response = await self._answer(model, request, deadline)
+        except BaseException as exc:
+            series.requests(code_of(exc)).inc()
+            raise
+        elapsed = time.perf_counter() - started
+        series.requests(OK).inc()
+        series.request_seconds.observe(elapsed)
+        response.timings.gateway_ms = elapsed * 1e3
+        return response
+
+    async def _resolve(self, model_id: str, caller: Caller) -> descriptor_pb2.ModelDescriptor:
+        with tracing.span("resolve", **{"fleet.model_id": model_id}):
+            return await self.resolver.resolve(model_id, caller.in_workspace().workspace)
+
+    async def _answer(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest,
+                      deadline: float) -> inference_pb2.InferResponse:
+        """From the response cache, else from a worker (stored in the cache afterwards)."""
         digest = self._cache_digest(model, request)
         response = await self._cached(digest) if digest else None
         if response is None:
@@ -51,7 +73,6 @@ class Gateway:
             )
             if digest:
                 await self._store(digest, response)
-        response.timings.gateway_ms = (time.perf_counter() - started) * 1e3
         return response
 
     async def infer_batch(self, caller: Caller, request: inference_pb2.InferBatchRequest,
@@ -73,6 +94,11 @@ class Gateway:
     async def _on_worker(self, model_id: str, deadline: float,
                          call: Callable[[WorkerEndpoint, float], Awaitable[T]]) -> tuple[WorkerEndpoint, T]:
         """Run ``call`` on the best worker for the model, moving on when one is unavailable."""
+        with tracing.span("routing", **{"fleet.model_id": model_id}):
+            return await self._try_workers(model_id, deadline, call)
+
+    async def _try_workers(self, model_id: str, deadline: float,
+                           call: Callable[[WorkerEndpoint, float], Awaitable[T]]) -> tuple[WorkerEndpoint, T]:
         tried = 0
         for endpoint in self.workers.candidates(model_id)[: self.attempts]:
             remaining = deadline - time.monotonic()
@@ -102,6 +128,7 @@ class Gateway:
         if not self.response_cache_ttl_s or request.bypass_cache or request.image.HasField("url"):
             return ""
         h = hashlib.sha256()
+        h.update(model.model_id.encode())  # models sharing weights answer with their own id
         h.update(model.sha256.encode())
         h.update(request.image.SerializeToString(deterministic=True))
         h.update(request.parameters.SerializeToString(deterministic=True))
@@ -111,7 +138,9 @@ class Gateway:
         try:
             payload = await self.cache.responses.get(digest)
         except CacheUnavailable:
+            RESPONSE_CACHE.labels("error").inc()
             return None
+        RESPONSE_CACHE.labels("miss" if payload is None else "hit").inc()
         if payload is None:
             return None
         response = inference_pb2.InferResponse.FromString(payload)
@@ -126,14 +155,14 @@ class Gateway:
 
     # ---- model management, fanned out to the fleet -------------------------------------------
     async def add_model(self, caller: Caller, model_id: str) -> tuple[descriptor_pb2.ModelDescriptor, list[str]]:
-        model = await self.resolver.resolve(model_id, caller.in_workspace().workspace)
+        model = await self._resolve(model_id, caller)
         endpoint, loaded = await self._on_worker(
             model.model_id, time.monotonic() + FANOUT_TIMEOUT_S, lambda ep, t: ep.client.load(model, t),
         )
         return model, [loaded.worker_id or endpoint.worker_id]
 
     async def remove_model(self, caller: Caller, model_id: str) -> list[str]:
-        model = await self.resolver.resolve(model_id, caller.in_workspace().workspace)
+        model = await self._resolve(model_id, caller)
         if not caller.owns(model.workspace):
             raise PermissionDenied(f"only the model's own workspace may unload {model.model_id!r}")
         replies = await self._fan_out(lambda ep: ep.client.unload(model.model_id, FANOUT_TIMEOUT_S))

@@ -1,9 +1,27 @@
-"""The gateway's Prometheus instruments (module-level, bounded labels)."""
+"""The gateway's Prometheus instruments (module-level; labels are bounded sets).
+
+Per-model series carry ``model_id`` through ``services.common.labels.model_label``, and only for
+resolved (registered) models: a request for an id the registry does not know is counted by the
+standard ``grpc_server_handled_total`` alone.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.metrics import PerModelSeries
+
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+REQUESTS = Counter("fleet_gateway_requests_total", "Inference requests for resolved models, by model and outcome "
+                   "(a gRPC code name).", ["model_id", "outcome"])
+REQUEST_SECONDS = Histogram("fleet_gateway_request_seconds", "Gateway-side duration of successful inference "
+                            "requests (resolve, response cache, worker calls and retries).", ["model_id"],
+                            buckets=REQUEST_BUCKETS)
+RESPONSE_CACHE = Counter("fleet_gateway_response_cache_total", "Response-cache lookups (when enabled) by result "
+                         "(hit, miss, error: Redis unavailable).", ["result"])
+WORKERS = Gauge("fleet_gateway_workers", "Workers the gateway knows, by state (healthy, unhealthy: cooling down "
+                "after a failed call).", ["state"])
 AUTH_CACHE = Counter(
     "fleet_gateway_auth_cache_total",
     "API-key lookups by result: hit (fresh), miss (asked the registry), stale (served while the registry is down).",
@@ -14,3 +32,20 @@ RESOLVER_CACHE = Counter(
     "Model resolutions by result: hit (fresh), miss (asked the registry), stale (served while the registry is down).",
     ["result"],
 )
+for _result in ("hit", "miss", "error"):
+    RESPONSE_CACHE.labels(_result)
+for _result in ("hit", "miss", "stale"):
+    AUTH_CACHE.labels(_result)
+    RESOLVER_CACHE.labels(_result)
+for _state in ("healthy", "unhealthy"):
+    WORKERS.labels(_state)
+
+
+class ModelSeries(PerModelSeries):
+    """One model's per-model children on this gateway."""
+
+    requests_family = REQUESTS
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.request_seconds = REQUEST_SECONDS.labels(label)

@@ -9,33 +9,29 @@ import uuid
 from importlib.metadata import PackageNotFoundError, version
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fleet.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc
-from fleet_oip.v2 import grpc_service_pb2 as oip_pb2
+from fleet.v1 import admin_pb2_grpc, gateway_pb2_grpc
 from fleet_oip.v2 import grpc_service_pb2_grpc as oip_pb2_grpc
 from services.cache import FleetCache
 from services.cache.registry_records import Invalidation
 from services.common.errors import CacheUnavailable, Unavailable
 from services.common.server import Service
 from services.common.tls import HttpsContexts
-from services.gateway.admin_servicer import AdminServicer
+from services.gateway.admin_servicer import ADMIN_SERVICE_NAME, AdminServicer
 from services.gateway.auth import Authenticator
 from services.gateway.gateway import Gateway
 from services.gateway.http.app import HttpServer, build_app
 from services.gateway.http.context import HttpContext
 from services.gateway.oip.dataplane import DataPlane
+from services.gateway.oip.servicer import SERVICE as OIP_SERVICE_NAME
 from services.gateway.oip.servicer import OipServicer
 from services.gateway.resolver import ModelResolver
-from services.gateway.servicer import GatewayServicer
+from services.gateway.servicer import SERVICE_NAME, GatewayServicer
 from services.gateway.settings import GatewaySettings
 from services.gateway.workers import WorkerPool
 from services.registry.client import RegistryClient
 
 log = logging.getLogger("fleet.gateway")
-SERVICE_NAMES = [gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
-                 admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name]
-OIP_SERVICE_NAME = oip_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
 
 def package_version() -> str:
@@ -47,16 +43,12 @@ def package_version() -> str:
 
 async def wait_for_registry(registry: RegistryClient, wait_s: float) -> None:
     """Block start-up (health NOT_SERVING) until a registry replica reports SERVING."""
-    stubs = [health_pb2_grpc.HealthStub(r.channel) for r in registry.replicas]
     deadline = time.monotonic() + wait_s
     while True:
-        for stub in stubs:
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
+        try:
+            return await registry.check()
+        except Unavailable:
+            pass
         if time.monotonic() > deadline:
             raise Unavailable(f"the registry at {registry.address} did not become ready within {wait_s}s")
         await asyncio.sleep(0.2)
@@ -125,6 +117,7 @@ def build(settings: GatewaySettings) -> Service:
         await registry.close()
         await cache.close()
 
-    names = [*SERVICE_NAMES, *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
-    service = Service("gateway", settings, register, names, startup, shutdown, draining=draining)
+    names = [SERVICE_NAME, ADMIN_SERVICE_NAME, *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
+    service = Service("gateway", settings, register, names, startup, shutdown, draining=draining,
+                      dependencies={"redis": cache.ping, "registry": registry.check})
     return service

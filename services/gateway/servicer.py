@@ -17,6 +17,8 @@ from services.gateway.streaming import infer_stream
 
 MAX_STREAM_IN_FLIGHT = 64
 
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def __init__(self, gateway: Gateway, auth: Authenticator, version: str) -> None:
@@ -25,15 +27,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
         return await self.auth.authenticate(context.invocation_metadata())
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return await self.gateway.infer(await self._caller(context), request, context.time_remaining())
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def InferBatch(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return await self.gateway.infer_batch(await self._caller(context), request, context.time_remaining())
 
-    @rpc_stream("gateway")
+    @rpc_stream(SERVICE_NAME)
     async def InferStream(self, request_iterator, context: grpc.aio.ServicerContext):  # noqa: N802
         caller = await self._caller(context)
 
@@ -50,27 +52,27 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             else:
                 yield gateway_pb2.InferStreamResponse(correlation_id=correlation_id, response=outcome)
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def AddModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         model, workers = await self.gateway.add_model(await self._caller(context), request.model_id)
         return gateway_pb2.AddModelResponse(model=descriptors.summary(model), worker_ids=workers)
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def RemoveModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         workers = await self.gateway.remove_model(await self._caller(context), request.model_id)
         return gateway_pb2.RemoveModelResponse(worker_ids=workers)
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def ClearModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         unloaded = await self.gateway.clear_models(await self._caller(context))
         return gateway_pb2.ClearModelsResponse(unloaded=unloaded)
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         models = await self.gateway.describe_models(await self._caller(context))
         return gateway_pb2.DescribeModelsResponse(models=models)
 
-    @rpc("gateway")
+    @rpc(SERVICE_NAME)
     async def GetServerInfo(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         workers = await self.gateway.server_info(await self._caller(context))
         return gateway_pb2.GetServerInfoResponse(name="inference-fleet", version=self.version, workers=workers)

@@ -13,9 +13,14 @@ from fleet.internal.v1 import descriptor_pb2, worker_pb2, worker_pb2_grpc
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.channels import open_channel
 from services.common.errors import Unavailable
-from services.common.rpc import outgoing_metadata
+from services.common.rpc_client import ClientMethod
 from services.common.rpc_errors import from_rpc_error
 from services.common.tls import ClientTls
+
+_SERVICE = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
+_INFER, _LOAD, _UNLOAD, _CLEAR, _DESCRIBE = (
+    ClientMethod(_SERVICE, name) for name in ("Infer", "LoadModel", "UnloadModel", "ClearModels", "DescribeModels")
+)
 
 
 class WorkerUnavailable(Unavailable):
@@ -28,9 +33,9 @@ class WorkerClient:
         self.channel = open_channel(address, max_message_bytes, tls)
         self._stub = worker_pb2_grpc.ModelWorkerServiceStub(self.channel)
 
-    async def _call(self, method, request, timeout_s: float):  # type: ignore[no-untyped-def]
+    async def _call(self, method: ClientMethod, stub_method, request, timeout_s: float):  # type: ignore[no-untyped-def]
         try:
-            return await method(request, timeout=timeout_s, metadata=outgoing_metadata())
+            return await method(stub_method, request, timeout_s)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
                 raise WorkerUnavailable(exc.details() or "the model worker is unavailable") from None
@@ -39,7 +44,7 @@ class WorkerClient:
     async def infer(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest,
                     timeout_s: float) -> inference_pb2.InferResponse:
         call = worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request)
-        return (await self._call(self._stub.Infer, call, timeout_s)).response
+        return (await self._call(_INFER, self._stub.Infer, call, timeout_s)).response
 
     async def infer_batch(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferBatchRequest,
                           timeout_s: float) -> inference_pb2.InferBatchResponse:
@@ -47,19 +52,19 @@ class WorkerClient:
         return (await self._call(self._stub.InferBatch, call, timeout_s)).response
 
     async def load(self, model: descriptor_pb2.ModelDescriptor, timeout_s: float) -> model_pb2.LoadedModel:
-        return (await self._call(self._stub.LoadModel, worker_pb2.LoadModelRequest(model=model), timeout_s)).model
+        return (await self._call(_LOAD, self._stub.LoadModel, worker_pb2.LoadModelRequest(model=model), timeout_s)).model
 
     async def unload(self, model_id: str, timeout_s: float) -> bool:
-        reply = await self._call(self._stub.UnloadModel, worker_pb2.UnloadModelRequest(model_id=model_id), timeout_s)
+        reply = await self._call(_UNLOAD, self._stub.UnloadModel, worker_pb2.UnloadModelRequest(model_id=model_id), timeout_s)
         return reply.unloaded
 
     async def clear(self, workspace: str, timeout_s: float) -> list[str]:
         request = worker_pb2.ModelWorkerServiceClearModelsRequest(workspace=workspace)
-        return list((await self._call(self._stub.ClearModels, request, timeout_s)).model_ids)
+        return list((await self._call(_CLEAR, self._stub.ClearModels, request, timeout_s)).model_ids)
 
     async def describe(self, timeout_s: float) -> worker_pb2.ModelWorkerServiceDescribeModelsResponse:
-        return await self._call(self._stub.DescribeModels, worker_pb2.ModelWorkerServiceDescribeModelsRequest(),
-                                timeout_s)
+        return await self._call(_DESCRIBE, self._stub.DescribeModels,
+                                worker_pb2.ModelWorkerServiceDescribeModelsRequest(), timeout_s)
 
     async def close(self) -> None:
         await self.channel.close()

@@ -17,6 +17,7 @@ from services.cache import FleetCache
 from services.common.errors import CacheUnavailable
 from services.common.periodic import Periodic
 from services.common.tls import ClientTls
+from services.gateway.metrics import WORKERS
 from services.gateway.worker_client import WorkerClient
 
 log = logging.getLogger("fleet.gateway.workers")
@@ -48,7 +49,7 @@ class WorkerPool:
         self.endpoints: dict[str, WorkerEndpoint] = {}
         for address in static_addresses:
             self._add(address, static=True)
-        self._periodic = Periodic("placement-refresh", refresh_s, self.refresh)
+        self._periodic = Periodic("placement-refresh", refresh_s, self._tick)
 
     def _add(self, address: str, static: bool = False) -> WorkerEndpoint:
         endpoint = self.endpoints.get(address)
@@ -69,9 +70,17 @@ class WorkerPool:
     def all(self) -> list[WorkerEndpoint]:
         return list(self.endpoints.values())
 
+    def report(self) -> None:
+        """fleet_gateway_workers{state}: how many known workers are healthy now."""
+        now = time.monotonic()
+        healthy = sum(1 for e in self.endpoints.values() if e.healthy(now))
+        WORKERS.labels("healthy").set(healthy)
+        WORKERS.labels("unhealthy").set(len(self.endpoints) - healthy)
+
     def mark_failed(self, endpoint: WorkerEndpoint) -> None:
         endpoint.unhealthy_until = time.monotonic() + self.cooldown_s
         endpoint.holds.clear()
+        self.report()
         log.warning("worker unavailable; skipping it for a while",
                     extra={"address": endpoint.address, "cooldown_s": self.cooldown_s})
 
@@ -106,6 +115,12 @@ class WorkerPool:
                 del self.endpoints[address]
                 await endpoint.client.close()
                 log.info("worker left", extra={"address": address})
+
+    async def _tick(self) -> None:
+        try:
+            await self.refresh()
+        finally:
+            self.report()
 
     def start(self) -> None:
         self._periodic.start()

@@ -102,7 +102,9 @@ class ArtifactStore:
         got = await asyncio.to_thread(sha256_file, path)
         if got != sha256:
             log.warning("artifact file failed verification", extra={"path": str(path), "sha256": got})
+            ARTIFACT_DOWNLOADS.labels("rejected").inc()
             raise _mismatch("file", got, sha256)
+        ARTIFACT_DOWNLOADS.labels("local").inc()
         return path
 
     @contextlib.asynccontextmanager

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.common.errors import ResourceExhausted, Unavailable
-from services.model_worker.metrics import BATCH_SIZE, QUEUE_DEPTH
+from services.model_worker.metrics import ModelSeries
 
 
 @dataclass
@@ -34,6 +34,7 @@ class BatchOutput:
     batch_size: int
     queue_s: float
     infer_s: float
+    run_started: float = 0.0  # time.perf_counter() when the run began (for trace spans)
 
 
 @dataclass
@@ -58,8 +59,11 @@ class Batcher:
         max_delay_s: float,
         max_queue: int,
         concurrent_runs: int = 1,
+        series: ModelSeries | None = None,
     ) -> None:
         self._run, self._executor = run, executor
+        self._series = series or ModelSeries.of("unnamed")
+        self._depth = self._series.queue_depth
         self.max_batch_size, self.max_delay_s, self.max_queue = max_batch_size, max_delay_s, max_queue
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._incoming = 0
@@ -103,7 +107,7 @@ class Batcher:
             )
         future: asyncio.Future[BatchOutput] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Item(tensor, future, time.perf_counter()))
-        QUEUE_DEPTH.inc()
+        self._depth.inc()
         self._arrived.set()
         return await future
 
@@ -111,12 +115,12 @@ class Batcher:
         """Move queued requests into ``items``, up to the batch size, without waiting."""
         while len(items) < self.max_batch_size and not self._queue.empty():
             items.append(self._queue.get_nowait())
-            QUEUE_DEPTH.dec()
+            self._depth.dec()
 
     async def _collect(self, items: list[_Item]) -> None:
         """Fill ``items``: wait for a first request, then for the announced ones, up to ``max_delay_s``."""
         items.append(await self._queue.get())
-        QUEUE_DEPTH.dec()
+        self._depth.dec()
         deadline = time.perf_counter() + self.max_delay_s
         while True:
             self._take(items)
@@ -163,11 +167,11 @@ class Batcher:
         finally:
             self._slots.release()
         infer_s = time.perf_counter() - started
-        BATCH_SIZE.observe(len(live))
+        self._series.batch_size.observe(len(live))
         for index, item in enumerate(live):
             if not item.future.done():
                 item.future.set_result(
-                    BatchOutput([o[index] for o in outputs], len(live), started - item.enqueued, infer_s)
+                    BatchOutput([o[index] for o in outputs], len(live), started - item.enqueued, infer_s, started)
                 )
 
     async def close(self) -> None:
@@ -186,5 +190,5 @@ class Batcher:
         pending = []
         while not self._queue.empty():
             pending.append(self._queue.get_nowait())
-            QUEUE_DEPTH.dec()
+            self._depth.dec()
         _fail(pending, Unavailable("the model was unloaded; retry"))

@@ -23,7 +23,20 @@ from services.common.errors import FleetError, Unavailable
 from services.common.model_record import ModelRecord
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.batcher import Batcher
-from services.model_worker.metrics import EVICTIONS, LOADED_BYTES, LOADED_MODELS, MODEL_LOAD_SECONDS, MODEL_LOADS
+from services.common.labels import model_label
+from services.model_worker.metrics import (
+    CAPACITY_BYTES,
+    EVICTIONS,
+    IN_FLIGHT,
+    LOADED_BYTES,
+    LOADED_MODELS,
+    MAX_MODELS,
+    MODEL_BYTES,
+    MODEL_LOAD_SECONDS,
+    MODEL_LOADED,
+    MODEL_LOADS,
+    ModelSeries,
+)
 from services.model_worker.runtime import (
     CUDA,
     RuntimeOptions,
@@ -101,8 +114,10 @@ class ModelManager:
     ) -> None:
         self.artifacts, self.runtime, self.limits = artifacts, runtime, limits
         self._load_executor, self._infer_executor = load_executor, infer_executor
-        on_device = requested_providers(runtime.execution_provider, available_providers())[0] == CUDA
+        self.on_device = on_device = requested_providers(runtime.execution_provider, available_providers())[0] == CUDA
         self._free_fraction = free_fraction or (lambda: memory_free_fraction(on_device))
+        MAX_MODELS.set(limits.max_models)
+        CAPACITY_BYTES.set(limits.capacity_bytes)
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._locks: dict[str, _LockEntry] = {}
         self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
@@ -135,10 +150,12 @@ class ModelManager:
             cold = not already
         self._models.move_to_end(model.model_id)
         model.in_flight += 1
+        IN_FLIGHT.inc()
         return model, cold
 
     def release(self, model: LoadedModel) -> None:
         model.in_flight -= 1
+        IN_FLIGHT.dec()
         model.request_count += 1
         model.last_used = time.time()
 
@@ -154,6 +171,9 @@ class ModelManager:
             if existing is not None:
                 self._drop(existing, "replaced")
             self._models[record.model_id] = model
+            label = model_label(model.model_id)
+            MODEL_BYTES.labels(label).inc(model.size_bytes)
+            MODEL_LOADED.labels(label).inc()
             self._update_gauges()
             self._enforce_limits(keep=record.model_id)
             return model, False
@@ -193,17 +213,18 @@ class ModelManager:
             loop = asyncio.get_running_loop()
             session = await loop.run_in_executor(self._load_executor, open_session, path, record.spec, self.runtime)
         except FleetError:
-            MODEL_LOADS.labels("failed").inc()
+            MODEL_LOADS.labels(model_label(record.model_id), "failed").inc()
             raise
         except Exception:
-            MODEL_LOADS.labels("failed").inc()
+            MODEL_LOADS.labels(model_label(record.model_id), "failed").inc()
             log.exception("unexpected error loading %s", record.model_id)
             raise
         elapsed = time.perf_counter() - started
-        MODEL_LOADS.labels("loaded").inc()
+        MODEL_LOADS.labels(model_label(record.model_id), "loaded").inc()
         MODEL_LOAD_SECONDS.observe(elapsed)
         batcher = Batcher(session.run, self._infer_executor, session.max_batch_size,
-                          self.limits.max_queue_delay_s, self.limits.max_queue, self.limits.concurrent_runs)
+                          self.limits.max_queue_delay_s, self.limits.max_queue, self.limits.concurrent_runs,
+                          ModelSeries.of(record.model_id))
         log.info("model loaded", extra={"model_id": record.model_id, "seconds": round(elapsed, 3),
                                         "bytes": session.size_bytes, "provider": session.provider})
         return LoadedModel(record, session, batcher, elapsed, pinned=pin)
@@ -223,13 +244,16 @@ class ModelManager:
             if victim is None:
                 log.warning("over the %s limit but nothing can be evicted", reason)
                 return
-            EVICTIONS.labels(reason).inc()
+            EVICTIONS.labels(model_label(victim.model_id), reason).inc()
             self._drop(victim, f"evicted ({reason})")
 
     def _drop(self, model: LoadedModel, why: str) -> None:
         """Remove from the table now; close once its in-flight requests are done."""
         if self._models.get(model.model_id) is model:
             del self._models[model.model_id]
+            label = model_label(model.model_id)
+            MODEL_BYTES.labels(label).dec(model.size_bytes)
+            MODEL_LOADED.labels(label).dec()
         self._update_gauges()
         if model.retired:
             return

@@ -1,7 +1,8 @@
 """One inference, end to end: fetch, decode + pre-process, batch, run, post-process.
 
 CPU stages run in a thread pool; the event loop only schedules. Stage times are
-measured here and returned with the result.
+measured here, returned with the result, recorded in the per-model metrics and, when
+tracing is on, recorded as spans (afterwards, from the stamps taken in the threads).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from google.protobuf.message import Message
 
+from services.common import tracing
 from services.common.errors import FleetError
 from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
@@ -23,7 +25,7 @@ from services.model_worker.batcher import BatchOutput
 from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
 from services.model_worker.images import ImageInput, Reserve, to_pixels
 from services.model_worker.manager import LoadedModel, ModelManager
-from services.model_worker.metrics import STAGE_SECONDS
+from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
 from services.model_worker.model_types import model_type
 from services.model_worker.presenters import Result
 from services.model_worker.processing.decode import ImageLimits
@@ -68,6 +70,7 @@ class _Prepared:
     transform: Transform
     decode_s: float
     preprocess_s: float
+    started: float  # time.perf_counter() when decoding began
 
 
 def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool,
@@ -77,7 +80,7 @@ def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixel
     t1 = time.perf_counter()
     tensor, transform = preprocess(pixels, spec)
     t2 = time.perf_counter()
-    return _Prepared(pixels if keep_pixels else None, tensor, transform, t1 - t0, t2 - t1)
+    return _Prepared(pixels if keep_pixels else None, tensor, transform, t1 - t0, t2 - t1, t0)
 
 
 def run_alone(
@@ -114,7 +117,12 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         resolved = params.resolve(record.spec)
         image = await self._fetched(image)
+        series = ModelSeries.of(record.model_id)
+        t_acquire = time.perf_counter()
         model, cold = await self.manager.acquire(record)
+        t_acquired = time.perf_counter()
+        if cold:
+            series.cold_starts.inc()
         reservation = self.budget.reservation()
         try:
             alone = None
@@ -127,16 +135,24 @@ class Pipeline:
                     await reservation.wait(wait.pixels)
             if alone is not None:
                 prepared, finished, infer_s, postprocess_s = alone
-                batch = BatchOutput([], 1, 0.0, infer_s)
+                # Alone: the wait is for a CPU thread; decode, pre-process, run and post-process follow at once.
+                run_started = prepared.started + prepared.decode_s + prepared.preprocess_s
+                batch = BatchOutput([], 1, max(0.0, prepared.started - t_acquired), infer_s, run_started)
+                series.batch_size.observe(1)
+                t_post, waited = run_started + infer_s, (t_acquired, prepared.started)
             else:
                 model.batcher.announce()
                 prepared = await self._prepare(model, image, record.spec.input, resolved, reservation)
-                batch, finished, postprocess_s = await self._run(model, prepared, record.spec, resolved,
-                                                                 reservation)
+                batch, finished, t_post, postprocess_s = await self._run(model, prepared, record.spec, resolved,
+                                                                         reservation)
+                waited = (batch.run_started - batch.queue_s, batch.run_started)
         finally:
             reservation.release()
             self.manager.release(model)
-        return _output(record, prepared, finished, batch, postprocess_s, started, cold)
+        if tracing.ACTIVE:
+            _record_spans(record.model_id, cold, (t_acquire, t_acquired), prepared, waited, batch, t_post,
+                          postprocess_s)
+        return _output(record, prepared, finished, batch, postprocess_s, started, cold, series)
 
     async def infer_many(self, record: ModelRecord, images: list[ImageInput],
                          params: InferenceParams) -> list[InferenceOutput | FleetError]:
@@ -149,7 +165,10 @@ class Pipeline:
         started = time.perf_counter()
         resolved = params.resolve(record.spec)
         fetched = await asyncio.gather(*(self._fetched(i) for i in images), return_exceptions=True)
+        series = ModelSeries.of(record.model_id)
         model, cold = await self.manager.acquire(record)
+        if cold:
+            series.cold_starts.inc()
         reservations = [self.budget.reservation() for _ in fetched]
         try:
             ready = [(i, r) for i, r in zip(fetched, reservations) if isinstance(i, ImageInput)]
@@ -165,8 +184,8 @@ class Pipeline:
             for p in staged:
                 outcome = next(ran) if isinstance(p, _Prepared) else p
                 if isinstance(outcome, tuple) and isinstance(p, _Prepared):
-                    batch, finished, postprocess_s = outcome
-                    outcomes.append(_output(record, p, finished, batch, postprocess_s, started, cold))
+                    batch, finished, _, postprocess_s = outcome
+                    outcomes.append(_output(record, p, finished, batch, postprocess_s, started, cold, series))
                 elif isinstance(outcome, FleetError):
                     outcomes.append(outcome)
                 else:
@@ -198,19 +217,20 @@ class Pipeline:
             raise
 
     async def _run(self, model: LoadedModel, prepared: _Prepared, spec: ModelSpec, params: ResolvedParams,
-                   reservation: Reservation) -> tuple[BatchOutput, _Finished, float]:
-        """Share a model run with other requests, then finish in the thread pool."""
+                   reservation: Reservation) -> tuple[BatchOutput, _Finished, float, float]:
+        """Share a model run with other requests, then finish in the thread pool:
+        (batch, finished, when post-processing started, its seconds)."""
         if prepared.pixels is None:  # the decoded image is gone: only the model-sized tensor remains
             reservation.release()
         batch = await model.batcher.submit(prepared.tensor)
         t_post = time.perf_counter()
         finished = await asyncio.get_running_loop().run_in_executor(self.cpu, _finish, batch.outputs, spec,
                                                                     prepared, params)
-        return batch, finished, time.perf_counter() - t_post
+        return batch, finished, t_post, time.perf_counter() - t_post
 
 
 def _output(record: ModelRecord, prepared: _Prepared, finished: _Finished, batch: BatchOutput,
-            postprocess_s: float, started: float, cold: bool) -> InferenceOutput:
+            postprocess_s: float, started: float, cold: bool, series: ModelSeries) -> InferenceOutput:
     result, message, visual = finished
     timings = Timings(
         decode_s=prepared.decode_s, preprocess_s=prepared.preprocess_s, queue_s=batch.queue_s,
@@ -219,5 +239,21 @@ def _output(record: ModelRecord, prepared: _Prepared, finished: _Finished, batch
     )
     for stage in ("decode", "preprocess", "queue", "inference", "postprocess"):
         STAGE_SECONDS.labels(stage).observe(getattr(timings, f"{stage}_s"))
+    series.queue_seconds.observe(timings.queue_s)
+    series.inference_seconds.observe(timings.inference_s)
     t = prepared.transform
     return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, result, message, visual, timings)
+
+
+def _record_spans(model_id: str, cold: bool, loading: tuple[float, float], prepared: _Prepared,
+                  waited: tuple[float, float], batch: BatchOutput, t_post: float, postprocess_s: float) -> None:
+    """The request's stages as child spans of the current (server) span."""
+    if cold:
+        tracing.record_span("model_load", *loading, **{"fleet.model_id": model_id})
+    decoded = prepared.started + prepared.decode_s
+    tracing.record_span("decode", prepared.started, decoded)
+    tracing.record_span("preprocess", decoded, decoded + prepared.preprocess_s)
+    tracing.record_span("queue", *waited, **{"fleet.batched": bool(batch.outputs)})
+    tracing.record_span("inference", batch.run_started, batch.run_started + batch.infer_s,
+                        **{"fleet.model_id": model_id, "fleet.batch_size": batch.batch_size})
+    tracing.record_span("postprocess", t_post, t_post + postprocess_s)

@@ -17,6 +17,7 @@ import psutil
 from services.common.errors import ModelLoadError
 from services.common.model_spec import ModelSpec
 from services.common.layouts import LAYOUTS
+from services.model_worker.gpu import nvml
 from services.model_worker.model_types import check_output_shapes
 
 try:
@@ -49,16 +50,9 @@ def available_providers() -> list[str]:
 
 
 def device_free_bytes() -> tuple[int, int] | None:
-    """(free, total) GPU memory through torch when it is installed and sees a GPU, else None."""
-    try:
-        import torch  # noqa: PLC0415 - optional, GPU installs only
-
-        if torch.cuda.is_available():
-            free, total = torch.cuda.mem_get_info()
-            return int(free), int(total)
-    except Exception:  # noqa: BLE001 - any failure just means "unknown"
-        return None
-    return None
+    """(free, total) memory of the GPU sessions run on (CUDA device 0), from NVML; None without one."""
+    source = nvml()
+    return source.free_total(0) if source is not None else None
 
 
 @dataclass

@@ -11,28 +11,29 @@ import cv2
 import grpc
 import psutil
 
-from fleet.internal.v1 import worker_pb2, worker_pb2_grpc
+from fleet.internal.v1 import worker_pb2_grpc
 from services.cache import FleetCache
 from services.common import descriptors
 from services.common.errors import Unavailable
 from services.common.model_record import ModelRecord
 from services.common.server import Service
+from services.model_worker import gpu
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.decode_budget import DecodeBudget
 from services.model_worker.heartbeat import Heartbeat
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import ManagerLimits, ModelManager
+from services.model_worker.metrics import INFO
 from services.model_worker.pipeline import Pipeline
 from services.model_worker.processing.decode import ImageLimits
-from services.model_worker.runtime import RuntimeOptions
-from services.model_worker.servicer import WorkerServicer
+from services.model_worker.runtime import CPU, CUDA, RuntimeOptions
+from services.model_worker.servicer import SERVICE_NAME, WorkerServicer
 from services.model_worker.settings import WorkerSettings
 from services.model_worker.url_fetch import UrlFetcher
 from services.model_worker.worker import Worker
 from services.registry.client import RegistryClient
 
 PRELOAD_REGISTRY_WAIT_S = 60.0
-SERVICE_NAME = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
 
 
 def capacity_bytes(settings: WorkerSettings) -> int:
@@ -58,6 +59,9 @@ def build(settings: WorkerSettings) -> Service:
                       settings.max_queue_size, settings.concurrent_runs),
         load_pool, infer_pool,
     )
+    INFO.labels(settings.worker_id, CUDA if manager.on_device else CPU).set(1)
+    if manager.on_device:  # GPU memory gauges only on CUDA, and only where NVML answers
+        gpu.export_memory_metrics(gpu.nvml())
     pipeline = Pipeline(
         manager, cpu_pool, ImageLimits(settings.max_image_pixels, settings.max_image_side),
         UrlFetcher(settings.url_input_enabled, settings.url_allow_private, settings.url_timeout_s,
@@ -108,6 +112,7 @@ def build(settings: WorkerSettings) -> Service:
         for pool in (cpu_pool, infer_pool, load_pool):
             pool.shutdown(wait=False, cancel_futures=True)
 
-    service = Service("worker", settings, register, [SERVICE_NAME], startup, shutdown)
+    service = Service("worker", settings, register, [SERVICE_NAME], startup, shutdown,
+                      dependencies={"redis": cache.ping})
     service.extra["worker"] = worker
     return service

@@ -11,13 +11,15 @@ from services.common.rpc import rpc
 from services.model_worker import converters
 from services.model_worker.worker import Worker
 
+SERVICE_NAME = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
+
 
 class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.records = descriptors.RecordCache()
 
-    @rpc("worker")
+    @rpc(SERVICE_NAME)
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         record = self.records.get(request.model)
         out = await self.worker.infer(
@@ -29,7 +31,7 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
             response=converters.response_to_proto(out, self.worker.worker_id)
         )
 
-    @rpc("worker")
+    @rpc(SERVICE_NAME)
     async def InferBatch(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         record = self.records.get(request.model)
         batch = request.request
@@ -40,22 +42,22 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
         items = [converters.batch_item_to_proto(o, self.worker.worker_id) for o in outcomes]
         return worker_pb2.ModelWorkerServiceInferBatchResponse(response=inference_pb2.InferBatchResponse(items=items))
 
-    @rpc("worker")
+    @rpc(SERVICE_NAME)
     async def LoadModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         model, already = await self.worker.load(self.records.get(request.model))
         return worker_pb2.LoadModelResponse(
             model=converters.loaded_to_proto(model, self.worker.worker_id), already_loaded=already
         )
 
-    @rpc("worker")
+    @rpc(SERVICE_NAME)
     async def UnloadModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return worker_pb2.UnloadModelResponse(unloaded=await self.worker.unload(request.model_id))
 
-    @rpc("worker")
+    @rpc(SERVICE_NAME)
     async def ClearModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return worker_pb2.ModelWorkerServiceClearModelsResponse(model_ids=await self.worker.clear(request.workspace))
 
-    @rpc("worker")
+    @rpc(SERVICE_NAME)
     async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         state = self.worker.load_state()
         return worker_pb2.ModelWorkerServiceDescribeModelsResponse(

@@ -8,10 +8,12 @@ from typing import Any
 
 from services.cache import FleetCache
 from services.common.errors import FleetError, InvalidArgument, ModelNotFound, NotFound
+from services.common.grpc_metrics import OK, code_of
 from services.common.model_record import ModelRecord
 from services.model_worker.images import ImageInput
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import LoadedModel, ModelManager
+from services.model_worker.metrics import ModelSeries
 from services.model_worker.pipeline import InferenceOutput, Pipeline
 from services.model_worker.processing.params import InferenceParams
 from services.model_worker.runtime import available_providers, requested_providers
@@ -29,7 +31,14 @@ class Worker:
         self.manager, self.pipeline, self.recorder, self.cache = manager, pipeline, recorder, cache
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
-        out = await self.pipeline.infer(record, image, params)
+        series = ModelSeries.of(record.model_id)
+        try:
+            out = await self.pipeline.infer(record, image, params)
+        except BaseException as exc:
+            series.requests(code_of(exc)).inc()
+            raise
+        series.requests(OK).inc()
+        series.request_seconds.observe(out.timings.total_s)
         if self.recorder is not None:
             self.recorder.record(out)
         return out
@@ -43,10 +52,15 @@ class Worker:
         usable = [i for i in images if isinstance(i, ImageInput)]
         done = iter(await self.pipeline.infer_many(record, usable, params) if usable else [])
         outcomes = [next(done) if isinstance(i, ImageInput) else i for i in images]
-        if self.recorder is not None:
-            for outcome in outcomes:
-                if isinstance(outcome, InferenceOutput):
+        series = ModelSeries.of(record.model_id)
+        for outcome in outcomes:  # each image counts as one request in the per-model series
+            if isinstance(outcome, InferenceOutput):
+                series.requests(OK).inc()
+                series.request_seconds.observe(outcome.timings.total_s)
+                if self.recorder is not None:
                     self.recorder.record(outcome)
+            else:
+                series.requests(code_of(outcome)).inc()
         return outcomes
 
     async def load(self, record: ModelRecord, pin: bool = False) -> tuple[LoadedModel, bool]:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fleet.internal.v1 import descriptor_pb2, registry_pb2, registry_pb2_grpc
 from services.common.channels import open_channel
 from services.common.errors import Unavailable
-from services.common.rpc import outgoing_metadata
+from services.common.rpc_client import ClientMethod
 from services.common.rpc_errors import from_rpc_error
 from services.common.tls import ClientTls
 
@@ -25,6 +26,19 @@ log = logging.getLogger("fleet.registry.client")
 CALL_TIMEOUT_S = 5.0
 ADMIN_HEADER = "x-fleet-admin-sha256"
 _RETRY_ELSEWHERE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_SERVICES = {name: service.full_name for service in (registry_pb2.DESCRIPTOR.services_by_name["RegistryService"],
+                                                     registry_pb2.DESCRIPTOR.services_by_name["RegistryAdminService"])
+             for name in service.methods_by_name}
+# One per RPC, made at its first call (a worker only ever resolves): the grpc_client_* metrics and CLIENT
+# spans of the calls, each replica tried counting once.
+_METHODS: dict[str, ClientMethod] = {}
+
+
+def _method(name: str) -> ClientMethod:
+    method = _METHODS.get(name)
+    if method is None:
+        method = _METHODS[name] = ClientMethod(_SERVICES[name], name)
+    return method
 
 
 def parse_addresses(addresses: str) -> list[str]:
@@ -40,6 +54,7 @@ class _Replica:
         self.channel = open_channel(address, max_message_bytes, tls)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.admin = registry_pb2_grpc.RegistryAdminServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
 
 
 class RegistryClient:
@@ -53,17 +68,28 @@ class RegistryClient:
     def address(self) -> str:
         return ",".join(r.address for r in self.replicas)
 
-    async def _call(self, pick, request, metadata: tuple[tuple[str, str], ...] = (),
+    async def check(self, timeout_s: float = 1.0) -> None:
+        """Return once a replica reports SERVING; Unavailable when none does."""
+        for replica in self.replicas:
+            try:
+                reply = await replica.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+            except grpc.aio.AioRpcError:
+                continue
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        raise Unavailable(f"no registry replica is serving ({len(self.replicas)} checked)")
+
+    async def _call(self, method: str, pick, request, metadata: tuple[tuple[str, str], ...] = (),
                     retry_deadline: bool = True):  # type: ignore[no-untyped-def]
         """``pick(replica)`` is the stub method; tries each replica in turn while they are unavailable."""
+        client_method = _method(method)
         count = len(self.replicas)
         last: grpc.aio.AioRpcError | None = None
         for step in range(count):
             index = (self._first + step) % count
             replica = self.replicas[index]
             try:
-                reply = await pick(replica)(request, timeout=self.timeout_s,
-                                            metadata=outgoing_metadata() + metadata)
+                reply = await client_method(pick(replica), request, self.timeout_s, metadata)
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
                 if code == grpc.StatusCode.UNAVAILABLE or (retry_deadline and code in _RETRY_ELSEWHERE):
@@ -80,11 +106,11 @@ class RegistryClient:
         raise Unavailable(f"the registry is unavailable ({count} replica(s) tried); try again shortly")
 
     async def authenticate(self, key_sha256: str) -> registry_pb2.AuthenticateResponse:
-        return await self._call(lambda r: r.registry.Authenticate,
+        return await self._call("Authenticate", lambda r: r.registry.Authenticate,
                                 registry_pb2.AuthenticateRequest(api_key_sha256=key_sha256))
 
     async def resolve(self, model_id: str, workspace: str) -> descriptor_pb2.ModelDescriptor:
-        reply = await self._call(lambda r: r.registry.ResolveModel,
+        reply = await self._call("ResolveModel", lambda r: r.registry.ResolveModel,
                                  registry_pb2.ResolveModelRequest(model_id=model_id, workspace=workspace))
         return reply.model
 
@@ -93,7 +119,7 @@ class RegistryClient:
         models: list[descriptor_pb2.ModelDescriptor] = []
         token = ""
         while True:
-            reply = await self._call(lambda r: r.registry.ListModels, registry_pb2.ListModelsRequest(
+            reply = await self._call("ListModels", lambda r: r.registry.ListModels, registry_pb2.ListModelsRequest(
                 workspace=workspace, page_size=page_size, page_token=token))
             models.extend(reply.models)
             token = reply.next_page_token
@@ -103,7 +129,7 @@ class RegistryClient:
     async def admin(self, method: str, request, admin_sha256: str):  # type: ignore[no-untyped-def]
         """Forward a fleet.v1.AdminService request to the registry's admin service; returns its response."""
         wrapper = getattr(registry_pb2, f"RegistryAdminService{method}Request")
-        reply = await self._call(lambda r: getattr(r.admin, method), wrapper(request=request),
+        reply = await self._call(method, lambda r: getattr(r.admin, method), wrapper(request=request),
                                  metadata=((ADMIN_HEADER, admin_sha256),), retry_deadline=False)
         return reply.response
 

@@ -25,3 +25,12 @@ UPSTREAM_ERRORS = Counter(
     ["kind"],
 )
 REVOCATIONS = Counter("fleet_registry_revocations_total", "API keys revoked (admin plane or catalog prune).")
+
+# Every known label value's series exists from start-up (at 0), so rates and alerts see the first event.
+for _outcome in ("found", "upstream", "not_found", "invalid", "unavailable"):
+    RESOLUTIONS.labels(_outcome)
+for _cache in ("principal", "model", "alias", "latest"):
+    for _result in ("hit", "miss", "error"):
+        CACHE_REQUESTS.labels(_cache, _result)
+for _kind in ("timeout", "connect", "status", "malformed"):
+    UPSTREAM_ERRORS.labels(_kind)

@@ -6,8 +6,9 @@ import asyncio
 import logging
 
 import grpc
+import sqlalchemy
 
-from fleet.internal.v1 import registry_pb2, registry_pb2_grpc
+from fleet.internal.v1 import registry_pb2_grpc
 from services.cache import FleetCache
 from services.cache.invalidation import InvalidationListener
 from services.common.errors import CacheUnavailable
@@ -17,15 +18,13 @@ from services.registry.admin import Admin
 from services.registry.cached import CacheTtls, ReadThrough
 from services.registry.catalog import Catalog
 from services.registry.service import Registry
-from services.registry.servicer import RegistryAdminServicer, RegistryServicer
+from services.registry.servicer import ADMIN_SERVICE_NAME, SERVICE_NAME, RegistryAdminServicer, RegistryServicer
 from services.registry.settings import RegistrySettings
 from services.registry.store import migrate
 from services.registry.store.store import Conflict, Store
 from services.registry.upstream import Upstream
 
 log = logging.getLogger("fleet.registry")
-SERVICE_NAMES = [registry_pb2.DESCRIPTOR.services_by_name[n].full_name
-                 for n in ("RegistryService", "RegistryAdminService")]
 
 
 def build(settings: RegistrySettings) -> Service:
@@ -76,4 +75,9 @@ def build(settings: RegistrySettings) -> Service:
         await store.close()
         await cache.close()
 
-    return Service("registry", settings, register, SERVICE_NAMES, startup, shutdown)
+    async def database() -> None:
+        async with store.engine.connect() as conn:
+            await conn.execute(sqlalchemy.text("SELECT 1"))
+
+    return Service("registry", settings, register, [SERVICE_NAME, ADMIN_SERVICE_NAME], startup, shutdown,
+                   dependencies={"redis": cache.ping, "database": database})

@@ -15,22 +15,25 @@ from services.registry.admin import Admin
 from services.registry.client import ADMIN_HEADER
 from services.registry.service import Registry
 
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RegistryService"].full_name
+ADMIN_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RegistryAdminService"].full_name
+
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    @rpc("registry")
+    @rpc(SERVICE_NAME)
     async def ResolveModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         record = await self.registry.resolve(request.model_id, request.workspace)
         return pb.ResolveModelResponse(model=descriptors.to_proto(record))
 
-    @rpc("registry")
+    @rpc(SERVICE_NAME)
     async def Authenticate(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         who = await self.registry.authenticate(request.api_key_sha256)
         return pb.AuthenticateResponse(workspace=who.workspace, key_id=who.key_id, admin=who.admin)
 
-    @rpc("registry")
+    @rpc(SERVICE_NAME)
     async def ListModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         records, token = await self.registry.list(request.workspace, request.page_size, request.page_token)
         return pb.ListModelsResponse(models=[descriptors.to_proto(r) for r in records], next_page_token=token)
@@ -47,7 +50,7 @@ class RegistryAdminServicer(registry_pb2_grpc.RegistryAdminServiceServicer):
         if not self.registry.is_admin(str(presented)):
             raise PermissionDenied("admin calls need the fleet's admin credential")
 
-    @rpc("registry")
+    @rpc(ADMIN_SERVICE_NAME)
     async def ApplyCatalog(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         self._verify(context)
         r = request.request
@@ -55,7 +58,7 @@ class RegistryAdminServicer(registry_pb2_grpc.RegistryAdminServiceServicer):
         return pb.RegistryAdminServiceApplyCatalogResponse(response=admin_pb2.ApplyCatalogResponse(
             changes=[converters.change(c) for c in changes], applied=not r.dry_run))
 
-    @rpc("registry")
+    @rpc(ADMIN_SERVICE_NAME)
     async def RegisterModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         self._verify(context)
         record = converters.record_from_register(request.request)
@@ -63,13 +66,13 @@ class RegistryAdminServicer(registry_pb2_grpc.RegistryAdminServiceServicer):
         return pb.RegistryAdminServiceRegisterModelResponse(response=admin_pb2.RegisterModelResponse(
             model=converters.registered(stored)))
 
-    @rpc("registry")
+    @rpc(ADMIN_SERVICE_NAME)
     async def DeleteModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         self._verify(context)
         await self.admin.delete_model(request.request.model_id)
         return pb.RegistryAdminServiceDeleteModelResponse(response=admin_pb2.DeleteModelResponse())
 
-    @rpc("registry")
+    @rpc(ADMIN_SERVICE_NAME)
     async def ListModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         self._verify(context)
         r = request.request
@@ -77,7 +80,7 @@ class RegistryAdminServicer(registry_pb2_grpc.RegistryAdminServiceServicer):
         return pb.RegistryAdminServiceListModelsResponse(response=admin_pb2.ListModelsResponse(
             models=[converters.registered(m) for m in models], next_page_token=token))
 
-    @rpc("registry")
+    @rpc(ADMIN_SERVICE_NAME)
     async def SetAlias(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         self._verify(context)
         r = request.request
@@ -85,27 +88,27 @@ class RegistryAdminServicer(registry_pb2_grpc.RegistryAdminServiceServicer):
         return pb.RegistryAdminServiceSetAliasResponse(response=admin_pb2.SetAliasResponse(
             previous_model_id=previous))
 
-    @rpc("registry")
+    @rpc(ADMIN_SERVICE_NAME)
     async def DeleteAlias(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         self._verify(context)
         await self.admin.delete_alias(request.request.workspace, request.request.alias)
         return pb.RegistryAdminServiceDeleteAliasResponse(response=admin_pb2.DeleteAliasResponse())
 
-    @rpc("registry")
+    @rpc(ADMIN_SERVICE_NAME)
     async def CreateApiKey(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         self._verify(context)
         key, secret = await self.admin.create_key(request.request.workspace, request.request.name)
         return pb.RegistryAdminServiceCreateApiKeyResponse(response=admin_pb2.CreateApiKeyResponse(
             key=converters.key_info(key), api_key=secret))
 
-    @rpc("registry")
+    @rpc(ADMIN_SERVICE_NAME)
     async def ListApiKeys(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         self._verify(context)
         keys = await self.admin.list_keys(request.request.workspace)
         return pb.RegistryAdminServiceListApiKeysResponse(response=admin_pb2.ListApiKeysResponse(
             keys=[converters.key_info(k) for k in keys]))
 
-    @rpc("registry")
+    @rpc(ADMIN_SERVICE_NAME)
     async def RevokeApiKey(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         self._verify(context)
         key = await self.admin.revoke_key(request.request.key_id)

@@ -43,7 +43,7 @@ def test_every_service_reports_health_reflection_and_metrics(fleet: LocalFleet, 
             listed = {s.name for s in reply.list_services_response.service}
             assert {service, "grpc.health.v1.Health"} <= listed, name
         metrics = httpx.get(f"http://127.0.0.1:{process.metrics_port}/metrics").text
-        assert "fleet_rpc_duration_seconds_bucket" in metrics, name
+        assert "grpc_server_handling_seconds_bucket" in metrics and "grpc_server_handled_total" in metrics, name
     worker_metrics = httpx.get(f"http://127.0.0.1:{fleet.worker_processes[0].metrics_port}/metrics").text
     for family in ("fleet_worker_model_loads_total", "fleet_worker_batch_size_bucket",
                    'fleet_worker_stage_seconds_bucket{le="0.001",stage="inference"}', "fleet_worker_loaded_models"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
+import uuid
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -250,3 +251,47 @@ async def test_preloaded_models_are_pinned_before_the_worker_is_ready(tmp_path: 
                                registry_address=f"127.0.0.1:{registry.port}")
     finally:
         await registry.stop()
+
+
+async def test_per_model_series(tmp_path: Path, redis_url: str, namespace: str) -> None:
+    from prometheus_client import REGISTRY  # noqa: PLC0415
+
+    # Ids of their own, under a cap no other test in this process can have used up.
+    model_id = f"series-{uuid.uuid4().hex[:8]}/1"
+    good = descriptor(write_package(tmp_path / "good", yolov8_like()), model_id)
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    other = descriptor(write_package(tmp_path / "second", yolov8_like(seed=5)), "second/1")
+    before = {k: sample(*k[:1], **dict(k[1:])) for k in [
+        ("fleet_worker_requests_total", ("model_id", model_id), ("outcome", "OK")),
+        ("fleet_worker_requests_total", ("model_id", model_id), ("outcome", "InvalidArgument")),
+        ("fleet_worker_cold_starts_total", ("model_id", model_id)),
+        ("fleet_worker_batch_size_count", ("model_id", model_id)),
+        ("fleet_worker_queue_seconds_count", ("model_id", model_id)),
+        ("fleet_worker_inference_seconds_count", ("model_id", model_id)),
+        ("fleet_worker_request_seconds_count", ("model_id", model_id)),
+        ("fleet_worker_model_loads_total", ("model_id", model_id), ("outcome", "loaded")),
+        ("fleet_worker_evictions_total", ("model_id", model_id), ("reason", "count")),
+    ]}
+    in_flight = sample("fleet_worker_in_flight_requests")
+    h = await start_worker(tmp_path, redis_url, namespace, max_active_models=1, metrics_max_models=1_000_000)
+    try:
+        for _ in range(3):
+            await h.infer(good, inference_pb2.Image(encoded=PNG))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await h.infer(good, inference_pb2.Image(encoded=b"\xff\xd8\xff garbage"))
+        assert sample("fleet_worker_model_loaded", model_id=model_id) == 1
+        assert sample("fleet_worker_model_bytes", model_id=model_id) == h.worker.manager.get(model_id).size_bytes
+        await h.infer(other, inference_pb2.Image(encoded=PNG))  # evicts the first (one model at most)
+        after = {k: sample(*k[:1], **dict(k[1:])) for k in before}
+        delta = {k[0] + str(dict(k[1:])): after[k] - before[k] for k in before}
+        assert list(delta.values()) == [3, 1, 1, 3, 3, 3, 3, 1, 1], delta
+        assert sample("fleet_worker_model_loaded", model_id=model_id) == 0
+        assert sample("fleet_worker_model_bytes", model_id=model_id) == 0
+        assert sample("fleet_worker_queue_depth", model_id=model_id) == 0
+        assert sample("fleet_worker_in_flight_requests") == in_flight  # (other tests acquire without releasing)
+        assert sample("fleet_worker_info", worker_id="w-test", execution_provider="CPUExecutionProvider") == 1
+    finally:
+        await h.runner.stop()

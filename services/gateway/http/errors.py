@@ -20,6 +20,7 @@ from services.common.errors import FleetError, ResourceExhausted
 from services.common.messages import bounded
 
 log = logging.getLogger("fleet.gateway.http")
+ERROR_MESSAGE = "fleet.error_message"  # the scope key under which an answered error's message is kept
 
 STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -49,6 +50,7 @@ def http_status(exc: FleetError) -> int:
 
 
 def error_response(request: Request, status: int, code: str, message: str) -> JSONResponse:
+    request.scope[ERROR_MESSAGE] = message  # for the edge's failure log line
     key = "error" if request.url.path.startswith("/v2") else "message"
     return JSONResponse({key: bounded(message), "status": code, "request_id": current_request_id()},
                         status_code=status)

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.context import REQUEST_ID_HEADER, request_id_from, request_id_var
-from services.gateway.http.errors import RequestTooLarge
+from services.gateway.http.errors import ERROR_MESSAGE, RequestTooLarge
 from services.gateway.http.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 log = logging.getLogger("fleet.gateway.http")
@@ -82,7 +82,10 @@ class EdgeMiddleware:
             elapsed = time.perf_counter() - started
             HTTP_REQUESTS.labels(route, str(status)).inc()
             HTTP_DURATION.labels(route).observe(elapsed)
+            message = scope.get(ERROR_MESSAGE) or (too_big.message if too_big is not None else "")
             if status >= 400 or log.isEnabledFor(logging.DEBUG):
-                log.log(logging.INFO if status >= 400 else logging.DEBUG, "http %s %s %d", scope["method"], route,
-                        status, extra={"route": route, "status": status, "duration_ms": round(elapsed * 1e3, 3)})
+                level = logging.DEBUG if status < 400 else logging.WARNING if status >= 500 else logging.INFO
+                log.log(level, "http %s %s %d%s", scope["method"], route, status, f": {message}" if message else "",
+                        extra={"route": route, "status": status, "details": message,
+                               "duration_ms": round(elapsed * 1e3, 3)})
             request_id_var.reset(token)

@@ -21,7 +21,7 @@ from services.gateway.oip import codec
 from services.gateway.oip.dataplane import EXTENSIONS, DataPlane
 from services.gateway.streaming import bounded_map
 
-SERVICE = "gateway"
+SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 MAX_STREAM_IN_FLIGHT = 64
 
 
