@@ -158,6 +158,11 @@ class CornerData:
     corners: list[Tensor]  # per scene M x 4 x 2, input pixels (a triangle's 4th slot is a copy of its 3rd)
     counts: list[Tensor]  # per scene M: 4 (rectangle), 3 (triangle) or 0 (circle)
 
+    def subset(self, count: int) -> CornerData:
+        """The first ``count`` scenes."""
+        return CornerData(self.images[:count], self.boxes[:count], self.labels[:count], self.corners[:count],
+                          self.counts[:count])
+
 
 def corner_sample(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One letterboxed scene: (canvas, boxes, labels, corners M x 4 x 2, corner counts)."""

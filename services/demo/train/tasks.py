@@ -149,7 +149,7 @@ def _train_geometry(tasks: list[str], plans: dict[str, Plan], detector: ShapeYol
         model = ShapeYolo(len(classes), extra=_EXTRA[task])
         init_from_classes(model, detector, [CLASS_NAMES.index(c) for c in classes])
         _train_log(log, task, model)
-        train_geometry(model, corners, task, plan.schedule, plan.seed, log)
+        train_geometry(model, corners.subset(plan.train_images), task, plan.schedule, plan.seed, log)
         provenance = _provenance(plan, det_seconds + time.monotonic() - started, base)
         wrapper = (YoloV8PoseExport(model, NUM_KEYPOINTS, POSE_CLASSES.index("triangle")) if task == "pose"
                    else YoloV8ObbExport(model))
