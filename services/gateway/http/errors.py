@@ -21,6 +21,7 @@ from services.common.messages import bounded
 
 log = logging.getLogger("fleet.gateway.http")
 ERROR_MESSAGE = "fleet.error_message"  # the scope key under which an answered error's message is kept
+REQUEST_ID_SCOPE = "fleet.request_id"  # the scope key under which the edge keeps the call's request id
 
 STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -49,10 +50,16 @@ def http_status(exc: FleetError) -> int:
     return STATUS.get(exc.code, 500)
 
 
+def request_id_of(request: Request) -> str:
+    """The call's request id: Starlette runs the unexpected-error handler outside the edge middleware,
+    after the middleware has reset the context variable, so the id travels in the scope too."""
+    return request.scope.get(REQUEST_ID_SCOPE) or current_request_id()
+
+
 def error_response(request: Request, status: int, code: str, message: str) -> JSONResponse:
     request.scope[ERROR_MESSAGE] = message  # for the edge's failure log line
     key = "error" if request.url.path.startswith("/v2") else "message"
-    return JSONResponse({key: bounded(message), "status": code, "request_id": current_request_id()},
+    return JSONResponse({key: bounded(message), "status": code, "request_id": request_id_of(request)},
                         status_code=status)
 
 
@@ -78,4 +85,4 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error in %s", request.url.path, exc_info=exc)
-    return error_response(request, 500, "INTERNAL", f"internal error; quote request id {current_request_id()}")
+    return error_response(request, 500, "INTERNAL", f"internal error; quote request id {request_id_of(request)}")

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.context import REQUEST_ID_HEADER, request_id_from, request_id_var
-from services.gateway.http.errors import ERROR_MESSAGE, RequestTooLarge
+from services.gateway.http.errors import ERROR_MESSAGE, REQUEST_ID_SCOPE, RequestTooLarge
 from services.gateway.http.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 log = logging.getLogger("fleet.gateway.http")
@@ -49,6 +49,7 @@ class EdgeMiddleware:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
         request_id = request_id_from(headers.items())
+        scope[REQUEST_ID_SCOPE] = request_id  # for handlers that run outside this middleware (unexpected errors)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
