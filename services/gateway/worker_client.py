@@ -18,8 +18,9 @@ from services.common.rpc_errors import from_rpc_error
 from services.common.tls import ClientTls
 
 _SERVICE = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
-_INFER, _LOAD, _UNLOAD, _CLEAR, _DESCRIBE = (
-    ClientMethod(_SERVICE, name) for name in ("Infer", "LoadModel", "UnloadModel", "ClearModels", "DescribeModels")
+_INFER, _INFER_BATCH, _LOAD, _UNLOAD, _CLEAR, _DESCRIBE = (
+    ClientMethod(_SERVICE, name)
+    for name in ("Infer", "InferBatch", "LoadModel", "UnloadModel", "ClearModels", "DescribeModels")
 )
 
 
@@ -45,6 +46,11 @@ class WorkerClient:
                     timeout_s: float) -> inference_pb2.InferResponse:
         call = worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request)
         return (await self._call(_INFER, self._stub.Infer, call, timeout_s)).response
+
+    async def infer_batch(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferBatchRequest,
+                          timeout_s: float) -> inference_pb2.InferBatchResponse:
+        call = worker_pb2.ModelWorkerServiceInferBatchRequest(model=model, request=request)
+        return (await self._call(_INFER_BATCH, self._stub.InferBatch, call, timeout_s)).response
 
     async def load(self, model: descriptor_pb2.ModelDescriptor, timeout_s: float) -> model_pb2.LoadedModel:
         return (await self._call(_LOAD, self._stub.LoadModel, worker_pb2.LoadModelRequest(model=model), timeout_s)).model

@@ -27,7 +27,7 @@ from fleet.v1 import inference_pb2 as fleet_dot_v1_dot_inference__pb2
 from fleet.v1 import model_pb2 as fleet_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66leet/internal/v1/worker.proto\x12\x11\x66leet.internal.v1\x1a\"fleet/internal/v1/descriptor.proto\x1a\x18\x66leet/v1/inference.proto\x1a\x14\x66leet/v1/model.proto\"|\n\x1eModelWorkerServiceInferRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\"L\n\x1fModelWorkerServiceInferResponse\x12)\n\x08response\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponse\"E\n\x10LoadModelRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\"Q\n\x11LoadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.fleet.v1.LoadedModel\x12\x16\n\x0e\x61lready_loaded\x18\x02 \x01(\x08\"&\n\x12UnloadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"9\n$ModelWorkerServiceClearModelsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\":\n%ModelWorkerServiceClearModelsResponse\x12\x11\n\tmodel_ids\x18\x01 \x03(\t\")\n\'ModelWorkerServiceDescribeModelsRequest\"u\n(ModelWorkerServiceDescribeModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.fleet.v1.LoadedModel\x12\"\n\x04load\x18\x02 \x01(\x0b\x32\x14.fleet.v1.WorkerLoad2\xc9\x04\n\x12ModelWorkerService\x12n\n\x05Infer\x12\x31.fleet.internal.v1.ModelWorkerServiceInferRequest\x1a\x32.fleet.internal.v1.ModelWorkerServiceInferResponse\x12V\n\tLoadModel\x12#.fleet.internal.v1.LoadModelRequest\x1a$.fleet.internal.v1.LoadModelResponse\x12\\\n\x0bUnloadModel\x12%.fleet.internal.v1.UnloadModelRequest\x1a&.fleet.internal.v1.UnloadModelResponse\x12\x80\x01\n\x0b\x43learModels\x12\x37.fleet.internal.v1.ModelWorkerServiceClearModelsRequest\x1a\x38.fleet.internal.v1.ModelWorkerServiceClearModelsResponse\x12\x89\x01\n\x0e\x44\x65scribeModels\x12:.fleet.internal.v1.ModelWorkerServiceDescribeModelsRequest\x1a;.fleet.internal.v1.ModelWorkerServiceDescribeModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66leet/internal/v1/worker.proto\x12\x11\x66leet.internal.v1\x1a\"fleet/internal/v1/descriptor.proto\x1a\x18\x66leet/v1/inference.proto\x1a\x14\x66leet/v1/model.proto\"|\n\x1eModelWorkerServiceInferRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\"L\n\x1fModelWorkerServiceInferResponse\x12)\n\x08response\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponse\"\x86\x01\n#ModelWorkerServiceInferBatchRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.fleet.v1.InferBatchRequest\"V\n$ModelWorkerServiceInferBatchResponse\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1c.fleet.v1.InferBatchResponse\"E\n\x10LoadModelRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\"Q\n\x11LoadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.fleet.v1.LoadedModel\x12\x16\n\x0e\x61lready_loaded\x18\x02 \x01(\x08\"&\n\x12UnloadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"9\n$ModelWorkerServiceClearModelsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\":\n%ModelWorkerServiceClearModelsResponse\x12\x11\n\tmodel_ids\x18\x01 \x03(\t\")\n\'ModelWorkerServiceDescribeModelsRequest\"u\n(ModelWorkerServiceDescribeModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.fleet.v1.LoadedModel\x12\"\n\x04load\x18\x02 \x01(\x0b\x32\x14.fleet.v1.WorkerLoad2\xc8\x05\n\x12ModelWorkerService\x12n\n\x05Infer\x12\x31.fleet.internal.v1.ModelWorkerServiceInferRequest\x1a\x32.fleet.internal.v1.ModelWorkerServiceInferResponse\x12}\n\nInferBatch\x12\x36.fleet.internal.v1.ModelWorkerServiceInferBatchRequest\x1a\x37.fleet.internal.v1.ModelWorkerServiceInferBatchResponse\x12V\n\tLoadModel\x12#.fleet.internal.v1.LoadModelRequest\x1a$.fleet.internal.v1.LoadModelResponse\x12\\\n\x0bUnloadModel\x12%.fleet.internal.v1.UnloadModelRequest\x1a&.fleet.internal.v1.UnloadModelResponse\x12\x80\x01\n\x0b\x43learModels\x12\x37.fleet.internal.v1.ModelWorkerServiceClearModelsRequest\x1a\x38.fleet.internal.v1.ModelWorkerServiceClearModelsResponse\x12\x89\x01\n\x0e\x44\x65scribeModels\x12:.fleet.internal.v1.ModelWorkerServiceDescribeModelsRequest\x1a;.fleet.internal.v1.ModelWorkerServiceDescribeModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,22 +38,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELWORKERSERVICEINFERREQUEST']._serialized_end=261
   _globals['_MODELWORKERSERVICEINFERRESPONSE']._serialized_start=263
   _globals['_MODELWORKERSERVICEINFERRESPONSE']._serialized_end=339
-  _globals['_LOADMODELREQUEST']._serialized_start=341
-  _globals['_LOADMODELREQUEST']._serialized_end=410
-  _globals['_LOADMODELRESPONSE']._serialized_start=412
-  _globals['_LOADMODELRESPONSE']._serialized_end=493
-  _globals['_UNLOADMODELREQUEST']._serialized_start=495
-  _globals['_UNLOADMODELREQUEST']._serialized_end=533
-  _globals['_UNLOADMODELRESPONSE']._serialized_start=535
-  _globals['_UNLOADMODELRESPONSE']._serialized_end=574
-  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_start=576
-  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_end=633
-  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_start=635
-  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_end=693
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_start=695
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_end=736
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_start=738
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_end=855
-  _globals['_MODELWORKERSERVICE']._serialized_start=858
-  _globals['_MODELWORKERSERVICE']._serialized_end=1443
+  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_start=342
+  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_end=476
+  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_start=478
+  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_end=564
+  _globals['_LOADMODELREQUEST']._serialized_start=566
+  _globals['_LOADMODELREQUEST']._serialized_end=635
+  _globals['_LOADMODELRESPONSE']._serialized_start=637
+  _globals['_LOADMODELRESPONSE']._serialized_end=718
+  _globals['_UNLOADMODELREQUEST']._serialized_start=720
+  _globals['_UNLOADMODELREQUEST']._serialized_end=758
+  _globals['_UNLOADMODELRESPONSE']._serialized_start=760
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=799
+  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_start=801
+  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_end=858
+  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_start=860
+  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_end=918
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_start=920
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_end=961
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_start=963
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_end=1080
+  _globals['_MODELWORKERSERVICE']._serialized_start=1083
+  _globals['_MODELWORKERSERVICE']._serialized_end=1795
 # @@protoc_insertion_point(module_scope)

@@ -23,6 +23,20 @@ class ModelWorkerServiceInferResponse(_message.Message):
     response: _inference_pb2.InferResponse
     def __init__(self, response: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ...) -> None: ...
 
+class ModelWorkerServiceInferBatchRequest(_message.Message):
+    __slots__ = ("model", "request")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    model: _descriptor_pb2.ModelDescriptor
+    request: _inference_pb2.InferBatchRequest
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferBatchRequest, _Mapping]] = ...) -> None: ...
+
+class ModelWorkerServiceInferBatchResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: _inference_pb2.InferBatchResponse
+    def __init__(self, response: _Optional[_Union[_inference_pb2.InferBatchResponse, _Mapping]] = ...) -> None: ...
+
 class LoadModelRequest(_message.Message):
     __slots__ = ("model",)
     MODEL_FIELD_NUMBER: _ClassVar[int]
