@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= server,cpu,dev
 
-.PHONY: setup up test test-fast fuzz models protos lint-protos bench bench-smoke clean
+.PHONY: setup up test test-fast fuzz models protos lint-protos bench bench-smoke image image-offline render clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,21 @@ bench-smoke: setup
 ## Regenerate the committed Python stubs from protos/.
 protos: setup
 	$(PY) scripts/gen_protos.py
+
+## The container image (VARIANT=cpu or gpu) with podman, docker or buildah, whichever works here.
+VARIANT ?= cpu
+image:
+	deploy/build-image.sh $(VARIANT)
+
+## The CPU image without a container registry (as the tests build it): a debootstrap Debian 12 base,
+## a wheelhouse for its Python, podman build --network=none; needs root (installs podman with apt-get).
+image-offline: setup
+	$(PY) -m tests.deploy.images
+
+## Print the Kubernetes manifests of an overlay (OVERLAY=cpu, gpu, dev or cert-manager).
+OVERLAY ?= cpu
+render:
+	kubectl kustomize deploy/k8s/overlays/$(OVERLAY)
 
 lint-protos:
 	cd protos && npx --yes @bufbuild/buf@1.75.0 lint

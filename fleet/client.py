@@ -35,25 +35,37 @@ def channel_credentials(ca: Pem | None = None, cert: Pem | None = None,
                                         certificate_chain=_pem(cert))
 
 
-def build_request(model_id: str, image: bytes | str | Path, *, confidence: float | None = None,
-                  iou_threshold: float | None = None, max_detections: int | None = None,
-                  class_filter: list[str] | None = None, class_agnostic_nms: bool = False,
-                  visualize: bool = False) -> inference_pb2.InferRequest:
-    """An InferRequest for encoded bytes, a file path, or an http(s) URL string."""
+ImageSource = bytes | str | Path
+_MASK_FORMATS = {"outline": inference_pb2.MASK_FORMAT_UNSPECIFIED, "polygons": inference_pb2.MASK_FORMAT_POLYGONS,
+                 "rle": inference_pb2.MASK_FORMAT_RLE}
+
+
+def image_message(image: ImageSource) -> inference_pb2.Image:
+    """Encoded bytes, a file path, or an http(s) URL string."""
     if isinstance(image, str) and image.startswith(("http://", "https://")):
-        img = inference_pb2.Image(url=image)
-    else:
-        img = inference_pb2.Image(encoded=image if isinstance(image, bytes) else Path(image).read_bytes())
-    params = inference_pb2.InferenceParameters(
-        class_filter=class_filter or [], class_agnostic_nms=class_agnostic_nms, visualize=visualize
-    )
-    if confidence is not None:
-        params.confidence = confidence
-    if iou_threshold is not None:
-        params.iou_threshold = iou_threshold
-    if max_detections is not None:
-        params.max_detections = max_detections
-    return inference_pb2.InferRequest(model_id=model_id, image=img, parameters=params)
+        return inference_pb2.Image(url=image)
+    return inference_pb2.Image(encoded=image if isinstance(image, bytes) else Path(image).read_bytes())
+
+
+def build_parameters(*, confidence: float | None = None, iou_threshold: float | None = None,
+                     max_detections: int | None = None, class_filter: list[str] | None = None,
+                     class_agnostic_nms: bool | None = None, visualize: bool = False, top_k: int | None = None,
+                     mask_format: str = "outline") -> inference_pb2.InferenceParameters:
+    """InferenceParameters; None leaves a field unset (the model's default)."""
+    params = inference_pb2.InferenceParameters(class_filter=class_filter or [], visualize=visualize,
+                                               mask_format=_MASK_FORMATS[mask_format])
+    for name, value in (("confidence", confidence), ("iou_threshold", iou_threshold),
+                        ("max_detections", max_detections), ("class_agnostic_nms", class_agnostic_nms),
+                        ("top_k", top_k)):
+        if value is not None:
+            setattr(params, name, value)
+    return params
+
+
+def build_request(model_id: str, image: ImageSource, **params: object) -> inference_pb2.InferRequest:
+    """An InferRequest for one image (see ``build_parameters`` for the parameters)."""
+    return inference_pb2.InferRequest(model_id=model_id, image=image_message(image),
+                                      parameters=build_parameters(**params))  # type: ignore[arg-type]
 
 
 class FleetClient:
@@ -89,6 +101,13 @@ class FleetClient:
     def infer(self, model_id: str, image: bytes | str | Path, timeout: float = 30.0,
               **params: object) -> inference_pb2.InferResponse:
         return self.stub.Infer(build_request(model_id, image, **params), metadata=self.metadata, timeout=timeout)
+
+    def infer_batch(self, model_id: str, images: list[ImageSource], timeout: float = 60.0,
+                    **params: object) -> inference_pb2.InferBatchResponse:
+        """Several images in one call: one item per image, in order (a response or that image's error)."""
+        request = inference_pb2.InferBatchRequest(model_id=model_id, images=[image_message(i) for i in images],
+                                                  parameters=build_parameters(**params))  # type: ignore[arg-type]
+        return self.stub.InferBatch(request, metadata=self.metadata, timeout=timeout)
 
     def describe_models(self) -> gateway_pb2.DescribeModelsResponse:
         return self.stub.DescribeModels(gateway_pb2.DescribeModelsRequest(), metadata=self.metadata, timeout=30)

@@ -77,7 +77,8 @@ def write_catalog(path: Path, models: list[dict], workspaces: dict[str, list[str
 def demo_models() -> list[dict]:
     """Catalog entries for the committed demo packages (ids '<package>/1')."""
     aliases = {"shapes-det": ["shapes-detector"], "shapes-seg": ["shapes-segmenter"],
-               "shapes-cls": ["shapes-classifier"], "shapes-det-v5": []}
+               "shapes-cls": ["shapes-classifier"], "shapes-det-v5": [], "shapes-pose": ["shapes-corners"],
+               "shapes-obb": ["shapes-rotated"]}
     return [
         {"id": f"{name}/1", "workspace": "demo", "package": str(PACKAGES / name), "public": False,
          "aliases": alias}

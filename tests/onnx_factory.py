@@ -68,3 +68,65 @@ def write_package(dest: Path, onnx_bytes: bytes, *, size: int = 64, num_classes:
     }
     (dest / "model.json").write_text(json.dumps(spec))
     return dest
+
+
+def export_like(outputs: list[tuple[str, str, tuple[int, ...]]], *, size: int = 64, batch: int | str = "batch",
+                dynamic_size: bool = False, metadata: dict[str, str] | None = None, seed: int = 0) -> bytes:
+    """An export with the given outputs and exporter metadata (``metadata_props``), for ``fleet package``.
+
+    Each output is (name, kind, channels): ``dense`` [B, C, N] (C = channels[0]); ``rows`` [B, N, C]
+    (one row per candidate, as YOLOv5 and end-to-end exports); ``protos`` [B, C, size/4, size/4];
+    ``vector`` [B, C]. N = (size / 8)^2. The numbers mean nothing; shapes and metadata are the point.
+    """
+    rng = np.random.default_rng(seed)
+    h = w = "height" if dynamic_size else size
+    initializers, nodes, graph_outputs = [], [], []
+    for index, (name, kind, (channels,)) in enumerate(outputs):
+        stride = 4 if kind == "protos" else 8
+        weight = f"w{index}"
+        initializers.append(numpy_helper.from_array(
+            rng.normal(0, 0.05, (channels, 3, stride, stride)).astype(np.float32), weight))
+        conv = f"conv{index}"
+        nodes.append(helper.make_node("Conv", ["images", weight], [conv], strides=[stride, stride]))
+        cells = None if dynamic_size else (size // 8) ** 2
+        if kind == "protos":
+            nodes.append(helper.make_node("Identity", [conv], [name]))
+            side = None if dynamic_size else size // 4
+            dims: list = [batch, channels, side or "ph", side or "pw"]
+        elif kind == "vector":
+            pooled = f"pool{index}"
+            nodes.append(helper.make_node("GlobalAveragePool", [conv], [pooled]))
+            initializers.append(numpy_helper.from_array(np.array([0, channels], np.int64), f"shape{index}"))
+            nodes.append(helper.make_node("Reshape", [pooled, f"shape{index}"], [name]))
+            dims = [batch, channels]
+        else:
+            initializers.append(numpy_helper.from_array(np.array([0, channels, -1], np.int64), f"shape{index}"))
+            flat = name if kind == "dense" else f"flat{index}"
+            nodes.append(helper.make_node("Reshape", [conv, f"shape{index}"], [flat]))
+            if kind == "rows":
+                nodes.append(helper.make_node("Transpose", [flat], [name], perm=[0, 2, 1]))
+                dims = [batch, cells or "anchors", channels]
+            else:
+                dims = [batch, channels, cells or "anchors"]
+        graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
+    graph = helper.make_graph(
+        nodes, "export_like", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, h, w])],
+        graph_outputs, initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    model.ir_version = 8
+    if metadata:
+        helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def ultralytics_metadata(task: str, names: list[str], imgsz: int | None = 64, **extra: object) -> dict[str, str]:
+    """Metadata as Ultralytics' exporter writes it (every value a string; names a dict literal)."""
+    meta = {"description": f"Ultralytics YOLOv8n-{task} model", "author": "Ultralytics", "version": "8.3.0",
+            "license": "AGPL-3.0 License", "stride": "32", "task": task, "batch": "1",
+            "names": str(dict(enumerate(names)))}
+    if imgsz is not None:
+        meta["imgsz"] = str([imgsz, imgsz])
+    meta.update({k: str(v) for k, v in extra.items()})
+    return meta

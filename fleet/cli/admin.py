@@ -170,6 +170,28 @@ def models_list(args: argparse.Namespace) -> int:
 
 
 @_command
+def models_register(args: argparse.Namespace) -> int:
+    """Register a package directory (model.json + weights), referencing its weights where they are."""
+    package = Path(args.package).resolve()
+    try:
+        spec_json = (package / "model.json").read_text(encoding="utf-8")
+        weights = json.loads(spec_json).get("weights", {}).get("file", "model.onnx")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise CliError(f"{package} is not a model package (model.json unreadable: {exc})") from None
+    uri = args.artifact_uri or (package / str(weights)).as_uri()
+    reply = _call(args, "RegisterModel", admin_pb2.RegisterModelRequest(
+        model_id=args.id, workspace=args.workspace, public=args.public, spec_json=spec_json, artifact_uri=uri,
+        aliases=args.alias or [], replace=args.replace))
+    if args.json:
+        print(json.dumps(_as_json(reply.model), indent=2))
+        return 0
+    m = reply.model
+    print(f"registered {m.summary.model_id} in {m.workspace} ({m.summary.model_type}, "
+          f"{len(m.summary.class_names)} classes, sha256 {m.sha256[:12]}…) -> {m.artifact_uri}")
+    return 0
+
+
+@_command
 def models_delete(args: argparse.Namespace) -> int:
     _call(args, "DeleteModel", admin_pb2.DeleteModelRequest(model_id=args.model_id))
     print(f"deleted {args.model_id}")
@@ -239,6 +261,18 @@ def add_parsers(sub: argparse._SubParsersAction, models: argparse._SubParsersAct
     p.add_argument("--json", action="store_true")
     admin_args(p)
     p.set_defaults(func=models_list)
+    p = models.add_parser("register", help="register a model package directory (admin; see `fleet package`)")
+    p.add_argument("package", help="the package directory (model.json and the weights it names)")
+    p.add_argument("--id", required=True, help="the model id, project/version")
+    p.add_argument("--workspace", required=True, help="the owning workspace")
+    p.add_argument("--public", action="store_true", help="visible to every workspace")
+    p.add_argument("--alias", action="append", help="an alias in the workspace (repeatable)")
+    p.add_argument("--artifact-uri", help="where workers fetch the weights: http(s):// or file:// (default: the "
+                                          "package's own weights file, which workers must be allowed to read)")
+    p.add_argument("--replace", action="store_true", help="replace an existing registration with this id")
+    p.add_argument("--json", action="store_true")
+    admin_args(p)
+    p.set_defaults(func=models_register)
     p = models.add_parser("delete", help="delete a registered model and its aliases (admin)")
     p.add_argument("model_id")
     admin_args(p)

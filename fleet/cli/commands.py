@@ -42,26 +42,48 @@ def _rpc(fn):  # type: ignore[no-untyped-def]
     return wrapper
 
 
-@_rpc
-def infer(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        response = client.infer(
-            args.model, args.image if args.image.startswith(("http://", "https://")) else Path(args.image),
-            confidence=args.confidence, iou_threshold=args.iou, max_detections=args.max_detections,
-            class_filter=args.class_filter, class_agnostic_nms=args.agnostic, visualize=bool(args.visualize),
-            timeout=args.timeout,
-        )
-    if args.visualize:
-        Path(args.visualize).write_bytes(response.visualization)
+def _visual_path(pattern: str, index: int, count: int) -> Path:
+    """OUT.jpg for one image; OUT-1.jpg, OUT-2.jpg, ... for several."""
+    path = Path(pattern)
+    return path if count == 1 else path.with_name(f"{path.stem}-{index + 1}{path.suffix}")
+
+
+def _show(response: object, args: argparse.Namespace, visual: Path | None) -> None:
+    if visual is not None:
+        visual.write_bytes(response.visualization)  # type: ignore[attr-defined]
     if args.json:
-        body = MessageToDict(response, preserving_proto_field_name=True)
+        body = MessageToDict(response, preserving_proto_field_name=True)  # type: ignore[arg-type]
         body.pop("visualization", None)
         print(json.dumps(body, indent=2))
     else:
-        print(detections_table(response))
-        if args.visualize:
-            print(f"annotated image written to {args.visualize}")
-    return 0
+        print(detections_table(response))  # type: ignore[arg-type]
+        if visual is not None:
+            print(f"annotated image written to {visual}")
+
+
+@_rpc
+def infer(args: argparse.Namespace) -> int:
+    images = [i if i.startswith(("http://", "https://")) else Path(i) for i in args.image]
+    params = dict(confidence=args.confidence, iou_threshold=args.iou, max_detections=args.max_detections,
+                  class_filter=args.class_filter, class_agnostic_nms=True if args.agnostic else None,
+                  visualize=bool(args.visualize), top_k=args.top_k, mask_format=args.mask_format)
+    with _client(args) as client:
+        if len(images) == 1:
+            _show(client.infer(args.model, images[0], timeout=args.timeout, **params), args,
+                  Path(args.visualize) if args.visualize else None)
+            return 0
+        batch = client.infer_batch(args.model, images, timeout=args.timeout, **params)
+    failed = 0
+    for index, (image, item) in enumerate(zip(args.image, batch.items)):
+        print(f"== {image}")
+        if item.HasField("error"):
+            failed += 1
+            name = next((c.name for c in grpc.StatusCode if c.value[0] == item.error.code), str(item.error.code))
+            print(f"error: {name}: {item.error.message}")
+            continue
+        _show(item.response, args, _visual_path(args.visualize, index, len(images)) if args.visualize else None)
+    return 1 if failed else 0
+
 
 
 @_rpc
@@ -86,15 +108,18 @@ def keygen(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("infer", help="run a model on an image and print the result")
-    p.add_argument("image", help="image file path or http(s) URL")
+    p = sub.add_parser("infer", help="run a model on images and print the results")
+    p.add_argument("image", nargs="+", help="image file paths or http(s) URLs (several: one InferBatch call)")
     p.add_argument("--model", required=True, help="model id or alias, e.g. shapes-det/1")
     p.add_argument("--confidence", type=float)
     p.add_argument("--iou", type=float, help="NMS IoU threshold")
     p.add_argument("--max-detections", type=int)
     p.add_argument("--class", dest="class_filter", action="append", help="keep only this class (repeatable)")
-    p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
-    p.add_argument("--visualize", metavar="OUT.jpg", help="write an annotated JPEG here")
+    p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS (default: the model's)")
+    p.add_argument("--top-k", type=int, help="classification: only the best k classes")
+    p.add_argument("--mask-format", choices=["outline", "polygons", "rle"], default="outline",
+                   help="segmentation: the largest outline (default), every part and hole, or an RLE mask")
+    p.add_argument("--visualize", metavar="OUT.jpg", help="write an annotated JPEG here (OUT-1.jpg, ... for several)")
     p.add_argument("--json", action="store_true", help="print the whole response as JSON")
     p.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds (default 60)")
     _connection_args(p)

@@ -42,6 +42,11 @@ class GatewayServiceStub(object):
                 request_serializer=fleet_dot_v1_dot_inference__pb2.InferRequest.SerializeToString,
                 response_deserializer=fleet_dot_v1_dot_inference__pb2.InferResponse.FromString,
                 _registered_method=True)
+        self.InferBatch = channel.unary_unary(
+                '/fleet.v1.GatewayService/InferBatch',
+                request_serializer=fleet_dot_v1_dot_inference__pb2.InferBatchRequest.SerializeToString,
+                response_deserializer=fleet_dot_v1_dot_inference__pb2.InferBatchResponse.FromString,
+                _registered_method=True)
         self.InferStream = channel.stream_stream(
                 '/fleet.v1.GatewayService/InferStream',
                 request_serializer=fleet_dot_v1_dot_gateway__pb2.InferStreamRequest.SerializeToString,
@@ -81,6 +86,13 @@ class GatewayServiceServicer(object):
 
     def Infer(self, request, context):
         """Run a model on one image.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InferBatch(self, request, context):
+        """Run a model on several images; answers in order, each image with its own error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,6 +149,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.Infer,
                     request_deserializer=fleet_dot_v1_dot_inference__pb2.InferRequest.FromString,
                     response_serializer=fleet_dot_v1_dot_inference__pb2.InferResponse.SerializeToString,
+            ),
+            'InferBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.InferBatch,
+                    request_deserializer=fleet_dot_v1_dot_inference__pb2.InferBatchRequest.FromString,
+                    response_serializer=fleet_dot_v1_dot_inference__pb2.InferBatchResponse.SerializeToString,
             ),
             'InferStream': grpc.stream_stream_rpc_method_handler(
                     servicer.InferStream,
@@ -198,6 +215,33 @@ class GatewayService(object):
             '/fleet.v1.GatewayService/Infer',
             fleet_dot_v1_dot_inference__pb2.InferRequest.SerializeToString,
             fleet_dot_v1_dot_inference__pb2.InferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InferBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.v1.GatewayService/InferBatch',
+            fleet_dot_v1_dot_inference__pb2.InferBatchRequest.SerializeToString,
+            fleet_dot_v1_dot_inference__pb2.InferBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

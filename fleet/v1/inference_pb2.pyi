@@ -1,11 +1,21 @@
 from fleet.v1 import model_pb2 as _model_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MASK_FORMAT_UNSPECIFIED: _ClassVar[MaskFormat]
+    MASK_FORMAT_POLYGONS: _ClassVar[MaskFormat]
+    MASK_FORMAT_RLE: _ClassVar[MaskFormat]
+MASK_FORMAT_UNSPECIFIED: MaskFormat
+MASK_FORMAT_POLYGONS: MaskFormat
+MASK_FORMAT_RLE: MaskFormat
 
 class RawImage(_message.Message):
     __slots__ = ("data", "width", "height", "channels", "color_order")
@@ -32,7 +42,7 @@ class Image(_message.Message):
     def __init__(self, encoded: _Optional[bytes] = ..., url: _Optional[str] = ..., raw: _Optional[_Union[RawImage, _Mapping]] = ...) -> None: ...
 
 class InferenceParameters(_message.Message):
-    __slots__ = ("confidence", "iou_threshold", "class_agnostic_nms", "max_detections", "class_filter", "visualize", "max_candidates")
+    __slots__ = ("confidence", "iou_threshold", "class_agnostic_nms", "max_detections", "class_filter", "visualize", "max_candidates", "top_k", "mask_format")
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CLASS_AGNOSTIC_NMS_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +50,8 @@ class InferenceParameters(_message.Message):
     CLASS_FILTER_FIELD_NUMBER: _ClassVar[int]
     VISUALIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MASK_FORMAT_FIELD_NUMBER: _ClassVar[int]
     confidence: float
     iou_threshold: float
     class_agnostic_nms: bool
@@ -47,7 +59,9 @@ class InferenceParameters(_message.Message):
     class_filter: _containers.RepeatedScalarFieldContainer[str]
     visualize: bool
     max_candidates: int
-    def __init__(self, confidence: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., class_agnostic_nms: bool = ..., max_detections: _Optional[int] = ..., class_filter: _Optional[_Iterable[str]] = ..., visualize: bool = ..., max_candidates: _Optional[int] = ...) -> None: ...
+    top_k: int
+    mask_format: MaskFormat
+    def __init__(self, confidence: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., class_agnostic_nms: bool = ..., max_detections: _Optional[int] = ..., class_filter: _Optional[_Iterable[str]] = ..., visualize: bool = ..., max_candidates: _Optional[int] = ..., top_k: _Optional[int] = ..., mask_format: _Optional[_Union[MaskFormat, str]] = ...) -> None: ...
 
 class Detection(_message.Message):
     __slots__ = ("x", "y", "width", "height", "confidence", "class_name", "class_id", "detection_id")
@@ -83,19 +97,107 @@ class Point(_message.Message):
     y: float
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
 
+class Polygon(_message.Message):
+    __slots__ = ("points", "hole")
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    HOLE_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    hole: bool
+    def __init__(self, points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., hole: bool = ...) -> None: ...
+
+class RleMask(_message.Message):
+    __slots__ = ("height", "width", "counts")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    width: int
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., counts: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class SegmentedInstance(_message.Message):
-    __slots__ = ("detection", "points")
+    __slots__ = ("detection", "points", "parts", "rle")
     DETECTION_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    RLE_FIELD_NUMBER: _ClassVar[int]
     detection: Detection
     points: _containers.RepeatedCompositeFieldContainer[Point]
-    def __init__(self, detection: _Optional[_Union[Detection, _Mapping]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+    parts: _containers.RepeatedCompositeFieldContainer[Polygon]
+    rle: RleMask
+    def __init__(self, detection: _Optional[_Union[Detection, _Mapping]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., parts: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ..., rle: _Optional[_Union[RleMask, _Mapping]] = ...) -> None: ...
 
 class InstanceSegmentationResult(_message.Message):
     __slots__ = ("instances",)
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
     instances: _containers.RepeatedCompositeFieldContainer[SegmentedInstance]
     def __init__(self, instances: _Optional[_Iterable[_Union[SegmentedInstance, _Mapping]]] = ...) -> None: ...
+
+class Keypoint(_message.Message):
+    __slots__ = ("x", "y", "confidence", "name")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    confidence: float
+    name: str
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., confidence: _Optional[float] = ..., name: _Optional[str] = ...) -> None: ...
+
+class KeypointInstance(_message.Message):
+    __slots__ = ("detection", "keypoints")
+    DETECTION_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    detection: Detection
+    keypoints: _containers.RepeatedCompositeFieldContainer[Keypoint]
+    def __init__(self, detection: _Optional[_Union[Detection, _Mapping]] = ..., keypoints: _Optional[_Iterable[_Union[Keypoint, _Mapping]]] = ...) -> None: ...
+
+class SkeletonEdge(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class KeypointDetectionResult(_message.Message):
+    __slots__ = ("instances", "skeleton")
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    SKELETON_FIELD_NUMBER: _ClassVar[int]
+    instances: _containers.RepeatedCompositeFieldContainer[KeypointInstance]
+    skeleton: _containers.RepeatedCompositeFieldContainer[SkeletonEdge]
+    def __init__(self, instances: _Optional[_Iterable[_Union[KeypointInstance, _Mapping]]] = ..., skeleton: _Optional[_Iterable[_Union[SkeletonEdge, _Mapping]]] = ...) -> None: ...
+
+class OrientedBox(_message.Message):
+    __slots__ = ("x", "y", "width", "height", "angle", "confidence", "class_name", "class_id", "detection_id", "corners")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ANGLE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CORNERS_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    width: float
+    height: float
+    angle: float
+    confidence: float
+    class_name: str
+    class_id: int
+    detection_id: str
+    corners: _containers.RepeatedCompositeFieldContainer[Point]
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ..., angle: _Optional[float] = ..., confidence: _Optional[float] = ..., class_name: _Optional[str] = ..., class_id: _Optional[int] = ..., detection_id: _Optional[str] = ..., corners: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+
+class OrientedDetectionResult(_message.Message):
+    __slots__ = ("boxes",)
+    BOXES_FIELD_NUMBER: _ClassVar[int]
+    boxes: _containers.RepeatedCompositeFieldContainer[OrientedBox]
+    def __init__(self, boxes: _Optional[_Iterable[_Union[OrientedBox, _Mapping]]] = ...) -> None: ...
 
 class ClassPrediction(_message.Message):
     __slots__ = ("class_name", "class_id", "confidence")
@@ -158,7 +260,7 @@ class InferRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., parameters: _Optional[_Union[InferenceParameters, _Mapping]] = ..., bypass_cache: bool = ...) -> None: ...
 
 class InferResponse(_message.Message):
-    __slots__ = ("inference_id", "model_id", "task_type", "image_width", "image_height", "object_detection", "classification", "instance_segmentation", "visualization", "timings", "worker_id", "cached")
+    __slots__ = ("inference_id", "model_id", "task_type", "image_width", "image_height", "object_detection", "classification", "instance_segmentation", "keypoint_detection", "oriented_detection", "visualization", "timings", "worker_id", "cached")
     INFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +269,8 @@ class InferResponse(_message.Message):
     OBJECT_DETECTION_FIELD_NUMBER: _ClassVar[int]
     CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINT_DETECTION_FIELD_NUMBER: _ClassVar[int]
+    ORIENTED_DETECTION_FIELD_NUMBER: _ClassVar[int]
     VISUALIZATION_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -179,11 +283,39 @@ class InferResponse(_message.Message):
     object_detection: ObjectDetectionResult
     classification: ClassificationResult
     instance_segmentation: InstanceSegmentationResult
+    keypoint_detection: KeypointDetectionResult
+    oriented_detection: OrientedDetectionResult
     visualization: bytes
     timings: StageTimings
     worker_id: str
     cached: bool
-    def __init__(self, inference_id: _Optional[str] = ..., model_id: _Optional[str] = ..., task_type: _Optional[_Union[_model_pb2.TaskType, str]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., object_detection: _Optional[_Union[ObjectDetectionResult, _Mapping]] = ..., classification: _Optional[_Union[ClassificationResult, _Mapping]] = ..., instance_segmentation: _Optional[_Union[InstanceSegmentationResult, _Mapping]] = ..., visualization: _Optional[bytes] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., worker_id: _Optional[str] = ..., cached: bool = ...) -> None: ...
+    def __init__(self, inference_id: _Optional[str] = ..., model_id: _Optional[str] = ..., task_type: _Optional[_Union[_model_pb2.TaskType, str]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., object_detection: _Optional[_Union[ObjectDetectionResult, _Mapping]] = ..., classification: _Optional[_Union[ClassificationResult, _Mapping]] = ..., instance_segmentation: _Optional[_Union[InstanceSegmentationResult, _Mapping]] = ..., keypoint_detection: _Optional[_Union[KeypointDetectionResult, _Mapping]] = ..., oriented_detection: _Optional[_Union[OrientedDetectionResult, _Mapping]] = ..., visualization: _Optional[bytes] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., worker_id: _Optional[str] = ..., cached: bool = ...) -> None: ...
+
+class InferBatchRequest(_message.Message):
+    __slots__ = ("model_id", "images", "parameters", "bypass_cache")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    BYPASS_CACHE_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    parameters: InferenceParameters
+    bypass_cache: bool
+    def __init__(self, model_id: _Optional[str] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., parameters: _Optional[_Union[InferenceParameters, _Mapping]] = ..., bypass_cache: bool = ...) -> None: ...
+
+class InferBatchItem(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: InferResponse
+    error: ErrorStatus
+    def __init__(self, response: _Optional[_Union[InferResponse, _Mapping]] = ..., error: _Optional[_Union[ErrorStatus, _Mapping]] = ...) -> None: ...
+
+class InferBatchResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[InferBatchItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[InferBatchItem, _Mapping]]] = ...) -> None: ...
 
 class ErrorStatus(_message.Message):
     __slots__ = ("code", "message")

@@ -14,6 +14,8 @@ class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_TYPE_OBJECT_DETECTION: _ClassVar[TaskType]
     TASK_TYPE_CLASSIFICATION: _ClassVar[TaskType]
     TASK_TYPE_INSTANCE_SEGMENTATION: _ClassVar[TaskType]
+    TASK_TYPE_KEYPOINT_DETECTION: _ClassVar[TaskType]
+    TASK_TYPE_ORIENTED_DETECTION: _ClassVar[TaskType]
 
 class ColorOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -24,6 +26,8 @@ TASK_TYPE_UNSPECIFIED: TaskType
 TASK_TYPE_OBJECT_DETECTION: TaskType
 TASK_TYPE_CLASSIFICATION: TaskType
 TASK_TYPE_INSTANCE_SEGMENTATION: TaskType
+TASK_TYPE_KEYPOINT_DETECTION: TaskType
+TASK_TYPE_ORIENTED_DETECTION: TaskType
 COLOR_ORDER_UNSPECIFIED: ColorOrder
 COLOR_ORDER_RGB: ColorOrder
 COLOR_ORDER_BGR: ColorOrder

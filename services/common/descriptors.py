@@ -11,19 +11,29 @@ from fleet.internal.v1 import descriptor_pb2
 from fleet.v1 import model_pb2
 from services.common.errors import InvalidArgument
 from services.common.model_record import ModelRecord
-from services.common.model_spec import ColorOrder, ModelSpec, ResizeMode, TaskType
+from services.common.model_spec import Anchor, ColorOrder, Interpolation, ModelSpec, ResizeMode, TaskType
 
 TASK_TO_PROTO = {
     TaskType.OBJECT_DETECTION: model_pb2.TASK_TYPE_OBJECT_DETECTION,
     TaskType.CLASSIFICATION: model_pb2.TASK_TYPE_CLASSIFICATION,
     TaskType.INSTANCE_SEGMENTATION: model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION,
+    TaskType.KEYPOINT_DETECTION: model_pb2.TASK_TYPE_KEYPOINT_DETECTION,
+    TaskType.ORIENTED_DETECTION: model_pb2.TASK_TYPE_ORIENTED_DETECTION,
 }
 TASK_FROM_PROTO = {v: k for k, v in TASK_TO_PROTO.items()}
-_RESIZE = {ResizeMode.LETTERBOX: descriptor_pb2.RESIZE_MODE_LETTERBOX,
-           ResizeMode.STRETCH: descriptor_pb2.RESIZE_MODE_STRETCH}
+_RESIZE = {ResizeMode.LETTERBOX: descriptor_pb2.RESIZE_MODE_LETTERBOX, ResizeMode.STRETCH: descriptor_pb2.RESIZE_MODE_STRETCH,
+           ResizeMode.CENTER_CROP: descriptor_pb2.RESIZE_MODE_CENTER_CROP}
 _RESIZE_BACK = {v: k for k, v in _RESIZE.items()}
 _COLOR = {ColorOrder.RGB: model_pb2.COLOR_ORDER_RGB, ColorOrder.BGR: model_pb2.COLOR_ORDER_BGR}
 _COLOR_BACK = {v: k for k, v in _COLOR.items()}
+_INTERPOLATION = {
+    Interpolation.LINEAR: descriptor_pb2.INTERPOLATION_LINEAR, Interpolation.AREA: descriptor_pb2.INTERPOLATION_AREA,
+    Interpolation.CUBIC: descriptor_pb2.INTERPOLATION_CUBIC, Interpolation.LANCZOS: descriptor_pb2.INTERPOLATION_LANCZOS,
+    Interpolation.NEAREST: descriptor_pb2.INTERPOLATION_NEAREST,
+}
+_INTERPOLATION_BACK = {v: k for k, v in _INTERPOLATION.items()}
+_ANCHOR = {Anchor.CENTER: descriptor_pb2.LETTERBOX_ANCHOR_CENTER, Anchor.TOP_LEFT: descriptor_pb2.LETTERBOX_ANCHOR_TOP_LEFT}
+_ANCHOR_BACK = {v: k for k, v in _ANCHOR.items()}
 
 
 def to_proto(record: ModelRecord) -> descriptor_pb2.ModelDescriptor:
@@ -37,9 +47,10 @@ def to_proto(record: ModelRecord) -> descriptor_pb2.ModelDescriptor:
         sha256=spec.weights.sha256,
         class_names=list(spec.class_names),
         input=descriptor_pb2.InputSpec(
-            name=inp.name, width=inp.width, height=inp.height, resize_mode=_RESIZE[inp.resize_mode],
+            name=inp.name or "", width=inp.width, height=inp.height, resize_mode=_RESIZE[inp.resize_mode],
             color_order=_COLOR[inp.color_order], pad_value=inp.pad_value, scale=inp.scale,
-            mean=list(inp.mean), std=list(inp.std),
+            mean=list(inp.mean), std=list(inp.std), interpolation=_INTERPOLATION[inp.interpolation],
+            anchor=_ANCHOR[inp.anchor],
         ),
         workspace=record.workspace,
         output_names=list(spec.outputs),
@@ -47,8 +58,13 @@ def to_proto(record: ModelRecord) -> descriptor_pb2.ModelDescriptor:
         multi_label=spec.multi_label,
         defaults=descriptor_pb2.TaskDefaults(
             confidence=spec.defaults.confidence, iou_threshold=spec.defaults.iou_threshold,
-            max_detections=spec.defaults.max_detections,
+            max_detections=spec.defaults.max_detections, class_agnostic_nms=spec.defaults.class_agnostic_nms,
+            top_k=spec.defaults.top_k or 0,
         ),
+        keypoints=descriptor_pb2.KeypointSpec(
+            names=list(spec.keypoints.names), dims=spec.keypoints.dims,
+            skeleton=[descriptor_pb2.KeypointSpec.Edge(start=a, end=b) for a, b in spec.keypoints.skeleton],
+        ) if spec.keypoints else None,
         aliases=list(record.aliases),
         public=record.public,
         size_bytes=spec.weights.size_bytes or 0,
@@ -90,18 +106,25 @@ def from_proto(d: descriptor_pb2.ModelDescriptor) -> ModelRecord:
             class_names=tuple(d.class_names),
             multi_label=d.multi_label,
             input={
-                "name": inp.name or "images", "width": inp.width, "height": inp.height,
+                "name": inp.name or None, "width": inp.width, "height": inp.height,
                 "resize_mode": _RESIZE_BACK.get(inp.resize_mode, ResizeMode.LETTERBOX),
+                "interpolation": _INTERPOLATION_BACK.get(inp.interpolation, Interpolation.LINEAR),
+                "anchor": _ANCHOR_BACK.get(inp.anchor, Anchor.CENTER),
                 "color_order": _COLOR_BACK.get(inp.color_order, ColorOrder.RGB),
                 "pad_value": inp.pad_value, "scale": inp.scale or 1.0 / 255.0,
                 "mean": tuple(inp.mean) or (0.0, 0.0, 0.0), "std": tuple(inp.std) or (1.0, 1.0, 1.0),
             },
-            outputs=tuple(d.output_names) or ("output0",),
+            outputs=tuple(d.output_names),
             batch={"max_batch_size": max(1, d.max_batch_size)},
             defaults={
                 "confidence": d.defaults.confidence, "iou_threshold": d.defaults.iou_threshold,
                 "max_detections": d.defaults.max_detections or 100,
+                "class_agnostic_nms": d.defaults.class_agnostic_nms, "top_k": d.defaults.top_k or None,
             } if d.HasField("defaults") else {},
+            keypoints={
+                "names": tuple(d.keypoints.names), "dims": d.keypoints.dims or 3,
+                "skeleton": tuple((e.start, e.end) for e in d.keypoints.skeleton),
+            } if d.HasField("keypoints") else None,
             weights={"sha256": d.sha256, "size_bytes": d.size_bytes or None},
             provenance=_loads(d.metadata.get("provenance", "")),
             metrics=_loads(d.metadata.get("metrics", "")),

@@ -63,4 +63,6 @@ def main_for(name: str, description: str, settings_cls: type[S], build: Callable
         finally:
             tracing.shutdown()
 
+    # Deployment checks read the settings a console script takes (tests/deploy/test_drift.py).
+    main.settings_class = settings_cls  # type: ignore[attr-defined]
     return main

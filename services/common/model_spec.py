@@ -12,23 +12,38 @@ import json
 from pathlib import Path
 from typing import Any
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.common.errors import ModelPackageError
+from services.common.layouts import LAYOUTS, LayoutParams, TaskType
+
+__all__ = ["TaskType", "ModelSpec", "InputSpec", "ResizeMode", "Interpolation", "Anchor", "ColorOrder"]
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 
 
-class TaskType(str, enum.Enum):
-    OBJECT_DETECTION = "object-detection"
-    INSTANCE_SEGMENTATION = "instance-segmentation"
-    CLASSIFICATION = "classification"
-
-
 class ResizeMode(str, enum.Enum):
     LETTERBOX = "letterbox"
     STRETCH = "stretch"
+    CENTER_CROP = "center-crop"
+
+
+class Interpolation(str, enum.Enum):
+    LINEAR = "linear"
+    AREA = "area"
+    CUBIC = "cubic"
+    LANCZOS = "lanczos"
+    NEAREST = "nearest"
+
+
+class Anchor(str, enum.Enum):
+    """Where a letterboxed image sits in the padded input."""
+
+    CENTER = "center"
+    TOP_LEFT = "top-left"
 
 
 class ColorOrder(str, enum.Enum):
@@ -36,27 +51,23 @@ class ColorOrder(str, enum.Enum):
     BGR = "bgr"
 
 
-# model_type -> the task it serves. The post-processing for each lives in
-# services.model_worker.processing.postprocess.
-MODEL_TYPES: dict[str, TaskType] = {
-    "yolov8": TaskType.OBJECT_DETECTION,
-    "yolov5": TaskType.OBJECT_DETECTION,
-    "yolov8-seg": TaskType.INSTANCE_SEGMENTATION,
-    "yolov8-cls": TaskType.CLASSIFICATION,
-}
+# model_type -> the task it serves, kept for callers that only need that.
+MODEL_TYPES: dict[str, TaskType] = {name: layout.task for name, layout in LAYOUTS.items()}
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class InputSpec(_Frozen):
     """How an image becomes the model's input tensor: x = (pixel * scale - mean) / std."""
 
-    name: str = "images"
+    name: str | None = None  # None: the ONNX file's only input
     width: int = Field(gt=0, le=8192)
     height: int = Field(gt=0, le=8192)
     resize_mode: ResizeMode = ResizeMode.LETTERBOX
+    interpolation: Interpolation = Interpolation.LINEAR
+    anchor: Anchor = Anchor.CENTER
     color_order: ColorOrder = ColorOrder.RGB
     pad_value: int = Field(default=114, ge=0, le=255)
     scale: float = Field(default=1.0 / 255.0, gt=0)
@@ -74,6 +85,23 @@ class Defaults(_Frozen):
     confidence: float = Field(default=0.25, ge=0.0, le=1.0)
     iou_threshold: float = Field(default=0.45, ge=0.0, le=1.0)
     max_detections: int = Field(default=100, gt=0, le=10000)
+    class_agnostic_nms: bool = False
+    top_k: int | None = Field(default=None, gt=0)  # classification: answer only the best k classes
+
+
+class KeypointSpec(_Frozen):
+    """Keypoint models: the points' names (in output order), the edges drawn between them."""
+
+    names: tuple[str, ...] = Field(min_length=1)
+    skeleton: tuple[tuple[int, int], ...] = ()
+    dims: Literal[2, 3] = 3  # x, y and (3) a visibility score per point
+
+    @model_validator(mode="after")
+    def _edges_in_range(self) -> KeypointSpec:
+        bad = [list(e) for e in self.skeleton if not all(0 <= i < len(self.names) for i in e)]
+        if bad:
+            raise ValueError(f"keypoints.skeleton edges {bad} name points outside 0..{len(self.names) - 1}")
+        return self
 
 
 class Weights(_Frozen):
@@ -102,9 +130,10 @@ class ModelSpec(_Frozen):
     class_names: tuple[str, ...] = Field(min_length=1)
     multi_label: bool = False
     input: InputSpec
-    outputs: tuple[str, ...] = ("output0",)
+    outputs: tuple[str, ...] = ()  # empty: the ONNX file's outputs, in order
     batch: Batch = Batch()
     defaults: Defaults = Defaults()
+    keypoints: KeypointSpec | None = None
     weights: Weights
     provenance: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -113,15 +142,21 @@ class ModelSpec(_Frozen):
     def _consistent(self) -> ModelSpec:
         if self.format_version != FORMAT_VERSION:
             raise ValueError(f"format_version {self.format_version} is not supported (expected {FORMAT_VERSION})")
-        task = MODEL_TYPES.get(self.model_type)
-        if task is None:
-            raise ValueError(f"model_type {self.model_type!r} is not supported; use one of {sorted(MODEL_TYPES)}")
-        if task != self.task_type:
-            raise ValueError(f"model_type {self.model_type!r} serves {task.value}, not {self.task_type.value}")
-        needed = 2 if self.task_type == TaskType.INSTANCE_SEGMENTATION else 1
-        if len(self.outputs) != needed:
-            raise ValueError(f"{self.model_type} needs {needed} output name(s), got {list(self.outputs)}")
+        layout = LAYOUTS.get(self.model_type)
+        if layout is None:
+            raise ValueError(f"model_type {self.model_type!r} is not supported; use one of {sorted(LAYOUTS)}")
+        if layout.task != self.task_type:
+            raise ValueError(f"model_type {self.model_type!r} serves {layout.task.value}, not {self.task_type.value}")
+        if self.outputs and len(self.outputs) != layout.outputs:
+            raise ValueError(f"{self.model_type} needs {layout.outputs} output name(s), got {list(self.outputs)}")
+        if (self.task_type == TaskType.KEYPOINT_DETECTION) != (self.keypoints is not None):
+            raise ValueError("keypoints (names, skeleton) are required for keypoint models and only for them")
         return self
+
+    def layout_params(self) -> LayoutParams:
+        kp = self.keypoints
+        return LayoutParams(self.num_classes, self.input.width, self.input.height,
+                            len(kp.names) if kp else 0, kp.dims if kp else 3)
 
     @property
     def num_classes(self) -> int:
@@ -134,7 +169,10 @@ class ModelSpec(_Frozen):
             return cls.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: "
+                + ("unknown key (not part of the model.json format; check its spelling)"
+                   if err["type"] == "extra_forbidden" else err["msg"])
+                for err in exc.errors()
             )
             raise ModelPackageError(f"{source} is invalid: {problems}") from None
 

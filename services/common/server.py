@@ -1,8 +1,12 @@
 """Running a service: gRPC server, health, reflection, metrics endpoint, graceful shutdown.
 
 Each service builds a ``Service`` in its composition root (``<service>/server.py``) and
-calls ``run``. Health reports NOT_SERVING until ``startup`` has finished and again from
-the moment shutdown begins; in-flight calls get ``shutdown_grace_s`` to finish.
+calls ``run``. Health (the overall service ``""`` and each service's own name: readiness)
+reports NOT_SERVING until ``startup`` has finished, preloads included, and again from the
+moment shutdown begins; in-flight calls get ``shutdown_grace_s`` to finish. The health name
+``LIVENESS_SERVICE`` is SERVING from the moment the server starts until the process exits, so a
+liveness probe fails only when the process or its event loop no longer answers, never because a
+model is loading or the service is draining.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ log = logging.getLogger("fleet.server")
 
 Hook = Callable[[], Awaitable[None]]
 StartupHook = Callable[[int], Awaitable[None]]  # receives the bound gRPC port
+
+LIVENESS_SERVICE = "liveness"
+"""Health service name for liveness probes: SERVING whenever the process answers at all."""
 
 
 @dataclass
@@ -68,6 +75,14 @@ class Runner:
         )
         self.tls = s.server_tls()
         self.port = add_port(self.server, f"{s.host}:{s.port}", self.tls)
+        # Kubernetes' gRPC probes speak plaintext without a client certificate: with TLS on the main
+        # port, a port of its own serves only the health service (the same state) to them.
+        self.health_server: grpc.aio.Server | None = None
+        self.health_port = 0
+        if s.health_port:
+            self.health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            self.health_port = add_port(self.health_server, f"{s.host}:{s.health_port}", None)
         self.metrics_port = 0
         self._httpd: object | None = None
         self.dependencies = DependencyMonitor(service.dependencies, s.dependency_check_interval_s,
@@ -91,9 +106,12 @@ class Runner:
         self._httpd, _ = start_http_server(s.metrics_port, addr=s.host)
         self.metrics_port = self._httpd.server_port
         await self.set_serving(False)
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        if self.health_server is not None:
+            await self.health_server.start()
         await self.server.start()
         log.info("%s listening", self.service.name, extra={
-            "port": self.port, "metrics_port": self.metrics_port,
+            "port": self.port, "metrics_port": self.metrics_port, "health_port": self.health_port,
             "tls": "off" if self.tls is None else ("mtls" if self.tls.client_ca else "tls"),
         })
         await self.dependencies.start()
@@ -119,6 +137,8 @@ class Runner:
         await self.dependencies.stop()
         if self.service.shutdown:
             await self.service.shutdown()
+        if self.health_server is not None:  # liveness answers until the very end
+            await self.health_server.stop(None)
         if self._httpd is not None:
             await asyncio.to_thread(self._httpd.shutdown)  # type: ignore[attr-defined]
             self._httpd.server_close()  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ and passed to the code that needs them.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field, model_validator
@@ -23,7 +24,10 @@ class ServiceSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the gRPC server binds (0.0.0.0 in containers).")
     port: int = Field(0, ge=0, le=65535, description="gRPC port (0: pick a free one and log it).")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics HTTP port (0: pick a free one).")
-    advertise_address: str = Field("", description="host:port other services use to reach this one (default host:port).")
+    advertise_address: str = Field(
+        "", description="host:port other services use to reach this one, or a bare host or IP (a pod IP from the "
+                        "Kubernetes downward API) to which the bound port is added (default host:port).",
+    )
     log_level: str = Field("INFO", description="Python log level.")
     log_format: Literal["json", "text"] = Field("json", description="json (one object per line) or text.")
     redis_url: str = Field(
@@ -52,6 +56,10 @@ class ServiceSettings(BaseSettings):
     metrics_max_models: int = Field(
         200, ge=1, validation_alias=AliasChoices("FLEET_METRICS_MAX_MODELS"),
         description="Distinct model_id label values per process; later models are counted as 'other'.",
+    )
+    health_port: int = Field(
+        0, ge=0, le=65535, description="A plaintext port serving only the gRPC health service, for probes that "
+                                       "cannot speak TLS, such as Kubernetes' (0: none; health is on the gRPC port).",
     )
     # This service's own gRPC port (env <PREFIX>TLS_CERT, ...). Files are re-read when they change.
     tls_cert: str = Field("", description="PEM certificate (chain) the gRPC port serves; empty: plaintext.")
@@ -106,6 +114,15 @@ class ServiceSettings(BaseSettings):
         """TLS for calls to other fleet services (None: plaintext)."""
         return client_tls(self.internal_tls_ca, self.internal_tls_cert, self.internal_tls_key,
                           self.internal_tls_server_name)
+
+    def advertised(self, port: int) -> str:
+        """The host:port to publish: ``advertise_address`` (with ``port`` added to a bare host), else host:port."""
+        address = self.advertise_address.strip() or self.host
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address if ":" in address else f"{address}:{port}"
+        return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
 def env_help(settings_cls: type[BaseSettings]) -> str:

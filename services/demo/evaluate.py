@@ -3,7 +3,8 @@
 Runs each package's ``model.onnx`` in ONNX Runtime and decodes it with the model worker's own
 pre- and post-processing (``services.model_worker.processing``), so the numbers describe what
 the fleet serves. Detection and segmentation are scored with pycocotools' COCOeval (bbox and
-segm: AP@0.5 and AP@0.5:0.95), classification with top-1 accuracy.
+segm: AP@0.5 and AP@0.5:0.95), classification with top-1 accuracy, keypoints with COCO's OKS AP
+and oriented boxes with rotated-IoU AP (``services.demo.geometry_eval``).
 
     python -m services.demo.evaluate [--packages models/packages] [--images 300] [--write]
 """
@@ -23,6 +24,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from services.demo.geometry_eval import evaluate_obb, evaluate_pose
 from services.demo.package import DEMO_PACKAGES, PACKAGES_DIR, update_metrics
 from services.demo.scenes import (
     CLASS_NAMES,
@@ -38,6 +40,7 @@ from services.model_worker.processing.params import InferenceParams
 from services.model_worker.processing.postprocess import postprocess
 from services.model_worker.processing.preprocess import preprocess
 from services.model_worker.processing.results import Classification, Detections
+from services.model_worker.runtime import output_names
 
 DEFAULT_IMAGES = 300
 # The usual COCO-evaluation settings: keep low-confidence detections so the PR curve is complete.
@@ -56,12 +59,14 @@ class Predictor:
         self.session = ort.InferenceSession(
             str(package_dir / self.spec.weights.file), options, providers=["CPUExecutionProvider"]
         )
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = output_names(self.spec, [o.name for o in self.session.get_outputs()])
 
     def predict(self, images: list[np.ndarray], params: InferenceParams = EVAL_PARAMS) -> list[Any]:
         """Decode a batch of RGB uint8 images into Detections or Classification results."""
         resolved = params.resolve(self.spec)
         tensors, transforms = zip(*(preprocess(image, self.spec.input) for image in images))
-        outputs = self.session.run(list(self.spec.outputs), {self.spec.input.name: np.stack(tensors)})
+        outputs = self.session.run(self.output_names, {self.input_name: np.stack(tensors)})
         return [
             postprocess([out[i] for out in outputs], self.spec, transform, resolved)
             for i, transform in enumerate(transforms)
@@ -159,8 +164,12 @@ def evaluate_classification(predictor: Predictor, count: int, start: int = EVAL_
 def evaluate_package(package_dir: Path, count: int = DEFAULT_IMAGES) -> dict[str, Any]:
     """Metrics of one package, in the shape of model.json's ``metrics`` section."""
     predictor = Predictor(package_dir)
-    if predictor.spec.task_type == TaskType.CLASSIFICATION:
+    task = predictor.spec.task_type
+    if task == TaskType.CLASSIFICATION:
         metrics = evaluate_classification(predictor, count)
+    elif task in (TaskType.KEYPOINT_DETECTION, TaskType.ORIENTED_DETECTION):
+        evaluate = evaluate_pose if task == TaskType.KEYPOINT_DETECTION else evaluate_obb
+        metrics = evaluate(predictor, list(_batched(scenes(count), _BATCH)), count)
     else:
         metrics = evaluate_detection(predictor, count)
     dataset = f"synthetic held-out, seeds {EVAL_SEEDS}..{EVAL_SEEDS + count - 1}"
@@ -169,11 +178,11 @@ def evaluate_package(package_dir: Path, count: int = DEFAULT_IMAGES) -> dict[str
 
 def format_table(rows: dict[str, dict[str, Any]]) -> str:
     """A plain-text table of package metrics."""
-    columns = ("images", "map50", "map50_95", "mask_map50", "mask_map50_95", "top1")
-    lines = [f"{'package':<15}" + "".join(f"{c:>15}" for c in columns)]
+    columns = ("images", "map50", "map50_95", "mask_map50", "mask_map50_95", "top1", "oks_ap50", "obb_ap50")
+    lines = [f"{'package':<15}" + "".join(f"{c:>14}" for c in columns)]
     for name, metrics in rows.items():
         cells = (metrics.get(c, "-") for c in columns)
-        lines.append(f"{name:<15}" + "".join(f"{c:>15.4f}" if isinstance(c, float) else f"{c:>15}" for c in cells))
+        lines.append(f"{name:<15}" + "".join(f"{c:>14.4f}" if isinstance(c, float) else f"{c:>14}" for c in cells))
     return "\n".join(lines)
 
 
@@ -182,9 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--packages", type=Path, default=PACKAGES_DIR, help="directory of model packages")
     parser.add_argument("--images", type=int, default=DEFAULT_IMAGES, help="held-out scenes per package")
     parser.add_argument("--write", action="store_true", help="store the metrics in each model.json")
+    parser.add_argument("names", nargs="*", help="only these packages (default: every demo package)")
     args = parser.parse_args(argv)
     rows = {}
-    for name in DEMO_PACKAGES:
+    for name in args.names or DEMO_PACKAGES:
         package_dir = args.packages / name
         if not (package_dir / "model.json").is_file():
             print(f"{name}: no package in {package_dir} (run python -m services.demo.train)")

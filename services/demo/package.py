@@ -7,10 +7,11 @@ is documented in ``docs/model-package.md`` and parsed by ``services.common.model
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.demo.corners import KEYPOINT_NAMES, OBB_CLASSES, POSE_CLASSES, SKELETON
 from services.demo.scenes import CLASS_NAMES
 from fleet.paths import MODELS_DIR
 from services.model_worker.artifacts import sha256_file
@@ -32,6 +33,8 @@ class PackageInfo:
     input_size: int
     resize_mode: str
     outputs: tuple[str, ...]
+    class_names: tuple[str, ...] = CLASS_NAMES
+    extra: dict[str, Any] = field(default_factory=dict)  # task-specific model.json sections
 
     def input_spec(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,11 @@ DEMO_PACKAGES: dict[str, PackageInfo] = {
         PackageInfo("shapes-det-v5", "object-detection", "yolov5", 320, "letterbox", ("output0",)),
         PackageInfo("shapes-seg", "instance-segmentation", "yolov8-seg", 320, "letterbox", ("output0", "output1")),
         PackageInfo("shapes-cls", "classification", "yolov8-cls", 128, "stretch", ("output0",)),
+        PackageInfo("shapes-pose", "keypoint-detection", "yolov8-pose", 320, "letterbox", ("output0",),
+                    POSE_CLASSES, {"keypoints": {"names": list(KEYPOINT_NAMES),
+                                                 "skeleton": [list(e) for e in SKELETON]}}),
+        PackageInfo("shapes-obb", "oriented-detection", "yolov8-obb", 320, "letterbox", ("output0",),
+                    OBB_CLASSES),
     )
 }
 
@@ -66,12 +74,13 @@ def write_model_json(package_dir: Path, info: PackageInfo, provenance: dict[str,
         "name": info.name,
         "task_type": info.task_type,
         "model_type": info.model_type,
-        "class_names": list(CLASS_NAMES),
+        "class_names": list(info.class_names),
         "multi_label": False,
         "input": info.input_spec(),
         "outputs": list(info.outputs),
         "batch": {"max_batch_size": MAX_BATCH_SIZE},
         "defaults": {"confidence": 0.25, "iou_threshold": 0.45, "max_detections": 100},
+        **info.extra,
         "weights": {"file": MODEL_FILE, "sha256": sha256_file(weights), "size_bytes": weights.stat().st_size},
         "provenance": provenance,
         "metrics": {},

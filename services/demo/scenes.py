@@ -67,6 +67,9 @@ class Scene:
     boxes: np.ndarray  # N x 4 float32, xyxy in image pixels
     labels: np.ndarray  # N int64, indices into CLASS_NAMES
     masks: np.ndarray  # N x H x W bool, visible part of each instance
+    #: Per instance, the drawn outline's vertices (K x 2 float32, pixel-edge coordinates like
+    #: ``boxes``): 4 corners for a rectangle, 3 for a triangle, 96 points for a circle.
+    polygons: tuple[np.ndarray, ...] = ()
 
     @property
     def height(self) -> int:
@@ -110,16 +113,19 @@ def _try_scene(rng: np.random.Generator, seed: int, config: SceneConfig) -> Scen
     visible: list[np.ndarray] = []
     labels: list[int] = []
     colours: list[np.ndarray] = []
+    polygons: list[np.ndarray] = []
     for _ in range(int(rng.integers(config.num_shapes[0], config.num_shapes[1] + 1))):
         placed = _place_shape(rng, image, full_masks, visible, colours, config)
         if placed is None:
             continue
-        label, full, colour = placed
+        label, full, colour, polygon = placed
         visible = [v & ~full for v in visible]
         visible.append(full)
         full_masks.append(full)
         labels.append(label)
         colours.append(colour)
+        # fillPoly puts pixel centres at integer coordinates; boxes use pixel edges (+0.5).
+        polygons.append((polygon + 0.5).astype(np.float32))
         image[full] = colour
     if not labels:
         return None
@@ -129,7 +135,7 @@ def _try_scene(rng: np.random.Generator, seed: int, config: SceneConfig) -> Scen
     if config.min_dominance > 1.0 and not _has_dominant_class(masks, label_array, config.min_dominance):
         return None
     _add_noise(rng, image)
-    return Scene(seed, image, _mask_boxes(masks), label_array, masks)
+    return Scene(seed, image, _mask_boxes(masks), label_array, masks, tuple(polygons))
 
 
 def _place_shape(
@@ -139,7 +145,7 @@ def _place_shape(
     visible: list[np.ndarray],
     colours: list[np.ndarray],
     config: SceneConfig,
-) -> tuple[int, np.ndarray, np.ndarray] | None:
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray] | None:
     """Sample a shape that keeps every instance visible enough; ``None`` if none fits."""
     height, width = image.shape[:2]
     short = min(height, width)
@@ -157,7 +163,7 @@ def _place_shape(
         overlapped = [c for c, m in zip(colours, full_masks) if (m & full).any()]
         colour = _contrasting_colour(rng, image[full].mean(axis=0), overlapped)
         if colour is not None:
-            return label, full, colour
+            return label, full, colour, polygon
     return None
 
 

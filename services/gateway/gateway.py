@@ -95,6 +95,22 @@ class Gateway:
                 await self._store(digest, response)
         return response
 
+    async def infer_batch(self, caller: Caller, request: inference_pb2.InferBatchRequest,
+                          timeout_s: float | None) -> inference_pb2.InferBatchResponse:
+        """Several images on one worker (their runs share batches there); answers in order, each
+        image with its own error. Not served from the response cache."""
+        started = time.perf_counter()
+        deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.default_timeout_s)
+        model = await self._resolve(request.model_id, caller)
+        _, reply = await self._on_worker(
+            model, deadline, lambda ep, t, existing: ep.client.infer_batch(model, request, t, existing)
+        )
+        gateway_ms = (time.perf_counter() - started) * 1e3
+        for item in reply.items:
+            if item.HasField("response"):
+                item.response.timings.gateway_ms = gateway_ms
+        return reply
+
     async def _on_worker(self, model: descriptor_pb2.ModelDescriptor, deadline: float,
                          call: WorkerCall[T]) -> tuple[WorkerEndpoint, T]:
         """Run ``call`` on the best worker for the model, moving on when one cannot serve it."""

@@ -32,6 +32,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return await self.gateway.infer(await self._caller(context), request, context.time_remaining())
 
+    @rpc(SERVICE_NAME)
+    async def InferBatch(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        return await self.gateway.infer_batch(await self._caller(context), request, context.time_remaining())
+
     @rpc_stream(SERVICE_NAME)
     async def InferStream(self, request_iterator, context: grpc.aio.ServicerContext):  # noqa: N802
         caller = await self._caller(context)

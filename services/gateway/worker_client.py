@@ -24,8 +24,9 @@ from services.common.tls import ClientTls
 
 HEALTH_TIMEOUT_S = 1.0
 _SERVICE = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
-_INFER, _LOAD, _UNLOAD, _CLEAR, _DESCRIBE = (
-    ClientMethod(_SERVICE, name) for name in ("Infer", "LoadModel", "UnloadModel", "ClearModels", "DescribeModels")
+_INFER, _INFER_BATCH, _LOAD, _UNLOAD, _CLEAR, _DESCRIBE = (
+    ClientMethod(_SERVICE, name)
+    for name in ("Infer", "InferBatch", "LoadModel", "UnloadModel", "ClearModels", "DescribeModels")
 )
 
 
@@ -65,6 +66,15 @@ class WorkerClient:
                     timeout_s: float, require_loaded: bool = False) -> inference_pb2.InferResponse:
         call = worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request, require_loaded=require_loaded)
         reply = await self._call(_INFER, self._stub.Infer, call, timeout_s)
+        if reply.not_loaded:
+            raise ModelNotHeld(model.model_id)
+        return reply.response
+
+    async def infer_batch(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferBatchRequest,
+                          timeout_s: float, require_loaded: bool = False) -> inference_pb2.InferBatchResponse:
+        call = worker_pb2.ModelWorkerServiceInferBatchRequest(model=model, request=request,
+                                                              require_loaded=require_loaded)
+        reply = await self._call(_INFER_BATCH, self._stub.InferBatch, call, timeout_s)
         if reply.not_loaded:
             raise ModelNotHeld(model.model_id)
         return reply.response

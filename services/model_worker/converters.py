@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
-
-import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fleet.internal.v1.worker_pb2 import WorkerState
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.descriptors import TASK_TO_PROTO
-from services.common.errors import InvalidImage
+from services.common.errors import FleetError, InvalidImage
 from services.model_worker.images import ImageInput, RawPixels
 from services.model_worker.manager import LoadedModel
+from services.model_worker.model_types import model_type
 from services.model_worker.pipeline import InferenceOutput
-from services.model_worker.processing.params import InferenceParams
-from services.model_worker.processing.results import Classification, Detections
+from services.model_worker.processing.params import InferenceParams, MaskFormat
+
+_MASK_FORMAT = {inference_pb2.MASK_FORMAT_UNSPECIFIED: MaskFormat.OUTLINE,
+                inference_pb2.MASK_FORMAT_POLYGONS: MaskFormat.POLYGONS, inference_pb2.MASK_FORMAT_RLE: MaskFormat.RLE}
 
 
 def image_from_proto(image: inference_pb2.Image) -> ImageInput:
@@ -31,53 +31,25 @@ def image_from_proto(image: inference_pb2.Image) -> ImageInput:
     raise InvalidImage("the request carries no image: set image.encoded, image.url or image.raw")
 
 
+def image_or_error(image: inference_pb2.Image) -> ImageInput | FleetError:
+    """One image of a batch: its input, or why it is unusable (answered for that image alone)."""
+    try:
+        return image_from_proto(image)
+    except FleetError as exc:
+        return exc
+
+
 def params_from_proto(p: inference_pb2.InferenceParameters) -> InferenceParams:
     return InferenceParams(
         confidence=p.confidence if p.HasField("confidence") else None,
         iou_threshold=p.iou_threshold if p.HasField("iou_threshold") else None,
-        class_agnostic_nms=p.class_agnostic_nms,
+        class_agnostic_nms=p.class_agnostic_nms if p.HasField("class_agnostic_nms") else None,
         max_detections=p.max_detections if p.HasField("max_detections") else None,
         max_candidates=p.max_candidates if p.HasField("max_candidates") else None,
         class_filter=tuple(p.class_filter),
         visualize=p.visualize,
-    )
-
-
-def _detections(result: Detections, names: tuple[str, ...]) -> list[inference_pb2.Detection]:
-    out = []
-    for (x0, y0, x1, y1), score, cid in zip(result.boxes_xyxy.tolist(), result.scores.tolist(),
-                                            result.class_ids.tolist()):
-        out.append(inference_pb2.Detection(
-            x=(x0 + x1) / 2, y=(y0 + y1) / 2, width=x1 - x0, height=y1 - y0, confidence=score,
-            class_name=names[cid], class_id=cid, detection_id=str(uuid.uuid4()),
-        ))
-    return out
-
-
-# One ``SegmentedInstance.points`` entry (field 2, length-delimited) holding a Point: x (field 1, fixed32 float)
-# and y (field 2, fixed32 float), 12 bytes on the wire. Encoding outlines with numpy is ~25x faster than
-# building a Point message per vertex, which took ~2 ms of event-loop time for a few hundred vertices.
-_POINT_WIRE = np.dtype([("field", "u1"), ("length", "u1"), ("x_tag", "u1"), ("x", "<f4"), ("y_tag", "u1"),
-                        ("y", "<f4")])
-
-
-def points_wire(polygon: np.ndarray) -> bytes:
-    """The serialized ``points`` of a SegmentedInstance for an (N, 2) outline, to merge into the message."""
-    wire = np.empty(len(polygon), _POINT_WIRE)
-    wire["field"], wire["length"], wire["x_tag"], wire["y_tag"] = 0x12, 10, 0x0D, 0x15
-    wire["x"], wire["y"] = polygon[:, 0], polygon[:, 1]
-    return wire.tobytes()
-
-
-def _classification(result: Classification, names: tuple[str, ...]) -> inference_pb2.ClassificationResult:
-    preds = [inference_pb2.ClassPrediction(class_name=names[c], class_id=c, confidence=s)
-             for c, s in zip(result.class_ids.tolist(), result.scores.tolist())]
-    predicted = set(result.predicted_class_ids.tolist())
-    top = result.top_class_id
-    return inference_pb2.ClassificationResult(
-        top_class=names[top] if top is not None else "", top_class_id=top or 0, top_confidence=result.top_score,
-        predictions=preds, multi_label=result.multi_label,
-        predicted_classes=[p for p in preds if p.class_id in predicted],
+        top_k=p.top_k if p.HasField("top_k") else None,
+        mask_format=_MASK_FORMAT.get(p.mask_format, MaskFormat.OUTLINE),
     )
 
 
@@ -93,16 +65,15 @@ def response_to_proto(out: InferenceOutput, worker_id: str) -> inference_pb2.Inf
             batch_size=t.batch_size, cold_start=t.cold_start,
         ),
     )
-    result = out.result
-    if isinstance(result, Classification):
-        response.classification.CopyFrom(_classification(result, spec.class_names))
-    elif out.polygons is not None:
-        instances = response.instance_segmentation.instances
-        for det, poly in zip(_detections(result, spec.class_names), out.polygons):
-            instances.add(detection=det).MergeFromString(points_wire(np.asarray(poly).reshape(-1, 2)))
-    else:
-        response.object_detection.detections.extend(_detections(result, spec.class_names))
+    getattr(response, model_type(spec).presenter.field).CopyFrom(out.message)
     return response
+
+
+def batch_item_to_proto(outcome: InferenceOutput | FleetError, worker_id: str) -> inference_pb2.InferBatchItem:
+    if isinstance(outcome, FleetError):
+        return inference_pb2.InferBatchItem(
+            error=inference_pb2.ErrorStatus(code=outcome.code.value[0], message=outcome.message))
+    return inference_pb2.InferBatchItem(response=response_to_proto(outcome, worker_id))
 
 
 def _ts(unix: float) -> Timestamp:

@@ -12,8 +12,8 @@ from services.common.context import current_request_id
 from services.common.errors import CacheUnavailable
 from services.common.periodic import Periodic
 from services.model_worker.metrics import INFERENCE_LOG_FAILURES
+from services.model_worker.model_types import model_type
 from services.model_worker.pipeline import InferenceOutput
-from services.model_worker.processing.results import Classification
 
 log = logging.getLogger("fleet.worker.inference_log")
 
@@ -27,14 +27,7 @@ def summarize(out: InferenceOutput, request_id: str) -> dict[str, Any]:
         "worker_ms": round(out.timings.total_s * 1e3, 3),
         "batch_size": out.timings.batch_size,
     }
-    names = out.record.spec.class_names
-    if isinstance(out.result, Classification):
-        top = out.result.top_class_id
-        entry["top"] = names[top] if top is not None else None
-        entry["confidence"] = round(out.result.top_score, 4)
-    else:
-        entry["detections"] = len(out.result)
-        entry["classes"] = sorted({names[c] for c in out.result.class_ids.tolist()})
+    entry.update(model_type(out.record.spec).presenter.summarize(out.result, out.record.spec))
     return entry
 
 

@@ -15,20 +15,23 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
+from google.protobuf.message import Message
 
 from services.common import tracing
+from services.common.errors import FleetError
 from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
-from services.model_worker.images import ImageInput, Reserve, to_pixels
 from services.model_worker.batcher import BatchOutput
 from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
+from services.model_worker.images import ImageInput, Reserve, to_pixels
 from services.model_worker.manager import LoadedModel, ModelManager
 from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
+from services.model_worker.model_types import model_type
+from services.model_worker.presenters import Result
 from services.model_worker.processing.decode import ImageLimits
 from services.model_worker.processing.params import InferenceParams, ResolvedParams
 from services.model_worker.processing.postprocess import postprocess
 from services.model_worker.processing.preprocess import Transform, preprocess
-from services.model_worker.processing.results import Classification, Detections
 from services.model_worker.url_fetch import UrlFetcher
 from services.model_worker.visualize import render
 
@@ -51,13 +54,13 @@ class InferenceOutput:
     record: ModelRecord
     width: int
     height: int
-    result: Detections | Classification
-    polygons: list[np.ndarray] | None
+    result: Result
+    message: Message  # the presented result, for InferResponse's result field
     visualization: bytes
     timings: Timings = field(default_factory=Timings)
 
 
-_Finished = tuple[Detections | Classification, list[np.ndarray] | None, bytes]  # result, polygons, visual
+_Finished = tuple[Result, Message, bytes]  # result, its message, the annotated image
 
 
 @dataclass
@@ -94,12 +97,14 @@ def run_alone(
 
 
 def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, params: ResolvedParams) -> _Finished:
-    result = postprocess(outputs, spec, prepared.transform, params)
-    polygons = None
-    if isinstance(result, Detections) and result.masks is not None:
-        polygons = [m.polygon() for m in result.masks]
-    visual = render(prepared.pixels, result, spec.class_names, polygons) if prepared.pixels is not None else b""
-    return result, polygons, visual
+    t = prepared.transform
+    result = postprocess(outputs, spec, t, params)
+    presenter = model_type(spec).presenter
+    message = presenter.message(result, spec, params, t.orig_height, t.orig_width)
+    visual = b""
+    if prepared.pixels is not None:
+        visual = render(prepared.pixels, lambda img: presenter.draw(img, result, spec))
+    return result, message, visual
 
 
 class Pipeline:
@@ -111,8 +116,7 @@ class Pipeline:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         resolved = params.resolve(record.spec)
-        if image.url is not None:
-            image = ImageInput(encoded=await self.urls.fetch(image.url))
+        image = await self._fetched(image)
         series = ModelSeries.of(record.model_id)
         t_acquire = time.perf_counter()
         model, cold = await self.manager.acquire(record)
@@ -137,51 +141,108 @@ class Pipeline:
                 series.batch_size.observe(1)
                 t_post, waited = run_started + infer_s, (t_acquired, prepared.started)
             else:
-                prepared, finished, batch, t_post, postprocess_s = await self._batched(model, image, record, resolved,
-                                                                                       reservation)
+                model.batcher.announce()
+                prepared = await self._prepare(model, image, record.spec.input, resolved, reservation)
+                batch, finished, t_post, postprocess_s = await self._run(model, prepared, record.spec, resolved,
+                                                                         reservation)
                 waited = (batch.run_started - batch.queue_s, batch.run_started)
         finally:
             reservation.release()
             self.manager.release(model)
-        result, polygons, visual = finished
-        timings = Timings(
-            decode_s=prepared.decode_s, preprocess_s=prepared.preprocess_s, queue_s=batch.queue_s,
-            inference_s=batch.infer_s, postprocess_s=postprocess_s, total_s=time.perf_counter() - started,
-            batch_size=batch.batch_size, cold_start=cold,
-        )
-        for stage in ("decode", "preprocess", "queue", "inference", "postprocess"):
-            STAGE_SECONDS.labels(stage).observe(getattr(timings, f"{stage}_s"))
-        series.queue_seconds.observe(timings.queue_s)
-        series.inference_seconds.observe(timings.inference_s)
         if tracing.ACTIVE:
             _record_spans(record.model_id, cold, (t_acquire, t_acquired), prepared, waited, batch, t_post,
                           postprocess_s)
-        t = prepared.transform
-        return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, result, polygons, visual,
-                               timings)
+        return _output(record, prepared, finished, batch, postprocess_s, started, cold, series)
 
-    async def _batched(self, model: LoadedModel, image: ImageInput, record: ModelRecord, params: ResolvedParams,
-                       reservation: Reservation) -> tuple[_Prepared, _Finished, BatchOutput, float, float]:
-        """Prepare in the thread pool, share a model run with other requests, finish in the pool."""
+    async def infer_many(self, record: ModelRecord, images: list[ImageInput],
+                         params: InferenceParams) -> list[InferenceOutput | FleetError]:
+        """Several images for one model, answered in order; each image fails alone.
+
+        Every image is prepared first (each reserving its own decode budget), then all are
+        submitted together, so the batcher runs them in as few ONNX Runtime runs as the model's
+        batch size allows.
+        """
+        started = time.perf_counter()
+        resolved = params.resolve(record.spec)
+        fetched = await asyncio.gather(*(self._fetched(i) for i in images), return_exceptions=True)
+        series = ModelSeries.of(record.model_id)
+        model, cold = await self.manager.acquire(record)
+        if cold:
+            series.cold_starts.inc()
+        reservations = [self.budget.reservation() for _ in fetched]
+        try:
+            ready = [(i, r) for i, r in zip(fetched, reservations) if isinstance(i, ImageInput)]
+            for _ in ready:
+                model.batcher.announce()
+            prepared = iter(await asyncio.gather(
+                *(self._prepare(model, i, record.spec.input, resolved, r) for i, r in ready), return_exceptions=True))
+            staged = [next(prepared) if isinstance(i, ImageInput) else i for i in fetched]
+            ran = iter(await asyncio.gather(*(self._run(model, p, record.spec, resolved, r)
+                                              for p, r in zip(staged, reservations) if isinstance(p, _Prepared)),
+                                            return_exceptions=True))
+            outcomes: list[InferenceOutput | FleetError] = []
+            for p in staged:
+                outcome = next(ran) if isinstance(p, _Prepared) else p
+                if isinstance(outcome, tuple) and isinstance(p, _Prepared):
+                    batch, finished, _, postprocess_s = outcome
+                    outcomes.append(_output(record, p, finished, batch, postprocess_s, started, cold, series))
+                elif isinstance(outcome, FleetError):
+                    outcomes.append(outcome)
+                else:
+                    raise outcome  # not a caller's mistake: the whole request fails (INTERNAL)
+            return outcomes
+        finally:
+            for reservation in reservations:
+                reservation.release()
+            self.manager.release(model)
+
+    async def _fetched(self, image: ImageInput) -> ImageInput:
+        return ImageInput(encoded=await self.urls.fetch(image.url)) if image.url is not None else image
+
+    async def _prepare(self, model: LoadedModel, image: ImageInput, spec: InputSpec, params: ResolvedParams,
+                       reservation: Reservation) -> _Prepared:
+        """Decode and pre-process an announced request in the thread pool, within the decode budget
+        (waiting on the loop when it is full); the request is withdrawn if that fails."""
         loop = asyncio.get_running_loop()
-        model.batcher.announce()
         try:
             try:
-                prepared = await loop.run_in_executor(self.cpu, _prepare, image, record.spec.input, self.limits,
-                                                      params.visualize, reservation.reserve)
+                return await loop.run_in_executor(self.cpu, _prepare, image, spec, self.limits, params.visualize,
+                                                  reservation.reserve)
             except BudgetWait as wait:
                 await reservation.wait(wait.pixels)
-                prepared = await loop.run_in_executor(self.cpu, _prepare, image, record.spec.input, self.limits,
-                                                      params.visualize, reservation.reserve)
+                return await loop.run_in_executor(self.cpu, _prepare, image, spec, self.limits, params.visualize,
+                                                  reservation.reserve)
         except BaseException:
             model.batcher.withdraw()
             raise
+
+    async def _run(self, model: LoadedModel, prepared: _Prepared, spec: ModelSpec, params: ResolvedParams,
+                   reservation: Reservation) -> tuple[BatchOutput, _Finished, float, float]:
+        """Share a model run with other requests, then finish in the thread pool:
+        (batch, finished, when post-processing started, its seconds)."""
         if prepared.pixels is None:  # the decoded image is gone: only the model-sized tensor remains
             reservation.release()
         batch = await model.batcher.submit(prepared.tensor)
         t_post = time.perf_counter()
-        finished = await loop.run_in_executor(self.cpu, _finish, batch.outputs, record.spec, prepared, params)
-        return prepared, finished, batch, t_post, time.perf_counter() - t_post
+        finished = await asyncio.get_running_loop().run_in_executor(self.cpu, _finish, batch.outputs, spec,
+                                                                    prepared, params)
+        return batch, finished, t_post, time.perf_counter() - t_post
+
+
+def _output(record: ModelRecord, prepared: _Prepared, finished: _Finished, batch: BatchOutput,
+            postprocess_s: float, started: float, cold: bool, series: ModelSeries) -> InferenceOutput:
+    result, message, visual = finished
+    timings = Timings(
+        decode_s=prepared.decode_s, preprocess_s=prepared.preprocess_s, queue_s=batch.queue_s,
+        inference_s=batch.infer_s, postprocess_s=postprocess_s, total_s=time.perf_counter() - started,
+        batch_size=batch.batch_size, cold_start=cold,
+    )
+    for stage in ("decode", "preprocess", "queue", "inference", "postprocess"):
+        STAGE_SECONDS.labels(stage).observe(getattr(timings, f"{stage}_s"))
+    series.queue_seconds.observe(timings.queue_s)
+    series.inference_seconds.observe(timings.inference_s)
+    t = prepared.transform
+    return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, result, message, visual, timings)
 
 
 def _record_spans(model_id: str, cold: bool, loading: tuple[float, float], prepared: _Prepared,

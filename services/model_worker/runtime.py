@@ -16,8 +16,9 @@ import psutil
 
 from services.common.errors import ModelLoadError
 from services.common.model_spec import ModelSpec
+from services.common.layouts import LAYOUTS
 from services.model_worker.gpu import nvml
-from services.model_worker.processing.postprocess import check_output_shapes
+from services.model_worker.model_types import check_output_shapes
 
 try:
     import onnxruntime as ort
@@ -84,11 +85,12 @@ class RuntimeOptions:
 
 
 def _check_input(spec: ModelSpec, sess: ort.InferenceSession) -> tuple[str, int | None]:
+    """The input's name (model.json's, or the ONNX file's only input) and its fixed batch size, if any."""
     inputs = sess.get_inputs()
     if len(inputs) != 1:
         raise ModelLoadError(f"the model has {len(inputs)} inputs; a vision model package needs exactly one")
     inp = inputs[0]
-    if inp.name != spec.input.name:
+    if spec.input.name is not None and inp.name != spec.input.name:
         raise ModelLoadError(f"the model's input is named {inp.name!r}, but model.json says {spec.input.name!r}")
     shape = list(inp.shape)
     want = [None, 3, spec.input.height, spec.input.width]
@@ -97,8 +99,44 @@ def _check_input(spec: ModelSpec, sess: ort.InferenceSession) -> tuple[str, int 
             f"the model's input shape is {shape}, but model.json describes [batch, 3, {spec.input.height}, "
             f"{spec.input.width}]"
         )
+    if not all(isinstance(d, int) for d in shape[2:]):
+        _check_export_size(spec, sess.get_modelmeta().custom_metadata_map)
     batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
     return inp.name, batch
+
+
+def export_size(metadata: dict[str, str]) -> tuple[int, int] | None:
+    """(height, width) the exporter recorded (Ultralytics' ``imgsz``: "[640, 640]" or "640"), if any."""
+    raw = metadata.get("imgsz")
+    if not raw:
+        return None
+    numbers = [int(n) for n in raw.replace("[", " ").replace("]", " ").replace(",", " ").split() if n.isdigit()]
+    if len(numbers) == 1:
+        return numbers[0], numbers[0]
+    return (numbers[0], numbers[1]) if len(numbers) == 2 else None
+
+
+def _check_export_size(spec: ModelSpec, metadata: dict[str, str]) -> None:
+    """A dynamic-size export runs at any size, but it was trained and exported for its imgsz."""
+    size = export_size(metadata)
+    if size is not None and size != (spec.input.height, spec.input.width):
+        raise ModelLoadError(
+            f"the model was exported with imgsz {list(size)} (height, width) but model.json says "
+            f"{spec.input.height}x{spec.input.width}; set input.height and input.width to the export's size"
+        )
+
+
+def output_names(spec: ModelSpec, available: list[str]) -> list[str]:
+    """model.json's outputs, or the ONNX file's first outputs in order (as many as the layout reads)."""
+    if spec.outputs:
+        missing = [n for n in spec.outputs if n not in available]
+        if missing:
+            raise ModelLoadError(f"the model has outputs {available}, but model.json names {list(spec.outputs)}")
+        return list(spec.outputs)
+    needed = LAYOUTS[spec.model_type].outputs
+    if len(available) < needed:
+        raise ModelLoadError(f"model_type {spec.model_type!r} reads {needed} outputs; the model has {available}")
+    return available[:needed]
 
 
 def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Session:
@@ -126,16 +164,13 @@ def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Sessio
             raise ModelLoadError(f"ONNX Runtime could not open the model ({type(exc).__name__}): "
                                  f"{detail[:300]}") from None
         input_name, fixed_batch = _check_input(spec, sess)
-        names = [o.name for o in sess.get_outputs()]
-        missing = [n for n in spec.outputs if n not in names]
-        if missing:
-            raise ModelLoadError(f"the model has outputs {names}, but model.json names {list(spec.outputs)}")
+        names = output_names(spec, [o.name for o in sess.get_outputs()])
         shapes = {o.name: list(o.shape)[1:] for o in sess.get_outputs()}
-        check_output_shapes(spec, [shapes[n] for n in spec.outputs])
+        check_output_shapes(spec, [shapes[n] for n in names])
         # One warm-up run checks the real output shapes and settles the memory arenas.
         dummy = np.zeros((1, 3, spec.input.height, spec.input.width), dtype=np.float32)
         try:
-            outputs = sess.run(list(spec.outputs), {input_name: dummy})
+            outputs = sess.run(names, {input_name: dummy})
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"the model failed its warm-up run: {str(exc)[:300]}") from None
         check_output_shapes(spec, [o.shape[1:] for o in outputs])
@@ -148,4 +183,4 @@ def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Sessio
     if providers[0] == CUDA and provider != CUDA:
         log.warning("CUDA was requested but the session fell back to %s", provider)
     max_batch = min(options.max_batch_size, spec.batch.max_batch_size, fixed_batch or options.max_batch_size)
-    return Session(sess, input_name, list(spec.outputs), provider, max(1, max_batch), host_bytes, device_bytes)
+    return Session(sess, input_name, names, provider, max(1, max_batch), host_bytes, device_bytes)

@@ -18,7 +18,7 @@ from services.common import descriptors
 from services.common.errors import Unavailable
 from services.common.model_record import ModelRecord
 from services.common.server import Service
-from services.model_worker import gpu
+from services.model_worker import gpu, limits
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.decode_budget import DecodeBudget
 from services.model_worker.heartbeat import Heartbeat
@@ -38,14 +38,19 @@ PRELOAD_REGISTRY_WAIT_S = 60.0
 
 
 def capacity_bytes(settings: WorkerSettings) -> int:
-    """The configured model-memory capacity, or half of the memory available at start-up."""
-    return settings.memory_capacity_bytes or psutil.virtual_memory().available // 2
+    """The configured model-memory capacity, or half of the memory available at start-up (in a
+    container: of its memory limit, when that is lower)."""
+    if settings.memory_capacity_bytes:
+        return settings.memory_capacity_bytes
+    available = psutil.virtual_memory().available
+    limit = limits.memory_limit_bytes()
+    return (available if limit is None else min(available, limit)) // 2
 
 
 def build(settings: WorkerSettings) -> Service:
     # Decode failures are answered to the caller; OpenCV's own warnings would only bypass the JSON logs.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    cpu_threads = settings.cpu_threads or os.cpu_count() or 2
+    cpu_threads = settings.cpu_threads or limits.usable_cpus()
     cpu_pool = ThreadPoolExecutor(cpu_threads, thread_name_prefix="cpu")
     infer_pool = ThreadPoolExecutor(max(4, settings.concurrent_runs), thread_name_prefix="ort")
     load_pool = ThreadPoolExecutor(2, thread_name_prefix="load")
@@ -98,7 +103,7 @@ def build(settings: WorkerSettings) -> Service:
         worker_pb2_grpc.add_ModelWorkerServiceServicer_to_server(WorkerServicer(worker), server)
 
     async def startup(port: int) -> None:
-        worker.address = settings.advertise_address or f"{settings.host}:{port}"
+        worker.address = settings.advertised(port)
         await cache.ping()
         if settings.preload:
             await preload()

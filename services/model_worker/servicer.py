@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from fleet.internal.v1 import worker_pb2, worker_pb2_grpc
+from fleet.v1 import inference_pb2
 from services.common import descriptors
 from services.common.rpc import rpc
 from services.model_worker import converters
@@ -31,6 +32,19 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
         return worker_pb2.ModelWorkerServiceInferResponse(
             response=converters.response_to_proto(out, self.worker.worker_id)
         )
+
+    @rpc(SERVICE_NAME)
+    async def InferBatch(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        record = self.records.get(request.model)
+        if request.require_loaded and not self.worker.holds(record):
+            return worker_pb2.ModelWorkerServiceInferBatchResponse(not_loaded=True)
+        batch = request.request
+        outcomes = await self.worker.infer_many(
+            record, [converters.image_or_error(i) for i in batch.images],
+            converters.params_from_proto(batch.parameters),
+        )
+        items = [converters.batch_item_to_proto(o, self.worker.worker_id) for o in outcomes]
+        return worker_pb2.ModelWorkerServiceInferBatchResponse(response=inference_pb2.InferBatchResponse(items=items))
 
     @rpc(SERVICE_NAME)
     async def LoadModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802

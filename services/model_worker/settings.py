@@ -42,7 +42,8 @@ class WorkerSettings(ServiceSettings):
         description="Most models held at once; the least recently used is evicted beyond it.",
     )
     memory_capacity_bytes: int = Field(
-        0, ge=0, description="Most bytes of loaded models (0: half of the memory available at start-up).",
+        0, ge=0, description="Most bytes of loaded models (0: half of the memory available at start-up, or of "
+                             "the container's memory limit when lower).",
     )
     memory_free_threshold: float = Field(
         0.0, ge=0.0, lt=1.0,
@@ -69,7 +70,10 @@ class WorkerSettings(ServiceSettings):
     ort_allow_spinning: bool = Field(
         False, description="Let idle ONNX Runtime threads spin (faster alone, slower beside other CPU work).",
     )
-    cpu_threads: int = Field(0, ge=0, description="Threads for decode, pre- and post-processing (0: CPU count).")
+    cpu_threads: int = Field(
+        0, ge=0, description="Threads for decode, pre- and post-processing (0: the CPUs this process may use, "
+                             "within its cgroup quota).",
+    )
     max_batch_size: int = Field(16, ge=1, le=1024, description="Upper bound on dynamic batches (and the model's own).")
     max_queue_delay_us: int = Field(
         2000, ge=0, description="Longest a request waits for others to join its batch (only while more are coming).",

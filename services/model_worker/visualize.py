@@ -1,11 +1,11 @@
-"""Annotated JPEG of a result: boxes, labels and mask outlines (or the top classes)."""
+"""Annotated JPEG of a result: each model type's presenter draws on a BGR copy of the image."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
-
-from services.model_worker.processing.results import Classification, Detections
 
 # A fixed palette (RGB), one colour per class id modulo its length.
 PALETTE = np.array(
@@ -16,42 +16,21 @@ PALETTE = np.array(
 JPEG_QUALITY = 85
 
 
-def _colour(class_id: int) -> tuple[int, int, int]:
+def colour(class_id: int) -> tuple[int, int, int]:
     r, g, b = (int(c) for c in PALETTE[class_id % len(PALETTE)])
     return (b, g, r)  # drawing happens on a BGR copy
 
 
-def _label(img: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int]) -> None:
+def label(img: np.ndarray, text: str, x: int, y: int, bgr: tuple[int, int, int]) -> None:
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
     y = max(y, h + base + 2)
-    cv2.rectangle(img, (x, y - h - base - 2), (x + w + 2, y), colour, cv2.FILLED)
+    cv2.rectangle(img, (x, y - h - base - 2), (x + w + 2, y), bgr, cv2.FILLED)
     cv2.putText(img, text, (x + 1, y - base), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def render(
-    pixels: np.ndarray,
-    result: Detections | Classification,
-    class_names: tuple[str, ...],
-    polygons: list[np.ndarray] | None = None,
-) -> bytes:
+def render(pixels: np.ndarray, draw: Callable[[np.ndarray], None]) -> bytes:
+    """JPEG of the RGB ``pixels`` after ``draw`` annotated a BGR copy in place."""
     img = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-    if isinstance(result, Classification):
-        for rank, (cid, score) in enumerate(zip(result.class_ids[:3], result.scores[:3])):
-            _label(img, f"{class_names[cid]} {score:.2f}", 4, 22 + rank * 22, _colour(int(cid)))
-    else:
-        if result.masks is not None:
-            overlay = img.copy()
-            for mask, cid in zip(result.masks, result.class_ids):
-                h, w = mask.mask.shape
-                region = overlay[mask.y0 : mask.y0 + h, mask.x0 : mask.x0 + w]
-                region[mask.mask[: region.shape[0], : region.shape[1]]] = _colour(int(cid))
-            img = cv2.addWeighted(overlay, 0.4, img, 0.6, 0)
-        for i, (box, score, cid) in enumerate(zip(result.boxes_xyxy, result.scores, result.class_ids)):
-            colour = _colour(int(cid))
-            x0, y0, x1, y1 = (int(round(v)) for v in box)
-            cv2.rectangle(img, (x0, y0), (x1, y1), colour, 2)
-            if polygons is not None and len(polygons[i]) >= 3:
-                cv2.polylines(img, [polygons[i].astype(np.int32)], True, colour, 1, cv2.LINE_AA)
-            _label(img, f"{class_names[cid]} {score:.2f}", x0, y0, colour)
+    draw(img)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     return buf.tobytes() if ok else b""

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from services.cache import FleetCache
-from services.common.errors import ModelNotFound, NotFound
+from services.common.errors import FleetError, InvalidArgument, ModelNotFound, NotFound
 from services.common.grpc_metrics import OK, code_of
 from services.common.model_record import ModelRecord
 from services.model_worker.images import ImageInput
@@ -20,6 +20,9 @@ from services.model_worker.processing.params import InferenceParams
 from services.model_worker.state import StatePublisher
 
 log = logging.getLogger("fleet.worker")
+
+#: The most images one request may carry (InferBatch).
+MAX_IMAGES_PER_REQUEST = 64
 
 
 class Worker:
@@ -56,6 +59,26 @@ class Worker:
         if self.recorder is not None:
             self.recorder.record(out)
         return out
+
+    async def infer_many(self, record: ModelRecord, images: list[ImageInput | FleetError],
+                         params: InferenceParams) -> list[InferenceOutput | FleetError]:
+        """Several images in order; an image already known to be unusable keeps its error."""
+        if len(images) > MAX_IMAGES_PER_REQUEST:
+            raise InvalidArgument(f"a request may carry at most {MAX_IMAGES_PER_REQUEST} images, "
+                                  f"got {len(images)}; split it")
+        usable = [i for i in images if isinstance(i, ImageInput)]
+        done = iter(await self.pipeline.infer_many(record, usable, params) if usable else [])
+        outcomes = [next(done) if isinstance(i, ImageInput) else i for i in images]
+        series = ModelSeries.of(record.model_id)
+        for outcome in outcomes:  # each image counts as one request in the per-model series
+            if isinstance(outcome, InferenceOutput):
+                series.requests(OK).inc()
+                series.request_seconds.observe(outcome.timings.total_s)
+                if self.recorder is not None:
+                    self.recorder.record(outcome)
+            else:
+                series.requests(code_of(outcome)).inc()
+        return outcomes
 
     async def load(self, record: ModelRecord, pin: bool = False) -> tuple[LoadedModel, bool]:
         return await self.manager.load(record, pin=pin)

@@ -50,5 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     serve(args)
 
 
+main.settings_class = RegistrySettings  # type: ignore[attr-defined] - read by tests/deploy/test_drift.py
+
+
 if __name__ == "__main__":
     main()

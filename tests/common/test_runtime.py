@@ -11,11 +11,12 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.cache.embedded import free_port
 from services.common.channels import open_channel
 from services.common.context import current_request_id
 from services.common.rpc import outgoing_metadata, rpc
 from services.common.errors import ModelNotFound
-from services.common.server import Runner, Service
+from services.common.server import LIVENESS_SERVICE, Runner, Service
 from services.common.settings import ServiceSettings
 
 Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
@@ -132,6 +133,46 @@ async def test_health_is_serving_only_between_startup_and_shutdown(running) -> N
     await runner.stop()
 
 
+async def _status(health: health_pb2_grpc.HealthStub, service: str) -> int:
+    return (await health.Check(health_pb2.HealthCheckRequest(service=service))).status
+
+
+async def test_liveness_serves_while_startup_loads_and_while_draining() -> None:
+    """What the Kubernetes probes read: liveness SERVING throughout, readiness only once started."""
+    gate, draining, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def startup(port: int) -> None:
+        await gate.wait()  # a preload that takes its time
+
+    async def slow(request: bytes, context) -> bytes:
+        draining.set()
+        await release.wait()
+        return b"done"
+
+    runner = Runner(_service({"Slow": slow}, startup=startup))
+    starting = asyncio.create_task(runner.start())
+    await asyncio.sleep(0.2)
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert await _status(health, LIVENESS_SERVICE) == serving
+        assert await _status(health, "") == not_serving
+        gate.set()
+        await starting
+        assert await _status(health, "") == serving
+        call = asyncio.create_task(_call(f"127.0.0.1:{runner.port}", "Slow"))
+        await draining.wait()
+        # Readiness drops before the server stops taking calls; liveness never drops.
+        await runner.set_serving(False)
+        assert await _status(health, "") == not_serving
+        assert await _status(health, "test.Svc") == not_serving
+        assert await _status(health, LIVENESS_SERVICE) == serving
+        stopping = asyncio.create_task(runner.stop())
+        release.set()
+        await stopping
+        assert (await call)[0] == b"done"
+
+
 async def test_shutdown_lets_in_flight_calls_finish(running) -> None:
     started = asyncio.Event()
 
@@ -146,3 +187,26 @@ async def test_shutdown_lets_in_flight_calls_finish(running) -> None:
     await runner.stop()
     reply, _ = await call
     assert reply == b"done"
+
+
+async def test_a_health_port_of_its_own_serves_only_health_until_the_end() -> None:
+    """FLEET_<SERVICE>_HEALTH_PORT: probes that cannot speak TLS read the same health state there."""
+    wrapped = _service({})
+    health_port = free_port()
+    wrapped.settings = ServiceSettings(port=0, metrics_port=0, health_port=health_port, shutdown_grace_s=1)
+    runner = Runner(wrapped)
+    await runner.start()
+    try:
+        assert runner.health_port == health_port
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{health_port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            serving = health_pb2.HealthCheckResponse.SERVING
+            assert await _status(stub, "") == serving and await _status(stub, LIVENESS_SERVICE) == serving
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await channel.unary_unary("/test.Svc/Anything")(b"")
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED  # nothing but health there
+            await runner.set_serving(False)
+            assert await _status(stub, "") == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert await _status(stub, LIVENESS_SERVICE) == serving
+    finally:
+        await runner.stop()

@@ -106,3 +106,29 @@ def test_classifier_top1() -> None:
         correct += result.top_class_id == scene.class_label
     assert correct >= 15, f"{correct} of 16"
     assert evaluate_classification(Predictor(PACKAGES_DIR / "shapes-cls"), 48, start=TEST_SEEDS)["top1"] >= 0.9
+
+
+@pytest.mark.parametrize("name,metric", [("shapes-pose", "oks_ap50"), ("shapes-obb", "obb_ap50")])
+def test_geometry_packages_on_held_out_scenes(name: str, metric: str) -> None:
+    from services.demo.evaluate import evaluate_package
+
+    metrics = evaluate_package(PACKAGES_DIR / name, count=24)
+    assert metrics[metric] >= 0.8, metrics
+
+
+def test_pose_keypoints_sit_on_the_corners(scenes: list[Scene]) -> None:
+    from services.demo.corners import pose_truth
+
+    results = Predictor(PACKAGES_DIR / "shapes-pose").predict([s.image for s in scenes], PARAMS)
+    errors = []
+    for scene, result in zip(scenes, results):
+        truth = pose_truth(scene)
+        for box, kp in zip(result.boxes_xyxy, result.keypoints):
+            overlaps = box_iou(box[None], truth.boxes)[0]
+            best = int(np.argmax(overlaps))
+            if overlaps[best] < 0.5:
+                continue
+            present = truth.keypoints[best, :, 2] > 0
+            errors += np.hypot(*(kp[present, :2] - truth.keypoints[best, present, :2]).T).tolist()
+            assert ((kp[:, 2] >= 0.5) == present).all()  # a triangle's fourth corner is reported absent
+    assert errors and np.median(errors) < 4.0, np.percentile(errors, [50, 90])

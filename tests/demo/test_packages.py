@@ -10,7 +10,7 @@ import pytest
 
 from services.demo.package import DEMO_PACKAGES, PACKAGES_DIR
 from services.model_worker.artifacts import sha256_file
-from services.demo.scenes import CLASS_NAMES, TEST_SEEDS, generate_scene
+from services.demo.scenes import CLASS_NAMES, TEST_SEEDS, generate_scene  # noqa: F401
 from services.common.model_spec import ModelSpec
 from services.model_worker.processing.postprocess import check_output_shapes
 from services.model_worker.processing.preprocess import preprocess
@@ -24,12 +24,16 @@ EXPECTED_OUTPUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "shapes-det-v5": {"output0": (NUM_POINTS, 5 + NC)},
     "shapes-seg": {"output0": (4 + NC + 32, NUM_POINTS), "output1": (32, 80, 80)},
     "shapes-cls": {"output0": (NC,)},
+    "shapes-pose": {"output0": (4 + 2 + 4 * 3, NUM_POINTS)},  # rectangle, triangle; 4 corners x (x, y, visibility)
+    "shapes-obb": {"output0": (4 + 1 + 1, NUM_POINTS)},  # rectangle; angle
 }
 ACCURACY_TARGETS: dict[str, dict[str, float]] = {
     "shapes-det": {"map50": 0.90},
     "shapes-det-v5": {"map50": 0.90},
     "shapes-seg": {"map50": 0.90, "mask_map50": 0.80},
     "shapes-cls": {"top1": 0.95},
+    "shapes-pose": {"oks_ap50": 0.85},
+    "shapes-obb": {"obb_ap50": 0.85},
 }
 NAMES = sorted(DEMO_PACKAGES)
 
@@ -53,7 +57,7 @@ def test_model_json_is_a_valid_spec(name: str) -> None:
     spec = ModelSpec.from_package(PACKAGES_DIR / name)
     info = DEMO_PACKAGES[name]
     assert (spec.name, spec.task_type.value, spec.model_type) == (name, info.task_type, info.model_type)
-    assert spec.class_names == CLASS_NAMES and spec.outputs == info.outputs and not spec.multi_label
+    assert spec.class_names == info.class_names and spec.outputs == info.outputs and not spec.multi_label
     assert (spec.input.width, spec.input.height, spec.input.resize_mode.value) == (
         info.input_size, info.input_size, info.resize_mode
     )  # fmt: skip

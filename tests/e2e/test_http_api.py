@@ -121,6 +121,19 @@ def test_roboflow_routes_match_the_grpc_answer(http: httpx.Client, client: Fleet
     assert http.get("/docs").status_code == 200 and "/infer/object_detection" in http.get("/openapi.json").json()["paths"]
 
 
+def test_roboflow_keypoints_route(http: httpx.Client, client: FleetClient, scene_jpeg: bytes) -> None:
+    reference = client.infer("shapes-pose/1", scene_jpeg, confidence=0.5)
+    answer = http.post("/infer/keypoints_detection", headers=AUTH, json={
+        "model_id": "shapes-corners", "image": {"type": "base64", "value": b64(scene_jpeg)}, "confidence": 0.5}).json()
+    assert len(answer["predictions"]) == len(reference.keypoint_detection.instances) > 0
+    first = answer["predictions"][0]["keypoints"]
+    assert [k["class"] for k in first] == ["corner-1", "corner-2", "corner-3", "corner-4"]
+    assert first[0]["x"] == pytest.approx(reference.keypoint_detection.instances[0].keypoints[0].x)
+    wrong = http.post("/infer/object_detection", headers=AUTH,
+                      json={"model_id": "shapes-pose/1", "image": {"type": "base64", "value": b64(scene_jpeg)}})
+    assert wrong.status_code == 400 and "use POST /infer/keypoints_detection" in wrong.json()["message"]
+
+
 def _grpc_error(stub, request, metadata) -> grpc.RpcError:  # noqa: ANN001
     with pytest.raises(grpc.RpcError) as err:
         stub.Infer(request, metadata=metadata, timeout=30)

@@ -135,3 +135,53 @@ def test_bad_requests_get_clear_statuses_and_the_fleet_keeps_serving(fleet: Loca
             assert ok.object_detection.detections, name
     finally:
         channel.close()
+
+
+def test_infer_batch_through_the_gateway_answers_in_order(client: FleetClient) -> None:
+    images = [encode(generate_scene(seed, CLEAN_CONFIG).image) for seed in SEEDS[:4]]
+    reply = client.infer_batch("shapes-detector", images[:2] + [b"\x89PNG broken"] + images[2:], confidence=0.5)
+    assert [i.WhichOneof("outcome") for i in reply.items] == ["response", "response", "error", "response",
+                                                             "response"]
+    assert reply.items[2].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    good = [i.response for i in reply.items if i.HasField("response")]
+    assert all(r.model_id == "shapes-det/1" and r.timings.gateway_ms > 0 for r in good)
+    check_against_ground_truth({seed: boxes_of(r.object_detection.detections) for r, seed in zip(good, SEEDS[:4])})
+    with pytest.raises(grpc.RpcError) as err:
+        client.infer_batch("no-such-model/1", images[:1])
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_keypoints_and_oriented_boxes_through_the_fleet(client: FleetClient) -> None:
+    from services.demo.corners import obb_truth, pose_truth
+
+    scene = generate_scene(SEEDS[1], CLEAN_CONFIG)
+    pose = client.infer("shapes-corners", encode(scene.image, ".png"), confidence=0.5, visualize=True)
+    result = pose.keypoint_detection
+    assert pose.model_id == "shapes-pose/1" and pose.visualization[:2] == b"\xff\xd8"
+    assert [(e.start, e.end) for e in result.skeleton] == [(0, 1), (1, 2), (2, 3), (3, 0)]
+    truth = pose_truth(scene)
+    assert len(result.instances) == len(truth.labels)
+    for inst in result.instances:
+        assert [k.name for k in inst.keypoints] == ["corner-1", "corner-2", "corner-3", "corner-4"]
+        assert inst.detection.class_name in ("rectangle", "triangle")
+        assert (inst.keypoints[3].confidence >= 0.5) == (inst.detection.class_name == "rectangle")
+    obb = client.infer("shapes-rotated", encode(scene.image, ".png"), confidence=0.5)
+    boxes = obb.oriented_detection.boxes
+    assert len(boxes) == len(obb_truth(scene)) and all(len(b.corners) == 4 for b in boxes)
+    assert all(0 <= b.angle < np.pi / 2 and b.class_name == "rectangle" for b in boxes)
+
+
+def test_mask_formats_and_top_k(client: FleetClient) -> None:
+    from pycocotools import mask as mask_utils
+
+    scene = generate_scene(SEEDS[2], CLEAN_CONFIG)
+    image = encode(scene.image, ".png")
+    rle = client.infer("shapes-seg/1", image, confidence=0.5, mask_format="rle")
+    parts = client.infer("shapes-seg/1", image, confidence=0.5, mask_format="polygons")
+    for a, b in zip(rle.instance_segmentation.instances, parts.instance_segmentation.instances):
+        assert a.rle.height == scene.height and a.rle.width == scene.width and not a.parts
+        mask = mask_utils.decode(mask_utils.frPyObjects({"counts": list(a.rle.counts),
+                                                         "size": [a.rle.height, a.rle.width]}, a.rle.height, a.rle.width))
+        assert mask.sum() > 100 and b.parts and not b.HasField("rle") and not b.parts[0].hole
+    top = client.infer("shapes-cls/1", image, top_k=1)
+    assert len(top.classification.predictions) == 1

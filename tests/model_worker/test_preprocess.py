@@ -19,7 +19,7 @@ def test_letterbox_wide_image_pads_top_and_bottom() -> None:
     image = np.full((400, 800, 3), 255, np.uint8)
     tensor, t = preprocess(image, spec())
     assert tensor.shape == (3, 320, 320) and tensor.dtype == np.float32
-    assert (t.scale_x, t.scale_y, t.pad_x, t.pad_y) == (0.4, 0.4, 0.0, 80.0)
+    assert (t.gain_x, t.gain_y, t.pad_x, t.pad_y) == (0.4, 0.4, 0.0, 80.0)
     assert np.allclose(tensor[:, :80], 114 / 255)  # padding
     assert np.allclose(tensor[:, 80:240], 1.0)  # the image
     assert np.allclose(tensor[:, 240:], 114 / 255)
@@ -47,7 +47,7 @@ def test_boxes_are_clipped_to_the_image() -> None:
 def test_stretch_scales_each_axis() -> None:
     tensor, t = preprocess(np.zeros((100, 640, 3), np.uint8), spec(resize_mode="stretch"))
     assert tensor.shape == (3, 320, 320)
-    assert (t.scale_x, t.scale_y, t.pad_x, t.pad_y) == (0.5, 3.2, 0.0, 0.0)
+    assert (t.gain_x, t.gain_y, t.pad_x, t.pad_y) == (0.5, 3.2, 0.0, 0.0)
 
 
 def test_channel_order_and_normalization() -> None:

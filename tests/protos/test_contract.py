@@ -38,7 +38,8 @@ def test_stubs_import_and_expose_the_services() -> None:
 
     assert gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name == "fleet.v1.GatewayService"
     assert set(gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].methods_by_name) == {
-        "Infer", "InferStream", "AddModel", "RemoveModel", "ClearModels", "DescribeModels", "GetServerInfo"}
+        "Infer", "InferBatch", "InferStream", "AddModel", "RemoveModel", "ClearModels", "DescribeModels",
+        "GetServerInfo"}
     assert "ResolveModel" in registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name
     assert "LoadModel" in worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].methods_by_name
 

@@ -28,6 +28,24 @@ class ModelWorkerServiceInferResponse(_message.Message):
     not_loaded: bool
     def __init__(self, response: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ..., not_loaded: bool = ...) -> None: ...
 
+class ModelWorkerServiceInferBatchRequest(_message.Message):
+    __slots__ = ("model", "request", "require_loaded")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_LOADED_FIELD_NUMBER: _ClassVar[int]
+    model: _descriptor_pb2.ModelDescriptor
+    request: _inference_pb2.InferBatchRequest
+    require_loaded: bool
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferBatchRequest, _Mapping]] = ..., require_loaded: bool = ...) -> None: ...
+
+class ModelWorkerServiceInferBatchResponse(_message.Message):
+    __slots__ = ("response", "not_loaded")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    NOT_LOADED_FIELD_NUMBER: _ClassVar[int]
+    response: _inference_pb2.InferBatchResponse
+    not_loaded: bool
+    def __init__(self, response: _Optional[_Union[_inference_pb2.InferBatchResponse, _Mapping]] = ..., not_loaded: bool = ...) -> None: ...
+
 class LoadModelRequest(_message.Message):
     __slots__ = ("model",)
     MODEL_FIELD_NUMBER: _ClassVar[int]

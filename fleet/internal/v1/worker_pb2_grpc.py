@@ -40,6 +40,11 @@ class ModelWorkerServiceStub(object):
                 request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferRequest.SerializeToString,
                 response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferResponse.FromString,
                 _registered_method=True)
+        self.InferBatch = channel.unary_unary(
+                '/fleet.internal.v1.ModelWorkerService/InferBatch',
+                request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchResponse.FromString,
+                _registered_method=True)
         self.LoadModel = channel.unary_unary(
                 '/fleet.internal.v1.ModelWorkerService/LoadModel',
                 request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.LoadModelRequest.SerializeToString,
@@ -68,6 +73,13 @@ class ModelWorkerServiceServicer(object):
 
     def Infer(self, request, context):
         """Run a resolved model on one image, loading it first if needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InferBatch(self, request, context):
+        """Run a resolved model on several images (their runs shared through the batcher), in order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,6 +117,11 @@ def add_ModelWorkerServiceServicer_to_server(servicer, server):
                     servicer.Infer,
                     request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferRequest.FromString,
                     response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferResponse.SerializeToString,
+            ),
+            'InferBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.InferBatch,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchResponse.SerializeToString,
             ),
             'LoadModel': grpc.unary_unary_rpc_method_handler(
                     servicer.LoadModel,
@@ -155,6 +172,33 @@ class ModelWorkerService(object):
             '/fleet.internal.v1.ModelWorkerService/Infer',
             fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferRequest.SerializeToString,
             fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InferBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.ModelWorkerService/InferBatch',
+            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

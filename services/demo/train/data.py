@@ -146,3 +146,59 @@ def dihedral_boxes(boxes: Tensor, k: int, size: int) -> Tensor:
     if k & 2:
         y1, y2 = size - y2, size - y1
     return torch.stack([x1, y1, x2, y2], dim=-1)
+
+
+@dataclass
+class CornerData:
+    """Training set of the geometry tasks: letterboxed scenes and every instance's corners."""
+
+    images: Tensor  # S x 3 x 320 x 320 uint8
+    boxes: list[Tensor]  # per scene M x 4 xyxy (visible part), input pixels
+    labels: list[Tensor]  # per scene M, indices into CLASS_NAMES
+    corners: list[Tensor]  # per scene M x 4 x 2, input pixels (a triangle's 4th slot is a copy of its 3rd)
+    counts: list[Tensor]  # per scene M: 4 (rectangle), 3 (triangle) or 0 (circle)
+
+    def subset(self, count: int) -> CornerData:
+        """The first ``count`` scenes."""
+        return CornerData(self.images[:count], self.boxes[:count], self.labels[:count], self.corners[:count],
+                          self.counts[:count])
+
+
+def corner_sample(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One letterboxed scene: (canvas, boxes, labels, corners M x 4 x 2, corner counts)."""
+    scene = generate_scene(seed)
+    canvas, sx, sy, left, top = letterbox(scene.image)
+    scale, offset = np.array([sx, sy], np.float32), np.array([left, top], np.float32)
+    boxes = scene.boxes * np.tile(scale, 2) + np.tile(offset, 2)
+    corners = np.zeros((len(scene.labels), 4, 2), np.float32)
+    counts = np.zeros(len(scene.labels), np.int64)
+    for i, polygon in enumerate(scene.polygons):
+        if len(polygon) <= 4:
+            counts[i] = len(polygon)
+            corners[i, : len(polygon)] = polygon * scale + offset
+            corners[i, len(polygon) :] = corners[i, len(polygon) - 1]
+    return canvas, boxes, scene.labels, corners, counts
+
+
+def build_corner_data(seeds: range, workers: int = 2) -> CornerData:
+    with ProcessPoolExecutor(workers) as pool:
+        samples = list(pool.map(corner_sample, seeds, chunksize=32))
+    return CornerData(
+        images=torch.from_numpy(np.stack([s[0] for s in samples])).permute(0, 3, 1, 2).contiguous(),
+        boxes=[torch.from_numpy(s[1]) for s in samples],
+        labels=[torch.from_numpy(s[2]) for s in samples],
+        corners=[torch.from_numpy(s[3]) for s in samples],
+        counts=[torch.from_numpy(s[4]) for s in samples],
+    )
+
+
+def dihedral_points(points: Tensor, k: int, size: int) -> Tensor:
+    """Apply :func:`dihedral` ``k`` to (..., 2) x, y points in an S x S image."""
+    x, y = points.unbind(-1)
+    if k & 4:
+        x, y = y, x
+    if k & 1:
+        x = size - x
+    if k & 2:
+        y = size - y
+    return torch.stack([x, y], dim=-1)

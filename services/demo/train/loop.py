@@ -11,7 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from services.demo.train.data import ClassificationData, DetectionData, dihedral, dihedral_boxes
+from services.demo.train.data import (
+    ClassificationData,
+    CornerData,
+    DetectionData,
+    dihedral,
+    dihedral_boxes,
+    dihedral_points,
+)
+from services.demo.train.geometry_loss import obb_loss, pose_loss
 from services.demo.train.loss import Targets, detection_loss
 from services.demo.train.models import DETECTION_INPUT, ShapeClassifier, ShapeYolo
 
@@ -66,13 +74,20 @@ def _run(
     seed: int,
     step_loss: Callable[[Tensor, Tensor], tuple[Tensor, dict[str, float]]],
     log: Log,
+    frozen_norm: bool = False,
 ) -> None:
-    """Shared loop: ``step_loss(indices, transforms)`` returns the batch loss and its parts."""
+    """Shared loop: ``step_loss(indices, transforms)`` returns the batch loss and its parts.
+
+    ``frozen_norm`` keeps every BatchNorm in eval mode (fine-tuning with the statistics it has)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     steps = schedule.epochs * (count // schedule.batch_size)
     optimizer, scheduler = _optimizer(model, schedule, steps)
     model.train()
+    if frozen_norm:
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
     started = time.monotonic()
     totals: dict[str, float] = {}
     seen = 0
@@ -113,6 +128,43 @@ def train_detector(model: ShapeYolo, data: DetectionData, schedule: Schedule, se
         return detection_loss(model(_to_float(images)), targets, points, strides)
 
     _run(model, schedule, len(data.boxes), seed, step_loss, log)
+
+
+def _corner_targets(data: CornerData, i: int, k: int, task: str) -> Targets:
+    """Targets of scene ``i`` under dihedral ``k``: pose (rectangles and triangles with their corners,
+    clockwise) or obb (rectangles: the corners' box and cx, cy, w, h, angle)."""
+    counts = data.counts[i]
+    keep = counts > 0 if task == "pose" else counts == 4
+    corners = dihedral_points(data.corners[i][keep], k, DETECTION_INPUT)
+    counts = counts[keep]
+    if bin(k).count("1") % 2:  # an odd number of flips turns clockwise into anticlockwise
+        reverse = torch.where(counts[:, None] == 4, torch.tensor([3, 2, 1, 0]), torch.tensor([2, 1, 0, 3]))
+        corners = corners.gather(1, reverse[..., None].expand_as(corners))
+    if task == "pose":
+        present = (torch.arange(4) < counts[:, None]).float()
+        boxes = dihedral_boxes(data.boxes[i][keep], k, DETECTION_INPUT)
+        return Targets(boxes, data.labels[i][keep] - 1, None, torch.cat([corners, present[..., None]], dim=-1))
+    boxes = torch.cat([corners.amin(dim=1), corners.amax(dim=1)], dim=-1)
+    edge_a, edge_b = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 1]
+    rbox = torch.stack([*corners.mean(dim=1).unbind(-1), edge_a.norm(dim=-1), edge_b.norm(dim=-1),
+                        torch.atan2(edge_a[:, 1], edge_a[:, 0])], dim=-1)
+    return Targets(boxes, torch.zeros(len(boxes), dtype=torch.int64), None, rbox)
+
+
+def train_geometry(model: ShapeYolo, data: CornerData, task: str, schedule: Schedule, seed: int, log: Log) -> None:
+    """Fine-tune a keypoint (``pose``) or oriented-box (``obb``) model from a detector on letterboxed
+    scenes, its BatchNorms frozen (the detector may come back from its ONNX export, where they are folded)."""
+    _channels_last(model)
+    points, strides = model.points, model.strides
+    extra = pose_loss(points, strides, 4) if task == "pose" else obb_loss(strides)
+
+    def step_loss(indices: Tensor, transforms: Tensor) -> tuple[Tensor, dict[str, float]]:
+        pairs = list(zip(indices.tolist(), transforms.tolist()))
+        images = [dihedral(data.images[i], k) for i, k in pairs]
+        targets = [_corner_targets(data, i, k, task) for i, k in pairs]
+        return detection_loss(model(_to_float(images)), targets, points, strides, extra)
+
+    _run(model, schedule, len(data.boxes), seed, step_loss, log, frozen_norm=True)
 
 
 def train_classifier(model: ShapeClassifier, data: ClassificationData, schedule: Schedule, seed: int, log: Log) -> None:

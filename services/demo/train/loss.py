@@ -14,6 +14,7 @@ zeros elsewhere), GIoU plus L1 (in strides) on positive boxes, and for segmentat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,12 @@ class Targets:
     boxes: Tensor  # M x 4 xyxy
     labels: Tensor  # M
     masks: Tensor | None = None  # M x 80 x 80 coverage in [0, 1]
+    extra: Tensor | None = None  # M x ...: what ``extra_loss`` compares the extra outputs with
+
+
+#: (model output, image index and point index of each positive, its ground truth's ``extra``) ->
+#: the summed loss of the extra outputs (keypoints, oriented boxes) over the positives.
+ExtraLoss = Callable[[DetectorOutput, Tensor, Tensor, Tensor], Tensor]
 
 
 def assign(points: Tensor, strides: Tensor, boxes: Tensor) -> Tensor:
@@ -99,7 +106,8 @@ def _quality(iou: Tensor, gt: Tensor, count: int) -> Tensor:
 
 
 def detection_loss(
-    out: DetectorOutput, targets: list[Targets], points: Tensor, strides: Tensor
+    out: DetectorOutput, targets: list[Targets], points: Tensor, strides: Tensor,
+    extra_loss: ExtraLoss | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Total loss of a batch and its parts (for logging).
 
@@ -107,7 +115,7 @@ def detection_loss(
     would make autograd zero-fill a full-size gradient for every image).
     """
     cls_target = torch.zeros_like(out.logits)
-    image_index, point_index, gt_boxes, gt_masks = [], [], [], []
+    image_index, point_index, gt_boxes, gt_masks, gt_extra = [], [], [], [], []
     for b, target in enumerate(targets):
         matched = assign(points, strides, target.boxes)
         positive = torch.nonzero(matched >= 0).flatten()
@@ -119,6 +127,8 @@ def detection_loss(
         gt_boxes.append(target.boxes[gt])
         if target.masks is not None:
             gt_masks.append(target.masks[gt].float())
+        if target.extra is not None:
+            gt_extra.append(target.extra[gt])
     images, positives = torch.cat(image_index), torch.cat(point_index)
     boxes = torch.cat(gt_boxes)
     num_positive = max(len(positives), 1)
@@ -128,6 +138,10 @@ def detection_loss(
     l1_loss = ((predicted - boxes).abs() / strides[positives]).sum() / num_positive
     total = cls_loss + BOX_WEIGHT * box_loss + L1_WEIGHT * l1_loss
     parts = {"cls": cls_loss.item(), "box": box_loss.item(), "l1": l1_loss.item()}
+    if extra_loss is not None and gt_extra:
+        extra = extra_loss(out, images, positives, torch.cat(gt_extra)) / num_positive
+        total = total + extra
+        parts["extra"] = extra.item()
     if out.coeffs is not None and out.protos is not None and gt_masks:
         counts = [len(p) for p in point_index]
         coeffs = torch.split(out.coeffs[images, positives], counts)

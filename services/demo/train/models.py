@@ -11,6 +11,7 @@ The export wrappers (:class:`YoloV8Export`, :class:`YoloV8SegExport`, :class:`Yo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -110,7 +111,8 @@ class DetectorOutput:
 
     boxes: Tensor  # B x N x 4, xyxy in input pixels
     logits: Tensor  # B x N x nc, class logits
-    coeffs: Tensor | None  # B x N x 32, mask coefficients (segmentation only)
+    coeffs: Tensor | None  # B x N x E extra per-point outputs: 32 mask coefficients (segmentation),
+    # keypoint offsets and visibility logits (pose), the angle logit (oriented boxes)
     protos: Tensor | None  # B x 32 x 80 x 80 mask prototypes (segmentation only)
 
 
@@ -120,13 +122,14 @@ class ShapeYolo(nn.Module):
     points: Tensor  # N x 2 cell centres, input pixels
     strides: Tensor  # N x 1
 
-    def __init__(self, num_classes: int, segment: bool = False) -> None:
+    def __init__(self, num_classes: int, segment: bool = False, extra: int = 0) -> None:
         super().__init__()
         self.num_classes = num_classes
         width = NECK_WIDTH
         self.backbone = Backbone(BACKBONE_WIDTHS)
         self.neck = FeaturePyramid(self.backbone.channels, width)
-        self.heads = nn.ModuleList(DecoupledHead(width, num_classes, NUM_MASKS if segment else 0) for _ in STRIDES)
+        outputs = NUM_MASKS if segment else extra
+        self.heads = nn.ModuleList(DecoupledHead(width, num_classes, outputs) for _ in STRIDES)
         # Prototypes from the stride-8 level, upsampled to stride 4 (80x80) before a cheap 1x1 conv.
         self.protos = (
             nn.Sequential(
@@ -157,7 +160,8 @@ class ShapeYolo(nn.Module):
         boxes = torch.cat([self.points - distances[..., :2], self.points + distances[..., 2:]], dim=-1)
         logits = raw[..., 4 : 4 + self.num_classes]
         if self.protos is None:
-            return DetectorOutput(boxes, logits, None, None)
+            extra = raw[..., 4 + self.num_classes :]
+            return DetectorOutput(boxes, logits, extra if extra.shape[-1] else None, None)
         return DetectorOutput(boxes, logits, raw[..., 4 + self.num_classes :], self.protos(levels[0]))
 
 
@@ -201,6 +205,78 @@ class YoloV8SegExport(nn.Module):
         assert out.coeffs is not None and out.protos is not None
         detections = torch.cat([_cxcywh(out.boxes), out.logits.sigmoid(), out.coeffs], dim=-1)
         return detections.transpose(1, 2), out.protos
+
+
+def init_from_classes(model: ShapeYolo, detector: ShapeYolo, classes: list[int]) -> None:
+    """Start from a trained detector; the class convs keep only the rows of ``classes``
+    (the detector's class indices, in the new model's order); extra outputs keep their initialisation."""
+    target = model.state_dict()
+    with torch.no_grad():
+        for key, value in detector.state_dict().items():
+            if key.startswith("heads.") and ".cls.1." in key:  # the class prediction conv
+                target[key][: len(classes)].copy_(value[classes])
+            else:
+                target[key].copy_(value)
+
+
+def pose_keypoints(out: DetectorOutput, strides: Tensor, points: Tensor, num_keypoints: int) -> Tensor:
+    """B x N x K x 3: keypoint x, y (input px: point + offset * stride) and visibility logits."""
+    assert out.coeffs is not None
+    raw = out.coeffs.unflatten(-1, (num_keypoints, 3))
+    xy = points[:, None, :] + raw[..., :2] * strides[:, None, :]
+    return torch.cat([xy, raw[..., 2:]], dim=-1)
+
+
+def canonical_order(keypoints: Tensor, triangle: Tensor) -> Tensor:
+    """Rotate each instance's corners (B x N x 4 x C, clockwise) so the topmost comes first.
+
+    ``triangle`` (B x N bool) marks instances whose 4th slot is absent (it stays last).
+    """
+    slots = torch.arange(4, device=keypoints.device)
+    absent = triangle[..., None] & (slots == 3)
+    start = keypoints[..., 1].masked_fill(absent, float("inf")).argmin(dim=-1, keepdim=True)
+    index = (start + slots) % torch.where(triangle, 3, 4)[..., None]
+    index = torch.where(absent, slots.expand_as(index), index)
+    return keypoints.gather(2, index[..., None].expand_as(keypoints))
+
+
+class YoloV8PoseExport(nn.Module):
+    """``output0`` [B, 4+nc+K*3, N]: box, class scores, then per keypoint x, y (input px), visibility score."""
+
+    def __init__(self, model: ShapeYolo, num_keypoints: int, triangle_class: int) -> None:
+        super().__init__()
+        self.model, self.num_keypoints, self.triangle_class = model, num_keypoints, triangle_class
+
+    def forward(self, images: Tensor) -> Tensor:
+        out = self.model(images)
+        scores = out.logits.sigmoid()
+        kp = pose_keypoints(out, self.model.strides, self.model.points, self.num_keypoints)
+        kp = torch.cat([kp[..., :2], kp[..., 2:].sigmoid()], dim=-1)
+        kp = canonical_order(kp, scores.argmax(dim=-1) == self.triangle_class)
+        return torch.cat([_cxcywh(out.boxes), scores, kp.flatten(2)], dim=-1).transpose(1, 2)
+
+
+def obb_xywhr(out: DetectorOutput, strides: Tensor) -> Tensor:
+    """B x N x 5 oriented boxes: the axis-aligned box's centre, then w, h (softplus x stride x 4)
+    and angle ((sigmoid - 1/4) x pi, in [-pi/4, 3pi/4)) from the three extra outputs."""
+    assert out.coeffs is not None
+    centre = (out.boxes[..., :2] + out.boxes[..., 2:]) / 2
+    size = F.softplus(out.coeffs[..., :2]) * strides * 4
+    angle = (out.coeffs[..., 2:3].sigmoid() - 0.25) * math.pi
+    return torch.cat([centre, size, angle], dim=-1)
+
+
+class YoloV8ObbExport(nn.Module):
+    """``output0`` [B, 4+nc+1, N]: cx, cy, w, h of the rotated box (input px), class scores, angle (radians)."""
+
+    def __init__(self, model: ShapeYolo) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> Tensor:
+        out = self.model(images)
+        rbox = obb_xywhr(out, self.model.strides)
+        return torch.cat([rbox[..., :4], out.logits.sigmoid(), rbox[..., 4:]], dim=-1).transpose(1, 2)
 
 
 class YoloV5Export(nn.Module):

@@ -1,6 +1,6 @@
 """The Roboflow inference server's HTTP routes, on the fleet's core.
 
-  POST /infer/object_detection | /infer/instance_segmentation | /infer/classification   (JSON body)
+  POST /infer/object_detection | /infer/instance_segmentation | /infer/classification | /infer/keypoints_detection
   POST /{project}/{version}?api_key=...    (legacy: base64 body, multipart 'file', or ?image=<url>)
   POST /model/add, /model/remove, /model/clear; GET /model/registry; GET /info
 
@@ -101,6 +101,10 @@ def router(ctx: HttpContext) -> APIRouter:
     @api.post("/infer/classification", summary="Classification (Roboflow's v1 route)")
     async def infer_classification(request: Request, body: InferRequestBody) -> object:
         return await infer_task(request, body, model_pb2.TASK_TYPE_CLASSIFICATION)
+
+    @api.post("/infer/keypoints_detection", summary="Keypoint detection (Roboflow's v1 route)")
+    async def infer_keypoints_detection(request: Request, body: InferRequestBody) -> object:
+        return await infer_task(request, body, model_pb2.TASK_TYPE_KEYPOINT_DETECTION)
 
     async def registry(caller: Caller, also: tuple[str, str] | None = None) -> dict:
         """Models loaded across the fleet, as /model/registry lists them (``also``: a requested alias)."""

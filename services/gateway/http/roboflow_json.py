@@ -15,12 +15,14 @@ TASK_NAMES = {
     model_pb2.TASK_TYPE_OBJECT_DETECTION: "object-detection",
     model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION: "instance-segmentation",
     model_pb2.TASK_TYPE_CLASSIFICATION: "classification",
+    model_pb2.TASK_TYPE_KEYPOINT_DETECTION: "keypoint-detection",
 }
 # The /infer/<route> for each task.
 TASK_ROUTES = {
     model_pb2.TASK_TYPE_OBJECT_DETECTION: "object_detection",
     model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION: "instance_segmentation",
     model_pb2.TASK_TYPE_CLASSIFICATION: "classification",
+    model_pb2.TASK_TYPE_KEYPOINT_DETECTION: "keypoints_detection",
 }
 
 
@@ -38,6 +40,12 @@ def _instances(response: inference_pb2.InferResponse) -> Json:
                             for i in response.instance_segmentation.instances]}
 
 
+def _keypoints(response: inference_pb2.InferResponse) -> Json:
+    return {"predictions": [{**_box(i.detection), "keypoints": [
+        {"x": k.x, "y": k.y, "confidence": k.confidence, "class_id": n, "class": k.name}
+        for n, k in enumerate(i.keypoints)]} for i in response.keypoint_detection.instances]}
+
+
 def _classification(response: inference_pb2.InferResponse) -> Json:
     c = response.classification
     if c.multi_label:
@@ -53,6 +61,7 @@ PRESENTERS: dict[str, Callable[[inference_pb2.InferResponse], Json]] = {
     "object_detection": _detections,
     "instance_segmentation": _instances,
     "classification": _classification,
+    "keypoint_detection": _keypoints,
 }
 
 

@@ -50,3 +50,48 @@ def nms(
     # OpenCV's top_k bounds the candidates *before* suppression, so cap afterwards instead.
     keep = keep[np.argsort(-scores[keep], kind="stable")]
     return keep[:max_detections]
+
+
+def _covariance(rboxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a, b = rboxes[:, 2] ** 2 / 12, rboxes[:, 3] ** 2 / 12
+    cos, sin = np.cos(rboxes[:, 4]), np.sin(rboxes[:, 4])
+    return a * cos**2 + b * sin**2, a * sin**2 + b * cos**2, (a - b) * cos * sin
+
+
+def probiou(r1: np.ndarray, r2: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """(n, m) ProbIoU of xywhr boxes (the overlap of their Gaussians; Ultralytics' ``batch_probiou``)."""
+    r1, r2 = r1.astype(np.float64), r2.astype(np.float64)
+    a1, b1, c1 = (v[:, None] for v in _covariance(r1))
+    a2, b2, c2 = (v[None, :] for v in _covariance(r2))
+    x1, y1 = r1[:, 0:1], r1[:, 1:2]
+    x2, y2 = r2[None, :, 0], r2[None, :, 1]
+    a, b, c = a1 + a2, b1 + b2, c1 + c2
+    det = a * b - c**2
+    t1 = (a * (y1 - y2) ** 2 + b * (x1 - x2) ** 2) / (det + eps) * 0.25
+    t2 = (c * (x2 - x1) * (y1 - y2)) / (det + eps) * 0.5
+    own = np.sqrt(np.clip(a1 * b1 - c1**2, 0, None) * np.clip(a2 * b2 - c2**2, 0, None))
+    t3 = np.log(det / (4 * own + eps) + eps) * 0.5
+    distance = np.clip(t1 + t2 + t3, eps, 100.0)
+    return 1.0 - np.sqrt(1.0 - np.exp(-distance) + eps)
+
+
+_ROWS = 512
+
+
+def nms_rotated(rboxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float,
+                max_detections: int, class_agnostic: bool) -> np.ndarray:
+    """Indices kept by Ultralytics' rotated NMS: best first, a box is dropped when its ProbIoU with
+    any better box of its class (suppressed or not: "fast NMS") reaches the threshold."""
+    if scores.size == 0:
+        return np.zeros((0,), dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
+    boxes, ids = rboxes[order], class_ids[order]
+    suppressed = np.zeros(len(order), bool)
+    for start in range(0, len(order), _ROWS):  # rows of the pairwise matrix a few at a time: bounded memory
+        rows = slice(start, start + _ROWS)
+        ious = probiou(boxes[rows], boxes)
+        ious[np.arange(ious.shape[0])[:, None] + start >= np.arange(len(order))[None, :]] = 0.0  # better boxes only
+        if not class_agnostic:
+            ious[ids[rows, None] != ids[None, :]] = 0.0
+        suppressed |= (ious >= iou_threshold).any(axis=0)
+    return order[~suppressed][:max_detections]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,17 +18,27 @@ MAX_CLASS_FILTER = 4096  # names in one request's class_filter
 MAX_CLASS_NAME_CHARS = 256
 
 
+class MaskFormat(str, enum.Enum):
+    """How an instance mask is answered."""
+
+    OUTLINE = "outline"  # the largest connected part's outline
+    POLYGONS = "polygons"  # every part's outline and every hole's
+    RLE = "rle"  # COCO run-length encoding of the full-image mask
+
+
 @dataclass(frozen=True)
 class InferenceParams:
     """What a caller may set; ``None`` means "the model's default"."""
 
     confidence: float | None = None
     iou_threshold: float | None = None
-    class_agnostic_nms: bool = False
+    class_agnostic_nms: bool | None = None
     max_detections: int | None = None
     max_candidates: int | None = None
     class_filter: tuple[str, ...] = ()
     visualize: bool = False
+    top_k: int | None = None
+    mask_format: MaskFormat = MaskFormat.OUTLINE
 
     def __post_init__(self) -> None:
         if self.confidence is not None and not 0.0 <= self.confidence <= 1.0:
@@ -42,6 +53,8 @@ class InferenceParams:
             raise InvalidArgument(
                 f"max_candidates must be between 1 and {MAX_CANDIDATES_LIMIT}, got {self.max_candidates}"
             )
+        if self.top_k is not None and self.top_k < 1:
+            raise InvalidArgument(f"top_k must be at least 1, got {self.top_k}")
         if len(self.class_filter) > MAX_CLASS_FILTER:
             raise InvalidArgument(
                 f"class_filter has {len(self.class_filter)} names; at most {MAX_CLASS_FILTER} are accepted"
@@ -65,11 +78,13 @@ class InferenceParams:
         return ResolvedParams(
             confidence=d.confidence if self.confidence is None else self.confidence,
             iou_threshold=d.iou_threshold if self.iou_threshold is None else self.iou_threshold,
-            class_agnostic_nms=self.class_agnostic_nms,
+            class_agnostic_nms=d.class_agnostic_nms if self.class_agnostic_nms is None else self.class_agnostic_nms,
             max_detections=d.max_detections if self.max_detections is None else self.max_detections,
             max_candidates=DEFAULT_MAX_CANDIDATES if self.max_candidates is None else self.max_candidates,
             allowed_class_ids=allowed,
             visualize=self.visualize,
+            top_k=d.top_k if self.top_k is None else self.top_k,
+            mask_format=self.mask_format,
         )
 
 
@@ -84,3 +99,5 @@ class ResolvedParams:
     max_candidates: int
     allowed_class_ids: np.ndarray | None = field(default=None)
     visualize: bool = False
+    top_k: int | None = None
+    mask_format: MaskFormat = MaskFormat.OUTLINE

@@ -1,4 +1,9 @@
-"""Image -> model input tensor (resize, pad, channel order, normalization)."""
+"""Image -> model input tensor (resize, pad or crop, channel order, normalization).
+
+The geometry is Ultralytics': ``LetterBox(auto=False, scaleup=True)`` (one ratio, the resized size
+and the padding rounded as it rounds them, centred or top-left), a stretch, or the classifiers'
+centre crop; ``Transform`` maps coordinates back as ``scale_boxes`` / ``scale_coords`` do.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +12,117 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from services.common.model_spec import ColorOrder, InputSpec, ResizeMode
+from services.common.model_spec import Anchor, ColorOrder, InputSpec, Interpolation, ResizeMode
+
+INTERPOLATION = {
+    Interpolation.LINEAR: cv2.INTER_LINEAR, Interpolation.AREA: cv2.INTER_AREA, Interpolation.CUBIC: cv2.INTER_CUBIC,
+    Interpolation.LANCZOS: cv2.INTER_LANCZOS4, Interpolation.NEAREST: cv2.INTER_NEAREST,
+}
 
 
 @dataclass(frozen=True)
 class Transform:
-    """Maps model-input coordinates back to the original image: x0 = (x - pad_x) / scale_x."""
+    """Input pixels -> original pixels: x0 = (x - pad_x) / gain_x (``scale_boxes``).
+
+    As Ultralytics maps back, from the unrounded centring offsets ``coord_pad_*`` (used as they are
+    for keypoints, ``scale_coords``): boxes subtract ``pad_* = round(coord_pad_* - 0.1)``, masks
+    cut the input to ``mask_window`` (left, top, right, bottom: ``scale_masks``) before resizing.
+    These can differ from where the image was placed by one pixel, exactly as in Ultralytics.
+    """
 
     orig_width: int
     orig_height: int
-    scale_x: float
-    scale_y: float
+    gain_x: float
+    gain_y: float
     pad_x: float
     pad_y: float
+    coord_pad_x: float = 0.0
+    coord_pad_y: float = 0.0
+    mask_window: tuple[int, int, int, int] | None = None  # None: the whole input
 
     def boxes_to_original(self, boxes_xyxy: np.ndarray) -> np.ndarray:
         """Input-space xyxy boxes -> original-image xyxy boxes, clipped to the image."""
         out = np.empty_like(boxes_xyxy, dtype=np.float32)
         xs, ys = out[:, 0::2], out[:, 1::2]  # views: (x0, x1) and (y0, y1)
-        xs[:] = (boxes_xyxy[:, 0::2] - self.pad_x) / self.scale_x
-        ys[:] = (boxes_xyxy[:, 1::2] - self.pad_y) / self.scale_y
+        xs[:] = (boxes_xyxy[:, 0::2] - self.pad_x) / self.gain_x
+        ys[:] = (boxes_xyxy[:, 1::2] - self.pad_y) / self.gain_y
         np.clip(xs, 0, self.orig_width, out=xs)
         np.clip(ys, 0, self.orig_height, out=ys)
         return out
 
+    def points_to_original(self, xy: np.ndarray) -> np.ndarray:
+        """(..., 2) input-space points -> original pixels, clipped (``scale_coords``)."""
+        out = np.empty_like(xy, dtype=np.float32)
+        out[..., 0] = np.clip((xy[..., 0] - self.coord_pad_x) / self.gain_x, 0, self.orig_width)
+        out[..., 1] = np.clip((xy[..., 1] - self.coord_pad_y) / self.gain_y, 0, self.orig_height)
+        return out
+
+    def rboxes_to_original(self, rboxes: np.ndarray) -> np.ndarray:
+        """(N, 5) cx, cy, w, h, angle in the input -> the image (``scale_boxes(xywh=True)``: not clipped)."""
+        out = rboxes.astype(np.float32, copy=True)
+        out[:, 0] = (out[:, 0] - self.pad_x) / self.gain_x
+        out[:, 1] = (out[:, 1] - self.pad_y) / self.gain_y
+        out[:, 2] /= self.gain_x
+        out[:, 3] /= self.gain_y
+        return out
+
 
 def letterbox_geometry(width: int, height: int, spec: InputSpec) -> tuple[int, int, int, int, float]:
-    """(new_w, new_h, left, top, ratio) for fitting width x height into the input, aspect kept."""
+    """(new_w, new_h, left, top, ratio) for fitting width x height into the input, aspect kept.
+
+    As Ultralytics: ratio = min of both; new size = round(size * ratio); centred padding split
+    with round(d / 2 - 0.1) before and the rest after (top-left anchoring: none before).
+    """
     ratio = min(spec.width / width, spec.height / height)
     new_w = max(1, min(spec.width, int(round(width * ratio))))
     new_h = max(1, min(spec.height, int(round(height * ratio))))
-    left = (spec.width - new_w) // 2
-    top = (spec.height - new_h) // 2
+    if spec.anchor == Anchor.TOP_LEFT:
+        return new_w, new_h, 0, 0, ratio
+    left = int(round((spec.width - new_w) / 2 - 0.1))
+    top = int(round((spec.height - new_h) / 2 - 0.1))
     return new_w, new_h, left, top, ratio
 
 
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _resize(image: np.ndarray, size: tuple[int, int], interpolation: Interpolation) -> np.ndarray:
     if (image.shape[1], image.shape[0]) == size:
         return image
-    # Bilinear, as Ultralytics' own letterbox does: models trained that way expect it.
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, size, interpolation=INTERPOLATION[interpolation])
+
+
+def _letterbox(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
+    height, width = image.shape[:2]
+    new_w, new_h, left, top, ratio = letterbox_geometry(width, height, spec)
+    canvas = np.full((spec.height, spec.width, 3), spec.pad_value, dtype=np.uint8)
+    canvas[top : top + new_h, left : left + new_w] = _resize(image, (new_w, new_h), spec.interpolation)
+    if spec.anchor == Anchor.TOP_LEFT:
+        return canvas, Transform(width, height, ratio, ratio, 0.0, 0.0, 0.0, 0.0, (0, 0, new_w, new_h))
+    cpx, cpy = (spec.width - width * ratio) / 2, (spec.height - height * ratio) / 2
+    window = (round(cpx - 0.1), round(cpy - 0.1), spec.width - round(cpx + 0.1), spec.height - round(cpy + 0.1))
+    return canvas, Transform(width, height, ratio, ratio, float(round(cpx - 0.1)), float(round(cpy - 0.1)),
+                             cpx, cpy, window)
+
+
+def _center_crop(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
+    """The largest centred region with the input's aspect ratio, resized to the input (Ultralytics' CenterCrop)."""
+    height, width = image.shape[:2]
+    crop_w = min(width, max(1, int(round(height * spec.width / spec.height))))
+    crop_h = min(height, max(1, int(round(width * spec.height / spec.width))))
+    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    resized = _resize(image[top : top + crop_h, left : left + crop_w], (spec.width, spec.height), spec.interpolation)
+    gx, gy = spec.width / crop_w, spec.height / crop_h
+    return resized, Transform(width, height, gx, gy, -left * gx, -top * gy, -left * gx, -top * gy)
 
 
 def resize_to_input(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
-    """Resize (and pad) an RGB uint8 image to the model's input size."""
+    """Resize (and pad or crop) an RGB uint8 image to the model's input size."""
+    if spec.resize_mode == ResizeMode.LETTERBOX:
+        return _letterbox(image, spec)
+    if spec.resize_mode == ResizeMode.CENTER_CROP:
+        return _center_crop(image, spec)
     height, width = image.shape[:2]
-    if spec.resize_mode == ResizeMode.STRETCH:
-        resized = _resize(image, (spec.width, spec.height))
-        return resized, Transform(width, height, spec.width / width, spec.height / height, 0.0, 0.0)
-    new_w, new_h, left, top, _ = letterbox_geometry(width, height, spec)
-    resized = _resize(image, (new_w, new_h))
-    canvas = np.full((spec.height, spec.width, 3), spec.pad_value, dtype=np.uint8)
-    canvas[top : top + new_h, left : left + new_w] = resized
-    # Use the exact per-axis ratio the resize applied, so boxes map back without drift.
-    return canvas, Transform(width, height, new_w / width, new_h / height, float(left), float(top))
+    resized = _resize(image, (spec.width, spec.height), spec.interpolation)
+    gx, gy = spec.width / width, spec.height / height
+    return resized, Transform(width, height, gx, gy, 0.0, 0.0)
 
 
 def to_tensor(image: np.ndarray, spec: InputSpec) -> np.ndarray:

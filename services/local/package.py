@@ -1,0 +1,77 @@
+"""``fleet package MODEL.onnx``: a model package from an export's own metadata (server install).
+
+The packaging code (ONNX Runtime, the worker's decoding for ``--check``) is imported when the
+command runs, so ``fleet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _names(value: str) -> tuple[str, ...]:
+    path = Path(value)
+    if path.is_file():
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        return tuple(line for line in lines if line)
+    return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+def _imgsz(value: str) -> tuple[int, int]:
+    parts = [int(p) for p in value.replace("x", ",").split(",") if p.strip()]
+    if len(parts) == 1:
+        return parts[0], parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    raise argparse.ArgumentTypeError("use HEIGHT,WIDTH or one number for a square input")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fleet.cli.output import detections_table  # noqa: PLC0415
+    from services.common.errors import FleetError  # noqa: PLC0415
+    from services.common.layouts import TaskType  # noqa: PLC0415
+    from services.packaging.exports import read_export  # noqa: PLC0415
+    from services.packaging.inference import Overrides, describe  # noqa: PLC0415
+    from services.packaging.writer import check, write_package  # noqa: PLC0415
+
+    source = Path(args.model)
+    out = Path(args.out) if args.out else Path.cwd() / source.stem
+    try:
+        info = read_export(source)
+        overrides = Overrides(name=args.name, task=TaskType(args.task) if args.task else None,
+                              model_type=args.model_type, class_names=args.names, imgsz=args.imgsz,
+                              max_batch_size=args.max_batch_size)
+        spec = write_package(source, describe(info, overrides), out, force=args.force)
+        print(f"packaged {source} -> {out}\n  {spec.task_type.value}, model_type {spec.model_type}, "
+              f"{spec.num_classes} classes, input {spec.input.width}x{spec.input.height} {spec.input.resize_mode.value}, "
+              f"max batch {spec.batch.max_batch_size}, sha256 {spec.weights.sha256[:12]}…, "
+              f"{spec.weights.size_bytes} bytes")
+        if args.check:
+            print(detections_table(check(out, Path(args.check))))
+    except FleetError as exc:
+        print(f"fleet package: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("package", help="make a model package (model.json + weights) from an ONNX export",
+                       description="Read an exported ONNX model (Ultralytics, YOLOv5, YOLOv10 end-to-end) and write "
+                                   "a model package: layout, classes, input size and batch from the export itself.")
+    p.add_argument("model", help="the exported .onnx file")
+    p.add_argument("--out", help="package directory (default: ./<model file stem>)")
+    p.add_argument("--name", help="the model's name (default: the file's stem)")
+    p.add_argument("--task", choices=["object-detection", "instance-segmentation", "classification",
+                                      "keypoint-detection", "oriented-detection"],
+                   help="the task, when the export does not record it")
+    p.add_argument("--model-type", help="the output layout, when the outputs fit several (see docs/model-package.md)")
+    p.add_argument("--names", type=_names, help="class names: comma-separated, or a file with one per line "
+                                                "(default: the export's `names` metadata)")
+    p.add_argument("--imgsz", type=_imgsz, help="HEIGHT,WIDTH of a dynamic-size export without imgsz metadata")
+    p.add_argument("--max-batch-size", type=int, help="the largest batch a worker forms (default: the export's "
+                                                      "fixed batch, else 16)")
+    p.add_argument("--check", metavar="IMAGE", help="run the package once on IMAGE and print the result")
+    p.add_argument("--force", action="store_true", help="overwrite an existing package in --out")
+    p.set_defaults(func=run)

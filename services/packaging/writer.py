@@ -1,0 +1,70 @@
+"""Write a package (weights copied through a temp file, model.json with sha256 and size), verify it
+as a worker would load it, and optionally run it once on an image."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from services.common.errors import ModelPackageError
+from services.common.model_spec import MODEL_JSON, ModelSpec
+from services.model_worker.artifacts import sha256_file
+
+WEIGHTS_FILE = "model.onnx"
+
+
+def write_package(source: Path, document: dict[str, Any], out_dir: Path, *, force: bool = False) -> ModelSpec:
+    """Copy ``source`` into ``out_dir`` as model.onnx, write model.json, verify both; returns the spec."""
+    if (out_dir / MODEL_JSON).exists() and not force:
+        raise ModelPackageError(f"{out_dir / MODEL_JSON} exists; choose another --out or pass --force")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = out_dir / WEIGHTS_FILE
+    if source.resolve() != weights.resolve():
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".model.", suffix=".onnx.tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, weights)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    document = {**document, "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(weights),
+                                        "size_bytes": weights.stat().st_size}}
+    spec = ModelSpec.from_json(document, source=f"the model.json for {source.name}")
+    verify(weights, spec)
+    (out_dir / MODEL_JSON).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return spec
+
+
+def verify(weights: Path, spec: ModelSpec) -> None:
+    """Open the weights as a worker does (input, output shapes, a warm-up run)."""
+    from services.model_worker.runtime import RuntimeOptions, open_session  # noqa: PLC0415 - needs ONNX Runtime
+
+    open_session(weights, spec, RuntimeOptions(execution_provider="cpu", intra_op_threads=1))
+
+
+def check(package_dir: Path, image: Path) -> Any:
+    """Run the package once on an image, as the worker would; returns the fleet.v1 InferResponse."""
+    from services.model_worker.images import ImageInput  # noqa: PLC0415
+    from services.model_worker.model_types import model_type  # noqa: PLC0415
+    from services.model_worker.pipeline import run_alone  # noqa: PLC0415
+    from services.model_worker.processing.decode import ImageLimits  # noqa: PLC0415
+    from services.model_worker.processing.params import InferenceParams  # noqa: PLC0415
+    from services.model_worker.runtime import RuntimeOptions, open_session  # noqa: PLC0415
+    from fleet.v1 import inference_pb2  # noqa: PLC0415
+    from services.common.descriptors import TASK_TO_PROTO  # noqa: PLC0415
+
+    spec = ModelSpec.from_package(package_dir)
+    session = open_session(package_dir / spec.weights.file, spec, RuntimeOptions(execution_provider="cpu"))
+    params = InferenceParams().resolve(spec)
+    prepared, (result, message, _), infer_s, post_s = run_alone(
+        ImageInput(encoded=image.read_bytes()), spec, ImageLimits(), params, session.run)
+    response = inference_pb2.InferResponse(
+        model_id=spec.name, task_type=TASK_TO_PROTO[spec.task_type], image_width=prepared.transform.orig_width,
+        image_height=prepared.transform.orig_height, timings=inference_pb2.StageTimings(
+            inference_ms=infer_s * 1e3, postprocess_ms=post_s * 1e3, batch_size=1))
+    getattr(response, model_type(spec).presenter.field).CopyFrom(message)
+    return response
