@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import importlib.util
+import json
 import re
 import tomllib
 from pathlib import Path, PurePosixPath
@@ -271,12 +272,16 @@ def test_dockerfile_env_and_commands_follow_the_code() -> None:
         assert f"!{path}" in allowed, f".dockerignore leaves {path} out of the image's build context"
 
 
-def test_prometheus_rule_is_the_alert_rules_file() -> None:
-    """components/monitoring carries deploy/prometheus/fleet-alerts.yml (python scripts/gen_prometheusrule.py)."""
-    spec = importlib.util.spec_from_file_location("gen_prometheusrule", REPO_ROOT / "scripts/gen_prometheusrule.py")
+def test_prometheus_rule_and_dashboard_are_the_files_they_come_from() -> None:
+    """components/monitoring carries the alert rules and the dashboard (python scripts/gen_monitoring.py)."""
+    spec = importlib.util.spec_from_file_location("gen_monitoring", REPO_ROOT / "scripts/gen_monitoring.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    assert gen.TARGET.read_text() == gen.render(), "run: python scripts/gen_prometheusrule.py"
+    assert gen.TARGET.read_text() == gen.render(), "run: python scripts/gen_monitoring.py"
+    assert gen.DASHBOARD_TARGET.read_text() == gen.render_dashboard(), "run: python scripts/gen_monitoring.py"
+    dashboard = Manifests(render("cpu")).get("ConfigMap", "inference-fleet-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["inference-fleet.json"]) == json.loads(gen.DASHBOARD.read_text())
     rule = Manifests(render("cpu")).get("PrometheusRule", "inference-fleet")
     assert rule["spec"]["groups"] == yaml.safe_load(gen.RULES.read_text())["groups"]
     monitor = Manifests(render("cpu")).get("PodMonitor", "inference-fleet")

@@ -134,6 +134,33 @@ def test_roboflow_keypoints_route(http: httpx.Client, client: FleetClient, scene
     assert wrong.status_code == 400 and "use POST /infer/keypoints_detection" in wrong.json()["message"]
 
 
+def test_pose_and_oriented_models_over_kserve_rest_and_the_legacy_route(http: httpx.Client, client: FleetClient,
+                                                                         scene_jpeg: bytes) -> None:
+    image = [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(scene_jpeg)]}]
+    pose = client.infer("shapes-pose/1", scene_jpeg, confidence=0.5).keypoint_detection.instances
+    answer = http.post("/v2/models/shapes-pose/versions/1/infer", headers=AUTH,
+                       json={"inputs": image, "parameters": {"confidence": 0.5}}).json()
+    outputs = {o["name"]: o for o in answer["outputs"]}
+    assert outputs["keypoints"]["shape"] == [len(pose), len(pose[0].keypoints), 3] and len(pose) > 0
+    first = np.array(outputs["keypoints"]["data"]).reshape(outputs["keypoints"]["shape"])[0]
+    np.testing.assert_allclose(first[:, :2], [[k.x, k.y] for k in pose[0].keypoints], atol=1e-3)
+
+    boxes = client.infer("shapes-obb/1", scene_jpeg, confidence=0.5).oriented_detection.boxes
+    answer = http.post("/v2/models/shapes-rotated/infer", headers=AUTH,
+                       json={"inputs": image, "parameters": {"confidence": 0.5}}).json()
+    outputs = {o["name"]: o for o in answer["outputs"]}
+    assert outputs["obb"]["shape"] == [len(boxes), 5] and outputs["corners"]["shape"] == [len(boxes), 4, 2]
+    np.testing.assert_allclose(np.array(outputs["obb"]["data"]).reshape(-1, 5),
+                               [[b.x, b.y, b.width, b.height, b.angle] for b in boxes], atol=1e-3)
+    legacy = http.post("/shapes-obb/1", params={"api_key": TEST_KEY, "confidence": 50},
+                       content=b64(scene_jpeg), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert legacy.status_code == 200, legacy.text[:300]
+    predictions = legacy.json()["predictions"]
+    assert len(predictions) == len(boxes) and predictions[0]["angle"] == pytest.approx(boxes[0].angle)
+    np.testing.assert_allclose([(p["x"], p["y"]) for p in predictions[0]["points"]],
+                               [(c.x, c.y) for c in boxes[0].corners], atol=1e-3)
+
+
 def _grpc_error(stub, request, metadata) -> grpc.RpcError:  # noqa: ANN001
     with pytest.raises(grpc.RpcError) as err:
         stub.Infer(request, metadata=metadata, timeout=30)

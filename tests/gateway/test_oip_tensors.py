@@ -85,3 +85,29 @@ def test_classification_outputs_by_class_id() -> None:
     reply = codec.infer_response(codec.InferResult("m", "1", "id", list(out.values())))
     assert [o.name for o in reply.outputs] == list(out) and len(reply.raw_output_contents) == len(out)
     assert codec.unpack_bytes(reply.raw_output_contents[1]) == [b"square"]
+
+
+def test_keypoint_outputs_carry_every_named_point() -> None:
+    response = inference_pb2.InferResponse(image_width=80, image_height=60)
+    for x in (10.0, 40.0):
+        instance = response.keypoint_detection.instances.add(detection=_detection(x, "triangle", 2))
+        instance.keypoints.extend([inference_pb2.Keypoint(x=x + i, y=5.0 + i, confidence=0.9, name=f"corner-{i}")
+                                   for i in range(3)])
+    out = {t.name: t for t in tensors.outputs(model_pb2.TASK_TYPE_KEYPOINT_DETECTION, 3, [response], [])}
+    assert out["keypoints"].shape == [2, 3, 3]
+    np.testing.assert_allclose(out["keypoints"].data[1], [[40, 5, 0.9], [41, 6, 0.9], [42, 7, 0.9]], rtol=1e-6)
+    np.testing.assert_allclose(out["boxes"].data, [[5, 18, 15, 22], [35, 18, 45, 22]])
+    empty = tensors.outputs(model_pb2.TASK_TYPE_KEYPOINT_DETECTION, 3, [inference_pb2.InferResponse()], ["keypoints"])
+    assert [(t.name, t.shape) for t in empty] == [("keypoints", [0, 0, 3])]
+
+
+def test_oriented_outputs_give_the_rotated_box_its_corners_and_envelope() -> None:
+    response = inference_pb2.InferResponse(image_width=80, image_height=60)
+    box = response.oriented_detection.boxes.add(x=20, y=20, width=10, height=4, angle=0.5, confidence=0.8,
+                                                class_name="rectangle", class_id=1, detection_id="d1")
+    box.corners.extend([inference_pb2.Point(x=x, y=y) for x, y in ((14, 17), (24, 14), (26, 23), (16, 26))])
+    out = {t.name: t for t in tensors.outputs(model_pb2.TASK_TYPE_ORIENTED_DETECTION, 3, [response], [])}
+    np.testing.assert_allclose(out["obb"].data, [[20, 20, 10, 4, 0.5]], rtol=1e-6)
+    np.testing.assert_allclose(out["corners"].data, [[[14, 17], [24, 14], [26, 23], [16, 26]]])
+    np.testing.assert_allclose(out["boxes"].data, [[14, 14, 26, 26]])  # the corners' axis-aligned envelope
+    assert out["class_names"].data == [b"rectangle"] and out["scores"].data.tolist() == pytest.approx([0.8])

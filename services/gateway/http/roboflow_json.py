@@ -16,6 +16,7 @@ TASK_NAMES = {
     model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION: "instance-segmentation",
     model_pb2.TASK_TYPE_CLASSIFICATION: "classification",
     model_pb2.TASK_TYPE_KEYPOINT_DETECTION: "keypoint-detection",
+    model_pb2.TASK_TYPE_ORIENTED_DETECTION: "oriented-object-detection",
 }
 # The /infer/<route> for each task.
 TASK_ROUTES = {
@@ -46,6 +47,14 @@ def _keypoints(response: inference_pb2.InferResponse) -> Json:
         for n, k in enumerate(i.keypoints)]} for i in response.keypoint_detection.instances]}
 
 
+def _oriented(response: inference_pb2.InferResponse) -> Json:
+    """Rotated boxes: centre, size, angle (radians, as fleet.v1) and the four corners as ``points``."""
+    return {"predictions": [{"x": o.x, "y": o.y, "width": o.width, "height": o.height, "angle": o.angle,
+                             "confidence": o.confidence, "class": o.class_name, "class_id": o.class_id,
+                             "detection_id": o.detection_id, "points": [{"x": c.x, "y": c.y} for c in o.corners]}
+                            for o in response.oriented_detection.boxes]}
+
+
 def _classification(response: inference_pb2.InferResponse) -> Json:
     c = response.classification
     if c.multi_label:
@@ -62,6 +71,7 @@ PRESENTERS: dict[str, Callable[[inference_pb2.InferResponse], Json]] = {
     "instance_segmentation": _instances,
     "classification": _classification,
     "keypoint_detection": _keypoints,
+    "oriented_detection": _oriented,
 }
 
 

@@ -11,6 +11,10 @@ Outputs, by task (``OUTPUTS``; every row of every batch image, with ``batch_inde
   detection     boxes FP32 [N, 4] (x1, y1, x2, y2 in original pixels), scores FP32 [N],
                 class_ids INT32 [N], class_names BYTES [N], batch_index INT32 [N]
   segmentation  the same, plus polygons BYTES [N] (JSON [[x, y], ...] in original pixels)
+  keypoints     the detection tensors, plus keypoints FP32 [N, K, 3] (x, y, confidence per named point)
+  oriented      boxes (the axis-aligned envelope), scores, class_ids, class_names, batch_index as for
+                detection, plus obb FP32 [N, 5] (centre x, centre y, width, height, angle in radians) and
+                corners FP32 [N, 4, 2]
   classification probabilities FP32 [B, C] (by class id), top BYTES [B] (class name),
                 top_class_id INT32 [B], top_confidence FP32 [B]
   every task    image_size INT32 [B, 2] (width, height); visualization BYTES [B] (JPEG, with visualize)
@@ -62,6 +66,9 @@ _DETECTION = (TensorSpec("boxes", "FP32", (-1, 4)), TensorSpec("scores", "FP32",
 OUTPUTS: dict[int, tuple[TensorSpec, ...]] = {
     model_pb2.TASK_TYPE_OBJECT_DETECTION: (*_DETECTION, *_COMMON),
     model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION: (*_DETECTION, TensorSpec("polygons", "BYTES", (-1,)), *_COMMON),
+    model_pb2.TASK_TYPE_KEYPOINT_DETECTION: (*_DETECTION, TensorSpec("keypoints", "FP32", (-1, -1, 3)), *_COMMON),
+    model_pb2.TASK_TYPE_ORIENTED_DETECTION: (*_DETECTION, TensorSpec("obb", "FP32", (-1, 5)),
+                                             TensorSpec("corners", "FP32", (-1, 4, 2)), *_COMMON),
     model_pb2.TASK_TYPE_CLASSIFICATION: (
         TensorSpec("probabilities", "FP32", (-1, -1)), TensorSpec("top", "BYTES", (-1,)),
         TensorSpec("top_class_id", "INT32", (-1,)), TensorSpec("top_confidence", "FP32", (-1,)), *_COMMON),
@@ -137,16 +144,49 @@ def _raw(tensor: Tensor, bgr: bool) -> list[inference_pb2.Image]:
 
 
 # ---- responses -> output tensors ----------------------------------------------------------------
-def _instances(response: inference_pb2.InferResponse) -> list[tuple[inference_pb2.Detection, list[tuple[float, float]]]]:
+Points = list[tuple[float, ...]]
+
+
+def _envelope(box: inference_pb2.OrientedBox) -> inference_pb2.Detection:
+    """The axis-aligned box around an oriented one's corners (centre x, y, width, height)."""
+    xs, ys = [c.x for c in box.corners] or [box.x], [c.y for c in box.corners] or [box.y]
+    return inference_pb2.Detection(x=(min(xs) + max(xs)) / 2, y=(min(ys) + max(ys)) / 2, width=max(xs) - min(xs),
+                                   height=max(ys) - min(ys), confidence=box.confidence, class_name=box.class_name,
+                                   class_id=box.class_id, detection_id=box.detection_id)
+
+
+def _instances(response: inference_pb2.InferResponse) -> list[tuple[inference_pb2.Detection, Points]]:
+    """(box, points) per result row: an outline, keypoints (x, y, confidence), or oriented box + corners."""
     kind = response.WhichOneof("result")
     if kind == "instance_segmentation":
         return [(i.detection, [(p.x, p.y) for p in i.points]) for i in response.instance_segmentation.instances]
+    if kind == "keypoint_detection":
+        return [(i.detection, [(k.x, k.y, k.confidence) for k in i.keypoints])
+                for i in response.keypoint_detection.instances]
+    if kind == "oriented_detection":
+        return [(_envelope(o), [(o.x, o.y, o.width, o.height, o.angle), *((c.x, c.y) for c in o.corners)])
+                for o in response.oriented_detection.boxes]
     if kind == "object_detection":
         return [(d, []) for d in response.object_detection.detections]
     return []
 
 
-def _detection_outputs(responses: list[inference_pb2.InferResponse], polygons: bool) -> list[Tensor]:
+def _point_outputs(task: int, rows: list[tuple[int, inference_pb2.Detection, Points]]) -> list[Tensor]:
+    n = len(rows)
+    if task == model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION:
+        outlines = [json.dumps([[round(x, 2), round(y, 2)] for x, y in pts]).encode() for _, _, pts in rows]
+        return [Tensor("polygons", "BYTES", [n], outlines, text=True)]
+    if task == model_pb2.TASK_TYPE_KEYPOINT_DETECTION:
+        k = len(rows[0][2]) if rows else 0
+        return [Tensor("keypoints", "FP32", [n, k, 3], np.array([pts for _, _, pts in rows], np.float32).reshape(n, k, 3))]
+    if task == model_pb2.TASK_TYPE_ORIENTED_DETECTION:
+        obb = np.array([pts[0] for _, _, pts in rows], np.float32).reshape(n, 5)
+        corners = np.array([pts[1:5] for _, _, pts in rows], np.float32).reshape(n, 4, 2)
+        return [Tensor("obb", "FP32", [n, 5], obb), Tensor("corners", "FP32", [n, 4, 2], corners)]
+    return []
+
+
+def _detection_outputs(responses: list[inference_pb2.InferResponse], task: int) -> list[Tensor]:
     rows = [(b, d, pts) for b, r in enumerate(responses) for d, pts in _instances(r)]
     n = len(rows)
     boxes = np.array([[d.x - d.width / 2, d.y - d.height / 2, d.x + d.width / 2, d.y + d.height / 2]
@@ -158,10 +198,7 @@ def _detection_outputs(responses: list[inference_pb2.InferResponse], polygons: b
         Tensor("class_names", "BYTES", [n], [d.class_name.encode() for _, d, _ in rows], text=True),
         Tensor("batch_index", "INT32", [n], np.array([b for b, _, _ in rows], np.int32)),
     ]
-    if polygons:
-        outlines = [json.dumps([[round(x, 2), round(y, 2)] for x, y in pts]).encode() for _, _, pts in rows]
-        out.append(Tensor("polygons", "BYTES", [n], outlines, text=True))
-    return out
+    return out + _point_outputs(task, rows)
 
 
 def _classification_outputs(responses: list[inference_pb2.InferResponse], num_classes: int) -> list[Tensor]:
@@ -190,7 +227,7 @@ def outputs(task: int, num_classes: int, responses: list[inference_pb2.InferResp
     if task == model_pb2.TASK_TYPE_CLASSIFICATION:
         tensors = _classification_outputs(responses, num_classes)
     else:
-        tensors = _detection_outputs(responses, polygons=task == model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION)
+        tensors = _detection_outputs(responses, task)
     b = len(responses)
     tensors.append(Tensor("image_size", "INT32", [b, 2],
                           np.array([[r.image_width, r.image_height] for r in responses], np.int32).reshape(b, 2)))
