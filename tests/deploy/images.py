@@ -39,7 +39,9 @@ from tests.deploy.host import CACHE_DIR, REPO_ROOT, apt_install, cache_key, cach
 SUITE = "bookworm"
 # What building and running containers here needs ({command or file: Debian package}).
 HOST_PACKAGES = {"podman": "podman", "runc": "runc", "debootstrap": "debootstrap", "ip": "iproute2",
-                 "/usr/lib/podman/netavark": "netavark", "/usr/lib/podman/aardvark-dns": "aardvark-dns"}
+                 "/usr/lib/podman/netavark": "netavark", "/usr/lib/podman/aardvark-dns": "aardvark-dns",
+                 # netavark sets up the pod network's NAT with iptables (ENOENT from netavark without it)
+                 "iptables": "iptables"}
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "redis-server")
 STRIP = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale",
          "usr/share/info")
