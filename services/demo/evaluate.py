@@ -7,6 +7,7 @@ segm: AP@0.5 and AP@0.5:0.95), classification with top-1 accuracy, keypoints wit
 and oriented boxes with rotated-IoU AP (``services.demo.geometry_eval``).
 
     python -m services.demo.evaluate [--packages models/packages] [--images 300] [--write]
+    python -m services.demo.evaluate --camera 2.5 [--reduced-decode]   # as JPEGs 2.5x larger
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from services.demo.camera import Camera
 from services.demo.geometry_eval import evaluate_obb, evaluate_pose
 from services.demo.package import DEMO_PACKAGES, PACKAGES_DIR, update_metrics
 from services.demo.scenes import (
@@ -51,8 +53,9 @@ _BATCH = 16
 class Predictor:
     """One package in ONNX Runtime, decoded with the worker's processing code."""
 
-    def __init__(self, package_dir: Path, threads: int = 2) -> None:
+    def __init__(self, package_dir: Path, threads: int = 2, camera: Camera | None = None) -> None:
         self.spec = ModelSpec.from_package(package_dir)
+        self.camera = camera
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -65,7 +68,8 @@ class Predictor:
     def predict(self, images: list[np.ndarray], params: InferenceParams = EVAL_PARAMS) -> list[Any]:
         """Decode a batch of RGB uint8 images into Detections or Classification results."""
         resolved = params.resolve(self.spec)
-        tensors, transforms = zip(*(preprocess(image, self.spec.input) for image in images))
+        prepare = self.camera.prepare if self.camera is not None else preprocess
+        tensors, transforms = zip(*(prepare(image, self.spec.input) for image in images))
         outputs = self.session.run(self.output_names, {self.input_name: np.stack(tensors)})
         return [
             postprocess([out[i] for out in outputs], self.spec, transform, resolved)
@@ -161,9 +165,9 @@ def evaluate_classification(predictor: Predictor, count: int, start: int = EVAL_
     return {"images": count, "top1": round(correct / count, 4)}
 
 
-def evaluate_package(package_dir: Path, count: int = DEFAULT_IMAGES) -> dict[str, Any]:
+def evaluate_package(package_dir: Path, count: int = DEFAULT_IMAGES, camera: Camera | None = None) -> dict[str, Any]:
     """Metrics of one package, in the shape of model.json's ``metrics`` section."""
-    predictor = Predictor(package_dir)
+    predictor = Predictor(package_dir, camera=camera)
     task = predictor.spec.task_type
     if task == TaskType.CLASSIFICATION:
         metrics = evaluate_classification(predictor, count)
@@ -191,15 +195,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--packages", type=Path, default=PACKAGES_DIR, help="directory of model packages")
     parser.add_argument("--images", type=int, default=DEFAULT_IMAGES, help="held-out scenes per package")
     parser.add_argument("--write", action="store_true", help="store the metrics in each model.json")
+    parser.add_argument("--camera", type=float, default=0.0, metavar="UPSCALE",
+                        help="send each scene enlarged UPSCALE times as a JPEG (quality 90), decoded by the worker's code")
+    parser.add_argument("--reduced-decode", action="store_true",
+                        help="with --camera: decode JPEGs at a reduced scale where the worker's setting would")
     parser.add_argument("names", nargs="*", help="only these packages (default: every demo package)")
     args = parser.parse_args(argv)
+    if args.write and args.camera:
+        parser.error("--write stores the metrics of the scenes as they are; leave out --camera")
     rows = {}
     for name in args.names or DEMO_PACKAGES:
         package_dir = args.packages / name
         if not (package_dir / "model.json").is_file():
             print(f"{name}: no package in {package_dir} (run python -m services.demo.train)")
             continue
-        rows[name] = evaluate_package(package_dir, args.images)
+        camera = Camera(args.camera, reduced_decode=args.reduced_decode) if args.camera else None
+        rows[name] = evaluate_package(package_dir, args.images, camera)
+        if camera is not None:
+            print(f"{name}: images decoded at 1/n scale, by n: {dict(sorted(camera.factors.items()))}")
         if args.write:
             update_metrics(package_dir, rows[name])
     print(format_table(rows))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.common.errors import InvalidImage
-from services.model_worker.processing.decode import ImageLimits, decode_bytes, decode_raw
+from services.model_worker.processing.decode import Decoded, ImageLimits, Shrink, decode_raw, decode_scaled
 
 Reserve = Callable[[int], None]  # called with the image's pixel count after its header is read, before decoding
 
@@ -37,9 +37,16 @@ class ImageInput:
 
 def to_pixels(image: ImageInput, limits: ImageLimits, reserve: Reserve | None = None) -> np.ndarray:
     """RGB uint8 pixels of an encoded or raw image (a URL must have been fetched already)."""
+    return to_decoded(image, limits, reserve).pixels
+
+
+def to_decoded(image: ImageInput, limits: ImageLimits, reserve: Reserve | None = None,
+               shrink: Shrink | None = None) -> Decoded:
+    """As ``to_pixels``, with the full size; a JPEG may be decoded reduced (``decode_scaled``)."""
     if image.raw is not None:
         r = image.raw
-        return decode_raw(r.data, r.width, r.height, r.channels, limits, bgr=r.bgr, reserve=reserve)
+        pixels = decode_raw(r.data, r.width, r.height, r.channels, limits, bgr=r.bgr, reserve=reserve)
+        return Decoded(pixels, r.width, r.height)
     if image.encoded is None:
         raise InvalidImage("the image URL was not fetched")
-    return decode_bytes(image.encoded, limits, reserve)
+    return decode_scaled(image.encoded, limits, reserve, shrink)

@@ -23,7 +23,7 @@ from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
 from services.model_worker.batcher import BatchOutput
 from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
-from services.model_worker.images import ImageInput, Reserve, to_pixels
+from services.model_worker.images import ImageInput, Reserve, to_decoded
 from services.model_worker.manager import LoadedModel, ModelManager
 from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
 from services.model_worker.model_types import model_type
@@ -31,7 +31,7 @@ from services.model_worker.presenters import Result
 from services.model_worker.processing.decode import ImageLimits
 from services.model_worker.processing.params import InferenceParams, ResolvedParams
 from services.model_worker.processing.postprocess import postprocess
-from services.model_worker.processing.preprocess import Transform, preprocess
+from services.model_worker.processing.preprocess import Transform, decode_reduction, preprocess
 from services.model_worker.url_fetch import UrlFetcher
 from services.model_worker.visualize import render
 
@@ -74,21 +74,24 @@ class _Prepared:
 
 
 def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool,
-             reserve: Reserve | None = None) -> _Prepared:
+             reserve: Reserve | None = None, reduced_decode: bool = False) -> _Prepared:
+    """Decode and pre-process; with ``reduced_decode`` a large JPEG is decoded at a reduced scale
+    (never when the pixels are kept for a visualization, which is drawn at full size)."""
     t0 = time.perf_counter()
-    pixels = to_pixels(image, limits, reserve)
+    shrink = (lambda w, h: decode_reduction(w, h, spec)) if reduced_decode and not keep_pixels else None
+    decoded = to_decoded(image, limits, reserve, shrink)
     t1 = time.perf_counter()
-    tensor, transform = preprocess(pixels, spec)
+    tensor, transform = preprocess(decoded.pixels, spec, (decoded.width, decoded.height))
     t2 = time.perf_counter()
-    return _Prepared(pixels if keep_pixels else None, tensor, transform, t1 - t0, t2 - t1, t0)
+    return _Prepared(decoded.pixels if keep_pixels else None, tensor, transform, t1 - t0, t2 - t1, t0)
 
 
 def run_alone(
     image: ImageInput, spec: ModelSpec, limits: ImageLimits, params: ResolvedParams,
-    run: Callable[[np.ndarray], list[np.ndarray]], reserve: Reserve | None = None,
+    run: Callable[[np.ndarray], list[np.ndarray]], reserve: Reserve | None = None, reduced_decode: bool = False,
 ) -> tuple[_Prepared, _Finished, float, float]:
     """The whole pipeline for one image in one thread: prepare, run the model, finish."""
-    prepared = _prepare(image, spec.input, limits, params.visualize, reserve)
+    prepared = _prepare(image, spec.input, limits, params.visualize, reserve, reduced_decode)
     t0 = time.perf_counter()
     outputs = run(prepared.tensor[None])
     t1 = time.perf_counter()
@@ -109,8 +112,9 @@ def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, par
 
 class Pipeline:
     def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher,
-                 budget: DecodeBudget) -> None:
+                 budget: DecodeBudget, reduced_decode: bool = False) -> None:
         self.manager, self.cpu, self.limits, self.urls, self.budget = manager, cpu_executor, limits, urls, budget
+        self.reduced_decode = reduced_decode
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
         started = time.perf_counter()
@@ -130,7 +134,8 @@ class Pipeline:
                 try:
                     async with model.batcher.exclusive():
                         alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec, self.limits,
-                                                           resolved, model.session.run, reservation.reserve)
+                                                           resolved, model.session.run, reservation.reserve,
+                                                           self.reduced_decode)
                 except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch
                     await reservation.wait(wait.pixels)
             if alone is not None:
@@ -207,11 +212,11 @@ class Pipeline:
         try:
             try:
                 return await loop.run_in_executor(self.cpu, _prepare, image, spec, self.limits, params.visualize,
-                                                  reservation.reserve)
+                                                  reservation.reserve, self.reduced_decode)
             except BudgetWait as wait:
                 await reservation.wait(wait.pixels)
                 return await loop.run_in_executor(self.cpu, _prepare, image, spec, self.limits, params.visualize,
-                                                  reservation.reserve)
+                                                  reservation.reserve, self.reduced_decode)
         except BaseException:
             model.batcher.withdraw()
             raise

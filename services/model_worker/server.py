@@ -74,6 +74,7 @@ def build(settings: WorkerSettings) -> Service:
         UrlFetcher(settings.url_input_enabled, settings.url_allow_private, settings.url_timeout_s,
                    settings.max_message_bytes),
         DecodeBudget(settings.decode_budget, settings.decode_budget_wait_s),
+        reduced_decode=settings.jpeg_reduced_decode,
     )
     recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
                 if settings.inference_log_enabled else None)

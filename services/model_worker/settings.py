@@ -94,6 +94,11 @@ class WorkerSettings(ServiceSettings):
     decode_budget_wait_s: float = Field(
         2.0, ge=0, description="How long a request waits for the decode budget before RESOURCE_EXHAUSTED.",
     )
+    jpeg_reduced_decode: bool = Field(
+        False, description="Decode a JPEG at 1/2, 1/4 or 1/8 scale when it is at least that much larger than the "
+                           "size it is resized to (letterbox and stretch; not with visualize): less CPU per "
+                           "request, pixels slightly different from a full decode (see README, Performance).",
+    )
     url_input_enabled: bool = Field(True, description="Accept images by http(s) URL.")
     url_allow_private: bool = Field(False, description="Allow URLs that resolve to loopback or private addresses.")
     url_timeout_s: float = Field(

@@ -88,19 +88,48 @@ def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
         )
 
 
+#: (width, height) of the full image -> 1, 2, 4 or 8: by how much a JPEG may be decoded smaller.
+Shrink = Callable[[int, int], int]
+
+# libjpeg scales while it decodes (fewer IDCT outputs, less colour conversion): sizes are rounded up.
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """RGB uint8 pixels, and the full image's size they stand for (larger when decoded reduced)."""
+
+    pixels: np.ndarray
+    width: int
+    height: int
+
+
 def decode_bytes(data: bytes, limits: ImageLimits, reserve: Callable[[int], None] | None = None) -> np.ndarray:
     """Decode an encoded image (after checking its header, and ``reserve``-ing its pixels) into RGB uint8."""
+    return decode_scaled(data, limits, reserve).pixels
+
+
+def decode_scaled(data: bytes, limits: ImageLimits, reserve: Callable[[int], None] | None = None,
+                  shrink: Shrink | None = None) -> Decoded:
+    """As ``decode_bytes``; a JPEG is decoded at 1/2, 1/4 or 1/8 of its size when ``shrink`` allows it
+    for the image's size (in either orientation, as EXIF may rotate it)."""
     fmt, width, height = probe(data, limits)
     if reserve is not None:
         reserve(width * height)
+    factor = min(shrink(width, height), shrink(height, width)) if shrink is not None and fmt == "JPEG" else 1
     buf = np.frombuffer(data, dtype=np.uint8)
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(buf, _REDUCED.get(factor, cv2.IMREAD_COLOR))
     if bgr is None or bgr.size == 0:
         raise InvalidImage(f"the {fmt} image could not be decoded: the data is corrupt or truncated")
-    if bgr.shape[0] * bgr.shape[1] != width * height:
-        # The decoder disagrees with the header: treat as corrupt rather than guess.
+    rows, cols = -(-height // factor), -(-width // factor)
+    if bgr.shape[:2] == (rows, cols):
+        full = (width, height)
+    elif bgr.shape[:2] == (cols, rows):  # turned by its EXIF orientation
+        full = (height, width)
+    else:  # the decoder disagrees with the header: treat as corrupt rather than guess
         raise InvalidImage(f"the {fmt} image is corrupt: its header and pixel data disagree")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)  # in place: one image-sized buffer, not two
+    return Decoded(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr), *full)  # in place: one buffer, not two
 
 
 def decode_raw(

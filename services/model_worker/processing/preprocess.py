@@ -89,8 +89,7 @@ def _resize(image: np.ndarray, size: tuple[int, int], interpolation: Interpolati
     return cv2.resize(image, size, interpolation=INTERPOLATION[interpolation])
 
 
-def _letterbox(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
-    height, width = image.shape[:2]
+def _letterbox(image: np.ndarray, spec: InputSpec, width: int, height: int) -> tuple[np.ndarray, Transform]:
     new_w, new_h, left, top, ratio = letterbox_geometry(width, height, spec)
     canvas = np.full((spec.height, spec.width, 3), spec.pad_value, dtype=np.uint8)
     canvas[top : top + new_h, left : left + new_w] = _resize(image, (new_w, new_h), spec.interpolation)
@@ -113,13 +112,35 @@ def _center_crop(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transf
     return resized, Transform(width, height, gx, gy, -left * gx, -top * gy, -left * gx, -top * gy)
 
 
-def resize_to_input(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
-    """Resize (and pad or crop) an RGB uint8 image to the model's input size."""
+def decode_reduction(width: int, height: int, spec: InputSpec) -> int:
+    """The largest of 8, 4 and 2 by which a width x height image may be decoded smaller and still only be
+    shrunk to the input (the geometry stays the full image's); 1 when none may, or for centre crops."""
     if spec.resize_mode == ResizeMode.LETTERBOX:
-        return _letterbox(image, spec)
+        target_w, target_h, *_ = letterbox_geometry(width, height, spec)
+    elif spec.resize_mode == ResizeMode.STRETCH:
+        target_w, target_h = spec.width, spec.height
+    else:
+        return 1
+    for factor in (8, 4, 2):
+        if width // factor >= target_w and height // factor >= target_h:
+            return factor
+    return 1
+
+
+def resize_to_input(image: np.ndarray, spec: InputSpec,
+                    size: tuple[int, int] | None = None) -> tuple[np.ndarray, Transform]:
+    """Resize (and pad or crop) an RGB uint8 image to the model's input size.
+
+    ``size``: the (width, height) of the full image when ``image`` was decoded reduced from it; boxes
+    map back to that size, and the geometry is the full image's (``decode_reduction``).
+    """
+    width, height = size or (image.shape[1], image.shape[0])
+    if spec.resize_mode == ResizeMode.LETTERBOX:
+        return _letterbox(image, spec, width, height)
     if spec.resize_mode == ResizeMode.CENTER_CROP:
+        if (width, height) != (image.shape[1], image.shape[0]):
+            raise ValueError("a centre crop needs the full image (decode_reduction is 1 for it)")
         return _center_crop(image, spec)
-    height, width = image.shape[:2]
     resized = _resize(image, (spec.width, spec.height), spec.interpolation)
     gx, gy = spec.width / width, spec.height / height
     return resized, Transform(width, height, gx, gy, 0.0, 0.0)
@@ -139,7 +160,8 @@ def to_tensor(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     return chw
 
 
-def preprocess(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
-    """RGB uint8 HxWx3 image -> (float32 3xHxW input tensor, Transform back to the image)."""
-    resized, transform = resize_to_input(image, spec)
+def preprocess(image: np.ndarray, spec: InputSpec,
+               size: tuple[int, int] | None = None) -> tuple[np.ndarray, Transform]:
+    """RGB uint8 HxWx3 image -> (float32 3xHxW input tensor, Transform back to the image of ``size``)."""
+    resized, transform = resize_to_input(image, spec, size)
     return to_tensor(resized, spec), transform
