@@ -1,4 +1,8 @@
-"""``bench.gpu_probe`` as a real process: it must report the runtime and say what a CUDA run lacks."""
+"""``bench.gpu_probe`` and the CPU path of ``bench.gpu_check`` as real processes on the demo model.
+
+The CUDA path needs a GPU machine (see bench/gpu_check.py's docstring); here the probe must say
+what is missing for it, and the check must run end to end on CPU with every setup answering.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.gpu_probe import CUDA_EP, verdict, with_library_dirs
 from fleet.paths import REPO_ROOT
 
+CONCURRENCY = [1, 8, 32]
 LIB_DIR = "/site/nvidia/cu13/lib"
 
 
@@ -66,3 +73,31 @@ def test_library_dirs_go_first_once() -> None:
     env = with_library_dirs({"LD_LIBRARY_PATH": "/b"}, ["/a", "/b"])
     assert env["LD_LIBRARY_PATH"] == "/a:/b"
     assert with_library_dirs(env, ["/a", "/b"]) == env
+
+
+@pytest.mark.slow
+def test_cpu_path_runs_every_setup_and_evicts(tmp_path: Path) -> None:
+    proc = _run(["bench.gpu_check", "--provider", "cpu", "--smoke", "--concurrency", "1,8,32", "--out", str(tmp_path)],
+                240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "gpu_check.json").read_text())
+    cpu = "CPUExecutionProvider"
+    assert data["provider"] == "cpu" and data["raw_session"]["got"][0] == cpu
+    assert data["scenarios"]["baseline"]["provider"] == cpu
+    assert data["worker_session"]["models"] and set(data["worker_session"]["models"].values()) == {cpu}
+    assert data["worker_env"]["FLEET_WORKER_EXECUTION_PROVIDER"] == "cpu"
+    for name in ("baseline", "worker_only", "fleet"):
+        points = data["scenarios"][name]["points"]
+        assert [p["concurrency"] for p in points] == CONCURRENCY, name
+        for p in points:
+            assert p["count"] > 0 and p["throughput_rps"] > 0 and p["errors"] == {}, (name, p["concurrency"])
+            assert p["vs_raw"]["throughput"] > 0
+    eviction = data["scenarios"]["eviction"]
+    assert eviction["ok"] and eviction["pressure_evictions"] >= 1
+    assert set(eviction["load_providers"].values()) == {cpu}
+    assert all(data["checks"].values()) and "failure" not in data
+    target = data["target"]
+    assert target["ratio"] > 0 and not target["applies"]
+    text = (tmp_path / "gpu_check.md").read_text()
+    assert "| setup | concurrency | requests | req/s | p50 ms | p99 ms | mean batch |" in text
+    assert "Target: fleet at c=32" in text and "## Memory-pressure eviction" in text
