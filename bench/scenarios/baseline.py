@@ -45,10 +45,10 @@ def recheck(cfg: BenchConfig, images: list[bytes]) -> dict:
 
 
 def run(cfg: BenchConfig, images: list[bytes], threads: tuple[int, ...] = (), setup: str = "in-process",
-        batches: bool = True) -> dict:
+        batches: bool = True, options: RuntimeOptions | None = None) -> dict:
     package = Package(cfg.package)
     spec = package.spec
-    session = open_session(package.weights, spec, RuntimeOptions())  # the worker's defaults
+    session = open_session(package.weights, spec, options or RuntimeOptions())  # the worker's defaults unless told
     limits = ImageLimits()  # the worker's default limits
     params = InferenceParams().resolve(spec)
     inputs = [ImageInput(encoded=jpeg) for jpeg in images]

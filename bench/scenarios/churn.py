@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import numpy as np
@@ -32,16 +33,21 @@ def zipf_sequence(models: int, s: float, seed: int, length: int = SEQUENCE_LENGT
     return np.random.default_rng(seed).choice(models, size=length, p=weights / weights.sum())
 
 
-def worker_counters(metrics_port: int) -> dict[str, float]:
-    """Model loads and evictions so far, from the worker's Prometheus endpoint."""
+def worker_counters(metrics_port: int) -> dict[str, Any]:
+    """Model loads and evictions so far (also by reason), and the free GPU memory the worker reads from NVML
+    (device 0; None where it exports none), from the worker's Prometheus endpoint."""
     text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    counts = {"loads": 0.0, "evictions": 0.0}
+    counts: dict[str, Any] = {"loads": 0.0, "evictions": 0.0, "evictions_by_reason": {}, "gpu_free_bytes": None}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "fleet_worker_model_loads_total" and sample.labels.get("outcome") == "loaded":
                 counts["loads"] += sample.value
             elif sample.name == "fleet_worker_evictions_total":
                 counts["evictions"] += sample.value
+                reason = sample.labels["reason"]
+                counts["evictions_by_reason"][reason] = counts["evictions_by_reason"].get(reason, 0.0) + sample.value
+            elif sample.name == "fleet_worker_gpu_memory_free_bytes" and sample.labels.get("gpu") == "0":
+                counts["gpu_free_bytes"] = int(sample.value)
     return counts
 
 
