@@ -24,7 +24,7 @@ from bench import plots, report
 from bench.config import DEFAULT_PACKAGE, RESULTS_DIR, SCENARIO_LIMIT_S, SEED, BenchConfig
 from bench.environment import BenchEnv
 from bench.machine import competing_jobs, machine_info
-from bench.scenarios import baseline, churn, cold_start, edges, fleet, scale_out, transport, worker_only
+from bench.scenarios import baseline, churn, cold_start, edges, fleet, levers, scale_out, transport, worker_only
 from bench.workload import Package, scene_jpegs
 
 Runner = Callable[[BenchConfig, BenchEnv, list[bytes]], dict]
@@ -40,6 +40,8 @@ SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "cold_start": (cold_start.planned_s, cold_start.run, True),
     "churn": (churn.planned_s, churn.run, True),
     "scale_out": (scale_out.planned_s, scale_out.run, False),  # fleets of its own, workers pinned to cores
+    "ort_threads": (levers.planned_s, levers.run_ort_threads, False),  # a lever's fleet beside a default one
+    "reduced_decode": (levers.planned_decode_s, levers.run_reduced_decode, False),
     "baseline_end": (baseline.planned_recheck_s, lambda cfg, env, images: baseline.recheck(cfg, images), False),
 }
 
@@ -54,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-logs", action="store_true", help="keep the fleet's state directory and service logs")
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra worker setting, e.g. FLEET_WORKER_MAX_QUEUE_DELAY_US=0 (repeatable)")
+    p.add_argument("--fleet-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra setting for every service of the fleet, e.g. FLEET_EVENT_LOOP=asyncio (repeatable)")
     return p.parse_args(argv)
 
 
@@ -92,8 +96,9 @@ def run(cfg: BenchConfig, names: list[str], args: argparse.Namespace, source: Pa
                      "model": {**Package(cfg.package).describe(), "package": str(source)}, "scenarios": {}}
     images = scene_jpegs(cfg.images, SEED)
     worker_env = dict(item.split("=", 1) for item in args.worker_env)
-    results["worker_env"] = worker_env
-    env = BenchEnv(cfg, keep_logs=args.keep_logs, worker_env=worker_env)
+    fleet_env = dict(item.split("=", 1) for item in args.fleet_env)
+    results["worker_env"], results["fleet_env"] = worker_env, fleet_env
+    env = BenchEnv(cfg, keep_logs=args.keep_logs, worker_env=worker_env, env=fleet_env)
     started = time.perf_counter()
     try:
         for name in names:

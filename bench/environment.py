@@ -82,8 +82,9 @@ class FileServer:
 class BenchEnv:
     """Everything the fleet scenarios share; ``close`` stops what was started and deletes its keys."""
 
-    def __init__(self, cfg: BenchConfig, keep_logs: bool = False, worker_env: dict[str, str] | None = None) -> None:
-        self.cfg, self.keep_logs, self.worker_env = cfg, keep_logs, worker_env or {}
+    def __init__(self, cfg: BenchConfig, keep_logs: bool = False, worker_env: dict[str, str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.cfg, self.keep_logs, self.worker_env, self.env = cfg, keep_logs, worker_env or {}, env or {}
         self.package = Package(cfg.package)
         self.api_key = "fk_bench_" + secrets.token_urlsafe(16)
         self.namespace = f"bench-{uuid.uuid4().hex[:10]}"
@@ -123,9 +124,10 @@ class BenchEnv:
 
     @contextlib.contextmanager
     def pinned_fleet(self, worker_cpus: list[str], env: dict[str, str],
-                     worker_env: dict[str, str]) -> Iterator[LocalFleet]:
-        """A fleet of its own serving only ``MODEL_ID``: one worker per entry of ``worker_cpus``, pinned there."""
-        name = f"pinned-{len(worker_cpus)}"
+                     worker_env: dict[str, str], name: str = "") -> Iterator[LocalFleet]:
+        """A fleet of its own serving only ``MODEL_ID``: one worker per entry of ``worker_cpus``, pinned there
+        ("": anywhere); ``name`` tells fleets with as many workers apart."""
+        name = name or f"pinned-{len(worker_cpus)}"
         namespace = f"{self.namespace}-{name}"
         catalog = write_catalog(self.state_dir / f"{name}.yaml", self.api_key,
                                 [{"id": MODEL_ID, "workspace": WORKSPACE, "package": str(self.package.path)}])
@@ -156,7 +158,7 @@ class BenchEnv:
         self._files = FileServer(self.package.weights.parent)
         fleet = LocalFleet(
             self.redis_url, self._catalog(), workers=1, namespace=self.namespace, state_dir=self.state_dir / "run",
-            worker_env={"FLEET_WORKER_MAX_ACTIVE_MODELS": str(self.cfg.churn_capacity),
+            env=self.env, worker_env={"FLEET_WORKER_MAX_ACTIVE_MODELS": str(self.cfg.churn_capacity),
                         "FLEET_WORKER_MODEL_CACHE_DIR": str(self.cache_dir), **self.worker_env},
         )
         return fleet.start()

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import report_levers
+
 LATENCY_SCENARIOS = ("baseline", "worker_only", "fleet", "fleet_stream", "http", "oip", "baseline_end")
 TARGET_P50_GAP_MS = 1.5
 TARGET_SPEEDUP = 1.3
@@ -55,8 +57,8 @@ def derive(results: dict) -> dict:
             "worker_c8_mean_batch_size": w8.get("timings_mean", {}).get("batch_size", 0.0),
         }
     floor = _points(results, "transport")
-    if len(floor) == 2:
-        at_once, held = floor
+    if len(floor) >= 2:
+        at_once, held = floor[:2]
         out["transport"] = {"at_once_p50_ms": at_once["latency_ms"]["p50"], "hold_ms": held["hold_ms"],
                             "held_p50_ms": held["latency_ms"]["p50"],
                             "added_ms": held["latency_ms"]["p50"] - held["hold_ms"]}
@@ -280,6 +282,8 @@ def markdown(results: dict) -> str:
         ("churn" in ran, "## Model churn\n\nRSS over time: `churn_rss.png`.\n\n" + _churn(results)),
         ("cold_start" in ran, "## Cold start\n\n" + _cold(results)),
         ("scale_out" in ran, "## Scale-out\n\n" + _scale_out(results)),
+        ("fleet" in ran and "baseline" in ran, "## Issue #16 goals\n\n" + report_levers.goals(results, _table)),
+        (bool(ran & {"ort_threads", "reduced_decode"}), "## Levers\n\n" + report_levers.levers(results, _table)),
         (True, "## Scenario wall times\n\n" + _walls(results)),
     ]
     return "\n\n".join(text for wanted, text in sections if wanted and text) + "\n"

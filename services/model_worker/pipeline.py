@@ -73,7 +73,7 @@ class _Prepared:
     started: float  # time.perf_counter() when decoding began
 
 
-def _prepare(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool,
+def prepare_image(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool,
              reserve: Reserve | None = None, reduced_decode: bool = False) -> _Prepared:
     """Decode and pre-process; with ``reduced_decode`` a large JPEG is decoded at a reduced scale
     (never when the pixels are kept for a visualization, which is drawn at full size)."""
@@ -91,7 +91,7 @@ def run_alone(
     run: Callable[[np.ndarray], list[np.ndarray]], reserve: Reserve | None = None, reduced_decode: bool = False,
 ) -> tuple[_Prepared, _Finished, float, float]:
     """The whole pipeline for one image in one thread: prepare, run the model, finish."""
-    prepared = _prepare(image, spec.input, limits, params.visualize, reserve, reduced_decode)
+    prepared = prepare_image(image, spec.input, limits, params.visualize, reserve, reduced_decode)
     t0 = time.perf_counter()
     outputs = run(prepared.tensor[None])
     t1 = time.perf_counter()
@@ -211,12 +211,12 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         try:
             try:
-                return await loop.run_in_executor(self.cpu, _prepare, image, spec, self.limits, params.visualize,
-                                                  reservation.reserve, self.reduced_decode)
+                return await loop.run_in_executor(self.cpu, prepare_image, image, spec, self.limits,
+                                                  params.visualize, reservation.reserve, self.reduced_decode)
             except BudgetWait as wait:
                 await reservation.wait(wait.pixels)
-                return await loop.run_in_executor(self.cpu, _prepare, image, spec, self.limits, params.visualize,
-                                                  reservation.reserve, self.reduced_decode)
+                return await loop.run_in_executor(self.cpu, prepare_image, image, spec, self.limits,
+                                                  params.visualize, reservation.reserve, self.reduced_decode)
         except BaseException:
             model.batcher.withdraw()
             raise

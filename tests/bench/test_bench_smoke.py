@@ -108,3 +108,24 @@ def test_scale_out_compares_one_pinned_worker_with_two(results: tuple[dict, Path
     assert len(scale["rounds"]) == len(scale["round_ratios"]) == len(one["rounds_rps"]) >= 1
     assert scale["ratio"] > 0 and min(scale["round_ratios"]) <= scale["ratio"] <= max(scale["round_ratios"])
     assert "## Scale-out" in (results[1] / "results.md").read_text()
+
+
+def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tuple[dict, Path]) -> None:
+    data, out = results
+    scenarios = data["scenarios"]
+    for name, setting in (("ort_threads", "FLEET_WORKER_CONCURRENT_RUNS"),
+                          ("reduced_decode", "FLEET_WORKER_JPEG_REDUCED_DECODE")):
+        lever = scenarios[name]
+        assert setting in lever["settings"]
+        assert sorted((p["variant"], p["concurrency"]) for p in lever["points"]) == [
+            ("defaults", 1), ("defaults", 16), ("lever", 1), ("lever", 16)]
+        for point in lever["points"]:
+            _check_latency(point)
+        assert set(lever["ratios"]) == {"1", "16"} and all(r["rps"] > 0 for r in lever["ratios"].values())
+    prepare = scenarios["reduced_decode"]["in_process_prepare_ms"]
+    assert prepare["full"] > 0 and prepare["reduced"] > 0
+    assert scenarios["reduced_decode"]["image_bytes_mean"] > 100_000  # camera-sized JPEGs, not the scenes
+    levers = [p for p in scenarios["transport"]["points"] if p.get("loop")]
+    assert {(p["loop"], p["transport"]) for p in levers} >= {("uvloop", "tcp"), ("asyncio", "unix"), ("asyncio", "tcp")}
+    text = (out / "results.md").read_text()
+    assert "## Issue #16 goals" in text and "## Levers" in text and "(uvloop, TCP)" in text
