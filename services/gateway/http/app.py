@@ -63,7 +63,9 @@ class HttpServer:
     async def start(self) -> int:
         """Bind, serve in the background, and return the bound port once accepting."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they are TCP, and
+        # with Nagle on, a response's body waits behind its headers for the client's delayed ACK (about 40 ms).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.requested_port))
         sock.set_inheritable(True)
