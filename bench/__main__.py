@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra worker setting, e.g. FLEET_WORKER_MAX_QUEUE_DELAY_US=0 (repeatable)")
     p.add_argument("--fleet-env", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra setting for every service of the fleet, e.g. FLEET_EVENT_LOOP=asyncio (repeatable)")
+                   help="extra setting for every service of the fleet, e.g. FLEET_METRICS_MAX_MODELS=50 (repeatable)")
     return p.parse_args(argv)
 
 

@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import report_levers
-
 LATENCY_SCENARIOS = ("baseline", "worker_only", "fleet", "fleet_stream", "http", "oip", "baseline_end")
 TARGET_P50_GAP_MS = 1.5
 TARGET_SPEEDUP = 1.3
@@ -260,6 +258,8 @@ def _walls(results: dict) -> str:
 
 def markdown(results: dict) -> str:
     """The report: a section for each part of the suite that ran (``--only`` runs a subset)."""
+    from bench import report_levers  # noqa: PLC0415 - it uses this module's tables, so it loads after it
+
     ran = set(results["scenarios"])
     latency = bool(ran & set(LATENCY_SCENARIOS))
     sections: list[tuple[bool, str]] = [
@@ -282,8 +282,8 @@ def markdown(results: dict) -> str:
         ("churn" in ran, "## Model churn\n\nRSS over time: `churn_rss.png`.\n\n" + _churn(results)),
         ("cold_start" in ran, "## Cold start\n\n" + _cold(results)),
         ("scale_out" in ran, "## Scale-out\n\n" + _scale_out(results)),
-        ("fleet" in ran and "baseline" in ran, "## Issue #16 goals\n\n" + report_levers.goals(results, _table)),
-        (bool(ran & {"ort_threads", "reduced_decode"}), "## Levers\n\n" + report_levers.levers(results, _table)),
+        ("fleet" in ran and "baseline" in ran, "## Issue #16 goals\n\n" + report_levers.goals(results)),
+        (bool(ran & {"ort_threads", "reduced_decode"}), "## Levers\n\n" + report_levers.levers(results)),
         (True, "## Scenario wall times\n\n" + _walls(results)),
     ]
     return "\n\n".join(text for wanted, text in sections if wanted and text) + "\n"

@@ -3,25 +3,18 @@ each lever measured against the worker's defaults in the same run (``bench.scena
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-Table = Callable[[list[str], list[list[Any]]], str]
+from bench.report import _at, _table
 
 TARGET_C16_RATIO = 1.0  # fleet req/s at concurrency 16 over the in-process single stream
 TARGET_P50_GAP_MS = 2.0  # fleet p50 at concurrency 1 minus in-process p50
 TARGET_CPU_GAP_MS = 3.0  # CPU per request over every process minus in-process
 
 
-def _at(points: list[dict], concurrency: int) -> dict | None:
-    return next((p for p in points if p["concurrency"] == concurrency), None)
-
-
 def _cpu(point: dict) -> float:
     return point["cpu"]["total"]["cpu_ms_per_request"]
 
 
-def goals(results: dict, table: Table) -> str:
+def goals(results: dict) -> str:
     scenarios = results["scenarios"]
     base = _at(scenarios.get("baseline", {}).get("points", []), 1)
     fleet = scenarios.get("fleet", {}).get("points", [])
@@ -43,14 +36,14 @@ def goals(results: dict, table: Table) -> str:
     ]
     return ("The worker's defaults against the in-process pipeline (single stream, "
             f"{base['throughput_rps']:.0f} req/s, p50 {base['latency_ms']['p50']:.2f} ms, "
-            f"{_cpu(base):.2f} ms of CPU per request).\n\n" + table(["goal", "measured", "target", "met"], rows))
+            f"{_cpu(base):.2f} ms of CPU per request).\n\n" + _table(["goal", "measured", "target", "met"], rows))
 
 
 def _met(ok: bool) -> str:
     return "yes" if ok else "no"
 
 
-def levers(results: dict, table: Table) -> str:
+def levers(results: dict) -> str:
     rows = []
     for name in ("ort_threads", "reduced_decode"):
         lever = results["scenarios"].get(name)
@@ -69,7 +62,7 @@ def levers(results: dict, table: Table) -> str:
     text = ("Each lever's fleet beside one with the worker's defaults, measured in alternating windows "
             f"({results['scenarios'].get('ort_threads', results['scenarios'].get('reduced_decode'))['rounds']} "
             "rounds; best window of each shown, ratios and deltas are medians of the rounds'). `reduced_decode` runs "
-            "on camera-sized JPEGs (the scenes enlarged 3x).\n\n" + table(
+            "on camera-sized JPEGs (the scenes enlarged 3x).\n\n" + _table(
                 ["lever", "conc.", "req/s defaults", "req/s lever", "ratio", "p50 defaults", "p50 lever", "p50 delta ms",
                  "CPU ms/req defaults", "CPU ms/req lever", "CPU delta ms"], rows))
     prepare = results["scenarios"].get("reduced_decode", {}).get("in_process_prepare_ms")

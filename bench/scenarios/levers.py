@@ -19,8 +19,6 @@ import contextlib
 import statistics
 import time
 
-import cv2
-
 from bench.clients import GatewayCaller, timings
 from bench.config import BenchConfig
 from bench.drivers import Run, run_async, summarize
@@ -28,6 +26,7 @@ from bench.environment import BenchEnv, fleet_pids
 from bench.processes import CpuMeter
 from bench.stats import Window
 from bench.workload import JPEG_QUALITY, MODEL_ID, Package
+from services.demo.camera import Camera
 from services.demo.scenes import TEST_SEEDS, generate_scene
 from services.model_worker.pipeline import prepare_image
 from services.model_worker.images import ImageInput
@@ -59,16 +58,8 @@ def planned_decode_s(cfg: BenchConfig) -> float:
 
 def camera_jpegs(count: int) -> list[bytes]:
     """Demo scenes enlarged CAMERA_UPSCALE times, JPEG-encoded: images as large as cameras send."""
-    out = []
-    for i in range(count):
-        rgb = generate_scene(TEST_SEEDS + 50_000 + i).image
-        big = cv2.resize(rgb, (rgb.shape[1] * CAMERA_UPSCALE, rgb.shape[0] * CAMERA_UPSCALE),
-                         interpolation=cv2.INTER_CUBIC)
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(big, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise RuntimeError("JPEG encoding failed")
-        out.append(buf.tobytes())
-    return out
+    camera = Camera(CAMERA_UPSCALE, JPEG_QUALITY)
+    return [camera.send(generate_scene(TEST_SEEDS + 50_000 + i).image) for i in range(count)]
 
 
 def run_ort_threads(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:

@@ -72,8 +72,8 @@ def _with_server(cfg: BenchConfig, request: bytes, holds: tuple[float, ...], loo
     for point in points:
         point.update(loop=loop, transport=transport)
         if len(holds) == 1:  # a lever point
-            server = "sync server" if loop == "sync" else loop
-            point["label"] += f" ({server}, {'Unix socket' if transport == 'unix' else 'TCP'})"
+            kind = "sync server" if loop == "sync" else loop
+            point["label"] += f" ({kind}, {'Unix socket' if transport == 'unix' else 'TCP'})"
     return points
 
 

@@ -6,6 +6,7 @@ The results map back to the scene's own pixels, so the same ground truth scores 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -24,17 +25,22 @@ class Camera:
     reduced_decode: bool = False
     factors: Counter[int] = field(default_factory=Counter)  # images decoded at 1/1, 1/2, 1/4, 1/8
 
-    def prepare(self, image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
-        """(input tensor, Transform back to ``image``'s pixels) of ``image`` sent through this camera."""
+    def send(self, image: np.ndarray) -> bytes:
+        """The JPEG this camera sends of an RGB ``image``: enlarged ``upscale`` times (bicubic)."""
         height, width = image.shape[:2]
-        big_w, big_h = round(width * self.upscale), round(height * self.upscale)
-        big = cv2.resize(image, (big_w, big_h), interpolation=cv2.INTER_CUBIC)
+        big = cv2.resize(image, (round(width * self.upscale), round(height * self.upscale)),
+                         interpolation=cv2.INTER_CUBIC)
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(big, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise RuntimeError("JPEG encoding failed")
-        shrink = (lambda w, h: decode_reduction(w, h, spec)) if self.reduced_decode else None
-        decoded = decode_scaled(jpeg.tobytes(), ImageLimits(), None, shrink)
+        return jpeg.tobytes()
+
+    def prepare(self, image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
+        """(input tensor, Transform back to ``image``'s pixels) of ``image`` sent through this camera."""
+        height, width = image.shape[:2]
+        shrink = functools.partial(decode_reduction, spec=spec) if self.reduced_decode else None
+        decoded = decode_scaled(self.send(image), ImageLimits(), None, shrink)
         self.factors[round(decoded.width / decoded.pixels.shape[1])] += 1
         tensor, t = preprocess(decoded.pixels, spec, (decoded.width, decoded.height))
-        sx, sy = big_w / width, big_h / height
+        sx, sy = decoded.width / width, decoded.height / height
         return tensor, replace(t, orig_width=width, orig_height=height, gain_x=t.gain_x * sx, gain_y=t.gain_y * sy)

@@ -8,6 +8,7 @@ tracing is on, recorded as spans (afterwards, from the stamps taken in the threa
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -74,11 +75,11 @@ class _Prepared:
 
 
 def prepare_image(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_pixels: bool,
-             reserve: Reserve | None = None, reduced_decode: bool = False) -> _Prepared:
+                  reserve: Reserve | None = None, reduced_decode: bool = False) -> _Prepared:
     """Decode and pre-process; with ``reduced_decode`` a large JPEG is decoded at a reduced scale
     (never when the pixels are kept for a visualization, which is drawn at full size)."""
     t0 = time.perf_counter()
-    shrink = (lambda w, h: decode_reduction(w, h, spec)) if reduced_decode and not keep_pixels else None
+    shrink = functools.partial(decode_reduction, spec=spec) if reduced_decode and not keep_pixels else None
     decoded = to_decoded(image, limits, reserve, shrink)
     t1 = time.perf_counter()
     tensor, transform = preprocess(decoded.pixels, spec, (decoded.width, decoded.height))

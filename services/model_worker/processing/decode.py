@@ -119,7 +119,7 @@ def decode_scaled(data: bytes, limits: ImageLimits, reserve: Callable[[int], Non
         reserve(width * height)
     factor = min(shrink(width, height), shrink(height, width)) if shrink is not None and fmt == "JPEG" else 1
     buf = np.frombuffer(data, dtype=np.uint8)
-    bgr = cv2.imdecode(buf, _REDUCED.get(factor, cv2.IMREAD_COLOR))
+    bgr = cv2.imdecode(buf, _REDUCED[factor])
     if bgr is None or bgr.size == 0:
         raise InvalidImage(f"the {fmt} image could not be decoded: the data is corrupt or truncated")
     rows, cols = -(-height // factor), -(-width // factor)
