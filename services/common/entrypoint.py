@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from services.common import native_output, tracing
+from services.common import grpc_polling, native_output, tracing
 from services.common.errors import FleetError
 from services.common.logging_setup import configure_logging
 from services.common.server import Service, run
@@ -53,6 +53,7 @@ def main_for(name: str, description: str, settings_cls: type[S], build: Callable
             parser.exit(2, f"fleet-{name}: {exc}\n")
         stream = native_output.capture() if settings.capture_native_output else None
         configure_logging(name, settings.log_level, settings.log_format, stream)
+        logging.getLogger(f"fleet.{name}").info("gRPC socket polling: %s", grpc_polling.chosen)
         die_with_parent()
         tracing.configure(name)
         try:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from services.common.entrypoint import main_for
+from services.common import grpc_polling
+
+grpc_polling.choose()  # before anything imports grpc: gRPC core reads the choice once, on import
+
+from services.common.entrypoint import main_for  # noqa: E402 - after the choice above
 from services.model_worker.server import build
 from services.model_worker.settings import WorkerSettings
 

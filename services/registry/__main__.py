@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+from services.common import grpc_polling
+
+grpc_polling.choose()  # before anything imports grpc: gRPC core reads the choice once, on import
+
+import asyncio  # noqa: E402 - after the choice above
 import sys
 
 from pydantic import ValidationError
