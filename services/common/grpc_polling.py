@@ -23,9 +23,11 @@ import os
 import sys
 from collections.abc import MutableMapping
 
+from pydantic import TypeAdapter, ValidationError
+
 ENV = "FLEET_GRPC_EVENT_ENGINE"
 EXPERIMENTS = "-event_engine_client,-event_engine_listener"
-_TRUE, _FALSE = {"1", "true", "yes", "on", ""}, {"0", "false", "no", "off"}
+_BOOL = TypeAdapter(bool)  # the settings' own parsing of booleans, so both read the value alike
 
 chosen = "not chosen"  # what choose() did in this process, for the start-up log
 
@@ -35,14 +37,18 @@ def choose(environ: MutableMapping[str, str] | None = None) -> str:
     or the variable is set; returns (and remembers in ``chosen``) what happened."""
     global chosen
     environ = os.environ if environ is None else environ
-    value = environ.get(ENV, "true").strip().lower()
-    if value not in _TRUE | _FALSE:
+    value = environ.get(ENV, "true")
+    try:
+        event_engine = _BOOL.validate_python(value)
+    except ValidationError:  # the settings refuse it at start-up, naming the variable
+        event_engine = None
+    if event_engine is None:
         chosen = f"invalid {ENV}={value!r} (true or false); gRPC's default"
     elif "grpc" in sys.modules:
         chosen = "gRPC's default (grpc was imported before the choice)"
     elif environ.get("GRPC_EXPERIMENTS"):
         chosen = f"GRPC_EXPERIMENTS={environ['GRPC_EXPERIMENTS']} (set in the environment)"
-    elif value in _TRUE:
+    elif event_engine:
         chosen = "EventEngine (gRPC's default)"
     else:
         environ["GRPC_EXPERIMENTS"] = EXPERIMENTS
