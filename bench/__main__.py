@@ -40,7 +40,8 @@ SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "cold_start": (cold_start.planned_s, cold_start.run, True),
     "churn": (churn.planned_s, churn.run, True),
     "scale_out": (scale_out.planned_s, scale_out.run, False),  # fleets of its own, workers pinned to cores
-    "ort_threads": (levers.planned_s, levers.run_ort_threads, False),  # a lever's fleet beside a default one
+    "single_session": (levers.planned_s, levers.run_single_session, False),  # a lever's fleet beside a default one
+    "ort_threads": (levers.planned_s, levers.run_ort_threads, False),
     "reduced_decode": (levers.planned_decode_s, levers.run_reduced_decode, False),
     "baseline_end": (baseline.planned_recheck_s, lambda cfg, env, images: baseline.recheck(cfg, images), False),
 }

@@ -283,7 +283,7 @@ def markdown(results: dict) -> str:
         ("cold_start" in ran, "## Cold start\n\n" + _cold(results)),
         ("scale_out" in ran, "## Scale-out\n\n" + _scale_out(results)),
         ("fleet" in ran and "baseline" in ran, "## Issue #16 goals\n\n" + report_levers.goals(results)),
-        (bool(ran & {"ort_threads", "reduced_decode"}), "## Levers\n\n" + report_levers.levers(results)),
+        (bool(report_levers.lever_runs(results)), "## Levers\n\n" + report_levers.levers(results)),
         (True, "## Scenario wall times\n\n" + _walls(results)),
     ]
     return "\n\n".join(text for wanted, text in sections if wanted and text) + "\n"

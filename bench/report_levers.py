@@ -43,12 +43,14 @@ def _met(ok: bool) -> str:
     return "yes" if ok else "no"
 
 
+def lever_runs(results: dict) -> list[dict]:
+    """The lever scenarios that ran (each a fleet with its settings beside the defaults), in run order."""
+    return [s for s in results["scenarios"].values() if "settings" in s and "ratios" in s]
+
+
 def levers(results: dict) -> str:
     rows = []
-    for name in ("ort_threads", "reduced_decode"):
-        lever = results["scenarios"].get(name)
-        if not lever:
-            continue
+    for lever in lever_runs(results):
         settings = ", ".join(f"{k}={v}" for k, v in lever["settings"].items())
         for concurrency, r in lever["ratios"].items():
             pair = [p for p in lever["points"] if p["concurrency"] == int(concurrency)]
@@ -60,7 +62,7 @@ def levers(results: dict) -> str:
     if not rows:
         return ""
     text = ("Each lever's fleet beside one with the worker's defaults, measured in alternating windows "
-            f"({results['scenarios'].get('ort_threads', results['scenarios'].get('reduced_decode'))['rounds']} "
+            f"({lever_runs(results)[0]['rounds']} "
             "rounds; best window of each shown, ratios and deltas are medians of the rounds'). `reduced_decode` runs "
             "on camera-sized JPEGs (the scenes enlarged 3x).\n\n" + _table(
                 ["lever", "conc.", "req/s defaults", "req/s lever", "ratio", "p50 defaults", "p50 lever", "p50 delta ms",

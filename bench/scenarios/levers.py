@@ -5,8 +5,11 @@ the defaults; the two are measured in alternating windows, at concurrency 1 and 
 so that load from elsewhere skews both alike. Reported: req/s, p50 and CPU per request of each, and
 their ratios (the median of the rounds'). Levers:
 
+- ``single_session``: the worker's adaptive threads off (``FLEET_WORKER_ORT_ADAPTIVE_THREADS=false``): one
+  session per model with every intra-op thread, one run at a time, batches included (the default before it).
 - ``ort_threads``: one ONNX Runtime intra-op thread per run and two runs of the model at once
-  (``FLEET_WORKER_ORT_INTRA_OP_THREADS=1``, ``FLEET_WORKER_CONCURRENT_RUNS=2``), on the benchmark's scenes.
+  (``FLEET_WORKER_ORT_INTRA_OP_THREADS=1``, ``FLEET_WORKER_CONCURRENT_RUNS=2``), on the benchmark's scenes:
+  like the default under load, and a lone request on one thread too.
 - ``reduced_decode``: ``FLEET_WORKER_JPEG_REDUCED_DECODE=true``, on camera-sized JPEGs (the scenes
   enlarged 3x, 960 to 2,400 px a side, as cameras send them); also decode + pre-process alone, in
   this process, for the same images.
@@ -32,7 +35,8 @@ from services.model_worker.pipeline import prepare_image
 from services.model_worker.images import ImageInput
 from services.model_worker.processing.decode import ImageLimits
 
-LEVERS = {
+LEVERS = {  # in the order of the report
+    "single_session": {"FLEET_WORKER_ORT_ADAPTIVE_THREADS": "false"},
     "ort_threads": {"FLEET_WORKER_ORT_INTRA_OP_THREADS": "1", "FLEET_WORKER_CONCURRENT_RUNS": "2"},
     "reduced_decode": {"FLEET_WORKER_JPEG_REDUCED_DECODE": "true"},
 }
@@ -60,6 +64,10 @@ def camera_jpegs(count: int) -> list[bytes]:
     """Demo scenes enlarged CAMERA_UPSCALE times, JPEG-encoded: images as large as cameras send."""
     camera = Camera(CAMERA_UPSCALE, JPEG_QUALITY)
     return [camera.send(generate_scene(TEST_SEEDS + 50_000 + i).image) for i in range(count)]
+
+
+def run_single_session(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    return _compare(cfg, env, "single_session", images)
 
 
 def run_ort_threads(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:

@@ -7,18 +7,20 @@ the next batch forms while the current one runs. Errors reach every waiter of th
 failed batch.
 
 At most ``concurrent_runs`` runs of the model happen at once (the *slots*; like Triton's
-instance count: on CPUs where bigger batches gain little, two overlapping runs keep the
-cores busier than one). When the model is idle (a slot free, nothing queued or announced)
+instance count: on CPUs where bigger batches gain little, overlapping runs keep the
+cores busier than one). When the model is idle (no run, nothing queued or announced)
 a request may take a slot itself and run decode, model and post-processing in one thread
 hop (``exclusive``): at low load that skips the queue and two hand-offs; requests
-arriving meanwhile queue up and form the next batch.
+arriving meanwhile queue up and form the next batch, which ``run_batch`` runs (on CPUs,
+a session with one intra-op thread per run; see ``runtime``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -68,7 +70,9 @@ class Batcher:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._incoming = 0
         self._arrived = asyncio.Event()
+        self.concurrent_runs = concurrent_runs
         self._slots = asyncio.Semaphore(concurrent_runs)
+        self._running = 0  # runs in progress, batched or exclusive
         self._runs: set[asyncio.Task[None]] = set()
         self._closed = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -79,11 +83,17 @@ class Batcher:
 
     def idle(self) -> bool:
         """Nothing running, queued or on its way: a request may run alone (see ``exclusive``)."""
-        return not self._slots.locked() and self._queue.empty() and self._incoming <= 0 and not self._closed
+        return self._running == 0 and self._queue.empty() and self._incoming <= 0 and not self._closed
 
-    def exclusive(self) -> asyncio.Semaphore:
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
         """``async with batcher.exclusive():`` hold one of the model's run slots for one unbatched request."""
-        return self._slots
+        async with self._slots:
+            self._running += 1
+            try:
+                yield
+            finally:
+                self._running -= 1
 
     def announce(self) -> None:
         """A request for this model has started its pre-processing."""
@@ -155,6 +165,7 @@ class Batcher:
             if not live:
                 self._slots.release()
                 continue
+            self._running += 1
             task = asyncio.get_running_loop().create_task(self._run_batch(live))
             self._runs.add(task)
             task.add_done_callback(self._runs.discard)
@@ -173,6 +184,7 @@ class Batcher:
                 _fail(live, exc)
                 return
         finally:
+            self._running -= 1
             self._slots.release()
         infer_s = time.perf_counter() - started
         self._series.batch_size.observe(len(live))

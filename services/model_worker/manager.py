@@ -59,7 +59,7 @@ class ManagerLimits:
     lock_timeout_s: float = 60.0
     max_queue_delay_s: float = 0.002
     max_queue: int = 256
-    concurrent_runs: int = 1
+    concurrent_runs: int = 0  # 0: the session's own (one per CPU with a one-thread batch session, else 1)
     load_history: int = 60  # heartbeat intervals of load kept per model (see LoadMeter)
 
 
@@ -234,9 +234,9 @@ class ModelManager:
         elapsed = time.perf_counter() - started
         MODEL_LOADS.labels(model_label(record.model_id), "loaded").inc()
         MODEL_LOAD_SECONDS.observe(elapsed)
-        batcher = Batcher(session.run, self._infer_executor, session.max_batch_size,
-                          self.limits.max_queue_delay_s, self.limits.max_queue, self.limits.concurrent_runs,
-                          ModelSeries.of(record.model_id))
+        batcher = Batcher(session.run_batch, self._infer_executor, session.max_batch_size,
+                          self.limits.max_queue_delay_s, self.limits.max_queue,
+                          self.limits.concurrent_runs or session.batch_runs, ModelSeries.of(record.model_id))
         log.info("model loaded", extra={"model_id": record.model_id, "seconds": round(elapsed, 3),
                                         "bytes": session.size_bytes, "provider": session.provider})
         return LoadedModel(record, session, batcher, elapsed, pinned=pin, meter=LoadMeter(self.limits.load_history))

@@ -2,6 +2,14 @@
 
 CUDA is used only when the session really runs on it (``session.get_providers()``),
 never merely because the provider is installed.
+
+On CPUs, with ``adaptive_threads``, a model gets two sessions: one with every intra-op
+thread, for a request that finds the model idle (the lowest latency alone), and one with
+a single intra-op thread for the batches formed under load, several of which run at once
+(one per usable CPU). A run spread over threads stalls whenever one of them is preempted
+by decoding or post-processing on the same cores; runs of one thread each do not, and
+under load every core has work anyway. The second session's memory is part of the
+model's footprint.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from services.common.errors import ModelLoadError
 from services.common.model_spec import ModelSpec
 from services.common.layouts import LAYOUTS
 from services.model_worker.gpu import nvml
+from services.model_worker.limits import usable_cpus
 from services.model_worker.model_types import check_output_shapes
 
 try:
@@ -66,13 +75,20 @@ class Session:
     max_batch_size: int
     host_bytes: int
     device_bytes: int
+    batch_session: ort.InferenceSession | None = None  # one intra-op thread: for batches under load
+    batch_runs: int = 1  # batches worth running at once (one per CPU with batch_session)
 
     @property
     def size_bytes(self) -> int:
         return self.host_bytes + self.device_bytes
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """A run on the session with every intra-op thread (a request alone)."""
         return self.session.run(self.output_names, {self.input_name: batch})
+
+    def run_batch(self, batch: np.ndarray) -> list[np.ndarray]:
+        """A run of a batch formed under load: on the one-thread session where there is one."""
+        return (self.batch_session or self.session).run(self.output_names, {self.input_name: batch})
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,7 @@ class RuntimeOptions:
     inter_op_threads: int = 0
     max_batch_size: int = 16
     allow_spinning: bool = False
+    adaptive_threads: bool = False  # on CPU: a second, one-thread session for batches (see the module)
 
 
 def _check_input(spec: ModelSpec, sess: ort.InferenceSession) -> tuple[str, int | None]:
@@ -139,12 +156,11 @@ def output_names(spec: ModelSpec, available: list[str]) -> list[str]:
     return available[:needed]
 
 
-def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Session:
-    """Open and validate a model; raise ModelLoadError with an actionable message."""
+def _session_options(options: RuntimeOptions, intra_op_threads: int) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if options.intra_op_threads:
-        so.intra_op_num_threads = options.intra_op_threads
+    if intra_op_threads:
+        so.intra_op_num_threads = intra_op_threads
     if options.inter_op_threads:
         so.inter_op_num_threads = options.inter_op_threads
     if not options.allow_spinning:
@@ -152,35 +168,63 @@ def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Sessio
         # by default, for a while after it. Stop them when a run ends, so idle spinning does not
         # take the CPU that decoding, post-processing and gRPC need.
         so.add_session_config_entry("session.force_spinning_stop", "1")
+    return so
+
+
+def _create(path: Path, so: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(str(path), so, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
+        detail = str(exc).replace(str(path), "<model file>")  # ONNX Runtime names the file it read
+        raise ModelLoadError(f"ONNX Runtime could not open the model ({type(exc).__name__}): "
+                             f"{detail[:300]}") from None
+
+
+def _warm_up(sess: ort.InferenceSession, spec: ModelSpec, input_name: str, names: list[str]) -> None:
+    """One run checks the real output shapes and settles the memory arenas."""
+    dummy = np.zeros((1, 3, spec.input.height, spec.input.width), dtype=np.float32)
+    try:
+        outputs = sess.run(names, {input_name: dummy})
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"the model failed its warm-up run: {str(exc)[:300]}") from None
+    check_output_shapes(spec, [o.shape[1:] for o in outputs])
+
+
+def _batch_cpus(options: RuntimeOptions, provider: str) -> int:
+    """How many one-thread batch runs the model gets (0: no second session)."""
+    if not options.adaptive_threads or provider != CPU or options.intra_op_threads == 1:
+        return 0
+    cpus = usable_cpus()
+    return cpus if cpus > 1 else 0
+
+
+def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Session:
+    """Open and validate a model; raise ModelLoadError with an actionable message."""
     providers = requested_providers(options.execution_provider, available_providers())
     process = psutil.Process()
     with _CREATE_LOCK:
         rss_before = process.memory_info().rss
         gpu_before = device_free_bytes() if CUDA in providers else None
-        try:
-            sess = ort.InferenceSession(str(path), so, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
-            detail = str(exc).replace(str(path), "<model file>")  # ONNX Runtime names the file it read
-            raise ModelLoadError(f"ONNX Runtime could not open the model ({type(exc).__name__}): "
-                                 f"{detail[:300]}") from None
+        sess = _create(path, _session_options(options, options.intra_op_threads), providers)
         input_name, fixed_batch = _check_input(spec, sess)
         names = output_names(spec, [o.name for o in sess.get_outputs()])
         shapes = {o.name: list(o.shape)[1:] for o in sess.get_outputs()}
         check_output_shapes(spec, [shapes[n] for n in names])
-        # One warm-up run checks the real output shapes and settles the memory arenas.
-        dummy = np.zeros((1, 3, spec.input.height, spec.input.width), dtype=np.float32)
-        try:
-            outputs = sess.run(names, {input_name: dummy})
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"the model failed its warm-up run: {str(exc)[:300]}") from None
-        check_output_shapes(spec, [o.shape[1:] for o in outputs])
+        _warm_up(sess, spec, input_name, names)
+        provider = sess.get_providers()[0]
+        batch_cpus = _batch_cpus(options, provider)
+        batch_sess = None
+        if batch_cpus:
+            batch_sess = _create(path, _session_options(options, 1), providers)
+            _warm_up(batch_sess, spec, input_name, names)
         # RSS can understate a model when it reuses memory freed by an evicted one, so the
-        # weights' own size is the floor of its footprint.
-        host_bytes = max(process.memory_info().rss - rss_before, path.stat().st_size)
+        # weights' own size (once per session) is the floor of its footprint.
+        copies = 2 if batch_sess is not None else 1
+        host_bytes = max(process.memory_info().rss - rss_before, copies * path.stat().st_size)
         gpu_after = device_free_bytes() if gpu_before else None
     device_bytes = max(0, gpu_before[0] - gpu_after[0]) if gpu_before and gpu_after else 0
-    provider = sess.get_providers()[0]
     if providers[0] == CUDA and provider != CUDA:
         log.warning("CUDA was requested but the session fell back to %s", provider)
     max_batch = min(options.max_batch_size, spec.batch.max_batch_size, fixed_batch or options.max_batch_size)
-    return Session(sess, input_name, names, provider, max(1, max_batch), host_bytes, device_bytes)
+    return Session(sess, input_name, names, provider, max(1, max_batch), host_bytes, device_bytes,
+                   batch_sess, batch_cpus or 1)

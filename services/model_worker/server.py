@@ -52,14 +52,14 @@ def build(settings: WorkerSettings) -> Service:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     cpu_threads = settings.cpu_threads or limits.usable_cpus()
     cpu_pool = ThreadPoolExecutor(cpu_threads, thread_name_prefix="cpu")
-    infer_pool = ThreadPoolExecutor(max(4, settings.concurrent_runs), thread_name_prefix="ort")
+    infer_pool = ThreadPoolExecutor(max(4, settings.concurrent_runs, limits.usable_cpus()), thread_name_prefix="ort")
     load_pool = ThreadPoolExecutor(2, thread_name_prefix="load")
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
     manager = ModelManager(
         ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries,
                       policy=settings.artifact_policy()),
         RuntimeOptions(settings.execution_provider, settings.ort_intra_op_threads, settings.ort_inter_op_threads,
-                       settings.max_batch_size, settings.ort_allow_spinning),
+                       settings.max_batch_size, settings.ort_allow_spinning, settings.ort_adaptive_threads),
         ManagerLimits(settings.max_active_models, capacity_bytes(settings), settings.memory_free_threshold,
                       settings.model_lock_acquire_timeout_s, settings.max_queue_delay_us / 1e6,
                       settings.max_queue_size, settings.concurrent_runs,

@@ -70,6 +70,12 @@ class WorkerSettings(ServiceSettings):
     ort_allow_spinning: bool = Field(
         False, description="Let idle ONNX Runtime threads spin (faster alone, slower beside other CPU work).",
     )
+    ort_adaptive_threads: bool = Field(
+        True, description="On CPU, a second session of each model with one intra-op thread runs the batches "
+                          "formed under load, one per usable CPU at once, while a request that finds the model "
+                          "idle runs with every intra-op thread; costs a second copy of each model in memory "
+                          "(counted in its footprint). Off when ort_intra_op_threads is 1 or on one CPU.",
+    )
     cpu_threads: int = Field(
         0, ge=0, description="Threads for decode, pre- and post-processing (0: the CPUs this process may use, "
                              "within its cgroup quota).",
@@ -79,9 +85,9 @@ class WorkerSettings(ServiceSettings):
         2000, ge=0, description="Longest a request waits for others to join its batch (only while more are coming).",
     )
     concurrent_runs: int = Field(
-        1, ge=1, le=16,
+        0, ge=0, le=64,
         description="ONNX Runtime runs of one model at once (each a batch); more than 1 overlaps runs on CPUs "
-                    "where bigger batches gain little.",
+                    "where bigger batches gain little (0: one per usable CPU with ort_adaptive_threads, else 1).",
     )
     max_queue_size: int = Field(256, ge=1, description="Requests queued per model before RESOURCE_EXHAUSTED.")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Images declaring more pixels are refused before decoding.")

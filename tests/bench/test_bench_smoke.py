@@ -113,7 +113,8 @@ def test_scale_out_compares_one_pinned_worker_with_two(results: tuple[dict, Path
 def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tuple[dict, Path]) -> None:
     data, out = results
     scenarios = data["scenarios"]
-    for name, setting in (("ort_threads", "FLEET_WORKER_CONCURRENT_RUNS"),
+    for name, setting in (("single_session", "FLEET_WORKER_ORT_ADAPTIVE_THREADS"),
+                          ("ort_threads", "FLEET_WORKER_CONCURRENT_RUNS"),
                           ("reduced_decode", "FLEET_WORKER_JPEG_REDUCED_DECODE")):
         lever = scenarios[name]
         assert setting in lever["settings"]

@@ -186,3 +186,32 @@ async def test_requests_whose_callers_went_away_are_dropped_before_running(pool)
     assert run.sizes == [1, 3]
     assert _cancelled_count() - before == 7
     await batcher.close()
+
+
+async def test_a_model_is_idle_only_while_none_of_its_runs_is_in_progress(pool) -> None:
+    """With two slots, a request arriving while another runs alone must join the batch path (which
+    runs on the one-thread session), not run alone beside it with every thread."""
+    run = Recorder()
+    run.release.clear()
+    batcher = Batcher(run, pool, max_batch_size=4, max_delay_s=0.0, max_queue=10, concurrent_runs=2)
+    assert batcher.idle()
+    entered, leave = asyncio.Event(), asyncio.Event()
+
+    async def alone() -> None:
+        async with batcher.exclusive():
+            entered.set()
+            await leave.wait()
+
+    holder = asyncio.create_task(alone())
+    await entered.wait()
+    assert not batcher.idle()  # a slot is free, but a run is in progress
+    leave.set()
+    await holder
+    assert batcher.idle()
+    batched = asyncio.create_task(submit(batcher, 1.0))
+    await asyncio.sleep(0.05)  # the batch runs (held by the recorder)
+    assert not batcher.idle() and batcher.queued == 0
+    run.release.set()
+    assert float((await batched).outputs[0][0]) == 4.0
+    assert batcher.idle()
+    await batcher.close()

@@ -208,3 +208,41 @@ async def test_evicted_models_are_freed_without_waiting_for_the_garbage_collecto
         assert [ref() is None for ref in refs] == [True, True, True]
     finally:
         gc.enable()
+
+
+
+class CountingSession:
+    """An ONNX Runtime session that counts its runs."""
+
+    def __init__(self, session) -> None:  # noqa: ANN001 - onnxruntime.InferenceSession
+        self.session, self.runs = session, 0
+
+    def run(self, *args: object) -> list[np.ndarray]:
+        self.runs += 1
+        return self.session.run(*args)
+
+
+async def test_batches_run_on_the_one_thread_session_one_per_cpu(tmp_path: Path, packages, monkeypatch) -> None:
+    from services.model_worker import runtime
+
+    monkeypatch.setattr(runtime, "usable_cpus", lambda: 3)
+    pools = [ThreadPoolExecutor(2), ThreadPoolExecutor(3)]
+    store = ArtifactStore(tmp_path / "cache", policy=ArtifactPolicy(roots=(tmp_path,)))
+    managers = [ModelManager(store, RuntimeOptions(execution_provider="cpu", adaptive_threads=True),
+                             ManagerLimits(concurrent_runs=runs), *pools) for runs in (0, 2)]
+    try:
+        for manager, runs in zip(managers, (3, 2)):  # 0: one per CPU; an explicit setting wins
+            model, _ = await manager.acquire(record(packages[0], "m/1"))
+            manager.release(model)
+            assert model.batcher.concurrent_runs == runs
+            wide = model.session.session = CountingSession(model.session.session)
+            narrow = model.session.batch_session = CountingSession(model.session.batch_session)
+            spec = model.record.spec.input
+            model.batcher.announce()
+            result = await model.batcher.submit(np.zeros((3, spec.height, spec.width), np.float32))
+            assert (narrow.runs, wide.runs) == (1, 0) and result.batch_size == 1
+    finally:
+        for manager in managers:
+            await manager.close()
+        for pool in pools:
+            pool.shutdown()

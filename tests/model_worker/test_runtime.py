@@ -48,3 +48,37 @@ def test_a_fixed_batch_dimension_limits_batches(tmp_path: Path) -> None:
     pkg = write_package(tmp_path / "fixed", model.SerializeToString())
     session = open_session(pkg / "model.onnx", ModelSpec.from_package(pkg), RuntimeOptions(max_batch_size=16))
     assert session.max_batch_size == 1
+
+
+def test_adaptive_threads_add_a_one_thread_session_for_batches(tmp_path: Path, monkeypatch) -> None:
+    import numpy as np
+
+    from services.model_worker import runtime
+
+    monkeypatch.setattr(runtime, "usable_cpus", lambda: 3)
+    pkg = write_package(tmp_path / "m", yolov8_like())
+    weights = pkg / "model.onnx"
+    spec = ModelSpec.from_package(pkg)
+    plain = open_session(weights, spec, RuntimeOptions(execution_provider="cpu"))
+    adaptive = open_session(weights, spec, RuntimeOptions(execution_provider="cpu", adaptive_threads=True))
+    assert plain.batch_session is None and plain.batch_runs == 1
+    assert adaptive.batch_session is not None and adaptive.batch_runs == 3
+    assert adaptive.batch_session.get_session_options().intra_op_num_threads == 1
+    assert adaptive.session.get_session_options().intra_op_num_threads == 0  # ONNX Runtime's default: every core
+    assert adaptive.host_bytes >= 2 * weights.stat().st_size  # both copies are the model's footprint
+    batch = np.random.default_rng(0).random((3, 3, spec.input.height, spec.input.width), dtype=np.float32)
+    for wide, narrow in zip(adaptive.run(batch), adaptive.run_batch(batch)):
+        np.testing.assert_allclose(wide, narrow, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("options,cpus", [
+    (RuntimeOptions(execution_provider="cpu", adaptive_threads=True, intra_op_threads=1), 4),  # already one thread
+    (RuntimeOptions(execution_provider="cpu", adaptive_threads=True), 1),  # one CPU: nothing to spread
+])
+def test_no_batch_session_where_it_would_be_the_same(tmp_path: Path, monkeypatch, options, cpus: int) -> None:
+    from services.model_worker import runtime
+
+    monkeypatch.setattr(runtime, "usable_cpus", lambda: cpus)
+    pkg = write_package(tmp_path / "m", yolov8_like())
+    session = open_session(pkg / "model.onnx", ModelSpec.from_package(pkg), options)
+    assert session.batch_session is None and session.batch_runs == 1
