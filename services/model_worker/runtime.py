@@ -6,7 +6,7 @@ never merely because the provider is installed.
 On CPUs, with ``adaptive_threads``, a model gets two sessions: one with every intra-op
 thread, for a request that finds the model idle (the lowest latency alone), and one with
 a single intra-op thread for the batches formed under load, several of which run at once
-(one per usable CPU). A run spread over threads stalls whenever one of them is preempted
+(as many as the threads the first may use: the intra-op setting, else every usable CPU). A run spread over threads stalls whenever one of them is preempted
 by decoding or post-processing on the same cores; runs of one thread each do not, and
 under load every core has work anyway. The second session's memory is part of the
 model's footprint.
@@ -191,10 +191,11 @@ def _warm_up(sess: ort.InferenceSession, spec: ModelSpec, input_name: str, names
 
 
 def _batch_cpus(options: RuntimeOptions, provider: str) -> int:
-    """How many one-thread batch runs the model gets (0: no second session)."""
-    if not options.adaptive_threads or provider != CPU or options.intra_op_threads == 1:
+    """How many one-thread batch runs the model gets (0: no second session): as many as the threads
+    one wide run may use (the intra-op setting, else every usable CPU)."""
+    if not options.adaptive_threads or provider != CPU:
         return 0
-    cpus = usable_cpus()
+    cpus = options.intra_op_threads or usable_cpus()
     return cpus if cpus > 1 else 0
 
 

@@ -72,9 +72,10 @@ class WorkerSettings(ServiceSettings):
     )
     ort_adaptive_threads: bool = Field(
         True, description="On CPU, a second session of each model with one intra-op thread runs the batches "
-                          "formed under load, one per usable CPU at once, while a request that finds the model "
-                          "idle runs with every intra-op thread; costs a second copy of each model in memory "
-                          "(counted in its footprint). Off when ort_intra_op_threads is 1 or on one CPU.",
+                          "formed under load, as many at once as ort_intra_op_threads (else one per usable "
+                          "CPU), while a request that finds the model idle runs with every intra-op thread; "
+                          "costs a second copy of each model in memory (counted in its footprint). Off when "
+                          "ort_intra_op_threads is 1 or on one CPU.",
     )
     cpu_threads: int = Field(
         0, ge=0, description="Threads for decode, pre- and post-processing (0: the CPUs this process may use, "
@@ -87,7 +88,8 @@ class WorkerSettings(ServiceSettings):
     concurrent_runs: int = Field(
         0, ge=0, le=64,
         description="ONNX Runtime runs of one model at once (each a batch); more than 1 overlaps runs on CPUs "
-                    "where bigger batches gain little (0: one per usable CPU with ort_adaptive_threads, else 1).",
+                    "where bigger batches gain little (0: with ort_adaptive_threads, as many as the intra-op "
+                    "threads, else 1).",
     )
     max_queue_size: int = Field(256, ge=1, description="Requests queued per model before RESOURCE_EXHAUSTED.")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Images declaring more pixels are refused before decoding.")

@@ -74,6 +74,7 @@ def test_adaptive_threads_add_a_one_thread_session_for_batches(tmp_path: Path, m
 @pytest.mark.parametrize("options,cpus", [
     (RuntimeOptions(execution_provider="cpu", adaptive_threads=True, intra_op_threads=1), 4),  # already one thread
     (RuntimeOptions(execution_provider="cpu", adaptive_threads=True), 1),  # one CPU: nothing to spread
+    (RuntimeOptions(execution_provider="cpu", adaptive_threads=False), 4),
 ])
 def test_no_batch_session_where_it_would_be_the_same(tmp_path: Path, monkeypatch, options, cpus: int) -> None:
     from services.model_worker import runtime
@@ -82,3 +83,15 @@ def test_no_batch_session_where_it_would_be_the_same(tmp_path: Path, monkeypatch
     pkg = write_package(tmp_path / "m", yolov8_like())
     session = open_session(pkg / "model.onnx", ModelSpec.from_package(pkg), options)
     assert session.batch_session is None and session.batch_runs == 1
+
+
+def test_batch_runs_follow_the_intra_op_setting_where_it_is_set(tmp_path: Path, monkeypatch) -> None:
+    """A pod whose CPU quota exceeds its request: the runs stay within the threads the setting grants."""
+    from services.model_worker import runtime
+
+    monkeypatch.setattr(runtime, "usable_cpus", lambda: 8)
+    pkg = write_package(tmp_path / "m", yolov8_like())
+    session = open_session(pkg / "model.onnx", ModelSpec.from_package(pkg),
+                           RuntimeOptions(execution_provider="cpu", adaptive_threads=True, intra_op_threads=2))
+    assert session.session.get_session_options().intra_op_num_threads == 2
+    assert session.batch_session is not None and session.batch_runs == 2
