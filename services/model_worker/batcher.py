@@ -71,6 +71,7 @@ class Batcher:
         self._incoming = 0
         self._arrived = asyncio.Event()
         self.concurrent_runs = concurrent_runs
+        self.on_first_batch: Callable[[], None] | None = None  # called once, when a first batch forms
         self._slots = asyncio.Semaphore(concurrent_runs)
         self._running = 0  # runs in progress, batched or exclusive
         self._runs: set[asyncio.Task[None]] = set()
@@ -165,6 +166,9 @@ class Batcher:
             if not live:
                 self._slots.release()
                 continue
+            if self.on_first_batch is not None:
+                first, self.on_first_batch = self.on_first_batch, None
+                first()
             self._running += 1
             task = asyncio.get_running_loop().create_task(self._run_batch(live))
             self._runs.add(task)
@@ -197,6 +201,7 @@ class Batcher:
     async def close(self) -> None:
         """Stop taking requests; fail what is still queued; wait for the loop to end."""
         self._closed = True
+        self.on_first_batch = None  # it refers to the model that holds this batcher
         tasks = [self._task, *self._runs]
         for task in tasks:
             task.cancel()

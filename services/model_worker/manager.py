@@ -10,6 +10,7 @@ already loaded keep flowing meanwhile. Pinned models are never evicted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from services.common.errors import FleetError, Unavailable
+from services.common.errors import FleetError, ModelLoadError, Unavailable
 from services.common.model_record import ModelRecord
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.batcher import Batcher
@@ -128,6 +129,7 @@ class ModelManager:
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._locks: dict[str, _LockEntry] = {}
         self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+        self._opening: set[asyncio.Task[None]] = set()  # batch sessions being opened
         self.loads_started = 0  # for tests and describe: how many loads ran
 
     # ---- queries -------------------------------------------------------------------------
@@ -205,9 +207,10 @@ class ModelManager:
     async def close(self) -> None:
         for model in list(self._models.values()):
             self._drop(model, "shutdown")
-        for task in self._retiring:  # shutting down: stop waiting for in-flight requests to drain
+        tasks = [*self._retiring, *self._opening]
+        for task in tasks:  # shutting down: stop waiting for in-flight requests to drain
             task.cancel()
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.artifacts.close()
 
     # ---- internals -------------------------------------------------------------------------
@@ -239,11 +242,47 @@ class ModelManager:
                           self.limits.concurrent_runs or session.batch_runs, ModelSeries.of(record.model_id))
         log.info("model loaded", extra={"model_id": record.model_id, "seconds": round(elapsed, 3),
                                         "bytes": session.size_bytes, "provider": session.provider})
-        return LoadedModel(record, session, batcher, elapsed, pinned=pin, meter=LoadMeter(self.limits.load_history))
+        model = LoadedModel(record, session, batcher, elapsed, pinned=pin, meter=LoadMeter(self.limits.load_history))
+        if session.wants_batch_session:
+            batcher.on_first_batch = functools.partial(self._open_batch_session, model)
+        return model
+
+    def _open_batch_session(self, model: LoadedModel) -> None:
+        """A first batch formed: open the model's one-thread batch session in the background."""
+        task = asyncio.get_running_loop().create_task(self._add_batch_session(model))
+        self._opening.add(task)
+        task.add_done_callback(self._opening.discard)
+
+    async def _add_batch_session(self, model: LoadedModel) -> None:
+        session, label = model.session, model_label(model.model_id)
+        try:
+            opened = await asyncio.get_running_loop().run_in_executor(self._load_executor, session.open_batch_session)
+        except ModelLoadError as exc:
+            session.drop_batch_session()
+            log.warning("batch session not opened; batches stay on the model's session",
+                        extra={"model_id": model.model_id, "error": str(exc)})
+            return
+        if model.retired or self._models.get(model.model_id) is not model:
+            return  # unloaded or replaced meanwhile; the session goes with this object
+        session.attach_batch_session(*opened)
+        MODEL_BYTES.labels(label).inc(session.batch_bytes)
+        self._update_gauges()
+        self._enforce_limits(keep=model.model_id)
+        if self._memory_short() is not None:  # nothing else could be evicted: give the memory back
+            MODEL_BYTES.labels(label).dec(session.drop_batch_session())
+            self._update_gauges()
+            log.warning("no memory for a batch session; batches stay on the model's session",
+                        extra={"model_id": model.model_id})
+            return
+        log.info("batch session opened", extra={"model_id": model.model_id, "bytes": session.batch_bytes,
+                                                "runs": session.batch_runs})
 
     def _over_limit(self) -> str | None:
         if len(self._models) > self.limits.max_models:
             return "count"
+        return self._memory_short()
+
+    def _memory_short(self) -> str | None:
         if self.limits.capacity_bytes and self.total_bytes > self.limits.capacity_bytes:
             return "memory"
         if self.limits.memory_free_threshold and self._free_fraction() < self.limits.memory_free_threshold:

@@ -3,20 +3,24 @@
 CUDA is used only when the session really runs on it (``session.get_providers()``),
 never merely because the provider is installed.
 
-On CPUs, with ``adaptive_threads``, a model gets two sessions: one with every intra-op
-thread, for a request that finds the model idle (the lowest latency alone), and one with
-a single intra-op thread for the batches formed under load, several of which run at once
-(as many as the threads the first may use: the intra-op setting, else every usable CPU). A run spread over threads stalls whenever one of them is preempted
-by decoding or post-processing on the same cores; runs of one thread each do not, and
-under load every core has work anyway. The second session's memory is part of the
-model's footprint.
+On CPUs, with ``adaptive_threads``, a model under load gets a second session: the first,
+with every intra-op thread, serves a request that finds the model idle (the lowest latency
+alone); the second, with a single intra-op thread, runs the batches formed under load,
+several at once (as many as the threads the first may use: the intra-op setting, else
+every usable CPU). A run spread over threads stalls whenever one of them is preempted by
+decoding or post-processing on the same cores; runs of one thread each do not, and under
+load every core has work anyway. The second session is opened only once a batch has
+formed (``open_batch_session``: a cold start, and a model that never sees concurrent
+requests, pay for one), from the weights re-read and checked against their sha256; its
+memory is then part of the model's footprint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +68,28 @@ def device_free_bytes() -> tuple[int, int] | None:
     return source.free_total(0) if source is not None else None
 
 
+@dataclass(frozen=True)
+class RuntimeOptions:
+    execution_provider: str = "auto"
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    max_batch_size: int = 16
+    allow_spinning: bool = False
+    adaptive_threads: bool = False  # on CPU: a second, one-thread session for batches (see the module)
+
+
+@dataclass(frozen=True)
+class BatchSource:
+    """What a model's one-thread batch session is opened from, when it is wanted."""
+
+    path: Path
+    sha256: str
+    spec: ModelSpec
+    options: RuntimeOptions
+    providers: list[str]
+    runs: int  # one-thread runs at once
+
+
 @dataclass
 class Session:
     """An opened, validated model."""
@@ -75,30 +101,69 @@ class Session:
     max_batch_size: int
     host_bytes: int
     device_bytes: int
+    batch_source: BatchSource | None = None  # set where a one-thread batch session would help
     batch_session: ort.InferenceSession | None = None  # one intra-op thread: for batches under load
-    batch_runs: int = 1  # batches worth running at once (one per CPU with batch_session)
+    batch_bytes: int = 0  # host memory the batch session takes (in host_bytes)
+    _wide_batches: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def size_bytes(self) -> int:
         return self.host_bytes + self.device_bytes
+
+    @property
+    def batch_runs(self) -> int:
+        """Batches worth running at once: one per thread with a batch session (to be), else 1."""
+        return self.batch_source.runs if self.batch_source is not None else 1
+
+    @property
+    def wants_batch_session(self) -> bool:
+        return self.batch_source is not None and self.batch_session is None
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """A run on the session with every intra-op thread (a request alone)."""
         return self.session.run(self.output_names, {self.input_name: batch})
 
     def run_batch(self, batch: np.ndarray) -> list[np.ndarray]:
-        """A run of a batch formed under load: on the one-thread session where there is one."""
-        return (self.batch_session or self.session).run(self.output_names, {self.input_name: batch})
+        """A run of a batch formed under load: on the one-thread session, or (until it is open, or
+        without one) on the wide session, one batch at a time."""
+        narrow = self.batch_session
+        if narrow is not None:
+            return narrow.run(self.output_names, {self.input_name: batch})
+        with self._wide_batches:
+            return self.run(batch)
 
+    def open_batch_session(self) -> tuple[ort.InferenceSession, int]:
+        """Open the one-thread batch session (blocking: in a loader thread): (session, bytes it takes).
+        Raises ModelLoadError when the weights changed on disk since the load or do not open."""
+        source = self.batch_source
+        if source is None:
+            raise ModelLoadError("this model has no batch session to open")
+        try:
+            weights = source.path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"the model's weights are no longer readable ({type(exc).__name__})") from None
+        if hashlib.sha256(weights).hexdigest() != source.sha256:
+            raise ModelLoadError("the model's weights changed on disk since it was loaded")
+        process = psutil.Process()
+        with _CREATE_LOCK:
+            rss_before = process.memory_info().rss
+            sess = _create(weights, _session_options(source.options, 1), source.providers)
+            size = len(weights)
+            del weights
+            _warm_up(sess, source.spec, self.input_name, self.output_names)
+            grown = max(process.memory_info().rss - rss_before, size)  # the weights' size is the floor
+        return sess, grown
 
-@dataclass(frozen=True)
-class RuntimeOptions:
-    execution_provider: str = "auto"
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
-    max_batch_size: int = 16
-    allow_spinning: bool = False
-    adaptive_threads: bool = False  # on CPU: a second, one-thread session for batches (see the module)
+    def attach_batch_session(self, sess: ort.InferenceSession, size_bytes: int) -> None:
+        self.batch_session, self.batch_bytes = sess, size_bytes
+        self.host_bytes += size_bytes
+
+    def drop_batch_session(self) -> int:
+        """Close the batch session and never open another (memory is short): the bytes it took."""
+        self.batch_source = None
+        freed, self.batch_session, self.batch_bytes = self.batch_bytes, None, 0
+        self.host_bytes -= freed
+        return freed
 
 
 def _check_input(spec: ModelSpec, sess: ort.InferenceSession) -> tuple[str, int | None]:
@@ -171,11 +236,12 @@ def _session_options(options: RuntimeOptions, intra_op_threads: int) -> ort.Sess
     return so
 
 
-def _create(path: Path, so: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
+def _create(model: Path | bytes, so: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
     try:
-        return ort.InferenceSession(str(path), so, providers=providers)
+        return ort.InferenceSession(model if isinstance(model, bytes) else str(model), so, providers=providers)
     except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
-        detail = str(exc).replace(str(path), "<model file>")  # ONNX Runtime names the file it read
+        # ONNX Runtime names the file it read
+        detail = str(exc) if isinstance(model, bytes) else str(exc).replace(str(model), "<model file>")
         raise ModelLoadError(f"ONNX Runtime could not open the model ({type(exc).__name__}): "
                              f"{detail[:300]}") from None
 
@@ -212,20 +278,15 @@ def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Sessio
         shapes = {o.name: list(o.shape)[1:] for o in sess.get_outputs()}
         check_output_shapes(spec, [shapes[n] for n in names])
         _warm_up(sess, spec, input_name, names)
-        provider = sess.get_providers()[0]
-        batch_cpus = _batch_cpus(options, provider)
-        batch_sess = None
-        if batch_cpus:
-            batch_sess = _create(path, _session_options(options, 1), providers)
-            _warm_up(batch_sess, spec, input_name, names)
         # RSS can understate a model when it reuses memory freed by an evicted one, so the
-        # weights' own size (once per session) is the floor of its footprint.
-        copies = 2 if batch_sess is not None else 1
-        host_bytes = max(process.memory_info().rss - rss_before, copies * path.stat().st_size)
+        # weights' own size is the floor of its footprint.
+        host_bytes = max(process.memory_info().rss - rss_before, path.stat().st_size)
         gpu_after = device_free_bytes() if gpu_before else None
+    provider = sess.get_providers()[0]
+    batch_runs = _batch_cpus(options, provider)
+    source = BatchSource(path, spec.weights.sha256, spec, options, providers, batch_runs) if batch_runs else None
     device_bytes = max(0, gpu_before[0] - gpu_after[0]) if gpu_before and gpu_after else 0
     if providers[0] == CUDA and provider != CUDA:
         log.warning("CUDA was requested but the session fell back to %s", provider)
     max_batch = min(options.max_batch_size, spec.batch.max_batch_size, fixed_batch or options.max_batch_size)
-    return Session(sess, input_name, names, provider, max(1, max_batch), host_bytes, device_bytes,
-                   batch_sess, batch_cpus or 1)
+    return Session(sess, input_name, names, provider, max(1, max_batch), host_bytes, device_bytes, source)

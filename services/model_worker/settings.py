@@ -73,9 +73,11 @@ class WorkerSettings(ServiceSettings):
     ort_adaptive_threads: bool = Field(
         True, description="On CPU, a second session of each model with one intra-op thread runs the batches "
                           "formed under load, as many at once as ort_intra_op_threads (else one per usable "
-                          "CPU), while a request that finds the model idle runs with every intra-op thread; "
-                          "costs a second copy of each model in memory (counted in its footprint). Off when "
-                          "ort_intra_op_threads is 1 or on one CPU.",
+                          "CPU), while a request that finds the model idle runs with every intra-op thread. "
+                          "The second session is opened once a first batch forms (in the background; a cold "
+                          "start opens one) and counted in the model's footprint; where it does not fit even "
+                          "after evicting others, it is given back. Off when ort_intra_op_threads is 1 or on "
+                          "one CPU.",
     )
     cpu_threads: int = Field(
         0, ge=0, description="Threads for decode, pre- and post-processing (0: the CPUs this process may use, "

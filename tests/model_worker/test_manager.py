@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import weakref
 from collections.abc import AsyncIterator
@@ -222,27 +223,126 @@ class CountingSession:
         return self.session.run(*args)
 
 
-async def test_batches_run_on_the_one_thread_session_one_per_cpu(tmp_path: Path, packages, monkeypatch) -> None:
+async def _batch(model) -> None:  # noqa: ANN001 - LoadedModel
+    spec = model.record.spec.input
+    model.batcher.announce()
+    result = await model.batcher.submit(np.zeros((3, spec.height, spec.width), np.float32))
+    assert result.batch_size == 1 and result.outputs
+
+
+async def _opened(model, timeout_s: float = 10.0) -> None:  # noqa: ANN001
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while model.session.wants_batch_session:
+        assert asyncio.get_running_loop().time() < deadline, "the batch session was never opened"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def adaptive(tmp_path: Path, monkeypatch) -> AsyncIterator:
+    """Managers with adaptive threads on a machine of 3 CPUs."""
     from services.model_worker import runtime
 
     monkeypatch.setattr(runtime, "usable_cpus", lambda: 3)
     pools = [ThreadPoolExecutor(2), ThreadPoolExecutor(3)]
     store = ArtifactStore(tmp_path / "cache", policy=ArtifactPolicy(roots=(tmp_path,)))
-    managers = [ModelManager(store, RuntimeOptions(execution_provider="cpu", adaptive_threads=True),
-                             ManagerLimits(concurrent_runs=runs), *pools) for runs in (0, 2)]
+    managers: list[ModelManager] = []
+
+    def make(**limits: object) -> ModelManager:
+        managers.append(ModelManager(store, RuntimeOptions(execution_provider="cpu", adaptive_threads=True),
+                                     ManagerLimits(**limits), *pools))
+        return managers[-1]
+
+    yield make
+    for m in managers:
+        await m.close()
+    for pool in pools:
+        pool.shutdown()
+
+
+@pytest.mark.parametrize("setting,runs", [(0, 3), (2, 2)])  # 0: one per CPU; an explicit setting wins
+async def test_the_first_batch_opens_a_one_thread_session_that_runs_the_next(adaptive, packages, setting: int,
+                                                                             runs: int) -> None:
+    manager = adaptive(concurrent_runs=setting)
+    model, _ = await manager.acquire(record(packages[0], "m/1"))
+    manager.release(model)
+    assert model.batcher.concurrent_runs == runs
+    assert model.session.wants_batch_session  # a cold start opens one session
+    loaded = manager.total_bytes
+    wide = model.session.session = CountingSession(model.session.session)
+    await _batch(model)  # the first batch runs on the wide session and asks for the narrow one
+    assert wide.runs == 1
+    await _opened(model)
+    assert manager.total_bytes == loaded + model.session.batch_bytes > loaded
+    narrow = model.session.batch_session = CountingSession(model.session.batch_session)
+    await _batch(model)
+    assert (narrow.runs, wide.runs) == (1, 1)
+
+
+WEIGHTS_MB = 4  # big enough that a session's size is its weights, above RSS noise
+
+
+@pytest.fixture
+def big_packages(tmp_path: Path) -> list[Path]:
+    return [write_package(tmp_path / f"big{i}", yolov8_like(seed=i, padding_bytes=WEIGHTS_MB << 20))
+            for i in range(2)]
+
+
+def _capacity(manager: ModelManager, spare: int) -> None:
+    """Cap the manager's memory at what it holds now plus ``spare`` bytes (sizes come from RSS, measured
+    by the manager itself: a second load of a package in one process can measure differently)."""
+    manager.limits = dataclasses.replace(manager.limits, capacity_bytes=manager.total_bytes + spare)
+
+
+async def test_a_batch_session_that_does_not_fit_evicts_the_least_recent_model(adaptive, big_packages) -> None:
+    manager = adaptive()
+    for i in (1, 0):
+        m, _ = await manager.acquire(record(big_packages[i], f"m/{i}"))
+        manager.release(m)
+    _capacity(manager, (WEIGHTS_MB << 20) // 2)  # both fit; a batch session on top (its weights at least) does not
+    hot = manager.get("m/0")
+    await _batch(hot)
+    await _opened(hot)
+    assert [m.model_id for m in manager.models()] == ["m/0"] and hot.session.batch_session is not None
+
+
+async def test_a_batch_session_that_cannot_fit_is_given_back(adaptive, big_packages) -> None:
+    manager = adaptive()
+    hot, _ = await manager.acquire(record(big_packages[0], "m/0"))
+    manager.release(hot)
+    _capacity(manager, (WEIGHTS_MB << 20) // 2)  # the model alone fits, with nothing to evict for more
+    loaded = manager.total_bytes
+    await _batch(hot)
+    deadline = asyncio.get_running_loop().time() + 10
+    while hot.session.batch_source is not None:  # opened, found over capacity, dropped for good
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    assert hot.session.batch_session is None and manager.total_bytes == loaded
+    assert hot.batcher.concurrent_runs == 3  # slots stay; batches run one at a time on the wide session
+    await _batch(hot)
+    assert manager.get("m/0") is hot
+
+
+@pytest.mark.parametrize("batched", [False, True])
+async def test_evicted_adaptive_models_are_freed_without_the_garbage_collector(adaptive, packages,
+                                                                               batched: bool) -> None:
+    """Never batched (the batcher still holds the hook that would open a batch session) or with its
+    batch session open: an evicted model goes by reference counting alone."""
+    manager = adaptive(max_models=1)
+    first, _ = await manager.load(record(packages[0], "a/1"))
+    refs = [weakref.ref(first), weakref.ref(first.batcher), weakref.ref(first.session)]
+    if batched:
+        await _batch(first)
+        await _opened(first)
+        refs.append(weakref.ref(first.session.batch_session))
+    del first
+    gc.collect()
+    gc.disable()
     try:
-        for manager, runs in zip(managers, (3, 2)):  # 0: one per CPU; an explicit setting wins
-            model, _ = await manager.acquire(record(packages[0], "m/1"))
-            manager.release(model)
-            assert model.batcher.concurrent_runs == runs
-            wide = model.session.session = CountingSession(model.session.session)
-            narrow = model.session.batch_session = CountingSession(model.session.batch_session)
-            spec = model.record.spec.input
-            model.batcher.announce()
-            result = await model.batcher.submit(np.zeros((3, spec.height, spec.width), np.float32))
-            assert (narrow.runs, wide.runs) == (1, 0) and result.batch_size == 1
+        await manager.load(record(packages[1], "b/1"))
+        for _ in range(200):
+            if all(ref() is None for ref in refs):
+                break
+            await asyncio.sleep(0.01)
+        assert [ref() is None for ref in refs] == [True] * len(refs)
     finally:
-        for manager in managers:
-            await manager.close()
-        for pool in pools:
-            pool.shutdown()
+        gc.enable()

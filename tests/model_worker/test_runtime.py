@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common.errors import ModelLoadError
 from services.common.model_spec import ModelSpec
 from services.model_worker.runtime import CPU, CUDA, RuntimeOptions, open_session, requested_providers
 from tests.onnx_factory import write_package, yolov8_like
@@ -50,7 +51,7 @@ def test_a_fixed_batch_dimension_limits_batches(tmp_path: Path) -> None:
     assert session.max_batch_size == 1
 
 
-def test_adaptive_threads_add_a_one_thread_session_for_batches(tmp_path: Path, monkeypatch) -> None:
+def test_adaptive_threads_open_a_one_thread_session_for_batches_when_asked(tmp_path: Path, monkeypatch) -> None:
     import numpy as np
 
     from services.model_worker import runtime
@@ -61,14 +62,34 @@ def test_adaptive_threads_add_a_one_thread_session_for_batches(tmp_path: Path, m
     spec = ModelSpec.from_package(pkg)
     plain = open_session(weights, spec, RuntimeOptions(execution_provider="cpu"))
     adaptive = open_session(weights, spec, RuntimeOptions(execution_provider="cpu", adaptive_threads=True))
-    assert plain.batch_session is None and plain.batch_runs == 1
-    assert adaptive.batch_session is not None and adaptive.batch_runs == 3
-    assert adaptive.batch_session.get_session_options().intra_op_num_threads == 1
+    assert not plain.wants_batch_session and plain.batch_runs == 1
+    # Loaded with one session (a cold start costs one); the second is opened when a batch forms.
+    assert adaptive.wants_batch_session and adaptive.batch_session is None and adaptive.batch_runs == 3
     assert adaptive.session.get_session_options().intra_op_num_threads == 0  # ONNX Runtime's default: every core
-    assert adaptive.host_bytes >= 2 * weights.stat().st_size  # both copies are the model's footprint
+    first = adaptive.host_bytes
+    adaptive.attach_batch_session(*adaptive.open_batch_session())
+    assert adaptive.batch_session.get_session_options().intra_op_num_threads == 1
+    assert adaptive.host_bytes - first == adaptive.batch_bytes >= weights.stat().st_size
     batch = np.random.default_rng(0).random((3, 3, spec.input.height, spec.input.width), dtype=np.float32)
     for wide, narrow in zip(adaptive.run(batch), adaptive.run_batch(batch)):
         np.testing.assert_allclose(wide, narrow, rtol=1e-4, atol=1e-4)
+    assert adaptive.drop_batch_session() > 0 and adaptive.host_bytes == first
+    assert not adaptive.wants_batch_session and adaptive.batch_runs == 1
+
+
+def test_a_batch_session_is_not_opened_from_weights_changed_since_the_load(tmp_path: Path, monkeypatch) -> None:
+    from services.model_worker import runtime
+
+    monkeypatch.setattr(runtime, "usable_cpus", lambda: 2)
+    pkg = write_package(tmp_path / "m", yolov8_like())
+    session = open_session(pkg / "model.onnx", ModelSpec.from_package(pkg),
+                           RuntimeOptions(execution_provider="cpu", adaptive_threads=True))
+    (pkg / "model.onnx").write_bytes(yolov8_like(seed=7))
+    with pytest.raises(ModelLoadError, match="changed on disk"):
+        session.open_batch_session()
+    (pkg / "model.onnx").unlink()
+    with pytest.raises(ModelLoadError, match="no longer readable"):
+        session.open_batch_session()
 
 
 @pytest.mark.parametrize("options,cpus", [
@@ -82,7 +103,7 @@ def test_no_batch_session_where_it_would_be_the_same(tmp_path: Path, monkeypatch
     monkeypatch.setattr(runtime, "usable_cpus", lambda: cpus)
     pkg = write_package(tmp_path / "m", yolov8_like())
     session = open_session(pkg / "model.onnx", ModelSpec.from_package(pkg), options)
-    assert session.batch_session is None and session.batch_runs == 1
+    assert not session.wants_batch_session and session.batch_runs == 1
 
 
 def test_batch_runs_follow_the_intra_op_setting_where_it_is_set(tmp_path: Path, monkeypatch) -> None:
@@ -94,4 +115,4 @@ def test_batch_runs_follow_the_intra_op_setting_where_it_is_set(tmp_path: Path, 
     session = open_session(pkg / "model.onnx", ModelSpec.from_package(pkg),
                            RuntimeOptions(execution_provider="cpu", adaptive_threads=True, intra_op_threads=2))
     assert session.session.get_session_options().intra_op_num_threads == 2
-    assert session.batch_session is not None and session.batch_runs == 2
+    assert session.wants_batch_session and session.batch_runs == 2
