@@ -60,7 +60,7 @@ class ManagerLimits:
     lock_timeout_s: float = 60.0
     max_queue_delay_s: float = 0.002
     max_queue: int = 256
-    concurrent_runs: int = 0  # 0: the session's own (one per CPU with a one-thread batch session, else 1)
+    concurrent_runs: int = 0  # 0: the session's batch runs (one per intra-op thread with adaptive threads, else 1)
     load_history: int = 60  # heartbeat intervals of load kept per model (see LoadMeter)
 
 
@@ -261,6 +261,10 @@ class ModelManager:
             session.drop_batch_session()
             log.warning("batch session not opened; batches stay on the model's session",
                         extra={"model_id": model.model_id, "error": str(exc)})
+            return
+        except Exception:  # noqa: BLE001 - the model keeps serving on its first session
+            session.drop_batch_session()
+            log.exception("unexpected error opening a batch session", extra={"model_id": model.model_id})
             return
         if model.retired or self._models.get(model.model_id) is not model:
             return  # unloaded or replaced meanwhile; the session goes with this object
