@@ -83,8 +83,7 @@ class BatchSource:
     """What a model's one-thread batch session is opened from, when it is wanted."""
 
     path: Path
-    sha256: str
-    spec: ModelSpec
+    spec: ModelSpec  # its weights' sha256 is what the file must still hold
     options: RuntimeOptions
     providers: list[str]
     runs: int  # one-thread runs at once
@@ -142,7 +141,7 @@ class Session:
             weights = source.path.read_bytes()
         except OSError as exc:
             raise ModelLoadError(f"the model's weights are no longer readable ({type(exc).__name__})") from None
-        if hashlib.sha256(weights).hexdigest() != source.sha256:
+        if hashlib.sha256(weights).hexdigest() != source.spec.weights.sha256:
             raise ModelLoadError("the model's weights changed on disk since it was loaded")
         process = psutil.Process()
         with _CREATE_LOCK:
@@ -284,7 +283,7 @@ def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Sessio
         gpu_after = device_free_bytes() if gpu_before else None
     provider = sess.get_providers()[0]
     batch_runs = _batch_cpus(options, provider)
-    source = BatchSource(path, spec.weights.sha256, spec, options, providers, batch_runs) if batch_runs else None
+    source = BatchSource(path, spec, options, providers, batch_runs) if batch_runs else None
     device_bytes = max(0, gpu_before[0] - gpu_after[0]) if gpu_before and gpu_after else 0
     if providers[0] == CUDA and provider != CUDA:
         log.warning("CUDA was requested but the session fell back to %s", provider)

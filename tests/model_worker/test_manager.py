@@ -198,15 +198,21 @@ async def test_evicted_models_are_freed_without_waiting_for_the_garbage_collecto
         await first.batcher.submit(np.zeros((3, size.height, size.width), np.float32))
     refs = [weakref.ref(first), weakref.ref(first.batcher), weakref.ref(first.session)]
     del first
+    # Loading b/1 evicts a/1, which retires in the background.
+    await _freed_by_refcount(refs, manager.load(record(packages[1], "b/1")))
+
+
+async def _freed_by_refcount(refs: list[weakref.ref], evict) -> None:  # noqa: ANN001 - the awaitable that evicts
+    """Await ``evict`` with the cyclic GC off; every referent must then go by reference counting alone."""
     gc.collect()
     gc.disable()
     try:
-        await manager.load(record(packages[1], "b/1"))  # evicts a/1; it retires in the background
+        await evict
         for _ in range(200):
             if all(ref() is None for ref in refs):
                 break
             await asyncio.sleep(0.01)
-        assert [ref() is None for ref in refs] == [True, True, True]
+        assert [ref() is None for ref in refs] == [True] * len(refs)
     finally:
         gc.enable()
 
@@ -230,11 +236,15 @@ async def _batch(model) -> None:  # noqa: ANN001 - LoadedModel
     assert result.batch_size == 1 and result.outputs
 
 
-async def _opened(model, timeout_s: float = 10.0) -> None:  # noqa: ANN001
+async def _until(done, what: str, timeout_s: float = 10.0) -> None:  # noqa: ANN001 - a predicate
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while model.session.wants_batch_session:
-        assert asyncio.get_running_loop().time() < deadline, "the batch session was never opened"
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, what
         await asyncio.sleep(0.01)
+
+
+async def _opened(model) -> None:  # noqa: ANN001
+    await _until(lambda: not model.session.wants_batch_session, "the batch session was never opened")
 
 
 @pytest.fixture
@@ -312,10 +322,8 @@ async def test_a_batch_session_that_cannot_fit_is_given_back(adaptive, big_packa
     _capacity(manager, (WEIGHTS_MB << 20) // 2)  # the model alone fits, with nothing to evict for more
     loaded = manager.total_bytes
     await _batch(hot)
-    deadline = asyncio.get_running_loop().time() + 10
-    while hot.session.batch_source is not None:  # opened, found over capacity, dropped for good
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.01)
+    # Opened, found over capacity, dropped for good.
+    await _until(lambda: hot.session.batch_source is None, "the batch session was never given back")
     assert hot.session.batch_session is None and manager.total_bytes == loaded
     assert hot.batcher.concurrent_runs == 3  # slots stay; batches run one at a time on the wide session
     await _batch(hot)
@@ -335,14 +343,4 @@ async def test_evicted_adaptive_models_are_freed_without_the_garbage_collector(a
         await _opened(first)
         refs.append(weakref.ref(first.session.batch_session))
     del first
-    gc.collect()
-    gc.disable()
-    try:
-        await manager.load(record(packages[1], "b/1"))
-        for _ in range(200):
-            if all(ref() is None for ref in refs):
-                break
-            await asyncio.sleep(0.01)
-        assert [ref() is None for ref in refs] == [True] * len(refs)
-    finally:
-        gc.enable()
+    await _freed_by_refcount(refs, manager.load(record(packages[1], "b/1")))
