@@ -289,12 +289,15 @@ async def test_the_first_batch_opens_a_one_thread_session_that_runs_the_next(ada
 
 
 WEIGHTS_MB = 4  # big enough that a session's size is its weights, above RSS noise
+BIG_NEIGHBOUR = 4  # the second package's weights are this many times bigger
 
 
 @pytest.fixture
 def big_packages(tmp_path: Path) -> list[Path]:
-    return [write_package(tmp_path / f"big{i}", yolov8_like(seed=i, padding_bytes=WEIGHTS_MB << 20))
-            for i in range(2)]
+    """Two packages: WEIGHTS_MB of weights, and BIG_NEIGHBOUR times that (evicting it frees more than a
+    batch session of the first takes: one CI run measured that session at over 1.5x its weights)."""
+    return [write_package(tmp_path / f"big{i}", yolov8_like(seed=i, padding_bytes=(WEIGHTS_MB << 20) * scale))
+            for i, scale in enumerate((1, BIG_NEIGHBOUR))]
 
 
 def _capacity(manager: ModelManager, spare: int) -> None:
@@ -308,7 +311,8 @@ async def test_a_batch_session_that_does_not_fit_evicts_the_least_recent_model(a
     for i in (1, 0):
         m, _ = await manager.acquire(record(big_packages[i], f"m/{i}"))
         manager.release(m)
-    _capacity(manager, (WEIGHTS_MB << 20) // 2)  # both fit; a batch session on top (its weights at least) does not
+    # Both fit; a batch session of m/0 on top (its weights at least) does not, until m/1 goes.
+    _capacity(manager, (WEIGHTS_MB << 20) - 1)
     hot = manager.get("m/0")
     await _batch(hot)
     await _opened(hot)
