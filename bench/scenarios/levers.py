@@ -13,6 +13,10 @@ their ratios (the median of the rounds'). Levers:
 - ``reduced_decode``: ``FLEET_WORKER_JPEG_REDUCED_DECODE=true``, on camera-sized JPEGs (the scenes
   enlarged 3x, 960 to 2,400 px a side, as cameras send them); also decode + pre-process alone, in
   this process, for the same images.
+- ``unary_worker_calls``: the gateway's Infer calls to the worker as one unary call each
+  (``FLEET_GATEWAY_WORKER_CALL_STREAMS=0``) instead of messages on long-lived streams (the default before it).
+
+Settings named ``FLEET_WORKER_*`` go to the lever fleet's worker, the others to its gateway and registry.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ LEVERS = {  # in the order of the report
     "single_session": {"FLEET_WORKER_ORT_ADAPTIVE_THREADS": "false"},
     "ort_threads": {"FLEET_WORKER_ORT_INTRA_OP_THREADS": "1", "FLEET_WORKER_CONCURRENT_RUNS": "2"},
     "reduced_decode": {"FLEET_WORKER_JPEG_REDUCED_DECODE": "true"},
+    "unary_worker_calls": {"FLEET_GATEWAY_WORKER_CALL_STREAMS": "0"},
 }
 CONCURRENCY = (1, 16)
 ROUNDS = 2
@@ -74,6 +79,10 @@ def run_ort_threads(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dic
     return _compare(cfg, env, "ort_threads", images)
 
 
+def run_unary_worker_calls(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    return _compare(cfg, env, "unary_worker_calls", images)
+
+
 def run_reduced_decode(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
     camera = camera_jpegs(2 if cfg.smoke else CAMERA_IMAGES)
     out = _compare(cfg, env, "reduced_decode", camera)
@@ -99,9 +108,13 @@ def _prepare_ms(package: Package, jpegs: list[bytes], repeats: int) -> dict[str,
 def _compare(cfg: BenchConfig, env: BenchEnv, lever: str, images: list[bytes]) -> dict:
     settings = LEVERS[lever]
     with contextlib.ExitStack() as stack:
-        fleets = {name: stack.enter_context(env.pinned_fleet([""], {"FLEET_GATEWAY_LOG_LEVEL": "WARNING"},
-                                                             {**env.worker_env, **extra}, name=f"{lever}-{name}"))
-                  for name, extra in (("defaults", {}), ("lever", settings))}
+        fleets = {}
+        for name, extra in (("defaults", {}), ("lever", settings)):
+            worker = {k: v for k, v in extra.items() if k.startswith("FLEET_WORKER_")}
+            others = {k: v for k, v in extra.items() if k not in worker}
+            fleets[name] = stack.enter_context(env.pinned_fleet(
+                [""], {"FLEET_GATEWAY_LOG_LEVEL": "WARNING", **env.env, **others}, {**env.worker_env, **worker},
+                name=f"{lever}-{name}"))
         rounds = asyncio.run(_rounds(cfg, env, fleets, images))
     points, ratios = [], {}
     for concurrency in CONCURRENCY:

@@ -115,7 +115,8 @@ def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tupl
     scenarios = data["scenarios"]
     for name, setting in (("single_session", "FLEET_WORKER_ORT_ADAPTIVE_THREADS"),
                           ("ort_threads", "FLEET_WORKER_CONCURRENT_RUNS"),
-                          ("reduced_decode", "FLEET_WORKER_JPEG_REDUCED_DECODE")):
+                          ("reduced_decode", "FLEET_WORKER_JPEG_REDUCED_DECODE"),
+                          ("unary_worker_calls", "FLEET_GATEWAY_WORKER_CALL_STREAMS")):
         lever = scenarios[name]
         assert setting in lever["settings"]
         assert sorted((p["variant"], p["concurrency"]) for p in lever["points"]) == [
