@@ -43,6 +43,11 @@ def _met(ok: bool) -> str:
     return "yes" if ok else "no"
 
 
+def _wakeups(point: dict) -> str:
+    woken = point["cpu"]["total"].get("wakeups_per_request")
+    return "-" if woken is None else f"{woken:.1f}"
+
+
 def lever_runs(results: dict) -> list[dict]:
     """The lever scenarios that ran (each a fleet with its settings beside the defaults), in run order."""
     return [s for s in results["scenarios"].values() if "settings" in s and "ratios" in s]
@@ -58,15 +63,18 @@ def levers(results: dict) -> str:
             chosen = next(p for p in pair if p["variant"] == "lever")
             rows.append([settings, concurrency, defaults["throughput_rps"], chosen["throughput_rps"], f"{r['rps']:.2f}x",
                          defaults["latency_ms"]["p50"], chosen["latency_ms"]["p50"], f"{r['p50_ms_delta']:+.2f}",
-                         _cpu(defaults), _cpu(chosen), f"{r['cpu_ms_delta']:+.2f}"])
+                         _cpu(defaults), _cpu(chosen), f"{r['cpu_ms_delta']:+.2f}", _wakeups(defaults),
+                         _wakeups(chosen), f"{r['wakeups_delta']:+.1f}" if "wakeups_delta" in r else "-"])
     if not rows:
         return ""
-    text = ("Each lever's fleet beside one with the worker's defaults, measured in alternating windows "
+    text = ("Each lever's fleet beside one with the defaults, measured in alternating windows "
             f"({lever_runs(results)[0]['rounds']} "
-            "rounds; best window of each shown, ratios and deltas are medians of the rounds'). `reduced_decode` runs "
-            "on camera-sized JPEGs (the scenes enlarged 3x).\n\n" + _table(
+            "rounds; best window of each shown, ratios and deltas are medians of the rounds'). Wake-ups: voluntary "
+            "context switches per request over every process, a count this machine's timing noise cannot move. "
+            "`reduced_decode` runs on camera-sized JPEGs (the scenes enlarged 3x).\n\n" + _table(
                 ["lever", "conc.", "req/s defaults", "req/s lever", "ratio", "p50 defaults", "p50 lever", "p50 delta ms",
-                 "CPU ms/req defaults", "CPU ms/req lever", "CPU delta ms"], rows))
+                 "CPU ms/req defaults", "CPU ms/req lever", "CPU delta ms", "wake-ups defaults", "wake-ups lever",
+                 "wake-ups delta"], rows))
     prepare = results["scenarios"].get("reduced_decode", {}).get("in_process_prepare_ms")
     if prepare:
         text += (f"\n\nDecode + pre-process of those JPEGs in one thread (median per image): full {prepare['full']:.2f} ms, "

@@ -13,8 +13,8 @@ their ratios (the median of the rounds'). Levers:
 - ``reduced_decode``: ``FLEET_WORKER_JPEG_REDUCED_DECODE=true``, on camera-sized JPEGs (the scenes
   enlarged 3x, 960 to 2,400 px a side, as cameras send them); also decode + pre-process alone, in
   this process, for the same images.
-- ``unary_worker_calls``: the gateway's Infer calls to the worker as one unary call each
-  (``FLEET_GATEWAY_WORKER_CALL_STREAMS=0``) instead of messages on long-lived streams (the default before it).
+- ``worker_call_streams``: the gateway's Infer calls to the worker as messages on up to four long-lived
+  streams (``FLEET_GATEWAY_WORKER_CALL_STREAMS=4``) instead of one unary call each.
 
 Settings named ``FLEET_WORKER_*`` go to the lever fleet's worker, the others to its gateway and registry.
 """
@@ -43,7 +43,7 @@ LEVERS = {  # in the order of the report
     "single_session": {"FLEET_WORKER_ORT_ADAPTIVE_THREADS": "false"},
     "ort_threads": {"FLEET_WORKER_ORT_INTRA_OP_THREADS": "1", "FLEET_WORKER_CONCURRENT_RUNS": "2"},
     "reduced_decode": {"FLEET_WORKER_JPEG_REDUCED_DECODE": "true"},
-    "unary_worker_calls": {"FLEET_GATEWAY_WORKER_CALL_STREAMS": "0"},
+    "worker_call_streams": {"FLEET_GATEWAY_WORKER_CALL_STREAMS": "4"},
 }
 CONCURRENCY = (1, 16)
 ROUNDS = 2
@@ -79,8 +79,8 @@ def run_ort_threads(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dic
     return _compare(cfg, env, "ort_threads", images)
 
 
-def run_unary_worker_calls(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
-    return _compare(cfg, env, "unary_worker_calls", images)
+def run_worker_call_streams(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    return _compare(cfg, env, "worker_call_streams", images)
 
 
 def run_reduced_decode(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
@@ -127,6 +127,8 @@ def _compare(cfg: BenchConfig, env: BenchEnv, lever: str, images: list[bytes]) -
             "p50_ms_delta": statistics.median(b["latency_ms"]["p50"] - a["latency_ms"]["p50"] for a, b in pairs),
             "cpu_ms_delta": statistics.median(b["cpu"]["total"]["cpu_ms_per_request"]
                                               - a["cpu"]["total"]["cpu_ms_per_request"] for a, b in pairs),
+            "wakeups_delta": statistics.median(b["cpu"]["total"]["wakeups_per_request"]
+                                               - a["cpu"]["total"]["wakeups_per_request"] for a, b in pairs),
         }
     return {"settings": settings, "points": points, "rounds": len(rounds), "ratios": ratios,
             "images": len(images), "image_bytes_mean": sum(map(len, images)) / len(images)}

@@ -116,7 +116,7 @@ def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tupl
     for name, setting in (("single_session", "FLEET_WORKER_ORT_ADAPTIVE_THREADS"),
                           ("ort_threads", "FLEET_WORKER_CONCURRENT_RUNS"),
                           ("reduced_decode", "FLEET_WORKER_JPEG_REDUCED_DECODE"),
-                          ("unary_worker_calls", "FLEET_GATEWAY_WORKER_CALL_STREAMS")):
+                          ("worker_call_streams", "FLEET_GATEWAY_WORKER_CALL_STREAMS")):
         lever = scenarios[name]
         assert setting in lever["settings"]
         assert sorted((p["variant"], p["concurrency"]) for p in lever["points"]) == [
@@ -124,6 +124,8 @@ def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tupl
         for point in lever["points"]:
             _check_latency(point)
         assert set(lever["ratios"]) == {"1", "16"} and all(r["rps"] > 0 for r in lever["ratios"].values())
+        # every process's threads sleep and wake at least once per request (client, gateway, worker)
+        assert all(p["cpu"]["total"]["wakeups_per_request"] >= 3 for p in lever["points"])
     prepare = scenarios["reduced_decode"]["in_process_prepare_ms"]
     assert prepare["full"] > 0 and prepare["reduced"] > 0
     assert scenarios["reduced_decode"]["image_bytes_mean"] > 100_000  # camera-sized JPEGs, not the scenes
