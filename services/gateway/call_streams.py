@@ -4,7 +4,9 @@ Opt-in (``FLEET_GATEWAY_WORKER_CALL_STREAMS``): on this project's two-core VM a 
 gRPC stream makes a bare round trip 0.3-0.7 ms faster than a new unary call (no HTTP/2 stream to open
 and close), and in the fleet the worker wakes threads 1-5 times fewer per request (the gateway up to
 one more), but the fleet's latency and CPU per request moved within this machine's noise
-(``python -m bench --only worker_call_streams``; README, Performance). ``InferCalls`` stands in for the unary ``Infer`` stub method: the same request, timeout and metadata
+(``python -m bench --only worker_call_streams``; README, Performance).
+
+``InferCalls`` stands in for the unary ``Infer`` stub method: the same request, timeout and metadata
 in, the same reply out, and every failure raised as the ``grpc.aio.AioRpcError`` a unary call would
 have raised, so the worker client's translation of statuses (retry elsewhere or not, the worker's
 own answer or the transport's) is the same for both.
@@ -189,10 +191,6 @@ class InferCalls:
             idle = _Stream(self._open)
             self._streams.append(idle)
         return idle
-
-    @property
-    def in_flight(self) -> int:
-        return sum(len(s.pending) for s in self._streams)
 
     async def close(self) -> None:
         streams, self._streams = self._streams, []
