@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,17 @@ from tests.secrets_scan import find_secrets
 PACKAGES = MODELS_DIR / "packages"
 TEST_KEY = "fk_test_demo_key"
 OTHER_KEY = "fk_test_other_key"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def workers_stop_without_a_drain_notice() -> Iterator[None]:
+    """Fleets the tests start inherit this environment: their workers stop at once on SIGTERM (the notice,
+    3 s by default, lets other gateways move away; it cost each fleet's teardown 3 of its 5 s). Tests of
+    draining give their workers a notice of their own."""
+    with pytest.MonkeyPatch.context() as mp:
+        if "FLEET_WORKER_DRAIN_NOTICE_S" not in os.environ:
+            mp.setenv("FLEET_WORKER_DRAIN_NOTICE_S", "0")
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
