@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from fleet.cli import commands
+from services.tasks import registry
 
 
 def _server_parsers(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +34,7 @@ def _server_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    registry.load_plugins()  # FLEET_TASK_MODULES: plug-in tasks render their answers too
     parser = argparse.ArgumentParser(prog="fleet", description="Inference Fleet: run and call the fleet.")
     sub = parser.add_subparsers(dest="command", required=True)
     _server_parsers(sub)

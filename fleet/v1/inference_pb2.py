@@ -23,65 +23,84 @@ _sym_db = _symbol_database.Default()
 
 
 from fleet.v1 import model_pb2 as fleet_dot_v1_dot_model__pb2
+from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66leet/v1/inference.proto\x12\x08\x66leet.v1\x1a\x14\x66leet/v1/model.proto\"t\n\x08RawImage\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x10\n\x08\x63hannels\x18\x04 \x01(\r\x12)\n\x0b\x63olor_order\x18\x05 \x01(\x0e\x32\x14.fleet.v1.ColorOrder\"V\n\x05Image\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12\r\n\x03url\x18\x02 \x01(\tH\x00\x12!\n\x03raw\x18\x03 \x01(\x0b\x32\x12.fleet.v1.RawImageH\x00\x42\x08\n\x06source\"\xf5\x02\n\x13InferenceParameters\x12\x17\n\nconfidence\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x1a\n\riou_threshold\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x1f\n\x12\x63lass_agnostic_nms\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x1b\n\x0emax_detections\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x14\n\x0c\x63lass_filter\x18\x05 \x03(\t\x12\x11\n\tvisualize\x18\x06 \x01(\x08\x12\x1b\n\x0emax_candidates\x18\x07 \x01(\rH\x04\x88\x01\x01\x12\x12\n\x05top_k\x18\x08 \x01(\rH\x05\x88\x01\x01\x12)\n\x0bmask_format\x18\t \x01(\x0e\x32\x14.fleet.v1.MaskFormatB\r\n\x0b_confidenceB\x10\n\x0e_iou_thresholdB\x15\n\x13_class_agnostic_nmsB\x11\n\x0f_max_detectionsB\x11\n\x0f_max_candidatesB\x08\n\x06_top_k\"\x90\x01\n\tDetection\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\x12\x12\n\nconfidence\x18\x05 \x01(\x02\x12\x12\n\nclass_name\x18\x06 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x07 \x01(\r\x12\x14\n\x0c\x64\x65tection_id\x18\x08 \x01(\t\"@\n\x15ObjectDetectionResult\x12\'\n\ndetections\x18\x01 \x03(\x0b\x32\x13.fleet.v1.Detection\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"8\n\x07Polygon\x12\x1f\n\x06points\x18\x01 \x03(\x0b\x32\x0f.fleet.v1.Point\x12\x0c\n\x04hole\x18\x02 \x01(\x08\"8\n\x07RleMask\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06\x63ounts\x18\x03 \x03(\r\"\x9e\x01\n\x11SegmentedInstance\x12&\n\tdetection\x18\x01 \x01(\x0b\x32\x13.fleet.v1.Detection\x12\x1f\n\x06points\x18\x02 \x03(\x0b\x32\x0f.fleet.v1.Point\x12 \n\x05parts\x18\x03 \x03(\x0b\x32\x11.fleet.v1.Polygon\x12\x1e\n\x03rle\x18\x04 \x01(\x0b\x32\x11.fleet.v1.RleMask\"L\n\x1aInstanceSegmentationResult\x12.\n\tinstances\x18\x01 \x03(\x0b\x32\x1b.fleet.v1.SegmentedInstance\"B\n\x08Keypoint\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x0c\n\x04name\x18\x04 \x01(\t\"a\n\x10KeypointInstance\x12&\n\tdetection\x18\x01 \x01(\x0b\x32\x13.fleet.v1.Detection\x12%\n\tkeypoints\x18\x02 \x03(\x0b\x32\x12.fleet.v1.Keypoint\"*\n\x0cSkeletonEdge\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\"r\n\x17KeypointDetectionResult\x12-\n\tinstances\x18\x01 \x03(\x0b\x32\x1a.fleet.v1.KeypointInstance\x12(\n\x08skeleton\x18\x02 \x03(\x0b\x32\x16.fleet.v1.SkeletonEdge\"\xc3\x01\n\x0bOrientedBox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\x12\r\n\x05\x61ngle\x18\x05 \x01(\x02\x12\x12\n\nconfidence\x18\x06 \x01(\x02\x12\x12\n\nclass_name\x18\x07 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x08 \x01(\r\x12\x14\n\x0c\x64\x65tection_id\x18\t \x01(\t\x12 \n\x07\x63orners\x18\n \x03(\x0b\x32\x0f.fleet.v1.Point\"?\n\x17OrientedDetectionResult\x12$\n\x05\x62oxes\x18\x01 \x03(\x0b\x32\x15.fleet.v1.OrientedBox\"K\n\x0f\x43lassPrediction\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x02 \x01(\r\x12\x12\n\nconfidence\x18\x03 \x01(\x02\"\xd2\x01\n\x14\x43lassificationResult\x12\x11\n\ttop_class\x18\x01 \x01(\t\x12\x14\n\x0ctop_class_id\x18\x02 \x01(\r\x12\x16\n\x0etop_confidence\x18\x03 \x01(\x02\x12.\n\x0bpredictions\x18\x04 \x03(\x0b\x32\x19.fleet.v1.ClassPrediction\x12\x13\n\x0bmulti_label\x18\x05 \x01(\x08\x12\x34\n\x11predicted_classes\x18\x06 \x03(\x0b\x32\x19.fleet.v1.ClassPrediction\"\xc7\x01\n\x0cStageTimings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x15\n\rpreprocess_ms\x18\x02 \x01(\x01\x12\x10\n\x08queue_ms\x18\x03 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x04 \x01(\x01\x12\x16\n\x0epostprocess_ms\x18\x05 \x01(\x01\x12\x11\n\tworker_ms\x18\x06 \x01(\x01\x12\x12\n\ngateway_ms\x18\x07 \x01(\x01\x12\x12\n\nbatch_size\x18\x08 \x01(\r\x12\x12\n\ncold_start\x18\t \x01(\x08\"\x89\x01\n\x0cInferRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x1e\n\x05image\x18\x02 \x01(\x0b\x32\x0f.fleet.v1.Image\x12\x31\n\nparameters\x18\x03 \x01(\x0b\x32\x1d.fleet.v1.InferenceParameters\x12\x14\n\x0c\x62ypass_cache\x18\x04 \x01(\x08\"\xb6\x04\n\rInferResponse\x12\x14\n\x0cinference_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12%\n\ttask_type\x18\x03 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x13\n\x0bimage_width\x18\x04 \x01(\r\x12\x14\n\x0cimage_height\x18\x05 \x01(\r\x12;\n\x10object_detection\x18\x06 \x01(\x0b\x32\x1f.fleet.v1.ObjectDetectionResultH\x00\x12\x38\n\x0e\x63lassification\x18\x07 \x01(\x0b\x32\x1e.fleet.v1.ClassificationResultH\x00\x12\x45\n\x15instance_segmentation\x18\x08 \x01(\x0b\x32$.fleet.v1.InstanceSegmentationResultH\x00\x12?\n\x12keypoint_detection\x18\r \x01(\x0b\x32!.fleet.v1.KeypointDetectionResultH\x00\x12?\n\x12oriented_detection\x18\x0e \x01(\x0b\x32!.fleet.v1.OrientedDetectionResultH\x00\x12\x15\n\rvisualization\x18\t \x01(\x0c\x12\'\n\x07timings\x18\n \x01(\x0b\x32\x16.fleet.v1.StageTimings\x12\x11\n\tworker_id\x18\x0b \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x0c \x01(\x08\x42\x08\n\x06result\"\x8f\x01\n\x11InferBatchRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x1f\n\x06images\x18\x02 \x03(\x0b\x32\x0f.fleet.v1.Image\x12\x31\n\nparameters\x18\x03 \x01(\x0b\x32\x1d.fleet.v1.InferenceParameters\x12\x14\n\x0c\x62ypass_cache\x18\x04 \x01(\x08\"p\n\x0eInferBatchItem\x12+\n\x08response\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponseH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.fleet.v1.ErrorStatusH\x00\x42\t\n\x07outcome\"=\n\x12InferBatchResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.fleet.v1.InferBatchItem\",\n\x0b\x45rrorStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t*X\n\nMaskFormat\x12\x1b\n\x17MASK_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14MASK_FORMAT_POLYGONS\x10\x01\x12\x13\n\x0fMASK_FORMAT_RLE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66leet/v1/inference.proto\x12\x08\x66leet.v1\x1a\x14\x66leet/v1/model.proto\x1a\x19google/protobuf/any.proto\"t\n\x08RawImage\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x10\n\x08\x63hannels\x18\x04 \x01(\r\x12)\n\x0b\x63olor_order\x18\x05 \x01(\x0e\x32\x14.fleet.v1.ColorOrder\"V\n\x05Image\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12\r\n\x03url\x18\x02 \x01(\tH\x00\x12!\n\x03raw\x18\x03 \x01(\x0b\x32\x12.fleet.v1.RawImageH\x00\x42\x08\n\x06source\"\xf5\x02\n\x13InferenceParameters\x12\x17\n\nconfidence\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x1a\n\riou_threshold\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x1f\n\x12\x63lass_agnostic_nms\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x1b\n\x0emax_detections\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x14\n\x0c\x63lass_filter\x18\x05 \x03(\t\x12\x11\n\tvisualize\x18\x06 \x01(\x08\x12\x1b\n\x0emax_candidates\x18\x07 \x01(\rH\x04\x88\x01\x01\x12\x12\n\x05top_k\x18\x08 \x01(\rH\x05\x88\x01\x01\x12)\n\x0bmask_format\x18\t \x01(\x0e\x32\x14.fleet.v1.MaskFormatB\r\n\x0b_confidenceB\x10\n\x0e_iou_thresholdB\x15\n\x13_class_agnostic_nmsB\x11\n\x0f_max_detectionsB\x11\n\x0f_max_candidatesB\x08\n\x06_top_k\"\x90\x01\n\tDetection\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\x12\x12\n\nconfidence\x18\x05 \x01(\x02\x12\x12\n\nclass_name\x18\x06 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x07 \x01(\r\x12\x14\n\x0c\x64\x65tection_id\x18\x08 \x01(\t\"@\n\x15ObjectDetectionResult\x12\'\n\ndetections\x18\x01 \x03(\x0b\x32\x13.fleet.v1.Detection\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"8\n\x07Polygon\x12\x1f\n\x06points\x18\x01 \x03(\x0b\x32\x0f.fleet.v1.Point\x12\x0c\n\x04hole\x18\x02 \x01(\x08\"8\n\x07RleMask\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06\x63ounts\x18\x03 \x03(\r\"\x9e\x01\n\x11SegmentedInstance\x12&\n\tdetection\x18\x01 \x01(\x0b\x32\x13.fleet.v1.Detection\x12\x1f\n\x06points\x18\x02 \x03(\x0b\x32\x0f.fleet.v1.Point\x12 \n\x05parts\x18\x03 \x03(\x0b\x32\x11.fleet.v1.Polygon\x12\x1e\n\x03rle\x18\x04 \x01(\x0b\x32\x11.fleet.v1.RleMask\"L\n\x1aInstanceSegmentationResult\x12.\n\tinstances\x18\x01 \x03(\x0b\x32\x1b.fleet.v1.SegmentedInstance\"B\n\x08Keypoint\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x0c\n\x04name\x18\x04 \x01(\t\"a\n\x10KeypointInstance\x12&\n\tdetection\x18\x01 \x01(\x0b\x32\x13.fleet.v1.Detection\x12%\n\tkeypoints\x18\x02 \x03(\x0b\x32\x12.fleet.v1.Keypoint\"*\n\x0cSkeletonEdge\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\"r\n\x17KeypointDetectionResult\x12-\n\tinstances\x18\x01 \x03(\x0b\x32\x1a.fleet.v1.KeypointInstance\x12(\n\x08skeleton\x18\x02 \x03(\x0b\x32\x16.fleet.v1.SkeletonEdge\"\xc3\x01\n\x0bOrientedBox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\x12\r\n\x05\x61ngle\x18\x05 \x01(\x02\x12\x12\n\nconfidence\x18\x06 \x01(\x02\x12\x12\n\nclass_name\x18\x07 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x08 \x01(\r\x12\x14\n\x0c\x64\x65tection_id\x18\t \x01(\t\x12 \n\x07\x63orners\x18\n \x03(\x0b\x32\x0f.fleet.v1.Point\"?\n\x17OrientedDetectionResult\x12$\n\x05\x62oxes\x18\x01 \x03(\x0b\x32\x15.fleet.v1.OrientedBox\"K\n\x0f\x43lassPrediction\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x02 \x01(\r\x12\x12\n\nconfidence\x18\x03 \x01(\x02\"\xd2\x01\n\x14\x43lassificationResult\x12\x11\n\ttop_class\x18\x01 \x01(\t\x12\x14\n\x0ctop_class_id\x18\x02 \x01(\r\x12\x16\n\x0etop_confidence\x18\x03 \x01(\x02\x12.\n\x0bpredictions\x18\x04 \x03(\x0b\x32\x19.fleet.v1.ClassPrediction\x12\x13\n\x0bmulti_label\x18\x05 \x01(\x08\x12\x34\n\x11predicted_classes\x18\x06 \x03(\x0b\x32\x19.fleet.v1.ClassPrediction\"\xc7\x01\n\x0cStageTimings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x15\n\rpreprocess_ms\x18\x02 \x01(\x01\x12\x10\n\x08queue_ms\x18\x03 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x04 \x01(\x01\x12\x16\n\x0epostprocess_ms\x18\x05 \x01(\x01\x12\x11\n\tworker_ms\x18\x06 \x01(\x01\x12\x12\n\ngateway_ms\x18\x07 \x01(\x01\x12\x12\n\nbatch_size\x18\x08 \x01(\r\x12\x12\n\ncold_start\x18\t \x01(\x08\"\x82\x02\n\x0cInferRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x1e\n\x05image\x18\x02 \x01(\x0b\x32\x0f.fleet.v1.Image\x12\x31\n\nparameters\x18\x03 \x01(\x0b\x32\x1d.fleet.v1.InferenceParameters\x12\x14\n\x0c\x62ypass_cache\x18\x04 \x01(\x08\x12\x32\n\x06inputs\x18\x05 \x03(\x0b\x32\".fleet.v1.InferRequest.InputsEntry\x1a\x43\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.fleet.v1.InputValue:\x02\x38\x01\"\xce\x01\n\nInputValue\x12 \n\x05image\x18\x01 \x01(\x0b\x32\x0f.fleet.v1.ImageH\x00\x12 \n\x05texts\x18\x02 \x01(\x0b\x32\x0f.fleet.v1.TextsH\x00\x12(\n\x06points\x18\x03 \x01(\x0b\x32\x16.fleet.v1.PointPromptsH\x00\x12%\n\x05\x62oxes\x18\x04 \x01(\x0b\x32\x14.fleet.v1.BoxPromptsH\x00\x12\"\n\x06tensor\x18\x05 \x01(\x0b\x32\x10.fleet.v1.TensorH\x00\x42\x07\n\x05value\"\x17\n\x05Texts\x12\x0e\n\x06values\x18\x01 \x03(\t\"5\n\x0bPointPrompt\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\x10\n\x08negative\x18\x03 \x01(\x08\"5\n\x0cPointPrompts\x12%\n\x06points\x18\x01 \x03(\x0b\x32\x15.fleet.v1.PointPrompt\"@\n\tBoxPrompt\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\"0\n\nBoxPrompts\x12\"\n\x05\x62oxes\x18\x01 \x03(\x0b\x32\x13.fleet.v1.BoxPrompt\"7\n\x06Tensor\x12\x10\n\x08\x64\x61tatype\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xf1\x04\n\rInferResponse\x12\x14\n\x0cinference_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12%\n\ttask_type\x18\x03 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x13\n\x0bimage_width\x18\x04 \x01(\r\x12\x14\n\x0cimage_height\x18\x05 \x01(\r\x12;\n\x10object_detection\x18\x06 \x01(\x0b\x32\x1f.fleet.v1.ObjectDetectionResultH\x00\x12\x38\n\x0e\x63lassification\x18\x07 \x01(\x0b\x32\x1e.fleet.v1.ClassificationResultH\x00\x12\x45\n\x15instance_segmentation\x18\x08 \x01(\x0b\x32$.fleet.v1.InstanceSegmentationResultH\x00\x12?\n\x12keypoint_detection\x18\r \x01(\x0b\x32!.fleet.v1.KeypointDetectionResultH\x00\x12?\n\x12oriented_detection\x18\x0e \x01(\x0b\x32!.fleet.v1.OrientedDetectionResultH\x00\x12+\n\x0btask_result\x18\x0f \x01(\x0b\x32\x14.google.protobuf.AnyH\x00\x12\x15\n\rvisualization\x18\t \x01(\x0c\x12\'\n\x07timings\x18\n \x01(\x0b\x32\x16.fleet.v1.StageTimings\x12\x11\n\tworker_id\x18\x0b \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x0c \x01(\x08\x12\x0c\n\x04task\x18\x10 \x01(\tB\x08\n\x06result\"\x8f\x01\n\x11InferBatchRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x1f\n\x06images\x18\x02 \x03(\x0b\x32\x0f.fleet.v1.Image\x12\x31\n\nparameters\x18\x03 \x01(\x0b\x32\x1d.fleet.v1.InferenceParameters\x12\x14\n\x0c\x62ypass_cache\x18\x04 \x01(\x08\"p\n\x0eInferBatchItem\x12+\n\x08response\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponseH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.fleet.v1.ErrorStatusH\x00\x42\t\n\x07outcome\"=\n\x12InferBatchResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.fleet.v1.InferBatchItem\",\n\x0b\x45rrorStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t*X\n\nMaskFormat\x12\x1b\n\x17MASK_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14MASK_FORMAT_POLYGONS\x10\x01\x12\x13\n\x0fMASK_FORMAT_RLE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fleet.v1.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MASKFORMAT']._serialized_start=3401
-  _globals['_MASKFORMAT']._serialized_end=3489
-  _globals['_RAWIMAGE']._serialized_start=60
-  _globals['_RAWIMAGE']._serialized_end=176
-  _globals['_IMAGE']._serialized_start=178
-  _globals['_IMAGE']._serialized_end=264
-  _globals['_INFERENCEPARAMETERS']._serialized_start=267
-  _globals['_INFERENCEPARAMETERS']._serialized_end=640
-  _globals['_DETECTION']._serialized_start=643
-  _globals['_DETECTION']._serialized_end=787
-  _globals['_OBJECTDETECTIONRESULT']._serialized_start=789
-  _globals['_OBJECTDETECTIONRESULT']._serialized_end=853
-  _globals['_POINT']._serialized_start=855
-  _globals['_POINT']._serialized_end=884
-  _globals['_POLYGON']._serialized_start=886
-  _globals['_POLYGON']._serialized_end=942
-  _globals['_RLEMASK']._serialized_start=944
-  _globals['_RLEMASK']._serialized_end=1000
-  _globals['_SEGMENTEDINSTANCE']._serialized_start=1003
-  _globals['_SEGMENTEDINSTANCE']._serialized_end=1161
-  _globals['_INSTANCESEGMENTATIONRESULT']._serialized_start=1163
-  _globals['_INSTANCESEGMENTATIONRESULT']._serialized_end=1239
-  _globals['_KEYPOINT']._serialized_start=1241
-  _globals['_KEYPOINT']._serialized_end=1307
-  _globals['_KEYPOINTINSTANCE']._serialized_start=1309
-  _globals['_KEYPOINTINSTANCE']._serialized_end=1406
-  _globals['_SKELETONEDGE']._serialized_start=1408
-  _globals['_SKELETONEDGE']._serialized_end=1450
-  _globals['_KEYPOINTDETECTIONRESULT']._serialized_start=1452
-  _globals['_KEYPOINTDETECTIONRESULT']._serialized_end=1566
-  _globals['_ORIENTEDBOX']._serialized_start=1569
-  _globals['_ORIENTEDBOX']._serialized_end=1764
-  _globals['_ORIENTEDDETECTIONRESULT']._serialized_start=1766
-  _globals['_ORIENTEDDETECTIONRESULT']._serialized_end=1829
-  _globals['_CLASSPREDICTION']._serialized_start=1831
-  _globals['_CLASSPREDICTION']._serialized_end=1906
-  _globals['_CLASSIFICATIONRESULT']._serialized_start=1909
-  _globals['_CLASSIFICATIONRESULT']._serialized_end=2119
-  _globals['_STAGETIMINGS']._serialized_start=2122
-  _globals['_STAGETIMINGS']._serialized_end=2321
-  _globals['_INFERREQUEST']._serialized_start=2324
-  _globals['_INFERREQUEST']._serialized_end=2461
-  _globals['_INFERRESPONSE']._serialized_start=2464
-  _globals['_INFERRESPONSE']._serialized_end=3030
-  _globals['_INFERBATCHREQUEST']._serialized_start=3033
-  _globals['_INFERBATCHREQUEST']._serialized_end=3176
-  _globals['_INFERBATCHITEM']._serialized_start=3178
-  _globals['_INFERBATCHITEM']._serialized_end=3290
-  _globals['_INFERBATCHRESPONSE']._serialized_start=3292
-  _globals['_INFERBATCHRESPONSE']._serialized_end=3353
-  _globals['_ERRORSTATUS']._serialized_start=3355
-  _globals['_ERRORSTATUS']._serialized_end=3399
+  _globals['_INFERREQUEST_INPUTSENTRY']._loaded_options = None
+  _globals['_INFERREQUEST_INPUTSENTRY']._serialized_options = b'8\001'
+  _globals['_MASKFORMAT']._serialized_start=4125
+  _globals['_MASKFORMAT']._serialized_end=4213
+  _globals['_RAWIMAGE']._serialized_start=87
+  _globals['_RAWIMAGE']._serialized_end=203
+  _globals['_IMAGE']._serialized_start=205
+  _globals['_IMAGE']._serialized_end=291
+  _globals['_INFERENCEPARAMETERS']._serialized_start=294
+  _globals['_INFERENCEPARAMETERS']._serialized_end=667
+  _globals['_DETECTION']._serialized_start=670
+  _globals['_DETECTION']._serialized_end=814
+  _globals['_OBJECTDETECTIONRESULT']._serialized_start=816
+  _globals['_OBJECTDETECTIONRESULT']._serialized_end=880
+  _globals['_POINT']._serialized_start=882
+  _globals['_POINT']._serialized_end=911
+  _globals['_POLYGON']._serialized_start=913
+  _globals['_POLYGON']._serialized_end=969
+  _globals['_RLEMASK']._serialized_start=971
+  _globals['_RLEMASK']._serialized_end=1027
+  _globals['_SEGMENTEDINSTANCE']._serialized_start=1030
+  _globals['_SEGMENTEDINSTANCE']._serialized_end=1188
+  _globals['_INSTANCESEGMENTATIONRESULT']._serialized_start=1190
+  _globals['_INSTANCESEGMENTATIONRESULT']._serialized_end=1266
+  _globals['_KEYPOINT']._serialized_start=1268
+  _globals['_KEYPOINT']._serialized_end=1334
+  _globals['_KEYPOINTINSTANCE']._serialized_start=1336
+  _globals['_KEYPOINTINSTANCE']._serialized_end=1433
+  _globals['_SKELETONEDGE']._serialized_start=1435
+  _globals['_SKELETONEDGE']._serialized_end=1477
+  _globals['_KEYPOINTDETECTIONRESULT']._serialized_start=1479
+  _globals['_KEYPOINTDETECTIONRESULT']._serialized_end=1593
+  _globals['_ORIENTEDBOX']._serialized_start=1596
+  _globals['_ORIENTEDBOX']._serialized_end=1791
+  _globals['_ORIENTEDDETECTIONRESULT']._serialized_start=1793
+  _globals['_ORIENTEDDETECTIONRESULT']._serialized_end=1856
+  _globals['_CLASSPREDICTION']._serialized_start=1858
+  _globals['_CLASSPREDICTION']._serialized_end=1933
+  _globals['_CLASSIFICATIONRESULT']._serialized_start=1936
+  _globals['_CLASSIFICATIONRESULT']._serialized_end=2146
+  _globals['_STAGETIMINGS']._serialized_start=2149
+  _globals['_STAGETIMINGS']._serialized_end=2348
+  _globals['_INFERREQUEST']._serialized_start=2351
+  _globals['_INFERREQUEST']._serialized_end=2609
+  _globals['_INFERREQUEST_INPUTSENTRY']._serialized_start=2542
+  _globals['_INFERREQUEST_INPUTSENTRY']._serialized_end=2609
+  _globals['_INPUTVALUE']._serialized_start=2612
+  _globals['_INPUTVALUE']._serialized_end=2818
+  _globals['_TEXTS']._serialized_start=2820
+  _globals['_TEXTS']._serialized_end=2843
+  _globals['_POINTPROMPT']._serialized_start=2845
+  _globals['_POINTPROMPT']._serialized_end=2898
+  _globals['_POINTPROMPTS']._serialized_start=2900
+  _globals['_POINTPROMPTS']._serialized_end=2953
+  _globals['_BOXPROMPT']._serialized_start=2955
+  _globals['_BOXPROMPT']._serialized_end=3019
+  _globals['_BOXPROMPTS']._serialized_start=3021
+  _globals['_BOXPROMPTS']._serialized_end=3069
+  _globals['_TENSOR']._serialized_start=3071
+  _globals['_TENSOR']._serialized_end=3126
+  _globals['_INFERRESPONSE']._serialized_start=3129
+  _globals['_INFERRESPONSE']._serialized_end=3754
+  _globals['_INFERBATCHREQUEST']._serialized_start=3757
+  _globals['_INFERBATCHREQUEST']._serialized_end=3900
+  _globals['_INFERBATCHITEM']._serialized_start=3902
+  _globals['_INFERBATCHITEM']._serialized_end=4014
+  _globals['_INFERBATCHRESPONSE']._serialized_start=4016
+  _globals['_INFERBATCHRESPONSE']._serialized_end=4077
+  _globals['_ERRORSTATUS']._serialized_start=4079
+  _globals['_ERRORSTATUS']._serialized_end=4123
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from fleet.v1 import model_pb2 as _model_pb2
+from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -248,19 +249,92 @@ class StageTimings(_message.Message):
     def __init__(self, decode_ms: _Optional[float] = ..., preprocess_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., postprocess_ms: _Optional[float] = ..., worker_ms: _Optional[float] = ..., gateway_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., cold_start: bool = ...) -> None: ...
 
 class InferRequest(_message.Message):
-    __slots__ = ("model_id", "image", "parameters", "bypass_cache")
+    __slots__ = ("model_id", "image", "parameters", "bypass_cache", "inputs")
+    class InputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: InputValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[InputValue, _Mapping]] = ...) -> None: ...
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     BYPASS_CACHE_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     image: Image
     parameters: InferenceParameters
     bypass_cache: bool
-    def __init__(self, model_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., parameters: _Optional[_Union[InferenceParameters, _Mapping]] = ..., bypass_cache: bool = ...) -> None: ...
+    inputs: _containers.MessageMap[str, InputValue]
+    def __init__(self, model_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., parameters: _Optional[_Union[InferenceParameters, _Mapping]] = ..., bypass_cache: bool = ..., inputs: _Optional[_Mapping[str, InputValue]] = ...) -> None: ...
+
+class InputValue(_message.Message):
+    __slots__ = ("image", "texts", "points", "boxes", "tensor")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    BOXES_FIELD_NUMBER: _ClassVar[int]
+    TENSOR_FIELD_NUMBER: _ClassVar[int]
+    image: Image
+    texts: Texts
+    points: PointPrompts
+    boxes: BoxPrompts
+    tensor: Tensor
+    def __init__(self, image: _Optional[_Union[Image, _Mapping]] = ..., texts: _Optional[_Union[Texts, _Mapping]] = ..., points: _Optional[_Union[PointPrompts, _Mapping]] = ..., boxes: _Optional[_Union[BoxPrompts, _Mapping]] = ..., tensor: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+
+class Texts(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PointPrompt(_message.Message):
+    __slots__ = ("x", "y", "negative")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    negative: bool
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., negative: bool = ...) -> None: ...
+
+class PointPrompts(_message.Message):
+    __slots__ = ("points",)
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[PointPrompt]
+    def __init__(self, points: _Optional[_Iterable[_Union[PointPrompt, _Mapping]]] = ...) -> None: ...
+
+class BoxPrompt(_message.Message):
+    __slots__ = ("x", "y", "width", "height")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    width: float
+    height: float
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ...) -> None: ...
+
+class BoxPrompts(_message.Message):
+    __slots__ = ("boxes",)
+    BOXES_FIELD_NUMBER: _ClassVar[int]
+    boxes: _containers.RepeatedCompositeFieldContainer[BoxPrompt]
+    def __init__(self, boxes: _Optional[_Iterable[_Union[BoxPrompt, _Mapping]]] = ...) -> None: ...
+
+class Tensor(_message.Message):
+    __slots__ = ("datatype", "shape", "data")
+    DATATYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    datatype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    def __init__(self, datatype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class InferResponse(_message.Message):
-    __slots__ = ("inference_id", "model_id", "task_type", "image_width", "image_height", "object_detection", "classification", "instance_segmentation", "keypoint_detection", "oriented_detection", "visualization", "timings", "worker_id", "cached")
+    __slots__ = ("inference_id", "model_id", "task_type", "image_width", "image_height", "object_detection", "classification", "instance_segmentation", "keypoint_detection", "oriented_detection", "task_result", "visualization", "timings", "worker_id", "cached", "task")
     INFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -271,10 +345,12 @@ class InferResponse(_message.Message):
     INSTANCE_SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     KEYPOINT_DETECTION_FIELD_NUMBER: _ClassVar[int]
     ORIENTED_DETECTION_FIELD_NUMBER: _ClassVar[int]
+    TASK_RESULT_FIELD_NUMBER: _ClassVar[int]
     VISUALIZATION_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
     inference_id: str
     model_id: str
     task_type: _model_pb2.TaskType
@@ -285,11 +361,13 @@ class InferResponse(_message.Message):
     instance_segmentation: InstanceSegmentationResult
     keypoint_detection: KeypointDetectionResult
     oriented_detection: OrientedDetectionResult
+    task_result: _any_pb2.Any
     visualization: bytes
     timings: StageTimings
     worker_id: str
     cached: bool
-    def __init__(self, inference_id: _Optional[str] = ..., model_id: _Optional[str] = ..., task_type: _Optional[_Union[_model_pb2.TaskType, str]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., object_detection: _Optional[_Union[ObjectDetectionResult, _Mapping]] = ..., classification: _Optional[_Union[ClassificationResult, _Mapping]] = ..., instance_segmentation: _Optional[_Union[InstanceSegmentationResult, _Mapping]] = ..., keypoint_detection: _Optional[_Union[KeypointDetectionResult, _Mapping]] = ..., oriented_detection: _Optional[_Union[OrientedDetectionResult, _Mapping]] = ..., visualization: _Optional[bytes] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., worker_id: _Optional[str] = ..., cached: bool = ...) -> None: ...
+    task: str
+    def __init__(self, inference_id: _Optional[str] = ..., model_id: _Optional[str] = ..., task_type: _Optional[_Union[_model_pb2.TaskType, str]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., object_detection: _Optional[_Union[ObjectDetectionResult, _Mapping]] = ..., classification: _Optional[_Union[ClassificationResult, _Mapping]] = ..., instance_segmentation: _Optional[_Union[InstanceSegmentationResult, _Mapping]] = ..., keypoint_detection: _Optional[_Union[KeypointDetectionResult, _Mapping]] = ..., oriented_detection: _Optional[_Union[OrientedDetectionResult, _Mapping]] = ..., task_result: _Optional[_Union[_any_pb2.Any, _Mapping]] = ..., visualization: _Optional[bytes] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., worker_id: _Optional[str] = ..., cached: bool = ..., task: _Optional[str] = ...) -> None: ...
 
 class InferBatchRequest(_message.Message):
     __slots__ = ("model_id", "images", "parameters", "bypass_cache")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x66leet/v1/model.proto\x12\x08\x66leet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x02\n\x0cModelSummary\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x04 \x03(\t\x12\x13\n\x0binput_width\x18\x05 \x01(\r\x12\x14\n\x0cinput_height\x18\x06 \x01(\r\x12\x0f\n\x07\x61liases\x18\x07 \x03(\t\x12\x0e\n\x06public\x18\x08 \x01(\x08\x12\x16\n\x0emax_batch_size\x18\t \x01(\r\x12\x12\n\nsize_bytes\x18\n \x01(\x04\x12\x36\n\x08metadata\x18\x0b \x03(\x0b\x32$.fleet.v1.ModelSummary.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9e\x03\n\x0bLoadedModel\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x04\x12-\n\tloaded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrequest_count\x18\x08 \x01(\x04\x12\x14\n\x0cload_seconds\x18\t \x01(\x01\x12\x1a\n\x12\x65xecution_provider\x18\n \x01(\t\x12\x0e\n\x06pinned\x18\x0b \x01(\x08\x12\x0e\n\x06sha256\x18\x0c \x01(\t\x12\x11\n\tworkspace\x18\r \x01(\t\x12\x11\n\tin_flight\x18\x0e \x01(\r\x12\x0e\n\x06queued\x18\x0f \x01(\r\x12\x1b\n\x13requests_per_second\x18\x10 \x01(\x02\"\xf9\x01\n\nWorkerLoad\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x15\n\rloaded_models\x18\x03 \x01(\r\x12\x12\n\nmax_models\x18\x04 \x01(\r\x12\x14\n\x0cloaded_bytes\x18\x05 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\x0e\n\x06queued\x18\x08 \x01(\r\x12\x1b\n\x13\x65xecution_providers\x18\t \x03(\t\x12\x1c\n\x14memory_free_fraction\x18\n \x01(\x02\x12\x10\n\x08\x64raining\x18\x0b \x01(\x08\"s\n\tModelCopy\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tin_flight\x18\x02 \x01(\r\x12\x0e\n\x06queued\x18\x03 \x01(\r\x12\x1b\n\x13requests_per_second\x18\x04 \x01(\x02\x12\x13\n\x0boutstanding\x18\x05 \x01(\x02\"o\n\x0eModelPlacement\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12#\n\x06\x63opies\x18\x02 \x03(\x0b\x32\x13.fleet.v1.ModelCopy\x12\x12\n\nmin_copies\x18\x03 \x01(\r\x12\x12\n\nmax_copies\x18\x04 \x01(\r*\xcc\x01\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_TYPE_OBJECT_DETECTION\x10\x01\x12\x1c\n\x18TASK_TYPE_CLASSIFICATION\x10\x02\x12#\n\x1fTASK_TYPE_INSTANCE_SEGMENTATION\x10\x03\x12 \n\x1cTASK_TYPE_KEYPOINT_DETECTION\x10\x04\x12 \n\x1cTASK_TYPE_ORIENTED_DETECTION\x10\x05*S\n\nColorOrder\x12\x1b\n\x17\x43OLOR_ORDER_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43OLOR_ORDER_RGB\x10\x01\x12\x13\n\x0f\x43OLOR_ORDER_BGR\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x66leet/v1/model.proto\x12\x08\x66leet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x03\n\x0cModelSummary\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x04 \x03(\t\x12\x13\n\x0binput_width\x18\x05 \x01(\r\x12\x14\n\x0cinput_height\x18\x06 \x01(\r\x12\x0f\n\x07\x61liases\x18\x07 \x03(\t\x12\x0e\n\x06public\x18\x08 \x01(\x08\x12\x16\n\x0emax_batch_size\x18\t \x01(\r\x12\x12\n\nsize_bytes\x18\n \x01(\x04\x12\x36\n\x08metadata\x18\x0b \x03(\x0b\x32$.fleet.v1.ModelSummary.MetadataEntry\x12\x0c\n\x04task\x18\x0c \x01(\t\x12*\n\x06inputs\x18\r \x03(\x0b\x32\x1a.fleet.v1.InputDeclaration\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"S\n\x10InputDeclaration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x11\n\tmax_items\x18\x04 \x01(\r\"\xac\x03\n\x0bLoadedModel\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x04\x12-\n\tloaded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrequest_count\x18\x08 \x01(\x04\x12\x14\n\x0cload_seconds\x18\t \x01(\x01\x12\x1a\n\x12\x65xecution_provider\x18\n \x01(\t\x12\x0e\n\x06pinned\x18\x0b \x01(\x08\x12\x0e\n\x06sha256\x18\x0c \x01(\t\x12\x11\n\tworkspace\x18\r \x01(\t\x12\x11\n\tin_flight\x18\x0e \x01(\r\x12\x0e\n\x06queued\x18\x0f \x01(\r\x12\x1b\n\x13requests_per_second\x18\x10 \x01(\x02\x12\x0c\n\x04task\x18\x11 \x01(\t\"\xf9\x01\n\nWorkerLoad\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x15\n\rloaded_models\x18\x03 \x01(\r\x12\x12\n\nmax_models\x18\x04 \x01(\r\x12\x14\n\x0cloaded_bytes\x18\x05 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\x0e\n\x06queued\x18\x08 \x01(\r\x12\x1b\n\x13\x65xecution_providers\x18\t \x03(\t\x12\x1c\n\x14memory_free_fraction\x18\n \x01(\x02\x12\x10\n\x08\x64raining\x18\x0b \x01(\x08\"s\n\tModelCopy\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x11\n\tin_flight\x18\x02 \x01(\r\x12\x0e\n\x06queued\x18\x03 \x01(\r\x12\x1b\n\x13requests_per_second\x18\x04 \x01(\x02\x12\x13\n\x0boutstanding\x18\x05 \x01(\x02\"o\n\x0eModelPlacement\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12#\n\x06\x63opies\x18\x02 \x03(\x0b\x32\x13.fleet.v1.ModelCopy\x12\x12\n\nmin_copies\x18\x03 \x01(\r\x12\x12\n\nmax_copies\x18\x04 \x01(\r*\xcc\x01\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_TYPE_OBJECT_DETECTION\x10\x01\x12\x1c\n\x18TASK_TYPE_CLASSIFICATION\x10\x02\x12#\n\x1fTASK_TYPE_INSTANCE_SEGMENTATION\x10\x03\x12 \n\x1cTASK_TYPE_KEYPOINT_DETECTION\x10\x04\x12 \n\x1cTASK_TYPE_ORIENTED_DETECTION\x10\x05*S\n\nColorOrder\x12\x1b\n\x17\x43OLOR_ORDER_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43OLOR_ORDER_RGB\x10\x01\x12\x13\n\x0f\x43OLOR_ORDER_BGR\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,20 +34,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELSUMMARY_METADATAENTRY']._loaded_options = None
   _globals['_MODELSUMMARY_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_TASKTYPE']._serialized_start=1307
-  _globals['_TASKTYPE']._serialized_end=1511
-  _globals['_COLORORDER']._serialized_start=1513
-  _globals['_COLORORDER']._serialized_end=1596
+  _globals['_TASKTYPE']._serialized_start=1464
+  _globals['_TASKTYPE']._serialized_end=1668
+  _globals['_COLORORDER']._serialized_start=1670
+  _globals['_COLORORDER']._serialized_end=1753
   _globals['_MODELSUMMARY']._serialized_start=68
-  _globals['_MODELSUMMARY']._serialized_end=405
-  _globals['_MODELSUMMARY_METADATAENTRY']._serialized_start=358
-  _globals['_MODELSUMMARY_METADATAENTRY']._serialized_end=405
-  _globals['_LOADEDMODEL']._serialized_start=408
-  _globals['_LOADEDMODEL']._serialized_end=822
-  _globals['_WORKERLOAD']._serialized_start=825
-  _globals['_WORKERLOAD']._serialized_end=1074
-  _globals['_MODELCOPY']._serialized_start=1076
-  _globals['_MODELCOPY']._serialized_end=1191
-  _globals['_MODELPLACEMENT']._serialized_start=1193
-  _globals['_MODELPLACEMENT']._serialized_end=1304
+  _globals['_MODELSUMMARY']._serialized_end=463
+  _globals['_MODELSUMMARY_METADATAENTRY']._serialized_start=416
+  _globals['_MODELSUMMARY_METADATAENTRY']._serialized_end=463
+  _globals['_INPUTDECLARATION']._serialized_start=465
+  _globals['_INPUTDECLARATION']._serialized_end=548
+  _globals['_LOADEDMODEL']._serialized_start=551
+  _globals['_LOADEDMODEL']._serialized_end=979
+  _globals['_WORKERLOAD']._serialized_start=982
+  _globals['_WORKERLOAD']._serialized_end=1231
+  _globals['_MODELCOPY']._serialized_start=1233
+  _globals['_MODELCOPY']._serialized_end=1348
+  _globals['_MODELPLACEMENT']._serialized_start=1350
+  _globals['_MODELPLACEMENT']._serialized_end=1461
 # @@protoc_insertion_point(module_scope)

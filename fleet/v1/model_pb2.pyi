@@ -33,7 +33,7 @@ COLOR_ORDER_RGB: ColorOrder
 COLOR_ORDER_BGR: ColorOrder
 
 class ModelSummary(_message.Message):
-    __slots__ = ("model_id", "task_type", "model_type", "class_names", "input_width", "input_height", "aliases", "public", "max_batch_size", "size_bytes", "metadata")
+    __slots__ = ("model_id", "task_type", "model_type", "class_names", "input_width", "input_height", "aliases", "public", "max_batch_size", "size_bytes", "metadata", "task", "inputs")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,8 @@ class ModelSummary(_message.Message):
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     task_type: TaskType
     model_type: str
@@ -63,10 +65,24 @@ class ModelSummary(_message.Message):
     max_batch_size: int
     size_bytes: int
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., model_type: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., input_width: _Optional[int] = ..., input_height: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., public: bool = ..., max_batch_size: _Optional[int] = ..., size_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    task: str
+    inputs: _containers.RepeatedCompositeFieldContainer[InputDeclaration]
+    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., model_type: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., input_width: _Optional[int] = ..., input_height: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., public: bool = ..., max_batch_size: _Optional[int] = ..., size_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., task: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[InputDeclaration, _Mapping]]] = ...) -> None: ...
+
+class InputDeclaration(_message.Message):
+    __slots__ = ("name", "kind", "required", "max_items")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    required: bool
+    max_items: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., required: bool = ..., max_items: _Optional[int] = ...) -> None: ...
 
 class LoadedModel(_message.Message):
-    __slots__ = ("model_id", "task_type", "model_type", "worker_id", "size_bytes", "loaded_at", "last_used_at", "request_count", "load_seconds", "execution_provider", "pinned", "sha256", "workspace", "in_flight", "queued", "requests_per_second")
+    __slots__ = ("model_id", "task_type", "model_type", "worker_id", "size_bytes", "loaded_at", "last_used_at", "request_count", "load_seconds", "execution_provider", "pinned", "sha256", "workspace", "in_flight", "queued", "requests_per_second", "task")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +99,7 @@ class LoadedModel(_message.Message):
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     task_type: TaskType
     model_type: str
@@ -99,7 +116,8 @@ class LoadedModel(_message.Message):
     in_flight: int
     queued: int
     requests_per_second: float
-    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., model_type: _Optional[str] = ..., worker_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., loaded_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., request_count: _Optional[int] = ..., load_seconds: _Optional[float] = ..., execution_provider: _Optional[str] = ..., pinned: bool = ..., sha256: _Optional[str] = ..., workspace: _Optional[str] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., requests_per_second: _Optional[float] = ...) -> None: ...
+    task: str
+    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., model_type: _Optional[str] = ..., worker_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., loaded_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., request_count: _Optional[int] = ..., load_seconds: _Optional[float] = ..., execution_provider: _Optional[str] = ..., pinned: bool = ..., sha256: _Optional[str] = ..., workspace: _Optional[str] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., requests_per_second: _Optional[float] = ..., task: _Optional[str] = ...) -> None: ...
 
 class WorkerLoad(_message.Message):
     __slots__ = ("worker_id", "address", "loaded_models", "max_models", "loaded_bytes", "capacity_bytes", "in_flight", "queued", "execution_providers", "memory_free_fraction", "draining")

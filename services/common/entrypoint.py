@@ -19,6 +19,7 @@ from services.common.logging_setup import configure_logging
 from services.common.server import Service, run
 from services.common.settings import ServiceSettings, env_help
 from services.common.tls import TlsConfigError
+from services.tasks import registry as tasks
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -57,6 +58,7 @@ def main_for(name: str, description: str, settings_cls: type[S], build: Callable
         die_with_parent()
         tracing.configure(name)
         try:
+            tasks.load_plugins(settings.task_modules)
             run(lambda: build(settings))
         except FleetError as exc:  # a start-up precondition (e.g. an unmigrated database): say what to do
             logging.getLogger(f"fleet.{name}").error("cannot start: %s", exc.message)

@@ -8,18 +8,23 @@ everything a worker needs to pre-process, run and post-process a model.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.common.errors import ModelPackageError
+from services.common.messages import summarize
 from services.common.layouts import LAYOUTS, LayoutParams, TaskType
+from services.tasks import registry as tasks
 
-__all__ = ["TaskType", "ModelSpec", "InputSpec", "ResizeMode", "Interpolation", "Anchor", "ColorOrder"]
+__all__ = ["TaskType", "ModelSpec", "InputSpec", "InputDecl", "InputKind", "ResizeMode", "Interpolation", "Anchor",
+           "ColorOrder"]
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -49,10 +54,6 @@ class Anchor(str, enum.Enum):
 class ColorOrder(str, enum.Enum):
     RGB = "rgb"
     BGR = "bgr"
-
-
-# model_type -> the task it serves, kept for callers that only need that.
-MODEL_TYPES: dict[str, TaskType] = {name: layout.task for name, layout in LAYOUTS.items()}
 
 
 class _Frozen(BaseModel):
@@ -116,6 +117,30 @@ class Weights(_Frozen):
         return self
 
 
+class InputKind(str, enum.Enum):
+    """What a model input holds (the fleet.v1 InputValue field it comes in)."""
+
+    IMAGE = "image"
+    TEXTS = "texts"
+    POINTS = "points"
+    BOXES = "boxes"
+    TENSOR = "tensor"
+
+
+class InputDecl(_Frozen):
+    """One input a model takes (``inputs`` in model.json; a model that declares none takes one image)."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+    kind: InputKind
+    required: bool = True
+    max_items: int = Field(default=0, ge=0, le=4096)  # texts, points, boxes in one request (0: no limit of its own)
+
+
+#: What a model without an ``inputs`` declaration takes.
+IMAGE_ONLY = (InputDecl(name="image", kind=InputKind.IMAGE),)
+_GRAPH_NAME = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+
+
 class Batch(_Frozen):
     max_batch_size: int = Field(default=1, ge=1, le=1024)
 
@@ -125,33 +150,78 @@ class ModelSpec(_Frozen):
 
     format_version: int = FORMAT_VERSION
     name: str = ""
-    task_type: TaskType
+    task_type: str  # a registered task's name (services.tasks): a TaskType value or a plug-in's
     model_type: str
-    class_names: tuple[str, ...] = Field(min_length=1)
+    class_names: tuple[str, ...] = ()
     multi_label: bool = False
     input: InputSpec
     outputs: tuple[str, ...] = ()  # empty: the ONNX file's outputs, in order
     batch: Batch = Batch()
     defaults: Defaults = Defaults()
     keypoints: KeypointSpec | None = None
-    weights: Weights
+    weights: Weights  # the model's (first) ONNX graph, named "model"
+    inputs: tuple[InputDecl, ...] = ()  # empty: one image (IMAGE_ONLY)
+    graphs: dict[str, Weights] = Field(default_factory=dict)  # more ONNX graphs, by name (an encoder's decoder)
+    assets: dict[str, Weights] = Field(default_factory=dict)  # other files the task reads (a tokenizer's vocabulary)
+    options: dict[str, Any] = Field(default_factory=dict)  # the task's own settings (its module documents them)
     provenance: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("task_type", mode="before")
+    @classmethod
+    def _task_name(cls, v: object) -> object:
+        return v.value if isinstance(v, enum.Enum) else v
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
         if self.format_version != FORMAT_VERSION:
             raise ValueError(f"format_version {self.format_version} is not supported (expected {FORMAT_VERSION})")
+        task = tasks.find(self.task_type)
+        if task is None:
+            known = ", ".join(sorted(t.name for t in tasks.all_tasks()))
+            raise ValueError(f"task_type {self.task_type!r} is not a task of this fleet ({known})")
+        problems = []
+        if task.needs_classes and not self.class_names:
+            problems.append(f"class_names: a {self.task_type} model needs at least one class name")
+        names = [i.name for i in self.inputs]
+        if len(set(names)) != len(names):
+            problems.append(f"inputs: names must be unique, got {names}")
+        bad = [g for g in [*self.graphs, *self.assets] if not re.fullmatch(_GRAPH_NAME, g) or g == "model"]
+        if bad:
+            problems.append(f"graphs/assets names {bad} must be identifiers other than 'model'")
         layout = LAYOUTS.get(self.model_type)
         if layout is None:
-            raise ValueError(f"model_type {self.model_type!r} is not supported; use one of {sorted(LAYOUTS)}")
-        if layout.task != self.task_type:
-            raise ValueError(f"model_type {self.model_type!r} serves {layout.task.value}, not {self.task_type.value}")
+            problems.append(f"model_type {self.model_type!r} is not supported; use one of the "
+                            f"{summarize(sorted(LAYOUTS), 'model type', listed=4)} (docs/model-package.md)")
+        elif layout.task != self.task_type:
+            problems.append(f"model_type {self.model_type!r} serves {layout.task}, not {self.task_type}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        assert layout is not None
         if self.outputs and len(self.outputs) != layout.outputs:
             raise ValueError(f"{self.model_type} needs {layout.outputs} output name(s), got {list(self.outputs)}")
         if (self.task_type == TaskType.KEYPOINT_DETECTION) != (self.keypoints is not None):
             raise ValueError("keypoints (names, skeleton) are required for keypoint models and only for them")
         return self
+
+    @property
+    def declared_inputs(self) -> tuple[InputDecl, ...]:
+        return self.inputs or IMAGE_ONLY
+
+    @property
+    def files(self) -> dict[str, Weights]:
+        """Every file of the package a worker fetches: "model", the other graphs, the assets."""
+        return {"model": self.weights, **self.graphs, **self.assets}
+
+    @property
+    def sha256(self) -> str:
+        """The model's version: its weights' sha256, or, with several files, the sha256 of all of theirs."""
+        if not self.graphs and not self.assets:
+            return self.weights.sha256
+        digest = hashlib.sha256()
+        for name, weights in sorted(self.files.items()):
+            digest.update(f"{name}={weights.sha256};".encode())
+        return digest.hexdigest()
 
     def layout_params(self) -> LayoutParams:
         kp = self.keypoints

@@ -12,6 +12,7 @@ import logging
 
 import grpc
 
+from fleet.v1 import inference_pb2
 from services.common import errors
 from services.common.context import current_request_id
 
@@ -42,3 +43,23 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, peer: str) -> errors.FleetError:
             return errors.Unavailable(f"the {peer} is unavailable; retry shortly")
         return errors.Internal(f"internal error in the {peer}; quote request id {current_request_id()}")
     return cls(exc.details() or code.name)
+
+
+# ---- one encoding of a per-item failure (a batch item, a stream item) ------------------------------------
+_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def error_status(exc: errors.FleetError) -> inference_pb2.ErrorStatus:
+    """How a failed batch or stream item is answered on every edge: its status code and message."""
+    return inference_pb2.ErrorStatus(code=exc.code.value[0], message=exc.message)
+
+
+def error_text(exc: errors.FleetError) -> str:
+    """The same failure as one line ("INVALID_ARGUMENT: ..."), for protocols whose item errors are text (OIP)."""
+    return f"{exc.code.name}: {exc.message}"
+
+
+def error_of(status: inference_pb2.ErrorStatus, prefix: str = "") -> errors.FleetError:
+    """The domain error an ErrorStatus encodes (``prefix`` added to its message)."""
+    cls = _BY_CODE.get(_BY_NUMBER.get(status.code, grpc.StatusCode.INTERNAL), errors.Internal)
+    return cls(prefix + status.message)

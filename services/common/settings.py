@@ -36,6 +36,11 @@ class ServiceSettings(BaseSettings):
         description="Redis for caches, catalog and heartbeats (env REDIS_URL).",
     )
     redis_timeout_s: float = Field(2.0, gt=0, description="Socket timeout for Redis calls.")
+    task_modules: str = Field(
+        "", validation_alias=AliasChoices("FLEET_TASK_MODULES"),
+        description="Plug-in task modules to import at start-up (comma-separated Python module names; each "
+                    "registers its tasks: services.tasks). Every service and the CLI need the same list.",
+    )
     redis_namespace: str = Field(
         "fleet",
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",

@@ -53,6 +53,10 @@ class Authenticator:
         """The caller behind a call's ``authorization: Bearer`` metadata (Unauthenticated otherwise)."""
         return await self.authenticate_key(bearer_key(metadata))
 
+    async def caller_of(self, context: object) -> Caller:
+        """The caller of a gRPC call (fleet.v1, OIP, admin: every gRPC servicer asks here, once per call)."""
+        return await self.authenticate(context.invocation_metadata())  # type: ignore[attr-defined]
+
     async def authenticate_key(self, api_key: str | None, missing: str = MISSING_KEY) -> Caller:
         """The caller behind a raw API key, however an edge received it (header, query, body).
 

@@ -24,12 +24,14 @@ from services.cache.copies import CopyFloor
 from services.common import tracing
 from services.common.errors import (
     CacheUnavailable,
+    FleetError,
     DeadlineExceeded,
     InvalidArgument,
     PermissionDenied,
     Unavailable,
 )
 from services.common.grpc_metrics import OK, code_of
+from services.common.rpc_errors import error_of
 from services.gateway import routing
 from services.gateway.caller import Caller
 from services.gateway.copies import CopyController
@@ -61,11 +63,13 @@ class Gateway:
         return self.copies.policy.max_copies if self.copies is not None else 1
 
     # ---- inference --------------------------------------------------------------------------
-    async def infer(self, caller: Caller, request: inference_pb2.InferRequest,
-                    timeout_s: float | None) -> inference_pb2.InferResponse:
+    async def infer(self, caller: Caller, request: inference_pb2.InferRequest, timeout_s: float | None,
+                    model: descriptor_pb2.ModelDescriptor | None = None) -> inference_pb2.InferResponse:
+        """One request; ``model``: the model ``request.model_id`` already resolved to for this caller (an edge
+        that had to look at it first), so it is resolved once."""
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.default_timeout_s)
-        model = await self._resolve(request.model_id, caller)
+        model = model or await self._resolve(request.model_id, caller)
         series = ModelSeries.of(model.model_id)
         try:
             response = await self._answer(model, request, deadline)
@@ -95,13 +99,13 @@ class Gateway:
                 await self._store(digest, response)
         return response
 
-    async def infer_batch(self, caller: Caller, request: inference_pb2.InferBatchRequest,
-                          timeout_s: float | None) -> inference_pb2.InferBatchResponse:
+    async def infer_batch(self, caller: Caller, request: inference_pb2.InferBatchRequest, timeout_s: float | None,
+                          model: descriptor_pb2.ModelDescriptor | None = None) -> inference_pb2.InferBatchResponse:
         """Several images on one worker (their runs share batches there); answers in order, each
         image with its own error. Not served from the response cache."""
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.default_timeout_s)
-        model = await self._resolve(request.model_id, caller)
+        model = model or await self._resolve(request.model_id, caller)
         _, reply = await self._on_worker(
             model, deadline, lambda ep, t, existing: ep.client.infer_batch(model, request, t, existing)
         )
@@ -110,6 +114,19 @@ class Gateway:
             if item.HasField("response"):
                 item.response.timings.gateway_ms = gateway_ms
         return reply
+
+    async def infer_images(self, caller: Caller, model: descriptor_pb2.ModelDescriptor,
+                           images: list[inference_pb2.Image], parameters: inference_pb2.InferenceParameters,
+                           timeout_s: float | None, item: str = "image") -> list[inference_pb2.InferResponse]:
+        """Every image's response, for an edge whose answer cannot carry one image's error (Roboflow's JSON
+        list, an OIP batch): one image as ``infer`` (the response cache included), several as one batch
+        (``infer_batch``); the first image that failed fails the whole request, its index named (``item``)."""
+        if len(images) == 1:
+            request = inference_pb2.InferRequest(model_id=model.model_id, image=images[0], parameters=parameters)
+            return [await self.infer(caller, request, timeout_s, model)]
+        request = inference_pb2.InferBatchRequest(model_id=model.model_id, images=images, parameters=parameters)
+        reply = await self.infer_batch(caller, request, timeout_s, model)
+        return all_or_first_error(reply, item)
 
     async def _on_worker(self, model: descriptor_pb2.ModelDescriptor, deadline: float,
                          call: WorkerCall[T]) -> tuple[WorkerEndpoint, T]:
@@ -270,6 +287,34 @@ class Gateway:
         """Every registered model the caller may use, loaded or not."""
         return await self.resolver.registry.list_models(caller.in_workspace().workspace)
 
+    def loaded_model_ids(self, caller: Caller) -> tuple[set[str], set[str]]:
+        """The models some worker in rotation holds, from the view routing uses: (those of the caller's
+        workspace by heartbeat, those a call found loaded before a heartbeat said so, owner not known here)."""
+        owned, confirmed = set(), set()
+        for endpoint in self.workers.live():
+            for load in endpoint.loads.values():
+                if caller.owns(load.workspace) and endpoint.holds(load.model_id, load.sha256):
+                    owned.add(load.model_id)
+            confirmed.update(endpoint.confirmed)
+        return owned, confirmed - owned
+
+    async def loaded_models(self, caller: Caller) -> dict[str, descriptor_pb2.ModelDescriptor | None]:
+        """The caller's loaded models, each resolved once (None: loaded but no longer registered): the listing
+        every edge shows."""
+        owned, confirmed = self.loaded_model_ids(caller)
+        ids = sorted(owned | confirmed)
+        found = await asyncio.gather(*(self.model(caller, i) for i in ids), return_exceptions=True)
+        listing: dict[str, descriptor_pb2.ModelDescriptor | None] = {}
+        for model_id, model in zip(ids, found):
+            if isinstance(model, BaseException) and not isinstance(model, FleetError):
+                raise model
+            if isinstance(model, FleetError):
+                if model_id in owned:  # another workspace's model a call confirmed stays unnamed
+                    listing[model_id] = None
+            elif caller.owns(model.workspace):
+                listing[model_id] = model
+        return listing
+
     # ---- readiness (one place each, so a richer worker state only changes these) ---------------
     def serving(self) -> bool:
         """Some model worker is in rotation and not draining."""
@@ -336,3 +381,11 @@ class Gateway:
                 raise result
             answered.append((endpoint, result))
         return answered
+
+
+def all_or_first_error(reply: inference_pb2.InferBatchResponse, item: str = "image") -> list[inference_pb2.InferResponse]:
+    """The responses of a batch, or the first failed item's error (its own status), naming its index."""
+    for index, entry in enumerate(reply.items):
+        if entry.HasField("error"):
+            raise error_of(entry.error, prefix=f"{item} {index}: ")
+    return [entry.response for entry in reply.items]

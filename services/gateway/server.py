@@ -101,7 +101,7 @@ def build(settings: GatewaySettings) -> Service:
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(gateway, auth, version, limits), server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(auth, registry), server)
         if settings.oip_enabled:
-            oip_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(plane, auth), server)
+            oip_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(plane, auth, limits), server)
 
     async def startup(port: int) -> None:
         try:

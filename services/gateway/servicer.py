@@ -11,6 +11,7 @@ from fleet.v1 import gateway_pb2, gateway_pb2_grpc, inference_pb2
 from services.common import descriptors
 from services.common.errors import FleetError
 from services.common.rpc import rpc, rpc_stream
+from services.common.rpc_errors import error_status
 from services.gateway.auth import Authenticator
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
@@ -25,20 +26,17 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self.gateway, self.auth, self.version = gateway, auth, version
         self.stream_limits = stream_limits or StreamLimits()
 
-    async def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
-        return await self.auth.authenticate(context.invocation_metadata())
-
     @rpc(SERVICE_NAME)
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        return await self.gateway.infer(await self._caller(context), request, context.time_remaining())
+        return await self.gateway.infer(await self.auth.caller_of(context), request, context.time_remaining())
 
     @rpc(SERVICE_NAME)
     async def InferBatch(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        return await self.gateway.infer_batch(await self._caller(context), request, context.time_remaining())
+        return await self.gateway.infer_batch(await self.auth.caller_of(context), request, context.time_remaining())
 
     @rpc_stream(SERVICE_NAME)
     async def InferStream(self, request_iterator, context: grpc.aio.ServicerContext):  # noqa: N802
-        caller = await self._caller(context)
+        caller = await self.auth.caller_of(context)
 
         async def items() -> AsyncIterator[tuple[str, inference_pb2.InferRequest]]:
             async for item in request_iterator:
@@ -48,35 +46,32 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         async with contextlib.aclosing(outcomes):  # closing the call cancels its items at once
             async for correlation_id, outcome in outcomes:
                 if isinstance(outcome, FleetError):
-                    yield gateway_pb2.InferStreamResponse(
-                        correlation_id=correlation_id,
-                        error=inference_pb2.ErrorStatus(code=outcome.code.value[0], message=outcome.message),
-                    )
+                    yield gateway_pb2.InferStreamResponse(correlation_id=correlation_id, error=error_status(outcome))
                 else:
                     yield gateway_pb2.InferStreamResponse(correlation_id=correlation_id, response=outcome)
 
     @rpc(SERVICE_NAME)
     async def AddModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        model, workers = await self.gateway.add_model(await self._caller(context), request.model_id, request.copies)
+        model, workers = await self.gateway.add_model(await self.auth.caller_of(context), request.model_id, request.copies)
         return gateway_pb2.AddModelResponse(model=descriptors.summary(model), worker_ids=workers)
 
     @rpc(SERVICE_NAME)
     async def RemoveModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        workers = await self.gateway.remove_model(await self._caller(context), request.model_id)
+        workers = await self.gateway.remove_model(await self.auth.caller_of(context), request.model_id)
         return gateway_pb2.RemoveModelResponse(worker_ids=workers)
 
     @rpc(SERVICE_NAME)
     async def ClearModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        unloaded = await self.gateway.clear_models(await self._caller(context))
+        unloaded = await self.gateway.clear_models(await self.auth.caller_of(context))
         return gateway_pb2.ClearModelsResponse(unloaded=unloaded)
 
     @rpc(SERVICE_NAME)
     async def DescribeModels(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        caller = await self._caller(context)
+        caller = await self.auth.caller_of(context)
         models = await self.gateway.describe_models(caller)
         return gateway_pb2.DescribeModelsResponse(models=models, placements=self.gateway.placements(caller))
 
     @rpc(SERVICE_NAME)
     async def GetServerInfo(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        workers = await self.gateway.server_info(await self._caller(context))
+        workers = await self.gateway.server_info(await self.auth.caller_of(context))
         return gateway_pb2.GetServerInfoResponse(name="inference-fleet", version=self.version, workers=workers)

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                               model_type=args.model_type, class_names=args.names, imgsz=args.imgsz,
                               max_batch_size=args.max_batch_size)
         spec = write_package(source, describe(info, overrides), out, force=args.force)
-        print(f"packaged {source} -> {out}\n  {spec.task_type.value}, model_type {spec.model_type}, "
+        print(f"packaged {source} -> {out}\n  {spec.task_type}, model_type {spec.model_type}, "
               f"{spec.num_classes} classes, input {spec.input.width}x{spec.input.height} {spec.input.resize_mode.value}, "
               f"max batch {spec.batch.max_batch_size}, sha256 {spec.weights.sha256[:12]}…, "
               f"{spec.weights.size_bytes} bytes")

@@ -6,11 +6,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from fleet.internal.v1.worker_pb2 import WorkerState
 from fleet.v1 import inference_pb2, model_pb2
-from services.common.descriptors import TASK_TO_PROTO
 from services.common.errors import FleetError, InvalidImage
+from services.common.rpc_errors import error_status
 from services.model_worker.images import ImageInput, RawPixels
 from services.model_worker.manager import LoadedModel
 from services.model_worker.model_types import model_type
+from services.tasks import registry as tasks
 from services.model_worker.pipeline import InferenceOutput
 from services.model_worker.processing.params import InferenceParams, MaskFormat
 
@@ -56,8 +57,9 @@ def params_from_proto(p: inference_pb2.InferenceParameters) -> InferenceParams:
 def response_to_proto(out: InferenceOutput, worker_id: str) -> inference_pb2.InferResponse:
     spec = out.record.spec
     t = out.timings
+    task = model_type(spec).task
     response = inference_pb2.InferResponse(
-        inference_id=out.inference_id, model_id=out.record.model_id, task_type=TASK_TO_PROTO[spec.task_type],
+        inference_id=out.inference_id, model_id=out.record.model_id, task_type=task.proto,
         image_width=out.width, image_height=out.height, visualization=out.visualization, worker_id=worker_id,
         timings=inference_pb2.StageTimings(
             decode_ms=t.decode_s * 1e3, preprocess_ms=t.preprocess_s * 1e3, queue_ms=t.queue_s * 1e3,
@@ -65,14 +67,13 @@ def response_to_proto(out: InferenceOutput, worker_id: str) -> inference_pb2.Inf
             batch_size=t.batch_size, cold_start=t.cold_start,
         ),
     )
-    getattr(response, model_type(spec).presenter.field).CopyFrom(out.message)
+    task.set_result(response, out.message)
     return response
 
 
 def batch_item_to_proto(outcome: InferenceOutput | FleetError, worker_id: str) -> inference_pb2.InferBatchItem:
     if isinstance(outcome, FleetError):
-        return inference_pb2.InferBatchItem(
-            error=inference_pb2.ErrorStatus(code=outcome.code.value[0], message=outcome.message))
+        return inference_pb2.InferBatchItem(error=error_status(outcome))
     return inference_pb2.InferBatchItem(response=response_to_proto(outcome, worker_id))
 
 
@@ -85,7 +86,8 @@ def _ts(unix: float) -> Timestamp:
 def loaded_to_proto(model: LoadedModel, worker_id: str) -> model_pb2.LoadedModel:
     spec = model.record.spec
     return model_pb2.LoadedModel(
-        model_id=model.model_id, task_type=TASK_TO_PROTO[spec.task_type], model_type=spec.model_type,
+        model_id=model.model_id, task_type=tasks.get(spec.task_type).proto, task=spec.task_type,
+        model_type=spec.model_type,
         worker_id=worker_id, size_bytes=model.size_bytes, loaded_at=_ts(model.loaded_at),
         last_used_at=_ts(model.last_used), request_count=model.request_count, load_seconds=model.load_seconds,
         execution_provider=model.session.provider, pinned=model.pinned, sha256=model.sha256,

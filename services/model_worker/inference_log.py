@@ -22,12 +22,12 @@ def summarize(out: InferenceOutput, request_id: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "inference_id": out.inference_id,
         "request_id": request_id,
-        "task": out.record.spec.task_type.value,
+        "task": out.record.spec.task_type,
         "image": [out.width, out.height],
         "worker_ms": round(out.timings.total_s * 1e3, 3),
         "batch_size": out.timings.batch_size,
     }
-    entry.update(model_type(out.record.spec).presenter.summarize(out.result, out.record.spec))
+    entry.update(model_type(out.record.spec).task.summarize(out.result, out.record.spec))
     return entry
 
 

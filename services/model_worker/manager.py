@@ -88,7 +88,7 @@ class LoadedModel:
 
     @property
     def sha256(self) -> str:
-        return self.record.spec.weights.sha256
+        return self.record.spec.sha256
 
     @property
     def size_bytes(self) -> int:
@@ -154,7 +154,7 @@ class ModelManager:
         """
         model = self._models.get(record.model_id)
         cold = False
-        if model is None or model.sha256 != record.spec.weights.sha256:
+        if model is None or model.sha256 != record.spec.sha256:
             model, already = await self.load(record)
             cold = not already
         self._models.move_to_end(model.model_id)
@@ -165,7 +165,7 @@ class ModelManager:
     def holds(self, record: ModelRecord) -> bool:
         """This version of the model is loaded (a request for it would not load anything)."""
         model = self._models.get(record.model_id)
-        return model is not None and model.sha256 == record.spec.weights.sha256
+        return model is not None and model.sha256 == record.spec.sha256
 
     def release(self, model: LoadedModel) -> None:
         model.meter.leave()
@@ -178,7 +178,7 @@ class ModelManager:
         """Load ``record`` unless that exact version is loaded; returns (model, already_loaded)."""
         async with self._model_lock(record.model_id):
             existing = self._models.get(record.model_id)
-            if existing is not None and existing.sha256 == record.spec.weights.sha256:
+            if existing is not None and existing.sha256 == record.spec.sha256:
                 existing.pinned = existing.pinned or pin
                 return existing, True
             model = await self._open(record, pin)

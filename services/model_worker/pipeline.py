@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from google.protobuf.message import Message
@@ -28,7 +29,6 @@ from services.model_worker.images import ImageInput, Reserve, to_decoded
 from services.model_worker.manager import LoadedModel, ModelManager
 from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
 from services.model_worker.model_types import model_type
-from services.model_worker.presenters import Result
 from services.model_worker.processing.decode import ImageLimits
 from services.model_worker.processing.params import InferenceParams, ResolvedParams
 from services.model_worker.processing.postprocess import postprocess
@@ -55,13 +55,13 @@ class InferenceOutput:
     record: ModelRecord
     width: int
     height: int
-    result: Result
+    result: Any  # the task's result (Detections, Classification, a plug-in's)
     message: Message  # the presented result, for InferResponse's result field
     visualization: bytes
     timings: Timings = field(default_factory=Timings)
 
 
-_Finished = tuple[Result, Message, bytes]  # result, its message, the annotated image
+_Finished = tuple[Any, Message, bytes]  # result, its message, the annotated image
 
 
 @dataclass
@@ -103,11 +103,11 @@ def run_alone(
 def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, params: ResolvedParams) -> _Finished:
     t = prepared.transform
     result = postprocess(outputs, spec, t, params)
-    presenter = model_type(spec).presenter
-    message = presenter.message(result, spec, params, t.orig_height, t.orig_width)
+    task = model_type(spec).task
+    message = task.present(result, spec, params, t.orig_height, t.orig_width)
     visual = b""
     if prepared.pixels is not None:
-        visual = render(prepared.pixels, lambda img: presenter.draw(img, result, spec))
+        visual = render(prepared.pixels, lambda img: task.draw(img, result, spec))
     return result, message, visual
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from services.common.errors import ModelPackageError
 from services.common.layouts import LAYOUTS, Layout, LayoutParams, TaskType
+from services.tasks import registry as _tasks  # noqa: F401 - registers every task's layouts in LAYOUTS
 from services.packaging.exports import ExportInfo
 
 #: Ultralytics' ``task`` metadata -> our task.
@@ -97,7 +98,7 @@ def _candidates(info: ExportInfo, task: TaskType | None, model_type: str | None)
 
 def _certainty(layout: Layout, params: LayoutParams, shapes: list[tuple]) -> int:
     """How many output sizes are known and equal to a size the layout requires."""
-    if layout.task == TaskType.INSTANCE_SEGMENTATION and isinstance(shapes[1][0], int):
+    if layout.prototypes and isinstance(shapes[1][0], int):
         params = LayoutParams(**{**params.__dict__, "num_masks": shapes[1][0]})
     return sum(isinstance(g, int) and g == w for got, want in zip(shapes, layout.expected(params))
                for g, w in zip(got, want))
@@ -154,7 +155,7 @@ def describe(info: ExportInfo, overrides: Overrides) -> dict[str, Any]:
     document: dict[str, Any] = {
         "format_version": 1,
         "name": overrides.name or info.path.stem,
-        "task_type": layout.task.value,
+        "task_type": layout.task,
         "model_type": layout.name,
         "class_names": list(names),
         "input": {"name": info.inputs[0].name, "width": width, "height": height,

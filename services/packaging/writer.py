@@ -55,16 +55,16 @@ def check(package_dir: Path, image: Path) -> Any:
     from services.model_worker.processing.params import InferenceParams  # noqa: PLC0415
     from services.model_worker.runtime import RuntimeOptions, open_session  # noqa: PLC0415
     from fleet.v1 import inference_pb2  # noqa: PLC0415
-    from services.common.descriptors import TASK_TO_PROTO  # noqa: PLC0415
 
     spec = ModelSpec.from_package(package_dir)
     session = open_session(package_dir / spec.weights.file, spec, RuntimeOptions(execution_provider="cpu"))
     params = InferenceParams().resolve(spec)
     prepared, (result, message, _), infer_s, post_s = run_alone(
         ImageInput(encoded=image.read_bytes()), spec, ImageLimits(), params, session.run)
+    task = model_type(spec).task
     response = inference_pb2.InferResponse(
-        model_id=spec.name, task_type=TASK_TO_PROTO[spec.task_type], image_width=prepared.transform.orig_width,
+        model_id=spec.name, task_type=task.proto, image_width=prepared.transform.orig_width,
         image_height=prepared.transform.orig_height, timings=inference_pb2.StageTimings(
             inference_ms=infer_s * 1e3, postprocess_ms=post_s * 1e3, batch_size=1))
-    getattr(response, model_type(spec).presenter.field).CopyFrom(message)
+    task.set_result(response, message)
     return response

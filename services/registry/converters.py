@@ -35,7 +35,7 @@ def registered(m: StoredModel) -> admin_pb2.RegisteredModel:
     r = m.record
     return admin_pb2.RegisteredModel(
         summary=descriptors.summary(descriptors.to_proto(r)), workspace=r.workspace, artifact_uri=r.artifact_uri,
-        sha256=r.spec.weights.sha256, source=m.source, created_at=_ts(m.created_at), updated_at=_ts(m.updated_at),
+        sha256=r.spec.sha256, source=m.source, created_at=_ts(m.created_at), updated_at=_ts(m.updated_at),
         expires_at=_ts(m.expires_at),
     )
 

@@ -56,7 +56,7 @@ def test_weights_match_model_json(name: str) -> None:
 def test_model_json_is_a_valid_spec(name: str) -> None:
     spec = ModelSpec.from_package(PACKAGES_DIR / name)
     info = DEMO_PACKAGES[name]
-    assert (spec.name, spec.task_type.value, spec.model_type) == (name, info.task_type, info.model_type)
+    assert (spec.name, spec.task_type, spec.model_type) == (name, info.task_type, info.model_type)
     assert spec.class_names == info.class_names and spec.outputs == info.outputs and not spec.multi_label
     assert (spec.input.width, spec.input.height, spec.input.resize_mode.value) == (
         info.input_size, info.input_size, info.resize_mode
@@ -102,5 +102,5 @@ def test_dynamic_batch_gives_the_same_outputs(name: str) -> None:
     for one, three, shape in zip(single, triple, EXPECTED_OUTPUTS[name].values()):
         assert one.shape == (1, *shape) and three.shape == (3, *shape)
         np.testing.assert_allclose(three[1:2], one, rtol=1e-4, atol=1e-4)
-    if spec.task_type.value == "classification":
+    if spec.task_type == "classification":
         np.testing.assert_allclose(triple[0].sum(axis=1), 1.0, atol=1e-5)  # softmax probabilities

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fleet.internal.v1 import descriptor_pb2
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.errors import InvalidArgument
 from services.gateway.oip import codec, tensors
@@ -62,14 +63,14 @@ def test_detection_outputs_cover_every_batch_row() -> None:
     first.object_detection.detections.extend([_detection(10, "circle", 0), _detection(30, "square", 1)])
     second = inference_pb2.InferResponse(image_width=64, image_height=64)
     second.object_detection.detections.append(_detection(50, "square", 1))
-    out = {t.name: t for t in tensors.outputs(model_pb2.TASK_TYPE_OBJECT_DETECTION, 2, [first, second], [])}
+    out = {t.name: t for t in tensors.outputs(_model(model_pb2.TASK_TYPE_OBJECT_DETECTION, 2), [first, second], [])}
     np.testing.assert_allclose(out["boxes"].data, [[5, 18, 15, 22], [25, 18, 35, 22], [45, 18, 55, 22]])
     assert out["batch_index"].data.tolist() == [0, 0, 1] and out["class_names"].data == [b"circle", b"square", b"square"]
     assert out["image_size"].data.tolist() == [[100, 50], [64, 64]] and "visualization" not in out
-    empty = tensors.outputs(model_pb2.TASK_TYPE_OBJECT_DETECTION, 2, [inference_pb2.InferResponse()], ["boxes"])
+    empty = tensors.outputs(_model(model_pb2.TASK_TYPE_OBJECT_DETECTION, 2), [inference_pb2.InferResponse()], ["boxes"])
     assert [(t.name, t.shape) for t in empty] == [("boxes", [0, 4])]
     with pytest.raises(InvalidArgument, match="unknown outputs"):
-        tensors.outputs(model_pb2.TASK_TYPE_OBJECT_DETECTION, 2, [first], ["probabilities"])
+        tensors.outputs(_model(model_pb2.TASK_TYPE_OBJECT_DETECTION, 2), [first], ["probabilities"])
 
 
 def test_classification_outputs_by_class_id() -> None:
@@ -79,7 +80,7 @@ def test_classification_outputs_by_class_id() -> None:
     response.classification.predictions.extend([
         inference_pb2.ClassPrediction(class_name="square", class_id=2, confidence=0.7),
         inference_pb2.ClassPrediction(class_name="circle", class_id=0, confidence=0.3)])
-    out = {t.name: t for t in tensors.outputs(model_pb2.TASK_TYPE_CLASSIFICATION, 3, [response], [])}
+    out = {t.name: t for t in tensors.outputs(_model(model_pb2.TASK_TYPE_CLASSIFICATION, 3), [response], [])}
     np.testing.assert_allclose(out["probabilities"].data, [[0.3, 0.0, 0.7]])
     assert out["top"].data == [b"square"] and out["top_class_id"].data.tolist() == [2]
     reply = codec.infer_response(codec.InferResult("m", "1", "id", list(out.values())))
@@ -93,12 +94,12 @@ def test_keypoint_outputs_carry_every_named_point() -> None:
         instance = response.keypoint_detection.instances.add(detection=_detection(x, "triangle", 2))
         instance.keypoints.extend([inference_pb2.Keypoint(x=x + i, y=5.0 + i, confidence=0.9, name=f"corner-{i}")
                                    for i in range(3)])
-    out = {t.name: t for t in tensors.outputs(model_pb2.TASK_TYPE_KEYPOINT_DETECTION, 3, [response], [])}
+    out = {t.name: t for t in tensors.outputs(_model(model_pb2.TASK_TYPE_KEYPOINT_DETECTION, 3), [response], [])}
     assert out["keypoints"].shape == [2, 3, 3]
     np.testing.assert_allclose(out["keypoints"].data[1], [[40, 5, 0.9], [41, 6, 0.9], [42, 7, 0.9]], rtol=1e-6)
     np.testing.assert_allclose(out["boxes"].data, [[5, 18, 15, 22], [35, 18, 45, 22]])
-    empty = tensors.outputs(model_pb2.TASK_TYPE_KEYPOINT_DETECTION, 3, [inference_pb2.InferResponse()], ["keypoints"])
-    assert [(t.name, t.shape) for t in empty] == [("keypoints", [0, 0, 3])]
+    empty = tensors.outputs(_model(model_pb2.TASK_TYPE_KEYPOINT_DETECTION, 3), [inference_pb2.InferResponse()], ["keypoints"])
+    assert [(t.name, t.shape) for t in empty] == [("keypoints", [0, 3, 3])]  # the model's K points, even with no rows
 
 
 def test_oriented_outputs_give_the_rotated_box_its_corners_and_envelope() -> None:
@@ -106,8 +107,16 @@ def test_oriented_outputs_give_the_rotated_box_its_corners_and_envelope() -> Non
     box = response.oriented_detection.boxes.add(x=20, y=20, width=10, height=4, angle=0.5, confidence=0.8,
                                                 class_name="rectangle", class_id=1, detection_id="d1")
     box.corners.extend([inference_pb2.Point(x=x, y=y) for x, y in ((14, 17), (24, 14), (26, 23), (16, 26))])
-    out = {t.name: t for t in tensors.outputs(model_pb2.TASK_TYPE_ORIENTED_DETECTION, 3, [response], [])}
+    out = {t.name: t for t in tensors.outputs(_model(model_pb2.TASK_TYPE_ORIENTED_DETECTION, 3), [response], [])}
     np.testing.assert_allclose(out["obb"].data, [[20, 20, 10, 4, 0.5]], rtol=1e-6)
     np.testing.assert_allclose(out["corners"].data, [[[14, 17], [24, 14], [26, 23], [16, 26]]])
     np.testing.assert_allclose(out["boxes"].data, [[14, 14, 26, 26]])  # the corners' axis-aligned envelope
     assert out["class_names"].data == [b"rectangle"] and out["scores"].data.tolist() == pytest.approx([0.8])
+
+
+def _model(task_type: int, classes: int) -> descriptor_pb2.ModelDescriptor:
+    """A descriptor as the gateway resolves it: its task, classes and (keypoint models) keypoint names."""
+    model = descriptor_pb2.ModelDescriptor(task_type=task_type, class_names=[f"c{i}" for i in range(classes)])
+    if task_type == model_pb2.TASK_TYPE_KEYPOINT_DETECTION:
+        model.keypoints.names.extend(["a", "b", "c"])
+    return model

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fleet.v1 import inference_pb2
-from services.model_worker.presenters.segmentation import points_wire
+from services.tasks.segmentation import points_wire
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])

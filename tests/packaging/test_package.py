@@ -122,7 +122,7 @@ def test_ambiguous_outputs_are_refused_until_the_model_type_is_given(tmp_path: P
     onnx_bytes = export_like([("output0", "rows", (7,))], metadata=meta)
     with pytest.raises(ModelPackageError, match=r"fit several layouts: \['yolov5', 'yolo-e2e-obb'\]"):
         package(tmp_path, onnx_bytes)
-    assert package(tmp_path, onnx_bytes, model_type="yolo-e2e-obb").task_type.value == "oriented-detection"
+    assert package(tmp_path, onnx_bytes, model_type="yolo-e2e-obb").task_type == "oriented-detection"
 
 
 @pytest.mark.parametrize("outputs,meta,message", [

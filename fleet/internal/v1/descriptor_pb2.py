@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from fleet.v1 import model_pb2 as fleet_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"fleet/internal/v1/descriptor.proto\x12\x11\x66leet.internal.v1\x1a\x14\x66leet/v1/model.proto\"\xc1\x02\n\tInputSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x32\n\x0bresize_mode\x18\x04 \x01(\x0e\x32\x1d.fleet.internal.v1.ResizeMode\x12)\n\x0b\x63olor_order\x18\x05 \x01(\x0e\x32\x14.fleet.v1.ColorOrder\x12\x11\n\tpad_value\x18\x06 \x01(\r\x12\r\n\x05scale\x18\x07 \x01(\x02\x12\x0c\n\x04mean\x18\x08 \x03(\x02\x12\x0b\n\x03std\x18\t \x03(\x02\x12\x37\n\rinterpolation\x18\n \x01(\x0e\x32 .fleet.internal.v1.Interpolation\x12\x32\n\x06\x61nchor\x18\x0b \x01(\x0e\x32\".fleet.internal.v1.LetterboxAnchor\"|\n\x0cTaskDefaults\x12\x12\n\nconfidence\x18\x01 \x01(\x02\x12\x15\n\riou_threshold\x18\x02 \x01(\x02\x12\x16\n\x0emax_detections\x18\x03 \x01(\r\x12\x1a\n\x12\x63lass_agnostic_nms\x18\x04 \x01(\x08\x12\r\n\x05top_k\x18\x05 \x01(\r\"\x87\x01\n\x0cKeypointSpec\x12\r\n\x05names\x18\x01 \x03(\t\x12\x36\n\x08skeleton\x18\x02 \x03(\x0b\x32$.fleet.internal.v1.KeypointSpec.Edge\x12\x0c\n\x04\x64ims\x18\x03 \x01(\r\x1a\"\n\x04\x45\x64ge\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\"\xad\x04\n\x0fModelDescriptor\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x14\n\x0c\x61rtifact_uri\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x06 \x03(\t\x12+\n\x05input\x18\x07 \x01(\x0b\x32\x1c.fleet.internal.v1.InputSpec\x12\x11\n\tworkspace\x18\x08 \x01(\t\x12\x14\n\x0coutput_names\x18\t \x03(\t\x12\x16\n\x0emax_batch_size\x18\n \x01(\r\x12\x13\n\x0bmulti_label\x18\x0b \x01(\x08\x12\x31\n\x08\x64\x65\x66\x61ults\x18\x0c \x01(\x0b\x32\x1f.fleet.internal.v1.TaskDefaults\x12\x0f\n\x07\x61liases\x18\r \x03(\t\x12\x0e\n\x06public\x18\x0e \x01(\x08\x12\x12\n\nsize_bytes\x18\x0f \x01(\x04\x12\x42\n\x08metadata\x18\x10 \x03(\x0b\x32\x30.fleet.internal.v1.ModelDescriptor.MetadataEntry\x12\x32\n\tkeypoints\x18\x11 \x01(\x0b\x32\x1f.fleet.internal.v1.KeypointSpec\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*z\n\nResizeMode\x12\x1b\n\x17RESIZE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15RESIZE_MODE_LETTERBOX\x10\x01\x12\x17\n\x13RESIZE_MODE_STRETCH\x10\x02\x12\x1b\n\x17RESIZE_MODE_CENTER_CROP\x10\x03*\xaf\x01\n\rInterpolation\x12\x1d\n\x19INTERPOLATION_UNSPECIFIED\x10\x00\x12\x18\n\x14INTERPOLATION_LINEAR\x10\x01\x12\x16\n\x12INTERPOLATION_AREA\x10\x02\x12\x17\n\x13INTERPOLATION_CUBIC\x10\x03\x12\x19\n\x15INTERPOLATION_LANCZOS\x10\x04\x12\x19\n\x15INTERPOLATION_NEAREST\x10\x05*o\n\x0fLetterboxAnchor\x12 \n\x1cLETTERBOX_ANCHOR_UNSPECIFIED\x10\x00\x12\x1b\n\x17LETTERBOX_ANCHOR_CENTER\x10\x01\x12\x1d\n\x19LETTERBOX_ANCHOR_TOP_LEFT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"fleet/internal/v1/descriptor.proto\x12\x11\x66leet.internal.v1\x1a\x14\x66leet/v1/model.proto\"\xc1\x02\n\tInputSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x32\n\x0bresize_mode\x18\x04 \x01(\x0e\x32\x1d.fleet.internal.v1.ResizeMode\x12)\n\x0b\x63olor_order\x18\x05 \x01(\x0e\x32\x14.fleet.v1.ColorOrder\x12\x11\n\tpad_value\x18\x06 \x01(\r\x12\r\n\x05scale\x18\x07 \x01(\x02\x12\x0c\n\x04mean\x18\x08 \x03(\x02\x12\x0b\n\x03std\x18\t \x03(\x02\x12\x37\n\rinterpolation\x18\n \x01(\x0e\x32 .fleet.internal.v1.Interpolation\x12\x32\n\x06\x61nchor\x18\x0b \x01(\x0e\x32\".fleet.internal.v1.LetterboxAnchor\"|\n\x0cTaskDefaults\x12\x12\n\nconfidence\x18\x01 \x01(\x02\x12\x15\n\riou_threshold\x18\x02 \x01(\x02\x12\x16\n\x0emax_detections\x18\x03 \x01(\r\x12\x1a\n\x12\x63lass_agnostic_nms\x18\x04 \x01(\x08\x12\r\n\x05top_k\x18\x05 \x01(\r\"\x87\x01\n\x0cKeypointSpec\x12\r\n\x05names\x18\x01 \x03(\t\x12\x36\n\x08skeleton\x18\x02 \x03(\x0b\x32$.fleet.internal.v1.KeypointSpec.Edge\x12\x0c\n\x04\x64ims\x18\x03 \x01(\r\x1a\"\n\x04\x45\x64ge\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\"\xce\x04\n\x0fModelDescriptor\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.fleet.v1.TaskType\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x14\n\x0c\x61rtifact_uri\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x06 \x03(\t\x12+\n\x05input\x18\x07 \x01(\x0b\x32\x1c.fleet.internal.v1.InputSpec\x12\x11\n\tworkspace\x18\x08 \x01(\t\x12\x14\n\x0coutput_names\x18\t \x03(\t\x12\x16\n\x0emax_batch_size\x18\n \x01(\r\x12\x13\n\x0bmulti_label\x18\x0b \x01(\x08\x12\x31\n\x08\x64\x65\x66\x61ults\x18\x0c \x01(\x0b\x32\x1f.fleet.internal.v1.TaskDefaults\x12\x0f\n\x07\x61liases\x18\r \x03(\t\x12\x0e\n\x06public\x18\x0e \x01(\x08\x12\x12\n\nsize_bytes\x18\x0f \x01(\x04\x12\x42\n\x08metadata\x18\x10 \x03(\x0b\x32\x30.fleet.internal.v1.ModelDescriptor.MetadataEntry\x12\x32\n\tkeypoints\x18\x11 \x01(\x0b\x32\x1f.fleet.internal.v1.KeypointSpec\x12\x11\n\tspec_json\x18\x12 \x01(\t\x12\x0c\n\x04task\x18\x13 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*z\n\nResizeMode\x12\x1b\n\x17RESIZE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15RESIZE_MODE_LETTERBOX\x10\x01\x12\x17\n\x13RESIZE_MODE_STRETCH\x10\x02\x12\x1b\n\x17RESIZE_MODE_CENTER_CROP\x10\x03*\xaf\x01\n\rInterpolation\x12\x1d\n\x19INTERPOLATION_UNSPECIFIED\x10\x00\x12\x18\n\x14INTERPOLATION_LINEAR\x10\x01\x12\x16\n\x12INTERPOLATION_AREA\x10\x02\x12\x17\n\x13INTERPOLATION_CUBIC\x10\x03\x12\x19\n\x15INTERPOLATION_LANCZOS\x10\x04\x12\x19\n\x15INTERPOLATION_NEAREST\x10\x05*o\n\x0fLetterboxAnchor\x12 \n\x1cLETTERBOX_ANCHOR_UNSPECIFIED\x10\x00\x12\x1b\n\x17LETTERBOX_ANCHOR_CENTER\x10\x01\x12\x1d\n\x19LETTERBOX_ANCHOR_TOP_LEFT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +34,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELDESCRIPTOR_METADATAENTRY']._loaded_options = None
   _globals['_MODELDESCRIPTOR_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_RESIZEMODE']._serialized_start=1227
-  _globals['_RESIZEMODE']._serialized_end=1349
-  _globals['_INTERPOLATION']._serialized_start=1352
-  _globals['_INTERPOLATION']._serialized_end=1527
-  _globals['_LETTERBOXANCHOR']._serialized_start=1529
-  _globals['_LETTERBOXANCHOR']._serialized_end=1640
+  _globals['_RESIZEMODE']._serialized_start=1260
+  _globals['_RESIZEMODE']._serialized_end=1382
+  _globals['_INTERPOLATION']._serialized_start=1385
+  _globals['_INTERPOLATION']._serialized_end=1560
+  _globals['_LETTERBOXANCHOR']._serialized_start=1562
+  _globals['_LETTERBOXANCHOR']._serialized_end=1673
   _globals['_INPUTSPEC']._serialized_start=80
   _globals['_INPUTSPEC']._serialized_end=401
   _globals['_TASKDEFAULTS']._serialized_start=403
@@ -49,7 +49,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KEYPOINTSPEC_EDGE']._serialized_start=631
   _globals['_KEYPOINTSPEC_EDGE']._serialized_end=665
   _globals['_MODELDESCRIPTOR']._serialized_start=668
-  _globals['_MODELDESCRIPTOR']._serialized_end=1225
-  _globals['_MODELDESCRIPTOR_METADATAENTRY']._serialized_start=1178
-  _globals['_MODELDESCRIPTOR_METADATAENTRY']._serialized_end=1225
+  _globals['_MODELDESCRIPTOR']._serialized_end=1258
+  _globals['_MODELDESCRIPTOR_METADATAENTRY']._serialized_start=1211
+  _globals['_MODELDESCRIPTOR_METADATAENTRY']._serialized_end=1258
 # @@protoc_insertion_point(module_scope)

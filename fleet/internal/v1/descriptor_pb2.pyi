@@ -101,7 +101,7 @@ class KeypointSpec(_message.Message):
     def __init__(self, names: _Optional[_Iterable[str]] = ..., skeleton: _Optional[_Iterable[_Union[KeypointSpec.Edge, _Mapping]]] = ..., dims: _Optional[int] = ...) -> None: ...
 
 class ModelDescriptor(_message.Message):
-    __slots__ = ("model_id", "task_type", "model_type", "artifact_uri", "sha256", "class_names", "input", "workspace", "output_names", "max_batch_size", "multi_label", "defaults", "aliases", "public", "size_bytes", "metadata", "keypoints")
+    __slots__ = ("model_id", "task_type", "model_type", "artifact_uri", "sha256", "class_names", "input", "workspace", "output_names", "max_batch_size", "multi_label", "defaults", "aliases", "public", "size_bytes", "metadata", "keypoints", "spec_json", "task")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,8 @@ class ModelDescriptor(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     task_type: _model_pb2.TaskType
     model_type: str
@@ -143,4 +145,6 @@ class ModelDescriptor(_message.Message):
     size_bytes: int
     metadata: _containers.ScalarMap[str, str]
     keypoints: KeypointSpec
-    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[_model_pb2.TaskType, str]] = ..., model_type: _Optional[str] = ..., artifact_uri: _Optional[str] = ..., sha256: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., workspace: _Optional[str] = ..., output_names: _Optional[_Iterable[str]] = ..., max_batch_size: _Optional[int] = ..., multi_label: bool = ..., defaults: _Optional[_Union[TaskDefaults, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ..., public: bool = ..., size_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., keypoints: _Optional[_Union[KeypointSpec, _Mapping]] = ...) -> None: ...
+    spec_json: str
+    task: str
+    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[_model_pb2.TaskType, str]] = ..., model_type: _Optional[str] = ..., artifact_uri: _Optional[str] = ..., sha256: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., workspace: _Optional[str] = ..., output_names: _Optional[_Iterable[str]] = ..., max_batch_size: _Optional[int] = ..., multi_label: bool = ..., defaults: _Optional[_Union[TaskDefaults, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ..., public: bool = ..., size_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., keypoints: _Optional[_Union[KeypointSpec, _Mapping]] = ..., spec_json: _Optional[str] = ..., task: _Optional[str] = ...) -> None: ...

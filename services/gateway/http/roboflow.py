@@ -1,6 +1,7 @@
 """The Roboflow inference server's HTTP routes, on the fleet's core.
 
-  POST /infer/object_detection | /infer/instance_segmentation | /infer/classification | /infer/keypoints_detection
+  POST /infer/<task route>                 (one per task with a route: object_detection, instance_segmentation,
+                                            classification, keypoints_detection, oriented_object_detection, ...)
   POST /{project}/{version}?api_key=...    (legacy: base64 body, multipart 'file', or ?image=<url>)
   POST /model/add, /model/remove, /model/clear; GET /model/registry; GET /info
 
@@ -10,20 +11,21 @@ Unset parameters take the model's defaults, as on gRPC. Roboflow fields the flee
 
 from __future__ import annotations
 
-import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet.v1 import inference_pb2, model_pb2
-from services.common.errors import FleetError, InvalidArgument, InvalidImage
+from fleet.v1 import inference_pb2
+from services.common.errors import InvalidArgument, InvalidImage
 from services.gateway.caller import Caller
 from services.gateway.http import images
 from services.gateway.http.context import HttpContext
-from services.gateway.http.roboflow_json import TASK_ROUTES, inference_json, model_json
+from services.gateway.http.roboflow_json import inference_json, model_json
 from services.gateway.params import inference_parameters
+from services.tasks import registry as tasks
+from services.tasks.base import Task
 
 Confidence = float | Literal["best", "default"] | None
 
@@ -72,52 +74,30 @@ def _parameters(body: InferRequestBody) -> inference_pb2.InferenceParameters:
 def router(ctx: HttpContext) -> APIRouter:
     api = APIRouter(tags=["Roboflow-compatible"])
 
-    async def infer_task(request: Request, body: InferRequestBody, task: int) -> object:
+    async def infer_task(request: Request, body: InferRequestBody, task: Task) -> object:
         caller = await ctx.caller(request, body.api_key)
         model = await ctx.gateway.model(caller, body.model_id)
-        if model.task_type != task:
-            right = TASK_ROUTES.get(model.task_type)
-            raise InvalidArgument(f"model {model.model_id!r} is not a {TASK_ROUTES[task]} model"
-                                  + (f"; use POST /infer/{right}" if right else ""))
-        params = _parameters(body)
+        actual = tasks.of_model(model)
+        if actual is not task:
+            raise InvalidArgument(f"model {model.model_id!r} is not a {task.route} model"
+                                  + (f"; use POST /infer/{actual.route}" if actual.route else ""))
         refs = body.image if isinstance(body.image, list) else [body.image]
         if not refs:
             raise InvalidImage("the request carries no image: set image {type, value}")
-        requests = [inference_pb2.InferRequest(model_id=body.model_id, parameters=params,
-                                               image=images.reference_image(r.type, r.value, ctx.max_image_bytes))
-                    for r in refs]
-        answers = await asyncio.gather(*(ctx.gateway.infer(caller, r, ctx.timeout_s(request)) for r in requests))
+        sources = [images.reference_image(r.type, r.value, ctx.max_image_bytes) for r in refs]
+        answers = await ctx.gateway.infer_images(caller, model, sources, _parameters(body), ctx.timeout_s(request))
         out = [inference_json(a) for a in answers]
         return out if isinstance(body.image, list) else out[0]
 
-    @api.post("/infer/object_detection", summary="Object detection (Roboflow's v1 route)")
-    async def infer_object_detection(request: Request, body: InferRequestBody) -> object:
-        return await infer_task(request, body, model_pb2.TASK_TYPE_OBJECT_DETECTION)
-
-    @api.post("/infer/instance_segmentation", summary="Instance segmentation (Roboflow's v1 route)")
-    async def infer_instance_segmentation(request: Request, body: InferRequestBody) -> object:
-        return await infer_task(request, body, model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION)
-
-    @api.post("/infer/classification", summary="Classification (Roboflow's v1 route)")
-    async def infer_classification(request: Request, body: InferRequestBody) -> object:
-        return await infer_task(request, body, model_pb2.TASK_TYPE_CLASSIFICATION)
-
-    @api.post("/infer/keypoints_detection", summary="Keypoint detection (Roboflow's v1 route)")
-    async def infer_keypoints_detection(request: Request, body: InferRequestBody) -> object:
-        return await infer_task(request, body, model_pb2.TASK_TYPE_KEYPOINT_DETECTION)
+    for task in tasks.all_tasks():  # one route per task that has one (plug-ins included)
+        if task.route:
+            api.add_api_route(f"/infer/{task.route}", _route(infer_task, task), methods=["POST"],
+                              summary=f"{task.name} ({task.summary})", name=f"infer_{task.route}")
 
     async def registry(caller: Caller, also: tuple[str, str] | None = None) -> dict:
         """Models loaded across the fleet, as /model/registry lists them (``also``: a requested alias)."""
-        loaded = {m.model_id: m.task_type for m in await ctx.gateway.describe_models(caller)}
-        found = await asyncio.gather(*(ctx.gateway.model(caller, i) for i in loaded), return_exceptions=True)
-        models = []
-        for model_id, described in zip(loaded, found):
-            if isinstance(described, BaseException) and not isinstance(described, FleetError):
-                raise described
-            # A model loaded but no longer resolvable (removed from the registry) is listed without sizes.
-            models.append(model_json(model_id, None if isinstance(described, FleetError) else described,
-                                     loaded[model_id]))
-        if also is not None and also[0] not in loaded:
+        models = [model_json(model_id, model) for model_id, model in (await ctx.gateway.loaded_models(caller)).items()]
+        if also is not None and all(m["model_id"] != also[0] for m in models):
             requested, canonical = also
             models += [{**m, "model_id": requested} for m in models if m["model_id"] == canonical]
         return {"models": models}
@@ -149,6 +129,15 @@ def router(ctx: HttpContext) -> APIRouter:
         return {"name": "inference-fleet", "version": ctx.version, "uuid": ctx.instance_id}
 
     return api
+
+
+def _route(infer_task, task: Task):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    """The handler of ``/infer/<task.route>`` (its own function, so FastAPI reads its body's schema)."""
+
+    async def infer(request: Request, body: InferRequestBody) -> object:
+        return await infer_task(request, body, task)
+
+    return infer
 
 
 def legacy_router(ctx: HttpContext) -> APIRouter:

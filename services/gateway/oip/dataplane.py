@@ -7,16 +7,14 @@ calls; knows neither protobuf transport nor HTTP. A fleet model id ``project/ver
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from fleet.internal.v1 import descriptor_pb2
-from fleet.v1 import inference_pb2
-from services.common.descriptors import TASK_FROM_PROTO
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 from services.gateway.oip import tensors
 from services.gateway.oip.tensors import Tensor, TensorSpec
+from services.tasks import registry as tasks
 
 PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("model_repository", "fleet_tasks")
@@ -58,21 +56,15 @@ def split_id(model_id: str) -> tuple[str, str]:
 
 
 def metadata_of(name: str, model: descriptor_pb2.ModelDescriptor) -> ModelMetadata:
-    task = descriptors_task(model)
     return ModelMetadata(
         name=name, versions=[split_id(model.model_id)[1]], platform=PLATFORM, inputs=tensors.INPUTS,
-        outputs=tensors.OUTPUTS.get(model.task_type, ()),
-        parameters={"model_id": model.model_id, "task": task, "model_type": model.model_type,
+        outputs=tensors.output_specs(model),
+        parameters={"model_id": model.model_id, "task": tasks.of_model(model).name, "model_type": model.model_type,
                     "class_names": ",".join(model.class_names), "num_classes": len(model.class_names),
                     "input_width": model.input.width, "input_height": model.input.height,
                     "max_batch_size": model.max_batch_size},
         input_parameters={"accepts": "BYTES [B] encoded images, or UINT8 [H, W, 3] / [B, H, W, 3] pixels"},
     )
-
-
-def descriptors_task(model: descriptor_pb2.ModelDescriptor) -> str:
-    task = TASK_FROM_PROTO.get(model.task_type)
-    return task.value if task is not None else "unknown"
 
 
 class DataPlane:
@@ -96,16 +88,13 @@ class DataPlane:
 
     async def infer(self, caller: Caller, name: str, version: str, request_id: str, inputs: list[Tensor],
                     parameters: dict[str, object], requested: list[str], timeout_s: float | None) -> InferResult:
-        """Every batch row as one fleet inference (the worker batches them again), answered as tensors."""
+        """The batch rows as one batch on one worker (the core's batch use case), answered as tensors; a row
+        that fails fails the request, naming its row."""
         model = await self.gateway.model(caller, tensors.model_id_of(name, version))
         params, bgr = tensors.options(parameters)
         rows = tensors.images(inputs, bgr)
-        responses = await asyncio.gather(*(
-            self.gateway.infer(caller, inference_pb2.InferRequest(model_id=model.model_id, image=image,
-                                                                  parameters=params), timeout_s)
-            for image in rows
-        ))
-        outputs = tensors.outputs(model.task_type, len(model.class_names), list(responses), requested)
+        responses = await self.gateway.infer_images(caller, model, rows, params, timeout_s, item="batch row")
+        outputs = tensors.outputs(model, responses, requested)
         return InferResult(
             model_name=name, model_version=split_id(model.model_id)[1], id=request_id, outputs=outputs,
             parameters={"model_id": model.model_id,
@@ -115,8 +104,8 @@ class DataPlane:
 
     # ---- model repository extension --------------------------------------------------------------
     async def index(self, caller: Caller, ready_only: bool) -> list[IndexEntry]:
-        models, loaded = await asyncio.gather(self.gateway.list_models(caller), self.gateway.describe_models(caller))
-        held = {m.model_id for m in loaded}
+        models = await self.gateway.list_models(caller)
+        held = set().union(*self.gateway.loaded_model_ids(caller))
         entries = []
         for model in sorted(models, key=lambda m: m.model_id):
             name, version = split_id(model.model_id)

@@ -7,6 +7,7 @@ same ``@rpc`` decorator as fleet.v1, with the same messages.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -15,22 +16,20 @@ from fleet_oip.v2 import grpc_service_pb2 as pb
 from fleet_oip.v2 import grpc_service_pb2_grpc as pb_grpc
 from services.common.errors import FleetError
 from services.common.rpc import rpc, rpc_stream
+from services.common.rpc_errors import error_text
 from services.gateway.auth import Authenticator
 from services.gateway.caller import Caller
 from services.gateway.oip import codec
 from services.gateway.oip.dataplane import EXTENSIONS, DataPlane
-from services.gateway.streaming import bounded_map
+from services.gateway.streaming import StreamLimits, bounded_map
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
-MAX_STREAM_IN_FLIGHT = 64
 
 
 class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, plane: DataPlane, auth: Authenticator) -> None:
+    def __init__(self, plane: DataPlane, auth: Authenticator, stream_limits: StreamLimits | None = None) -> None:
         self.plane, self.auth = plane, auth
-
-    async def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
-        return await self.auth.authenticate(context.invocation_metadata())
+        self.stream_limits = stream_limits or StreamLimits()
 
     @rpc(SERVICE)
     async def ServerLive(self, request, context):  # noqa: N802
@@ -47,12 +46,12 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc(SERVICE)
     async def ModelReady(self, request, context):  # noqa: N802
-        ready = await self.plane.model_ready(await self._caller(context), request.name, request.version)
+        ready = await self.plane.model_ready(await self.auth.caller_of(context), request.name, request.version)
         return pb.ModelReadyResponse(ready=ready)
 
     @rpc(SERVICE)
     async def ModelMetadata(self, request, context):  # noqa: N802
-        meta = await self.plane.model_metadata(await self._caller(context), request.name, request.version)
+        meta = await self.plane.model_metadata(await self.auth.caller_of(context), request.name, request.version)
         return codec.metadata_response(meta)
 
     async def _infer(self, caller: Caller, request: pb.ModelInferRequest, timeout_s: float | None):  # noqa: ANN202
@@ -63,27 +62,30 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc(SERVICE)
     async def ModelInfer(self, request, context):  # noqa: N802
-        return await self._infer(await self._caller(context), request, context.time_remaining())
+        return await self._infer(await self.auth.caller_of(context), request, context.time_remaining())
 
     @rpc_stream(SERVICE)
     async def ModelStreamInfer(self, request_iterator, context):  # noqa: N802
-        caller = await self._caller(context)
+        caller = await self.auth.caller_of(context)
 
         async def items() -> AsyncIterator[tuple[str, pb.ModelInferRequest]]:
             async for item in request_iterator:
                 yield item.id, item
 
-        async for request_id, outcome in bounded_map(lambda r: self._infer(caller, r, None), items(),
-                                                      MAX_STREAM_IN_FLIGHT):
-            if isinstance(outcome, FleetError):
-                yield pb.ModelStreamInferResponse(error_message=f"{outcome.code.name}: {outcome.message}",
-                                                  infer_response=pb.ModelInferResponse(id=request_id))
-            else:
-                yield pb.ModelStreamInferResponse(infer_response=outcome)
+        # The same bounds as fleet.v1's InferStream; each item gets what is left of the stream's deadline.
+        outcomes = bounded_map(lambda r: self._infer(caller, r, context.time_remaining()), items(),
+                               self.stream_limits)
+        async with contextlib.aclosing(outcomes):  # closing the call cancels its items at once
+            async for request_id, outcome in outcomes:
+                if isinstance(outcome, FleetError):
+                    yield pb.ModelStreamInferResponse(error_message=error_text(outcome),
+                                                      infer_response=pb.ModelInferResponse(id=request_id))
+                else:
+                    yield pb.ModelStreamInferResponse(infer_response=outcome)
 
     @rpc(SERVICE)
     async def RepositoryIndex(self, request, context):  # noqa: N802
-        entries = await self.plane.index(await self._caller(context), request.ready)
+        entries = await self.plane.index(await self.auth.caller_of(context), request.ready)
         return pb.RepositoryIndexResponse(models=[
             pb.RepositoryIndexResponse.ModelIndex(name=e.name, version=e.version, state=e.state, reason=e.reason)
             for e in entries
@@ -91,10 +93,10 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc(SERVICE)
     async def RepositoryModelLoad(self, request, context):  # noqa: N802
-        await self.plane.load(await self._caller(context), request.model_name)
+        await self.plane.load(await self.auth.caller_of(context), request.model_name)
         return pb.RepositoryModelLoadResponse()
 
     @rpc(SERVICE)
     async def RepositoryModelUnload(self, request, context):  # noqa: N802
-        await self.plane.unload(await self._caller(context), request.model_name)
+        await self.plane.unload(await self.auth.caller_of(context), request.model_name)
         return pb.RepositoryModelUnloadResponse()

@@ -7,29 +7,23 @@ Inputs (one tensor, named ``image``):
 Options are request parameters: confidence, iou_threshold, max_detections, max_candidates,
 class_filter (comma-separated names), class_agnostic_nms, visualize.
 
-Outputs, by task (``OUTPUTS``; every row of every batch image, with ``batch_index`` saying whose):
-  detection     boxes FP32 [N, 4] (x1, y1, x2, y2 in original pixels), scores FP32 [N],
-                class_ids INT32 [N], class_names BYTES [N], batch_index INT32 [N]
-  segmentation  the same, plus polygons BYTES [N] (JSON [[x, y], ...] in original pixels)
-  keypoints     the detection tensors, plus keypoints FP32 [N, K, 3] (x, y, confidence per named point)
-  oriented      boxes (the axis-aligned envelope), scores, class_ids, class_names, batch_index as for
-                detection, plus obb FP32 [N, 5] (centre x, centre y, width, height, angle in radians) and
-                corners FP32 [N, 4, 2]
-  classification probabilities FP32 [B, C] (by class id), top BYTES [B] (class name),
-                top_class_id INT32 [B], top_confidence FP32 [B]
-  every task    image_size INT32 [B, 2] (width, height); visualization BYTES [B] (JPEG, with visualize)
+Outputs: each task's (``Task.oip_outputs`` and ``Task.oip_tensors`` in ``services.tasks``), every row of
+every batch image, then ``image_size`` INT32 [B, 2] (width, height) and, with visualize, ``visualization``
+BYTES [B] (JPEG). The README lists them per task.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 
+from fleet.internal.v1 import descriptor_pb2
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.errors import InvalidArgument
 from services.gateway.params import inference_parameters
+from services.tasks import registry as tasks
+from services.tasks.base import TensorSpec
 
 INPUT_NAME = "image"
 # Parameters Triton's and KServe's clients set on their own; accepted and ignored.
@@ -52,27 +46,6 @@ class Tensor:
     text: bool = False  # BYTES elements are UTF-8 text (else binary, e.g. JPEG)
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-
-
-_COMMON = (TensorSpec("image_size", "INT32", (-1, 2)), TensorSpec("visualization", "BYTES", (-1,)))
-_DETECTION = (TensorSpec("boxes", "FP32", (-1, 4)), TensorSpec("scores", "FP32", (-1,)),
-              TensorSpec("class_ids", "INT32", (-1,)), TensorSpec("class_names", "BYTES", (-1,)),
-              TensorSpec("batch_index", "INT32", (-1,)))
-OUTPUTS: dict[int, tuple[TensorSpec, ...]] = {
-    model_pb2.TASK_TYPE_OBJECT_DETECTION: (*_DETECTION, *_COMMON),
-    model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION: (*_DETECTION, TensorSpec("polygons", "BYTES", (-1,)), *_COMMON),
-    model_pb2.TASK_TYPE_KEYPOINT_DETECTION: (*_DETECTION, TensorSpec("keypoints", "FP32", (-1, -1, 3)), *_COMMON),
-    model_pb2.TASK_TYPE_ORIENTED_DETECTION: (*_DETECTION, TensorSpec("obb", "FP32", (-1, 5)),
-                                             TensorSpec("corners", "FP32", (-1, 4, 2)), *_COMMON),
-    model_pb2.TASK_TYPE_CLASSIFICATION: (
-        TensorSpec("probabilities", "FP32", (-1, -1)), TensorSpec("top", "BYTES", (-1,)),
-        TensorSpec("top_class_id", "INT32", (-1,)), TensorSpec("top_confidence", "FP32", (-1,)), *_COMMON),
-}
 INPUTS = (TensorSpec(INPUT_NAME, "BYTES", (-1,)),)
 
 
@@ -144,90 +117,22 @@ def _raw(tensor: Tensor, bgr: bool) -> list[inference_pb2.Image]:
 
 
 # ---- responses -> output tensors ----------------------------------------------------------------
-Points = list[tuple[float, ...]]
 
 
-def _envelope(box: inference_pb2.OrientedBox) -> inference_pb2.Detection:
-    """The axis-aligned box around an oriented one's corners (centre x, y, width, height)."""
-    xs, ys = [c.x for c in box.corners] or [box.x], [c.y for c in box.corners] or [box.y]
-    return inference_pb2.Detection(x=(min(xs) + max(xs)) / 2, y=(min(ys) + max(ys)) / 2, width=max(xs) - min(xs),
-                                   height=max(ys) - min(ys), confidence=box.confidence, class_name=box.class_name,
-                                   class_id=box.class_id, detection_id=box.detection_id)
+def output_specs(model: descriptor_pb2.ModelDescriptor) -> tuple[TensorSpec, ...]:
+    """The output tensors a model answers (ModelMetadata's outputs)."""
+    return tasks.of_model(model).oip_outputs
 
 
-def _instances(response: inference_pb2.InferResponse) -> list[tuple[inference_pb2.Detection, Points]]:
-    """(box, points) per result row: an outline, keypoints (x, y, confidence), or oriented box + corners."""
-    kind = response.WhichOneof("result")
-    if kind == "instance_segmentation":
-        return [(i.detection, [(p.x, p.y) for p in i.points]) for i in response.instance_segmentation.instances]
-    if kind == "keypoint_detection":
-        return [(i.detection, [(k.x, k.y, k.confidence) for k in i.keypoints])
-                for i in response.keypoint_detection.instances]
-    if kind == "oriented_detection":
-        return [(_envelope(o), [(o.x, o.y, o.width, o.height, o.angle), *((c.x, c.y) for c in o.corners)])
-                for o in response.oriented_detection.boxes]
-    if kind == "object_detection":
-        return [(d, []) for d in response.object_detection.detections]
-    return []
-
-
-def _point_outputs(task: int, rows: list[tuple[int, inference_pb2.Detection, Points]]) -> list[Tensor]:
-    n = len(rows)
-    if task == model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION:
-        outlines = [json.dumps([[round(x, 2), round(y, 2)] for x, y in pts]).encode() for _, _, pts in rows]
-        return [Tensor("polygons", "BYTES", [n], outlines, text=True)]
-    if task == model_pb2.TASK_TYPE_KEYPOINT_DETECTION:
-        k = len(rows[0][2]) if rows else 0
-        return [Tensor("keypoints", "FP32", [n, k, 3], np.array([pts for _, _, pts in rows], np.float32).reshape(n, k, 3))]
-    if task == model_pb2.TASK_TYPE_ORIENTED_DETECTION:
-        obb = np.array([pts[0] for _, _, pts in rows], np.float32).reshape(n, 5)
-        corners = np.array([pts[1:5] for _, _, pts in rows], np.float32).reshape(n, 4, 2)
-        return [Tensor("obb", "FP32", [n, 5], obb), Tensor("corners", "FP32", [n, 4, 2], corners)]
-    return []
-
-
-def _detection_outputs(responses: list[inference_pb2.InferResponse], task: int) -> list[Tensor]:
-    rows = [(b, d, pts) for b, r in enumerate(responses) for d, pts in _instances(r)]
-    n = len(rows)
-    boxes = np.array([[d.x - d.width / 2, d.y - d.height / 2, d.x + d.width / 2, d.y + d.height / 2]
-                      for _, d, _ in rows], np.float32).reshape(n, 4)
-    out = [
-        Tensor("boxes", "FP32", [n, 4], boxes),
-        Tensor("scores", "FP32", [n], np.array([d.confidence for _, d, _ in rows], np.float32)),
-        Tensor("class_ids", "INT32", [n], np.array([d.class_id for _, d, _ in rows], np.int32)),
-        Tensor("class_names", "BYTES", [n], [d.class_name.encode() for _, d, _ in rows], text=True),
-        Tensor("batch_index", "INT32", [n], np.array([b for b, _, _ in rows], np.int32)),
-    ]
-    return out + _point_outputs(task, rows)
-
-
-def _classification_outputs(responses: list[inference_pb2.InferResponse], num_classes: int) -> list[Tensor]:
-    b = len(responses)
-    probabilities = np.zeros((b, num_classes), np.float32)
-    for row, response in enumerate(responses):
-        for p in response.classification.predictions:
-            if p.class_id < num_classes:
-                probabilities[row, p.class_id] = p.confidence
-    results = [r.classification for r in responses]
-    return [
-        Tensor("probabilities", "FP32", [b, num_classes], probabilities),
-        Tensor("top", "BYTES", [b], [c.top_class.encode() for c in results], text=True),
-        Tensor("top_class_id", "INT32", [b], np.array([c.top_class_id for c in results], np.int32)),
-        Tensor("top_confidence", "FP32", [b], np.array([c.top_confidence for c in results], np.float32)),
-    ]
-
-
-def outputs(task: int, num_classes: int, responses: list[inference_pb2.InferResponse],
+def outputs(model: descriptor_pb2.ModelDescriptor, responses: list[inference_pb2.InferResponse],
             requested: list[str]) -> list[Tensor]:
     """The output tensors for one request's responses (one per batch row), limited to ``requested``."""
-    known = [spec.name for spec in OUTPUTS.get(task, _COMMON)]
+    task = tasks.of_model(model)
+    known = [spec.name for spec in task.oip_outputs]
     unknown = [name for name in requested if name not in known]
     if unknown:
         raise InvalidArgument(f"unknown outputs {unknown}; this model has {known}")
-    if task == model_pb2.TASK_TYPE_CLASSIFICATION:
-        tensors = _classification_outputs(responses, num_classes)
-    else:
-        tensors = _detection_outputs(responses, task)
+    tensors = task.oip_tensors(responses, model)
     b = len(responses)
     tensors.append(Tensor("image_size", "INT32", [b, 2],
                           np.array([[r.image_width, r.image_height] for r in responses], np.int32).reshape(b, 2)))

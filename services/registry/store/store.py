@@ -142,7 +142,7 @@ class Tx:
         project, version = split_model_id(record.model_id)
         values = dict(project=project, version=version, workspace=record.workspace, public=record.public,
                       spec=record.spec.model_dump_json(), artifact_uri=record.artifact_uri,
-                      sha256=record.spec.weights.sha256, source=source, updated_at=now, expires_at=expires_at)
+                      sha256=record.spec.sha256, source=source, updated_at=now, expires_at=expires_at)
         await self.conn.execute(self._insert(t.models).values(id=record.model_id, created_at=now, **values)
                                 .on_conflict_do_update(index_elements=["id"], set_=values))
 

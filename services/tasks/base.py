@@ -1,0 +1,131 @@
+"""What a task is: everything task-specific, in one class per task, found through ``services.tasks.registry``.
+
+A task (object detection, classification, a plug-in's own) owns:
+
+- its identity: ``name`` (model.json's ``task_type``), its ``fleet.v1.TaskType`` value (0 for tasks added
+  as plug-ins), the ``InferResponse`` result field it answers in (``task_result``, an ``Any``, for plug-ins);
+- the model types (``layouts``) that serve it, each with the worker's decoder for its raw outputs;
+- the inputs its models take when their package declares none (an image);
+- how the worker presents a result (its protobuf message, its drawing, its inference-log summary);
+- how each edge renders an answer: the Roboflow JSON and ``/infer/<route>``, the OIP output tensors, the
+  CLI's table.
+
+Edges, the CLI and packaging iterate over the registry; none of them names a task. Module-level imports
+here and in the task modules are the client install's (protobuf, the standard library): the CLI renders
+answers through them. What needs numpy or OpenCV (the worker's presenting, the OIP tensors) imports them
+inside the methods that use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from google.protobuf.message import Message
+
+from fleet.v1 import inference_pb2
+from services.common.layouts import Layout
+
+if TYPE_CHECKING:  # the server side's types, for annotations only
+    import numpy as np
+
+    from fleet.internal.v1.descriptor_pb2 import ModelDescriptor
+    from services.common.model_spec import ModelSpec
+    from services.gateway.oip.tensors import Tensor
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An OIP tensor a task answers: its name, datatype and shape (-1: any size)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+#: Every task's OIP outputs end with these (image sizes; annotated JPEGs when asked for).
+COMMON_OUTPUTS = (TensorSpec("image_size", "INT32", (-1, 2)), TensorSpec("visualization", "BYTES", (-1,)))
+
+
+def text_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table (the CLI's)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+class Task:
+    """Base class of a task; subclasses set the class attributes and override what differs."""
+
+    #: model.json's ``task_type`` ("object-detection"); unique.
+    name: ClassVar[str]
+    #: fleet.v1.TaskType value; 0 (UNSPECIFIED) for tasks without one (plug-ins).
+    proto: ClassVar[int] = 0
+    #: The InferResponse ``result`` oneof field; "task_result" packs ``result_message`` in an Any.
+    result_field: ClassVar[str] = "task_result"
+    #: The message a plug-in task's result is (packed into InferResponse.task_result).
+    result_message: ClassVar[type[Message] | None] = None
+    #: The name Roboflow's API (and inference-sdk) uses for the task ("object-detection").
+    roboflow_task: ClassVar[str] = ""
+    #: ``POST /infer/<route>`` on the HTTP edge (None: only the generic routes).
+    route: ClassVar[str | None] = None
+    #: The OIP output tensors, before COMMON_OUTPUTS.
+    oip_outputs: ClassVar[tuple[TensorSpec, ...]] = ()
+    #: The model types (output layouts) that serve this task.
+    layouts: ClassVar[tuple[Layout, ...]] = ()
+    #: One line for listings.
+    summary: ClassVar[str] = ""
+    #: Its models must name their classes (``class_names``).
+    needs_classes: ClassVar[bool] = True
+
+    # ---- answers --------------------------------------------------------------------------------------
+    def result(self, response: inference_pb2.InferResponse) -> Message:
+        """The task's result message in ``response``."""
+        if self.result_field != "task_result":
+            return getattr(response, self.result_field)
+        if self.result_message is None:
+            raise TypeError(f"task {self.name!r} answers in task_result but names no result_message")
+        message = self.result_message()
+        if response.HasField("task_result") and not response.task_result.Unpack(message):
+            raise TypeError(f"task_result holds {response.task_result.type_url}, not {message.DESCRIPTOR.full_name}")
+        return message
+
+    def set_result(self, response: inference_pb2.InferResponse, message: Message) -> None:
+        response.task = self.name
+        if self.result_field == "task_result":
+            response.task_result.Pack(message)
+        else:
+            getattr(response, self.result_field).CopyFrom(message)
+
+    # ---- the worker (called in its CPU pool, off the event loop) ---------------------------------------
+    def present(self, result: Any, spec: ModelSpec, params: Any, height: int, width: int) -> Message:
+        """The result as this task's message."""
+        raise NotImplementedError
+
+    def draw(self, img: np.ndarray, result: Any, spec: ModelSpec) -> None:
+        """Annotate a BGR copy of the image (for ``visualize``); nothing by default."""
+
+    def summarize(self, result: Any, spec: ModelSpec) -> Json:
+        """The result's fields in the inference log (small)."""
+        return {}
+
+    # ---- the edges -------------------------------------------------------------------------------------
+    def roboflow_json(self, response: inference_pb2.InferResponse) -> Json:
+        """The task-specific part of a Roboflow inference answer (``predictions`` and friends)."""
+        raise NotImplementedError
+
+    def oip_tensors(self, responses: Sequence[inference_pb2.InferResponse],
+                    model: ModelDescriptor) -> list[Tensor]:
+        """The output tensors (``oip_outputs``) for one request's responses, one per batch row."""
+        raise NotImplementedError
+
+    def table(self, response: inference_pb2.InferResponse) -> str:
+        """The CLI's plain-text rendering of the result."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
