@@ -19,7 +19,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.common.errors import ModelPackageError
-from services.common.messages import summarize
 from services.common.layouts import LAYOUTS, LayoutParams, TaskType
 from services.tasks import registry as tasks
 
@@ -182,7 +181,7 @@ class ModelSpec(_Frozen):
             raise ValueError(f"task_type {self.task_type!r} is not a task of this fleet ({known})")
         problems = []
         if task.needs_classes and not self.class_names:
-            problems.append(f"class_names: a {self.task_type} model needs at least one class name")
+            problems.append("class_names: at least one is needed")
         names = [i.name for i in self.inputs]
         if len(set(names)) != len(names):
             problems.append(f"inputs: names must be unique, got {names}")
@@ -191,8 +190,7 @@ class ModelSpec(_Frozen):
             problems.append(f"graphs/assets names {bad} must be identifiers other than 'model'")
         layout = LAYOUTS.get(self.model_type)
         if layout is None:
-            problems.append(f"model_type {self.model_type!r} is not supported; use one of the "
-                            f"{summarize(sorted(LAYOUTS), 'model type', listed=4)} (docs/model-package.md)")
+            problems.append(f"model_type {self.model_type!r} is not supported ({', '.join(sorted(LAYOUTS))})")
         elif layout.task != self.task_type:
             problems.append(f"model_type {self.model_type!r} serves {layout.task}, not {self.task_type}")
         if problems:
