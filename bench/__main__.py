@@ -43,7 +43,6 @@ SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "single_session": (levers.planned_s, levers.run_single_session, False),  # a lever's fleet beside a default one
     "ort_threads": (levers.planned_s, levers.run_ort_threads, False),
     "reduced_decode": (levers.planned_decode_s, levers.run_reduced_decode, False),
-    "worker_call_streams": (levers.planned_s, levers.run_worker_call_streams, False),
     "baseline_end": (baseline.planned_recheck_s, lambda cfg, env, images: baseline.recheck(cfg, images), False),
 }
 

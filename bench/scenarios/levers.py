@@ -13,8 +13,6 @@ their ratios (the median of the rounds'). Levers:
 - ``reduced_decode``: ``FLEET_WORKER_JPEG_REDUCED_DECODE=true``, on camera-sized JPEGs (the scenes
   enlarged 3x, 960 to 2,400 px a side, as cameras send them); also decode + pre-process alone, in
   this process, for the same images.
-- ``worker_call_streams``: the gateway's Infer calls to the worker as messages on up to four long-lived
-  streams (``FLEET_GATEWAY_WORKER_CALL_STREAMS=4``) instead of one unary call each.
 
 Settings named ``FLEET_WORKER_*`` go to the lever fleet's worker, the others to its gateway and registry.
 """
@@ -43,7 +41,6 @@ LEVERS = {  # in the order of the report
     "single_session": {"FLEET_WORKER_ORT_ADAPTIVE_THREADS": "false"},
     "ort_threads": {"FLEET_WORKER_ORT_INTRA_OP_THREADS": "1", "FLEET_WORKER_CONCURRENT_RUNS": "2"},
     "reduced_decode": {"FLEET_WORKER_JPEG_REDUCED_DECODE": "true"},
-    "worker_call_streams": {"FLEET_GATEWAY_WORKER_CALL_STREAMS": "4"},
 }
 CONCURRENCY = (1, 16)
 ROUNDS = 2
@@ -77,10 +74,6 @@ def run_single_session(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> 
 
 def run_ort_threads(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
     return _compare(cfg, env, "ort_threads", images)
-
-
-def run_worker_call_streams(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
-    return _compare(cfg, env, "worker_call_streams", images)
 
 
 def run_reduced_decode(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:

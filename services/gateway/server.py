@@ -64,7 +64,6 @@ def build(settings: GatewaySettings) -> Service:
     workers = WorkerPool(
         [a.strip() for a in settings.workers.split(",") if a.strip()], settings.max_message_bytes, cache,
         settings.discover_workers, settings.worker_cooldown_s, settings.placement_refresh_s, tls,
-        call_streams=settings.worker_call_streams,
     )
     auth = Authenticator(registry, settings.auth_refresh_s, settings.auth_max_stale_s, settings.auth_negative_ttl_s)
     resolver = ModelResolver(registry, settings.model_cache_ttl_s, settings.model_max_stale_s)

@@ -31,10 +31,6 @@ class GatewaySettings(ServiceSettings):
     model_max_stale_s: float = Field(3600.0, ge=0, description="While the registry is unavailable, models resolved "
                                                                "before keep resolving this long.")
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline for calls whose client set none.")
-    worker_call_streams: int = Field(
-        0, ge=0, le=64, description="Send Infer calls to each worker as messages on up to this many long-lived "
-        "streams, opened as concurrent calls need them (0: one unary call each; fewer thread wake-ups, no gain "
-        "above this project's benchmark noise yet).")
     worker_attempts: int = Field(3, ge=1, description="Workers tried per request when one is unavailable.")
     worker_cooldown_s: float = Field(
         2.0, gt=0,

@@ -21,7 +21,6 @@ from services.common.errors import Unavailable
 from services.common.rpc_client import ClientMethod
 from services.common.rpc_errors import from_rpc_error
 from services.common.tls import ClientTls
-from services.gateway.call_streams import InferCalls
 
 HEALTH_TIMEOUT_S = 1.0
 _SERVICE = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
@@ -49,14 +48,11 @@ def _answered(exc: grpc.aio.AioRpcError) -> bool:
 
 
 class WorkerClient:
-    def __init__(self, address: str, max_message_bytes: int, tls: ClientTls | None = None,
-                 call_streams: int = 0) -> None:
+    def __init__(self, address: str, max_message_bytes: int, tls: ClientTls | None = None) -> None:
         self.address = address
         self.channel = open_channel(address, max_message_bytes, tls)
         self._stub = worker_pb2_grpc.ModelWorkerServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
-        # Infer over up to call_streams long-lived streams (0: unary calls), see services.gateway.call_streams.
-        self._infer = InferCalls(self._stub.InferCalls, self._stub.Infer, call_streams) if call_streams else None
 
     async def _call(self, method: ClientMethod, stub_method, request, timeout_s: float):  # type: ignore[no-untyped-def]
         try:
@@ -69,7 +65,7 @@ class WorkerClient:
     async def infer(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest,
                     timeout_s: float, require_loaded: bool = False) -> inference_pb2.InferResponse:
         call = worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request, require_loaded=require_loaded)
-        reply = await self._call(_INFER, self._infer or self._stub.Infer, call, timeout_s)
+        reply = await self._call(_INFER, self._stub.Infer, call, timeout_s)
         if reply.not_loaded:
             raise ModelNotHeld(model.model_id)
         return reply.response
@@ -107,6 +103,4 @@ class WorkerClient:
         return reply.status == health_pb2.HealthCheckResponse.SERVING
 
     async def close(self) -> None:
-        if self._infer is not None:
-            await self._infer.close()
         await self.channel.close()

@@ -105,9 +105,8 @@ class WorkerEndpoint:
 class WorkerPool:
     def __init__(self, static_addresses: list[str], max_message_bytes: int, cache: FleetCache | None,
                  discover: bool, probe_interval_s: float, refresh_s: float, tls: ClientTls | None = None,
-                 rng: random.Random | None = None, call_streams: int = 0) -> None:
+                 rng: random.Random | None = None) -> None:
         self.max_message_bytes, self.cache, self.discover, self.tls = max_message_bytes, cache, discover, tls
-        self.call_streams = call_streams
         self.probe_interval_s = probe_interval_s
         self.rng = rng or random.Random()
         self.endpoints: dict[str, WorkerEndpoint] = {}
@@ -118,7 +117,7 @@ class WorkerPool:
     def _add(self, address: str, static: bool = False) -> WorkerEndpoint:
         endpoint = self.endpoints.get(address)
         if endpoint is None:
-            client = WorkerClient(address, self.max_message_bytes + 1024 * 1024, self.tls, self.call_streams)
+            client = WorkerClient(address, self.max_message_bytes + 1024 * 1024, self.tls)
             endpoint = WorkerEndpoint(address, client, static=static)
             self.endpoints[address] = endpoint
             log.info("worker added", extra={"address": address})

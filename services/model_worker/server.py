@@ -100,10 +100,8 @@ def build(settings: WorkerSettings) -> Service:
         finally:
             await registry.close()
 
-    servicer = WorkerServicer(worker, settings.max_message_bytes)
-
     def register(server: grpc.aio.Server) -> None:
-        worker_pb2_grpc.add_ModelWorkerServiceServicer_to_server(servicer, server)
+        worker_pb2_grpc.add_ModelWorkerServiceServicer_to_server(WorkerServicer(worker), server)
 
     async def startup(port: int) -> None:
         worker.address = settings.advertised(port)
@@ -117,9 +115,6 @@ def build(settings: WorkerSettings) -> Service:
     async def drain() -> None:
         await worker.drain(heartbeat.beat, settings.drain_notice_s)
 
-    async def stop_taking() -> None:  # the server stops taking calls: on streams too
-        servicer.calls.stop_taking()
-
     async def shutdown() -> None:
         await heartbeat.stop()
         if recorder is not None:
@@ -130,6 +125,6 @@ def build(settings: WorkerSettings) -> Service:
             pool.shutdown(wait=False, cancel_futures=True)
 
     service = Service("worker", settings, register, [SERVICE_NAME], startup, shutdown,
-                      dependencies={"redis": cache.ping}, drain_notice=drain, draining=stop_taking)
+                      dependencies={"redis": cache.ping}, drain_notice=drain)
     service.extra["worker"] = worker
     return service

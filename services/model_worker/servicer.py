@@ -1,4 +1,4 @@
-"""fleet.v1.ModelWorkerService: protobuf <-> domain, nothing more."""
+"""fleet.internal.v1.ModelWorkerService: protobuf <-> domain, nothing more (each RPC one unary call)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ import grpc
 from fleet.internal.v1 import worker_pb2, worker_pb2_grpc
 from fleet.v1 import inference_pb2
 from services.common import descriptors
-from services.common.rpc import rpc, rpc_stream
+from services.common.rpc import rpc
 from services.model_worker import converters
-from services.model_worker.call_streams import CallStreams
 from services.model_worker.worker import Worker
 
 SERVICE_NAME = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
 
 
 class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
-    def __init__(self, worker: Worker, max_message_bytes: int = 0) -> None:
+    def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.records = descriptors.RecordCache()
-        self.calls = CallStreams(self.Infer, max_message_bytes)
 
     @rpc(SERVICE_NAME)
     async def Infer(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
@@ -34,11 +32,6 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
         return worker_pb2.ModelWorkerServiceInferResponse(
             response=converters.response_to_proto(out, self.worker.worker_id)
         )
-
-    @rpc_stream(SERVICE_NAME)
-    async def InferCalls(self, requests, context: grpc.aio.ServicerContext):  # noqa: N802
-        async for reply in self.calls.serve(requests):  # each call as an Infer call (services.model_worker.call_streams)
-            yield reply
 
     @rpc(SERVICE_NAME)
     async def InferBatch(self, request, context: grpc.aio.ServicerContext):  # noqa: N802

@@ -115,8 +115,7 @@ def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tupl
     scenarios = data["scenarios"]
     for name, setting in (("single_session", "FLEET_WORKER_ORT_ADAPTIVE_THREADS"),
                           ("ort_threads", "FLEET_WORKER_CONCURRENT_RUNS"),
-                          ("reduced_decode", "FLEET_WORKER_JPEG_REDUCED_DECODE"),
-                          ("worker_call_streams", "FLEET_GATEWAY_WORKER_CALL_STREAMS")):
+                          ("reduced_decode", "FLEET_WORKER_JPEG_REDUCED_DECODE")):
         lever = scenarios[name]
         assert setting in lever["settings"]
         assert sorted((p["variant"], p["concurrency"]) for p in lever["points"]) == [

@@ -221,13 +221,8 @@ async def _two_copies_under_load(stub: gateway_pb2_grpc.GatewayServiceStub):  # 
     return added, load, running
 
 
-# The gateway's worker calls as unary calls (the default) and as messages on InferCalls streams.
-CALLS = pytest.mark.parametrize("call_streams", ["0", "4"], ids=["unary", "call_streams"])
-
-
-@CALLS
-async def test_sigkill_holders_under_load_fails_no_request(fleet_of, call_streams: str) -> None:  # noqa: ANN001
-    local = fleet_of(3, FLEET_GATEWAY_WORKER_CALL_STREAMS=call_streams)
+async def test_sigkill_holders_under_load_fails_no_request(fleet_of) -> None:  # noqa: ANN001
+    local = fleet_of(3)
     async with grpc.aio.insecure_channel(local.gateway.address) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         added, load, running = await _two_copies_under_load(stub)
@@ -248,9 +243,8 @@ async def test_sigkill_holders_under_load_fails_no_request(fleet_of, call_stream
     assert set(late) == {survivor} and sum(late.values()) > 0
 
 
-@CALLS
-async def test_sigterm_under_load_drains_without_failing_a_request(fleet_of, call_streams: str) -> None:  # noqa: ANN001
-    local = fleet_of(2, FLEET_WORKER_DRAIN_NOTICE_S="2", FLEET_GATEWAY_WORKER_CALL_STREAMS=call_streams)
+async def test_sigterm_under_load_drains_without_failing_a_request(fleet_of) -> None:  # noqa: ANN001
+    local = fleet_of(2, FLEET_WORKER_DRAIN_NOTICE_S="2")
     async with grpc.aio.insecure_channel(local.gateway.address) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         added, load, running = await _two_copies_under_load(stub)

@@ -28,7 +28,7 @@ from fleet.v1 import model_pb2 as fleet_dot_v1_dot_model__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66leet/internal/v1/worker.proto\x12\x11\x66leet.internal.v1\x1a\"fleet/internal/v1/descriptor.proto\x1a\x18\x66leet/v1/inference.proto\x1a\x14\x66leet/v1/model.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x1eModelWorkerServiceInferRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\x12\x16\n\x0erequire_loaded\x18\x03 \x01(\x08\"`\n\x1fModelWorkerServiceInferResponse\x12)\n\x08response\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponse\x12\x12\n\nnot_loaded\x18\x02 \x01(\x08\"\xdb\x01\n#ModelWorkerServiceInferCallsRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x42\n\x05infer\x18\x02 \x01(\x0b\x32\x31.fleet.internal.v1.ModelWorkerServiceInferRequestH\x00\x12\x10\n\x06\x63\x61ncel\x18\x03 \x01(\x08H\x00\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\x12\x31\n\x08metadata\x18\x05 \x03(\x0b\x32\x1f.fleet.internal.v1.CallMetadataB\x06\n\x04kind\"*\n\x0c\x43\x61llMetadata\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xb8\x01\n$ModelWorkerServiceInferCallsResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x43\n\x05reply\x18\x02 \x01(\x0b\x32\x32.fleet.internal.v1.ModelWorkerServiceInferResponseH\x00\x12/\n\x06status\x18\x03 \x01(\x0b\x32\x1d.fleet.internal.v1.CallStatusH\x00\x42\t\n\x07outcome\"=\n\nCallStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x10\n\x08\x61nswered\x18\x03 \x01(\x08\"\x9e\x01\n#ModelWorkerServiceInferBatchRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.fleet.v1.InferBatchRequest\x12\x16\n\x0erequire_loaded\x18\x03 \x01(\x08\"j\n$ModelWorkerServiceInferBatchResponse\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1c.fleet.v1.InferBatchResponse\x12\x12\n\nnot_loaded\x18\x02 \x01(\x08\"E\n\x10LoadModelRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\"Q\n\x11LoadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.fleet.v1.LoadedModel\x12\x16\n\x0e\x61lready_loaded\x18\x02 \x01(\x08\"&\n\x12UnloadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"9\n$ModelWorkerServiceClearModelsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\":\n%ModelWorkerServiceClearModelsResponse\x12\x11\n\tmodel_ids\x18\x01 \x03(\t\")\n\'ModelWorkerServiceDescribeModelsRequest\"u\n(ModelWorkerServiceDescribeModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.fleet.v1.LoadedModel\x12\"\n\x04load\x18\x02 \x01(\x0b\x32\x14.fleet.v1.WorkerLoad\"\xdd\x02\n\x0bWorkerState\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x30\n\x0cpublished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10interval_seconds\x18\x06 \x01(\x02\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x12\n\nmax_models\x18\x08 \x01(\r\x12\x14\n\x0cloaded_bytes\x18\t \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\n \x01(\x04\x12\x1c\n\x14memory_free_fraction\x18\x0b \x01(\x02\x12\x1b\n\x13\x65xecution_providers\x18\x0c \x03(\t\x12,\n\x06models\x18\r \x03(\x0b\x32\x1c.fleet.internal.v1.ModelLoad\"\xc1\x01\n\tModelLoad\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06pinned\x18\x05 \x01(\x08\x12\x11\n\tin_flight\x18\x06 \x01(\r\x12\x0e\n\x06queued\x18\x07 \x01(\r\x12\x1b\n\x13requests_per_second\x18\x08 \x01(\x02\x12\x1b\n\x13outstanding_history\x18\t \x03(\x02\x32\xcc\x06\n\x12ModelWorkerService\x12n\n\x05Infer\x12\x31.fleet.internal.v1.ModelWorkerServiceInferRequest\x1a\x32.fleet.internal.v1.ModelWorkerServiceInferResponse\x12}\n\nInferBatch\x12\x36.fleet.internal.v1.ModelWorkerServiceInferBatchRequest\x1a\x37.fleet.internal.v1.ModelWorkerServiceInferBatchResponse\x12\x81\x01\n\nInferCalls\x12\x36.fleet.internal.v1.ModelWorkerServiceInferCallsRequest\x1a\x37.fleet.internal.v1.ModelWorkerServiceInferCallsResponse(\x01\x30\x01\x12V\n\tLoadModel\x12#.fleet.internal.v1.LoadModelRequest\x1a$.fleet.internal.v1.LoadModelResponse\x12\\\n\x0bUnloadModel\x12%.fleet.internal.v1.UnloadModelRequest\x1a&.fleet.internal.v1.UnloadModelResponse\x12\x80\x01\n\x0b\x43learModels\x12\x37.fleet.internal.v1.ModelWorkerServiceClearModelsRequest\x1a\x38.fleet.internal.v1.ModelWorkerServiceClearModelsResponse\x12\x89\x01\n\x0e\x44\x65scribeModels\x12:.fleet.internal.v1.ModelWorkerServiceDescribeModelsRequest\x1a;.fleet.internal.v1.ModelWorkerServiceDescribeModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66leet/internal/v1/worker.proto\x12\x11\x66leet.internal.v1\x1a\"fleet/internal/v1/descriptor.proto\x1a\x18\x66leet/v1/inference.proto\x1a\x14\x66leet/v1/model.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x1eModelWorkerServiceInferRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\x12\x16\n\x0erequire_loaded\x18\x03 \x01(\x08\"`\n\x1fModelWorkerServiceInferResponse\x12)\n\x08response\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponse\x12\x12\n\nnot_loaded\x18\x02 \x01(\x08\"\x9e\x01\n#ModelWorkerServiceInferBatchRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.fleet.v1.InferBatchRequest\x12\x16\n\x0erequire_loaded\x18\x03 \x01(\x08\"j\n$ModelWorkerServiceInferBatchResponse\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1c.fleet.v1.InferBatchResponse\x12\x12\n\nnot_loaded\x18\x02 \x01(\x08\"E\n\x10LoadModelRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\"Q\n\x11LoadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.fleet.v1.LoadedModel\x12\x16\n\x0e\x61lready_loaded\x18\x02 \x01(\x08\"&\n\x12UnloadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"9\n$ModelWorkerServiceClearModelsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\":\n%ModelWorkerServiceClearModelsResponse\x12\x11\n\tmodel_ids\x18\x01 \x03(\t\")\n\'ModelWorkerServiceDescribeModelsRequest\"u\n(ModelWorkerServiceDescribeModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.fleet.v1.LoadedModel\x12\"\n\x04load\x18\x02 \x01(\x0b\x32\x14.fleet.v1.WorkerLoad\"\xdd\x02\n\x0bWorkerState\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x30\n\x0cpublished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10interval_seconds\x18\x06 \x01(\x02\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x12\n\nmax_models\x18\x08 \x01(\r\x12\x14\n\x0cloaded_bytes\x18\t \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\n \x01(\x04\x12\x1c\n\x14memory_free_fraction\x18\x0b \x01(\x02\x12\x1b\n\x13\x65xecution_providers\x18\x0c \x03(\t\x12,\n\x06models\x18\r \x03(\x0b\x32\x1c.fleet.internal.v1.ModelLoad\"\xc1\x01\n\tModelLoad\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06pinned\x18\x05 \x01(\x08\x12\x11\n\tin_flight\x18\x06 \x01(\r\x12\x0e\n\x06queued\x18\x07 \x01(\r\x12\x1b\n\x13requests_per_second\x18\x08 \x01(\x02\x12\x1b\n\x13outstanding_history\x18\t \x03(\x02\x32\xc8\x05\n\x12ModelWorkerService\x12n\n\x05Infer\x12\x31.fleet.internal.v1.ModelWorkerServiceInferRequest\x1a\x32.fleet.internal.v1.ModelWorkerServiceInferResponse\x12}\n\nInferBatch\x12\x36.fleet.internal.v1.ModelWorkerServiceInferBatchRequest\x1a\x37.fleet.internal.v1.ModelWorkerServiceInferBatchResponse\x12V\n\tLoadModel\x12#.fleet.internal.v1.LoadModelRequest\x1a$.fleet.internal.v1.LoadModelResponse\x12\\\n\x0bUnloadModel\x12%.fleet.internal.v1.UnloadModelRequest\x1a&.fleet.internal.v1.UnloadModelResponse\x12\x80\x01\n\x0b\x43learModels\x12\x37.fleet.internal.v1.ModelWorkerServiceClearModelsRequest\x1a\x38.fleet.internal.v1.ModelWorkerServiceClearModelsResponse\x12\x89\x01\n\x0e\x44\x65scribeModels\x12:.fleet.internal.v1.ModelWorkerServiceDescribeModelsRequest\x1a;.fleet.internal.v1.ModelWorkerServiceDescribeModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,38 +39,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELWORKERSERVICEINFERREQUEST']._serialized_end=319
   _globals['_MODELWORKERSERVICEINFERRESPONSE']._serialized_start=321
   _globals['_MODELWORKERSERVICEINFERRESPONSE']._serialized_end=417
-  _globals['_MODELWORKERSERVICEINFERCALLSREQUEST']._serialized_start=420
-  _globals['_MODELWORKERSERVICEINFERCALLSREQUEST']._serialized_end=639
-  _globals['_CALLMETADATA']._serialized_start=641
-  _globals['_CALLMETADATA']._serialized_end=683
-  _globals['_MODELWORKERSERVICEINFERCALLSRESPONSE']._serialized_start=686
-  _globals['_MODELWORKERSERVICEINFERCALLSRESPONSE']._serialized_end=870
-  _globals['_CALLSTATUS']._serialized_start=872
-  _globals['_CALLSTATUS']._serialized_end=933
-  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_start=936
-  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_end=1094
-  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_start=1096
-  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_end=1202
-  _globals['_LOADMODELREQUEST']._serialized_start=1204
-  _globals['_LOADMODELREQUEST']._serialized_end=1273
-  _globals['_LOADMODELRESPONSE']._serialized_start=1275
-  _globals['_LOADMODELRESPONSE']._serialized_end=1356
-  _globals['_UNLOADMODELREQUEST']._serialized_start=1358
-  _globals['_UNLOADMODELREQUEST']._serialized_end=1396
-  _globals['_UNLOADMODELRESPONSE']._serialized_start=1398
-  _globals['_UNLOADMODELRESPONSE']._serialized_end=1437
-  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_start=1439
-  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_end=1496
-  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_start=1498
-  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_end=1556
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_start=1558
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_end=1599
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_start=1601
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_end=1718
-  _globals['_WORKERSTATE']._serialized_start=1721
-  _globals['_WORKERSTATE']._serialized_end=2070
-  _globals['_MODELLOAD']._serialized_start=2073
-  _globals['_MODELLOAD']._serialized_end=2266
-  _globals['_MODELWORKERSERVICE']._serialized_start=2269
-  _globals['_MODELWORKERSERVICE']._serialized_end=3113
+  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_start=420
+  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_end=578
+  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_start=580
+  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_end=686
+  _globals['_LOADMODELREQUEST']._serialized_start=688
+  _globals['_LOADMODELREQUEST']._serialized_end=757
+  _globals['_LOADMODELRESPONSE']._serialized_start=759
+  _globals['_LOADMODELRESPONSE']._serialized_end=840
+  _globals['_UNLOADMODELREQUEST']._serialized_start=842
+  _globals['_UNLOADMODELREQUEST']._serialized_end=880
+  _globals['_UNLOADMODELRESPONSE']._serialized_start=882
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=921
+  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_start=923
+  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_end=980
+  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_start=982
+  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_end=1040
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_start=1042
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_end=1083
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_start=1085
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_end=1202
+  _globals['_WORKERSTATE']._serialized_start=1205
+  _globals['_WORKERSTATE']._serialized_end=1554
+  _globals['_MODELLOAD']._serialized_start=1557
+  _globals['_MODELLOAD']._serialized_end=1750
+  _globals['_MODELWORKERSERVICE']._serialized_start=1753
+  _globals['_MODELWORKERSERVICE']._serialized_end=2465
 # @@protoc_insertion_point(module_scope)

@@ -28,48 +28,6 @@ class ModelWorkerServiceInferResponse(_message.Message):
     not_loaded: bool
     def __init__(self, response: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ..., not_loaded: bool = ...) -> None: ...
 
-class ModelWorkerServiceInferCallsRequest(_message.Message):
-    __slots__ = ("call_id", "infer", "cancel", "timeout_ms", "metadata")
-    CALL_ID_FIELD_NUMBER: _ClassVar[int]
-    INFER_FIELD_NUMBER: _ClassVar[int]
-    CANCEL_FIELD_NUMBER: _ClassVar[int]
-    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
-    call_id: int
-    infer: ModelWorkerServiceInferRequest
-    cancel: bool
-    timeout_ms: int
-    metadata: _containers.RepeatedCompositeFieldContainer[CallMetadata]
-    def __init__(self, call_id: _Optional[int] = ..., infer: _Optional[_Union[ModelWorkerServiceInferRequest, _Mapping]] = ..., cancel: bool = ..., timeout_ms: _Optional[int] = ..., metadata: _Optional[_Iterable[_Union[CallMetadata, _Mapping]]] = ...) -> None: ...
-
-class CallMetadata(_message.Message):
-    __slots__ = ("key", "value")
-    KEY_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
-    key: str
-    value: str
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
-class ModelWorkerServiceInferCallsResponse(_message.Message):
-    __slots__ = ("call_id", "reply", "status")
-    CALL_ID_FIELD_NUMBER: _ClassVar[int]
-    REPLY_FIELD_NUMBER: _ClassVar[int]
-    STATUS_FIELD_NUMBER: _ClassVar[int]
-    call_id: int
-    reply: ModelWorkerServiceInferResponse
-    status: CallStatus
-    def __init__(self, call_id: _Optional[int] = ..., reply: _Optional[_Union[ModelWorkerServiceInferResponse, _Mapping]] = ..., status: _Optional[_Union[CallStatus, _Mapping]] = ...) -> None: ...
-
-class CallStatus(_message.Message):
-    __slots__ = ("code", "message", "answered")
-    CODE_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    ANSWERED_FIELD_NUMBER: _ClassVar[int]
-    code: int
-    message: str
-    answered: bool
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., answered: bool = ...) -> None: ...
-
 class ModelWorkerServiceInferBatchRequest(_message.Message):
     __slots__ = ("model", "request", "require_loaded")
     MODEL_FIELD_NUMBER: _ClassVar[int]

@@ -45,11 +45,6 @@ class ModelWorkerServiceStub(object):
                 request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchRequest.SerializeToString,
                 response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchResponse.FromString,
                 _registered_method=True)
-        self.InferCalls = channel.stream_stream(
-                '/fleet.internal.v1.ModelWorkerService/InferCalls',
-                request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCallsRequest.SerializeToString,
-                response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCallsResponse.FromString,
-                _registered_method=True)
         self.LoadModel = channel.unary_unary(
                 '/fleet.internal.v1.ModelWorkerService/LoadModel',
                 request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.LoadModelRequest.SerializeToString,
@@ -85,16 +80,6 @@ class ModelWorkerServiceServicer(object):
 
     def InferBatch(self, request, context):
         """Run a resolved model on several images (their runs shared through the batcher), in order.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def InferCalls(self, request_iterator, context):
-        """Infer calls carried over one long-lived stream, each message one call answered by exactly one
-        message with its call_id, in any order: how the gateway sends Infer by default (a message on an
-        open stream costs less than a new call). A call behaves as the unary Infer with the same request,
-        metadata and deadline would.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,11 +122,6 @@ def add_ModelWorkerServiceServicer_to_server(servicer, server):
                     servicer.InferBatch,
                     request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchRequest.FromString,
                     response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchResponse.SerializeToString,
-            ),
-            'InferCalls': grpc.stream_stream_rpc_method_handler(
-                    servicer.InferCalls,
-                    request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCallsRequest.FromString,
-                    response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCallsResponse.SerializeToString,
             ),
             'LoadModel': grpc.unary_unary_rpc_method_handler(
                     servicer.LoadModel,
@@ -219,33 +199,6 @@ class ModelWorkerService(object):
             '/fleet.internal.v1.ModelWorkerService/InferBatch',
             fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchRequest.SerializeToString,
             fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def InferCalls(request_iterator,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.stream_stream(
-            request_iterator,
-            target,
-            '/fleet.internal.v1.ModelWorkerService/InferCalls',
-            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCallsRequest.SerializeToString,
-            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCallsResponse.FromString,
             options,
             channel_credentials,
             insecure,
