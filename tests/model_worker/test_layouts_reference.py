@@ -1,10 +1,20 @@
 """Every layout's decoding against an independent decoding written here with Ultralytics' geometry.
 
 The reference follows Ultralytics' own steps literally (full-size arrays, OpenCV resizes, greedy
-loops): ``LetterBox`` placement, ``scale_boxes`` (one gain, rounded pad), ``scale_coords``
-(unrounded pad), ``process_mask`` (upsample, crop x1 <= j < x2, > 0) then ``scale_masks``,
-``regularize_rboxes`` and ProbIoU fast NMS written with 2x2 covariance matrices. Coordinates must
-agree to 1e-3 px; masks pixel for pixel (up to float rounding at the 0.5 boundary).
+loops): ``LetterBox`` placement, ``scale_boxes`` / ``scale_coords`` / ``scale_masks`` with the pad
+computed as current Ultralytics computes it, from the rounded resized size (``round((W -
+round(w * r)) / 2 - 0.1)``, where ``LetterBox`` put the image; older releases took it from the
+unrounded ``w * r``, which is one pixel off whenever the two roundings differ, e.g. 600x400 into
+640x640: placed at row 106, mapped back with 107), ``process_mask`` (upsample, crop x1 <= j < x2,
+> 0), ``regularize_rboxes`` and ProbIoU fast NMS written with 2x2 covariance matrices.
+
+One deliberate difference: Ultralytics divides by the one ratio ``r``; the worker and this
+reference divide by what each axis was really resized by, ``round(w * r) / w`` (as ``scale_masks``
+does when it resizes the cut window to the image), so the placed image's far edges map back to the
+image's edges. The two differ by at most ``0.5 / r`` px at the far edge
+(``test_letterbox_placement_and_transform_match_ultralytics`` checks that bound against Ultralytics'
+own division). Coordinates must agree to 1e-3 px; masks pixel for pixel (up to float rounding at
+the 0.5 boundary).
 """
 
 from __future__ import annotations
@@ -51,28 +61,29 @@ def ref_letterbox(w0: int, h0: int, centre: bool) -> tuple[float, int, int, int,
     return r, new_w, new_h, 0, 0
 
 
-def ref_pads(w0: int, h0: int, centre: bool) -> tuple[float, float, float, float, float]:
-    """(gain, rounded pad x, y as scale_boxes, unrounded pad x, y as scale_coords)."""
-    gain = min(SIZE / h0, SIZE / w0)
+def ref_pads(w0: int, h0: int, centre: bool) -> tuple[float, float, int, int]:
+    """(gain x, gain y, pad x, pad y): current ``scale_boxes``' pad (from the rounded resized size)
+    and, per axis, the rounded resized size over the image's size (Ultralytics: the one ratio)."""
+    r = min(SIZE / h0, SIZE / w0)
+    rw, rh = round(w0 * r), round(h0 * r)
     if not centre:
-        return gain, 0.0, 0.0, 0.0, 0.0
-    px, py = (SIZE - w0 * gain) / 2, (SIZE - h0 * gain) / 2
-    return gain, round(px - 0.1), round(py - 0.1), px, py
+        return rw / w0, rh / h0, 0, 0
+    return rw / w0, rh / h0, round((SIZE - rw) / 2 - 0.1), round((SIZE - rh) / 2 - 0.1)
 
 
 def ref_scale_boxes(boxes: np.ndarray, w0: int, h0: int, centre: bool) -> np.ndarray:
-    gain, px, py, _, _ = ref_pads(w0, h0, centre)
+    gx, gy, px, py = ref_pads(w0, h0, centre)
     out = boxes.astype(np.float64).copy()
-    out[:, [0, 2]] = ((out[:, [0, 2]] - px) / gain).clip(0, w0)
-    out[:, [1, 3]] = ((out[:, [1, 3]] - py) / gain).clip(0, h0)
+    out[:, [0, 2]] = ((out[:, [0, 2]] - px) / gx).clip(0, w0)
+    out[:, [1, 3]] = ((out[:, [1, 3]] - py) / gy).clip(0, h0)
     return out
 
 
 def ref_scale_coords(xy: np.ndarray, w0: int, h0: int, centre: bool) -> np.ndarray:
-    gain, _, _, px, py = ref_pads(w0, h0, centre)
+    gx, gy, px, py = ref_pads(w0, h0, centre)
     out = xy.astype(np.float64).copy()
-    out[..., 0] = ((out[..., 0] - px) / gain).clip(0, w0)
-    out[..., 1] = ((out[..., 1] - py) / gain).clip(0, h0)
+    out[..., 0] = ((out[..., 0] - px) / gx).clip(0, w0)
+    out[..., 1] = ((out[..., 1] - py) / gy).clip(0, h0)
     return out
 
 
@@ -116,20 +127,22 @@ def ref_regularize_scale(rb: np.ndarray, w0: int, h0: int, centre: bool) -> np.n
         if row[4] % math.pi >= math.pi / 2:
             row[2], row[3] = row[3], row[2]
         row[4] = row[4] % (math.pi / 2)
-    gain, px, py, _, _ = ref_pads(w0, h0, centre)
-    out[:, 0] = (out[:, 0] - px) / gain
-    out[:, 1] = (out[:, 1] - py) / gain
-    out[:, 2:4] /= gain
+    gx, gy, px, py = ref_pads(w0, h0, centre)
+    for row in out:  # each side: the length of its direction vector mapped back
+        c, s = math.cos(row[4]), math.sin(row[4])
+        row[0], row[1] = (row[0] - px) / gx, (row[1] - py) / gy
+        row[2], row[3] = row[2] * math.hypot(c / gx, s / gy), row[3] * math.hypot(-s / gx, c / gy)
     return out
 
 
 def ref_masks(coeffs: np.ndarray, protos: np.ndarray, boxes_in: np.ndarray, w0: int, h0: int,
               centre: bool) -> list[np.ndarray]:
     """Full-image masks: upsample (cv2 bilinear), crop the box, > 0, cut the padding, resize, > 0.5."""
-    _, _, _, px, py = ref_pads(w0, h0, centre)
+    r = min(SIZE / h0, SIZE / w0)
+    px, py = (SIZE - round(w0 * r)) / 2, (SIZE - round(h0 * r)) / 2  # current scale_masks: the rounded size
     top, left = (round(py - 0.1), round(px - 0.1)) if centre else (0, 0)
-    bottom = SIZE - round(py + 0.1) if centre else int(round(h0 * min(SIZE / h0, SIZE / w0)))
-    right = SIZE - round(px + 0.1) if centre else int(round(w0 * min(SIZE / h0, SIZE / w0)))
+    bottom = SIZE - round(py + 0.1) if centre else int(round(h0 * r))
+    right = SIZE - round(px + 0.1) if centre else int(round(w0 * r))
     out = []
     for c, (x1, y1, x2, y2) in zip(coeffs, boxes_in):
         logit = (c @ protos.reshape(len(c), -1)).reshape(protos.shape[1:]).astype(np.float32)
@@ -169,6 +182,10 @@ def test_letterbox_placement_and_transform_match_ultralytics(w0: int, h0: int, c
     np.testing.assert_array_equal(np.round(tensor * 255).astype(np.uint8).transpose(1, 2, 0), canvas)
     boxes = cxcywh(candidates(50)[0])
     np.testing.assert_allclose(t.boxes_to_original(boxes), ref_scale_boxes(boxes, w0, h0, centre), atol=1e-3)
+    # Ultralytics' own division by the one ratio r: at most 0.5 / r px away, at the far edge.
+    ultralytics = boxes.astype(np.float64) - [left, top, left, top]
+    ultralytics = (ultralytics / r).clip(0, [w0, h0, w0, h0])
+    np.testing.assert_allclose(t.boxes_to_original(boxes), ultralytics, atol=0.5 / r + 1e-3)
 
 
 def _dense_reference(rows: np.ndarray, class_scores: np.ndarray, thr: float = 0.3) -> tuple[list[int], np.ndarray]:

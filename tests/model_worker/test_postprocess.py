@@ -110,7 +110,7 @@ def test_segmentation_mask_is_cropped_to_box_in_original_pixels() -> None:
     out[:, 0] = [80, 140, 80, 40, 0.1, 0.9, 0.0, 10, 0, 0, 0]
     protos = np.full((nm, 80, 80), -10, np.float32)
     protos[0, 30:40, 10:20] = 10  # only the left half of the box in proto space (input x 40..80 -> 100..200)
-    transform = Transform(800, 400, 0.4, 0.4, 0.0, 80.0, 0.0, 80.0, (0, 80, 320, 240))
+    transform = Transform(800, 400, 0.4, 0.4, 0.0, 80.0)
     det = postprocess([out, protos], spec, transform, InferenceParams().resolve(spec))
     assert det.boxes_xyxy.tolist() == [[100, 100, 300, 200]]
     mask = det.masks[0]

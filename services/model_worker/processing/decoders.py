@@ -2,9 +2,10 @@
 
 Dense layouts (``yolov8*``, ``yolov5``) keep the best class per candidate, filter by confidence
 and run NMS (rotated ProbIoU NMS for oriented boxes); end-to-end layouts (``yolo-e2e*``) are
-already one row per object and are only filtered. Geometry is mapped back as Ultralytics does:
-boxes with ``scale_boxes``, keypoints with ``scale_coords``, oriented boxes regularised
-(angle in [0, pi/2)) and scaled without clipping, masks as in ``masks.instance_masks``.
+already one row per object and are only filtered. Geometry is mapped back by ``Transform`` from
+where the letterbox placed the image (as current Ultralytics' ``scale_boxes`` / ``scale_coords``):
+boxes and keypoints clipped, oriented boxes regularised (angle in [0, pi/2)) and mapped without
+clipping, masks as in ``masks.instance_masks``.
 """
 
 from __future__ import annotations

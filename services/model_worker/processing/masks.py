@@ -51,8 +51,8 @@ def instance_masks(coeffs: np.ndarray, protos: np.ndarray, boxes_input: np.ndarr
         return []
     logits = (coeffs.astype(np.float32) @ protos.reshape(nm, -1).astype(np.float32)).reshape(-1, ph, pw)
     iw, ih = spec.width, spec.height
-    # The image inside the input (scale_masks' cut of the padding).
-    left, top, right, bottom = transform.mask_window or (0, 0, iw, ih)
+    # The input pixels the image was resized into (scale_masks' cut of the padding).
+    left, top, right, bottom = transform.mask_window
     w0, h0 = transform.orig_width, transform.orig_height
     cw, ch = right - left, bottom - top
     sx, sy = cw / w0, ch / h0  # crop pixels per image pixel

@@ -2,7 +2,9 @@
 
 The geometry is Ultralytics': ``LetterBox(auto=False, scaleup=True)`` (one ratio, the resized size
 and the padding rounded as it rounds them, centred or top-left), a stretch, or the classifiers'
-centre crop; ``Transform`` maps coordinates back as ``scale_boxes`` / ``scale_coords`` do.
+centre crop. ``Transform`` maps coordinates back with exactly the offsets and the resized size at
+which the image was placed (as current Ultralytics' ``scale_boxes`` takes its pad from the rounded
+size), so a point of the image comes back where it was.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ INTERPOLATION = {
 
 @dataclass(frozen=True)
 class Transform:
-    """Input pixels -> original pixels: x0 = (x - pad_x) / gain_x (``scale_boxes``).
+    """Input pixels -> original pixels: x0 = (x - pad_x) / gain_x, y0 = (y - pad_y) / gain_y.
 
-    As Ultralytics maps back, from the unrounded centring offsets ``coord_pad_*`` (used as they are
-    for keypoints, ``scale_coords``): boxes subtract ``pad_* = round(coord_pad_* - 0.1)``, masks
-    cut the input to ``mask_window`` (left, top, right, bottom: ``scale_masks``) before resizing.
-    These can differ from where the image was placed by one pixel, exactly as in Ultralytics.
+    For a letterbox, ``pad_*`` are the left and top offsets at which the resized image was placed
+    and ``gain_*`` the resized size over the image's size on each axis, so the placed image's edges
+    map back to the image's edges exactly. Boxes, keypoints, oriented boxes and masks all use them.
     """
 
     orig_width: int
@@ -36,9 +37,12 @@ class Transform:
     gain_y: float
     pad_x: float
     pad_y: float
-    coord_pad_x: float = 0.0
-    coord_pad_y: float = 0.0
-    mask_window: tuple[int, int, int, int] | None = None  # None: the whole input
+
+    @property
+    def mask_window(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom): the input pixels the image was resized into (``scale_masks``' cut)."""
+        return (round(self.pad_x), round(self.pad_y), round(self.pad_x + self.orig_width * self.gain_x),
+                round(self.pad_y + self.orig_height * self.gain_y))
 
     def boxes_to_original(self, boxes_xyxy: np.ndarray) -> np.ndarray:
         """Input-space xyxy boxes -> original-image xyxy boxes, clipped to the image."""
@@ -53,17 +57,20 @@ class Transform:
     def points_to_original(self, xy: np.ndarray) -> np.ndarray:
         """(..., 2) input-space points -> original pixels, clipped (``scale_coords``)."""
         out = np.empty_like(xy, dtype=np.float32)
-        out[..., 0] = np.clip((xy[..., 0] - self.coord_pad_x) / self.gain_x, 0, self.orig_width)
-        out[..., 1] = np.clip((xy[..., 1] - self.coord_pad_y) / self.gain_y, 0, self.orig_height)
+        out[..., 0] = np.clip((xy[..., 0] - self.pad_x) / self.gain_x, 0, self.orig_width)
+        out[..., 1] = np.clip((xy[..., 1] - self.pad_y) / self.gain_y, 0, self.orig_height)
         return out
 
     def rboxes_to_original(self, rboxes: np.ndarray) -> np.ndarray:
-        """(N, 5) cx, cy, w, h, angle in the input -> the image (``scale_boxes(xywh=True)``: not clipped)."""
+        """(N, 5) cx, cy, w, h, angle in the input -> the image (``scale_boxes(xywh=True)``: not clipped).
+
+        Each side is scaled by how much its direction shrinks (1 / gain when both gains are equal)."""
         out = rboxes.astype(np.float32, copy=True)
+        cos, sin = np.cos(out[:, 4]), np.sin(out[:, 4])
         out[:, 0] = (out[:, 0] - self.pad_x) / self.gain_x
         out[:, 1] = (out[:, 1] - self.pad_y) / self.gain_y
-        out[:, 2] /= self.gain_x
-        out[:, 3] /= self.gain_y
+        out[:, 2] *= np.hypot(cos / self.gain_x, sin / self.gain_y)
+        out[:, 3] *= np.hypot(sin / self.gain_x, cos / self.gain_y)
         return out
 
 
@@ -90,15 +97,10 @@ def _resize(image: np.ndarray, size: tuple[int, int], interpolation: Interpolati
 
 
 def _letterbox(image: np.ndarray, spec: InputSpec, width: int, height: int) -> tuple[np.ndarray, Transform]:
-    new_w, new_h, left, top, ratio = letterbox_geometry(width, height, spec)
+    new_w, new_h, left, top, _ = letterbox_geometry(width, height, spec)
     canvas = np.full((spec.height, spec.width, 3), spec.pad_value, dtype=np.uint8)
     canvas[top : top + new_h, left : left + new_w] = _resize(image, (new_w, new_h), spec.interpolation)
-    if spec.anchor == Anchor.TOP_LEFT:
-        return canvas, Transform(width, height, ratio, ratio, 0.0, 0.0, 0.0, 0.0, (0, 0, new_w, new_h))
-    cpx, cpy = (spec.width - width * ratio) / 2, (spec.height - height * ratio) / 2
-    window = (round(cpx - 0.1), round(cpy - 0.1), spec.width - round(cpx + 0.1), spec.height - round(cpy + 0.1))
-    return canvas, Transform(width, height, ratio, ratio, float(round(cpx - 0.1)), float(round(cpy - 0.1)),
-                             cpx, cpy, window)
+    return canvas, Transform(width, height, new_w / width, new_h / height, float(left), float(top))
 
 
 def _center_crop(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
@@ -109,7 +111,7 @@ def _center_crop(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transf
     left, top = (width - crop_w) // 2, (height - crop_h) // 2
     resized = _resize(image[top : top + crop_h, left : left + crop_w], (spec.width, spec.height), spec.interpolation)
     gx, gy = spec.width / crop_w, spec.height / crop_h
-    return resized, Transform(width, height, gx, gy, -left * gx, -top * gy, -left * gx, -top * gy)
+    return resized, Transform(width, height, gx, gy, -left * gx, -top * gy)
 
 
 def decode_reduction(width: int, height: int, spec: InputSpec) -> int:
