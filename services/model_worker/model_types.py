@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.common.errors import ModelLoadError
-from services.common.layouts import LAYOUTS, Layout, Shape, TaskType
+from services.common.layouts import LAYOUTS, Layout, TaskType
+from services.common.model_checks import check_output_shapes
 from services.common.model_spec import ModelSpec
 from services.model_worker.presenters import Presenter, Result
 from services.model_worker.presenters.boxes import DetectionPresenter
@@ -64,15 +64,3 @@ MODEL_TYPES: dict[str, ModelType] = {name: ModelType(LAYOUTS[name], decode) for 
 
 def model_type(spec: ModelSpec) -> ModelType:
     return MODEL_TYPES[spec.model_type]
-
-
-def check_output_shapes(spec: ModelSpec, shapes: Sequence[Shape]) -> None:
-    """Raise ModelLoadError unless per-image output shapes (batch removed; symbolic sizes match
-    anything) fit the declared model type."""
-    expected = LAYOUTS[spec.model_type].check(spec.layout_params(), shapes)
-    if expected is not None:
-        raise ModelLoadError(
-            f"model outputs {[list(s) for s in shapes]} (batch dimension removed) do not match model_type "
-            f"{spec.model_type!r} with {spec.num_classes} classes, which expects {expected} "
-            "(None = any size); check model_type, class_names and keypoints in model.json"
-        )
