@@ -1,7 +1,9 @@
 """The ``fleet`` command.
 
 Client commands need only the client install (stubs, ``fleet.client``); ``fleet up`` runs the
-fleet itself and ``fleet package`` builds model packages: both need the server install (``pip install 'inference-fleet[server,cpu]'``).
+fleet itself and needs the server install (``pip install 'inference-fleet[server,cpu]'``); ``fleet package``
+builds model packages and needs the ``package`` extra (``pip install 'inference-fleet[package]'``: ONNX
+tooling, no Redis, no server), its ``--check`` the server install.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ import argparse
 import sys
 
 from fleet.cli import commands
+from services.local import package  # its packaging code is imported when the command runs (the package extra)
 from services.tasks import registry
 
 
 def _server_parsers(sub: argparse._SubParsersAction) -> None:
     try:
-        from services.local import package, up  # noqa: PLC0415 - present only with the server install
+        from services.local import up  # noqa: PLC0415 - present only with the server install
     except ImportError as exc:
         missing = exc.name or "a server dependency"
 
@@ -24,12 +27,11 @@ def _server_parsers(sub: argparse._SubParsersAction) -> None:
                   "pip install 'inference-fleet[server,cpu]'", file=sys.stderr)
             return 2
 
-        for name, what in (("up", "run the fleet here"), ("package", "make a model package from an ONNX export")):
-            p = sub.add_parser(name, help=f"{what} (needs the server install)")
-            p.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-            p.set_defaults(func=unavailable)
-        return
-    up.add_parser(sub)
+        p = sub.add_parser("up", help="run the fleet here (needs the server install)")
+        p.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(func=unavailable)
+    else:
+        up.add_parser(sub)
     package.add_parser(sub)
 
 

@@ -4,7 +4,8 @@ Every domain error carries the gRPC status code it maps to. Transport code maps
 them once (see ``services.common.rpc``); domain code raises them and never
 touches gRPC status objects itself. Messages are meant for the caller: they say
 what was wrong and what to do, never contain secrets, internal addresses or paths,
-and are bounded (``services.common.messages``) whatever the caller sent.
+and are bounded (``services.common.messages``) whatever the caller sent. Every URL in
+a message loses its userinfo, query string and fragment (``services.common.redact``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import grpc
 
 from services.common.messages import bounded
+from services.common.redact import redact_urls
 
 
 class FleetError(Exception):
@@ -20,7 +22,7 @@ class FleetError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
     def __init__(self, message: str) -> None:
-        message = bounded(message)
+        message = bounded(redact_urls(message))
         super().__init__(message)
         self.message = message
 

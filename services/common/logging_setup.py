@@ -1,7 +1,9 @@
 """Structured logging: one JSON object per line, with the request id (and trace id) of the current call.
 
 Every line passes ``redact`` on its way out: an API key or bearer token that reached a message by
-mistake is masked (messages are written never to contain one; this is the safety net).
+mistake is masked, and every URL loses its userinfo, query string and fragment (a presigned URL's
+signature, an image URL's ``user:password@``; ``services.common.redact``). Messages are written never
+to contain one; this is the safety net, for the message, every extra field and the traceback alike.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TextIO
 
 from services.common import tracing
 from services.common.context import current_request_id
+from services.common.redact import redact_urls
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _SECRETS = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+|\b(f[ka]_)[A-Za-z0-9_\-]{4,}")
@@ -26,8 +29,20 @@ def _mask(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` with bearer tokens, fleet API keys (``fk_...``) and admin tokens (``fa_...``) masked."""
-    return _SECRETS.sub(_mask, text)
+    """``text`` with bearer tokens, fleet API keys (``fk_...``), admin tokens (``fa_...``) and URLs'
+    userinfo, query strings and fragments masked."""
+    return _SECRETS.sub(_mask, redact_urls(text))
+
+
+def _redacted(value: object) -> object:
+    """A log field with every string in it redacted (before JSON escaping can split a URL or a key)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_redacted(v) for v in value]
+    return redact(value if isinstance(value, str) else str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,7 +66,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, default=str))
+        return json.dumps({key: _redacted(value) for key, value in entry.items()})
 
 
 class TextFormatter(logging.Formatter):

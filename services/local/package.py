@@ -1,7 +1,8 @@
-"""``fleet package MODEL.onnx``: a model package from an export's own metadata (server install).
+"""``fleet package MODEL.onnx``: a model package from an export's own metadata.
 
-The packaging code (ONNX Runtime, the worker's decoding for ``--check``) is imported when the
-command runs, so ``fleet --help`` stays fast.
+Needs the ``package`` extra (``onnx``, ``pydantic``), not the server install; ``--check`` runs the
+package with the worker's own code and ONNX Runtime, so it needs the server install. The packaging
+code is imported when the command runs, so ``fleet --help`` stays fast and names what is missing.
 """
 
 from __future__ import annotations
@@ -28,14 +29,22 @@ def _imgsz(value: str) -> tuple[int, int]:
     raise argparse.ArgumentTypeError("use HEIGHT,WIDTH or one number for a square input")
 
 
-def run(args: argparse.Namespace) -> int:
-    from fleet.cli.output import detections_table  # noqa: PLC0415
-    from services.common.errors import FleetError  # noqa: PLC0415
-    from services.common.layouts import TaskType  # noqa: PLC0415
-    from services.packaging.exports import read_export  # noqa: PLC0415
-    from services.packaging.inference import Overrides, describe  # noqa: PLC0415
-    from services.packaging.writer import check, write_package  # noqa: PLC0415
+PACKAGE_EXTRA = "pip install 'inference-fleet[package]'"
+CHECK_INSTALL = "pip install 'inference-fleet[server,cpu]'"
 
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from fleet.cli.output import detections_table  # noqa: PLC0415
+        from services.common.errors import FleetError  # noqa: PLC0415
+        from services.common.layouts import TaskType  # noqa: PLC0415
+        from services.packaging.exports import read_export  # noqa: PLC0415
+        from services.packaging.inference import Overrides, describe  # noqa: PLC0415
+        from services.packaging.writer import check, write_package  # noqa: PLC0415
+    except ImportError as exc:
+        print(f"fleet package: needs the package extra ({exc.name or 'a dependency'} is missing): {PACKAGE_EXTRA}",
+              file=sys.stderr)
+        return 2
     source = Path(args.model)
     out = Path(args.out) if args.out else Path.cwd() / source.stem
     try:
@@ -50,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
               f"{spec.weights.size_bytes} bytes")
         if args.check:
             print(detections_table(check(out, Path(args.check))))
+    except ImportError as exc:  # only check() imports more: the worker's code and ONNX Runtime
+        print(f"fleet package --check: runs the package with the worker's code and ONNX Runtime, which need the "
+              f"server install ({exc.name or 'onnxruntime'} is missing): {CHECK_INSTALL}; the package in {out} "
+              "is written and verified without it", file=sys.stderr)
+        return 2
     except FleetError as exc:
         print(f"fleet package: {exc.message}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ every artifact URI, and every redirect hop of a download, is checked here first:
   (``FLEET_WORKER_ARTIFACT_HOSTS``: exact names, or ``.example.com`` for a domain and its subdomains).
 
 Refusals are FAILED_PRECONDITION with a message that names the setting, never the path or URI
-(those go to the worker's log).
+(those go to the worker's log, the URI without its userinfo and query: ``redact_url``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from services.common.errors import ModelPackageError
+from services.common.redact import redact_url
 
 log = logging.getLogger("fleet.worker.artifacts")
 
@@ -53,7 +54,7 @@ class ArtifactPolicy:
 
     @staticmethod
     def _refuse(why: str, uri: str) -> ModelPackageError:
-        log.warning("artifact refused by the artifact policy", extra={"reason": why, "uri": uri[:500]})
+        log.warning("artifact refused by the artifact policy", extra={"reason": why, "uri": redact_url(uri)[:500]})
         return ModelPackageError(f"the model's artifact location is not allowed on this worker ({why})")
 
     def local_path(self, uri: str) -> Path | None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from services.common.errors import InvalidArgument, ModelPackageError, Unavailable
+from services.common.redact import redact_url, redact_urls
 from services.model_worker.artifact_policy import ArtifactPolicy
 from services.model_worker.metrics import ARTIFACT_DOWNLOADS
 
@@ -137,14 +138,15 @@ class ArtifactStore:
                 attempt += 1
                 if attempt > self.retries:
                     ARTIFACT_DOWNLOADS.labels("failed").inc()
-                    log.warning("artifact download failed", extra={"attempts": attempt, "error": str(exc)[:500],
-                                                                   "uri": uri[:500]})
+                    log.warning("artifact download failed", extra={"attempts": attempt,
+                                                                   "error": redact_urls(str(exc))[:500],
+                                                                   "uri": redact_url(uri)[:500]})
                     detail = str(exc) if isinstance(exc, _RetryableStatus) else type(exc).__name__
                     raise Unavailable(f"could not download the model artifact after {attempt} attempts "
                                       f"({detail})") from None
                 delay = self.backoff_s * (2 ** (attempt - 1))
                 log.warning("artifact download failed; retrying", extra={"attempt": attempt, "delay_s": delay,
-                                                                         "error": str(exc)[:500]})
+                                                                         "error": redact_urls(str(exc))[:500]})
                 await asyncio.sleep(delay)
             except ModelPackageError:
                 ARTIFACT_DOWNLOADS.labels("rejected").inc()

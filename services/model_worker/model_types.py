@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from services.common.errors import ModelLoadError
-from services.common.layouts import LAYOUTS, Layout, Shape
+from services.common.layouts import LAYOUTS, Layout
+from services.common.model_checks import check_output_shapes  # noqa: F401 - the worker's callers import it here
 from services.common.model_spec import ModelSpec
 from services.tasks import registry as tasks
 from services.tasks.base import Task
@@ -46,15 +47,3 @@ def _model_type(name: str) -> ModelType:
 
 def model_type(spec: ModelSpec) -> ModelType:
     return _model_type(spec.model_type)
-
-
-def check_output_shapes(spec: ModelSpec, shapes: Sequence[Shape]) -> None:
-    """Raise ModelLoadError unless per-image output shapes (batch removed; symbolic sizes match
-    anything) fit the declared model type."""
-    expected = LAYOUTS[spec.model_type].check(spec.layout_params(), shapes)
-    if expected is not None:
-        raise ModelLoadError(
-            f"model outputs {[list(s) for s in shapes]} (batch dimension removed) do not match model_type "
-            f"{spec.model_type!r} with {spec.num_classes} classes, which expects {expected} "
-            "(None = any size); check model_type, class_names and keypoints in model.json"
-        )

@@ -27,11 +27,10 @@ import numpy as np
 import psutil
 
 from services.common.errors import ModelLoadError
+from services.common.model_checks import check_input, check_output_shapes, output_names
 from services.common.model_spec import ModelSpec
-from services.common.layouts import LAYOUTS
 from services.model_worker.gpu import nvml
 from services.model_worker.limits import usable_cpus
-from services.model_worker.model_types import check_output_shapes
 
 try:
     import onnxruntime as ort
@@ -168,56 +167,9 @@ class Session:
 def _check_input(spec: ModelSpec, sess: ort.InferenceSession) -> tuple[str, int | None]:
     """The input's name (model.json's, or the ONNX file's only input) and its fixed batch size, if any."""
     inputs = sess.get_inputs()
-    if len(inputs) != 1:
-        raise ModelLoadError(f"the model has {len(inputs)} inputs; a vision model package needs exactly one")
-    inp = inputs[0]
-    if spec.input.name is not None and inp.name != spec.input.name:
-        raise ModelLoadError(f"the model's input is named {inp.name!r}, but model.json says {spec.input.name!r}")
-    shape = list(inp.shape)
-    want = [None, 3, spec.input.height, spec.input.width]
-    if len(shape) != 4 or any(isinstance(g, int) and w is not None and g != w for g, w in zip(shape, want)):
-        raise ModelLoadError(
-            f"the model's input shape is {shape}, but model.json describes [batch, 3, {spec.input.height}, "
-            f"{spec.input.width}]"
-        )
-    if not all(isinstance(d, int) for d in shape[2:]):
-        _check_export_size(spec, sess.get_modelmeta().custom_metadata_map)
-    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
-    return inp.name, batch
-
-
-def export_size(metadata: dict[str, str]) -> tuple[int, int] | None:
-    """(height, width) the exporter recorded (Ultralytics' ``imgsz``: "[640, 640]" or "640"), if any."""
-    raw = metadata.get("imgsz")
-    if not raw:
-        return None
-    numbers = [int(n) for n in raw.replace("[", " ").replace("]", " ").replace(",", " ").split() if n.isdigit()]
-    if len(numbers) == 1:
-        return numbers[0], numbers[0]
-    return (numbers[0], numbers[1]) if len(numbers) == 2 else None
-
-
-def _check_export_size(spec: ModelSpec, metadata: dict[str, str]) -> None:
-    """A dynamic-size export runs at any size, but it was trained and exported for its imgsz."""
-    size = export_size(metadata)
-    if size is not None and size != (spec.input.height, spec.input.width):
-        raise ModelLoadError(
-            f"the model was exported with imgsz {list(size)} (height, width) but model.json says "
-            f"{spec.input.height}x{spec.input.width}; set input.height and input.width to the export's size"
-        )
-
-
-def output_names(spec: ModelSpec, available: list[str]) -> list[str]:
-    """model.json's outputs, or the ONNX file's first outputs in order (as many as the layout reads)."""
-    if spec.outputs:
-        missing = [n for n in spec.outputs if n not in available]
-        if missing:
-            raise ModelLoadError(f"the model has outputs {available}, but model.json names {list(spec.outputs)}")
-        return list(spec.outputs)
-    needed = LAYOUTS[spec.model_type].outputs
-    if len(available) < needed:
-        raise ModelLoadError(f"model_type {spec.model_type!r} reads {needed} outputs; the model has {available}")
-    return available[:needed]
+    name = inputs[0].name if inputs else ""
+    shape = list(inputs[0].shape) if inputs else []
+    return name, check_input(spec, name, shape, sess.get_modelmeta().custom_metadata_map, count=len(inputs))
 
 
 def _session_options(options: RuntimeOptions, intra_op_threads: int) -> ort.SessionOptions:

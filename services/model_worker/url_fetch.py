@@ -22,6 +22,7 @@ import httpx
 
 from services.common.errors import DeadlineExceeded, InvalidArgument, InvalidImage
 from services.common.messages import quoted
+from services.common.redact import redact_url
 
 MAX_URL_CHARS = 4096
 MAX_REDIRECTS = 3
@@ -46,7 +47,7 @@ def parse_image_url(text: str) -> httpx.URL:
         url = httpx.URL(text)
         port = url.port
     except (httpx.InvalidURL, ValueError, TypeError, UnicodeError):
-        raise InvalidArgument(f"the image URL {quoted(text)} is malformed") from None
+        raise InvalidArgument(f"the image URL {quoted(redact_url(text))} is malformed") from None
     if url.scheme not in ("http", "https") or not url.raw_host:
         raise InvalidArgument("image URLs must be http:// or https:// with a host")
     if url.userinfo:
@@ -56,7 +57,7 @@ def parse_image_url(text: str) -> httpx.URL:
     try:
         url.raw_host.decode("ascii")
     except UnicodeDecodeError:
-        raise InvalidArgument(f"the image URL {quoted(text)} is malformed") from None
+        raise InvalidArgument(f"the image URL {quoted(redact_url(text))} is malformed") from None
     return url
 
 
@@ -87,7 +88,7 @@ def _redirect_target(base: httpx.URL, location: str) -> httpx.URL:
     try:
         joined = str(base.join(location))
     except (httpx.InvalidURL, ValueError, TypeError, UnicodeError):
-        raise InvalidArgument(f"the image URL redirects to a malformed URL {quoted(location)}") from None
+        raise InvalidArgument(f"the image URL redirects to a malformed URL {quoted(redact_url(location))}") from None
     return parse_image_url(joined)
 
 

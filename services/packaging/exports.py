@@ -1,4 +1,8 @@
-"""What an ONNX export says about itself: its input and outputs and the exporter's metadata."""
+"""What an ONNX export says about itself: its input and outputs and the exporter's metadata.
+
+Read with the ``onnx`` package (the ``package`` extra), never ONNX Runtime: packaging needs no
+runtime, and an environment holds one ONNX Runtime build at most (``cpu`` or ``gpu``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import onnx
 
 from services.common.errors import ModelPackageError
 
@@ -49,23 +55,36 @@ def _dim(d: Any) -> Dim:
     return d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) and d else None)
 
 
-def read_export(path: Path) -> ExportInfo:
-    """Open the file with ONNX Runtime (which also proves it is a model it can run)."""
-    import onnxruntime as ort  # noqa: PLC0415 - a server-side dependency, only needed here
+def _tensors(values: Any, skip: frozenset[str] = frozenset()) -> tuple[Tensor, ...]:
+    """Graph inputs or outputs as ``Tensor``s (dims: int, a symbolic name, or None), initializers left out."""
+    tensors = []
+    for value in values:
+        if value.name in skip:
+            continue
+        dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else ()
+        tensors.append(Tensor(value.name, tuple(
+            _dim(d.dim_value if d.HasField("dim_value") else d.dim_param) for d in dims)))
+    return tuple(tensors)
 
+
+def read_export(path: Path) -> ExportInfo:
+    """Read the file with the ``onnx`` package and its checker (a well-formed model); no runtime needed.
+    The weights themselves (external data included) are not read: only the graph and its metadata."""
     if not path.is_file():
         raise ModelPackageError(f"{path} does not exist")
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
-        raise ModelPackageError(f"{path} is not an ONNX model ONNX Runtime can open: {str(exc)[:300]}") from None
-    meta = session.get_modelmeta()
-    metadata = dict(meta.custom_metadata_map)
+        model = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - protobuf and the checker raise several unrelated types
+        detail = str(exc).replace(str(path), "<file>")
+        raise ModelPackageError(f"{path} is not an ONNX model the onnx checker accepts: {detail[:300]}") from None
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    graph = model.graph
     return ExportInfo(
         path=path,
-        inputs=tuple(Tensor(i.name, tuple(_dim(d) for d in i.shape)) for i in session.get_inputs()),
-        outputs=tuple(Tensor(o.name, tuple(_dim(d) for d in o.shape)) for o in session.get_outputs()),
+        inputs=_tensors(graph.input, frozenset(init.name for init in graph.initializer)),
+        outputs=_tensors(graph.output),
         metadata=metadata,
-        producer=f"{meta.producer_name} {getattr(meta, 'version', '')}".strip(),
+        producer=f"{model.producer_name} {model.producer_version}".strip(),  # "pytorch 2.5.1"
         parsed={k: _literal(v) for k, v in metadata.items()},
     )

@@ -1,8 +1,11 @@
 """Write a package (weights copied through a temp file, model.json with sha256 and size), verify it
-as a worker would load it, and optionally run it once on an image."""
+with the checks a worker makes on load (input, outputs, shapes; read with ``onnx``), and optionally
+run it once on an image (``check``: the worker's own code and ONNX Runtime, so the server install).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -11,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from services.common.errors import ModelPackageError
+from services.common.model_checks import check_input, check_output_shapes, output_names
 from services.common.model_spec import MODEL_JSON, ModelSpec
-from services.model_worker.artifacts import sha256_file
+from services.packaging.exports import read_export
 
 WEIGHTS_FILE = "model.onnx"
 
@@ -31,7 +35,9 @@ def write_package(source: Path, document: dict[str, Any], out_dir: Path, *, forc
             os.replace(tmp, weights)
         finally:
             Path(tmp).unlink(missing_ok=True)
-    document = {**document, "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(weights),
+    with weights.open("rb") as fh:
+        sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+    document = {**document, "weights": {"file": WEIGHTS_FILE, "sha256": sha256,
                                         "size_bytes": weights.stat().st_size}}
     spec = ModelSpec.from_json(document, source=f"the model.json for {source.name}")
     verify(weights, spec)
@@ -40,14 +46,18 @@ def write_package(source: Path, document: dict[str, Any], out_dir: Path, *, forc
 
 
 def verify(weights: Path, spec: ModelSpec) -> None:
-    """Open the weights as a worker does (input, output shapes, a warm-up run)."""
-    from services.model_worker.runtime import RuntimeOptions, open_session  # noqa: PLC0415 - needs ONNX Runtime
-
-    open_session(weights, spec, RuntimeOptions(execution_provider="cpu", intra_op_threads=1))
+    """The worker's load-time checks on the written weights (one input of the described size, the outputs
+    the layout reads with shapes that fit it); running the model is ``check``'s part."""
+    info = read_export(weights)
+    check_input(spec, info.inputs[0].name if info.inputs else "", info.inputs[0].shape if info.inputs else (),
+                info.metadata, count=len(info.inputs))
+    shapes = {o.name: o.shape[1:] for o in info.outputs}
+    check_output_shapes(spec, [shapes[name] for name in output_names(spec, list(shapes))])
 
 
 def check(package_dir: Path, image: Path) -> Any:
-    """Run the package once on an image, as the worker would; returns the fleet.v1 InferResponse."""
+    """Run the package once on an image, as the worker would; returns the fleet.v1 InferResponse.
+    Needs the server install and ONNX Runtime (ImportError otherwise)."""
     from services.model_worker.images import ImageInput  # noqa: PLC0415
     from services.model_worker.model_types import model_type  # noqa: PLC0415
     from services.model_worker.pipeline import run_alone  # noqa: PLC0415

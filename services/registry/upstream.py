@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.common.errors import FleetError, Unavailable
 from services.common.model_record import ModelRecord
 from services.common.model_spec import ModelSpec
+from services.common.redact import redact_urls
 from services.registry.metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS
 
 log = logging.getLogger("fleet.registry.upstream")
@@ -105,7 +106,7 @@ class Upstream:
             answer = UpstreamAnswer.model_validate_json(response.content)
             record = answer.record()
         except (ValidationError, ValueError, FleetError) as exc:
-            raise self._fail("malformed", str(exc)[:300]) from None
+            raise self._fail("malformed", redact_urls(str(exc))[:300]) from None
         if record.model_id != model_id:
             raise self._fail("malformed", f"answered {record.model_id!r} for {model_id!r}")
         return record, answer.ttl_s or self.default_ttl_s

@@ -14,7 +14,7 @@ from services.model_worker.artifacts import sha256_file
 from services.model_worker.runtime import RuntimeOptions, open_session
 from services.packaging.exports import read_export
 from services.packaging.inference import Overrides, describe
-from services.packaging.writer import write_package
+from services.packaging.writer import verify, write_package
 from tests.onnx_factory import export_like, ultralytics_metadata
 
 NAMES = ["cat", "dog", "bird"]
@@ -95,6 +95,21 @@ def test_a_worker_refuses_a_dynamic_size_export_declared_at_another_size(tmp_pat
     wrong = spec.model_copy(update={"input": spec.input.model_copy(update={"width": 128, "height": 128})})
     with pytest.raises(ModelLoadError, match=r"exported with imgsz \[96, 96\]"):
         open_session(tmp_path / "pkg" / "model.onnx", wrong, RuntimeOptions(execution_provider="cpu"))
+
+
+def test_packaging_makes_the_workers_load_checks_without_onnx_runtime(tmp_path: Path) -> None:
+    spec = package(tmp_path, export_like([("output0", "dense", (7,))], dynamic_size=True,
+                                         metadata=ultralytics_metadata("detect", NAMES, imgsz=96)))
+    weights = tmp_path / "pkg" / "model.onnx"
+    resized = spec.model_copy(update={"input": spec.input.model_copy(update={"width": 128, "height": 128})})
+    with pytest.raises(ModelLoadError, match=r"exported with imgsz \[96, 96\]"):
+        verify(weights, resized)
+    with pytest.raises(ModelLoadError, match="do not match model_type 'yolov8' with 2 classes"):
+        verify(weights, spec.model_copy(update={"class_names": NAMES[:2]}))
+    with pytest.raises(ModelLoadError, match=r"model.json names \['boxes'\]"):
+        verify(weights, spec.model_copy(update={"outputs": ("boxes",)}))
+    with pytest.raises(ModelLoadError, match="input is named 'images', but model.json says 'pixels'"):
+        verify(weights, spec.model_copy(update={"input": spec.input.model_copy(update={"name": "pixels"})}))
 
 
 def test_static_size_disagreeing_with_imgsz_is_refused(tmp_path: Path) -> None:

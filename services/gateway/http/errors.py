@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.common.context import current_request_id
 from services.common.errors import FleetError, ResourceExhausted
 from services.common.messages import bounded
+from services.common.redact import redact_urls
 
 log = logging.getLogger("fleet.gateway.http")
 ERROR_MESSAGE = "fleet.error_message"  # the scope key under which an answered error's message is kept
@@ -57,9 +58,10 @@ def request_id_of(request: Request) -> str:
 
 
 def error_response(request: Request, status: int, code: str, message: str) -> JSONResponse:
+    message = bounded(redact_urls(message))  # Starlette's and validation messages too, not only FleetError's
     request.scope[ERROR_MESSAGE] = message  # for the edge's failure log line
     key = "error" if request.url.path.startswith("/v2") else "message"
-    return JSONResponse({key: bounded(message), "status": code, "request_id": request_id_of(request)},
+    return JSONResponse({key: message, "status": code, "request_id": request_id_of(request)},
                         status_code=status)
 
 

@@ -7,6 +7,8 @@ import binascii
 
 from fleet.v1 import inference_pb2
 from services.common.errors import InvalidImage
+from services.common.messages import quoted
+from services.common.redact import redact_url
 from services.gateway.http.errors import RequestTooLarge
 
 # Leading bytes of the encoded formats the workers decode (JPEG, PNG, BMP, WebP/RIFF).
@@ -55,6 +57,6 @@ def reference_image(kind: str, value: str, max_bytes: int) -> inference_pb2.Imag
         return inference_pb2.Image(encoded=from_base64(value, max_bytes))
     if kind == "url":
         if not value.startswith(("http://", "https://")):
-            raise InvalidImage(f"image url must start with http:// or https://, got {value[:64]!r}")
+            raise InvalidImage(f"image url must start with http:// or https://, got {quoted(redact_url(value), 64)}")
         return inference_pb2.Image(url=value)
     raise InvalidImage(f"image type {kind!r} is not accepted: send type 'base64' or 'url'")
