@@ -9,6 +9,7 @@ import pytest
 
 from services.gateway.placement import CopyPolicy, Target, is_cold, is_hot, plan
 from services.gateway.routing import rendezvous
+from services.gateway.discovery import StaticDiscovery
 from services.gateway.workers import WorkerPool
 from tests.gateway.test_workers import SHA, load, state
 
@@ -18,7 +19,7 @@ HOT = Target("hot/1", SHA, "demo")
 
 @pytest.fixture
 async def pool() -> AsyncIterator[WorkerPool]:
-    p = WorkerPool([f"127.0.0.1:{i}" for i in range(1, 5)], 1 << 20, None, False, 2.0, 1.0, rng=random.Random(1))
+    p = WorkerPool(StaticDiscovery([f"127.0.0.1:{i}" for i in range(1, 5)]), 1 << 20, 2.0, 1.0, rng=random.Random(1))
     yield p
     await p.close()
 
@@ -46,7 +47,7 @@ async def test_a_model_busy_for_the_whole_window_gets_one_more_copy_on_the_best_
 
 
 async def test_every_replica_decides_the_same_from_the_same_heartbeats(pool: WorkerPool) -> None:
-    other = WorkerPool([f"127.0.0.1:{i}" for i in (4, 2, 3, 1)], 1 << 20, None, False, 2.0, 1.0,
+    other = WorkerPool(StaticDiscovery([f"127.0.0.1:{i}" for i in (4, 2, 3, 1)]), 1 << 20, 2.0, 1.0,
                        rng=random.Random(2))
     try:
         for p in (pool, other):
