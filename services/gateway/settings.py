@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+from services.gateway.discovery import split_host_port
 
 
 class GatewaySettings(ServiceSettings):
@@ -103,6 +104,8 @@ class GatewaySettings(ServiceSettings):
     def _discovery_has_its_source(self) -> GatewaySettings:
         if self.discovery == "dns" and not self.workers_dns:
             raise ValueError("discovery=dns needs workers_dns (host:port of the workers' headless Service)")
+        if self.workers_dns:
+            split_host_port(self.workers_dns)  # ValueError naming what is wrong
         if self.discovery == "static" and not self.worker_addresses():
             raise ValueError("discovery=static needs workers (a comma-separated host:port list)")
         return self

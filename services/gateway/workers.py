@@ -32,6 +32,8 @@ from services.gateway.worker_client import WorkerClient
 
 log = logging.getLogger("fleet.gateway.workers")
 
+RETIRE_WAIT_S = 60.0
+
 
 @dataclass(eq=False)  # compared and hashed by identity
 class WorkerEndpoint:
@@ -109,6 +111,7 @@ class WorkerPool:
         self.probe_interval_s = probe_interval_s
         self.rng = rng or random.Random()
         self.endpoints: dict[str, WorkerEndpoint] = {}
+        self._retiring: dict[WorkerEndpoint, asyncio.Task[None]] = {}  # departed, closed once their calls end
         for address in discovery.seeds:
             self._add(address)
         self._periodic = Periodic("placement-refresh", refresh_s, self._tick)
@@ -198,10 +201,22 @@ class WorkerPool:
             self._add(address)
         for address in [a for a in self.endpoints if a not in members]:
             endpoint = self.endpoints.pop(address)
-            with contextlib.suppress(KeyError):
-                WORKER_IN_FLIGHT.remove(endpoint.label)
-            await endpoint.client.close()
             log.info("worker left", extra={"worker": endpoint.label, "address": address})
+            if endpoint.in_flight:  # a draining pod leaves DNS while it finishes this gateway's calls
+                task = asyncio.get_running_loop().create_task(self._retire(endpoint))
+                self._retiring[endpoint] = task
+                task.add_done_callback(lambda _, e=endpoint: self._retiring.pop(e, None))
+            else:
+                await self._retire(endpoint)
+
+    async def _retire(self, endpoint: WorkerEndpoint) -> None:
+        """Close a departed worker's channel once this gateway's calls to it are over (at most RETIRE_WAIT_S)."""
+        deadline = time.monotonic() + RETIRE_WAIT_S
+        while endpoint.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        with contextlib.suppress(KeyError):
+            WORKER_IN_FLIGHT.remove(endpoint.label)
+        await endpoint.client.close()
 
     def _apply_states(self, states: dict[str, WorkerState]) -> None:
         for address, endpoint in self.endpoints.items():
@@ -235,5 +250,11 @@ class WorkerPool:
 
     async def close(self) -> None:
         await self._periodic.stop()
+        retiring = dict(self._retiring)
+        for task in retiring.values():
+            task.cancel()
+        await asyncio.gather(*retiring.values(), return_exceptions=True)
+        for endpoint in retiring:
+            await endpoint.client.close()
         for endpoint in self.endpoints.values():
             await endpoint.client.close()
