@@ -5,7 +5,9 @@ module knows no transport. Inference requests pass through as protobuf messages:
 client wraps each beside the resolved model descriptor, so the image is never re-encoded.
 Whom to try is ``routing.attempts``: existing copies by load first, then where the model would
 be placed. A call to an existing copy asks the worker not to load anything, so traffic only ever
-reaches loaded copies, and a copy that was released or evicted is simply passed over.
+reaches loaded copies, and a copy that was released or evicted is simply passed over. When a round of
+attempts finds no worker that serves, the request tries again after a pause, on the view as it is then,
+until its deadline.
 """
 
 from __future__ import annotations

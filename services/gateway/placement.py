@@ -13,7 +13,7 @@ worker loads a model once; unloading twice unloads once), so replicas acting tog
   next decision back until the new copy's effect shows.
 - **Saturated holders**: every worker holding the model has held more than ``up_load`` requests on
   average, all its models together (its quietest interval over ``up_window_s``), while another worker
-  with room holds fewer than ``up_load``: place one copy of the model that loads such a holder most
+  with room has held fewer than ``up_load`` throughout that window: place one copy of the model that loads such a holder most
   (one per holder and round; only a model busy enough not to be released as cold at once). A holder
   with a copy placed a moment ago (any of its models' copies without a full window) waits for its
   effect. So idle workers do not sit beside one busy with several models each below the threshold.
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fleet.internal.v1.worker_pb2 import ModelLoad
-from services.gateway.routing import placement_order, rendezvous, room_for
+from services.gateway.routing import Room, placement_order, rendezvous, room_for
 from services.gateway.workers import WorkerEndpoint
 
 Copy = tuple[WorkerEndpoint, ModelLoad]
@@ -149,8 +149,16 @@ def _relief(endpoints: list[WorkerEndpoint], by_id: dict[str, Target], policy: C
     return chosen
 
 
-def _target_for(endpoints: list[WorkerEndpoint], target: Target, copies: list[Copy],
-                protected: set[str], taken: set[int], max_busy: float | None = None) -> WorkerEndpoint | None:
+def _busiest(endpoint: WorkerEndpoint, room: Room, window_s: float) -> float:
+    """The worker's busiest interval over the window (its last one where its heartbeats do not cover it yet)."""
+    window = worker_window(endpoint, window_s)
+    return max(window) if window else room.busy
+
+
+def _target_for(endpoints: list[WorkerEndpoint], target: Target, copies: list[Copy], protected: set[str],
+                taken: set[int], room_below: tuple[float, float] | None = None) -> WorkerEndpoint | None:
+    """The best worker for one more copy; with ``room_below`` (load, window), only one that has held fewer
+    requests than that load throughout the window."""
     holders = {id(e) for e, _ in copies}
     candidates = [e for e in endpoints
                   if id(e) not in holders and id(e) not in taken and not e.failed and not e.draining
@@ -160,7 +168,9 @@ def _target_for(endpoints: list[WorkerEndpoint], target: Target, copies: list[Co
 
     def eligible(endpoint: WorkerEndpoint) -> bool:
         room = room_for(endpoint, size)
-        if room is None or not room.fits or (max_busy is not None and room.busy >= max_busy):
+        if room is None or not room.fits:
+            return False
+        if room_below is not None and _busiest(endpoint, room, room_below[1]) >= room_below[0]:
             return False
         return all(v.requests_per_second < rate and v.model_id not in protected for v in room.victims)
 
@@ -185,8 +195,8 @@ def plan(endpoints: list[WorkerEndpoint], targets: list[Target], policy: CopyPol
         elif target.model_id in relief:
             grow = "saturated"
         if grow is not None:
-            max_busy = policy.up_load if grow == "saturated" else None
-            endpoint = _target_for(endpoints, target, copies, protected - {target.model_id}, taken, max_busy)
+            room_below = (policy.up_load, policy.up_window_s) if grow == "saturated" else None
+            endpoint = _target_for(endpoints, target, copies, protected - {target.model_id}, taken, room_below)
             if endpoint is not None:
                 taken.add(id(endpoint))
                 actions.append(CopyAction("add", target.model_id, endpoint, grow))

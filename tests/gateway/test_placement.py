@@ -174,9 +174,15 @@ async def test_no_copy_for_a_saturated_holder_when_no_worker_has_room_or_load_is
     for i in (2, 3, 4):
         beat(pool, i, load(f"own{i}/1", history=[5.0] * 4), sequence=2)  # every other worker busy too
     assert decided(pool, [SLOW, FAST]) == []
+    for i in (2, 3, 4):
+        beat(pool, i, load(f"own{i}/1", history=[0.5, 5.0, 0.5, 0.5]), sequence=3)  # quiet only lately
+    assert decided(pool, [SLOW, FAST]) == []
+    for i in (2, 3, 4):
+        beat(pool, i, load(f"own{i}/1", history=[0.5, 3.0, 0.5, 5.0]), sequence=4)  # below 4 throughout the window
+    assert [a[3] for a in decided(pool, [SLOW, FAST])] == ["saturated"]
     beat(pool, 1, load("idle/1", history=[0.1] * 4), load("busy/1", rate=40, history=[4.5] * 4), sequence=4)
     for i in (2, 3, 4):
-        beat(pool, i, sequence=3)
+        beat(pool, i, sequence=5)
     # busy/1 alone is hot (the per-model rule): one action, for it.
     [(kind, model_id, _, reason)] = decided(pool, [Target("idle/1", SHA, "demo"), Target("busy/1", SHA, "demo")])
     assert (kind, model_id, reason) == ("add", "busy/1", "hot")
