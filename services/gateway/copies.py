@@ -4,7 +4,9 @@ The controller alone owns the copy floors ``AddModel(copies=N)`` asks for: ``kee
 them to Redis (shared by every gateway replica) and its own view, and each round reads them back.
 
 A new copy is loaded with ``LoadModel``; traffic reaches it once that call returns (this gateway)
-or once its heartbeat lists it (every replica): never while it loads. A copy is released by
+or once its heartbeat lists it (every replica): never while it loads. A copy for saturated holders
+(``placement``) waits while another copy loads and until heartbeats can list it, as the plan cannot see
+a copy no heartbeat lists yet. A copy is released by
 taking it out of this gateway's routing, then ``UnloadModel``: the worker finishes the requests it
 holds for it first, and other replicas' requests find it gone and go to another copy.
 """
@@ -42,6 +44,8 @@ class CopyController:
         self._floor_writes = 0  # a read of Redis begun before a keep/release must not undo it
         self._descriptors: dict[str, descriptor_pb2.ModelDescriptor] = {}
         self._busy: set[str] = set()  # models with an action under way
+        # Copies being loaded, and until when a loaded one may be missing from heartbeats: invisible to the plan.
+        self._loading, self._settling_until = 0, 0.0
         self._backoff: dict[tuple[str, str], float] = {}  # (model id, worker address) -> retry after
         self._tasks: set[asyncio.Task[None]] = set()
         self._gauged: set[str] = set()
@@ -92,9 +96,12 @@ class CopyController:
         targets = await self._targets()
         self._gauge(targets)
         now = time.monotonic()
+        settling = self._loading > 0 or now < self._settling_until
         for action in plan(self.pool.all(), targets, self.policy):
             if action.model_id in self._busy or self._backoff.get((action.model_id, action.endpoint.address), 0) > now:
                 continue
+            if action.reason == "saturated" and settling:
+                continue  # a copy still loading is invisible to the plan: wait until heartbeats show its effect
             self._busy.add(action.model_id)
             task = asyncio.get_running_loop().create_task(self._act(action))
             self._tasks.add(task)
@@ -155,7 +162,13 @@ class CopyController:
         try:
             if action.kind == "add":
                 model = self._descriptors[model_id]
-                await endpoint.client.load(model, self.load_timeout_s)
+                self._loading += 1
+                try:
+                    await endpoint.client.load(model, self.load_timeout_s)
+                finally:
+                    self._loading -= 1
+                    interval = endpoint.state.interval_seconds if endpoint.state is not None else 0.0
+                    self._settling_until = time.monotonic() + 2 * (interval or 2.0)
                 self.pool.note_serving(endpoint, model_id, model.sha256)
                 ROUTING_DECISIONS.labels("new_copy").inc()
                 log.info("copy placed", extra=fields)

@@ -11,12 +11,13 @@ worker loads a model once; unloading twice unloads once), so replicas acting tog
   interval over ``up_window_s``, summed over copies, per copy) and there are fewer than
   ``max_copies``: place one. A copy placed a moment ago has not a full window yet, which holds the
   next decision back until the new copy's effect shows.
-- **Saturated holders**: every worker holding the model has held more than ``up_load`` requests on
-  average, all its models together (its quietest interval over ``up_window_s``), while another worker
-  with room has held fewer than ``up_load`` throughout that window: place one copy of the model that loads such a holder most
-  (one per holder and round; only a model busy enough not to be released as cold at once). A holder
-  with a copy placed a moment ago (any of its models' copies without a full window) waits for its
-  effect. So idle workers do not sit beside one busy with several models each below the threshold.
+- **Saturated holders**: a worker has held more than ``up_load`` requests on average, all its models
+  together (its quietest interval over ``up_window_s``), while another worker with room has held fewer
+  than ``up_load`` throughout that window: place one copy of the model that loads the saturated worker
+  most, if every holder of that model is saturated (else routing already moves its load to one with
+  room), it has fewer than ``max_copies`` and it is busy enough not to be released as cold at once. A
+  worker with a copy placed a moment ago (any of its models' copies without a full window) waits for
+  its effect. So idle workers do not sit beside one busy with several models each below the threshold.
 - **Cold**: over ``release_window_s`` the copies' busiest intervals, summed, would stay under
   ``release_load`` per copy with one copy fewer, and there are more than the floor (or one): release
   one. Also when there are more than ``max_copies``.
@@ -130,22 +131,20 @@ def _relief(endpoints: list[WorkerEndpoint], by_id: dict[str, Target], policy: C
         all_copies = {t.model_id: copies_of(endpoints, t) for t in held}
         if any(_window(c, policy.up_window_s) is None for copies in all_copies.values() for c in copies):
             continue  # a copy placed a moment ago: its effect has not shown yet
-        best: tuple[float, str] | None = None
+        own = []  # (the model's load on this holder over the window, model id)
         for target in held:
-            copies = all_copies[target.model_id]
-            mine = next((load for e, load in copies if e is holder), None)
-            if mine is None or not 0 < len(copies) < policy.max_copies:
-                continue
-            if not all(_saturated(e, policy) for e, _ in copies):
-                continue  # another holder has room: routing already moves load there
-            windows = [w for c in copies if (w := _window(c, policy.up_window_s))]
-            if sum(min(w) for w in windows) / len(copies) <= policy.release_load:
-                continue  # one more copy would be released as cold at once
-            own = min(_window((holder, mine), policy.up_window_s) or [0.0])
-            if best is None or (own, target.model_id) > best:
-                best = (own, target.model_id)
-        if best is not None:
-            chosen.add(best[1])
+            mine = next((load for e, load in all_copies[target.model_id] if e is holder), None)
+            if mine is not None:
+                own.append((min(_window((holder, mine), policy.up_window_s) or [0.0]), target.model_id))
+        if not own:
+            continue
+        _, model_id = max(own)  # only the model loading it most: copying a lighter one would barely help
+        copies = all_copies[model_id]
+        if len(copies) >= policy.max_copies or not all(_saturated(e, policy) for e, _ in copies):
+            continue  # copied as far as it goes, or another holder has room (routing moves load there)
+        windows = [w for c in copies if (w := _window(c, policy.up_window_s))]
+        if sum(min(w) for w in windows) / len(copies) > policy.release_load:  # else released as cold at once
+            chosen.add(model_id)
     return chosen
 
 

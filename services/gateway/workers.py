@@ -5,8 +5,8 @@ this gateway adds what it knows first-hand: its own calls in flight to each work
 has just confirmed (before a heartbeat lists them) and copies a call found gone.
 
 Membership comes from a ``Discovery`` (static addresses, heartbeats or DNS, see ``discovery``): a worker
-it stops naming leaves; one it names without a heartbeat stays, its load unknown. A worker that could
-not be reached leaves the rotation until it
+it stops naming leaves (its channel closed once this gateway's calls to it end); one it names without a
+heartbeat stays, its load unknown. A worker that could not be reached leaves the rotation until it
 heartbeats again: a heartbeat published after the failure (a later sequence than any it could have
 sent before, or a new boot id), or, when heartbeats cannot tell (no Redis, or the worker publishes
 none), a health check answered SERVING, probed in the background every ``probe_interval_s``.

@@ -157,7 +157,7 @@ SLOW, QUICK = "shapes-seg/1", "shapes-cls/1"  # a segmenter and a classifier: sl
 async def test_a_worker_busy_with_two_models_gets_help_from_idle_workers(fleet_of, run: int) -> None:  # noqa: ANN001
     """Both models first loaded on worker 0, then two more workers join; eight callers over the two models with
     the default copy threshold (4 per copy): neither model alone is clearly above it, worker 0 is, with both.
-    Copies must go to the idle workers in every run."""
+    In every run a copy goes to an idle worker and takes a share of worker 0's heaviest traffic."""
     local = fleet_of(1, FLEET_GATEWAY_COPY_LOAD_THRESHOLD="4")
     async with grpc.aio.insecure_channel(local.gateway.address) as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
@@ -174,14 +174,15 @@ async def test_a_worker_busy_with_two_models_gets_help_from_idle_workers(fleet_o
         ended = time.monotonic()
         slow.stopping = quick.stopping = True
         await asyncio.gather(*running)
-    late = slow.share(ended - 5, ended) + quick.share(ended - 5, ended)
-    total = sum(late.values())
+    late_slow, late_quick = slow.share(ended - 5, ended), quick.share(ended - 5, ended)
     print(f"\nrun {run}: whole load: slow {dict(slow.share(started))}, quick {dict(quick.share(started))}; "
-          f"last 5 s: {dict(late)}; copies placed: "
+          f"last 5 s: slow {dict(late_slow)}, quick {dict(late_quick)}; copies placed: "
           f"{metric(local.gateway, 'fleet_gateway_routing_decisions_total', decision='new_copy'):.0f}")
     assert not slow.failures and not quick.failures
     assert metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="new_copy") >= 1
-    assert len(late) >= 2 and late["worker-0"] <= 0.8 * total, late
+    # The model loading worker 0 most (the slow one: its requests sit there longest) is served elsewhere too.
+    elsewhere = sum(n for w, n in late_slow.items() if w != "worker-0")
+    assert elsewhere >= 0.25 * sum(late_slow.values()) > 0, late_slow
 
 
 async def test_add_model_keeps_copies_and_describe_models_shows_them(fleet_of) -> None:  # noqa: ANN001

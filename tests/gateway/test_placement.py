@@ -186,3 +186,15 @@ async def test_no_copy_for_a_saturated_holder_when_no_worker_has_room_or_load_is
     # busy/1 alone is hot (the per-model rule): one action, for it.
     [(kind, model_id, _, reason)] = decided(pool, [Target("idle/1", SHA, "demo"), Target("busy/1", SHA, "demo")])
     assert (kind, model_id, reason) == ("add", "busy/1", "hot")
+
+
+async def test_a_lighter_model_is_not_copied_while_the_busiest_one_moves_to_its_other_copy(pool: WorkerPool) -> None:
+    big, small = Target("big/1", SHA, "demo"), Target("small/1", SHA, "demo")
+    beat(pool, 1, load("big/1", rate=60, history=[6.0] * 4), load("small/1", rate=5, history=[1.0] * 4))
+    beat(pool, 2, load("big/1", rate=10, history=[1.0] * 4))  # big/1's other copy has room: routing fills it
+    beat(pool, 3)
+    beat(pool, 4)
+    assert decided(pool, [big, small]) == []  # not small/1 to an idle worker: it would relieve w1 of 1 in 7
+    beat(pool, 2, load("big/1", rate=60, history=[5.0] * 4), sequence=2)  # both holders saturated now
+    [(kind, model_id, _, reason)] = decided(pool, [big, small])
+    assert (kind, model_id) == ("add", "big/1") and reason in {"hot", "saturated"}
