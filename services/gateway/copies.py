@@ -1,7 +1,12 @@
 """The copies controller: every refresh, plan copies from the heartbeats (``placement.plan``) and act.
 
+The controller alone owns the copy floors ``AddModel(copies=N)`` asks for: ``keep`` / ``release`` write
+them to Redis (shared by every gateway replica) and its own view, and each round reads them back.
+
 A new copy is loaded with ``LoadModel``; traffic reaches it once that call returns (this gateway)
-or once its heartbeat lists it (every replica): never while it loads. A copy is released by
+or once its heartbeat lists it (every replica): never while it loads. A copy for saturated holders
+(``placement``) waits while another copy loads and until heartbeats can list it, as the plan cannot see
+a copy no heartbeat lists yet. A copy is released by
 taking it out of this gateway's routing, then ``UnloadModel``: the worker finishes the requests it
 holds for it first, and other replicas' requests find it gone and go to another copy.
 """
@@ -15,7 +20,7 @@ import time
 from fleet.internal.v1 import descriptor_pb2
 from services.cache import FleetCache
 from services.cache.copies import CopyFloor
-from services.common.errors import CacheUnavailable, FleetError
+from services.common.errors import CacheUnavailable, FleetError, Unavailable
 from services.common.labels import model_label
 from services.common.periodic import Periodic
 from services.gateway.metrics import MODEL_COPIES, ROUTING_DECISIONS
@@ -35,9 +40,12 @@ class CopyController:
                  interval_s: float, load_timeout_s: float) -> None:
         self.pool, self.resolver, self.cache, self.policy = pool, resolver, cache, policy
         self.load_timeout_s = load_timeout_s
-        self.floors: dict[str, CopyFloor] = {}
+        self._floors: dict[str, CopyFloor] = {}
+        self._floor_writes = 0  # a read of Redis begun before a keep/release must not undo it
         self._descriptors: dict[str, descriptor_pb2.ModelDescriptor] = {}
         self._busy: set[str] = set()  # models with an action under way
+        # Copies being loaded, and until when a loaded one may be missing from heartbeats: invisible to the plan.
+        self._loading, self._settling_until = 0, 0.0
         self._backoff: dict[tuple[str, str], float] = {}  # (model id, worker address) -> retry after
         self._tasks: set[asyncio.Task[None]] = set()
         self._gauged: set[str] = set()
@@ -48,15 +56,52 @@ class CopyController:
         descriptor = self._descriptors.get(model_id)
         return descriptor.sha256 if descriptor is not None else None
 
+    # ---- floors ---------------------------------------------------------------------------------
+    def floor_of(self, model_id: str) -> int:
+        """Copies kept of the model (0: none asked for)."""
+        floor = self._floors.get(model_id)
+        return floor.min_copies if floor is not None else 0
+
+    def kept_in(self, workspace: str) -> list[str]:
+        """The models of ``workspace`` with a floor."""
+        return sorted(f.model_id for f in self._floors.values() if f.workspace == workspace)
+
+    async def keep(self, floor: CopyFloor) -> None:
+        """Keep ``floor.min_copies`` copies of the model until ``release``; every replica reads it from Redis."""
+        if self.cache is None:
+            raise Unavailable("cannot keep copies without Redis; add without copies")
+        try:
+            await self.cache.copy_floors.put(floor)
+        except CacheUnavailable:
+            raise Unavailable("cannot keep copies while Redis is unavailable; retry, or add without copies") from None
+        self._floors[floor.model_id] = floor
+        self._floor_writes += 1
+
+    async def release(self, *model_ids: str) -> None:
+        """Keep no copies of these models any more (their surplus copies go once cold)."""
+        if not model_ids:
+            return
+        if self.cache is not None:
+            try:
+                await self.cache.copy_floors.delete(*model_ids)
+            except CacheUnavailable:
+                raise Unavailable("cannot release kept copies while Redis is unavailable; retry") from None
+        for model_id in model_ids:
+            self._floors.pop(model_id, None)
+        self._floor_writes += 1
+
     # ---- one round ------------------------------------------------------------------------------
     async def step(self) -> None:
         await self._read_floors()
         targets = await self._targets()
         self._gauge(targets)
         now = time.monotonic()
+        settling = self._loading > 0 or now < self._settling_until
         for action in plan(self.pool.all(), targets, self.policy):
             if action.model_id in self._busy or self._backoff.get((action.model_id, action.endpoint.address), 0) > now:
                 continue
+            if action.reason == "saturated" and settling:
+                continue  # a copy still loading is invisible to the plan: wait until heartbeats show its effect
             self._busy.add(action.model_id)
             task = asyncio.get_running_loop().create_task(self._act(action))
             self._tasks.add(task)
@@ -65,10 +110,13 @@ class CopyController:
     async def _read_floors(self) -> None:
         if self.cache is None:
             return
+        writes = self._floor_writes
         try:
-            self.floors = await self.cache.copy_floors.all()
+            floors = await self.cache.copy_floors.all()
         except CacheUnavailable:
-            pass  # keep the last floors read
+            return  # keep the last floors read
+        if writes == self._floor_writes:
+            self._floors = floors
 
     async def _targets(self) -> list[Target]:
         """Every model some worker holds or a floor keeps, at its current version."""
@@ -76,7 +124,7 @@ class CopyController:
         for endpoint in self.pool.live():
             for load in endpoint.loads.values():
                 owners.setdefault(load.model_id, load.workspace)
-        for floor in self.floors.values():
+        for floor in self._floors.values():
             owners.setdefault(floor.model_id, floor.workspace)
         resolved = await asyncio.gather(*(self.resolver.resolve(m, ws) for m, ws in owners.items()),
                                         return_exceptions=True)
@@ -87,9 +135,8 @@ class CopyController:
             if isinstance(descriptor, BaseException):
                 raise descriptor
             self._descriptors[model_id] = descriptor
-            floor = self.floors.get(model_id)
             targets.append(Target(model_id, descriptor.sha256, descriptor.workspace, descriptor.size_bytes,
-                                  floor.min_copies if floor else 0))
+                                  self.floor_of(model_id)))
         return targets
 
     def _gauge(self, targets: list[Target]) -> None:
@@ -115,7 +162,13 @@ class CopyController:
         try:
             if action.kind == "add":
                 model = self._descriptors[model_id]
-                await endpoint.client.load(model, self.load_timeout_s)
+                self._loading += 1
+                try:
+                    await endpoint.client.load(model, self.load_timeout_s)
+                finally:
+                    self._loading -= 1
+                    interval = endpoint.state.interval_seconds if endpoint.state is not None else 0.0
+                    self._settling_until = time.monotonic() + 2 * (interval or 2.0)
                 self.pool.note_serving(endpoint, model_id, model.sha256)
                 ROUTING_DECISIONS.labels("new_copy").inc()
                 log.info("copy placed", extra=fields)

@@ -5,7 +5,9 @@ module knows no transport. Inference requests pass through as protobuf messages:
 client wraps each beside the resolved model descriptor, so the image is never re-encoded.
 Whom to try is ``routing.attempts``: existing copies by load first, then where the model would
 be placed. A call to an existing copy asks the worker not to load anything, so traffic only ever
-reaches loaded copies, and a copy that was released or evicted is simply passed over.
+reaches loaded copies, and a copy that was released or evicted is simply passed over. When a round of
+attempts finds no worker that serves, the request tries again after a pause, on the view as it is then,
+until its deadline.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from services.common import tracing
 from services.common.errors import (
     CacheUnavailable,
     FleetError,
-    DeadlineExceeded,
     InvalidArgument,
     PermissionDenied,
     Unavailable,
@@ -52,7 +53,7 @@ WorkerCall = Callable[[WorkerEndpoint, float, bool], Awaitable[T]]  # endpoint, 
 class Gateway:
     def __init__(self, resolver: ModelResolver, workers: WorkerPool, cache: FleetCache,
                  attempts: int, default_timeout_s: float, response_cache_ttl_s: int,
-                 copies: CopyController | None = None) -> None:
+                 copies: CopyController) -> None:
         self.resolver, self.workers, self.cache = resolver, workers, cache
         self.attempts, self.default_timeout_s = attempts, default_timeout_s
         self.response_cache_ttl_s = response_cache_ttl_s
@@ -60,7 +61,7 @@ class Gateway:
 
     @property
     def max_copies(self) -> int:
-        return self.copies.policy.max_copies if self.copies is not None else 1
+        return self.copies.policy.max_copies
 
     # ---- inference --------------------------------------------------------------------------
     async def infer(self, caller: Caller, request: inference_pb2.InferRequest, timeout_s: float | None,
@@ -136,41 +137,51 @@ class Gateway:
 
     async def _try_workers(self, model: descriptor_pb2.ModelDescriptor, deadline: float,
                            call: WorkerCall[T]) -> tuple[WorkerEndpoint, T]:
-        """``attempts`` bounds the workers found unavailable; a copy found gone costs no attempt."""
-        failed = tried = 0
+        """Rounds of ``routing.attempts`` over the pool's current view until one serves or the deadline passes.
+
+        In one round ``attempts`` bounds the workers found unavailable (a copy found gone costs none); between
+        rounds the request waits a little longer each time (the view meanwhile learns of dead workers, new
+        heartbeats and copies), so holders that die do not fail it while the deadline leaves time to place the
+        model on a live worker."""
+        tried = 0
         retry_reason = ""
-        for attempt in routing.attempts(self.workers.all(), model.model_id, model.sha256, model.size_bytes,
-                                        self.workers.rng):
+        for pause in routing.retry_pauses(self.workers.rng):
+            failed = 0
+            for attempt in routing.attempts(self.workers.all(), model.model_id, model.sha256, model.size_bytes,
+                                            self.workers.rng):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or failed >= self.attempts:
+                    break
+                tried += 1
+                if retry_reason:
+                    RETRIES.labels(retry_reason).inc()
+                endpoint = attempt.endpoint
+                try:
+                    with self.workers.calling(endpoint):
+                        result = await call(endpoint, remaining, attempt.existing)
+                except ModelNotHeld:
+                    retry_reason = "not_loaded"
+                    self.workers.note_gone(endpoint, model.model_id)
+                    continue
+                except WorkerUnavailable as exc:
+                    failed += 1
+                    retry_reason = "unavailable" if exc.answered else "unreachable"
+                    if not exc.answered:
+                        self.workers.mark_failed(endpoint)
+                    log.warning("worker call failed; trying another",
+                                extra={"worker": endpoint.label, "details": exc.message})
+                    continue
+                ROUTING_DECISIONS.labels("holder" if attempt.existing else "placement").inc()
+                self.workers.note_serving(endpoint, model.model_id, model.sha256)
+                return endpoint, result
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or failed >= self.attempts:
+            if remaining <= 0:
                 break
-            tried += 1
-            if retry_reason:
-                RETRIES.labels(retry_reason).inc()
-            endpoint = attempt.endpoint
-            try:
-                with self.workers.calling(endpoint):
-                    result = await call(endpoint, remaining, attempt.existing)
-            except ModelNotHeld:
-                retry_reason = "not_loaded"
-                self.workers.note_gone(endpoint, model.model_id)
-                continue
-            except WorkerUnavailable as exc:
-                failed += 1
-                retry_reason = "unavailable" if exc.answered else "unreachable"
-                if not exc.answered:
-                    self.workers.mark_failed(endpoint)
-                log.warning("worker call failed; trying another",
-                            extra={"worker": endpoint.label, "details": exc.message})
-                continue
-            ROUTING_DECISIONS.labels("holder" if attempt.existing else "placement").inc()
-            self.workers.note_serving(endpoint, model.model_id, model.sha256)
-            return endpoint, result
-        if time.monotonic() >= deadline:
-            raise DeadlineExceeded("the request's deadline passed before a worker could answer")
+            await asyncio.sleep(min(pause, remaining))
         if not tried:
             raise Unavailable("no model worker is available; check that workers are running")
-        raise Unavailable(f"no model worker could serve the request ({failed} tried); retry shortly")
+        raise Unavailable(f"no model worker could serve the request before its deadline ({tried} tries); "
+                          "retry shortly")
 
     # ---- response cache ---------------------------------------------------------------------
     def _cache_digest(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest) -> str:
@@ -212,7 +223,7 @@ class Gateway:
         if copies and not caller.owns(model.workspace):
             raise PermissionDenied(f"only the model's own workspace may keep copies of {model.model_id!r}")
         if copies:
-            await self._put_floor(CopyFloor(model.model_id, model.workspace, copies))
+            await self.copies.keep(CopyFloor(model.model_id, model.workspace, copies))
         want, tried = max(1, copies), set()
         while len(holders := self._holders(model)) < want:  # each round loads on the best workers not yet tried
             live = self.workers.live()
@@ -229,7 +240,7 @@ class Gateway:
         return model, sorted(ep.worker_id or ep.label for ep in holders)
 
     def _holders(self, model: descriptor_pb2.ModelDescriptor) -> list[WorkerEndpoint]:
-        return [e for e in self.workers.live() if not e.draining and e.holds(model.model_id, model.sha256)]
+        return self.workers.holders(model.model_id, model.sha256)
 
     async def _load_on(self, endpoint: WorkerEndpoint, model: descriptor_pb2.ModelDescriptor) -> None:
         try:
@@ -244,7 +255,7 @@ class Gateway:
         model = await self._resolve(model_id, caller)
         if not caller.owns(model.workspace):
             raise PermissionDenied(f"only the model's own workspace may unload {model.model_id!r}")
-        await self._delete_floors(model.model_id)
+        await self.copies.release(model.model_id)
         replies = await self._fan_out(lambda ep: ep.client.unload(model.model_id, FANOUT_TIMEOUT_S))
         removed = []
         for endpoint, unloaded in replies:
@@ -254,30 +265,12 @@ class Gateway:
         return removed
 
     async def clear_models(self, caller: Caller) -> int:
-        floors = self.copies.floors if self.copies is not None else {}
-        await self._delete_floors(*(f.model_id for f in floors.values() if f.workspace == caller.workspace))
+        await self.copies.release(*self.copies.kept_in(caller.workspace))
         replies = await self._fan_out(lambda ep: ep.client.clear(caller.workspace, FANOUT_TIMEOUT_S))
         for endpoint, model_ids in replies:
             for model_id in model_ids:
                 self.workers.note_gone(endpoint, model_id)
         return sum(len(model_ids) for _, model_ids in replies)
-
-    async def _put_floor(self, floor: CopyFloor) -> None:
-        try:
-            await self.cache.copy_floors.put(floor)
-        except CacheUnavailable:
-            raise Unavailable("cannot keep copies while Redis is unavailable; retry, or add without copies") from None
-        if self.copies is not None:
-            self.copies.floors[floor.model_id] = floor
-
-    async def _delete_floors(self, *model_ids: str) -> None:
-        try:
-            await self.cache.copy_floors.delete(*model_ids)
-        except CacheUnavailable:
-            raise Unavailable("cannot release kept copies while Redis is unavailable; retry") from None
-        if self.copies is not None:
-            for model_id in model_ids:
-                self.copies.floors.pop(model_id, None)
 
     async def model(self, caller: Caller, model_id: str) -> descriptor_pb2.ModelDescriptor:
         """The model an id or alias names for this caller (NotFound / PermissionDenied otherwise)."""
@@ -321,9 +314,9 @@ class Gateway:
         return any(not endpoint.draining for endpoint in self.workers.live())
 
     async def model_ready(self, caller: Caller, model_id: str) -> bool:
-        """Some worker that answers holds the model loaded (so its load succeeded there)."""
+        """Some worker in rotation holds the model's current version loaded: the view routing sends requests by."""
         model = await self.model(caller, model_id)
-        return any(m.model_id == model.model_id for _, reply in await self._describe_all() for m in reply.models)
+        return bool(self.workers.holders(model.model_id, model.sha256))
 
     async def describe_models(self, caller: Caller) -> list[model_pb2.LoadedModel]:
         """Every loaded copy the caller may see (one entry per copy)."""
@@ -334,20 +327,19 @@ class Gateway:
 
         """Each model's copies taking traffic and their load, from the heartbeats routing uses."""
         endpoints = self.workers.all()
-        floors = self.copies.floors if self.copies is not None else {}
         seen: dict[str, tuple[str, str]] = {}  # model id -> (sha256, workspace): its current version where known
         for endpoint in endpoints:
             for load in endpoint.loads.values():
                 if caller.owns(load.workspace):
-                    current = self.copies.current_sha(load.model_id) if self.copies is not None else None
+                    current = self.copies.current_sha(load.model_id)
                     seen.setdefault(load.model_id, (current or load.sha256, load.workspace))
         placements = []
         for model_id in sorted(seen):
             sha256, workspace = seen[model_id]
-            floor = floors.get(model_id)
+            floor = self.copies.floor_of(model_id)
             copies = copies_of(endpoints, Target(model_id, sha256, workspace))
             placements.append(model_pb2.ModelPlacement(
-                model_id=model_id, min_copies=floor.min_copies if floor else 0, max_copies=self.max_copies,
+                model_id=model_id, min_copies=floor, max_copies=self.max_copies,
                 copies=[model_pb2.ModelCopy(
                     worker_id=ep.worker_id, in_flight=load.in_flight, queued=load.queued,
                     requests_per_second=load.requests_per_second,

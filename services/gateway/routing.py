@@ -12,6 +12,9 @@ less busy worker, then to a rendezvous hash of model and worker. Every gateway r
 same heartbeats ranks the same way, so a cold model lands on one worker. Draining workers come last,
 and only where they already hold the model; workers out of rotation after a failed call come after
 everything else (never first: a dead worker costs a request nothing while others can serve).
+
+When a round of attempts finds no worker that serves, the request waits ``retry_pauses`` (growing, with
+jitter so requests that failed together do not come back together) and tries a fresh view.
 """
 
 from __future__ import annotations
@@ -106,6 +109,17 @@ def size_hint(endpoints: list[WorkerEndpoint], model_id: str, declared_bytes: in
         if load is not None and load.size_bytes:
             return load.size_bytes
     return declared_bytes
+
+
+RETRY_PAUSE_FIRST_S, RETRY_PAUSE_MAX_S = 0.05, 0.5
+
+
+def retry_pauses(rng: random.Random) -> Iterator[float]:
+    """Pauses between rounds of attempts: 50 ms doubling to 0.5 s, each drawn between half and all of that."""
+    pause = RETRY_PAUSE_FIRST_S
+    while True:
+        yield pause * (0.5 + rng.random() / 2)
+        pause = min(pause * 2, RETRY_PAUSE_MAX_S)
 
 
 def attempts(endpoints: list[WorkerEndpoint], model_id: str, sha256: str, declared_bytes: int,

@@ -20,6 +20,7 @@ from services.common.tls import HttpsContexts
 from services.gateway.admin_servicer import ADMIN_SERVICE_NAME, AdminServicer
 from services.gateway.auth import Authenticator
 from services.gateway.copies import CopyController
+from services.gateway.discovery import from_settings
 from services.gateway.gateway import Gateway
 from services.gateway.http.app import HttpServer, build_app
 from services.gateway.http.context import HttpContext
@@ -61,9 +62,10 @@ def build(settings: GatewaySettings) -> Service:
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
     tls = settings.client_tls()
     registry = RegistryClient(settings.registry_address, settings.max_message_bytes, tls)
+    discovery = from_settings(settings.discovery, settings.worker_addresses(), settings.workers_dns,
+                              settings.workers_dns_refresh_s, cache.heartbeats)
     workers = WorkerPool(
-        [a.strip() for a in settings.workers.split(",") if a.strip()], settings.max_message_bytes, cache,
-        settings.discover_workers, settings.worker_cooldown_s, settings.placement_refresh_s, tls,
+        discovery, settings.max_message_bytes, settings.worker_probe_interval_s, settings.placement_refresh_s, tls,
     )
     auth = Authenticator(registry, settings.auth_refresh_s, settings.auth_max_stale_s, settings.auth_negative_ttl_s)
     resolver = ModelResolver(registry, settings.model_cache_ttl_s, settings.model_max_stale_s)

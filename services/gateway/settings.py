@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+from services.gateway.discovery import split_host_port
 
 
 class GatewaySettings(ServiceSettings):
@@ -17,8 +20,18 @@ class GatewaySettings(ServiceSettings):
         description="Registry replicas: comma-separated host:port list, or a name such as dns:///registry:50052 "
                     "resolving to several; calls fail over between them.",
     )
-    workers: str = Field("", description="Comma-separated worker host:port list (more are found by heartbeat).")
-    discover_workers: bool = Field(True, description="Add workers that publish heartbeats in Redis.")
+    discovery: Literal["static", "heartbeats", "dns"] = Field(
+        "heartbeats",
+        description="How workers are found: static (the workers list only), heartbeats (that list plus every worker "
+                    "publishing a heartbeat in Redis) or dns (every address workers_dns resolves to). Heartbeats, "
+                    "where Redis has them, give every worker's load and models in each mode.",
+    )
+    workers: str = Field("", description="Comma-separated worker host:port list (static and heartbeats discovery).")
+    workers_dns: str = Field(
+        "", description="host:port whose A/AAAA records are the workers, for dns discovery (a headless Service such "
+                        "as fleet-worker.inference-fleet.svc:50053).",
+    )
+    workers_dns_refresh_s: float = Field(5.0, gt=0, description="How often workers_dns is resolved again.")
     auth_refresh_s: float = Field(
         10.0, ge=0, description="Valid API keys (by hash) are asked of the registry again after this long; the bound "
                                 "on a revocation reaching this gateway when Redis pub/sub is down.",
@@ -32,10 +45,12 @@ class GatewaySettings(ServiceSettings):
                                                                "before keep resolving this long.")
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline for calls whose client set none.")
     worker_attempts: int = Field(3, ge=1, description="Workers tried per request when one is unavailable.")
-    worker_cooldown_s: float = Field(
+    worker_probe_interval_s: float = Field(
         2.0, gt=0,
+        validation_alias=AliasChoices("FLEET_GATEWAY_WORKER_PROBE_INTERVAL_S", "FLEET_GATEWAY_WORKER_COOLDOWN_S"),
         description="How often an unreachable worker is health-checked when heartbeats cannot say it is back (no "
-                    "Redis, or it publishes none); until then it is out of rotation.",
+                    "Redis, or it publishes none); until then it is out of rotation. Also read from the older name "
+                    "FLEET_GATEWAY_WORKER_COOLDOWN_S.",
     )
     placement_refresh_s: float = Field(1.0, gt=0, description="How often worker heartbeats are read and copies planned.")
     max_copies: int = Field(3, ge=1, description="Most workers one model is copied to (1: never copy; AddModel may "
@@ -77,6 +92,19 @@ class GatewaySettings(ServiceSettings):
 
     def http_body_limit(self) -> int:
         return self.http_max_body_bytes or self.max_message_bytes * 4 // 3 + 64 * 1024
+
+    def worker_addresses(self) -> list[str]:
+        return [a.strip() for a in self.workers.split(",") if a.strip()]
+
+    @model_validator(mode="after")
+    def _discovery_has_its_source(self) -> GatewaySettings:
+        if self.discovery == "dns" and not self.workers_dns:
+            raise ValueError("discovery=dns needs workers_dns (host:port of the workers' headless Service)")
+        if self.workers_dns:
+            split_host_port(self.workers_dns)  # ValueError naming what is wrong
+        if self.discovery == "static" and not self.worker_addresses():
+            raise ValueError("discovery=static needs workers (a comma-separated host:port list)")
+        return self
 
     @model_validator(mode="after")
     def _release_below_growth(self) -> GatewaySettings:

@@ -4,8 +4,9 @@ Each worker's last heartbeat (a typed ``WorkerState`` from Redis) says what it h
 this gateway adds what it knows first-hand: its own calls in flight to each worker, copies a call
 has just confirmed (before a heartbeat lists them) and copies a call found gone.
 
-Membership: workers found by heartbeat come and go with their heartbeats; static ones (configured
-by address) stay listed. A worker that could not be reached leaves the rotation until it
+Membership comes from a ``Discovery`` (static addresses, heartbeats or DNS, see ``discovery``): a worker
+it stops naming leaves (its channel closed once this gateway's calls to it end); one it names without a
+heartbeat stays, its load unknown. A worker that could not be reached leaves the rotation until it
 heartbeats again: a heartbeat published after the failure (a later sequence than any it could have
 sent before, or a new boot id), or, when heartbeats cannot tell (no Redis, or the worker publishes
 none), a health check answered SERVING, probed in the background every ``probe_interval_s``.
@@ -23,21 +24,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
-from services.cache import FleetCache
-from services.common.errors import CacheUnavailable
 from services.common.periodic import Periodic
 from services.common.tls import ClientTls
+from services.gateway.discovery import Discovery
 from services.gateway.metrics import WORKER_IN_FLIGHT, WORKERS
 from services.gateway.worker_client import WorkerClient
 
 log = logging.getLogger("fleet.gateway.workers")
+
+RETIRE_WAIT_S = 60.0
 
 
 @dataclass(eq=False)  # compared and hashed by identity
 class WorkerEndpoint:
     address: str
     client: WorkerClient
-    static: bool = False
     worker_id: str = ""
     state: WorkerState | None = None  # the last heartbeat
     loads: dict[str, ModelLoad] = field(default_factory=dict)  # from ``state``, by model id
@@ -103,22 +104,22 @@ class WorkerEndpoint:
 
 
 class WorkerPool:
-    def __init__(self, static_addresses: list[str], max_message_bytes: int, cache: FleetCache | None,
-                 discover: bool, probe_interval_s: float, refresh_s: float, tls: ClientTls | None = None,
-                 rng: random.Random | None = None) -> None:
-        self.max_message_bytes, self.cache, self.discover, self.tls = max_message_bytes, cache, discover, tls
+    def __init__(self, discovery: Discovery, max_message_bytes: int, probe_interval_s: float, refresh_s: float,
+                 tls: ClientTls | None = None, rng: random.Random | None = None) -> None:
+        self.discovery, self.max_message_bytes, self.tls = discovery, max_message_bytes, tls
         self.probe_interval_s = probe_interval_s
         self.rng = rng or random.Random()
         self.endpoints: dict[str, WorkerEndpoint] = {}
-        for address in static_addresses:
-            self._add(address, static=True)
+        self._retiring: dict[WorkerEndpoint, asyncio.Task[None]] = {}  # departed, closed once their calls end
+        for address in discovery.seeds:
+            self._add(address)
         self._periodic = Periodic("placement-refresh", refresh_s, self._tick)
 
-    def _add(self, address: str, static: bool = False) -> WorkerEndpoint:
+    def _add(self, address: str) -> WorkerEndpoint:
         endpoint = self.endpoints.get(address)
         if endpoint is None:
             client = WorkerClient(address, self.max_message_bytes + 1024 * 1024, self.tls)
-            endpoint = WorkerEndpoint(address, client, static=static)
+            endpoint = WorkerEndpoint(address, client)
             self.endpoints[address] = endpoint
             log.info("worker added", extra={"address": address})
         return endpoint
@@ -130,6 +131,11 @@ class WorkerPool:
     def live(self) -> list[WorkerEndpoint]:
         """Workers in rotation (draining ones included: they still finish and answer management calls)."""
         return [e for e in self.endpoints.values() if not e.failed]
+
+    def holders(self, model_id: str, sha256: str) -> list[WorkerEndpoint]:
+        """Workers in rotation, not draining, holding this version of the model: whom routing sends its
+        requests first, and what readiness and ``AddModel`` count."""
+        return [e for e in self.endpoints.values() if not e.failed and not e.draining and e.holds(model_id, sha256)]
 
     def report(self) -> None:
         """fleet_gateway_workers{state}: how many known workers are healthy, draining, out of rotation."""
@@ -180,38 +186,44 @@ class WorkerPool:
 
     # ---- membership ----------------------------------------------------------------------------
     async def refresh(self) -> None:
-        """Take the live heartbeats (discovering workers, dropping those that stopped beating); probe failed
-        workers that heartbeats cannot vouch for."""
-        states = None
-        if self.cache is not None:
-            try:
-                states = await self.cache.heartbeats.live()
-            except CacheUnavailable:
-                log.warning("heartbeats unavailable (Redis); keeping the last view")
-        if states is not None:
-            await self._apply(states)
-        await self._probe_failed(heartbeats_known=states is not None)
+        """Ask discovery who the workers are and take their heartbeats; probe failed workers that heartbeats
+        cannot vouch for."""
+        found = await self.discovery.find()
+        if found.members is not None:
+            await self._apply_members(found.members)
+        if found.states is not None:
+            self._apply_states(found.states)
+        await self._probe_failed(heartbeats_known=found.states is not None)
 
-    async def _apply(self, states: dict[str, WorkerState]) -> None:
-        seen = set()
-        for state in states.values():
-            if not state.address or (state.address not in self.endpoints and not self.discover):
-                continue
-            endpoint = self._add(state.address)
-            if endpoint.apply(state):
-                log.info("worker back in rotation (heartbeat)", extra={"worker": endpoint.label})
-            seen.add(state.address)
-        for address, endpoint in list(self.endpoints.items()):
-            if address in seen:
-                continue
-            if endpoint.static:
-                endpoint.state, endpoint.loads, endpoint.others_at_beat = None, {}, 0  # no heartbeat: unknown
-                continue
-            del self.endpoints[address]
-            with contextlib.suppress(KeyError):
-                WORKER_IN_FLIGHT.remove(endpoint.label)
-            await endpoint.client.close()
+    async def _apply_members(self, members: frozenset[str]) -> None:
+        for address in sorted(members - self.endpoints.keys()):
+            self._add(address)
+        for address in [a for a in self.endpoints if a not in members]:
+            endpoint = self.endpoints.pop(address)
             log.info("worker left", extra={"worker": endpoint.label, "address": address})
+            if endpoint.in_flight:  # a draining pod leaves DNS while it finishes this gateway's calls
+                task = asyncio.get_running_loop().create_task(self._retire(endpoint))
+                self._retiring[endpoint] = task
+                task.add_done_callback(lambda _, e=endpoint: self._retiring.pop(e, None))
+            else:
+                await self._retire(endpoint)
+
+    async def _retire(self, endpoint: WorkerEndpoint) -> None:
+        """Close a departed worker's channel once this gateway's calls to it are over (at most RETIRE_WAIT_S)."""
+        deadline = time.monotonic() + RETIRE_WAIT_S
+        while endpoint.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        with contextlib.suppress(KeyError):
+            WORKER_IN_FLIGHT.remove(endpoint.label)
+        await endpoint.client.close()
+
+    def _apply_states(self, states: dict[str, WorkerState]) -> None:
+        for address, endpoint in self.endpoints.items():
+            state = states.get(address)
+            if state is None:
+                endpoint.state, endpoint.loads, endpoint.others_at_beat = None, {}, 0  # no heartbeat: unknown
+            elif endpoint.apply(state):
+                log.info("worker back in rotation (heartbeat)", extra={"worker": endpoint.label})
 
     async def _probe_failed(self, heartbeats_known: bool) -> None:
         now = time.monotonic()
@@ -237,5 +249,11 @@ class WorkerPool:
 
     async def close(self) -> None:
         await self._periodic.stop()
+        retiring = dict(self._retiring)
+        for task in retiring.values():
+            task.cancel()
+        await asyncio.gather(*retiring.values(), return_exceptions=True)
+        for endpoint in retiring:
+            await endpoint.client.close()
         for endpoint in self.endpoints.values():
             await endpoint.client.close()

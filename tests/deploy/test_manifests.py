@@ -82,6 +82,23 @@ def test_overlays_differ_as_documented() -> None:
             assert mounts.get(folder) in secrets, (workload["metadata"]["name"], name, path)
 
 
+@pytest.mark.parametrize(("overlay", "discovery"), [("cpu", "dns"), ("gpu", "dns"), ("dev", "heartbeats"),
+                                                    ("cert-manager", "dns")])
+def test_each_overlay_names_how_gateways_find_workers(overlay: str, discovery: str) -> None:
+    m = Manifests(render(overlay))
+    gateway = pod_spec(m.get("Deployment", "fleet-gateway"))["containers"][0]
+    env = container_env(m, gateway)
+    assert env["FLEET_GATEWAY_DISCOVERY"] == discovery
+    if discovery == "dns":  # the name is the workers' headless Service, at its gRPC port
+        host, _, port = env["FLEET_GATEWAY_WORKERS_DNS"].rpartition(":")
+        service = m.get("Service", host.split(".")[0])
+        assert service["spec"]["clusterIP"] == "None" and not service["spec"].get("publishNotReadyAddresses")
+        assert service["spec"]["selector"]["app.kubernetes.io/component"] == "worker"
+        assert int(port) in {p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc"}
+    else:
+        assert "FLEET_GATEWAY_WORKERS_DNS" not in env
+
+
 def test_every_namespaced_object_lands_in_the_fleet_namespace() -> None:
     for overlay in OVERLAYS:
         for doc in render(overlay):

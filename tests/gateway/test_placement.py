@@ -9,6 +9,7 @@ import pytest
 
 from services.gateway.placement import CopyPolicy, Target, is_cold, is_hot, plan
 from services.gateway.routing import rendezvous
+from services.gateway.discovery import StaticDiscovery
 from services.gateway.workers import WorkerPool
 from tests.gateway.test_workers import SHA, load, state
 
@@ -18,7 +19,7 @@ HOT = Target("hot/1", SHA, "demo")
 
 @pytest.fixture
 async def pool() -> AsyncIterator[WorkerPool]:
-    p = WorkerPool([f"127.0.0.1:{i}" for i in range(1, 5)], 1 << 20, None, False, 2.0, 1.0, rng=random.Random(1))
+    p = WorkerPool(StaticDiscovery([f"127.0.0.1:{i}" for i in range(1, 5)]), 1 << 20, 2.0, 1.0, rng=random.Random(1))
     yield p
     await p.close()
 
@@ -46,7 +47,7 @@ async def test_a_model_busy_for_the_whole_window_gets_one_more_copy_on_the_best_
 
 
 async def test_every_replica_decides_the_same_from_the_same_heartbeats(pool: WorkerPool) -> None:
-    other = WorkerPool([f"127.0.0.1:{i}" for i in (4, 2, 3, 1)], 1 << 20, None, False, 2.0, 1.0,
+    other = WorkerPool(StaticDiscovery([f"127.0.0.1:{i}" for i in (4, 2, 3, 1)]), 1 << 20, 2.0, 1.0,
                        rng=random.Random(2))
     try:
         for p in (pool, other):
@@ -57,7 +58,7 @@ async def test_every_replica_decides_the_same_from_the_same_heartbeats(pool: Wor
         targets = [HOT, Target("cold/1", SHA, "demo")]
         mine, theirs = decided(pool, targets), decided(other, targets)
         assert mine == theirs
-        [add, release] = mine
+        [add, release] = sorted(mine)
         assert add == ("add", "hot/1", "w4", "hot")  # the idle worker with the most free slots
         assert release[:2] == ("release", "cold/1") and release[2] in {"w1", "w2", "w3"} and release[3] == "cold"
     finally:
@@ -131,3 +132,69 @@ def test_hot_and_cold_thresholds_use_each_copys_whole_window() -> None:
     assert is_cold(idle, POLICY)  # busiest 0.1 + 0.3 on one copy: 0.4 < 0.5
     assert not is_cold(idle, CopyPolicy(release_load=0.4, release_window_s=6.0))
     assert not is_cold(idle[:1], POLICY)  # one copy is never released as cold
+
+
+SLOW, FAST = Target("slow/1", SHA, "demo"), Target("fast/1", SHA, "demo")
+
+
+async def test_a_holder_saturated_by_several_models_sheds_its_busiest_to_an_idle_worker(pool: WorkerPool) -> None:
+    # Neither model alone is above the threshold (4 per copy); together they keep w1 at 6.5 the whole window.
+    beat(pool, 1, load("slow/1", rate=10, history=[3.5] * 4), load("fast/1", rate=40, history=[3.0] * 4))
+    beat(pool, 2, load("other/1", rate=1, history=[4.5] * 4))  # room, but busy itself
+    beat(pool, 3)  # room, idle
+    beat(pool, 4, *(load(f"x{i}/1") for i in range(8)))  # full
+    assert decided(pool, [SLOW, FAST]) == [("add", "slow/1", "w3", "saturated")]
+    assert decided(pool, [FAST, SLOW]) == decided(pool, [SLOW, FAST])  # no order dependence
+    # The copy is placed: while it has no full window, the holder waits to see its effect.
+    beat(pool, 3, load("slow/1", rate=5, history=[1.5]), sequence=2)
+    beat(pool, 1, load("slow/1", rate=5, history=[1.5, 3.5, 3.5]), load("fast/1", rate=40, history=[3.0] * 4),
+         sequence=2)
+    assert decided(pool, [SLOW, FAST]) == []
+    # Still saturated by the fast model once it shows: slow/1 has a holder with room (w3), so fast/1 is copied,
+    # and not to w2, busy with its own model.
+    beat(pool, 3, load("slow/1", rate=5, history=[1.5] * 3), sequence=3)
+    beat(pool, 1, load("slow/1", rate=5, history=[1.5] * 3), load("fast/1", rate=40, history=[3.0] * 4),
+         sequence=3)
+    assert decided(pool, [SLOW, FAST]) == [("add", "fast/1", "w3", "saturated")]
+
+
+async def test_no_copy_for_a_saturated_holder_when_no_worker_has_room_or_load_is_below_the_threshold(
+        pool: WorkerPool) -> None:
+    beat(pool, 1, load("slow/1", rate=10, history=[2.5] * 4), load("fast/1", rate=40, history=[1.0] * 4))
+    for i in (2, 3, 4):
+        beat(pool, i)
+    assert decided(pool, [SLOW, FAST]) == []  # 3.5 in all: not saturated
+    beat(pool, 1, load("slow/1", rate=10, history=[2.5] * 4), load("fast/1", rate=40, history=[2.0, 2.0, 1.0, 2.0]),
+         sequence=2)
+    assert decided(pool, [SLOW, FAST]) == []  # its quietest interval was 3.5
+    beat(pool, 1, load("slow/1", rate=10, history=[2.5] * 4), load("fast/1", rate=40, history=[2.0] * 4),
+         sequence=3)
+    [(kind, model_id, where, reason)] = decided(pool, [SLOW, FAST])  # now 4.5: the busier model goes
+    assert (kind, model_id, reason) == ("add", "slow/1", "saturated") and where in {"w2", "w3", "w4"}
+    for i in (2, 3, 4):
+        beat(pool, i, load(f"own{i}/1", history=[5.0] * 4), sequence=2)  # every other worker busy too
+    assert decided(pool, [SLOW, FAST]) == []
+    for i in (2, 3, 4):
+        beat(pool, i, load(f"own{i}/1", history=[0.5, 5.0, 0.5, 0.5]), sequence=3)  # quiet only lately
+    assert decided(pool, [SLOW, FAST]) == []
+    for i in (2, 3, 4):
+        beat(pool, i, load(f"own{i}/1", history=[0.5, 3.0, 0.5, 5.0]), sequence=4)  # below 4 throughout the window
+    assert [a[3] for a in decided(pool, [SLOW, FAST])] == ["saturated"]
+    beat(pool, 1, load("idle/1", history=[0.1] * 4), load("busy/1", rate=40, history=[4.5] * 4), sequence=4)
+    for i in (2, 3, 4):
+        beat(pool, i, sequence=5)
+    # busy/1 alone is hot (the per-model rule): one action, for it.
+    [(kind, model_id, _, reason)] = decided(pool, [Target("idle/1", SHA, "demo"), Target("busy/1", SHA, "demo")])
+    assert (kind, model_id, reason) == ("add", "busy/1", "hot")
+
+
+async def test_a_lighter_model_is_not_copied_while_the_busiest_one_moves_to_its_other_copy(pool: WorkerPool) -> None:
+    big, small = Target("big/1", SHA, "demo"), Target("small/1", SHA, "demo")
+    beat(pool, 1, load("big/1", rate=60, history=[6.0] * 4), load("small/1", rate=5, history=[1.0] * 4))
+    beat(pool, 2, load("big/1", rate=10, history=[1.0] * 4))  # big/1's other copy has room: routing fills it
+    beat(pool, 3)
+    beat(pool, 4)
+    assert decided(pool, [big, small]) == []  # not small/1 to an idle worker: it would relieve w1 of 1 in 7
+    beat(pool, 2, load("big/1", rate=60, history=[5.0] * 4), sequence=2)  # both holders saturated now
+    [(kind, model_id, _, reason)] = decided(pool, [big, small])
+    assert (kind, model_id) == ("add", "big/1") and reason in {"hot", "saturated"}

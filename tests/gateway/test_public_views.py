@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.gateway.caller import Caller
+from services.gateway.copies import CopyController
 from services.gateway.gateway import Gateway
+from services.gateway.placement import CopyPolicy
+from services.gateway.discovery import StaticDiscovery
 from services.gateway.workers import WorkerPool
 from tests.model_worker.test_service import start_worker
 
@@ -13,8 +16,9 @@ from tests.model_worker.test_service import start_worker
 async def test_worker_addresses_are_shown_to_admins_only(tmp_path: Path, redis_url: str, namespace: str) -> None:
     harness = await start_worker(tmp_path, redis_url, namespace)
     address = f"127.0.0.1:{harness.runner.port}"
-    pool = WorkerPool([address], 1 << 20, None, False, 2.0, 1.0)
-    gateway = Gateway(None, pool, None, 1, 5.0, 0)  # type: ignore[arg-type] - server info needs neither
+    pool = WorkerPool(StaticDiscovery([address]), 1 << 20, 2.0, 1.0)
+    copies = CopyController(pool, None, None, CopyPolicy(), 1.0, 1.0)  # type: ignore[arg-type] - no resolver needed
+    gateway = Gateway(None, pool, None, 1, 5.0, 0, copies)  # type: ignore[arg-type] - server info needs neither
     try:
         [caller_view] = await gateway.server_info(Caller(workspace="demo"))
         [admin_view] = await gateway.server_info(Caller(workspace="demo", admin=True))

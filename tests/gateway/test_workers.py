@@ -13,6 +13,7 @@ import pytest
 
 from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
 from services.gateway import routing
+from services.gateway.discovery import StaticDiscovery
 from services.gateway.workers import WorkerEndpoint, WorkerPool
 
 SHA = "ab" * 32
@@ -34,7 +35,7 @@ def state(worker_id: str, address: str, *models: ModelLoad, sequence: int = 1, b
 
 @pytest.fixture
 async def pool() -> AsyncIterator[WorkerPool]:
-    p = WorkerPool([f"127.0.0.1:{i}" for i in (1, 2, 3)], 1 << 20, None, False, 2.0, 1.0, rng=random.Random(7))
+    p = WorkerPool(StaticDiscovery([f"127.0.0.1:{i}" for i in (1, 2, 3)]), 1 << 20, 2.0, 1.0, rng=random.Random(7))
     yield p
     await p.close()
 
@@ -72,7 +73,7 @@ async def test_a_model_nobody_holds_goes_where_there_is_room_the_same_way_on_eve
     b.apply(state("w1", b.address, load("y/1", history=[6.0]), max_models=4))  # room, but busy
     c.apply(state("w2", c.address, load("z/1", history=[0.5]), max_models=4))  # room, quiet
     assert order(pool, "cold/1") == [("w2", False), ("w1", False), ("w0", False)]
-    other = WorkerPool([e.address for e in (c, a, b)], 1 << 20, None, False, 2.0, 1.0, rng=random.Random(99))
+    other = WorkerPool(StaticDiscovery([e.address for e in (c, a, b)]), 1 << 20, 2.0, 1.0, rng=random.Random(99))
     try:
         for ep in (c, a, b):  # another replica, reading the same heartbeats in another order
             other.endpoints[ep.address].apply(ep.state)
