@@ -125,5 +125,5 @@ def load_plugins(modules: Iterable[str] | str | None = None) -> list[str]:
             raise FailedPrecondition(f"task plug-in module {name!r} could not be imported: {exc}") from None
         _LOADED.add(name)
         imported.append(name)
-        log.info("task plug-in loaded", extra={"module": name})
+        log.info("task plug-in loaded", extra={"plugin": name})
     return imported
