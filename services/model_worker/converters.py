@@ -6,8 +6,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from fleet.internal.v1.worker_pb2 import WorkerState
 from fleet.v1 import inference_pb2, model_pb2
-from services.common.errors import FleetError, InvalidImage
+from services.common.errors import FleetError, InvalidArgument, InvalidImage
+from services.common.model_spec import InputKind, ModelSpec
 from services.common.rpc_errors import error_status
+from services.model_worker import inputs
 from services.model_worker.images import ImageInput, RawPixels
 from services.model_worker.manager import LoadedModel
 from services.model_worker.model_types import model_type
@@ -30,6 +32,36 @@ def image_from_proto(image: inference_pb2.Image) -> ImageInput:
         return ImageInput(raw=RawPixels(r.data, r.width, r.height, r.channels,
                                         bgr=r.color_order == model_pb2.COLOR_ORDER_BGR))
     raise InvalidImage("the request carries no image: set image.encoded, image.url or image.raw")
+
+
+def inputs_from_proto(request: inference_pb2.InferRequest, spec: ModelSpec, model_id: str) -> inputs.Inputs:
+    """The request's image and typed inputs, validated against the model's declaration."""
+    values: dict[str, tuple[InputKind, inputs.Value, int]] = {}
+    first_image = next((d.name for d in spec.declared_inputs if d.kind == InputKind.IMAGE), "image")
+    if request.HasField("image") and request.image.WhichOneof("source") is not None:
+        values[first_image] = (InputKind.IMAGE, image_from_proto(request.image), 1)
+    for name, value in request.inputs.items():
+        kind = value.WhichOneof("value")
+        if name in values:
+            raise InvalidArgument(f"input {name!r} is sent twice (as InferRequest.image and in inputs)")
+        if kind == "image":
+            values[name] = (InputKind.IMAGE, image_from_proto(value.image), 1)
+        elif kind == "texts":
+            values[name] = (InputKind.TEXTS, inputs.texts(list(value.texts.values), name), len(value.texts.values))
+        elif kind == "points":
+            pts = value.points.points
+            values[name] = (InputKind.POINTS, inputs.points([(p.x, p.y) for p in pts], [not p.negative for p in pts],
+                                                            name), len(pts))
+        elif kind == "boxes":
+            bxs = value.boxes.boxes
+            values[name] = (InputKind.BOXES, inputs.boxes([(b.x, b.y, b.width, b.height) for b in bxs], name),
+                            len(bxs))
+        elif kind == "tensor":
+            t = value.tensor
+            values[name] = (InputKind.TENSOR, inputs.tensor(t.datatype, list(t.shape), t.data, name), 1)
+        else:
+            raise InvalidArgument(f"input {name!r} carries no value")
+    return inputs.check(spec, values, model_id)
 
 
 def image_or_error(image: inference_pb2.Image) -> ImageInput | FleetError:

@@ -26,7 +26,7 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
             return worker_pb2.ModelWorkerServiceInferResponse(not_loaded=True)
         out = await self.worker.infer(
             record,
-            converters.image_from_proto(request.request.image),
+            converters.inputs_from_proto(request.request, record.spec, record.model_id),
             converters.params_from_proto(request.request.parameters),
         )
         return worker_pb2.ModelWorkerServiceInferResponse(

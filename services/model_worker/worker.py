@@ -7,10 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from services.cache import FleetCache
-from services.common.errors import FleetError, InvalidArgument, ModelNotFound, NotFound
+from services.common.errors import FleetError, InvalidArgument, InvalidImage, ModelNotFound, NotFound
 from services.common.grpc_metrics import OK, code_of
 from services.common.model_record import ModelRecord
 from services.model_worker.images import ImageInput
+from services.model_worker.inputs import Inputs
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import LoadedModel, ModelManager
 from services.model_worker.metrics import ModelSeries
@@ -47,9 +48,13 @@ class Worker:
     def holds(self, record: ModelRecord) -> bool:
         return self.manager.holds(record)
 
-    async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
+    async def infer(self, record: ModelRecord, inputs: Inputs | ImageInput, params: InferenceParams) -> InferenceOutput:
+        """One request: the image (and the other inputs its model declares, already validated)."""
         series = ModelSeries.of(record.model_id)
         try:
+            image = inputs.image if isinstance(inputs, Inputs) else inputs
+            if image is None:
+                raise InvalidImage("the request carries no image: set image.encoded, image.url or image.raw")
             out = await self.pipeline.infer(record, image, params)
         except BaseException as exc:
             series.requests(code_of(exc)).inc()
