@@ -11,7 +11,7 @@ from services.common.model_spec import InputKind, ModelSpec
 from services.common.rpc_errors import error_status
 from services.model_worker import inputs
 from services.model_worker.images import ImageInput, RawPixels
-from services.model_worker.manager import LoadedModel
+from services.model_worker.manager import HeldModel
 from services.model_worker.model_types import model_type
 from services.tasks import registry as tasks
 from services.model_worker.pipeline import InferenceOutput
@@ -115,7 +115,7 @@ def _ts(unix: float) -> Timestamp:
     return ts
 
 
-def loaded_to_proto(model: LoadedModel, worker_id: str) -> model_pb2.LoadedModel:
+def loaded_to_proto(model: HeldModel, worker_id: str) -> model_pb2.LoadedModel:
     spec = model.record.spec
     return model_pb2.LoadedModel(
         model_id=model.model_id, task_type=tasks.get(spec.task_type).proto, task=spec.task_type,

@@ -17,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin
 
 import psutil
 
@@ -25,7 +27,7 @@ from services.common.model_record import ModelRecord
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.batcher import Batcher
 from services.common.labels import model_label
-from services.model_worker.load import LoadMeter
+from services.model_worker.busyness import BusyMeter
 from services.model_worker.metrics import (
     CAPACITY_BYTES,
     EVICTIONS,
@@ -41,10 +43,12 @@ from services.model_worker.metrics import (
 )
 from services.model_worker.runtime import (
     CUDA,
+    Graph,
     RuntimeOptions,
     Session,
     available_providers,
     device_free_bytes,
+    open_graph,
     open_session,
     requested_providers,
 )
@@ -61,11 +65,14 @@ class ManagerLimits:
     max_queue_delay_s: float = 0.002
     max_queue: int = 256
     concurrent_runs: int = 0  # 0: the session's batch runs (one per intra-op thread with adaptive threads, else 1)
-    load_history: int = 60  # heartbeat intervals of load kept per model (see LoadMeter)
+    load_history: int = 60  # heartbeat intervals of load kept per model (see BusyMeter)
 
 
 @dataclass
-class LoadedModel:
+class HeldModel:
+    """A model this worker holds: its first graph's session and batcher, its further graphs and files (one LRU
+    entry: loaded, counted and evicted together)."""
+
     record: ModelRecord
     session: Session
     batcher: Batcher
@@ -75,7 +82,9 @@ class LoadedModel:
     last_used: float = field(default_factory=time.time)
     request_count: int = 0
     retired: bool = False
-    meter: LoadMeter = field(default_factory=lambda: LoadMeter(60))
+    meter: BusyMeter = field(default_factory=lambda: BusyMeter(60))
+    graphs: dict[str, Graph] = field(default_factory=dict)  # model.json's further graphs, by name
+    assets: dict[str, Path] = field(default_factory=dict)  # model.json's other files (checked copies), by name
 
     @property
     def in_flight(self) -> int:
@@ -92,7 +101,12 @@ class LoadedModel:
 
     @property
     def size_bytes(self) -> int:
-        return self.session.size_bytes
+        return self.session.size_bytes + sum(g.size_bytes for g in self.graphs.values())
+
+
+def sibling_uri(artifact_uri: str, file: str) -> str:
+    """Where a package's other file is: beside its weights (file:// and http(s):// alike)."""
+    return urljoin(artifact_uri, file)
 
 
 def memory_free_fraction(on_device: bool = False) -> float:
@@ -126,17 +140,17 @@ class ModelManager:
         self._free_fraction = free_fraction or (lambda: memory_free_fraction(on_device))
         MAX_MODELS.set(limits.max_models)
         CAPACITY_BYTES.set(limits.capacity_bytes)
-        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._models: OrderedDict[str, HeldModel] = OrderedDict()
         self._locks: dict[str, _LockEntry] = {}
         self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self._opening: set[asyncio.Task[None]] = set()  # batch sessions being opened
         self.loads_started = 0  # for tests and describe: how many loads ran
 
     # ---- queries -------------------------------------------------------------------------
-    def get(self, model_id: str) -> LoadedModel | None:
+    def get(self, model_id: str) -> HeldModel | None:
         return self._models.get(model_id)
 
-    def models(self) -> list[LoadedModel]:
+    def models(self) -> list[HeldModel]:
         return list(self._models.values())
 
     def free_fraction(self) -> float:
@@ -147,7 +161,7 @@ class ModelManager:
         return sum(m.size_bytes for m in self._models.values())
 
     # ---- request path --------------------------------------------------------------------
-    async def acquire(self, record: ModelRecord) -> tuple[LoadedModel, bool]:
+    async def acquire(self, record: ModelRecord) -> tuple[HeldModel, bool]:
         """The loaded model for ``record`` (loading it if needed) and whether this call loaded it.
 
         The caller must ``release`` it; an acquired model is never closed under a request.
@@ -167,14 +181,14 @@ class ModelManager:
         model = self._models.get(record.model_id)
         return model is not None and model.sha256 == record.spec.sha256
 
-    def release(self, model: LoadedModel) -> None:
+    def release(self, model: HeldModel) -> None:
         model.meter.leave()
         IN_FLIGHT.dec()
         model.request_count += 1
         model.last_used = time.time()
 
     # ---- management ------------------------------------------------------------------------
-    async def load(self, record: ModelRecord, pin: bool = False) -> tuple[LoadedModel, bool]:
+    async def load(self, record: ModelRecord, pin: bool = False) -> tuple[HeldModel, bool]:
         """Load ``record`` unless that exact version is loaded; returns (model, already_loaded)."""
         async with self._model_lock(record.model_id):
             existing = self._models.get(record.model_id)
@@ -220,13 +234,16 @@ class ModelManager:
             entry = self._locks[model_id] = _LockEntry()
         return _TimedLock(self, model_id, entry)
 
-    async def _open(self, record: ModelRecord, pin: bool) -> LoadedModel:
+    async def _open(self, record: ModelRecord, pin: bool) -> HeldModel:
         started = time.perf_counter()
         self.loads_started += 1
         try:
-            path = await self.artifacts.fetch(record.artifact_uri, record.spec.weights.sha256)
+            paths = await self._fetch_files(record)
             loop = asyncio.get_running_loop()
-            session = await loop.run_in_executor(self._load_executor, open_session, path, record.spec, self.runtime)
+            session = await loop.run_in_executor(self._load_executor, open_session, paths.pop("model"), record.spec,
+                                                 self.runtime)
+            graphs = {name: await loop.run_in_executor(self._load_executor, open_graph, paths.pop(name), self.runtime)
+                      for name in record.spec.graphs}
         except FleetError:
             MODEL_LOADS.labels(model_label(record.model_id), "failed").inc()
             raise
@@ -242,18 +259,28 @@ class ModelManager:
                           self.limits.concurrent_runs or session.batch_runs, ModelSeries.of(record.model_id))
         log.info("model loaded", extra={"model_id": record.model_id, "seconds": round(elapsed, 3),
                                         "bytes": session.size_bytes, "provider": session.provider})
-        model = LoadedModel(record, session, batcher, elapsed, pinned=pin, meter=LoadMeter(self.limits.load_history))
+        model = HeldModel(record, session, batcher, elapsed, pinned=pin, meter=BusyMeter(self.limits.load_history),
+                          graphs=graphs, assets=paths)
         if session.wants_batch_session:
             batcher.on_first_batch = functools.partial(self._open_batch_session, model)
         return model
 
-    def _open_batch_session(self, model: LoadedModel) -> None:
+    async def _fetch_files(self, record: ModelRecord) -> dict[str, Path]:
+        """Every file of the model (its weights at ``artifact_uri``; the other graphs and assets beside them), each
+        checked against its sha256."""
+        files = record.spec.files
+        paths = await asyncio.gather(*(
+            self.artifacts.fetch(record.artifact_uri if name == "model" else sibling_uri(record.artifact_uri, w.file),
+                                 w.sha256) for name, w in files.items()))
+        return dict(zip(files, paths))
+
+    def _open_batch_session(self, model: HeldModel) -> None:
         """A first batch formed: open the model's one-thread batch session in the background."""
         task = asyncio.get_running_loop().create_task(self._add_batch_session(model))
         self._opening.add(task)
         task.add_done_callback(self._opening.discard)
 
-    async def _add_batch_session(self, model: LoadedModel) -> None:
+    async def _add_batch_session(self, model: HeldModel) -> None:
         session, label = model.session, model_label(model.model_id)
         try:
             opened = await asyncio.get_running_loop().run_in_executor(self._load_executor, session.open_batch_session)
@@ -302,7 +329,7 @@ class ModelManager:
             EVICTIONS.labels(model_label(victim.model_id), reason).inc()
             self._drop(victim, f"evicted ({reason})")
 
-    def _drop(self, model: LoadedModel, why: str) -> None:
+    def _drop(self, model: HeldModel, why: str) -> None:
         """Remove from the table now; close once its in-flight requests are done."""
         if self._models.get(model.model_id) is model:
             del self._models[model.model_id]
@@ -319,7 +346,7 @@ class ModelManager:
         task.add_done_callback(self._retiring.discard)
 
     @staticmethod
-    async def _retire(model: LoadedModel, drain_timeout_s: float = 60.0) -> None:
+    async def _retire(model: HeldModel, drain_timeout_s: float = 60.0) -> None:
         """Close the model's batcher once its in-flight requests are done (or at once when cancelled)."""
         deadline = time.monotonic() + drain_timeout_s
         try:

@@ -26,7 +26,7 @@ from services.common.model_spec import InputSpec, ModelSpec
 from services.model_worker.batcher import BatchOutput
 from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
 from services.model_worker.images import ImageInput, Reserve, to_decoded
-from services.model_worker.manager import LoadedModel, ModelManager
+from services.model_worker.manager import HeldModel, ModelManager
 from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
 from services.model_worker.model_types import model_type
 from services.model_worker.processing.decode import ImageLimits
@@ -205,7 +205,7 @@ class Pipeline:
     async def _fetched(self, image: ImageInput) -> ImageInput:
         return ImageInput(encoded=await self.urls.fetch(image.url)) if image.url is not None else image
 
-    async def _prepare(self, model: LoadedModel, image: ImageInput, spec: InputSpec, params: ResolvedParams,
+    async def _prepare(self, model: HeldModel, image: ImageInput, spec: InputSpec, params: ResolvedParams,
                        reservation: Reservation) -> _Prepared:
         """Decode and pre-process an announced request in the thread pool, within the decode budget
         (waiting on the loop when it is full); the request is withdrawn if that fails."""
@@ -222,7 +222,7 @@ class Pipeline:
             model.batcher.withdraw()
             raise
 
-    async def _run(self, model: LoadedModel, prepared: _Prepared, spec: ModelSpec, params: ResolvedParams,
+    async def _run(self, model: HeldModel, prepared: _Prepared, spec: ModelSpec, params: ResolvedParams,
                    reservation: Reservation) -> tuple[BatchOutput, _Finished, float, float]:
         """Share a model run with other requests, then finish in the thread pool:
         (batch, finished, when post-processing started, its seconds)."""

@@ -241,3 +241,38 @@ def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Sessio
         log.warning("CUDA was requested but the session fell back to %s", provider)
     max_batch = min(options.max_batch_size, spec.batch.max_batch_size, fixed_batch or options.max_batch_size)
     return Session(sess, input_name, names, provider, max(1, max_batch), host_bytes, device_bytes, source)
+
+
+@dataclass
+class Graph:
+    """One more ONNX graph of a model (an encoder's prompt decoder, a text encoder): run with named inputs.
+    Its task checks its inputs and outputs; the worker only opens it and counts its memory."""
+
+    session: ort.InferenceSession
+    input_names: list[str]
+    output_names: list[str]
+    provider: str
+    host_bytes: int
+    device_bytes: int
+
+    @property
+    def size_bytes(self) -> int:
+        return self.host_bytes + self.device_bytes
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(self.output_names, feeds)
+
+
+def open_graph(path: Path, options: RuntimeOptions) -> Graph:
+    """Open a model's further graph (blocking: in a loader thread), measuring its footprint as open_session does."""
+    providers = requested_providers(options.execution_provider, available_providers())
+    process = psutil.Process()
+    with _CREATE_LOCK:
+        rss_before = process.memory_info().rss
+        gpu_before = device_free_bytes() if CUDA in providers else None
+        sess = _create(path, _session_options(options, options.intra_op_threads), providers)
+        host_bytes = max(process.memory_info().rss - rss_before, path.stat().st_size)
+        gpu_after = device_free_bytes() if gpu_before else None
+    device_bytes = max(0, gpu_before[0] - gpu_after[0]) if gpu_before and gpu_after else 0
+    return Graph(sess, [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()],
+                 sess.get_providers()[0], host_bytes, device_bytes)

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
-from services.model_worker.manager import LoadedModel, ModelManager
+from services.model_worker.manager import HeldModel, ModelManager
 from services.model_worker.runtime import available_providers, requested_providers
 
 
-def model_load(model: LoadedModel) -> ModelLoad:
+def model_load(model: HeldModel) -> ModelLoad:
     return ModelLoad(
         model_id=model.model_id, sha256=model.sha256, workspace=model.record.workspace,
         size_bytes=model.size_bytes, pinned=model.pinned, in_flight=model.in_flight,

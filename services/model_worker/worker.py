@@ -13,7 +13,7 @@ from services.common.model_record import ModelRecord
 from services.model_worker.images import ImageInput
 from services.model_worker.inputs import Inputs
 from services.model_worker.inference_log import InferenceRecorder
-from services.model_worker.manager import LoadedModel, ModelManager
+from services.model_worker.manager import HeldModel, ModelManager
 from services.model_worker.metrics import ModelSeries
 from services.model_worker.pipeline import InferenceOutput, Pipeline
 from services.model_worker.metrics import DRAINING
@@ -85,7 +85,7 @@ class Worker:
                 series.requests(code_of(outcome)).inc()
         return outcomes
 
-    async def load(self, record: ModelRecord, pin: bool = False) -> tuple[LoadedModel, bool]:
+    async def load(self, record: ModelRecord, pin: bool = False) -> tuple[HeldModel, bool]:
         return await self.manager.load(record, pin=pin)
 
     async def unload(self, model_id: str) -> bool:

@@ -229,7 +229,7 @@ class CountingSession:
         return self.session.run(*args)
 
 
-async def _batch(model) -> None:  # noqa: ANN001 - LoadedModel
+async def _batch(model) -> None:  # noqa: ANN001 - HeldModel
     spec = model.record.spec.input
     model.batcher.announce()
     result = await model.batcher.submit(np.zeros((3, spec.height, spec.width), np.float32))

@@ -13,7 +13,7 @@ import time
 from collections import deque
 
 
-class LoadMeter:
+class BusyMeter:
     def __init__(self, history: int, clock=time.monotonic) -> None:  # noqa: ANN001 - a () -> float
         self._clock = clock
         self._inside = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.model_worker.load import LoadMeter
+from services.model_worker.busyness import BusyMeter
 
 
 class Clock:
@@ -15,7 +15,7 @@ class Clock:
 
 def test_mean_requests_inside_weighs_each_by_how_long_it_stayed() -> None:
     clock = Clock()
-    meter = LoadMeter(history=3, clock=clock)
+    meter = BusyMeter(history=3, clock=clock)
     meter.enter()  # one request for the whole interval
     clock.now += 1.0
     meter.enter()  # a second for its last half
@@ -35,7 +35,7 @@ def test_mean_requests_inside_weighs_each_by_how_long_it_stayed() -> None:
 
 def test_a_burst_between_two_samples_is_seen() -> None:
     clock = Clock()
-    meter = LoadMeter(history=10, clock=clock)
+    meter = BusyMeter(history=10, clock=clock)
     clock.now += 0.5
     for _ in range(8):
         meter.enter()
