@@ -24,6 +24,7 @@ from services.gateway.discovery import from_settings
 from services.gateway.gateway import Gateway
 from services.gateway.http.app import HttpServer, build_app
 from services.gateway.http.context import HttpContext
+from services.gateway.workflows import engine_of
 from services.gateway.oip.dataplane import DataPlane
 from services.gateway.oip.servicer import SERVICE as OIP_SERVICE_NAME
 from services.gateway.oip.servicer import OipServicer
@@ -75,6 +76,7 @@ def build(settings: GatewaySettings) -> Service:
                             settings.copy_load_timeout_s)
     gateway = Gateway(resolver, workers, cache, settings.worker_attempts, settings.request_timeout_s,
                       settings.response_cache_ttl_s, copies)
+    engine = engine_of(settings)  # one compiled-graph cache and CPU pool for every edge
     limits = StreamLimits(settings.stream_max_in_flight, settings.stream_max_buffered_bytes)
 
     def invalidated(inv: Invalidation) -> None:
@@ -93,7 +95,8 @@ def build(settings: GatewaySettings) -> Service:
     plane = DataPlane(gateway, "inference-fleet", version)
     http = None
     if settings.http_enabled:
-        context = HttpContext(gateway, plane, auth, version, uuid.uuid4().hex, settings.max_message_bytes)
+        context = HttpContext(gateway, plane, auth, version, uuid.uuid4().hex, settings.max_message_bytes,
+                              engine)
         server_tls = settings.server_tls()
         http = HttpServer(build_app(context, settings.http_body_limit()), settings.host, settings.http_port,
                           settings.shutdown_grace_s, HttpsContexts(server_tls).front if server_tls else None)
@@ -128,6 +131,7 @@ def build(settings: GatewaySettings) -> Service:
         await auth.close()
         await resolver.close()
         await registry.close()
+        engine.close()
         await cache.close()
 
     names = [SERVICE_NAME, ADMIN_SERVICE_NAME, *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
