@@ -10,6 +10,7 @@ from services.gateway.auth import Authenticator, bearer_token
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 from services.gateway.oip.dataplane import DataPlane
+from services.gateway.workflow_store import StoredWorkflows
 from services.workflows.engine import WorkflowEngine
 
 MISSING_KEY = ("missing API key: send the header 'Authorization: Bearer <your API key>' or the api_key "
@@ -25,6 +26,7 @@ class HttpContext:
     instance_id: str
     max_image_bytes: int
     workflows: WorkflowEngine = field(default_factory=WorkflowEngine)
+    stored_workflows: StoredWorkflows = field(default_factory=lambda: StoredWorkflows(None, 10.0, 3600.0))
 
     async def caller(self, request: Request, body_key: str | None = None) -> Caller:
         """Authenticate once: ``Authorization: Bearer`` header, else ``api_key`` in the query, else in the body."""

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.v1 import inference_pb2
-from services.common.errors import InvalidImage, Unimplemented
+from services.common.errors import InvalidImage
 from services.gateway.http import images
 from services.gateway.http.context import HttpContext
 from services.gateway.workflows import run_workflow
@@ -70,9 +70,12 @@ def router(ctx: HttpContext) -> APIRouter:
     api.add_api_route("/infer/workflows", run, methods=["POST"], summary="Run a workflow definition (legacy route)")
 
     async def stored(request: Request, workspace: str, workflow_id: str, body: StoredRunBody) -> dict:
-        await ctx.caller(request, body.api_key)
-        raise Unimplemented("stored workflows are not served by this fleet yet; send the definition to "
-                            "POST /workflows/run as 'specification'")
+        caller = await ctx.caller(request, body.api_key)
+        definition, label = await ctx.stored_workflows.definition(caller, workspace, workflow_id,
+                                                                   body.workflow_version_id or "")
+        outputs = await run_workflow(ctx.workflows, ctx.gateway, caller, definition, body.inputs, image_of,
+                                     ctx.timeout_s(request), body.excluded_fields, label)
+        return {"outputs": outputs, "profiler_trace": []}
 
     api.add_api_route("/{workspace}/workflows/{workflow_id}", stored, methods=["POST"],
                       summary="Run a stored workflow")
