@@ -58,9 +58,9 @@ class WorkflowEngine:
             await run.execute()
             outputs = await run.cpu(_outputs, run, set(excluded))
         except BaseException as exc:
-            RUNS.labels(workflow, code_of(exc)).inc()
+            RUNS.labels(workflow, code_of(exc).name).inc()
             raise
-        RUNS.labels(workflow, OK).inc()
+        RUNS.labels(workflow, OK.name).inc()
         RUN_SECONDS.labels(workflow).observe(time.perf_counter() - started)
         return outputs
 

@@ -48,6 +48,30 @@ def unb64(value: dict) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(base64.b64decode(value["value"]), np.uint8), cv2.IMREAD_COLOR)
 
 
+def test_a_model_loading_does_not_hold_up_other_runs(fleet: LocalFleet, http: httpx.Client, scene: bytes) -> None:
+    """The first test here: the keypoint model is not loaded yet; its run waits for the load on a worker while runs
+    on a loaded model go on (the gateway's loop never waits for a load)."""
+    import concurrent.futures
+    import time
+
+    run(http, one_step(), scene)  # the detector is loaded
+    loading = one_step("shapes-det/1")
+    loading["steps"].append({**detect(0.3, model="shapes-pose/1", name="pose"),
+                             "type": "roboflow_core/roboflow_keypoint_detection_model@v1"})
+    done: dict[str, float] = {}
+
+    def timed(name: str, definition: dict) -> None:
+        run(http, definition, scene)
+        done[name] = time.monotonic()
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        jobs = [pool.submit(timed, "load", loading)]
+        jobs += [pool.submit(timed, f"other-{i}", one_step()) for i in range(5)]
+        for job in jobs:
+            job.result()
+    assert len(done) == 6 and min(v for k, v in done.items() if k != "load") <= done["load"]
+
+
 def test_one_detector_step_answers_as_infer(http: httpx.Client, client: FleetClient, scene: bytes) -> None:
     reference = client.infer("shapes-det/1", scene, confidence=0.3).object_detection.detections
     body = run(http, one_step(), scene)
@@ -201,3 +225,16 @@ def test_validate_describe_schema_and_legacy_routes(http: httpx.Client, scene: b
     legacy = http.post("/infer/workflows", json={"specification": one_step(), "inputs": {"image": b64(scene)},
                                                  "excluded_fields": ["predictions"]})
     assert legacy.status_code == 200 and legacy.json()["outputs"] == [{}]
+
+
+def test_runs_and_steps_are_counted(fleet: LocalFleet, http: httpx.Client, scene: bytes) -> None:
+    from tests.e2e.probes import metric
+
+    before = metric(fleet.gateway, "fleet_workflow_runs_total", workflow="inline", outcome="OK")
+    failed = metric(fleet.gateway, "fleet_workflow_runs_total", workflow="inline", outcome="NOT_FOUND")
+    run(http, one_step(), scene)
+    run(http, one_step("no-such-model/1"), scene, status=404)
+    assert metric(fleet.gateway, "fleet_workflow_runs_total", workflow="inline", outcome="OK") == before + 1
+    assert metric(fleet.gateway, "fleet_workflow_runs_total", workflow="inline", outcome="NOT_FOUND") == failed + 1
+    assert metric(fleet.gateway, "fleet_workflow_step_seconds_count",
+                  block="roboflow_core/roboflow_object_detection_model@v1") >= 1
