@@ -258,7 +258,7 @@ def _walls(results: dict) -> str:
 
 def markdown(results: dict) -> str:
     """The report: a section for each part of the suite that ran (``--only`` runs a subset)."""
-    from bench import report_levers  # noqa: PLC0415 - it uses this module's tables, so it loads after it
+    from bench import report_levers, report_workflows  # noqa: PLC0415 - they use this module's tables
 
     ran = set(results["scenarios"])
     latency = bool(ran & set(LATENCY_SCENARIOS))
@@ -284,6 +284,8 @@ def markdown(results: dict) -> str:
         ("scale_out" in ran, "## Scale-out\n\n" + _scale_out(results)),
         ("fleet" in ran and "baseline" in ran, "## Issue #16 goals\n\n" + report_levers.goals(results)),
         (bool(report_levers.lever_runs(results)), "## Levers\n\n" + report_levers.levers(results)),
+        (bool(ran & set(report_workflows.NAMES)), "## Workflows (issue #27)\n\n"
+         + report_workflows.section(results, _table)),
         (True, "## Scenario wall times\n\n" + _walls(results)),
     ]
     return "\n\n".join(text for wanted, text in sections if wanted and text) + "\n"

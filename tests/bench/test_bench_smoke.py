@@ -132,3 +132,20 @@ def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tupl
     assert {(p["loop"], p["transport"]) for p in levers} >= {("uvloop", "tcp"), ("asyncio", "unix"), ("asyncio", "tcp")}
     text = (out / "results.md").read_text()
     assert "## Issue #16 goals" in text and "## Levers" in text and "(uvloop, TCP)" in text
+
+
+def test_workflow_scenarios_compare_with_infer_and_with_the_client(results: tuple[dict, Path]) -> None:
+    data, out = results
+    scenarios = data["scenarios"]
+    overhead = scenarios["workflow_overhead"]
+    assert sorted((p["setup"], p["concurrency"]) for p in overhead["points"]) == [
+        ("Infer", 1), ("Infer", 16), ("one-step workflow", 1), ("one-step workflow", 16)]
+    crops, isolation = scenarios["workflow_crops"], scenarios["workflow_isolation"]
+    for point in overhead["points"] + crops["points"] + isolation["points"]:
+        _check_latency(point)
+    assert isinstance(overhead["p50_added_ms"], float) and overhead["rps_c16_ratio"] > 0
+    client, flow = crops["points"]
+    assert client["timings_mean"]["crops"] >= 1 and flow["timings_mean"]["gateway_ms"] > 0  # crops were classified
+    assert crops["speedup_c1"] > 0
+    assert isolation["workflow_runs_meanwhile"] > 0 and isolation["p50_ratio"] > 0
+    assert "## Workflows (issue #27)" in (out / "results.md").read_text()
