@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from fleet.v1 import inference_pb2
+from fleet.v1 import inference_pb2, model_pb2
 from services.common.errors import InvalidArgument, InvalidImage
 from services.common.grpc_metrics import OK, code_of
 from services.workflows.blocks.base import ModelRunner
@@ -110,7 +110,7 @@ def _root(image: inference_pb2.Image, name: str) -> WImage:
         pixels = np.frombuffer(raw.data, np.uint8).reshape(raw.height, raw.width, channels)
         if channels == 1:
             pixels = np.repeat(pixels, 3, axis=2)
-        elif raw.color_order != 2:  # RGB (the default) -> BGR, as every block draws and crops in BGR
+        elif raw.color_order != model_pb2.COLOR_ORDER_BGR:  # RGB (the default) -> BGR, as blocks work in BGR
             pixels = pixels[:, :, ::-1]
         root = WImage.root(b"", raw.width, raw.height)
         root.pixels = np.ascontiguousarray(pixels)
