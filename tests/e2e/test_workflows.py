@@ -215,6 +215,7 @@ def test_bad_input_and_bounds_are_clear_statuses(http: httpx.Client, scene: byte
 
 def test_validate_describe_schema_and_legacy_routes(http: httpx.Client, scene: bytes) -> None:
     assert http.post("/workflows/validate", json=detect_crop_classify()).json() == {"status": "ok"}
+    assert http.post("/workflows/validate", json={"specification": one_step()}).json() == {"status": "ok"}
     bad = http.post("/workflows/validate", json={**one_step(), "steps": [{"type": "Nope", "name": "x"}]})
     assert bad.status_code == 400 and "step 'x'" in bad.json()["message"]
     blocks = http.post("/workflows/blocks/describe").json()["blocks"]

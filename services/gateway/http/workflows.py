@@ -82,9 +82,10 @@ def router(ctx: HttpContext) -> APIRouter:
     api.add_api_route("/infer/workflows/{workspace}/{workflow_id}", stored, methods=["POST"],
                       summary="Run a stored workflow (legacy route)")
 
-    @api.post("/workflows/validate", summary="Validate a workflow definition (the body)")
-    async def validate(request: Request, definition: dict[str, Any]) -> dict:
-        await ctx.caller(request, definition.get("api_key") if isinstance(definition.get("api_key"), str) else None)
+    @api.post("/workflows/validate", summary="Validate a workflow definition (the body, or its 'specification')")
+    async def validate(request: Request, body: dict[str, Any]) -> dict:
+        await ctx.caller(request, body.get("api_key") if isinstance(body.get("api_key"), str) else None)
+        definition = body["specification"] if isinstance(body.get("specification"), dict) else body
         ctx.workflows.validate({k: v for k, v in definition.items() if k != "api_key"})
         return {"status": "ok"}
 
