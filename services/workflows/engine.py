@@ -15,7 +15,7 @@ from services.workflows.blocks.base import ModelRunner
 from services.workflows.compiler import Compiled, Compiler
 from services.workflows.data import WImage, image_size
 from services.workflows.executor import Run
-from services.workflows.metrics import RUN_SECONDS, RUNS
+from services.workflows.metrics import RUN_SECONDS, RUNS, workflow_label
 from services.workflows.serialize import to_json
 
 ImageOf = Callable[[Any], inference_pb2.Image]  # an edge's image value -> fleet.v1.Image
@@ -58,10 +58,10 @@ class WorkflowEngine:
             await run.execute()
             outputs = await run.cpu(_outputs, run, set(excluded))
         except BaseException as exc:
-            RUNS.labels(workflow, code_of(exc).name).inc()
+            RUNS.labels(workflow_label(workflow), code_of(exc).name).inc()
             raise
-        RUNS.labels(workflow, OK.name).inc()
-        RUN_SECONDS.labels(workflow).observe(time.perf_counter() - started)
+        RUNS.labels(workflow_label(workflow), OK.name).inc()
+        RUN_SECONDS.observe(time.perf_counter() - started)
         return outputs
 
     def _inputs(self, compiled: Compiled, inputs: dict[str, Any],
