@@ -239,3 +239,34 @@ def test_runs_and_steps_are_counted(fleet: LocalFleet, http: httpx.Client, scene
     assert metric(fleet.gateway, "fleet_workflow_runs_total", workflow="inline", outcome="NOT_FOUND") == failed + 1
     assert metric(fleet.gateway, "fleet_workflow_step_seconds_count",
                   block="roboflow_core/roboflow_object_detection_model@v1") >= 1
+
+
+def test_crops_of_crops_nest_and_map_through_both_levels(http: httpx.Client, scene: bytes) -> None:
+    definition = {"version": "1.0", "inputs": [IMAGE], "steps": [
+        detect(0.3),
+        {"type": "DetectionOffset", "name": "grow", "predictions": "$steps.det.predictions", "offset_width": 300,
+         "offset_height": 300},
+        {"type": "DynamicCrop", "name": "outer", "images": "$inputs.image", "predictions": "$steps.grow.predictions"},
+        {**detect(0.3, name="again"), "images": "$steps.outer.crops"},
+        {"type": "DynamicCrop", "name": "inner", "images": "$steps.outer.crops",
+         "predictions": "$steps.again.predictions"},
+        {"type": "ClassificationModel", "name": "cls", "images": "$steps.inner.crops", "model_id": "shapes-cls/1"},
+    ], "outputs": [
+        {"type": "JsonField", "name": "again", "selector": "$steps.again.predictions"},
+        {"type": "JsonField", "name": "again_parent", "selector": "$steps.again.predictions",
+         "coordinates_system": "parent"},
+        {"type": "JsonField", "name": "classes", "selector": "$steps.cls.predictions"},
+        {"type": "JsonField", "name": "crops", "selector": "$steps.inner.crops"},
+    ]}
+    out = run(http, definition, scene)["outputs"][0]
+    assert len(out["classes"]) == len(out["again"]) > 1  # per outer crop ...
+    for found, classes, crops in zip(out["again"], out["classes"], out["crops"]):
+        assert len(classes) == len(crops) == len(found["predictions"])  # ... a list per inner crop
+        for p, c, crop in zip(found["predictions"], classes, crops):
+            assert c["parent_id"] == p["detection_id"]  # the inner crop is the detection's; it was cut from
+            assert crop["parent_id"] == p["parent_id"]   # the outer crop the detection was found in
+            assert unb64(crop).shape[:2] == (c["image"]["height"], c["image"]["width"])
+    total = sum(len(f["predictions"]) for f in out["again"])
+    assert total == sum(len(c) for c in out["classes"]) > 0
+    own, parent = out["again"][0]["predictions"], out["again_parent"][0]["predictions"]
+    assert all(b["x"] >= a["x"] and b["y"] >= a["y"] for a, b in zip(own, parent))
