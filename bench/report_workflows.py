@@ -26,7 +26,8 @@ def section(results: dict, table) -> str:  # noqa: ANN001 - report._table
     if "workflow_crops" in s:
         c = s["workflow_crops"]
         verdict = "meets" if c["speedup_c1"] >= TARGET_CROP_SPEEDUP else "misses"
-        parts.append(f"Detect -> crop -> classify ({c['classifier']} on {c['mean_crops']:.1f} crops per scene), c=1: the workflow is "
+        parts.append(f"Detect -> crop -> classify ({c['classifier']} on {c['mean_crops']:.1f} crops per scene), "
+                     "c=1: the workflow is "
                      f"**{c['speedup_c1']:.2f}x** faster at p50 than a client making the calls itself "
                      f"({verdict} the {TARGET_CROP_SPEEDUP}x target).\n\n" + table(headers, _rows(c["points"])))
     if "workflow_isolation" in s:

@@ -55,7 +55,8 @@ def build(settings: RegistrySettings) -> Service:
 
     def register(server: grpc.aio.Server) -> None:
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry, workflows), server)
-        registry_pb2_grpc.add_RegistryAdminServiceServicer_to_server(RegistryAdminServicer(registry, admin, workflows), server)
+        registry_pb2_grpc.add_RegistryAdminServiceServicer_to_server(
+            RegistryAdminServicer(registry, admin, workflows), server)
 
     async def startup(port: int) -> None:
         if settings.auto_migrate:

@@ -21,7 +21,8 @@ VERSIONS = ("1.0",)
 IMAGE_INPUTS = ("WorkflowImage", "InferenceImage")
 PARAMETER_INPUTS = ("WorkflowParameter", "InferenceParameter")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
-SELECTOR = re.compile(r"^\$(inputs)\.([A-Za-z_][A-Za-z0-9_\-]*)$|^\$(steps)\.([A-Za-z_][A-Za-z0-9_\-]*)\.(\*|[A-Za-z_]\w*)$")
+SELECTOR = re.compile(r"^\$(inputs)\.([A-Za-z_][A-Za-z0-9_\-]*)$"
+                      r"|^\$(steps)\.([A-Za-z_][A-Za-z0-9_\-]*)\.(\*|[A-Za-z_]\w*)$")
 
 
 class InvalidWorkflow(InvalidArgument):

@@ -90,8 +90,8 @@ class WorkflowEngine:
             images[item.name] = [_root(image_of(v), item.name) for v in values]
         sizes = {len(v) for v in images.values()}
         if len(sizes) > 1:
-            raise InvalidArgument(f"image inputs carry different numbers of images ({', '.join(map(str, sorted(sizes)))})"
-                                  "; send as many images in each")
+            counts = ", ".join(map(str, sorted(sizes)))
+            raise InvalidArgument(f"image inputs carry different numbers of images ({counts}); send as many in each")
         return images, params
 
 

@@ -47,7 +47,8 @@ def _classification_property(name: str, where: str) -> Fn:
 
     def confidences(c: Classification) -> list[float]:
         preds = c.body["predictions"]
-        return [v["confidence"] for v in preds.values()] if isinstance(preds, dict) else [p["confidence"] for p in preds]
+        values = preds.values() if isinstance(preds, dict) else preds
+        return [v["confidence"] for v in values]
 
     getters: dict[str, Fn] = {"top_class": lambda c: top(c)[0], "top_class_confidence": lambda c: top(c)[1],
                               "all_classes": classes, "all_confidences": confidences}

@@ -87,7 +87,8 @@ async def test_filter_by_class_confidence_and_size_with_and_or(image: WImage) ->
         return [(p["class"], p["x"]) for p in out["predictions"].predictions]
 
     assert await keep({"type": "StatementGroup", "operator": "and", "statements": [class_is("a"), big]}) == [("a", 10)]
-    assert await keep({"type": "StatementGroup", "operator": "or", "statements": [unsure, big]}) == [("a", 10), ("b", 80)]
+    either = {"type": "StatementGroup", "operator": "or", "statements": [unsure, big]}
+    assert await keep(either) == [("a", 10), ("b", 80)]
     assert await keep({**class_is("a"), "negate": True}) == [("b", 80)]
 
 
