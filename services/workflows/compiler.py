@@ -62,6 +62,11 @@ class Compiled:
     steps: list[CompiledStep]  # in an order where every step follows what it reads
     outputs: list[tuple[str, Ref, bool]]  # name, what, parent coordinates
 
+    @property
+    def answers_images(self) -> bool:
+        """Some output may hold an image (encoded to JPEG when answered: CPU work for the pool)."""
+        return any(ref.kind in (kinds.IMAGE, kinds.ANY) for _, ref, _ in self.outputs)
+
 
 def _walk(value: Any, shape: str, where: str) -> list[tuple[str, Any]]:
     if shape == "list":

@@ -156,13 +156,19 @@ def test_filter_property_consensus_condition_and_visualisation(http: httpx.Clien
          "evaluation_parameters": {"n": "$steps.det.predictions"}, "next_steps": ["$steps.never"]},
         {"type": "roboflow_core/bounding_box_visualization@v1", "name": "never", "image": "$inputs.image",
          "predictions": "$steps.det.predictions"},
+        {"type": "ContinueIf", "name": "if_any", "condition_statement": count_at_least("n", 1),
+         "evaluation_parameters": {"n": "$steps.det.predictions"}, "next_steps": ["$steps.sometimes"]},
+        {"type": "PolygonVisualization", "name": "sometimes", "image": "$inputs.image",
+         "predictions": "$steps.seg.predictions"},
+        {"type": "InstanceSegmentationModel", "name": "seg", "images": "$inputs.image", "model_id": "shapes-seg/1"},
         {"type": "roboflow_core/bounding_box_visualization@v1", "name": "boxes", "image": "$inputs.image",
          "predictions": "$steps.only.predictions"},
         {"type": "roboflow_core/label_visualization@v1", "name": "labels", "image": "$steps.boxes.image",
          "predictions": "$steps.only.predictions", "text": "Class and Confidence"},
     ], "outputs": [{"type": "JsonField", "name": n, "selector": s} for n, s in [
         ("only", "$steps.only.predictions"), ("count", "$steps.count.output"), ("vote", "$steps.vote.*"),
-        ("never", "$steps.never.image"), ("drawn", "$steps.labels.image")]]}
+        ("never", "$steps.never.image"), ("sometimes", "$steps.sometimes.image"),
+        ("drawn", "$steps.labels.image")]]}
     out = run(http, definition, scene, wanted=outer_class)["outputs"][0]
     assert [(p["class"], round(p["x"])) for p in out["only"]["predictions"]] == [(p["class"], round(p["x"]))
                                                                                  for p in keep]
@@ -170,6 +176,7 @@ def test_filter_property_consensus_condition_and_visualisation(http: httpx.Clien
     assert out["vote"]["object_present"] is True and len(out["vote"]["predictions"]["predictions"]) >= 1
     assert 0 < out["vote"]["presence_confidence"] <= 1
     assert out["never"] is None  # the condition did not hold: the gated step did not run
+    assert unb64(out["sometimes"]).shape[:2] == (out["only"]["image"]["height"], out["only"]["image"]["width"])
     drawn, original = unb64(out["drawn"]), cv2.imdecode(np.frombuffer(scene, np.uint8), cv2.IMREAD_COLOR)
     assert drawn.shape == original.shape and np.abs(drawn.astype(int) - original).mean() > 0.1
 
