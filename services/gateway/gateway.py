@@ -185,13 +185,16 @@ class Gateway:
 
     # ---- response cache ---------------------------------------------------------------------
     def _cache_digest(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest) -> str:
-        if not self.response_cache_ttl_s or request.bypass_cache or request.image.HasField("url"):
+        if not self.response_cache_ttl_s or request.bypass_cache or request.image.HasField("url") or any(
+                v.HasField("image") and v.image.HasField("url") for v in request.inputs.values()):
             return ""
         h = hashlib.sha256()
         h.update(model.model_id.encode())  # models sharing weights answer with their own id
         h.update(model.sha256.encode())
         h.update(request.image.SerializeToString(deterministic=True))
         h.update(request.parameters.SerializeToString(deterministic=True))
+        for name in sorted(request.inputs):  # a text, prompts: part of what is answered
+            h.update(name.encode() + b"\0" + request.inputs[name].SerializeToString(deterministic=True))
         return h.hexdigest()
 
     async def _cached(self, digest: str) -> inference_pb2.InferResponse | None:

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -85,6 +86,7 @@ class HeldModel:
     meter: BusyMeter = field(default_factory=lambda: BusyMeter(60))
     graphs: dict[str, Graph] = field(default_factory=dict)  # model.json's further graphs, by name
     assets: dict[str, Path] = field(default_factory=dict)  # model.json's other files (checked copies), by name
+    extras: dict[str, Any] = field(default_factory=dict)  # what its task keeps while it is held (a tokenizer, caches)
 
     @property
     def in_flight(self) -> int:

@@ -81,6 +81,9 @@ class Task:
     summary: ClassVar[str] = ""
     #: Its models must name their classes (``class_names``).
     needs_classes: ClassVar[bool] = True
+    #: The worker runs it with ``run`` (several graphs, texts, prompts) instead of the standard image pipeline
+    #: (decode, pre-process, batch the first graph, decode its outputs with the layout's decoder, ``present``).
+    custom_run: ClassVar[bool] = False
 
     # ---- answers --------------------------------------------------------------------------------------
     def result(self, response: inference_pb2.InferResponse) -> Message:
@@ -112,6 +115,11 @@ class Task:
     def summarize(self, result: Any, spec: ModelSpec) -> Json:
         """The result's fields in the inference log (small)."""
         return {}
+
+    async def run(self, runtime: Any, record: Any, inputs: Any, params: Any) -> Any:
+        """The worker's run of one request (``custom_run`` tasks): a ``services.model_worker.pipeline.
+        InferenceOutput`` from the ``services.model_worker.task_runtime.TaskRuntime`` it is given."""
+        raise NotImplementedError
 
     # ---- the edges -------------------------------------------------------------------------------------
     def roboflow_json(self, response: inference_pb2.InferResponse) -> Json:
