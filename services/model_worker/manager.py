@@ -147,6 +147,7 @@ class ModelManager:
         self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self._opening: set[asyncio.Task[None]] = set()  # batch sessions being opened
         self.loads_started = 0  # for tests and describe: how many loads ran
+        self.on_drop: list[Callable[[str], None]] = []  # told each model id unloaded, evicted or replaced
 
     # ---- queries -------------------------------------------------------------------------
     def get(self, model_id: str) -> HeldModel | None:
@@ -342,6 +343,8 @@ class ModelManager:
         if model.retired:
             return
         model.retired = True
+        for forget in self.on_drop:
+            forget(model.model_id)
         log.info("model %s", why, extra={"model_id": model.model_id, "bytes": model.size_bytes})
         task = asyncio.get_running_loop().create_task(self._retire(model))
         self._retiring.add(task)

@@ -64,6 +64,16 @@ class InferenceOutput:
 _Finished = tuple[Any, Message, bytes]  # result, its message, the annotated image
 
 
+@dataclass(frozen=True)
+class _Keep:
+    """What ``_prepare`` reads of the parameters: whether the decoded pixels are kept."""
+
+    visualize: bool
+
+
+_KEEP, _DROP = _Keep(True), _Keep(False)
+
+
 @dataclass
 class _Prepared:
     pixels: np.ndarray | None  # kept only when a visualization is wanted
@@ -201,6 +211,25 @@ class Pipeline:
             for reservation in reservations:
                 reservation.release()
             self.manager.release(model)
+
+    async def encode(self, model: HeldModel, image: ImageInput, spec: InputSpec,
+                     keep_pixels: bool = False) -> tuple[_Prepared, BatchOutput]:
+        """An image decoded (within the decode budget), pre-processed and run through the model's first graph,
+        batched with other requests: for tasks that go on from its raw outputs (an image encoder)."""
+        image = await self.fetched(image)
+        reservation = self.budget.reservation()
+        try:
+            model.batcher.announce()
+            prepared = await self._prepare(model, image, spec, _KEEP if keep_pixels else _DROP, reservation)
+            if not keep_pixels:
+                reservation.release()
+            return prepared, await model.batcher.submit(prepared.tensor)
+        finally:
+            reservation.release()
+
+    async def fetched(self, image: ImageInput) -> ImageInput:
+        """The image with a URL fetched (encoded bytes), else as it is."""
+        return await self._fetched(image)
 
     async def _fetched(self, image: ImageInput) -> ImageInput:
         return ImageInput(encoded=await self.urls.fetch(image.url)) if image.url is not None else image

@@ -94,6 +94,10 @@ class WorkerSettings(ServiceSettings):
                     "threads, else 1).",
     )
     max_queue_size: int = Field(256, ge=1, description="Requests queued per model before RESOURCE_EXHAUSTED.")
+    embedding_cache_bytes: int = Field(
+        256 * 1024 * 1024, ge=0,
+        description="Image embeddings kept for promptable segmentation (a second prompt on the same image skips the "
+                    "image encoder), least recently used out first; a model's go when it is unloaded (0: none kept).")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Images declaring more pixels are refused before decoding.")
     max_image_side: int = Field(16_384, ge=1, description="Longest image side accepted.")
     decode_budget_pixels: int = Field(

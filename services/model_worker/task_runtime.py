@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from services.common.model_record import ModelRecord
+from services.model_worker.embedding_cache import EmbeddingCache
 from services.model_worker.manager import HeldModel, ModelManager
 from services.model_worker.metrics import ModelSeries
 from services.model_worker.pipeline import Pipeline
@@ -25,8 +26,11 @@ T = TypeVar("T")
 
 
 class TaskRuntime:
-    def __init__(self, pipeline: Pipeline, manager: ModelManager, cpu_executor: Executor) -> None:
+    def __init__(self, pipeline: Pipeline, manager: ModelManager, cpu_executor: Executor,
+                 embedding_cache_bytes: int = 256 * 1024 * 1024) -> None:
         self.pipeline, self.manager, self._cpu = pipeline, manager, cpu_executor
+        self.embeddings: EmbeddingCache[Any] = EmbeddingCache(embedding_cache_bytes)
+        manager.on_drop.append(self.embeddings.forget_model)
 
     @contextlib.asynccontextmanager
     async def held(self, record: ModelRecord) -> AsyncIterator[tuple[HeldModel, bool]]:

@@ -10,10 +10,11 @@ from services.tasks.detection import ObjectDetection
 from services.tasks.embedding import Embedding
 from services.tasks.keypoints import KeypointDetection
 from services.tasks.oriented import OrientedDetection
+from services.tasks.promptable import PromptableSegmentation
 from services.tasks.segmentation import InstanceSegmentation
 
 for _task in (ObjectDetection, InstanceSegmentation, Classification, KeypointDetection, OrientedDetection,
-              Embedding):
+              Embedding, PromptableSegmentation):
     registry.register(_task)
 
 __all__ = ["Task", "TensorSpec", "registry"]
