@@ -25,7 +25,7 @@ from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
 from services.model_worker.batcher import BatchOutput
 from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
-from services.model_worker.images import ImageInput, Reserve, to_decoded
+from services.model_worker.images import ImageInput, Reserve, to_decoded, to_pixels
 from services.model_worker.manager import HeldModel, ModelManager
 from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
 from services.model_worker.model_types import model_type
@@ -224,6 +224,23 @@ class Pipeline:
             if not keep_pixels:
                 reservation.release()
             return prepared, await model.batcher.submit(prepared.tensor)
+        finally:
+            reservation.release()
+
+    async def decoded(self, image: ImageInput) -> tuple[np.ndarray, float]:
+        """An image's RGB pixels, decoded in the CPU pool within the decode budget (held until the pixels are
+        returned), and the seconds decoding took: for tasks that work on the full image (OCR)."""
+        image = await self.fetched(image)
+        reservation = self.budget.reservation()
+        loop = asyncio.get_running_loop()
+        try:
+            started = time.perf_counter()
+            try:
+                pixels = await loop.run_in_executor(self.cpu, to_pixels, image, self.limits, reservation.reserve)
+            except BudgetWait as wait:
+                await reservation.wait(wait.pixels)
+                pixels = await loop.run_in_executor(self.cpu, to_pixels, image, self.limits, reservation.reserve)
+            return pixels, time.perf_counter() - started
         finally:
             reservation.release()
 
