@@ -24,7 +24,8 @@ from bench import plots, report
 from bench.config import DEFAULT_PACKAGE, RESULTS_DIR, SCENARIO_LIMIT_S, SEED, BenchConfig
 from bench.environment import BenchEnv
 from bench.machine import competing_jobs, machine_info
-from bench.scenarios import baseline, churn, cold_start, edges, fleet, levers, scale_out, transport, worker_only
+from bench.scenarios import (baseline, churn, cold_start, edges, fleet, foundation, levers, scale_out, transport,
+                             worker_only)
 from bench.workload import Package, scene_jpegs
 
 Runner = Callable[[BenchConfig, BenchEnv, list[bytes]], dict]
@@ -43,6 +44,7 @@ SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "single_session": (levers.planned_s, levers.run_single_session, False),  # a lever's fleet beside a default one
     "ort_threads": (levers.planned_s, levers.run_ort_threads, False),
     "reduced_decode": (levers.planned_decode_s, levers.run_reduced_decode, False),
+    "foundation": (foundation.planned_s, foundation.run, False),  # a fleet of its own: embeddings, SAM, OCR
     "baseline_end": (baseline.planned_recheck_s, lambda cfg, env, images: baseline.recheck(cfg, images), False),
 }
 

@@ -256,6 +256,12 @@ def _walls(results: dict) -> str:
                   [[n, s["wall_s"], s["planned_s"]] for n, s in results["scenarios"].items()])
 
 
+def _foundation(results: dict) -> str:
+    from bench.scenarios import foundation  # noqa: PLC0415
+
+    return foundation.report(results["scenarios"]["foundation"])
+
+
 def markdown(results: dict) -> str:
     """The report: a section for each part of the suite that ran (``--only`` runs a subset)."""
     from bench import report_levers  # noqa: PLC0415 - it uses this module's tables, so it loads after it
@@ -284,6 +290,7 @@ def markdown(results: dict) -> str:
         ("scale_out" in ran, "## Scale-out\n\n" + _scale_out(results)),
         ("fleet" in ran and "baseline" in ran, "## Issue #16 goals\n\n" + report_levers.goals(results)),
         (bool(report_levers.lever_runs(results)), "## Levers\n\n" + report_levers.levers(results)),
+        ("foundation" in ran, "## Foundation models\n\n" + _foundation(results)),
         (True, "## Scenario wall times\n\n" + _walls(results)),
     ]
     return "\n\n".join(text for wanted, text in sections if wanted and text) + "\n"

@@ -132,3 +132,17 @@ def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tupl
     assert {(p["loop"], p["transport"]) for p in levers} >= {("uvloop", "tcp"), ("asyncio", "unix"), ("asyncio", "tcp")}
     text = (out / "results.md").read_text()
     assert "## Issue #16 goals" in text and "## Levers" in text and "(uvloop, TCP)" in text
+
+
+def test_foundation_models_are_measured(results: tuple[dict, Path]) -> None:
+    data, out = results
+    foundation = data["scenarios"]["foundation"]
+    assert [p["concurrency"] for p in foundation["embedding_fleet"]] == [1, 16]
+    assert [p["concurrency"] for p in foundation["embedding_in_process"]] == [1, 16]
+    assert all(p["count"] > 0 for p in foundation["embedding_fleet"] + foundation["embedding_in_process"])
+    segment = foundation["segment"]
+    assert segment["cached"]["timings_mean"]["cached"] == 1.0 and segment["uncached"]["timings_mean"]["cached"] == 0.0
+    assert 0.0 <= segment["mix"]["cache_hit_share"] <= segment["mix"]["best_possible"]
+    assert [s["lines"] for s in foundation["ocr_stages"]] == [1, 4, 8]
+    assert all(s["recognize_ms"] > 0 for s in foundation["ocr_stages"])
+    assert "## Foundation models" in (out / "results.md").read_text()
