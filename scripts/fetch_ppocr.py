@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     document = write_package(args.wheel, args.out)
     total = sum(g["size_bytes"] for g in document["graphs"].values())
-    print(f"wrote {args.out} ({total / 1e6:.1f} MB, {document['dictionary']['characters']} characters)", file=sys.stderr)
+    characters = document["dictionary"]["characters"]
+    print(f"wrote {args.out} ({total / 1e6:.1f} MB, {characters} characters)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ def _unclip(quad: np.ndarray, ratio: float) -> np.ndarray:
     return cv2.boxPoints(((cx, cy), (w + 2 * distance, h + 2 * distance), angle))
 
 
-def det_boxes(prob_map: np.ndarray, det_input: DetInput, params: DetParams = DetParams()) -> tuple[np.ndarray, np.ndarray]:
+def det_boxes(
+    prob_map: np.ndarray, det_input: DetInput, params: DetParams = DetParams()
+) -> tuple[np.ndarray, np.ndarray]:
     """The detector's H x W probability map -> (K x 4 x 2 quads in image pixels, K scores)."""
     prob = prob_map.reshape(prob_map.shape[-2:]).astype(np.float32)
     bitmap = (prob > params.threshold).astype(np.uint8)
