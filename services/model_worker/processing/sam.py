@@ -1,13 +1,14 @@
 """Promptable segmentation (SAM-style) pre- and post-processing on numpy arrays, no ONNX Runtime.
 
 The image goes through the package's input spec (``preprocess``: longest side to the input size,
-top-left letterbox); prompts are given in original-image pixels (continuous coordinates, pixel
-``(x, y)``'s centre at ``x + 0.5, y + 0.5``; boxes xyxy on pixel edges) and mapped here to the
-decoder's input-pixel coordinates, in SAM's ONNX convention: labels 1 positive point, 0 negative
-point, 2 and 3 a box's top-left and bottom-right corners, -1 padding (one padding point is added
-when there is no box, as SAM's predictor does). The decoder's low-res mask logits map back to the
-original image as SAM's ``postprocess_masks``: upsample to the input size, cut the unpadded
-window, resize to the original size (bilinear), then threshold.
+top-left letterbox). Prompts are given in original-image pixels, continuous coordinates: pixel
+``(x, y)``'s centre is at ``(x + 0.5, y + 0.5)`` (SAM's predictor takes integer pixel indices and
+its prompt encoder adds the 0.5), boxes xyxy on pixel edges. They are mapped here to the decoder's
+input-pixel coordinates in SAM's ONNX convention: labels 1 positive point, 0 negative point, 2 and
+3 a box's top-left and bottom-right corners, -1 padding (one padding point is added when there is
+no box, as SAM's predictor does). The decoder's low-res mask logits map back to the original image
+as SAM's ``postprocess_masks`` does: upsample to the input size, cut the unpadded window, resize to
+the original size (bilinear), then threshold at 0.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def prompt_arrays(
     if points is not None and len(points):
         if point_labels is None or len(point_labels) != len(points):
             raise ValueError("each point needs a label (1 positive, 0 negative)")
+        if not np.isin(np.asarray(point_labels, dtype=np.float32), (POSITIVE, NEGATIVE)).all():
+            raise ValueError("point labels must be 1 (positive) or 0 (negative)")
         coords.append(np.asarray(points, dtype=np.float32).reshape(-1, 2))
         labels.extend(float(v) for v in point_labels)
     if box is not None:
