@@ -1,6 +1,6 @@
 """Evaluate a promptable-segmentation package on held-out scenes with ONNX Runtime only (no torch).
 
-``python -m services.demo.evaluate_sam [--package DIR] [--images N] [--write]``
+``python -m services.demo.evaluate_sam [--package DIR] [--images 300] [--write]``
 
 For every visible object of scenes ``TEST_SEEDS ..``: one positive point (the pixel farthest from
 the mask's boundary) and, separately, the ground-truth box are the prompts; the decoder's low-res
@@ -27,7 +27,7 @@ from services.demo.scenes import TEST_SEEDS, Scene, generate_scene
 from services.model_worker.processing.preprocess import preprocess
 from services.model_worker.processing.sam import POSITIVE, masks_to_original, prompt_arrays
 
-DEFAULT_IMAGES = 100
+DEFAULT_IMAGES = 300
 
 
 @dataclass
