@@ -88,6 +88,13 @@ class HeldModel:
     assets: dict[str, Path] = field(default_factory=dict)  # model.json's other files (checked copies), by name
     extras: dict[str, Any] = field(default_factory=dict)  # what its task keeps while it is held (a tokenizer, caches)
 
+    def extra(self, name: str, make: Callable[[HeldModel], Any]) -> Any:
+        """What its task keeps under ``name`` while the model is held, made by ``make(model)`` on first use."""
+        value = self.extras.get(name)
+        if value is None:
+            value = self.extras[name] = make(self)
+        return value
+
     @property
     def in_flight(self) -> int:
         """Requests holding the model now (acquired, not yet released)."""

@@ -49,10 +49,7 @@ class _Reader:
 
     @classmethod
     def of(cls, model: Any) -> _Reader:
-        reader = model.extras.get("ocr")
-        if reader is None:
-            reader = model.extras["ocr"] = cls(model)
-        return reader
+        return model.extra("ocr", cls)
 
     def read(self, rgb: np.ndarray) -> Any:
         """Blocking (the CPU pool): detect, un-rotate, recognise."""
