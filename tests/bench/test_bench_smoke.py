@@ -132,3 +132,16 @@ def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tupl
     assert {(p["loop"], p["transport"]) for p in levers} >= {("uvloop", "tcp"), ("asyncio", "unix"), ("asyncio", "tcp")}
     text = (out / "results.md").read_text()
     assert "## Issue #16 goals" in text and "## Levers" in text and "(uvloop, TCP)" in text
+
+
+def test_edges_ab_measures_fleet_v1_and_http_in_the_same_rounds(results: tuple[dict, Path]) -> None:
+    data, out = results
+    ab = data["scenarios"]["edges_ab"]
+    assert [p["edge"] for p in ab["points"]] == ["fleet_v1", "http"]
+    for point in ab["points"]:
+        _check_latency(point)
+        assert point["concurrency"] == 1 and point["timings_mean"]["gateway_ms"] > 0
+        assert all(point["cpu"][name]["cpu_ms_per_request"] > 0 for name in ("client", "gateway", "worker"))
+    assert ab["rounds"] == len(ab["round_deltas"]) == len(ab["edges"]["http"]) >= 1
+    assert set(ab["deltas"]) == {"p50_ms", "gateway_ms", "client_cpu_ms", "gateway_cpu_ms", "worker_cpu_ms"}
+    assert "## HTTP edge against fleet.v1 (same run)" in (out / "results.md").read_text()
