@@ -264,7 +264,7 @@ def _foundation(results: dict) -> str:
 
 def markdown(results: dict) -> str:
     """The report: a section for each part of the suite that ran (``--only`` runs a subset)."""
-    from bench import report_levers  # noqa: PLC0415 - it uses this module's tables, so it loads after it
+    from bench import report_edges, report_levers  # noqa: PLC0415 - they use this module's tables, so load after it
 
     ran = set(results["scenarios"])
     latency = bool(ran & set(LATENCY_SCENARIOS))
@@ -291,6 +291,7 @@ def markdown(results: dict) -> str:
         ("fleet" in ran and "baseline" in ran, "## Issue #16 goals\n\n" + report_levers.goals(results)),
         (bool(report_levers.lever_runs(results)), "## Levers\n\n" + report_levers.levers(results)),
         ("foundation" in ran, "## Foundation models\n\n" + _foundation(results)),
+        ("edges_ab" in ran, "## HTTP edge against fleet.v1 (same run)\n\n" + report_edges.edges_ab(results)),
         (True, "## Scenario wall times\n\n" + _walls(results)),
     ]
     return "\n\n".join(text for wanted, text in sections if wanted and text) + "\n"

@@ -111,7 +111,7 @@ class WorkerSettings(ServiceSettings):
     jpeg_reduced_decode: bool = Field(
         False, description="Decode a JPEG at 1/2, 1/4 or 1/8 scale when it is at least that much larger than the "
                            "size it is resized to (letterbox and stretch; not with visualize): less CPU per "
-                           "request, pixels slightly different from a full decode (see README, Performance).",
+                           "request, pixels slightly different from a full decode (see docs/performance.md).",
     )
     url_input_enabled: bool = Field(True, description="Accept images by http(s) URL.")
     url_allow_private: bool = Field(False, description="Allow URLs that resolve to loopback or private addresses.")

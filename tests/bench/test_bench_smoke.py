@@ -146,3 +146,16 @@ def test_foundation_models_are_measured(results: tuple[dict, Path]) -> None:
     assert [s["lines"] for s in foundation["ocr_stages"]] == [1, 4, 8]
     assert all(s["recognize_ms"] > 0 for s in foundation["ocr_stages"])
     assert "## Foundation models" in (out / "results.md").read_text()
+
+
+def test_edges_ab_measures_fleet_v1_and_http_in_the_same_rounds(results: tuple[dict, Path]) -> None:
+    data, out = results
+    ab = data["scenarios"]["edges_ab"]
+    assert [p["edge"] for p in ab["points"]] == ["fleet_v1", "http"]
+    for point in ab["points"]:
+        _check_latency(point)
+        assert point["concurrency"] == 1 and point["timings_mean"]["gateway_ms"] > 0
+        assert all(point["cpu"][name]["cpu_ms_per_request"] > 0 for name in ("client", "gateway", "worker"))
+    assert ab["rounds"] == len(ab["round_deltas"]) == len(ab["edges"]["http"]) >= 1
+    assert set(ab["deltas"]) == {"p50_ms", "gateway_ms", "client_cpu_ms", "gateway_cpu_ms", "worker_cpu_ms"}
+    assert "## HTTP edge against fleet.v1 (same run)" in (out / "results.md").read_text()

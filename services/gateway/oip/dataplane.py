@@ -93,6 +93,7 @@ class DataPlane:
         model = await self.gateway.model(caller, tensors.model_id_of(name, version))
         params, bgr = tensors.options(parameters)
         rows = tensors.images(inputs, bgr)
+        del inputs  # the rows hold the images now: a stream's items keep one copy each while they are served
         responses = await self.gateway.infer_images(caller, model, rows, params, timeout_s, item="batch row")
         outputs = tensors.outputs(model, responses, requested)
         return InferResult(
