@@ -97,6 +97,7 @@ class PromptableSegmentation(Task):
     summary = "masks for point and box prompts"
     needs_classes = False
     custom_run = True
+    image_affinity = True
     layouts = (Layout("sam", NAME, 1, "[C, h, w]: the image embedding (the prompt decoder is a further graph)",
                       lambda p: [(None, None, None)], decoder="services.model_worker.processing.sam:embedding"),)
 
