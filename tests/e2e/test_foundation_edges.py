@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+import cv2
 import grpc
 import httpx
 import numpy as np
@@ -191,3 +197,42 @@ def test_mistakes_are_invalid_argument_naming_the_input(client: FleetClient) -> 
     assert "'boxes'" in refused(client, SAM, image, boxes=box(-30, 0, 40, 40))
     assert "'points'" in refused(client, "shapes-det/1", image, points=points((5.0, 5.0)))  # a detector takes none
     assert "'text'" in refused(client, "shapes-det/1", image, text=texts("a circle"))
+
+
+# ---- the CLI -----------------------------------------------------------------------------------------------
+def cli(fleet: LocalFleet, *args: str) -> str:
+    env = {**os.environ, "FLEET_ADDRESS": fleet.gateway.address, "FLEET_API_KEY": TEST_KEY}
+    done = subprocess.run([sys.executable, "-m", "fleet.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_cli_infer_with_prompts_texts_compare_and_visualize(fleet: LocalFleet, tmp_path: Path) -> None:
+    s = scene(24)
+    path = tmp_path / "scene.png"
+    path.write_bytes(encode(s.image, ".png"))
+    x, y = inner_point(s.masks[0])
+    x0, y0, x1, y1 = s.boxes[0].tolist()
+    out = cli(fleet, "infer", str(path), "--model", "sam2", "--point", f"{x:.1f},{y:.1f}", "--point", "2,2,neg",
+              "--box", f"{(x0 + x1) / 2:.1f},{(y0 + y1) / 2:.1f},{x1 - x0:.1f},{y1 - y0:.1f}",
+              "--visualize", str(tmp_path / "masks.jpg"))
+    assert "masks (image embedding" in out and "annotated image written" in out
+    drawn = cv2.imread(str(tmp_path / "masks.jpg"))
+    assert drawn.shape == s.image.shape and np.abs(drawn.astype(int) - s.image[..., ::-1]).mean() > 3
+
+    body = json.loads(cli(fleet, "infer", "--model", "clip", "--text", "one red circle", "--text", "a blue square",
+                          "--json"))
+    assert [e["text"] for e in body["embedding"]["embeddings"]] == ["one red circle", "a blue square"]
+
+    ranked = json.loads(cli(fleet, "compare", str(path), "one red circle", "two blue squares", "a triangle", "--json"))
+    assert sorted(r["prompt"] for r in ranked) == ["a triangle", "one red circle", "two blue squares"]
+    assert [r["similarity"] for r in ranked] == sorted((r["similarity"] for r in ranked), reverse=True)
+    assert "rank  prompt" in cli(fleet, "compare", str(path), "one red circle", "a triangle")
+
+    page = tmp_path / "line.png"
+    page.write_bytes(text_image())
+    out = cli(fleet, "infer", str(page), "--model", "pp-ocr", "--visualize", str(tmp_path / "ocr.jpg"))
+    assert OCR_LINE in out and "1 lines" in out
+    drawn = cv2.imread(str(tmp_path / "ocr.jpg"))
+    assert (np.abs(drawn.astype(int) - cv2.imread(str(page)).astype(int)).max(axis=2) > 60).sum() > 200
