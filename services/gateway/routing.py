@@ -4,7 +4,9 @@ Among the workers holding the model (in rotation, not draining): power of two ch
 outstanding work (this gateway's calls in flight plus the others' from the heartbeat): two
 holders at random, the less loaded first, then the rest by load for retries. Random pairs keep
 several gateway replicas, each seeing slightly stale heartbeats, from all piling onto the one
-worker that looked idlest.
+worker that looked idlest. A request with an affinity key (promptable segmentation: its image) goes first
+to the holder a rendezvous hash of model and key picks (``affinity_first``), where that image's cached
+embedding most likely is; the other holders follow by load.
 
 When none holds it, the placement order: workers with room for the model first (a free model slot
 and bytes, from their heartbeats), then those whose eviction victims are coldest; ties go to the
