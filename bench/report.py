@@ -256,9 +256,15 @@ def _walls(results: dict) -> str:
                   [[n, s["wall_s"], s["planned_s"]] for n, s in results["scenarios"].items()])
 
 
+def _foundation(results: dict) -> str:
+    from bench.scenarios import foundation  # noqa: PLC0415
+
+    return foundation.report(results["scenarios"]["foundation"])
+
+
 def markdown(results: dict) -> str:
     """The report: a section for each part of the suite that ran (``--only`` runs a subset)."""
-    from bench import report_levers, report_workflows  # noqa: PLC0415 - they use this module's tables
+    from bench import report_edges, report_levers, report_workflows  # noqa: PLC0415 - they use this module's tables
 
     ran = set(results["scenarios"])
     latency = bool(ran & set(LATENCY_SCENARIOS))
@@ -284,6 +290,8 @@ def markdown(results: dict) -> str:
         ("scale_out" in ran, "## Scale-out\n\n" + _scale_out(results)),
         ("fleet" in ran and "baseline" in ran, "## Issue #16 goals\n\n" + report_levers.goals(results)),
         (bool(report_levers.lever_runs(results)), "## Levers\n\n" + report_levers.levers(results)),
+        ("foundation" in ran, "## Foundation models\n\n" + _foundation(results)),
+        ("edges_ab" in ran, "## HTTP edge against fleet.v1 (same run)\n\n" + report_edges.edges_ab(results)),
         (bool(ran & set(report_workflows.NAMES)), "## Workflows (issue #27)\n\n"
          + report_workflows.section(results, _table)),
         (True, "## Scenario wall times\n\n" + _walls(results)),

@@ -90,7 +90,7 @@ def demo_models() -> list[dict]:
     """Catalog entries for the committed demo packages (ids '<package>/1')."""
     aliases = {"shapes-det": ["shapes-detector"], "shapes-seg": ["shapes-segmenter"],
                "shapes-cls": ["shapes-classifier"], "shapes-det-v5": [], "shapes-pose": ["shapes-corners"],
-               "shapes-obb": ["shapes-rotated"]}
+               "shapes-obb": ["shapes-rotated"], "shapes-clip": ["clip"], "shapes-sam": ["sam2"], "pp-ocr": ["pp-ocr"]}
     return [
         {"id": f"{name}/1", "workspace": "demo", "package": str(PACKAGES / name), "public": False,
          "aliases": alias}

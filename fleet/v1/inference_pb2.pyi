@@ -226,6 +226,70 @@ class ClassificationResult(_message.Message):
     predicted_classes: _containers.RepeatedCompositeFieldContainer[ClassPrediction]
     def __init__(self, top_class: _Optional[str] = ..., top_class_id: _Optional[int] = ..., top_confidence: _Optional[float] = ..., predictions: _Optional[_Iterable[_Union[ClassPrediction, _Mapping]]] = ..., multi_label: bool = ..., predicted_classes: _Optional[_Iterable[_Union[ClassPrediction, _Mapping]]] = ...) -> None: ...
 
+class Embedding(_message.Message):
+    __slots__ = ("values", "source", "text", "truncated")
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    source: str
+    text: str
+    truncated: bool
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., source: _Optional[str] = ..., text: _Optional[str] = ..., truncated: bool = ...) -> None: ...
+
+class Similarity(_message.Message):
+    __slots__ = ("prompt", "similarity")
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    prompt: str
+    similarity: float
+    def __init__(self, prompt: _Optional[str] = ..., similarity: _Optional[float] = ...) -> None: ...
+
+class EmbeddingResult(_message.Message):
+    __slots__ = ("embeddings", "similarities", "dimension")
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITIES_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    similarities: _containers.RepeatedCompositeFieldContainer[Similarity]
+    dimension: int
+    def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., similarities: _Optional[_Iterable[_Union[Similarity, _Mapping]]] = ..., dimension: _Optional[int] = ...) -> None: ...
+
+class PromptedMasks(_message.Message):
+    __slots__ = ("masks",)
+    MASKS_FIELD_NUMBER: _ClassVar[int]
+    masks: _containers.RepeatedCompositeFieldContainer[SegmentedInstance]
+    def __init__(self, masks: _Optional[_Iterable[_Union[SegmentedInstance, _Mapping]]] = ...) -> None: ...
+
+class PromptableSegmentationResult(_message.Message):
+    __slots__ = ("prompts", "embedding_cached", "image_hash")
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_CACHED_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_HASH_FIELD_NUMBER: _ClassVar[int]
+    prompts: _containers.RepeatedCompositeFieldContainer[PromptedMasks]
+    embedding_cached: bool
+    image_hash: str
+    def __init__(self, prompts: _Optional[_Iterable[_Union[PromptedMasks, _Mapping]]] = ..., embedding_cached: bool = ..., image_hash: _Optional[str] = ...) -> None: ...
+
+class TextLine(_message.Message):
+    __slots__ = ("text", "confidence", "polygon")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    POLYGON_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    confidence: float
+    polygon: _containers.RepeatedCompositeFieldContainer[Point]
+    def __init__(self, text: _Optional[str] = ..., confidence: _Optional[float] = ..., polygon: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+
+class OcrResult(_message.Message):
+    __slots__ = ("lines", "text")
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[TextLine]
+    text: str
+    def __init__(self, lines: _Optional[_Iterable[_Union[TextLine, _Mapping]]] = ..., text: _Optional[str] = ...) -> None: ...
+
 class StageTimings(_message.Message):
     __slots__ = ("decode_ms", "preprocess_ms", "queue_ms", "inference_ms", "postprocess_ms", "worker_ms", "gateway_ms", "batch_size", "cold_start")
     DECODE_MS_FIELD_NUMBER: _ClassVar[int]
@@ -334,7 +398,7 @@ class Tensor(_message.Message):
     def __init__(self, datatype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class InferResponse(_message.Message):
-    __slots__ = ("inference_id", "model_id", "task_type", "image_width", "image_height", "object_detection", "classification", "instance_segmentation", "keypoint_detection", "oriented_detection", "task_result", "visualization", "timings", "worker_id", "cached", "task")
+    __slots__ = ("inference_id", "model_id", "task_type", "image_width", "image_height", "object_detection", "classification", "instance_segmentation", "keypoint_detection", "oriented_detection", "embedding", "promptable_segmentation", "ocr", "task_result", "visualization", "timings", "worker_id", "cached", "task")
     INFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -345,6 +409,9 @@ class InferResponse(_message.Message):
     INSTANCE_SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     KEYPOINT_DETECTION_FIELD_NUMBER: _ClassVar[int]
     ORIENTED_DETECTION_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    PROMPTABLE_SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    OCR_FIELD_NUMBER: _ClassVar[int]
     TASK_RESULT_FIELD_NUMBER: _ClassVar[int]
     VISUALIZATION_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
@@ -361,13 +428,16 @@ class InferResponse(_message.Message):
     instance_segmentation: InstanceSegmentationResult
     keypoint_detection: KeypointDetectionResult
     oriented_detection: OrientedDetectionResult
+    embedding: EmbeddingResult
+    promptable_segmentation: PromptableSegmentationResult
+    ocr: OcrResult
     task_result: _any_pb2.Any
     visualization: bytes
     timings: StageTimings
     worker_id: str
     cached: bool
     task: str
-    def __init__(self, inference_id: _Optional[str] = ..., model_id: _Optional[str] = ..., task_type: _Optional[_Union[_model_pb2.TaskType, str]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., object_detection: _Optional[_Union[ObjectDetectionResult, _Mapping]] = ..., classification: _Optional[_Union[ClassificationResult, _Mapping]] = ..., instance_segmentation: _Optional[_Union[InstanceSegmentationResult, _Mapping]] = ..., keypoint_detection: _Optional[_Union[KeypointDetectionResult, _Mapping]] = ..., oriented_detection: _Optional[_Union[OrientedDetectionResult, _Mapping]] = ..., task_result: _Optional[_Union[_any_pb2.Any, _Mapping]] = ..., visualization: _Optional[bytes] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., worker_id: _Optional[str] = ..., cached: bool = ..., task: _Optional[str] = ...) -> None: ...
+    def __init__(self, inference_id: _Optional[str] = ..., model_id: _Optional[str] = ..., task_type: _Optional[_Union[_model_pb2.TaskType, str]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., object_detection: _Optional[_Union[ObjectDetectionResult, _Mapping]] = ..., classification: _Optional[_Union[ClassificationResult, _Mapping]] = ..., instance_segmentation: _Optional[_Union[InstanceSegmentationResult, _Mapping]] = ..., keypoint_detection: _Optional[_Union[KeypointDetectionResult, _Mapping]] = ..., oriented_detection: _Optional[_Union[OrientedDetectionResult, _Mapping]] = ..., embedding: _Optional[_Union[EmbeddingResult, _Mapping]] = ..., promptable_segmentation: _Optional[_Union[PromptableSegmentationResult, _Mapping]] = ..., ocr: _Optional[_Union[OcrResult, _Mapping]] = ..., task_result: _Optional[_Union[_any_pb2.Any, _Mapping]] = ..., visualization: _Optional[bytes] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., worker_id: _Optional[str] = ..., cached: bool = ..., task: _Optional[str] = ...) -> None: ...
 
 class InferBatchRequest(_message.Message):
     __slots__ = ("model_id", "images", "parameters", "bypass_cache")

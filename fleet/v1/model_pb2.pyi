@@ -16,6 +16,9 @@ class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_TYPE_INSTANCE_SEGMENTATION: _ClassVar[TaskType]
     TASK_TYPE_KEYPOINT_DETECTION: _ClassVar[TaskType]
     TASK_TYPE_ORIENTED_DETECTION: _ClassVar[TaskType]
+    TASK_TYPE_EMBEDDING: _ClassVar[TaskType]
+    TASK_TYPE_PROMPTABLE_SEGMENTATION: _ClassVar[TaskType]
+    TASK_TYPE_OCR: _ClassVar[TaskType]
 
 class ColorOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -28,6 +31,9 @@ TASK_TYPE_CLASSIFICATION: TaskType
 TASK_TYPE_INSTANCE_SEGMENTATION: TaskType
 TASK_TYPE_KEYPOINT_DETECTION: TaskType
 TASK_TYPE_ORIENTED_DETECTION: TaskType
+TASK_TYPE_EMBEDDING: TaskType
+TASK_TYPE_PROMPTABLE_SEGMENTATION: TaskType
+TASK_TYPE_OCR: TaskType
 COLOR_ORDER_UNSPECIFIED: ColorOrder
 COLOR_ORDER_RGB: ColorOrder
 COLOR_ORDER_BGR: ColorOrder

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.common.errors import ModelPackageError
+from services.common.messages import summarize
 from services.common.layouts import LAYOUTS, LayoutParams, TaskType
 from services.tasks import registry as tasks
 
@@ -190,7 +191,7 @@ class ModelSpec(_Frozen):
             problems.append(f"graphs/assets names {bad} must be identifiers other than 'model'")
         layout = LAYOUTS.get(self.model_type)
         if layout is None:
-            problems.append(f"model_type {self.model_type!r} is not supported ({', '.join(sorted(LAYOUTS))})")
+            problems.append(f"model_type {self.model_type!r} is not one of the {summarize(sorted(LAYOUTS), 'model type')}")
         elif layout.task != self.task_type:
             problems.append(f"model_type {self.model_type!r} serves {layout.task}, not {self.task_type}")
         if problems:

@@ -41,6 +41,7 @@ from services.gateway.placement import Target, copies_of
 from services.gateway.resolver import ModelResolver
 from services.gateway.worker_client import ModelNotHeld, WorkerUnavailable
 from services.gateway.workers import WorkerEndpoint, WorkerPool
+from services.tasks import registry as tasks
 
 log = logging.getLogger("fleet.gateway")
 
@@ -94,7 +95,8 @@ class Gateway:
         response = await self._cached(digest) if digest else None
         if response is None:
             _, response = await self._on_worker(
-                model, deadline, lambda ep, t, existing: ep.client.infer(model, request, t, existing)
+                model, deadline, lambda ep, t, existing: ep.client.infer(model, request, t, existing),
+                affinity=image_affinity(model, request),
             )
             if digest:
                 await self._store(digest, response)
@@ -130,13 +132,13 @@ class Gateway:
         return all_or_first_error(reply, item)
 
     async def _on_worker(self, model: descriptor_pb2.ModelDescriptor, deadline: float,
-                         call: WorkerCall[T]) -> tuple[WorkerEndpoint, T]:
+                         call: WorkerCall[T], affinity: str = "") -> tuple[WorkerEndpoint, T]:
         """Run ``call`` on the best worker for the model, moving on when one cannot serve it."""
         with tracing.span("routing", **{"fleet.model_id": model.model_id}):
-            return await self._try_workers(model, deadline, call)
+            return await self._try_workers(model, deadline, call, affinity)
 
     async def _try_workers(self, model: descriptor_pb2.ModelDescriptor, deadline: float,
-                           call: WorkerCall[T]) -> tuple[WorkerEndpoint, T]:
+                           call: WorkerCall[T], affinity: str = "") -> tuple[WorkerEndpoint, T]:
         """Rounds of ``routing.attempts`` over the pool's current view until one serves or the deadline passes.
 
         In one round ``attempts`` bounds the workers found unavailable (a copy found gone costs none); between
@@ -148,7 +150,7 @@ class Gateway:
         for pause in routing.retry_pauses(self.workers.rng):
             failed = 0
             for attempt in routing.attempts(self.workers.all(), model.model_id, model.sha256, model.size_bytes,
-                                            self.workers.rng):
+                                            self.workers.rng, affinity):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or failed >= self.attempts:
                     break
@@ -185,13 +187,16 @@ class Gateway:
 
     # ---- response cache ---------------------------------------------------------------------
     def _cache_digest(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest) -> str:
-        if not self.response_cache_ttl_s or request.bypass_cache or request.image.HasField("url"):
+        if not self.response_cache_ttl_s or request.bypass_cache or request.image.HasField("url") or any(
+                v.HasField("image") and v.image.HasField("url") for v in request.inputs.values()):
             return ""
         h = hashlib.sha256()
         h.update(model.model_id.encode())  # models sharing weights answer with their own id
         h.update(model.sha256.encode())
         h.update(request.image.SerializeToString(deterministic=True))
         h.update(request.parameters.SerializeToString(deterministic=True))
+        for name in sorted(request.inputs):  # a text, prompts: part of what is answered
+            h.update(name.encode() + b"\0" + request.inputs[name].SerializeToString(deterministic=True))
         return h.hexdigest()
 
     async def _cached(self, digest: str) -> inference_pb2.InferResponse | None:
@@ -373,6 +378,14 @@ class Gateway:
                 raise result
             answered.append((endpoint, result))
         return answered
+
+
+def image_affinity(model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest) -> str:
+    """The routing affinity key of a request whose task keeps per-image state on a worker (``Task.image_affinity``:
+    promptable segmentation's cached embedding): a hash of its image as sent; else empty (no affinity)."""
+    if not tasks.of_model(model).image_affinity or not request.HasField("image"):
+        return ""
+    return hashlib.blake2b(request.image.SerializeToString(deterministic=True), digest_size=16).hexdigest()
 
 
 def all_or_first_error(reply: inference_pb2.InferBatchResponse, item: str = "image") -> list[inference_pb2.InferResponse]:

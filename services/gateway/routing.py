@@ -4,7 +4,9 @@ Among the workers holding the model (in rotation, not draining): power of two ch
 outstanding work (this gateway's calls in flight plus the others' from the heartbeat): two
 holders at random, the less loaded first, then the rest by load for retries. Random pairs keep
 several gateway replicas, each seeing slightly stale heartbeats, from all piling onto the one
-worker that looked idlest.
+worker that looked idlest. A request with an affinity key (promptable segmentation: its image) goes first
+to the holder a rendezvous hash of model and key picks (``affinity_first``), where that image's cached
+embedding most likely is; the other holders follow by load.
 
 When none holds it, the placement order: workers with room for the model first (a free model slot
 and bytes, from their heartbeats), then those whose eviction victims are coldest; ties go to the
@@ -102,6 +104,18 @@ def least_loaded_first(holders: list[WorkerEndpoint], rng: random.Random) -> lis
     return pair + sorted((h for h in holders if h is not a and h is not b), key=WorkerEndpoint.outstanding)
 
 
+def affinity_first(holders: list[WorkerEndpoint], model_id: str, affinity: str,
+                   rng: random.Random) -> list[WorkerEndpoint]:
+    """The holder a rendezvous hash of (model, ``affinity``) picks, then the rest by load: every gateway replica
+    sends requests with one affinity key (an image's prompts) to the same holder while the holders stay the same,
+    so what that worker keeps for the key (the image's embedding) is found there."""
+    if len(holders) <= 1:
+        return list(holders)
+    key = f"{model_id}|{affinity}"
+    first = max(holders, key=lambda e: rendezvous(key, e))
+    return [first, *least_loaded_first([h for h in holders if h is not first], rng)]
+
+
 def size_hint(endpoints: list[WorkerEndpoint], model_id: str, declared_bytes: int) -> int:
     """The model's measured footprint where some worker holds it, else its declared weights size."""
     for endpoint in endpoints:
@@ -123,11 +137,13 @@ def retry_pauses(rng: random.Random) -> Iterator[float]:
 
 
 def attempts(endpoints: list[WorkerEndpoint], model_id: str, sha256: str, declared_bytes: int,
-             rng: random.Random) -> Iterator[Attempt]:
+             rng: random.Random, affinity: str = "") -> Iterator[Attempt]:
     """Workers to try for one request, in order (failed workers are not in rotation). Lazy: the placement
-    order is only worked out when every holder has been tried."""
+    order is only worked out when every holder has been tried. ``affinity``: the request's key for
+    ``affinity_first`` (empty: holders by load)."""
     holders = [e for e in endpoints if not e.failed and e.holds(model_id, sha256)]
-    for endpoint in least_loaded_first([e for e in holders if not e.draining], rng):
+    serving = [e for e in holders if not e.draining]
+    for endpoint in affinity_first(serving, model_id, affinity, rng) if affinity else least_loaded_first(serving, rng):
         yield Attempt(endpoint, True)
     # Worked out now, after the holders' answers: one that found its copy gone is a place to load it again.
     live = [e for e in endpoints if not e.failed]

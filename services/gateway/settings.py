@@ -79,7 +79,8 @@ class GatewaySettings(ServiceSettings):
     )
     stream_max_buffered_bytes: int = Field(
         8 * 1024 * 1024, ge=1024,
-        description="Bytes of answers one InferStream holds unsent before the gateway stops reading that stream.",
+        description="Bytes one stream (InferStream, OIP ModelStreamInfer) holds before the gateway stops reading it: "
+                    "answers not yet sent, and the requests being served (each with the stream's mean answer size).",
     )
     response_cache_ttl_s: int = Field(0, ge=0, description="Cache identical requests' responses in Redis (0: off).")
     registry_wait_s: float = Field(30.0, ge=0, description="At start-up, how long to wait for the registry.")

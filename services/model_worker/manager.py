@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -85,6 +86,14 @@ class HeldModel:
     meter: BusyMeter = field(default_factory=lambda: BusyMeter(60))
     graphs: dict[str, Graph] = field(default_factory=dict)  # model.json's further graphs, by name
     assets: dict[str, Path] = field(default_factory=dict)  # model.json's other files (checked copies), by name
+    extras: dict[str, Any] = field(default_factory=dict)  # what its task keeps while it is held (a tokenizer, caches)
+
+    def extra(self, name: str, make: Callable[[HeldModel], Any]) -> Any:
+        """What its task keeps under ``name`` while the model is held, made by ``make(model)`` on first use."""
+        value = self.extras.get(name)
+        if value is None:
+            value = self.extras[name] = make(self)
+        return value
 
     @property
     def in_flight(self) -> int:
@@ -145,6 +154,7 @@ class ModelManager:
         self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self._opening: set[asyncio.Task[None]] = set()  # batch sessions being opened
         self.loads_started = 0  # for tests and describe: how many loads ran
+        self.on_drop: list[Callable[[str], None]] = []  # told each model id unloaded, evicted or replaced
 
     # ---- queries -------------------------------------------------------------------------
     def get(self, model_id: str) -> HeldModel | None:
@@ -340,6 +350,8 @@ class ModelManager:
         if model.retired:
             return
         model.retired = True
+        for forget in self.on_drop:
+            forget(model.model_id)
         log.info("model %s", why, extra={"model_id": model.model_id, "bytes": model.size_bytes})
         task = asyncio.get_running_loop().create_task(self._retire(model))
         self._retiring.add(task)

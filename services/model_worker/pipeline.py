@@ -25,7 +25,7 @@ from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
 from services.model_worker.batcher import BatchOutput
 from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
-from services.model_worker.images import ImageInput, Reserve, to_decoded
+from services.model_worker.images import ImageInput, Reserve, to_decoded, to_pixels
 from services.model_worker.manager import HeldModel, ModelManager
 from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
 from services.model_worker.model_types import model_type
@@ -62,6 +62,16 @@ class InferenceOutput:
 
 
 _Finished = tuple[Any, Message, bytes]  # result, its message, the annotated image
+
+
+@dataclass(frozen=True)
+class _Keep:
+    """What ``_prepare`` reads of the parameters: whether the decoded pixels are kept."""
+
+    visualize: bool
+
+
+_KEEP, _DROP = _Keep(True), _Keep(False)
 
 
 @dataclass
@@ -201,6 +211,42 @@ class Pipeline:
             for reservation in reservations:
                 reservation.release()
             self.manager.release(model)
+
+    async def encode(self, model: HeldModel, image: ImageInput, spec: InputSpec,
+                     keep_pixels: bool = False) -> tuple[_Prepared, BatchOutput]:
+        """An image decoded (within the decode budget), pre-processed and run through the model's first graph,
+        batched with other requests: for tasks that go on from its raw outputs (an image encoder)."""
+        image = await self.fetched(image)
+        reservation = self.budget.reservation()
+        try:
+            model.batcher.announce()
+            prepared = await self._prepare(model, image, spec, _KEEP if keep_pixels else _DROP, reservation)
+            if not keep_pixels:
+                reservation.release()
+            return prepared, await model.batcher.submit(prepared.tensor)
+        finally:
+            reservation.release()
+
+    async def decoded(self, image: ImageInput) -> tuple[np.ndarray, float]:
+        """An image's RGB pixels, decoded in the CPU pool within the decode budget (held until the pixels are
+        returned), and the seconds decoding took: for tasks that work on the full image (OCR)."""
+        image = await self.fetched(image)
+        reservation = self.budget.reservation()
+        loop = asyncio.get_running_loop()
+        try:
+            started = time.perf_counter()
+            try:
+                pixels = await loop.run_in_executor(self.cpu, to_pixels, image, self.limits, reservation.reserve)
+            except BudgetWait as wait:
+                await reservation.wait(wait.pixels)
+                pixels = await loop.run_in_executor(self.cpu, to_pixels, image, self.limits, reservation.reserve)
+            return pixels, time.perf_counter() - started
+        finally:
+            reservation.release()
+
+    async def fetched(self, image: ImageInput) -> ImageInput:
+        """The image with a URL fetched (encoded bytes), else as it is."""
+        return await self._fetched(image)
 
     async def _fetched(self, image: ImageInput) -> ImageInput:
         return ImageInput(encoded=await self.urls.fetch(image.url)) if image.url is not None else image

@@ -28,6 +28,7 @@ from services.model_worker.metrics import INFO
 from services.model_worker.pipeline import Pipeline
 from services.model_worker.processing.decode import ImageLimits
 from services.model_worker.runtime import CPU, CUDA, RuntimeOptions
+from services.model_worker.task_runtime import TaskRuntime
 from services.model_worker.servicer import SERVICE_NAME, WorkerServicer
 from services.model_worker.settings import WorkerSettings
 from services.model_worker.url_fetch import UrlFetcher
@@ -79,7 +80,8 @@ def build(settings: WorkerSettings) -> Service:
     recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
                 if settings.inference_log_enabled else None)
     worker = Worker(settings.worker_id, settings.advertise_address, manager, pipeline, recorder, cache,
-                    settings.heartbeat_interval_s)
+                    settings.heartbeat_interval_s,
+                    TaskRuntime(pipeline, manager, pipeline.cpu, settings.embedding_cache_bytes))
     heartbeat = Heartbeat(cache, worker.state)
 
     async def preload() -> None:

@@ -94,6 +94,10 @@ class WorkerSettings(ServiceSettings):
                     "threads, else 1).",
     )
     max_queue_size: int = Field(256, ge=1, description="Requests queued per model before RESOURCE_EXHAUSTED.")
+    embedding_cache_bytes: int = Field(
+        256 * 1024 * 1024, ge=0,
+        description="Image embeddings kept for promptable segmentation (a second prompt on the same image skips the "
+                    "image encoder), least recently used out first; a model's go when it is unloaded (0: none kept).")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Images declaring more pixels are refused before decoding.")
     max_image_side: int = Field(16_384, ge=1, description="Longest image side accepted.")
     decode_budget_pixels: int = Field(
@@ -107,7 +111,7 @@ class WorkerSettings(ServiceSettings):
     jpeg_reduced_decode: bool = Field(
         False, description="Decode a JPEG at 1/2, 1/4 or 1/8 scale when it is at least that much larger than the "
                            "size it is resized to (letterbox and stretch; not with visualize): less CPU per "
-                           "request, pixels slightly different from a full decode (see README, Performance).",
+                           "request, pixels slightly different from a full decode (see docs/performance.md).",
     )
     url_input_enabled: bool = Field(True, description="Accept images by http(s) URL.")
     url_allow_private: bool = Field(False, description="Allow URLs that resolve to loopback or private addresses.")

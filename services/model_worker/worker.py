@@ -12,6 +12,8 @@ from services.common.grpc_metrics import OK, code_of
 from services.common.model_record import ModelRecord
 from services.model_worker.images import ImageInput
 from services.model_worker.inputs import Inputs
+from services.model_worker.model_types import model_type
+from services.model_worker.task_runtime import TaskRuntime
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import HeldModel, ModelManager
 from services.model_worker.metrics import ModelSeries
@@ -28,9 +30,11 @@ MAX_IMAGES_PER_REQUEST = 64
 
 class Worker:
     def __init__(self, worker_id: str, address: str, manager: ModelManager, pipeline: Pipeline,
-                 recorder: InferenceRecorder | None, cache: FleetCache, heartbeat_interval_s: float = 2.0) -> None:
+                 recorder: InferenceRecorder | None, cache: FleetCache, heartbeat_interval_s: float = 2.0,
+                 runtime: TaskRuntime | None = None) -> None:
         self.worker_id = worker_id
         self.manager, self.pipeline, self.recorder, self.cache = manager, pipeline, recorder, cache
+        self.runtime = runtime or TaskRuntime(pipeline, manager, pipeline.cpu)
         self.state = StatePublisher(worker_id, manager, heartbeat_interval_s, address)
 
     @property
@@ -52,10 +56,14 @@ class Worker:
         """One request: the image (and the other inputs its model declares, already validated)."""
         series = ModelSeries.of(record.model_id)
         try:
-            image = inputs.image if isinstance(inputs, Inputs) else inputs
-            if image is None:
-                raise InvalidImage("the request carries no image: set image.encoded, image.url or image.raw")
-            out = await self.pipeline.infer(record, image, params)
+            task = model_type(record.spec).task
+            if task.custom_run:
+                out = await task.run(self.runtime, record, inputs, params)
+            else:
+                image = inputs.image if isinstance(inputs, Inputs) else inputs
+                if image is None:
+                    raise InvalidImage("the request carries no image: set image.encoded, image.url or image.raw")
+                out = await self.pipeline.infer(record, image, params)
         except BaseException as exc:
             series.requests(code_of(exc)).inc()
             raise

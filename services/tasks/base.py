@@ -75,12 +75,21 @@ class Task:
     route: ClassVar[str | None] = None
     #: The OIP output tensors, before COMMON_OUTPUTS.
     oip_outputs: ClassVar[tuple[TensorSpec, ...]] = ()
+    #: OIP: the BYTES input tensor (UTF-8 strings) sent as the model's texts input of that name, instead of
+    #: images (None: images only).
+    oip_text_input: ClassVar[str | None] = None
     #: The model types (output layouts) that serve this task.
     layouts: ClassVar[tuple[Layout, ...]] = ()
     #: One line for listings.
     summary: ClassVar[str] = ""
     #: Its models must name their classes (``class_names``).
     needs_classes: ClassVar[bool] = True
+    #: The worker runs it with ``run`` (several graphs, texts, prompts) instead of the standard image pipeline
+    #: (decode, pre-process, batch the first graph, decode its outputs with the layout's decoder, ``present``).
+    custom_run: ClassVar[bool] = False
+    #: The worker keeps state per image (a cached image embedding): the gateway sends an image's requests to the
+    #: holder a hash of the image picks (``routing.affinity_first``) rather than the least loaded one.
+    image_affinity: ClassVar[bool] = False
 
     # ---- answers --------------------------------------------------------------------------------------
     def result(self, response: inference_pb2.InferResponse) -> Message:
@@ -112,6 +121,11 @@ class Task:
     def summarize(self, result: Any, spec: ModelSpec) -> Json:
         """The result's fields in the inference log (small)."""
         return {}
+
+    async def run(self, runtime: Any, record: Any, inputs: Any, params: Any) -> Any:
+        """The worker's run of one request (``custom_run`` tasks): a ``services.model_worker.pipeline.
+        InferenceOutput`` from the ``services.model_worker.task_runtime.TaskRuntime`` it is given."""
+        raise NotImplementedError
 
     # ---- the edges -------------------------------------------------------------------------------------
     def roboflow_json(self, response: inference_pb2.InferResponse) -> Json:

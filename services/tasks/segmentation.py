@@ -39,6 +39,24 @@ def points_wire(polygon: np.ndarray, field: int = 2) -> bytes:
     return wire.tobytes()
 
 
+def add_instance(instances: Any, detection: inference_pb2.Detection, mask: Any, mask_format: Any, height: int,
+                 width: int) -> inference_pb2.SegmentedInstance:
+    """A SegmentedInstance for ``mask`` (an ``InstanceMask``) in the format asked for, added to ``instances``."""
+    import numpy as np  # noqa: PLC0415
+
+    from services.model_worker.processing.params import MaskFormat  # noqa: PLC0415
+
+    inst = instances.add(detection=detection)
+    inst.MergeFromString(points_wire(np.asarray(mask.polygon()).reshape(-1, 2)))
+    if mask_format == MaskFormat.POLYGONS:
+        for points, hole in mask.parts():
+            inst.parts.add(hole=hole).MergeFromString(points_wire(points, field=1))
+    elif mask_format == MaskFormat.RLE:
+        inst.rle.height, inst.rle.width = height, width
+        inst.rle.counts.extend(mask.rle(height, width).tolist())
+    return inst
+
+
 class InstanceSegmentation(Task):
     name = TaskType.INSTANCE_SEGMENTATION.value
     proto = model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION
@@ -59,20 +77,9 @@ class InstanceSegmentation(Task):
 
     def present(self, result: Detections, spec: ModelSpec, params: ResolvedParams, height: int,
                 width: int) -> inference_pb2.InstanceSegmentationResult:
-        import numpy as np  # noqa: PLC0415
-
-        from services.model_worker.processing.params import MaskFormat  # noqa: PLC0415
-
         out = inference_pb2.InstanceSegmentationResult()
         for det, mask in zip(boxes.detection_messages(result, spec.class_names), result.masks or []):
-            inst = out.instances.add(detection=det)
-            inst.MergeFromString(points_wire(np.asarray(mask.polygon()).reshape(-1, 2)))
-            if params.mask_format == MaskFormat.POLYGONS:
-                for points, hole in mask.parts():
-                    inst.parts.add(hole=hole).MergeFromString(points_wire(points, field=1))
-            elif params.mask_format == MaskFormat.RLE:
-                inst.rle.height, inst.rle.width = height, width
-                inst.rle.counts.extend(mask.rle(height, width).tolist())
+            add_instance(out.instances, det, mask, params.mask_format, height, width)
         return out
 
     def draw(self, img: np.ndarray, result: Detections, spec: ModelSpec) -> None:

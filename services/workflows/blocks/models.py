@@ -10,7 +10,6 @@ import asyncio
 from typing import Any, ClassVar
 
 from services.common.errors import InvalidArgument
-from services.gateway.params import inference_parameters
 from services.tasks import registry as tasks
 from services.workflows import kinds
 from services.workflows.blocks.base import Block, Item, Param, RunContext
@@ -43,6 +42,8 @@ class ModelBlock(Block):
         actual = tasks.of_model(model).name
         if actual != self.task:
             raise InvalidArgument(f"model {model.model_id!r} is a {actual} model; this block runs {self.task} models")
+        from services.gateway.params import inference_parameters  # noqa: PLC0415 - the edges' parameter parsing
+
         params = inference_parameters(**{k: first.get(k) for k in self.params if k not in ("images", "model_id")})
         images = [item["images"] for item in items]
         chunks = [images[i:i + BATCH] for i in range(0, len(images), BATCH)]
