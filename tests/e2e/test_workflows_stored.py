@@ -104,7 +104,10 @@ def test_versions_tenancy_invalidation_and_the_registry_down(fleet: LocalFleet, 
         assert stale.status_code == 200 and set(stale.json()["outputs"][0]) == {"predictions"}
     finally:
         fleet.restart("registry")
-    assert cli(fleet, "workflows", "delete", "demo", "count-shapes").returncode == 0
+    deadline = time.monotonic() + 30  # the gateway's channel reconnects to the restarted registry
+    while (deleted := cli(fleet, "workflows", "delete", "demo", "count-shapes")).returncode != 0:
+        assert "UNAVAILABLE" in deleted.stderr and time.monotonic() < deadline, deleted.stderr
+        time.sleep(1.0)
     gone = stored_run(http, TEST_KEY, "/demo/workflows/count-shapes")
     assert gone.status_code == 404
 
