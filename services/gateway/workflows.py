@@ -36,10 +36,18 @@ class CallerModels:
 
     async def infer(self, model: descriptor_pb2.ModelDescriptor, images: list[inference_pb2.Image],
                     parameters: inference_pb2.InferenceParameters) -> list[inference_pb2.InferResponse]:
+        return await self.gateway.infer_images(self.caller, model, images, parameters, self._remaining())
+
+
+    async def infer_request(self, model: descriptor_pb2.ModelDescriptor,
+                            request: inference_pb2.InferRequest) -> inference_pb2.InferResponse:
+        return await self.gateway.infer(self.caller, request, self._remaining(), model)
+
+    def _remaining(self) -> float:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlineExceeded("the workflow run's deadline passed; send a longer timeout")
-        return await self.gateway.infer_images(self.caller, model, images, parameters, remaining)
+        return remaining
 
 
 async def run_workflow(engine: WorkflowEngine, gateway: Gateway, caller: Caller, definition: Any,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fleet.client import FleetClient
+from fleet.v1 import inference_pb2
 from services.demo.scenes import generate_scene
 from services.local.processes import LocalFleet
 from tests.conftest import TEST_KEY
@@ -277,3 +278,37 @@ def test_crops_of_crops_nest_and_map_through_both_levels(http: httpx.Client, sce
     assert total == sum(len(c) for c in out["classes"]) > 0
     own, parent = out["again"][0]["predictions"], out["again_parent"][0]["predictions"]
     assert all(b["x"] >= a["x"] and b["y"] >= a["y"] for a, b in zip(own, parent))
+
+
+def test_clip_comparison_on_crops_and_ocr(http: httpx.Client, client: FleetClient, scene: bytes) -> None:
+    from tests.e2e.foundation import OCR_LINE, text_image  # noqa: PLC0415
+
+    prompts = ["a circle", "a rectangle", "a triangle"]
+    definition = {"version": "1.0", "inputs": [IMAGE, {"type": "WorkflowParameter", "name": "prompts"}], "steps": [
+        detect(0.5),
+        {"type": "DynamicCrop", "name": "crop", "images": "$inputs.image", "predictions": "$steps.det.predictions"},
+        {"type": "roboflow_core/clip_comparison@v1", "name": "whole", "images": "$inputs.image",
+         "texts": "$inputs.prompts", "version": "ViT-B-16"},
+        {"type": "ClipComparison", "name": "each", "images": "$steps.crop.crops", "texts": "$inputs.prompts"},
+    ], "outputs": [{"type": "JsonField", "name": n, "selector": s} for n, s in [
+        ("whole", "$steps.whole.similarity"), ("each", "$steps.each.*"), ("det", "$steps.det.predictions")]]}
+    out = run(http, definition, scene, prompts=prompts)["outputs"][0]
+    reference = client.stub.Infer(inference_pb2.InferRequest(
+        model_id="clip", image=inference_pb2.Image(encoded=scene),
+        inputs={"text": inference_pb2.InputValue(texts=inference_pb2.Texts(values=prompts))}),
+        metadata=client.metadata, timeout=60).embedding.similarities
+    assert out["whole"] == pytest.approx([s.similarity for s in reference], abs=1e-5)  # as the model answers
+    assert len(out["each"]) == len(out["det"]["predictions"]) > 1
+    for each, d in zip(out["each"], out["det"]["predictions"]):
+        assert len(each["similarity"]) == 3 and each["parent_id"] == d["detection_id"]
+        assert each["prediction_type"] == "embeddings-comparison"
+
+    reading = {"version": "1.0", "inputs": [IMAGE], "steps": [{"type": "OCRModel", "name": "ocr",
+                                                               "images": "$inputs.image"}],
+               "outputs": [{"type": "JsonField", "name": "ocr", "selector": "$steps.ocr.*"}]}
+    (page,) = run(http, reading, text_image())["outputs"]
+    assert page["ocr"]["result"] == OCR_LINE and page["ocr"]["prediction_type"] == "ocr"
+    assert page["ocr"]["predictions"]["predictions"][0]["class"] == OCR_LINE
+    wrong = {**reading, "steps": [{**reading["steps"][0], "model_id": "shapes-det/1"}]}
+    body = run(http, wrong, text_image(), status=400)
+    assert "step 'ocr'" in body["message"] and "ocr models" in body["message"]

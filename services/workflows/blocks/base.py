@@ -42,6 +42,11 @@ class ModelRunner(Protocol):
     async def infer(self, model: descriptor_pb2.ModelDescriptor, images: list[inference_pb2.Image],
                     parameters: inference_pb2.InferenceParameters) -> list[inference_pb2.InferResponse]: ...
 
+    async def infer_request(self, model: descriptor_pb2.ModelDescriptor,
+                            request: inference_pb2.InferRequest) -> inference_pb2.InferResponse:
+        """One request with typed inputs (texts, prompts) beside its image."""
+        ...
+
 
 @dataclass
 class RunContext:
