@@ -152,7 +152,7 @@ def _dependencies(definition: Definition, found: dict[str, Block], inputs: dict[
                         raise InvalidWorkflow(f"{where}: {item!r} names no step; steps: {', '.join(raw_steps)}")
                     deps[step.name].add(sel.step)
         if isinstance(block, ContinueIf):
-            for target in block.check(step.name, step.params)[1]:
+            for target in _checked(block, step.name, step.params)[1]:
                 if target not in raw_steps:
                     raise InvalidWorkflow(f"step {step.name!r}: field 'next_steps': {target!r} names no step")
                 if target in gates:
@@ -165,6 +165,15 @@ def _dependencies(definition: Definition, found: dict[str, Block], inputs: dict[
         if sel.step is not None and sel.step not in raw_steps:
             raise InvalidWorkflow(f"output {out.name!r}: {out.selector!r} names no step")
     return deps, gates
+
+
+def _checked(block: Block, name: str, params: dict[str, Any]) -> Any:
+    """The block's own check of a step's literals; a literal of an unexpected shape is the caller's mistake."""
+    try:
+        return block.check(name, dict(params))
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        raise InvalidWorkflow(f"step {name!r}: its parameters are malformed ({type(exc).__name__}: {exc}); see "
+                              "POST /workflows/blocks/describe") from None
 
 
 def _topological(deps: dict[str, set[str]]) -> list[str]:
@@ -267,7 +276,7 @@ def _step(params: dict[str, Any], name: str, block: Block, inputs: dict[str, Inp
         if (g.dim, g.lineage) != (dim, lineage):
             raise InvalidWorkflow(f"step {gate!r}: next_steps names {name!r}, which runs per {_level_of(dim, lineage)}"
                                   f" while the condition is per {_level_of(g.dim, g.lineage)}")
-    config = block.check(name, {k: v for k, v in params.items()})
+    config = _checked(block, name, params)
     step = CompiledStep(name, block, args, config, dim, lineage, deps, gate)
     step.output_kinds = {out: _kind_of(kind, args) for out, kind in block.outputs.items()}
     return step

@@ -101,8 +101,12 @@ def operations(raw: Any, where: str) -> Callable[[Any, Env], Any]:
     chain = [_operation(op, f"{where}[{i}]") for i, op in enumerate(raw)]
 
     def apply(value: Any, env: Env) -> Any:
-        for fn in chain:
-            value = fn(value, env) if getattr(fn, "wants_env", False) else fn(value)
+        try:
+            for fn in chain:
+                value = fn(value, env) if getattr(fn, "wants_env", False) else fn(value)
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:  # the caller's operations, not a bug here
+            raise InvalidWorkflow(f"{where}: the operations do not apply to the value "
+                                  f"({type(exc).__name__}: {exc})") from None
         return value
 
     return apply
@@ -160,22 +164,27 @@ def statement(raw: Any, where: str) -> Callable[[Env], bool]:
         op = raw.get("operator", "and")
         if op not in ("and", "or"):
             raise InvalidWorkflow(f"{where}: operator {op!r} is not supported; supported: and, or")
-        parts = [statement(s, f"{where}.statements[{i}]") for i, s in enumerate(raw.get("statements") or [])]
+        listed = raw.get("statements")
+        if not isinstance(listed, list):
+            raise InvalidWorkflow(f"{where}: a StatementGroup needs statements (a list)")
+        parts = [statement(s, f"{where}.statements[{i}]") for i, s in enumerate(listed)]
         if not parts:
             raise InvalidWorkflow(f"{where}: a StatementGroup needs statements")
         combine = all if op == "and" else any
         return lambda env: combine(p(env) for p in parts) != negate
     if kind == "BinaryStatement":
-        name = (raw.get("comparator") or {}).get("type")
-        if name not in COMPARATORS:
+        comparator = raw.get("comparator")
+        name = comparator.get("type") if isinstance(comparator, dict) else comparator
+        if not isinstance(name, str) or name not in COMPARATORS:
             raise InvalidWorkflow(f"{where}: comparator {name!r} is not supported; supported: {', '.join(COMPARATORS)}")
         left = _operand(raw.get("left_operand"), f"{where}.left_operand")
         right = _operand(raw.get("right_operand"), f"{where}.right_operand")
         compare = COMPARATORS[name]
         return lambda env: compare(left(env), right(env)) != negate
     if kind == "UnaryStatement":
-        name = (raw.get("operator") or {}).get("type")
-        if name not in UNARY:
+        operator_ = raw.get("operator")
+        name = operator_.get("type") if isinstance(operator_, dict) else operator_
+        if not isinstance(name, str) or name not in UNARY:
             raise InvalidWorkflow(f"{where}: operator {name!r} is not supported; supported: {', '.join(UNARY)}")
         operand, test = _operand(raw.get("operand"), f"{where}.operand"), UNARY[name]
         return lambda env: test(operand(env)) != negate

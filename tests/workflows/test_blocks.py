@@ -126,3 +126,17 @@ async def test_properties_and_drawing(image: WImage) -> None:
     (drawn,) = await BoundingBoxVisualization().run(ctx(), None, [{"image": image, "predictions": found,
                                                                    "copy_image": True, "thickness": 2}])
     assert drawn["image"].pixels.shape == (100, 200, 3) and drawn["image"].pixels.sum() != image.pixels.sum()
+
+
+async def test_operations_that_do_not_fit_their_value_are_the_callers_mistake(image: WImage) -> None:
+    from services.workflows.definition import InvalidWorkflow  # noqa: PLC0415
+
+    block = PropertyDefinition()
+    config = block.check("p", {"operations": [{"type": "ClassificationPropertyExtract", "property_name": "top_class"}]})
+    with pytest.raises(InvalidWorkflow, match="ClassificationPropertyExtract needs Classification, got Detections"):
+        await block.run(ctx(), config, [{"data": detections(image, box("a", 1, 1, 1, 1))}])
+    half = dict(box("a", 1, 1, 1, 1))
+    del half["width"]  # a value that is not what the operations expect: the caller's mistake, not INTERNAL
+    config = block.check("p", {"operations": [{"type": "DetectionsPropertyExtract", "property_name": "size"}]})
+    with pytest.raises(InvalidWorkflow, match="operations do not apply to the value"):
+        await block.run(ctx(), config, [{"data": detections(image, half)}])

@@ -136,3 +136,22 @@ def test_operations_and_conditions_are_checked_at_validation() -> None:
     definition["steps"][-1] |= {"condition_statement": count_at_least("d", 1), "next_steps": ["$steps.nowhere"],
                                 "evaluation_parameters": {"d": "$steps.det.predictions"}}
     refused(definition, "next_steps", "'nowhere' names no step")
+
+
+@pytest.mark.parametrize("statement", [
+    {"type": "StatementGroup", "statements": "abc"},
+    {"type": "StatementGroup", "statements": 7},
+    {"type": "BinaryStatement", "comparator": ["=="], "left_operand": {"type": "StaticOperand", "value": 1},
+     "right_operand": {"type": "StaticOperand", "value": 1}},
+    {"type": "UnaryStatement", "operator": {"type": {"x": 1}}, "operand": {"type": "StaticOperand", "value": 1}},
+    "not a statement",
+])
+def test_malformed_statements_are_invalid_arguments_not_internal_errors(statement: object) -> None:
+    definition = one_step()
+    definition["steps"].append({"type": "ContinueIf", "name": "gate", "condition_statement": statement,
+                                "next_steps": ["$steps.det"]})
+    refused(definition, "step 'gate'")
+    definition = one_step()
+    definition["steps"].append({"type": "DetectionsFilter", "name": "f", "predictions": "$steps.det.predictions",
+                                "operations": [{"type": "DetectionsFilter", "filter_operation": statement}]})
+    refused(definition, "step 'f'")

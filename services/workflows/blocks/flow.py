@@ -41,4 +41,12 @@ class ContinueIf(Block):
 
     async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
         predicate, _ = config
-        return [{GATE: bool(predicate(dict(item.get("evaluation_parameters") or {})))} for item in items]
+        out = []
+        for item in items:
+            try:
+                holds = bool(predicate(dict(item.get("evaluation_parameters") or {})))
+            except (TypeError, KeyError, ValueError, AttributeError) as exc:
+                raise InvalidWorkflow(f"condition_statement does not apply to its values ({type(exc).__name__}: "
+                                      f"{exc})") from None
+            out.append({GATE: holds})
+        return out
