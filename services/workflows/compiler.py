@@ -214,7 +214,7 @@ def _lineage(step: CompiledStep) -> tuple[str, ...]:
     return step.lineage + ((step.name,) if step.block.adds_dimension else ())
 
 
-def _literal_ok(value: Any, types: tuple[type, ...]) -> bool:
+def literal_ok(value: Any, types: tuple[type, ...]) -> bool:
     if value is None:
         return True
     if isinstance(value, bool):
@@ -240,7 +240,7 @@ def _arg(value: Any, where: str, param: Param, inputs: dict[str, Input], steps: 
     if not param.literal:
         raise InvalidWorkflow(f"{where}: this field takes a selector ($inputs.<image> or $steps.<step>.<output>) "
                               f"bringing {', '.join(param.kinds)}, not {value!r}")
-    if not _literal_ok(value, param.literal):
+    if not literal_ok(value, param.literal):
         raise InvalidWorkflow(f"{where}: {value!r} is not {' or '.join(t.__name__ for t in param.literal)}")
     return Lit(value)
 

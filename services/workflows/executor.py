@@ -20,7 +20,7 @@ from services.common.errors import FleetError, Internal, InvalidArgument
 from services.workflows import nesting
 from services.workflows.blocks.base import ModelRunner, RunContext
 from services.workflows.blocks.flow import GATE
-from services.workflows.compiler import Compiled, CompiledStep, Lit, Ref
+from services.workflows.compiler import Compiled, CompiledStep, Lit, Ref, literal_ok
 from services.workflows.data import WImage
 from services.workflows.metrics import STEP_SECONDS
 
@@ -79,7 +79,18 @@ class Run:
         STEP_SECONDS.labels(step.block.id).observe(time.perf_counter() - started)
         self._done[step.name].set_result(None)
 
+    def _check_parameters(self, step: CompiledStep) -> None:
+        """Parameters feeding a field are checked as its literals are at validation (their values come now)."""
+        for key, arg in step.args.items():
+            param = step.block.params[key]
+            if isinstance(arg, Ref) and arg.dim == 0 and param.literal:
+                value = self.params[arg.source]
+                if not literal_ok(value, param.literal):
+                    wanted = " or ".join(t.__name__ for t in param.literal)
+                    raise InvalidArgument(f"field {key!r}: input {arg.source!r} is {value!r}, not {wanted}")
+
     async def _run(self, step: CompiledStep) -> list:
+        self._check_parameters(step)
         batch: list[tuple[str, Ref, list]] = []  # (param path, ref, leaves) for every per-element value
         template: list | None = None
         for ref in _refs(step.args):

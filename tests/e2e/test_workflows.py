@@ -312,3 +312,10 @@ def test_clip_comparison_on_crops_and_ocr(http: httpx.Client, client: FleetClien
     wrong = {**reading, "steps": [{**reading["steps"][0], "model_id": "shapes-det/1"}]}
     body = run(http, wrong, text_image(), status=400)
     assert "step 'ocr'" in body["message"] and "ocr models" in body["message"]
+
+
+def test_a_parameter_of_the_wrong_type_is_refused_naming_step_field_and_input(http: httpx.Client,
+                                                                               scene: bytes) -> None:
+    body = run(http, detect_crop_classify(), scene, status=400, confidence="high")
+    assert body["status"] == "INVALID_ARGUMENT"
+    assert "step 'det'" in body["message"] and "field 'confidence'" in body["message"] and "'high'" in body["message"]
