@@ -48,12 +48,14 @@ class DetectionsConsensus(Block):
         for name in ("presence_confidence_aggregation", "detections_merge_confidence_aggregation",
                      "detections_merge_coordinates_aggregation"):
             value = literals.get(name, self.params[name].default)
-            if isinstance(value, str) and value not in AGGREGATIONS:
-                raise InvalidWorkflow(f"step {step!r}: {name} {value!r} is not supported; supported: "
-                                      f"{', '.join(AGGREGATIONS)}")
+            if value not in AGGREGATIONS:
+                where = f"step {step!r}: " if step else ""
+                raise InvalidWorkflow(f"{where}{name} {value!r} is not supported; supported: {', '.join(AGGREGATIONS)}")
         return None
 
     async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
+        for item in items:  # parameters may bring them: checked as the literals were
+            self.check("", {k: item[k] for k in self.params if k.endswith("_aggregation")})
         return [vote(item) for item in items]
 
 

@@ -28,6 +28,7 @@ class Visualization(Block):
     async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
         out = []
         for item in items:
+            self.check("", item)  # parameters may bring the style: checked as the literals were
             image: WImage = item["image"]
             pixels = await image.array(ctx.cpu)
             drawn = await ctx.cpu(self._draw, pixels, item["predictions"], item)
@@ -73,9 +74,10 @@ class LabelVisualization(Visualization):
     def check(self, step: str, literals: dict[str, Any]) -> Any:
         from services.workflows.definition import InvalidWorkflow  # noqa: PLC0415
 
-        if literals.get("text", "Class") not in LABELS:
-            raise InvalidWorkflow(f"step {step!r}: text {literals.get('text')!r} is not supported; supported: "
-                                  f"{', '.join(LABELS)}")
+        text = literals.get("text", "Class")
+        if not isinstance(text, str) or text not in LABELS:
+            where = f"step {step!r}: " if step else ""
+            raise InvalidWorkflow(f"{where}text {text!r} is not supported; supported: {', '.join(LABELS)}")
         return None
 
     def draw(self, canvas: np.ndarray, p: dict, item: Item) -> None:
