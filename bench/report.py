@@ -259,6 +259,8 @@ def _walls(results: dict) -> str:
 def _foundation(results: dict) -> str:
     from bench.scenarios import foundation  # noqa: PLC0415
 
+    if "foundation" not in results["scenarios"]:  # an --only run without it (the sections are built eagerly)
+        return ""
     return foundation.report(results["scenarios"]["foundation"])
 
 
