@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,14 +40,46 @@ def plain(value: Any) -> Any:
 
 
 def result_of(output: dict[str, Any]) -> workflow_pb2.WorkflowResult:
+    """One input image's outputs: images as JPEG bytes, everything else as JSON values (built with the Struct
+    helpers, about three times faster than json_format)."""
     result = workflow_pb2.WorkflowResult()
     for name, value in output.items():
+        field = result.fields[name]
         if isinstance(value, dict) and value.get("type") == "base64" and isinstance(value.get("value"), str):
-            result.fields[name].image = base64.b64decode(value["value"])
+            field.image = base64.b64decode(value["value"])
+        elif isinstance(value, dict):
+            field.json.struct_value.update(value)
+        elif isinstance(value, list):
+            field.json.list_value.extend(value)
+        elif value is None:
+            field.json.null_value = struct_pb2.NULL_VALUE
+        elif isinstance(value, bool):
+            field.json.bool_value = value
+        elif isinstance(value, int | float):
+            field.json.number_value = value
         else:
-            json_format.ParseDict(value, result.fields[name].json) if value is not None else \
-                result.fields[name].json.CopyFrom(struct_pb2.Value(null_value=struct_pb2.NULL_VALUE))
+            field.json.string_value = str(value)
     return result
+
+
+class Definitions:
+    """Definitions sent inline, as JSON by the digest of their Struct: a stream or a busy caller sending the same
+    one each time converts it once."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._by_digest: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+
+    def of(self, struct: struct_pb2.Struct) -> dict[str, Any]:
+        digest = hashlib.sha256(struct.SerializeToString(deterministic=True)).digest()
+        found = self._by_digest.get(digest)
+        if found is None:
+            found = self._by_digest[digest] = plain(json_format.MessageToDict(struct))
+            while len(self._by_digest) > self.size:
+                self._by_digest.popitem(last=False)
+        else:
+            self._by_digest.move_to_end(digest)
+        return found
 
 
 class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
@@ -53,13 +87,14 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
                  stream_limits: StreamLimits | None = None) -> None:
         self.gateway, self.engine, self.auth, self.stored = gateway, engine, auth, stored
         self.stream_limits = stream_limits or StreamLimits()
+        self.definitions = Definitions()
 
     async def _run(self, caller: Caller, request: workflow_pb2.RunWorkflowRequest,
                    timeout_s: float | None) -> workflow_pb2.RunWorkflowResponse:
         started = time.perf_counter()
         which = request.WhichOneof("workflow")
         if which == "definition":
-            definition, label = plain(json_format.MessageToDict(request.definition)), "inline"
+            definition, label = self.definitions.of(request.definition), "inline"
         elif which == "stored":
             s = request.stored
             definition, label = await self.stored.definition(caller, s.workspace, s.workflow_id, s.version_id)
