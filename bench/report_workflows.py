@@ -29,7 +29,8 @@ def section(results: dict, table) -> str:  # noqa: ANN001 - report._table
         parts.append(f"Detect -> crop -> classify ({c['classifier']} on {c['mean_crops']:.1f} crops per scene), "
                      "c=1: the workflow is "
                      f"**{c['speedup_c1']:.2f}x** faster at p50 than a client making the calls itself "
-                     f"({verdict} the {TARGET_CROP_SPEEDUP}x target).\n\n" + table(headers, _rows(c["points"])))
+                     f"({verdict} the {TARGET_CROP_SPEEDUP}x target; median of alternating rounds: "
+                     f"{', '.join(f'{r:.2f}' for r in c['round_ratios'])}; the median round's points below).\n\n" + table(headers, _rows(c["points"])))
     if "workflow_isolation" in s:
         i = s["workflow_isolation"]
         parts.append(f"`Infer` latency of another caller (c=1) alone and while 16 callers run the crop workflow "

@@ -3,7 +3,7 @@
 - ``workflow_overhead``: a one-step workflow (the detector) vs ``Infer`` on the same model, at c=1 and c=16;
 - ``workflow_crops``: detect -> crop -> classify on scenes with several objects, as one ``RunWorkflow`` vs a
   client making the same calls itself (``Infer``, crops cut locally, the crops as one ``InferBatch`` of raw
-  pixels), at c=1;
+  pixels), at c=1, in alternating rounds (the median round is reported: the machine's load drifts);
 - ``workflow_isolation``: ``Infer`` latency of another caller (c=1) alone, then while 16 callers run the crop
   workflow flat out.
 
@@ -38,6 +38,10 @@ def planned_overhead_s(cfg: BenchConfig) -> float:
 
 def planned_pair_s(cfg: BenchConfig) -> float:
     return 2 * (cfg.warmup_s + cfg.measure_s) + 1.0
+
+
+def planned_rounds_s(cfg: BenchConfig) -> float:
+    return cfg.scale_rounds * 2 * (cfg.scale_warmup_s + cfg.scale_measure_s) + 1.0
 
 
 def _classifier() -> tuple[str, str]:
@@ -81,8 +85,10 @@ class WorkflowCaller(GatewayCaller):
         return await self.workflows.RunWorkflow(request, metadata=self.metadata, timeout=TIMEOUT_S)
 
 
-async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str) -> dict:  # noqa: ANN001
-    window = Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples)
+async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str,  # noqa: ANN001
+                 short: bool = False) -> dict:
+    window = (Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples) if short
+              else Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples))
     result = await run_async(call, concurrency, Run(window, CpuMeter(env.pids())))
     return summarize(result, setup=setup, label=f"{setup}, concurrency {concurrency}", concurrency=concurrency)
 
@@ -153,10 +159,17 @@ async def _crop_pair(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> di
         async def workflow(i: int) -> dict[str, float]:
             return {"gateway_ms": (await caller.run(requests[i % len(requests)])).gateway_ms}
 
-        client = await _point(cfg, env, by_client, 1, "client: Infer, crop, InferBatch")
-        flow = await _point(cfg, env, workflow, 1, "workflow: detect -> crop -> classify")
-    return {"points": [client, flow], "classifier": classifier, "mean_crops": sum(counted) / max(1, len(counted)),
-            "speedup_c1": client["latency_ms"]["p50"] / flow["latency_ms"]["p50"]}
+        rounds = []
+        for n in range(cfg.scale_rounds):  # alternating order, so a drift in the machine's load hits both
+            order = [("client", by_client, "client: Infer, crop, InferBatch"),
+                     ("flow", workflow, "workflow: detect -> crop -> classify")]
+            pair = {key: await _point(cfg, env, call, 1, setup, short=True)
+                    for key, call, setup in (order if n % 2 == 0 else order[::-1])}
+            rounds.append((pair["client"]["latency_ms"]["p50"] / pair["flow"]["latency_ms"]["p50"], pair))
+    ratios = [r for r, _ in rounds]
+    median_ratio, median = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+    return {"points": [median["client"], median["flow"]], "classifier": classifier,
+            "mean_crops": sum(counted) / max(1, len(counted)), "speedup_c1": median_ratio, "round_ratios": ratios}
 
 
 def run_isolation(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:

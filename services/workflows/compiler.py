@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Union
 
 from services.workflows import blocks, kinds
@@ -62,10 +63,26 @@ class Compiled:
     steps: list[CompiledStep]  # in an order where every step follows what it reads
     outputs: list[tuple[str, Ref, bool]]  # name, what, parent coordinates
 
-    @property
+    @cached_property
+    def decoded_inputs(self) -> set[str]:
+        """The input images some step reads the pixels of (decoded as the run starts, beside the first steps)."""
+        return {ref.source for step in self.steps if step.block.needs_pixels for ref in _refs_of(step.args)
+                if ref.output is None and ref.dim == 1}
+
+    @cached_property
     def answers_images(self) -> bool:
         """Some output may hold an image (encoded to JPEG when answered: CPU work for the pool)."""
         return any(ref.kind in (kinds.IMAGE, kinds.ANY) for _, ref, _ in self.outputs)
+
+
+def _refs_of(arg: Any) -> list[Ref]:
+    if isinstance(arg, Ref):
+        return [arg]
+    if isinstance(arg, dict):
+        return [r for a in arg.values() for r in _refs_of(a)]
+    if isinstance(arg, list):
+        return [r for a in arg for r in _refs_of(a)]
+    return []
 
 
 def _walk(value: Any, shape: str, where: str) -> list[tuple[str, Any]]:

@@ -45,6 +45,10 @@ class Run:
     async def execute(self) -> None:
         loop = asyncio.get_running_loop()
         self._done = {s.name: loop.create_future() for s in self.compiled.steps}
+        for name in self.compiled.decoded_inputs:  # the decode overlaps the first model calls
+            for image in self.values[name]:
+                early = asyncio.ensure_future(image.array(self.cpu))
+                early.add_done_callback(lambda f: f.cancelled() or f.exception())  # a bad image fails its step
         tasks = [asyncio.ensure_future(self._step(s)) for s in self.compiled.steps]
         try:
             await asyncio.gather(*tasks)

@@ -173,6 +173,6 @@ def test_workflow_scenarios_compare_with_infer_and_with_the_client(results: tupl
     assert isinstance(overhead["p50_added_ms"], float) and overhead["rps_c16_ratio"] > 0
     client, flow = crops["points"]
     assert crops["mean_crops"] >= 1 and flow["timings_mean"]["gateway_ms"] > 0  # scenes of several objects
-    assert crops["speedup_c1"] > 0
+    assert crops["speedup_c1"] in crops["round_ratios"] and len(crops["round_ratios"]) >= 1
     assert isolation["workflow_runs_meanwhile"] > 0 and isolation["p50_ratio"] > 0
     assert "## Workflows (issue #27)" in (out / "results.md").read_text()

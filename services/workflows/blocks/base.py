@@ -67,6 +67,8 @@ class Block:
     outputs: ClassVar[dict[str, str]] = {}
     #: Each element's outputs are lists (one per child: a crop): the step is one dimension deeper.
     adds_dimension: ClassVar[bool] = False
+    #: It reads pixels of the images it is given (crops, drawings): input images it reads are decoded early.
+    needs_pixels: ClassVar[bool] = False
     #: Parameters Roboflow's manifest has that this block accepts and ignores (active learning, ...).
     ignored: ClassVar[tuple[str, ...]] = ()
 

@@ -21,6 +21,7 @@ class DynamicCrop(Block):
     }
     outputs = {"crops": kinds.IMAGE}
     adds_dimension = True
+    needs_pixels = True
 
     async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
         out = []

@@ -18,6 +18,7 @@ LABELS = ("Class", "Confidence", "Class and Confidence", "Class ID", "Detection 
 class Visualization(Block):
     outputs = {"image": kinds.IMAGE}
     ignored = STYLE
+    needs_pixels = True
     base_params: ClassVar[dict[str, Param]] = {
         "image": Param("The image to draw on.", kinds=(kinds.IMAGE,), required=True),
         "predictions": Param("What to draw.", kinds=kinds.DETECTIONS, required=True),
