@@ -1,0 +1,103 @@
+"""The shapes-clip package: its fixed description and writing its draft ``model.json`` (no torch here).
+
+The package holds two ONNX graphs and CLIP's BPE vocabulary:
+
+* ``image_encoder.onnx``: ``pixels`` float32 [B, 3, 96, 96] -> ``embedding`` float32 [B, 128],
+  pixels prepared as :data:`IMAGE_INPUT` says (stretched to 96x96, bilinear, RGB,
+  ``x = (pixel / 255 - 0.5) / 0.25``),
+* ``text_encoder.onnx``: ``tokens`` int64 [B, 32] (``ClipTokenizer`` ids, context length 32)
+  -> ``embedding`` float32 [B, 128],
+* ``bpe_simple_vocab_16e6.txt.gz``: the tokenizer's merges (from open_clip, MIT licence).
+
+Both embeddings are L2-normalised; ``logit_scale * image @ text.T`` are CLIP's logits.
+The ``model.json`` written here is a draft: the serving side's multi-graph package format is not
+settled yet, so it is not a :class:`services.common.model_spec.ModelSpec`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from services.common.model_spec import InputSpec
+from services.demo.package import PACKAGES_DIR
+from services.model_worker.artifacts import sha256_file
+from services.model_worker.processing.clip_tokenizer import VOCAB_FILE
+
+NAME = "shapes-clip"
+PACKAGE_DIR = PACKAGES_DIR / NAME
+SPEC_FILE = "model.json"
+IMAGE_FILE = "image_encoder.onnx"
+TEXT_FILE = "text_encoder.onnx"
+IMAGE_INPUT_NAME = "pixels"
+TEXT_INPUT_NAME = "tokens"
+OUTPUT_NAME = "embedding"
+EMBEDDING_DIM = 128
+CONTEXT_LENGTH = 32
+INPUT_SIZE = 64
+MAX_BATCH_SIZE = 16
+
+#: How an image becomes ``pixels`` (the worker's ``preprocess`` with this spec).
+IMAGE_INPUT = InputSpec(
+    name=IMAGE_INPUT_NAME,
+    width=INPUT_SIZE,
+    height=INPUT_SIZE,
+    resize_mode="stretch",
+    interpolation="linear",
+    color_order="rgb",
+    scale=1.0 / 255.0,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.25, 0.25, 0.25),
+)
+
+
+def write_model_json(package_dir: Path, logit_scale: float, provenance: dict[str, Any]) -> dict[str, Any]:
+    """Write the draft ``model.json`` for the graphs and vocabulary already in ``package_dir``."""
+    document: dict[str, Any] = {
+        "format_version": 1,
+        "name": NAME,
+        "task": "embedding",
+        "embedding_dim": EMBEDDING_DIM,
+        "logit_scale": logit_scale,
+        "normalized": True,
+        "image_encoder": {
+            "file": IMAGE_FILE,
+            "input": IMAGE_INPUT.model_dump(mode="json"),
+            "output": OUTPUT_NAME,
+            **_file_fields(package_dir / IMAGE_FILE),
+        },
+        "text_encoder": {
+            "file": TEXT_FILE,
+            "input": {"name": TEXT_INPUT_NAME, "dtype": "int64", "context_length": CONTEXT_LENGTH},
+            "output": OUTPUT_NAME,
+            "tokenizer": {"kind": "clip-bpe", "vocab_file": VOCAB_FILE, "context_length": CONTEXT_LENGTH,
+                          **_file_fields(package_dir / VOCAB_FILE)},
+            **_file_fields(package_dir / TEXT_FILE),
+        },
+        "batch": {"max_batch_size": MAX_BATCH_SIZE},
+        "provenance": provenance,
+        "metrics": {},
+    }
+    _dump(package_dir, document)
+    return document
+
+
+def read_model_json(package_dir: Path = PACKAGE_DIR) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((package_dir / SPEC_FILE).read_text(encoding="utf-8"))
+    return document
+
+
+def update_metrics(package_dir: Path, metrics: dict[str, Any]) -> None:
+    """Replace the ``metrics`` section of an existing ``model.json``."""
+    document = read_model_json(package_dir)
+    document["metrics"] = metrics
+    _dump(package_dir, document)
+
+
+def _file_fields(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256_file(path), "size_bytes": path.stat().st_size}
+
+
+def _dump(package_dir: Path, document: dict[str, Any]) -> None:
+    (package_dir / SPEC_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
