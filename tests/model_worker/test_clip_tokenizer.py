@@ -89,3 +89,13 @@ def test_unreadable_or_wrong_vocabulary_is_a_package_error(tmp_path: Path) -> No
     short.write_bytes(gzip.compress(b"#version: 0.2\na b\n"))
     with pytest.raises(ModelPackageError, match="not a CLIP BPE merges file"):
         ClipTokenizer(short)
+
+
+def test_long_text_stops_early_with_the_same_ids(tokenizer: ClipTokenizer) -> None:
+    words = " ".join(f"word{i}" for i in range(5000))
+    full = tokenizer.encode(words)
+    assert tokenizer.encode(words, limit=10) == full[: len(tokenizer.encode(words, limit=10))]
+    assert 10 <= len(tokenizer.encode(words, limit=10)) < 14
+    out = tokenizer([words], context_length=77)
+    expected = [START, *full[:75], END]
+    assert out.ids[0].tolist() == expected and out.truncated == (True,)

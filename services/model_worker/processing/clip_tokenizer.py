@@ -87,15 +87,19 @@ class ClipTokenizer:
         )
         self._bpe = lru_cache(maxsize=_BPE_CACHE_WORDS)(self._bpe_uncached)
 
-    def encode(self, text: str) -> list[int]:
-        """BPE ids of ``text`` (cleaned), without start/end tokens."""
+    def encode(self, text: str, limit: int | None = None) -> list[int]:
+        """BPE ids of ``text`` (cleaned), without start/end tokens; with ``limit``, BPE stops once
+        at least that many ids are known (the ids are then a prefix of the full encoding)."""
         ids: list[int] = []
-        for word in self._pattern.findall(_clean(text)):
+        for match in self._pattern.finditer(_clean(text)):
+            word = match.group()
             if word in (START_TOKEN, END_TOKEN):
                 ids.append(self._encoder[word])
-                continue
-            chars = "".join(self._byte_encoder[b] for b in word.encode("utf-8"))
-            ids.extend(self._encoder[piece] for piece in self._bpe(chars))
+            else:
+                chars = "".join(self._byte_encoder[b] for b in word.encode("utf-8"))
+                ids.extend(self._encoder[piece] for piece in self._bpe(chars))
+            if limit is not None and len(ids) >= limit:
+                break
         return ids
 
     def decode(self, ids: list[int] | np.ndarray) -> str:
@@ -114,7 +118,8 @@ class ClipTokenizer:
         ids = np.zeros((len(texts), length), dtype=np.int64)
         truncated = []
         for row, text in enumerate(texts):
-            tokens = [self.start_id, *self.encode(text), self.end_id]
+            # length - 1 ids are enough to know the text does not fit: no BPE of a long text's tail.
+            tokens = [self.start_id, *self.encode(text, limit=length - 1), self.end_id]
             cut = len(tokens) > length
             if cut:
                 tokens = tokens[:length]
