@@ -2,9 +2,9 @@
 
 The package holds two ONNX graphs and CLIP's BPE vocabulary:
 
-* ``image_encoder.onnx``: ``pixels`` float32 [B, 3, 96, 96] -> ``embedding`` float32 [B, 128],
-  pixels prepared as :data:`IMAGE_INPUT` says (stretched to 96x96, bilinear, RGB,
-  ``x = (pixel / 255 - 0.5) / 0.25``),
+* ``image_encoder.onnx``: ``pixels`` float32 [B, 3, 320, 320] -> ``embedding`` float32 [B, 128],
+  pixels prepared as :data:`IMAGE_INPUT` says (letterboxed to 320x320 as the demo detectors are:
+  bilinear, centred, padded with 114; RGB; ``x = pixel / 255``),
 * ``text_encoder.onnx``: ``tokens`` int64 [B, 32] (``ClipTokenizer`` ids, context length 32)
   -> ``embedding`` float32 [B, 128],
 * ``bpe_simple_vocab_16e6.txt.gz``: the tokenizer's merges (from open_clip, MIT licence).
@@ -35,7 +35,7 @@ TEXT_INPUT_NAME = "tokens"
 OUTPUT_NAME = "embedding"
 EMBEDDING_DIM = 128
 CONTEXT_LENGTH = 32
-INPUT_SIZE = 64
+INPUT_SIZE = 320  # the shapes-det detector's input, whose trained layers the image encoder reuses
 MAX_BATCH_SIZE = 16
 
 #: How an image becomes ``pixels`` (the worker's ``preprocess`` with this spec).
@@ -43,12 +43,14 @@ IMAGE_INPUT = InputSpec(
     name=IMAGE_INPUT_NAME,
     width=INPUT_SIZE,
     height=INPUT_SIZE,
-    resize_mode="stretch",
+    resize_mode="letterbox",
     interpolation="linear",
+    anchor="center",
     color_order="rgb",
+    pad_value=114,
     scale=1.0 / 255.0,
-    mean=(0.5, 0.5, 0.5),
-    std=(0.25, 0.25, 0.25),
+    mean=(0.0, 0.0, 0.0),
+    std=(1.0, 1.0, 1.0),
 )
 
 

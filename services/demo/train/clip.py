@@ -1,12 +1,13 @@
 """Train the CLIP-style demo model on captioned synthetic scenes and write the shapes-clip package.
 
-    python -m services.demo.train.clip [--train-images 6000] [--steps 1500] [--minutes 11] [--out DIR]
+    python -m services.demo.train.clip [--train-images 5000] [--steps 3000] [--minutes 12] [--resume] [--out DIR]
 
 Scenes come from :data:`services.demo.captions.CLIP_CONFIG` (training seeds), prepared with the
 worker's own ``preprocess`` and :data:`services.demo.clip_package.IMAGE_INPUT`; captions are
 paraphrases of each scene's counts (:func:`services.demo.captions.training_caption`), tokenized by
-the fleet's torch-free ``ClipTokenizer``. Augmentation: the 8 flips/rotations of the input (they
-keep every count). Then both encoders are exported to ONNX, the vocabulary copied, ``model.json``
+the fleet's torch-free ``ClipTokenizer``. The image encoder's detector is frozen, so its features
+are computed once per scene (and cached in ``models/.cache``); training fits the image head, the
+text encoder and the logit scale. Then both encoders are exported to ONNX, the vocabulary copied, ``model.json``
 written and the package evaluated with ONNX Runtime (``services.demo.evaluate_clip``).
 """
 
@@ -26,37 +27,59 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fleet.paths import MODELS_DIR
 from services.demo import clip_package as pkg
 from services.demo.captions import CLIP_CONFIG, Counts, candidate_counts, scene_counts, training_caption
 from services.demo.evaluate_clip import DEFAULT_IMAGES, evaluate_package
 from services.demo.scenes import TRAIN_SEEDS, generate_scene
-from services.demo.train.clip_model import ClipModel, clip_loss
-from services.demo.train.data import dihedral
+from services.demo.package import PACKAGES_DIR
+from services.demo.scenes import CLASS_NAMES
+from services.demo.train.clip_model import ClipModel, ImageEncoder, clip_loss
+from services.demo.train.from_onnx import load_detector
+from services.demo.train.models import DETECTION_INPUT
+from services.model_worker.artifacts import sha256_file
 from services.demo.train.export import OPSET, declare_output_shapes
 from services.model_worker.processing.clip_tokenizer import VOCAB_FILE, ClipTokenizer
 from services.model_worker.processing.preprocess import preprocess
 
 SEED = 0
-BATCH = 128
+BATCH = 64
+CACHE_DIR = MODELS_DIR / ".cache"  # git-ignored: the generated training set and the last torch weights
 LR = 2e-3
 WEIGHT_DECAY = 0.05
 WARMUP = 100
 
 
 def scene_sample(seed: int) -> tuple[np.ndarray, Counts]:
-    """One training scene: the normalised input tensor (float16 to halve memory) and its counts."""
+    """One training scene: its input tensor (letterboxed, as the worker prepares it) and its counts."""
     scene = generate_scene(seed, CLIP_CONFIG)
-    pixels, _ = preprocess(scene.image, pkg.IMAGE_INPUT)
-    return pixels.astype(np.float16), scene_counts(scene)
+    return preprocess(scene.image, pkg.IMAGE_INPUT)[0], scene_counts(scene)
 
 
-def build_data(count: int, workers: int = 2) -> tuple[Tensor, list[Counts]]:
+def build_features(encoder: ImageEncoder, count: int, log, workers: int = 2) -> tuple[Tensor, list[Counts]]:  # type: ignore[no-untyped-def]
+    """The frozen detector's features of the first ``count`` training scenes, cached once computed."""
+    cache = CACHE_DIR / f"clip-features-{count}.pt"
+    if cache.exists():
+        features, counts = torch.load(cache)
+        return features, [tuple(c) for c in counts]
     seeds = range(TRAIN_SEEDS, TRAIN_SEEDS + count)
-    with ProcessPoolExecutor(workers) as pool:
-        samples = list(pool.map(scene_sample, seeds, chunksize=64))
-    return torch.from_numpy(np.stack([s[0] for s in samples])), [s[1] for s in samples]
+    features, counts, pending = [], [], []
+    with ProcessPoolExecutor(workers) as pool, torch.no_grad():
+        for pixels, scene_count in pool.map(scene_sample, seeds, chunksize=16):
+            pending.append(pixels)
+            counts.append(scene_count)
+            if len(pending) == 64 or len(counts) == count:
+                features.append(encoder.features(torch.from_numpy(np.stack(pending))))
+                pending = []
+                if len(counts) % 1024 == 0:
+                    log(f"features of {len(counts)} scenes")
+    result = torch.cat(features)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save((result, counts), cache)
+    return result, counts
 
 
 class CaptionTokens:
@@ -88,12 +111,13 @@ class CaptionTokens:
         return tokens, torch.tensor([rows[t] for t in texts])
 
 
-def train(model: ClipModel, images: Tensor, counts: list[Counts], captions: CaptionTokens,
+def train(model: ClipModel, features: Tensor, counts: list[Counts], captions: CaptionTokens,
           steps: int, seconds: float, log) -> int:  # type: ignore[no-untyped-def]
     """AdamW, warm-up then cosine decay over ``steps`` or ``seconds``, whichever runs out first
     (the schedule follows the further of the two, so a slow machine still ends at a low rate)."""
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "position" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "position" not in n)]
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # not the frozen detector
+    decay = [p for n, p in trainable if p.ndim >= 2 and "position" not in n]
+    other = [p for n, p in trainable if not (p.ndim >= 2 and "position" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
                                    {"params": other, "weight_decay": 0.0}], lr=LR)
     generator = torch.Generator().manual_seed(SEED)
@@ -104,12 +128,11 @@ def train(model: ClipModel, images: Tensor, counts: list[Counts], captions: Capt
     while (progress := max(step / steps, (time.monotonic() - started) / seconds)) < 1.0:
         for group in optimizer.param_groups:
             group["lr"] = LR * min(1.0, (step + 1) / WARMUP) * 0.5 * (1 + math.cos(math.pi * progress))
-        index = torch.randint(len(images), (BATCH,), generator=generator)
-        k = int(torch.randint(8, (1,), generator=generator))
-        pixels = dihedral(images[index].float(), k)
+        index = torch.randint(len(features), (BATCH,), generator=generator)
         tokens, rows = captions.batch([counts[i] for i in index.tolist()])
         same = keys[index][:, None] == keys[index][None, :]
-        loss = clip_loss(model.image(pixels), model.text(tokens)[rows], model.logit_scale(), same)
+        images = F.normalize(model.image.head(features[index]), dim=-1)
+        loss = clip_loss(images, model.text(tokens)[rows], model.logit_scale(), same)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -145,11 +168,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=pkg.PACKAGE_DIR, help="package directory to write")
     parser.add_argument("--vocab", type=Path, default=pkg.PACKAGE_DIR / VOCAB_FILE,
                         help="CLIP BPE vocabulary (open_clip's bpe_simple_vocab_16e6.txt.gz)")
-    parser.add_argument("--train-images", type=int, default=6000, help="training scenes")
-    parser.add_argument("--steps", type=int, default=1500, help=f"optimizer steps of {BATCH} images")
-    parser.add_argument("--minutes", type=float, default=11.0, help="train at most this long")
+    parser.add_argument("--detector", type=Path, default=PACKAGES_DIR / "shapes-det" / "model.onnx",
+                        help="the trained detector whose layers the image encoder reuses (frozen)")
+    parser.add_argument("--train-images", type=int, default=5000, help="training scenes")
+    parser.add_argument("--steps", type=int, default=3000, help=f"optimizer steps of {BATCH} images")
+    parser.add_argument("--minutes", type=float, default=12.0, help="train at most this long")
     parser.add_argument("--eval-images", type=int, default=DEFAULT_IMAGES, help="held-out scenes to evaluate")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--resume", action="store_true", help="start from the last run's torch weights (in the cache)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -157,13 +183,20 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     log = lambda message: print(f"[{time.monotonic() - started:6.0f}s] {message}", flush=True)  # noqa: E731
     tokenizer = ClipTokenizer(args.vocab, pkg.CONTEXT_LENGTH)
-    images, counts = build_data(args.train_images)
-    log(f"{len(images)} training scenes")
     captions = CaptionTokens(tokenizer, random.Random(SEED))
-    model = ClipModel(pkg.EMBEDDING_DIM, captions.known_ids(), pkg.CONTEXT_LENGTH)
+    detector = load_detector(args.detector, len(CLASS_NAMES), DETECTION_INPUT)
+    model = ClipModel(detector, pkg.EMBEDDING_DIM, captions.known_ids(), pkg.CONTEXT_LENGTH)
+    features, counts = build_features(model.image, args.train_images, log)
+    log(f"{len(features)} training scenes")
+    checkpoint = CACHE_DIR / "shapes-clip.pt"
+    previous = torch.load(checkpoint) if args.resume else {"steps": 0, "seconds": 0.0}
+    if args.resume:
+        model.load_state_dict(previous["model"])
     train_started = time.monotonic()
-    steps = train(model, images, counts, captions, args.steps, 60 * args.minutes, log)
+    steps = train(model, features, counts, captions, args.steps, 60 * args.minutes, log)
     train_seconds = time.monotonic() - train_started
+    steps, train_seconds = steps + previous["steps"], train_seconds + previous["seconds"]
+    torch.save({"model": model.state_dict(), "steps": steps, "seconds": train_seconds}, checkpoint)
 
     args.out.mkdir(parents=True, exist_ok=True)
     export(model.image, torch.zeros(2, 3, pkg.INPUT_SIZE, pkg.INPUT_SIZE), args.out / pkg.IMAGE_FILE,
@@ -173,9 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.vocab.resolve() != (args.out / VOCAB_FILE).resolve():
         shutil.copyfile(args.vocab, args.out / VOCAB_FILE)
     provenance = {
-        "trainer": "services.demo.train.clip", "seed": SEED, "train_images": len(images),
-        "train_seeds": f"{TRAIN_SEEDS}..{TRAIN_SEEDS + len(images) - 1}", "scenes": "CLEAN_CONFIG (1-4 whole shapes)",
-        "steps": steps, "batch": BATCH, "loss": "symmetric InfoNCE, learned logit scale, same-caption positives",
+        "trainer": "services.demo.train.clip", "seed": SEED, "train_images": len(features),
+        "image_backbone": f"{args.detector.parent.name} ({args.detector.name}, sha256 {sha256_file(args.detector)[:12]}), frozen",
+        "train_seeds": f"{TRAIN_SEEDS}..{TRAIN_SEEDS + len(features) - 1}", "scenes": "CLEAN_CONFIG (1-4 whole shapes)",
+        "steps": steps, "resumed": bool(args.resume), "batch": BATCH, "loss": "symmetric InfoNCE, learned logit scale, same-caption positives",
         "torch": torch.__version__, "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "train_seconds": round(train_seconds, 1),
         "vocab": "bpe_simple_vocab_16e6.txt.gz from open_clip (OpenAI CLIP), MIT licence",
