@@ -8,8 +8,9 @@ encoder, see services/packaging/sam_export.py) with random weights, exports thos
 exporters and writes their torch outputs. This side packages the exports with ``fleet package`` and asks a real
 worker over gRPC (ONNX Runtime, the worker's decode and preprocessing, the tasks' code), then compares.
 
-Tolerances (docs/model-package.md): embeddings cosine >= 0.9999 and max |diff| <= 1e-4 (unit vectors); SAM
-masks IoU >= 0.99 at the original resolution and the predicted IoU within 1e-3.
+Tolerances (docs/model-package.md): embeddings cosine >= 0.9999 and max |diff| <= 1e-5 (unit vectors; OpenCV's
+bicubic instead of PIL's already misses that by 50x); SAM masks IoU >= 0.99 at the original resolution and the
+predicted IoU within 1e-3. Each test prints what it measured (``-s``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ TEXTS = ["a photo of a red circle", "two blue squares and a green triangle", "",
 # Points [x, y] or [x, y, negative]; boxes xyxy in original pixels.
 PROMPTS = [{"points": [[210, 150]]}, {"box": [60, 40, 300, 260]}, {"points": [[450, 300], [120, 80, True]]},
            {"points": [[330, 200]], "box": [250, 120, 520, 380]}]
-COSINE_MIN, ABS_MAX = 0.9999, 1e-4
+COSINE_MIN, ABS_MAX = 0.9999, 1e-5
 MASK_IOU_MIN, SCORE_TOL = 0.99, 1e-3
 
 
@@ -103,6 +104,7 @@ async def test_openclip_vit_b_32_embeddings_equal_open_clip(reference: Path, tmp
     harness = await start_worker(tmp_path, redis_url, namespace)
     try:
         model = descriptor(tmp_path / "clip", "openclip-vit-b-32/1")
+        worst_cos, worst_abs = 1.0, 0.0
         for i, name in enumerate(["wide.png", "tall.png"]):
             request = inference_pb2.InferRequest(
                 model_id=model.model_id, image=inference_pb2.Image(encoded=(reference / name).read_bytes()),
@@ -117,8 +119,10 @@ async def test_openclip_vit_b_32_embeddings_equal_open_clip(reference: Path, tmp
             assert [e.truncated for e in embeddings[1:]] == [False, False, False, True]
             for got, want in [(got_image, expected["image"][i]), *zip(got_texts, expected["text"])]:
                 assert got.shape == want.shape == (512,)
+                worst_cos, worst_abs = min(worst_cos, float(got @ want)), max(worst_abs, float(np.abs(got - want).max()))
                 assert float(got @ want) >= COSINE_MIN, (name, float(got @ want))
                 assert float(np.abs(got - want).max()) <= ABS_MAX, (name, float(np.abs(got - want).max()))
+        print(f"\nOpenCLIP {CLIP_MODEL}: worst cosine {worst_cos:.8f}, worst max |diff| {worst_abs:.2e}")
     finally:
         await harness.runner.stop()
 
@@ -134,6 +138,7 @@ async def test_segment_anything_masks_equal_the_sam_predictor(reference: Path, t
         from fleet.internal.v1 import worker_pb2  # noqa: PLC0415
 
         model = descriptor(tmp_path / "sam", "sam-vit-tiny/1")
+        worst_iou, worst_score = 1.0, 0.0
         for i, prompt in enumerate(PROMPTS):
             inputs = {}
             if prompt.get("points"):
@@ -156,7 +161,10 @@ async def test_segment_anything_masks_equal_the_sam_predictor(reference: Path, t
             got = decode_rle(masks.masks[0].rle)
             assert got.shape == want.shape == (427, 640)
             iou = (got & want).sum() / (got | want).sum()
+            score_diff = abs(masks.masks[0].detection.confidence - float(expected["scores"][i]))
+            worst_iou, worst_score = min(worst_iou, float(iou)), max(worst_score, score_diff)
             assert iou >= MASK_IOU_MIN, (i, float(iou))
-            assert abs(masks.masks[0].detection.confidence - float(expected["scores"][i])) <= SCORE_TOL, i
+            assert score_diff <= SCORE_TOL, (i, score_diff)
+        print(f"\nSAM {SAM_VARIANT}: worst mask IoU {worst_iou:.5f}, worst |score diff| {worst_score:.2e}")
     finally:
         await harness.runner.stop()
