@@ -9,8 +9,9 @@ exporters and writes their torch outputs. This side packages the exports with ``
 worker over gRPC (ONNX Runtime, the worker's decode and preprocessing, the tasks' code), then compares.
 
 Tolerances (docs/model-package.md): embeddings cosine >= 0.9999 and max |diff| <= 1e-5 (unit vectors; OpenCV's
-bicubic instead of PIL's already misses that by 50x); SAM masks IoU >= 0.99 at the original resolution and the
-predicted IoU within 1e-3. Each test prints what it measured (``-s``).
+bicubic instead of PIL's already misses that by 50x); SAM masks IoU >= 0.999 at the original resolution and the
+predicted IoU within 1e-5 (OpenCV's bilinear instead of PIL's gives 0.9926 and 1e-4; padding with a pixel value
+instead of 0 after normalisation, 0.56). Each test prints what it measured (``-s``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ TEXTS = ["a photo of a red circle", "two blue squares and a green triangle", "",
 PROMPTS = [{"points": [[210, 150]]}, {"box": [60, 40, 300, 260]}, {"points": [[450, 300], [120, 80, True]]},
            {"points": [[330, 200]], "box": [250, 120, 520, 380]}]
 COSINE_MIN, ABS_MAX = 0.9999, 1e-5
-MASK_IOU_MIN, SCORE_TOL = 0.99, 1e-3
+MASK_IOU_MIN, SCORE_TOL = 0.999, 1e-5
 
 
 def scene(width: int, height: int, seed: int) -> np.ndarray:
