@@ -8,7 +8,8 @@ WORK/sam-export) and writes what the torch model answers (WORK/clip-ref.npz, WOR
   tokenizer's ids, both L2-normalised;
 - SAM: ``SamPredictor.set_image`` then ``predict`` per prompt, multimask or not as ``SamOnnxModel``'s
   ``return_single_mask`` chooses (one point or a box alone: the best of the three; more: the single mask),
-  the mask's logits at the original size and its predicted IoU.
+  the mask's logits at the original size, its predicted IoU and its low-resolution logits (a prompt with
+  ``mask_from: i`` also gives prompt i's low-res logits as ``mask_input``, SAM's refinement step).
 """
 
 from __future__ import annotations
@@ -56,19 +57,23 @@ def sam_reference(work: Path, case: dict) -> dict:
     exported = time.perf_counter() - t0
     predictor = SamPredictor(sam)
     predictor.set_image(np.asarray(Image.open(work / case["image"]).convert("RGB")))
-    logits, scores = [], []
+    logits, scores, low_res = [], [], []
     for prompt in case["prompts"]:
         points = prompt.get("points") or []
         box = prompt.get("box")
+        previous = low_res[prompt["mask_from"]][None] if "mask_from" in prompt else None  # [1, 256, 256]
         multimask = len(points) + (2 if box else 1) <= 2  # SamOnnxModel.select_masks, padding point counted
-        masks, iou, _ = predictor.predict(
+        masks, iou, low = predictor.predict(
             point_coords=np.array([p[:2] for p in points], np.float32) if points else None,
             point_labels=np.array([0 if len(p) > 2 and p[2] else 1 for p in points], np.int64) if points else None,
-            box=np.array(box, np.float32) if box else None, multimask_output=multimask, return_logits=True)
+            box=np.array(box, np.float32) if box else None, mask_input=previous, multimask_output=multimask,
+            return_logits=True)
         best = int(np.argmax(iou))
         logits.append(masks[best].astype(np.float32))
         scores.append(float(iou[best]))
-    np.savez(work / "sam-ref.npz", logits=np.stack(logits), scores=np.array(scores, np.float32))
+        low_res.append(low[best].astype(np.float32))
+    np.savez(work / "sam-ref.npz", logits=np.stack(logits), scores=np.array(scores, np.float32),
+             low_res=np.stack(low_res))
     return {"sam_export_s": round(exported, 1)}
 
 

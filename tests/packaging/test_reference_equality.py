@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fleet.internal.v1 import worker_pb2
 from fleet.v1 import inference_pb2
 from tests.client_envs import client_venv
 from tests.model_worker.test_service import descriptor, start_worker
@@ -38,8 +39,9 @@ CLIP_MODEL, SAM_VARIANT = "ViT-B-32", "vit_tiny"
 TEXTS = ["a photo of a red circle", "two blue squares and a green triangle", "",
          " ".join(["a very long caption that goes on"] * 20)]  # the last one is over 77 tokens: cut as open_clip cuts
 # Points [x, y] or [x, y, negative]; boxes xyxy in original pixels.
+# "mask_from": i also sends prompt i's low-res mask logits as the previous mask (input "mask", SAM's mask_input).
 PROMPTS = [{"points": [[210, 150]]}, {"box": [60, 40, 300, 260]}, {"points": [[450, 300], [120, 80, True]]},
-           {"points": [[330, 200]], "box": [250, 120, 520, 380]}]
+           {"points": [[330, 200]], "box": [250, 120, 520, 380]}, {"points": [[210, 150], [260, 90]], "mask_from": 0}]
 COSINE_MIN, ABS_MAX = 0.9999, 1e-5
 MASK_IOU_MIN, SCORE_TOL = 0.999, 1e-5
 
@@ -110,8 +112,6 @@ async def test_openclip_vit_b_32_embeddings_equal_open_clip(reference: Path, tmp
             request = inference_pb2.InferRequest(
                 model_id=model.model_id, image=inference_pb2.Image(encoded=(reference / name).read_bytes()),
                 inputs={"text": inference_pb2.InputValue(texts=inference_pb2.Texts(values=TEXTS))})
-            from fleet.internal.v1 import worker_pb2  # noqa: PLC0415
-
             reply = await harness.stub.Infer(worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request))
             embeddings = reply.response.embedding.embeddings
             assert [e.source for e in embeddings] == ["image"] + ["text"] * len(TEXTS)
@@ -136,8 +136,6 @@ async def test_segment_anything_masks_equal_the_sam_predictor(reference: Path, t
     image = (reference / "sam.png").read_bytes()
     harness = await start_worker(tmp_path, redis_url, namespace)
     try:
-        from fleet.internal.v1 import worker_pb2  # noqa: PLC0415
-
         model = descriptor(tmp_path / "sam", "sam-vit-tiny/1")
         worst_iou, worst_score = 1.0, 0.0
         for i, prompt in enumerate(PROMPTS):
@@ -149,6 +147,10 @@ async def test_segment_anything_masks_equal_the_sam_predictor(reference: Path, t
                 x0, y0, x1, y1 = prompt["box"]
                 inputs["boxes"] = inference_pb2.InputValue(boxes=inference_pb2.BoxPrompts(boxes=[
                     inference_pb2.BoxPrompt(x=(x0 + x1) / 2, y=(y0 + y1) / 2, width=x1 - x0, height=y1 - y0)]))
+            if "mask_from" in prompt:
+                previous = expected["low_res"][prompt["mask_from"]].astype("<f4")
+                inputs["mask"] = inference_pb2.InputValue(tensor=inference_pb2.Tensor(
+                    datatype="FP32", shape=[1, *previous.shape], data=previous.tobytes()))
             request = inference_pb2.InferRequest(
                 model_id=model.model_id, image=inference_pb2.Image(encoded=image), inputs=inputs,
                 parameters=inference_pb2.InferenceParameters(mask_format=inference_pb2.MASK_FORMAT_RLE))
