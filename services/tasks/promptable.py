@@ -1,7 +1,8 @@
 """Promptable segmentation (SAM-style): masks for point and box prompts on an image.
 
 A model has an image encoder (its first graph, batched like detectors) and a prompt decoder (a further graph,
-SAM's ONNX convention: ``services.model_worker.processing.sam``). The image's embedding is kept in the
+SAM's ONNX convention: ``services.model_worker.processing.sam``; Meta's ``SamOnnxModel`` export as it is, see
+``services.packaging.sam_export``). The image's embedding is kept in the
 worker's cache by the image's content hash, so more prompts on the same image skip the encoder; the gateway
 sends an image to the holder that most likely has it (affinity). One request is one prompt: its points
 (positive and negative, input ``points``), at most one box (input ``boxes``) and optionally the previous
