@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -69,8 +71,9 @@ def save_png(path: Path, pixels: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The exports and the torch models' outputs (the reference venv made first when missing)."""
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The exports and the torch models' outputs (the reference venv made first when missing); the exports
+    (ViT-B-32: 600 MB) are removed afterwards."""
     python = client_venv("reference", ["torch==2.13.0"], extras="reference")
     work = tmp_path_factory.mktemp("reference")
     for name, (w, h, seed) in {"wide.png": (300, 200, 1), "tall.png": (181, 263, 2), "sam.png": (640, 427, 3)}.items():
@@ -81,7 +84,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run([str(python), str(Path(__file__).with_name("reference_side.py")), str(work)],
                           capture_output=True, text=True, timeout=900, cwd=work)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return work
+    yield work
+    for export in ("clip-export", "sam-export"):
+        shutil.rmtree(work / export, ignore_errors=True)
 
 
 def fleet_package(export: Path, out: Path) -> str:
@@ -126,6 +131,8 @@ async def test_openclip_vit_b_32_embeddings_equal_open_clip(reference: Path, tmp
         print(f"\nOpenCLIP {CLIP_MODEL}: worst cosine {worst_cos:.8f}, worst max |diff| {worst_abs:.2e}")
     finally:
         await harness.runner.stop()
+        for big in (tmp_path / "clip", harness.cache_dir):  # the package and the worker's copy of it
+            shutil.rmtree(big, ignore_errors=True)
 
 
 async def test_segment_anything_masks_equal_the_sam_predictor(reference: Path, tmp_path: Path, redis_url: str,
