@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import onnx
@@ -19,6 +20,7 @@ from services.packaging.exports import read_export
 from services.packaging.torch_export import stamp
 
 DIM = 3
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fleet(*argv: str) -> int:
@@ -99,3 +101,21 @@ def test_an_invalid_draft_is_refused_before_anything_is_written(export: Path, tm
     assert fleet("package", str(export), "--out", str(tmp_path / "pkg")) == 2
     assert "square" in capsys.readouterr().err
     assert not (tmp_path / "pkg" / "model.json").exists()
+
+
+def test_check_is_refused_for_a_drafted_task_with_what_to_do(export: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    sample = ROOT / "models" / "samples" / "shapes-1.jpg"
+    assert fleet("package", str(export), "--out", str(tmp_path / "pkg"), "--check", str(sample)) == 2
+    assert "serve the embedding package" in capsys.readouterr().err
+    assert ModelSpec.from_package(tmp_path / "pkg").task_type == "embedding"  # written before the refusal
+
+
+@pytest.mark.parametrize("source", ["openclip:ViT-B-32", "sam:vit_b"])
+def test_exporting_without_torch_names_the_extra(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # as in an install without the reference extra
+    assert fleet("package", source, "--out", str(tmp_path / "pkg")) == 2
+    err = capsys.readouterr().err
+    assert "needs torch and the model's code (torch is missing)" in err and "inference-fleet[reference]" in err
+    assert "Traceback" not in err
