@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("package", help="make a model package (model.json + weights) from an ONNX export",
                        description="Read an exported ONNX model (Ultralytics, YOLOv5, YOLOv10 end-to-end, or an "
-                                   "OpenCLIP or segment-anything export of services.packaging) and write a model package: layout, classes, input size and batch from the export itself.")
+                                   "OpenCLIP or segment-anything export of services.packaging) and write a model "
+                                   "package: layout, classes, input size and batch from the export itself.")
     p.add_argument("model", help="the exported .onnx file, or openclip:NAME / sam:VARIANT to export that reference "
                                  "architecture first (the reference extra: torch, open-clip-torch, segment-anything)")
     p.add_argument("--out", help="package directory (default: ./<model file stem>)")

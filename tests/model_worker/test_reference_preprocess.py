@@ -38,11 +38,13 @@ def test_resize_center_crop_is_torchvision_resize_then_crop(width: int, height: 
     image = RNG.integers(0, 256, (height, width, 3), dtype=np.uint8)
     out, t = resize_to_input(image, clip_spec())
     left, top = offset
-    expected = np.asarray(Image.fromarray(image).resize(resized, Image.Resampling.BICUBIC))[top:top + 224, left:left + 224]
+    expected = np.asarray(Image.fromarray(image).resize(resized, Image.Resampling.BICUBIC))
+    expected = expected[top:top + 224, left:left + 224]
     assert out.shape == (224, 224, 3) and np.array_equal(out, expected)
     assert (t.gain_x, t.gain_y, t.pad_x, t.pad_y) == (resized[0] / width, resized[1] / height, -left, -top)
     # The input's top-left corner is the crop's corner in the original image.
-    assert np.allclose(t.points_to_original(np.array([[0.0, 0.0]])), [[left * width / resized[0], top * height / resized[1]]])
+    corner = [[left * width / resized[0], top * height / resized[1]]]
+    assert np.allclose(t.points_to_original(np.array([[0.0, 0.0]])), corner)
 
 
 def test_resize_center_crop_needs_a_square_input() -> None:
@@ -55,7 +57,8 @@ def test_sam_letterbox_pads_with_zeros_after_normalisation() -> None:
     tensor, t = preprocess(image, sam_spec())
     new_h = 683  # round(427 * 1024 / 640) = round(683.2)
     placed = np.asarray(Image.fromarray(image).resize((1024, new_h), Image.Resampling.BILINEAR)).astype(np.float32)
-    want = (placed.transpose(2, 0, 1) - np.array(SAM_MEAN, np.float32)[:, None, None]) / np.array(SAM_STD, np.float32)[:, None, None]
+    mean, std = np.array(SAM_MEAN, np.float32)[:, None, None], np.array(SAM_STD, np.float32)[:, None, None]
+    want = (placed.transpose(2, 0, 1) - mean) / std
     assert tensor.shape == (3, 1024, 1024)
     assert np.allclose(tensor[:, :new_h], want, atol=1e-6)
     assert not tensor[:, new_h:].any()  # padding: exactly 0 in every channel, not pad_value normalised

@@ -32,16 +32,18 @@ def fleet(*argv: str) -> int:
 def _image_encoder(path: Path) -> None:
     """pixels [N, 3, 32, 32] -> embedding [N, 3] (the mean of each channel)."""
     node = helper.make_node("ReduceMean", ["pixels"], ["embedding"], axes=[2, 3], keepdims=0)
-    graph = helper.make_graph([node], "image", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 3, 32, 32])],
-                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM])])
+    graph = helper.make_graph(
+        [node], "image", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
 
 
 def _text_encoder(path: Path) -> None:
     """tokens [N, 3] int64 -> embedding [N, 3] (the ids as floats)."""
     node = helper.make_node("Cast", ["tokens"], ["embedding"], to=TensorProto.FLOAT)
-    graph = helper.make_graph([node], "text", [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", DIM])],
-                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM])])
+    graph = helper.make_graph(
+        [node], "text", [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", DIM])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
 
 
@@ -49,7 +51,8 @@ DRAFT = {"task_type": "embedding", "model_type": "clip", "name": "tiny-clip",
          "input": {"name": "pixels", "width": 32, "height": 32, "resize_mode": "resize-center-crop",
                    "interpolation": "pil-bicubic", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
          "outputs": ["embedding"], "batch": {"max_batch_size": 8},
-         "inputs": [{"name": "image", "kind": "image", "required": False}, {"name": "text", "kind": "texts", "required": False}],
+         "inputs": [{"name": "image", "kind": "image", "required": False},
+                    {"name": "text", "kind": "texts", "required": False}],
          "options": {"text_graph": "text_encoder", "context_length": DIM, "logit_scale": 100.0}}
 
 

@@ -4,8 +4,9 @@ The geometry is Ultralytics': ``LetterBox(auto=False, scaleup=True)`` (one ratio
 and the padding rounded as it rounds them, centred or top-left), a stretch, or the classifiers'
 centre crop; or torchvision's ``Resize(shortest side)`` + ``CenterCrop`` (OpenCLIP). The ``pil-*``
 interpolations resize with PIL's antialiased filters exactly as torchvision resizes a PIL image, and a
-letterbox may be padded with zeros after normalisation (SAM), so those models' references are matched. ``Transform`` maps coordinates back with exactly the offsets and the resized size at
-which the image was placed (as current Ultralytics' ``scale_boxes`` takes its pad from the rounded
+letterbox may be padded with zeros after normalisation (SAM), so those models' references are matched.
+``Transform`` maps coordinates back with exactly the offsets and the resized size at which the image
+was placed (as current Ultralytics' ``scale_boxes`` takes its pad from the rounded
 size), so a point of the image comes back where it was.
 """
 
