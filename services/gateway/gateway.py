@@ -147,8 +147,9 @@ class Gateway:
         model on a live worker."""
         tried = 0
         retry_reason = ""
+        refused: WorkerUnavailable | None = None  # a worker's own answer that it cannot serve (not a dead worker)
         for pause in routing.retry_pauses(self.workers.rng):
-            failed = 0
+            failed, unreachable = 0, False
             for attempt in routing.attempts(self.workers.all(), model.model_id, model.sha256, model.size_bytes,
                                             self.workers.rng, affinity):
                 remaining = deadline - time.monotonic()
@@ -168,7 +169,10 @@ class Gateway:
                 except WorkerUnavailable as exc:
                     failed += 1
                     retry_reason = "unavailable" if exc.answered else "unreachable"
-                    if not exc.answered:
+                    if exc.answered:
+                        refused = exc
+                    else:
+                        unreachable = True
                         self.workers.mark_failed(endpoint)
                     log.warning("worker call failed; trying another",
                                 extra={"worker": endpoint.label, "details": exc.message})
@@ -177,11 +181,13 @@ class Gateway:
                 self.workers.note_serving(endpoint, model.model_id, model.sha256)
                 return endpoint, result
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or (failed and not unreachable):  # the workers answered: waiting changes nothing
                 break
             await asyncio.sleep(min(pause, remaining))
         if not tried:
             raise Unavailable("no model worker is available; check that workers are running")
+        if refused is not None and time.monotonic() < deadline:
+            raise Unavailable(refused.message)
         raise Unavailable(f"no model worker could serve the request before its deadline ({tried} tries); "
                           "retry shortly")
 
