@@ -25,7 +25,7 @@ from bench.config import DEFAULT_PACKAGE, RESULTS_DIR, SCENARIO_LIMIT_S, SEED, B
 from bench.environment import BenchEnv
 from bench.machine import competing_jobs, machine_info
 from bench.scenarios import (baseline, churn, cold_start, edges, edges_ab, fleet, foundation, levers, scale_out,
-                             transport, worker_only)
+                             transport, worker_only, workflows)
 from bench.workload import Package, scene_jpegs
 
 Runner = Callable[[BenchConfig, BenchEnv, list[bytes]], dict]
@@ -38,6 +38,9 @@ SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "fleet_stream": (fleet.planned_stream_s, fleet.run_stream, True),
     "http": (edges.planned_s, edges.run_http, True),
     "oip": (edges.planned_s, edges.run_oip, True),
+    "workflow_overhead": (workflows.planned_overhead_s, workflows.run_overhead, True),
+    "workflow_crops": (workflows.planned_pair_s, workflows.run_crops, True),
+    "workflow_isolation": (workflows.planned_pair_s, workflows.run_isolation, True),
     "edges_ab": (edges_ab.planned_s, edges_ab.run, True),  # fleet.v1 and HTTP in alternating windows
     "cold_start": (cold_start.planned_s, cold_start.run, True),
     "churn": (churn.planned_s, churn.run, True),

@@ -264,7 +264,7 @@ def _foundation(results: dict) -> str:
 
 def markdown(results: dict) -> str:
     """The report: a section for each part of the suite that ran (``--only`` runs a subset)."""
-    from bench import report_edges, report_levers  # noqa: PLC0415 - they use this module's tables, so load after it
+    from bench import report_edges, report_levers, report_workflows  # noqa: PLC0415 - they use this module's tables
 
     ran = set(results["scenarios"])
     latency = bool(ran & set(LATENCY_SCENARIOS))
@@ -292,6 +292,8 @@ def markdown(results: dict) -> str:
         (bool(report_levers.lever_runs(results)), "## Levers\n\n" + report_levers.levers(results)),
         ("foundation" in ran, "## Foundation models\n\n" + _foundation(results)),
         ("edges_ab" in ran, "## HTTP edge against fleet.v1 (same run)\n\n" + report_edges.edges_ab(results)),
+        (bool(ran & set(report_workflows.NAMES)), "## Workflows (issue #27)\n\n"
+         + report_workflows.section(results, _table)),
         (True, "## Scenario wall times\n\n" + _walls(results)),
     ]
     return "\n\n".join(text for wanted, text in sections if wanted and text) + "\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from fleet.cli import admin, connection
+from fleet.cli import admin, connection, workflows
 from fleet.cli.output import detections_table, loaded_models_table, table
 from fleet.client import Box, FleetClient, Point, build_inputs, read_state
 from fleet.keys import hash_api_key, new_api_key
@@ -193,6 +193,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _connection_args(loaded)
     loaded.set_defaults(func=models)
     admin.add_parsers(sub, model_commands)
+    workflows.add_parsers(sub)
 
     p = sub.add_parser("info", help="server version and each worker's load")
     _connection_args(p)

@@ -88,6 +88,11 @@ class GatewaySettings(ServiceSettings):
     http_port: int = Field(9001, ge=0, le=65535, description="HTTP API port (0: pick a free one).")
     http_max_body_bytes: int = Field(
         0, ge=0, description="Largest HTTP request body (0: room for a base64 image of max_message_bytes).")
+    workflow_max_steps: int = Field(64, ge=1, description="Most steps a workflow definition may have.")
+    workflow_max_definition_bytes: int = Field(262144, ge=1024, description="Largest workflow definition (JSON bytes).")
+    workflow_max_images: int = Field(16, ge=1, description="Most images one workflow run takes per image input.")
+    workflow_max_crops_per_image: int = Field(256, ge=1, description="Most crops a workflow step cuts from one image.")
+    workflow_cpu_threads: int = Field(4, ge=1, description="Threads for workflow CPU work (decoding, crops, drawing).")
     oip_enabled: bool = Field(True, description="Serve the Open Inference Protocol (inference.GRPCInferenceService) "
                                                 "on the gRPC port.")
 

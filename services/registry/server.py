@@ -18,6 +18,7 @@ from services.registry.admin import Admin
 from services.registry.cached import CacheTtls, ReadThrough
 from services.registry.catalog import Catalog
 from services.registry.service import Registry
+from services.registry.workflows import Workflows
 from services.registry.servicer import ADMIN_SERVICE_NAME, SERVICE_NAME, RegistryAdminServicer, RegistryServicer
 from services.registry.settings import RegistrySettings
 from services.registry.store import migrate
@@ -36,6 +37,7 @@ def build(settings: RegistrySettings) -> Service:
                          settings.upstream_ttl_s) if settings.upstream_url else None)
     registry = Registry(store, lookups, settings.admin_token_sha256, upstream, settings.upstream_negative_ttl_s)
     admin = Admin(store, lookups, registry)
+    workflows = Workflows(store, lookups)
     retry = Periodic("invalidation-retry", 1.0, lookups.retry_pending)
     listener: InvalidationListener = cache.invalidation_listener(registry.forget_missing)
 
@@ -52,8 +54,9 @@ def build(settings: RegistrySettings) -> Service:
         log.info("start-up catalog applied", extra={"catalog": settings.catalog, "changes": len(changes)})
 
     def register(server: grpc.aio.Server) -> None:
-        registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry), server)
-        registry_pb2_grpc.add_RegistryAdminServiceServicer_to_server(RegistryAdminServicer(registry, admin), server)
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry, workflows), server)
+        registry_pb2_grpc.add_RegistryAdminServiceServicer_to_server(
+            RegistryAdminServicer(registry, admin, workflows), server)
 
     async def startup(port: int) -> None:
         if settings.auto_migrate:

@@ -159,3 +159,20 @@ def test_edges_ab_measures_fleet_v1_and_http_in_the_same_rounds(results: tuple[d
     assert ab["rounds"] == len(ab["round_deltas"]) == len(ab["edges"]["http"]) >= 1
     assert set(ab["deltas"]) == {"p50_ms", "gateway_ms", "client_cpu_ms", "gateway_cpu_ms", "worker_cpu_ms"}
     assert "## HTTP edge against fleet.v1 (same run)" in (out / "results.md").read_text()
+
+
+def test_workflow_scenarios_compare_with_infer_and_with_the_client(results: tuple[dict, Path]) -> None:
+    data, out = results
+    scenarios = data["scenarios"]
+    overhead = scenarios["workflow_overhead"]
+    assert sorted((p["setup"], p["concurrency"]) for p in overhead["points"]) == [
+        ("Infer", 1), ("Infer", 16), ("one-step workflow", 1), ("one-step workflow", 16)]
+    crops, isolation = scenarios["workflow_crops"], scenarios["workflow_isolation"]
+    for point in overhead["points"] + crops["points"] + isolation["points"]:
+        _check_latency(point)
+    assert isinstance(overhead["p50_added_ms"], float) and overhead["rps_c16_ratio"] > 0
+    client, flow = crops["points"]
+    assert crops["mean_crops"] >= 1 and flow["timings_mean"]["gateway_ms"] > 0  # scenes of several objects
+    assert crops["speedup_c1"] > 0
+    assert isolation["workflow_runs_meanwhile"] > 0 and isolation["p50_ratio"] > 0
+    assert "## Workflows (issue #27)" in (out / "results.md").read_text()
