@@ -57,3 +57,7 @@ class Keys:
     # Copies of models kept by AddModel(copies=N), read by every gateway replica.
     def copy_floors(self) -> str:
         return f"{self.ns}:copies"
+
+    # Loads in flight: which worker is loading this version of a model now (a short-lived placement record).
+    def placement(self, model_id: str, sha256: str) -> str:
+        return f"{self.ns}:placing:{model_id}@{self._hash(sha256)}"
