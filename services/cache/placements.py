@@ -3,8 +3,9 @@
 The first gateway to place a model claims the record (``SET NX``) before its load call; every other gateway
 placing the same model meanwhile finds the claim and sends its requests to that worker, where they wait for
 the one load (a worker loads a model once however many requests ask) instead of starting another elsewhere.
-The record lives for the load's deadline at most; once the load is done it stays a few seconds more
-(``settle``), until heartbeats list the copy; a load that fails clears it (``clear``, only if still ours).
+The record lives for the load's deadline at most (a request joining it extends it to its own, ``join``);
+once a load is done it stays a few seconds more (``settle``), until heartbeats list the copy; a load that
+fails clears it (``clear``, only while it names that worker).
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ import redis.asyncio as aioredis
 from services.cache.errors import redis_call
 from services.cache.keys import Keys
 
+# Make the record last at least ARGV[2] ms more, only while it still names this worker.
+_EXTEND_IF_THERE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
 # Delete the record only while it still names this worker (another gateway may have claimed it since).
 _CLEAR_IF_OURS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -25,6 +33,7 @@ class Placements:
     def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
         self._r, self._k = client, keys
         self._clear = client.register_script(_CLEAR_IF_OURS)
+        self._extend = client.register_script(_EXTEND_IF_THERE)
 
     @redis_call
     async def claim(self, model_id: str, sha256: str, address: str, ttl_s: float) -> str:
@@ -33,6 +42,12 @@ class Placements:
         previous = await self._r.set(self._k.placement(model_id, sha256), address, nx=True, get=True,
                                      px=max(1, int(ttl_s * 1000)))
         return address if previous is None else previous.decode()
+
+    @redis_call
+    async def join(self, model_id: str, sha256: str, address: str, ttl_s: float) -> None:
+        """A request joins the load recorded on ``address``: the record lasts as long as that request may wait
+        (it may be the one that starts a load there again, the last one having finished and been evicted)."""
+        await self._extend(keys=[self._k.placement(model_id, sha256)], args=[address, max(1, int(ttl_s * 1000))])
 
     @redis_call
     async def loading(self, model_id: str, sha256: str) -> str | None:

@@ -153,6 +153,7 @@ class Gateway:
         full: ResourceExhausted | None = None
         for pause in routing.retry_pauses(self.workers.rng):
             failed = 0
+            tried_here: set[str] = set()  # addresses tried in this round
             for attempt in routing.attempts(self.workers.view, model.model_id, model.sha256, model.size_bytes,
                                             self.workers.rng):
                 remaining = deadline - time.monotonic()
@@ -163,7 +164,8 @@ class Gateway:
                     RETRIES.labels(retry_reason).inc()
                 endpoint, claimed = attempt.endpoint, False
                 if not attempt.existing:
-                    endpoint, claimed = await self.loads.claim(model, endpoint, remaining)
+                    endpoint, claimed = await self.loads.claim(model, endpoint, remaining, tried_here)
+                tried_here.add(endpoint.address)
                 try:
                     with self.workers.calling(endpoint):
                         result = await call(endpoint, remaining, attempt.existing)

@@ -51,10 +51,16 @@ class Room:
     victims: tuple[ModelLoad, ...]  # models its LRU would evict, least recently used first
     free_slots: int
     busy: float  # mean requests inside the worker over its last heartbeat interval
+    loads: int = 0  # models being loaded there now
 
     @property
     def hottest_victim(self) -> float:
         return max((v.requests_per_second for v in self.victims), default=0.0)
+
+    @property
+    def victims_idle(self) -> float:
+        """Seconds since the most recently used victim was last used (how cold the victims are)."""
+        return min((v.idle_seconds for v in self.victims), default=float("inf"))
 
 
 def rendezvous(model_id: str, endpoint: WorkerEndpoint) -> bytes:
@@ -79,15 +85,23 @@ def room_for(endpoint: WorkerEndpoint, size_bytes: int) -> Room | None:
             continue
         victims.append(model)
         count, loaded = count - 1, loaded - model.size_bytes
-    return Room(not over(), tuple(victims), max(0, state.max_models - len(state.models)), round(state.outstanding, 1))
+    return Room(not over(), tuple(victims), max(0, state.max_models - len(state.models)), round(state.outstanding, 1),
+                state.loads_in_progress)
 
 
-def _key(endpoint: WorkerEndpoint, size_bytes: int) -> tuple[int, float, float, int]:
+def _key(endpoint: WorkerEndpoint, size_bytes: int) -> tuple:
     room = room_for(endpoint, size_bytes)
     if room is None:
-        return 1, 0.0, 0.0, 0
+        return 1, 0, 0.0, 0.0, 0.0, 0
     tier = 0 if room.fits and not room.victims else 2 if room.fits else 3
-    return tier, room.hottest_victim, room.busy, -room.free_slots
+    return KEY(tier, room)
+
+
+def _key_default(tier: int, room: Room) -> tuple:
+    return tier, room.hottest_victim, -room.victims_idle, room.loads, room.busy, -room.free_slots
+
+
+KEY = _key_default
 
 
 def placement_order(endpoints: Iterable[WorkerEndpoint], model_id: str, size_bytes: int) -> list[WorkerEndpoint]:
@@ -102,11 +116,11 @@ def over_share(endpoint: WorkerEndpoint, mean_busy: float) -> bool:
 
 
 def homes(view: FleetView, model_id: str, size_bytes: int, skip: set[int] | None = None,
-          choices: int = PLACEMENT_CHOICES) -> Iterator[WorkerEndpoint]:
+          choices: int | None = None) -> Iterator[WorkerEndpoint]:
     """Workers to place the model on, best first, lazily: the best of its first ``choices`` homes on the ring
     within their load share, the rest of the ring, then those over their share. Failed, draining and
     ``skip``ped workers (ids) are left out."""
-    mean = view.mean_busy
+    mean, choices = view.mean_busy, choices or PLACEMENT_CHOICES
     first: list[tuple[tuple, WorkerEndpoint]] = []
     busy: list[WorkerEndpoint] = []
     walk = view.walk(model_id)

@@ -168,7 +168,7 @@ class FleetView:
         self.endpoints: dict[str, WorkerEndpoint] = {}
         self._holders: dict[str, list[WorkerEndpoint]] = {}
         self._vnodes = vnodes
-        self.ring = HashRing((), vnodes)
+        self._ring: HashRing | None = HashRing((), vnodes)
         self.busy_total = 0.0  # the workers' ``busy`` summed, kept as heartbeats arrive
 
     @property
@@ -181,7 +181,7 @@ class FleetView:
         self.endpoints[endpoint.address] = endpoint
         self.busy_total += endpoint.busy
         endpoint.reindex()
-        self.ring = HashRing(tuple(self.endpoints), self._vnodes)
+        self._ring = None  # rebuilt when next needed (adding many workers builds it once)
         return endpoint
 
     def remove(self, address: str) -> WorkerEndpoint | None:
@@ -191,7 +191,7 @@ class FleetView:
                 self._unlist(model_id, endpoint)
             endpoint.indexed, endpoint.view = frozenset(), None
             self.busy_total -= endpoint.busy
-            self.ring = HashRing(tuple(self.endpoints), self._vnodes)
+            self._ring = None
         return endpoint
 
     def all(self) -> list[WorkerEndpoint]:
@@ -228,6 +228,12 @@ class FleetView:
         return list(self._holders)
 
     # ---- the ring ------------------------------------------------------------------------------
+    @property
+    def ring(self) -> HashRing:
+        if self._ring is None:
+            self._ring = HashRing(tuple(self.endpoints), self._vnodes)
+        return self._ring
+
     def walk(self, model_id: str) -> Iterator[WorkerEndpoint]:
         """Every worker once, the model's home first (consistent hashing), then its alternatives in order."""
         for address in self.ring.walk(model_id):

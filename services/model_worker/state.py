@@ -26,14 +26,14 @@ def intervals(window_s: float, interval_s: float) -> int:
     return max(1, math.ceil(window_s / interval_s - 1e-9)) if interval_s > 0 else 1
 
 
-def model_load(model: HeldModel, interval_s: float, low_n: int, high_n: int) -> ModelLoad:
+def model_load(model: HeldModel, interval_s: float, low_n: int, high_n: int, now: float) -> ModelLoad:
     meter: BusyMeter = model.meter
     return ModelLoad(
         model_id=model.model_id, sha256=model.sha256, workspace=model.record.workspace,
         size_bytes=model.size_bytes, pinned=model.pinned, in_flight=model.in_flight,
         queued=model.batcher.queued, requests_per_second=meter.rate,
         outstanding=meter.last, outstanding_low=meter.low(low_n), outstanding_high=meter.high(high_n),
-        measured_seconds=meter.sampled * interval_s,
+        measured_seconds=meter.sampled * interval_s, idle_seconds=max(0.0, now - model.last_used),
     )
 
 
@@ -65,7 +65,8 @@ class StatePublisher:
             max_models=limits.max_models, loaded_bytes=manager.total_bytes, capacity_bytes=limits.capacity_bytes,
             memory_free_fraction=round(manager.free_fraction(), 4),
             execution_providers=requested_providers(manager.runtime.execution_provider, available_providers()),
-            models=[model_load(m, self.interval_s, low_n, high_n) for m in manager.models()],  # LRU first
+            models=[model_load(m, self.interval_s, low_n, high_n, time.time()) for m in manager.models()],  # LRU 1st
+            loads_in_progress=manager.loads_in_progress,
             outstanding=totals[0] if totals else 0.0,
             outstanding_low=min(totals[:low_n], default=0.0), outstanding_high=max(totals[:high_n], default=0.0),
             load_window_seconds=self.load_window_s, release_window_seconds=self.release_window_s,

@@ -1,0 +1,136 @@
+"""A simulated gateway: the real ``FleetView``, ``routing.attempts`` and ``placement.plan`` on its own view.
+
+Its view is as stale as a real gateway's: heartbeats (published every ``heartbeat_s`` by each worker) are
+read every ``refresh_s``, at this gateway's own phase; between reads it learns only from its own calls (a
+copy loaded, a copy found gone, its calls in flight), as ``WorkerPool`` does. Placements claim the shared
+placement record (Redis in the fleet, a dict here: instantly visible to every gateway) as ``gateway.loads``
+does; copies are planned every refresh and acted on as ``CopyController`` does (pending loads counted).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING
+
+from services.gateway import routing
+from services.gateway.placement import CopyPolicy, Target, plan
+from services.gateway.view import FleetView, WorkerEndpoint
+
+if TYPE_CHECKING:
+    from bench.fleet_sim.engine import Fleet, Request
+    from bench.fleet_sim.worker import SimWorker
+
+from bench.fleet_sim.worker import SHA
+
+SETTLE_S = 4.0  # a placement record outlives its load by two heartbeat intervals (gateway.loads)
+
+
+class SimGateway:
+    def __init__(self, index: int, fleet: Fleet, policy: CopyPolicy, seed: int) -> None:
+        self.index, self.fleet, self.policy = index, fleet, policy
+        self.rng = random.Random(seed * 1000 + index)
+        self.view = FleetView()
+        self.workers: dict[str, SimWorker] = {}
+        for worker in fleet.workers:
+            self.view.add(WorkerEndpoint(worker.address))
+            self.workers[worker.address] = worker
+        self.targets: dict[str, Target] = {}
+        self.pending: dict[str, int] = {}
+        self.acting: set[tuple[str, str]] = set()
+        self.route_seconds: list[float] = []
+        self.plan_seconds: list[float] = []
+        self.bytes_read = 0
+
+    # ---- heartbeats ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read every worker's last heartbeat (as ``Heartbeats.live`` does) and apply the changed ones."""
+        for worker in self.fleet.workers:
+            state = worker.state
+            if state is None:
+                continue
+            self.bytes_read += worker.state_bytes
+            endpoint = self.view.endpoints[worker.address]
+            if endpoint.state is not state:
+                endpoint.apply(state)
+        self.plan_copies()
+
+    # ---- requests --------------------------------------------------------------------------------
+    def route(self, request: Request) -> None:
+        fleet, model = self.fleet, request.model
+        started = time.perf_counter()
+        attempts = routing.attempts(self.view, model, SHA, fleet.size_of(model), self.rng)
+        first, tried = True, set()
+        for attempt in attempts:
+            if first:
+                self.route_seconds.append(time.perf_counter() - started)
+                first = False
+            endpoint, existing = attempt.endpoint, attempt.existing
+            if not existing:
+                endpoint = self._claim(model, endpoint, tried)
+            tried.add(endpoint.address)
+            worker = self.workers[endpoint.address]
+            outcome = worker.call(request, existing)
+            if outcome == "ok":
+                request.gateway, request.endpoint, request.placed = self, endpoint, not existing
+                endpoint.in_flight += 1
+                return
+            if outcome == "not_held":
+                endpoint.found_gone(model)
+            elif outcome == "full":
+                fleet.stats.queue_full_retries += 1
+        fleet.reject(request)
+
+    def _claim(self, model: str, endpoint: WorkerEndpoint, tried: set[str]) -> WorkerEndpoint:
+        record = self.fleet.records.get(model)
+        now = self.fleet.now
+        if record is not None and record[1] > now and record[0] not in tried:
+            loading = self.view.endpoints.get(record[0])
+            if loading is not None and not loading.failed and not loading.draining:
+                self.fleet.records[model] = (record[0], max(record[1], now + 120.0))  # LoadsInFlight: joined
+                return loading  # joins the load under way there
+            return endpoint
+        self.fleet.records[model] = (endpoint.address, now + 120.0)
+        return endpoint
+
+    def done(self, request: Request) -> None:
+        request.endpoint.in_flight -= 1
+        if request.placed:  # the call returned: the copy it loaded (or joined) is known here before heartbeats
+            request.endpoint.found_serving(request.model, SHA)
+            self.fleet.settle(request.model, request.endpoint.address)
+
+    # ---- copies ----------------------------------------------------------------------------------
+    def plan_copies(self) -> None:
+        targets = []
+        for model in self.view.held_models():
+            target = self.targets.get(model)
+            if target is None:
+                target = self.targets[model] = Target(model, SHA, "demo", self.fleet.size_of(model))
+            targets.append(target)
+        started = time.perf_counter()
+        actions = plan(self.view, targets, self.policy, self.pending)
+        self.plan_seconds.append(time.perf_counter() - started)
+        for action in actions:
+            key = (action.model_id, action.endpoint.address)
+            if key in self.acting:
+                continue
+            worker = self.workers[action.endpoint.address]
+            if action.kind == "add":
+                self.acting.add(key)
+                self.pending[action.model_id] = self.pending.get(action.model_id, 0) + 1
+                self.fleet.stats.copies_added += 1
+                worker.load_copy(action.model_id, lambda k=key, e=action.endpoint: self._copied(k, e))
+            else:
+                self.fleet.stats.copies_released += 1
+                action.endpoint.found_gone(action.model_id)
+                worker.unload(action.model_id)
+
+    def _copied(self, key: tuple[str, str], endpoint: WorkerEndpoint) -> None:
+        model = key[0]
+        self.acting.discard(key)
+        left = self.pending.get(model, 1) - 1
+        if left > 0:
+            self.pending[model] = left
+        else:
+            self.pending.pop(model, None)
+        endpoint.found_serving(model, SHA)
