@@ -23,7 +23,7 @@ from bench.fleet_sim.workload import Scenario, trace
 SCENARIOS = {
     "s20": Scenario("20 workers x 2,000 models", workers=20, models=2_000, requests=120_000),
     "s200": Scenario("200 workers x 20,000 models", workers=200, models=20_000, requests=400_000),
-    "s2000": Scenario("2,000 workers x 100,000 models", workers=2_000, models=100_000, requests=600_000),
+    "s2000": Scenario("2,000 workers x 100,000 models", workers=2_000, models=100_000, requests=1_000_000),
 }
 OUT = Path(__file__).resolve().parents[1] / "results" / "fleet_sim"
 

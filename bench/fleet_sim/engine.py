@@ -39,6 +39,7 @@ class Stats:
     cold_loads: int = 0  # loads a request started
     duplicate_loads: int = 0  # of those, started while another request's load of the model was under way
     beside_copy_loads: int = 0  # started while only a copy the controller decided was loading
+    overflow_loads: int = 0  # further copies a request loaded because the holders' queues were full
     copy_loads: int = 0  # loads the copies controller started
     loads_measured: int = 0  # loads of either kind started once warm-up was over
     copies_added: int = 0
@@ -54,6 +55,7 @@ class Fleet:
         self._seq = 0
         self.stats = Stats()
         self.records: dict[str, tuple[str, float]] = {}  # model -> (worker address, expires): loads in flight
+        self.copying: dict[str, set[str]] = {}  # model -> workers loading a copy decided as a copy (Redis hash)
         self.loading_at: Counter[str] = Counter()  # model -> workers loading it now
         self.copying_at: Counter[str] = Counter()  # of those, loads of a copy the controller decided
         self.workers = [SimWorker(i, self) for i in range(scenario.workers)]
@@ -112,8 +114,11 @@ class Fleet:
     def size_of(self, model: str) -> int:
         return self._sizes[int(model[1:-2])]
 
-    def load_started(self, model: str, worker: SimWorker, copy: bool) -> None:
+    def load_started(self, model: str, worker: SimWorker, copy: bool, overflow: bool = False) -> None:
         self.stats.loads_measured += self.now >= self.measured_from_s
+        if overflow:
+            self.stats.overflow_loads += 1
+            copy = True  # a further copy because every holder's queue was full: counted with copies
         if copy:
             self.stats.copy_loads += 1
             self.copying_at[model] += 1

@@ -36,7 +36,6 @@ class SimGateway:
             self.view.add(WorkerEndpoint(worker.address))
             self.workers[worker.address] = worker
         self.targets: dict[str, Target] = {}
-        self.pending: dict[str, int] = {}
         self.acting: set[tuple[str, str]] = set()
         self.route_seconds: list[float] = []
         self.plan_seconds: list[float] = []
@@ -66,11 +65,12 @@ class SimGateway:
                 self.route_seconds.append(time.perf_counter() - started)
                 first = False
             endpoint, existing = attempt.endpoint, attempt.existing
+            overflow = False
             if not existing:
-                endpoint = self._claim(model, endpoint, tried)
+                endpoint, overflow = self._claim(model, endpoint, tried)
             tried.add(endpoint.address)
             worker = self.workers[endpoint.address]
-            outcome = worker.call(request, existing)
+            outcome = worker.call(request, existing, overflow)
             if outcome == "ok":
                 request.gateway, request.endpoint, request.placed = self, endpoint, not existing
                 endpoint.in_flight += 1
@@ -81,17 +81,21 @@ class SimGateway:
                 fleet.stats.queue_full_retries += 1
         fleet.reject(request)
 
-    def _claim(self, model: str, endpoint: WorkerEndpoint, tried: set[str]) -> WorkerEndpoint:
+    def _claim(self, model: str, endpoint: WorkerEndpoint, tried: set[str]) -> tuple[WorkerEndpoint, bool]:
+        """As ``LoadsInFlight.claim``: where to place, and whether it is an overflow (the recorded worker was
+        tried already in this request: its queue was full, so a further copy is loaded beside it)."""
         record = self.fleet.records.get(model)
         now = self.fleet.now
-        if record is not None and record[1] > now and record[0] not in tried:
+        if record is not None and record[1] > now:
+            if record[0] in tried:
+                return endpoint, True
             loading = self.view.endpoints.get(record[0])
             if loading is not None and not loading.failed and not loading.draining:
-                self.fleet.records[model] = (record[0], max(record[1], now + 120.0))  # LoadsInFlight: joined
-                return loading  # joins the load under way there
-            return endpoint
+                self.fleet.records[model] = (record[0], max(record[1], now + 120.0))  # joined: extended
+                return loading, False  # joins the load under way there
+            return endpoint, False
         self.fleet.records[model] = (endpoint.address, now + 120.0)
-        return endpoint
+        return endpoint, False
 
     def done(self, request: Request) -> None:
         request.endpoint.in_flight -= 1
@@ -108,7 +112,8 @@ class SimGateway:
                 target = self.targets[model] = Target(model, SHA, "demo", self.fleet.size_of(model))
             targets.append(target)
         started = time.perf_counter()
-        actions = plan(self.view, targets, self.policy, self.pending)
+        pending = {m: len(at) for m, at in self.fleet.copying.items()}  # cache.placements: every gateway's
+        actions = plan(self.view, targets, self.policy, pending)
         self.plan_seconds.append(time.perf_counter() - started)
         for action in actions:
             key = (action.model_id, action.endpoint.address)
@@ -116,8 +121,11 @@ class SimGateway:
                 continue
             worker = self.workers[action.endpoint.address]
             if action.kind == "add":
+                copying = self.fleet.copying.setdefault(action.model_id, set())
+                if action.endpoint.address in copying:
+                    continue  # another gateway loads this very copy
+                copying.add(action.endpoint.address)
                 self.acting.add(key)
-                self.pending[action.model_id] = self.pending.get(action.model_id, 0) + 1
                 self.fleet.stats.copies_added += 1
                 worker.load_copy(action.model_id, lambda k=key, e=action.endpoint: self._copied(k, e))
             else:
@@ -128,9 +136,9 @@ class SimGateway:
     def _copied(self, key: tuple[str, str], endpoint: WorkerEndpoint) -> None:
         model = key[0]
         self.acting.discard(key)
-        left = self.pending.get(model, 1) - 1
-        if left > 0:
-            self.pending[model] = left
-        else:
-            self.pending.pop(model, None)
+        copying = self.fleet.copying.get(model)
+        if copying is not None:
+            copying.discard(key[1])
+            if not copying:
+                del self.fleet.copying[model]
         endpoint.found_serving(model, SHA)

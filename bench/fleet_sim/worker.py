@@ -60,7 +60,7 @@ class SimWorker:
         return f"10.{self.index // 65536}.{self.index // 256 % 256}.{self.index % 256}:50053"
 
     # ---- requests --------------------------------------------------------------------------------
-    def call(self, request: Request, existing: bool) -> str:
+    def call(self, request: Request, existing: bool, overflow: bool = False) -> str:
         """``ok`` (taken: it will finish), ``not_held`` or ``full``."""
         model = request.model
         held = self.held.get(model)
@@ -78,7 +78,7 @@ class SimWorker:
             waiting.append(request)
             return "ok"
         self.loading[model] = [request]
-        self.fleet.load_started(model, self, copy=False)
+        self.fleet.load_started(model, self, copy=False, overflow=overflow)
         self._queue_load(model)
         return "ok"
 

@@ -61,3 +61,7 @@ class Keys:
     # Loads in flight: which worker is loading this version of a model now (a short-lived placement record).
     def placement(self, model_id: str, sha256: str) -> str:
         return f"{self.ns}:placing:{model_id}@{self._hash(sha256)}"
+
+    def copies_loading(self) -> str:
+        """One hash: ``model id|worker address`` -> until when (unix ms) a copy decided by a gateway loads there."""
+        return f"{self.ns}:copies-loading"

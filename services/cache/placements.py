@@ -6,9 +6,14 @@ the one load (a worker loads a model once however many requests ask) instead of 
 The record lives for the load's deadline at most (a request joining it extends it to its own, ``join``);
 once a load is done it stays a few seconds more (``settle``), until heartbeats list the copy; a load that
 fails clears it (``clear``, only while it names that worker).
+
+Copies the copies controllers decide are recorded too (one hash, ``copy_started`` / ``copy_ended``): every
+gateway counts the copies loading now, whoever decided them, so demand is not answered once per gateway.
 """
 
 from __future__ import annotations
+
+import time
 
 import redis.asyncio as aioredis
 
@@ -64,3 +69,30 @@ class Placements:
     async def clear(self, model_id: str, sha256: str, address: str) -> None:
         """The load on ``address`` failed: forget it (only if the record still names that worker)."""
         await self._clear(keys=[self._k.placement(model_id, sha256)], args=[address])
+
+    # ---- copies the copies controllers decided, while they load ------------------------------------------
+    @redis_call
+    async def copy_started(self, model_id: str, address: str, ttl_s: float) -> bool:
+        """Record a copy of the model loading on ``address``; False when some gateway recorded it already."""
+        until = int((time.time() + ttl_s) * 1000)
+        return bool(await self._r.hsetnx(self._k.copies_loading(), f"{model_id}|{address}", until))
+
+    @redis_call
+    async def copy_ended(self, model_id: str, address: str) -> None:
+        await self._r.hdel(self._k.copies_loading(), f"{model_id}|{address}")
+
+    @redis_call
+    async def copies_loading(self) -> dict[str, int]:
+        """Model id -> copies loading now, by every gateway (records past their time are dropped)."""
+        raw = await self._r.hgetall(self._k.copies_loading())
+        now, counts, stale = time.time() * 1000, {}, []
+        for field, until in raw.items():
+            name = field.decode()
+            if int(until) < now:
+                stale.append(name)
+                continue
+            model_id = name.rpartition("|")[0]
+            counts[model_id] = counts.get(model_id, 0) + 1
+        if stale:
+            await self._r.hdel(self._k.copies_loading(), *stale)
+        return counts

@@ -5,7 +5,8 @@ them to Redis (shared by every gateway replica) and its own view, and each round
 
 A new copy is loaded with ``LoadModel``; traffic reaches it once that call returns (this gateway)
 or once its heartbeat lists it (every replica): never while it loads. Copies being loaded count as
-copies in the plan (``pending``), so demand is not answered twice; a copy for saturated holders waits
+copies in the plan (``pending``): each is recorded in Redis while it loads (``cache.placements``), so
+every replica counts it and demand is not answered once per replica; a copy for saturated holders waits
 until heartbeats can list the last one placed. Several copies of one model may load at once (one per
 worker). A copy is released by
 taking it out of this gateway's routing, then ``UnloadModel``: the worker finishes the requests it
@@ -15,6 +16,7 @@ holds for it first, and other replicas' requests find it gone and go to another 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -100,7 +102,8 @@ class CopyController:
         now = time.monotonic()
         settling = self._loading > 0 or now < self._settling_until
         releasing = {m for m, _ in self._busy}
-        for action in plan(self.pool.view, targets, self.policy, self._pending):
+        pending = await self._copies_loading()
+        for action in plan(self.pool.view, targets, self.policy, pending):
             key = (action.model_id, action.endpoint.address)
             if key in self._busy or self._backoff.get(key, 0) > now:
                 continue
@@ -108,12 +111,33 @@ class CopyController:
                 continue  # one release of a model at a time
             if action.reason == "saturated" and settling:
                 continue  # a copy just loaded is not in heartbeats yet: wait until they show its effect
+            if action.kind == "add" and not await self._record_copy(action):
+                continue  # another gateway is loading this very copy
             self._busy.add(key)
             if action.kind == "add":
                 self._pending[action.model_id] = self._pending.get(action.model_id, 0) + 1
             task = asyncio.get_running_loop().create_task(self._act(action))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _copies_loading(self) -> dict[str, int]:
+        """Copies loading now, by every gateway (this gateway's own where Redis cannot say)."""
+        if self.cache is None:
+            return dict(self._pending)
+        try:
+            shared = await self.cache.placements.copies_loading()
+        except CacheUnavailable:
+            return dict(self._pending)
+        return {m: max(n, self._pending.get(m, 0)) for m, n in {**self._pending, **shared}.items()}
+
+    async def _record_copy(self, action: CopyAction) -> bool:
+        if self.cache is None:
+            return True
+        try:
+            return await self.cache.placements.copy_started(action.model_id, action.endpoint.address,
+                                                           self.load_timeout_s)
+        except CacheUnavailable:
+            return True
 
     async def _read_floors(self) -> None:
         if self.cache is None:
@@ -179,6 +203,9 @@ class CopyController:
                         self._pending[model_id] = left
                     else:
                         self._pending.pop(model_id, None)
+                    if self.cache is not None:
+                        with contextlib.suppress(CacheUnavailable):
+                            await self.cache.placements.copy_ended(model_id, endpoint.address)
                     interval = endpoint.state.interval_seconds if endpoint.state is not None else 0.0
                     self._settling_until = time.monotonic() + 2 * (interval or 2.0)
                 self.pool.note_serving(endpoint, model_id, model.sha256)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -248,10 +249,10 @@ class Gateway:
             await self.copies.keep(CopyFloor(model.model_id, model.workspace, copies))
         want, tried = max(1, copies), set()
         while len(holders := self._holders(model)) < want:  # each round loads on the best workers not yet tried
-            live = self.workers.live()
-            others = [e for e in live if e not in holders and not e.draining and e.address not in tried]
-            size = routing.size_hint(live, model.model_id, model.size_bytes)
-            targets = routing.placement_order(others, model.model_id, size)[: want - len(holders)]
+            view = self.workers.view
+            size = routing.size_hint(view.holding(model.model_id), model.model_id, model.size_bytes)
+            skip = {id(e) for e in holders} | {id(view.endpoints[a]) for a in tried if a in view.endpoints}
+            targets = list(itertools.islice(routing.homes(view, model.model_id, size, skip=skip), want - len(holders)))
             if not targets:
                 break
             tried.update(ep.address for ep in targets)

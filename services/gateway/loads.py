@@ -2,8 +2,7 @@
 
 Before a request places a model on a worker, its gateway claims the model's placement record; where another
 gateway holds the claim, the request goes to the worker named there (the record extended to its deadline) and
-waits for that load (bounded by the
-request's deadline) instead of starting another. A load that fails, or a worker found unreachable, clears the
+waits for that load (bounded by the request's deadline) instead of starting another. A load that fails, or a worker found unreachable, clears the
 record (only while it names that worker); a load that succeeds keeps it ``SETTLE_HEARTBEATS`` heartbeat
 intervals more, until every gateway's heartbeat read lists the copy. Without Redis requests place as before.
 """

@@ -104,12 +104,6 @@ def _key_default(tier: int, room: Room) -> tuple:
 KEY = _key_default
 
 
-def placement_order(endpoints: Iterable[WorkerEndpoint], model_id: str, size_bytes: int) -> list[WorkerEndpoint]:
-    """All of ``endpoints`` best first for a model none of them holds: room first, then the coldest eviction
-    victims, the least busy, a rendezvous hash. For management paths (AddModel); requests use ``homes``."""
-    return sorted(endpoints, key=lambda e: (*_key(e, size_bytes), rendezvous(model_id, e)))
-
-
 def over_share(endpoint: WorkerEndpoint, mean_busy: float) -> bool:
     """Busier than its bounded-load share of the fleet's work."""
     return endpoint.busy > LOAD_SHARE * mean_busy + 1.0

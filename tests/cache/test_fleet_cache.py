@@ -165,3 +165,14 @@ async def test_a_placement_record_names_the_first_claimant_until_it_fails_or_set
     await cache.placements.settle("m/1", sha, "10.0.0.2:1", 0.05)  # loaded: kept until heartbeats list it
     await asyncio.sleep(0.15)
     assert await cache.placements.loading("m/1", sha) is None
+
+
+async def test_copies_loading_are_counted_for_every_gateway_until_they_end_or_expire(cache: FleetCache) -> None:
+    assert await cache.placements.copy_started("hot/1", "10.0.0.1:1", 30.0)
+    assert not await cache.placements.copy_started("hot/1", "10.0.0.1:1", 30.0)  # another gateway's, already
+    assert await cache.placements.copy_started("hot/1", "10.0.0.2:1", 30.0)
+    assert await cache.placements.copy_started("cold/1", "10.0.0.2:1", 0.001)
+    await asyncio.sleep(0.05)
+    assert await cache.placements.copies_loading() == {"hot/1": 2}  # the expired one is dropped
+    await cache.placements.copy_ended("hot/1", "10.0.0.1:1")
+    assert await cache.placements.copies_loading() == {"hot/1": 1}
