@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 from bench.fleet_sim.worker import SHA
 
+INDEX_ENTRY_BYTES = 40  # a worker's id and score in the index, and the reply saying its record is still there
+HISTORY_BYTES_PER_MODEL = 60 * 4 + 3  # the 60 packed floats each model carried before summaries
 SETTLE_S = 4.0  # a placement record outlives its load by two heartbeat intervals (gateway.loads)
 
 
@@ -37,20 +39,26 @@ class SimGateway:
             self.workers[worker.address] = worker
         self.targets: dict[str, Target] = {}
         self.acting: set[tuple[str, str]] = set()
+        self.unplaced: dict[str, tuple] = {}
         self.route_seconds: list[float] = []
         self.plan_seconds: list[float] = []
         self.bytes_read = 0
+        self.bytes_before = 0
 
     # ---- heartbeats ------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Read every worker's last heartbeat (as ``Heartbeats.live`` does) and apply the changed ones."""
+        """Read the heartbeats published since the last read (as ``Heartbeats.live`` does: the index, then only
+        the changed records) and apply them; count what that reads, and what reading every record with a
+        60-sample history per model (before) would have."""
         for worker in self.fleet.workers:
             state = worker.state
             if state is None:
                 continue
-            self.bytes_read += worker.state_bytes
+            self.bytes_read += INDEX_ENTRY_BYTES
+            self.bytes_before += worker.state_bytes + len(state.models) * HISTORY_BYTES_PER_MODEL
             endpoint = self.view.endpoints[worker.address]
             if endpoint.state is not state:
+                self.bytes_read += worker.state_bytes
                 endpoint.apply(state)
         self.plan_copies()
 
@@ -113,7 +121,7 @@ class SimGateway:
             targets.append(target)
         started = time.perf_counter()
         pending = {m: len(at) for m, at in self.fleet.copying.items()}  # cache.placements: every gateway's
-        actions = plan(self.view, targets, self.policy, pending)
+        actions = plan(self.view, targets, self.policy, pending, self.unplaced)
         self.plan_seconds.append(time.perf_counter() - started)
         for action in actions:
             key = (action.model_id, action.endpoint.address)

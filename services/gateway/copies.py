@@ -48,6 +48,7 @@ class CopyController:
         self._descriptors: dict[str, descriptor_pb2.ModelDescriptor] = {}
         self._busy: set[tuple[str, str]] = set()  # (model id, worker address) with an action under way
         self._pending: dict[str, int] = {}  # model id -> copies being loaded now
+        self._unplaced: dict[str, tuple] = {}  # the plan's memory of models no worker could take a copy of
         # Copies being loaded, and until when a loaded one may be missing from heartbeats: invisible to the plan.
         self._loading, self._settling_until = 0, 0.0
         self._backoff: dict[tuple[str, str], float] = {}  # (model id, worker address) -> retry after
@@ -103,7 +104,7 @@ class CopyController:
         settling = self._loading > 0 or now < self._settling_until
         releasing = {m for m, _ in self._busy}
         pending = await self._copies_loading()
-        for action in plan(self.pool.view, targets, self.policy, pending):
+        for action in plan(self.pool.view, targets, self.policy, pending, self._unplaced):
             key = (action.model_id, action.endpoint.address)
             if key in self._busy or self._backoff.get(key, 0) > now:
                 continue

@@ -23,7 +23,8 @@ worker loads a model once; unloading twice unloads once), so replicas acting tog
   window are the hysteresis: a copy added is not released while its demand lasts.
 
 Only models that could need an action are looked at (more than one copy, a floor, or a copy busier than
-``release_load``): planning costs what the busy models cost, not the fleet. A new copy goes to the best of
+``release_load``, from the holder index), and a model that needed a copy no worker could take is not looked
+at again until its copies' heartbeats change: planning costs what the busy models cost, not the fleet. A new copy goes to the best of
 the model's homes on the hash ring (``routing.homes``: room first, then the coldest victims), only to a
 worker whose eviction victims are all colder than this model's copies (never a pinned model, nor one kept
 by a floor) and, for demand, whose load threads are not all taken (else the copy would come too late). The copy released is the last holder by rendezvous hash, the same on every replica.
@@ -42,7 +43,7 @@ from services.gateway.routing import homes, rendezvous, room_for
 from services.gateway.view import FleetView, WorkerEndpoint
 
 Copy = tuple[WorkerEndpoint, ModelLoad]
-CANDIDATES_LOOKED_AT = 32  # workers examined for one new copy, along the model's ring
+CANDIDATES_LOOKED_AT = 8  # workers examined for one new copy, along the model's ring
 LOADS_BELOW = 2  # a copy for demand goes only to a worker with fewer loads than this under way
 
 
@@ -178,17 +179,29 @@ def _target_for(view: FleetView, target: Target, copies: list[Copy], protected: 
     return next((e for e in looked_at if eligible(e)), None)
 
 
-def _needs_look(copies: list[Copy], target: Target, policy: CopyPolicy, relief: set[str]) -> bool:
-    return (len(copies) != 1 or target.floor > 0 or target.model_id in relief
-            or any(load.outstanding > policy.release_load or load.outstanding_low > policy.release_load
-                   for _, load in copies))
+def _quiet(view: FleetView, target: Target, policy: CopyPolicy, relief: set[str]) -> bool:
+    """Nothing to decide, seen from the holder index alone: no floor, one holder at most, and not busy."""
+    if target.floor or target.model_id in relief:
+        return False
+    holders = view.holding(target.model_id)
+    if len(holders) > 1:
+        return False
+    load = holders[0].load_of(target.model_id) if holders else None
+    return load is None or (load.outstanding <= policy.release_load and load.outstanding_low <= policy.release_load)
 
 
-def plan(view: FleetView, targets: list[Target], policy: CopyPolicy,
-         pending: Mapping[str, int] | None = None) -> list[CopyAction]:
+def _signature(copies: list[Copy], pending: int) -> tuple:
+    return tuple(sorted((e.address, e.sequence) for e, _ in copies)) + (pending,)
+
+
+def plan(view: FleetView, targets: list[Target], policy: CopyPolicy, pending: Mapping[str, int] | None = None,
+         unplaced: dict[str, tuple] | None = None) -> list[CopyAction]:
     """The actions for this round: any number of new copies per model (one per worker in a round), at most one
-    release; the same whatever order the lists are in. ``pending``: copies of a model being loaded now."""
+    release; the same whatever order the lists are in. ``pending``: copies of a model being loaded now.
+    ``unplaced`` (kept by the caller from round to round): models that needed a copy no worker could take,
+    not looked at again until one of their copies' heartbeats changes (incremental planning)."""
     pending = pending or {}
+    unplaced = {} if unplaced is None else unplaced
     targets = sorted(targets, key=lambda t: t.model_id)
     protected = {t.model_id for t in targets if t.floor}
     relief = _relief(view, {t.model_id: t for t in targets}, policy)
@@ -196,9 +209,13 @@ def plan(view: FleetView, targets: list[Target], policy: CopyPolicy,
     taken: set[int] = set()  # workers given a new copy in this round
     actions = []
     for target in targets:
-        copies = copies_of(view, target)
-        if not _needs_look(copies, target, policy, relief):
+        if _quiet(view, target, policy, relief):
             continue
+        copies = copies_of(view, target)
+        signature = _signature(copies, pending.get(target.model_id, 0))
+        if unplaced.get(target.model_id) == signature:
+            continue
+        unplaced.pop(target.model_id, None)
         have = len(copies) + pending.get(target.model_id, 0)
         floor = min(target.floor, limit)
         grow: Literal["floor", "hot", "saturated"] | None = None
@@ -217,6 +234,7 @@ def plan(view: FleetView, targets: list[Target], policy: CopyPolicy,
                 endpoint = _target_for(view, target, placed, protected - {target.model_id}, taken, room_below,
                                        loads_below)
                 if endpoint is None:
+                    unplaced[target.model_id] = signature
                     break
                 taken.add(id(endpoint))
                 actions.append(CopyAction("add", target.model_id, endpoint, grow))

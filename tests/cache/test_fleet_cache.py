@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis
@@ -85,8 +86,13 @@ async def test_heartbeats_are_typed_records_that_expire(cache: FleetCache, redis
     live = await cache.heartbeats.live()
     assert set(live) == {"w1", "w2"} and live["w1"] == one
     assert live["w1"].models[0].outstanding == 2.5 and live["w1"].models[0].outstanding_low == 1.0
-    redis.Redis.from_url(redis_url).set(f"{namespace}:worker:w2", b"\xff not a WorkerState")
+    sync = redis.Redis.from_url(redis_url)
+    sync.set(f"{namespace}:worker:w2", b"\xff not a WorkerState")
+    assert set(await cache.heartbeats.live()) == {"w1", "w2"}  # unchanged in the index: not fetched again
+    sync.zadd(f"{namespace}:workers", {"w2": time.time() + 1})  # as a beat would
     assert set(await cache.heartbeats.live()) == {"w1"}  # a record that does not parse is skipped, not raised
+    await cache.heartbeats.beat(WorkerState(worker_id="w1", address="127.0.0.1:1", sequence=8), ttl_s=0.3)
+    assert (await cache.heartbeats.live())["w1"].sequence == 8  # a new beat is read
     await asyncio.sleep(0.5)
     assert set(await cache.heartbeats.live()) == set()
     await cache.heartbeats.leave("w2")
