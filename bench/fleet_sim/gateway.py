@@ -33,6 +33,7 @@ class SimGateway:
         self.index, self.fleet, self.policy = index, fleet, policy
         self.rng = random.Random(seed * 1000 + index)
         self.view = FleetView()
+        self.view.active_load = policy.release_load
         self.workers: dict[str, SimWorker] = {}
         for worker in fleet.workers:
             self.view.add(WorkerEndpoint(worker.address))

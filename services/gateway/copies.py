@@ -42,6 +42,7 @@ class CopyController:
     def __init__(self, pool: WorkerPool, resolver: ModelResolver, cache: FleetCache | None, policy: CopyPolicy,
                  interval_s: float, load_timeout_s: float) -> None:
         self.pool, self.resolver, self.cache, self.policy = pool, resolver, cache, policy
+        pool.view.active_load = policy.release_load  # what the view marks as busy: what planning must look at
         self.load_timeout_s = load_timeout_s
         self._floors: dict[str, CopyFloor] = {}
         self._floor_writes = 0  # a read of Redis begun before a keep/release must not undo it

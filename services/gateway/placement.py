@@ -135,9 +135,9 @@ def _saturated(endpoint: WorkerEndpoint, policy: CopyPolicy) -> bool:
 def _relief(view: FleetView, by_id: dict[str, Target], policy: CopyPolicy) -> set[str]:
     """Models to copy because their holders are saturated by everything they serve: one per such holder."""
     chosen: set[str] = set()
-    for holder in sorted(view.all(), key=lambda e: e.label):
-        if holder.failed or holder.draining or holder.state is None or not _saturated(holder, policy):
-            continue
+    saturated = [e for e in view.all() if not e.failed and not e.draining and _saturated(e, policy)]
+    for holder in sorted(saturated, key=lambda e: e.label):
+        assert holder.state is not None  # saturated: it has a heartbeat
         held = [by_id[m.model_id] for m in holder.state.models if m.model_id in by_id]
         all_copies = {t.model_id: copies_of(view, t) for t in held}
         if not all(_covers(c, policy.up_window_s) for copies in all_copies.values() for c in copies):
@@ -202,15 +202,15 @@ def plan(view: FleetView, targets: list[Target], policy: CopyPolicy, pending: Ma
     not looked at again until one of their copies' heartbeats changes (incremental planning)."""
     pending = pending or {}
     unplaced = {} if unplaced is None else unplaced
-    targets = sorted(targets, key=lambda t: t.model_id)
+    by_id = {t.model_id: t for t in targets}
     protected = {t.model_id for t in targets if t.floor}
-    relief = _relief(view, {t.model_id: t for t in targets}, policy)
+    relief = _relief(view, by_id, policy)
+    look = (view.to_plan() | protected | relief) & by_id.keys()
+    targets = sorted((by_id[m] for m in look if not _quiet(view, by_id[m], policy, relief)), key=lambda t: t.model_id)
     limit = policy.max_copies or len(view.endpoints)
     taken: set[int] = set()  # workers given a new copy in this round
     actions = []
     for target in targets:
-        if _quiet(view, target, policy, relief):
-            continue
         copies = copies_of(view, target)
         signature = _signature(copies, pending.get(target.model_id, 0))
         if unplaced.get(target.model_id) == signature:

@@ -97,9 +97,11 @@ class WorkerEndpoint:
             self.gone.clear()
         busy_before = self.busy
         self.state, self.worker_id = state, state.worker_id
+        loads = {m.model_id: m for m in state.models}
         if self.view is not None:
             self.view.busy_total += self.busy - busy_before
-        self.loads = {m.model_id: m for m in state.models}
+            self.view.track_active(self.loads, loads)
+        self.loads = loads
         # The heartbeat's figures include this gateway's calls then: what is left is other gateways' work.
         self.others_at_beat = max(0, sum(m.in_flight for m in state.models) - self.in_flight)
         # A heartbeat published after a call's finding is authoritative again.
@@ -112,6 +114,7 @@ class WorkerEndpoint:
         """No heartbeat any more: its models and load are unknown."""
         if self.view is not None:
             self.view.busy_total -= self.busy
+            self.view.track_active(self.loads, {})
         self.state, self.loads, self.others_at_beat = None, {}, 0
         self.reindex()
 
@@ -170,6 +173,11 @@ class FleetView:
         self._vnodes = vnodes
         self._ring: HashRing | None = HashRing((), vnodes)
         self.busy_total = 0.0  # the workers' ``busy`` summed, kept as heartbeats arrive
+        # What copy planning looks at, kept as heartbeats arrive: models with more than one holder, and models
+        # with a copy whose load (last interval or sustained) is above ``active_load``.
+        self.active_load = 0.5
+        self.shared: set[str] = set()
+        self.active: dict[str, int] = {}  # model id -> copies above active_load
 
     @property
     def mean_busy(self) -> float:
@@ -189,6 +197,7 @@ class FleetView:
         if endpoint is not None:
             for model_id in endpoint.indexed:
                 self._unlist(model_id, endpoint)
+            self.track_active(endpoint.loads, {})
             endpoint.indexed, endpoint.view = frozenset(), None
             self.busy_total -= endpoint.busy
             self._ring = None
@@ -207,6 +216,11 @@ class FleetView:
             self._unlist(model_id, endpoint)
         for model_id in now - before:
             self._holders.setdefault(model_id, []).append(endpoint)
+        for model_id in now ^ before:
+            if len(self._holders.get(model_id, ())) > 1:
+                self.shared.add(model_id)
+            else:
+                self.shared.discard(model_id)
         endpoint.indexed = now
 
     def _unlist(self, model_id: str, endpoint: WorkerEndpoint) -> None:
@@ -219,6 +233,26 @@ class FleetView:
             pass
         if not listed:
             del self._holders[model_id]
+
+    def _is_active(self, load: ModelLoad) -> bool:
+        return load.outstanding > self.active_load or load.outstanding_low > self.active_load
+
+    def track_active(self, before: dict[str, ModelLoad], after: dict[str, ModelLoad]) -> None:
+        """One worker's heartbeat entries replaced: keep the count of busy copies per model."""
+        for model_id, load in before.items():
+            if self._is_active(load):
+                left = self.active.get(model_id, 1) - 1
+                if left > 0:
+                    self.active[model_id] = left
+                else:
+                    self.active.pop(model_id, None)
+        for model_id, load in after.items():
+            if self._is_active(load):
+                self.active[model_id] = self.active.get(model_id, 0) + 1
+
+    def to_plan(self) -> set[str]:
+        """The models copy planning needs to look at (besides floors): several holders, or a busy copy."""
+        return self.shared | self.active.keys()
 
     def holding(self, model_id: str) -> list[WorkerEndpoint]:
         """Workers that hold some version of the model (any state: callers filter), from the index."""
