@@ -27,7 +27,7 @@ Only models that could need an action are looked at (more than one copy, a floor
 at again until its copies' heartbeats change: planning costs what the busy models cost, not the fleet. A new copy goes to the best of
 the model's homes on the hash ring (``routing.homes``: room first, then the coldest victims), only to a
 worker whose eviction victims are all colder than this model's copies (never a pinned model, nor one kept
-by a floor) and, for demand, whose load threads are not all taken (else the copy would come too late). The copy released is the last holder by rendezvous hash, the same on every replica.
+by a floor). The copy released is the last holder by rendezvous hash, the same on every replica.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from services.gateway.view import FleetView, WorkerEndpoint
 
 Copy = tuple[WorkerEndpoint, ModelLoad]
 CANDIDATES_LOOKED_AT = 8  # workers examined for one new copy, along the model's ring
-LOADS_BELOW = 2  # a copy for demand goes only to a worker with fewer loads than this under way
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ def _relief(view: FleetView, by_id: dict[str, Target], policy: CopyPolicy) -> se
 
 
 def _target_for(view: FleetView, target: Target, copies: list[Copy], protected: set[str], taken: set[int],
-                room_below: float | None = None, loads_below: int | None = None) -> WorkerEndpoint | None:
+                room_below: float | None = None) -> WorkerEndpoint | None:
     """The best worker for one more copy, along the model's ring; with ``room_below``, only one whose load was
     below that both over its last interval and sustained (its quietest interval over the load window)."""
     skip = {id(e) for e, _ in copies} | taken
@@ -169,8 +168,6 @@ def _target_for(view: FleetView, target: Target, copies: list[Copy], protected: 
         room = room_for(endpoint, size)
         if room is None or not room.fits:
             return False
-        if loads_below is not None and room.loads >= loads_below:
-            return False  # its load threads are taken: the copy would come too late
         if room_below is not None and max(endpoint.state.outstanding_low, room.busy) >= room_below:
             return False
         return all(v.requests_per_second < rate and v.model_id not in protected for v in room.victims)
@@ -228,11 +225,9 @@ def plan(view: FleetView, targets: list[Target], policy: CopyPolicy, pending: Ma
             grow, want = "saturated", have + 1
         if grow is not None:
             room_below = policy.up_load if grow == "saturated" else None
-            loads_below = None if grow == "floor" else LOADS_BELOW
             placed = list(copies)
             for _ in range(want - have):
-                endpoint = _target_for(view, target, placed, protected - {target.model_id}, taken, room_below,
-                                       loads_below)
+                endpoint = _target_for(view, target, placed, protected - {target.model_id}, taken, room_below)
                 if endpoint is None:
                     unplaced[target.model_id] = signature
                     break
