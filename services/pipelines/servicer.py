@@ -78,7 +78,7 @@ class PipelineServicer(pipelines_pb2_grpc.PipelineServiceServicer):
         await self.manager.remove_source(caller, request.pipeline_id, request.source_id)
         return await self._info(caller, request.pipeline_id)
 
-    @rpc_stream(SERVICE_NAME)
+    @rpc_stream(SERVICE_NAME, server_streaming=True)
     async def SubscribeResults(self, request, context):  # noqa: N802
         caller = await self._caller(context)
         await self.manager.spec(caller, request.pipeline_id)

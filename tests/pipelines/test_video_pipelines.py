@@ -3,6 +3,7 @@ lifecycle, tenancy and bad sources."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from fleet.client import FleetClient
 from fleet.v1 import pipelines_pb2
+from services.cache.embedded import free_port
 from services.local.processes import LocalFleet
 from tests.conftest import OTHER_KEY, TEST_KEY
 from tests.pipelines.client import auth, create, detections_of, frames_of, infer_frame, report, stub
@@ -65,3 +67,78 @@ def test_file_results_equal_infer_and_max_fps_is_respected(fleet: LocalFleet, vi
             assert meta["source_id"] == "0"
             assert detections_of(output) == infer_frame(client, frames[meta["frame_id"]])
     terminate(service, info.pipeline_id)
+
+
+def test_rtsp_over_tcp_and_udp_survives_the_camera_going_away(fleet: LocalFleet, rtsp: RtspServer) -> None:
+    service = stub(fleet.pipelines_processes[0].address)
+    request = pipelines_pb2.CreatePipelineRequest(model_id="shapes-det/1", max_fps=5, sources=[
+        pipelines_pb2.VideoSource(source_id="tcp", reference=rtsp.url, rtsp_transport="tcp"),
+        pipelines_pb2.VideoSource(source_id="udp", reference=rtsp.url, rtsp_transport="udp")])
+    info = service.CreatePipeline(request, metadata=auth(TEST_KEY), timeout=30)
+    try:
+        seen = results_of(service, TEST_KEY, info.pipeline_id, lambda rs: {r.source_id for r in rs} == {"tcp", "udp"})
+        assert all(r.outputs_json and not r.error for r in seen)
+        rtsp.stop()  # the camera disappears
+        gone = wait_for(lambda: (s := report(service, TEST_KEY, info.pipeline_id))["state"] == "reconnecting" and s, 20)
+        assert {m["state"] for m in gone["sources_metadata"]} == {"reconnecting"}
+        assert all(m["reconnects"] >= 1 and m["last_error"] for m in gone["sources_metadata"])
+        assert any(u["event_type"] == "RECONNECTING" for u in gone["video_source_status_updates"])
+        rtsp.start()  # and comes back on the same address
+        back = results_of(service, TEST_KEY, info.pipeline_id, lambda rs: {r.source_id for r in rs} == {"tcp", "udp"})
+        assert back and report(service, TEST_KEY, info.pipeline_id)["state"] == "running"
+    finally:
+        terminate(service, info.pipeline_id)
+
+
+def test_terminate_during_a_failing_connect_returns_promptly(fleet: LocalFleet) -> None:
+    service = stub(fleet.pipelines_processes[0].address)
+    closed = f"rtsp://127.0.0.1:{free_port()}/cam"  # nothing listens: connect refused, retried with backoff
+    silent = socket.socket()  # accepts the connection and never answers: the connect hangs in FFmpeg
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    hanging = f"rtsp://127.0.0.1:{silent.getsockname()[1]}/cam"
+    info = create(service, TEST_KEY, [closed, hanging])
+    try:
+        wait_for(lambda: report(service, TEST_KEY, info.pipeline_id)["frames"] is not None, 5)
+        time.sleep(1.0)
+        started = time.monotonic()
+        terminate(service, info.pipeline_id)
+        assert time.monotonic() - started < 3.0  # the terminate bound (2 s here), whatever the sources do
+        with pytest.raises(grpc.RpcError) as err:
+            report(service, TEST_KEY, info.pipeline_id)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        silent.close()
+
+
+def test_pushed_frames_are_processed_and_acknowledged(fleet: LocalFleet, videos: Path) -> None:
+    service = stub(fleet.pipelines_processes[0].address)
+    info = create(service, TEST_KEY, ["push://phone"], max_fps=30, buffer=200)
+    frames = frames_of(videos / "clip.avi")[:10]
+    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in frames]
+
+    def pushes():  # noqa: ANN202
+        for jpeg in jpegs:
+            yield pipelines_pb2.PushFrameRequest(pipeline_id=info.pipeline_id, source_id="0", image=jpeg,
+                                                 captured_at=time.time())
+            time.sleep(0.15)  # slower than processing: nothing is dropped
+
+    try:
+        acks = [a.frame_id for a in service.PushFrames(pushes(), metadata=auth(TEST_KEY), timeout=30)]
+        assert acks == list(range(10))
+        done = wait_for(lambda: (r := report(service, TEST_KEY, info.pipeline_id))["frames"]["processed"] == 10 and r,
+                        10)
+        assert done["frames"]["read"] == 10
+        with FleetClient(fleet.gateway.address, TEST_KEY) as client:
+            expected = [sorted((d.class_name, round(d.x, 1), round(d.y, 1), round(d.width, 1), round(d.height, 1),
+                                round(d.confidence, 3)) for d in client.infer("shapes-det/1", j).object_detection
+                               .detections) for j in jpegs]
+        import httpx  # noqa: PLC0415
+
+        http = f"http://127.0.0.1:{fleet.pipelines_processes[0].http_port}"
+        reply = httpx.request("GET", f"{http}/inference_pipelines/{info.pipeline_id}/consume",
+                              headers={"Authorization": f"Bearer {TEST_KEY}"}, json={"count": 50}, timeout=10).json()
+        got = {m["frame_id"]: detections_of(o) for o, m in zip(reply["outputs"], reply["frames_metadata"], strict=True)}
+        assert got == dict(enumerate(expected))
+    finally:
+        terminate(service, info.pipeline_id)
