@@ -142,3 +142,84 @@ def test_pushed_frames_are_processed_and_acknowledged(fleet: LocalFleet, videos:
         assert got == dict(enumerate(expected))
     finally:
         terminate(service, info.pipeline_id)
+
+
+def code_of(call) -> grpc.StatusCode:  # noqa: ANN001
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    return err.value.code()
+
+
+def test_tenancy_limits_and_bad_sources_leave_no_pipeline(fleet: LocalFleet, videos: Path, tmp_path: Path) -> None:
+    service = stub(fleet.pipelines_processes[0].address)
+    clip = str(videos / "long.avi")
+    info = create(service, TEST_KEY, [clip], max_fps=2)
+    try:
+        ref = pipelines_pb2.PipelineRef(pipeline_id=info.pipeline_id)
+        # Another workspace sees nothing of it and cannot touch it.
+        assert info.pipeline_id not in service.ListPipelines(pipelines_pb2.ListPipelinesRequest(),
+                                                             metadata=auth(OTHER_KEY)).pipeline_ids
+        for method in (service.GetPipeline, service.PausePipeline, service.TerminatePipeline):
+            assert code_of(lambda m=method: m(ref, metadata=auth(OTHER_KEY))) == grpc.StatusCode.NOT_FOUND
+        before = set(service.ListPipelines(pipelines_pb2.ListPipelinesRequest(), metadata=auth(TEST_KEY)).pipeline_ids)
+        outside = tmp_path / "outside.avi"
+        outside.write_bytes((videos / "clip.avi").read_bytes())
+        refused = {
+            "bad key": (lambda: create(service, "fk_not_a_key", [clip]), grpc.StatusCode.UNAUTHENTICATED),
+            "no key": (lambda: service.ListPipelines(pipelines_pb2.ListPipelinesRequest()),
+                       grpc.StatusCode.UNAUTHENTICATED),
+            "outside the roots": (lambda: create(service, TEST_KEY, [f"file://{outside}"]),
+                                  grpc.StatusCode.INVALID_ARGUMENT),
+            "escaping the roots": (lambda: create(service, TEST_KEY, [str(videos / ".." / outside.name)]),
+                                   grpc.StatusCode.INVALID_ARGUMENT),
+            "not video": (lambda: create(service, TEST_KEY, [str(videos / "not-video.avi")]),
+                          grpc.StatusCode.INVALID_ARGUMENT),
+            "scheme": (lambda: create(service, TEST_KEY, ["ftp://127.0.0.1/cam"]), grpc.StatusCode.INVALID_ARGUMENT),
+            "unknown model": (lambda: create(service, TEST_KEY, [clip], model_id="nope/1"), grpc.StatusCode.NOT_FOUND),
+            "max_fps": (lambda: create(service, TEST_KEY, [clip], max_fps=1000), grpc.StatusCode.INVALID_ARGUMENT),
+            "no source": (lambda: create(service, TEST_KEY, []), grpc.StatusCode.INVALID_ARGUMENT),
+        }
+        for why, (call, expected) in refused.items():
+            assert code_of(call) == expected, why
+        after = set(service.ListPipelines(pipelines_pb2.ListPipelinesRequest(), metadata=auth(TEST_KEY)).pipeline_ids)
+        assert after == before  # no phantom pipeline from any refused call
+        # An unreachable camera is accepted (cameras come and go) and reported while retried.
+        unreachable = create(service, TEST_KEY, [f"rtsp://127.0.0.1:{free_port()}/cam"])
+        state = wait_for(lambda: report(service, TEST_KEY, unreachable.pipeline_id)["state"] == "reconnecting", 10)
+        assert state
+        terminate(service, unreachable.pipeline_id)
+        # The workspace limit (6 in these tests).
+        made = [create(service, TEST_KEY, [clip], max_fps=1).pipeline_id for _ in range(6 - len(after))]
+        assert code_of(lambda: create(service, TEST_KEY, [clip])) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for pipeline_id in made:
+            terminate(service, pipeline_id)
+    finally:
+        terminate(service, info.pipeline_id)
+
+
+def test_pause_resume_and_sources_added_and_removed_while_running(fleet: LocalFleet, videos: Path) -> None:
+    service = stub(fleet.pipelines_processes[1].address)  # any replica answers for any pipeline
+    owner = stub(fleet.pipelines_processes[0].address)
+    info = create(owner, TEST_KEY, [str(videos / "long.avi")], max_fps=5)
+    ref = pipelines_pb2.PipelineRef(pipeline_id=info.pipeline_id)
+    try:
+        results_of(owner, TEST_KEY, info.pipeline_id, lambda rs: len(rs) >= 2)
+        assert service.PausePipeline(ref, metadata=auth(TEST_KEY)).state in ("paused", "running")
+        wait_for(lambda: report(owner, TEST_KEY, info.pipeline_id)["state"] == "paused", 5)
+        time.sleep(0.5)
+        processed = report(owner, TEST_KEY, info.pipeline_id)["frames"]["processed"]
+        time.sleep(1.0)
+        assert report(owner, TEST_KEY, info.pipeline_id)["frames"]["processed"] == processed
+        service.ResumePipeline(ref, metadata=auth(TEST_KEY))
+        wait_for(lambda: report(owner, TEST_KEY, info.pipeline_id)["frames"]["processed"] > processed, 10)
+        added = service.AddSource(pipelines_pb2.AddSourceRequest(pipeline_id=info.pipeline_id, source=pipelines_pb2
+                                  .VideoSource(source_id="second", reference=str(videos / "clip.avi"))),
+                                  metadata=auth(TEST_KEY))
+        assert [s.source_id for s in added.sources] == ["0", "second"]
+        results_of(owner, TEST_KEY, info.pipeline_id, lambda rs: any(r.source_id == "second" for r in rs))
+        removed = owner.RemoveSource(pipelines_pb2.RemoveSourceRequest(pipeline_id=info.pipeline_id, source_id="0"),
+                                     metadata=auth(TEST_KEY))
+        assert [s.source_id for s in removed.sources] == ["second"]
+        assert [m["source_id"] for m in report(owner, TEST_KEY, info.pipeline_id)["sources_metadata"]] == ["second"]
+    finally:
+        terminate(service, info.pipeline_id)
