@@ -18,9 +18,11 @@ def write_video(path: Path, frames: int, fps: float = 10.0, hold: int = 5, seed:
     """A ``frames``-long 640x480 MJPEG AVI at ``fps``; frame ``i`` shows scene ``seed + i // hold``."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
     try:
+        bgr = None
         for index in range(frames):
-            scene = generate_scene(seed + index // hold, VIDEO_CONFIG)
-            writer.write(cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
+            if index % hold == 0:
+                bgr = cv2.cvtColor(generate_scene(seed + index // hold, VIDEO_CONFIG).image, cv2.COLOR_RGB2BGR)
+            writer.write(bgr)
     finally:
         writer.release()
     return path

@@ -14,7 +14,7 @@ LATENCY = Histogram("fleet_pipeline_capture_to_result_seconds", "From a frame's 
                     buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 1.5, 2.5, 5))
 RECONNECTS = Counter("fleet_pipeline_source_reconnects_total", "Reconnect attempts of live sources.")
 PIPELINES = Gauge("fleet_pipelines_running", "Pipelines this replica runs.")
-TAKEOVERS = Counter("fleet_pipeline_takeovers_total", "Pipelines this replica took over, by why it could: "
-                    "expired (the owner's lease ran out) or released (the owner handed it over).", ["reason"])
+TAKEOVERS = Counter("fleet_pipeline_takeovers_total", "Pipelines this replica claimed from a dead owner (its lease "
+                    "expired) or a draining one (it released the lease).")
 ABANDONED_READERS = Counter("fleet_pipeline_abandoned_readers_total", "Source readers still stuck in a connect "
                             "or read when terminate's bound ran out (their thread ends on its own).")

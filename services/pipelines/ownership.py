@@ -3,8 +3,9 @@
 A replica claims pipelines without a live lease (a dead owner's expire after ``ttl_s``) up to its limit;
 on each renewal it applies the pipeline's current definition (desired state, sources) and publishes its
 status report; a lease found lost (another replica owns it) stops the pipeline here. ``drain`` (SIGTERM)
-releases every lease, keeps the pipelines running until another replica holds them (or a bound passes),
-then stops them: the handover leaves no gap in the results.
+releases every lease and keeps each pipeline running until another replica holds it and has written a
+result of its own (or a bound passes), then stops it: the handover leaves no gap in the results (a few
+frames may be answered by both replicas meanwhile).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from services.common.errors import FleetError, NotFound, ResourceExhausted, Unav
 from services.pipelines.metrics import PIPELINES, TAKEOVERS
 from services.pipelines.pipeline import Pipeline
 from services.pipelines.readers import PushReader, Reader
+from services.pipelines.sinks import ResultSinks
 from services.pipelines.spec import PipelineSpec, SourceSpec
 from services.pipelines.store import PipelineStore
 
@@ -33,10 +35,11 @@ ReaderFactory = Callable[[SourceSpec, Pipeline], Reader]
 
 
 class Ownership:
-    def __init__(self, store: PipelineStore, redis: Redis, build: PipelineFactory, reader: ReaderFactory,
+    def __init__(self, store: PipelineStore, sinks: ResultSinks, redis: Redis, build: PipelineFactory,
+                 reader: ReaderFactory,
                  replica_id: str, max_pipelines: int, ttl_s: float, renew_s: float, claim_s: float,
                  terminate_timeout_s: float) -> None:
-        self.store, self.redis, self.build, self.reader = store, redis, build, reader
+        self.store, self.sinks, self.redis, self.build, self.reader = store, sinks, redis, build, reader
         self.replica_id, self.max_pipelines = replica_id, max_pipelines
         self.ttl_s, self.renew_s, self.claim_s, self.terminate_timeout_s = ttl_s, renew_s, claim_s, terminate_timeout_s
         self.running: dict[str, Pipeline] = {}
@@ -125,6 +128,8 @@ class Ownership:
             await asyncio.sleep(interval)
 
     async def _renew_all(self) -> None:
+        if self.draining:  # the leases were released: drain stops each pipeline once its new owner has it
+            return
         for pipeline_id in list(self.running):
             if not await self.store.renew(pipeline_id, self.replica_id, self.ttl_s):
                 log.warning("pipeline lease lost; stopping it here", extra={"pipeline_id": pipeline_id})
@@ -152,9 +157,9 @@ class Ownership:
             if spec is None:
                 await self.store.release(pipeline_id, self.replica_id)
                 continue
+            self._start(spec)
             TAKEOVERS.inc()
             log.info("pipeline taken over", extra={"pipeline_id": pipeline_id})
-            self._start(spec)
 
     async def drain(self, handover_s: float) -> None:
         """SIGTERM: hand every pipeline to another replica (running here until one holds it), then stop."""
@@ -170,11 +175,18 @@ class Ownership:
                     owner = await self.store.owner(pipeline_id)
                 except FleetError:
                     owner = ""
-                if owner and owner != self.replica_id:
+                if owner and owner != self.replica_id and await self._resumed_by(pipeline_id, owner):
                     waiting.discard(pipeline_id)
                     await self._stop(pipeline_id)
             await asyncio.sleep(0.02)
         await self.close()
+
+    async def _resumed_by(self, pipeline_id: str, owner: str) -> bool:
+        """The new owner has written a result (a pipeline without frames now has nothing to hand over)."""
+        pipeline = self.running.get(pipeline_id)
+        if pipeline is None or pipeline.state in ("paused", "finished"):
+            return True
+        return await self.sinks.last_replica(pipeline_id) == owner
 
     async def close(self) -> None:
         for task in self._tasks:

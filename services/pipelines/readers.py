@@ -22,6 +22,9 @@ from services.pipelines.metrics import FRAMES_DROPPED, FRAMES_READ, RECONNECTS
 from services.pipelines.spec import Frame, SourceSpec
 
 _OPEN_LOCK = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is process-wide: set it and open under one lock
+# FFmpeg probes a live stream for 5 s by default; 0.3 s finds an RTSP camera's one video stream (connects in
+# about 0.2 s instead of 3 s on loopback), which shortens every reconnect and takeover.
+_RTSP_PROBE = "analyzeduration;300000|probesize;100000"
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ class VideoReader(Reader):
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.timing.read_timeout_s * 1000)]
         with _OPEN_LOCK:
             if self.location.startswith(("rtsp://", "rtsps://")):
-                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.spec.rtsp_transport}"
+                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.spec.rtsp_transport}|{_RTSP_PROBE}"
             else:
                 os.environ.pop("OPENCV_FFMPEG_CAPTURE_OPTIONS", None)
             return cv2.VideoCapture(self.location, cv2.CAP_FFMPEG, params)

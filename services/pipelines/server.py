@@ -41,8 +41,9 @@ def build(settings: PipelinesSettings) -> Service:
     policy = SourcePolicy.from_settings(settings.file_roots, settings.source_allowed_hosts)
     timing = ReaderTiming(settings.open_timeout_s, settings.read_timeout_s, settings.reconnect_initial_s,
                           settings.reconnect_max_s)
+    replica_id = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
     store = PipelineStore(redis, settings.redis_namespace)
-    sinks = ResultSinks(redis, store.prefix, settings.redis_stream_maxlen)
+    sinks = ResultSinks(redis, store.prefix, settings.redis_stream_maxlen, replica_id)
 
     def reader(source: SourceSpec, pipeline: Pipeline) -> Reader:
         pid = pipeline.spec.pipeline_id
@@ -63,9 +64,9 @@ def build(settings: PipelinesSettings) -> Service:
             built.readers[source.source_id] = reader(source, built)
         return built
 
-    replica_id = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
-    ownership = Ownership(store, redis, pipeline, reader, replica_id, settings.max_pipelines, settings.lease_ttl_s,
-                          settings.lease_renew_s, settings.claim_interval_s, settings.terminate_timeout_s)
+    ownership = Ownership(store, sinks, redis, pipeline, reader, replica_id, settings.max_pipelines,
+                          settings.lease_ttl_s, settings.lease_renew_s, settings.claim_interval_s,
+                          settings.terminate_timeout_s)
     limits = Limits(settings.max_pipelines_per_workspace, settings.max_sources, settings.max_fps,
                     settings.results_buffer_size, settings.max_results_buffer_size)
     manager = PipelineManager(access, store, sinks, ownership, policy, limits, redis)

@@ -31,8 +31,8 @@ return 0
 
 
 class ResultSinks:
-    def __init__(self, redis: Redis, prefix: str, stream_maxlen: int) -> None:
-        self.redis, self.prefix, self.maxlen = redis, prefix, stream_maxlen
+    def __init__(self, redis: Redis, prefix: str, stream_maxlen: int, replica: str) -> None:
+        self.redis, self.prefix, self.maxlen, self.replica = redis, prefix, stream_maxlen, replica
         self._push = redis.register_script(_PUSH)
         self.failures = 0
 
@@ -46,7 +46,7 @@ class ResultSinks:
         return f"{self.prefix}:counters:{pipeline_id}"
 
     async def put(self, result: FrameResult, buffer_size: int) -> None:
-        body = json.dumps(result.to_json())
+        body = json.dumps({**result.to_json(), "replica": self.replica})
         pid = result.pipeline_id
         try:
             dropped = await self._push(keys=[self.buffer_key(pid), self.counters_key(pid)], args=[body, buffer_size])
@@ -78,6 +78,16 @@ class ResultSinks:
                 body = fields.get(b"result") or fields.get("result")
                 out.append((entry_id, json.loads(body)))
         return out
+
+    async def last_replica(self, pipeline_id: str) -> str:
+        """The replica that wrote the pipeline's latest result ("" when none or Redis is away)."""
+        try:
+            entries = await self.redis.xrevrange(self.stream_key(pipeline_id), count=1)
+        except RedisError:
+            return ""
+        for _, fields in entries:
+            return json.loads(fields.get(b"result") or fields.get("result")).get("replica", "")
+        return ""
 
     async def buffer_dropped(self, pipeline_id: str) -> int:
         try:

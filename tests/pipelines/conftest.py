@@ -27,7 +27,7 @@ FAST = {"FLEET_PIPELINES_LEASE_TTL_S": "2", "FLEET_PIPELINES_LEASE_RENEW_S": "0.
 def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("videos")
     write_video(root / "clip.avi", 30, fps=10)
-    write_video(root / "long.avi", 100, fps=10, seed=4_000_000)
+    write_video(root / "long.avi", 600, fps=10, seed=4_000_000)  # 60 s: the RTSP server's loop pauses its stream
     (root / "not-video.avi").write_bytes(b"this is not a video" * 100)
     return root
 
