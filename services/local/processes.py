@@ -1,4 +1,4 @@
-"""A whole fleet as child processes on loopback: registries, workers, gateways.
+"""A whole fleet as child processes on loopback: registries, workers, gateways, video pipelines replicas.
 
 Used by ``fleet up``, the end-to-end tests and the benchmarks. Each service is a real
 process started with ``python -m services.<name>``, configured through its environment,
@@ -205,7 +205,8 @@ class LocalFleet:
             f"{prefix}READY_FILE": str(ready),
             "PYTHONUNBUFFERED": "1",
             "FLEET_PARENT_PID": str(os.getpid()),  # the service exits if this process dies
-            **(self.pki.service_env(prefix, internal=name != "gateway") if self.pki is not None else {}),
+            **(self.pki.service_env(prefix, internal=name != "gateway" and not name.startswith("pipelines"))
+               if self.pki is not None else {}),
             **self.env,
             **extra,
         }

@@ -12,6 +12,7 @@ from fleet.v1 import gateway_pb2_grpc, pipelines_pb2_grpc
 from services.common.channels import open_channel
 from services.common.errors import FleetError
 from services.common.server import Service
+from services.common.tls import HttpsContexts
 from services.gateway.http.app import HttpServer
 from services.pipelines.access import Access
 from services.pipelines.http_routes import build_app
@@ -70,7 +71,9 @@ def build(settings: PipelinesSettings) -> Service:
     limits = Limits(settings.max_pipelines_per_workspace, settings.max_sources, settings.max_fps,
                     settings.results_buffer_size, settings.max_results_buffer_size)
     manager = PipelineManager(access, store, sinks, ownership, policy, limits, redis)
-    http = (HttpServer(build_app(manager, access), settings.host, settings.http_port, settings.shutdown_grace_s)
+    server_tls = settings.server_tls()
+    http = (HttpServer(build_app(manager, access), settings.host, settings.http_port, settings.shutdown_grace_s,
+                       HttpsContexts(server_tls).front if server_tls else None)
             if settings.http_enabled else None)
 
     def register(server: grpc.aio.Server) -> None:
