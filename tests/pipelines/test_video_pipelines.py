@@ -4,6 +4,8 @@ lifecycle, tenancy and bad sources."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -223,3 +225,22 @@ def test_pause_resume_and_sources_added_and_removed_while_running(fleet: LocalFl
         assert [m["source_id"] for m in report(owner, TEST_KEY, info.pipeline_id)["sources_metadata"]] == ["second"]
     finally:
         terminate(service, info.pipeline_id)
+
+
+def test_the_cli_drives_pipelines(fleet: LocalFleet, videos: Path) -> None:
+    replica = fleet.pipelines_processes[0]
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "fleet.cli.main", "pipelines", *args, "--address",
+                               replica.address, "--api-key", TEST_KEY], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    created = cli("create", str(videos / "long.avi"), "--model", "shapes-det/1", "--max-fps", "5")
+    pipeline_id = created.split()[0]
+    assert pipeline_id in cli("list").split()
+    watched = cli("watch", pipeline_id, "--count", "2").splitlines()
+    assert len(watched) == 2 and all(line.startswith("0 frame ") and "predictions" in line for line in watched)
+    assert "source 0: running" in cli("status", pipeline_id)
+    assert "terminated" in cli("terminate", pipeline_id)
+    assert pipeline_id not in cli("list").split()
