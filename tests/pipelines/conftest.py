@@ -15,6 +15,7 @@ from services.demo.video import write_video
 from services.local.processes import LocalFleet
 from tests.conftest import demo_models, write_catalog
 from tests.deploy.host import apt_install
+from tests.onnx_factory import write_package, yolov8_like
 
 # Leases short enough that a takeover is quick to test.
 FAST = {"FLEET_PIPELINES_LEASE_TTL_S": "2", "FLEET_PIPELINES_LEASE_RENEW_S": "0.5",
@@ -28,6 +29,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("videos")
     write_video(root / "clip.avi", 30, fps=10)
     write_video(root / "long.avi", 600, fps=10, seed=4_000_000)  # 60 s: the RTSP server's loop pauses its stream
+    write_video(root / "busy.avi", 80, fps=10, hold=1, seed=5_000_000)  # a new scene every frame: no cache hits
     (root / "not-video.avi").write_bytes(b"this is not a video" * 100)
     return root
 
@@ -35,7 +37,11 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str, videos: Path) -> Iterator[LocalFleet]:
     tmp = tmp_path_factory.mktemp("fleet")
-    catalog = write_catalog(tmp / "catalog.yaml", [m for m in demo_models() if m["id"] == "shapes-det/1"])
+    # A deliberately slow detector (a 1024x1024 input, a million anchors: about 0.3 s a frame here).
+    slow = write_package(tmp / "slow", yolov8_like(size=1024, stride=1), size=1024)
+    models = [m for m in demo_models() if m["id"] == "shapes-det/1"]
+    models.append({"id": "slow/1", "workspace": "demo", "package": str(slow), "public": False})
+    catalog = write_catalog(tmp / "catalog.yaml", models)
     namespace = f"e2e-{uuid.uuid4().hex[:10]}"
     local = LocalFleet(redis_url, catalog, workers=1, namespace=namespace, state_dir=tmp / "run",
                        video_roots=[videos], env=FAST)
