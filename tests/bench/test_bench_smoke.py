@@ -132,3 +132,15 @@ def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tupl
     assert {(p["loop"], p["transport"]) for p in levers} >= {("uvloop", "tcp"), ("asyncio", "unix"), ("asyncio", "tcp")}
     text = (out / "results.md").read_text()
     assert "## Issue #16 goals" in text and "## Levers" in text and "(uvloop, TCP)" in text
+
+
+def test_pipelines_scenario_measures_rate_latency_drops_and_takeover(results: tuple[dict, Path]) -> None:
+    data, out = results
+    p = data["scenarios"]["pipelines"]
+    assert [q["pipelines"] for q in p["points_by_pipelines"]] == [1, 2]
+    for point in p["points_by_pipelines"]:
+        assert point["total_fps"] > 0 and point["frames_read"] > 0 and 0 <= point["drop_ratio"] < 1
+        assert 0 < point["latency_ms"]["p50"] <= point["latency_ms"]["p99"]
+    gaps = p["takeover"]["gaps_s"]
+    assert len(gaps) == 2 and all(0 < g < 30 for g in gaps)  # a number (the lease TTL and then some), not NaN
+    assert "## Video pipelines" in (out / "results.md").read_text()
