@@ -3,6 +3,7 @@ lifecycle, tenancy and bad sources."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import grpc
+import numpy as np
 import pytest
 
 from fleet.client import FleetClient
@@ -20,6 +22,7 @@ from services.local.processes import LocalFleet
 from tests.conftest import OTHER_KEY, TEST_KEY
 from tests.pipelines.client import auth, create, detections_of, frames_of, infer_frame, report, stub
 from tests.pipelines.conftest import RtspServer, wait_for
+from tests.pipelines.mjpeg_server import MjpegServer
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +54,6 @@ def test_file_results_equal_infer_and_max_fps_is_respected(fleet: LocalFleet, vi
     assert state
     elapsed = time.monotonic() - started
     final = report(service, TEST_KEY, info.pipeline_id)
-    import json  # noqa: PLC0415
     import httpx  # noqa: PLC0415
 
     http = f"http://127.0.0.1:{fleet.pipelines_processes[0].http_port}"
@@ -265,3 +267,31 @@ def test_a_slow_model_drops_old_frames_and_keeps_the_delay_bounded(fleet: LocalF
         assert frames["read"] - frames["dropped"] - frames["processed"] - frames["errors"] in (0, 1, 2)
     finally:
         terminate(service, info.pipeline_id)
+
+
+def test_http_mjpeg_and_http_video_sources(fleet: LocalFleet, videos: Path) -> None:
+    service = stub(fleet.pipelines_processes[0].address)
+    frames = frames_of(videos / "clip.avi")[::5][:6]  # six different scenes
+    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in frames]
+    with MjpegServer(jpegs, videos / "long.avi") as camera:
+        request = pipelines_pb2.CreatePipelineRequest(model_id="shapes-det/1", max_fps=5, sources=[
+            pipelines_pb2.VideoSource(source_id="mjpeg", reference=f"{camera.url}/stream.mjpg"),
+            pipelines_pb2.VideoSource(source_id="video", reference=f"{camera.url}/video.avi")])
+        info = service.CreatePipeline(request, metadata=auth(TEST_KEY), timeout=30)
+        try:
+            results = results_of(service, TEST_KEY, info.pipeline_id,
+                                 lambda rs: sum(r.source_id == "mjpeg" for r in rs) >= 4
+                                 and any(r.source_id == "video" for r in rs))
+        finally:
+            terminate(service, info.pipeline_id)
+        with FleetClient(fleet.gateway.address, TEST_KEY) as client:
+            for result in (r for r in results if r.source_id == "mjpeg"):
+                got = detections_of(json.loads(result.outputs_json))
+                expected = infer_frame(client, cv2.cvtColor(cv2.imdecode(
+                    np.frombuffer(jpegs[result.frame_id % len(jpegs)], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+                # FFmpeg's JPEG decoder and libjpeg differ by a grey level here and there: same objects, boxes
+                # within a pixel or two.
+                assert [g[0] for g in got] == [e[0] for e in expected]
+                for g in got:  # each box has a twin of its class within 2 px
+                    assert min(max(abs(a - b) for a, b in zip(g[1:5], e[1:5], strict=True))
+                               for e in expected if e[0] == g[0]) <= 2.0, (got, expected)
