@@ -48,9 +48,12 @@ class SourcePolicy:
         raw = urlsplit(reference).path if reference.startswith("file:") else reference
         if not self.file_roots:
             raise InvalidArgument("this fleet reads no video files: file sources are off")
-        path = Path(raw).resolve()
-        if not any(path.is_relative_to(root) for root in self.file_roots):
+        # A relative path names a file under one of the roots (the first that has it).
+        candidates = [Path(raw).resolve()] if Path(raw).is_absolute() else [(r / raw).resolve() for r in self.file_roots]
+        inside = [p for p in candidates if any(p.is_relative_to(root) for root in self.file_roots)]
+        if not inside:
             raise InvalidArgument("the video file is outside the directories this fleet may read")
-        if not path.is_file():
-            raise InvalidArgument("the video file does not exist under the allowed directories")
-        return path
+        for path in inside:
+            if path.is_file():
+                return path
+        raise InvalidArgument("the video file does not exist under the allowed directories")
