@@ -71,6 +71,14 @@ def test_file_results_equal_infer_and_max_fps_is_respected(fleet: LocalFleet, vi
             assert meta["source_id"] == "0"
             assert detections_of(output) == infer_frame(client, frames[meta["frame_id"]])
     terminate(service, info.pipeline_id)
+    metrics = httpx.get(f"http://127.0.0.1:{fleet.pipelines_processes[0].metrics_port}/metrics", timeout=10).text
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
+              if line.startswith("fleet_pipeline")}
+    assert values["fleet_pipeline_frames_read_total"] >= 30
+    assert values['fleet_pipeline_frames_processed_total{outcome="ok"}'] >= len(outputs)
+    assert values['fleet_pipeline_frames_dropped_total{reason="rate"}'] >= 1
+    assert values["fleet_pipeline_capture_to_result_seconds_count"] >= len(outputs)
+    assert "fleet_pipelines_running" in values and "fleet_pipeline_source_reconnects_total" in values
 
 
 def test_rtsp_over_tcp_and_udp_survives_the_camera_going_away(fleet: LocalFleet, rtsp: RtspServer) -> None:
