@@ -33,14 +33,15 @@ def planned_s(cfg: BenchConfig) -> float:
 class Follower:
     def __init__(self, stub: pipelines_pb2_grpc.PipelineServiceStub, metadata: tuple, pipeline_id: str) -> None:
         self.results: list[pipelines_pb2.PipelineResult] = []
-        self.call = stub.SubscribeResults(pipelines_pb2.PipelineRef(pipeline_id=pipeline_id), metadata=metadata)
+        self.call = stub.SubscribeResults(pipelines_pb2.SubscribeResultsRequest(pipeline_id=pipeline_id),
+                                          metadata=metadata)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         try:
             for item in self.call:
-                self.results.append(item)
+                self.results.append(item.result)
         except grpc.RpcError:
             pass
 
@@ -52,18 +53,20 @@ class Follower:
 def _create(stub, metadata, video: Path, max_fps: float = FPS) -> str:  # noqa: ANN001
     request = pipelines_pb2.CreatePipelineRequest(model_id=MODEL_ID, max_fps=max_fps,
                                                   sources=[pipelines_pb2.VideoSource(reference=str(video))])
-    return stub.CreatePipeline(request, metadata=metadata, timeout=30).pipeline_id
+    return stub.CreatePipeline(request, metadata=metadata, timeout=30).pipeline.pipeline_id
 
 
 def _frames(stub, metadata, pipeline_id: str) -> dict:  # noqa: ANN001
     import json  # noqa: PLC0415
 
-    info = stub.GetPipeline(pipelines_pb2.PipelineRef(pipeline_id=pipeline_id), metadata=metadata, timeout=10)
+    info = stub.GetPipeline(pipelines_pb2.GetPipelineRequest(pipeline_id=pipeline_id), metadata=metadata,
+                            timeout=10).pipeline
     return json.loads(info.report_json).get("frames", {})
 
 
 def _terminate(stub, metadata, pipeline_id: str) -> None:  # noqa: ANN001
-    stub.TerminatePipeline(pipelines_pb2.PipelineRef(pipeline_id=pipeline_id), metadata=metadata, timeout=30)
+    stub.TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=pipeline_id), metadata=metadata,
+                           timeout=30)
 
 
 def run(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:

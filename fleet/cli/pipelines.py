@@ -38,7 +38,7 @@ def _show(info: pipelines_pb2.PipelineInfo) -> None:
 
 def run(args: argparse.Namespace) -> int:
     stub, metadata = _stub(args)
-    ref = pipelines_pb2.PipelineRef(pipeline_id=getattr(args, "pipeline_id", ""))
+    pipeline_id = getattr(args, "pipeline_id", "")
     try:
         if args.action == "list":
             for pipeline_id in stub.ListPipelines(pipelines_pb2.ListPipelinesRequest(), metadata=metadata).pipeline_ids:
@@ -48,28 +48,37 @@ def run(args: argparse.Namespace) -> int:
                 model_id=args.model, max_fps=args.max_fps or 0,
                 sources=[pipelines_pb2.VideoSource(reference=r, rtsp_transport=args.rtsp_transport)
                          for r in args.source])
-            _show(stub.CreatePipeline(request, metadata=metadata, timeout=30))
+            _show(stub.CreatePipeline(request, metadata=metadata, timeout=30).pipeline)
         elif args.action == "status":
-            info = stub.GetPipeline(ref, metadata=metadata, timeout=10)
+            info = stub.GetPipeline(pipelines_pb2.GetPipelineRequest(pipeline_id=pipeline_id), metadata=metadata,
+                                    timeout=10).pipeline
             print(info.report_json if args.json else "", end="\n" if args.json else "")
             if not args.json:
                 _show(info)
         elif args.action in ("pause", "resume"):
-            method = stub.PausePipeline if args.action == "pause" else stub.ResumePipeline
-            _show(method(ref, metadata=metadata, timeout=10))
+            if args.action == "pause":
+                reply = stub.PausePipeline(pipelines_pb2.PausePipelineRequest(pipeline_id=pipeline_id),
+                                           metadata=metadata, timeout=10)
+            else:
+                reply = stub.ResumePipeline(pipelines_pb2.ResumePipelineRequest(pipeline_id=pipeline_id),
+                                            metadata=metadata, timeout=10)
+            _show(reply.pipeline)
         elif args.action == "terminate":
-            stub.TerminatePipeline(ref, metadata=metadata, timeout=30)
+            stub.TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=pipeline_id), metadata=metadata,
+                                   timeout=30)
             print(f"terminated {args.pipeline_id}")
         elif args.action == "add-source":
             source = pipelines_pb2.VideoSource(source_id=args.source_id or "", reference=args.reference,
                                                rtsp_transport=args.rtsp_transport)
             _show(stub.AddSource(pipelines_pb2.AddSourceRequest(pipeline_id=args.pipeline_id, source=source),
-                                 metadata=metadata, timeout=30))
+                                 metadata=metadata, timeout=30).pipeline)
         elif args.action == "remove-source":
             request = pipelines_pb2.RemoveSourceRequest(pipeline_id=args.pipeline_id, source_id=args.source_id)
-            _show(stub.RemoveSource(request, metadata=metadata, timeout=30))
+            _show(stub.RemoveSource(request, metadata=metadata, timeout=30).pipeline)
         elif args.action == "watch":
-            for shown, result in enumerate(stub.SubscribeResults(ref, metadata=metadata)):
+            request = pipelines_pb2.SubscribeResultsRequest(pipeline_id=pipeline_id)
+            for shown, item in enumerate(stub.SubscribeResults(request, metadata=metadata)):
+                result = item.result
                 outputs = json.loads(result.outputs_json) if result.outputs_json else {}
                 found = sum(len(v.get("predictions", [])) for v in outputs.values() if isinstance(v, dict))
                 print(f"{result.source_id} frame {result.frame_id}: "

@@ -30,6 +30,12 @@ class CreatePipelineRequest(_message.Message):
     results_buffer_size: int
     def __init__(self, sources: _Optional[_Iterable[_Union[VideoSource, _Mapping]]] = ..., model_id: _Optional[str] = ..., confidence: _Optional[float] = ..., max_fps: _Optional[float] = ..., results_buffer_size: _Optional[int] = ...) -> None: ...
 
+class CreatePipelineResponse(_message.Message):
+    __slots__ = ("pipeline",)
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    pipeline: PipelineInfo
+    def __init__(self, pipeline: _Optional[_Union[PipelineInfo, _Mapping]] = ...) -> None: ...
+
 class ListPipelinesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -40,7 +46,43 @@ class ListPipelinesResponse(_message.Message):
     pipeline_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, pipeline_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
-class PipelineRef(_message.Message):
+class GetPipelineRequest(_message.Message):
+    __slots__ = ("pipeline_id",)
+    PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
+    pipeline_id: str
+    def __init__(self, pipeline_id: _Optional[str] = ...) -> None: ...
+
+class GetPipelineResponse(_message.Message):
+    __slots__ = ("pipeline",)
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    pipeline: PipelineInfo
+    def __init__(self, pipeline: _Optional[_Union[PipelineInfo, _Mapping]] = ...) -> None: ...
+
+class PausePipelineRequest(_message.Message):
+    __slots__ = ("pipeline_id",)
+    PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
+    pipeline_id: str
+    def __init__(self, pipeline_id: _Optional[str] = ...) -> None: ...
+
+class PausePipelineResponse(_message.Message):
+    __slots__ = ("pipeline",)
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    pipeline: PipelineInfo
+    def __init__(self, pipeline: _Optional[_Union[PipelineInfo, _Mapping]] = ...) -> None: ...
+
+class ResumePipelineRequest(_message.Message):
+    __slots__ = ("pipeline_id",)
+    PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
+    pipeline_id: str
+    def __init__(self, pipeline_id: _Optional[str] = ...) -> None: ...
+
+class ResumePipelineResponse(_message.Message):
+    __slots__ = ("pipeline",)
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    pipeline: PipelineInfo
+    def __init__(self, pipeline: _Optional[_Union[PipelineInfo, _Mapping]] = ...) -> None: ...
+
+class TerminatePipelineRequest(_message.Message):
     __slots__ = ("pipeline_id",)
     PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
     pipeline_id: str
@@ -58,6 +100,12 @@ class AddSourceRequest(_message.Message):
     source: VideoSource
     def __init__(self, pipeline_id: _Optional[str] = ..., source: _Optional[_Union[VideoSource, _Mapping]] = ...) -> None: ...
 
+class AddSourceResponse(_message.Message):
+    __slots__ = ("pipeline",)
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    pipeline: PipelineInfo
+    def __init__(self, pipeline: _Optional[_Union[PipelineInfo, _Mapping]] = ...) -> None: ...
+
 class RemoveSourceRequest(_message.Message):
     __slots__ = ("pipeline_id", "source_id")
     PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +113,24 @@ class RemoveSourceRequest(_message.Message):
     pipeline_id: str
     source_id: str
     def __init__(self, pipeline_id: _Optional[str] = ..., source_id: _Optional[str] = ...) -> None: ...
+
+class RemoveSourceResponse(_message.Message):
+    __slots__ = ("pipeline",)
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    pipeline: PipelineInfo
+    def __init__(self, pipeline: _Optional[_Union[PipelineInfo, _Mapping]] = ...) -> None: ...
+
+class SubscribeResultsRequest(_message.Message):
+    __slots__ = ("pipeline_id",)
+    PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
+    pipeline_id: str
+    def __init__(self, pipeline_id: _Optional[str] = ...) -> None: ...
+
+class SubscribeResultsResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: PipelineResult
+    def __init__(self, result: _Optional[_Union[PipelineResult, _Mapping]] = ...) -> None: ...
 
 class PipelineInfo(_message.Message):
     __slots__ = ("pipeline_id", "model_id", "sources", "max_fps", "state", "report_json")
@@ -98,7 +164,7 @@ class PipelineResult(_message.Message):
     error: str
     def __init__(self, source_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., captured_at: _Optional[float] = ..., completed_at: _Optional[float] = ..., outputs_json: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
-class PushFrameRequest(_message.Message):
+class PushFramesRequest(_message.Message):
     __slots__ = ("pipeline_id", "source_id", "image", "captured_at")
     PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -110,7 +176,7 @@ class PushFrameRequest(_message.Message):
     captured_at: float
     def __init__(self, pipeline_id: _Optional[str] = ..., source_id: _Optional[str] = ..., image: _Optional[bytes] = ..., captured_at: _Optional[float] = ...) -> None: ...
 
-class PushFrameResponse(_message.Message):
+class PushFramesResponse(_message.Message):
     __slots__ = ("frame_id",)
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     frame_id: int

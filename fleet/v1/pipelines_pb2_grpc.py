@@ -40,7 +40,7 @@ class PipelineServiceStub(object):
         self.CreatePipeline = channel.unary_unary(
                 '/fleet.v1.PipelineService/CreatePipeline',
                 request_serializer=fleet_dot_v1_dot_pipelines__pb2.CreatePipelineRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.CreatePipelineResponse.FromString,
                 _registered_method=True)
         self.ListPipelines = channel.unary_unary(
                 '/fleet.v1.PipelineService/ListPipelines',
@@ -49,43 +49,43 @@ class PipelineServiceStub(object):
                 _registered_method=True)
         self.GetPipeline = channel.unary_unary(
                 '/fleet.v1.PipelineService/GetPipeline',
-                request_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineRef.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+                request_serializer=fleet_dot_v1_dot_pipelines__pb2.GetPipelineRequest.SerializeToString,
+                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.GetPipelineResponse.FromString,
                 _registered_method=True)
         self.PausePipeline = channel.unary_unary(
                 '/fleet.v1.PipelineService/PausePipeline',
-                request_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineRef.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+                request_serializer=fleet_dot_v1_dot_pipelines__pb2.PausePipelineRequest.SerializeToString,
+                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.PausePipelineResponse.FromString,
                 _registered_method=True)
         self.ResumePipeline = channel.unary_unary(
                 '/fleet.v1.PipelineService/ResumePipeline',
-                request_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineRef.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+                request_serializer=fleet_dot_v1_dot_pipelines__pb2.ResumePipelineRequest.SerializeToString,
+                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.ResumePipelineResponse.FromString,
                 _registered_method=True)
         self.TerminatePipeline = channel.unary_unary(
                 '/fleet.v1.PipelineService/TerminatePipeline',
-                request_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineRef.SerializeToString,
+                request_serializer=fleet_dot_v1_dot_pipelines__pb2.TerminatePipelineRequest.SerializeToString,
                 response_deserializer=fleet_dot_v1_dot_pipelines__pb2.TerminatePipelineResponse.FromString,
                 _registered_method=True)
         self.AddSource = channel.unary_unary(
                 '/fleet.v1.PipelineService/AddSource',
                 request_serializer=fleet_dot_v1_dot_pipelines__pb2.AddSourceRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.AddSourceResponse.FromString,
                 _registered_method=True)
         self.RemoveSource = channel.unary_unary(
                 '/fleet.v1.PipelineService/RemoveSource',
                 request_serializer=fleet_dot_v1_dot_pipelines__pb2.RemoveSourceRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.RemoveSourceResponse.FromString,
                 _registered_method=True)
         self.SubscribeResults = channel.unary_stream(
                 '/fleet.v1.PipelineService/SubscribeResults',
-                request_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineRef.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineResult.FromString,
+                request_serializer=fleet_dot_v1_dot_pipelines__pb2.SubscribeResultsRequest.SerializeToString,
+                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.SubscribeResultsResponse.FromString,
                 _registered_method=True)
         self.PushFrames = channel.stream_stream(
                 '/fleet.v1.PipelineService/PushFrames',
-                request_serializer=fleet_dot_v1_dot_pipelines__pb2.PushFrameRequest.SerializeToString,
-                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.PushFrameResponse.FromString,
+                request_serializer=fleet_dot_v1_dot_pipelines__pb2.PushFramesRequest.SerializeToString,
+                response_deserializer=fleet_dot_v1_dot_pipelines__pb2.PushFramesResponse.FromString,
                 _registered_method=True)
 
 
@@ -164,7 +164,7 @@ def add_PipelineServiceServicer_to_server(servicer, server):
             'CreatePipeline': grpc.unary_unary_rpc_method_handler(
                     servicer.CreatePipeline,
                     request_deserializer=fleet_dot_v1_dot_pipelines__pb2.CreatePipelineRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.SerializeToString,
+                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.CreatePipelineResponse.SerializeToString,
             ),
             'ListPipelines': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPipelines,
@@ -173,43 +173,43 @@ def add_PipelineServiceServicer_to_server(servicer, server):
             ),
             'GetPipeline': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPipeline,
-                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineRef.FromString,
-                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.SerializeToString,
+                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.GetPipelineRequest.FromString,
+                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.GetPipelineResponse.SerializeToString,
             ),
             'PausePipeline': grpc.unary_unary_rpc_method_handler(
                     servicer.PausePipeline,
-                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineRef.FromString,
-                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.SerializeToString,
+                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.PausePipelineRequest.FromString,
+                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.PausePipelineResponse.SerializeToString,
             ),
             'ResumePipeline': grpc.unary_unary_rpc_method_handler(
                     servicer.ResumePipeline,
-                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineRef.FromString,
-                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.SerializeToString,
+                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.ResumePipelineRequest.FromString,
+                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.ResumePipelineResponse.SerializeToString,
             ),
             'TerminatePipeline': grpc.unary_unary_rpc_method_handler(
                     servicer.TerminatePipeline,
-                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineRef.FromString,
+                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.TerminatePipelineRequest.FromString,
                     response_serializer=fleet_dot_v1_dot_pipelines__pb2.TerminatePipelineResponse.SerializeToString,
             ),
             'AddSource': grpc.unary_unary_rpc_method_handler(
                     servicer.AddSource,
                     request_deserializer=fleet_dot_v1_dot_pipelines__pb2.AddSourceRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.SerializeToString,
+                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.AddSourceResponse.SerializeToString,
             ),
             'RemoveSource': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveSource,
                     request_deserializer=fleet_dot_v1_dot_pipelines__pb2.RemoveSourceRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.SerializeToString,
+                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.RemoveSourceResponse.SerializeToString,
             ),
             'SubscribeResults': grpc.unary_stream_rpc_method_handler(
                     servicer.SubscribeResults,
-                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.PipelineRef.FromString,
-                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.PipelineResult.SerializeToString,
+                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.SubscribeResultsRequest.FromString,
+                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.SubscribeResultsResponse.SerializeToString,
             ),
             'PushFrames': grpc.stream_stream_rpc_method_handler(
                     servicer.PushFrames,
-                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.PushFrameRequest.FromString,
-                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.PushFrameResponse.SerializeToString,
+                    request_deserializer=fleet_dot_v1_dot_pipelines__pb2.PushFramesRequest.FromString,
+                    response_serializer=fleet_dot_v1_dot_pipelines__pb2.PushFramesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -241,7 +241,7 @@ class PipelineService(object):
             target,
             '/fleet.v1.PipelineService/CreatePipeline',
             fleet_dot_v1_dot_pipelines__pb2.CreatePipelineRequest.SerializeToString,
-            fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+            fleet_dot_v1_dot_pipelines__pb2.CreatePipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -294,8 +294,8 @@ class PipelineService(object):
             request,
             target,
             '/fleet.v1.PipelineService/GetPipeline',
-            fleet_dot_v1_dot_pipelines__pb2.PipelineRef.SerializeToString,
-            fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+            fleet_dot_v1_dot_pipelines__pb2.GetPipelineRequest.SerializeToString,
+            fleet_dot_v1_dot_pipelines__pb2.GetPipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -321,8 +321,8 @@ class PipelineService(object):
             request,
             target,
             '/fleet.v1.PipelineService/PausePipeline',
-            fleet_dot_v1_dot_pipelines__pb2.PipelineRef.SerializeToString,
-            fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+            fleet_dot_v1_dot_pipelines__pb2.PausePipelineRequest.SerializeToString,
+            fleet_dot_v1_dot_pipelines__pb2.PausePipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -348,8 +348,8 @@ class PipelineService(object):
             request,
             target,
             '/fleet.v1.PipelineService/ResumePipeline',
-            fleet_dot_v1_dot_pipelines__pb2.PipelineRef.SerializeToString,
-            fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+            fleet_dot_v1_dot_pipelines__pb2.ResumePipelineRequest.SerializeToString,
+            fleet_dot_v1_dot_pipelines__pb2.ResumePipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -375,7 +375,7 @@ class PipelineService(object):
             request,
             target,
             '/fleet.v1.PipelineService/TerminatePipeline',
-            fleet_dot_v1_dot_pipelines__pb2.PipelineRef.SerializeToString,
+            fleet_dot_v1_dot_pipelines__pb2.TerminatePipelineRequest.SerializeToString,
             fleet_dot_v1_dot_pipelines__pb2.TerminatePipelineResponse.FromString,
             options,
             channel_credentials,
@@ -403,7 +403,7 @@ class PipelineService(object):
             target,
             '/fleet.v1.PipelineService/AddSource',
             fleet_dot_v1_dot_pipelines__pb2.AddSourceRequest.SerializeToString,
-            fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+            fleet_dot_v1_dot_pipelines__pb2.AddSourceResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -430,7 +430,7 @@ class PipelineService(object):
             target,
             '/fleet.v1.PipelineService/RemoveSource',
             fleet_dot_v1_dot_pipelines__pb2.RemoveSourceRequest.SerializeToString,
-            fleet_dot_v1_dot_pipelines__pb2.PipelineInfo.FromString,
+            fleet_dot_v1_dot_pipelines__pb2.RemoveSourceResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -456,8 +456,8 @@ class PipelineService(object):
             request,
             target,
             '/fleet.v1.PipelineService/SubscribeResults',
-            fleet_dot_v1_dot_pipelines__pb2.PipelineRef.SerializeToString,
-            fleet_dot_v1_dot_pipelines__pb2.PipelineResult.FromString,
+            fleet_dot_v1_dot_pipelines__pb2.SubscribeResultsRequest.SerializeToString,
+            fleet_dot_v1_dot_pipelines__pb2.SubscribeResultsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -483,8 +483,8 @@ class PipelineService(object):
             request_iterator,
             target,
             '/fleet.v1.PipelineService/PushFrames',
-            fleet_dot_v1_dot_pipelines__pb2.PushFrameRequest.SerializeToString,
-            fleet_dot_v1_dot_pipelines__pb2.PushFrameResponse.FromString,
+            fleet_dot_v1_dot_pipelines__pb2.PushFramesRequest.SerializeToString,
+            fleet_dot_v1_dot_pipelines__pb2.PushFramesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,7 +49,8 @@ class SourcePolicy:
         if not self.file_roots:
             raise InvalidArgument("this fleet reads no video files: file sources are off")
         # A relative path names a file under one of the roots (the first that has it).
-        candidates = [Path(raw).resolve()] if Path(raw).is_absolute() else [(r / raw).resolve() for r in self.file_roots]
+        candidates = ([Path(raw).resolve()] if Path(raw).is_absolute()
+                      else [(root / raw).resolve() for root in self.file_roots])
         inside = [p for p in candidates if any(p.is_relative_to(root) for root in self.file_roots)]
         if not inside:
             raise InvalidArgument("the video file is outside the directories this fleet may read")

@@ -30,6 +30,7 @@ class PipelineServicer(pipelines_pb2_grpc.PipelineServiceServicer):
         return await self.access.requester(key)
 
     async def _info(self, caller: Requester, pipeline_id: str) -> pipelines_pb2.PipelineInfo:
+        """The pipeline's definition with its current status report."""
         spec = await self.manager.spec(caller, pipeline_id)
         return converters.info(spec, await self.manager.status(caller, pipeline_id))
 
@@ -37,7 +38,7 @@ class PipelineServicer(pipelines_pb2_grpc.PipelineServiceServicer):
     async def CreatePipeline(self, request, context):  # noqa: N802
         caller = await self._caller(context)
         spec = await self.manager.initialise(caller, converters.new_pipeline(request))
-        return await self._info(caller, spec.pipeline_id)
+        return pipelines_pb2.CreatePipelineResponse(pipeline=await self._info(caller, spec.pipeline_id))
 
     @rpc(SERVICE_NAME)
     async def ListPipelines(self, request, context):  # noqa: N802
@@ -45,19 +46,20 @@ class PipelineServicer(pipelines_pb2_grpc.PipelineServiceServicer):
 
     @rpc(SERVICE_NAME)
     async def GetPipeline(self, request, context):  # noqa: N802
-        return await self._info(await self._caller(context), request.pipeline_id)
+        return pipelines_pb2.GetPipelineResponse(pipeline=await self._info(await self._caller(context),
+                                                                           request.pipeline_id))
 
     @rpc(SERVICE_NAME)
     async def PausePipeline(self, request, context):  # noqa: N802
         caller = await self._caller(context)
         await self.manager.set_desired(caller, request.pipeline_id, Desired.PAUSED)
-        return await self._info(caller, request.pipeline_id)
+        return pipelines_pb2.PausePipelineResponse(pipeline=await self._info(caller, request.pipeline_id))
 
     @rpc(SERVICE_NAME)
     async def ResumePipeline(self, request, context):  # noqa: N802
         caller = await self._caller(context)
         await self.manager.set_desired(caller, request.pipeline_id, Desired.RUNNING)
-        return await self._info(caller, request.pipeline_id)
+        return pipelines_pb2.ResumePipelineResponse(pipeline=await self._info(caller, request.pipeline_id))
 
     @rpc(SERVICE_NAME)
     async def TerminatePipeline(self, request, context):  # noqa: N802
@@ -70,20 +72,20 @@ class PipelineServicer(pipelines_pb2_grpc.PipelineServiceServicer):
         spec = await self.manager.spec(caller, request.pipeline_id)
         source = converters.source_of(request.source, len(spec.sources))
         await self.manager.add_source(caller, request.pipeline_id, source)
-        return await self._info(caller, request.pipeline_id)
+        return pipelines_pb2.AddSourceResponse(pipeline=await self._info(caller, request.pipeline_id))
 
     @rpc(SERVICE_NAME)
     async def RemoveSource(self, request, context):  # noqa: N802
         caller = await self._caller(context)
         await self.manager.remove_source(caller, request.pipeline_id, request.source_id)
-        return await self._info(caller, request.pipeline_id)
+        return pipelines_pb2.RemoveSourceResponse(pipeline=await self._info(caller, request.pipeline_id))
 
     @rpc_stream(SERVICE_NAME, server_streaming=True)
     async def SubscribeResults(self, request, context):  # noqa: N802
         caller = await self._caller(context)
         await self.manager.spec(caller, request.pipeline_id)
         async for body in follow(self.manager, caller, request.pipeline_id):
-            yield converters.result(body)
+            yield pipelines_pb2.SubscribeResultsResponse(result=converters.result(body))
 
     @rpc_stream(SERVICE_NAME)
     async def PushFrames(self, request_iterator, context):  # noqa: N802
@@ -92,7 +94,7 @@ class PipelineServicer(pipelines_pb2_grpc.PipelineServiceServicer):
         async for item in request_iterator:
             pipeline_id = item.pipeline_id or pipeline_id
             if not pipeline_id:
-                raise InvalidArgument("the first PushFrameRequest must name the pipeline")
+                raise InvalidArgument("the first PushFramesRequest must name the pipeline")
             frame_id = await self.manager.push_frame(caller, pipeline_id, item.source_id, item.image,
                                                      item.captured_at or None)
-            yield pipelines_pb2.PushFrameResponse(frame_id=frame_id)
+            yield pipelines_pb2.PushFramesResponse(frame_id=frame_id)

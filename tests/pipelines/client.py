@@ -26,11 +26,12 @@ def create(service: pipelines_pb2_grpc.PipelineServiceStub, key: str, references
     request = pipelines_pb2.CreatePipelineRequest(
         sources=[pipelines_pb2.VideoSource(reference=r) for r in references], model_id=model_id, max_fps=max_fps,
         results_buffer_size=buffer)
-    return service.CreatePipeline(request, metadata=auth(key), timeout=30)
+    return service.CreatePipeline(request, metadata=auth(key), timeout=30).pipeline
 
 
 def report(service: pipelines_pb2_grpc.PipelineServiceStub, key: str, pipeline_id: str) -> dict:
-    info = service.GetPipeline(pipelines_pb2.PipelineRef(pipeline_id=pipeline_id), metadata=auth(key), timeout=10)
+    info = service.GetPipeline(pipelines_pb2.GetPipelineRequest(pipeline_id=pipeline_id), metadata=auth(key),
+                               timeout=10).pipeline
     return json.loads(info.report_json)
 
 

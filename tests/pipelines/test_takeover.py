@@ -22,7 +22,7 @@ class Follower:
 
     def __init__(self, address: str, pipeline_id: str) -> None:
         self.results: list[pipelines_pb2.PipelineResult] = []
-        self.call = stub(address).SubscribeResults(pipelines_pb2.PipelineRef(pipeline_id=pipeline_id),
+        self.call = stub(address).SubscribeResults(pipelines_pb2.SubscribeResultsRequest(pipeline_id=pipeline_id),
                                                    metadata=auth(TEST_KEY))
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -30,7 +30,7 @@ class Follower:
     def _run(self) -> None:
         try:
             for item in self.call:
-                self.results.append(item)
+                self.results.append(item.result)
         except grpc.RpcError:
             pass
 
@@ -49,7 +49,7 @@ class Follower:
 def create_on(address: str, url: str) -> str:
     request = pipelines_pb2.CreatePipelineRequest(model_id="shapes-det/1", max_fps=5,
                                                   sources=[pipelines_pb2.VideoSource(reference=url)])
-    return stub(address).CreatePipeline(request, metadata=auth(TEST_KEY), timeout=30).pipeline_id
+    return stub(address).CreatePipeline(request, metadata=auth(TEST_KEY), timeout=30).pipeline.pipeline_id
 
 
 def test_sigkill_then_sigterm_hand_pipelines_over(fleet: LocalFleet, rtsp: RtspServer) -> None:
@@ -91,5 +91,5 @@ def test_sigkill_then_sigterm_hand_pipelines_over(fleet: LocalFleet, rtsp: RtspS
         for pid in ids:
             alive = next((p for p in fleet.pipelines_processes if p.alive()), None)
             if alive is not None:
-                stub(alive.address).TerminatePipeline(pipelines_pb2.PipelineRef(pipeline_id=pid),
+                stub(alive.address).TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=pid),
                                                       metadata=auth(TEST_KEY), timeout=10)

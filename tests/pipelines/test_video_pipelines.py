@@ -32,9 +32,10 @@ pytestmark = pytest.mark.slow
 def results_of(service, key: str, pipeline_id: str, until) -> list:  # noqa: ANN001
     """Subscribe to the pipeline's results until ``until(results)`` holds (or 30 s pass)."""
     out = []
-    call = service.SubscribeResults(pipelines_pb2.PipelineRef(pipeline_id=pipeline_id), metadata=auth(key), timeout=30)
+    call = service.SubscribeResults(pipelines_pb2.SubscribeResultsRequest(pipeline_id=pipeline_id), metadata=auth(key),
+                                    timeout=30)
     for item in call:
-        out.append(item)
+        out.append(item.result)
         if until(out):
             call.cancel()
             break
@@ -42,7 +43,8 @@ def results_of(service, key: str, pipeline_id: str, until) -> list:  # noqa: ANN
 
 
 def terminate(service, pipeline_id: str) -> None:  # noqa: ANN001
-    service.TerminatePipeline(pipelines_pb2.PipelineRef(pipeline_id=pipeline_id), metadata=auth(TEST_KEY), timeout=10)
+    service.TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=pipeline_id), metadata=auth(TEST_KEY),
+                              timeout=10)
 
 
 def test_file_results_equal_infer_and_max_fps_is_respected(fleet: LocalFleet, videos: Path) -> None:
@@ -86,7 +88,7 @@ def test_rtsp_over_tcp_and_udp_survives_the_camera_going_away(fleet: LocalFleet,
     request = pipelines_pb2.CreatePipelineRequest(model_id="shapes-det/1", max_fps=5, sources=[
         pipelines_pb2.VideoSource(source_id="tcp", reference=rtsp.url, rtsp_transport="tcp"),
         pipelines_pb2.VideoSource(source_id="udp", reference=rtsp.url, rtsp_transport="udp")])
-    info = service.CreatePipeline(request, metadata=auth(TEST_KEY), timeout=30)
+    info = service.CreatePipeline(request, metadata=auth(TEST_KEY), timeout=30).pipeline
     try:
         seen = results_of(service, TEST_KEY, info.pipeline_id, lambda rs: {r.source_id for r in rs} == {"tcp", "udp"})
         assert all(r.outputs_json and not r.error for r in seen)
@@ -131,7 +133,7 @@ def test_pushed_frames_are_processed_and_acknowledged(fleet: LocalFleet, videos:
 
     def pushes():  # noqa: ANN202
         for jpeg in jpegs:
-            yield pipelines_pb2.PushFrameRequest(pipeline_id=info.pipeline_id, source_id="0", image=jpeg,
+            yield pipelines_pb2.PushFramesRequest(pipeline_id=info.pipeline_id, source_id="0", image=jpeg,
                                                  captured_at=time.time())
             time.sleep(0.15)  # slower than processing: nothing is dropped
 
@@ -167,12 +169,14 @@ def test_tenancy_limits_and_bad_sources_leave_no_pipeline(fleet: LocalFleet, vid
     clip = str(videos / "long.avi")
     info = create(service, TEST_KEY, [clip], max_fps=2)
     try:
-        ref = pipelines_pb2.PipelineRef(pipeline_id=info.pipeline_id)
         # Another workspace sees nothing of it and cannot touch it.
         assert info.pipeline_id not in service.ListPipelines(pipelines_pb2.ListPipelinesRequest(),
                                                              metadata=auth(OTHER_KEY)).pipeline_ids
-        for method in (service.GetPipeline, service.PausePipeline, service.TerminatePipeline):
-            assert code_of(lambda m=method: m(ref, metadata=auth(OTHER_KEY))) == grpc.StatusCode.NOT_FOUND
+        for method, message in ((service.GetPipeline, pipelines_pb2.GetPipelineRequest),
+                                (service.PausePipeline, pipelines_pb2.PausePipelineRequest),
+                                (service.TerminatePipeline, pipelines_pb2.TerminatePipelineRequest)):
+            call = lambda m=method, r=message(pipeline_id=info.pipeline_id): m(r, metadata=auth(OTHER_KEY))  # noqa: E731
+            assert code_of(call) == grpc.StatusCode.NOT_FOUND
         before = set(service.ListPipelines(pipelines_pb2.ListPipelinesRequest(), metadata=auth(TEST_KEY)).pipeline_ids)
         outside = tmp_path / "outside.avi"
         outside.write_bytes((videos / "clip.avi").read_bytes())
@@ -213,25 +217,26 @@ def test_pause_resume_and_sources_added_and_removed_while_running(fleet: LocalFl
     service = stub(fleet.pipelines_processes[1].address)  # any replica answers for any pipeline
     owner = stub(fleet.pipelines_processes[0].address)
     info = create(owner, TEST_KEY, [str(videos / "long.avi")], max_fps=5)
-    ref = pipelines_pb2.PipelineRef(pipeline_id=info.pipeline_id)
     try:
         results_of(owner, TEST_KEY, info.pipeline_id, lambda rs: len(rs) >= 2)
-        assert service.PausePipeline(ref, metadata=auth(TEST_KEY)).state in ("paused", "running")
+        paused = service.PausePipeline(pipelines_pb2.PausePipelineRequest(pipeline_id=info.pipeline_id),
+                                       metadata=auth(TEST_KEY))
+        assert paused.pipeline.state in ("paused", "running")
         wait_for(lambda: report(owner, TEST_KEY, info.pipeline_id)["state"] == "paused", 5)
         time.sleep(0.5)
         processed = report(owner, TEST_KEY, info.pipeline_id)["frames"]["processed"]
         time.sleep(1.0)
         assert report(owner, TEST_KEY, info.pipeline_id)["frames"]["processed"] == processed
-        service.ResumePipeline(ref, metadata=auth(TEST_KEY))
+        service.ResumePipeline(pipelines_pb2.ResumePipelineRequest(pipeline_id=info.pipeline_id), metadata=auth(TEST_KEY))
         wait_for(lambda: report(owner, TEST_KEY, info.pipeline_id)["frames"]["processed"] > processed, 10)
         added = service.AddSource(pipelines_pb2.AddSourceRequest(pipeline_id=info.pipeline_id, source=pipelines_pb2
                                   .VideoSource(source_id="second", reference=str(videos / "clip.avi"))),
                                   metadata=auth(TEST_KEY))
-        assert [s.source_id for s in added.sources] == ["0", "second"]
+        assert [s.source_id for s in added.pipeline.sources] == ["0", "second"]
         results_of(owner, TEST_KEY, info.pipeline_id, lambda rs: any(r.source_id == "second" for r in rs))
         removed = owner.RemoveSource(pipelines_pb2.RemoveSourceRequest(pipeline_id=info.pipeline_id, source_id="0"),
                                      metadata=auth(TEST_KEY))
-        assert [s.source_id for s in removed.sources] == ["second"]
+        assert [s.source_id for s in removed.pipeline.sources] == ["second"]
         assert [m["source_id"] for m in report(owner, TEST_KEY, info.pipeline_id)["sources_metadata"]] == ["second"]
     finally:
         terminate(service, info.pipeline_id)
@@ -285,7 +290,7 @@ def test_http_mjpeg_and_http_video_sources(fleet: LocalFleet, videos: Path) -> N
         request = pipelines_pb2.CreatePipelineRequest(model_id="shapes-det/1", max_fps=5, sources=[
             pipelines_pb2.VideoSource(source_id="mjpeg", reference=f"{camera.url}/stream.mjpg"),
             pipelines_pb2.VideoSource(source_id="video", reference=f"{camera.url}/video.avi")])
-        info = service.CreatePipeline(request, metadata=auth(TEST_KEY), timeout=30)
+        info = service.CreatePipeline(request, metadata=auth(TEST_KEY), timeout=30).pipeline
         try:
             results = results_of(service, TEST_KEY, info.pipeline_id,
                                  lambda rs: sum(r.source_id == "mjpeg" for r in rs) >= 4
