@@ -95,13 +95,16 @@ class PipelineManager:
     async def status(self, requester: Requester, pipeline_id: str) -> dict:
         spec = await self.spec(requester, pipeline_id)
         report = self.ownership.local_report(pipeline_id)
-        if report is None:
+        owner = await self.store.owner(pipeline_id)
+        if report is None:  # run by another replica: its latest report (published on every renewal)
             try:
                 raw = await self.redis.get(self.ownership.report_key(pipeline_id))
             except RedisError:
                 raw = None
-            report = json.loads(raw) if raw else {"state": "pending", "desired": spec.desired.value}
-        report["owner"] = await self.store.owner(pipeline_id)
+            # Before its owner's first report: what the owner is applying; "pending" until a replica takes it.
+            report = json.loads(raw) if raw else {"state": spec.desired.value if owner else "pending",
+                                                  "desired": spec.desired.value}
+        report["owner"] = owner
         report.setdefault("frames", {})["buffer_dropped"] = await self.sinks.buffer_dropped(pipeline_id)
         return report
 
