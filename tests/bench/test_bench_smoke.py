@@ -176,3 +176,15 @@ def test_workflow_scenarios_compare_with_infer_and_with_the_client(results: tupl
     assert crops["speedup_c1"] > 0
     assert isolation["workflow_runs_meanwhile"] > 0 and isolation["p50_ratio"] > 0
     assert "## Workflows (issue #27)" in (out / "results.md").read_text()
+
+
+def test_pipelines_scenario_measures_rate_latency_drops_and_takeover(results: tuple[dict, Path]) -> None:
+    data, out = results
+    p = data["scenarios"]["pipelines"]
+    assert [q["pipelines"] for q in p["points_by_pipelines"]] == [1, 2]
+    for point in p["points_by_pipelines"]:
+        assert point["total_fps"] > 0 and point["frames_read"] > 0 and 0 <= point["drop_ratio"] < 1
+        assert 0 < point["latency_ms"]["p50"] <= point["latency_ms"]["p99"]
+    gaps = p["takeover"]["gaps_s"]
+    assert len(gaps) == 2 and all(0 < g < 30 for g in gaps)  # a number (the lease TTL and then some), not NaN
+    assert "## Video pipelines" in (out / "results.md").read_text()
