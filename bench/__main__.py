@@ -24,8 +24,8 @@ from bench import plots, report
 from bench.config import DEFAULT_PACKAGE, RESULTS_DIR, SCENARIO_LIMIT_S, SEED, BenchConfig
 from bench.environment import BenchEnv
 from bench.machine import competing_jobs, machine_info
-from bench.scenarios import (baseline, churn, cold_start, edges, edges_ab, fleet, foundation, levers, scale_out,
-                             transport, worker_only, workflows)
+from bench.scenarios import (baseline, churn, cold_start, edges, edges_ab, fleet, foundation, levers, pipelines,
+                             scale_out, transport, worker_only, workflows)
 from bench.workload import Package, scene_jpegs
 
 Runner = Callable[[BenchConfig, BenchEnv, list[bytes]], dict]
@@ -44,6 +44,7 @@ SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "edges_ab": (edges_ab.planned_s, edges_ab.run, True),  # fleet.v1 and HTTP in alternating windows
     "cold_start": (cold_start.planned_s, cold_start.run, True),
     "churn": (churn.planned_s, churn.run, True),
+    "pipelines": (pipelines.planned_s, pipelines.run, True),  # pipelines replicas beside the fleet
     "scale_out": (scale_out.planned_s, scale_out.run, False),  # fleets of its own, workers pinned to cores
     "single_session": (levers.planned_s, levers.run_single_session, False),  # a lever's fleet beside a default one
     "ort_threads": (levers.planned_s, levers.run_ort_threads, False),

@@ -251,6 +251,19 @@ def _scale_out(results: dict) -> str:
                       "requests by worker", "cores: workers", "gateway", "client", "others"], rows))
 
 
+def _pipelines(results: dict) -> str:
+    p = results["scenarios"].get("pipelines")
+    if not p:
+        return ""
+    rows = [[q["pipelines"], q["total_fps"], q["per_pipeline_fps"], q["frames_read"], q["frames_dropped"],
+             q["drop_ratio"], q["latency_ms"]["p50"], q["latency_ms"]["p99"]] for q in p["points_by_pipelines"]]
+    t = p["takeover"]
+    return (_table(["pipelines", "frames/s total", "frames/s each", "frames read", "dropped", "drop ratio",
+                    "capture-to-result p50 ms", "p99 ms"], rows)
+            + f"\n\nTakeover after SIGKILL of a replica holding {t['pipelines']} pipelines (lease TTL "
+              f"{t['lease_ttl_s']:.0f} s): gaps {', '.join(f'{g:.2f}' for g in t['gaps_s'])} s.")
+
+
 def _walls(results: dict) -> str:
     return _table(["scenario", "wall s", "planned s"],
                   [[n, s["wall_s"], s["planned_s"]] for n, s in results["scenarios"].items()])
@@ -290,6 +303,8 @@ def markdown(results: dict) -> str:
         ("churn" in ran, "## Model churn\n\nRSS over time: `churn_rss.png`.\n\n" + _churn(results)),
         ("cold_start" in ran, "## Cold start\n\n" + _cold(results)),
         ("scale_out" in ran, "## Scale-out\n\n" + _scale_out(results)),
+        ("pipelines" in ran, "## Video pipelines\n\nA 30 fps video file per pipeline (max_fps 30: frames drop only when "
+         "processing falls behind), one pipelines replica, the fleet's one worker.\n\n" + _pipelines(results)),
         ("fleet" in ran and "baseline" in ran, "## Issue #16 goals\n\n" + report_levers.goals(results)),
         (bool(report_levers.lever_runs(results)), "## Levers\n\n" + report_levers.levers(results)),
         ("foundation" in ran, "## Foundation models\n\n" + _foundation(results)),

@@ -124,7 +124,9 @@ async def _segment_points(cfg: BenchConfig, infer, pids: dict[str, int], images:
                     "cached": float(r.promptable_segmentation.embedding_cached)}
         await segment(0)
         result = await run_async(segment, 1, Run(_window(cfg), CpuMeter(pids)))
-        points[label] = summarize(result, setup=f"segment, embedding {label}", concurrency=1)
+        payloads = [p for _, p in result.window.samples if isinstance(p, dict)]
+        points[label] = {**summarize(result, setup=f"segment, embedding {label}", concurrency=1),
+                         "cached_share": sum(p["cached"] for p in payloads) / max(1, len(payloads))}
     cached, uncached = points["cached"]["latency_ms"]["p50"], points["uncached"]["latency_ms"]["p50"]
     mix = await _mix(cfg, infer, images)
     return {**points, "p50_ratio_uncached_over_cached": uncached / cached if cached else 0.0, "mix": mix}

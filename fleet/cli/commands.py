@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from fleet.cli import admin, connection, workflows
+from fleet.cli import admin, connection, pipelines, workflows
 from fleet.cli.output import detections_table, loaded_models_table, table
 from fleet.client import Box, FleetClient, Point, build_inputs, read_state
 from fleet.keys import hash_api_key, new_api_key
@@ -198,6 +198,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="server version and each worker's load")
     _connection_args(p)
     p.set_defaults(func=info)
+
+    pipelines.add_parser(sub)
 
     p = sub.add_parser("keygen", help="make a new API key and the hash to put in a catalog")
     p.set_defaults(func=keygen)

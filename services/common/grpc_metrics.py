@@ -52,7 +52,7 @@ SERVER_FAULT_CODES = frozenset({
 })
 
 OK = grpc.StatusCode.OK
-UNARY, BIDI_STREAM = "unary", "bidi_stream"
+UNARY, BIDI_STREAM, SERVER_STREAM = "unary", "bidi_stream", "server_stream"
 _LABELS = ["grpc_type", "grpc_service", "grpc_method"]
 
 

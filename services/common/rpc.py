@@ -26,7 +26,9 @@ import grpc
 from services.common import tracing
 from services.common.context import REQUEST_ID_HEADER, request_id_from, request_id_var
 from services.common.errors import FleetError
-from services.common.grpc_metrics import BIDI_STREAM, SERVER, SERVER_FAULT_CODES, UNARY, MethodMetrics, code_of
+from services.common.grpc_metrics import (
+    BIDI_STREAM, SERVER, SERVER_FAULT_CODES, SERVER_STREAM, UNARY, MethodMetrics, code_of,
+)
 from services.common.metrics import ERRORS
 
 log = logging.getLogger("fleet.rpc")
@@ -139,12 +141,12 @@ async def _counted(messages: AsyncIterator[Any], counter: Any) -> AsyncIterator[
         yield message
 
 
-def rpc_stream(service: str) -> Callable[[Stream[S]], Stream[S]]:
+def rpc_stream(service: str, server_streaming: bool = False) -> Callable[[Stream[S]], Stream[S]]:
     """Wrap a bidirectional-streaming servicer method (an async generator) the same way; messages
-    are counted each way."""
+    are counted each way. ``server_streaming``: the method takes one request message, not a stream."""
 
     def decorate(fn: Stream[S]) -> Stream[S]:
-        m = _Method(service, fn.__name__, BIDI_STREAM)
+        m = _Method(service, fn.__name__, SERVER_STREAM if server_streaming else BIDI_STREAM)
         received, sent = m.metrics.received, m.metrics.sent
 
         @functools.wraps(fn)
@@ -154,7 +156,10 @@ def rpc_stream(service: str) -> Callable[[Stream[S]], Stream[S]]:
             code, message, started = _OK, "", _perf()
             try:
                 # Closed with the call: a client gone while a write waited ends the servicer's generator at once.
-                async with contextlib.aclosing(fn(self, _counted(requests, received), context)) as stream:
+                if server_streaming:
+                    received.inc()
+                body = requests if server_streaming else _counted(requests, received)
+                async with contextlib.aclosing(fn(self, body, context)) as stream:
                     async for item in stream:
                         sent.inc()
                         yield item

@@ -53,12 +53,13 @@ class GatewaySettings(ServiceSettings):
                     "FLEET_GATEWAY_WORKER_COOLDOWN_S.",
     )
     placement_refresh_s: float = Field(1.0, gt=0, description="How often worker heartbeats are read and copies planned.")
-    max_copies: int = Field(3, ge=1, description="Most workers one model is copied to (1: never copy; AddModel may "
-                                                 "ask for up to this many).")
+    max_copies: int = Field(0, ge=0, description="Most workers one model is copied to (0: up to every worker, as its "
+                                                 "demand needs; 1: never copy; AddModel may ask for up to this many).")
     copy_load_threshold: float = Field(
         4.0, gt=0,
-        description="A hot model gets one more copy when each copy has held more than this many requests on average "
-                    "(from heartbeats) throughout copy_window_s.",
+        description="What one copy should carry: a model gets ceil(its load / this) copies when its copies have held "
+                    "more than this many requests on average (from heartbeats) throughout copy_window_s, or twice "
+                    "that in the last heartbeat interval.",
     )
     copy_window_s: float = Field(
         10.0, gt=0, description="How long a model must stay above copy_load_threshold before a copy is added.",

@@ -1,4 +1,4 @@
-"""A whole fleet as child processes on loopback: registries, workers, gateways.
+"""A whole fleet as child processes on loopback: registries, workers, gateways, video pipelines replicas.
 
 Used by ``fleet up``, the end-to-end tests and the benchmarks. Each service is a real
 process started with ``python -m services.<name>``, configured through its environment,
@@ -167,6 +167,8 @@ class LocalFleet:
     redis: EmbeddedRedis | None = None
     tls: bool = False
     artifact_roots: list[Path] = field(default_factory=list)  # beyond the catalog's package directories
+    pipelines: int = 0  # video pipelines replicas (services.pipelines)
+    video_roots: list[Path] = field(default_factory=list)  # directories pipelines may read video files from
     processes: list[ServiceProcess] = field(default_factory=list)
     pki: DevPki | None = None
 
@@ -203,7 +205,8 @@ class LocalFleet:
             f"{prefix}READY_FILE": str(ready),
             "PYTHONUNBUFFERED": "1",
             "FLEET_PARENT_PID": str(os.getpid()),  # the service exits if this process dies
-            **(self.pki.service_env(prefix, internal=name != "gateway") if self.pki is not None else {}),
+            **(self.pki.service_env(prefix, internal=name != "gateway" and not name.startswith("pipelines"))
+               if self.pki is not None else {}),
             **self.env,
             **extra,
         }
@@ -252,6 +255,20 @@ class LocalFleet:
             "FLEET_GATEWAY_WORKERS": ",".join(w.address for w in workers),
         })
 
+    def start_pipelines(self, index: int = 0, extra: dict[str, str] | None = None) -> ServiceProcess:
+        return self._spawn(_name("pipelines", index), "services.pipelines", "FLEET_PIPELINES_", {
+            "FLEET_PIPELINES_HTTP_PORT": "0",
+            "FLEET_PIPELINES_GATEWAY_ADDRESS": self.gateway.address,
+            "FLEET_PIPELINES_REGISTRY_ADDRESS": self.registry_addresses,
+            "FLEET_PIPELINES_REPLICA_ID": _name("pipelines", index),
+            "FLEET_PIPELINES_FILE_ROOTS": ",".join(str(p) for p in self.video_roots),
+            **(extra or {}),
+        })
+
+    @property
+    def pipelines_processes(self) -> list[ServiceProcess]:
+        return [p for p in self.processes if p.name.split("-")[0] == "pipelines"]
+
     def start(self) -> LocalFleet:
         try:
             migrate_database(self.database_url)
@@ -264,6 +281,8 @@ class LocalFleet:
             gateways = [self.start_gateway(workers, i) for i in range(self.gateways)]
             for gateway in gateways:
                 gateway.wait_ready(self.ready_timeout_s)
+            for replica in [self.start_pipelines(i) for i in range(self.pipelines)]:
+                replica.wait_ready(self.ready_timeout_s)
         except BaseException:
             self.stop()
             raise
@@ -313,10 +332,11 @@ class LocalFleet:
         """SIGTERM the gateways, then every worker at once (each drains for its notice), then the rest; returns
         their exit codes."""
         gateways, workers = self.gateway_processes, self.worker_processes
-        codes = {service.name: service.terminate() for service in gateways}
+        codes = {service.name: service.terminate() for service in self.pipelines_processes}
+        codes.update({service.name: service.terminate() for service in gateways})
         for service in workers:
             service.signal_stop()
-        rest = [p for p in self.processes if p not in gateways and p not in workers]
+        rest = [p for p in self.processes if p not in gateways and p not in workers and p.name not in codes]
         codes.update({service.name: service.terminate() for service in (*workers, *rest)})
         return codes
 

@@ -49,6 +49,7 @@ def fleet_state(fleet: LocalFleet, api_key: str) -> dict[str, object]:
         "ca": str(fleet.ca_path) if fleet.ca_path else None,
         "tls": fleet.ca_path is not None,
         "pid": os.getpid(),
+        "pipelines": fleet.pipelines_processes[0].address if fleet.pipelines_processes else None,
     }
 
 
@@ -105,6 +106,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--artifact-root", type=Path, action="append", default=[], metavar="DIR",
                    help="a directory workers may read model weights from, beyond the catalog's packages "
                         "(for packages added later with `fleet catalog apply`; repeatable)")
+    p.add_argument("--video-root", type=Path, action="append", default=[], metavar="DIR",
+                   help="a directory video pipelines may read files from (repeatable; default: none)")
     p.add_argument("--state-file", type=Path,
                    help="also write the fleet's state here as JSON (0600): gRPC address, dev API key, CA path; "
                         "removed when the fleet stops")
@@ -133,7 +136,8 @@ def _serve(args: argparse.Namespace, run_dir: Path, redis_url: str, embedded: bo
     # restart); the catalog is applied with prune, so the previous run's development key is revoked.
     fleet = LocalFleet(redis_url, catalog, workers=args.workers, state_dir=run_dir, gateway_port=args.port,
                        http_port=args.http_port, namespace="fleet-dev", admin_token=new_admin_token(),
-                       catalog_prune=True, tls=args.tls, artifact_roots=args.artifact_root)
+                       catalog_prune=True, tls=args.tls, artifact_roots=args.artifact_root, pipelines=1,
+                       video_roots=args.video_root)
     try:
         fleet.start()
     except FleetStartError as exc:
@@ -152,6 +156,7 @@ Inference Fleet is up.
   http      {fleet.gateway.http_url}   (Roboflow-compatible and KServe v2 REST routes; OpenAPI at {fleet.gateway.http_url}/docs)
   registry  {fleet.registry.address}
   workers   {', '.join(w.address for w in fleet.worker_processes)}
+  pipelines {fleet.pipelines_processes[0].address}   (video pipelines: `fleet pipelines ...`; stream manager routes at {fleet.pipelines_processes[0].http_url}/inference_pipelines)
   redis     {redis_url}{' (embedded)' if embedded else ''}
   database  {fleet.database_url}
   logs      {run_dir}{tls_line}

@@ -155,6 +155,7 @@ class ModelManager:
         self._opening: set[asyncio.Task[None]] = set()  # batch sessions being opened
         self.loads_started = 0  # for tests and describe: how many loads ran
         self.on_drop: list[Callable[[str], None]] = []  # told each model id unloaded, evicted or replaced
+        self.loads_in_progress = 0  # loads under way now (waiting for a load thread included)
 
     # ---- queries -------------------------------------------------------------------------
     def get(self, model_id: str) -> HeldModel | None:
@@ -205,7 +206,11 @@ class ModelManager:
             if existing is not None and existing.sha256 == record.spec.sha256:
                 existing.pinned = existing.pinned or pin
                 return existing, True
-            model = await self._open(record, pin)
+            self.loads_in_progress += 1
+            try:
+                model = await self._open(record, pin)
+            finally:
+                self.loads_in_progress -= 1
             if existing is not None:
                 self._drop(existing, "replaced")
             self._models[record.model_id] = model

@@ -1,7 +1,8 @@
 """Promptable segmentation (SAM-style): masks for point and box prompts on an image.
 
 A model has an image encoder (its first graph, batched like detectors) and a prompt decoder (a further graph,
-SAM's ONNX convention: ``services.model_worker.processing.sam``). The image's embedding is kept in the
+SAM's ONNX convention: ``services.model_worker.processing.sam``; Meta's ``SamOnnxModel`` export as it is, see
+``services.packaging.sam_export``). The image's embedding is kept in the
 worker's cache by the image's content hash, so more prompts on the same image skip the encoder; the gateway
 sends an image to the holder that most likely has it (affinity). One request is one prompt: its points
 (positive and negative, input ``points``), at most one box (input ``boxes``) and optionally the previous
@@ -88,12 +89,19 @@ def _segment(model: Any, spec: ModelSpec, encoded: Encoded, inputs: Any) -> tupl
             raise InvalidArgument(f"input 'mask': the previous mask logits must be {mask_shape[1:]} values of FP32")
         mask_input = previous.astype(np.float32).reshape(mask_input.shape)
     has_mask = np.array([1.0 if previous is not None else 0.0], np.float32)
-    feeds = {"image_embedding": encoded.embedding[None], "point_coords": coords, "point_labels": labels,
+    # SAM's own ONNX decoder (SamOnnxModel) names the embedding "image_embeddings" and, given orig_im_size,
+    # answers the masks already at the original size (its mask_postprocessing); others answer low-res logits.
+    embedding_name = "image_embeddings" if "image_embeddings" in shapes else "image_embedding"
+    feeds = {embedding_name: encoded.embedding[None], "point_coords": coords, "point_labels": labels,
              "mask_input": mask_input,
-             "has_mask_input": has_mask.reshape(1, 1) if len(shapes.get("has_mask_input", ())) == 2 else has_mask}
+             "has_mask_input": has_mask.reshape(1, 1) if len(shapes.get("has_mask_input", ())) == 2 else has_mask,
+             "orig_im_size": np.array([t.orig_height, t.orig_width], np.float32)}
     feeds = {k: v for k, v in feeds.items() if k in shapes}
     masks, scores = decoder.run(feeds)[:2]
-    logits = sam.masks_to_original(masks[0], t, (spec.input.width, spec.input.height))
+    if "orig_im_size" in shapes:
+        logits = masks[0]
+    else:
+        logits = sam.masks_to_original(masks[0], t, (spec.input.width, spec.input.height))
     order = np.argsort(-scores[0], kind="stable")
     return logits[order] > float(opts["mask_threshold"]), scores[0][order]
 

@@ -34,7 +34,7 @@ async def pools() -> AsyncIterator[tuple[WorkerPool, WorkerPool]]:
 
 
 def first(pool: WorkerPool, affinity: str) -> str:
-    return next(attempts(pool.all(), MODEL, SHA, 0, pool.rng, affinity)).endpoint.label
+    return next(attempts(pool.view, MODEL, SHA, 0, pool.rng, affinity=affinity)).endpoint.label
 
 
 async def test_one_key_one_holder_on_every_replica(pools: tuple[WorkerPool, WorkerPool]) -> None:
@@ -43,7 +43,7 @@ async def test_one_key_one_holder_on_every_replica(pools: tuple[WorkerPool, Work
         picks = {first(a, key) for _ in range(20)} | {first(b, key) for _ in range(20)}
         assert len(picks) == 1, key
     assert len({first(a, f"img-{i}") for i in range(40)}) >= 3  # keys spread over the holders
-    order = [x.endpoint.label for x in attempts(a.all(), MODEL, SHA, 0, a.rng, "img-1")]
+    order = [x.endpoint.label for x in attempts(a.view, MODEL, SHA, 0, a.rng, affinity="img-1")]
     assert sorted(order[:4]) == sorted(e.label for e in a.all())  # then every other holder, as fallbacks
 
 

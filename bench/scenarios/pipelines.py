@@ -1,0 +1,139 @@
+"""Scenario: video pipelines. A 30 fps video file (synthetic scenes) read by 1, 4 and 8 pipelines at once
+(max_fps 30, so frames are dropped only when processing falls behind) on one pipelines replica: frames/s
+per pipeline and in total, capture-to-result latency p50/p99, the drop ratio. Then a replica holding two
+pipelines is killed (SIGKILL): the gap until the other replica's first result is the takeover time (lease
+TTL 3 s, the default)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import grpc
+
+from bench.config import BenchConfig
+from bench.environment import BenchEnv
+from bench.stats import latency_summary
+from bench.workload import MODEL_ID
+from fleet.v1 import pipelines_pb2, pipelines_pb2_grpc
+from services.demo.video import write_video
+
+FPS = 30.0
+
+
+def counts(cfg: BenchConfig) -> tuple[int, ...]:
+    return (1, 2) if cfg.smoke else (1, 4, 8)
+
+
+def planned_s(cfg: BenchConfig) -> float:
+    return len(counts(cfg)) * (cfg.warmup_s + cfg.measure_s + 2) + 15
+
+
+class Follower:
+    def __init__(self, stub: pipelines_pb2_grpc.PipelineServiceStub, metadata: tuple, pipeline_id: str) -> None:
+        self.results: list[pipelines_pb2.PipelineResult] = []
+        self.call = stub.SubscribeResults(pipelines_pb2.SubscribeResultsRequest(pipeline_id=pipeline_id),
+                                          metadata=metadata)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self.call:
+                self.results.append(item.result)
+        except grpc.RpcError:
+            pass
+
+    def stop(self) -> None:
+        self.call.cancel()
+        self.thread.join(5)
+
+
+def _create(stub, metadata, video: Path, max_fps: float = FPS) -> str:  # noqa: ANN001
+    request = pipelines_pb2.CreatePipelineRequest(model_id=MODEL_ID, max_fps=max_fps,
+                                                  sources=[pipelines_pb2.VideoSource(reference=str(video))])
+    return stub.CreatePipeline(request, metadata=metadata, timeout=30).pipeline.pipeline_id
+
+
+def _frames(stub, metadata, pipeline_id: str) -> dict:  # noqa: ANN001
+    import json  # noqa: PLC0415
+
+    info = stub.GetPipeline(pipelines_pb2.GetPipelineRequest(pipeline_id=pipeline_id), metadata=metadata,
+                            timeout=10).pipeline
+    return json.loads(info.report_json).get("frames", {})
+
+
+def _terminate(stub, metadata, pipeline_id: str) -> None:  # noqa: ANN001
+    stub.TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=pipeline_id), metadata=metadata,
+                           timeout=30)
+
+
+def run(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    fleet = env.fleet
+    videos = env.state_dir / "videos"
+    videos.mkdir(exist_ok=True)
+    seconds = cfg.warmup_s + cfg.measure_s * 3 + 5  # longer than any window (a file ends its pipeline)
+    video = write_video(videos / "bench.avi", int(seconds * FPS), fps=FPS, hold=5)
+    fleet.video_roots = [videos]
+    replicas = [fleet.start_pipelines(i, {"FLEET_PIPELINES_MAX_PIPELINES_PER_WORKSPACE": "16",
+                                          "FLEET_PIPELINES_LOG_LEVEL": "WARNING"}) for i in range(2)]
+    for replica in replicas:
+        replica.wait_ready(fleet.ready_timeout_s)
+    metadata = (("authorization", f"Bearer {env.api_key}"),)
+    stub = pipelines_pb2_grpc.PipelineServiceStub(grpc.insecure_channel(replicas[0].address))
+    points = [_point(cfg, stub, metadata, video, n) for n in counts(cfg)]
+    takeover = _takeover(replicas, metadata, video)
+    for replica in replicas:
+        replica.terminate()
+    return {"points_by_pipelines": points, "takeover": takeover, "source_fps": FPS}
+
+
+def _point(cfg: BenchConfig, stub, metadata, video: Path, n: int) -> dict:  # noqa: ANN001
+    ids = [_create(stub, metadata, video) for _ in range(n)]
+    followers = [Follower(stub, metadata, pid) for pid in ids]
+    try:
+        time.sleep(cfg.warmup_s + 1.0)  # the sources open and the model is warm
+        start = time.time()
+        before = [_frames(stub, metadata, pid) for pid in ids]
+        time.sleep(cfg.measure_s)
+        after = [_frames(stub, metadata, pid) for pid in ids]
+        end = time.time()
+    finally:
+        for f in followers:
+            f.stop()
+        for pid in ids:
+            _terminate(stub, metadata, pid)
+    window = end - start
+    processed = [a.get("processed", 0) - b.get("processed", 0) for a, b in zip(after, before, strict=True)]
+    read = sum(a.get("read", 0) - b.get("read", 0) for a, b in zip(after, before, strict=True))
+    dropped = sum(a.get("dropped", 0) - b.get("dropped", 0) for a, b in zip(after, before, strict=True))
+    delays = [r.completed_at - r.captured_at for f in followers for r in f.results if start <= r.completed_at <= end]
+    return {"pipelines": n, "window_s": window, "total_fps": sum(processed) / window,
+            "per_pipeline_fps": sum(processed) / window / n, "frames_read": read, "frames_dropped": dropped,
+            "drop_ratio": dropped / read if read else 0.0, "latency_ms": latency_summary(delays)}
+
+
+def _takeover(replicas, metadata, video: Path) -> dict:  # noqa: ANN001
+    first, second = replicas
+    owner = pipelines_pb2_grpc.PipelineServiceStub(grpc.insecure_channel(first.address))
+    survivor = pipelines_pb2_grpc.PipelineServiceStub(grpc.insecure_channel(second.address))
+    ids = [_create(owner, metadata, video, max_fps=5) for _ in range(2)]
+    followers = [Follower(survivor, metadata, pid) for pid in ids]
+    deadline = time.time() + 30
+    while time.time() < deadline and not all(len(f.results) >= 3 for f in followers):
+        time.sleep(0.05)
+    killed = time.time()
+    first.kill()
+    while time.time() < deadline + 30 and not all(any(r.completed_at > killed for r in f.results) for f in followers):
+        time.sleep(0.05)
+    gaps = []
+    for f in followers:
+        before = max((r.completed_at for r in f.results if r.completed_at <= killed), default=killed)
+        resumed = min((r.completed_at for r in f.results if r.completed_at > killed), default=float("nan"))
+        gaps.append(resumed - before)
+    for f in followers:
+        f.stop()
+    for pid in ids:
+        _terminate(survivor, metadata, pid)
+    return {"pipelines": len(ids), "lease_ttl_s": 3.0, "gaps_s": gaps, "max_gap_s": max(gaps)}

@@ -1,0 +1,24 @@
+"""What callers ask of the manager, as domain types the edges build (HTTP and gRPC alike)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.pipelines.spec import SourceSpec, Target
+
+
+@dataclass(frozen=True)
+class Requester:
+    """An API key's caller: the key travels with the pipeline (frames go to the gateway as the caller)."""
+
+    api_key: str
+    workspace: str
+
+
+@dataclass(frozen=True)
+class NewPipeline:
+    sources: list[SourceSpec]
+    target: Target
+    max_fps: float | None = None
+    buffer_size: int | None = None
+    extra: dict = field(default_factory=dict)

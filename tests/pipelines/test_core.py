@@ -1,0 +1,95 @@
+"""The pipelines' core without processes: source policy, definitions, the latest-frame slot, workflow
+definitions, the HTTP payload, and leases on the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from services.common.errors import FailedPrecondition, InvalidArgument
+from services.pipelines.http_routes import new_pipeline
+from services.pipelines.processors import workflow_as_model
+from services.pipelines.readers import LatestFrame
+from services.pipelines.references import SourcePolicy
+from services.pipelines.spec import Desired, Frame, PipelineSpec, SourceSpec, Target
+from services.pipelines.store import PipelineStore
+
+
+def test_source_policy(tmp_path: Path) -> None:
+    root = tmp_path / "videos"
+    root.mkdir()
+    (root / "a.avi").write_bytes(b"x")
+    (tmp_path / "secret.avi").write_bytes(b"x")
+    policy = SourcePolicy.from_settings(str(root), "cams.example.com,*.local")
+    assert policy.kind(str(root / "a.avi")) == "file"
+    assert policy.kind(f"file://{root / 'a.avi'}") == "file"
+    assert policy.kind("a.avi") == "file"  # relative to a root
+    assert policy.kind("rtsp://cams.example.com/1") == "live"
+    assert policy.kind("https://door.local/stream.mjpg") == "live"
+    assert policy.kind("push://phone") == "push"
+    for bad in (str(tmp_path / "secret.avi"), str(root / ".." / "secret.avi"), "../secret.avi",
+                str(root / "missing.avi"), "rtsp://elsewhere.com/1", "ftp://cams.example.com/x", "rtsp:///nohost", ""):
+        with pytest.raises(InvalidArgument):
+            policy.kind(bad)
+    with pytest.raises(InvalidArgument, match="file sources are off"):
+        SourcePolicy.from_settings("", "").kind(str(root / "a.avi"))
+
+
+def test_definition_round_trips() -> None:
+    spec = PipelineSpec("p1", "demo", "key", Target(model_id="m/1", confidence=0.4),
+                        [SourceSpec("0", "rtsp://h/1", "udp")], 5.0, 64, Desired.PAUSED, 1.0)
+    assert PipelineSpec.from_json(spec.to_json()) == spec
+
+
+def test_latest_frame_wins_and_counts_what_it_drops() -> None:
+    woken = []
+    slot = LatestFrame(lambda: woken.append(1))
+    for i in range(5):
+        slot.put(Frame("0", i, 0.0))
+    assert slot.take().frame_id == 4 and slot.dropped == 4 and slot.take() is None and len(woken) == 5
+
+
+def test_workflows_of_one_model_step_run_as_the_model() -> None:
+    step = {"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "m", "image": "$inputs.image",
+            "model_id": "shapes-det/1", "confidence": 0.5}
+    target = workflow_as_model({"steps": [step], "outputs": [{"name": "boxes"}]})
+    assert (target.model_id, target.confidence, target.output_name) == ("shapes-det/1", 0.5, "boxes")
+    with pytest.raises(FailedPrecondition, match="workflow engine"):
+        workflow_as_model({"steps": [step, {**step, "name": "n"}]})
+    with pytest.raises(InvalidArgument):
+        workflow_as_model({"steps": []})
+
+
+def test_the_reference_payload() -> None:
+    new = new_pipeline({"video_configuration": {"type": "VideoConfiguration", "video_reference": ["a", "b"],
+                                                "max_fps": 7, "video_source_properties": {"rtsp_transport": "udp"}},
+                        "processing_configuration": {"type": "ModelConfiguration", "model_id": "m/1"},
+                        "sink_configuration": {"type": "MemorySinkConfiguration", "results_buffer_size": 9}})
+    assert [(s.source_id, s.reference, s.rtsp_transport) for s in new.sources] == [("0", "a", "udp"), ("1", "b", "udp")]
+    assert (new.max_fps, new.buffer_size, new.target.model_id) == (7.0, 9, "m/1")
+    for bad in ({}, {"video_configuration": {"video_reference": 0}, "processing_configuration": {}},
+                {"video_configuration": {"video_reference": "a"}, "processing_configuration": {"type": "Other"}}):
+        with pytest.raises(InvalidArgument):
+            new_pipeline(bad)
+
+
+async def test_leases_have_one_owner(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    store = PipelineStore(redis, f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        assert await store.acquire("p", "a", 0.3)
+        assert not await store.acquire("p", "b", 0.3)
+        assert not await store.renew("p", "b", 0.3) and await store.renew("p", "a", 0.3)
+        await store.release("p", "b")  # not b's: stays a's
+        assert await store.owner("p") == "a"
+        await asyncio.sleep(0.4)  # expired: another may take it
+        assert await store.acquire("p", "b", 0.3) and not await store.renew("p", "a", 0.3)
+        await store.release("p", "b")
+        assert await store.owner("p") == ""
+    finally:
+        await redis.delete(store.lease_key("p"))
+        await redis.aclose()
