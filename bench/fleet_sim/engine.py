@@ -24,6 +24,7 @@ class Request:
     arrived: float
     hit: bool = False  # the worker held the model loaded when the request reached it
     placed: bool = False
+    joined: bool = False
     gateway: SimGateway | None = None
     endpoint: Any = None
     reroutes: int = 0

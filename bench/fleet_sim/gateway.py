@@ -74,14 +74,15 @@ class SimGateway:
                 self.route_seconds.append(time.perf_counter() - started)
                 first = False
             endpoint, existing = attempt.endpoint, attempt.existing
-            overflow = False
+            overflow = joined = False
             if not existing:
-                endpoint, overflow = self._claim(model, endpoint, tried)
+                endpoint, overflow, joined = self._claim(model, endpoint, tried)
             tried.add(endpoint.address)
             worker = self.workers[endpoint.address]
             outcome = worker.call(request, existing, overflow)
             if outcome == "ok":
                 request.gateway, request.endpoint, request.placed = self, endpoint, not existing
+                request.joined = joined
                 endpoint.in_flight += 1
                 return
             if outcome == "not_held":
@@ -90,27 +91,28 @@ class SimGateway:
                 fleet.stats.queue_full_retries += 1
         fleet.reject(request)
 
-    def _claim(self, model: str, endpoint: WorkerEndpoint, tried: set[str]) -> tuple[WorkerEndpoint, bool]:
-        """As ``LoadsInFlight.claim``: where to place, and whether it is an overflow (the recorded worker was
-        tried already in this request: its queue was full, so a further copy is loaded beside it)."""
+    def _claim(self, model: str, endpoint: WorkerEndpoint, tried: set[str]) -> tuple[WorkerEndpoint, bool, bool]:
+        """As ``LoadsInFlight.claim``: where to place, whether it is an overflow (the recorded worker was tried
+        already in this request: its queue was full, so a further copy is loaded beside it), whether it joined."""
         record = self.fleet.records.get(model)
         now = self.fleet.now
         if record is not None and record[1] > now:
             if record[0] in tried:
-                return endpoint, True
+                return endpoint, True, False
             loading = self.view.endpoints.get(record[0])
             if loading is not None and not loading.failed and not loading.draining:
                 self.fleet.records[model] = (record[0], max(record[1], now + 120.0))  # joined: extended
-                return loading, False  # joins the load under way there
-            return endpoint, False
+                return loading, False, True  # joins the load under way there
+            return endpoint, False, False
         self.fleet.records[model] = (endpoint.address, now + 120.0)
-        return endpoint, False
+        return endpoint, False, False
 
     def done(self, request: Request) -> None:
         request.endpoint.in_flight -= 1
         if request.placed:  # the call returned: the copy it loaded (or joined) is known here before heartbeats
             request.endpoint.found_serving(request.model, SHA)
-            self.fleet.settle(request.model, request.endpoint.address)
+            if not request.joined:  # only the claimant shortens the record (LoadsInFlight.settle)
+                self.fleet.settle(request.model, request.endpoint.address)
 
     # ---- copies ----------------------------------------------------------------------------------
     def plan_copies(self) -> None:

@@ -134,7 +134,7 @@ def plot(results: list[dict], path) -> None:  # noqa: ANN001 - a Path
     ax.set_xticks(x, labels)
     ax.set_ylabel("requests served by a holder (%)")
     ax.set_ylim(0, 100)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

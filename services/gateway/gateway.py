@@ -166,9 +166,9 @@ class Gateway:
                 tried += 1
                 if retry_reason:
                     RETRIES.labels(retry_reason).inc()
-                endpoint, claimed = attempt.endpoint, False
+                endpoint, role = attempt.endpoint, ""
                 if not attempt.existing:
-                    endpoint, claimed = await self.loads.claim(model, endpoint, remaining, tried_here)
+                    endpoint, role = await self.loads.claim(model, endpoint, remaining, tried_here)
                 tried_here.add(endpoint.address)
                 try:
                     with self.workers.calling(endpoint):
@@ -179,7 +179,7 @@ class Gateway:
                     continue
                 except ResourceExhausted as exc:  # its queue is full: another holder or a new copy may take it
                     retry_reason, full = "queue_full", exc
-                    await self.loads.clear(model, endpoint, claimed)
+                    await self.loads.clear(model, endpoint, bool(role))
                     continue
                 except WorkerUnavailable as exc:
                     failed += 1
@@ -189,17 +189,16 @@ class Gateway:
                     else:
                         unreachable = True
                         self.workers.mark_failed(endpoint)
-                    await self.loads.clear(model, endpoint, claimed or not exc.answered)
+                    await self.loads.clear(model, endpoint, bool(role) or not exc.answered)
                     log.warning("worker call failed; trying another",
                                 extra={"worker": endpoint.label, "details": exc.message})
                     continue
                 except BaseException:
-                    await self.loads.clear(model, endpoint, claimed)
+                    await self.loads.clear(model, endpoint, bool(role))
                     raise
                 ROUTING_DECISIONS.labels("holder" if attempt.existing else "placement").inc()
                 self.workers.note_serving(endpoint, model.model_id, model.sha256)
-                if claimed:
-                    await self.loads.settle(model, endpoint)
+                await self.loads.settle(model, endpoint, role)
                 return endpoint, result
             remaining = deadline - time.monotonic()
             if remaining <= 0 or (failed and not unreachable):  # the workers answered: waiting changes nothing

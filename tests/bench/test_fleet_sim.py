@@ -1,0 +1,37 @@
+"""The fleet simulator drives the gateway's real decision code: a small fleet, a few seconds simulated."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bench.fleet_sim.baselines import pooled_belady, random_home_lru
+from bench.fleet_sim.engine import Fleet
+from bench.fleet_sim.workload import Scenario, trace
+
+SMALL = Scenario("small", workers=12, models=300, requests=6_000)
+
+
+def test_a_small_fleet_serves_every_request_and_loads_each_cold_model_once() -> None:
+    t = trace(SMALL, seed=3)
+    fleet = Fleet(SMALL, t, seed=3)
+    stats = fleet.run()
+    assert stats.measured == SMALL.requests - t.measured_from and stats.rejected == 0
+    assert stats.duplicate_loads <= stats.cold_loads // 500  # loads in flight are seen by every gateway
+    assert 0.2 < stats.hits / stats.measured < 1.0
+    assert sum(stats.served_by.values()) == stats.measured
+    gateway = fleet.gateways[0]
+    assert gateway.route_seconds and gateway.plan_seconds and gateway.bytes_read > 0
+    # The views are the real ones: the holder index lists what the last heartbeats say each worker holds (less
+    # what this gateway's calls found gone since).
+    for worker in fleet.workers:
+        endpoint = gateway.view.endpoints[worker.address]
+        if endpoint.state is not None:
+            assert {m.model_id for m in endpoint.state.models} - endpoint.gone.keys() <= endpoint.indexed
+
+
+def test_the_bound_is_above_the_baseline_and_both_see_the_same_trace() -> None:
+    scenario = replace(SMALL, requests=20_000)
+    t = trace(scenario, seed=5)
+    baseline, bound = random_home_lru(scenario, t, 5), pooled_belady(scenario, t)
+    assert 0.0 < baseline < bound < 1.0
+    assert random_home_lru(scenario, trace(scenario, seed=5), 5) == baseline  # same seed, same figures
