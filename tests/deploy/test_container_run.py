@@ -41,7 +41,9 @@ IMAGE = "inference-fleet:{version}-cpu"
 REDIS_IMAGE = "docker.io/library/redis:7.2.5-bookworm"
 # Workloads of the dev overlay this test does not run, and why.
 NOT_RUN = {"fleet-postgres": "no PostgreSQL image can be had without a registry: the registry keeps its database "
-                             "in SQLite on its pod's /tmp volume here (one replica), migrated by its init container"}
+                             "in SQLite on its pod's /tmp volume here (one replica), migrated by its init container",
+           "fleet-pipelines": "the video pipelines replica: its manifests are checked by tests/deploy/test_manifests.py and "
+                              "the service runs as processes against real RTSP cameras in tests/pipelines"}
 REGISTRY_DATABASE = "sqlite:////tmp/registry.db"
 
 

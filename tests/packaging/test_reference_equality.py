@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP_MODEL, SAM_VARIANT = "ViT-B-32", "vit_tiny"
-TEXTS = ["a photo of a red circle", "two blue squares and a green triangle", "",
+TEXTS = ["a photo of a red circle", "two blue squares and a green triangle", "?",  # (an empty text is refused)
          " ".join(["a very long caption that goes on"] * 20)]  # the last one is over 77 tokens: cut as open_clip cuts
 # Points [x, y] or [x, y, negative]; boxes xyxy in original pixels.
 # "mask_from": i also sends prompt i's low-res mask logits as the previous mask (input "mask", SAM's mask_input).
