@@ -26,7 +26,6 @@ from services.cache import FleetCache
 from services.cache.copies import CopyFloor
 from services.common import tracing
 from services.common.errors import (
-    CacheUnavailable,
     FleetError,
     InvalidArgument,
     PermissionDenied,
@@ -39,9 +38,10 @@ from services.gateway import routing
 from services.gateway.caller import Caller
 from services.gateway.copies import CopyController
 from services.gateway.loads import LoadsInFlight
-from services.gateway.metrics import RESPONSE_CACHE, RETRIES, ROUTING_DECISIONS, ModelSeries
+from services.gateway.metrics import RETRIES, ROUTING_DECISIONS, ModelSeries
 from services.gateway.placement import Target, copies_of
 from services.gateway.resolver import ModelResolver
+from services.gateway.response_cache import ResponseCache
 from services.gateway.worker_client import ModelNotHeld, WorkerUnavailable
 from services.gateway.workers import WorkerEndpoint, WorkerPool
 from services.tasks import registry as tasks
@@ -60,7 +60,7 @@ class Gateway:
                  copies: CopyController) -> None:
         self.resolver, self.workers, self.cache = resolver, workers, cache
         self.attempts, self.default_timeout_s = attempts, default_timeout_s
-        self.response_cache_ttl_s = response_cache_ttl_s
+        self.responses = ResponseCache(cache, response_cache_ttl_s)
         self.copies = copies
         self.loads = LoadsInFlight(cache, workers)
 
@@ -95,15 +95,15 @@ class Gateway:
     async def _answer(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest,
                       deadline: float) -> inference_pb2.InferResponse:
         """From the response cache, else from a worker (stored in the cache afterwards)."""
-        digest = self._cache_digest(model, request)
-        response = await self._cached(digest) if digest else None
+        digest = self.responses.digest(model, request)
+        response = await self.responses.get(digest) if digest else None
         if response is None:
             _, response = await self._on_worker(
                 model, deadline, lambda ep, t, existing: ep.client.infer(model, request, t, existing),
                 affinity=image_affinity(model, request),
             )
             if digest:
-                await self._store(digest, response)
+                await self.responses.put(digest, response)
         return response
 
     async def infer_batch(self, caller: Caller, request: inference_pb2.InferBatchRequest, timeout_s: float | None,
@@ -212,39 +212,6 @@ class Gateway:
             raise Unavailable(refused.message)
         raise Unavailable(f"no model worker could serve the request before its deadline ({tried} tries); "
                           "retry shortly")
-
-    # ---- response cache ---------------------------------------------------------------------
-    def _cache_digest(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest) -> str:
-        if not self.response_cache_ttl_s or request.bypass_cache or request.image.HasField("url") or any(
-                v.HasField("image") and v.image.HasField("url") for v in request.inputs.values()):
-            return ""
-        h = hashlib.sha256()
-        h.update(model.model_id.encode())  # models sharing weights answer with their own id
-        h.update(model.sha256.encode())
-        h.update(request.image.SerializeToString(deterministic=True))
-        h.update(request.parameters.SerializeToString(deterministic=True))
-        for name in sorted(request.inputs):  # a text, prompts: part of what is answered
-            h.update(name.encode() + b"\0" + request.inputs[name].SerializeToString(deterministic=True))
-        return h.hexdigest()
-
-    async def _cached(self, digest: str) -> inference_pb2.InferResponse | None:
-        try:
-            payload = await self.cache.responses.get(digest)
-        except CacheUnavailable:
-            RESPONSE_CACHE.labels("error").inc()
-            return None
-        RESPONSE_CACHE.labels("miss" if payload is None else "hit").inc()
-        if payload is None:
-            return None
-        response = inference_pb2.InferResponse.FromString(payload)
-        response.cached = True
-        return response
-
-    async def _store(self, digest: str, response: inference_pb2.InferResponse) -> None:
-        try:
-            await self.cache.responses.put(digest, response.SerializeToString(), self.response_cache_ttl_s)
-        except CacheUnavailable:
-            log.warning("response cache unavailable; not caching")
 
     # ---- model management, fanned out to the fleet -------------------------------------------
     async def add_model(self, caller: Caller, model_id: str,

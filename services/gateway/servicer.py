@@ -13,7 +13,6 @@ from services.common.errors import FleetError
 from services.common.rpc import rpc, rpc_stream
 from services.common.rpc_errors import error_status
 from services.gateway.auth import Authenticator
-from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 from services.gateway.streaming import StreamLimits, infer_stream
 

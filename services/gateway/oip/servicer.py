@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import grpc
 
 from fleet_oip.v2 import grpc_service_pb2 as pb
 from fleet_oip.v2 import grpc_service_pb2_grpc as pb_grpc
