@@ -99,7 +99,8 @@ def test_rtsp_over_tcp_and_udp_survives_the_camera_going_away(fleet: LocalFleet,
         assert any(u["event_type"] == "RECONNECTING" for u in gone["video_source_status_updates"])
         rtsp.start()  # and comes back on the same address
         back = results_of(service, TEST_KEY, info.pipeline_id, lambda rs: {r.source_id for r in rs} == {"tcp", "udp"})
-        assert back and report(service, TEST_KEY, info.pipeline_id)["state"] == "running"
+        assert back
+        wait_for(lambda: report(service, TEST_KEY, info.pipeline_id)["state"] == "running", 10)
     finally:
         terminate(service, info.pipeline_id)
 
