@@ -22,6 +22,7 @@ from services.pipelines.pipeline import Pipeline
 from services.pipelines.processors import GatewayBatcher, ModelProcessor
 from services.pipelines.readers import PushReader, Reader, ReaderTiming, VideoReader
 from services.pipelines.references import SourcePolicy
+from services.pipelines.sealing import KeySealer
 from services.pipelines.servicer import SERVICE_NAME, PipelineServicer
 from services.pipelines.settings import PipelinesSettings
 from services.pipelines.sinks import ResultSinks
@@ -43,7 +44,7 @@ def build(settings: PipelinesSettings) -> Service:
     timing = ReaderTiming(settings.open_timeout_s, settings.read_timeout_s, settings.reconnect_initial_s,
                           settings.reconnect_max_s)
     replica_id = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
-    store = PipelineStore(redis, settings.redis_namespace)
+    store = PipelineStore(redis, settings.redis_namespace, KeySealer(settings.key_sealing_key))
     sinks = ResultSinks(redis, store.prefix, settings.redis_stream_maxlen, replica_id)
 
     def reader(source: SourceSpec, pipeline: Pipeline) -> Reader:

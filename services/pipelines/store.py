@@ -7,10 +7,13 @@ PX, renewed; released or taken over only by compare-and-set), ``pipelines:result
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.common.errors import Unavailable
+from services.pipelines.sealing import KeySealer
 from services.pipelines.spec import PipelineSpec
 
 _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
@@ -19,8 +22,8 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 
 
 class PipelineStore:
-    def __init__(self, redis: Redis, namespace: str) -> None:
-        self.redis, self.prefix = redis, f"{namespace}:pipelines"
+    def __init__(self, redis: Redis, namespace: str, sealer: KeySealer | None = None) -> None:
+        self.redis, self.prefix, self.sealer = redis, f"{namespace}:pipelines", sealer or KeySealer("")
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
@@ -42,14 +45,17 @@ class PipelineStore:
     # -- definitions --------------------------------------------------------------------------------------
     async def save(self, spec: PipelineSpec) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self._def(spec.pipeline_id), spec.to_json())
+        pipe.set(self._def(spec.pipeline_id), replace(spec, api_key=self.sealer.seal(spec.api_key)).to_json())
         pipe.sadd(f"{self.prefix}:ids", spec.pipeline_id)
         pipe.sadd(f"{self.prefix}:ws:{spec.workspace}", spec.pipeline_id)
         await self._do(pipe.execute())
 
     async def load(self, pipeline_id: str) -> PipelineSpec | None:
         raw = await self._do(self.redis.get(self._def(pipeline_id)))
-        return PipelineSpec.from_json(raw) if raw else None
+        if not raw:
+            return None
+        spec = PipelineSpec.from_json(raw)
+        return replace(spec, api_key=self.sealer.open(spec.api_key))
 
     async def delete(self, spec: PipelineSpec) -> None:
         pipe = self.redis.pipeline(transaction=True)

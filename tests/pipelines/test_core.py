@@ -93,3 +93,24 @@ async def test_leases_have_one_owner(redis_url: str) -> None:
     finally:
         await redis.delete(store.lease_key("p"))
         await redis.aclose()
+
+
+async def test_api_keys_are_sealed_at_rest(redis_url: str) -> None:
+    from cryptography.fernet import Fernet  # noqa: PLC0415
+
+    from services.pipelines.sealing import KeySealer  # noqa: PLC0415
+
+    redis = Redis.from_url(redis_url)
+    sealing_key = Fernet.generate_key().decode()
+    store = PipelineStore(redis, f"test-{uuid.uuid4().hex[:8]}", KeySealer(sealing_key))
+    spec = PipelineSpec("p1", "demo", "fk_secret_key", Target(model_id="m/1"), [SourceSpec("0", "push://a")], 5.0, 8)
+    try:
+        await store.save(spec)
+        raw = (await redis.get(f"{store.prefix}:def:p1")).decode()
+        assert "fk_secret_key" not in raw and "fernet:" in raw
+        assert (await store.load("p1")).api_key == "fk_secret_key"
+        with pytest.raises(FailedPrecondition):  # a replica with another sealing key cannot use it
+            await PipelineStore(redis, store.prefix.split(":")[0], KeySealer(Fernet.generate_key().decode())).load("p1")
+    finally:
+        await store.delete(spec)
+        await redis.aclose()
