@@ -44,7 +44,7 @@ def build(settings: PipelinesSettings) -> Service:
     timing = ReaderTiming(settings.open_timeout_s, settings.read_timeout_s, settings.reconnect_initial_s,
                           settings.reconnect_max_s)
     replica_id = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
-    store = PipelineStore(redis, settings.redis_namespace, KeySealer(settings.key_sealing_key))
+    store = PipelineStore(registry, redis, settings.redis_namespace, KeySealer(settings.key_sealing_key))
     sinks = ResultSinks(redis, store.prefix, settings.redis_stream_maxlen, replica_id)
 
     def reader(source: SourceSpec, pipeline: Pipeline) -> Reader:

@@ -8,7 +8,7 @@ import logging
 import grpc
 import sqlalchemy
 
-from fleet.internal.v1 import registry_pb2_grpc
+from fleet.internal.v1 import pipeline_records_pb2_grpc, registry_pb2_grpc
 from services.cache import FleetCache
 from services.cache.invalidation import InvalidationListener
 from services.common.errors import CacheUnavailable
@@ -18,6 +18,8 @@ from services.registry.admin import Admin
 from services.registry.cached import CacheTtls, ReadThrough
 from services.registry.catalog import Catalog
 from services.registry.service import Registry
+from services.registry.pipeline_records import SERVICE_NAME as PIPELINES_SERVICE_NAME
+from services.registry.pipeline_records import PipelineRecordServicer
 from services.registry.servicer import ADMIN_SERVICE_NAME, SERVICE_NAME, RegistryAdminServicer, RegistryServicer
 from services.registry.settings import RegistrySettings
 from services.registry.store import migrate
@@ -54,6 +56,7 @@ def build(settings: RegistrySettings) -> Service:
     def register(server: grpc.aio.Server) -> None:
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry), server)
         registry_pb2_grpc.add_RegistryAdminServiceServicer_to_server(RegistryAdminServicer(registry, admin), server)
+        pipeline_records_pb2_grpc.add_PipelineRecordServiceServicer_to_server(PipelineRecordServicer(store), server)
 
     async def startup(port: int) -> None:
         if settings.auto_migrate:
@@ -79,5 +82,5 @@ def build(settings: RegistrySettings) -> Service:
         async with store.engine.connect() as conn:
             await conn.execute(sqlalchemy.text("SELECT 1"))
 
-    return Service("registry", settings, register, [SERVICE_NAME, ADMIN_SERVICE_NAME], startup, shutdown,
-                   dependencies={"redis": cache.ping, "database": database})
+    return Service("registry", settings, register, [SERVICE_NAME, ADMIN_SERVICE_NAME, PIPELINES_SERVICE_NAME],
+                   startup, shutdown, dependencies={"redis": cache.ping, "database": database})

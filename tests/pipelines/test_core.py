@@ -79,7 +79,7 @@ def test_the_reference_payload() -> None:
 
 async def test_leases_have_one_owner(redis_url: str) -> None:
     redis = Redis.from_url(redis_url)
-    store = PipelineStore(redis, f"test-{uuid.uuid4().hex[:8]}")
+    store = PipelineStore(None, redis, f"test-{uuid.uuid4().hex[:8]}")  # leases only: no registry needed
     try:
         assert await store.acquire("p", "a", 0.3)
         assert not await store.acquire("p", "b", 0.3)
@@ -95,22 +95,31 @@ async def test_leases_have_one_owner(redis_url: str) -> None:
         await redis.aclose()
 
 
-async def test_api_keys_are_sealed_at_rest(redis_url: str) -> None:
+async def test_definitions_live_in_the_registry_with_keys_sealed(tmp_path: Path, redis_url: str,
+                                                                  namespace: str) -> None:
     from cryptography.fernet import Fernet  # noqa: PLC0415
 
     from services.pipelines.sealing import KeySealer  # noqa: PLC0415
+    from services.registry.client import RegistryClient  # noqa: PLC0415
+    from tests.registry_harness import start_registry  # noqa: PLC0415
 
+    runner = await start_registry(tmp_path, redis_url, namespace)
+    registry = RegistryClient(f"127.0.0.1:{runner.port}", 1 << 20)
     redis = Redis.from_url(redis_url)
-    sealing_key = Fernet.generate_key().decode()
-    store = PipelineStore(redis, f"test-{uuid.uuid4().hex[:8]}", KeySealer(sealing_key))
+    store = PipelineStore(registry, redis, namespace, KeySealer(Fernet.generate_key().decode()))
     spec = PipelineSpec("p1", "demo", "fk_secret_key", Target(model_id="m/1"), [SourceSpec("0", "push://a")], 5.0, 8)
     try:
         await store.save(spec)
-        raw = (await redis.get(f"{store.prefix}:def:p1")).decode()
-        assert "fk_secret_key" not in raw and "fernet:" in raw
-        assert (await store.load("p1")).api_key == "fk_secret_key"
+        await store.save(PipelineSpec("p2", "other", "k2", Target(model_id="m/1"), [], 1.0, 1))
+        workspace, stored = await registry.get_pipeline("p1")
+        assert workspace == "demo" and "fk_secret_key" not in stored and "fernet:" in stored
+        assert await store.load("p1") == spec
+        assert await store.all_ids() == ["p1", "p2"] and await store.workspace_ids("demo") == ["p1"]
         with pytest.raises(FailedPrecondition):  # a replica with another sealing key cannot use it
-            await PipelineStore(redis, store.prefix.split(":")[0], KeySealer(Fernet.generate_key().decode())).load("p1")
-    finally:
+            await PipelineStore(registry, redis, namespace, KeySealer(Fernet.generate_key().decode())).load("p1")
         await store.delete(spec)
+        assert await store.load("p1") is None and await store.all_ids() == ["p2"]
+    finally:
+        await registry.close()
         await redis.aclose()
+        await runner.stop()
