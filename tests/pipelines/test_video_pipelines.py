@@ -299,13 +299,17 @@ def test_http_mjpeg_and_http_video_sources(fleet: LocalFleet, videos: Path) -> N
         finally:
             terminate(service, info.pipeline_id)
         with FleetClient(fleet.gateway.address, TEST_KEY) as client:
-            for result in (r for r in results if r.source_id == "mjpeg"):
-                got = detections_of(json.loads(result.outputs_json))
-                expected = infer_frame(client, cv2.cvtColor(cv2.imdecode(
-                    np.frombuffer(jpegs[result.frame_id % len(jpegs)], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
-                # FFmpeg's JPEG decoder and libjpeg differ by a grey level here and there: same objects, boxes
-                # within a pixel or two.
-                assert [g[0] for g in got] == [e[0] for e in expected]
-                for g in got:  # each box has a twin of its class within 2 px
-                    assert min(max(abs(a - b) for a, b in zip(g[1:5], e[1:5], strict=True))
-                               for e in expected if e[0] == g[0]) <= 2.0, (got, expected)
+            sent = [infer_frame(client, cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR),
+                                                     cv2.COLOR_BGR2RGB)) for j in jpegs]
+
+        def same(got: list[tuple], expected: list[tuple]) -> bool:
+            # FFmpeg's JPEG decoder and libjpeg differ by a grey level here and there: the same objects, each
+            # box within 2 px of its twin.
+            return [g[0] for g in got] == [e[0] for e in expected] and all(
+                min(max(abs(a - b) for a, b in zip(g[1:5], e[1:5], strict=True)) for e in expected if e[0] == g[0])
+                <= 2.0 for g in got)
+
+        mjpeg = [detections_of(json.loads(r.outputs_json)) for r in results if r.source_id == "mjpeg"]
+        # Each result is Infer's answer on one of the frames the camera sent (a frame lost while FFmpeg probes
+        # the stream shifts frame ids, so frames are matched by content).
+        assert all(any(same(got, expected) for expected in sent) for got in mjpeg), (mjpeg, sent)
