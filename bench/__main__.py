@@ -24,9 +24,8 @@ from bench import plots, report
 from bench.config import DEFAULT_PACKAGE, RESULTS_DIR, SCENARIO_LIMIT_S, SEED, BenchConfig
 from bench.environment import BenchEnv
 from bench.machine import competing_jobs, machine_info
-from bench.scenarios import (
-    baseline, churn, cold_start, edges, fleet, levers, pipelines, scale_out, transport, worker_only,
-)
+from bench.scenarios import (baseline, churn, cold_start, edges, edges_ab, fleet, foundation, levers, pipelines,
+                             scale_out, transport, worker_only, workflows)
 from bench.workload import Package, scene_jpegs
 
 Runner = Callable[[BenchConfig, BenchEnv, list[bytes]], dict]
@@ -39,6 +38,10 @@ SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "fleet_stream": (fleet.planned_stream_s, fleet.run_stream, True),
     "http": (edges.planned_s, edges.run_http, True),
     "oip": (edges.planned_s, edges.run_oip, True),
+    "workflow_overhead": (workflows.planned_overhead_s, workflows.run_overhead, True),
+    "workflow_crops": (workflows.planned_rounds_s, workflows.run_crops, True),
+    "workflow_isolation": (workflows.planned_pair_s, workflows.run_isolation, True),
+    "edges_ab": (edges_ab.planned_s, edges_ab.run, True),  # fleet.v1 and HTTP in alternating windows
     "cold_start": (cold_start.planned_s, cold_start.run, True),
     "churn": (churn.planned_s, churn.run, True),
     "pipelines": (pipelines.planned_s, pipelines.run, True),  # pipelines replicas beside the fleet
@@ -46,6 +49,7 @@ SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "single_session": (levers.planned_s, levers.run_single_session, False),  # a lever's fleet beside a default one
     "ort_threads": (levers.planned_s, levers.run_ort_threads, False),
     "reduced_decode": (levers.planned_decode_s, levers.run_reduced_decode, False),
+    "foundation": (foundation.planned_s, foundation.run, False),  # a fleet of its own: embeddings, SAM, OCR
     "baseline_end": (baseline.planned_recheck_s, lambda cfg, env, images: baseline.recheck(cfg, images), False),
 }
 

@@ -23,7 +23,7 @@ import psutil
 import yaml
 
 from bench.config import BenchConfig
-from bench.workload import MODEL_ID, WORKSPACE, Package
+from bench.workload import CLASSIFIER_ID, CLASSIFIER_PACKAGE, MODEL_ID, WORKSPACE, Package
 from services.local.processes import LocalFleet
 from fleet.keys import hash_api_key
 from services.cache.embedded import delete_namespace, machine_or_embedded
@@ -147,6 +147,8 @@ class BenchEnv:
         cfg, pkg, weights = self.cfg, str(self.package.path), self.package.weights
         assert self._files is not None
         entries = [{"id": MODEL_ID, "workspace": WORKSPACE, "package": pkg}]
+        if CLASSIFIER_PACKAGE.joinpath("model.json").exists():  # the workflow scenarios' crop classifier
+            entries.append({"id": CLASSIFIER_ID, "workspace": WORKSPACE, "package": str(CLASSIFIER_PACKAGE)})
         entries += [{"id": m, "workspace": WORKSPACE, "package": pkg} for m in churn_ids(cfg.churn_models)]
         entries += [{"id": m, "workspace": WORKSPACE, "package": pkg} for m in cold_ids("file", cfg.cold_repeats)]
         entries += [{"id": m, "workspace": WORKSPACE, "package": pkg, "artifact_uri": self._files.url(weights.name)}

@@ -269,9 +269,17 @@ def _walls(results: dict) -> str:
                   [[n, s["wall_s"], s["planned_s"]] for n, s in results["scenarios"].items()])
 
 
+def _foundation(results: dict) -> str:
+    from bench.scenarios import foundation  # noqa: PLC0415
+
+    if "foundation" not in results["scenarios"]:  # an --only run without it (the sections are built eagerly)
+        return ""
+    return foundation.report(results["scenarios"]["foundation"])
+
+
 def markdown(results: dict) -> str:
     """The report: a section for each part of the suite that ran (``--only`` runs a subset)."""
-    from bench import report_levers  # noqa: PLC0415 - it uses this module's tables, so it loads after it
+    from bench import report_edges, report_levers, report_workflows  # noqa: PLC0415 - they use this module's tables
 
     ran = set(results["scenarios"])
     latency = bool(ran & set(LATENCY_SCENARIOS))
@@ -299,6 +307,10 @@ def markdown(results: dict) -> str:
          "processing falls behind), one pipelines replica, the fleet's one worker.\n\n" + _pipelines(results)),
         ("fleet" in ran and "baseline" in ran, "## Issue #16 goals\n\n" + report_levers.goals(results)),
         (bool(report_levers.lever_runs(results)), "## Levers\n\n" + report_levers.levers(results)),
+        ("foundation" in ran, "## Foundation models\n\n" + _foundation(results)),
+        ("edges_ab" in ran, "## HTTP edge against fleet.v1 (same run)\n\n" + report_edges.edges_ab(results)),
+        (bool(ran & set(report_workflows.NAMES)), "## Workflows (issue #27)\n\n"
+         + report_workflows.section(results, _table)),
         (True, "## Scenario wall times\n\n" + _walls(results)),
     ]
     return "\n\n".join(text for wanted, text in sections if wanted and text) + "\n"

@@ -17,6 +17,8 @@ from services.model_worker.artifacts import sha256_file
 
 WORKSPACE = "bench"
 MODEL_ID = "shapes-det/1"
+CLASSIFIER_ID = "shapes-cls/1"  # served when the demo classifier is built (the workflow scenarios crop into it)
+CLASSIFIER_PACKAGE = Path(__file__).resolve().parents[1] / "models" / "packages" / "shapes-cls"
 JPEG_QUALITY = 90
 
 

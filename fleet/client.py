@@ -62,10 +62,37 @@ def build_parameters(*, confidence: float | None = None, iou_threshold: float | 
     return params
 
 
-def build_request(model_id: str, image: ImageSource, **params: object) -> inference_pb2.InferRequest:
-    """An InferRequest for one image (see ``build_parameters`` for the parameters)."""
-    return inference_pb2.InferRequest(model_id=model_id, image=image_message(image),
-                                      parameters=build_parameters(**params))  # type: ignore[arg-type]
+Point = tuple[float, float] | tuple[float, float, bool]  # x, y[, negative]
+Box = tuple[float, float, float, float]  # centre x, centre y, width, height
+
+
+def build_inputs(texts: list[str] | None = None, points: list[Point] | None = None, boxes: list[Box] | None = None,
+                 *, text_input: str = "text", points_input: str = "points",
+                 boxes_input: str = "boxes") -> dict[str, inference_pb2.InputValue]:
+    """A request's typed inputs by the names the demo packages declare (an embedding model's ``text``, a
+    promptable-segmentation model's ``points`` and ``boxes``); pixels of the original image."""
+    inputs = {}
+    if texts:
+        inputs[text_input] = inference_pb2.InputValue(texts=inference_pb2.Texts(values=list(texts)))
+    if points:
+        inputs[points_input] = inference_pb2.InputValue(points=inference_pb2.PointPrompts(points=[
+            inference_pb2.PointPrompt(x=p[0], y=p[1], negative=bool(p[2]) if len(p) > 2 else False)  # type: ignore[misc]
+            for p in points]))
+    if boxes:
+        inputs[boxes_input] = inference_pb2.InputValue(boxes=inference_pb2.BoxPrompts(boxes=[
+            inference_pb2.BoxPrompt(x=x, y=y, width=w, height=h) for x, y, w, h in boxes]))
+    return inputs
+
+
+def build_request(model_id: str, image: ImageSource | None, inputs: dict[str, inference_pb2.InputValue] | None = None,
+                  **params: object) -> inference_pb2.InferRequest:
+    """An InferRequest for one image (None: inputs only, e.g. texts to embed) and typed ``inputs`` (see
+    ``build_inputs``; ``build_parameters`` for the parameters)."""
+    request = inference_pb2.InferRequest(model_id=model_id, parameters=build_parameters(**params),  # type: ignore[arg-type]
+                                         inputs=inputs or {})
+    if image is not None:
+        request.image.CopyFrom(image_message(image))
+    return request
 
 
 class FleetClient:
@@ -98,9 +125,17 @@ class FleetClient:
             raise FileNotFoundError(f"no fleet state at {path or client_state_file()}; start one with `fleet up`")
         return cls(state_address(state), state["api_key"], ca=state.get("ca") or None, **kwargs)  # type: ignore[arg-type]
 
-    def infer(self, model_id: str, image: bytes | str | Path, timeout: float = 30.0,
-              **params: object) -> inference_pb2.InferResponse:
-        return self.stub.Infer(build_request(model_id, image, **params), metadata=self.metadata, timeout=timeout)
+    def infer(self, model_id: str, image: bytes | str | Path | None, timeout: float = 30.0,
+              inputs: dict[str, inference_pb2.InputValue] | None = None, **params: object) -> inference_pb2.InferResponse:
+        """One request: an image and/or typed ``inputs`` (``build_inputs``: texts, point and box prompts)."""
+        return self.stub.Infer(build_request(model_id, image, inputs, **params), metadata=self.metadata,
+                               timeout=timeout)
+
+    def compare(self, model_id: str, image: bytes | str | Path, prompts: list[str],
+                timeout: float = 30.0) -> list[tuple[str, float]]:
+        """An embedding model's cosine similarity of the image with each text prompt, best first."""
+        response = self.infer(model_id, image, timeout, build_inputs(texts=prompts))
+        return sorted(((s.prompt, s.similarity) for s in response.embedding.similarities), key=lambda p: -p[1])
 
     def infer_batch(self, model_id: str, images: list[ImageSource], timeout: float = 60.0,
                     **params: object) -> inference_pb2.InferBatchResponse:

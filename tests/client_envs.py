@@ -23,9 +23,10 @@ CACHE = ROOT / ".cache" / "client-venvs"
 INSTALL_TIMEOUT_S = 900
 
 
-def client_venv(name: str, requirements: list[str]) -> Path:
-    """The python of a venv with ``requirements`` and the fleet's client install (made if missing)."""
-    key = hashlib.sha256(json.dumps([sys.version, sorted(requirements),
+def client_venv(name: str, requirements: list[str], extras: str = "") -> Path:
+    """The python of a venv with ``requirements`` and the fleet's client install (with ``extras``, e.g.
+    "reference"), made if missing."""
+    key = hashlib.sha256(json.dumps([sys.version, sorted(requirements), *([extras] if extras else []),
                                      (ROOT / "pyproject.toml").read_text()]).encode()).hexdigest()[:12]
     where = CACHE / f"{name}-{key}"
     python = where / "bin" / "python"
@@ -39,7 +40,8 @@ def client_venv(name: str, requirements: list[str]) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
         venv.EnvBuilder(with_pip=True).create(where)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        *requirements, "-e", str(ROOT)], check=True, timeout=INSTALL_TIMEOUT_S)
+                        *requirements, "-e", f"{ROOT}[{extras}]" if extras else str(ROOT)],
+                       check=True, timeout=INSTALL_TIMEOUT_S)
         (where / ".ready").touch()
     return python
 

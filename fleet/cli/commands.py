@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from fleet.cli import admin, connection, pipelines
-from fleet.cli.output import detections_table, loaded_models_table
-from fleet.client import FleetClient, read_state
+from fleet.cli import admin, connection, pipelines, workflows
+from fleet.cli.output import detections_table, loaded_models_table, table
+from fleet.client import Box, FleetClient, Point, build_inputs, read_state
 from fleet.keys import hash_api_key, new_api_key
 
 
@@ -61,16 +61,47 @@ def _show(response: object, args: argparse.Namespace, visual: Path | None) -> No
             print(f"annotated image written to {visual}")
 
 
+def _floats(values: list[str], flag: str, form: str) -> list[float]:
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{flag} expects {form}, got {','.join(values)!r}") from None
+
+
+def point_arg(text: str) -> Point:
+    """``X,Y`` (a positive point) or ``X,Y,neg`` (a negative one), original-image pixels."""
+    parts = [p.strip() for p in text.split(",")]
+    sign = parts[2].lower() if len(parts) == 3 else "pos"
+    if len(parts) not in (2, 3) or sign not in ("pos", "positive", "neg", "negative"):
+        raise argparse.ArgumentTypeError(f"--point expects X,Y or X,Y,neg, got {text!r}")
+    x, y = _floats(parts[:2], "--point", "X,Y or X,Y,neg")
+    return (x, y, sign.startswith("neg"))
+
+
+def box_arg(text: str) -> Box:
+    """``X,Y,W,H``: centre x, centre y, width, height in original-image pixels."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"--box expects X,Y,W,H (centre, width, height), got {text!r}")
+    x, y, w, h = _floats(parts, "--box", "X,Y,W,H")
+    return (x, y, w, h)
+
+
 @_rpc
 def infer(args: argparse.Namespace) -> int:
     images = [i if i.startswith(("http://", "https://")) else Path(i) for i in args.image]
     params = dict(confidence=args.confidence, iou_threshold=args.iou, max_detections=args.max_detections,
                   class_filter=args.class_filter, class_agnostic_nms=True if args.agnostic else None,
                   visualize=bool(args.visualize), top_k=args.top_k, mask_format=args.mask_format)
+    inputs = build_inputs(args.text, args.point, args.box)
+    if not images and not inputs:
+        sys.exit("fleet infer: give an image (or --text for an embedding model)")
+    if inputs and len(images) > 1:
+        sys.exit("fleet infer: --text, --point and --box go with one image (or none)")
     with _client(args) as client:
-        if len(images) == 1:
-            _show(client.infer(args.model, images[0], timeout=args.timeout, **params), args,
-                  Path(args.visualize) if args.visualize else None)
+        if len(images) <= 1:
+            _show(client.infer(args.model, images[0] if images else None, timeout=args.timeout, inputs=inputs,
+                               **params), args, Path(args.visualize) if args.visualize and images else None)
             return 0
         batch = client.infer_batch(args.model, images, timeout=args.timeout, **params)
     failed = 0
@@ -84,6 +115,17 @@ def infer(args: argparse.Namespace) -> int:
         _show(item.response, args, _visual_path(args.visualize, index, len(images)) if args.visualize else None)
     return 1 if failed else 0
 
+
+@_rpc
+def compare(args: argparse.Namespace) -> int:
+    image = args.image if args.image.startswith(("http://", "https://")) else Path(args.image)
+    with _client(args) as client:
+        ranked = client.compare(args.model, image, args.prompt, timeout=args.timeout)
+    if args.json:
+        print(json.dumps([{"prompt": p, "similarity": s} for p, s in ranked], indent=2))
+    else:
+        print(table(["rank", "prompt", "similarity"], [[str(i + 1), p, f"{s:.4f}"] for i, (p, s) in enumerate(ranked)]))
+    return 0
 
 
 @_rpc
@@ -109,7 +151,8 @@ def keygen(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("infer", help="run a model on images and print the results")
-    p.add_argument("image", nargs="+", help="image file paths or http(s) URLs (several: one InferBatch call)")
+    p.add_argument("image", nargs="*", help="image file paths or http(s) URLs (several: one InferBatch call; none: "
+                                            "texts only, with --text)")
     p.add_argument("--model", required=True, help="model id or alias, e.g. shapes-det/1")
     p.add_argument("--confidence", type=float)
     p.add_argument("--iou", type=float, help="NMS IoU threshold")
@@ -119,11 +162,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, help="classification: only the best k classes")
     p.add_argument("--mask-format", choices=["outline", "polygons", "rle"], default="outline",
                    help="segmentation: the largest outline (default), every part and hole, or an RLE mask")
-    p.add_argument("--visualize", metavar="OUT.jpg", help="write an annotated JPEG here (OUT-1.jpg, ... for several)")
+    p.add_argument("--text", action="append", help="embedding models: a text to embed (repeatable; input 'text')")
+    p.add_argument("--point", action="append", type=point_arg, metavar="X,Y[,neg]",
+                   help="promptable segmentation: a point prompt, ',neg' for background (repeatable; input 'points')")
+    p.add_argument("--box", action="append", type=box_arg, metavar="X,Y,W,H",
+                   help="promptable segmentation: a box prompt, centre x, y, width, height (input 'boxes')")
+    p.add_argument("--visualize", metavar="OUT.jpg", help="write an annotated JPEG here (OUT-1.jpg, ... for several): "
+                                                          "boxes, masks, keypoints, OCR lines")
     p.add_argument("--json", action="store_true", help="print the whole response as JSON")
     p.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds (default 60)")
     _connection_args(p)
     p.set_defaults(func=infer)
+
+    p = sub.add_parser("compare", help="rank text prompts by their similarity to an image (embedding models)")
+    p.add_argument("image", help="an image file path or http(s) URL")
+    p.add_argument("prompt", nargs="+", help="text prompts")
+    p.add_argument("--model", default="clip", help="embedding model id or alias (default: clip)")
+    p.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    p.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds (default 60)")
+    _connection_args(p)
+    p.set_defaults(func=compare)
 
     p = sub.add_parser("models", help="models loaded across the fleet (no subcommand); registered models (admin)",
                        description="`fleet models` lists the models loaded across the fleet; its subcommands "
@@ -135,6 +193,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _connection_args(loaded)
     loaded.set_defaults(func=models)
     admin.add_parsers(sub, model_commands)
+    workflows.add_parsers(sub)
 
     p = sub.add_parser("info", help="server version and each worker's load")
     _connection_args(p)

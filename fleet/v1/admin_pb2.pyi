@@ -213,3 +213,61 @@ class RevokeApiKeyResponse(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     key: ApiKeyInfo
     def __init__(self, key: _Optional[_Union[ApiKeyInfo, _Mapping]] = ...) -> None: ...
+
+class WorkflowSummary(_message.Message):
+    __slots__ = ("workspace", "workflow_id", "version_id", "versions", "public", "updated_at")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    workflow_id: str
+    version_id: str
+    versions: int
+    public: bool
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace: _Optional[str] = ..., workflow_id: _Optional[str] = ..., version_id: _Optional[str] = ..., versions: _Optional[int] = ..., public: bool = ..., updated_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PutWorkflowRequest(_message.Message):
+    __slots__ = ("workspace", "workflow_id", "definition_json", "public")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_JSON_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    workflow_id: str
+    definition_json: str
+    public: bool
+    def __init__(self, workspace: _Optional[str] = ..., workflow_id: _Optional[str] = ..., definition_json: _Optional[str] = ..., public: bool = ...) -> None: ...
+
+class PutWorkflowResponse(_message.Message):
+    __slots__ = ("workflow",)
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    workflow: WorkflowSummary
+    def __init__(self, workflow: _Optional[_Union[WorkflowSummary, _Mapping]] = ...) -> None: ...
+
+class ListWorkflowsRequest(_message.Message):
+    __slots__ = ("workspace",)
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    def __init__(self, workspace: _Optional[str] = ...) -> None: ...
+
+class ListWorkflowsResponse(_message.Message):
+    __slots__ = ("workflows",)
+    WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
+    workflows: _containers.RepeatedCompositeFieldContainer[WorkflowSummary]
+    def __init__(self, workflows: _Optional[_Iterable[_Union[WorkflowSummary, _Mapping]]] = ...) -> None: ...
+
+class DeleteWorkflowRequest(_message.Message):
+    __slots__ = ("workspace", "workflow_id")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    workflow_id: str
+    def __init__(self, workspace: _Optional[str] = ..., workflow_id: _Optional[str] = ...) -> None: ...
+
+class DeleteWorkflowResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -82,6 +82,21 @@ class AdminServiceStub(object):
                 request_serializer=fleet_dot_v1_dot_admin__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=fleet_dot_v1_dot_admin__pb2.RevokeApiKeyResponse.FromString,
                 _registered_method=True)
+        self.PutWorkflow = channel.unary_unary(
+                '/fleet.v1.AdminService/PutWorkflow',
+                request_serializer=fleet_dot_v1_dot_admin__pb2.PutWorkflowRequest.SerializeToString,
+                response_deserializer=fleet_dot_v1_dot_admin__pb2.PutWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/fleet.v1.AdminService/ListWorkflows',
+                request_serializer=fleet_dot_v1_dot_admin__pb2.ListWorkflowsRequest.SerializeToString,
+                response_deserializer=fleet_dot_v1_dot_admin__pb2.ListWorkflowsResponse.FromString,
+                _registered_method=True)
+        self.DeleteWorkflow = channel.unary_unary(
+                '/fleet.v1.AdminService/DeleteWorkflow',
+                request_serializer=fleet_dot_v1_dot_admin__pb2.DeleteWorkflowRequest.SerializeToString,
+                response_deserializer=fleet_dot_v1_dot_admin__pb2.DeleteWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer(object):
@@ -152,6 +167,28 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutWorkflow(self, request, context):
+        """Store a workflow definition for a workspace: a new version, made current; refused (and nothing
+        stored) when the definition does not validate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflows(self, request, context):
+        """Stored workflows (a workspace's, or every one), each with its current version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWorkflow(self, request, context):
+        """Delete a stored workflow and every version of it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -199,6 +236,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=fleet_dot_v1_dot_admin__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=fleet_dot_v1_dot_admin__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'PutWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutWorkflow,
+                    request_deserializer=fleet_dot_v1_dot_admin__pb2.PutWorkflowRequest.FromString,
+                    response_serializer=fleet_dot_v1_dot_admin__pb2.PutWorkflowResponse.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=fleet_dot_v1_dot_admin__pb2.ListWorkflowsRequest.FromString,
+                    response_serializer=fleet_dot_v1_dot_admin__pb2.ListWorkflowsResponse.SerializeToString,
+            ),
+            'DeleteWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkflow,
+                    request_deserializer=fleet_dot_v1_dot_admin__pb2.DeleteWorkflowRequest.FromString,
+                    response_serializer=fleet_dot_v1_dot_admin__pb2.DeleteWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -447,6 +499,87 @@ class AdminService(object):
             '/fleet.v1.AdminService/RevokeApiKey',
             fleet_dot_v1_dot_admin__pb2.RevokeApiKeyRequest.SerializeToString,
             fleet_dot_v1_dot_admin__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.v1.AdminService/PutWorkflow',
+            fleet_dot_v1_dot_admin__pb2.PutWorkflowRequest.SerializeToString,
+            fleet_dot_v1_dot_admin__pb2.PutWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.v1.AdminService/ListWorkflows',
+            fleet_dot_v1_dot_admin__pb2.ListWorkflowsRequest.SerializeToString,
+            fleet_dot_v1_dot_admin__pb2.ListWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.v1.AdminService/DeleteWorkflow',
+            fleet_dot_v1_dot_admin__pb2.DeleteWorkflowRequest.SerializeToString,
+            fleet_dot_v1_dot_admin__pb2.DeleteWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,6 +12,7 @@ from services.cache.heartbeats import Heartbeats
 from services.cache.inference_log import InferenceLog
 from services.cache.invalidation import InvalidationListener
 from services.cache.keys import Keys
+from services.cache.placements import Placements
 from services.cache.registry_cache import RegistryCache
 from services.cache.registry_records import Invalidation
 from services.cache.responses import ResponseCache
@@ -39,6 +40,7 @@ class FleetCache:
         self.responses = ResponseCache(client, self.keys)
         self.heartbeats = Heartbeats(client, self.keys)
         self.copy_floors = CopyFloors(client, self.keys)
+        self.placements = Placements(client, self.keys)
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 2.0, namespace: str = "fleet") -> FleetCache:

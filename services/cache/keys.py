@@ -57,3 +57,11 @@ class Keys:
     # Copies of models kept by AddModel(copies=N), read by every gateway replica.
     def copy_floors(self) -> str:
         return f"{self.ns}:copies"
+
+    # Loads in flight: which worker is loading this version of a model now (a short-lived placement record).
+    def placement(self, model_id: str, sha256: str) -> str:
+        return f"{self.ns}:placing:{model_id}@{self._hash(sha256)}"
+
+    def copies_loading(self) -> str:
+        """One hash: ``model id|worker address`` -> until when (unix ms) a copy decided by a gateway loads there."""
+        return f"{self.ns}:copies-loading"

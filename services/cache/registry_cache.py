@@ -82,6 +82,8 @@ class RegistryCache:
             return [self._k.principal(inv.key_sha256)]
         if inv.kind == "model":
             return [self._k.model(inv.model_id), self._k.latest(inv.project)]
+        if inv.kind == "workflow":  # not cached in Redis: only announced
+            return []
         return [self._k.alias(inv.workspace, inv.alias)]
 
     @redis_call

@@ -23,7 +23,7 @@ class PrincipalRecord:
         return cls(workspace=str(data["workspace"]), key_id=str(data["key_id"]))
 
 
-InvalidationKind = Literal["key", "model", "alias"]
+InvalidationKind = Literal["key", "model", "alias", "workflow"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class Invalidation:
     model_id: str = ""
     workspace: str = ""
     alias: str = ""
+    workflow_id: str = ""  # kind "workflow": the stored workflow ``workflow_id`` of ``workspace`` changed
 
     def encode(self) -> bytes:
         return json.dumps({k: v for k, v in asdict(self).items() if v}, separators=(",", ":")).encode()
@@ -46,11 +47,11 @@ class Invalidation:
     @classmethod
     def decode(cls, raw: bytes) -> Invalidation:
         data = json.loads(raw)
-        if data.get("kind") not in ("key", "model", "alias"):
+        if data.get("kind") not in ("key", "model", "alias", "workflow"):
             raise ValueError(f"unknown invalidation kind {data.get('kind')!r}")
         return cls(kind=data["kind"], key_sha256=str(data.get("key_sha256", "")),
                    model_id=str(data.get("model_id", "")), workspace=str(data.get("workspace", "")),
-                   alias=str(data.get("alias", "")))
+                   alias=str(data.get("alias", "")), workflow_id=str(data.get("workflow_id", "")))
 
     @property
     def project(self) -> str:

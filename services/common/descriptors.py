@@ -21,6 +21,9 @@ from services.tasks import registry as tasks
 _RESIZE = {ResizeMode.LETTERBOX: descriptor_pb2.RESIZE_MODE_LETTERBOX, ResizeMode.STRETCH: descriptor_pb2.RESIZE_MODE_STRETCH,
            ResizeMode.CENTER_CROP: descriptor_pb2.RESIZE_MODE_CENTER_CROP}
 _RESIZE_BACK = {v: k for k, v in _RESIZE.items()}
+# The enum fields summarise; spec_json carries the exact mode and filter (what workers read). Modes and
+# filters the enums lack are summarised by their nearest: a centre crop, bilinear, bicubic.
+_RESIZE[ResizeMode.RESIZE_CENTER_CROP] = descriptor_pb2.RESIZE_MODE_CENTER_CROP
 _COLOR = {ColorOrder.RGB: model_pb2.COLOR_ORDER_RGB, ColorOrder.BGR: model_pb2.COLOR_ORDER_BGR}
 _COLOR_BACK = {v: k for k, v in _COLOR.items()}
 _INTERPOLATION = {
@@ -29,6 +32,8 @@ _INTERPOLATION = {
     Interpolation.NEAREST: descriptor_pb2.INTERPOLATION_NEAREST,
 }
 _INTERPOLATION_BACK = {v: k for k, v in _INTERPOLATION.items()}
+_INTERPOLATION.update({Interpolation.PIL_BILINEAR: descriptor_pb2.INTERPOLATION_LINEAR,
+                       Interpolation.PIL_BICUBIC: descriptor_pb2.INTERPOLATION_CUBIC})
 _ANCHOR = {Anchor.CENTER: descriptor_pb2.LETTERBOX_ANCHOR_CENTER, Anchor.TOP_LEFT: descriptor_pb2.LETTERBOX_ANCHOR_TOP_LEFT}
 _ANCHOR_BACK = {v: k for k, v in _ANCHOR.items()}
 

@@ -14,7 +14,7 @@ imported; every service's ``__main__`` calls :func:`choose` before importing any
 It is the service setting ``FLEET_GRPC_EVENT_ENGINE`` (default true: gRPC's own default; false
 turns EventEngine off; declared with the other settings in ``services.common.settings`` for
 ``--help``); an explicit ``GRPC_EXPERIMENTS`` in the environment is left as it is. Opt-in while
-its effect on the whole fleet is within this VM's noise (README, Performance).
+its effect on the whole fleet is within this VM's noise (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -34,6 +34,9 @@ class ResizeMode(str, enum.Enum):
     LETTERBOX = "letterbox"
     STRETCH = "stretch"
     CENTER_CROP = "center-crop"
+    # torchvision's Resize(shortest side) then CenterCrop (OpenCLIP's and timm's eval transform): the image
+    # is resized first, its shorter side to the input's, then the centre cut (``center-crop`` cuts first).
+    RESIZE_CENTER_CROP = "resize-center-crop"
 
 
 class Interpolation(str, enum.Enum):
@@ -42,6 +45,9 @@ class Interpolation(str, enum.Enum):
     CUBIC = "cubic"
     LANCZOS = "lanczos"
     NEAREST = "nearest"
+    # PIL's antialiased filters, as torchvision resizes a PIL image (OpenCLIP: bicubic; SAM: bilinear).
+    PIL_BILINEAR = "pil-bilinear"
+    PIL_BICUBIC = "pil-bicubic"
 
 
 class Anchor(str, enum.Enum):
@@ -74,11 +80,15 @@ class InputSpec(_Frozen):
     scale: float = Field(default=1.0 / 255.0, gt=0)
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # True: a letterbox's padding is 0 after normalisation (SAM pads the normalised image), not pad_value.
+    pad_normalized: bool = False
 
     @model_validator(mode="after")
     def _std_positive(self) -> InputSpec:
         if any(s <= 0 for s in self.std):
             raise ValueError("input.std values must be positive")
+        if self.resize_mode == ResizeMode.RESIZE_CENTER_CROP and self.width != self.height:
+            raise ValueError("input.resize_mode resize-center-crop needs a square input (width == height)")
         return self
 
 

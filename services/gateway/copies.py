@@ -4,9 +4,11 @@ The controller alone owns the copy floors ``AddModel(copies=N)`` asks for: ``kee
 them to Redis (shared by every gateway replica) and its own view, and each round reads them back.
 
 A new copy is loaded with ``LoadModel``; traffic reaches it once that call returns (this gateway)
-or once its heartbeat lists it (every replica): never while it loads. A copy for saturated holders
-(``placement``) waits while another copy loads and until heartbeats can list it, as the plan cannot see
-a copy no heartbeat lists yet. A copy is released by
+or once its heartbeat lists it (every replica): never while it loads. Copies being loaded count as
+copies in the plan (``pending``): each is recorded in Redis while it loads (``cache.placements``), so
+every replica counts it and demand is not answered once per replica; a copy for saturated holders waits
+until heartbeats can list the last one placed. Several copies of one model may load at once (one per
+worker). A copy is released by
 taking it out of this gateway's routing, then ``UnloadModel``: the worker finishes the requests it
 holds for it first, and other replicas' requests find it gone and go to another copy.
 """
@@ -14,6 +16,7 @@ holds for it first, and other replicas' requests find it gone and go to another 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -39,11 +42,14 @@ class CopyController:
     def __init__(self, pool: WorkerPool, resolver: ModelResolver, cache: FleetCache | None, policy: CopyPolicy,
                  interval_s: float, load_timeout_s: float) -> None:
         self.pool, self.resolver, self.cache, self.policy = pool, resolver, cache, policy
+        pool.view.active_load = policy.release_load  # what the view marks as busy: what planning must look at
         self.load_timeout_s = load_timeout_s
         self._floors: dict[str, CopyFloor] = {}
         self._floor_writes = 0  # a read of Redis begun before a keep/release must not undo it
         self._descriptors: dict[str, descriptor_pb2.ModelDescriptor] = {}
-        self._busy: set[str] = set()  # models with an action under way
+        self._busy: set[tuple[str, str]] = set()  # (model id, worker address) with an action under way
+        self._pending: dict[str, int] = {}  # model id -> copies being loaded now
+        self._unplaced: dict[str, tuple] = {}  # the plan's memory of models no worker could take a copy of
         # Copies being loaded, and until when a loaded one may be missing from heartbeats: invisible to the plan.
         self._loading, self._settling_until = 0, 0.0
         self._backoff: dict[tuple[str, str], float] = {}  # (model id, worker address) -> retry after
@@ -97,15 +103,43 @@ class CopyController:
         self._gauge(targets)
         now = time.monotonic()
         settling = self._loading > 0 or now < self._settling_until
-        for action in plan(self.pool.all(), targets, self.policy):
-            if action.model_id in self._busy or self._backoff.get((action.model_id, action.endpoint.address), 0) > now:
+        releasing = {m for m, _ in self._busy}
+        pending = await self._copies_loading()
+        for action in plan(self.pool.view, targets, self.policy, pending, self._unplaced):
+            key = (action.model_id, action.endpoint.address)
+            if key in self._busy or self._backoff.get(key, 0) > now:
                 continue
+            if action.kind == "release" and action.model_id in releasing:
+                continue  # one release of a model at a time
             if action.reason == "saturated" and settling:
-                continue  # a copy still loading is invisible to the plan: wait until heartbeats show its effect
-            self._busy.add(action.model_id)
+                continue  # a copy just loaded is not in heartbeats yet: wait until they show its effect
+            if action.kind == "add" and not await self._record_copy(action):
+                continue  # another gateway is loading this very copy
+            self._busy.add(key)
+            if action.kind == "add":
+                self._pending[action.model_id] = self._pending.get(action.model_id, 0) + 1
             task = asyncio.get_running_loop().create_task(self._act(action))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _copies_loading(self) -> dict[str, int]:
+        """Copies loading now, by every gateway (this gateway's own where Redis cannot say)."""
+        if self.cache is None:
+            return dict(self._pending)
+        try:
+            shared = await self.cache.placements.copies_loading()
+        except CacheUnavailable:
+            return dict(self._pending)
+        return {m: max(n, self._pending.get(m, 0)) for m, n in {**self._pending, **shared}.items()}
+
+    async def _record_copy(self, action: CopyAction) -> bool:
+        if self.cache is None:
+            return True
+        try:
+            return await self.cache.placements.copy_started(action.model_id, action.endpoint.address,
+                                                           self.load_timeout_s)
+        except CacheUnavailable:
+            return True
 
     async def _read_floors(self) -> None:
         if self.cache is None:
@@ -140,11 +174,10 @@ class CopyController:
         return targets
 
     def _gauge(self, targets: list[Target]) -> None:
-        endpoints = self.pool.all()
         now = set()
         for target in targets:
             label = model_label(target.model_id)
-            count = len(copies_of(endpoints, target))
+            count = len(copies_of(self.pool.view, target))
             if count:
                 MODEL_COPIES.labels(label).set(count)
                 now.add(label)
@@ -167,6 +200,14 @@ class CopyController:
                     await endpoint.client.load(model, self.load_timeout_s)
                 finally:
                     self._loading -= 1
+                    left = self._pending.get(model_id, 1) - 1
+                    if left > 0:
+                        self._pending[model_id] = left
+                    else:
+                        self._pending.pop(model_id, None)
+                    if self.cache is not None:
+                        with contextlib.suppress(CacheUnavailable):
+                            await self.cache.placements.copy_ended(model_id, endpoint.address)
                     interval = endpoint.state.interval_seconds if endpoint.state is not None else 0.0
                     self._settling_until = time.monotonic() + 2 * (interval or 2.0)
                 self.pool.note_serving(endpoint, model_id, model.sha256)
@@ -185,7 +226,7 @@ class CopyController:
             self._backoff[(model_id, endpoint.address)] = time.monotonic() + FAILED_LOAD_BACKOFF_S
             log.warning("copy %s failed: %s", action.kind, exc.message, extra=fields)
         finally:
-            self._busy.discard(model_id)
+            self._busy.discard((model_id, endpoint.address))
 
     def start(self) -> None:
         self._periodic.start()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from services.common.errors import (
     FleetError,
     InvalidArgument,
     PermissionDenied,
+    ResourceExhausted,
     Unavailable,
 )
 from services.common.grpc_metrics import OK, code_of
@@ -36,11 +38,13 @@ from services.common.rpc_errors import error_of
 from services.gateway import routing
 from services.gateway.caller import Caller
 from services.gateway.copies import CopyController
+from services.gateway.loads import LoadsInFlight
 from services.gateway.metrics import RESPONSE_CACHE, RETRIES, ROUTING_DECISIONS, ModelSeries
 from services.gateway.placement import Target, copies_of
 from services.gateway.resolver import ModelResolver
 from services.gateway.worker_client import ModelNotHeld, WorkerUnavailable
 from services.gateway.workers import WorkerEndpoint, WorkerPool
+from services.tasks import registry as tasks
 
 log = logging.getLogger("fleet.gateway")
 
@@ -58,6 +62,7 @@ class Gateway:
         self.attempts, self.default_timeout_s = attempts, default_timeout_s
         self.response_cache_ttl_s = response_cache_ttl_s
         self.copies = copies
+        self.loads = LoadsInFlight(cache, workers)
 
     @property
     def max_copies(self) -> int:
@@ -94,7 +99,8 @@ class Gateway:
         response = await self._cached(digest) if digest else None
         if response is None:
             _, response = await self._on_worker(
-                model, deadline, lambda ep, t, existing: ep.client.infer(model, request, t, existing)
+                model, deadline, lambda ep, t, existing: ep.client.infer(model, request, t, existing),
+                affinity=image_affinity(model, request),
             )
             if digest:
                 await self._store(digest, response)
@@ -130,32 +136,40 @@ class Gateway:
         return all_or_first_error(reply, item)
 
     async def _on_worker(self, model: descriptor_pb2.ModelDescriptor, deadline: float,
-                         call: WorkerCall[T]) -> tuple[WorkerEndpoint, T]:
+                         call: WorkerCall[T], affinity: str = "") -> tuple[WorkerEndpoint, T]:
         """Run ``call`` on the best worker for the model, moving on when one cannot serve it."""
         with tracing.span("routing", **{"fleet.model_id": model.model_id}):
-            return await self._try_workers(model, deadline, call)
+            return await self._try_workers(model, deadline, call, affinity)
 
     async def _try_workers(self, model: descriptor_pb2.ModelDescriptor, deadline: float,
-                           call: WorkerCall[T]) -> tuple[WorkerEndpoint, T]:
+                           call: WorkerCall[T], affinity: str = "") -> tuple[WorkerEndpoint, T]:
         """Rounds of ``routing.attempts`` over the pool's current view until one serves or the deadline passes.
 
-        In one round ``attempts`` bounds the workers found unavailable (a copy found gone costs none); between
-        rounds the request waits a little longer each time (the view meanwhile learns of dead workers, new
-        heartbeats and copies), so holders that die do not fail it while the deadline leaves time to place the
-        model on a live worker."""
+        In one round ``attempts`` bounds the workers found unavailable (a copy found gone, or a queue found full
+        while another worker may take the request, costs none); between rounds the request waits a little longer
+        each time (the view meanwhile learns of dead workers, new heartbeats and copies), so holders that die do
+        not fail it while the deadline leaves time to place the model on a live worker. A placement first claims
+        the model's placement record (``LoadsInFlight.claim``): where another gateway is loading it already, the request goes
+        there and waits for that load."""
         tried = 0
         retry_reason = ""
+        full: ResourceExhausted | None = None
+        refused: WorkerUnavailable | None = None  # a worker's own answer that it cannot serve (not a dead worker)
         for pause in routing.retry_pauses(self.workers.rng):
-            failed = 0
-            for attempt in routing.attempts(self.workers.all(), model.model_id, model.sha256, model.size_bytes,
-                                            self.workers.rng):
+            failed, unreachable = 0, False
+            tried_here: set[str] = set()  # addresses tried in this round
+            for attempt in routing.attempts(self.workers.view, model.model_id, model.sha256, model.size_bytes,
+                                            self.workers.rng, affinity=affinity):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or failed >= self.attempts:
                     break
                 tried += 1
                 if retry_reason:
                     RETRIES.labels(retry_reason).inc()
-                endpoint = attempt.endpoint
+                endpoint, claimed = attempt.endpoint, False
+                if not attempt.existing:
+                    endpoint, claimed = await self.loads.claim(model, endpoint, remaining, tried_here)
+                tried_here.add(endpoint.address)
                 try:
                     with self.workers.calling(endpoint):
                         result = await call(endpoint, remaining, attempt.existing)
@@ -163,23 +177,40 @@ class Gateway:
                     retry_reason = "not_loaded"
                     self.workers.note_gone(endpoint, model.model_id)
                     continue
+                except ResourceExhausted as exc:  # its queue is full: another holder or a new copy may take it
+                    retry_reason, full = "queue_full", exc
+                    await self.loads.clear(model, endpoint, claimed)
+                    continue
                 except WorkerUnavailable as exc:
                     failed += 1
                     retry_reason = "unavailable" if exc.answered else "unreachable"
-                    if not exc.answered:
+                    if exc.answered:
+                        refused = exc
+                    else:
+                        unreachable = True
                         self.workers.mark_failed(endpoint)
+                    await self.loads.clear(model, endpoint, claimed or not exc.answered)
                     log.warning("worker call failed; trying another",
                                 extra={"worker": endpoint.label, "details": exc.message})
                     continue
+                except BaseException:
+                    await self.loads.clear(model, endpoint, claimed)
+                    raise
                 ROUTING_DECISIONS.labels("holder" if attempt.existing else "placement").inc()
                 self.workers.note_serving(endpoint, model.model_id, model.sha256)
+                if claimed:
+                    await self.loads.settle(model, endpoint)
                 return endpoint, result
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or (failed and not unreachable):  # the workers answered: waiting changes nothing
                 break
             await asyncio.sleep(min(pause, remaining))
+        if full is not None:
+            raise full  # every worker that could take it was full until the deadline
         if not tried:
             raise Unavailable("no model worker is available; check that workers are running")
+        if refused is not None and time.monotonic() < deadline:
+            raise Unavailable(refused.message)
         raise Unavailable(f"no model worker could serve the request before its deadline ({tried} tries); "
                           "retry shortly")
 
@@ -221,7 +252,7 @@ class Gateway:
                         copies: int = 0) -> tuple[descriptor_pb2.ModelDescriptor, list[str]]:
         """Load the model on ``copies`` workers (0: one) and, for copies >= 1, keep that many until removed."""
         model = await self._resolve(model_id, caller)
-        if copies > self.max_copies:
+        if self.max_copies and copies > self.max_copies:
             raise InvalidArgument(f"copies must be at most {self.max_copies}, the fleet's limit per model")
         if copies and not caller.owns(model.workspace):
             raise PermissionDenied(f"only the model's own workspace may keep copies of {model.model_id!r}")
@@ -229,10 +260,10 @@ class Gateway:
             await self.copies.keep(CopyFloor(model.model_id, model.workspace, copies))
         want, tried = max(1, copies), set()
         while len(holders := self._holders(model)) < want:  # each round loads on the best workers not yet tried
-            live = self.workers.live()
-            others = [e for e in live if e not in holders and not e.draining and e.address not in tried]
-            size = routing.size_hint(live, model.model_id, model.size_bytes)
-            targets = routing.placement_order(others, model.model_id, size)[: want - len(holders)]
+            view = self.workers.view
+            size = routing.size_hint(view.holding(model.model_id), model.model_id, model.size_bytes)
+            skip = {id(e) for e in holders} | {id(view.endpoints[a]) for a in tried if a in view.endpoints}
+            targets = list(itertools.islice(routing.homes(view, model.model_id, size, skip=skip), want - len(holders)))
             if not targets:
                 break
             tried.update(ep.address for ep in targets)
@@ -340,13 +371,13 @@ class Gateway:
         for model_id in sorted(seen):
             sha256, workspace = seen[model_id]
             floor = self.copies.floor_of(model_id)
-            copies = copies_of(endpoints, Target(model_id, sha256, workspace))
+            copies = copies_of(self.workers.view, Target(model_id, sha256, workspace))
             placements.append(model_pb2.ModelPlacement(
                 model_id=model_id, min_copies=floor, max_copies=self.max_copies,
                 copies=[model_pb2.ModelCopy(
                     worker_id=ep.worker_id, in_flight=load.in_flight, queued=load.queued,
                     requests_per_second=load.requests_per_second,
-                    outstanding=load.outstanding_history[0] if load.outstanding_history else 0.0,
+                    outstanding=load.outstanding,
                 ) for ep, load in sorted(copies, key=lambda c: c[0].worker_id)],
             ))
         return placements
@@ -376,6 +407,14 @@ class Gateway:
                 raise result
             answered.append((endpoint, result))
         return answered
+
+
+def image_affinity(model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest) -> str:
+    """The routing affinity key of a request whose task keeps per-image state on a worker (``Task.image_affinity``:
+    promptable segmentation's cached embedding): a hash of its image as sent; else empty (no affinity)."""
+    if not tasks.of_model(model).image_affinity or not request.HasField("image"):
+        return ""
+    return hashlib.blake2b(request.image.SerializeToString(deterministic=True), digest_size=16).hexdigest()
 
 
 def all_or_first_error(reply: inference_pb2.InferBatchResponse, item: str = "image") -> list[inference_pb2.InferResponse]:

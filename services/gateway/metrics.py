@@ -53,12 +53,13 @@ class ModelSeries(PerModelSeries):
 
 # ---- routing, copies, streams (worker labels are worker ids, a series removed when its worker leaves) ----
 # decision: holder (a request went to an existing copy), placement (a request went to a worker that loads the
-# model for it), new_copy / released_copy (the copies controller placed or released a copy).
+# model for it), joined_load (a placement went to the worker another gateway was loading the model on),
+# new_copy / released_copy (the copies controller placed or released a copy).
 ROUTING_DECISIONS = Counter(
     "fleet_gateway_routing_decisions_total", "Where requests and copies of models went, by decision.", ["decision"],
 )
 # reason: unreachable (the worker did not answer), unavailable (it answered UNAVAILABLE), not_loaded (the copy the
-# gateway expected was gone).
+# gateway expected was gone), queue_full (the worker's queue for the model was full).
 RETRIES = Counter("fleet_gateway_retries_total", "Worker calls tried again on another worker, by reason.", ["reason"])
 WORKER_IN_FLIGHT = Gauge("fleet_gateway_worker_in_flight", "This gateway's calls to each worker now.", ["worker"])
 MODEL_COPIES = Gauge("fleet_gateway_model_copies", "Copies of each model taking traffic (from heartbeats).",
@@ -67,8 +68,8 @@ STREAM_PAUSES = Counter(
     "fleet_gateway_stream_backpressure_total",
     "Times an InferStream stopped reading requests because its answers were not being taken.",
 )
-for _decision in ("holder", "placement", "new_copy", "released_copy"):
+for _decision in ("holder", "placement", "joined_load", "new_copy", "released_copy"):
     ROUTING_DECISIONS.labels(_decision)
-for _reason in ("unreachable", "unavailable", "not_loaded"):
+for _reason in ("unreachable", "unavailable", "not_loaded", "queue_full"):
     RETRIES.labels(_reason)
 WORKERS.labels("draining")

@@ -1,53 +1,59 @@
-"""Copies of models: when to place one more, when to release one, and where. Pure decisions.
+"""Copies of models: how many each needs, where a new one goes, which one to release. Pure decisions.
 
-The inputs are the workers' heartbeats (each copy's mean load over each past heartbeat interval,
-published by the worker itself) and the floors ``AddModel(copies=N)`` stored in Redis, so every
-gateway replica reading them reaches the same decisions, without a history of its own: a replica
-started a second ago decides as one that ran for a day. Acting on a decision is idempotent (a
+The inputs are the workers' heartbeats, as summaries (per copy: its mean load over the last interval, the
+lowest over the worker's load window, the highest over its release window, how long it has been measured;
+see ``model_worker.state``) and the floors ``AddModel(copies=N)`` stored in Redis, so every gateway replica
+reading them reaches the same decisions without a history of its own. Acting on a decision is idempotent (a
 worker loads a model once; unloading twice unloads once), so replicas acting together do no harm.
 
-- **Floor**: fewer copies than ``AddModel`` asked for: place one.
-- **Hot**: every copy has been busier than ``up_load`` requests on average (its quietest heartbeat
-  interval over ``up_window_s``, summed over copies, per copy) and there are fewer than
-  ``max_copies``: place one. A copy placed a moment ago has not a full window yet, which holds the
-  next decision back until the new copy's effect shows.
+- **Floor**: fewer copies than ``AddModel`` asked for: place the missing ones.
+- **Demand**: the copies follow the model's load against what one copy should carry (``up_load`` requests
+  inside at once): ``ceil(sum of the copies' loads / up_load)`` copies, up to ``max_copies`` (0: every worker).
+  A sustained load (each copy's quietest interval over ``up_window_s``) adds the missing copies at once; a
+  load plainly over capacity (the last interval above ``surge`` times ``up_load`` per copy) adds them without
+  waiting for a window, so the hottest models reach the copies they need in a few seconds. Copies being
+  loaded (``pending``) count as copies.
 - **Saturated holders**: a worker has held more than ``up_load`` requests on average, all its models
-  together (its quietest interval over ``up_window_s``), while another worker with room has held fewer
-  than ``up_load`` throughout that window: place one copy of the model that loads the saturated worker
-  most, if every holder of that model is saturated (else routing already moves its load to one with
-  room), it has fewer than ``max_copies`` and it is busy enough not to be released as cold at once. A
-  worker with a copy placed a moment ago (any of its models' copies without a full window) waits for
-  its effect. So idle workers do not sit beside one busy with several models each below the threshold.
+  together, throughout ``up_window_s``, while another worker with room has not: place one copy of the model
+  that loads the saturated worker most, if every holder of that model is saturated (else routing already
+  moves its load to one with room) and it is busy enough not to be released as cold at once.
 - **Cold**: over ``release_window_s`` the copies' busiest intervals, summed, would stay under
-  ``release_load`` per copy with one copy fewer, and there are more than the floor (or one): release
-  one. Also when there are more than ``max_copies``.
+  ``release_load`` per copy with one copy fewer, and there are more than the floor (or one): release one.
+  Also when there are more than ``max_copies``. ``up_load`` well above ``release_load`` and the long release
+  window are the hysteresis: a copy added is not released while its demand lasts.
 
-A new copy goes to the best worker by the placement order (room first, then the least busy), and
-only to a worker with room or whose eviction victims are all colder than this model's copies (never
-a pinned model, nor one kept by a floor). The copy released is the last holder by rendezvous hash,
-the same on every replica.
+Only models that could need an action are looked at (more than one copy, a floor, or a copy busier than
+``release_load``, from the holder index), and a model that needed a copy no worker could take is not looked
+at again until its copies' heartbeats change: planning costs what the busy models cost, not the fleet. A new copy goes to the best of
+the model's homes on the hash ring (``routing.homes``: room first, then the coldest victims), only to a
+worker whose eviction victims are all colder than this model's copies (never a pinned model, nor one kept
+by a floor). The copy released is the last holder by rendezvous hash, the same on every replica.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from fleet.internal.v1.worker_pb2 import ModelLoad
-from services.gateway.routing import Room, placement_order, rendezvous, room_for
-from services.gateway.workers import WorkerEndpoint
+from services.gateway.routing import homes, rendezvous, room_for
+from services.gateway.view import FleetView, WorkerEndpoint
 
 Copy = tuple[WorkerEndpoint, ModelLoad]
+CANDIDATES_LOOKED_AT = 8  # workers examined for one new copy, along the model's ring
 
 
 @dataclass(frozen=True)
 class CopyPolicy:
-    max_copies: int = 3
+    max_copies: int = 0  # 0: up to every worker
     up_load: float = 4.0
     up_window_s: float = 10.0
     release_load: float = 0.5
     release_window_s: float = 60.0
+    surge: float = 2.0  # the last interval's load per copy over surge x up_load adds copies at once
 
 
 @dataclass(frozen=True)
@@ -69,139 +75,167 @@ class CopyAction:
     reason: Literal["floor", "hot", "saturated", "cold", "surplus"]
 
 
-def copies_of(endpoints: list[WorkerEndpoint], target: Target) -> list[Copy]:
+def copies_of(view: FleetView, target: Target) -> list[Copy]:
     """The copies taking traffic, by heartbeat: this version, on workers in rotation and not draining."""
     out = []
-    for endpoint in endpoints:
+    for endpoint in view.holding(target.model_id):
         load = endpoint.load_of(target.model_id)
         if load is not None and load.sha256 == target.sha256 and not endpoint.failed and not endpoint.draining:
             out.append((endpoint, load))
     return out
 
 
-def _window(copy: Copy, window_s: float) -> list[float] | None:
-    """The copy's mean loads over the last ``window_s`` (newest first), or None before it has them all."""
+def _covers(copy: Copy, window_s: float) -> bool:
+    """The copy has been measured over the whole window (a moment's tolerance for heartbeat jitter)."""
     endpoint, load = copy
     interval = endpoint.state.interval_seconds if endpoint.state is not None else 0.0
-    needed = max(1, math.ceil(window_s / interval - 1e-9)) if interval > 0 else 1
-    history = list(load.outstanding_history)
-    return history[:needed] if len(history) >= needed else None
+    return load.measured_seconds + 0.5 * interval >= window_s
 
 
 def is_hot(copies: list[Copy], policy: CopyPolicy) -> bool:
-    windows = [_window(c, policy.up_window_s) for c in copies]
-    if not copies or any(w is None for w in windows):
+    if not copies or not all(_covers(c, policy.up_window_s) for c in copies):
         return False
-    return sum(min(w) for w in windows if w) / len(copies) > policy.up_load
+    return sum(load.outstanding_low for _, load in copies) / len(copies) > policy.up_load
 
 
 def is_cold(copies: list[Copy], policy: CopyPolicy) -> bool:
-    windows = [_window(c, policy.release_window_s) for c in copies]
-    if len(copies) < 2 or any(w is None for w in windows):
+    if len(copies) < 2 or not all(_covers(c, policy.release_window_s) for c in copies):
         return False
-    return sum(max(w) for w in windows if w) / (len(copies) - 1) < policy.release_load
+    return sum(load.outstanding_high for _, load in copies) / (len(copies) - 1) < policy.release_load
 
 
-def worker_window(endpoint: WorkerEndpoint, window_s: float) -> list[float] | None:
-    """Requests inside the worker, all models together, over each interval of the last ``window_s`` (newest
-    first); None before its heartbeats cover the window."""
+def wanted(copies: list[Copy], policy: CopyPolicy, pending: int = 0) -> int:
+    """How many copies the model's demand calls for (0: no more than it has)."""
+    n = len(copies) + pending
+    if not copies:
+        return 0
+    if is_hot(copies, policy):
+        return max(n + (pending == 0), math.ceil(sum(load.outstanding_low for _, load in copies) / policy.up_load))
+    last = sum(load.outstanding for _, load in copies)
+    if last / n > policy.surge * policy.up_load:
+        return math.ceil(last / policy.up_load)
+    return 0
+
+
+def _worker_covers(endpoint: WorkerEndpoint, window_s: float) -> bool:
     state = endpoint.state
     if state is None:
-        return None
-    interval = state.interval_seconds
-    needed = max(1, math.ceil(window_s / interval - 1e-9)) if interval > 0 else 1
-    histories = [list(m.outstanding_history) for m in state.models]
-    if max((len(h) for h in histories), default=0) < needed:
-        return None
-    return [sum(h[i] for h in histories if len(h) > i) for i in range(needed)]
+        return False
+    measured = max((m.measured_seconds for m in state.models), default=0.0)
+    return measured + 0.5 * state.interval_seconds >= window_s
 
 
 def _saturated(endpoint: WorkerEndpoint, policy: CopyPolicy) -> bool:
-    window = worker_window(endpoint, policy.up_window_s)
-    return window is not None and min(window) > policy.up_load
+    state = endpoint.state
+    return (state is not None and state.outstanding_low > policy.up_load
+            and _worker_covers(endpoint, policy.up_window_s))
 
 
-def _relief(endpoints: list[WorkerEndpoint], by_id: dict[str, Target], policy: CopyPolicy) -> set[str]:
+def _relief(view: FleetView, by_id: dict[str, Target], policy: CopyPolicy) -> set[str]:
     """Models to copy because their holders are saturated by everything they serve: one per such holder."""
     chosen: set[str] = set()
-    for holder in sorted(endpoints, key=lambda e: e.label):
-        if holder.failed or holder.draining or holder.state is None or not _saturated(holder, policy):
-            continue
+    saturated = [e for e in view.all() if not e.failed and not e.draining and _saturated(e, policy)]
+    for holder in sorted(saturated, key=lambda e: e.label):
+        assert holder.state is not None  # saturated: it has a heartbeat
         held = [by_id[m.model_id] for m in holder.state.models if m.model_id in by_id]
-        all_copies = {t.model_id: copies_of(endpoints, t) for t in held}
-        if any(_window(c, policy.up_window_s) is None for copies in all_copies.values() for c in copies):
+        all_copies = {t.model_id: copies_of(view, t) for t in held}
+        if not all(_covers(c, policy.up_window_s) for copies in all_copies.values() for c in copies):
             continue  # a copy placed a moment ago: its effect has not shown yet
-        own = []  # (the model's load on this holder over the window, model id)
-        for target in held:
-            mine = next((load for e, load in all_copies[target.model_id] if e is holder), None)
-            if mine is not None:
-                own.append((min(_window((holder, mine), policy.up_window_s) or [0.0]), target.model_id))
+        own = [(load.outstanding_low, t.model_id) for t in held
+               for e, load in all_copies[t.model_id] if e is holder]
         if not own:
             continue
         _, model_id = max(own)  # only the model loading it most: copying a lighter one would barely help
         copies = all_copies[model_id]
-        if len(copies) >= policy.max_copies or not all(_saturated(e, policy) for e, _ in copies):
+        if (policy.max_copies and len(copies) >= policy.max_copies) or not all(_saturated(e, policy) for e, _ in copies):
             continue  # copied as far as it goes, or another holder has room (routing moves load there)
-        windows = [w for c in copies if (w := _window(c, policy.up_window_s))]
-        if sum(min(w) for w in windows) / len(copies) > policy.release_load:  # else released as cold at once
+        if sum(load.outstanding_low for _, load in copies) / len(copies) > policy.release_load:
             chosen.add(model_id)
     return chosen
 
 
-def _busiest(endpoint: WorkerEndpoint, room: Room, window_s: float) -> float:
-    """The worker's busiest interval over the window (its last one where its heartbeats do not cover it yet)."""
-    window = worker_window(endpoint, window_s)
-    return max(window) if window else room.busy
-
-
-def _target_for(endpoints: list[WorkerEndpoint], target: Target, copies: list[Copy], protected: set[str],
-                taken: set[int], room_below: tuple[float, float] | None = None) -> WorkerEndpoint | None:
-    """The best worker for one more copy; with ``room_below`` (load, window), only one that has held fewer
-    requests than that load throughout the window."""
-    holders = {id(e) for e, _ in copies}
-    candidates = [e for e in endpoints
-                  if id(e) not in holders and id(e) not in taken and not e.failed and not e.draining
-                  and e.state is not None and e.load_of(target.model_id) is None]
+def _target_for(view: FleetView, target: Target, copies: list[Copy], protected: set[str], taken: set[int],
+                room_below: float | None = None) -> WorkerEndpoint | None:
+    """The best worker for one more copy, along the model's ring; with ``room_below``, only one whose load was
+    below that both over its last interval and sustained (its quietest interval over the load window)."""
+    skip = {id(e) for e, _ in copies} | taken
     rate = sum(load.requests_per_second for _, load in copies) / max(1, len(copies))
     size = next((load.size_bytes for _, load in copies if load.size_bytes), target.size_bytes)
 
     def eligible(endpoint: WorkerEndpoint) -> bool:
+        if endpoint.state is None or endpoint.load_of(target.model_id) is not None:
+            return False
         room = room_for(endpoint, size)
         if room is None or not room.fits:
             return False
-        if room_below is not None and _busiest(endpoint, room, room_below[1]) >= room_below[0]:
+        if room_below is not None and max(endpoint.state.outstanding_low, room.busy) >= room_below:
             return False
         return all(v.requests_per_second < rate and v.model_id not in protected for v in room.victims)
 
-    return next((e for e in placement_order(candidates, target.model_id, size) if eligible(e)), None)
+    looked_at = itertools.islice(homes(view, target.model_id, size, skip=skip), CANDIDATES_LOOKED_AT)
+    return next((e for e in looked_at if eligible(e)), None)
 
 
-def plan(endpoints: list[WorkerEndpoint], targets: list[Target], policy: CopyPolicy) -> list[CopyAction]:
-    """At most one action per model, at most one new copy per worker; the same whatever order the lists are in."""
-    targets = sorted(targets, key=lambda t: t.model_id)
+def _quiet(view: FleetView, target: Target, policy: CopyPolicy, relief: set[str]) -> bool:
+    """Nothing to decide, seen from the holder index alone: no floor, one holder at most, and not busy."""
+    if target.floor or target.model_id in relief:
+        return False
+    holders = view.holding(target.model_id)
+    if len(holders) > 1:
+        return False
+    load = holders[0].load_of(target.model_id) if holders else None
+    return load is None or (load.outstanding <= policy.release_load and load.outstanding_low <= policy.release_load)
+
+
+def _signature(copies: list[Copy], pending: int) -> tuple:
+    return tuple(sorted((e.address, e.sequence) for e, _ in copies)) + (pending,)
+
+
+def plan(view: FleetView, targets: list[Target], policy: CopyPolicy, pending: Mapping[str, int] | None = None,
+         unplaced: dict[str, tuple] | None = None) -> list[CopyAction]:
+    """The actions for this round: any number of new copies per model (one per worker in a round), at most one
+    release; the same whatever order the lists are in. ``pending``: copies of a model being loaded now.
+    ``unplaced`` (kept by the caller from round to round): models that needed a copy no worker could take,
+    not looked at again until one of their copies' heartbeats changes (incremental planning)."""
+    pending = pending or {}
+    unplaced = {} if unplaced is None else unplaced
+    by_id = {t.model_id: t for t in targets}
     protected = {t.model_id for t in targets if t.floor}
-    relief = _relief(endpoints, {t.model_id: t for t in targets}, policy)
+    relief = _relief(view, by_id, policy)
+    look = (view.to_plan() | protected | relief) & by_id.keys()
+    targets = sorted((by_id[m] for m in look if not _quiet(view, by_id[m], policy, relief)), key=lambda t: t.model_id)
+    limit = policy.max_copies or len(view.endpoints)
     taken: set[int] = set()  # workers given a new copy in this round
     actions = []
     for target in targets:
-        copies = copies_of(endpoints, target)
-        floor = min(target.floor, policy.max_copies)
+        copies = copies_of(view, target)
+        signature = _signature(copies, pending.get(target.model_id, 0))
+        if unplaced.get(target.model_id) == signature:
+            continue
+        unplaced.pop(target.model_id, None)
+        have = len(copies) + pending.get(target.model_id, 0)
+        floor = min(target.floor, limit)
         grow: Literal["floor", "hot", "saturated"] | None = None
-        if len(copies) < floor:
-            grow = "floor"
-        elif copies and len(copies) < policy.max_copies and is_hot(copies, policy):
-            grow = "hot"
-        elif target.model_id in relief:
-            grow = "saturated"
+        want = 0
+        if have < floor:
+            grow, want = "floor", floor
+        elif copies and have < limit and (demand := wanted(copies, policy, pending.get(target.model_id, 0))) > have:
+            grow, want = "hot", min(demand, limit)
+        elif target.model_id in relief and have < limit and not pending.get(target.model_id):
+            grow, want = "saturated", have + 1
         if grow is not None:
-            room_below = (policy.up_load, policy.up_window_s) if grow == "saturated" else None
-            endpoint = _target_for(endpoints, target, copies, protected - {target.model_id}, taken, room_below)
-            if endpoint is not None:
+            room_below = policy.up_load if grow == "saturated" else None
+            placed = list(copies)
+            for _ in range(want - have):
+                endpoint = _target_for(view, target, placed, protected - {target.model_id}, taken, room_below)
+                if endpoint is None:
+                    unplaced[target.model_id] = signature
+                    break
                 taken.add(id(endpoint))
                 actions.append(CopyAction("add", target.model_id, endpoint, grow))
             continue
         shrink: Literal["cold", "surplus"] | None = None
-        if len(copies) > policy.max_copies:
+        if len(copies) > limit:
             shrink = "surplus"
         elif len(copies) > max(1, floor) and is_cold(copies, policy):
             shrink = "cold"

@@ -1,17 +1,26 @@
-"""Whom a request goes to, and where a model goes when no worker holds it.
+"""Whom a request goes to, and where a model goes when no worker holds it. Pure decisions over a ``FleetView``.
 
-Among the workers holding the model (in rotation, not draining): power of two choices on
-outstanding work (this gateway's calls in flight plus the others' from the heartbeat): two
-holders at random, the less loaded first, then the rest by load for retries. Random pairs keep
-several gateway replicas, each seeing slightly stale heartbeats, from all piling onto the one
-worker that looked idlest.
+**Holders** (in rotation, not draining), from the view's index of holders per model, so the cost does not
+grow with the fleet: power of two choices on outstanding work (this gateway's calls in flight plus the
+others' from the heartbeat): two holders at random, the less loaded first, then the rest by load for
+retries. Random pairs keep several gateway replicas, each seeing slightly stale heartbeats, from all piling
+onto the one worker that looked idlest.
+A request with an affinity key (promptable segmentation: its image) goes first to the holder a rendezvous hash
+of model and key picks (``affinity_first``), where that image's cached embedding most likely is; the other
+holders follow by load.
 
-When none holds it, the placement order: workers with room for the model first (a free model slot
-and bytes, from their heartbeats), then those whose eviction victims are coldest; ties go to the
-less busy worker, then to a rendezvous hash of model and worker. Every gateway replica reading the
-same heartbeats ranks the same way, so a cold model lands on one worker. Draining workers come last,
-and only where they already hold the model; workers out of rotation after a failed call come after
-everything else (never first: a dead worker costs a request nothing while others can serve).
+**A load in flight**: when some gateway has already placed the model on a worker and the load is under way
+(a placement record, see ``gateway``), that worker comes next: the request joins the load there (the worker
+loads a model once however many requests ask) instead of starting another elsewhere.
+
+**Placement** (no holder): the model's homes on a consistent-hash ring of the workers' addresses, the same on
+every gateway whoever asks and whenever, with bounded load: a worker busier than ``LOAD_SHARE`` times the
+fleet's mean (plus one request) is passed over. Of the first ``PLACEMENT_CHOICES`` homes left, the one
+with room for the model (a free slot and bytes, from its heartbeat) wins, else the one whose eviction
+victims are coldest, ties to ring order; then the rest of the ring for retries, the busy ones last. That
+costs O(log N) plus a few workers looked at, not the whole fleet. Draining workers come last, and only
+where they already hold the model; workers out of rotation after a failed call come after everything
+else (never first: a dead worker costs a request nothing while others can serve).
 
 When a round of attempts finds no worker that serves, the request waits ``retry_pauses`` (growing, with
 jitter so requests that failed together do not come back together) and tries a fresh view.
@@ -21,11 +30,14 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from fleet.internal.v1.worker_pb2 import ModelLoad
-from services.gateway.workers import WorkerEndpoint
+from services.gateway.view import FleetView, WorkerEndpoint
+
+PLACEMENT_CHOICES = 3
+LOAD_SHARE = 1.25
 
 
 @dataclass(frozen=True)
@@ -42,10 +54,16 @@ class Room:
     victims: tuple[ModelLoad, ...]  # models its LRU would evict, least recently used first
     free_slots: int
     busy: float  # mean requests inside the worker over its last heartbeat interval
+    loads: int = 0  # models being loaded there now
 
     @property
     def hottest_victim(self) -> float:
         return max((v.requests_per_second for v in self.victims), default=0.0)
+
+    @property
+    def victims_idle(self) -> float:
+        """Seconds since the most recently used victim was last used (how cold the victims are)."""
+        return min((v.idle_seconds for v in self.victims), default=float("inf"))
 
 
 def rendezvous(model_id: str, endpoint: WorkerEndpoint) -> bytes:
@@ -70,39 +88,87 @@ def room_for(endpoint: WorkerEndpoint, size_bytes: int) -> Room | None:
             continue
         victims.append(model)
         count, loaded = count - 1, loaded - model.size_bytes
-    busy = round(sum(m.outstanding_history[0] for m in state.models if m.outstanding_history), 1)
-    return Room(not over(), tuple(victims), max(0, state.max_models - len(state.models)), busy)
+    return Room(not over(), tuple(victims), max(0, state.max_models - len(state.models)), round(state.outstanding, 1),
+                state.loads_in_progress)
 
 
-def placement_order(endpoints: list[WorkerEndpoint], model_id: str, size_bytes: int) -> list[WorkerEndpoint]:
-    """``endpoints`` best first for a model none of them holds."""
+def _key(endpoint: WorkerEndpoint, size_bytes: int) -> tuple:
+    room = room_for(endpoint, size_bytes)
+    if room is None:
+        return 1, 0, 0.0, 0.0, 0.0, 0
+    tier = 0 if room.fits and not room.victims else 2 if room.fits else 3
+    return KEY(tier, room)
 
-    def key(endpoint: WorkerEndpoint) -> tuple:
-        room = room_for(endpoint, size_bytes)
-        if room is None:
-            tier, heat, busy, slots = 1, 0.0, 0.0, 0
+
+def _key_default(tier: int, room: Room) -> tuple:
+    return tier, room.hottest_victim, -room.victims_idle, room.loads, room.busy, -room.free_slots
+
+
+KEY = _key_default
+
+
+def over_share(endpoint: WorkerEndpoint, mean_busy: float) -> bool:
+    """Busier than its bounded-load share of the fleet's work."""
+    return endpoint.busy > LOAD_SHARE * mean_busy + 1.0
+
+
+def homes(view: FleetView, model_id: str, size_bytes: int, skip: set[int] | None = None,
+          choices: int | None = None) -> Iterator[WorkerEndpoint]:
+    """Workers to place the model on, best first, lazily: the best of its first ``choices`` homes on the ring
+    within their load share, the rest of the ring, then those over their share. Failed, draining and
+    ``skip``ped workers (ids) are left out."""
+    mean, choices = view.mean_busy, choices or PLACEMENT_CHOICES
+    first: list[tuple[tuple, WorkerEndpoint]] = []
+    busy: list[WorkerEndpoint] = []
+    walk = view.walk(model_id)
+    for position, endpoint in enumerate(walk):
+        if endpoint.failed or endpoint.draining or (skip and id(endpoint) in skip):
+            continue
+        if over_share(endpoint, mean):
+            busy.append(endpoint)
+            continue
+        first.append(((*_key(endpoint, size_bytes), position), endpoint))
+        if len(first) == choices:
+            break
+    for _, endpoint in sorted(first, key=lambda pair: pair[0]):
+        yield endpoint
+    for endpoint in walk:  # the rest of the ring, only if retries get this far
+        if endpoint.failed or endpoint.draining or (skip and id(endpoint) in skip):
+            continue
+        if over_share(endpoint, mean):
+            busy.append(endpoint)
         else:
-            tier = 0 if room.fits and not room.victims else 2 if room.fits else 3
-            heat, busy, slots = room.hottest_victim, room.busy, room.free_slots
-        return tier, heat, busy, -slots, rendezvous(model_id, endpoint)
-
-    return sorted(endpoints, key=key)
+            yield endpoint
+    yield from busy
 
 
-def least_loaded_first(holders: list[WorkerEndpoint], rng: random.Random) -> list[WorkerEndpoint]:
+def least_loaded_first(holders: list[WorkerEndpoint], rng: random.Random) -> Iterator[WorkerEndpoint]:
     """Power of two choices: of two holders drawn at random the less loaded, the other, then the rest by load."""
     n = len(holders)
     if n <= 1:
-        return list(holders)
+        yield from holders
+        return
     i, j = rng.randrange(n), rng.randrange(n - 1)
     a, b = holders[i], holders[j + (j >= i)]  # two distinct holders
-    pair = [a, b] if a.outstanding() <= b.outstanding() else [b, a]
-    if n == 2:
-        return pair
-    return pair + sorted((h for h in holders if h is not a and h is not b), key=WorkerEndpoint.outstanding)
+    pair = (a, b) if a.outstanding() <= b.outstanding() else (b, a)
+    yield from pair
+    if n > 2:  # sorted only when a retry needs it
+        yield from sorted((h for h in holders if h is not a and h is not b), key=WorkerEndpoint.outstanding)
 
 
-def size_hint(endpoints: list[WorkerEndpoint], model_id: str, declared_bytes: int) -> int:
+def affinity_first(holders: list[WorkerEndpoint], model_id: str, affinity: str,
+                   rng: random.Random) -> list[WorkerEndpoint]:
+    """The holder a rendezvous hash of (model, ``affinity``) picks, then the rest by load: every gateway replica
+    sends requests with one affinity key (an image's prompts) to the same holder while the holders stay the same,
+    so what that worker keeps for the key (the image's embedding) is found there."""
+    if len(holders) <= 1:
+        return list(holders)
+    key = f"{model_id}|{affinity}"
+    first = max(holders, key=lambda e: rendezvous(key, e))
+    return [first, *least_loaded_first([h for h in holders if h is not first], rng)]
+
+
+def size_hint(endpoints: Iterable[WorkerEndpoint], model_id: str, declared_bytes: int) -> int:
     """The model's measured footprint where some worker holds it, else its declared weights size."""
     for endpoint in endpoints:
         load = endpoint.load_of(model_id)
@@ -122,23 +188,29 @@ def retry_pauses(rng: random.Random) -> Iterator[float]:
         pause = min(pause * 2, RETRY_PAUSE_MAX_S)
 
 
-def attempts(endpoints: list[WorkerEndpoint], model_id: str, sha256: str, declared_bytes: int,
-             rng: random.Random) -> Iterator[Attempt]:
-    """Workers to try for one request, in order (failed workers are not in rotation). Lazy: the placement
-    order is only worked out when every holder has been tried."""
-    holders = [e for e in endpoints if not e.failed and e.holds(model_id, sha256)]
-    for endpoint in least_loaded_first([e for e in holders if not e.draining], rng):
+def attempts(view: FleetView, model_id: str, sha256: str, declared_bytes: int, rng: random.Random,
+             loading: WorkerEndpoint | None = None, affinity: str = "") -> Iterator[Attempt]:
+    """Workers to try for one request, in order (failed workers are not in rotation); ``loading``: the worker a
+    placement record says is loading the model now; ``affinity``: the request's key for ``affinity_first``
+    (empty: holders by load). Lazy: placement is only worked out when every holder has been tried."""
+    holders = [e for e in view.holding(model_id) if not e.failed and e.holds(model_id, sha256)]
+    serving = [e for e in holders if not e.draining]
+    for endpoint in affinity_first(serving, model_id, affinity, rng) if affinity else least_loaded_first(serving, rng):
         yield Attempt(endpoint, True)
+    tried: set[int] = set()
+    if loading is not None and not loading.failed and not loading.draining:
+        tried.add(id(loading))
+        yield Attempt(loading, False)  # wait for the load already under way there
     # Worked out now, after the holders' answers: one that found its copy gone is a place to load it again.
-    live = [e for e in endpoints if not e.failed]
-    others = [e for e in live if not e.draining and not e.holds(model_id, sha256)]
-    for endpoint in placement_order(others, model_id, size_hint(live, model_id, declared_bytes)):
+    size = size_hint(view.holding(model_id), model_id, declared_bytes)
+    placed = {id(e) for e in view.holding(model_id) if e.holds(model_id, sha256)} | tried
+    for endpoint in homes(view, model_id, size, skip=placed):
         yield Attempt(endpoint, False)
     for endpoint in holders:
         if endpoint.draining and endpoint.holds(model_id, sha256):
             yield Attempt(endpoint, True)
     # Last resort, when nothing in rotation could serve: workers out of rotation after a failed call (a lone
     # worker's one dropped connection must not fail every request until its next heartbeat).
-    for endpoint in endpoints:
+    for endpoint in view.all():
         if endpoint.failed:
             yield Attempt(endpoint, False)

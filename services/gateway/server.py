@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import grpc
 
-from fleet.v1 import admin_pb2_grpc, gateway_pb2_grpc
+from fleet.v1 import admin_pb2_grpc, gateway_pb2_grpc, workflow_pb2_grpc
 from fleet_oip.v2 import grpc_service_pb2_grpc as oip_pb2_grpc
 from services.cache import FleetCache
 from services.cache.registry_records import Invalidation
@@ -24,6 +24,10 @@ from services.gateway.discovery import from_settings
 from services.gateway.gateway import Gateway
 from services.gateway.http.app import HttpServer, build_app
 from services.gateway.http.context import HttpContext
+from services.gateway.workflow_servicer import SERVICE_NAME as WORKFLOW_SERVICE_NAME
+from services.gateway.workflow_servicer import WorkflowServicer
+from services.gateway.workflow_store import StoredWorkflows
+from services.gateway.workflows import engine_of
 from services.gateway.oip.dataplane import DataPlane
 from services.gateway.oip.servicer import SERVICE as OIP_SERVICE_NAME
 from services.gateway.oip.servicer import OipServicer
@@ -75,6 +79,8 @@ def build(settings: GatewaySettings) -> Service:
                             settings.copy_load_timeout_s)
     gateway = Gateway(resolver, workers, cache, settings.worker_attempts, settings.request_timeout_s,
                       settings.response_cache_ttl_s, copies)
+    engine = engine_of(settings)  # one compiled-graph cache and CPU pool for every edge
+    stored = StoredWorkflows(registry, settings.model_cache_ttl_s, settings.model_max_stale_s)
     limits = StreamLimits(settings.stream_max_in_flight, settings.stream_max_buffered_bytes)
 
     def invalidated(inv: Invalidation) -> None:
@@ -82,10 +88,12 @@ def build(settings: GatewaySettings) -> Service:
             auth.forget(inv.key_sha256)
         else:
             resolver.invalidate(inv)
+            stored.invalidate(inv)
 
     def resubscribed() -> None:  # messages may have been missed while Redis was away
         auth.revalidate_all()
         resolver.revalidate_all()
+        stored.revalidate_all()
 
     listener = cache.invalidation_listener(invalidated, resubscribed)
 
@@ -93,7 +101,8 @@ def build(settings: GatewaySettings) -> Service:
     plane = DataPlane(gateway, "inference-fleet", version)
     http = None
     if settings.http_enabled:
-        context = HttpContext(gateway, plane, auth, version, uuid.uuid4().hex, settings.max_message_bytes)
+        context = HttpContext(gateway, plane, auth, version, uuid.uuid4().hex, settings.max_message_bytes,
+                              engine, stored)
         server_tls = settings.server_tls()
         http = HttpServer(build_app(context, settings.http_body_limit()), settings.host, settings.http_port,
                           settings.shutdown_grace_s, HttpsContexts(server_tls).front if server_tls else None)
@@ -101,6 +110,8 @@ def build(settings: GatewaySettings) -> Service:
     def register(server: grpc.aio.Server) -> None:
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(gateway, auth, version, limits), server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(auth, registry), server)
+        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
+            WorkflowServicer(gateway, engine, auth, stored, limits), server)
         if settings.oip_enabled:
             oip_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(plane, auth, limits), server)
 
@@ -128,9 +139,12 @@ def build(settings: GatewaySettings) -> Service:
         await auth.close()
         await resolver.close()
         await registry.close()
+        engine.close()
+        await stored.close()
         await cache.close()
 
-    names = [SERVICE_NAME, ADMIN_SERVICE_NAME, *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
+    names = [SERVICE_NAME, ADMIN_SERVICE_NAME, WORKFLOW_SERVICE_NAME,
+             *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
     service = Service("gateway", settings, register, names, startup, shutdown, draining=draining,
                       dependencies={"redis": cache.ping, "registry": registry.check})
     return service

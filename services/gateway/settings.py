@@ -53,12 +53,13 @@ class GatewaySettings(ServiceSettings):
                     "FLEET_GATEWAY_WORKER_COOLDOWN_S.",
     )
     placement_refresh_s: float = Field(1.0, gt=0, description="How often worker heartbeats are read and copies planned.")
-    max_copies: int = Field(3, ge=1, description="Most workers one model is copied to (1: never copy; AddModel may "
-                                                 "ask for up to this many).")
+    max_copies: int = Field(0, ge=0, description="Most workers one model is copied to (0: up to every worker, as its "
+                                                 "demand needs; 1: never copy; AddModel may ask for up to this many).")
     copy_load_threshold: float = Field(
         4.0, gt=0,
-        description="A hot model gets one more copy when each copy has held more than this many requests on average "
-                    "(from heartbeats) throughout copy_window_s.",
+        description="What one copy should carry: a model gets ceil(its load / this) copies when its copies have held "
+                    "more than this many requests on average (from heartbeats) throughout copy_window_s, or twice "
+                    "that in the last heartbeat interval.",
     )
     copy_window_s: float = Field(
         10.0, gt=0, description="How long a model must stay above copy_load_threshold before a copy is added.",
@@ -79,7 +80,8 @@ class GatewaySettings(ServiceSettings):
     )
     stream_max_buffered_bytes: int = Field(
         8 * 1024 * 1024, ge=1024,
-        description="Bytes of answers one InferStream holds unsent before the gateway stops reading that stream.",
+        description="Bytes one stream (InferStream, OIP ModelStreamInfer) holds before the gateway stops reading it: "
+                    "answers not yet sent, and the requests being served (each with the stream's mean answer size).",
     )
     response_cache_ttl_s: int = Field(0, ge=0, description="Cache identical requests' responses in Redis (0: off).")
     registry_wait_s: float = Field(30.0, ge=0, description="At start-up, how long to wait for the registry.")
@@ -87,6 +89,11 @@ class GatewaySettings(ServiceSettings):
     http_port: int = Field(9001, ge=0, le=65535, description="HTTP API port (0: pick a free one).")
     http_max_body_bytes: int = Field(
         0, ge=0, description="Largest HTTP request body (0: room for a base64 image of max_message_bytes).")
+    workflow_max_steps: int = Field(64, ge=1, description="Most steps a workflow definition may have.")
+    workflow_max_definition_bytes: int = Field(262144, ge=1024, description="Largest workflow definition (JSON bytes).")
+    workflow_max_images: int = Field(16, ge=1, description="Most images one workflow run takes per image input.")
+    workflow_max_crops_per_image: int = Field(256, ge=1, description="Most crops a workflow step cuts from one image.")
+    workflow_cpu_threads: int = Field(4, ge=1, description="Threads for workflow CPU work (decoding, crops, drawing).")
     oip_enabled: bool = Field(True, description="Serve the Open Inference Protocol (inference.GRPCInferenceService) "
                                                 "on the gRPC port.")
 

@@ -3,9 +3,9 @@
 ``bounded_map`` is the engine (the OIP stream uses it too); ``infer_stream`` runs fleet.v1 items on it.
 
 A stream holds at most ``max_in_flight`` items (being served, or answered and waiting to be sent)
-and about ``max_buffered_bytes`` of answers (those waiting to be sent, and those being served at
-the stream's mean answer size). At either bound it stops reading
-requests until the client takes answers: gRPC's flow control then slows a client that sends without
+and about ``max_buffered_bytes`` (answers waiting to be sent, and the items being served: their requests,
+plus the stream's mean answer size each). At either bound it stops reading
+requests until the client takes answers or the workers finish items: gRPC's flow control then slows a client that sends without
 reading, instead of the gateway buffering for it (and workers computing answers nobody reads).
 An answer counts as taken once the transport has accepted it (the generator resumes after that).
 
@@ -46,7 +46,7 @@ class StreamLimits:
 
 
 def _size(outcome: object) -> int:
-    """Bytes an answer holds: a protobuf message's size, an error's message."""
+    """Bytes a request or an answer holds: a protobuf message's size, an error's message."""
     if isinstance(outcome, FleetError):
         return len(outcome.message) + 16
     byte_size = getattr(outcome, "ByteSize", None)
@@ -54,10 +54,11 @@ def _size(outcome: object) -> int:
 
 
 class _Window(Generic[T]):
-    """Items held by one stream and the bytes of its unsent answers; wakes the reader and the writer.
+    """Items held by one stream and their bytes; wakes the reader and the writer.
 
-    Items still being served count by the mean size of this stream's answers so far, so a stream
-    whose answers are large (visualizations) holds fewer of them, not just fewer unsent ones.
+    Items still being served count by their request's size plus the mean size of this stream's answers
+    so far, so a stream whose requests (large images) or answers (visualizations) are large holds fewer
+    of them, not just fewer unsent answers.
     """
 
     def __init__(self, limits: StreamLimits) -> None:
@@ -65,6 +66,7 @@ class _Window(Generic[T]):
         self.held = 0  # admitted and not yet taken by the transport
         self.running = 0  # of those, not answered yet
         self.bytes = 0  # of the answered ones not yet taken
+        self.request_bytes = 0  # requests of the running ones
         self.answers = 0
         self.mean_size = 0.0
         self.ready: deque[tuple[str, T | FleetError, int]] = deque()
@@ -73,16 +75,18 @@ class _Window(Generic[T]):
         self.reading = True
 
     def full(self) -> bool:
-        expected = self.bytes + self.running * self.mean_size
+        expected = self.bytes + self.request_bytes + self.running * self.mean_size
         return self.held >= self.limits.max_in_flight or expected >= self.limits.max_buffered_bytes
 
-    def admit(self) -> None:
+    def admit(self, request_size: int) -> None:
         self.held += 1
         self.running += 1
+        self.request_bytes += request_size
 
-    def answered(self, correlation_id: str, outcome: T | FleetError) -> None:
+    def answered(self, correlation_id: str, outcome: T | FleetError, request_size: int) -> None:
         size = _size(outcome)
         self.running -= 1
+        self.request_bytes -= request_size
         self.answers += 1
         self.mean_size += (size - self.mean_size) / self.answers
         self.ready.append((correlation_id, outcome, size))
@@ -115,7 +119,7 @@ async def bounded_map(call: Callable[[R], Awaitable[T]], items: AsyncIterator[tu
     tasks: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
 
-    async def one(correlation_id: str, request: R) -> None:
+    async def one(correlation_id: str, request: R, request_size: int) -> None:
         try:
             outcome: T | FleetError = await call(request)
         except FleetError as exc:
@@ -123,7 +127,7 @@ async def bounded_map(call: Callable[[R], Awaitable[T]], items: AsyncIterator[tu
         except Exception:  # a bug: this item answers INTERNAL, the stream goes on
             log.exception("unhandled error in a stream item")
             outcome = Internal(f"internal error; quote request id {current_request_id()}")
-        window.answered(correlation_id, outcome)
+        window.answered(correlation_id, outcome, request_size)
 
     async def read() -> None:
         try:
@@ -133,8 +137,9 @@ async def bounded_map(call: Callable[[R], Awaitable[T]], items: AsyncIterator[tu
                     while window.full():
                         window.room.clear()
                         await window.room.wait()
-                window.admit()
-                task = loop.create_task(one(correlation_id, request))
+                request_size = _size(request)
+                window.admit(request_size)
+                task = loop.create_task(one(correlation_id, request, request_size))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         finally:

@@ -1,4 +1,4 @@
-"""The gateway's view of the model workers: who is up, what each holds, how busy it is.
+"""The gateway's view of the model workers, kept current: who is up, what each holds, how busy it is.
 
 Each worker's last heartbeat (a typed ``WorkerState`` from Redis) says what it holds and its load;
 this gateway adds what it knows first-hand: its own calls in flight to each worker, copies a call
@@ -11,6 +11,9 @@ heartbeats again: a heartbeat published after the failure (a later sequence than
 sent before, or a new boot id), or, when heartbeats cannot tell (no Redis, or the worker publishes
 none), a health check answered SERVING, probed in the background every ``probe_interval_s``.
 Requests never wait on a dead worker to be tried again.
+
+The view itself (``view.FleetView``: endpoints, the index of holders per model, the hash ring) is free of
+I/O; this module is the shell that feeds it from discovery, heartbeats, calls and health checks.
 """
 
 from __future__ import annotations
@@ -21,86 +24,18 @@ import logging
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
+from fleet.internal.v1.worker_pb2 import WorkerState
 from services.common.periodic import Periodic
 from services.common.tls import ClientTls
 from services.gateway.discovery import Discovery
 from services.gateway.metrics import WORKER_IN_FLIGHT, WORKERS
+from services.gateway.view import FleetView, WorkerEndpoint
 from services.gateway.worker_client import WorkerClient
 
 log = logging.getLogger("fleet.gateway.workers")
 
 RETIRE_WAIT_S = 60.0
-
-
-@dataclass(eq=False)  # compared and hashed by identity
-class WorkerEndpoint:
-    address: str
-    client: WorkerClient
-    worker_id: str = ""
-    state: WorkerState | None = None  # the last heartbeat
-    loads: dict[str, ModelLoad] = field(default_factory=dict)  # from ``state``, by model id
-    in_flight: int = 0  # this gateway's calls to the worker now
-    others_at_beat: int = 0  # requests inside the worker that were not this gateway's, when ``state`` was read
-    failed: bool = False
-    failed_at: tuple[str, int] | None = None  # (boot id, sequence) of the last heartbeat seen when it failed
-    next_probe: float = 0.0
-    # model id -> (sha256, heartbeat sequence then): a call found it loaded; no heartbeat says so yet.
-    confirmed: dict[str, tuple[str, int]] = field(default_factory=dict)
-    # model id -> heartbeat sequence then: a call found it gone; heartbeats up to then are stale about it.
-    gone: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """How logs and metrics name the worker: its id once known (never shown to callers)."""
-        return self.worker_id or self.address
-
-    @property
-    def sequence(self) -> int:
-        return self.state.sequence if self.state is not None else 0
-
-    @property
-    def draining(self) -> bool:
-        return self.state is not None and self.state.draining
-
-    def load_of(self, model_id: str) -> ModelLoad | None:
-        return None if model_id in self.gone else self.loads.get(model_id)
-
-    def holds(self, model_id: str, sha256: str) -> bool:
-        """This version of the model is loaded there, as far as this gateway knows."""
-        if model_id in self.gone:
-            return False
-        load = self.loads.get(model_id)
-        if load is not None and load.sha256 == sha256:
-            return True
-        confirmed = self.confirmed.get(model_id)
-        return confirmed is not None and confirmed[0] == sha256
-
-    def outstanding(self) -> int:
-        """Work waiting at the worker: this gateway's calls now plus the others' (from the heartbeat)."""
-        return self.in_flight + self.others_at_beat
-
-    def apply(self, state: WorkerState) -> bool:
-        """Take a heartbeat; returns whether it brought a failed worker back."""
-        revived = False
-        if self.failed:
-            boot, sequence = self.failed_at or ("", -1)
-            # The heartbeat read after the failure may have been published just before it: wait for the next.
-            if state.boot_id != boot or state.sequence > sequence + 1:
-                self.failed, self.failed_at, revived = False, None, True
-        if self.state is not None and state.boot_id != self.state.boot_id:
-            self.confirmed.clear()
-            self.gone.clear()
-        self.state, self.worker_id = state, state.worker_id
-        self.loads = {m.model_id: m for m in state.models}
-        # The heartbeat's figures include this gateway's calls then: what is left is other gateways' work.
-        self.others_at_beat = max(0, sum(m.in_flight for m in state.models) - self.in_flight)
-        # A heartbeat published after a call's finding is authoritative again.
-        self.confirmed = {m: c for m, c in self.confirmed.items() if state.sequence <= c[1] + 1}
-        self.gone = {m: s for m, s in self.gone.items() if state.sequence <= s + 1}
-        return revived
 
 
 class WorkerPool:
@@ -109,7 +44,8 @@ class WorkerPool:
         self.discovery, self.max_message_bytes, self.tls = discovery, max_message_bytes, tls
         self.probe_interval_s = probe_interval_s
         self.rng = rng or random.Random()
-        self.endpoints: dict[str, WorkerEndpoint] = {}
+        self.view = FleetView()
+        self.endpoints = self.view.endpoints  # by address (the view keeps it)
         self._retiring: dict[WorkerEndpoint, asyncio.Task[None]] = {}  # departed, closed once their calls end
         for address in discovery.seeds:
             self._add(address)
@@ -119,8 +55,7 @@ class WorkerPool:
         endpoint = self.endpoints.get(address)
         if endpoint is None:
             client = WorkerClient(address, self.max_message_bytes + 1024 * 1024, self.tls)
-            endpoint = WorkerEndpoint(address, client)
-            self.endpoints[address] = endpoint
+            endpoint = self.view.add(WorkerEndpoint(address, client))
             log.info("worker added", extra={"address": address})
         return endpoint
 
@@ -135,7 +70,7 @@ class WorkerPool:
     def holders(self, model_id: str, sha256: str) -> list[WorkerEndpoint]:
         """Workers in rotation, not draining, holding this version of the model: whom routing sends its
         requests first, and what readiness and ``AddModel`` count."""
-        return [e for e in self.endpoints.values() if not e.failed and not e.draining and e.holds(model_id, sha256)]
+        return [e for e in self.view.holding(model_id) if not e.failed and not e.draining and e.holds(model_id, sha256)]
 
     def report(self) -> None:
         """fleet_gateway_workers{state}: how many known workers are healthy, draining, out of rotation."""
@@ -165,6 +100,7 @@ class WorkerPool:
         endpoint.failed_at = (endpoint.state.boot_id, endpoint.state.sequence) if endpoint.state else None
         endpoint.next_probe = time.monotonic() + self.probe_interval_s
         endpoint.confirmed.clear()
+        endpoint.reindex()
         self.report()
         log.warning("worker unreachable; out of rotation until it heartbeats again",
                     extra={"worker": endpoint.label, "address": endpoint.address})
@@ -175,14 +111,11 @@ class WorkerPool:
             endpoint.failed, endpoint.failed_at = False, None
             self.report()
             log.info("worker back in rotation (a call succeeded)", extra={"worker": endpoint.label})
-        endpoint.gone.pop(model_id, None)
-        if not endpoint.holds(model_id, sha256):
-            endpoint.confirmed[model_id] = (sha256, endpoint.sequence)
+        endpoint.found_serving(model_id, sha256)
 
     def note_gone(self, endpoint: WorkerEndpoint, model_id: str) -> None:
         """A call found the model not loaded there (evicted, unloaded or replaced)."""
-        endpoint.confirmed.pop(model_id, None)
-        endpoint.gone[model_id] = endpoint.sequence
+        endpoint.found_gone(model_id)
 
     # ---- membership ----------------------------------------------------------------------------
     async def refresh(self) -> None:
@@ -199,7 +132,8 @@ class WorkerPool:
         for address in sorted(members - self.endpoints.keys()):
             self._add(address)
         for address in [a for a in self.endpoints if a not in members]:
-            endpoint = self.endpoints.pop(address)
+            endpoint = self.view.remove(address)
+            assert endpoint is not None
             log.info("worker left", extra={"worker": endpoint.label, "address": address})
             if endpoint.in_flight:  # a draining pod leaves DNS while it finishes this gateway's calls
                 task = asyncio.get_running_loop().create_task(self._retire(endpoint))
@@ -221,7 +155,7 @@ class WorkerPool:
         for address, endpoint in self.endpoints.items():
             state = states.get(address)
             if state is None:
-                endpoint.state, endpoint.loads, endpoint.others_at_beat = None, {}, 0  # no heartbeat: unknown
+                endpoint.forget_state()  # no heartbeat: unknown
             elif endpoint.apply(state):
                 log.info("worker back in rotation (heartbeat)", extra={"worker": endpoint.label})
 

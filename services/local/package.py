@@ -29,6 +29,8 @@ def _imgsz(value: str) -> tuple[int, int]:
     raise argparse.ArgumentTypeError("use HEIGHT,WIDTH or one number for a square input")
 
 
+IMAGE_ONLY_TASKS = ("object-detection", "instance-segmentation", "classification", "keypoint-detection",
+                    "oriented-detection")
 PACKAGE_EXTRA = "pip install 'inference-fleet[package]'"
 CHECK_INSTALL = "pip install 'inference-fleet[server,cpu]'"
 
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         from fleet.cli.output import detections_table  # noqa: PLC0415
         from services.common.errors import FleetError  # noqa: PLC0415
         from services.common.layouts import TaskType  # noqa: PLC0415
+        from services.packaging import drafted  # noqa: PLC0415
         from services.packaging.exports import read_export  # noqa: PLC0415
         from services.packaging.inference import Overrides, describe  # noqa: PLC0415
         from services.packaging.writer import check, write_package  # noqa: PLC0415
@@ -45,18 +48,33 @@ def run(args: argparse.Namespace) -> int:
         print(f"fleet package: needs the package extra ({exc.name or 'a dependency'} is missing): {PACKAGE_EXTRA}",
               file=sys.stderr)
         return 2
-    source = Path(args.model)
-    out = Path(args.out) if args.out else Path.cwd() / source.stem
+    kind, _, exported_name = args.model.partition(":")
+    from_code = kind in drafted.EXPORTERS and bool(exported_name)
+    out = Path(args.out) if args.out else Path.cwd() / (exported_name if from_code else Path(args.model).stem)
     try:
-        info = read_export(source)
-        overrides = Overrides(name=args.name, task=TaskType(args.task) if args.task else None,
-                              model_type=args.model_type, class_names=args.names, imgsz=args.imgsz,
-                              max_batch_size=args.max_batch_size)
-        spec = write_package(source, describe(info, overrides), out, force=args.force)
-        print(f"packaged {source} -> {out}\n  {spec.task_type}, model_type {spec.model_type}, "
+        with drafted.temporary_export_dir() as work:
+            source = drafted.export_source(args.model, Path(work)) or Path(args.model)
+            info = read_export(source)
+            draft = drafted.read_draft(info)
+            if draft is not None:  # a reference exporter's: the package as it drafted it
+                draft = drafted.apply(draft, args.name, args.max_batch_size)
+                spec = write_package(source, draft.document, out, force=args.force, graphs=draft.graphs,
+                                     assets=draft.assets)
+            else:
+                overrides = Overrides(name=args.name, task=TaskType(args.task) if args.task else None,
+                                      model_type=args.model_type, class_names=args.names, imgsz=args.imgsz,
+                                      max_batch_size=args.max_batch_size)
+                spec = write_package(source, describe(info, overrides), out, force=args.force)
+        extra = "".join(f", {kind} {sorted(names)}" for kind, names in (("graphs", spec.graphs), ("assets", spec.assets))
+                        if names)
+        print(f"packaged {args.model} -> {out}\n  {spec.task_type}, model_type {spec.model_type}, "
               f"{spec.num_classes} classes, input {spec.input.width}x{spec.input.height} {spec.input.resize_mode.value}, "
               f"max batch {spec.batch.max_batch_size}, sha256 {spec.weights.sha256[:12]}…, "
-              f"{spec.weights.size_bytes} bytes")
+              f"{spec.weights.size_bytes} bytes{extra}")
+        if args.check and (draft is not None or spec.task_type not in IMAGE_ONLY_TASKS):
+            print(f"fleet package --check runs image-only tasks; serve the {spec.task_type} package in {out} and call "
+                  "it with `fleet infer` instead", file=sys.stderr)
+            return 2
         if args.check:
             print(detections_table(check(out, Path(args.check))))
     except ImportError as exc:  # only check() imports more: the worker's code and ONNX Runtime
@@ -72,9 +90,11 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("package", help="make a model package (model.json + weights) from an ONNX export",
-                       description="Read an exported ONNX model (Ultralytics, YOLOv5, YOLOv10 end-to-end) and write "
-                                   "a model package: layout, classes, input size and batch from the export itself.")
-    p.add_argument("model", help="the exported .onnx file")
+                       description="Read an exported ONNX model (Ultralytics, YOLOv5, YOLOv10 end-to-end, or an "
+                                   "OpenCLIP or segment-anything export of services.packaging) and write a model "
+                                   "package: layout, classes, input size and batch from the export itself.")
+    p.add_argument("model", help="the exported .onnx file, or openclip:NAME / sam:VARIANT to export that reference "
+                                 "architecture first (the reference extra: torch, open-clip-torch, segment-anything)")
     p.add_argument("--out", help="package directory (default: ./<model file stem>)")
     p.add_argument("--name", help="the model's name (default: the file's stem)")
     p.add_argument("--task", choices=["object-detection", "instance-segmentation", "classification",

@@ -3,8 +3,8 @@
 The manager calls ``enter`` / ``leave`` as requests acquire and release the model; each heartbeat
 calls ``sample``, which closes the interval since the last one: the requests per second that
 arrived and the mean number inside (so a burst between two heartbeats is seen, not missed as an
-instantaneous count would). The last samples are kept, newest first, for gateways that decide
-on a window of them.
+instantaneous count would). The last samples are kept, newest first; heartbeats publish only
+summaries of them (``low`` / ``high`` over a window), never the samples themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class BusyMeter:
         self._since = self._last = clock()
         self.history: deque[float] = deque(maxlen=max(1, history))
         self.rate = 0.0
+        self.sampled = 0  # intervals closed so far
 
     @property
     def inside(self) -> int:
@@ -50,4 +51,18 @@ class BusyMeter:
             return
         self.history.appendleft(self._area / span)
         self.rate = self._arrivals / span
+        self.sampled += 1
         self._area, self._arrivals, self._since = 0.0, 0, now
+
+    @property
+    def last(self) -> float:
+        """The mean requests inside over the last closed interval (0 before one)."""
+        return self.history[0] if self.history else 0.0
+
+    def low(self, intervals: int) -> float:
+        """The lowest mean over the last ``intervals`` closed intervals (those there are)."""
+        return min((self.history[i] for i in range(min(intervals, len(self.history)))), default=0.0)
+
+    def high(self, intervals: int) -> float:
+        """The highest mean over the last ``intervals`` closed intervals (those there are)."""
+        return max((self.history[i] for i in range(min(intervals, len(self.history)))), default=0.0)

@@ -21,6 +21,8 @@ from services.model_worker.images import ImageInput
 CACHE_LOOKUPS = Counter("fleet_worker_embedding_cache_lookups_total",
                         "Image-embedding cache lookups by promptable-segmentation requests, by result (hit, miss).",
                         ["result"])
+for _result in ("hit", "miss"):  # both series from the start (0 until the first promptable request)
+    CACHE_LOOKUPS.labels(_result)
 CACHE_BYTES = Gauge("fleet_worker_embedding_cache_bytes", "Bytes of image embeddings held in the worker's cache.")
 CACHE_ENTRIES = Gauge("fleet_worker_embedding_cache_entries", "Image embeddings held in the worker's cache.")
 

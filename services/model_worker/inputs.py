@@ -104,6 +104,9 @@ def check(spec: ModelSpec, values: dict[str, tuple[InputKind, Value, int]], mode
 
 
 def texts(values: list[str], name: str) -> tuple[str, ...]:
+    empty = [i for i, v in enumerate(values) if not v.strip()]
+    if empty:
+        raise InvalidArgument(f"input {quoted(name)}: text {empty[0]} is empty; send some words to embed")
     if any(len(v) > MAX_TEXT_CHARS for v in values):
         raise InvalidArgument(f"input {quoted(name)}: each text may have at most {MAX_TEXT_CHARS} characters")
     return tuple(values)

@@ -88,6 +88,13 @@ class HeldModel:
     assets: dict[str, Path] = field(default_factory=dict)  # model.json's other files (checked copies), by name
     extras: dict[str, Any] = field(default_factory=dict)  # what its task keeps while it is held (a tokenizer, caches)
 
+    def extra(self, name: str, make: Callable[[HeldModel], Any]) -> Any:
+        """What its task keeps under ``name`` while the model is held, made by ``make(model)`` on first use."""
+        value = self.extras.get(name)
+        if value is None:
+            value = self.extras[name] = make(self)
+        return value
+
     @property
     def in_flight(self) -> int:
         """Requests holding the model now (acquired, not yet released)."""
@@ -148,6 +155,7 @@ class ModelManager:
         self._opening: set[asyncio.Task[None]] = set()  # batch sessions being opened
         self.loads_started = 0  # for tests and describe: how many loads ran
         self.on_drop: list[Callable[[str], None]] = []  # told each model id unloaded, evicted or replaced
+        self.loads_in_progress = 0  # loads under way now (waiting for a load thread included)
 
     # ---- queries -------------------------------------------------------------------------
     def get(self, model_id: str) -> HeldModel | None:
@@ -198,7 +206,11 @@ class ModelManager:
             if existing is not None and existing.sha256 == record.spec.sha256:
                 existing.pinned = existing.pinned or pin
                 return existing, True
-            model = await self._open(record, pin)
+            self.loads_in_progress += 1
+            try:
+                model = await self._open(record, pin)
+            finally:
+                self.loads_in_progress -= 1
             if existing is not None:
                 self._drop(existing, "replaced")
             self._models[record.model_id] = model

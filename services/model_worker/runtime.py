@@ -17,9 +17,11 @@ memory is then part of the model's footprint.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,27 +218,43 @@ def _batch_cpus(options: RuntimeOptions, provider: str) -> int:
     return cpus if cpus > 1 else 0
 
 
-def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Session:
-    """Open and validate a model; raise ModelLoadError with an actionable message."""
-    providers = requested_providers(options.execution_provider, available_providers())
+@dataclass
+class _Footprint:
+    """Memory a session opened inside ``measured`` took: host RSS (at least its file's size) and device bytes."""
+
+    host_bytes: int = 0
+    device_bytes: int = 0
+
+
+@contextlib.contextmanager
+def measured(path: Path, providers: list[str]) -> Iterator[_Footprint]:
+    """Serialize a session's creation and measure what it took (RSS can understate a model that reuses memory
+    an evicted one freed, so its file's size is the floor)."""
     process = psutil.Process()
+    footprint = _Footprint()
     with _CREATE_LOCK:
         rss_before = process.memory_info().rss
         gpu_before = device_free_bytes() if CUDA in providers else None
+        yield footprint
+        footprint.host_bytes = max(process.memory_info().rss - rss_before, path.stat().st_size)
+        gpu_after = device_free_bytes() if gpu_before else None
+    footprint.device_bytes = max(0, gpu_before[0] - gpu_after[0]) if gpu_before and gpu_after else 0
+
+
+def open_session(path: Path, spec: ModelSpec, options: RuntimeOptions) -> Session:
+    """Open and validate a model; raise ModelLoadError with an actionable message."""
+    providers = requested_providers(options.execution_provider, available_providers())
+    with measured(path, providers) as footprint:
         sess = _create(path, _session_options(options, options.intra_op_threads), providers)
         input_name, fixed_batch = _check_input(spec, sess)
         names = output_names(spec, [o.name for o in sess.get_outputs()])
         shapes = {o.name: list(o.shape)[1:] for o in sess.get_outputs()}
         check_output_shapes(spec, [shapes[n] for n in names])
         _warm_up(sess, spec, input_name, names)
-        # RSS can understate a model when it reuses memory freed by an evicted one, so the
-        # weights' own size is the floor of its footprint.
-        host_bytes = max(process.memory_info().rss - rss_before, path.stat().st_size)
-        gpu_after = device_free_bytes() if gpu_before else None
+    host_bytes, device_bytes = footprint.host_bytes, footprint.device_bytes
     provider = sess.get_providers()[0]
     batch_runs = _batch_cpus(options, provider)
     source = BatchSource(path, spec, options, providers, batch_runs) if batch_runs else None
-    device_bytes = max(0, gpu_before[0] - gpu_after[0]) if gpu_before and gpu_after else 0
     if providers[0] == CUDA and provider != CUDA:
         log.warning("CUDA was requested but the session fell back to %s", provider)
     max_batch = min(options.max_batch_size, spec.batch.max_batch_size, fixed_batch or options.max_batch_size)
@@ -266,13 +284,7 @@ class Graph:
 def open_graph(path: Path, options: RuntimeOptions) -> Graph:
     """Open a model's further graph (blocking: in a loader thread), measuring its footprint as open_session does."""
     providers = requested_providers(options.execution_provider, available_providers())
-    process = psutil.Process()
-    with _CREATE_LOCK:
-        rss_before = process.memory_info().rss
-        gpu_before = device_free_bytes() if CUDA in providers else None
+    with measured(path, providers) as footprint:
         sess = _create(path, _session_options(options, options.intra_op_threads), providers)
-        host_bytes = max(process.memory_info().rss - rss_before, path.stat().st_size)
-        gpu_after = device_free_bytes() if gpu_before else None
-    device_bytes = max(0, gpu_before[0] - gpu_after[0]) if gpu_before and gpu_after else 0
     return Graph(sess, [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()],
-                 sess.get_providers()[0], host_bytes, device_bytes)
+                 sess.get_providers()[0], footprint.host_bytes, footprint.device_bytes)

@@ -64,7 +64,8 @@ def build(settings: WorkerSettings) -> Service:
         ManagerLimits(settings.max_active_models, capacity_bytes(settings), settings.memory_free_threshold,
                       settings.model_lock_acquire_timeout_s, settings.max_queue_delay_us / 1e6,
                       settings.max_queue_size, settings.concurrent_runs,
-                      load_history=math.ceil(settings.load_history_s / settings.heartbeat_interval_s)),
+                      load_history=math.ceil(max(settings.load_history_s, settings.load_window_s)
+                                                   / settings.heartbeat_interval_s)),
         load_pool, infer_pool,
     )
     INFO.labels(settings.worker_id, CUDA if manager.on_device else CPU).set(1)
@@ -80,7 +81,7 @@ def build(settings: WorkerSettings) -> Service:
     recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
                 if settings.inference_log_enabled else None)
     worker = Worker(settings.worker_id, settings.advertise_address, manager, pipeline, recorder, cache,
-                    settings.heartbeat_interval_s,
+                    settings.heartbeat_interval_s, settings.load_window_s, settings.load_history_s,
                     TaskRuntime(pipeline, manager, pipeline.cpu, settings.embedding_cache_bytes))
     heartbeat = Heartbeat(cache, worker.state)
 

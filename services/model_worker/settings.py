@@ -111,7 +111,7 @@ class WorkerSettings(ServiceSettings):
     jpeg_reduced_decode: bool = Field(
         False, description="Decode a JPEG at 1/2, 1/4 or 1/8 scale when it is at least that much larger than the "
                            "size it is resized to (letterbox and stretch; not with visualize): less CPU per "
-                           "request, pixels slightly different from a full decode (see README, Performance).",
+                           "request, pixels slightly different from a full decode (see docs/performance.md).",
     )
     url_input_enabled: bool = Field(True, description="Accept images by http(s) URL.")
     url_allow_private: bool = Field(False, description="Allow URLs that resolve to loopback or private addresses.")
@@ -135,10 +135,15 @@ class WorkerSettings(ServiceSettings):
     inference_log_enabled: bool = Field(True, description="Record each inference in Redis (off the request path).")
     inference_log_expiry_s: int = Field(3600, ge=1, description="Expiry of the inference-log sorted sets.")
     heartbeat_interval_s: float = Field(2.0, gt=0, description="How often the worker publishes its state to Redis.")
+    load_window_s: float = Field(
+        10.0, gt=0,
+        description="Heartbeats carry each model's lowest load (mean requests inside per interval) over this window: "
+                    "gateways add copies of a model busy throughout it (match the gateway's copy_window_s).",
+    )
     load_history_s: float = Field(
-        120.0, gt=0,
-        description="Seconds of per-model load (one mean per heartbeat interval) published in heartbeats; gateways "
-                    "decide on copies over windows up to this long.",
+        60.0, gt=0,
+        description="Heartbeats carry each model's highest load over this window: gateways release a copy only when "
+                    "it was quiet throughout it (match the gateway's copy_release_window_s).",
     )
     drain_notice_s: float = Field(
         3.0, ge=0,

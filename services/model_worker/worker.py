@@ -31,11 +31,13 @@ MAX_IMAGES_PER_REQUEST = 64
 class Worker:
     def __init__(self, worker_id: str, address: str, manager: ModelManager, pipeline: Pipeline,
                  recorder: InferenceRecorder | None, cache: FleetCache, heartbeat_interval_s: float = 2.0,
+                 load_window_s: float = 10.0, release_window_s: float = 60.0,
                  runtime: TaskRuntime | None = None) -> None:
         self.worker_id = worker_id
         self.manager, self.pipeline, self.recorder, self.cache = manager, pipeline, recorder, cache
         self.runtime = runtime or TaskRuntime(pipeline, manager, pipeline.cpu)
-        self.state = StatePublisher(worker_id, manager, heartbeat_interval_s, address)
+        self.state = StatePublisher(worker_id, manager, heartbeat_interval_s, address,
+                                    load_window_s=load_window_s, release_window_s=release_window_s)
 
     @property
     def address(self) -> str:

@@ -21,26 +21,38 @@ from services.packaging.exports import read_export
 WEIGHTS_FILE = "model.onnx"
 
 
-def write_package(source: Path, document: dict[str, Any], out_dir: Path, *, force: bool = False) -> ModelSpec:
-    """Copy ``source`` into ``out_dir`` as model.onnx, write model.json, verify both; returns the spec."""
-    if (out_dir / MODEL_JSON).exists() and not force:
-        raise ModelPackageError(f"{out_dir / MODEL_JSON} exists; choose another --out or pass --force")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / WEIGHTS_FILE
-    if source.resolve() != weights.resolve():
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".model.", suffix=".onnx.tmp")
+def _copy(source: Path, out_dir: Path, file_name: str) -> dict[str, Any]:
+    """Copy ``source`` into the package as ``file_name`` (through a temp file); its weights entry."""
+    target = out_dir / file_name
+    if source.resolve() != target.resolve():
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".copy.", suffix=".tmp")
         os.close(fd)
         try:
             shutil.copyfile(source, tmp)
-            os.replace(tmp, weights)
+            os.replace(tmp, target)
         finally:
             Path(tmp).unlink(missing_ok=True)
-    with weights.open("rb") as fh:
+    with target.open("rb") as fh:
         sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
-    document = {**document, "weights": {"file": WEIGHTS_FILE, "sha256": sha256,
-                                        "size_bytes": weights.stat().st_size}}
+    return {"file": file_name, "sha256": sha256, "size_bytes": target.stat().st_size}
+
+
+def write_package(source: Path, document: dict[str, Any], out_dir: Path, *, force: bool = False,
+                  graphs: dict[str, Path] | None = None, assets: dict[str, Path] | None = None) -> ModelSpec:
+    """Copy ``source`` into ``out_dir`` as model.onnx (and ``graphs``/``assets``, each under its own file
+    name), write model.json, verify them; returns the spec."""
+    if (out_dir / MODEL_JSON).exists() and not force:
+        raise ModelPackageError(f"{out_dir / MODEL_JSON} exists; choose another --out or pass --force")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    document = {**document, "weights": _copy(source, out_dir, WEIGHTS_FILE)}
+    if graphs:
+        for path in graphs.values():
+            read_export(path)  # each further graph well-formed, as the onnx checker sees it
+        document["graphs"] = {name: _copy(path, out_dir, path.name) for name, path in graphs.items()}
+    if assets:
+        document["assets"] = {name: _copy(path, out_dir, path.name) for name, path in assets.items()}
     spec = ModelSpec.from_json(document, source=f"the model.json for {source.name}")
-    verify(weights, spec)
+    verify(out_dir / WEIGHTS_FILE, spec)
     (out_dir / MODEL_JSON).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return spec
 

@@ -130,6 +130,11 @@ class RegistryClient:
             if not token:
                 return models
 
+    async def get_workflow(self, workspace: str, owner: str, workflow_id: str,
+                           version_id: str = "") -> registry_pb2.GetWorkflowResponse:
+        return await self._call("GetWorkflow", lambda r: r.registry.GetWorkflow, registry_pb2.GetWorkflowRequest(
+            workspace=workspace, owner=owner, workflow_id=workflow_id, version_id=version_id))
+
     async def admin(self, method: str, request, admin_sha256: str):  # type: ignore[no-untyped-def]
         """Forward a fleet.v1.AdminService request to the registry's admin service; returns its response."""
         wrapper = getattr(registry_pb2, f"RegistryAdminService{method}Request")

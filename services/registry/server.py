@@ -17,14 +17,15 @@ from services.common.server import Service
 from services.registry.admin import Admin
 from services.registry.cached import CacheTtls, ReadThrough
 from services.registry.catalog import Catalog
+from services.registry.pipeline_record_servicer import SERVICE_NAME as PIPELINES_SERVICE_NAME
+from services.registry.pipeline_record_servicer import PipelineRecordServicer
 from services.registry.service import Registry
-from services.registry.pipeline_records import SERVICE_NAME as PIPELINES_SERVICE_NAME
-from services.registry.pipeline_records import PipelineRecordServicer
 from services.registry.servicer import ADMIN_SERVICE_NAME, SERVICE_NAME, RegistryAdminServicer, RegistryServicer
 from services.registry.settings import RegistrySettings
 from services.registry.store import migrate
 from services.registry.store.store import Conflict, Store
 from services.registry.upstream import Upstream
+from services.registry.workflows import Workflows
 
 log = logging.getLogger("fleet.registry")
 
@@ -38,6 +39,7 @@ def build(settings: RegistrySettings) -> Service:
                          settings.upstream_ttl_s) if settings.upstream_url else None)
     registry = Registry(store, lookups, settings.admin_token_sha256, upstream, settings.upstream_negative_ttl_s)
     admin = Admin(store, lookups, registry)
+    workflows = Workflows(store, lookups)
     retry = Periodic("invalidation-retry", 1.0, lookups.retry_pending)
     listener: InvalidationListener = cache.invalidation_listener(registry.forget_missing)
 
@@ -54,8 +56,9 @@ def build(settings: RegistrySettings) -> Service:
         log.info("start-up catalog applied", extra={"catalog": settings.catalog, "changes": len(changes)})
 
     def register(server: grpc.aio.Server) -> None:
-        registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry), server)
-        registry_pb2_grpc.add_RegistryAdminServiceServicer_to_server(RegistryAdminServicer(registry, admin), server)
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry, workflows), server)
+        registry_pb2_grpc.add_RegistryAdminServiceServicer_to_server(
+            RegistryAdminServicer(registry, admin, workflows), server)
         pipeline_records_pb2_grpc.add_PipelineRecordServiceServicer_to_server(PipelineRecordServicer(store), server)
 
     async def startup(port: int) -> None:

@@ -14,14 +14,16 @@ from services.registry import converters
 from services.registry.admin import Admin
 from services.registry.client import ADMIN_HEADER
 from services.registry.service import Registry
+from services.registry.workflow_servicer import WorkflowAdmin, WorkflowReads
+from services.registry.workflows import Workflows
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RegistryService"].full_name
 ADMIN_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RegistryAdminService"].full_name
 
 
-class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+class RegistryServicer(WorkflowReads, registry_pb2_grpc.RegistryServiceServicer):
+    def __init__(self, registry: Registry, workflows: Workflows) -> None:
+        self.registry, self.workflows = registry, workflows
 
     @rpc(SERVICE_NAME)
     async def ResolveModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
@@ -39,11 +41,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         return pb.ListModelsResponse(models=[descriptors.to_proto(r) for r in records], next_page_token=token)
 
 
-class RegistryAdminServicer(registry_pb2_grpc.RegistryAdminServiceServicer):
+class RegistryAdminServicer(WorkflowAdmin, registry_pb2_grpc.RegistryAdminServiceServicer):
     """Each call must carry the admin token's sha256 in metadata: the registry verifies admins itself."""
 
-    def __init__(self, registry: Registry, admin: Admin) -> None:
-        self.registry, self.admin = registry, admin
+    def __init__(self, registry: Registry, admin: Admin, workflows: Workflows) -> None:
+        self.registry, self.admin, self.workflows = registry, admin, workflows
 
     def _verify(self, context: grpc.aio.ServicerContext) -> None:
         presented = next((v for k, v in context.invocation_metadata() or () if k == ADMIN_HEADER), "")

@@ -75,6 +75,9 @@ class Task:
     route: ClassVar[str | None] = None
     #: The OIP output tensors, before COMMON_OUTPUTS.
     oip_outputs: ClassVar[tuple[TensorSpec, ...]] = ()
+    #: OIP: the BYTES input tensor (UTF-8 strings) sent as the model's texts input of that name, instead of
+    #: images (None: images only).
+    oip_text_input: ClassVar[str | None] = None
     #: The model types (output layouts) that serve this task.
     layouts: ClassVar[tuple[Layout, ...]] = ()
     #: One line for listings.
@@ -84,6 +87,9 @@ class Task:
     #: The worker runs it with ``run`` (several graphs, texts, prompts) instead of the standard image pipeline
     #: (decode, pre-process, batch the first graph, decode its outputs with the layout's decoder, ``present``).
     custom_run: ClassVar[bool] = False
+    #: The worker keeps state per image (a cached image embedding): the gateway sends an image's requests to the
+    #: holder a hash of the image picks (``routing.affinity_first``) rather than the least loaded one.
+    image_affinity: ClassVar[bool] = False
 
     # ---- answers --------------------------------------------------------------------------------------
     def result(self, response: inference_pb2.InferResponse) -> Message:

@@ -39,6 +39,7 @@ class Embedding(Task):
     result_field = "embedding"
     roboflow_task = "embedding"
     oip_outputs = (TensorSpec("embedding", "FP32", (-1, -1)), *COMMON_OUTPUTS)
+    oip_text_input = TEXT_INPUT
     summary = "embeddings of images and texts, and their similarities"
     needs_classes = False
     custom_run = True

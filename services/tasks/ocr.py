@@ -49,10 +49,7 @@ class _Reader:
 
     @classmethod
     def of(cls, model: Any) -> _Reader:
-        reader = model.extras.get("ocr")
-        if reader is None:
-            reader = model.extras["ocr"] = cls(model)
-        return reader
+        return model.extra("ocr", cls)
 
     def read(self, rgb: np.ndarray) -> Any:
         """Blocking (the CPU pool): detect, un-rotate, recognise."""
@@ -103,10 +100,29 @@ class Ocr(Task):
             inference_pb2.TextLine(text=line.text, confidence=line.confidence,
                                    polygon=[inference_pb2.Point(x=float(x), y=float(y)) for x, y in line.quad.tolist()])
             for line in page.lines])
+        visual = b""
+        if params.visualize:
+            from services.model_worker.visualize import render  # noqa: PLC0415
+
+            visual = await runtime.cpu(render, pixels, lambda img: self.draw(img, page, record.spec))
         timings = Timings(decode_s=decode_s, inference_s=infer_s, total_s=time.perf_counter() - started,
                           batch_size=1, cold_start=cold)
         height, width = pixels.shape[:2]
-        return InferenceOutput(uuid.uuid4().hex, record, width, height, message, message, b"", timings)
+        return InferenceOutput(uuid.uuid4().hex, record, width, height, message, message, visual, timings)
+
+    def draw(self, img: np.ndarray, result: Any, spec: ModelSpec) -> None:
+        """Each line's quadrilateral and its text (characters OpenCV cannot draw show as '?')."""
+        import cv2  # noqa: PLC0415
+        import numpy as np  # noqa: PLC0415
+
+        from services.model_worker.visualize import colour, label  # noqa: PLC0415
+
+        for i, line in enumerate(result.lines):
+            bgr = colour(i)
+            quad = np.asarray(line.quad, np.float32).round().astype(np.int32)
+            cv2.polylines(img, [quad], True, bgr, 2, cv2.LINE_AA)
+            text = "".join(c if 32 <= ord(c) < 127 else "?" for c in line.text)
+            label(img, f"{text} {line.confidence:.2f}", int(quad[:, 0].min()), int(quad[:, 1].min()) - 2, bgr)
 
     def summarize(self, result: Any, spec: ModelSpec) -> Json:
         return {"lines": len(result.lines), "characters": len(result.text)}

@@ -1,7 +1,8 @@
 """Promptable segmentation (SAM-style): masks for point and box prompts on an image.
 
 A model has an image encoder (its first graph, batched like detectors) and a prompt decoder (a further graph,
-SAM's ONNX convention: ``services.model_worker.processing.sam``). The image's embedding is kept in the
+SAM's ONNX convention: ``services.model_worker.processing.sam``; Meta's ``SamOnnxModel`` export as it is, see
+``services.packaging.sam_export``). The image's embedding is kept in the
 worker's cache by the image's content hash, so more prompts on the same image skip the encoder; the gateway
 sends an image to the holder that most likely has it (affinity). One request is one prompt: its points
 (positive and negative, input ``points``), at most one box (input ``boxes``) and optionally the previous
@@ -41,6 +42,16 @@ class Encoded:
     transform: Any  # services.model_worker.processing.preprocess.Transform
 
 
+@dataclass(frozen=True)
+class Segmented:
+    """One prompt's masks (bool [K, H, W], best first) and scores, with the prompt (for ``draw``)."""
+
+    masks: Any
+    scores: Any
+    points: Any  # services.model_worker.inputs.Points | None
+    box: Any  # (4,) x0, y0, x1, y1 | None
+
+
 def _options(spec: ModelSpec) -> dict[str, Any]:
     return {"decoder_graph": "decoder", "mask_threshold": 0.0, **spec.options}
 
@@ -78,12 +89,19 @@ def _segment(model: Any, spec: ModelSpec, encoded: Encoded, inputs: Any) -> tupl
             raise InvalidArgument(f"input 'mask': the previous mask logits must be {mask_shape[1:]} values of FP32")
         mask_input = previous.astype(np.float32).reshape(mask_input.shape)
     has_mask = np.array([1.0 if previous is not None else 0.0], np.float32)
-    feeds = {"image_embedding": encoded.embedding[None], "point_coords": coords, "point_labels": labels,
+    # SAM's own ONNX decoder (SamOnnxModel) names the embedding "image_embeddings" and, given orig_im_size,
+    # answers the masks already at the original size (its mask_postprocessing); others answer low-res logits.
+    embedding_name = "image_embeddings" if "image_embeddings" in shapes else "image_embedding"
+    feeds = {embedding_name: encoded.embedding[None], "point_coords": coords, "point_labels": labels,
              "mask_input": mask_input,
-             "has_mask_input": has_mask.reshape(1, 1) if len(shapes.get("has_mask_input", ())) == 2 else has_mask}
+             "has_mask_input": has_mask.reshape(1, 1) if len(shapes.get("has_mask_input", ())) == 2 else has_mask,
+             "orig_im_size": np.array([t.orig_height, t.orig_width], np.float32)}
     feeds = {k: v for k, v in feeds.items() if k in shapes}
     masks, scores = decoder.run(feeds)[:2]
-    logits = sam.masks_to_original(masks[0], t, (spec.input.width, spec.input.height))
+    if "orig_im_size" in shapes:
+        logits = masks[0]
+    else:
+        logits = sam.masks_to_original(masks[0], t, (spec.input.width, spec.input.height))
     order = np.argsort(-scores[0], kind="stable")
     return logits[order] > float(opts["mask_threshold"]), scores[0][order]
 
@@ -97,6 +115,7 @@ class PromptableSegmentation(Task):
     summary = "masks for point and box prompts"
     needs_classes = False
     custom_run = True
+    image_affinity = True
     layouts = (Layout("sam", NAME, 1, "[C, h, w]: the image embedding (the prompt decoder is a further graph)",
                       lambda p: [(None, None, None)], decoder="services.model_worker.processing.sam:embedding"),)
 
@@ -129,11 +148,46 @@ class PromptableSegmentation(Task):
         t1 = time.perf_counter()
         message = await runtime.cpu(self._message, masks, scores, resolved.mask_format, t.orig_height, t.orig_width)
         message.embedding_cached, message.image_hash = cached, digest
+        visual = b""
+        if params.visualize:
+            from services.model_worker.visualize import render  # noqa: PLC0415
+
+            pixels, _ = await runtime.pipeline.decoded(inputs.image)
+            prompt_boxes = inputs.boxes(BOXES)
+            drawn = Segmented(masks, scores, inputs.points(POINTS), prompt_boxes.xyxy[0] if prompt_boxes else None)
+            visual = await runtime.cpu(render, pixels, lambda img: self.draw(img, drawn, record.spec))
         timings.inference_s += decoder_s
         timings.postprocess_s = time.perf_counter() - t1
         timings.cold_start = cold
         timings.total_s = time.perf_counter() - started
-        return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, message, message, b"", timings)
+        return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, message, message, visual, timings)
+
+    def draw(self, img: np.ndarray, result: Segmented, spec: ModelSpec) -> None:
+        """The best mask filled and outlined, its score, and the prompt: positive points green, negative red, the
+        box in white."""
+        import cv2  # noqa: PLC0415
+        import numpy as np  # noqa: PLC0415
+
+        from services.model_worker.visualize import colour, label  # noqa: PLC0415
+
+        if len(result.masks):
+            mask, bgr = result.masks[0], colour(3)
+            overlay = img.copy()
+            overlay[mask] = bgr
+            cv2.addWeighted(overlay, 0.45, img, 0.55, 0, dst=img)
+            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(img, contours, -1, bgr, 2, cv2.LINE_AA)
+            ys, xs = np.nonzero(mask)
+            if len(xs):
+                label(img, f"mask {float(result.scores[0]):.2f}", int(xs.min()), int(ys.min()), bgr)
+        if result.box is not None:
+            x0, y0, x1, y1 = (int(round(float(v))) for v in result.box)
+            cv2.rectangle(img, (x0, y0), (x1, y1), (255, 255, 255), 2)
+        if result.points is not None:
+            for (x, y), positive in zip(result.points.xy.tolist(), result.points.positive.tolist()):
+                centre = (int(round(x)), int(round(y)))
+                cv2.circle(img, centre, 6, (255, 255, 255), -1)
+                cv2.circle(img, centre, 4, (0, 200, 0) if positive else (0, 0, 230), -1)
 
     @staticmethod
     def _message(masks: np.ndarray, scores: np.ndarray, mask_format: Any, height: int,

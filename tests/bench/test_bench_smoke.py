@@ -134,6 +134,50 @@ def test_levers_run_beside_the_defaults_and_the_goals_are_reported(results: tupl
     assert "## Issue #16 goals" in text and "## Levers" in text and "(uvloop, TCP)" in text
 
 
+def test_foundation_models_are_measured(results: tuple[dict, Path]) -> None:
+    data, out = results
+    foundation = data["scenarios"]["foundation"]
+    assert [p["concurrency"] for p in foundation["embedding_fleet"]] == [1, 16]
+    assert [p["concurrency"] for p in foundation["embedding_in_process"]] == [1, 16]
+    assert all(p["count"] > 0 for p in foundation["embedding_fleet"] + foundation["embedding_in_process"])
+    segment = foundation["segment"]
+    assert segment["cached"]["cached_share"] > 0.5 and segment["uncached"]["cached_share"] == 0.0
+    assert 0.0 <= segment["mix"]["cache_hit_share"] <= segment["mix"]["best_possible"]
+    assert [s["lines"] for s in foundation["ocr_stages"]] == [1, 4, 8]
+    assert all(s["recognize_ms"] > 0 for s in foundation["ocr_stages"])
+    assert "## Foundation models" in (out / "results.md").read_text()
+
+
+def test_edges_ab_measures_fleet_v1_and_http_in_the_same_rounds(results: tuple[dict, Path]) -> None:
+    data, out = results
+    ab = data["scenarios"]["edges_ab"]
+    assert [p["edge"] for p in ab["points"]] == ["fleet_v1", "http"]
+    for point in ab["points"]:
+        _check_latency(point)
+        assert point["concurrency"] == 1 and point["timings_mean"]["gateway_ms"] > 0
+        assert all(point["cpu"][name]["cpu_ms_per_request"] > 0 for name in ("client", "gateway", "worker"))
+    assert ab["rounds"] == len(ab["round_deltas"]) == len(ab["edges"]["http"]) >= 1
+    assert set(ab["deltas"]) == {"p50_ms", "gateway_ms", "client_cpu_ms", "gateway_cpu_ms", "worker_cpu_ms"}
+    assert "## HTTP edge against fleet.v1 (same run)" in (out / "results.md").read_text()
+
+
+def test_workflow_scenarios_compare_with_infer_and_with_the_client(results: tuple[dict, Path]) -> None:
+    data, out = results
+    scenarios = data["scenarios"]
+    overhead = scenarios["workflow_overhead"]
+    assert sorted((p["setup"], p["concurrency"]) for p in overhead["points"]) == [
+        ("Infer", 1), ("Infer", 16), ("one-step workflow", 1), ("one-step workflow", 16)]
+    crops, isolation = scenarios["workflow_crops"], scenarios["workflow_isolation"]
+    for point in overhead["points"] + crops["points"] + isolation["points"]:
+        _check_latency(point)
+    assert isinstance(overhead["p50_added_ms"], float) and overhead["rps_c16_ratio"] > 0
+    client, flow = crops["points"]
+    assert crops["mean_crops"] >= 1 and flow["timings_mean"]["gateway_ms"] > 0  # scenes of several objects
+    assert crops["speedup_c1"] in crops["round_ratios"] and len(crops["round_ratios"]) >= 1
+    assert isolation["workflow_runs_meanwhile"] > 0 and isolation["p50_ratio"] > 0
+    assert "## Workflows (issue #27)" in (out / "results.md").read_text()
+
+
 def test_pipelines_scenario_measures_rate_latency_drops_and_takeover(results: tuple[dict, Path]) -> None:
     data, out = results
     p = data["scenarios"]["pipelines"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis
@@ -79,14 +80,19 @@ async def test_inference_log_is_a_sorted_set_per_worker_and_model(cache: FleetCa
 
 async def test_heartbeats_are_typed_records_that_expire(cache: FleetCache, redis_url: str, namespace: str) -> None:
     one = WorkerState(worker_id="w1", address="127.0.0.1:1", sequence=7,
-                      models=[ModelLoad(model_id="m/1", sha256="ab" * 32, in_flight=3, outstanding_history=[2.5, 1.0])])
+                      models=[ModelLoad(model_id="m/1", sha256="ab" * 32, in_flight=3, outstanding=2.5, outstanding_low=1.0)])
     await cache.heartbeats.beat(one, ttl_s=0.3)
     await cache.heartbeats.beat(WorkerState(worker_id="w2", address="127.0.0.1:2"), ttl_s=30)
     live = await cache.heartbeats.live()
     assert set(live) == {"w1", "w2"} and live["w1"] == one
-    assert list(live["w1"].models[0].outstanding_history) == [2.5, 1.0]
-    redis.Redis.from_url(redis_url).set(f"{namespace}:worker:w2", b"\xff not a WorkerState")
+    assert live["w1"].models[0].outstanding == 2.5 and live["w1"].models[0].outstanding_low == 1.0
+    sync = redis.Redis.from_url(redis_url)
+    sync.set(f"{namespace}:worker:w2", b"\xff not a WorkerState")
+    assert set(await cache.heartbeats.live()) == {"w1", "w2"}  # unchanged in the index: not fetched again
+    sync.zadd(f"{namespace}:workers", {"w2": time.time() + 1})  # as a beat would
     assert set(await cache.heartbeats.live()) == {"w1"}  # a record that does not parse is skipped, not raised
+    await cache.heartbeats.beat(WorkerState(worker_id="w1", address="127.0.0.1:1", sequence=8), ttl_s=0.3)
+    assert (await cache.heartbeats.live())["w1"].sequence == 8  # a new beat is read
     await asyncio.sleep(0.5)
     assert set(await cache.heartbeats.live()) == set()
     await cache.heartbeats.leave("w2")
@@ -149,3 +155,30 @@ async def test_the_listener_resubscribes_when_redis_comes_back(own_redis: Embedd
     finally:
         await listener.close()
         await fc.close()
+
+
+async def test_a_placement_record_names_the_first_claimant_until_it_fails_or_settles(cache: FleetCache) -> None:
+    sha = "ab" * 32
+    assert await cache.placements.claim("m/1", sha, "10.0.0.1:1", 30.0) == "10.0.0.1:1"  # won
+    assert await cache.placements.claim("m/1", sha, "10.0.0.2:1", 30.0) == "10.0.0.1:1"  # loading there already
+    assert await cache.placements.loading("m/1", sha) == "10.0.0.1:1"
+    assert await cache.placements.claim("m/1", "cd" * 32, "10.0.0.2:1", 30.0) == "10.0.0.2:1"  # another version
+    await cache.placements.clear("m/1", sha, "10.0.0.2:1")  # not the one recorded: left alone
+    assert await cache.placements.loading("m/1", sha) == "10.0.0.1:1"
+    await cache.placements.clear("m/1", sha, "10.0.0.1:1")  # its load failed
+    assert await cache.placements.loading("m/1", sha) is None
+    assert await cache.placements.claim("m/1", sha, "10.0.0.2:1", 30.0) == "10.0.0.2:1"
+    await cache.placements.settle("m/1", sha, "10.0.0.2:1", 0.05)  # loaded: kept until heartbeats list it
+    await asyncio.sleep(0.15)
+    assert await cache.placements.loading("m/1", sha) is None
+
+
+async def test_copies_loading_are_counted_for_every_gateway_until_they_end_or_expire(cache: FleetCache) -> None:
+    assert await cache.placements.copy_started("hot/1", "10.0.0.1:1", 30.0)
+    assert not await cache.placements.copy_started("hot/1", "10.0.0.1:1", 30.0)  # another gateway's, already
+    assert await cache.placements.copy_started("hot/1", "10.0.0.2:1", 30.0)
+    assert await cache.placements.copy_started("cold/1", "10.0.0.2:1", 0.001)
+    await asyncio.sleep(0.05)
+    assert await cache.placements.copies_loading() == {"hot/1": 2}  # the expired one is dropped
+    await cache.placements.copy_ended("hot/1", "10.0.0.1:1")
+    assert await cache.placements.copies_loading() == {"hot/1": 1}

@@ -128,6 +128,31 @@ def test_http_has_the_plugin_tasks_route_and_json(fleet: LocalFleet) -> None:
         assert "/infer/brightness" in http.get("/openapi.json").json()["paths"]
 
 
+def _worker_calls(fleet: LocalFleet, method: str) -> float:
+    """The worker's count of finished ``method`` calls (grpc_server_handled_total)."""
+    text = httpx.get(f"http://127.0.0.1:{fleet.worker_processes[0].metrics_port}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("grpc_server_handled_total{") and f'grpc_method="{method}"' in line)
+
+
+def test_several_images_reach_the_worker_as_one_batch_from_every_edge(fleet: LocalFleet) -> None:
+    """A Roboflow request with several images and an OIP batch are one InferBatch call to the worker (the core's
+    batch use case), not one Infer per image."""
+    before = {m: _worker_calls(fleet, m) for m in ("Infer", "InferBatch")}
+    body = {"model_id": MODEL, "image": [{"type": "base64", "value": base64.b64encode(i).decode()}
+                                         for i in (GREY, DARK, GREY)]}
+    with httpx.Client(base_url=fleet.gateway.http_url, timeout=60) as http:
+        assert http.post("/infer/brightness", json=body, headers=AUTH).status_code == 200
+    with grpc.insecure_channel(fleet.gateway.address) as channel:
+        request = oip.ModelInferRequest(model_name="toy-brightness", model_version="1")
+        request.inputs.add(name="image", datatype="BYTES", shape=[3])
+        request.raw_input_contents.append(b"".join(len(i).to_bytes(4, "little") + i for i in (GREY, DARK, DARK)))
+        oip_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+            request, metadata=(("authorization", f"Bearer {TEST_KEY}"),), timeout=60)
+    after = {m: _worker_calls(fleet, m) for m in ("Infer", "InferBatch")}
+    assert (after["InferBatch"] - before["InferBatch"], after["Infer"] - before["Infer"]) == (2, 0)
+
+
 def test_the_cli_renders_the_plugin_tasks_table(fleet: LocalFleet, tmp_path: Path) -> None:
     image = tmp_path / "grey.png"
     image.write_bytes(GREY)

@@ -38,6 +38,7 @@ FAST = {  # heartbeats and decisions every half second, so the test takes second
     "FLEET_GATEWAY_PLACEMENT_REFRESH_S": "0.5",
     "FLEET_GATEWAY_COPY_WINDOW_S": "1.5",
     "FLEET_GATEWAY_COPY_LOAD_THRESHOLD": "2",
+    "FLEET_GATEWAY_MAX_COPIES": "3",
 }
 
 
@@ -47,8 +48,12 @@ def fleet_of(tmp_path: Path, redis_url: str, namespace: str) -> Iterator:
 
     def start(workers: int, gateways: int = 1, **env: str) -> LocalFleet:
         catalog = write_catalog(tmp_path / "catalog.yaml", demo_models())
+        env = {**FAST, **env}
+        # The workers summarise their load over the windows the gateways decide on.
+        env["FLEET_WORKER_LOAD_WINDOW_S"] = env["FLEET_GATEWAY_COPY_WINDOW_S"]
+        env.setdefault("FLEET_WORKER_LOAD_HISTORY_S", env.get("FLEET_GATEWAY_COPY_RELEASE_WINDOW_S", "60"))
         local = LocalFleet(redis_url, catalog, workers=workers, gateways=gateways, namespace=namespace,
-                           state_dir=tmp_path / "run", env={**FAST, **env})
+                           state_dir=tmp_path / "run", env=env)
         started.append(local)
         return local.start()
 

@@ -1,4 +1,4 @@
-"""InferStream with a client that sends and never reads: the gateway pushes back instead of buffering,
+"""InferStream (fleet.v1) and ModelStreamInfer (OIP) with a client that sends and never reads: the gateway pushes back instead of buffering,
 and cancelling the stream stops its work in the gateway and on the worker. Real processes."""
 
 from __future__ import annotations
@@ -8,11 +8,14 @@ import time
 
 import cv2
 import grpc
+import numpy as np
 import psutil
 import pytest
 
 from fleet.client import FleetClient, build_request
 from fleet.v1 import gateway_pb2
+from fleet_oip.v2 import grpc_service_pb2 as oip
+from fleet_oip.v2 import grpc_service_pb2_grpc as oip_grpc
 from services.demo.scenes import generate_scene
 from services.local.processes import LocalFleet
 from tests.e2e.probes import metric
@@ -20,6 +23,7 @@ from tests.e2e.probes import metric
 pytestmark = pytest.mark.slow
 
 FRAMES = 5_000
+OIP_REQUESTS = 200  # ~600 MB of requests
 RSS_BOUND_MB = 50
 
 
@@ -103,3 +107,70 @@ def test_a_client_that_never_reads_is_slowed_not_buffered_and_cancel_stops_the_w
         next(iter(call))
     assert err.value.code() == grpc.StatusCode.CANCELLED
     assert client.infer("shapes-det/1", image).object_detection.detections  # the fleet serves on
+
+
+def _noise_jpeg(side: int, seed: int) -> bytes:
+    """A JPEG of noise: large for its pixels (about 1.2 bytes each at quality 95)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+# (side of the noise JPEG, bound on the gateway's RSS growth in MB). Small requests (~110 kB): the in-flight count
+# binds (32 held: +38-41 MB measured; 64, the OIP stream's old hard-coded bound: +51-56 MB). Large requests (~3 MB,
+# under the fleet's 4 MiB message limit): the bytes bound binds, requests being served counted (+67-107 MB measured;
+# before they counted, +744 MB): each request held costs the gateway several copies of itself, a cost left to cut.
+OIP_CASES = [(300, RSS_BOUND_MB), (1600, 3 * RSS_BOUND_MB)]
+
+
+@pytest.mark.parametrize(("side", "bound_mb"), OIP_CASES, ids=["small-requests", "large-requests"])
+def test_an_oip_stream_that_is_never_read_is_bounded_like_infer_stream(
+        fleet: LocalFleet, client: FleetClient, side: int, bound_mb: float) -> None:
+    """ModelStreamInfer under the settings' StreamLimits (as InferStream): noise JPEGs and small answers, which the
+    client's flow-control window takes without reading, so what bounds the gateway is what the stream holds while
+    items are served."""
+    image = _noise_jpeg(side, 9_300_000)
+    request = oip.ModelInferRequest(model_name="shapes-det", model_version="1")
+    request.inputs.add(name="image", datatype="BYTES", shape=[1])
+    request.raw_input_contents.append(len(image).to_bytes(4, "little") + image)
+    stub = oip_grpc.GRPCInferenceServiceStub(client.channel)
+    warm = list(stub.ModelStreamInfer(iter([request] * 4), metadata=client.metadata, timeout=120))
+    assert len(warm) == 4 and not any(w.error_message for w in warm)
+    gateway = psutil.Process(fleet.gateway.pid)
+    baseline = gateway.memory_info().rss
+    pauses_before = metric(fleet.gateway, "fleet_gateway_stream_backpressure_total")
+    sent = 0
+
+    def requests():  # noqa: ANN202 - counted as gRPC takes them
+        nonlocal sent
+        for i in range(OIP_REQUESTS):
+            sent += 1
+            request.id = str(i)
+            yield request
+
+    call = stub.ModelStreamInfer(requests(), metadata=client.metadata, timeout=300)  # never read
+    peak = baseline
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, gateway.memory_info().rss)
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        taken = _settled(lambda: sent, still_s=3.0, timeout_s=240)
+        served = _settled(lambda: _worker_work(client)[0], still_s=2.0, timeout_s=90)
+        grown_mb = (peak - baseline) / 2**20
+        pauses = metric(fleet.gateway, "fleet_gateway_stream_backpressure_total") - pauses_before
+        print(f"\nOIP: request {len(image) / 2**20:.1f} MiB; taken by gRPC: {taken} of {OIP_REQUESTS}; worker "
+              f"inferences {served:.0f}; stream pauses {pauses:.0f}; gateway RSS {baseline / 2**20:.0f} MiB -> peak "
+              f"{peak / 2**20:.0f} MiB (+{grown_mb:.1f} MiB)")
+        assert pauses > 0, "the gateway read the stream faster than it served it, without pausing"
+        assert grown_mb <= bound_mb
+    finally:
+        call.cancel()
+        stop.set()
+        sampler.join()
+    assert _settled(lambda: metric(fleet.gateway, "fleet_gateway_worker_in_flight"), still_s=1.0, timeout_s=30) == 0

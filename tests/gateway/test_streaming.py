@@ -109,3 +109,25 @@ async def test_closing_the_stream_cancels_the_items_in_flight() -> None:
     await asyncio.gather(waiting, return_exceptions=True)
     await stream.aclose()
     assert gateway.cancelled == 5
+
+
+async def test_requests_being_served_count_against_the_bytes_bound() -> None:
+    """Large requests (images) with small answers: the stream holds about max_buffered_bytes of requests, however
+    many items its count allows (before, 32 items of 3 MB each were held by one stream that was never read)."""
+    gateway = StandIn(size=10, delay_s=60.0)  # nothing answers during the test
+
+    async def large_requests() -> AsyncIterator[tuple[str, inference_pb2.InferRequest]]:
+        for i in itertools.count():
+            await asyncio.sleep(0)
+            yield str(i), inference_pb2.InferRequest(model_id="m/1", image=inference_pb2.Image(encoded=b"j" * 4000))
+
+    stream = infer_stream(gateway, CALLER, large_requests(), StreamLimits(max_in_flight=100, max_buffered_bytes=10_000),
+                          lambda: None)
+    pending = asyncio.ensure_future(stream.__anext__())
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert gateway.started == 3  # 0, 4 kB, 8 kB held: room; 12 kB: full
+    pending.cancel()
+    await asyncio.gather(pending, return_exceptions=True)
+    await stream.aclose()
+    assert gateway.cancelled == 3

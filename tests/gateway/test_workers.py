@@ -20,17 +20,31 @@ SHA = "ab" * 32
 MB = 1 << 20
 
 
+LOW_N, HIGH_N = 3, 6  # the heartbeat intervals the worker's load and release windows span in these tests
+
+
 def load(model_id: str, in_flight: int = 0, rate: float = 0.0, history: list[float] | None = None,
-         size: int = 10 * MB, pinned: bool = False, sha: str = SHA) -> ModelLoad:
+         size: int = 10 * MB, pinned: bool = False, sha: str = SHA, interval: float = 1.0) -> ModelLoad:
+    """A model's heartbeat entry; ``history``: its mean load per interval, newest first, as the worker's meter
+    keeps it, published as the worker does (last, lowest over LOW_N, highest over HIGH_N, measured span)."""
+    h = history or []
     return ModelLoad(model_id=model_id, sha256=sha, workspace="demo", size_bytes=size, pinned=pinned,
-                     in_flight=in_flight, requests_per_second=rate, outstanding_history=history or [])
+                     in_flight=in_flight, requests_per_second=rate, outstanding=h[0] if h else 0.0,
+                     outstanding_low=min(h[:LOW_N], default=0.0), outstanding_high=max(h[:HIGH_N], default=0.0),
+                     measured_seconds=len(h) * interval)
 
 
 def state(worker_id: str, address: str, *models: ModelLoad, sequence: int = 1, boot: str = "b1",
           max_models: int = 8, capacity: int = 0, draining: bool = False, interval: float = 1.0) -> WorkerState:
+    """The worker's summaries summed from its models' (the worker sums per interval: equal where models' loads
+    are steady)."""
     return WorkerState(worker_id=worker_id, address=address, boot_id=boot, sequence=sequence,
                        interval_seconds=interval, draining=draining, max_models=max_models,
-                       loaded_bytes=sum(m.size_bytes for m in models), capacity_bytes=capacity, models=list(models))
+                       loaded_bytes=sum(m.size_bytes for m in models), capacity_bytes=capacity, models=list(models),
+                       outstanding=sum(m.outstanding for m in models),
+                       outstanding_low=sum(m.outstanding_low for m in models),
+                       outstanding_high=sum(m.outstanding_high for m in models),
+                       load_window_seconds=LOW_N * interval, release_window_seconds=HIGH_N * interval)
 
 
 @pytest.fixture
@@ -45,7 +59,7 @@ def endpoints(pool: WorkerPool) -> list[WorkerEndpoint]:
 
 
 def order(pool: WorkerPool, model_id: str = "m/1") -> list[tuple[str, bool]]:
-    return [(a.endpoint.label, a.existing) for a in routing.attempts(pool.all(), model_id, SHA, 10 * MB, pool.rng)]
+    return [(a.endpoint.label, a.existing) for a in routing.attempts(pool.view, model_id, SHA, 10 * MB, pool.rng)]
 
 
 async def test_power_of_two_choices_spreads_a_model_over_its_holders_by_load(pool: WorkerPool) -> None:
@@ -70,9 +84,10 @@ async def test_power_of_two_choices_spreads_a_model_over_its_holders_by_load(poo
 async def test_a_model_nobody_holds_goes_where_there_is_room_the_same_way_on_every_replica(pool: WorkerPool) -> None:
     a, b, c = endpoints(pool)
     a.apply(state("w0", a.address, *(load(f"x{i}/1") for i in range(2)), max_models=2))  # full
-    b.apply(state("w1", b.address, load("y/1", history=[6.0]), max_models=4))  # room, but busy
+    b.apply(state("w1", b.address, load("y/1", history=[6.0]), max_models=4))  # room, but over its share of load
     c.apply(state("w2", c.address, load("z/1", history=[0.5]), max_models=4))  # room, quiet
-    assert order(pool, "cold/1") == [("w2", False), ("w1", False), ("w0", False)]
+    # Bounded load: w1 (6 inside, the fleet's mean 2.2) is passed over; of the rest, room first.
+    assert order(pool, "cold/1") == [("w2", False), ("w0", False), ("w1", False)]
     other = WorkerPool(StaticDiscovery([e.address for e in (c, a, b)]), 1 << 20, 2.0, 1.0, rng=random.Random(99))
     try:
         for ep in (c, a, b):  # another replica, reading the same heartbeats in another order
@@ -81,7 +96,8 @@ async def test_a_model_nobody_holds_goes_where_there_is_room_the_same_way_on_eve
     finally:
         await other.close()
     c.apply(state("w2", c.address, load("z/1", history=[0.5]), max_models=4, draining=True, sequence=2))
-    assert order(pool, "cold/1")[0] == ("w1", False)  # a draining worker takes no new model
+    assert order(pool, "cold/1")[0] == ("w0", False)  # a draining worker takes no new model
+    assert ("w2", False) not in order(pool, "cold/1")
 
 
 async def test_eviction_victims_rank_placement_when_no_worker_has_room(pool: WorkerPool) -> None:
@@ -164,7 +180,7 @@ async def test_a_holder_whose_copy_is_gone_becomes_the_place_to_load_it_again(po
     for ep in (b, c):
         ep.apply(state(f"w{ep.address[-1]}", ep.address, *(load(f"x{i}/1") for i in range(8))))  # full
     seen = []
-    for attempt in routing.attempts(pool.all(), "m/1", SHA, 10 * MB, pool.rng):
+    for attempt in routing.attempts(pool.view, "m/1", SHA, 10 * MB, pool.rng):
         seen.append((attempt.endpoint.label, attempt.existing))
         if attempt.existing:
             pool.note_gone(attempt.endpoint, "m/1")  # its LRU evicted the model since the last heartbeat
@@ -182,3 +198,31 @@ async def test_workers_out_of_rotation_are_tried_last_and_come_back_when_a_call_
     assert sorted(label for label, _ in order(pool)) == ["w1", "w2", "w3"]  # all out: still worth a try
     pool.note_serving(b, "m/1", SHA)
     assert not b.failed and order(pool)[0] == ("w2", True)
+
+
+async def test_the_holder_index_follows_heartbeats_and_calls_and_homes_do_not_depend_on_who_asks(
+        pool: WorkerPool) -> None:
+    a, b, c = endpoints(pool)
+    a.apply(state("w0", a.address, load("m/1"), load("n/1")))
+    b.apply(state("w1", b.address, load("m/1")))
+    c.apply(state("w2", c.address))
+    assert set(pool.view.holding("m/1")) == {a, b} and pool.view.holding("n/1") == [a]
+    a.apply(state("w0", a.address, load("n/1"), sequence=2))  # m/1 evicted
+    pool.note_serving(c, "m/1", SHA)  # a call loaded it on w2
+    assert set(pool.view.holding("m/1")) == {b, c}
+    pool.note_gone(b, "m/1")
+    assert pool.view.holding("m/1") == [c]
+    # The same home for every model on a replica that learnt of the workers in another order.
+    other = WorkerPool(StaticDiscovery([e.address for e in (c, b, a)]), 1 << 20, 2.0, 1.0, rng=random.Random(3))
+    try:
+        for ep in (c, b, a):  # the same heartbeats, read in another order
+            other.endpoints[ep.address].apply(ep.state)
+        pool.note_gone(c, "m/1")
+        for i in range(50):
+            mine = [e.address for e in routing.homes(pool.view, f"cold{i}/1", MB)]
+            theirs = [e.address for e in routing.homes(other.view, f"cold{i}/1", MB)]
+            assert mine == theirs and sorted(mine) == sorted(e.address for e in (a, b, c))
+    finally:
+        await other.close()
+    firsts = Counter(next(routing.homes(other.view, f"cold{i}/1", MB)).address for i in range(300))
+    assert min(firsts.values()) > 50  # homes spread over the workers

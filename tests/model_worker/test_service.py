@@ -216,13 +216,13 @@ async def test_inference_log_and_heartbeat_reach_redis(harness: WorkerHarness, g
     assert entries[0]["inference_id"] == response.inference_id
     for _ in range(50):
         beat = (await cache.heartbeats.live())["w-test"]
-        if beat.models and beat.models[0].outstanding_history:
+        if beat.models and beat.models[0].measured_seconds:
             break
         await asyncio.sleep(0.1)
     assert beat.address == f"127.0.0.1:{harness.runner.port}" and beat.boot_id and not beat.draining
     [load] = beat.models
     assert load.model_id == "good/1" and load.sha256 == good.sha256 and load.workspace == "demo"
-    assert load.size_bytes > 0 and load.in_flight == 0 and load.outstanding_history
+    assert load.size_bytes > 0 and load.in_flight == 0 and load.measured_seconds > 0
 
 
 async def test_redis_down_never_fails_an_inference(tmp_path: Path, own_redis, good) -> None:

@@ -30,6 +30,7 @@ from tests.artifact_server import ArtifactServer
 from tests.conftest import PACKAGES, TEST_KEY, demo_models, write_catalog
 from tests.observability.otlp import OtlpReceiver
 from tests.observability.prometheus import Prometheus
+from tests.workflows.definitions import one_step
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "fleet-alerts.yml"
@@ -123,7 +124,9 @@ def drive_traffic(fleet: LocalFleet) -> dict[str, int]:
                                                               "image": {"type": "base64", "value": b64}}).is_success
             bad = http.post(f"/shapes-det/1?api_key={TEST_KEY}", content=base64.b64encode(b"\x00junk").decode())
             assert bad.status_code == 400
-            counts["ok"], counts["failed"] = counts["ok"] + 3, counts["failed"] + 1
+            assert http.post("/workflows/run", json={"api_key": TEST_KEY, "specification": one_step(),
+                                                     "inputs": {"image": {"type": "base64", "value": b64}}}).is_success
+            counts["ok"], counts["failed"] = counts["ok"] + 4, counts["failed"] + 1  # the workflow: one inference
         for round_ in range(2):  # many models through workers holding 4 each: loads, cold starts, evictions
             for i in range(CHURN_MODELS):
                 reply = client.infer(f"churn-{i:02d}/1", images[round_])

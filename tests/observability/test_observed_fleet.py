@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable
 
+import grpc
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,7 +21,7 @@ from tests.observability.conftest import CUDA_ONLY, MAX_MODELS, REPO, RULES, Obs
 pytestmark = pytest.mark.slow
 DASHBOARD = REPO / "deploy" / "grafana" / "inference-fleet.json"
 # docs/metrics.md, "Cardinality": series per process without model_id (upper bounds) and per model_id.
-BASE_SERIES = {"worker": 350, "gateway": 1000, "registry": 450}
+BASE_SERIES = {"worker": 350, "gateway": 1700, "registry": 500}
 PER_MODEL_SERIES = {"worker": 91, "gateway": 35, "registry": 0}
 
 
@@ -129,6 +130,36 @@ def test_one_request_is_one_trace_across_gateway_registry_and_worker(observed: O
     assert by_id[worker_server.parent_id].service == "fleet-gateway"  # the gateway's client span
     inference = next(s for s in spans if s.name == "inference")
     assert inference.parent_id == worker_server.span_id and inference.attributes["fleet.model_id"] == "shapes-cls/1"
+
+
+def test_a_workflow_run_has_a_span_per_step_under_its_call(observed: Observed) -> None:
+    from fleet.v1 import inference_pb2, workflow_pb2, workflow_pb2_grpc  # noqa: PLC0415
+    from google.protobuf import json_format  # noqa: PLC0415
+
+    from tests.workflows.definitions import detect_crop_classify  # noqa: PLC0415
+
+    trace_id, parent = "6c8efff798038103d269b633813fc60d", "fee19b7ec3c1b175"
+    request = workflow_pb2.RunWorkflowRequest(images={"image": workflow_pb2.WorkflowImages(
+        images=[inference_pb2.Image(encoded=observed_image())])})
+    json_format.ParseDict(detect_crop_classify(), request.definition)
+    with grpc.insecure_channel(observed.fleet.gateway.address) as channel:
+        workflow_pb2_grpc.WorkflowServiceStub(channel).RunWorkflow(request, timeout=60, metadata=(
+            ("authorization", f"Bearer {TEST_KEY}"), ("traceparent", f"00-{trace_id}-{parent}-01")))
+
+    def missing() -> list[str]:
+        steps = {s.attributes.get("fleet.step") for s in observed.otlp.trace(trace_id) if s.name == "workflow.step"}
+        return sorted({"det", "crop", "cls", "top"} - steps)
+
+    assert poll(missing, timeout_s=30) == []
+    spans = observed.otlp.trace(trace_id)
+    by_id = {s.span_id: s for s in spans}
+    [root] = [s for s in spans if s.parent_id == parent]
+    assert root.name == "fleet.v1.WorkflowService/RunWorkflow"
+    steps = {s.attributes["fleet.step"]: s for s in spans if s.name == "workflow.step"}
+    assert all(s.parent_id == root.span_id for s in steps.values())
+    assert steps["cls"].attributes["fleet.block"] == "roboflow_core/roboflow_classification_model@v1"
+    routed = {by_id[s.parent_id].attributes.get("fleet.step") for s in spans if s.name == "routing"}
+    assert routed == {"det", "cls"}  # each model step's call to the fleet sits under its step
 
 
 def observed_image() -> bytes:

@@ -41,6 +41,11 @@ def test_stubs_import_and_expose_the_services() -> None:
         "Infer", "InferBatch", "InferStream", "AddModel", "RemoveModel", "ClearModels", "DescribeModels",
         "GetServerInfo"}
     assert "ResolveModel" in registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name
+    from fleet.v1 import workflow_pb2
+
+    assert set(workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].methods_by_name) == {
+        "RunWorkflow", "RunWorkflowStream"}
+    assert "GetWorkflow" in registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name
     assert "LoadModel" in worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].methods_by_name
 
 
@@ -50,7 +55,7 @@ def test_the_admin_plane_is_public_and_mirrored_internally() -> None:
 
     public = set(admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods_by_name)
     assert public == {"ApplyCatalog", "RegisterModel", "DeleteModel", "ListModels", "SetAlias", "DeleteAlias",
-                      "CreateApiKey", "ListApiKeys", "RevokeApiKey"}
+                      "CreateApiKey", "ListApiKeys", "RevokeApiKey", "PutWorkflow", "ListWorkflows", "DeleteWorkflow"}
     internal = registry_pb2.DESCRIPTOR.services_by_name["RegistryAdminService"].methods_by_name
     assert set(internal) == public
     for name, method in internal.items():  # each internal message wraps the public one

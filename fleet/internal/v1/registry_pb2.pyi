@@ -163,3 +163,59 @@ class RegistryAdminServiceRevokeApiKeyResponse(_message.Message):
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     response: _admin_pb2.RevokeApiKeyResponse
     def __init__(self, response: _Optional[_Union[_admin_pb2.RevokeApiKeyResponse, _Mapping]] = ...) -> None: ...
+
+class GetWorkflowRequest(_message.Message):
+    __slots__ = ("workspace", "owner", "workflow_id", "version_id")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    owner: str
+    workflow_id: str
+    version_id: str
+    def __init__(self, workspace: _Optional[str] = ..., owner: _Optional[str] = ..., workflow_id: _Optional[str] = ..., version_id: _Optional[str] = ...) -> None: ...
+
+class GetWorkflowResponse(_message.Message):
+    __slots__ = ("definition_json", "version_id")
+    DEFINITION_JSON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    definition_json: str
+    version_id: str
+    def __init__(self, definition_json: _Optional[str] = ..., version_id: _Optional[str] = ...) -> None: ...
+
+class RegistryAdminServicePutWorkflowRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: _admin_pb2.PutWorkflowRequest
+    def __init__(self, request: _Optional[_Union[_admin_pb2.PutWorkflowRequest, _Mapping]] = ...) -> None: ...
+
+class RegistryAdminServicePutWorkflowResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: _admin_pb2.PutWorkflowResponse
+    def __init__(self, response: _Optional[_Union[_admin_pb2.PutWorkflowResponse, _Mapping]] = ...) -> None: ...
+
+class RegistryAdminServiceListWorkflowsRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: _admin_pb2.ListWorkflowsRequest
+    def __init__(self, request: _Optional[_Union[_admin_pb2.ListWorkflowsRequest, _Mapping]] = ...) -> None: ...
+
+class RegistryAdminServiceListWorkflowsResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: _admin_pb2.ListWorkflowsResponse
+    def __init__(self, response: _Optional[_Union[_admin_pb2.ListWorkflowsResponse, _Mapping]] = ...) -> None: ...
+
+class RegistryAdminServiceDeleteWorkflowRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: _admin_pb2.DeleteWorkflowRequest
+    def __init__(self, request: _Optional[_Union[_admin_pb2.DeleteWorkflowRequest, _Mapping]] = ...) -> None: ...
+
+class RegistryAdminServiceDeleteWorkflowResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: _admin_pb2.DeleteWorkflowResponse
+    def __init__(self, response: _Optional[_Union[_admin_pb2.DeleteWorkflowResponse, _Mapping]] = ...) -> None: ...

@@ -52,6 +52,11 @@ class RegistryServiceStub(object):
                 request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateRequest.SerializeToString,
                 response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateResponse.FromString,
                 _registered_method=True)
+        self.GetWorkflow = channel.unary_unary(
+                '/fleet.internal.v1.RegistryService/GetWorkflow',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.GetWorkflowRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.GetWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer(object):
@@ -80,6 +85,14 @@ class RegistryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWorkflow(self, request, context):
+        """A stored workflow's definition for a caller's workspace: its own or a public one (another
+        workspace's private workflow is NOT_FOUND, as an unknown one is).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +110,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.Authenticate,
                     request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateRequest.FromString,
                     response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.AuthenticateResponse.SerializeToString,
+            ),
+            'GetWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflow,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.GetWorkflowRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.GetWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -193,6 +211,33 @@ class RegistryService(object):
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def GetWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryService/GetWorkflow',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.GetWorkflowRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.GetWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class RegistryAdminServiceStub(object):
     """Internal: the admin plane behind fleet.v1.AdminService. Every call carries
@@ -250,6 +295,21 @@ class RegistryAdminServiceStub(object):
                 '/fleet.internal.v1.RegistryAdminService/RevokeApiKey',
                 request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyRequest.SerializeToString,
                 response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyResponse.FromString,
+                _registered_method=True)
+        self.PutWorkflow = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/PutWorkflow',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServicePutWorkflowRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServicePutWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/ListWorkflows',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListWorkflowsRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListWorkflowsResponse.FromString,
+                _registered_method=True)
+        self.DeleteWorkflow = channel.unary_unary(
+                '/fleet.internal.v1.RegistryAdminService/DeleteWorkflow',
+                request_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteWorkflowRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteWorkflowResponse.FromString,
                 _registered_method=True)
 
 
@@ -313,6 +373,24 @@ class RegistryAdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutWorkflow(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflows(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWorkflow(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -360,6 +438,21 @@ def add_RegistryAdminServiceServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyRequest.FromString,
                     response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyResponse.SerializeToString,
+            ),
+            'PutWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutWorkflow,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServicePutWorkflowRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServicePutWorkflowResponse.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListWorkflowsRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListWorkflowsResponse.SerializeToString,
+            ),
+            'DeleteWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkflow,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteWorkflowRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -608,6 +701,87 @@ class RegistryAdminService(object):
             '/fleet.internal.v1.RegistryAdminService/RevokeApiKey',
             fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyRequest.SerializeToString,
             fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceRevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryAdminService/PutWorkflow',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServicePutWorkflowRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServicePutWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryAdminService/ListWorkflows',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListWorkflowsRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceListWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.RegistryAdminService/DeleteWorkflow',
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteWorkflowRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_registry__pb2.RegistryAdminServiceDeleteWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -97,7 +97,7 @@ class ModelWorkerServiceDescribeModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.LoadedModel, _Mapping]]] = ..., load: _Optional[_Union[_model_pb2.WorkerLoad, _Mapping]] = ...) -> None: ...
 
 class WorkerState(_message.Message):
-    __slots__ = ("worker_id", "address", "boot_id", "sequence", "published_at", "interval_seconds", "draining", "max_models", "loaded_bytes", "capacity_bytes", "memory_free_fraction", "execution_providers", "models")
+    __slots__ = ("worker_id", "address", "boot_id", "sequence", "published_at", "interval_seconds", "draining", "max_models", "loaded_bytes", "capacity_bytes", "memory_free_fraction", "execution_providers", "models", "outstanding", "outstanding_low", "outstanding_high", "load_window_seconds", "release_window_seconds", "loads_in_progress")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,12 @@ class WorkerState(_message.Message):
     MEMORY_FREE_FRACTION_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_LOW_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_HIGH_FIELD_NUMBER: _ClassVar[int]
+    LOAD_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOADS_IN_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     address: str
     boot_id: str
@@ -124,10 +130,16 @@ class WorkerState(_message.Message):
     memory_free_fraction: float
     execution_providers: _containers.RepeatedScalarFieldContainer[str]
     models: _containers.RepeatedCompositeFieldContainer[ModelLoad]
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., boot_id: _Optional[str] = ..., sequence: _Optional[int] = ..., published_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., interval_seconds: _Optional[float] = ..., draining: bool = ..., max_models: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., memory_free_fraction: _Optional[float] = ..., execution_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[ModelLoad, _Mapping]]] = ...) -> None: ...
+    outstanding: float
+    outstanding_low: float
+    outstanding_high: float
+    load_window_seconds: float
+    release_window_seconds: float
+    loads_in_progress: int
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., boot_id: _Optional[str] = ..., sequence: _Optional[int] = ..., published_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., interval_seconds: _Optional[float] = ..., draining: bool = ..., max_models: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., memory_free_fraction: _Optional[float] = ..., execution_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[ModelLoad, _Mapping]]] = ..., outstanding: _Optional[float] = ..., outstanding_low: _Optional[float] = ..., outstanding_high: _Optional[float] = ..., load_window_seconds: _Optional[float] = ..., release_window_seconds: _Optional[float] = ..., loads_in_progress: _Optional[int] = ...) -> None: ...
 
 class ModelLoad(_message.Message):
-    __slots__ = ("model_id", "sha256", "workspace", "size_bytes", "pinned", "in_flight", "queued", "requests_per_second", "outstanding_history")
+    __slots__ = ("model_id", "sha256", "workspace", "size_bytes", "pinned", "in_flight", "queued", "requests_per_second", "outstanding", "outstanding_low", "outstanding_high", "measured_seconds", "idle_seconds")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
@@ -136,7 +148,11 @@ class ModelLoad(_message.Message):
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
-    OUTSTANDING_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_LOW_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_HIGH_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     sha256: str
     workspace: str
@@ -145,5 +161,9 @@ class ModelLoad(_message.Message):
     in_flight: int
     queued: int
     requests_per_second: float
-    outstanding_history: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, model_id: _Optional[str] = ..., sha256: _Optional[str] = ..., workspace: _Optional[str] = ..., size_bytes: _Optional[int] = ..., pinned: bool = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., requests_per_second: _Optional[float] = ..., outstanding_history: _Optional[_Iterable[float]] = ...) -> None: ...
+    outstanding: float
+    outstanding_low: float
+    outstanding_high: float
+    measured_seconds: float
+    idle_seconds: float
+    def __init__(self, model_id: _Optional[str] = ..., sha256: _Optional[str] = ..., workspace: _Optional[str] = ..., size_bytes: _Optional[int] = ..., pinned: bool = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., requests_per_second: _Optional[float] = ..., outstanding: _Optional[float] = ..., outstanding_low: _Optional[float] = ..., outstanding_high: _Optional[float] = ..., measured_seconds: _Optional[float] = ..., idle_seconds: _Optional[float] = ...) -> None: ...

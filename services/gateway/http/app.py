@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.errors import FleetError
-from services.gateway.http import clip, errors, kserve, roboflow
+from services.gateway.http import clip, errors, kserve, ocr, roboflow, sam2, workflows
 from services.gateway.http.context import HttpContext
 from services.gateway.http.middleware import EdgeMiddleware
 
@@ -35,6 +35,9 @@ def build_app(ctx: HttpContext, max_body_bytes: int) -> FastAPI:
     app.include_router(kserve.router(ctx))
     app.include_router(roboflow.router(ctx))
     app.include_router(clip.router(ctx))
+    app.include_router(sam2.router(ctx))
+    app.include_router(ocr.router(ctx))
+    app.include_router(workflows.router(ctx))
     app.include_router(roboflow.legacy_router(ctx))  # its /{project}/{version} catches what the others did not
     app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes)
     return app

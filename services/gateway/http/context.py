@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -10,6 +10,8 @@ from services.gateway.auth import Authenticator, bearer_token
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 from services.gateway.oip.dataplane import DataPlane
+from services.gateway.workflow_store import StoredWorkflows
+from services.workflows.engine import WorkflowEngine
 
 MISSING_KEY = ("missing API key: send the header 'Authorization: Bearer <your API key>' or the api_key "
                "query parameter")
@@ -23,6 +25,8 @@ class HttpContext:
     version: str
     instance_id: str
     max_image_bytes: int
+    workflows: WorkflowEngine = field(default_factory=WorkflowEngine)
+    stored_workflows: StoredWorkflows = field(default_factory=lambda: StoredWorkflows(None, 10.0, 3600.0))
 
     async def caller(self, request: Request, body_key: str | None = None) -> Caller:
         """Authenticate once: ``Authorization: Bearer`` header, else ``api_key`` in the query, else in the body."""

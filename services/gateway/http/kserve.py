@@ -1,7 +1,7 @@
 """KServe v2 (Open Inference Protocol) REST routes, plus Triton's repository extension, on the OIP data plane.
 
 JSON tensors: ``data`` is the flattened (or nested) element list; BYTES elements are strings:
-base64 for binary (the image input), UTF-8 text for names. A fleet model ``project/version``
+base64 for binary (the image input), UTF-8 text for names and for a text input (an embedding model's ``text``). A fleet model ``project/version``
 is ``/v2/models/project/versions/version``; an alias is ``/v2/models/<alias>``.
 """
 
@@ -21,7 +21,7 @@ from services.common.errors import InvalidArgument
 from services.gateway.http.context import HttpContext
 from services.gateway.http.images import check_size
 from services.gateway.oip.dataplane import EXTENSIONS, InferResult, ModelMetadata
-from services.gateway.oip.tensors import NUMPY_TYPES, Tensor, TensorSpec
+from services.gateway.oip.tensors import INPUT_NAME, NUMPY_TYPES, Tensor, TensorSpec
 
 
 class TensorIn(BaseModel):
@@ -71,6 +71,10 @@ def tensor_from_json(t: TensorIn, max_bytes: int) -> Tensor:
         for item in data:
             if not isinstance(item, str):
                 raise InvalidArgument(f"BYTES input {t.name!r} holds a {type(item).__name__}; send base64 strings")
+            if t.name != INPUT_NAME:  # a text input: the strings themselves
+                items.append(item.encode("utf-8"))
+                check_size(len(items[-1]), max_bytes)
+                continue
             try:
                 items.append(base64.b64decode(item, validate=True))
             except (binascii.Error, ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fleet.internal.v1 import descriptor_pb2
+from fleet.v1 import inference_pb2
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 from services.gateway.oip import tensors
@@ -57,13 +58,15 @@ def split_id(model_id: str) -> tuple[str, str]:
 
 def metadata_of(name: str, model: descriptor_pb2.ModelDescriptor) -> ModelMetadata:
     return ModelMetadata(
-        name=name, versions=[split_id(model.model_id)[1]], platform=PLATFORM, inputs=tensors.INPUTS,
+        name=name, versions=[split_id(model.model_id)[1]], platform=PLATFORM, inputs=tensors.input_specs(model),
         outputs=tensors.output_specs(model),
         parameters={"model_id": model.model_id, "task": tasks.of_model(model).name, "model_type": model.model_type,
                     "class_names": ",".join(model.class_names), "num_classes": len(model.class_names),
                     "input_width": model.input.width, "input_height": model.input.height,
                     "max_batch_size": model.max_batch_size},
-        input_parameters={"accepts": "BYTES [B] encoded images, or UINT8 [H, W, 3] / [B, H, W, 3] pixels"},
+        input_parameters={"accepts": "BYTES [B] encoded images, or UINT8 [H, W, 3] / [B, H, W, 3] pixels"
+                          + (f"; or BYTES [N] UTF-8 texts as {text!r}" if (text := tasks.of_model(model).oip_text_input)
+                             else "")},
     )
 
 
@@ -92,14 +95,27 @@ class DataPlane:
         that fails fails the request, naming its row."""
         model = await self.gateway.model(caller, tensors.model_id_of(name, version))
         params, bgr = tensors.options(parameters)
-        rows = tensors.images(inputs, bgr)
-        responses = await self.gateway.infer_images(caller, model, rows, params, timeout_s, item="batch row")
+        texts = tensors.texts(inputs, model)
+        if texts is not None:  # one request with the texts: one row per text
+            text_input = tasks.of_model(model).oip_text_input or ""
+            responses = [await self.gateway.infer(caller, inference_pb2.InferRequest(
+                model_id=model.model_id, parameters=params,
+                inputs={text_input: inference_pb2.InputValue(texts=inference_pb2.Texts(values=texts))}),
+                timeout_s, model)]
+        else:
+            rows = tensors.images(inputs, bgr)
+            del inputs  # the rows hold the images now: a stream's items keep one copy each while they are served
+            responses = await self.gateway.infer_images(caller, model, rows, params, timeout_s, item="batch row")
         outputs = tensors.outputs(model, responses, requested)
+        extra: dict[str, Scalar] = {}
+        truncated = [str(i) for i, e in enumerate(e for r in responses for e in r.embedding.embeddings) if e.truncated]
+        if truncated:  # texts longer than the model's context, cut as its tokenizer cuts
+            extra["truncated_rows"] = ",".join(truncated)
         return InferResult(
             model_name=name, model_version=split_id(model.model_id)[1], id=request_id, outputs=outputs,
             parameters={"model_id": model.model_id,
                         "inference_ids": ",".join(r.inference_id for r in responses),
-                        "gateway_ms": max(r.timings.gateway_ms for r in responses)},
+                        "gateway_ms": max(r.timings.gateway_ms for r in responses), **extra},
         )
 
     # ---- model repository extension --------------------------------------------------------------

@@ -4,6 +4,8 @@ Inputs (one tensor, named ``image``):
   - ``BYTES`` of shape ``[B]`` (or ``[B, 1]``): encoded images (JPEG, PNG, BMP, WebP), one per batch row;
   - ``UINT8`` of shape ``[H, W, 3]`` or ``[B, H, W, 3]``: raw pixels, RGB (request parameter
     ``color_order: "bgr"`` for BGR).
+Or, for a task with a text input (``Task.oip_text_input``: embedding models' ``text``), that one tensor:
+``BYTES`` ``[N]`` (or ``[N, 1]``) UTF-8 strings, one per row.
 Options are request parameters: confidence, iou_threshold, max_detections, max_candidates,
 class_filter (comma-separated names), class_agnostic_nms, visualize.
 
@@ -47,6 +49,33 @@ class Tensor:
 
 
 INPUTS = (TensorSpec(INPUT_NAME, "BYTES", (-1,)),)
+
+
+def input_specs(model: descriptor_pb2.ModelDescriptor) -> tuple[TensorSpec, ...]:
+    """The input tensors a model takes (ModelMetadata's inputs): the images, and its texts where it has some."""
+    text = tasks.of_model(model).oip_text_input
+    return (*INPUTS, TensorSpec(text, "BYTES", (-1,))) if text else INPUTS
+
+
+def texts(inputs: list[Tensor], model: descriptor_pb2.ModelDescriptor) -> list[str] | None:
+    """The strings of the model's text input tensor when that is what was sent (None: not a text request)."""
+    name = tasks.of_model(model).oip_text_input
+    if not name or not any(t.name == name for t in inputs):
+        return None
+    if len(inputs) != 1:
+        raise InvalidArgument(f"send one input tensor: {INPUT_NAME!r} (images) or {name!r} (texts), "
+                              f"got {[t.name for t in inputs]}")
+    tensor = inputs[0]
+    shape = tensor.shape
+    if tensor.datatype != "BYTES" or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 1:
+        raise InvalidArgument(f"input {name!r} is BYTES of shape [N] or [N, 1] (UTF-8 strings), "
+                              f"got {tensor.datatype} {shape}")
+    if len(tensor.data) != shape[0]:
+        raise InvalidArgument(f"input {name!r}: shape {shape} says {shape[0]} texts, but {len(tensor.data)} were sent")
+    try:
+        return [bytes(item).decode("utf-8") for item in tensor.data]
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"input {name!r}: every element must be UTF-8 text") from None
 
 
 def model_id_of(name: str, version: str = "") -> str:

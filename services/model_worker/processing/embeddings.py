@@ -83,10 +83,7 @@ class TextEncoder:
 
     @classmethod
     def of(cls, model: Any) -> TextEncoder:
-        encoder = model.extras.get("text_encoder")
-        if encoder is None:
-            encoder = model.extras["text_encoder"] = cls(model)
-        return encoder
+        return model.extra("text_encoder", cls)
 
     def encode(self, texts: Sequence[str]) -> TextEmbeddings:
         """Blocking (the worker's CPU pool): the texts not cached are tokenized and encoded in one run."""

@@ -2,8 +2,11 @@
 
 The geometry is Ultralytics': ``LetterBox(auto=False, scaleup=True)`` (one ratio, the resized size
 and the padding rounded as it rounds them, centred or top-left), a stretch, or the classifiers'
-centre crop. ``Transform`` maps coordinates back with exactly the offsets and the resized size at
-which the image was placed (as current Ultralytics' ``scale_boxes`` takes its pad from the rounded
+centre crop; or torchvision's ``Resize(shortest side)`` + ``CenterCrop`` (OpenCLIP). The ``pil-*``
+interpolations resize with PIL's antialiased filters exactly as torchvision resizes a PIL image, and a
+letterbox may be padded with zeros after normalisation (SAM), so those models' references are matched.
+``Transform`` maps coordinates back with exactly the offsets and the resized size at which the image
+was placed (as current Ultralytics' ``scale_boxes`` takes its pad from the rounded
 size), so a point of the image comes back where it was.
 """
 
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from services.common.model_spec import Anchor, ColorOrder, InputSpec, Interpolation, ResizeMode
 
@@ -20,6 +24,7 @@ INTERPOLATION = {
     Interpolation.LINEAR: cv2.INTER_LINEAR, Interpolation.AREA: cv2.INTER_AREA, Interpolation.CUBIC: cv2.INTER_CUBIC,
     Interpolation.LANCZOS: cv2.INTER_LANCZOS4, Interpolation.NEAREST: cv2.INTER_NEAREST,
 }
+PIL_FILTERS = {Interpolation.PIL_BILINEAR: Image.Resampling.BILINEAR, Interpolation.PIL_BICUBIC: Image.Resampling.BICUBIC}
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ def letterbox_geometry(width: int, height: int, spec: InputSpec) -> tuple[int, i
 def _resize(image: np.ndarray, size: tuple[int, int], interpolation: Interpolation) -> np.ndarray:
     if (image.shape[1], image.shape[0]) == size:
         return image
+    if interpolation in PIL_FILTERS:
+        return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size, PIL_FILTERS[interpolation]))
     return cv2.resize(image, size, interpolation=INTERPOLATION[interpolation])
 
 
@@ -114,6 +121,21 @@ def _center_crop(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transf
     return resized, Transform(width, height, gx, gy, -left * gx, -top * gy)
 
 
+def _resize_center_crop(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
+    """torchvision's ``Resize(S)`` (shorter side to S, the longer ``int(S * long / short)``) then
+    ``CenterCrop(S)`` (offsets ``int(round(excess / 2))``): OpenCLIP's eval transform. A square input."""
+    height, width = image.shape[:2]
+    size = spec.width
+    if width <= height:
+        new_w, new_h = size, int(size * height / width)
+    else:
+        new_w, new_h = int(size * width / height), size
+    resized = _resize(image, (new_w, new_h), spec.interpolation)
+    left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
+    gx, gy = new_w / width, new_h / height
+    return resized[top : top + size, left : left + size], Transform(width, height, gx, gy, -float(left), -float(top))
+
+
 def decode_reduction(width: int, height: int, spec: InputSpec) -> int:
     """The largest of 8, 4 and 2 by which a width x height image may be decoded smaller and still only be
     shrunk to the input (the geometry stays the full image's); 1 when none may, or for centre crops."""
@@ -122,6 +144,8 @@ def decode_reduction(width: int, height: int, spec: InputSpec) -> int:
     elif spec.resize_mode == ResizeMode.STRETCH:
         target_w, target_h = spec.width, spec.height
     else:
+        return 1
+    if spec.interpolation in PIL_FILTERS:  # the reference's resize of the whole image, exactly
         return 1
     for factor in (8, 4, 2):
         if width // factor >= target_w and height // factor >= target_h:
@@ -143,6 +167,10 @@ def resize_to_input(image: np.ndarray, spec: InputSpec,
         if (width, height) != (image.shape[1], image.shape[0]):
             raise ValueError("a centre crop needs the full image (decode_reduction is 1 for it)")
         return _center_crop(image, spec)
+    if spec.resize_mode == ResizeMode.RESIZE_CENTER_CROP:
+        if (width, height) != (image.shape[1], image.shape[0]):
+            raise ValueError("a resize-center-crop needs the full image (decode_reduction is 1 for it)")
+        return _resize_center_crop(image, spec)
     resized = _resize(image, (spec.width, spec.height), spec.interpolation)
     gx, gy = spec.width / width, spec.height / height
     return resized, Transform(width, height, gx, gy, 0.0, 0.0)
@@ -166,4 +194,10 @@ def preprocess(image: np.ndarray, spec: InputSpec,
                size: tuple[int, int] | None = None) -> tuple[np.ndarray, Transform]:
     """RGB uint8 HxWx3 image -> (float32 3xHxW input tensor, Transform back to the image of ``size``)."""
     resized, transform = resize_to_input(image, spec, size)
-    return to_tensor(resized, spec), transform
+    tensor = to_tensor(resized, spec)
+    if spec.pad_normalized and spec.resize_mode == ResizeMode.LETTERBOX:
+        left, top, right, bottom = transform.mask_window
+        keep = np.zeros(tensor.shape[1:], dtype=bool)
+        keep[top:bottom, left:right] = True
+        tensor[:, ~keep] = 0.0
+    return tensor, transform

@@ -8,7 +8,9 @@ input-pixel coordinates in SAM's ONNX convention: labels 1 positive point, 0 neg
 3 a box's top-left and bottom-right corners, -1 padding (one padding point is added when there is
 no box, as SAM's predictor does). The decoder's low-res mask logits map back to the original image
 as SAM's ``postprocess_masks`` does: upsample to the input size, cut the unpadded window, resize to
-the original size (bilinear), then threshold at 0.
+the original size (bilinear), then threshold at 0. SAM's own ONNX decoder (``SamOnnxModel``, inputs
+``image_embeddings`` ... ``orig_im_size``) does that step itself: given ``orig_im_size`` its ``masks`` are
+already at the original size (services.tasks.promptable feeds it and only thresholds them).
 """
 
 from __future__ import annotations

@@ -44,3 +44,13 @@ class Alias:
     alias: str
     model_id: str
     source: str
+
+
+@dataclass(frozen=True)
+class StoredWorkflow:
+    workspace: str
+    workflow_id: str
+    public: bool
+    current_version: int
+    versions: int
+    updated_at: datetime

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import grpc
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -26,7 +26,7 @@ from services.common.model_record import ModelRecord
 from services.common.model_spec import ModelSpec
 from services.registry.store import tables as t
 from services.registry.store.engine import DatabaseUnavailable, create_engine, safe_url
-from services.registry.store.records import Alias, ApiKey, StoredModel
+from services.registry.store.records import Alias, ApiKey, StoredModel, StoredWorkflow
 
 
 def now_utc() -> datetime:
@@ -192,6 +192,46 @@ class Tx:
         if workspace:
             query = query.where(t.pipelines.c.workspace == workspace)
         return list((await self.conn.execute(query)).scalars())
+    # ---- workflows ----------------------------------------------------------------------------
+    async def workflows(self, workspace: str = "", workflow_id: str = "") -> list[StoredWorkflow]:
+        w, v = t.workflows, t.workflow_versions
+        counts = (select(v.c.workspace, v.c.workflow_id, func.count().label("n"))
+                  .group_by(v.c.workspace, v.c.workflow_id).subquery())
+        query = (select(w, counts.c.n).join(counts, (counts.c.workspace == w.c.workspace)
+                                           & (counts.c.workflow_id == w.c.workflow_id))
+                 .order_by(w.c.workspace, w.c.workflow_id))
+        if workspace:
+            query = query.where(w.c.workspace == workspace)
+        if workflow_id:
+            query = query.where(w.c.workflow_id == workflow_id)
+        return [StoredWorkflow(r.workspace, r.workflow_id, r.public, r.current_version, r.n, _aware(r.updated_at))
+                for r in await self.conn.execute(query)]
+
+    async def workflow_definition(self, workspace: str, workflow_id: str, version: int) -> str | None:
+        v = t.workflow_versions
+        return (await self.conn.execute(select(v.c.definition).where(
+            v.c.workspace == workspace, v.c.workflow_id == workflow_id, v.c.version == version))).scalar()
+
+    async def put_workflow(self, workspace: str, workflow_id: str, definition: str, public: bool,
+                           now: datetime) -> int:
+        """Store ``definition`` as the workflow's next version, made current; returns that version."""
+        existing = await self.workflows(workspace, workflow_id)
+        version = existing[0].current_version + 1 if existing else 1
+        last = (await self.conn.execute(select(func.max(t.workflow_versions.c.version)).where(
+            t.workflow_versions.c.workspace == workspace, t.workflow_versions.c.workflow_id == workflow_id))).scalar()
+        version = max(version, (last or 0) + 1)
+        await self.conn.execute(t.workflow_versions.insert().values(
+            workspace=workspace, workflow_id=workflow_id, version=version, definition=definition, created_at=now))
+        values = dict(public=public, current_version=version, updated_at=now)
+        await self.conn.execute(self._insert(t.workflows).values(
+            workspace=workspace, workflow_id=workflow_id, created_at=now, **values)
+            .on_conflict_do_update(index_elements=["workspace", "workflow_id"], set_=values))
+        return version
+
+    async def delete_workflow(self, workspace: str, workflow_id: str) -> None:
+        for table in (t.workflow_versions, t.workflows):
+            await self.conn.execute(delete(table).where(table.c.workspace == workspace,
+                                                        table.c.workflow_id == workflow_id))
 
 
 class Store:

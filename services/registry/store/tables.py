@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    Boolean, Column, DateTime, ForeignKey, Index, MetaData, String, Table, Text, UniqueConstraint,
+    Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint,
 )
 
 metadata = MetaData(naming_convention={
@@ -80,4 +80,24 @@ aliases = Table(
     Column("source", String(16), nullable=False),
     _ts("updated_at"),
     Index("ix_aliases_model_id", "model_id"),
+)
+
+workflows = Table(
+    "workflows", metadata,
+    Column("workspace", String(64), ForeignKey("workspaces.name"), primary_key=True),
+    Column("workflow_id", String(64), primary_key=True),
+    Column("public", Boolean, nullable=False, default=False),
+    Column("current_version", Integer, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+workflow_versions = Table(
+    "workflow_versions", metadata,
+    Column("workspace", String(64), primary_key=True),
+    Column("workflow_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    # The validated definition's JSON text.
+    Column("definition", Text, nullable=False),
+    _ts("created_at"),
 )

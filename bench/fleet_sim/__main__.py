@@ -1,0 +1,67 @@
+"""``python -m bench.fleet_sim``: the fleet's routing and copy planning at 20, 200 and 2,000 workers.
+
+    python -m bench.fleet_sim                    # the three scenarios (minutes on two cores)
+    python -m bench.fleet_sim --scenario s20 --requests 20000
+
+Writes results.md, results.json and hit_rate.png to --out (default bench/results/fleet_sim/) and prints the
+table. The same seed gives the same trace to the fleet and both baselines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from bench.fleet_sim import report
+from bench.fleet_sim.baselines import pooled_belady, random_home_lru
+from bench.fleet_sim.engine import Fleet
+from bench.fleet_sim.workload import Scenario, trace
+
+SCENARIOS = {
+    "s20": Scenario("20 workers x 2,000 models", workers=20, models=2_000, requests=120_000),
+    "s200": Scenario("200 workers x 20,000 models", workers=200, models=20_000, requests=400_000),
+    "s2000": Scenario("2,000 workers x 100,000 models", workers=2_000, models=100_000, requests=1_000_000),
+}
+OUT = Path(__file__).resolve().parents[1] / "results" / "fleet_sim"
+
+
+def run(key: str, scenario: Scenario, seed: int) -> dict:
+    started = time.perf_counter()
+    t = trace(scenario, seed)
+    fleet = Fleet(scenario, t, seed)
+    stats = fleet.run()
+    wall = time.perf_counter() - started
+    result = report.summarise(key, scenario, fleet, stats, wall)
+    result["baseline_random_home_lru"] = random_home_lru(scenario, t, seed)
+    result["bound_pooled_belady"] = pooled_belady(scenario, t)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="default: all three")
+    parser.add_argument("--requests", type=int, help="requests per scenario (default: each scenario's own)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    results = []
+    for key in args.scenario or list(SCENARIOS):
+        scenario = SCENARIOS[key]
+        if args.requests:
+            scenario = replace(scenario, requests=args.requests)
+        result = run(key, scenario, args.seed)
+        result["scenario"] = asdict(scenario)
+        results.append(result)
+        print(report.row_text(result), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"seed": args.seed, "results": results}, indent=2) + "\n")
+    (args.out / "results.md").write_text(report.markdown(results, args.seed))
+    report.plot(results, args.out / "hit_rate.png")
+    print(report.markdown(results, args.seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""A simulated gateway: the real ``FleetView``, ``routing.attempts`` and ``placement.plan`` on its own view.
+
+Its view is as stale as a real gateway's: heartbeats (published every ``heartbeat_s`` by each worker) are
+read every ``refresh_s``, at this gateway's own phase; between reads it learns only from its own calls (a
+copy loaded, a copy found gone, its calls in flight), as ``WorkerPool`` does. Placements claim the shared
+placement record (Redis in the fleet, a dict here: instantly visible to every gateway) as ``gateway.loads``
+does; copies are planned every refresh and acted on as ``CopyController`` does (pending loads counted).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING
+
+from services.gateway import routing
+from services.gateway.placement import CopyPolicy, Target, plan
+from services.gateway.view import FleetView, WorkerEndpoint
+
+if TYPE_CHECKING:
+    from bench.fleet_sim.engine import Fleet, Request
+    from bench.fleet_sim.worker import SimWorker
+
+from bench.fleet_sim.worker import SHA
+
+INDEX_ENTRY_BYTES = 40  # a worker's id and score in the index, and the reply saying its record is still there
+HISTORY_BYTES_PER_MODEL = 60 * 4 + 3  # the 60 packed floats each model carried before summaries
+SETTLE_S = 4.0  # a placement record outlives its load by two heartbeat intervals (gateway.loads)
+
+
+class SimGateway:
+    def __init__(self, index: int, fleet: Fleet, policy: CopyPolicy, seed: int) -> None:
+        self.index, self.fleet, self.policy = index, fleet, policy
+        self.rng = random.Random(seed * 1000 + index)
+        self.view = FleetView()
+        self.view.active_load = policy.release_load
+        self.workers: dict[str, SimWorker] = {}
+        for worker in fleet.workers:
+            self.view.add(WorkerEndpoint(worker.address))
+            self.workers[worker.address] = worker
+        self.targets: dict[str, Target] = {}
+        self.acting: set[tuple[str, str]] = set()
+        self.unplaced: dict[str, tuple] = {}
+        self.route_seconds: list[float] = []
+        self.plan_seconds: list[float] = []
+        self.bytes_read = 0
+        self.bytes_before = 0
+
+    # ---- heartbeats ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read the heartbeats published since the last read (as ``Heartbeats.live`` does: the index, then only
+        the changed records) and apply them; count what that reads, and what reading every record with a
+        60-sample history per model (before) would have."""
+        for worker in self.fleet.workers:
+            state = worker.state
+            if state is None:
+                continue
+            self.bytes_read += INDEX_ENTRY_BYTES
+            self.bytes_before += worker.state_bytes + len(state.models) * HISTORY_BYTES_PER_MODEL
+            endpoint = self.view.endpoints[worker.address]
+            if endpoint.state is not state:
+                self.bytes_read += worker.state_bytes
+                endpoint.apply(state)
+        self.plan_copies()
+
+    # ---- requests --------------------------------------------------------------------------------
+    def route(self, request: Request) -> None:
+        fleet, model = self.fleet, request.model
+        started = time.perf_counter()
+        attempts = routing.attempts(self.view, model, SHA, fleet.size_of(model), self.rng)
+        first, tried = True, set()
+        for attempt in attempts:
+            if first:
+                self.route_seconds.append(time.perf_counter() - started)
+                first = False
+            endpoint, existing = attempt.endpoint, attempt.existing
+            overflow = False
+            if not existing:
+                endpoint, overflow = self._claim(model, endpoint, tried)
+            tried.add(endpoint.address)
+            worker = self.workers[endpoint.address]
+            outcome = worker.call(request, existing, overflow)
+            if outcome == "ok":
+                request.gateway, request.endpoint, request.placed = self, endpoint, not existing
+                endpoint.in_flight += 1
+                return
+            if outcome == "not_held":
+                endpoint.found_gone(model)
+            elif outcome == "full":
+                fleet.stats.queue_full_retries += 1
+        fleet.reject(request)
+
+    def _claim(self, model: str, endpoint: WorkerEndpoint, tried: set[str]) -> tuple[WorkerEndpoint, bool]:
+        """As ``LoadsInFlight.claim``: where to place, and whether it is an overflow (the recorded worker was
+        tried already in this request: its queue was full, so a further copy is loaded beside it)."""
+        record = self.fleet.records.get(model)
+        now = self.fleet.now
+        if record is not None and record[1] > now:
+            if record[0] in tried:
+                return endpoint, True
+            loading = self.view.endpoints.get(record[0])
+            if loading is not None and not loading.failed and not loading.draining:
+                self.fleet.records[model] = (record[0], max(record[1], now + 120.0))  # joined: extended
+                return loading, False  # joins the load under way there
+            return endpoint, False
+        self.fleet.records[model] = (endpoint.address, now + 120.0)
+        return endpoint, False
+
+    def done(self, request: Request) -> None:
+        request.endpoint.in_flight -= 1
+        if request.placed:  # the call returned: the copy it loaded (or joined) is known here before heartbeats
+            request.endpoint.found_serving(request.model, SHA)
+            self.fleet.settle(request.model, request.endpoint.address)
+
+    # ---- copies ----------------------------------------------------------------------------------
+    def plan_copies(self) -> None:
+        targets = []
+        for model in self.view.held_models():
+            target = self.targets.get(model)
+            if target is None:
+                target = self.targets[model] = Target(model, SHA, "demo", self.fleet.size_of(model))
+            targets.append(target)
+        started = time.perf_counter()
+        pending = {m: len(at) for m, at in self.fleet.copying.items()}  # cache.placements: every gateway's
+        actions = plan(self.view, targets, self.policy, pending, self.unplaced)
+        self.plan_seconds.append(time.perf_counter() - started)
+        for action in actions:
+            key = (action.model_id, action.endpoint.address)
+            if key in self.acting:
+                continue
+            worker = self.workers[action.endpoint.address]
+            if action.kind == "add":
+                copying = self.fleet.copying.setdefault(action.model_id, set())
+                if action.endpoint.address in copying:
+                    continue  # another gateway loads this very copy
+                copying.add(action.endpoint.address)
+                self.acting.add(key)
+                self.fleet.stats.copies_added += 1
+                worker.load_copy(action.model_id, lambda k=key, e=action.endpoint: self._copied(k, e))
+            else:
+                self.fleet.stats.copies_released += 1
+                action.endpoint.found_gone(action.model_id)
+                worker.unload(action.model_id)
+
+    def _copied(self, key: tuple[str, str], endpoint: WorkerEndpoint) -> None:
+        model = key[0]
+        self.acting.discard(key)
+        copying = self.fleet.copying.get(model)
+        if copying is not None:
+            copying.discard(key[1])
+            if not copying:
+                del self.fleet.copying[model]
+        endpoint.found_serving(model, SHA)

@@ -1,0 +1,140 @@
+"""Figures of one simulated run, the goals table, and the plot."""
+
+from __future__ import annotations
+
+from statistics import mean
+
+import numpy as np
+
+from bench.fleet_sim.engine import Fleet, Stats
+from bench.fleet_sim.workload import Scenario
+
+
+
+def _us(samples: list[float], q: float) -> float:
+    return float(np.quantile(samples, q)) * 1e6 if samples else 0.0
+
+
+def load_capacity(scenario: Scenario, trace) -> float:  # noqa: ANN001 - a Trace
+    """Loads per second the fleet's load threads can do: two per worker, each 0.2 s + size / 250 MB/s."""
+    from bench.fleet_sim.worker import LOAD_BYTES_PER_S, LOAD_FIXED_S, LOAD_THREADS
+
+    mean_load_s = LOAD_FIXED_S + float(trace.sizes.mean()) / LOAD_BYTES_PER_S
+    return scenario.workers * LOAD_THREADS / mean_load_s
+
+
+def summarise(key: str, scenario: Scenario, fleet: Fleet, stats: Stats, wall_s: float) -> dict:
+    served = [stats.served_by.get(w.index, 0) for w in fleet.workers]
+    route = [s for g in fleet.gateways for s in g.route_seconds]
+    plans = [s for g in fleet.gateways for s in g.plan_seconds]
+    simulated_s = float(fleet.trace.times[-1])
+    heartbeat_bytes = mean(g.bytes_read for g in fleet.gateways) / simulated_s
+    old_bytes = mean(g.bytes_before for g in fleet.gateways) / simulated_s
+    models_listed = sum(len(w.state.models) for w in fleet.workers if w.state is not None)
+    return {
+        "key": key,
+        "requests": scenario.requests,
+        "measured": stats.measured,
+        "simulated_s": round(simulated_s, 1),
+        "wall_s": round(wall_s, 1),
+        "hit_rate": stats.hits / max(1, stats.measured),
+        "no_load_rate": 1 - stats.loads_measured / max(1, stats.measured),
+        "cold_loads": stats.cold_loads,
+        "duplicate_loads": stats.duplicate_loads,
+        "duplicate_share": stats.duplicate_loads / max(1, stats.cold_loads),
+        "copy_loads": stats.copy_loads,
+        "overflow_loads": stats.overflow_loads,
+        "copies_added": stats.copies_added,
+        "copies_released": stats.copies_released,
+        "max_over_mean": max(served) / max(1e-9, mean(served)),
+        "rejected": stats.rejected,
+        "rejected_share": stats.rejected / max(1, stats.measured),
+        "queue_full_retries": stats.queue_full_retries,
+        "p50_s": float(np.quantile(stats.latencies, 0.5)) if stats.latencies else 0.0,
+        "p99_s": float(np.quantile(stats.latencies, 0.99)) if stats.latencies else 0.0,
+        "route_p50_us": _us(route, 0.5),
+        "route_p99_us": _us(route, 0.99),
+        "plan_mean_ms": mean(plans) * 1e3 if plans else 0.0,
+        "plan_max_ms": max(plans) * 1e3 if plans else 0.0,
+        "heartbeat_read_bytes_per_s": heartbeat_bytes,
+        "heartbeat_read_bytes_per_s_with_history": old_bytes,
+        "heartbeat_bytes_per_model": heartbeat_bytes / max(1, models_listed) * scenario.heartbeat_s,
+        "load_capacity_per_s": load_capacity(scenario, fleet.trace),
+        "loads_per_s": stats.loads_measured / max(1e-9, simulated_s - fleet.measured_from_s),
+    }
+
+
+def row_text(r: dict) -> str:
+    return (f"{r['key']}: hit {r['hit_rate']:.1%} (random home {r['baseline_random_home_lru']:.1%}, Belady "
+            f"{r['bound_pooled_belady']:.1%}), duplicate loads {r['duplicate_loads']}/{r['cold_loads']}, max/mean "
+            f"{r['max_over_mean']:.2f}, rejected {r['rejected']} ({r['rejected_share']:.3%}), p99 {r['p99_s']:.2f} s, "
+            f"route p50 {r['route_p50_us']:.0f} us, plan {r['plan_mean_ms']:.1f} ms, wall {r['wall_s']} s")
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}"
+
+
+def markdown(results: list[dict], seed: int) -> str:
+    cols = [r["scenario"]["name"] for r in results]
+    rows = [
+        ("requests simulated (measured after warm-up)", lambda r: f"{r['requests']:,} ({r['measured']:,}) over {r['simulated_s']} s"),
+        ("requests served by a worker already holding the model", lambda r: _pct(r["hit_rate"])),
+        ("requests that needed no load (1 - loads started / requests: what the baselines count)",
+         lambda r: _pct(r["no_load_rate"])),
+        ("baseline: one random home per model, LRU, same memory", lambda r: _pct(r["baseline_random_home_lru"])),
+        ("bound: one pooled cache of the same size, Belady", lambda r: _pct(r["bound_pooled_belady"])),
+        ("cold loads started while another worker was loading that model",
+         lambda r: f"{r['duplicate_loads']} of {r['cold_loads']:,} ({r['duplicate_share']:.1%})"),
+        ("copies added / released by demand; copy loads (of which: holders' queues full)",
+         lambda r: f"{r['copies_added']:,} / {r['copies_released']:,}; {r['copy_loads']:,} ({r['overflow_loads']:,})"),
+        ("loads per second: started (measured part) / what the load threads can do",
+         lambda r: f"{r['loads_per_s']:.0f} / {r['load_capacity_per_s']:.0f}"),
+        ("loads per second a zero-time random-home LRU / Belady would need",
+         lambda r: f"{(1 - r['baseline_random_home_lru']) * r['scenario']['load'] * r['scenario']['workers'] / r['scenario']['run_s']:.0f}"
+                   f" / {(1 - r['bound_pooled_belady']) * r['scenario']['load'] * r['scenario']['workers'] / r['scenario']['run_s']:.0f}"),
+        ("max / mean requests per worker", lambda r: f"{r['max_over_mean']:.2f}"),
+        ("rejected (every queue full)", lambda r: f"{r['rejected']:,} ({r['rejected_share']:.3%})"),
+        ("requests sent on after a full queue", lambda r: f"{r['queue_full_retries']:,}"),
+        ("latency p50 / p99", lambda r: f"{r['p50_s']:.2f} s / {r['p99_s']:.2f} s"),
+        ("routing decision p50 / p99 (first attempt)", lambda r: f"{r['route_p50_us']:.0f} / {r['route_p99_us']:.0f} µs"),
+        ("planning step mean / max (one gateway)", lambda r: f"{r['plan_mean_ms']:.1f} / {r['plan_max_ms']:.1f} ms"),
+        ("heartbeat reads per gateway: summaries, changed records only",
+         lambda r: f"{r['heartbeat_read_bytes_per_s'] / 1e6:.2f} MB/s"),
+        ("same, every record with 60-sample histories (before)",
+         lambda r: f"{r['heartbeat_read_bytes_per_s_with_history'] / 1e6:.2f} MB/s"),
+        ("simulator wall time (this 2-core machine)", lambda r: f"{r['wall_s']} s"),
+    ]
+    lines = [f"# Fleet simulator (seed {seed})", "",
+             "`python -m bench.fleet_sim`: the gateway's real routing, placement and copy-planning code with "
+             "simulated workers and gateways (see bench/fleet_sim/). Zipf(1.0) popularity, 20-500 MB models, "
+             "loads of 0.2 s + size / 250 MB/s (two at a time), 50 ms per request one at a time, Poisson arrivals "
+             "at 50 % of capacity, 8 models and 1.5 GB per worker, heartbeats every 2 s read every 1 s by each of "
+             "3 gateways. Request counts are scaled down to fit minutes on two cores; the first 30 % warm the "
+             "caches and are not counted.", "",
+             "| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for label, fmt in rows:
+        lines.append(f"| {label} | " + " | ".join(fmt(r) for r in results) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict], path) -> None:  # noqa: ANN001 - a Path
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['scenario']['workers']:,} workers" for r in results]
+    x = np.arange(len(results))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for offset, (name, key) in enumerate([("random home + LRU", "baseline_random_home_lru"),
+                                          ("the fleet (simulated)", "hit_rate"),
+                                          ("pooled Belady bound", "bound_pooled_belady")]):
+        ax.bar(x + (offset - 1) * 0.27, [100 * r[key] for r in results], 0.27, label=name)
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("requests served by a holder (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,183 @@
+"""A simulated model worker, restating ``services.model_worker`` where routing depends on it:
+
+- the model table: an LRU by count (``max_models``) and bytes (``capacity_bytes``), least recently used
+  evicted once a load finishes (never the model just loaded), as ``ModelManager._enforce_limits``;
+- loads: two at a time (the worker's load pool), ``0.2 s + size / 250 MB/s`` each; requests for a model
+  being loaded here wait for that load (the per-model lock); a request that asked for an existing copy
+  (``require_loaded``) of a model not loaded here is answered "not held";
+- runs: one request at a time, ``run_s`` each, first come first served; more than ``max_queue`` requests
+  waiting for one model: "queue full" (the batcher's RESOURCE_EXHAUSTED);
+- heartbeats: a real ``WorkerState`` with the worker's load summaries (``model_worker.state``), built by a
+  real ``BusyMeter`` per model on the simulated clock.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
+from services.model_worker.busyness import BusyMeter
+from services.model_worker.state import intervals
+
+if TYPE_CHECKING:
+    from bench.fleet_sim.engine import Fleet, Request
+
+SHA = "ab" * 32
+LOAD_FIXED_S, LOAD_BYTES_PER_S = 0.2, 250 * (1 << 20)
+LOAD_THREADS = 2
+WINDOW_S, RELEASE_WINDOW_S = 10.0, 60.0
+
+
+@dataclass
+class Held:
+    size: int
+    meter: BusyMeter
+    queued: int = 0  # requests waiting for the runner or running
+    last_used: float = 0.0
+
+
+@dataclass
+class SimWorker:
+    index: int
+    fleet: Fleet
+    held: OrderedDict[str, Held] = field(default_factory=OrderedDict)  # least recently used first
+    loading: dict[str, list[Request]] = field(default_factory=dict)  # model -> requests waiting for its load
+    load_queue: deque[tuple[str, int]] = field(default_factory=deque)
+    loads_running: int = 0
+    run_queue: deque[tuple[Request, Held]] = field(default_factory=deque)
+    running: bool = False
+    used: int = 0
+    sequence: int = 0
+    state: WorkerState | None = None
+    state_bytes: int = 0
+    totals: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    loading_copy: frozenset[str] = frozenset()  # models loading here as copies the controller decided
+
+    @property
+    def address(self) -> str:
+        return f"10.{self.index // 65536}.{self.index // 256 % 256}.{self.index % 256}:50053"
+
+    # ---- requests --------------------------------------------------------------------------------
+    def call(self, request: Request, existing: bool, overflow: bool = False) -> str:
+        """``ok`` (taken: it will finish), ``not_held`` or ``full``."""
+        model = request.model
+        held = self.held.get(model)
+        if held is not None:
+            if held.queued >= self.fleet.scenario.max_queue:
+                return "full"
+            self.held.move_to_end(model)
+            request.hit = True
+            self._enqueue(request, held)
+            return "ok"
+        if existing:
+            return "not_held"
+        waiting = self.loading.get(model)
+        if waiting is not None:
+            waiting.append(request)
+            return "ok"
+        self.loading[model] = [request]
+        self.fleet.load_started(model, self, copy=False, overflow=overflow)
+        self._queue_load(model)
+        return "ok"
+
+    def load_copy(self, model: str, done) -> None:  # noqa: ANN001 - a () -> None
+        """LoadModel from the copies controller: ``done`` is called once it is loaded (or was already)."""
+        if model in self.held:
+            done()
+            return
+        waiting = self.loading.get(model)
+        if waiting is None:
+            waiting = self.loading[model] = []
+            self.fleet.load_started(model, self, copy=True)
+            self._queue_load(model)
+        waiting.append(done)  # type: ignore[arg-type]
+
+    def unload(self, model: str) -> None:
+        held = self.held.pop(model, None)
+        if held is not None:
+            self.used -= held.size
+
+    def _enqueue(self, request: Request, held: Held) -> None:
+        held.queued += 1
+        held.meter.enter()
+        self.run_queue.append((request, held))
+        if not self.running:
+            self._run_next()
+
+    def _run_next(self) -> None:
+        if not self.run_queue:
+            self.running = False
+            return
+        self.running = True
+        request, held = self.run_queue.popleft()
+        self.fleet.at(self.fleet.now + self.fleet.scenario.run_s, self._ran, request, held)
+
+    def _ran(self, request: Request, held: Held) -> None:
+        held.queued -= 1
+        held.last_used = self.fleet.now
+        held.meter.leave()
+        self.fleet.finished(request, self)
+        self._run_next()
+
+    # ---- loads -----------------------------------------------------------------------------------
+    def _queue_load(self, model: str) -> None:
+        self.load_queue.append((model, self.fleet.size_of(model)))
+        self._start_loads()
+
+    def _start_loads(self) -> None:
+        while self.loads_running < LOAD_THREADS and self.load_queue:
+            model, size = self.load_queue.popleft()
+            self.loads_running += 1
+            self.fleet.at(self.fleet.now + LOAD_FIXED_S + size / LOAD_BYTES_PER_S, self._loaded, model, size)
+
+    def _loaded(self, model: str, size: int) -> None:
+        self.loads_running -= 1
+        self.fleet.load_done(model, self)
+        held = Held(size, BusyMeter(intervals(RELEASE_WINDOW_S, self.fleet.scenario.heartbeat_s),
+                                    clock=self.fleet.clock), last_used=self.fleet.now)
+        self.held[model] = held
+        self.used += size
+        scenario = self.fleet.scenario
+        while len(self.held) > scenario.max_models or self.used > scenario.capacity_bytes:
+            victim = next(iter(self.held))
+            if victim == model:
+                break
+            self.unload(victim)
+        for waiter in self.loading.pop(model, []):
+            if callable(waiter):
+                waiter()
+            elif held.queued >= scenario.max_queue:
+                self.fleet.rejected_by_worker(waiter, self)
+            else:
+                self._enqueue(waiter, held)
+        self._start_loads()
+
+    # ---- heartbeats ------------------------------------------------------------------------------
+    def beat(self) -> None:
+        interval = self.fleet.scenario.heartbeat_s
+        low_n, high_n = intervals(WINDOW_S, interval), intervals(RELEASE_WINDOW_S, interval)
+        models, total = [], 0.0
+        for model, held in self.held.items():
+            meter = held.meter
+            meter.sample()
+            total += meter.last
+            models.append(ModelLoad(
+                model_id=model, sha256=SHA, workspace="demo", size_bytes=held.size, in_flight=meter.inside,
+                queued=held.queued, requests_per_second=meter.rate, outstanding=meter.last,
+                outstanding_low=meter.low(low_n), outstanding_high=meter.high(high_n),
+                measured_seconds=meter.sampled * interval, idle_seconds=self.fleet.now - held.last_used,
+            ))
+        self.totals.appendleft(total)
+        totals = list(self.totals)
+        self.sequence += 1
+        self.state = WorkerState(
+            worker_id=f"worker-{self.index}", address=self.address, boot_id="boot", sequence=self.sequence,
+            interval_seconds=interval, max_models=self.fleet.scenario.max_models, loaded_bytes=self.used,
+            capacity_bytes=self.fleet.scenario.capacity_bytes, models=models, outstanding=total,
+            outstanding_low=min(totals[:low_n]), outstanding_high=max(totals[:high_n]),
+            load_window_seconds=WINDOW_S, release_window_seconds=RELEASE_WINDOW_S,
+            loads_in_progress=self.loads_running + len(self.load_queue),
+        )
+        self.state_bytes = self.state.ByteSize()

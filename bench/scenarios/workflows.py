@@ -1,0 +1,205 @@
+"""Workflows (issue #27), all through fleet.v1 gRPC on the same fleet:
+
+- ``workflow_overhead``: a one-step workflow (the detector) vs ``Infer`` on the same model, at c=1 and c=16;
+- ``workflow_crops``: detect -> crop -> classify on scenes with several objects, as one ``RunWorkflow`` vs a
+  client making the same calls itself (``Infer``, crops cut locally, the crops as one ``InferBatch`` of raw
+  pixels), at c=1, in alternating rounds (the median round is reported: the machine's load drifts);
+- ``workflow_isolation``: ``Infer`` latency of another caller (c=1) alone, then while 16 callers run the crop
+  workflow flat out.
+
+Without the demo classifier (a stand-in package) the crops go to the detector instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import cv2
+import numpy as np
+from google.protobuf import json_format
+
+from bench.clients import TIMEOUT_S, GatewayCaller, timings
+from bench.config import BenchConfig
+from bench.drivers import Run, run_async, summarize
+from bench.environment import BenchEnv
+from bench.processes import CpuMeter
+from bench.stats import Window
+from bench.workload import CLASSIFIER_ID, CLASSIFIER_PACKAGE, MODEL_ID
+from fleet.v1 import inference_pb2, model_pb2, workflow_pb2, workflow_pb2_grpc
+
+OVERHEAD_CONCURRENCY = (1, 16)
+ISOLATION_LOAD = 16
+CROP_CONFIDENCE = 0.5
+
+
+def planned_overhead_s(cfg: BenchConfig) -> float:
+    return 2 * len(OVERHEAD_CONCURRENCY) * (cfg.warmup_s + cfg.measure_s) + 1.0
+
+
+def planned_pair_s(cfg: BenchConfig) -> float:
+    return 2 * (cfg.warmup_s + cfg.measure_s) + 1.0
+
+
+def planned_rounds_s(cfg: BenchConfig) -> float:
+    return cfg.scale_rounds * 2 * (cfg.scale_warmup_s + cfg.scale_measure_s) + 1.0
+
+
+def _classifier() -> tuple[str, str]:
+    if CLASSIFIER_PACKAGE.joinpath("model.json").exists():
+        return CLASSIFIER_ID, "roboflow_core/roboflow_classification_model@v1"
+    return MODEL_ID, "roboflow_core/roboflow_object_detection_model@v1"
+
+
+def one_step() -> dict:
+    return {"version": "1.0", "inputs": [{"type": "WorkflowImage", "name": "image"}],
+            "steps": [{"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "det",
+                       "images": "$inputs.image", "model_id": MODEL_ID}],
+            "outputs": [{"type": "JsonField", "name": "predictions", "selector": "$steps.det.predictions"}]}
+
+
+def crop_and_classify() -> dict:
+    model, block = _classifier()
+    return {"version": "1.0", "inputs": [{"type": "WorkflowImage", "name": "image"}], "steps": [
+        {"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "det", "images": "$inputs.image",
+         "model_id": MODEL_ID, "confidence": CROP_CONFIDENCE},
+        {"type": "roboflow_core/dynamic_crop@v1", "name": "crop", "images": "$inputs.image",
+         "predictions": "$steps.det.predictions"},
+        {"type": block, "name": "cls", "images": "$steps.crop.crops", "model_id": model},
+    ], "outputs": [{"type": "JsonField", "name": "detections", "selector": "$steps.det.predictions"},
+                   {"type": "JsonField", "name": "classes", "selector": "$steps.cls.predictions"}]}
+
+
+def _requests(definition: dict, images: list[bytes]) -> list[workflow_pb2.RunWorkflowRequest]:
+    struct = json_format.ParseDict(definition, workflow_pb2.RunWorkflowRequest().definition)
+    return [workflow_pb2.RunWorkflowRequest(definition=struct, images={
+        "image": workflow_pb2.WorkflowImages(images=[inference_pb2.Image(encoded=i)])}) for i in images]
+
+
+class WorkflowCaller(GatewayCaller):
+    async def __aenter__(self) -> WorkflowCaller:
+        await super().__aenter__()
+        self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)
+        return self
+
+    async def run(self, request: workflow_pb2.RunWorkflowRequest) -> workflow_pb2.RunWorkflowResponse:
+        return await self.workflows.RunWorkflow(request, metadata=self.metadata, timeout=TIMEOUT_S)
+
+
+async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str,  # noqa: ANN001
+                 short: bool = False) -> dict:
+    window = (Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples) if short
+              else Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples))
+    result = await run_async(call, concurrency, Run(window, CpuMeter(env.pids())))
+    return summarize(result, setup=setup, label=f"{setup}, concurrency {concurrency}", concurrency=concurrency)
+
+
+def run_overhead(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    return asyncio.run(_overhead(cfg, env, images))
+
+
+async def _overhead(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    requests = _requests(one_step(), images)
+    async with WorkflowCaller(env.fleet.gateway.address, env.api_key) as caller:
+        await caller.run(requests[0])  # compiled, model resolved and loaded (not measured)
+
+        async def infer(i: int) -> dict[str, float]:
+            return timings(await caller.infer(MODEL_ID, images[i % len(images)]))
+
+        async def workflow(i: int) -> dict[str, float]:
+            return {"gateway_ms": (await caller.run(requests[i % len(requests)])).gateway_ms}
+
+        points = []
+        for concurrency in OVERHEAD_CONCURRENCY:  # the two setups back to back at each concurrency
+            points.append(await _point(cfg, env, infer, concurrency, "Infer"))
+            points.append(await _point(cfg, env, workflow, concurrency, "one-step workflow"))
+    by = {(p["setup"], p["concurrency"]): p for p in points}
+    return {"points": points, "p50_added_ms": by[("one-step workflow", 1)]["latency_ms"]["p50"]
+            - by[("Infer", 1)]["latency_ms"]["p50"],
+            "rps_c16_ratio": by[("one-step workflow", 16)]["throughput_rps"] / by[("Infer", 16)]["throughput_rps"]}
+
+
+def _crops(jpeg: bytes, detections) -> list[inference_pb2.Image]:  # noqa: ANN001
+    pixels = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    h, w = pixels.shape[:2]
+    out = []
+    for d in detections:
+        x0, y0 = max(0, round(d.x - d.width / 2)), max(0, round(d.y - d.height / 2))
+        x1, y1 = min(w, max(x0 + 1, round(d.x + d.width / 2))), min(h, max(y0 + 1, round(d.y + d.height / 2)))
+        crop = np.ascontiguousarray(pixels[y0:y1, x0:x1])
+        out.append(inference_pb2.Image(raw=inference_pb2.RawImage(
+            data=crop.tobytes(), width=crop.shape[1], height=crop.shape[0], channels=3,
+            color_order=model_pb2.COLOR_ORDER_BGR)))
+    return out
+
+
+def run_crops(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    return asyncio.run(_crop_pair(cfg, env, images))
+
+
+async def _crop_pair(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    requests = _requests(crop_and_classify(), images)
+    classifier, _ = _classifier()
+    params = inference_pb2.InferenceParameters(confidence=CROP_CONFIDENCE)
+    counted: list[int] = []
+    async with WorkflowCaller(env.fleet.gateway.address, env.api_key) as caller:
+        await caller.run(requests[0])
+
+        async def by_client(i: int) -> dict[str, float]:
+            jpeg = images[i % len(images)]
+            found = await caller.stub.Infer(inference_pb2.InferRequest(
+                model_id=MODEL_ID, image=inference_pb2.Image(encoded=jpeg), parameters=params),
+                metadata=caller.metadata, timeout=TIMEOUT_S)
+            crops = await asyncio.to_thread(_crops, jpeg, found.object_detection.detections)
+            if crops:
+                await caller.stub.InferBatch(inference_pb2.InferBatchRequest(model_id=classifier, images=crops),
+                                             metadata=caller.metadata, timeout=TIMEOUT_S)
+            counted.append(len(crops))
+            return {}
+
+        async def workflow(i: int) -> dict[str, float]:
+            return {"gateway_ms": (await caller.run(requests[i % len(requests)])).gateway_ms}
+
+        rounds = []
+        for n in range(cfg.scale_rounds):  # alternating order, so a drift in the machine's load hits both
+            order = [("client", by_client, "client: Infer, crop, InferBatch"),
+                     ("flow", workflow, "workflow: detect -> crop -> classify")]
+            pair = {key: await _point(cfg, env, call, 1, setup, short=True)
+                    for key, call, setup in (order if n % 2 == 0 else order[::-1])}
+            rounds.append((pair["client"]["latency_ms"]["p50"] / pair["flow"]["latency_ms"]["p50"], pair))
+    ratios = [r for r, _ in rounds]
+    median_ratio, median = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+    return {"points": [median["client"], median["flow"]], "classifier": classifier,
+            "mean_crops": sum(counted) / max(1, len(counted)), "speedup_c1": median_ratio, "round_ratios": ratios}
+
+
+def run_isolation(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    return asyncio.run(_isolation(cfg, env, images))
+
+
+async def _isolation(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    requests = _requests(crop_and_classify(), images)
+    async with WorkflowCaller(env.fleet.gateway.address, env.api_key) as other, \
+            WorkflowCaller(env.fleet.gateway.address, env.api_key) as flows:
+        await flows.run(requests[0])
+
+        async def infer(i: int) -> dict[str, float]:
+            return timings(await other.infer(MODEL_ID, images[i % len(images)]))
+
+        alone = await _point(cfg, env, infer, 1, "Infer alone")
+        stop = asyncio.Event()
+        ran = [0]
+
+        async def saturate(k: int) -> None:
+            while not stop.is_set():
+                await flows.run(requests[(k + ran[0]) % len(requests)])
+                ran[0] += 1
+
+        load = [asyncio.ensure_future(saturate(k)) for k in range(ISOLATION_LOAD)]
+        try:
+            beside = await _point(cfg, env, infer, 1, f"Infer beside {ISOLATION_LOAD} workflow callers")
+        finally:
+            stop.set()
+            await asyncio.gather(*load, return_exceptions=True)
+    return {"points": [alone, beside], "workflow_runs_meanwhile": ran[0],
+            "p50_ratio": beside["latency_ms"]["p50"] / alone["latency_ms"]["p50"],
+            "p99_ratio": beside["latency_ms"]["p99"] / alone["latency_ms"]["p99"]}

@@ -1,0 +1,276 @@
+"""The gateway's view of the workers, free of I/O: what routing and copy planning decide from.
+
+``WorkerEndpoint`` is one worker as this gateway knows it (its last heartbeat plus what this gateway's own
+calls found); ``FleetView`` holds them with two indexes kept up to date as they change:
+
+- **holders**: model id -> the workers that hold some version of it (by heartbeat or a call's finding), so
+  routing to a holder reads a handful of entries, not every worker;
+- **ring**: a consistent-hash ring of the workers' addresses (``HashRing``), so every gateway computes the
+  same home for a model nobody holds, in O(log N), whatever order it learnt of the workers in.
+
+The gRPC / Redis shell (``workers.WorkerPool``) owns a ``FleetView`` and applies heartbeats and call results
+to it; the fleet simulator (``bench.fleet_sim``) drives the same classes with simulated ones.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
+
+if TYPE_CHECKING:
+    from services.gateway.worker_client import WorkerClient
+
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+@dataclass(eq=False)  # compared and hashed by identity
+class WorkerEndpoint:
+    address: str
+    client: WorkerClient | Any = None  # None where nothing is called (the simulator)
+    worker_id: str = ""
+    state: WorkerState | None = None  # the last heartbeat
+    loads: dict[str, ModelLoad] = field(default_factory=dict)  # from ``state``, by model id
+    in_flight: int = 0  # this gateway's calls to the worker now
+    others_at_beat: int = 0  # requests inside the worker that were not this gateway's, when ``state`` was read
+    failed: bool = False
+    failed_at: tuple[str, int] | None = None  # (boot id, sequence) of the last heartbeat seen when it failed
+    next_probe: float = 0.0
+    # model id -> (sha256, heartbeat sequence then): a call found it loaded; no heartbeat says so yet.
+    confirmed: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # model id -> heartbeat sequence then: a call found it gone; heartbeats up to then are stale about it.
+    gone: dict[str, int] = field(default_factory=dict)
+    view: FleetView | None = field(default=None, repr=False)  # told when the models held change
+    indexed: frozenset[str] = frozenset()  # model ids the view's holder index lists this worker under
+
+    @property
+    def label(self) -> str:
+        """How logs and metrics name the worker: its id once known (never shown to callers)."""
+        return self.worker_id or self.address
+
+    @property
+    def sequence(self) -> int:
+        return self.state.sequence if self.state is not None else 0
+
+    @property
+    def draining(self) -> bool:
+        return self.state is not None and self.state.draining
+
+    @property
+    def busy(self) -> float:
+        """Requests inside the worker on average over its last heartbeat interval (0 before one)."""
+        return self.state.outstanding if self.state is not None else 0.0
+
+    def load_of(self, model_id: str) -> ModelLoad | None:
+        return None if model_id in self.gone else self.loads.get(model_id)
+
+    def holds(self, model_id: str, sha256: str) -> bool:
+        """This version of the model is loaded there, as far as this gateway knows."""
+        if model_id in self.gone:
+            return False
+        load = self.loads.get(model_id)
+        if load is not None and load.sha256 == sha256:
+            return True
+        confirmed = self.confirmed.get(model_id)
+        return confirmed is not None and confirmed[0] == sha256
+
+    def outstanding(self) -> int:
+        """Work waiting at the worker: this gateway's calls now plus the others' (from the heartbeat)."""
+        return self.in_flight + self.others_at_beat
+
+    def apply(self, state: WorkerState) -> bool:
+        """Take a heartbeat; returns whether it brought a failed worker back."""
+        revived = False
+        if self.failed:
+            boot, sequence = self.failed_at or ("", -1)
+            # The heartbeat read after the failure may have been published just before it: wait for the next.
+            if state.boot_id != boot or state.sequence > sequence + 1:
+                self.failed, self.failed_at, revived = False, None, True
+        if self.state is not None and state.boot_id != self.state.boot_id:
+            self.confirmed.clear()
+            self.gone.clear()
+        busy_before = self.busy
+        self.state, self.worker_id = state, state.worker_id
+        loads = {m.model_id: m for m in state.models}
+        if self.view is not None:
+            self.view.busy_total += self.busy - busy_before
+            self.view.track_active(self.loads, loads)
+        self.loads = loads
+        # The heartbeat's figures include this gateway's calls then: what is left is other gateways' work.
+        self.others_at_beat = max(0, sum(m.in_flight for m in state.models) - self.in_flight)
+        # A heartbeat published after a call's finding is authoritative again.
+        self.confirmed = {m: c for m, c in self.confirmed.items() if state.sequence <= c[1] + 1}
+        self.gone = {m: s for m, s in self.gone.items() if state.sequence <= s + 1}
+        self.reindex()
+        return revived
+
+    def forget_state(self) -> None:
+        """No heartbeat any more: its models and load are unknown."""
+        if self.view is not None:
+            self.view.busy_total -= self.busy
+            self.view.track_active(self.loads, {})
+        self.state, self.loads, self.others_at_beat = None, {}, 0
+        self.reindex()
+
+    def found_serving(self, model_id: str, sha256: str) -> None:
+        """A call found this version of the model loaded there (or just loaded it)."""
+        self.gone.pop(model_id, None)
+        if not self.holds(model_id, sha256):
+            self.confirmed[model_id] = (sha256, self.sequence)
+        self.reindex()
+
+    def found_gone(self, model_id: str) -> None:
+        """A call found the model not loaded there (evicted, unloaded or replaced)."""
+        self.confirmed.pop(model_id, None)
+        self.gone[model_id] = self.sequence
+        self.reindex()
+
+    def reindex(self) -> None:
+        if self.view is not None:
+            self.view.reindex(self)
+
+
+class HashRing:
+    """Consistent hashing of worker addresses, ``vnodes`` points each: a model's home is the first worker
+    clockwise from the model's point, the next ones its alternatives. Adding or removing a worker moves only
+    the models whose home it is or becomes."""
+
+    def __init__(self, addresses: list[str] | tuple[str, ...] = (), vnodes: int = 40) -> None:
+        self.vnodes = vnodes
+        points = sorted((_hash64(f"{a}#{i}"), a) for a in set(addresses) for i in range(vnodes))
+        self._keys = [p for p, _ in points]
+        self._owners = [a for _, a in points]
+        self.size = len(set(addresses))
+
+    def walk(self, model_id: str) -> Iterator[str]:
+        """Every worker address once, the model's home first, then clockwise."""
+        if not self._keys:
+            return
+        start = bisect.bisect_right(self._keys, _hash64(model_id))
+        seen: set[str] = set()
+        n = len(self._keys)
+        for step in range(n):
+            owner = self._owners[(start + step) % n]
+            if owner not in seen:
+                seen.add(owner)
+                yield owner
+                if len(seen) == self.size:
+                    return
+
+
+class FleetView:
+    """The workers by address, with the holder index and the hash ring kept current."""
+
+    def __init__(self, vnodes: int = 40) -> None:
+        self.endpoints: dict[str, WorkerEndpoint] = {}
+        self._holders: dict[str, list[WorkerEndpoint]] = {}
+        self._vnodes = vnodes
+        self._ring: HashRing | None = HashRing((), vnodes)
+        self.busy_total = 0.0  # the workers' ``busy`` summed, kept as heartbeats arrive
+        # What copy planning looks at, kept as heartbeats arrive: models with more than one holder, and models
+        # with a copy whose load (last interval or sustained) is above ``active_load``.
+        self.active_load = 0.5
+        self.shared: set[str] = set()
+        self.active: dict[str, int] = {}  # model id -> copies above active_load
+
+    @property
+    def mean_busy(self) -> float:
+        return self.busy_total / len(self.endpoints) if self.endpoints else 0.0
+
+    # ---- membership ----------------------------------------------------------------------------
+    def add(self, endpoint: WorkerEndpoint) -> WorkerEndpoint:
+        endpoint.view = self
+        self.endpoints[endpoint.address] = endpoint
+        self.busy_total += endpoint.busy
+        endpoint.reindex()
+        self._ring = None  # rebuilt when next needed (adding many workers builds it once)
+        return endpoint
+
+    def remove(self, address: str) -> WorkerEndpoint | None:
+        endpoint = self.endpoints.pop(address, None)
+        if endpoint is not None:
+            for model_id in endpoint.indexed:
+                self._unlist(model_id, endpoint)
+            self.track_active(endpoint.loads, {})
+            endpoint.indexed, endpoint.view = frozenset(), None
+            self.busy_total -= endpoint.busy
+            self._ring = None
+        return endpoint
+
+    def all(self) -> list[WorkerEndpoint]:
+        return list(self.endpoints.values())
+
+    # ---- the holder index ----------------------------------------------------------------------
+    def reindex(self, endpoint: WorkerEndpoint) -> None:
+        now = frozenset(m for m in (*endpoint.loads, *endpoint.confirmed) if m not in endpoint.gone)
+        before = endpoint.indexed
+        if now == before:
+            return
+        for model_id in before - now:
+            self._unlist(model_id, endpoint)
+        for model_id in now - before:
+            self._holders.setdefault(model_id, []).append(endpoint)
+        for model_id in now ^ before:
+            if len(self._holders.get(model_id, ())) > 1:
+                self.shared.add(model_id)
+            else:
+                self.shared.discard(model_id)
+        endpoint.indexed = now
+
+    def _unlist(self, model_id: str, endpoint: WorkerEndpoint) -> None:
+        listed = self._holders.get(model_id)
+        if listed is None:
+            return
+        try:
+            listed.remove(endpoint)
+        except ValueError:
+            pass
+        if not listed:
+            del self._holders[model_id]
+
+    def _is_active(self, load: ModelLoad) -> bool:
+        return load.outstanding > self.active_load or load.outstanding_low > self.active_load
+
+    def track_active(self, before: dict[str, ModelLoad], after: dict[str, ModelLoad]) -> None:
+        """One worker's heartbeat entries replaced: keep the count of busy copies per model."""
+        for model_id, load in before.items():
+            if self._is_active(load):
+                left = self.active.get(model_id, 1) - 1
+                if left > 0:
+                    self.active[model_id] = left
+                else:
+                    self.active.pop(model_id, None)
+        for model_id, load in after.items():
+            if self._is_active(load):
+                self.active[model_id] = self.active.get(model_id, 0) + 1
+
+    def to_plan(self) -> set[str]:
+        """The models copy planning needs to look at (besides floors): several holders, or a busy copy."""
+        return self.shared | self.active.keys()
+
+    def holding(self, model_id: str) -> list[WorkerEndpoint]:
+        """Workers that hold some version of the model (any state: callers filter), from the index."""
+        return self._holders.get(model_id, [])
+
+    def held_models(self) -> list[str]:
+        return list(self._holders)
+
+    # ---- the ring ------------------------------------------------------------------------------
+    @property
+    def ring(self) -> HashRing:
+        if self._ring is None:
+            self._ring = HashRing(tuple(self.endpoints), self._vnodes)
+        return self._ring
+
+    def walk(self, model_id: str) -> Iterator[WorkerEndpoint]:
+        """Every worker once, the model's home first (consistent hashing), then its alternatives in order."""
+        for address in self.ring.walk(model_id):
+            endpoint = self.endpoints.get(address)
+            if endpoint is not None:
+                yield endpoint

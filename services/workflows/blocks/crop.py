@@ -1,0 +1,49 @@
+"""Dynamic crop: one image per detection, cut from its image; the crops of an image form its batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.errors import InvalidArgument
+from services.workflows import kinds
+from services.workflows.blocks.base import Block, Item, Param, RunContext
+from services.workflows.data import Detections, WImage, xyxy
+
+
+class DynamicCrop(Block):
+    id = "roboflow_core/dynamic_crop@v1"
+    aliases = ("DynamicCrop", "Crop")
+    summary = ("One crop per detection (its box, clipped to the image); later steps run once per crop, and a "
+               "model step on the crops of the run is one batched call.")
+    params = {
+        "images": Param("The image(s) to cut from.", kinds=(kinds.IMAGE,), required=True),
+        "predictions": Param("Where to cut: the detections on those images.", kinds=kinds.DETECTIONS, required=True),
+    }
+    outputs = {"crops": kinds.IMAGE}
+    adds_dimension = True
+    needs_pixels = True
+
+    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
+        out = []
+        for item in items:
+            image: WImage = item["images"]
+            detections: Detections = item["predictions"]
+            if len(detections.predictions) > ctx.max_crops_per_image:
+                raise InvalidArgument(f"{len(detections.predictions)} crops of one image; at most "
+                                      f"{ctx.max_crops_per_image} are allowed (filter the detections first)")
+            pixels = await image.array(ctx.cpu)
+            out.append({"crops": await ctx.cpu(cut, image, pixels, detections.predictions)})
+        return out
+
+
+def cut(image: WImage, pixels, predictions: list[dict]) -> list[WImage]:  # noqa: ANN001 - a numpy array
+    h, w = pixels.shape[:2]
+    crops = []
+    for p in predictions:
+        x0, y0, x1, y1 = (int(round(v)) for v in xyxy(p))
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 <= x0 or y1 <= y0:
+            x1, y1 = min(w, x0 + 1), min(h, y0 + 1)
+            x0, y0 = x1 - 1, y1 - 1
+        crops.append(image.child(pixels[y0:y1, x0:x1].copy(), x0, y0, p.get("detection_id") or ""))
+    return crops

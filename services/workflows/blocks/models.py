@@ -1,0 +1,127 @@
+"""Model blocks: detection, instance segmentation, classification (single, multi-label), keypoints.
+
+A step's elements (every image, or every crop, of the run) go to the fleet as one batched call per 64
+images, through the same routing, batching, copies and failover as ``Infer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from services.common.errors import InvalidArgument
+from services.tasks import registry as tasks
+from services.workflows import kinds
+from services.workflows.blocks.base import Block, Item, Param, RunContext
+from services.workflows.data import Classification, Detections
+
+BATCH = 64  # the most images one worker call carries
+
+IMAGES = Param("The image(s) to run the model on.", kinds=(kinds.IMAGE,), required=True)
+MODEL_ID = Param("Model id ('shapes-det/1') or alias.", literal=(str,), required=True)
+CONFIDENCE = Param("Minimum score, 0..1 (unset: the model's).", literal=(float, int))
+BOX_PARAMS = {
+    "images": IMAGES, "model_id": MODEL_ID, "confidence": CONFIDENCE,
+    "iou_threshold": Param("NMS IoU threshold, 0..1.", literal=(float, int)),
+    "class_filter": Param("Only these class names.", literal=(list,)),
+    "class_agnostic_nms": Param("NMS across classes.", literal=(bool,)),
+    "max_detections": Param("At most this many predictions per image.", literal=(int,)),
+    "max_candidates": Param("Candidates kept before NMS.", literal=(int,)),
+}
+IGNORED = ("disable_active_learning", "active_learning_target_dataset")  # Roboflow fields with no use here
+
+
+class ModelBlock(Block):
+    task: ClassVar[str]
+    prediction_kind: ClassVar[str]
+    ignored = IGNORED
+
+    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
+        first = items[0]
+        model = await ctx.models.model(str(first["model_id"]))
+        actual = tasks.of_model(model).name
+        if actual != self.task:
+            raise InvalidArgument(f"model {model.model_id!r} is a {actual} model; this block runs {self.task} models")
+        from services.gateway.params import inference_parameters  # noqa: PLC0415 - the edges' parameter parsing
+
+        params = inference_parameters(**{k: first.get(k) for k in self.params if k not in ("images", "model_id")})
+        images = [item["images"] for item in items]
+        chunks = [images[i:i + BATCH] for i in range(0, len(images), BATCH)]
+        answers = await asyncio.gather(*(ctx.models.infer(model, [im.message() for im in chunk], params)
+                                         for chunk in chunks))
+        responses = [r for chunk in answers for r in chunk]
+        for image, response in zip(images, responses):
+            if not image.width:  # a root image whose header did not say its size
+                image.width, image.height = response.image_width, response.image_height
+        return [self.outputs_of(image, response) for image, response in zip(images, responses)]
+
+    def outputs_of(self, image, response) -> Item:  # noqa: ANN001
+        body = tasks.of_response(response).roboflow_json(response)
+        return {"inference_id": response.inference_id,
+                "predictions": Detections(image, body["predictions"], self.prediction_kind, response.inference_id)}
+
+
+class ObjectDetectionModel(ModelBlock):
+    id = "roboflow_core/roboflow_object_detection_model@v1"
+    aliases = ("RoboflowObjectDetectionModel", "ObjectDetectionModel")
+    summary = "Boxes with classes from an object-detection model."
+    task = "object-detection"
+    prediction_kind = kinds.OBJECT_DETECTION
+    params = BOX_PARAMS
+    outputs = {"inference_id": kinds.INFERENCE_ID, "predictions": kinds.OBJECT_DETECTION}
+
+
+class InstanceSegmentationModel(ModelBlock):
+    id = "roboflow_core/roboflow_instance_segmentation_model@v1"
+    aliases = ("RoboflowInstanceSegmentationModel", "InstanceSegmentationModel")
+    summary = "Boxes with outlines (points) from an instance-segmentation model."
+    task = "instance-segmentation"
+    prediction_kind = kinds.INSTANCE_SEGMENTATION
+    params = BOX_PARAMS
+    outputs = {"inference_id": kinds.INFERENCE_ID, "predictions": kinds.INSTANCE_SEGMENTATION}
+
+
+class KeypointDetectionModel(ModelBlock):
+    id = "roboflow_core/roboflow_keypoint_detection_model@v1"
+    aliases = ("RoboflowKeypointDetectionModel", "KeypointsDetectionModel")
+    summary = "Boxes with named keypoints from a keypoint-detection model."
+    task = "keypoint-detection"
+    prediction_kind = kinds.KEYPOINT_DETECTION
+    params = BOX_PARAMS
+    outputs = {"inference_id": kinds.INFERENCE_ID, "predictions": kinds.KEYPOINT_DETECTION}
+
+
+class ClassificationModel(ModelBlock):
+    id = "roboflow_core/roboflow_classification_model@v1"
+    aliases = ("RoboflowClassificationModel", "ClassificationModel")
+    summary = "The classes of each image (or crop) from a single-label classification model."
+    task = "classification"
+    params = {"images": IMAGES, "model_id": MODEL_ID, "confidence": CONFIDENCE}
+    outputs = {"inference_id": kinds.INFERENCE_ID, "predictions": kinds.CLASSIFICATION}
+
+    def outputs_of(self, image, response) -> Item:  # noqa: ANN001
+        body = tasks.of_response(response).roboflow_json(response)
+        return {"inference_id": response.inference_id,
+                "predictions": Classification(image, body, response.inference_id)}
+
+
+class MultiLabelClassificationModel(ClassificationModel):
+    id = "roboflow_core/roboflow_multi_label_classification_model@v1"
+    aliases = ("RoboflowMultiLabelClassificationModel", "MultiLabelClassificationModel")
+    summary = ("Every class over the confidence threshold, per image (or crop), from a classification model "
+               "(answered as 'predictions' by class name and 'predicted_classes').")
+
+    def outputs_of(self, image, response) -> Item:  # noqa: ANN001
+        c = response.classification
+        if c.multi_label:
+            body = tasks.of_response(response).roboflow_json(response)
+        else:  # a single-label model: its top class is the one predicted
+            body = {"predictions": {p.class_name: {"confidence": p.confidence, "class_id": p.class_id}
+                                    for p in c.predictions},
+                    "predicted_classes": [c.top_class] if c.top_class else []}
+        return {"inference_id": response.inference_id,
+                "predictions": Classification(image, body, response.inference_id)}
+
+
+MODEL_BLOCKS = (ObjectDetectionModel(), InstanceSegmentationModel(), KeypointDetectionModel(), ClassificationModel(),
+                MultiLabelClassificationModel())

@@ -1,0 +1,143 @@
+"""The import boundaries docs/architecture.md states, read from its rule table and checked with ``ast``.
+
+Imports under ``if TYPE_CHECKING:`` are annotations only and never count; an import inside a function
+(lazy) counts against the rule unless the rule's "inside a function" column allows it."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fleet.paths import REPO_ROOT
+
+DOC = REPO_ROOT / "docs" / "architecture.md"
+PACKAGES = ("fleet", "fleet_oip", "services")
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module, e.g. services.gateway.gateway
+    name: str  # what it imports, e.g. services.registry.client.RegistryClient
+    lazy: bool  # inside a function
+    line: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    number: str
+    modules: tuple[str, ...]  # patterns of importing modules; "!pattern" leaves modules out
+    forbidden: tuple[str, ...]
+    unless: tuple[str, ...]
+    lazy_unless: tuple[str, ...]
+
+    def governs(self, module: str) -> bool:
+        included = [p for p in self.modules if not p.startswith("!")]
+        excluded = [p[1:] for p in self.modules if p.startswith("!")]
+        return any(_matches(module, p) for p in included) and not any(_matches(module, p) for p in excluded)
+
+    def breaks(self, imp: Import) -> bool:
+        if not any(_matches(imp.name, p) for p in self.forbidden):
+            return False
+        allowed = self.unless + (self.lazy_unless if imp.lazy else ())
+        return not any(_matches(imp.name, p) for p in allowed)
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """``pattern`` names a module and everything under it (fnmatch wildcards; ``stdlib``: the standard library)."""
+    if pattern == "stdlib":
+        return name.split(".")[0] in sys.stdlib_module_names or name.startswith("__future__")
+    return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + ".*")
+
+
+def _cells(text: str) -> tuple[str, ...]:
+    return tuple(c.strip().strip("`") for c in text.split(",") if c.strip() and c.strip() != "-")
+
+
+def doc_rules(text: str) -> list[Rule]:
+    """The rows of the table under '## Import rules' (| # | modules | may not import | unless | inside a function |)."""
+    section = text.split("## Import rules", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]  # header and separator out
+    rules = []
+    for row in rows:
+        number, modules, forbidden, unless, lazy = (c.strip() for c in row.strip("|").split("|"))
+        rules.append(Rule(number, _cells(modules), _cells(forbidden), _cells(unless), _cells(lazy)))
+    return rules
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, module: str = "") -> list[Import]:
+    """``module``: the dotted name ``path`` has (default: from its place in the repository)."""
+    module = module or _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[Import] = []
+
+    def visit(node: ast.AST, lazy: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.dump(child.test):
+                for stmt in child.orelse:
+                    visit(ast.Module(body=[stmt], type_ignores=[]), lazy)
+                continue
+            inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                found.extend(Import(module, a.name, inner, child.lineno) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    anchor = package.split(".")[: len(package.split(".")) - (child.level - 1)]
+                    base = ".".join([*anchor, *([child.module] if child.module else [])])
+                found.extend(Import(module, f"{base}.{a.name}", inner, child.lineno) for a in child.names)
+            else:
+                visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8"), str(path)), False)
+    return found
+
+
+def all_imports() -> list[Import]:
+    return [imp for package in PACKAGES for path in sorted((REPO_ROOT / package).rglob("*.py"))
+            for imp in imports_of(path)]
+
+
+RULES = doc_rules(DOC.read_text(encoding="utf-8"))
+
+
+def test_the_doc_states_rules() -> None:
+    assert len(RULES) >= 8
+    assert all(rule.modules and rule.forbidden for rule in RULES)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[f"rule-{r.number}" for r in RULES])
+def test_import_rule_holds(rule: Rule) -> None:
+    governed = [imp for imp in all_imports() if rule.governs(imp.module)]
+    assert governed, f"rule {rule.number} governs no module: {rule.modules}"
+    broken = [f"{imp.module}:{imp.line} imports {imp.name}{' (in a function)' if imp.lazy else ''}"
+              for imp in governed if rule.breaks(imp)]
+    assert not broken, f"docs/architecture.md rule {rule.number} broken:\n" + "\n".join(broken)
+
+
+def test_the_checker_sees_violations(tmp_path: Path) -> None:
+    """A module written to break rules: module-level and lazy imports are found, TYPE_CHECKING ones are not."""
+    fake = tmp_path / "probe.py"
+    fake.write_text("from typing import TYPE_CHECKING\nimport numpy as np\nfrom . import base\n"
+                    "if TYPE_CHECKING:\n    import cv2\n"
+                    "def f():\n    from services.gateway import gateway\n", encoding="utf-8")
+    found = imports_of(fake, "services.tasks.probe")
+    names = {(imp.name, imp.lazy) for imp in found}
+    assert ("numpy", False) in names and ("services.tasks.base", False) in names
+    assert ("services.gateway.gateway", True) in names and not any(n == "cv2" for n, _ in names)
+    tasks_rule = next(r for r in RULES if r.governs("services.tasks.probe") and "*" in r.forbidden)
+    assert tasks_rule.breaks(next(i for i in found if i.name == "numpy"))
+    assert not tasks_rule.breaks(next(i for i in found if i.name == "services.tasks.base"))
+    assert not tasks_rule.breaks(next(i for i in found if i.lazy))  # the rule lets tasks import lazily
+    core = next(r for r in RULES if r.governs("services.gateway.gateway") and "fastapi" in r.forbidden)
+    assert core.breaks(Import("services.gateway.gateway", "fastapi.FastAPI", True, 1))
+    assert core.breaks(Import("services.gateway.gateway", "grpc.aio", False, 1))
