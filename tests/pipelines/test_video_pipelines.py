@@ -264,7 +264,7 @@ def test_the_cli_drives_pipelines(fleet: LocalFleet, videos: Path) -> None:
 
 def test_a_slow_model_drops_old_frames_and_keeps_the_delay_bounded(fleet: LocalFleet, videos: Path) -> None:
     service = stub(fleet.pipelines_processes[0].address)
-    info = create(service, TEST_KEY, [str(videos / "busy.avi")], model_id="slow/1", max_fps=30)  # 10 fps source
+    info = create(service, TEST_KEY, [str(videos / "busy.avi")], model_id="slow/1", max_fps=30)  # 30 fps source
     try:
         results = results_of(service, TEST_KEY, info.pipeline_id, lambda rs: len(rs) >= 10)[2:]  # after the load
         state = report(service, TEST_KEY, info.pipeline_id)
@@ -272,7 +272,7 @@ def test_a_slow_model_drops_old_frames_and_keeps_the_delay_bounded(fleet: LocalF
         assert all(not r.error for r in results), results[0].error
         delays = [r.completed_at - r.captured_at for r in results]
         print(f"\nslow model: capture-to-result {min(delays):.3f}..{max(delays):.3f} s; frames {frames}")
-        # max_fps (30) is above the source's 10 fps: frames are dropped only because processing is slower.
+        # max_fps (30) is the source's rate: frames are dropped only because processing is slower.
         assert frames["dropped"] > 0 and frames["processed"] < frames["read"]
         # Latest frame wins: a result is never older than about one processing time plus one frame interval,
         # and the delay does not grow (queued frames would make it grow with every frame).
