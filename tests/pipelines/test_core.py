@@ -4,6 +4,7 @@ definitions, the HTTP payload, and leases on the real Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from redis.asyncio import Redis
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.pipelines.http_routes import new_pipeline
-from services.pipelines.processors import workflow_as_model
+from services.pipelines.processors import workflow_target
 from services.pipelines.readers import LatestFrame
 from services.pipelines.references import SourcePolicy
 from services.pipelines.spec import Desired, Frame, PipelineSpec, SourceSpec, Target
@@ -53,15 +54,15 @@ def test_latest_frame_wins_and_counts_what_it_drops() -> None:
     assert slot.take().frame_id == 4 and slot.dropped == 4 and slot.take() is None and len(woken) == 5
 
 
-def test_workflows_of_one_model_step_run_as_the_model() -> None:
-    step = {"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "m", "image": "$inputs.image",
-            "model_id": "shapes-det/1", "confidence": 0.5}
-    target = workflow_as_model({"steps": [step], "outputs": [{"name": "boxes"}]})
-    assert (target.model_id, target.confidence, target.output_name) == ("shapes-det/1", 0.5, "boxes")
-    with pytest.raises(FailedPrecondition, match="workflow engine"):
-        workflow_as_model({"steps": [step, {**step, "name": "n"}]})
-    with pytest.raises(InvalidArgument):
-        workflow_as_model({"steps": []})
+def test_workflow_specifications_become_workflow_targets() -> None:
+    definition = {"version": "1.0", "inputs": [{"type": "WorkflowImage", "name": "frame"}],
+                  "steps": [{"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "m",
+                             "image": "$inputs.frame", "model_id": "shapes-det/1"}], "outputs": []}
+    target = workflow_target(definition, "frame")
+    assert json.loads(target.workflow) == definition and target.image_input == "frame" and not target.model_id
+    for bad in ({"steps": []}, {"inputs": []}, "not a dict"):
+        with pytest.raises(InvalidArgument):
+            workflow_target(bad)
 
 
 def test_the_reference_payload() -> None:
