@@ -15,6 +15,7 @@ package directories (and the demo models).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -180,6 +181,7 @@ class LocalFleet:
         self.admin_token = self.admin_token or new_admin_token()
         # Registry ports are chosen up front so workers and gateways can be given them before they are up.
         self._registry_ports = [free_port() for _ in range(self.registries)]
+        self._sealing_key = base64.urlsafe_b64encode(os.urandom(32)).decode()  # one per fleet (a Fernet key)
         if self.tls and self.pki is None:
             self.pki = DevPki(self.state_dir / "tls").ensure()
 
@@ -262,6 +264,7 @@ class LocalFleet:
             "FLEET_PIPELINES_REGISTRY_ADDRESS": self.registry_addresses,
             "FLEET_PIPELINES_REPLICA_ID": _name("pipelines", index),
             "FLEET_PIPELINES_FILE_ROOTS": ",".join(str(p) for p in self.video_roots),
+            "FLEET_PIPELINES_KEY_SEALING_KEY": self._sealing_key,  # callers' keys encrypted in Redis
             **(extra or {}),
         })
 

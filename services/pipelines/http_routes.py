@@ -20,7 +20,7 @@ from services.gateway.auth import bearer_token
 from services.gateway.http import errors
 from services.pipelines.access import Access
 from services.pipelines.manager import PipelineManager
-from services.pipelines.processors import workflow_as_model
+from services.pipelines.processors import workflow_target
 from services.pipelines.requests import NewPipeline, Requester
 from services.pipelines.spec import Desired, SourceSpec, Target
 
@@ -61,7 +61,7 @@ def new_pipeline(body: dict) -> NewPipeline:
         if not isinstance(spec, dict):
             raise InvalidArgument("named workflows (workspace_name, workflow_id) are not stored on this fleet: "
                                   "send workflow_specification")
-        target = workflow_as_model(spec)
+        target = workflow_target(spec, processing.get("image_input_name") or "image")
     elif kind == "ModelConfiguration":  # this fleet's own: a model, no workflow
         confidence = processing.get("confidence")
         target = Target(model_id=str(processing.get("model_id") or ""),

@@ -59,7 +59,8 @@ class PipelineManager:
             raise InvalidArgument(f"results_buffer_size must be in [1, {self.limits.max_buffer}]")
         for source in new.sources:
             await self.check_source(source)
-        await self.access.check_model(requester, new.target.model_id)
+        if not new.target.workflow:  # a workflow's models are checked by the gateway as it runs
+            await self.access.check_model(requester, new.target.model_id)
         if len(await self.store.workspace_ids(requester.workspace)) >= self.limits.max_pipelines_per_workspace:
             raise ResourceExhausted(f"your workspace runs {self.limits.max_pipelines_per_workspace} pipelines "
                                     "already: terminate one first")

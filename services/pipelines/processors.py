@@ -2,14 +2,14 @@
 
 ``FrameProcessor`` is the small interface a pipeline sees. ``ModelProcessor`` sends frames as the caller
 (their API key) through a ``GatewayBatcher`` that batches frames of every pipeline sharing a model and key
-into one InferBatch. ``WorkflowProcessor`` is where RunWorkflow plugs in once the workflow engine (issue 27)
-is on fleet.v1: until then only a workflow whose one step runs a model is accepted (it runs as that model),
-and any other definition is refused at initialise with FAILED_PRECONDITION.
+into one InferBatch. ``WorkflowProcessor`` runs a workflow definition on the frames a pipeline took, one
+fleet.v1 ``RunWorkflow`` per batch (one run element per frame).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Sequence
 from typing import Protocol
@@ -17,8 +17,10 @@ from typing import Protocol
 import cv2
 import grpc
 
-from fleet.v1 import gateway_pb2_grpc, inference_pb2
-from services.common.errors import FailedPrecondition, FleetError, InvalidArgument
+from google.protobuf import json_format, struct_pb2
+
+from fleet.v1 import gateway_pb2_grpc, inference_pb2, workflow_pb2, workflow_pb2_grpc
+from services.common.errors import FleetError, InvalidArgument
 from services.common.rpc_errors import error_of, from_rpc_error
 from services.gateway.http.roboflow_json import inference_json
 from services.pipelines.spec import Frame, Target
@@ -118,28 +120,35 @@ class ModelProcessor:
         return [o if isinstance(o, FleetError) else {self.target.output_name: o} for o in outcomes]
 
 
-MODEL_STEP_TYPES = {"ObjectDetectionModel", "roboflow_core/roboflow_object_detection_model@v1",
-                    "roboflow_core/roboflow_object_detection_model@v2", "RoboflowObjectDetectionModel",
-                    "InstanceSegmentationModel", "roboflow_core/roboflow_instance_segmentation_model@v1",
-                    "ClassificationModel", "roboflow_core/roboflow_classification_model@v1"}
+class WorkflowProcessor:
+    def __init__(self, stub: workflow_pb2_grpc.WorkflowServiceStub, target: Target, encoding: str,
+                 timeout_s: float) -> None:
+        self.stub, self.target, self.encoding, self.timeout_s = stub, target, encoding, timeout_s
+        self.definition = struct_pb2.Struct()
+        self.definition.update(json.loads(target.workflow))
+
+    async def process(self, api_key: str, frames: Sequence[Frame]) -> list[Outcome]:
+        images = await asyncio.to_thread(lambda: [frame_image(f, self.encoding) for f in frames])
+        request = workflow_pb2.RunWorkflowRequest(
+            definition=self.definition, images={self.target.image_input: workflow_pb2.WorkflowImages(images=images)})
+        try:
+            reply = await self.stub.RunWorkflow(request, metadata=(("authorization", f"Bearer {api_key}"),),
+                                                timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            return [from_rpc_error(exc, "gateway")] * len(frames)
+        return [{name: _value(v) for name, v in result.fields.items()} for result in reply.outputs]
 
 
-def workflow_as_model(definition: dict) -> Target:
-    """A workflow definition whose one step runs a model on the input image, as that model's Target.
+def _value(value: workflow_pb2.WorkflowValue) -> object:
+    if value.HasField("image"):
+        return {"type": "base64", "value": base64.b64encode(value.image).decode("ascii")}
+    return json_format.MessageToDict(value.json)
 
-    Other definitions need the workflow engine's RunWorkflow, which this fleet does not have yet."""
-    steps = definition.get("steps") if isinstance(definition, dict) else None
-    if not isinstance(steps, list) or not steps:
-        raise InvalidArgument("the workflow specification has no steps")
-    if len(steps) != 1 or steps[0].get("type") not in MODEL_STEP_TYPES:
-        raise FailedPrecondition("this fleet runs workflows of one model step only until the workflow engine "
-                                 "(RunWorkflow) is deployed; run the model directly or use one model step")
-    step = steps[0]
-    model_id = step.get("model_id")
-    if not isinstance(model_id, str) or not model_id:
-        raise InvalidArgument("the workflow's model step needs a literal model_id")
-    outputs = definition.get("outputs") or []
-    name = outputs[0].get("name", "predictions") if outputs and isinstance(outputs[0], dict) else "predictions"
-    confidence = step.get("confidence")
-    return Target(model_id=model_id, workflow=json.dumps(definition),
-                  confidence=float(confidence) if isinstance(confidence, (int, float)) else None, output_name=name)
+
+def workflow_target(definition: object, image_input: str = "image") -> Target:
+    """A workflow definition (the reference's ``workflow_specification``) as what a pipeline runs."""
+    if not isinstance(definition, dict) or not isinstance(definition.get("steps"), list) or not definition["steps"]:
+        raise InvalidArgument("the workflow specification needs a list of steps")
+    if not isinstance(image_input, str) or not image_input:
+        raise InvalidArgument("image_input_name must name the workflow's image input")
+    return Target(workflow=json.dumps(definition), image_input=image_input)

@@ -8,7 +8,7 @@ import socket
 import grpc
 from redis.asyncio import Redis
 
-from fleet.v1 import gateway_pb2_grpc, pipelines_pb2_grpc
+from fleet.v1 import gateway_pb2_grpc, pipelines_pb2_grpc, workflow_pb2_grpc
 from services.common.channels import open_channel
 from services.common.errors import FleetError
 from services.common.server import Service
@@ -19,9 +19,10 @@ from services.pipelines.http_routes import build_app
 from services.pipelines.manager import Limits, PipelineManager
 from services.pipelines.ownership import Ownership
 from services.pipelines.pipeline import Pipeline
-from services.pipelines.processors import GatewayBatcher, ModelProcessor
+from services.pipelines.processors import GatewayBatcher, ModelProcessor, WorkflowProcessor
 from services.pipelines.readers import PushReader, Reader, ReaderTiming, VideoReader
 from services.pipelines.references import SourcePolicy
+from services.pipelines.sealing import KeySealer
 from services.pipelines.servicer import SERVICE_NAME, PipelineServicer
 from services.pipelines.settings import PipelinesSettings
 from services.pipelines.sinks import ResultSinks
@@ -39,11 +40,12 @@ def build(settings: PipelinesSettings) -> Service:
     batcher = GatewayBatcher(gateway_pb2_grpc.GatewayServiceStub(gateway_channel), settings.batch_max_frames,
                              settings.batch_wait_s, settings.infer_timeout_s, settings.frame_encoding,
                              settings.max_message_bytes - 64 * 1024)
+    workflows = workflow_pb2_grpc.WorkflowServiceStub(gateway_channel)
     policy = SourcePolicy.from_settings(settings.file_roots, settings.source_allowed_hosts)
     timing = ReaderTiming(settings.open_timeout_s, settings.read_timeout_s, settings.reconnect_initial_s,
                           settings.reconnect_max_s)
     replica_id = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
-    store = PipelineStore(redis, settings.redis_namespace)
+    store = PipelineStore(registry, redis, settings.redis_namespace, KeySealer(settings.key_sealing_key))
     sinks = ResultSinks(redis, store.prefix, settings.redis_stream_maxlen, replica_id)
 
     def reader(source: SourceSpec, pipeline: Pipeline) -> Reader:
@@ -60,7 +62,9 @@ def build(settings: PipelinesSettings) -> Service:
             return failed
 
     def pipeline(spec: PipelineSpec) -> Pipeline:
-        built = Pipeline(spec, ModelProcessor(batcher, spec.target), [], sinks)
+        processor = (WorkflowProcessor(workflows, spec.target, settings.frame_encoding, settings.infer_timeout_s)
+                     if spec.target.workflow else ModelProcessor(batcher, spec.target))
+        built = Pipeline(spec, processor, [], sinks)
         for source in spec.sources:
             built.readers[source.source_id] = reader(source, built)
         return built

@@ -44,4 +44,7 @@ class PipelinesSettings(ServiceSettings):
                                                               "a reader stuck longer is abandoned (counted).")
     lease_ttl_s: float = Field(3.0, gt=0, description="A pipeline's lease expires this long after its last renewal.")
     lease_renew_s: float = Field(1.0, gt=0, description="How often a replica renews the leases it holds.")
+    key_sealing_key: str = Field(
+        "", description="Fernet key (urlsafe base64 of 32 bytes) every replica shares: callers' API keys kept with "
+                        "their pipelines are stored encrypted with it; empty: stored as they are (development).")
     claim_interval_s: float = Field(0.5, gt=0, description="How often a replica looks for pipelines without owner.")

@@ -24,7 +24,8 @@ class Target:
     """What frames run through: a model (now) or a workflow (through RunWorkflow, once the engine is there)."""
 
     model_id: str = ""
-    workflow: str = ""  # a workflow definition as JSON text (kept verbatim)
+    workflow: str = ""  # a workflow definition as JSON text (run with fleet.v1 RunWorkflow)
+    image_input: str = "image"  # the workflow's image input frames are given to
     confidence: float | None = None
     output_name: str = "predictions"  # the name a model's result carries in an output dict
 

@@ -1,17 +1,20 @@
-"""The pipelines' system of record in Redis: definitions (with owner's desired state) and ownership leases.
-
-Keys (under the fleet's namespace): ``pipelines:def:<id>`` the definition as JSON, ``pipelines:ids`` every
-id, ``pipelines:ws:<workspace>`` a workspace's ids, ``pipelines:lease:<id>`` the owning replica's id (SET NX
-PX, renewed; released or taken over only by compare-and-set), ``pipelines:results:<id>`` the Redis Stream sink.
+"""Where pipelines are kept: definitions (sources, model, desired state, workspace, the sealed key) in the
+registry's database, the system of record (``fleet.internal.v1.PipelineRecordService``); ownership leases
+in Redis: ``<namespace>:pipelines:lease:<id>`` holds the owning replica's id (SET NX PX, renewed; released
+or renewed only by compare-and-set).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.common.errors import Unavailable
+from services.pipelines.sealing import KeySealer
 from services.pipelines.spec import PipelineSpec
+from services.registry.client import RegistryClient
 
 _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
           "else return 0 end")
@@ -19,52 +22,42 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 
 
 class PipelineStore:
-    def __init__(self, redis: Redis, namespace: str) -> None:
-        self.redis, self.prefix = redis, f"{namespace}:pipelines"
+    def __init__(self, registry: RegistryClient, redis: Redis, namespace: str,
+                 sealer: KeySealer | None = None) -> None:
+        self.registry, self.redis, self.prefix = registry, redis, f"{namespace}:pipelines"
+        self.sealer = sealer or KeySealer("")
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
-    def _def(self, pipeline_id: str) -> str:
-        return f"{self.prefix}:def:{pipeline_id}"
-
     def lease_key(self, pipeline_id: str) -> str:
         return f"{self.prefix}:lease:{pipeline_id}"
-
-    def results_key(self, pipeline_id: str) -> str:
-        return f"{self.prefix}:results:{pipeline_id}"
 
     async def _do(self, coro):  # noqa: ANN001, ANN202 - one place that turns Redis failures into UNAVAILABLE
         try:
             return await coro
         except RedisError:
-            raise Unavailable("the pipelines' store is unavailable; retry shortly") from None
+            raise Unavailable("the pipelines' leases are unavailable (Redis); retry shortly") from None
 
-    # -- definitions --------------------------------------------------------------------------------------
+    # -- definitions (the registry's database) ---------------------------------------------------------------
     async def save(self, spec: PipelineSpec) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self._def(spec.pipeline_id), spec.to_json())
-        pipe.sadd(f"{self.prefix}:ids", spec.pipeline_id)
-        pipe.sadd(f"{self.prefix}:ws:{spec.workspace}", spec.pipeline_id)
-        await self._do(pipe.execute())
+        sealed = replace(spec, api_key=self.sealer.seal(spec.api_key))
+        await self.registry.put_pipeline(spec.pipeline_id, spec.workspace, sealed.to_json())
 
     async def load(self, pipeline_id: str) -> PipelineSpec | None:
-        raw = await self._do(self.redis.get(self._def(pipeline_id)))
-        return PipelineSpec.from_json(raw) if raw else None
+        found = await self.registry.get_pipeline(pipeline_id)
+        if found is None:
+            return None
+        spec = PipelineSpec.from_json(found[1])
+        return replace(spec, api_key=self.sealer.open(spec.api_key))
 
     async def delete(self, spec: PipelineSpec) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self._def(spec.pipeline_id), self.results_key(spec.pipeline_id))
-        pipe.srem(f"{self.prefix}:ids", spec.pipeline_id)
-        pipe.srem(f"{self.prefix}:ws:{spec.workspace}", spec.pipeline_id)
-        await self._do(pipe.execute())
+        await self.registry.delete_pipeline(spec.pipeline_id)
 
     async def all_ids(self) -> list[str]:
-        return sorted(m.decode() if isinstance(m, bytes) else m
-                      for m in await self._do(self.redis.smembers(f"{self.prefix}:ids")))
+        return await self.registry.pipeline_ids()
 
     async def workspace_ids(self, workspace: str) -> list[str]:
-        return sorted(m.decode() if isinstance(m, bytes) else m
-                      for m in await self._do(self.redis.smembers(f"{self.prefix}:ws:{workspace}")))
+        return await self.registry.pipeline_ids(workspace)
 
     # -- leases -------------------------------------------------------------------------------------------
     async def acquire(self, pipeline_id: str, owner: str, ttl_s: float) -> bool:

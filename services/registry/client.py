@@ -15,6 +15,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fleet.internal.v1 import descriptor_pb2, registry_pb2, registry_pb2_grpc
+from fleet.internal.v1 import pipeline_records_pb2 as records_pb2
+from fleet.internal.v1 import pipeline_records_pb2_grpc as records_pb2_grpc
 from services.common.channels import open_channel
 from services.common.errors import Unavailable
 from services.common.rpc_client import ClientMethod
@@ -27,7 +29,8 @@ CALL_TIMEOUT_S = 5.0
 ADMIN_HEADER = "x-fleet-admin-sha256"
 _RETRY_ELSEWHERE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _SERVICES = {name: service.full_name for service in (registry_pb2.DESCRIPTOR.services_by_name["RegistryService"],
-                                                     registry_pb2.DESCRIPTOR.services_by_name["RegistryAdminService"])
+                                                     registry_pb2.DESCRIPTOR.services_by_name["RegistryAdminService"],
+                                                     records_pb2.DESCRIPTOR.services_by_name["PipelineRecordService"])
              for name in service.methods_by_name}
 # One per RPC, made at its first call (a worker only ever resolves): the grpc_client_* metrics and CLIENT
 # spans of the calls, each replica tried counting once.
@@ -54,6 +57,7 @@ class _Replica:
         self.channel = open_channel(address, max_message_bytes, tls)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.admin = registry_pb2_grpc.RegistryAdminServiceStub(self.channel)
+        self.pipelines = records_pb2_grpc.PipelineRecordServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
 
@@ -137,6 +141,29 @@ class RegistryClient:
         reply = await self._call(method, lambda r: getattr(r.admin, method), wrapper(request=request),
                                  metadata=((ADMIN_HEADER, admin_sha256),), retry_deadline=False)
         return reply.response
+
+    # ---- video pipelines' definitions (services.pipelines) ----------------------------------------
+    async def put_pipeline(self, pipeline_id: str, workspace: str, definition_json: str) -> None:
+        record = records_pb2.PipelineRecord(pipeline_id=pipeline_id, workspace=workspace,
+                                            definition_json=definition_json)
+        await self._call("PutPipelineRecord", lambda r: r.pipelines.PutPipelineRecord,
+                         records_pb2.PutPipelineRecordRequest(record=record))
+
+    async def get_pipeline(self, pipeline_id: str) -> tuple[str, str] | None:
+        """(workspace, definition JSON), or None when there is no such pipeline."""
+        reply = await self._call("GetPipelineRecord", lambda r: r.pipelines.GetPipelineRecord,
+                                 records_pb2.GetPipelineRecordRequest(pipeline_id=pipeline_id))
+        return (reply.record.workspace, reply.record.definition_json) if reply.HasField("record") else None
+
+    async def delete_pipeline(self, pipeline_id: str) -> bool:
+        reply = await self._call("DeletePipelineRecord", lambda r: r.pipelines.DeletePipelineRecord,
+                                 records_pb2.DeletePipelineRecordRequest(pipeline_id=pipeline_id))
+        return reply.deleted
+
+    async def pipeline_ids(self, workspace: str = "") -> list[str]:
+        reply = await self._call("ListPipelineRecords", lambda r: r.pipelines.ListPipelineRecords,
+                                 records_pb2.ListPipelineRecordsRequest(workspace=workspace))
+        return list(reply.pipeline_ids)
 
     async def close(self) -> None:
         for replica in self.replicas:

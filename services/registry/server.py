@@ -8,7 +8,7 @@ import logging
 import grpc
 import sqlalchemy
 
-from fleet.internal.v1 import registry_pb2_grpc
+from fleet.internal.v1 import pipeline_records_pb2_grpc, registry_pb2_grpc
 from services.cache import FleetCache
 from services.cache.invalidation import InvalidationListener
 from services.common.errors import CacheUnavailable
@@ -17,13 +17,15 @@ from services.common.server import Service
 from services.registry.admin import Admin
 from services.registry.cached import CacheTtls, ReadThrough
 from services.registry.catalog import Catalog
+from services.registry.pipeline_record_servicer import SERVICE_NAME as PIPELINES_SERVICE_NAME
+from services.registry.pipeline_record_servicer import PipelineRecordServicer
 from services.registry.service import Registry
-from services.registry.workflows import Workflows
 from services.registry.servicer import ADMIN_SERVICE_NAME, SERVICE_NAME, RegistryAdminServicer, RegistryServicer
 from services.registry.settings import RegistrySettings
 from services.registry.store import migrate
 from services.registry.store.store import Conflict, Store
 from services.registry.upstream import Upstream
+from services.registry.workflows import Workflows
 
 log = logging.getLogger("fleet.registry")
 
@@ -57,6 +59,7 @@ def build(settings: RegistrySettings) -> Service:
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry, workflows), server)
         registry_pb2_grpc.add_RegistryAdminServiceServicer_to_server(
             RegistryAdminServicer(registry, admin, workflows), server)
+        pipeline_records_pb2_grpc.add_PipelineRecordServiceServicer_to_server(PipelineRecordServicer(store), server)
 
     async def startup(port: int) -> None:
         if settings.auto_migrate:
@@ -82,5 +85,5 @@ def build(settings: RegistrySettings) -> Service:
         async with store.engine.connect() as conn:
             await conn.execute(sqlalchemy.text("SELECT 1"))
 
-    return Service("registry", settings, register, [SERVICE_NAME, ADMIN_SERVICE_NAME], startup, shutdown,
-                   dependencies={"redis": cache.ping, "database": database})
+    return Service("registry", settings, register, [SERVICE_NAME, ADMIN_SERVICE_NAME, PIPELINES_SERVICE_NAME],
+                   startup, shutdown, dependencies={"redis": cache.ping, "database": database})

@@ -29,7 +29,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("videos")
     write_video(root / "clip.avi", 30, fps=10)
     write_video(root / "long.avi", 600, fps=10, seed=4_000_000)  # 60 s: the RTSP server's loop pauses its stream
-    write_video(root / "busy.avi", 80, fps=10, hold=1, seed=5_000_000)  # a new scene every frame: no cache hits
+    write_video(root / "busy.avi", 120, fps=30, hold=1, seed=5_000_000)  # a new scene every frame: no cache hits
     (root / "not-video.avi").write_bytes(b"this is not a video" * 100)
     return root
 

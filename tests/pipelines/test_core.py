@@ -4,6 +4,7 @@ definitions, the HTTP payload, and leases on the real Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from redis.asyncio import Redis
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.pipelines.http_routes import new_pipeline
-from services.pipelines.processors import workflow_as_model
+from services.pipelines.processors import workflow_target
 from services.pipelines.readers import LatestFrame
 from services.pipelines.references import SourcePolicy
 from services.pipelines.spec import Desired, Frame, PipelineSpec, SourceSpec, Target
@@ -53,15 +54,15 @@ def test_latest_frame_wins_and_counts_what_it_drops() -> None:
     assert slot.take().frame_id == 4 and slot.dropped == 4 and slot.take() is None and len(woken) == 5
 
 
-def test_workflows_of_one_model_step_run_as_the_model() -> None:
-    step = {"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "m", "image": "$inputs.image",
-            "model_id": "shapes-det/1", "confidence": 0.5}
-    target = workflow_as_model({"steps": [step], "outputs": [{"name": "boxes"}]})
-    assert (target.model_id, target.confidence, target.output_name) == ("shapes-det/1", 0.5, "boxes")
-    with pytest.raises(FailedPrecondition, match="workflow engine"):
-        workflow_as_model({"steps": [step, {**step, "name": "n"}]})
-    with pytest.raises(InvalidArgument):
-        workflow_as_model({"steps": []})
+def test_workflow_specifications_become_workflow_targets() -> None:
+    definition = {"version": "1.0", "inputs": [{"type": "WorkflowImage", "name": "frame"}],
+                  "steps": [{"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "m",
+                             "image": "$inputs.frame", "model_id": "shapes-det/1"}], "outputs": []}
+    target = workflow_target(definition, "frame")
+    assert json.loads(target.workflow) == definition and target.image_input == "frame" and not target.model_id
+    for bad in ({"steps": []}, {"inputs": []}, "not a dict"):
+        with pytest.raises(InvalidArgument):
+            workflow_target(bad)
 
 
 def test_the_reference_payload() -> None:
@@ -79,7 +80,7 @@ def test_the_reference_payload() -> None:
 
 async def test_leases_have_one_owner(redis_url: str) -> None:
     redis = Redis.from_url(redis_url)
-    store = PipelineStore(redis, f"test-{uuid.uuid4().hex[:8]}")
+    store = PipelineStore(None, redis, f"test-{uuid.uuid4().hex[:8]}")  # leases only: no registry needed
     try:
         assert await store.acquire("p", "a", 0.3)
         assert not await store.acquire("p", "b", 0.3)
@@ -93,3 +94,33 @@ async def test_leases_have_one_owner(redis_url: str) -> None:
     finally:
         await redis.delete(store.lease_key("p"))
         await redis.aclose()
+
+
+async def test_definitions_live_in_the_registry_with_keys_sealed(tmp_path: Path, redis_url: str,
+                                                                  namespace: str) -> None:
+    from cryptography.fernet import Fernet  # noqa: PLC0415
+
+    from services.pipelines.sealing import KeySealer  # noqa: PLC0415
+    from services.registry.client import RegistryClient  # noqa: PLC0415
+    from tests.registry_harness import start_registry  # noqa: PLC0415
+
+    runner = await start_registry(tmp_path, redis_url, namespace)
+    registry = RegistryClient(f"127.0.0.1:{runner.port}", 1 << 20)
+    redis = Redis.from_url(redis_url)
+    store = PipelineStore(registry, redis, namespace, KeySealer(Fernet.generate_key().decode()))
+    spec = PipelineSpec("p1", "demo", "fk_secret_key", Target(model_id="m/1"), [SourceSpec("0", "push://a")], 5.0, 8)
+    try:
+        await store.save(spec)
+        await store.save(PipelineSpec("p2", "other", "k2", Target(model_id="m/1"), [], 1.0, 1))
+        workspace, stored = await registry.get_pipeline("p1")
+        assert workspace == "demo" and "fk_secret_key" not in stored and "fernet:" in stored
+        assert await store.load("p1") == spec
+        assert await store.all_ids() == ["p1", "p2"] and await store.workspace_ids("demo") == ["p1"]
+        with pytest.raises(FailedPrecondition):  # a replica with another sealing key cannot use it
+            await PipelineStore(registry, redis, namespace, KeySealer(Fernet.generate_key().decode())).load("p1")
+        await store.delete(spec)
+        assert await store.load("p1") is None and await store.all_ids() == ["p2"]
+    finally:
+        await registry.close()
+        await redis.aclose()
+        await runner.stop()

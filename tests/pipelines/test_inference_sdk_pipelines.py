@@ -23,7 +23,7 @@ URL, KEY, OTHER, VIDEO = {url!r}, {key!r}, {other!r}, {video!r}
 client = InferenceHTTPClient(api_url=URL, api_key=KEY)
 workflow = {{"version": "1.0", "inputs": [{{"type": "WorkflowImage", "name": "image"}}],
              "steps": [{{"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "model",
-                         "image": "$inputs.image", "model_id": "shapes-det/1"}}],
+                         "images": "$inputs.image", "model_id": "shapes-det/1"}}],
              "outputs": [{{"type": "JsonField", "name": "predictions", "selector": "$steps.model.predictions"}}]}}
 out = {{}}
 started = client.start_inference_pipeline_with_workflow(video_reference=VIDEO, workflow_specification=workflow,

@@ -99,7 +99,8 @@ def test_rtsp_over_tcp_and_udp_survives_the_camera_going_away(fleet: LocalFleet,
         assert any(u["event_type"] == "RECONNECTING" for u in gone["video_source_status_updates"])
         rtsp.start()  # and comes back on the same address
         back = results_of(service, TEST_KEY, info.pipeline_id, lambda rs: {r.source_id for r in rs} == {"tcp", "udp"})
-        assert back and report(service, TEST_KEY, info.pipeline_id)["state"] == "running"
+        assert back
+        wait_for(lambda: report(service, TEST_KEY, info.pipeline_id)["state"] == "running", 10)
     finally:
         terminate(service, info.pipeline_id)
 
@@ -263,7 +264,7 @@ def test_the_cli_drives_pipelines(fleet: LocalFleet, videos: Path) -> None:
 
 def test_a_slow_model_drops_old_frames_and_keeps_the_delay_bounded(fleet: LocalFleet, videos: Path) -> None:
     service = stub(fleet.pipelines_processes[0].address)
-    info = create(service, TEST_KEY, [str(videos / "busy.avi")], model_id="slow/1", max_fps=30)  # 10 fps source
+    info = create(service, TEST_KEY, [str(videos / "busy.avi")], model_id="slow/1", max_fps=30)  # 30 fps source
     try:
         results = results_of(service, TEST_KEY, info.pipeline_id, lambda rs: len(rs) >= 10)[2:]  # after the load
         state = report(service, TEST_KEY, info.pipeline_id)
@@ -271,7 +272,7 @@ def test_a_slow_model_drops_old_frames_and_keeps_the_delay_bounded(fleet: LocalF
         assert all(not r.error for r in results), results[0].error
         delays = [r.completed_at - r.captured_at for r in results]
         print(f"\nslow model: capture-to-result {min(delays):.3f}..{max(delays):.3f} s; frames {frames}")
-        # max_fps (30) is above the source's 10 fps: frames are dropped only because processing is slower.
+        # max_fps (30) is the source's rate: frames are dropped only because processing is slower.
         assert frames["dropped"] > 0 and frames["processed"] < frames["read"]
         # Latest frame wins: a result is never older than about one processing time plus one frame interval,
         # and the delay does not grow (queued frames would make it grow with every frame).
@@ -298,13 +299,17 @@ def test_http_mjpeg_and_http_video_sources(fleet: LocalFleet, videos: Path) -> N
         finally:
             terminate(service, info.pipeline_id)
         with FleetClient(fleet.gateway.address, TEST_KEY) as client:
-            for result in (r for r in results if r.source_id == "mjpeg"):
-                got = detections_of(json.loads(result.outputs_json))
-                expected = infer_frame(client, cv2.cvtColor(cv2.imdecode(
-                    np.frombuffer(jpegs[result.frame_id % len(jpegs)], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
-                # FFmpeg's JPEG decoder and libjpeg differ by a grey level here and there: same objects, boxes
-                # within a pixel or two.
-                assert [g[0] for g in got] == [e[0] for e in expected]
-                for g in got:  # each box has a twin of its class within 2 px
-                    assert min(max(abs(a - b) for a, b in zip(g[1:5], e[1:5], strict=True))
-                               for e in expected if e[0] == g[0]) <= 2.0, (got, expected)
+            sent = [infer_frame(client, cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR),
+                                                     cv2.COLOR_BGR2RGB)) for j in jpegs]
+
+        def same(got: list[tuple], expected: list[tuple]) -> bool:
+            # FFmpeg's JPEG decoder and libjpeg differ by a grey level here and there: the same objects, each
+            # box within 2 px of its twin.
+            return [g[0] for g in got] == [e[0] for e in expected] and all(
+                min(max(abs(a - b) for a, b in zip(g[1:5], e[1:5], strict=True)) for e in expected if e[0] == g[0])
+                <= 2.0 for g in got)
+
+        mjpeg = [detections_of(json.loads(r.outputs_json)) for r in results if r.source_id == "mjpeg"]
+        # Each result is Infer's answer on one of the frames the camera sent (a frame lost while FFmpeg probes
+        # the stream shifts frame ids, so frames are matched by content).
+        assert all(any(same(got, expected) for expected in sent) for got in mjpeg), (mjpeg, sent)

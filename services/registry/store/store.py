@@ -172,6 +172,26 @@ class Tx:
         await self.conn.execute(delete(t.aliases).where(t.aliases.c.workspace == workspace,
                                                         t.aliases.c.alias == alias))
 
+    # ---- video pipelines' definitions ---------------------------------------------------------
+    async def put_pipeline(self, pipeline_id: str, workspace: str, definition: str, now: datetime) -> None:
+        values = dict(workspace=workspace, definition=definition, updated_at=now)
+        await self.conn.execute(self._insert(t.pipelines).values(id=pipeline_id, created_at=now, **values)
+                                .on_conflict_do_update(index_elements=["id"], set_=values))
+
+    async def pipeline(self, pipeline_id: str) -> tuple[str, str] | None:
+        """(workspace, definition) of a pipeline, None when there is none."""
+        row = (await self.conn.execute(select(t.pipelines.c.workspace, t.pipelines.c.definition)
+                                       .where(t.pipelines.c.id == pipeline_id))).first()
+        return (row.workspace, row.definition) if row else None
+
+    async def delete_pipeline(self, pipeline_id: str) -> bool:
+        return (await self.conn.execute(delete(t.pipelines).where(t.pipelines.c.id == pipeline_id))).rowcount > 0
+
+    async def pipeline_ids(self, workspace: str = "") -> list[str]:
+        query = select(t.pipelines.c.id).order_by(t.pipelines.c.id)
+        if workspace:
+            query = query.where(t.pipelines.c.workspace == workspace)
+        return list((await self.conn.execute(query)).scalars())
     # ---- workflows ----------------------------------------------------------------------------
     async def workflows(self, workspace: str = "", workflow_id: str = "") -> list[StoredWorkflow]:
         w, v = t.workflows, t.workflow_versions

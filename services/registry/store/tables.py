@@ -61,6 +61,17 @@ models = Table(
     Index("ix_models_workspace", "workspace"),
 )
 
+# Video pipelines' definitions (the pipelines service's JSON, opaque here); their leases live in Redis.
+pipelines = Table(
+    "pipelines", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workspace", String(64), ForeignKey("workspaces.name"), nullable=False),
+    Column("definition", Text, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+    Index("ix_pipelines_workspace", "workspace"),
+)
+
 aliases = Table(
     "aliases", metadata,
     Column("workspace", String(64), ForeignKey("workspaces.name"), primary_key=True),
