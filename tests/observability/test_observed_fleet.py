@@ -21,7 +21,7 @@ from tests.observability.conftest import CUDA_ONLY, MAX_MODELS, REPO, RULES, Obs
 pytestmark = pytest.mark.slow
 DASHBOARD = REPO / "deploy" / "grafana" / "inference-fleet.json"
 # docs/metrics.md, "Cardinality": series per process without model_id (upper bounds) and per model_id.
-BASE_SERIES = {"worker": 350, "gateway": 1700, "registry": 500}
+BASE_SERIES = {"worker": 350, "gateway": 1700, "registry": 650}
 PER_MODEL_SERIES = {"worker": 91, "gateway": 35, "registry": 0}
 
 
