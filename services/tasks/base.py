@@ -137,6 +137,10 @@ class Task:
         """The output tensors (``oip_outputs``) for one request's responses, one per batch row."""
         raise NotImplementedError
 
+    def oip_parameters(self, responses: Sequence[inference_pb2.InferResponse]) -> dict[str, Any]:
+        """Response parameters an OIP answer adds for this task (none by default)."""
+        return {}
+
     def table(self, response: inference_pb2.InferResponse) -> str:
         """The CLI's plain-text rendering of the result."""
         raise NotImplementedError

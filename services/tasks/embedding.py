@@ -101,6 +101,11 @@ class Embedding(Task):
         width = max((len(r) for r in rows), default=0)
         return [Tensor("embedding", "FP32", [len(rows), width], np.array(rows, np.float32).reshape(len(rows), width))]
 
+    def oip_parameters(self, responses: Sequence[inference_pb2.InferResponse]) -> dict[str, Any]:
+        """``truncated_rows``: the rows whose texts were longer than the model's context, cut as its tokenizer cuts."""
+        rows = [str(i) for i, e in enumerate(e for r in responses for e in r.embedding.embeddings) if e.truncated]
+        return {"truncated_rows": ",".join(rows)} if rows else {}
+
     def table(self, response: inference_pb2.InferResponse) -> str:
         result = response.embedding
         rows = [[e.source, e.text or "(image)", f"{len(e.values)}", "yes" if e.truncated else "",

@@ -107,10 +107,7 @@ class DataPlane:
             del inputs  # the rows hold the images now: a stream's items keep one copy each while they are served
             responses = await self.gateway.infer_images(caller, model, rows, params, timeout_s, item="batch row")
         outputs = tensors.outputs(model, responses, requested)
-        extra: dict[str, Scalar] = {}
-        truncated = [str(i) for i, e in enumerate(e for r in responses for e in r.embedding.embeddings) if e.truncated]
-        if truncated:  # texts longer than the model's context, cut as its tokenizer cuts
-            extra["truncated_rows"] = ",".join(truncated)
+        extra: dict[str, Scalar] = tasks.of_model(model).oip_parameters(responses)
         return InferResult(
             model_name=name, model_version=split_id(model.model_id)[1], id=request_id, outputs=outputs,
             parameters={"model_id": model.model_id,
