@@ -1,4 +1,5 @@
-"""Client commands: ``fleet infer``, ``fleet models``, ``fleet info``, ``fleet keygen``."""
+"""Client commands: ``fleet infer``, ``fleet models``, ``fleet info``, ``fleet keygen``, and the commands and
+``fleet infer`` flags the tasks declare (``services.tasks``: ``Task.cli_inputs``, ``Task.cli_commands``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from fleet.cli import admin, connection, pipelines, workflows
-from fleet.cli.output import detections_table, loaded_models_table, table
-from fleet.client import Box, FleetClient, Point, build_inputs, read_state
+from fleet.cli.output import detections_table, loaded_models_table
+from fleet.client import FleetClient, read_state
 from fleet.keys import hash_api_key, new_api_key
+from fleet.v1 import inference_pb2
+from services.tasks import registry as tasks
+from services.tasks.base import CliCommand, CliInput, Task
 
 
 def _client(args: argparse.Namespace) -> FleetClient:
@@ -61,30 +65,26 @@ def _show(response: object, args: argparse.Namespace, visual: Path | None) -> No
             print(f"annotated image written to {visual}")
 
 
-def _floats(values: list[str], flag: str, form: str) -> list[float]:
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{flag} expects {form}, got {','.join(values)!r}") from None
+def _task_inputs() -> list[tuple[Task, CliInput]]:
+    """The ``fleet infer`` flags the tasks declare for their typed inputs, in registry order."""
+    return [(task, option) for task in tasks.all_tasks() for option in task.cli_inputs]
 
 
-def point_arg(text: str) -> Point:
-    """``X,Y`` (a positive point) or ``X,Y,neg`` (a negative one), original-image pixels."""
-    parts = [p.strip() for p in text.split(",")]
-    sign = parts[2].lower() if len(parts) == 3 else "pos"
-    if len(parts) not in (2, 3) or sign not in ("pos", "positive", "neg", "negative"):
-        raise argparse.ArgumentTypeError(f"--point expects X,Y or X,Y,neg, got {text!r}")
-    x, y = _floats(parts[:2], "--point", "X,Y or X,Y,neg")
-    return (x, y, sign.startswith("neg"))
+def _input_dest(option: CliInput) -> str:
+    return f"task_input:{option.flag}"
 
 
-def box_arg(text: str) -> Box:
-    """``X,Y,W,H``: centre x, centre y, width, height in original-image pixels."""
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 4:
-        raise argparse.ArgumentTypeError(f"--box expects X,Y,W,H (centre, width, height), got {text!r}")
-    x, y, w, h = _floats(parts, "--box", "X,Y,W,H")
-    return (x, y, w, h)
+def typed_inputs(args: argparse.Namespace) -> dict[str, inference_pb2.InputValue]:
+    values = ((option, getattr(args, _input_dest(option))) for _, option in _task_inputs())
+    return {option.input: option.build(given) for option, given in values if given}
+
+
+def _article(word: str) -> str:
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+def _flags(options: list[str]) -> str:
+    return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} and {options[-1]}"
 
 
 @_rpc
@@ -93,11 +93,12 @@ def infer(args: argparse.Namespace) -> int:
     params = dict(confidence=args.confidence, iou_threshold=args.iou, max_detections=args.max_detections,
                   class_filter=args.class_filter, class_agnostic_nms=True if args.agnostic else None,
                   visualize=bool(args.visualize), top_k=args.top_k, mask_format=args.mask_format)
-    inputs = build_inputs(args.text, args.point, args.box)
+    inputs = typed_inputs(args)
     if not images and not inputs:
-        sys.exit("fleet infer: give an image (or --text for an embedding model)")
+        alone = " or ".join(f"{o.flag} for {_article(t.name)} model" for t, o in _task_inputs() if o.without_image)
+        sys.exit(f"fleet infer: give an image{f' (or {alone})' if alone else ''}")
     if inputs and len(images) > 1:
-        sys.exit("fleet infer: --text, --point and --box go with one image (or none)")
+        sys.exit(f"fleet infer: {_flags([o.flag for _, o in _task_inputs()])} go with one image (or none)")
     with _client(args) as client:
         if len(images) <= 1:
             _show(client.infer(args.model, images[0] if images else None, timeout=args.timeout, inputs=inputs,
@@ -116,16 +117,12 @@ def infer(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-@_rpc
-def compare(args: argparse.Namespace) -> int:
-    image = args.image if args.image.startswith(("http://", "https://")) else Path(args.image)
-    with _client(args) as client:
-        ranked = client.compare(args.model, image, args.prompt, timeout=args.timeout)
-    if args.json:
-        print(json.dumps([{"prompt": p, "similarity": s} for p, s in ranked], indent=2))
-    else:
-        print(table(["rank", "prompt", "similarity"], [[str(i + 1), p, f"{s:.4f}"] for i, (p, s) in enumerate(ranked)]))
-    return 0
+def _task_command(command: CliCommand):  # type: ignore[no-untyped-def]
+    @_rpc
+    def run(args: argparse.Namespace) -> int:
+        with _client(args) as client:
+            return command.run(client, args)
+    return run
 
 
 @_rpc
@@ -162,11 +159,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, help="classification: only the best k classes")
     p.add_argument("--mask-format", choices=["outline", "polygons", "rle"], default="outline",
                    help="segmentation: the largest outline (default), every part and hole, or an RLE mask")
-    p.add_argument("--text", action="append", help="embedding models: a text to embed (repeatable; input 'text')")
-    p.add_argument("--point", action="append", type=point_arg, metavar="X,Y[,neg]",
-                   help="promptable segmentation: a point prompt, ',neg' for background (repeatable; input 'points')")
-    p.add_argument("--box", action="append", type=box_arg, metavar="X,Y,W,H",
-                   help="promptable segmentation: a box prompt, centre x, y, width, height (input 'boxes')")
+    for _, option in _task_inputs():
+        p.add_argument(option.flag, action="append", type=option.parse, dest=_input_dest(option), help=option.help,
+                       metavar=option.metavar or option.flag.lstrip("-").replace("-", "_").upper())
     p.add_argument("--visualize", metavar="OUT.jpg", help="write an annotated JPEG here (OUT-1.jpg, ... for several): "
                                                           "boxes, masks, keypoints, OCR lines")
     p.add_argument("--json", action="store_true", help="print the whole response as JSON")
@@ -174,14 +169,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _connection_args(p)
     p.set_defaults(func=infer)
 
-    p = sub.add_parser("compare", help="rank text prompts by their similarity to an image (embedding models)")
-    p.add_argument("image", help="an image file path or http(s) URL")
-    p.add_argument("prompt", nargs="+", help="text prompts")
-    p.add_argument("--model", default="clip", help="embedding model id or alias (default: clip)")
-    p.add_argument("--json", action="store_true", help="print the ranking as JSON")
-    p.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds (default 60)")
-    _connection_args(p)
-    p.set_defaults(func=compare)
+    for command in (c for task in tasks.all_tasks() for c in task.cli_commands):
+        p = sub.add_parser(command.name, help=command.help)
+        command.arguments(p)
+        _connection_args(p)
+        p.set_defaults(func=_task_command(command))
 
     p = sub.add_parser("models", help="models loaded across the fleet (no subcommand); registered models (admin)",
                        description="`fleet models` lists the models loaded across the fleet; its subcommands "

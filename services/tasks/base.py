@@ -8,7 +8,9 @@ A task (object detection, classification, a plug-in's own) owns:
 - the inputs its models take when their package declares none (an image);
 - how the worker presents a result (its protobuf message, its drawing, its inference-log summary);
 - how each edge renders an answer: the Roboflow JSON and ``/infer/<route>``, the OIP output tensors, the
-  CLI's table.
+  CLI's table;
+- its part of the CLI: the ``fleet infer`` flags for its typed inputs (``cli_inputs``) and subcommands of its
+  own (``cli_commands``, the embedding task's ``fleet compare``).
 
 Edges, the CLI and packaging iterate over the registry; none of them names a task. Module-level imports
 here and in the task modules are the client install's (protobuf, the standard library): the CLI renders
@@ -18,7 +20,8 @@ inside the methods that use them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -48,6 +51,32 @@ class TensorSpec:
 
 #: Every task's OIP outputs end with these (image sizes; annotated JPEGs when asked for).
 COMMON_OUTPUTS = (TensorSpec("image_size", "INT32", (-1, 2)), TensorSpec("visualization", "BYTES", (-1,)))
+
+
+@dataclass(frozen=True)
+class CliInput:
+    """A ``fleet infer`` flag for one of a task's typed inputs: repeatable, its values become one entry of
+    ``InferRequest.inputs``."""
+
+    flag: str  # "--text"
+    input: str  # the InferRequest.inputs name it fills ("text")
+    help: str
+    build: Callable[[list[Any]], inference_pb2.InputValue]  # the flag's parsed values -> the input
+    parse: Callable[[str], Any] = str  # one value from the command line; argparse.ArgumentTypeError if bad
+    metavar: str | None = None  # (default: the flag in capitals, TEXT)
+    without_image: bool = False  # a request may carry it and no image (texts to embed)
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    """A ``fleet`` subcommand a task adds (``fleet compare``). The CLI adds the parser, its connection flags
+    (address, TLS, API key) and the gRPC error handling; ``run`` gets a connected ``fleet.client.FleetClient``
+    and the parsed arguments and returns the exit status."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Any, argparse.Namespace], int]
 
 
 def text_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -90,6 +119,10 @@ class Task:
     #: The worker keeps state per image (a cached image embedding): the gateway sends an image's requests to the
     #: holder a hash of the image picks (``routing.affinity_first``) rather than the least loaded one.
     image_affinity: ClassVar[bool] = False
+    #: ``fleet infer`` flags for its typed inputs (``--text``; every task's are added, in registry order).
+    cli_inputs: ClassVar[tuple[CliInput, ...]] = ()
+    #: ``fleet`` subcommands of its own (``compare``).
+    cli_commands: ClassVar[tuple[CliCommand, ...]] = ()
 
     # ---- answers --------------------------------------------------------------------------------------
     def result(self, response: inference_pb2.InferResponse) -> Message:

@@ -8,14 +8,17 @@ only, the first text's similarity to the others.
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.layouts import Layout
-from services.tasks.base import COMMON_OUTPUTS, Json, Task, TensorSpec, text_table
+from services.tasks.base import COMMON_OUTPUTS, CliCommand, CliInput, Json, Task, TensorSpec, text_table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +36,30 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return float(sum(x * y for x, y in zip(a, b)))
 
 
+def _texts(values: list[str]) -> inference_pb2.InputValue:
+    return inference_pb2.InputValue(texts=inference_pb2.Texts(values=list(values)))
+
+
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", help="an image file path or http(s) URL")
+    p.add_argument("prompt", nargs="+", help="text prompts")
+    p.add_argument("--model", default="clip", help="embedding model id or alias (default: clip)")
+    p.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    p.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds (default 60)")
+
+
+def _compare(client: Any, args: argparse.Namespace) -> int:
+    """``fleet compare IMAGE PROMPT...``: the prompts ranked by their similarity to the image."""
+    image = args.image if args.image.startswith(("http://", "https://")) else Path(args.image)
+    ranked = client.compare(args.model, image, args.prompt, timeout=args.timeout)
+    if args.json:
+        print(json.dumps([{"prompt": p, "similarity": s} for p, s in ranked], indent=2))
+    else:
+        print(text_table(["rank", "prompt", "similarity"],
+                         [[str(i + 1), p, f"{s:.4f}"] for i, (p, s) in enumerate(ranked)]))
+    return 0
+
+
 class Embedding(Task):
     name = NAME
     proto = model_pb2.TASK_TYPE_EMBEDDING
@@ -45,6 +72,10 @@ class Embedding(Task):
     custom_run = True
     layouts = (Layout("clip", NAME, 1, "[D]: the image's embedding (the text encoder is a further graph)",
                       lambda p: [(None,)], decoder="services.model_worker.processing.embeddings:image_embedding"),)
+    cli_inputs = (CliInput("--text", TEXT_INPUT, "embedding models: a text to embed (repeatable; input 'text')",
+                           _texts, without_image=True),)
+    cli_commands = (CliCommand("compare", "rank text prompts by their similarity to an image (embedding models)",
+                               _compare_arguments, _compare),)
 
     # ---- the worker -------------------------------------------------------------------------------------
     def present(self, result: np.ndarray, spec: ModelSpec, params: Any, height: int,

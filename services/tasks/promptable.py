@@ -11,6 +11,7 @@ low-resolution mask logits (input ``mask``, a tensor [1, h, w]); the answer is t
 
 from __future__ import annotations
 
+import argparse
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.layouts import Layout
 from services.tasks import boxes as box_helpers
-from services.tasks.base import COMMON_OUTPUTS, Json, Task, TensorSpec, text_table
+from services.tasks.base import COMMON_OUTPUTS, CliInput, Json, Task, TensorSpec, text_table
 from services.tasks.segmentation import add_instance
 
 if TYPE_CHECKING:
@@ -106,6 +107,42 @@ def _segment(model: Any, spec: ModelSpec, encoded: Encoded, inputs: Any) -> tupl
     return logits[order] > float(opts["mask_threshold"]), scores[0][order]
 
 
+def _floats(values: list[str], flag: str, form: str) -> list[float]:
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{flag} expects {form}, got {','.join(values)!r}") from None
+
+
+def point_arg(text: str) -> tuple[float, float, bool]:
+    """``fleet infer --point``: ``X,Y`` (a positive point) or ``X,Y,neg`` (a negative one), original-image pixels."""
+    parts = [p.strip() for p in text.split(",")]
+    sign = parts[2].lower() if len(parts) == 3 else "pos"
+    if len(parts) not in (2, 3) or sign not in ("pos", "positive", "neg", "negative"):
+        raise argparse.ArgumentTypeError(f"--point expects X,Y or X,Y,neg, got {text!r}")
+    x, y = _floats(parts[:2], "--point", "X,Y or X,Y,neg")
+    return (x, y, sign.startswith("neg"))
+
+
+def box_arg(text: str) -> tuple[float, float, float, float]:
+    """``fleet infer --box``: ``X,Y,W,H``, centre x, centre y, width, height in original-image pixels."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"--box expects X,Y,W,H (centre, width, height), got {text!r}")
+    x, y, w, h = _floats(parts, "--box", "X,Y,W,H")
+    return (x, y, w, h)
+
+
+def _points(values: list[tuple[float, float, bool]]) -> inference_pb2.InputValue:
+    return inference_pb2.InputValue(points=inference_pb2.PointPrompts(points=[
+        inference_pb2.PointPrompt(x=x, y=y, negative=negative) for x, y, negative in values]))
+
+
+def _boxes(values: list[tuple[float, float, float, float]]) -> inference_pb2.InputValue:
+    return inference_pb2.InputValue(boxes=inference_pb2.BoxPrompts(boxes=[
+        inference_pb2.BoxPrompt(x=x, y=y, width=w, height=h) for x, y, w, h in values]))
+
+
 class PromptableSegmentation(Task):
     name = NAME
     proto = model_pb2.TASK_TYPE_PROMPTABLE_SEGMENTATION
@@ -118,6 +155,11 @@ class PromptableSegmentation(Task):
     image_affinity = True
     layouts = (Layout("sam", NAME, 1, "[C, h, w]: the image embedding (the prompt decoder is a further graph)",
                       lambda p: [(None, None, None)], decoder="services.model_worker.processing.sam:embedding"),)
+    cli_inputs = (
+        CliInput("--point", POINTS, "promptable segmentation: a point prompt, ',neg' for background (repeatable; "
+                 "input 'points')", _points, parse=point_arg, metavar="X,Y[,neg]"),
+        CliInput("--box", BOXES, "promptable segmentation: a box prompt, centre x, y, width, height (input 'boxes')",
+                 _boxes, parse=box_arg, metavar="X,Y,W,H"))
 
     # ---- the worker -------------------------------------------------------------------------------------
     async def run(self, runtime: Any, record: Any, inputs: Any, params: Any) -> Any:

@@ -1,4 +1,4 @@
-"""``fleet infer``'s prompt flags and the typed inputs they become."""
+"""``fleet infer``'s prompt flags (declared by the tasks: ``Task.cli_inputs``) and the typed inputs they become."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ import argparse
 
 import pytest
 
-from fleet.cli.commands import box_arg, point_arg
+from fleet.cli import commands
 from fleet.client import build_inputs, build_request
+from services.tasks.promptable import box_arg, point_arg
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="fleet")
+    commands.add_parsers(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(list(argv))
 
 
 def test_point_and_box_flags() -> None:
@@ -32,3 +39,19 @@ def test_inputs_by_the_packages_names() -> None:
     assert build_inputs() == {}
     request = build_request("clip", None, build_inputs(["x"]))
     assert not request.HasField("image") and list(request.inputs) == ["text"]
+
+
+def test_the_tasks_flags_become_the_same_inputs_the_client_builds() -> None:
+    args = _parse("infer", "x.jpg", "--model", "m", "--text", "a red circle", "--point", "1,2,neg", "--point", "3,4",
+                  "--box", "5,6,7,8")
+    assert commands.typed_inputs(args) == build_inputs(["a red circle"], [(1.0, 2.0, True), (3.0, 4.0)],
+                                                  [(5.0, 6.0, 7.0, 8.0)])
+    assert commands.typed_inputs(_parse("infer", "x.jpg", "--model", "m")) == {}
+    with pytest.raises(SystemExit):
+        _parse("infer", "x.jpg", "--model", "m", "--box", "1,2,3")
+
+
+def test_compare_is_the_embedding_tasks_command() -> None:
+    args = _parse("compare", "x.jpg", "one", "two", "--json")
+    assert (args.image, args.prompt, args.model, args.json, args.timeout) == ("x.jpg", ["one", "two"], "clip", True, 60.0)
+    assert callable(args.func)

@@ -162,3 +162,19 @@ def test_the_cli_renders_the_plugin_tasks_table(fleet: LocalFleet, tmp_path: Pat
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "brightness: 0.4000" in out.stdout
+
+
+def test_the_plugin_task_declares_its_own_cli_command(fleet: LocalFleet, tmp_path: Path) -> None:
+    """``fleet brightness`` exists only because the plug-in declares it (``Task.cli_commands``)."""
+    grey, dark = tmp_path / "grey.png", tmp_path / "dark.png"
+    grey.write_bytes(GREY)
+    dark.write_bytes(DARK)
+    env = {**os.environ, "FLEET_TASK_MODULES": PLUGIN, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "fleet.cli.main", "brightness", str(grey), str(dark), "--model", MODEL,
+                          "--address", fleet.gateway.address, "--api-key", TEST_KEY],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"{grey}: 0.4000", f"{dark}: 0.0667"]
+    without = subprocess.run([sys.executable, "-m", "fleet.cli.main", "brightness", "--help"], capture_output=True,
+                             text=True, env={**env, "FLEET_TASK_MODULES": ""}, timeout=60)
+    assert without.returncode == 2 and "invalid choice: 'brightness'" in without.stderr

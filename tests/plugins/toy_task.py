@@ -5,7 +5,9 @@ FLEET_TASK_MODULES=tests.plugins.toy_task; nothing outside this module and its t
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from google.protobuf.wrappers_pb2 import DoubleValue
@@ -13,7 +15,7 @@ from google.protobuf.wrappers_pb2 import DoubleValue
 from fleet.v1 import inference_pb2
 from services.common.layouts import Layout
 from services.tasks import registry
-from services.tasks.base import COMMON_OUTPUTS, Json, Task, TensorSpec
+from services.tasks.base import COMMON_OUTPUTS, CliCommand, Json, Task, TensorSpec
 
 NAME = "brightness"
 
@@ -21,6 +23,25 @@ NAME = "brightness"
 def decode(outputs: Sequence[Any], spec: Any, transform: Any, params: Any) -> float:
     """The model's one output, [1]: the mean of the normalised input."""
     return float(outputs[0].reshape(-1)[0])
+
+
+def _cli_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", nargs="+", help="image file paths")
+    p.add_argument("--model", required=True, help="a brightness model id")
+
+
+def _cli_brightness(client: Any, args: argparse.Namespace) -> int:
+    """``fleet brightness IMAGE...``: one line per image, its brightness (one InferBatch call)."""
+    batch = client.infer_batch(args.model, [Path(i) for i in args.image])
+    failed = 0
+    for image, item in zip(args.image, batch.items):
+        value = DoubleValue()
+        if item.HasField("response") and item.response.task_result.Unpack(value):
+            print(f"{image}: {value.value:.4f}")
+        else:
+            failed += 1
+            print(f"{image}: error: {item.error.message}")
+    return 1 if failed else 0
 
 
 class Brightness(Task):
@@ -33,6 +54,8 @@ class Brightness(Task):
     needs_classes = False
     layouts = (Layout("mean-value", NAME, 1, "[1]: one number", lambda p: [(1,)],
                       decoder="tests.plugins.toy_task:decode"),)
+    cli_commands = (CliCommand("brightness", "the images' mean brightness (the toy plug-in task's own command)",
+                               _cli_arguments, _cli_brightness),)
 
     def present(self, result: float, spec: Any, params: Any, height: int, width: int) -> DoubleValue:
         return DoubleValue(value=result)
