@@ -55,40 +55,47 @@ class ModelBlock(Block):
                 image.width, image.height = response.image_width, response.image_height
         return [self.outputs_of(image, response) for image, response in zip(images, responses)]
 
+    def body(self, response) -> dict[str, Any]:  # noqa: ANN001
+        """The answer's Roboflow JSON (its task's own)."""
+        return tasks.of_response(response).roboflow_json(response)
+
     def outputs_of(self, image, response) -> Item:  # noqa: ANN001
-        body = tasks.of_response(response).roboflow_json(response)
-        return {"inference_id": response.inference_id,
-                "predictions": Detections(image, body["predictions"], self.prediction_kind, response.inference_id)}
+        return {"inference_id": response.inference_id, "predictions": Detections(
+            image, self.body(response)["predictions"], self.prediction_kind, response.inference_id)}
 
 
-class ObjectDetectionModel(ModelBlock):
+class BoxModelBlock(ModelBlock):
+    """A model answering boxes (with outlines, with keypoints): the box parameters, ``predictions`` of its kind."""
+
+    params = BOX_PARAMS
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.outputs = {"inference_id": kinds.INFERENCE_ID, "predictions": cls.prediction_kind}
+
+
+class ObjectDetectionModel(BoxModelBlock):
     id = "roboflow_core/roboflow_object_detection_model@v1"
     aliases = ("RoboflowObjectDetectionModel", "ObjectDetectionModel")
     summary = "Boxes with classes from an object-detection model."
     task = "object-detection"
     prediction_kind = kinds.OBJECT_DETECTION
-    params = BOX_PARAMS
-    outputs = {"inference_id": kinds.INFERENCE_ID, "predictions": kinds.OBJECT_DETECTION}
 
 
-class InstanceSegmentationModel(ModelBlock):
+class InstanceSegmentationModel(BoxModelBlock):
     id = "roboflow_core/roboflow_instance_segmentation_model@v1"
     aliases = ("RoboflowInstanceSegmentationModel", "InstanceSegmentationModel")
     summary = "Boxes with outlines (points) from an instance-segmentation model."
     task = "instance-segmentation"
     prediction_kind = kinds.INSTANCE_SEGMENTATION
-    params = BOX_PARAMS
-    outputs = {"inference_id": kinds.INFERENCE_ID, "predictions": kinds.INSTANCE_SEGMENTATION}
 
 
-class KeypointDetectionModel(ModelBlock):
+class KeypointDetectionModel(BoxModelBlock):
     id = "roboflow_core/roboflow_keypoint_detection_model@v1"
     aliases = ("RoboflowKeypointDetectionModel", "KeypointsDetectionModel")
     summary = "Boxes with named keypoints from a keypoint-detection model."
     task = "keypoint-detection"
     prediction_kind = kinds.KEYPOINT_DETECTION
-    params = BOX_PARAMS
-    outputs = {"inference_id": kinds.INFERENCE_ID, "predictions": kinds.KEYPOINT_DETECTION}
 
 
 class ClassificationModel(ModelBlock):
@@ -100,9 +107,8 @@ class ClassificationModel(ModelBlock):
     outputs = {"inference_id": kinds.INFERENCE_ID, "predictions": kinds.CLASSIFICATION}
 
     def outputs_of(self, image, response) -> Item:  # noqa: ANN001
-        body = tasks.of_response(response).roboflow_json(response)
         return {"inference_id": response.inference_id,
-                "predictions": Classification(image, body, response.inference_id)}
+                "predictions": Classification(image, self.body(response), response.inference_id)}
 
 
 class MultiLabelClassificationModel(ClassificationModel):
@@ -111,16 +117,14 @@ class MultiLabelClassificationModel(ClassificationModel):
     summary = ("Every class over the confidence threshold, per image (or crop), from a classification model "
                "(answered as 'predictions' by class name and 'predicted_classes').")
 
-    def outputs_of(self, image, response) -> Item:  # noqa: ANN001
+    def body(self, response) -> dict[str, Any]:  # noqa: ANN001
         c = response.classification
         if c.multi_label:
-            body = tasks.of_response(response).roboflow_json(response)
-        else:  # a single-label model: its top class is the one predicted
-            body = {"predictions": {p.class_name: {"confidence": p.confidence, "class_id": p.class_id}
-                                    for p in c.predictions},
-                    "predicted_classes": [c.top_class] if c.top_class else []}
-        return {"inference_id": response.inference_id,
-                "predictions": Classification(image, body, response.inference_id)}
+            return super().body(response)
+        # a single-label model: its top class is the one predicted
+        return {"predictions": {p.class_name: {"confidence": p.confidence, "class_id": p.class_id}
+                                for p in c.predictions},
+                "predicted_classes": [c.top_class] if c.top_class else []}
 
 
 MODEL_BLOCKS = (ObjectDetectionModel(), InstanceSegmentationModel(), KeypointDetectionModel(), ClassificationModel(),
