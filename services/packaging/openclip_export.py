@@ -16,8 +16,6 @@ torchvision resizes a PIL image) and a centre crop, OpenAI's mean and std.
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -105,16 +103,8 @@ def export(model_name: str, out_dir: Path, *, checkpoint: Path | None = None, se
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Export an OpenCLIP architecture to a fleet export directory.")
-    p.add_argument("model", help="an open_clip model name, e.g. ViT-B-32")
-    p.add_argument("--out", required=True, help="the export directory")
-    p.add_argument("--checkpoint", type=Path, help="a local state dict (default: random weights)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    path = export(args.model, Path(args.out), checkpoint=args.checkpoint, seed=args.seed)
-    print(json.dumps({"export": str(path)}))
-    return 0
-
+    return torch_export.command(export, argv, "Export an OpenCLIP architecture to a fleet export directory.", "model",
+                                "an open_clip model name, e.g. ViT-B-32", "a local state dict (default: random weights)")
 
 if __name__ == "__main__":
     raise SystemExit(main())

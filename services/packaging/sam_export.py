@@ -20,7 +20,6 @@ the bottom and right with zeros after normalisation.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -96,15 +95,9 @@ def export(variant: str, out_dir: Path, *, checkpoint: Path | None = None, seed:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Export a segment-anything model to a fleet export directory.")
-    p.add_argument("variant", help="vit_b, vit_l, vit_h or vit_tiny")
-    p.add_argument("--out", required=True, help="the export directory")
-    p.add_argument("--checkpoint", type=Path, help="Meta's checkpoint .pth (default: random weights)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    print(json.dumps({"export": str(export(args.variant, Path(args.out), checkpoint=args.checkpoint, seed=args.seed))}))
-    return 0
-
+    return torch_export.command(export, argv, "Export a segment-anything model to a fleet export directory.",
+                                "variant", "vit_b, vit_l, vit_h or vit_tiny",
+                                "Meta's checkpoint .pth (default: random weights)")
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -10,8 +10,10 @@ calls an NMS.
 
 from __future__ import annotations
 
+import argparse
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +70,18 @@ def stamp(path: Path, draft: dict[str, Any], files: dict[str, dict[str, str]]) -
         entry = next((p for p in model.metadata_props if p.key == key), None) or model.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
     onnx.save(model, str(path))
+
+
+def command(export: Callable[..., Path], argv: list[str] | None, description: str, subject: str, subject_help: str,
+            checkpoint_help: str) -> int:
+    """An exporter's command line: ``SUBJECT --out DIR [--checkpoint FILE] [--seed N]``; runs
+    ``export(SUBJECT, DIR, checkpoint=, seed=)`` and prints ``{"export": the first graph's path}``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument(subject, help=subject_help)
+    p.add_argument("--out", required=True, help="the export directory")
+    p.add_argument("--checkpoint", type=Path, help=checkpoint_help)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    path = export(getattr(args, subject), Path(args.out), checkpoint=args.checkpoint, seed=args.seed)
+    print(json.dumps({"export": str(path)}))
+    return 0
