@@ -11,7 +11,9 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -94,6 +96,16 @@ def _as_json(message) -> dict:  # noqa: ANN001
     return MessageToDict(message, preserving_proto_field_name=True)
 
 
+def _print_list(args: argparse.Namespace, messages: Sequence, headers: list[str],
+                row: Callable[[Any], list[str]]) -> int:
+    """A listing's output: the messages as JSON (``--json``), else a table of a row each."""
+    if args.json:
+        print(json.dumps([_as_json(m) for m in messages], indent=2))
+    else:
+        print(table(headers, [row(m) for m in messages]))
+    return 0
+
+
 # ---- keys -------------------------------------------------------------------------------------
 @_command
 def keys_create(args: argparse.Namespace) -> int:
@@ -109,13 +121,9 @@ def keys_create(args: argparse.Namespace) -> int:
 @_command
 def keys_list(args: argparse.Namespace) -> int:
     reply = _call(args, "ListApiKeys", admin_pb2.ListApiKeysRequest(workspace=args.workspace or ""))
-    if args.json:
-        print(json.dumps([_as_json(k) for k in reply.keys], indent=2))
-        return 0
-    rows = [[k.key_id, k.prefix, k.workspace, k.name, _when(k.created_at), _when(k.revoked_at) or "",
-             _when(k.last_used_at)] for k in reply.keys]
-    print(table(["id", "prefix", "workspace", "name", "created", "revoked", "last used"], rows))
-    return 0
+    return _print_list(args, reply.keys, ["id", "prefix", "workspace", "name", "created", "revoked", "last used"],
+                       lambda k: [k.key_id, k.prefix, k.workspace, k.name, _when(k.created_at),
+                                  _when(k.revoked_at) or "", _when(k.last_used_at)])
 
 
 @_command
@@ -160,13 +168,9 @@ def models_list(args: argparse.Namespace) -> int:
         token = reply.next_page_token
         if not token:
             break
-    if args.json:
-        print(json.dumps([_as_json(m) for m in models], indent=2))
-        return 0
-    rows = [[m.summary.model_id, m.workspace, "yes" if m.summary.public else "", m.summary.model_type,
-             ",".join(m.summary.aliases), m.source] for m in models]
-    print(table(["model", "workspace", "public", "type", "aliases", "source"], rows))
-    return 0
+    return _print_list(args, models, ["model", "workspace", "public", "type", "aliases", "source"],
+                       lambda m: [m.summary.model_id, m.workspace, "yes" if m.summary.public else "",
+                                  m.summary.model_type, ",".join(m.summary.aliases), m.source])
 
 
 @_command
@@ -227,24 +231,28 @@ def admin_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds (default 60)")
 
 
+def admin_command(p: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int], *, json_output: bool = False) -> None:
+    """Finish an admin subcommand's parser, after its own arguments: ``--json`` (when it prints a reply), the
+    connection and admin-token flags, and the function it runs."""
+    if json_output:
+        p.add_argument("--json", action="store_true")
+    admin_args(p)
+    p.set_defaults(func=func)
+
+
 def add_parsers(sub: argparse._SubParsersAction, models: argparse._SubParsersAction) -> None:
     keys = sub.add_parser("keys", help="API keys: create, list, revoke (admin)").add_subparsers(
         dest="keys_command", required=True)
     p = keys.add_parser("create", help="make a key for a workspace; prints it once")
     p.add_argument("--workspace", required=True)
     p.add_argument("--name", default="", help="a label for the key")
-    p.add_argument("--json", action="store_true")
-    admin_args(p)
-    p.set_defaults(func=keys_create)
+    admin_command(p, keys_create, json_output=True)
     p = keys.add_parser("list", help="keys with id, prefix, name, created, revoked, last used (never the key)")
     p.add_argument("--workspace", help="only this workspace's keys")
-    p.add_argument("--json", action="store_true")
-    admin_args(p)
-    p.set_defaults(func=keys_list)
+    admin_command(p, keys_list, json_output=True)
     p = keys.add_parser("revoke", help="revoke a key for good (every gateway refuses it within about a second)")
     p.add_argument("key_id")
-    admin_args(p)
-    p.set_defaults(func=keys_revoke)
+    admin_command(p, keys_revoke)
 
     catalog = sub.add_parser("catalog", help="apply a catalog file (admin)").add_subparsers(
         dest="catalog_command", required=True)
@@ -252,15 +260,11 @@ def add_parsers(sub: argparse._SubParsersAction, models: argparse._SubParsersAct
     p.add_argument("file")
     p.add_argument("--prune", action="store_true", help="also remove what earlier catalogs made and this one lacks")
     p.add_argument("--dry-run", action="store_true", help="only print the diff")
-    p.add_argument("--json", action="store_true")
-    admin_args(p)
-    p.set_defaults(func=catalog_apply)
+    admin_command(p, catalog_apply, json_output=True)
 
     p = models.add_parser("list", help="registered models (admin)")
     p.add_argument("--workspace", help="only this workspace's models")
-    p.add_argument("--json", action="store_true")
-    admin_args(p)
-    p.set_defaults(func=models_list)
+    admin_command(p, models_list, json_output=True)
     p = models.add_parser("register", help="register a model package directory (admin; see `fleet package`)")
     p.add_argument("package", help="the package directory (model.json and the weights it names)")
     p.add_argument("--id", required=True, help="the model id, project/version")
@@ -270,24 +274,19 @@ def add_parsers(sub: argparse._SubParsersAction, models: argparse._SubParsersAct
     p.add_argument("--artifact-uri", help="where workers fetch the weights: http(s):// or file:// (default: the "
                                           "package's own weights file, which workers must be allowed to read)")
     p.add_argument("--replace", action="store_true", help="replace an existing registration with this id")
-    p.add_argument("--json", action="store_true")
-    admin_args(p)
-    p.set_defaults(func=models_register)
+    admin_command(p, models_register, json_output=True)
     p = models.add_parser("delete", help="delete a registered model and its aliases (admin)")
     p.add_argument("model_id")
-    admin_args(p)
-    p.set_defaults(func=models_delete)
+    admin_command(p, models_delete)
     p = models.add_parser("alias", help="point a workspace's alias at a model (admin)")
     p.add_argument("workspace")
     p.add_argument("alias")
     p.add_argument("model_id")
-    admin_args(p)
-    p.set_defaults(func=models_alias)
+    admin_command(p, models_alias)
     p = models.add_parser("unalias", help="remove a workspace's alias (admin)")
     p.add_argument("workspace")
     p.add_argument("alias")
-    admin_args(p)
-    p.set_defaults(func=models_unalias)
+    admin_command(p, models_unalias)
 
     p = sub.add_parser("admin-token", help="make a new admin token and the hash to give the registry")
     p.set_defaults(func=admin_token_command)

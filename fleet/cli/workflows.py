@@ -6,8 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fleet.cli.admin import CliError, _as_json, _call, _command, _when, admin_args
-from fleet.cli.output import table
+from fleet.cli.admin import CliError, _as_json, _call, _command, _print_list, _when, admin_command
 from fleet.v1 import admin_pb2
 
 
@@ -30,13 +29,9 @@ def workflows_put(args: argparse.Namespace) -> int:
 @_command
 def workflows_list(args: argparse.Namespace) -> int:
     reply = _call(args, "ListWorkflows", admin_pb2.ListWorkflowsRequest(workspace=args.workspace or ""))
-    if args.json:
-        print(json.dumps([_as_json(w) for w in reply.workflows], indent=2))
-        return 0
-    rows = [[w.workspace, w.workflow_id, w.version_id, str(w.versions), "yes" if w.public else "",
-             _when(w.updated_at)] for w in reply.workflows]
-    print(table(["workspace", "workflow", "version", "versions", "public", "updated"], rows))
-    return 0
+    return _print_list(args, reply.workflows, ["workspace", "workflow", "version", "versions", "public", "updated"],
+                       lambda w: [w.workspace, w.workflow_id, w.version_id, str(w.versions), "yes" if w.public else "",
+                                  _when(w.updated_at)])
 
 
 @_command
@@ -55,16 +50,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("workflow_id")
     p.add_argument("file", help="the definition's JSON file")
     p.add_argument("--public", action="store_true", help="every workspace may run it")
-    p.add_argument("--json", action="store_true")
-    admin_args(p)
-    p.set_defaults(func=workflows_put)
+    admin_command(p, workflows_put, json_output=True)
     p = commands.add_parser("list", help="stored workflows with their current version")
     p.add_argument("--workspace", help="only this workspace's")
-    p.add_argument("--json", action="store_true")
-    admin_args(p)
-    p.set_defaults(func=workflows_list)
+    admin_command(p, workflows_list, json_output=True)
     p = commands.add_parser("delete", help="delete a stored workflow and every version of it")
     p.add_argument("workspace")
     p.add_argument("workflow_id")
-    admin_args(p)
-    p.set_defaults(func=workflows_delete)
+    admin_command(p, workflows_delete)
