@@ -6,7 +6,6 @@ TTL 3 s, the default)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from bench.stats import latency_summary
 from bench.workload import MODEL_ID
 from fleet.v1 import pipelines_pb2, pipelines_pb2_grpc
 from services.demo.video import write_video
+from services.local.results import ResultFollower
 
 FPS = 30.0
 
@@ -28,26 +28,6 @@ def counts(cfg: BenchConfig) -> tuple[int, ...]:
 
 def planned_s(cfg: BenchConfig) -> float:
     return len(counts(cfg)) * (cfg.warmup_s + cfg.measure_s + 2) + 15
-
-
-class Follower:
-    def __init__(self, stub: pipelines_pb2_grpc.PipelineServiceStub, metadata: tuple, pipeline_id: str) -> None:
-        self.results: list[pipelines_pb2.PipelineResult] = []
-        self.call = stub.SubscribeResults(pipelines_pb2.SubscribeResultsRequest(pipeline_id=pipeline_id),
-                                          metadata=metadata)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            for item in self.call:
-                self.results.append(item.result)
-        except grpc.RpcError:
-            pass
-
-    def stop(self) -> None:
-        self.call.cancel()
-        self.thread.join(5)
 
 
 def _create(stub, metadata, video: Path, max_fps: float = FPS) -> str:  # noqa: ANN001
@@ -91,7 +71,7 @@ def run(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
 
 def _point(cfg: BenchConfig, stub, metadata, video: Path, n: int) -> dict:  # noqa: ANN001
     ids = [_create(stub, metadata, video) for _ in range(n)]
-    followers = [Follower(stub, metadata, pid) for pid in ids]
+    followers = [ResultFollower(stub, metadata, pid) for pid in ids]
     try:
         time.sleep(cfg.warmup_s + 1.0)  # the sources open and the model is warm
         start = time.time()
@@ -119,7 +99,7 @@ def _takeover(replicas, metadata, video: Path) -> dict:  # noqa: ANN001
     owner = pipelines_pb2_grpc.PipelineServiceStub(grpc.insecure_channel(first.address))
     survivor = pipelines_pb2_grpc.PipelineServiceStub(grpc.insecure_channel(second.address))
     ids = [_create(owner, metadata, video, max_fps=5) for _ in range(2)]
-    followers = [Follower(survivor, metadata, pid) for pid in ids]
+    followers = [ResultFollower(survivor, metadata, pid) for pid in ids]
     deadline = time.time() + 30
     while time.time() < deadline and not all(len(f.results) >= 3 for f in followers):
         time.sleep(0.05)

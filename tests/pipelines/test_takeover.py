@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
-import grpc
 import pytest
 
 from fleet.v1 import pipelines_pb2
 from services.local.processes import LocalFleet
+from services.local.results import ResultFollower
 from tests.conftest import TEST_KEY
 from tests.pipelines.client import auth, report, stub
 from tests.pipelines.conftest import RtspServer, wait_for
@@ -17,22 +16,11 @@ from tests.pipelines.conftest import RtspServer, wait_for
 pytestmark = pytest.mark.slow
 
 
-class Follower:
-    """Every result of one pipeline as a replica's subscription delivers it, in a thread."""
+class Follower(ResultFollower):
+    """Every result of one pipeline as the replica at ``address`` delivers it, in a thread."""
 
     def __init__(self, address: str, pipeline_id: str) -> None:
-        self.results: list[pipelines_pb2.PipelineResult] = []
-        self.call = stub(address).SubscribeResults(pipelines_pb2.SubscribeResultsRequest(pipeline_id=pipeline_id),
-                                                   metadata=auth(TEST_KEY))
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            for item in self.call:
-                self.results.append(item.result)
-        except grpc.RpcError:
-            pass
+        super().__init__(stub(address), auth(TEST_KEY), pipeline_id)
 
     def after(self, t: float) -> list:
         return [r for r in self.results if r.completed_at > t]
@@ -40,10 +28,6 @@ class Follower:
     def largest_gap(self, start: float, end: float) -> float:
         times = sorted(r.completed_at for r in self.results if start <= r.completed_at <= end)
         return max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
-
-    def stop(self) -> None:
-        self.call.cancel()
-        self.thread.join(5)
 
 
 def create_on(address: str, url: str) -> str:
