@@ -3,7 +3,7 @@
 All bookkeeping happens on the event loop thread, so the model table needs no lock of
 its own; per-model ``asyncio.Lock``s (acquired with a timeout) serialize load, reload and
 unload of one model, so concurrent first requests load it once and concurrent add/remove
-never builds two copies. Fetching and opening run in a thread pool: requests for models
+never builds two copies. Fetching and opening (``loading``) run in a thread pool: requests for models
 already loaded keep flowing meanwhile. Pinned models are never evicted.
 """
 
@@ -19,7 +19,6 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 from pathlib import Path
-from urllib.parse import urljoin
 
 import psutil
 
@@ -29,6 +28,7 @@ from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.batcher import Batcher
 from services.common.labels import model_label
 from services.model_worker.busyness import BusyMeter
+from services.model_worker.loading import open_files
 from services.model_worker.metrics import (
     CAPACITY_BYTES,
     EVICTIONS,
@@ -49,8 +49,6 @@ from services.model_worker.runtime import (
     Session,
     available_providers,
     device_free_bytes,
-    open_graph,
-    open_session,
     requested_providers,
 )
 
@@ -111,11 +109,6 @@ class HeldModel:
     @property
     def size_bytes(self) -> int:
         return self.session.size_bytes + sum(g.size_bytes for g in self.graphs.values())
-
-
-def sibling_uri(artifact_uri: str, file: str) -> str:
-    """Where a package's other file is: beside its weights (file:// and http(s):// alike)."""
-    return urljoin(artifact_uri, file)
 
 
 def memory_free_fraction(on_device: bool = False) -> float:
@@ -253,12 +246,7 @@ class ModelManager:
         started = time.perf_counter()
         self.loads_started += 1
         try:
-            paths = await self._fetch_files(record)
-            loop = asyncio.get_running_loop()
-            session = await loop.run_in_executor(self._load_executor, open_session, paths.pop("model"), record.spec,
-                                                 self.runtime)
-            graphs = {name: await loop.run_in_executor(self._load_executor, open_graph, paths.pop(name), self.runtime)
-                      for name in record.spec.graphs}
+            opened = await open_files(self.artifacts, record, self.runtime, self._load_executor)
         except FleetError:
             MODEL_LOADS.labels(model_label(record.model_id), "failed").inc()
             raise
@@ -266,7 +254,7 @@ class ModelManager:
             MODEL_LOADS.labels(model_label(record.model_id), "failed").inc()
             log.exception("unexpected error loading %s", record.model_id)
             raise
-        elapsed = time.perf_counter() - started
+        elapsed, session = time.perf_counter() - started, opened.session
         MODEL_LOADS.labels(model_label(record.model_id), "loaded").inc()
         MODEL_LOAD_SECONDS.observe(elapsed)
         batcher = Batcher(session.run_batch, self._infer_executor, session.max_batch_size,
@@ -275,19 +263,10 @@ class ModelManager:
         log.info("model loaded", extra={"model_id": record.model_id, "seconds": round(elapsed, 3),
                                         "bytes": session.size_bytes, "provider": session.provider})
         model = HeldModel(record, session, batcher, elapsed, pinned=pin, meter=BusyMeter(self.limits.load_history),
-                          graphs=graphs, assets=paths)
+                          graphs=opened.graphs, assets=opened.assets)
         if session.wants_batch_session:
             batcher.on_first_batch = functools.partial(self._open_batch_session, model)
         return model
-
-    async def _fetch_files(self, record: ModelRecord) -> dict[str, Path]:
-        """Every file of the model (its weights at ``artifact_uri``; the other graphs and assets beside them), each
-        checked against its sha256."""
-        files = record.spec.files
-        paths = await asyncio.gather(*(
-            self.artifacts.fetch(record.artifact_uri if name == "model" else sibling_uri(record.artifact_uri, w.file),
-                                 w.sha256) for name, w in files.items()))
-        return dict(zip(files, paths))
 
     def _open_batch_session(self, model: HeldModel) -> None:
         """A first batch formed: open the model's one-thread batch session in the background."""
