@@ -14,7 +14,7 @@ import pytest
 
 from services.common.errors import DeadlineExceeded, InvalidArgument, InvalidImage
 from services.local.dev_tls import issue_ca, issue_cert, write_cert, write_key
-from services.model_worker.url_fetch import UrlFetcher, is_public, parse_image_url
+from services.common.url_fetch import UrlFetcher, is_public, parse_image_url
 
 BODY = b"image bytes " * 100
 
