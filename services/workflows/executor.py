@@ -24,7 +24,7 @@ from services.workflows.blocks.base import ELEMENT, ModelRunner, RunContext
 from services.workflows.blocks.flow import GATE
 from services.workflows.compiler import Compiled, CompiledStep, Lit, Ref, literal_ok
 from services.workflows.data import Failed, WImage
-from services.workflows.metrics import ELEMENT_FAILURES, STEP_SECONDS
+from services.workflows.metrics import STEP_SECONDS
 
 log = logging.getLogger("fleet.workflows")
 
@@ -158,7 +158,6 @@ def _check_failures(step: CompiledStep, failed: list[FleetError], count: int) ->
             raise exc
     if len(failed) == count:
         raise failed[0]
-    ELEMENT_FAILURES.labels(step.block.id).inc(len(failed))
     log.info("workflow elements failed alone", extra={"step": step.name, "block": step.block.id,
                                                       "failed": len(failed), "elements": count})
 

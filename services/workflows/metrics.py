@@ -19,9 +19,6 @@ RUN_SECONDS = Histogram("fleet_workflow_run_seconds", "Duration of successful wo
 STEP_SECONDS = Histogram("fleet_workflow_step_seconds", "Duration of workflow steps that succeeded, by block type.",
                          ["block"], buckets=STEP_BUCKETS)
 
-ELEMENT_FAILURES = Counter("fleet_workflow_element_failures_total", "Elements (input images, crops) whose branch "
-                           "failed on its own while the run went on, by block type.", ["block"])
-
 
 def workflow_label(workflow: str) -> str:
     return WORKFLOW_LABELS(workflow)

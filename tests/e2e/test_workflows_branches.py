@@ -112,27 +112,35 @@ def test_a_drawing_on_an_image_that_cannot_be_decoded_fails_only_that_branch(htt
 
 
 def test_a_crop_whose_own_item_fails_fails_only_that_crops_branch(http: httpx.Client, scene: bytes) -> None:
-    """Per crop, CLIP compares with texts that come from that crop (the class names found again inside it): a crop
-    where nothing is found again has no texts, which fails that crop alone; the other crops are compared."""
-    definition = {"version": "1.0", "inputs": [IMAGE], "steps": [
+    """Per crop, CLIP compares with texts that come from that crop (the class names found again inside it above a
+    confidence): a crop where nothing is found has no texts, which fails that crop alone; the others are compared."""
+    definition = {"version": "1.0", "inputs": [IMAGE, {"type": "WorkflowParameter", "name": "sure"}], "steps": [
         detect(0.5),
         {"type": "DynamicCrop", "name": "crop", "images": "$inputs.image", "predictions": "$steps.det.predictions"},
-        {**detect(0.6, name="again"), "images": "$steps.crop.crops"},
-        {"type": "PropertyDefinition", "name": "names", "data": "$steps.again.predictions",
+        {**detect(0.3, name="again"), "images": "$steps.crop.crops"},
+        {"type": "DetectionsFilter", "name": "sure", "predictions": "$steps.again.predictions",
+         "operations": [{"type": "DetectionsFilter", "filter_operation": {
+             "type": "BinaryStatement", "left_operand": {"type": "DynamicOperand", "operations": [
+                 {"type": "ExtractDetectionProperty", "property_name": "confidence"}]},
+             "comparator": {"type": "(Number) >="},
+             "right_operand": {"type": "DynamicOperand", "operand_name": "sure"}}}],
+         "operations_parameters": {"sure": "$inputs.sure"}},
+        {"type": "PropertyDefinition", "name": "names", "data": "$steps.sure.predictions",
          "operations": [{"type": "DetectionsPropertyExtract", "property_name": "class_name"}]},
         {"type": "ClipComparison", "name": "clip", "images": "$steps.crop.crops", "texts": "$steps.names.output"},
     ], "outputs": [{"type": "JsonField", "name": n, "selector": s} for n, s in [
-        ("names", "$steps.names.output"), ("clip", "$steps.clip.similarity")]]}
-    (out,) = run(http, definition, b64(scene))["outputs"]
-    assert len(out["names"]) == len(out["clip"]) > 1
-    outcomes = set()
+        ("again", "$steps.again.predictions"), ("names", "$steps.names.output"), ("clip", "$steps.clip.similarity")]]}
+    (first,) = run(http, definition, b64(scene), sure=0.0)["outputs"]
+    best = [max((p["confidence"] for p in a["predictions"]), default=0.0) for a in first["again"]]
+    assert len(best) > 1 and max(best) > min(best), best
+    (out,) = run(http, definition, b64(scene), sure=(max(best) + min(best)) / 2)["outputs"]
+    assert len(out["names"]) == len(out["clip"]) == len(best)
     for names, clip in zip(out["names"], out["clip"]):
         if names:
-            assert isinstance(clip, list) and len(clip) == len(names)
+            assert isinstance(clip, list) and len(clip) == len(names) and all(-1 <= s <= 1 for s in clip)
         else:
             assert "texts" in error_of(clip, "clip")
-        outcomes.add(bool(names))
-    assert outcomes == {True, False}, out["names"]  # this scene has crops of both kinds
+    assert {bool(n) for n in out["names"]} == {True, False}  # crops of both kinds, each answered its own way
 
 
 def test_run_wide_errors_still_fail_the_run_and_describe_says_each_blocks_scope(http: httpx.Client,
