@@ -116,7 +116,12 @@ class WorkflowEngine:
             except FleetError as exc:
                 raise _renamed(exc, f"input {name!r} image {i}: ") from None
 
-        fetched = await asyncio.gather(*(one(*w) for w in wanted))
+        tasks = [asyncio.ensure_future(one(*w)) for w in wanted]
+        try:
+            fetched = await asyncio.gather(*tasks)
+        finally:  # one failed: the others are not waited for
+            for task in tasks:
+                task.cancel()
         for (name, i, _), data in zip(wanted, fetched):
             sent[name][i] = inference_pb2.Image(encoded=data)
 
