@@ -94,6 +94,14 @@ class GatewaySettings(ServiceSettings):
     workflow_max_images: int = Field(16, ge=1, description="Most images one workflow run takes per image input.")
     workflow_max_crops_per_image: int = Field(256, ge=1, description="Most crops a workflow step cuts from one image.")
     workflow_cpu_threads: int = Field(4, ge=1, description="Threads for workflow CPU work (decoding, crops, drawing).")
+    url_input_enabled: bool = Field(True, description="Fetch workflow image inputs sent by http(s) URL (Infer's URLs "
+                                                     "are fetched by the workers: FLEET_WORKER_URL_*).")
+    url_allow_private: bool = Field(False, description="Allow workflow image URLs that resolve to loopback or private "
+                                                       "addresses.")
+    url_timeout_s: float = Field(10.0, gt=0, description="Deadline for fetching a workflow image URL: resolution, "
+                                                         "connection, redirects and the whole body.")
+    url_hosts: str = Field("", description="Comma-separated hosts workflow image URLs may name, every redirect "
+                                           "included ('.example.com': the domain and its subdomains; empty: any host).")
     oip_enabled: bool = Field(True, description="Serve the Open Inference Protocol (inference.GRPCInferenceService) "
                                                 "on the gRPC port.")
 

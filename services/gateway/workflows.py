@@ -8,7 +8,9 @@ from typing import Any
 
 from fleet.internal.v1 import descriptor_pb2
 from fleet.v1 import inference_pb2
-from services.common.errors import DeadlineExceeded
+from services.common.errors import DeadlineExceeded, FleetError
+from services.common.rpc_errors import error_of
+from services.common.url_fetch import UrlFetcher
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 from services.gateway.settings import GatewaySettings
@@ -16,9 +18,13 @@ from services.workflows.engine import ImageOf, Limits, WorkflowEngine
 
 
 def engine_of(settings: GatewaySettings) -> WorkflowEngine:
+    """The gateway's engine; image URLs in workflow inputs are fetched here (a run decodes, crops and draws on
+    its images itself), vetted as the workers vet ``Infer``'s (``FLEET_GATEWAY_URL_*``)."""
+    urls = UrlFetcher(settings.url_input_enabled, settings.url_allow_private, settings.url_timeout_s,
+                      settings.max_message_bytes, hosts=tuple(settings.url_hosts.split(",")))
     return WorkflowEngine(Limits(settings.workflow_max_steps, settings.workflow_max_definition_bytes,
                                  settings.workflow_max_images, settings.workflow_max_crops_per_image,
-                                 settings.workflow_cpu_threads))
+                                 settings.workflow_cpu_threads), urls.fetch)
 
 
 class CallerModels:
@@ -34,10 +40,15 @@ class CallerModels:
             self._models[model_id] = await self.gateway.model(self.caller, model_id)
         return self._models[model_id]
 
-    async def infer(self, model: descriptor_pb2.ModelDescriptor, images: list[inference_pb2.Image],
-                    parameters: inference_pb2.InferenceParameters) -> list[inference_pb2.InferResponse]:
-        return await self.gateway.infer_images(self.caller, model, images, parameters, self._remaining())
-
+    async def infer_each(self, model: descriptor_pb2.ModelDescriptor, images: list[inference_pb2.Image],
+                         parameters: inference_pb2.InferenceParameters,
+                         ) -> list[inference_pb2.InferResponse | FleetError]:
+        """One image as ``Infer`` (its error raised); several as one ``InferBatch``, each item's error kept."""
+        if len(images) == 1:
+            return await self.gateway.infer_images(self.caller, model, images, parameters, self._remaining())
+        reply = await self.gateway.infer_batch(self.caller, inference_pb2.InferBatchRequest(
+            model_id=model.model_id, images=images, parameters=parameters), self._remaining(), model)
+        return [error_of(item.error) if item.HasField("error") else item.response for item in reply.items]
 
     async def infer_request(self, model: descriptor_pb2.ModelDescriptor,
                             request: inference_pb2.InferRequest) -> inference_pb2.InferResponse:

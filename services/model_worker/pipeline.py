@@ -33,7 +33,7 @@ from services.model_worker.processing.decode import ImageLimits
 from services.model_worker.processing.params import InferenceParams, ResolvedParams
 from services.model_worker.processing.postprocess import postprocess
 from services.model_worker.processing.preprocess import Transform, decode_reduction, preprocess
-from services.model_worker.url_fetch import UrlFetcher
+from services.common.url_fetch import UrlFetcher
 from services.model_worker.visualize import render
 
 

@@ -30,7 +30,7 @@ from services.model_worker.runtime import CPU, CUDA, RuntimeOptions
 from services.model_worker.task_runtime import TaskRuntime
 from services.model_worker.servicer import SERVICE_NAME, WorkerServicer
 from services.model_worker.settings import WorkerSettings
-from services.model_worker.url_fetch import UrlFetcher
+from services.common.url_fetch import UrlFetcher
 from services.model_worker.worker import Worker
 from services.registry.client import RegistryClient
 
@@ -73,7 +73,7 @@ def build(settings: WorkerSettings) -> Service:
     pipeline = Pipeline(
         manager, cpu_pool, ImageLimits(settings.max_image_pixels, settings.max_image_side),
         UrlFetcher(settings.url_input_enabled, settings.url_allow_private, settings.url_timeout_s,
-                   settings.max_message_bytes),
+                   settings.max_message_bytes, hosts=tuple(settings.url_hosts.split(","))),
         DecodeBudget(settings.decode_budget, settings.decode_budget_wait_s),
         reduced_decode=settings.jpeg_reduced_decode,
     )

@@ -118,6 +118,10 @@ class WorkerSettings(ServiceSettings):
     url_timeout_s: float = Field(
         10.0, gt=0, description="Deadline for fetching an image URL: resolution, connection, redirects and the whole body.",
     )
+    url_hosts: str = Field(
+        "", description="Comma-separated hosts image URLs may name, every redirect included ('.example.com': the "
+                        "domain and its subdomains; empty: any host).",
+    )
     artifact_schemes: str = Field(
         "file,http,https", description="Comma-separated artifact URI schemes this worker accepts (of file, http, https).",
     )

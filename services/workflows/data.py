@@ -126,6 +126,19 @@ def shifted(p: Json, dx: float, dy: float) -> Json:
     return q
 
 
+@dataclass(frozen=True)
+class Failed:
+    """An element (an input image's, or a crop's, branch) whose step failed on it alone: it stands in for the
+    step's outputs there and for every later step's that reads them; answered as ``{"error": {...}}``."""
+
+    step: str
+    status: str  # the gRPC code's name
+    message: str
+
+    def json(self, parent_coordinates: bool = False) -> Json:
+        return {"error": {"step": self.step, "status": self.status, "message": self.message}}
+
+
 @dataclass
 class Classification:
     """A classifier's answer on one image, in Roboflow's JSON shape."""

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from fleet.v1 import inference_pb2, model_pb2
-from services.common.errors import InvalidArgument, InvalidImage
+from services.common.errors import FleetError, InvalidArgument, InvalidImage
 from services.common.grpc_metrics import OK, code_of
 from services.workflows.blocks.base import ModelRunner
 from services.workflows.compiler import Compiled, Compiler
@@ -19,6 +20,7 @@ from services.workflows.metrics import RUN_SECONDS, RUNS, workflow_label
 from services.workflows.serialize import to_json
 
 ImageOf = Callable[[Any], inference_pb2.Image]  # an edge's image value -> fleet.v1.Image
+FetchUrl = Callable[[str], Awaitable[bytes]]  # an image URL -> its bytes (vetted, bounded: common.url_fetch)
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,9 @@ class TooManyImages(InvalidArgument):
 
 
 class WorkflowEngine:
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, fetch_url: FetchUrl | None = None) -> None:
         self.limits = limits or Limits()
+        self.fetch_url = fetch_url  # None: image URLs are refused
         self.compiler = Compiler(self.limits.max_steps, self.limits.max_definition_bytes)
         self.pool = ThreadPoolExecutor(self.limits.cpu_threads, thread_name_prefix="workflow-cpu")
 
@@ -53,7 +56,7 @@ class WorkflowEngine:
         started = time.perf_counter()
         try:
             compiled = self.compiler.compile(definition)
-            images, params = self._inputs(compiled, inputs, image_of)
+            images, params = await self._inputs(compiled, inputs, image_of)
             run = Run(compiled, images, params, models, self.pool, self.limits.max_crops_per_image)
             await run.execute()
             leave_out = set(excluded)
@@ -66,9 +69,9 @@ class WorkflowEngine:
         RUN_SECONDS.observe(time.perf_counter() - started)
         return outputs
 
-    def _inputs(self, compiled: Compiled, inputs: dict[str, Any],
-                image_of: ImageOf) -> tuple[dict[str, list[WImage]], dict[str, Any]]:
-        images: dict[str, list[WImage]] = {}
+    async def _inputs(self, compiled: Compiled, inputs: dict[str, Any],
+                      image_of: ImageOf) -> tuple[dict[str, list[WImage]], dict[str, Any]]:
+        sent: dict[str, list[inference_pb2.Image]] = {}
         params: dict[str, Any] = {}
         for item in compiled.inputs:
             if not item.image:
@@ -89,12 +92,45 @@ class WorkflowEngine:
             if len(values) > self.limits.max_images:
                 raise TooManyImages(f"input {item.name!r} carries {len(values)} images; at most "
                                     f"{self.limits.max_images} per run")
-            images[item.name] = [_root(image_of(v), item.name) for v in values]
-        sizes = {len(v) for v in images.values()}
+            sent[item.name] = [image_of(v) for v in values]
+        sizes = {len(v) for v in sent.values()}
         if len(sizes) > 1:
             counts = ", ".join(map(str, sorted(sizes)))
             raise InvalidArgument(f"image inputs carry different numbers of images ({counts}); send as many in each")
-        return images, params
+        await self._fetch_urls(sent)
+        return {name: [_root(image, name) for image in values] for name, values in sent.items()}, params
+
+    async def _fetch_urls(self, sent: dict[str, list[inference_pb2.Image]]) -> None:
+        """Images sent by URL, fetched at once (each input image once per run) and replaced by their bytes. A URL
+        that cannot be fetched fails the run, the input and image named, with the fetcher's own status."""
+        wanted = [(name, i, image.url) for name, values in sent.items() for i, image in enumerate(values)
+                  if image.WhichOneof("source") == "url"]
+        if not wanted:
+            return
+        if self.fetch_url is None:
+            raise InvalidImage(f"input {wanted[0][0]!r}: this service does not fetch image URLs; send the bytes")
+
+        async def one(name: str, i: int, url: str) -> bytes:
+            try:
+                return await self.fetch_url(url)
+            except FleetError as exc:
+                raise _renamed(exc, f"input {name!r} image {i}: ") from None
+
+        tasks = [asyncio.ensure_future(one(*w)) for w in wanted]
+        try:
+            fetched = await asyncio.gather(*tasks)
+        finally:  # one failed: the others are not waited for
+            for task in tasks:
+                task.cancel()
+        for (name, i, _), data in zip(wanted, fetched):
+            sent[name][i] = inference_pb2.Image(encoded=data)
+
+
+def _renamed(exc: FleetError, prefix: str) -> FleetError:
+    try:
+        return type(exc)(prefix + exc.message)
+    except TypeError:
+        return InvalidArgument(prefix + exc.message)
 
 
 def _root(image: inference_pb2.Image, name: str) -> WImage:
@@ -117,8 +153,8 @@ def _root(image: inference_pb2.Image, name: str) -> WImage:
         root = WImage.root(b"", raw.width, raw.height)
         root.pixels = np.ascontiguousarray(pixels)
         return root
-    raise InvalidImage(f"input {name!r}: workflow images must be sent as encoded bytes (base64) or raw pixels; "
-                       "URLs are not fetched")
+    raise InvalidImage(f"input {name!r}: workflow images must be sent as encoded bytes (base64), a URL or raw "
+                       "pixels")
 
 
 def _outputs(run: Run, excluded: set[str]) -> list[dict[str, Any]]:

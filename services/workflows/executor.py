@@ -3,7 +3,9 @@
 A step sees all its elements of the run at once (every image, or every crop of every image), so a model
 step answers them in one batched call. An element whose inputs were skipped (continue-if, or a skipped
 parent) is skipped too and answers null. A failing step fails the run with its error's own status, the step
-named in the message.
+named in the message; a block whose failure scope is ``ELEMENT`` may fail an element alone (its own
+INVALID_ARGUMENT error): that element becomes a ``Failed`` marker, which every later step reading it passes
+on instead of running, unless every element of the step failed (then the run fails with the first error).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Any
 from services.common import tracing
 from services.common.errors import FleetError, Internal, InvalidArgument
 from services.workflows import nesting
-from services.workflows.blocks.base import ModelRunner, RunContext
+from services.workflows.blocks.base import ELEMENT, ModelRunner, RunContext
 from services.workflows.blocks.flow import GATE
 from services.workflows.compiler import Compiled, CompiledStep, Lit, Ref, literal_ok
-from services.workflows.data import WImage
+from services.workflows.data import Failed, WImage
 from services.workflows.metrics import STEP_SECONDS
 
 log = logging.getLogger("fleet.workflows")
@@ -111,17 +113,27 @@ class Run:
             if step.gate else None
         index = {id(ref): leaves for _, ref, leaves in batch}
         active, items = [], []
+        results: list[Any] = [None] * count
         for i in range(count):
+            lost = [leaves[i] for _, _, leaves in batch if isinstance(leaves[i], Failed)]
+            if gate is not None and isinstance(gate[i], Failed):
+                lost.append(gate[i])
+            if lost:  # an element that failed upstream: its branch answers that failure
+                results[i] = lost[0]
+                continue
             if any(leaves[i] is None for _, _, leaves in batch) or (gate is not None and not gate[i]):
                 continue
             active.append(i)
             items.append({k: self._value(a, index, i) for k, a in step.args.items()})
-        results: list[Any] = [None] * count
         if items:
             ctx = RunContext(step.name, self.models, self.cpu, self.max_crops_per_image)
             answered = await step.block.run(ctx, step.config, items)
+            _check_failures(step, [out for out in answered if isinstance(out, FleetError)], len(items))
             for i, out in zip(active, answered):
-                results[i] = _split(out) if step.block.adds_dimension else out
+                if isinstance(out, FleetError):
+                    results[i] = Failed(step.name, out.code.name, _named(out, step.name).message)
+                else:
+                    results[i] = _split(out) if step.block.adds_dimension else out
         if not batch:
             return results
         return nesting.rebuild(template, step.dim, iter(results))
@@ -134,6 +146,20 @@ class Run:
         if isinstance(arg, list):
             return [self._value(a, index, i) for a in arg]
         return {k: self._value(a, index, i) for k, a in arg.items()}
+
+
+def _check_failures(step: CompiledStep, failed: list[FleetError], count: int) -> None:
+    """Elements failed alone: allowed for an ``ELEMENT``-scoped block's INVALID_ARGUMENT errors while some element
+    of the step succeeded; anything else fails the run (the first such error)."""
+    if not failed:
+        return
+    for exc in failed:
+        if step.block.failure_scope != ELEMENT or not isinstance(exc, InvalidArgument):
+            raise exc
+    if len(failed) == count:
+        raise failed[0]
+    log.info("workflow elements failed alone", extra={"step": step.name, "block": step.block.id,
+                                                      "failed": len(failed), "elements": count})
 
 
 def _refs(arg: Any) -> list[Ref]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from services.workflows.blocks.flow import GATE
-from services.workflows.data import Classification, Detections, WImage
+from services.workflows.data import Classification, Detections, Failed, WImage
 
 JPEG_QUALITY = 90
 
@@ -22,7 +22,7 @@ def jpeg(pixels: np.ndarray) -> bytes:
 
 def to_json(value: Any, parent: bool) -> Any:
     """A value as JSON (runs in the CPU pool: images are encoded here)."""
-    if isinstance(value, Detections | Classification):
+    if isinstance(value, Detections | Classification | Failed):
         return value.json(parent)
     if isinstance(value, WImage):
         data = value.encoded if value.pixels is None else jpeg(value.pixels)

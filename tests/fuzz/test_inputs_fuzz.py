@@ -22,7 +22,7 @@ from services.common.model_spec import ModelSpec
 from services.model_worker.converters import params_from_proto
 from services.model_worker.processing.decode import ImageLimits, decode_bytes, decode_raw
 from services.model_worker.processing.params import InferenceParams
-from services.model_worker.url_fetch import UrlFetcher
+from services.common.url_fetch import UrlFetcher
 from tests.fuzz.strategies import class_names, examples, floats, hostile_bytes, hostile_urls
 
 pytestmark = pytest.mark.fuzz

@@ -14,7 +14,7 @@ import pytest
 
 from services.common.errors import DeadlineExceeded, InvalidArgument, InvalidImage
 from services.local.dev_tls import issue_ca, issue_cert, write_cert, write_key
-from services.model_worker.url_fetch import UrlFetcher, is_public, parse_image_url
+from services.common.url_fetch import UrlFetcher, is_public, parse_image_url
 
 BODY = b"image bytes " * 100
 
@@ -144,6 +144,19 @@ async def test_https_keeps_the_name_for_sni_and_certificate_checks(tmp_path) -> 
             await wrong.fetch(f"https://other.invalid:{site.port}/img")
     finally:
         site.stop()
+
+
+async def test_only_hosts_on_the_allow_list_are_fetched_every_redirect_included(site: Site) -> None:
+    resolver = Resolver({"img.example.invalid": ["127.0.0.1"], "example.invalid": ["127.0.0.1"],
+                         "other.invalid": ["127.0.0.1"]})
+    allowed = UrlFetcher(True, True, 5.0, 1 << 20, resolver=resolver, hosts=(".example.invalid", " 127.0.0.1 "))
+    for host in ("img.example.invalid", "example.invalid", "127.0.0.1"):
+        assert await allowed.fetch(f"http://{host}:{site.port}/img") == BODY
+    for url in (f"http://other.invalid:{site.port}/img", f"http://localhost:{site.port}/img",
+                f"http://127.0.0.1:{site.port}/to?http://other.invalid:{site.port}/img"):  # a redirect off the list
+        with pytest.raises(InvalidArgument, match="allow-list"):
+            await allowed.fetch(url)
+    assert await fetcher(resolver).fetch(f"http://other.invalid:{site.port}/img") == BODY  # no list: any host
 
 
 async def test_a_name_resolving_to_any_private_address_is_refused() -> None:

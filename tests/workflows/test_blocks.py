@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common.errors import InvalidArgument
+from services.common.errors import InvalidArgument, InvalidImage
 from services.workflows import kinds
+from services.workflows.blocks import describe
 from services.workflows.blocks.base import RunContext
 from services.workflows.blocks.consensus import DetectionsConsensus
 from services.workflows.blocks.crop import DynamicCrop
@@ -69,6 +70,27 @@ async def test_too_many_crops_of_one_image_is_refused(image: WImage) -> None:
     found = detections(image, *(box("red", 10 + i, 10, 4, 4) for i in range(3)))
     with pytest.raises(InvalidArgument, match="3 crops of one image; at most 2"):
         await DynamicCrop().run(ctx(max_crops=2), None, [{"images": image, "predictions": found}])
+
+
+async def test_an_image_that_cannot_be_decoded_fails_only_its_own_crops_and_drawing(image: WImage) -> None:
+    broken = WImage.root(b"\x89PNG\r\n\x1a\n" + b"\0" * 40, 0, 0)
+    found, nothing = detections(image, box("red", 50, 30, 40, 20)), detections(broken, box("red", 50, 30, 40, 20))
+    bad, good = await DynamicCrop().run(ctx(), None, [{"images": broken, "predictions": nothing},
+                                                      {"images": image, "predictions": found}])
+    assert isinstance(bad, InvalidImage) and "could not be decoded" in bad.message
+    assert len(good["crops"]) == 1
+    drawn = await BoundingBoxVisualization().run(ctx(), None, [
+        {"image": broken, "predictions": nothing, "copy_image": True, "thickness": 2},
+        {"image": image, "predictions": found, "copy_image": True, "thickness": 2}])
+    assert isinstance(drawn[0], InvalidImage) and drawn[1]["image"].pixels.shape == (100, 200, 3)
+
+
+def test_every_block_declares_its_failure_scope() -> None:
+    scopes = {b["type"]: b["failure_scope"] for b in describe()}
+    assert {s["scope"] for s in scopes.values()} == {"run", "element"}
+    assert all(s["meaning"] for s in scopes.values())
+    assert scopes["roboflow_core/roboflow_classification_model@v1"]["scope"] == "element"
+    assert scopes["roboflow_core/detections_consensus@v1"]["scope"] == "run"
 
 
 async def test_filter_by_class_confidence_and_size_with_and_or(image: WImage) -> None:

@@ -4,6 +4,11 @@ A parameter accepts literals of some Python types and/or selectors: ``$inputs.<p
 literals, ``$inputs.<image>`` / ``$steps.<step>.<output>`` where it names ``kinds``. A block's ``run`` gets
 the elements of one step (every image, or every crop, of the run at once: model blocks answer them in one
 batched call) and answers one dict of outputs per element.
+
+A block declares how far its failures reach (``failure_scope``): ``RUN`` (the default) — whatever it raises fails
+the run; ``ELEMENT`` — it may answer an element's own error (an ``INVALID_ARGUMENT`` ``FleetError`` in that
+element's place: its image or crop cannot be decoded, or the worker refused that one item), which fails only
+that element's branch. What it raises still fails the run.
 """
 
 from __future__ import annotations
@@ -14,9 +19,18 @@ from typing import Any, ClassVar, Protocol
 
 from fleet.internal.v1 import descriptor_pb2
 from fleet.v1 import inference_pb2
+from services.common.errors import FleetError
 
 Json = dict[str, Any]
 Item = dict[str, Any]
+RUN, ELEMENT = "run", "element"  # failure scopes
+FAILURE_SCOPES = {
+    RUN: "a failure of this step fails the run (its status, the step named)",
+    ELEMENT: "an item's own INVALID_ARGUMENT error (its image or crop cannot be decoded, is outside the limits, or "
+             "the worker refused that item) fails only that image's or crop's branch: its outputs answer "
+             "{\"error\": {\"step\", \"status\", \"message\"}}; the run fails when every element of the step failed, "
+             "and any other error (unknown model, auth, deadline, capacity) fails the run",
+}
 
 
 @dataclass(frozen=True)
@@ -39,8 +53,12 @@ class ModelRunner(Protocol):
 
     async def model(self, model_id: str) -> descriptor_pb2.ModelDescriptor: ...
 
-    async def infer(self, model: descriptor_pb2.ModelDescriptor, images: list[inference_pb2.Image],
-                    parameters: inference_pb2.InferenceParameters) -> list[inference_pb2.InferResponse]: ...
+    async def infer_each(self, model: descriptor_pb2.ModelDescriptor, images: list[inference_pb2.Image],
+                         parameters: inference_pb2.InferenceParameters,
+                         ) -> list[inference_pb2.InferResponse | FleetError]:
+        """Each image's response or its own error (several images: one batched call); the call's error, and a
+        single image's, is raised."""
+        ...
 
     async def infer_request(self, model: descriptor_pb2.ModelDescriptor,
                             request: inference_pb2.InferRequest) -> inference_pb2.InferResponse:
@@ -71,17 +89,21 @@ class Block:
     needs_pixels: ClassVar[bool] = False
     #: Parameters Roboflow's manifest has that this block accepts and ignores (active learning, ...).
     ignored: ClassVar[tuple[str, ...]] = ()
+    #: How far a failure reaches (``RUN``, ``ELEMENT``: see the module's docstring and ``FAILURE_SCOPES``).
+    failure_scope: ClassVar[str] = RUN
 
     def check(self, step: str, literals: dict[str, Any]) -> Any:
         """Validate the step's literal parameters (``InvalidWorkflow`` naming the step and field); the value
         returned is kept in the compiled step and handed to ``run`` as ``config``."""
         return None
 
-    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
+    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item | FleetError]:
+        """One dict of outputs per item (an ``ELEMENT``-scoped block: or the item's own ``FleetError``)."""
         raise NotImplementedError
 
     def describe(self) -> Json:
         return {"type": self.id, "aliases": list(self.aliases), "summary": self.summary,
                 "parameters": {n: p.describe() for n, p in self.params.items()},
                 "outputs": [{"name": n, "kind": k} for n, k in self.outputs.items()],
-                "adds_dimension": self.adds_dimension}
+                "adds_dimension": self.adds_dimension,
+                "failure_scope": {"scope": self.failure_scope, "meaning": FAILURE_SCOPES[self.failure_scope]}}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.errors import InvalidArgument
+from services.common.errors import FleetError, InvalidArgument, InvalidImage
 from services.workflows import kinds
-from services.workflows.blocks.base import Block, Item, Param, RunContext
+from services.workflows.blocks.base import ELEMENT, Block, Item, Param, RunContext
 from services.workflows.data import Detections, WImage, xyxy
 
 
@@ -22,16 +22,21 @@ class DynamicCrop(Block):
     outputs = {"crops": kinds.IMAGE}
     adds_dimension = True
     needs_pixels = True
+    failure_scope = ELEMENT  # an image that cannot be decoded fails only its crops' branch
 
-    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
-        out = []
+    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item | FleetError]:
+        out: list[Item | FleetError] = []
         for item in items:
             image: WImage = item["images"]
             detections: Detections = item["predictions"]
             if len(detections.predictions) > ctx.max_crops_per_image:
                 raise InvalidArgument(f"{len(detections.predictions)} crops of one image; at most "
                                       f"{ctx.max_crops_per_image} are allowed (filter the detections first)")
-            pixels = await image.array(ctx.cpu)
+            try:
+                pixels = await image.array(ctx.cpu)
+            except InvalidImage as exc:
+                out.append(exc)
+                continue
             out.append({"crops": await ctx.cpu(cut, image, pixels, detections.predictions)})
         return out
 

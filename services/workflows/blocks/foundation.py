@@ -10,11 +10,11 @@ import asyncio
 from typing import Any
 
 from fleet.v1 import inference_pb2
-from services.common.errors import InvalidArgument
+from services.common.errors import FleetError, InvalidArgument
 from services.tasks import registry as tasks
 from services.workflows import kinds
-from services.workflows.blocks.base import Block, Item, Param, RunContext
-from services.workflows.blocks.models import BATCH
+from services.workflows.blocks.base import ELEMENT, Block, Item, Param, RunContext
+from services.workflows.blocks.models import infer_each
 from services.workflows.data import Detections, WImage
 
 CLIP_MODEL, OCR_MODEL = "clip", "pp-ocr"
@@ -42,9 +42,16 @@ class ClipComparison(Block):
     }
     outputs = {"similarity": kinds.LIST, "parent_id": kinds.STRING, "root_parent_id": kinds.STRING,
                "prediction_type": kinds.STRING}
+    failure_scope = ELEMENT
 
-    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
+    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item | FleetError]:
         model = await _model(ctx, str(items[0]["model_id"] or CLIP_MODEL), "embedding")
+
+        async def each(item: Item) -> Item | FleetError:
+            try:
+                return await one(item)
+            except InvalidArgument as exc:  # this item's own (the others' may succeed; all failing fails the run)
+                return exc
 
         async def one(item: Item) -> Item:
             texts = item["texts"]
@@ -58,7 +65,7 @@ class ClipComparison(Block):
                     "parent_id": image.image_id, "root_parent_id": image.root_id,
                     "prediction_type": "embeddings-comparison"}
 
-        return list(await asyncio.gather(*(one(item) for item in items)))
+        return list(await asyncio.gather(*(each(item) for item in items)))
 
 
 class OcrModel(Block):
@@ -72,17 +79,16 @@ class OcrModel(Block):
     }
     outputs = {"result": kinds.STRING, "predictions": kinds.OBJECT_DETECTION, "parent_id": kinds.STRING,
                "root_parent_id": kinds.STRING, "prediction_type": kinds.STRING}
+    failure_scope = ELEMENT
 
-    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
+    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item | FleetError]:
         model = await _model(ctx, str(items[0]["model_id"] or OCR_MODEL), "ocr")
         images: list[WImage] = [item["images"] for item in items]
-        chunks = [images[i:i + BATCH] for i in range(0, len(images), BATCH)]
-        answers = await asyncio.gather(*(ctx.models.infer(model, [im.message() for im in chunk],
-                                                          inference_pb2.InferenceParameters()) for chunk in chunks))
-        out = []
-        for image, response in zip(images, [r for chunk in answers for r in chunk]):
-            if not image.width:
-                image.width, image.height = response.image_width, response.image_height
+        out: list[Item | FleetError] = []
+        for image, response in zip(images, await infer_each(ctx, model, images, inference_pb2.InferenceParameters())):
+            if isinstance(response, FleetError):
+                out.append(response)
+                continue
             body = tasks.of_response(response).roboflow_json(response)
             out.append({"result": body["result"], "parent_id": image.image_id, "root_parent_id": image.root_id,
                         "predictions": Detections(image, body["predictions"], kinds.OBJECT_DETECTION,

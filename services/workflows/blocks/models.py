@@ -1,19 +1,22 @@
 """Model blocks: detection, instance segmentation, classification (single, multi-label), keypoints.
 
 A step's elements (every image, or every crop, of the run) go to the fleet as one batched call per 64
-images, through the same routing, batching, copies and failover as ``Infer``.
+images, through the same routing, batching, copies and failover as ``Infer``. An image or crop the worker
+refuses alone (it cannot be decoded, is too small or too large) fails only its branch (``ELEMENT`` scope).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, ClassVar
 
-from services.common.errors import InvalidArgument
+from fleet.v1 import inference_pb2
+from services.common.errors import FleetError, InvalidArgument
 from services.tasks import registry as tasks
 from services.workflows import kinds
-from services.workflows.blocks.base import Block, Item, Param, RunContext
-from services.workflows.data import Classification, Detections
+from services.workflows.blocks.base import ELEMENT, Block, Item, Param, RunContext
+from services.workflows.data import Classification, Detections, WImage
 
 BATCH = 64  # the most images one worker call carries
 
@@ -31,12 +34,30 @@ BOX_PARAMS = {
 IGNORED = ("disable_active_learning", "active_learning_target_dataset")  # Roboflow fields with no use here
 
 
+async def infer_each(ctx: RunContext, model, images: list[WImage],  # noqa: ANN001 - a ModelDescriptor
+                     params: inference_pb2.InferenceParameters) -> list[inference_pb2.InferResponse | FleetError]:
+    """Each image's response or its own error, in batched calls of at most ``BATCH`` images, split evenly (so no
+    call of several carries a lone image, whose error would be the call's); a root image whose header did not
+    say its size takes the worker's."""
+    parts = math.ceil(len(images) / BATCH)
+    size = math.ceil(len(images) / parts)
+    chunks = [images[i:i + size] for i in range(0, len(images), size)]
+    answers = await asyncio.gather(*(ctx.models.infer_each(model, [im.message() for im in chunk], params)
+                                     for chunk in chunks))
+    responses = [r for chunk in answers for r in chunk]
+    for image, response in zip(images, responses):
+        if not image.width and not isinstance(response, FleetError):
+            image.width, image.height = response.image_width, response.image_height
+    return responses
+
+
 class ModelBlock(Block):
     task: ClassVar[str]
     prediction_kind: ClassVar[str]
     ignored = IGNORED
+    failure_scope = ELEMENT
 
-    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
+    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item | FleetError]:
         first = items[0]
         model = await ctx.models.model(str(first["model_id"]))
         actual = tasks.of_model(model).name
@@ -46,14 +67,8 @@ class ModelBlock(Block):
 
         params = inference_parameters(**{k: first.get(k) for k in self.params if k not in ("images", "model_id")})
         images = [item["images"] for item in items]
-        chunks = [images[i:i + BATCH] for i in range(0, len(images), BATCH)]
-        answers = await asyncio.gather(*(ctx.models.infer(model, [im.message() for im in chunk], params)
-                                         for chunk in chunks))
-        responses = [r for chunk in answers for r in chunk]
-        for image, response in zip(images, responses):
-            if not image.width:  # a root image whose header did not say its size
-                image.width, image.height = response.image_width, response.image_height
-        return [self.outputs_of(image, response) for image, response in zip(images, responses)]
+        responses = await infer_each(ctx, model, images, params)
+        return [r if isinstance(r, FleetError) else self.outputs_of(image, r) for image, r in zip(images, responses)]
 
     def body(self, response) -> dict[str, Any]:  # noqa: ANN001
         """The answer's Roboflow JSON (its task's own)."""

@@ -6,8 +6,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from services.common.errors import FleetError, InvalidImage
 from services.workflows import kinds
-from services.workflows.blocks.base import Block, Item, Param, RunContext
+from services.workflows.blocks.base import ELEMENT, Block, Item, Param, RunContext
 from services.workflows.data import Detections, WImage, xyxy
 
 STYLE = ("color_palette", "palette_size", "custom_colors", "color_axis", "roundness", "text_color", "text_scale",
@@ -19,6 +20,7 @@ class Visualization(Block):
     outputs = {"image": kinds.IMAGE}
     ignored = STYLE
     needs_pixels = True
+    failure_scope = ELEMENT  # an image that cannot be decoded fails only its branch
     base_params: ClassVar[dict[str, Param]] = {
         "image": Param("The image to draw on.", kinds=(kinds.IMAGE,), required=True),
         "predictions": Param("What to draw.", kinds=kinds.DETECTIONS, required=True),
@@ -26,12 +28,16 @@ class Visualization(Block):
                             literal=(bool,), default=True),
     }
 
-    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
-        out = []
+    async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item | FleetError]:
+        out: list[Item | FleetError] = []
         for item in items:
             self.check("", item)  # parameters may bring the style: checked as the literals were
             image: WImage = item["image"]
-            pixels = await image.array(ctx.cpu)
+            try:
+                pixels = await image.array(ctx.cpu)
+            except InvalidImage as exc:
+                out.append(exc)
+                continue
             drawn = await ctx.cpu(self._draw, pixels, item["predictions"], item)
             out.append({"image": image.drawn(drawn)})
         return out

@@ -2,12 +2,18 @@
 
 - The URL is parsed by the same parser that makes the request (httpx); anything malformed
   (bad port, brackets, characters, credentials, other schemes) is INVALID_ARGUMENT.
-- The host is resolved once; every address it resolves to must be public (unless the worker
+- The host must be on the allow-list when one is configured (exact names, or ``.example.com`` for a
+  domain and its subdomains), every redirect hop included.
+- The host is resolved once; every address it resolves to must be public (unless the service
   allows private ones), and the connection goes to that vetted address, with the original
   Host header and TLS server name: the name is never resolved a second time (no DNS rebinding).
 - Redirects are followed by hand, each hop parsed, resolved and vetted the same way.
 - One deadline covers the whole fetch (resolution, connection, every hop, the whole body),
   so a server that drips bytes cannot hold a request for longer than ``timeout_s``.
+
+The workers fetch the URLs of ``Infer`` requests; the gateway fetches a workflow's image URLs (a run needs
+the bytes itself: it decodes each image once and may crop or draw on it), each with its own settings of the
+same names (``FLEET_WORKER_URL_*``, ``FLEET_GATEWAY_URL_*``).
 """
 
 from __future__ import annotations
@@ -92,10 +98,18 @@ def _redirect_target(base: httpx.URL, location: str) -> httpx.URL:
     return parse_image_url(joined)
 
 
+def host_allowed(host: str, hosts: tuple[str, ...]) -> bool:
+    """``host`` is on the allow-list (empty: every host): an exact name, or under a ``.domain`` entry."""
+    host = host.lower().rstrip(".")
+    return not hosts or any(host == h or (h.startswith(".") and (host.endswith(h) or host == h[1:]))
+                            for h in hosts)
+
+
 class UrlFetcher:
     def __init__(self, enabled: bool, allow_private: bool, timeout_s: float, max_bytes: int,
-                 resolver: Resolver = resolve) -> None:
+                 resolver: Resolver = resolve, hosts: tuple[str, ...] = ()) -> None:
         self.enabled, self.allow_private = enabled, allow_private
+        self.hosts = tuple(h.strip().lower() for h in hosts if h.strip())
         self.timeout_s, self.max_bytes = timeout_s, max_bytes
         self.resolver = resolver
         self._ssl: ssl.SSLContext | None = None
@@ -113,6 +127,9 @@ class UrlFetcher:
     async def vet(self, url: httpx.URL) -> list[str]:
         """The addresses to connect to for ``url``: all of them allowed, or InvalidArgument."""
         host = url.raw_host.decode("ascii")
+        if not host_allowed(host, self.hosts):
+            raise InvalidArgument(f"image URL host {quoted(host)} is not on this service's URL allow-list "
+                                  "(*_URL_HOSTS); send the image bytes instead")
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
             literal = ipaddress.ip_address(host)
@@ -131,7 +148,7 @@ class UrlFetcher:
             if not self.address_allowed(ipaddress.ip_address(address.split("%", 1)[0])):
                 raise InvalidArgument(
                     f"image URL host {quoted(host)} resolves to a non-public address; "
-                    "send the image bytes instead (or enable private URLs on the worker)"
+                    "send the image bytes instead (or allow private URLs: *_URL_ALLOW_PRIVATE)"
                 )
         return addresses
 
