@@ -182,9 +182,12 @@ class Ownership:
         await self.close()
 
     async def _resumed_by(self, pipeline_id: str, owner: str) -> bool:
-        """The new owner has written a result (a pipeline without frames now has nothing to hand over)."""
+        """The new owner has written a result (a pipeline without frames now has nothing to hand over; one
+        fed only by pushed frames hands over at once: its frames go to the lease's holder)."""
         pipeline = self.running.get(pipeline_id)
         if pipeline is None or pipeline.state in ("paused", "finished"):
+            return True
+        if all(isinstance(reader, PushReader) for reader in pipeline.readers.values()):
             return True
         return await self.sinks.last_replica(pipeline_id) == owner
 
