@@ -160,6 +160,8 @@ def alive_replicas(fleet: LocalFleet) -> list[ServiceProcess]:
 
 def test_frames_pushed_to_another_replica_reach_the_owner_and_survive_its_death(fleet: LocalFleet,
                                                                                 videos: Path) -> None:
+    """Push to the replica that does not run the pipeline: forwarded to the owner; the owner killed, the same
+    stream goes on; the replica pushed to drained, the stream ends with UNAVAILABLE and a new one works."""
     owner, other = alive_replicas(fleet)
     request = pipelines_pb2.CreatePipelineRequest(model_id="shapes-det/1", max_fps=30, results_buffer_size=500,
                                                   sources=[pipelines_pb2.VideoSource(reference="push://phone")])
@@ -187,9 +189,27 @@ def test_frames_pushed_to_another_replica_reach_the_owner_and_survive_its_death(
         pusher.stop()
         assert pusher.error is None, pusher.error  # the client's one stream went on and ended OK
         assert pusher.acks and pusher.acks[-1][0] > resumed
+
+        # SIGTERM the replica the client pushes to (the owner now): the pipeline goes to the other replica at
+        # once, the client's stream ends with UNAVAILABLE, and pushed again (to any replica) frames flow.
+        fresh = fleet.restart(owner.name)
+        pusher = Pusher(other.address, pid, jpegs)
+        wait_for(lambda: len(pusher.acks) >= 5, 30)
+        other.terminate()
+        pusher.thread.join(30)
+        assert pusher.error is not None and pusher.error.code() == grpc.StatusCode.UNAVAILABLE, pusher.error
+        pusher.stop()
+        follower.stop()
+        follower = Follower(fresh.address, pid)
+        pusher = Pusher(fresh.address, pid, jpegs)
+        wait_for(lambda: len(follower.results) >= 5, 30)
+        assert report(stub(fresh.address), TEST_KEY, pid)["owner"] == fresh.name
+        pusher.stop()
+        assert pusher.error is None, pusher.error
     finally:
         pusher.stop()
         follower.stop()
-        stub(other.address).TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=pid),
+        alive = next(p for p in fleet.pipelines_processes if p.alive())
+        stub(alive.address).TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=pid),
                                               metadata=auth(TEST_KEY), timeout=10)
         alive_replicas(fleet)
