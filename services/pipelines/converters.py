@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 from fleet.v1 import pipelines_pb2
-from services.pipelines.requests import NewPipeline
+from services.common.errors import InvalidArgument
+from services.pipelines.requests import NewPipeline, PushItem
 from services.pipelines.spec import PipelineSpec, SourceSpec, Target
 
 
@@ -34,3 +36,13 @@ def result(body: dict) -> pipelines_pb2.PipelineResult:
         source_id=body["source_id"], frame_id=body["frame_id"], captured_at=body["captured_at"],
         completed_at=body["completed_at"], outputs_json=json.dumps(body["outputs"]) if body["outputs"] else "",
         error=body["error"])
+
+
+async def push_items(requests: AsyncIterator[pipelines_pb2.PushFramesRequest]) -> AsyncIterator[PushItem]:
+    """Pushed frames; the pipeline named on the stream's first message holds for those that name none."""
+    pipeline_id = ""
+    async for item in requests:
+        pipeline_id = item.pipeline_id or pipeline_id
+        if not pipeline_id:
+            raise InvalidArgument("the first PushFramesRequest must name the pipeline")
+        yield PushItem(pipeline_id, item.source_id, item.image, item.captured_at or None)

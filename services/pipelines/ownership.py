@@ -3,9 +3,10 @@
 A replica claims pipelines without a live lease (a dead owner's expire after ``ttl_s``) up to its limit;
 on each renewal it applies the pipeline's current definition (desired state, sources) and publishes its
 status report; a lease found lost (another replica owns it) stops the pipeline here. ``drain`` (SIGTERM)
-releases every lease and keeps each pipeline running until another replica holds it and has written a
-result of its own (or a bound passes), then stops it: the handover leaves no gap in the results (a few
-frames may be answered by both replicas meanwhile).
+releases every lease and keeps each pipeline running until another replica holds it and has written
+``HANDOVER_RESULTS`` results of its own (or a bound passes), then stops it: both replicas produce results for
+a few frame intervals, so the new owner is past its first frames (a live source's first keyframe, its first
+batch) before the old one stops, and the handover adds no gap to the results.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from services.pipelines.spec import PipelineSpec, SourceSpec
 from services.pipelines.store import PipelineStore
 
 log = logging.getLogger("fleet.pipelines")
+HANDOVER_RESULTS = 3  # results the new owner writes before a draining replica stops the pipeline
 
 PipelineFactory = Callable[[PipelineSpec], Pipeline]
 ReaderFactory = Callable[[SourceSpec, Pipeline], Reader]
@@ -182,11 +184,15 @@ class Ownership:
         await self.close()
 
     async def _resumed_by(self, pipeline_id: str, owner: str) -> bool:
-        """The new owner has written a result (a pipeline without frames now has nothing to hand over)."""
+        """The new owner has written ``HANDOVER_RESULTS`` results (a pipeline without frames now has nothing
+        to hand over; one fed only by pushed frames hands over at once: its frames go to the lease's holder)."""
         pipeline = self.running.get(pipeline_id)
         if pipeline is None or pipeline.state in ("paused", "finished"):
             return True
-        return await self.sinks.last_replica(pipeline_id) == owner
+        if all(isinstance(reader, PushReader) for reader in pipeline.readers.values()):
+            return True
+        recent = await self.sinks.recent_replicas(pipeline_id, 4 * HANDOVER_RESULTS)
+        return sum(replica == owner for replica in recent) >= HANDOVER_RESULTS
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -22,3 +22,13 @@ class NewPipeline:
     max_fps: float | None = None
     buffer_size: int | None = None
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PushItem:
+    """One frame a client pushes into a pipeline's push source (an encoded image)."""
+
+    pipeline_id: str
+    source_id: str
+    image: bytes
+    captured_at: float | None  # wall-clock seconds of the capture (None: when received)

@@ -15,9 +15,11 @@ from services.common.server import Service
 from services.common.tls import HttpsContexts
 from services.gateway.http.app import HttpServer
 from services.pipelines.access import Access
+from services.pipelines.forwarding import PeerChannels, PushRouter
 from services.pipelines.http_routes import build_app
 from services.pipelines.manager import Limits, PipelineManager
 from services.pipelines.ownership import Ownership
+from services.pipelines.peers import ReplicaDirectory
 from services.pipelines.pipeline import Pipeline
 from services.pipelines.processors import GatewayBatcher, ModelProcessor, WorkflowProcessor
 from services.pipelines.readers import PushReader, Reader, ReaderTiming, VideoReader
@@ -75,16 +77,20 @@ def build(settings: PipelinesSettings) -> Service:
     limits = Limits(settings.max_pipelines_per_workspace, settings.max_sources, settings.max_fps,
                     settings.results_buffer_size, settings.max_results_buffer_size)
     manager = PipelineManager(access, store, sinks, ownership, policy, limits, redis)
+    directory = ReplicaDirectory(redis, store.prefix, replica_id, settings.lease_ttl_s, settings.lease_renew_s)
+    peers = PeerChannels(lambda address: open_channel(address, settings.max_message_bytes, tls))
+    pushes = PushRouter(manager, directory, peers, settings.push_forward_wait_s)
     server_tls = settings.server_tls()
     http = (HttpServer(build_app(manager, access), settings.host, settings.http_port, settings.shutdown_grace_s,
                        HttpsContexts(server_tls).front if server_tls else None)
             if settings.http_enabled else None)
 
     def register(server: grpc.aio.Server) -> None:
-        pipelines_pb2_grpc.add_PipelineServiceServicer_to_server(PipelineServicer(manager, access), server)
+        pipelines_pb2_grpc.add_PipelineServiceServicer_to_server(PipelineServicer(manager, access, pushes), server)
 
     async def startup(port: int) -> None:
         ownership.start()
+        directory.start(settings.advertised(port))  # where other replicas forward frames pushed to them
         if http is not None:
             service.ports["http_port"] = await http.start()
 
@@ -97,6 +103,8 @@ def build(settings: PipelinesSettings) -> Service:
 
     async def shutdown() -> None:
         await ownership.close()
+        await directory.close()
+        await peers.close()
         await registry.close()
         await gateway_channel.close()
         await redis.aclose()

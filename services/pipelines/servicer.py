@@ -5,11 +5,12 @@ from __future__ import annotations
 import grpc
 
 from fleet.v1 import pipelines_pb2, pipelines_pb2_grpc
-from services.common.errors import InvalidArgument, Unauthenticated
+from services.common.errors import Unauthenticated
 from services.common.rpc import rpc, rpc_stream
 from services.gateway.auth import bearer_key
 from services.pipelines import converters
 from services.pipelines.access import Access
+from services.pipelines.forwarding import FORWARDED, PushRouter
 from services.pipelines.manager import PipelineManager
 from services.pipelines.requests import Requester
 from services.pipelines.spec import Desired
@@ -19,8 +20,8 @@ SERVICE_NAME = pipelines_pb2.DESCRIPTOR.services_by_name["PipelineService"].full
 
 
 class PipelineServicer(pipelines_pb2_grpc.PipelineServiceServicer):
-    def __init__(self, manager: PipelineManager, access: Access) -> None:
-        self.manager, self.access = manager, access
+    def __init__(self, manager: PipelineManager, access: Access, pushes: PushRouter) -> None:
+        self.manager, self.access, self.pushes = manager, access, pushes
 
     async def _caller(self, context: grpc.aio.ServicerContext) -> Requester:
         try:
@@ -90,11 +91,6 @@ class PipelineServicer(pipelines_pb2_grpc.PipelineServiceServicer):
     @rpc_stream(SERVICE_NAME)
     async def PushFrames(self, request_iterator, context):  # noqa: N802
         caller = await self._caller(context)
-        pipeline_id = ""
-        async for item in request_iterator:
-            pipeline_id = item.pipeline_id or pipeline_id
-            if not pipeline_id:
-                raise InvalidArgument("the first PushFramesRequest must name the pipeline")
-            frame_id = await self.manager.push_frame(caller, pipeline_id, item.source_id, item.image,
-                                                     item.captured_at or None)
+        forwarded = any(key == FORWARDED for key, _ in context.invocation_metadata() or ())
+        async for frame_id in self.pushes.frames(caller, converters.push_items(request_iterator), forwarded):
             yield pipelines_pb2.PushFramesResponse(frame_id=frame_id)

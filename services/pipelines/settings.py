@@ -48,3 +48,6 @@ class PipelinesSettings(ServiceSettings):
         "", description="Fernet key (urlsafe base64 of 32 bytes) every replica shares: callers' API keys kept with "
                         "their pipelines are stored encrypted with it; empty: stored as they are (development).")
     claim_interval_s: float = Field(0.5, gt=0, description="How often a replica looks for pipelines without owner.")
+    push_forward_wait_s: float = Field(
+        10.0, gt=0, description="How long a frame pushed to a replica that does not run its pipeline waits for a "
+                                "reachable owner (forwarded to it) before the push stream ends with UNAVAILABLE.")

@@ -79,15 +79,13 @@ class ResultSinks:
                 out.append((entry_id, json.loads(body)))
         return out
 
-    async def last_replica(self, pipeline_id: str) -> str:
-        """The replica that wrote the pipeline's latest result ("" when none or Redis is away)."""
+    async def recent_replicas(self, pipeline_id: str, count: int) -> list[str]:
+        """The replicas that wrote the pipeline's latest ``count`` results, newest first ([] when Redis is away)."""
         try:
-            entries = await self.redis.xrevrange(self.stream_key(pipeline_id), count=1)
+            entries = await self.redis.xrevrange(self.stream_key(pipeline_id), count=count)
         except RedisError:
-            return ""
-        for _, fields in entries:
-            return json.loads(fields.get(b"result") or fields.get("result")).get("replica", "")
-        return ""
+            return []
+        return [json.loads(fields.get(b"result") or fields.get("result")).get("replica", "") for _, fields in entries]
 
     async def buffer_dropped(self, pipeline_id: str) -> int:
         try:

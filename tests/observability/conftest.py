@@ -1,6 +1,6 @@
-"""One observed fleet for the module: registry, two workers and a gateway as processes, their spans sent
-by the real OTLP exporter to a receiver on a loopback port, scraped every second by a real Prometheus
-(with the fleet's alert rules loaded); traffic of every kind driven once through it."""
+"""One observed fleet for the module: registry, two workers, a gateway and a video pipelines replica as
+processes, their spans sent by the real OTLP exporter to a receiver on a loopback port, scraped every second
+by a real Prometheus (with the fleet's alert rules loaded); traffic of every kind driven once through it."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ import pytest
 from PIL import Image
 
 from fleet.client import FleetClient, build_request
-from fleet.v1 import gateway_pb2
+from fleet.v1 import gateway_pb2, pipelines_pb2, pipelines_pb2_grpc
 from services.cache.embedded import delete_namespace
 from services.demo.scenes import generate_scene
+from services.demo.video import write_video
 from services.local.processes import LocalFleet
 from tests.artifact_server import ArtifactServer
 from tests.conftest import PACKAGES, TEST_KEY, demo_models, write_catalog
@@ -135,16 +136,38 @@ def drive_traffic(fleet: LocalFleet) -> dict[str, int]:
     return counts
 
 
+def drive_pipeline(fleet: LocalFleet) -> None:
+    """One video pipeline through the pipelines replica, run to its file's end: frames read, processed, and
+    dropped both for the rate (a 30 fps file taken at 10 fps) and from a one-result consume buffer."""
+    metadata = (("authorization", f"Bearer {TEST_KEY}"),)
+    request = pipelines_pb2.CreatePipelineRequest(model_id="shapes-det/1", max_fps=10, results_buffer_size=1,
+                                                  sources=[pipelines_pb2.VideoSource(reference="clip.avi")])
+    with grpc.insecure_channel(fleet.pipelines_processes[0].address) as channel:
+        service = pipelines_pb2_grpc.PipelineServiceStub(channel)
+        pipeline_id = service.CreatePipeline(request, metadata=metadata, timeout=60).pipeline.pipeline_id
+        get = pipelines_pb2.GetPipelineRequest(pipeline_id=pipeline_id)
+        deadline = time.monotonic() + 60
+        while service.GetPipeline(get, metadata=metadata, timeout=10).pipeline.state != "finished":
+            assert time.monotonic() < deadline, "the pipeline did not reach its file's end"
+            time.sleep(0.5)
+        service.TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=pipeline_id),
+                                  metadata=metadata, timeout=30)
+
+
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Observed]:
     tmp = tmp_path_factory.mktemp("observed")
     churn = [{"id": f"churn-{i:02d}/1", "workspace": "demo", "package": str(PACKAGES / "shapes-cls")}
              for i in range(CHURN_MODELS)]
     catalog = write_catalog(tmp / "catalog.yaml", demo_models() + churn)
+    videos = tmp / "videos"
+    videos.mkdir()
+    write_video(videos / "clip.avi", 45, fps=30)
     namespace = f"obs-{uuid.uuid4().hex[:10]}"
     otlp = OtlpReceiver().start()
     upstream = ArtifactServer().start()  # the registry's upstream model source: knows no model (404)
-    fleet = LocalFleet(redis_url, catalog, workers=2, namespace=namespace, state_dir=tmp / "run", env={
+    fleet = LocalFleet(redis_url, catalog, workers=2, pipelines=1, video_roots=[videos], namespace=namespace,
+                       state_dir=tmp / "run", env={
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_BSP_SCHEDULE_DELAY": "200", "FLEET_METRICS_MAX_MODELS": str(MAX_MODELS),
         "FLEET_GATEWAY_RESPONSE_CACHE_TTL_S": "300", "FLEET_GATEWAY_DEPENDENCY_CHECK_INTERVAL_S": "1",
@@ -162,6 +185,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
         prometheus.wait_scraped(len(fleet.processes))  # counters seen at 0 first, so the traffic shows as rates
         started = time.monotonic()
         traffic = drive_traffic(fleet)
+        drive_pipeline(fleet)
         print(f"traffic {traffic} in {time.monotonic() - started:.1f}s")
         yield Observed(fleet, prometheus, otlp, traffic)
     finally:

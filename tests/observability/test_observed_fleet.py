@@ -21,8 +21,8 @@ from tests.observability.conftest import CUDA_ONLY, MAX_MODELS, REPO, RULES, Obs
 pytestmark = pytest.mark.slow
 DASHBOARD = REPO / "deploy" / "grafana" / "inference-fleet.json"
 # docs/metrics.md, "Cardinality": series per process without model_id (upper bounds) and per model_id.
-BASE_SERIES = {"worker": 350, "gateway": 1700, "registry": 650}
-PER_MODEL_SERIES = {"worker": 91, "gateway": 35, "registry": 0}
+BASE_SERIES = {"worker": 350, "gateway": 1700, "registry": 650, "pipelines": 700}
+PER_MODEL_SERIES = {"worker": 91, "gateway": 35, "registry": 0, "pipelines": 0}
 
 
 def poll(check: Callable[[], list[str]], timeout_s: float = 60.0) -> list[str]:
@@ -56,7 +56,7 @@ def test_every_documented_family_has_series(observed: Observed) -> None:
     assert float(observed.prometheus.query("sum(fleet_worker_evictions_total)")[0]["value"][1]) > 0
     assert float(observed.prometheus.query("sum(fleet_worker_cold_starts_total)")[0]["value"][1]) > 0
     assert observed.prometheus.query('fleet_gateway_requests_total{model_id="other"}')
-    hits = observed.prometheus.query('fleet_gateway_response_cache_total{result="hit"}')
+    hits = observed.prometheus.query('sum(fleet_gateway_response_cache_total{job="gateway", result="hit"})')
     assert hits and float(hits[0]["value"][1]) >= 3
 
 
