@@ -133,10 +133,12 @@ def test_pushed_frames_are_processed_and_acknowledged(fleet: LocalFleet, videos:
     jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in frames]
 
     def pushes():  # noqa: ANN202
-        for jpeg in jpegs:
+        for i, jpeg in enumerate(jpegs):
             yield pipelines_pb2.PushFramesRequest(pipeline_id=info.pipeline_id, source_id="0", image=jpeg,
                                                  captured_at=time.time())
-            time.sleep(0.15)  # slower than processing: nothing is dropped
+            # The next frame only once this one is processed: a pushed source is live (latest frame wins), so
+            # pushing faster than a loaded machine processes would drop frames, which this test is not about.
+            wait_for(lambda i=i: report(service, TEST_KEY, info.pipeline_id)["frames"]["processed"] > i, 10)
 
     try:
         acks = [a.frame_id for a in service.PushFrames(pushes(), metadata=auth(TEST_KEY), timeout=30)]
