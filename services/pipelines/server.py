@@ -71,7 +71,7 @@ def build(settings: PipelinesSettings) -> Service:
 
     ownership = Ownership(store, sinks, redis, pipeline, reader, replica_id, settings.max_pipelines,
                           settings.lease_ttl_s, settings.lease_renew_s, settings.claim_interval_s,
-                          settings.terminate_timeout_s)
+                          settings.terminate_timeout_s, settings.spec_refresh_s)
     limits = Limits(settings.max_pipelines_per_workspace, settings.max_sources, settings.max_fps,
                     settings.results_buffer_size, settings.max_results_buffer_size)
     manager = PipelineManager(access, store, sinks, ownership, policy, limits, redis)

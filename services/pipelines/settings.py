@@ -48,3 +48,6 @@ class PipelinesSettings(ServiceSettings):
         "", description="Fernet key (urlsafe base64 of 32 bytes) every replica shares: callers' API keys kept with "
                         "their pipelines are stored encrypted with it; empty: stored as they are (development).")
     claim_interval_s: float = Field(0.5, gt=0, description="How often a replica looks for pipelines without owner.")
+    spec_refresh_s: float = Field(
+        30.0, gt=0, description="A replica reads a pipeline's definition (and the list of pipelines) from the "
+                                "registry when its change counter in Redis moves, and at least this often.")

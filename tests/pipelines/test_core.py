@@ -84,11 +84,11 @@ async def test_leases_have_one_owner(redis_url: str) -> None:
     try:
         assert await store.acquire("p", "a", 0.3)
         assert not await store.acquire("p", "b", 0.3)
-        assert not await store.renew("p", "b", 0.3) and await store.renew("p", "a", 0.3)
+        assert await store.renew("p", "b", 0.3) is None and await store.renew("p", "a", 0.3) == 0
         await store.release("p", "b")  # not b's: stays a's
         assert await store.owner("p") == "a"
         await asyncio.sleep(0.4)  # expired: another may take it
-        assert await store.acquire("p", "b", 0.3) and not await store.renew("p", "a", 0.3)
+        assert await store.acquire("p", "b", 0.3) and await store.renew("p", "a", 0.3) is None
         await store.release("p", "b")
         assert await store.owner("p") == ""
     finally:
