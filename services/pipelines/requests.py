@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from services.pipelines.spec import SourceSpec, Target
 
@@ -22,3 +23,10 @@ class NewPipeline:
     max_fps: float | None = None
     buffer_size: int | None = None
     extra: dict = field(default_factory=dict)
+
+
+class WorkflowCheck(Protocol):
+    async def check(self, api_key: str, target: Target) -> Target:
+        """The workflow target as the caller may run it (a stored one pinned to a version), validated in full
+        by the gateway: INVALID_ARGUMENT or NOT_FOUND otherwise."""
+        ...
