@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI, Request
@@ -65,6 +66,12 @@ def new_pipeline(body: dict) -> NewPipeline:
         target = (workflow_target(spec, image_input) if spec is not None else stored_workflow_target(
             processing.get("workspace_name"), processing.get("workflow_id"), processing.get("workflow_version_id"),
             image_input))
+        parameters = processing.get("workflows_parameters")
+        if parameters is not None:
+            text = json.dumps(parameters) if isinstance(parameters, dict) else ""
+            if not text or len(text) > 64 * 1024:
+                raise InvalidArgument("workflows_parameters must be a JSON object of at most 64 KiB")
+            target = replace(target, parameters=text)
     elif kind == "ModelConfiguration":  # this fleet's own: a model, no workflow
         confidence = processing.get("confidence")
         target = Target(model_id=str(processing.get("model_id") or ""),

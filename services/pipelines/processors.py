@@ -137,11 +137,14 @@ class WorkflowProcessor:
                  timeout_s: float) -> None:
         self.stub, self.target, self.encoding, self.timeout_s = stub, target, encoding, timeout_s
         self.workflow = _workflow_of(target)
+        self.parameters = struct_pb2.Struct()
+        self.parameters.update(json.loads(target.parameters or "{}"))
 
     async def process(self, api_key: str, frames: Sequence[Frame]) -> list[Outcome]:
         images = await asyncio.to_thread(lambda: [frame_image(f, self.encoding) for f in frames])
         request = workflow_pb2.RunWorkflowRequest(
-            **self.workflow, images={self.target.image_input: workflow_pb2.WorkflowImages(images=images)})
+            **self.workflow, images={self.target.image_input: workflow_pb2.WorkflowImages(images=images)},
+            parameters=self.parameters)
         try:
             reply = await self.stub.RunWorkflow(request, metadata=(("authorization", f"Bearer {api_key}"),),
                                                 timeout=self.timeout_s)
@@ -160,7 +163,7 @@ class GatewayWorkflows:
     """``WorkflowCheck`` through the gateway's fleet.v1 ``ValidateWorkflow``, as the caller: the definition's
     structure and models, a stored workflow's existence for the caller's workspace (pinned to the version it
     found), and that frames can feed it: ``image_input`` is its one image input and every parameter has a
-    default (a pipeline sends frames, nothing else)."""
+    default or a value in ``workflows_parameters`` (a pipeline sends frames and those, nothing else)."""
 
     def __init__(self, stub: workflow_pb2_grpc.WorkflowServiceStub, timeout_s: float) -> None:
         self.stub, self.timeout_s = stub, timeout_s
@@ -176,9 +179,11 @@ class GatewayWorkflows:
         if target.image_input not in images:
             raise InvalidArgument(f"image_input_name {target.image_input!r} is not an image input of the workflow "
                                   f"(its image inputs: {', '.join(images) or 'none'})")
-        if others := [i.name for i in reply.inputs if (i.image or i.required) and i.name != target.image_input]:
-            raise InvalidArgument(f"the workflow's inputs {', '.join(others)} have no default: a pipeline feeds only "
-                                  f"its frames, to {target.image_input!r}")
+        given = json.loads(target.parameters or "{}")
+        if others := [i.name for i in reply.inputs
+                      if (i.image and i.name != target.image_input) or (i.required and i.name not in given)]:
+            raise InvalidArgument(f"the workflow's inputs {', '.join(others)} have no default: a pipeline feeds "
+                                  f"its frames to {target.image_input!r} and workflows_parameters to parameters")
         return replace(target, workflow_version=reply.version_id) if target.workflow_id else target
 
 

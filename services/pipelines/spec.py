@@ -32,6 +32,7 @@ class Target:
     workflow_workspace: str = ""  # a stored workflow: its workspace, id and version ("" until pinned)
     workflow_id: str = ""
     workflow_version: str = ""
+    parameters: str = ""  # a workflow's parameter inputs, a JSON object (the reference's workflows_parameters)
 
     @property
     def is_workflow(self) -> bool:

@@ -88,8 +88,12 @@ def test_the_reference_payload() -> None:
     pinned = new_pipeline({"video_configuration": video,
                            "processing_configuration": {**sdk, "workflow_version_id": 3}}).target
     assert pinned.workflow_version == "3"
+    given = new_pipeline({"video_configuration": video,
+                          "processing_configuration": {**sdk, "workflows_parameters": {"zone": [1, 2]}}}).target
+    assert json.loads(given.parameters) == {"zone": [1, 2]}
     for processing in ({**sdk, "workflow_specification": {"steps": []}}, {**sdk, "workspace_name": None},
-                       {**sdk, "workflow_id": ""}, {"type": "WorkflowConfiguration"}):
+                       {**sdk, "workflow_id": ""}, {"type": "WorkflowConfiguration"},
+                       {**sdk, "workflows_parameters": ["zone"]}):
         with pytest.raises(InvalidArgument):
             new_pipeline({"video_configuration": video, "processing_configuration": processing})
 

@@ -109,6 +109,17 @@ def test_stored_workflows_run_pinned_and_bad_workflows_are_refused_at_initialise
         assert all(set(o) == {"boxes"} for o in manager.results_after(latest, 0, 2))
         old = manager.initialise({**stored, "workflow_version_id": "1"}).json()["context"]["pipeline_id"]
         manager.terminate(old)
+        # workflows_parameters feed the workflow's parameters (here one without a default).
+        confident = {**one_step(), "inputs": [*one_step()["inputs"], {"type": "WorkflowParameter",
+                                                                      "name": "confidence"}]}
+        confident["steps"] = [{**confident["steps"][0], "confidence": "$inputs.confidence"}]
+        assert manager.initialise({"workflow_specification": confident}).status_code == 400
+        given = manager.initialise({"workflow_specification": confident, "workflows_parameters": {"confidence": 0.9}})
+        assert given.status_code == 200, given.text
+        with_parameters = given.json()["context"]["pipeline_id"]
+        found = [p for o in manager.results_after(with_parameters, 0, 3) for p in o["predictions"]["predictions"]]
+        manager.terminate(with_parameters)
+        assert found and all(p["confidence"] >= 0.9 for p in found)
     finally:
         manager.terminate(pinned)
         if latest:
