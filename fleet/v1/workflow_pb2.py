@@ -26,7 +26,7 @@ from fleet.v1 import inference_pb2 as fleet_dot_v1_dot_inference__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66leet/v1/workflow.proto\x12\x08\x66leet.v1\x1a\x18\x66leet/v1/inference.proto\x1a\x1cgoogle/protobuf/struct.proto\"L\n\x0eStoredWorkflow\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\"1\n\x0eWorkflowImages\x12\x1f\n\x06images\x18\x01 \x03(\x0b\x32\x0f.fleet.v1.Image\"\xc4\x02\n\x12RunWorkflowRequest\x12-\n\ndefinition\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12*\n\x06stored\x18\x02 \x01(\x0b\x32\x18.fleet.v1.StoredWorkflowH\x00\x12\x38\n\x06images\x18\x03 \x03(\x0b\x32(.fleet.v1.RunWorkflowRequest.ImagesEntry\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0f\x65xcluded_fields\x18\x05 \x03(\t\x1aG\n\x0bImagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.fleet.v1.WorkflowImages:\x02\x38\x01\x42\n\n\x08workflow\"Q\n\rWorkflowValue\x12&\n\x04json\x18\x01 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\x0f\n\x05image\x18\x02 \x01(\x0cH\x00\x42\x07\n\x05value\"\x8e\x01\n\x0eWorkflowResult\x12\x34\n\x06\x66ields\x18\x01 \x03(\x0b\x32$.fleet.v1.WorkflowResult.FieldsEntry\x1a\x46\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.fleet.v1.WorkflowValue:\x02\x38\x01\"T\n\x13RunWorkflowResponse\x12)\n\x07outputs\x18\x01 \x03(\x0b\x32\x18.fleet.v1.WorkflowResult\x12\x12\n\ngateway_ms\x18\x02 \x01(\x01\"a\n\x18RunWorkflowStreamRequest\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12-\n\x07request\x18\x02 \x01(\x0b\x32\x1c.fleet.v1.RunWorkflowRequest\"\x99\x01\n\x19RunWorkflowStreamResponse\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12\x31\n\x08response\x18\x02 \x01(\x0b\x32\x1d.fleet.v1.RunWorkflowResponseH\x00\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.fleet.v1.ErrorStatusH\x00\x42\t\n\x07outcome2\xbf\x01\n\x0fWorkflowService\x12J\n\x0bRunWorkflow\x12\x1c.fleet.v1.RunWorkflowRequest\x1a\x1d.fleet.v1.RunWorkflowResponse\x12`\n\x11RunWorkflowStream\x12\".fleet.v1.RunWorkflowStreamRequest\x1a#.fleet.v1.RunWorkflowStreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66leet/v1/workflow.proto\x12\x08\x66leet.v1\x1a\x18\x66leet/v1/inference.proto\x1a\x1cgoogle/protobuf/struct.proto\"L\n\x0eStoredWorkflow\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\"1\n\x0eWorkflowImages\x12\x1f\n\x06images\x18\x01 \x03(\x0b\x32\x0f.fleet.v1.Image\"\xc4\x02\n\x12RunWorkflowRequest\x12-\n\ndefinition\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12*\n\x06stored\x18\x02 \x01(\x0b\x32\x18.fleet.v1.StoredWorkflowH\x00\x12\x38\n\x06images\x18\x03 \x03(\x0b\x32(.fleet.v1.RunWorkflowRequest.ImagesEntry\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0f\x65xcluded_fields\x18\x05 \x03(\t\x1aG\n\x0bImagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.fleet.v1.WorkflowImages:\x02\x38\x01\x42\n\n\x08workflow\"\x80\x01\n\x17ValidateWorkflowRequest\x12-\n\ndefinition\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12*\n\x06stored\x18\x02 \x01(\x0b\x32\x18.fleet.v1.StoredWorkflowH\x00\x42\n\n\x08workflow\">\n\rWorkflowInput\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x08\x12\x10\n\x08required\x18\x03 \x01(\x08\"W\n\x18ValidateWorkflowResponse\x12\x12\n\nversion_id\x18\x01 \x01(\t\x12\'\n\x06inputs\x18\x02 \x03(\x0b\x32\x17.fleet.v1.WorkflowInput\"Q\n\rWorkflowValue\x12&\n\x04json\x18\x01 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\x0f\n\x05image\x18\x02 \x01(\x0cH\x00\x42\x07\n\x05value\"\x8e\x01\n\x0eWorkflowResult\x12\x34\n\x06\x66ields\x18\x01 \x03(\x0b\x32$.fleet.v1.WorkflowResult.FieldsEntry\x1a\x46\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.fleet.v1.WorkflowValue:\x02\x38\x01\"T\n\x13RunWorkflowResponse\x12)\n\x07outputs\x18\x01 \x03(\x0b\x32\x18.fleet.v1.WorkflowResult\x12\x12\n\ngateway_ms\x18\x02 \x01(\x01\"a\n\x18RunWorkflowStreamRequest\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12-\n\x07request\x18\x02 \x01(\x0b\x32\x1c.fleet.v1.RunWorkflowRequest\"\x99\x01\n\x19RunWorkflowStreamResponse\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12\x31\n\x08response\x18\x02 \x01(\x0b\x32\x1d.fleet.v1.RunWorkflowResponseH\x00\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.fleet.v1.ErrorStatusH\x00\x42\t\n\x07outcome2\x9a\x02\n\x0fWorkflowService\x12J\n\x0bRunWorkflow\x12\x1c.fleet.v1.RunWorkflowRequest\x1a\x1d.fleet.v1.RunWorkflowResponse\x12`\n\x11RunWorkflowStream\x12\".fleet.v1.RunWorkflowStreamRequest\x1a#.fleet.v1.RunWorkflowStreamResponse(\x01\x30\x01\x12Y\n\x10ValidateWorkflow\x12!.fleet.v1.ValidateWorkflowRequest\x1a\".fleet.v1.ValidateWorkflowResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,18 +45,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNWORKFLOWREQUEST']._serialized_end=547
   _globals['_RUNWORKFLOWREQUEST_IMAGESENTRY']._serialized_start=464
   _globals['_RUNWORKFLOWREQUEST_IMAGESENTRY']._serialized_end=535
-  _globals['_WORKFLOWVALUE']._serialized_start=549
-  _globals['_WORKFLOWVALUE']._serialized_end=630
-  _globals['_WORKFLOWRESULT']._serialized_start=633
-  _globals['_WORKFLOWRESULT']._serialized_end=775
-  _globals['_WORKFLOWRESULT_FIELDSENTRY']._serialized_start=705
-  _globals['_WORKFLOWRESULT_FIELDSENTRY']._serialized_end=775
-  _globals['_RUNWORKFLOWRESPONSE']._serialized_start=777
-  _globals['_RUNWORKFLOWRESPONSE']._serialized_end=861
-  _globals['_RUNWORKFLOWSTREAMREQUEST']._serialized_start=863
-  _globals['_RUNWORKFLOWSTREAMREQUEST']._serialized_end=960
-  _globals['_RUNWORKFLOWSTREAMRESPONSE']._serialized_start=963
-  _globals['_RUNWORKFLOWSTREAMRESPONSE']._serialized_end=1116
-  _globals['_WORKFLOWSERVICE']._serialized_start=1119
-  _globals['_WORKFLOWSERVICE']._serialized_end=1310
+  _globals['_VALIDATEWORKFLOWREQUEST']._serialized_start=550
+  _globals['_VALIDATEWORKFLOWREQUEST']._serialized_end=678
+  _globals['_WORKFLOWINPUT']._serialized_start=680
+  _globals['_WORKFLOWINPUT']._serialized_end=742
+  _globals['_VALIDATEWORKFLOWRESPONSE']._serialized_start=744
+  _globals['_VALIDATEWORKFLOWRESPONSE']._serialized_end=831
+  _globals['_WORKFLOWVALUE']._serialized_start=833
+  _globals['_WORKFLOWVALUE']._serialized_end=914
+  _globals['_WORKFLOWRESULT']._serialized_start=917
+  _globals['_WORKFLOWRESULT']._serialized_end=1059
+  _globals['_WORKFLOWRESULT_FIELDSENTRY']._serialized_start=989
+  _globals['_WORKFLOWRESULT_FIELDSENTRY']._serialized_end=1059
+  _globals['_RUNWORKFLOWRESPONSE']._serialized_start=1061
+  _globals['_RUNWORKFLOWRESPONSE']._serialized_end=1145
+  _globals['_RUNWORKFLOWSTREAMREQUEST']._serialized_start=1147
+  _globals['_RUNWORKFLOWSTREAMREQUEST']._serialized_end=1244
+  _globals['_RUNWORKFLOWSTREAMRESPONSE']._serialized_start=1247
+  _globals['_RUNWORKFLOWSTREAMRESPONSE']._serialized_end=1400
+  _globals['_WORKFLOWSERVICE']._serialized_start=1403
+  _globals['_WORKFLOWSERVICE']._serialized_end=1685
 # @@protoc_insertion_point(module_scope)

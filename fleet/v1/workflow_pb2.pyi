@@ -45,6 +45,32 @@ class RunWorkflowRequest(_message.Message):
     excluded_fields: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, definition: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., stored: _Optional[_Union[StoredWorkflow, _Mapping]] = ..., images: _Optional[_Mapping[str, WorkflowImages]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., excluded_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ValidateWorkflowRequest(_message.Message):
+    __slots__ = ("definition", "stored")
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    definition: _struct_pb2.Struct
+    stored: StoredWorkflow
+    def __init__(self, definition: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., stored: _Optional[_Union[StoredWorkflow, _Mapping]] = ...) -> None: ...
+
+class WorkflowInput(_message.Message):
+    __slots__ = ("name", "image", "required")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    image: bool
+    required: bool
+    def __init__(self, name: _Optional[str] = ..., image: bool = ..., required: bool = ...) -> None: ...
+
+class ValidateWorkflowResponse(_message.Message):
+    __slots__ = ("version_id", "inputs")
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    version_id: str
+    inputs: _containers.RepeatedCompositeFieldContainer[WorkflowInput]
+    def __init__(self, version_id: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[WorkflowInput, _Mapping]]] = ...) -> None: ...
+
 class WorkflowValue(_message.Message):
     __slots__ = ("json", "image")
     JSON_FIELD_NUMBER: _ClassVar[int]

@@ -45,6 +45,11 @@ class WorkflowServiceStub(object):
                 request_serializer=fleet_dot_v1_dot_workflow__pb2.RunWorkflowStreamRequest.SerializeToString,
                 response_deserializer=fleet_dot_v1_dot_workflow__pb2.RunWorkflowStreamResponse.FromString,
                 _registered_method=True)
+        self.ValidateWorkflow = channel.unary_unary(
+                '/fleet.v1.WorkflowService/ValidateWorkflow',
+                request_serializer=fleet_dot_v1_dot_workflow__pb2.ValidateWorkflowRequest.SerializeToString,
+                response_deserializer=fleet_dot_v1_dot_workflow__pb2.ValidateWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer(object):
@@ -67,6 +72,16 @@ class WorkflowServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ValidateWorkflow(self, request, context):
+        """Check a definition (sent inline or stored) without running it: its structure, as the HTTP
+        POST /workflows/validate checks it, and that each model its steps name exists for the caller and
+        suits its step. INVALID_ARGUMENT says what is wrong and where; NOT_FOUND: a stored workflow or a
+        model the caller cannot use (another workspace's private one included).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +94,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.RunWorkflowStream,
                     request_deserializer=fleet_dot_v1_dot_workflow__pb2.RunWorkflowStreamRequest.FromString,
                     response_serializer=fleet_dot_v1_dot_workflow__pb2.RunWorkflowStreamResponse.SerializeToString,
+            ),
+            'ValidateWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateWorkflow,
+                    request_deserializer=fleet_dot_v1_dot_workflow__pb2.ValidateWorkflowRequest.FromString,
+                    response_serializer=fleet_dot_v1_dot_workflow__pb2.ValidateWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +156,33 @@ class WorkflowService(object):
             '/fleet.v1.WorkflowService/RunWorkflowStream',
             fleet_dot_v1_dot_workflow__pb2.RunWorkflowStreamRequest.SerializeToString,
             fleet_dot_v1_dot_workflow__pb2.RunWorkflowStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.v1.WorkflowService/ValidateWorkflow',
+            fleet_dot_v1_dot_workflow__pb2.ValidateWorkflowRequest.SerializeToString,
+            fleet_dot_v1_dot_workflow__pb2.ValidateWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

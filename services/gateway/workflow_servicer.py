@@ -22,7 +22,7 @@ from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 from services.gateway.streaming import StreamLimits, bounded_map
 from services.gateway.workflow_store import StoredWorkflows
-from services.gateway.workflows import run_workflow
+from services.gateway.workflows import run_workflow, validate_workflow
 from services.workflows.engine import WorkflowEngine
 
 SERVICE_NAME = workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name
@@ -89,17 +89,21 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         self.stream_limits = stream_limits or StreamLimits()
         self.definitions = Definitions()
 
+    async def _definition(self, caller: Caller, request: workflow_pb2.RunWorkflowRequest
+                          | workflow_pb2.ValidateWorkflowRequest) -> tuple[dict[str, Any], str, str]:
+        """(definition, metrics label, stored version or "") of the request's oneof workflow."""
+        which = request.WhichOneof("workflow")
+        if which == "definition":
+            return self.definitions.of(request.definition), "inline", ""
+        if which == "stored":
+            s = request.stored
+            return await self.stored.resolve(caller, s.workspace, s.workflow_id, s.version_id)
+        raise InvalidArgument("set definition (the workflow's JSON) or stored (workspace, workflow_id)")
+
     async def _run(self, caller: Caller, request: workflow_pb2.RunWorkflowRequest,
                    timeout_s: float | None) -> workflow_pb2.RunWorkflowResponse:
         started = time.perf_counter()
-        which = request.WhichOneof("workflow")
-        if which == "definition":
-            definition, label = self.definitions.of(request.definition), "inline"
-        elif which == "stored":
-            s = request.stored
-            definition, label = await self.stored.definition(caller, s.workspace, s.workflow_id, s.version_id)
-        else:
-            raise InvalidArgument("set definition (the workflow's JSON) or stored (workspace, workflow_id)")
+        definition, label, _ = await self._definition(caller, request)
         inputs: dict[str, Any] = plain(json_format.MessageToDict(request.parameters))
         inputs.update({name: list(images.images) for name, images in request.images.items()})
         outputs = await run_workflow(self.engine, self.gateway, caller, definition, inputs, lambda image: image,
@@ -110,6 +114,15 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
     @rpc(SERVICE_NAME)
     async def RunWorkflow(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         return await self._run(await self.auth.caller_of(context), request, context.time_remaining())
+
+    @rpc(SERVICE_NAME)
+    async def ValidateWorkflow(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        caller = await self.auth.caller_of(context)
+        definition, _, version = await self._definition(caller, request)
+        compiled = await validate_workflow(self.engine, self.gateway, caller, definition, context.time_remaining())
+        return workflow_pb2.ValidateWorkflowResponse(version_id=version, inputs=[
+            workflow_pb2.WorkflowInput(name=i.name, image=i.image, required=not i.image and not i.has_default)
+            for i in compiled.inputs])
 
     @rpc_stream(SERVICE_NAME)
     async def RunWorkflowStream(self, request_iterator, context: grpc.aio.ServicerContext):  # noqa: N802

@@ -25,21 +25,27 @@ Key = tuple[str, str, str, str]  # caller's workspace, owner, workflow id, versi
 class StoredWorkflows:
     def __init__(self, registry: RegistryClient | None, refresh_after_s: float, max_stale_s: float) -> None:
         self.registry = registry
-        self._cache: StaleWhileRevalidate[Key, tuple[dict[str, Any], str]] = StaleWhileRevalidate(
+        self._cache: StaleWhileRevalidate[Key, tuple[dict[str, Any], str, str]] = StaleWhileRevalidate(
             "workflows", refresh_after_s, max_stale_s, 2_000, WORKFLOW_CACHE)
 
     async def definition(self, caller: Caller, owner: str, workflow_id: str,
                          version_id: str = "") -> tuple[dict[str, Any], str]:
         """(definition, metrics label) of a stored workflow the caller may run; NotFound otherwise."""
+        definition, label, _ = await self.resolve(caller, owner, workflow_id, version_id)
+        return definition, label
+
+    async def resolve(self, caller: Caller, owner: str, workflow_id: str,
+                      version_id: str = "") -> tuple[dict[str, Any], str, str]:
+        """(definition, metrics label, the version it is) of a stored workflow the caller may run."""
         workspace = caller.in_workspace().workspace
         if self.registry is None:
             raise NotFound(f"workflow {workflow_id!r} is not stored; check the workspace and the workflow id")
         key = (workspace, owner, workflow_id, version_id or "")
 
-        async def fetch() -> tuple[dict[str, Any], str]:
+        async def fetch() -> tuple[dict[str, Any], str, str]:
             assert self.registry is not None
             reply = await self.registry.get_workflow(workspace, owner, workflow_id, version_id or "")
-            return json.loads(reply.definition_json), f"{owner}/{workflow_id}"
+            return json.loads(reply.definition_json), f"{owner}/{workflow_id}", reply.version_id
 
         return await self._cache.get(key, fetch)
 

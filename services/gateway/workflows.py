@@ -14,6 +14,7 @@ from services.common.url_fetch import UrlFetcher
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
 from services.gateway.settings import GatewaySettings
+from services.workflows.compiler import Compiled
 from services.workflows.engine import ImageOf, Limits, WorkflowEngine
 
 
@@ -66,3 +67,9 @@ async def run_workflow(engine: WorkflowEngine, gateway: Gateway, caller: Caller,
                        excluded: list[str] | None = None, workflow: str = "inline") -> list[dict[str, Any]]:
     return await engine.run(definition, inputs, image_of, CallerModels(gateway, caller.in_workspace(), timeout_s),
                             excluded or (), workflow)
+
+
+async def validate_workflow(engine: WorkflowEngine, gateway: Gateway, caller: Caller, definition: Any,
+                            timeout_s: float | None) -> Compiled:
+    """The definition's structure (as ``POST /workflows/validate``) and its models, as this caller would run it."""
+    return await engine.check(definition, CallerModels(gateway, caller.in_workspace(), timeout_s))

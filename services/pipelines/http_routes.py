@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI, Request
@@ -20,7 +21,7 @@ from services.gateway.auth import bearer_token
 from services.gateway.http import errors
 from services.pipelines.access import Access
 from services.pipelines.manager import PipelineManager
-from services.pipelines.processors import workflow_target
+from services.pipelines.processors import stored_workflow_target, workflow_target
 from services.pipelines.requests import NewPipeline, Requester
 from services.pipelines.spec import Desired, SourceSpec, Target
 
@@ -57,11 +58,20 @@ def new_pipeline(body: dict) -> NewPipeline:
     sources = [SourceSpec(str(i), r, transport) for i, r in enumerate(references)]
     kind = processing.get("type")
     if kind == "WorkflowConfiguration":
-        spec = processing.get("workflow_specification")
-        if not isinstance(spec, dict):
-            raise InvalidArgument("named workflows (workspace_name, workflow_id) are not stored on this fleet: "
-                                  "send workflow_specification")
-        target = workflow_target(spec, processing.get("image_input_name") or "image")
+        spec, image_input = processing.get("workflow_specification"), processing.get("image_input_name") or "image"
+        named = processing.get("workspace_name") is not None or processing.get("workflow_id") is not None
+        if (spec is not None) == named:
+            raise InvalidArgument("send workflow_specification, or workspace_name and workflow_id (a stored "
+                                  "workflow), not both")
+        target = (workflow_target(spec, image_input) if spec is not None else stored_workflow_target(
+            processing.get("workspace_name"), processing.get("workflow_id"), processing.get("workflow_version_id"),
+            image_input))
+        parameters = processing.get("workflows_parameters")
+        if parameters is not None:
+            text = json.dumps(parameters) if isinstance(parameters, dict) else ""
+            if not text or len(text) > 64 * 1024:
+                raise InvalidArgument("workflows_parameters must be a JSON object of at most 64 KiB")
+            target = replace(target, parameters=text)
     elif kind == "ModelConfiguration":  # this fleet's own: a model, no workflow
         confidence = processing.get("confidence")
         target = Target(model_id=str(processing.get("model_id") or ""),

@@ -21,7 +21,7 @@ from services.pipelines.access import Access
 from services.pipelines.ownership import Ownership
 from services.pipelines.readers import probe_file
 from services.pipelines.references import SourcePolicy
-from services.pipelines.requests import NewPipeline, Requester
+from services.pipelines.requests import NewPipeline, Requester, WorkflowCheck
 from services.pipelines.sinks import ResultSinks
 from services.pipelines.spec import Desired, PipelineSpec, SourceSpec
 from services.pipelines.store import PipelineStore
@@ -38,9 +38,9 @@ class Limits:
 
 class PipelineManager:
     def __init__(self, access: Access, store: PipelineStore, sinks: ResultSinks, ownership: Ownership,
-                 policy: SourcePolicy, limits: Limits, redis: Redis) -> None:
+                 policy: SourcePolicy, limits: Limits, redis: Redis, workflows: WorkflowCheck) -> None:
         self.access, self.store, self.sinks, self.ownership = access, store, sinks, ownership
-        self.policy, self.limits, self.redis = policy, limits, redis
+        self.policy, self.limits, self.redis, self.workflows = policy, limits, redis, workflows
 
     # -- create -------------------------------------------------------------------------------------------
     async def initialise(self, requester: Requester, new: NewPipeline) -> PipelineSpec:
@@ -59,16 +59,18 @@ class PipelineManager:
             raise InvalidArgument(f"results_buffer_size must be in [1, {self.limits.max_buffer}]")
         for source in new.sources:
             await self.check_source(source)
-        if not new.target.workflow:  # a workflow's models are checked by the gateway as it runs
-            await self.access.check_model(requester, new.target.model_id)
+        target = new.target
+        if target.is_workflow:  # the gateway validates it in full (a stored one: pinned to a version)
+            target = await self.workflows.check(requester.api_key, target)
+        else:
+            await self.access.check_model(requester, target.model_id)
         if len(await self.store.workspace_ids(requester.workspace)) >= self.limits.max_pipelines_per_workspace:
             raise ResourceExhausted(f"your workspace runs {self.limits.max_pipelines_per_workspace} pipelines "
                                     "already: terminate one first")
         self.ownership.check_capacity()
-        spec = PipelineSpec(uuid.uuid4().hex, requester.workspace, requester.api_key, new.target,
+        spec = PipelineSpec(uuid.uuid4().hex, requester.workspace, requester.api_key, target,
                             list(new.sources), max_fps, size, Desired.RUNNING, time.time())
-        await self.store.save(spec)
-        await self.ownership.adopt(spec)
+        await self.ownership.adopt(spec, await self.store.save(spec, created=True))
         return spec
 
     async def check_source(self, source: SourceSpec) -> None:

@@ -1,8 +1,12 @@
 """Which pipelines this replica runs: each under a Redis lease (SET NX PX) renewed every ``renew_s``.
 
 A replica claims pipelines without a live lease (a dead owner's expire after ``ttl_s``) up to its limit;
-on each renewal it applies the pipeline's current definition (desired state, sources) and publishes its
-status report; a lease found lost (another replica owns it) stops the pipeline here. ``drain`` (SIGTERM)
+on each renewal it publishes each pipeline's status report and, when the pipeline's revision (a counter in
+Redis bumped on every write of its record, ``store.PipelineStore``) moved, reads the definition again and
+applies it (desired state, sources); else it re-reads it only every ``refresh_s`` (a bound on staleness
+should a bump have been lost): renewals touch Redis, not the registry. The claim loop lists the pipelines
+in the registry only when the generation (bumped on create and delete) moved, or every ``refresh_s``.
+A lease found lost (another replica owns it) stops the pipeline here. ``drain`` (SIGTERM)
 releases every lease and keeps each pipeline running until another replica holds it and has written
 ``HANDOVER_RESULTS`` results of its own (or a bound passes), then stops it: both replicas produce results for
 a few frame intervals, so the new owner is past its first frames (a live source's first keyframe, its first
@@ -40,11 +44,15 @@ class Ownership:
     def __init__(self, store: PipelineStore, sinks: ResultSinks, redis: Redis, build: PipelineFactory,
                  reader: ReaderFactory,
                  replica_id: str, max_pipelines: int, ttl_s: float, renew_s: float, claim_s: float,
-                 terminate_timeout_s: float) -> None:
+                 terminate_timeout_s: float, refresh_s: float = 30.0) -> None:
         self.store, self.sinks, self.redis, self.build, self.reader = store, sinks, redis, build, reader
         self.replica_id, self.max_pipelines = replica_id, max_pipelines
         self.ttl_s, self.renew_s, self.claim_s, self.terminate_timeout_s = ttl_s, renew_s, claim_s, terminate_timeout_s
+        self.refresh_s = refresh_s
         self.running: dict[str, Pipeline] = {}
+        self._read: dict[str, tuple[int | None, float]] = {}  # id -> (revision applied, monotonic time read)
+        self._ids: list[str] = []  # every pipeline's id, as last listed
+        self._listed: tuple[int, float] | None = None  # (generation, monotonic time) of that listing
         self.draining = False
         self._tasks: list[asyncio.Task] = []
 
@@ -63,21 +71,23 @@ class Ownership:
         return pipeline.report() if pipeline is not None else None
 
     # -- starting and stopping ----------------------------------------------------------------------------
-    async def adopt(self, spec: PipelineSpec) -> None:
+    async def adopt(self, spec: PipelineSpec, revision: int | None) -> None:
         """Run a new pipeline here (its lease is taken first: it is this replica's)."""
         if not await self.store.acquire(spec.pipeline_id, self.replica_id, self.ttl_s):
             raise Unavailable("the pipeline is being started elsewhere; retry shortly")
-        self._start(spec)
+        self._start(spec, revision)
 
-    def _start(self, spec: PipelineSpec) -> None:
+    def _start(self, spec: PipelineSpec, revision: int | None) -> None:
         pipeline = self.build(spec)
         pipeline.start()
         self.running[spec.pipeline_id] = pipeline
+        self._read[spec.pipeline_id] = (revision, time.monotonic())
         PIPELINES.set(len(self.running))
         log.info("pipeline started", extra={"pipeline_id": spec.pipeline_id, "sources": len(spec.sources)})
 
     async def _stop(self, pipeline_id: str) -> None:
         pipeline = self.running.pop(pipeline_id, None)
+        self._read.pop(pipeline_id, None)
         PIPELINES.set(len(self.running))
         if pipeline is not None:
             await pipeline.stop(self.terminate_timeout_s)
@@ -90,11 +100,14 @@ class Ownership:
         with contextlib.suppress(FleetError):
             await self.store.release(pipeline_id, self.replica_id)
 
-    async def reconcile(self, spec: PipelineSpec) -> None:
-        """Apply a changed definition to the pipeline when it runs here (else its owner does, on renewal)."""
+    async def reconcile(self, spec: PipelineSpec, revision: int | None = None) -> None:
+        """Apply a changed definition to the pipeline when it runs here (else its owner does, on renewal).
+        ``revision``: the one ``spec`` was read at (None: unknown, read again at the next renewal, so that
+        writes racing this one converge on the record)."""
         pipeline = self.running.get(spec.pipeline_id)
         if pipeline is None:
             return
+        self._read[spec.pipeline_id] = (revision, time.monotonic())
         pipeline.apply_desired(spec.desired)
         wanted = {s.source_id: s for s in spec.sources}
         for source_id in [sid for sid in pipeline.readers if sid not in wanted]:
@@ -133,15 +146,18 @@ class Ownership:
         if self.draining:  # the leases were released: drain stops each pipeline once its new owner has it
             return
         for pipeline_id in list(self.running):
-            if not await self.store.renew(pipeline_id, self.replica_id, self.ttl_s):
+            revision = await self.store.renew(pipeline_id, self.replica_id, self.ttl_s)
+            if revision is None:
                 log.warning("pipeline lease lost; stopping it here", extra={"pipeline_id": pipeline_id})
                 await self._stop(pipeline_id)
                 continue
-            spec = await self.store.load(pipeline_id)
-            if spec is None:  # terminated through another replica
-                await self.drop(pipeline_id)
-                continue
-            await self.reconcile(spec)
+            applied, read_at = self._read.get(pipeline_id, (None, 0.0))
+            if revision != applied or time.monotonic() - read_at >= self.refresh_s:
+                spec = await self.store.load(pipeline_id)  # changed (or not read for long): the registry
+                if spec is None:  # terminated through another replica
+                    await self.drop(pipeline_id)
+                    continue
+                await self.reconcile(spec, revision)
             if (pipeline := self.running.get(pipeline_id)) is not None:
                 with contextlib.suppress(RedisError):
                     await self.redis.set(self.report_key(pipeline_id), json.dumps(pipeline.report()),
@@ -150,18 +166,28 @@ class Ownership:
     async def _claim(self) -> None:
         if self.draining:
             return
-        for pipeline_id in await self.store.all_ids():
+        for pipeline_id in await self._all_ids():
             if len(self.running) >= self.max_pipelines:
                 return
             if pipeline_id in self.running or not await self.store.acquire(pipeline_id, self.replica_id, self.ttl_s):
                 continue
+            revision = await self.store.revision(pipeline_id)  # before the record: a later write bumps it again
             spec = await self.store.load(pipeline_id)
             if spec is None:
                 await self.store.release(pipeline_id, self.replica_id)
                 continue
-            self._start(spec)
+            self._start(spec, revision)
             TAKEOVERS.inc()
             log.info("pipeline taken over", extra={"pipeline_id": pipeline_id})
+
+    async def _all_ids(self) -> list[str]:
+        """Every pipeline's id: listed from the registry when one was created or deleted, or every refresh_s."""
+        generation = await self.store.generation()
+        if (self._listed is None or self._listed[0] != generation
+                or time.monotonic() - self._listed[1] >= self.refresh_s):
+            self._ids = await self.store.all_ids()
+            self._listed = (generation, time.monotonic())
+        return self._ids
 
     async def drain(self, handover_s: float) -> None:
         """SIGTERM: hand every pipeline to another replica (running here until one holds it), then stop."""

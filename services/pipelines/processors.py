@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import cv2
@@ -120,17 +121,30 @@ class ModelProcessor:
         return [o if isinstance(o, FleetError) else {self.target.output_name: o} for o in outcomes]
 
 
+def _workflow_of(target: Target) -> dict:
+    """The RunWorkflowRequest / ValidateWorkflowRequest oneof for a target: its definition or its stored name."""
+    if target.workflow_id:
+        return {"stored": workflow_pb2.StoredWorkflow(workspace=target.workflow_workspace,
+                                                      workflow_id=target.workflow_id,
+                                                      version_id=target.workflow_version)}
+    definition = struct_pb2.Struct()
+    definition.update(json.loads(target.workflow))
+    return {"definition": definition}
+
+
 class WorkflowProcessor:
     def __init__(self, stub: workflow_pb2_grpc.WorkflowServiceStub, target: Target, encoding: str,
                  timeout_s: float) -> None:
         self.stub, self.target, self.encoding, self.timeout_s = stub, target, encoding, timeout_s
-        self.definition = struct_pb2.Struct()
-        self.definition.update(json.loads(target.workflow))
+        self.workflow = _workflow_of(target)
+        self.parameters = struct_pb2.Struct()
+        self.parameters.update(json.loads(target.parameters or "{}"))
 
     async def process(self, api_key: str, frames: Sequence[Frame]) -> list[Outcome]:
         images = await asyncio.to_thread(lambda: [frame_image(f, self.encoding) for f in frames])
         request = workflow_pb2.RunWorkflowRequest(
-            definition=self.definition, images={self.target.image_input: workflow_pb2.WorkflowImages(images=images)})
+            **self.workflow, images={self.target.image_input: workflow_pb2.WorkflowImages(images=images)},
+            parameters=self.parameters)
         try:
             reply = await self.stub.RunWorkflow(request, metadata=(("authorization", f"Bearer {api_key}"),),
                                                 timeout=self.timeout_s)
@@ -145,10 +159,56 @@ def _value(value: workflow_pb2.WorkflowValue) -> object:
     return json_format.MessageToDict(value.json)
 
 
+class GatewayWorkflows:
+    """``WorkflowCheck`` through the gateway's fleet.v1 ``ValidateWorkflow``, as the caller: the definition's
+    structure and models, a stored workflow's existence for the caller's workspace (pinned to the version it
+    found), and that frames can feed it: ``image_input`` is its one image input and every parameter has a
+    default or a value in ``workflows_parameters`` (a pipeline sends frames and those, nothing else)."""
+
+    def __init__(self, stub: workflow_pb2_grpc.WorkflowServiceStub, timeout_s: float) -> None:
+        self.stub, self.timeout_s = stub, timeout_s
+
+    async def check(self, api_key: str, target: Target) -> Target:
+        request = workflow_pb2.ValidateWorkflowRequest(**_workflow_of(target))
+        try:
+            reply = await self.stub.ValidateWorkflow(request, metadata=(("authorization", f"Bearer {api_key}"),),
+                                                     timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, "gateway") from None
+        images = [i.name for i in reply.inputs if i.image]
+        if target.image_input not in images:
+            raise InvalidArgument(f"image_input_name {target.image_input!r} is not an image input of the workflow "
+                                  f"(its image inputs: {', '.join(images) or 'none'})")
+        given = json.loads(target.parameters or "{}")
+        if others := [i.name for i in reply.inputs
+                      if (i.image and i.name != target.image_input) or (i.required and i.name not in given)]:
+            raise InvalidArgument(f"the workflow's inputs {', '.join(others)} have no default: a pipeline feeds "
+                                  f"its frames to {target.image_input!r} and workflows_parameters to parameters")
+        return replace(target, workflow_version=reply.version_id) if target.workflow_id else target
+
+
 def workflow_target(definition: object, image_input: str = "image") -> Target:
-    """A workflow definition (the reference's ``workflow_specification``) as what a pipeline runs."""
-    if not isinstance(definition, dict) or not isinstance(definition.get("steps"), list) or not definition["steps"]:
-        raise InvalidArgument("the workflow specification needs a list of steps")
+    """A workflow definition (the reference's ``workflow_specification``) as what a pipeline runs (validated in
+    full by the gateway at initialise)."""
+    if not isinstance(definition, dict):
+        raise InvalidArgument("the workflow specification must be a JSON object")
+    return Target(workflow=json.dumps(definition), image_input=_image_input(image_input))
+
+
+def stored_workflow_target(workspace: object, workflow_id: object, version: object = None,
+                           image_input: str = "image") -> Target:
+    """A stored workflow (the reference's ``workspace_name`` and ``workflow_id``; a version optional)."""
+    if not isinstance(workspace, str) or not workspace or not isinstance(workflow_id, str) or not workflow_id:
+        raise InvalidArgument("a stored workflow is named by workspace_name and workflow_id (non-empty strings)")
+    if len(workspace) > 128 or len(workflow_id) > 256:
+        raise InvalidArgument("workspace_name or workflow_id is too long")
+    if version is not None and not isinstance(version, (str, int)):
+        raise InvalidArgument("workflow_version_id must be a version's id")
+    return Target(workflow_workspace=workspace, workflow_id=workflow_id,
+                  workflow_version="" if version is None else str(version), image_input=_image_input(image_input))
+
+
+def _image_input(image_input: object) -> str:
     if not isinstance(image_input, str) or not image_input:
         raise InvalidArgument("image_input_name must name the workflow's image input")
-    return Target(workflow=json.dumps(definition), image_input=image_input)
+    return image_input

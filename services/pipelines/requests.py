@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from services.pipelines.spec import SourceSpec, Target
 
@@ -32,3 +33,10 @@ class PushItem:
     source_id: str
     image: bytes
     captured_at: float | None  # wall-clock seconds of the capture (None: when received)
+
+
+class WorkflowCheck(Protocol):
+    async def check(self, api_key: str, target: Target) -> Target:
+        """The workflow target as the caller may run it (a stored one pinned to a version), validated in full
+        by the gateway: INVALID_ARGUMENT or NOT_FOUND otherwise."""
+        ...

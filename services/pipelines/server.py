@@ -21,7 +21,7 @@ from services.pipelines.manager import Limits, PipelineManager
 from services.pipelines.ownership import Ownership
 from services.pipelines.peers import ReplicaDirectory
 from services.pipelines.pipeline import Pipeline
-from services.pipelines.processors import GatewayBatcher, ModelProcessor, WorkflowProcessor
+from services.pipelines.processors import GatewayBatcher, GatewayWorkflows, ModelProcessor, WorkflowProcessor
 from services.pipelines.readers import PushReader, Reader, ReaderTiming, VideoReader
 from services.pipelines.references import SourcePolicy
 from services.pipelines.sealing import KeySealer
@@ -43,6 +43,7 @@ def build(settings: PipelinesSettings) -> Service:
                              settings.batch_wait_s, settings.infer_timeout_s, settings.frame_encoding,
                              settings.max_message_bytes - 64 * 1024)
     workflows = workflow_pb2_grpc.WorkflowServiceStub(gateway_channel)
+    workflow_check = GatewayWorkflows(workflows, settings.infer_timeout_s)
     policy = SourcePolicy.from_settings(settings.file_roots, settings.source_allowed_hosts)
     timing = ReaderTiming(settings.open_timeout_s, settings.read_timeout_s, settings.reconnect_initial_s,
                           settings.reconnect_max_s)
@@ -65,7 +66,7 @@ def build(settings: PipelinesSettings) -> Service:
 
     def pipeline(spec: PipelineSpec) -> Pipeline:
         processor = (WorkflowProcessor(workflows, spec.target, settings.frame_encoding, settings.infer_timeout_s)
-                     if spec.target.workflow else ModelProcessor(batcher, spec.target))
+                     if spec.target.is_workflow else ModelProcessor(batcher, spec.target))
         built = Pipeline(spec, processor, [], sinks)
         for source in spec.sources:
             built.readers[source.source_id] = reader(source, built)
@@ -73,10 +74,10 @@ def build(settings: PipelinesSettings) -> Service:
 
     ownership = Ownership(store, sinks, redis, pipeline, reader, replica_id, settings.max_pipelines,
                           settings.lease_ttl_s, settings.lease_renew_s, settings.claim_interval_s,
-                          settings.terminate_timeout_s)
+                          settings.terminate_timeout_s, settings.spec_refresh_s)
     limits = Limits(settings.max_pipelines_per_workspace, settings.max_sources, settings.max_fps,
                     settings.results_buffer_size, settings.max_results_buffer_size)
-    manager = PipelineManager(access, store, sinks, ownership, policy, limits, redis)
+    manager = PipelineManager(access, store, sinks, ownership, policy, limits, redis, workflow_check)
     directory = ReplicaDirectory(redis, store.prefix, replica_id, settings.lease_ttl_s, settings.lease_renew_s)
     peers = PeerChannels(lambda address: open_channel(address, settings.max_message_bytes, tls))
     pushes = PushRouter(manager, directory, peers, settings.push_forward_wait_s)

@@ -51,3 +51,6 @@ class PipelinesSettings(ServiceSettings):
     push_forward_wait_s: float = Field(
         10.0, gt=0, description="How long a frame pushed to a replica that does not run its pipeline waits for a "
                                 "reachable owner (forwarded to it) before the push stream ends with UNAVAILABLE.")
+    spec_refresh_s: float = Field(
+        30.0, gt=0, description="A replica reads a pipeline's definition (and the list of pipelines) from the "
+                                "registry when its change counter in Redis moves, and at least this often.")

@@ -21,13 +21,22 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class Target:
-    """What frames run through: a model (now) or a workflow (through RunWorkflow, once the engine is there)."""
+    """What frames run through: a model (InferBatch) or a workflow (RunWorkflow): a definition sent inline,
+    or a stored one, pinned at initialise to the version then current (or the one asked)."""
 
     model_id: str = ""
     workflow: str = ""  # a workflow definition as JSON text (run with fleet.v1 RunWorkflow)
     image_input: str = "image"  # the workflow's image input frames are given to
     confidence: float | None = None
     output_name: str = "predictions"  # the name a model's result carries in an output dict
+    workflow_workspace: str = ""  # a stored workflow: its workspace, id and version ("" until pinned)
+    workflow_id: str = ""
+    workflow_version: str = ""
+    parameters: str = ""  # a workflow's parameter inputs, a JSON object (the reference's workflows_parameters)
+
+    @property
+    def is_workflow(self) -> bool:
+        return bool(self.workflow or self.workflow_id)
 
 
 @dataclass

@@ -13,7 +13,9 @@ from fleet.v1 import inference_pb2, model_pb2
 from services.common.errors import FleetError, InvalidArgument, InvalidImage
 from services.common.grpc_metrics import OK, code_of
 from services.workflows.blocks.base import ModelRunner
-from services.workflows.compiler import Compiled, Compiler
+from services.tasks import registry as tasks
+from services.workflows.compiler import Compiled, Compiler, Lit
+from services.workflows.definition import InvalidWorkflow
 from services.workflows.data import WImage, image_size
 from services.workflows.executor import Run
 from services.workflows.metrics import RUN_SECONDS, RUNS, workflow_label
@@ -49,6 +51,21 @@ class WorkflowEngine:
     def validate(self, definition: Any) -> Compiled:
         """The compiled graph, or ``InvalidWorkflow`` saying what is wrong and where."""
         return self.compiler.compile(definition)
+
+    async def check(self, definition: Any, models: ModelRunner) -> Compiled:
+        """``validate``, and every model a step names (a literal ``model_id``, or the block's default) exists
+        for the caller (NotFound otherwise) and suits its step (a model block's task): what a run would find."""
+        compiled = self.compiler.compile(definition)
+        for step in compiled.steps:
+            arg = step.args.get("model_id")
+            if not isinstance(arg, Lit) or not isinstance(arg.value, str) or not arg.value:
+                continue  # an $inputs parameter: known only when a run sends it
+            model = await models.model(arg.value)
+            task = getattr(step.block, "task", None)
+            if isinstance(task, str) and (actual := tasks.of_model(model).name) != task:
+                raise InvalidWorkflow(f"step {step.name!r}: model {model.model_id!r} is a {actual} model; this "
+                                      f"block runs {task} models")
+        return compiled
 
     async def run(self, definition: Any, inputs: dict[str, Any], image_of: ImageOf, models: ModelRunner,
                   excluded: Iterable[str] = (), workflow: str = "inline") -> list[dict[str, Any]]:

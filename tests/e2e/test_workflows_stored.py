@@ -150,3 +150,49 @@ def test_grpc_run_workflow_inline_stored_and_streaming(fleet: LocalFleet, tmp_pa
         assert "input 'image' is missing" in answers["frame-2"].error.message
         jpeg = answers["frame-0"].response.outputs[0].fields["drawn"].image
         assert jpeg[:3] == b"\xff\xd8\xff"
+
+
+def test_grpc_validate_workflow_checks_structure_models_and_stored_ones(fleet: LocalFleet, tmp_path: Path) -> None:
+    assert put(fleet, tmp_path, "demo", "to-check", one_step()).returncode == 0
+    assert put(fleet, tmp_path, "demo", "to-check", detect_crop_classify()).returncode == 0  # version 2 is current
+
+    def struct(definition: dict):  # noqa: ANN202 - a Struct
+        return json_format.ParseDict(definition, workflow_pb2.ValidateWorkflowRequest().definition)
+
+    def stored(workflow_id: str = "to-check", version: str = "") -> workflow_pb2.StoredWorkflow:
+        return workflow_pb2.StoredWorkflow(workspace="demo", workflow_id=workflow_id, version_id=version)
+
+    with grpc.insecure_channel(fleet.gateway.address) as channel:
+        stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
+
+        def validate(key: str = TEST_KEY, **workflow) -> workflow_pb2.ValidateWorkflowResponse:
+            return stub.ValidateWorkflow(workflow_pb2.ValidateWorkflowRequest(**workflow),
+                                         metadata=(("authorization", f"Bearer {key}"),), timeout=30)
+
+        inline = validate(definition=struct(detect_crop_classify()))
+        assert inline.version_id == ""
+        assert [(i.name, i.image, i.required) for i in inline.inputs] == [("image", True, False),
+                                                                          ("confidence", False, False)]
+        needs = {**one_step(), "inputs": [*one_step()["inputs"], {"type": "WorkflowParameter", "name": "zone"}]}
+        assert [i.required for i in validate(definition=struct(needs)).inputs] == [False, True]
+        assert validate(stored=stored()).version_id == "2"
+        assert validate(stored=stored(version="1")).version_id == "1"
+        refused = {
+            "structure": ({"definition": struct({**one_step(), "steps": [{"type": "NoSuchBlock", "name": "x"}]})},
+                          TEST_KEY, grpc.StatusCode.INVALID_ARGUMENT),
+            "unknown model": ({"definition": struct(one_step("nope/1"))}, TEST_KEY, grpc.StatusCode.NOT_FOUND),
+            "model of another task": ({"definition": struct(one_step("shapes-cls/1"))}, TEST_KEY,
+                                      grpc.StatusCode.INVALID_ARGUMENT),
+            "another workspace's model": ({"definition": struct(one_step())}, OTHER_KEY, grpc.StatusCode.NOT_FOUND),
+            "unknown stored": ({"stored": stored("nothing-here")}, TEST_KEY, grpc.StatusCode.NOT_FOUND),
+            "unknown version": ({"stored": stored(version="9")}, TEST_KEY, grpc.StatusCode.NOT_FOUND),
+            "another workspace's stored": ({"stored": stored()}, OTHER_KEY, grpc.StatusCode.NOT_FOUND),
+            "neither": ({}, TEST_KEY, grpc.StatusCode.INVALID_ARGUMENT),
+        }
+        for why, (workflow, key, expected) in refused.items():
+            with pytest.raises(grpc.RpcError) as info:
+                validate(key, **workflow)
+            assert info.value.code() == expected, (why, info.value.details())
+        with pytest.raises(grpc.RpcError) as info:
+            validate(definition=struct(one_step("shapes-cls/1")))
+        assert "step 'det'" in info.value.details() and "classification" in info.value.details()

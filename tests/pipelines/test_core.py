@@ -60,9 +60,11 @@ def test_workflow_specifications_become_workflow_targets() -> None:
                              "image": "$inputs.frame", "model_id": "shapes-det/1"}], "outputs": []}
     target = workflow_target(definition, "frame")
     assert json.loads(target.workflow) == definition and target.image_input == "frame" and not target.model_id
-    for bad in ({"steps": []}, {"inputs": []}, "not a dict"):
+    for bad in ("not a dict", ["steps"]):  # the rest is the gateway's to validate, at initialise
         with pytest.raises(InvalidArgument):
             workflow_target(bad)
+    with pytest.raises(InvalidArgument):
+        workflow_target(definition, "")
 
 
 def test_the_reference_payload() -> None:
@@ -76,6 +78,24 @@ def test_the_reference_payload() -> None:
                 {"video_configuration": {"video_reference": "a"}, "processing_configuration": {"type": "Other"}}):
         with pytest.raises(InvalidArgument):
             new_pipeline(bad)
+    # A stored workflow, as inference-sdk sends it (the definition's field present and null).
+    video = {"type": "VideoConfiguration", "video_reference": "a"}
+    sdk = {"type": "WorkflowConfiguration", "workflow_specification": None, "workspace_name": "demo",
+           "workflow_id": "flow", "image_input_name": "frame"}
+    target = new_pipeline({"video_configuration": video, "processing_configuration": sdk}).target
+    assert (target.workflow_workspace, target.workflow_id, target.workflow_version, target.image_input,
+            target.workflow, target.is_workflow) == ("demo", "flow", "", "frame", "", True)
+    pinned = new_pipeline({"video_configuration": video,
+                           "processing_configuration": {**sdk, "workflow_version_id": 3}}).target
+    assert pinned.workflow_version == "3"
+    given = new_pipeline({"video_configuration": video,
+                          "processing_configuration": {**sdk, "workflows_parameters": {"zone": [1, 2]}}}).target
+    assert json.loads(given.parameters) == {"zone": [1, 2]}
+    for processing in ({**sdk, "workflow_specification": {"steps": []}}, {**sdk, "workspace_name": None},
+                       {**sdk, "workflow_id": ""}, {"type": "WorkflowConfiguration"},
+                       {**sdk, "workflows_parameters": ["zone"]}):
+        with pytest.raises(InvalidArgument):
+            new_pipeline({"video_configuration": video, "processing_configuration": processing})
 
 
 async def test_leases_have_one_owner(redis_url: str) -> None:
@@ -84,11 +104,11 @@ async def test_leases_have_one_owner(redis_url: str) -> None:
     try:
         assert await store.acquire("p", "a", 0.3)
         assert not await store.acquire("p", "b", 0.3)
-        assert not await store.renew("p", "b", 0.3) and await store.renew("p", "a", 0.3)
+        assert await store.renew("p", "b", 0.3) is None and await store.renew("p", "a", 0.3) == 0
         await store.release("p", "b")  # not b's: stays a's
         assert await store.owner("p") == "a"
         await asyncio.sleep(0.4)  # expired: another may take it
-        assert await store.acquire("p", "b", 0.3) and not await store.renew("p", "a", 0.3)
+        assert await store.acquire("p", "b", 0.3) and await store.renew("p", "a", 0.3) is None
         await store.release("p", "b")
         assert await store.owner("p") == ""
     finally:

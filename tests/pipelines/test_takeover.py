@@ -3,6 +3,7 @@ Frames pushed to a replica that does not run the pipeline reach its owner, and t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import cv2
 import grpc
+import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
+from redis import Redis
 
 from fleet.v1 import pipelines_pb2
 from services.local.processes import LocalFleet, ServiceProcess
@@ -56,6 +60,51 @@ def create_on(address: str, url: str) -> str:
     request = pipelines_pb2.CreatePipelineRequest(model_id="shapes-det/1", max_fps=5,
                                                   sources=[pipelines_pb2.VideoSource(reference=url)])
     return stub(address).CreatePipeline(request, metadata=auth(TEST_KEY), timeout=30).pipeline.pipeline_id
+
+
+def registry_reads(fleet: LocalFleet) -> dict[str, float]:
+    """The pipelines' record reads the registry processes have served so far, by method."""
+    counts = {"GetPipelineRecord": 0.0, "ListPipelineRecords": 0.0}
+    for process in fleet.registry_processes:
+        text = httpx.get(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "grpc_server_started_total" and sample.labels.get("grpc_method") in counts:
+                    counts[sample.labels["grpc_method"]] += sample.value
+    return counts
+
+
+def test_renewals_read_redis_and_the_registry_only_on_a_change(fleet: LocalFleet, redis_url: str) -> None:
+    """Lease renewals (every 0.5 s here) and claim rounds (every 0.2 s) of two replicas holding four pipelines
+    read no pipeline record while nothing changes; a change made through one replica still reaches the owner
+    within a renewal or two, and so does a terminate."""
+    first, second = fleet.pipelines_processes
+    ids = [create_on(replica.address, f"push://cam{i}") for i, replica in enumerate([first, second, first, second])]
+    redis = Redis.from_url(redis_url)
+    try:
+        time.sleep(1.0)  # every replica has listed the new pipelines once (the generation moved)
+        before = registry_reads(fleet)
+        time.sleep(3.0)  # 6 renewals of 4 leases, 15 claim rounds per replica
+        after = registry_reads(fleet)
+        reads = {method: after[method] - before[method] for method in before}
+        print(f"\nregistry reads during 6 renewals of 4 pipelines on 2 replicas: {reads}")
+        assert reads == {"GetPipelineRecord": 0, "ListPipelineRecords": 0}
+        # A pause asked of the other replica reaches the owner through the revision counter.
+        stub(second.address).PausePipeline(pipelines_pb2.PausePipelineRequest(pipeline_id=ids[0]),
+                                           metadata=auth(TEST_KEY), timeout=10)
+        wait_for(lambda: report(stub(first.address), TEST_KEY, ids[0])["state"] == "paused", 3)
+        # A terminate asked of the other replica: the owner stops the pipeline and frees its lease.
+        lease = f"{fleet.namespace}:pipelines:lease:{ids[0]}"
+        assert redis.get(lease) == first.name.encode()
+        stub(second.address).TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=ids[0]),
+                                               metadata=auth(TEST_KEY), timeout=10)
+        wait_for(lambda: redis.get(lease) is None, 3)
+    finally:
+        for pid in ids:
+            with contextlib.suppress(grpc.RpcError):
+                stub(first.address).TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=pid),
+                                                      metadata=auth(TEST_KEY), timeout=10)
+        redis.close()
 
 
 def test_sigkill_then_sigterm_hand_pipelines_over(fleet: LocalFleet, rtsp: RtspServer) -> None:

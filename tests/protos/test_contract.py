@@ -44,7 +44,7 @@ def test_stubs_import_and_expose_the_services() -> None:
     from fleet.v1 import workflow_pb2
 
     assert set(workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].methods_by_name) == {
-        "RunWorkflow", "RunWorkflowStream"}
+        "RunWorkflow", "RunWorkflowStream", "ValidateWorkflow"}
     assert "GetWorkflow" in registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name
     assert "LoadModel" in worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].methods_by_name
 
