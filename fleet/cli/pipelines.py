@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import grpc
 
@@ -28,12 +29,42 @@ def _stub(args: argparse.Namespace) -> tuple[pipelines_pb2_grpc.PipelineServiceS
 
 def _show(info: pipelines_pb2.PipelineInfo) -> None:
     report = json.loads(info.report_json) if info.report_json else {}
-    print(f"{info.pipeline_id}  {info.state or '-'}  model={info.model_id}  max_fps={info.max_fps:g}")
+    runs = f"workflow={info.workflow}" if info.workflow else f"model={info.model_id}"
+    print(f"{info.pipeline_id}  {info.state or '-'}  {runs}  max_fps={info.max_fps:g}")
     for source in report.get("sources_metadata", []):
         error = f"  ({source['last_error']})" if source.get("last_error") else ""
         print(f"  source {source['source_id']}: {source['state']} reconnects={source['reconnects']}{error}")
     if frames := report.get("frames"):
         print("  frames: " + " ".join(f"{k}={v}" for k, v in frames.items()))
+
+
+def _workflow(args: argparse.Namespace) -> pipelines_pb2.PipelineWorkflow | None:
+    """The workflow --workflow FILE or --workflow-id WORKSPACE/ID[@VERSION] names (None: a model)."""
+    if not args.workflow and not args.workflow_id:
+        if args.params:
+            sys.exit("fleet: --param is for a workflow (--workflow or --workflow-id)")
+        return None
+    message = pipelines_pb2.PipelineWorkflow(image_input_name=args.image_input)
+    if args.workflow:
+        try:
+            message.definition.update(json.loads(Path(args.workflow).read_text()))
+        except (OSError, ValueError, AttributeError) as err:
+            sys.exit(f"fleet: --workflow {args.workflow}: not a readable JSON object ({err})")
+    else:
+        named, _, version = args.workflow_id.partition("@")
+        workspace, _, workflow_id = named.partition("/")
+        if not workspace or not workflow_id:
+            sys.exit("fleet: --workflow-id takes WORKSPACE/WORKFLOW_ID[@VERSION]")
+        message.stored.workspace, message.stored.workflow_id, message.stored.version_id = workspace, workflow_id, version
+    for item in args.params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            sys.exit(f"fleet: --param {item!r}: expected NAME=VALUE (VALUE as JSON, else a string)")
+        try:
+            message.parameters[name] = json.loads(value)
+        except ValueError:
+            message.parameters[name] = value
+    return message
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 print(pipeline_id)
         elif args.action == "create":
             request = pipelines_pb2.CreatePipelineRequest(
-                model_id=args.model, max_fps=args.max_fps or 0,
+                model_id=args.model or "", max_fps=args.max_fps or 0, workflow=_workflow(args),
                 sources=[pipelines_pb2.VideoSource(reference=r, rtsp_transport=args.rtsp_transport)
                          for r in args.source])
             _show(stub.CreatePipeline(request, metadata=metadata, timeout=30).pipeline)
@@ -110,7 +141,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     action("list", "your workspace's pipelines", with_id=False)
     create = action("create", "start a pipeline on video sources", with_id=False)
     create.add_argument("source", nargs="+", help="rtsp://, http(s)://, a file under the fleet's video roots, push://")
-    create.add_argument("--model", required=True, help="model id or alias, e.g. shapes-det/1")
+    target = create.add_mutually_exclusive_group(required=True)
+    target.add_argument("--model", help="model id or alias, e.g. shapes-det/1")
+    target.add_argument("--workflow", metavar="FILE", help="a workflow definition (JSON) to run frames through")
+    target.add_argument("--workflow-id", metavar="WORKSPACE/ID[@VERSION]",
+                        help="a stored workflow (its current version unless @VERSION), pinned at creation")
+    create.add_argument("--image-input", default="image", help="the workflow's image input frames go to")
+    create.add_argument("--param", dest="params", action="append", default=[], metavar="NAME=VALUE",
+                        help="a workflow parameter (VALUE as JSON, else a string); repeatable")
     create.add_argument("--max-fps", type=float, help="frames per second per source at most (default: the fleet's)")
     create.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
     action("status", "a pipeline's state, sources and frame counts").add_argument("--json", action="store_true")

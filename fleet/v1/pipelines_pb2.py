@@ -22,61 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from fleet.v1 import workflow_pb2 as fleet_dot_v1_dot_workflow__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66leet/v1/pipelines.proto\x12\x08\x66leet.v1\"K\n\x0bVideoSource\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x16\n\x0ertsp_transport\x18\x03 \x01(\t\"\xa7\x01\n\x15\x43reatePipelineRequest\x12&\n\x07sources\x18\x01 \x03(\x0b\x32\x15.fleet.v1.VideoSource\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x17\n\nconfidence\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x0f\n\x07max_fps\x18\x04 \x01(\x02\x12\x1b\n\x13results_buffer_size\x18\x05 \x01(\rB\r\n\x0b_confidence\"B\n\x16\x43reatePipelineResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\"\x16\n\x14ListPipelinesRequest\"-\n\x15ListPipelinesResponse\x12\x14\n\x0cpipeline_ids\x18\x01 \x03(\t\")\n\x12GetPipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"?\n\x13GetPipelineResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\"+\n\x14PausePipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"A\n\x15PausePipelineResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\",\n\x15ResumePipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"B\n\x16ResumePipelineResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\"/\n\x18TerminatePipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"\x1b\n\x19TerminatePipelineResponse\"N\n\x10\x41\x64\x64SourceRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12%\n\x06source\x18\x02 \x01(\x0b\x32\x15.fleet.v1.VideoSource\"=\n\x11\x41\x64\x64SourceResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\"=\n\x13RemoveSourceRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\t\"@\n\x14RemoveSourceResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\".\n\x17SubscribeResultsRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"D\n\x18SubscribeResultsResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.fleet.v1.PipelineResult\"\x92\x01\n\x0cPipelineInfo\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12&\n\x07sources\x18\x03 \x03(\x0b\x32\x15.fleet.v1.VideoSource\x12\x0f\n\x07max_fps\x18\x04 \x01(\x02\x12\r\n\x05state\x18\x05 \x01(\t\x12\x13\n\x0breport_json\x18\x06 \x01(\t\"\x85\x01\n\x0ePipelineResult\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x02 \x01(\x04\x12\x13\n\x0b\x63\x61ptured_at\x18\x03 \x01(\x01\x12\x14\n\x0c\x63ompleted_at\x18\x04 \x01(\x01\x12\x14\n\x0coutputs_json\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"_\n\x11PushFramesRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x61ptured_at\x18\x04 \x01(\x01\"&\n\x12PushFramesResponse\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\x04\x32\xc8\x06\n\x0fPipelineService\x12S\n\x0e\x43reatePipeline\x12\x1f.fleet.v1.CreatePipelineRequest\x1a .fleet.v1.CreatePipelineResponse\x12P\n\rListPipelines\x12\x1e.fleet.v1.ListPipelinesRequest\x1a\x1f.fleet.v1.ListPipelinesResponse\x12J\n\x0bGetPipeline\x12\x1c.fleet.v1.GetPipelineRequest\x1a\x1d.fleet.v1.GetPipelineResponse\x12P\n\rPausePipeline\x12\x1e.fleet.v1.PausePipelineRequest\x1a\x1f.fleet.v1.PausePipelineResponse\x12S\n\x0eResumePipeline\x12\x1f.fleet.v1.ResumePipelineRequest\x1a .fleet.v1.ResumePipelineResponse\x12\\\n\x11TerminatePipeline\x12\".fleet.v1.TerminatePipelineRequest\x1a#.fleet.v1.TerminatePipelineResponse\x12\x44\n\tAddSource\x12\x1a.fleet.v1.AddSourceRequest\x1a\x1b.fleet.v1.AddSourceResponse\x12M\n\x0cRemoveSource\x12\x1d.fleet.v1.RemoveSourceRequest\x1a\x1e.fleet.v1.RemoveSourceResponse\x12[\n\x10SubscribeResults\x12!.fleet.v1.SubscribeResultsRequest\x1a\".fleet.v1.SubscribeResultsResponse0\x01\x12K\n\nPushFrames\x12\x1b.fleet.v1.PushFramesRequest\x1a\x1c.fleet.v1.PushFramesResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66leet/v1/pipelines.proto\x12\x08\x66leet.v1\x1a\x17\x66leet/v1/workflow.proto\x1a\x1cgoogle/protobuf/struct.proto\"K\n\x0bVideoSource\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x16\n\x0ertsp_transport\x18\x03 \x01(\t\"\xd5\x01\n\x15\x43reatePipelineRequest\x12&\n\x07sources\x18\x01 \x03(\x0b\x32\x15.fleet.v1.VideoSource\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x17\n\nconfidence\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x0f\n\x07max_fps\x18\x04 \x01(\x02\x12\x1b\n\x13results_buffer_size\x18\x05 \x01(\r\x12,\n\x08workflow\x18\x06 \x01(\x0b\x32\x1a.fleet.v1.PipelineWorkflowB\r\n\x0b_confidence\"\xc0\x01\n\x10PipelineWorkflow\x12-\n\ndefinition\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12*\n\x06stored\x18\x02 \x01(\x0b\x32\x18.fleet.v1.StoredWorkflowH\x00\x12\x18\n\x10image_input_name\x18\x03 \x01(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\n\n\x08workflow\"B\n\x16\x43reatePipelineResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\"\x16\n\x14ListPipelinesRequest\"-\n\x15ListPipelinesResponse\x12\x14\n\x0cpipeline_ids\x18\x01 \x03(\t\")\n\x12GetPipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"?\n\x13GetPipelineResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\"+\n\x14PausePipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"A\n\x15PausePipelineResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\",\n\x15ResumePipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"B\n\x16ResumePipelineResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\"/\n\x18TerminatePipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"\x1b\n\x19TerminatePipelineResponse\"N\n\x10\x41\x64\x64SourceRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12%\n\x06source\x18\x02 \x01(\x0b\x32\x15.fleet.v1.VideoSource\"=\n\x11\x41\x64\x64SourceResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\"=\n\x13RemoveSourceRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\t\"@\n\x14RemoveSourceResponse\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.fleet.v1.PipelineInfo\".\n\x17SubscribeResultsRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"D\n\x18SubscribeResultsResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.fleet.v1.PipelineResult\"\xa4\x01\n\x0cPipelineInfo\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12&\n\x07sources\x18\x03 \x03(\x0b\x32\x15.fleet.v1.VideoSource\x12\x0f\n\x07max_fps\x18\x04 \x01(\x02\x12\r\n\x05state\x18\x05 \x01(\t\x12\x13\n\x0breport_json\x18\x06 \x01(\t\x12\x10\n\x08workflow\x18\x07 \x01(\t\"\x85\x01\n\x0ePipelineResult\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x02 \x01(\x04\x12\x13\n\x0b\x63\x61ptured_at\x18\x03 \x01(\x01\x12\x14\n\x0c\x63ompleted_at\x18\x04 \x01(\x01\x12\x14\n\x0coutputs_json\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"_\n\x11PushFramesRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x61ptured_at\x18\x04 \x01(\x01\"&\n\x12PushFramesResponse\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\x04\x32\xc8\x06\n\x0fPipelineService\x12S\n\x0e\x43reatePipeline\x12\x1f.fleet.v1.CreatePipelineRequest\x1a .fleet.v1.CreatePipelineResponse\x12P\n\rListPipelines\x12\x1e.fleet.v1.ListPipelinesRequest\x1a\x1f.fleet.v1.ListPipelinesResponse\x12J\n\x0bGetPipeline\x12\x1c.fleet.v1.GetPipelineRequest\x1a\x1d.fleet.v1.GetPipelineResponse\x12P\n\rPausePipeline\x12\x1e.fleet.v1.PausePipelineRequest\x1a\x1f.fleet.v1.PausePipelineResponse\x12S\n\x0eResumePipeline\x12\x1f.fleet.v1.ResumePipelineRequest\x1a .fleet.v1.ResumePipelineResponse\x12\\\n\x11TerminatePipeline\x12\".fleet.v1.TerminatePipelineRequest\x1a#.fleet.v1.TerminatePipelineResponse\x12\x44\n\tAddSource\x12\x1a.fleet.v1.AddSourceRequest\x1a\x1b.fleet.v1.AddSourceResponse\x12M\n\x0cRemoveSource\x12\x1d.fleet.v1.RemoveSourceRequest\x1a\x1e.fleet.v1.RemoveSourceResponse\x12[\n\x10SubscribeResults\x12!.fleet.v1.SubscribeResultsRequest\x1a\".fleet.v1.SubscribeResultsResponse0\x01\x12K\n\nPushFrames\x12\x1b.fleet.v1.PushFramesRequest\x1a\x1c.fleet.v1.PushFramesResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fleet.v1.pipelines_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VIDEOSOURCE']._serialized_start=38
-  _globals['_VIDEOSOURCE']._serialized_end=113
-  _globals['_CREATEPIPELINEREQUEST']._serialized_start=116
-  _globals['_CREATEPIPELINEREQUEST']._serialized_end=283
-  _globals['_CREATEPIPELINERESPONSE']._serialized_start=285
-  _globals['_CREATEPIPELINERESPONSE']._serialized_end=351
-  _globals['_LISTPIPELINESREQUEST']._serialized_start=353
-  _globals['_LISTPIPELINESREQUEST']._serialized_end=375
-  _globals['_LISTPIPELINESRESPONSE']._serialized_start=377
-  _globals['_LISTPIPELINESRESPONSE']._serialized_end=422
-  _globals['_GETPIPELINEREQUEST']._serialized_start=424
-  _globals['_GETPIPELINEREQUEST']._serialized_end=465
-  _globals['_GETPIPELINERESPONSE']._serialized_start=467
-  _globals['_GETPIPELINERESPONSE']._serialized_end=530
-  _globals['_PAUSEPIPELINEREQUEST']._serialized_start=532
-  _globals['_PAUSEPIPELINEREQUEST']._serialized_end=575
-  _globals['_PAUSEPIPELINERESPONSE']._serialized_start=577
-  _globals['_PAUSEPIPELINERESPONSE']._serialized_end=642
-  _globals['_RESUMEPIPELINEREQUEST']._serialized_start=644
-  _globals['_RESUMEPIPELINEREQUEST']._serialized_end=688
-  _globals['_RESUMEPIPELINERESPONSE']._serialized_start=690
-  _globals['_RESUMEPIPELINERESPONSE']._serialized_end=756
-  _globals['_TERMINATEPIPELINEREQUEST']._serialized_start=758
-  _globals['_TERMINATEPIPELINEREQUEST']._serialized_end=805
-  _globals['_TERMINATEPIPELINERESPONSE']._serialized_start=807
-  _globals['_TERMINATEPIPELINERESPONSE']._serialized_end=834
-  _globals['_ADDSOURCEREQUEST']._serialized_start=836
-  _globals['_ADDSOURCEREQUEST']._serialized_end=914
-  _globals['_ADDSOURCERESPONSE']._serialized_start=916
-  _globals['_ADDSOURCERESPONSE']._serialized_end=977
-  _globals['_REMOVESOURCEREQUEST']._serialized_start=979
-  _globals['_REMOVESOURCEREQUEST']._serialized_end=1040
-  _globals['_REMOVESOURCERESPONSE']._serialized_start=1042
-  _globals['_REMOVESOURCERESPONSE']._serialized_end=1106
-  _globals['_SUBSCRIBERESULTSREQUEST']._serialized_start=1108
-  _globals['_SUBSCRIBERESULTSREQUEST']._serialized_end=1154
-  _globals['_SUBSCRIBERESULTSRESPONSE']._serialized_start=1156
-  _globals['_SUBSCRIBERESULTSRESPONSE']._serialized_end=1224
-  _globals['_PIPELINEINFO']._serialized_start=1227
-  _globals['_PIPELINEINFO']._serialized_end=1373
-  _globals['_PIPELINERESULT']._serialized_start=1376
-  _globals['_PIPELINERESULT']._serialized_end=1509
-  _globals['_PUSHFRAMESREQUEST']._serialized_start=1511
-  _globals['_PUSHFRAMESREQUEST']._serialized_end=1606
-  _globals['_PUSHFRAMESRESPONSE']._serialized_start=1608
-  _globals['_PUSHFRAMESRESPONSE']._serialized_end=1646
-  _globals['_PIPELINESERVICE']._serialized_start=1649
-  _globals['_PIPELINESERVICE']._serialized_end=2489
+  _globals['_VIDEOSOURCE']._serialized_start=93
+  _globals['_VIDEOSOURCE']._serialized_end=168
+  _globals['_CREATEPIPELINEREQUEST']._serialized_start=171
+  _globals['_CREATEPIPELINEREQUEST']._serialized_end=384
+  _globals['_PIPELINEWORKFLOW']._serialized_start=387
+  _globals['_PIPELINEWORKFLOW']._serialized_end=579
+  _globals['_CREATEPIPELINERESPONSE']._serialized_start=581
+  _globals['_CREATEPIPELINERESPONSE']._serialized_end=647
+  _globals['_LISTPIPELINESREQUEST']._serialized_start=649
+  _globals['_LISTPIPELINESREQUEST']._serialized_end=671
+  _globals['_LISTPIPELINESRESPONSE']._serialized_start=673
+  _globals['_LISTPIPELINESRESPONSE']._serialized_end=718
+  _globals['_GETPIPELINEREQUEST']._serialized_start=720
+  _globals['_GETPIPELINEREQUEST']._serialized_end=761
+  _globals['_GETPIPELINERESPONSE']._serialized_start=763
+  _globals['_GETPIPELINERESPONSE']._serialized_end=826
+  _globals['_PAUSEPIPELINEREQUEST']._serialized_start=828
+  _globals['_PAUSEPIPELINEREQUEST']._serialized_end=871
+  _globals['_PAUSEPIPELINERESPONSE']._serialized_start=873
+  _globals['_PAUSEPIPELINERESPONSE']._serialized_end=938
+  _globals['_RESUMEPIPELINEREQUEST']._serialized_start=940
+  _globals['_RESUMEPIPELINEREQUEST']._serialized_end=984
+  _globals['_RESUMEPIPELINERESPONSE']._serialized_start=986
+  _globals['_RESUMEPIPELINERESPONSE']._serialized_end=1052
+  _globals['_TERMINATEPIPELINEREQUEST']._serialized_start=1054
+  _globals['_TERMINATEPIPELINEREQUEST']._serialized_end=1101
+  _globals['_TERMINATEPIPELINERESPONSE']._serialized_start=1103
+  _globals['_TERMINATEPIPELINERESPONSE']._serialized_end=1130
+  _globals['_ADDSOURCEREQUEST']._serialized_start=1132
+  _globals['_ADDSOURCEREQUEST']._serialized_end=1210
+  _globals['_ADDSOURCERESPONSE']._serialized_start=1212
+  _globals['_ADDSOURCERESPONSE']._serialized_end=1273
+  _globals['_REMOVESOURCEREQUEST']._serialized_start=1275
+  _globals['_REMOVESOURCEREQUEST']._serialized_end=1336
+  _globals['_REMOVESOURCERESPONSE']._serialized_start=1338
+  _globals['_REMOVESOURCERESPONSE']._serialized_end=1402
+  _globals['_SUBSCRIBERESULTSREQUEST']._serialized_start=1404
+  _globals['_SUBSCRIBERESULTSREQUEST']._serialized_end=1450
+  _globals['_SUBSCRIBERESULTSRESPONSE']._serialized_start=1452
+  _globals['_SUBSCRIBERESULTSRESPONSE']._serialized_end=1520
+  _globals['_PIPELINEINFO']._serialized_start=1523
+  _globals['_PIPELINEINFO']._serialized_end=1687
+  _globals['_PIPELINERESULT']._serialized_start=1690
+  _globals['_PIPELINERESULT']._serialized_end=1823
+  _globals['_PUSHFRAMESREQUEST']._serialized_start=1825
+  _globals['_PUSHFRAMESREQUEST']._serialized_end=1920
+  _globals['_PUSHFRAMESRESPONSE']._serialized_start=1922
+  _globals['_PUSHFRAMESRESPONSE']._serialized_end=1960
+  _globals['_PIPELINESERVICE']._serialized_start=1963
+  _globals['_PIPELINESERVICE']._serialized_end=2803
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,5 @@
+from fleet.v1 import workflow_pb2 as _workflow_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -17,18 +19,32 @@ class VideoSource(_message.Message):
     def __init__(self, source_id: _Optional[str] = ..., reference: _Optional[str] = ..., rtsp_transport: _Optional[str] = ...) -> None: ...
 
 class CreatePipelineRequest(_message.Message):
-    __slots__ = ("sources", "model_id", "confidence", "max_fps", "results_buffer_size")
+    __slots__ = ("sources", "model_id", "confidence", "max_fps", "results_buffer_size", "workflow")
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     MAX_FPS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_BUFFER_SIZE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     sources: _containers.RepeatedCompositeFieldContainer[VideoSource]
     model_id: str
     confidence: float
     max_fps: float
     results_buffer_size: int
-    def __init__(self, sources: _Optional[_Iterable[_Union[VideoSource, _Mapping]]] = ..., model_id: _Optional[str] = ..., confidence: _Optional[float] = ..., max_fps: _Optional[float] = ..., results_buffer_size: _Optional[int] = ...) -> None: ...
+    workflow: PipelineWorkflow
+    def __init__(self, sources: _Optional[_Iterable[_Union[VideoSource, _Mapping]]] = ..., model_id: _Optional[str] = ..., confidence: _Optional[float] = ..., max_fps: _Optional[float] = ..., results_buffer_size: _Optional[int] = ..., workflow: _Optional[_Union[PipelineWorkflow, _Mapping]] = ...) -> None: ...
+
+class PipelineWorkflow(_message.Message):
+    __slots__ = ("definition", "stored", "image_input_name", "parameters")
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_INPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    definition: _struct_pb2.Struct
+    stored: _workflow_pb2.StoredWorkflow
+    image_input_name: str
+    parameters: _struct_pb2.Struct
+    def __init__(self, definition: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., stored: _Optional[_Union[_workflow_pb2.StoredWorkflow, _Mapping]] = ..., image_input_name: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class CreatePipelineResponse(_message.Message):
     __slots__ = ("pipeline",)
@@ -133,20 +149,22 @@ class SubscribeResultsResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[PipelineResult, _Mapping]] = ...) -> None: ...
 
 class PipelineInfo(_message.Message):
-    __slots__ = ("pipeline_id", "model_id", "sources", "max_fps", "state", "report_json")
+    __slots__ = ("pipeline_id", "model_id", "sources", "max_fps", "state", "report_json", "workflow")
     PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     MAX_FPS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     pipeline_id: str
     model_id: str
     sources: _containers.RepeatedCompositeFieldContainer[VideoSource]
     max_fps: float
     state: str
     report_json: str
-    def __init__(self, pipeline_id: _Optional[str] = ..., model_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[VideoSource, _Mapping]]] = ..., max_fps: _Optional[float] = ..., state: _Optional[str] = ..., report_json: _Optional[str] = ...) -> None: ...
+    workflow: str
+    def __init__(self, pipeline_id: _Optional[str] = ..., model_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[VideoSource, _Mapping]]] = ..., max_fps: _Optional[float] = ..., state: _Optional[str] = ..., report_json: _Optional[str] = ..., workflow: _Optional[str] = ...) -> None: ...
 
 class PipelineResult(_message.Message):
     __slots__ = ("source_id", "frame_id", "captured_at", "completed_at", "outputs_json", "error")

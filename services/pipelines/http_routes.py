@@ -21,7 +21,7 @@ from services.gateway.auth import bearer_token
 from services.gateway.http import errors
 from services.pipelines.access import Access
 from services.pipelines.manager import PipelineManager
-from services.pipelines.processors import stored_workflow_target, workflow_target
+from services.pipelines.processors import MAX_PARAMETERS_BYTES, stored_workflow_target, workflow_target
 from services.pipelines.requests import NewPipeline, Requester
 from services.pipelines.spec import Desired, SourceSpec, Target
 
@@ -69,7 +69,7 @@ def new_pipeline(body: dict) -> NewPipeline:
         parameters = processing.get("workflows_parameters")
         if parameters is not None:
             text = json.dumps(parameters) if isinstance(parameters, dict) else ""
-            if not text or len(text) > 64 * 1024:
+            if not text or len(text) > MAX_PARAMETERS_BYTES:
                 raise InvalidArgument("workflows_parameters must be a JSON object of at most 64 KiB")
             target = replace(target, parameters=text)
     elif kind == "ModelConfiguration":  # this fleet's own: a model, no workflow

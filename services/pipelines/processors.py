@@ -187,6 +187,9 @@ class GatewayWorkflows:
         return replace(target, workflow_version=reply.version_id) if target.workflow_id else target
 
 
+MAX_PARAMETERS_BYTES = 64 * 1024  # a workflow's parameter values, as JSON
+
+
 def workflow_target(definition: object, image_input: str = "image") -> Target:
     """A workflow definition (the reference's ``workflow_specification``) as what a pipeline runs (validated in
     full by the gateway at initialise)."""

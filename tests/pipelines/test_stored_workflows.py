@@ -14,9 +14,10 @@ import grpc
 import httpx
 import pytest
 
-from fleet.v1 import admin_pb2, admin_pb2_grpc
+from fleet.v1 import admin_pb2, admin_pb2_grpc, pipelines_pb2, workflow_pb2
 from services.local.processes import LocalFleet
 from tests.conftest import OTHER_KEY, TEST_KEY
+from tests.pipelines.client import auth, stub
 from tests.workflows.definitions import one_step
 
 pytestmark = pytest.mark.slow
@@ -124,3 +125,52 @@ def test_stored_workflows_run_pinned_and_bad_workflows_are_refused_at_initialise
         manager.terminate(pinned)
         if latest:
             manager.terminate(latest)
+
+
+def test_grpc_create_pipeline_runs_inline_and_stored_workflows(fleet: LocalFleet, videos: Path) -> None:
+    admin = admin_pb2_grpc.AdminServiceStub(grpc.insecure_channel(fleet.gateway.address))
+    admin.PutWorkflow(admin_pb2.PutWorkflowRequest(workspace="demo", workflow_id="grpc-flow",
+                                                   definition_json=json.dumps(boxes())),
+                      metadata=(("authorization", f"Bearer {fleet.admin_token}"),), timeout=30)
+    service = stub(fleet.pipelines_processes[0].address)
+    manager = Manager(fleet, videos / "long.avi")
+    sources = [pipelines_pb2.VideoSource(reference=str(videos / "long.avi"))]
+
+    def create(workflow: pipelines_pb2.PipelineWorkflow, key: str = TEST_KEY, model_id: str = "") -> str:
+        request = pipelines_pb2.CreatePipelineRequest(sources=sources, max_fps=5, model_id=model_id,
+                                                      workflow=workflow)
+        return service.CreatePipeline(request, metadata=auth(key), timeout=60).pipeline.pipeline_id
+
+    def code(workflow: pipelines_pb2.PipelineWorkflow, key: str = TEST_KEY, model_id: str = "") -> grpc.StatusCode:
+        with pytest.raises(grpc.RpcError) as err:
+            create(workflow, key, model_id)
+        return err.value.code()
+
+    stored = pipelines_pb2.PipelineWorkflow(stored=workflow_pb2.StoredWorkflow(workspace="demo",
+                                                                               workflow_id="grpc-flow"))
+    confident = {**one_step(), "inputs": [*one_step()["inputs"], {"type": "WorkflowParameter", "name": "confidence"}]}
+    confident["steps"] = [{**confident["steps"][0], "confidence": "$inputs.confidence"}]
+    inline = pipelines_pb2.PipelineWorkflow()
+    inline.definition.update(confident)
+    before = manager.listed()
+    assert code(stored, model_id="shapes-det/1") == grpc.StatusCode.INVALID_ARGUMENT  # a model and a workflow
+    assert code(stored, OTHER_KEY) == grpc.StatusCode.NOT_FOUND  # another workspace's workflow
+    assert code(pipelines_pb2.PipelineWorkflow(stored=workflow_pb2.StoredWorkflow(
+        workspace="demo", workflow_id="nothing-here"))) == grpc.StatusCode.NOT_FOUND
+    assert code(inline) == grpc.StatusCode.INVALID_ARGUMENT  # its parameter has no default and none is given
+    assert code(pipelines_pb2.PipelineWorkflow(stored=stored.stored, image_input_name="frame")) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert manager.listed() == before  # nothing recorded for any of them
+
+    inline.parameters.update({"confidence": 0.9})
+    ids = [create(stored), create(inline)]
+    try:
+        info = service.GetPipeline(pipelines_pb2.GetPipelineRequest(pipeline_id=ids[0]), metadata=auth(TEST_KEY),
+                                   timeout=10).pipeline
+        assert info.workflow.startswith("demo/grpc-flow@") and not info.model_id, info
+        assert all(set(o) == {"boxes"} for o in manager.results_after(ids[0], 0, 2))
+        found = [p for o in manager.results_after(ids[1], 0, 3) for p in o["predictions"]["predictions"]]
+        assert found and all(p["confidence"] >= 0.9 for p in found)
+    finally:
+        for pipeline_id in ids:
+            manager.terminate(pipeline_id)
