@@ -16,7 +16,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from bench.fleet_sim import report
-from bench.fleet_sim.baselines import pooled_belady, random_home_lru
+from bench.fleet_sim.baselines import pooled_belady, pooled_lru, random_home_lru
 from bench.fleet_sim.engine import Fleet
 from bench.fleet_sim.workload import Scenario, trace
 
@@ -36,6 +36,7 @@ def run(key: str, scenario: Scenario, seed: int) -> dict:
     wall = time.perf_counter() - started
     result = report.summarise(key, scenario, fleet, stats, wall)
     result["baseline_random_home_lru"] = random_home_lru(scenario, t, seed)
+    result["bound_pooled_lru"] = pooled_lru(scenario, t)
     result["bound_pooled_belady"] = pooled_belady(scenario, t)
     return result
 

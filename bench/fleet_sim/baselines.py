@@ -2,6 +2,9 @@
 
 - **random home + LRU**: each model always goes to one worker drawn at random, whose LRU (by count and
   bytes, as the worker's) holds it or loads it;
+- **pooled LRU**: one cache as large as the whole fleet evicting the least recently used model, as each
+  worker does: what placement could reach at best while workers evict by LRU (every worker's memory one cache,
+  loads taking no time);
 - **pooled Belady**: one cache as large as the whole fleet (every slot, every byte) that evicts the model
   used furthest in the future: a bound no placement across separate workers can beat.
 """
@@ -39,6 +42,25 @@ def random_home_lru(scenario: Scenario, trace: Trace, seed: int) -> float:
                 break
             del cache[victim]
             used[w] -= victim_size
+    return hits / max(1, len(trace.models) - trace.measured_from)
+
+
+def pooled_lru(scenario: Scenario, trace: Trace) -> float:
+    """The share of measured requests one LRU cache of the fleet's slots and bytes would hit."""
+    slots, capacity = scenario.workers * scenario.max_models, scenario.workers * scenario.capacity_bytes
+    cache: OrderedDict[int, int] = OrderedDict()
+    used, hits = 0, 0
+    for i, model in enumerate(trace.models.tolist()):
+        if model in cache:
+            cache.move_to_end(model)
+            hits += i >= trace.measured_from
+            continue
+        size = int(trace.sizes[model])
+        cache[model] = size
+        used += size
+        while len(cache) > slots or used > capacity:
+            _, victim_size = cache.popitem(last=False)
+            used -= victim_size
     return hits / max(1, len(trace.models) - trace.measured_from)
 
 

@@ -83,6 +83,8 @@ def markdown(results: list[dict], seed: int) -> str:
         ("requests that needed no load (1 - loads started / requests: what the baselines count)",
          lambda r: _pct(r["no_load_rate"])),
         ("baseline: one random home per model, LRU, same memory", lambda r: _pct(r["baseline_random_home_lru"])),
+        ("bound while workers evict by LRU: one pooled LRU cache of the same size, loads taking no time",
+         lambda r: _pct(r["bound_pooled_lru"]) if "bound_pooled_lru" in r else "-"),
         ("bound: one pooled cache of the same size, Belady", lambda r: _pct(r["bound_pooled_belady"])),
         ("cold loads started while another worker was loading that model",
          lambda r: f"{r['duplicate_loads']} of {r['cold_loads']:,} ({r['duplicate_share']:.1%})"),

@@ -9,6 +9,9 @@ worker loads a model once; unloading twice unloads once), so replicas acting tog
 - **Floor**: fewer copies than ``AddModel`` asked for: place the missing ones.
 - **Demand**: the copies follow the model's load against what one copy should carry (``up_load`` requests
   inside at once): ``ceil(sum of the copies' loads / up_load)`` copies, up to ``max_copies`` (0: every worker).
+  A copy's load counts as its own demand by its share of its worker's (``own_low``: squared over the worker's):
+  on a worker busy with several models every model's requests wait behind the others', so a model that is one
+  of many there is not copied for a queue it did not make (``relief`` answers that worker's load).
   A sustained load (each copy's quietest interval over ``up_window_s``) adds the missing copies at once; a
   load plainly over capacity (the last interval above ``surge`` times ``up_load`` per copy) adds them without
   waiting for a window, so the hottest models reach the copies they need in a few seconds. Copies being
@@ -16,7 +19,9 @@ worker loads a model once; unloading twice unloads once), so replicas acting tog
 - **Saturated holders**: a worker has held more than ``up_load`` requests on average, all its models
   together, throughout ``up_window_s``, while another worker with room has not: place one copy of the model
   that loads the saturated worker most, if every holder of that model is saturated (else routing already
-  moves its load to one with room) and it is busy enough not to be released as cold at once.
+  moves its load to one with room) and it is busy enough not to be released as cold at once. It waits while
+  a copy of one of the worker's models placed elsewhere is new (its effect not shown yet), not for models
+  just loaded on the worker itself (on a worker whose other slots turn over, one always is).
 - **Cold**: over ``release_window_s`` the copies' busiest intervals, summed, would stay under
   ``release_load`` per copy with one copy fewer, and there are more than the floor (or one): release one.
   Also when there are more than ``max_copies``. ``up_load`` well above ``release_load`` and the long release
@@ -92,10 +97,30 @@ def _covers(copy: Copy, window_s: float) -> bool:
     return load.measured_seconds + 0.5 * interval >= window_s
 
 
+def _own(mine: float, worker: float) -> float:
+    """A copy's load as its own demand: where several models share a worker, the worker's queue lengthens every
+    model's requests, so a copy's figure counts by its share of the worker's (``mine`` of ``worker``): a model
+    that makes most of a busy worker's load keeps nearly all of it; one of many, waiting behind the others,
+    little (relief, not its own copies, answers that worker's load)."""
+    if worker <= mine or worker <= 0.0:
+        return mine
+    return mine * mine / worker
+
+
+def own_low(copy: Copy) -> float:
+    endpoint, load = copy
+    return _own(load.outstanding_low, endpoint.state.outstanding_low if endpoint.state else 0.0)
+
+
+def own_last(copy: Copy) -> float:
+    endpoint, load = copy
+    return _own(load.outstanding, endpoint.state.outstanding if endpoint.state else 0.0)
+
+
 def is_hot(copies: list[Copy], policy: CopyPolicy) -> bool:
     if not copies or not all(_covers(c, policy.up_window_s) for c in copies):
         return False
-    return sum(load.outstanding_low for _, load in copies) / len(copies) > policy.up_load
+    return sum(own_low(c) for c in copies) / len(copies) > policy.up_load
 
 
 def is_cold(copies: list[Copy], policy: CopyPolicy) -> bool:
@@ -110,8 +135,8 @@ def wanted(copies: list[Copy], policy: CopyPolicy, pending: int = 0) -> int:
     if not copies:
         return 0
     if is_hot(copies, policy):
-        return max(n + (pending == 0), math.ceil(sum(load.outstanding_low for _, load in copies) / policy.up_load))
-    last = sum(load.outstanding for _, load in copies)
+        return max(n + (pending == 0), math.ceil(sum(own_low(c) for c in copies) / policy.up_load))
+    last = sum(own_last(c) for c in copies)
     if last / n > policy.surge * policy.up_load:
         return math.ceil(last / policy.up_load)
     return 0
@@ -139,14 +164,20 @@ def _relief(view: FleetView, by_id: dict[str, Target], policy: CopyPolicy) -> se
         assert holder.state is not None  # saturated: it has a heartbeat
         held = [by_id[m.model_id] for m in holder.state.models if m.model_id in by_id]
         all_copies = {t.model_id: copies_of(view, t) for t in held}
-        if not all(_covers(c, policy.up_window_s) for copies in all_copies.values() for c in copies):
-            continue  # a copy placed a moment ago: its effect has not shown yet
+        # A copy elsewhere of one of its models, placed a moment ago, has not shown its effect yet. (Copies
+        # elsewhere only: a model just loaded here moves no load off the holder, and on a worker whose other
+        # slots turn over some model is always new: waiting for those would wait for ever.)
+        if not all(_covers(c, policy.up_window_s) for copies in all_copies.values() for c in copies
+                   if c[0] is not holder):
+            continue
         own = [(load.outstanding_low, t.model_id) for t in held
                for e, load in all_copies[t.model_id] if e is holder]
         if not own:
             continue
         _, model_id = max(own)  # only the model loading it most: copying a lighter one would barely help
         copies = all_copies[model_id]
+        if not all(_covers(c, policy.up_window_s) for c in copies):
+            continue  # itself new here: its load has not been measured over the window
         if (policy.max_copies and len(copies) >= policy.max_copies) or not all(_saturated(e, policy) for e, _ in copies):
             continue  # copied as far as it goes, or another holder has room (routing moves load there)
         if sum(load.outstanding_low for _, load in copies) / len(copies) > policy.release_load:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bench.fleet_sim.baselines import pooled_belady, random_home_lru
+from bench.fleet_sim.baselines import pooled_belady, pooled_lru, random_home_lru
 from bench.fleet_sim.engine import Fleet
 from bench.fleet_sim.workload import Scenario, trace
 
@@ -32,6 +32,6 @@ def test_a_small_fleet_serves_every_request_and_loads_each_cold_model_once() -> 
 def test_the_bound_is_above_the_baseline_and_both_see_the_same_trace() -> None:
     scenario = replace(SMALL, requests=20_000)
     t = trace(scenario, seed=5)
-    baseline, bound = random_home_lru(scenario, t, 5), pooled_belady(scenario, t)
-    assert 0.0 < baseline < bound < 1.0
+    baseline, lru, bound = random_home_lru(scenario, t, 5), pooled_lru(scenario, t), pooled_belady(scenario, t)
+    assert 0.0 < baseline < lru < bound < 1.0  # one LRU of the fleet's memory beats separate ones, Belady both
     assert random_home_lru(scenario, trace(scenario, seed=5), 5) == baseline  # same seed, same figures

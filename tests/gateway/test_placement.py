@@ -205,3 +205,41 @@ async def test_a_lighter_model_is_not_copied_while_the_busiest_one_moves_to_its_
     beat(pool, 2, load("big/1", rate=60, history=[5.0] * 4), sequence=2)  # both holders saturated now
     [(kind, model_id, _, reason)] = decided(pool, [big, small])
     assert (kind, model_id) == ("add", "big/1") and reason in {"hot", "saturated"}
+
+
+async def test_relief_is_not_held_back_by_a_model_just_loaded_on_the_saturated_holder(pool: WorkerPool) -> None:
+    # w1 is saturated by slow/1 and fast/1 together; its last slot turns over (new/1 loaded a moment ago, held
+    # nowhere else): that moves no load off w1, so it must not make relief wait (on a worker whose other slots
+    # turn over every few seconds, it would wait for ever).
+    beat(pool, 1, load("slow/1", rate=10, history=[3.5] * 4), load("fast/1", rate=40, history=[3.0] * 4),
+         load("new/1", rate=1, history=[0.2]))
+    beat(pool, 2, load("other/1", rate=1, history=[4.5] * 4))
+    beat(pool, 3)
+    beat(pool, 4, *(load(f"x{i}/1") for i in range(8)))
+    targets = [SLOW, FAST, Target("new/1", SHA, "demo")]
+    assert decided(pool, targets) == [("add", "slow/1", "w3", "saturated")]
+    # A copy of one of its models placed elsewhere a moment ago still makes it wait to see the effect.
+    beat(pool, 3, load("fast/1", rate=5, history=[1.0]), sequence=2)
+    assert decided(pool, targets) == []
+
+
+async def test_a_model_waiting_behind_another_on_a_saturated_worker_is_not_copied_for_its_queue() -> None:
+    pool = WorkerPool(StaticDiscovery([f"127.0.0.1:{i}" for i in range(1, 7)]), 1 << 20, 2.0, 1.0,
+                      rng=random.Random(1))
+    try:
+        # w1 runs one request at a time: main/1 makes most of its load; minor/1's requests wait behind main/1's,
+        # so 4.5 of them are inside on average although it asks for a fifth of what main/1 does.
+        beat(pool, 1, load("main/1", rate=40, history=[20.0] * 4), load("minor/1", rate=8, history=[4.5] * 4))
+        for i in range(2, 7):
+            beat(pool, i)
+        main, minor = Target("main/1", SHA, "demo"), Target("minor/1", SHA, "demo")
+        actions = decided(pool, [main, minor], CopyPolicy(max_copies=3, up_load=4.0, up_window_s=3.0))
+        assert [a[1] for a in actions] and {a[1] for a in actions} == {"main/1"}
+        assert all(a[3] == "hot" for a in actions)
+        # Alone on its worker, the same figure is its own demand: copied.
+        beat(pool, 2, load("minor/1", rate=8, history=[4.5] * 4), sequence=2)
+        beat(pool, 1, load("main/1", rate=40, history=[20.0] * 4), sequence=2)
+        actions = decided(pool, [main, minor], CopyPolicy(max_copies=3, up_load=4.0, up_window_s=3.0))
+        assert "minor/1" in {a[1] for a in actions}
+    finally:
+        await pool.close()
