@@ -94,6 +94,8 @@ class GatewaySettings(ServiceSettings):
     workflow_max_images: int = Field(16, ge=1, description="Most images one workflow run takes per image input.")
     workflow_max_crops_per_image: int = Field(256, ge=1, description="Most crops a workflow step cuts from one image.")
     workflow_cpu_threads: int = Field(4, ge=1, description="Threads for workflow CPU work (decoding, crops, drawing).")
+    workflow_fuse_crops: bool = Field(True, description="Run a workflow's detect -> crop -> classify steps as one call "
+                                      "on a worker holding both models (false: always step by step).")
     oip_enabled: bool = Field(True, description="Serve the Open Inference Protocol (inference.GRPCInferenceService) "
                                                 "on the gRPC port.")
 

@@ -8,17 +8,19 @@ from typing import Any
 
 from fleet.internal.v1 import descriptor_pb2
 from fleet.v1 import inference_pb2
-from services.common.errors import DeadlineExceeded
+from services.common.errors import DeadlineExceeded, FleetError
+from services.gateway import fused
 from services.gateway.caller import Caller
-from services.gateway.gateway import Gateway
+from services.gateway.gateway import Gateway, all_or_first_error
 from services.gateway.settings import GatewaySettings
+from services.workflows.blocks.base import CropsAnswer
 from services.workflows.engine import ImageOf, Limits, WorkflowEngine
 
 
 def engine_of(settings: GatewaySettings) -> WorkflowEngine:
     return WorkflowEngine(Limits(settings.workflow_max_steps, settings.workflow_max_definition_bytes,
                                  settings.workflow_max_images, settings.workflow_max_crops_per_image,
-                                 settings.workflow_cpu_threads))
+                                 settings.workflow_cpu_threads, settings.workflow_fuse_crops))
 
 
 class CallerModels:
@@ -38,10 +40,26 @@ class CallerModels:
                     parameters: inference_pb2.InferenceParameters) -> list[inference_pb2.InferResponse]:
         return await self.gateway.infer_images(self.caller, model, images, parameters, self._remaining())
 
-
     async def infer_request(self, model: descriptor_pb2.ModelDescriptor,
                             request: inference_pb2.InferRequest) -> inference_pb2.InferResponse:
         return await self.gateway.infer(self.caller, request, self._remaining(), model)
+
+    async def infer_crops(self, detector: descriptor_pb2.ModelDescriptor, image: inference_pb2.Image,
+                          parameters: inference_pb2.InferenceParameters, classifier: descriptor_pb2.ModelDescriptor,
+                          classifier_parameters: inference_pb2.InferenceParameters,
+                          max_crops: int) -> CropsAnswer | None:
+        self._remaining()
+        reply = await fused.infer_crops(self.gateway, detector, image, parameters, classifier, classifier_parameters,
+                                        max_crops, self.deadline)
+        if reply is None:
+            return None
+        crops: list[inference_pb2.InferResponse] | Exception | None = None
+        if not reply.crops_skipped:
+            try:
+                crops = all_or_first_error(reply.crops)
+            except FleetError as exc:  # raised by the classifier step, as the steps one by one would
+                crops = exc
+        return CropsAnswer(reply.detections, crops)
 
     def _remaining(self) -> float:
         remaining = self.deadline - time.monotonic()

@@ -28,6 +28,7 @@ class Limits:
     max_images: int = 16
     max_crops_per_image: int = 256
     cpu_threads: int = 4
+    fuse_crops: bool = True  # detect -> crop -> classify as one worker call where one worker holds both models
 
 
 class TooManyImages(InvalidArgument):
@@ -54,7 +55,8 @@ class WorkflowEngine:
         try:
             compiled = self.compiler.compile(definition)
             images, params = self._inputs(compiled, inputs, image_of)
-            run = Run(compiled, images, params, models, self.pool, self.limits.max_crops_per_image)
+            run = Run(compiled, images, params, models, self.pool, self.limits.max_crops_per_image,
+                      self.limits.fuse_crops)
             await run.execute()
             leave_out = set(excluded)
             outputs = (await run.cpu(_outputs, run, leave_out) if compiled.answers_images

@@ -42,9 +42,7 @@ class ModelBlock(Block):
         actual = tasks.of_model(model).name
         if actual != self.task:
             raise InvalidArgument(f"model {model.model_id!r} is a {actual} model; this block runs {self.task} models")
-        from services.gateway.params import inference_parameters  # noqa: PLC0415 - the edges' parameter parsing
-
-        params = inference_parameters(**{k: first.get(k) for k in self.params if k not in ("images", "model_id")})
+        params = self.parameters(first)
         images = [item["images"] for item in items]
         chunks = [images[i:i + BATCH] for i in range(0, len(images), BATCH)]
         answers = await asyncio.gather(*(ctx.models.infer(model, [im.message() for im in chunk], params)
@@ -54,6 +52,12 @@ class ModelBlock(Block):
             if not image.width:  # a root image whose header did not say its size
                 image.width, image.height = response.image_width, response.image_height
         return [self.outputs_of(image, response) for image, response in zip(images, responses)]
+
+    def parameters(self, item: Item):  # noqa: ANN201 - fleet.v1.InferenceParameters
+        """The inference parameters an element's values set (every element of a step has the same)."""
+        from services.gateway.params import inference_parameters  # noqa: PLC0415 - the edges' parameter parsing
+
+        return inference_parameters(**{k: item.get(k) for k in self.params if k not in ("images", "model_id")})
 
     def outputs_of(self, image, response) -> Item:  # noqa: ANN001
         body = tasks.of_response(response).roboflow_json(response)
