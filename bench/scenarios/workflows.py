@@ -13,10 +13,13 @@ Without the demo classifier (a stand-in package) the crops go to the detector in
 from __future__ import annotations
 
 import asyncio
+import time
 
 import cv2
+import httpx
 import numpy as np
 from google.protobuf import json_format
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.clients import TIMEOUT_S, GatewayCaller, timings
 from bench.config import BenchConfig
@@ -85,12 +88,51 @@ class WorkflowCaller(GatewayCaller):
         return await self.workflows.RunWorkflow(request, metadata=self.metadata, timeout=TIMEOUT_S)
 
 
+STAGE_FAMILIES = {"fleet_workflow_step_seconds": "block", "fleet_worker_request_seconds": "model_id"}
+
+
+def stage_sums(ports: list[int]) -> dict[str, tuple[float, float]]:
+    """(seconds, count) so far of each workflow step (by block) and each model's worker requests, from the
+    gateway's and the worker's Prometheus endpoints."""
+    sums: dict[str, tuple[float, float]] = {}
+    for port in ports:
+        for family in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text):
+            label = STAGE_FAMILIES.get(family.name)
+            for sample in family.samples if label else ():
+                kind = sample.name.rsplit("_", 1)[-1]
+                if kind in ("sum", "count"):
+                    name = sample.labels[label]
+                    key = f"step {name.split('/')[-1]}" if label == "block" else f"worker {name}"
+                    seconds, count = sums.get(key, (0.0, 0.0))
+                    sums[key] = (seconds + sample.value, count) if kind == "sum" else (seconds, count + sample.value)
+    return sums
+
+
+def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Mean ms per observation over a window: per step run, per image (or crop) a worker served."""
+    out = {}
+    for key, (seconds, count) in after.items():
+        s0, c0 = before.get(key, (0.0, 0.0))
+        if count > c0:
+            out[key] = (seconds - s0) / (count - c0) * 1e3
+    return out
+
+
 async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str,  # noqa: ANN001
-                 short: bool = False) -> dict:
+                 short: bool = False, stages: bool = False) -> dict:
     window = (Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples) if short
               else Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples))
-    result = await run_async(call, concurrency, Run(window, CpuMeter(env.pids())))
-    return summarize(result, setup=setup, label=f"{setup}, concurrency {concurrency}", concurrency=concurrency)
+    run = Run(window, CpuMeter(env.pids()))
+    sums: dict[str, dict] = {}
+    if stages:  # where a point's time went, from the services' own histograms over its window
+        ports = [env.fleet.gateway.metrics_port, env.worker.metrics_port]
+        run.on_open.append(lambda: sums.update(start=stage_sums(ports)))
+        run.on_close.append(lambda: sums.update(end=stage_sums(ports)))
+    result = await run_async(call, concurrency, run)
+    point = summarize(result, setup=setup, label=f"{setup}, concurrency {concurrency}", concurrency=concurrency)
+    if "end" in sums:
+        point["stages_ms"] = stage_means(sums["start"], sums["end"])
+    return point
 
 
 def run_overhead(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
@@ -146,15 +188,19 @@ async def _crop_pair(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> di
 
         async def by_client(i: int) -> dict[str, float]:
             jpeg = images[i % len(images)]
+            t0 = time.perf_counter()
             found = await caller.stub.Infer(inference_pb2.InferRequest(
                 model_id=MODEL_ID, image=inference_pb2.Image(encoded=jpeg), parameters=params),
                 metadata=caller.metadata, timeout=TIMEOUT_S)
+            t1 = time.perf_counter()
             crops = await asyncio.to_thread(_crops, jpeg, found.object_detection.detections)
+            t2 = time.perf_counter()
             if crops:
                 await caller.stub.InferBatch(inference_pb2.InferBatchRequest(model_id=classifier, images=crops),
                                              metadata=caller.metadata, timeout=TIMEOUT_S)
             counted.append(len(crops))
-            return {}
+            return {"detect_call_ms": (t1 - t0) * 1e3, "client_crop_ms": (t2 - t1) * 1e3,
+                    "classify_call_ms": (time.perf_counter() - t2) * 1e3}
 
         async def workflow(i: int) -> dict[str, float]:
             return {"gateway_ms": (await caller.run(requests[i % len(requests)])).gateway_ms}
@@ -163,7 +209,7 @@ async def _crop_pair(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> di
         for n in range(cfg.scale_rounds):  # alternating order, so a drift in the machine's load hits both
             order = [("client", by_client, "client: Infer, crop, InferBatch"),
                      ("flow", workflow, "workflow: detect -> crop -> classify")]
-            pair = {key: await _point(cfg, env, call, 1, setup, short=True)
+            pair = {key: await _point(cfg, env, call, 1, setup, short=True, stages=True)
                     for key, call, setup in (order if n % 2 == 0 else order[::-1])}
             rounds.append((pair["client"]["latency_ms"]["p50"] / pair["flow"]["latency_ms"]["p50"], pair))
     ratios = [r for r, _ in rounds]
