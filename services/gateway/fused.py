@@ -49,8 +49,10 @@ async def infer_crops(gateway: Gateway, detector: descriptor_pb2.ModelDescriptor
         try:
             with gateway.workers.calling(endpoint):
                 reply = await endpoint.client.infer_crops(plan, remaining)
-        except ModelNotHeld:
-            continue  # its heartbeat will say which one went; the steps one by one find the rest
+        except ModelNotHeld as exc:
+            for model_id in exc.args:
+                gateway.workers.note_gone(endpoint, model_id)
+            continue
         except (ResourceExhausted, Unimplemented):  # full, or a worker from before InferCrops (a rolling upgrade)
             continue
         except WorkerUnavailable as exc:

@@ -39,7 +39,7 @@ class WorkerUnavailable(Unavailable):
 
 
 class ModelNotHeld(Exception):
-    """The worker does not hold the model (a call with ``require_loaded`` ran nothing)."""
+    """The worker does not hold the model (a call with ``require_loaded`` ran nothing); ``args``: its id (ids)."""
 
 
 def _answered(exc: grpc.aio.AioRpcError) -> bool:
@@ -85,7 +85,7 @@ class WorkerClient:
         reply = await self._call(_INFER_CROPS, self._stub.InferCrops,
                                  worker_pb2.ModelWorkerServiceInferCropsRequest(plan=plan), timeout_s)
         if reply.not_loaded:
-            raise ModelNotHeld(f"{plan.detector.model_id} + {plan.classifier.model_id}")
+            raise ModelNotHeld(*reply.not_loaded_models)
         return reply
 
     async def load(self, model: descriptor_pb2.ModelDescriptor, timeout_s: float) -> model_pb2.LoadedModel:

@@ -50,8 +50,9 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
     async def InferCrops(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
         plan = request.plan
         detector, classifier = self.records.get(plan.detector), self.records.get(plan.classifier)
-        if not (self.worker.holds(detector) and self.worker.holds(classifier)):
-            return worker_pb2.ModelWorkerServiceInferCropsResponse(not_loaded=True)
+        missing = [r.model_id for r in (detector, classifier) if not self.worker.holds(r)]
+        if missing:
+            return worker_pb2.ModelWorkerServiceInferCropsResponse(not_loaded=True, not_loaded_models=missing)
         out = await self.worker.infer_crops(crops.CropPlan(
             detector, converters.image_from_proto(plan.request.image),
             converters.params_from_proto(plan.request.parameters),

@@ -52,6 +52,7 @@ async def test_a_crop_plan_answers_as_the_steps_one_by_one(tmp_path: Path, redis
         await h.stub.LoadModel(worker_pb2.LoadModelRequest(model=det))
         only_one = await crops_call(h, plan)
         assert only_one.not_loaded and not only_one.HasField("detections")
+        assert list(only_one.not_loaded_models) == ["shapes-cls/1"]
         await h.stub.LoadModel(worker_pb2.LoadModelRequest(model=cls))
 
         fused = await crops_call(h, plan)

@@ -67,16 +67,18 @@ class ModelWorkerServiceInferCropsRequest(_message.Message):
     def __init__(self, plan: _Optional[_Union[CropPlan, _Mapping]] = ...) -> None: ...
 
 class ModelWorkerServiceInferCropsResponse(_message.Message):
-    __slots__ = ("detections", "crops", "crops_skipped", "not_loaded")
+    __slots__ = ("detections", "crops", "crops_skipped", "not_loaded", "not_loaded_models")
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     CROPS_FIELD_NUMBER: _ClassVar[int]
     CROPS_SKIPPED_FIELD_NUMBER: _ClassVar[int]
     NOT_LOADED_FIELD_NUMBER: _ClassVar[int]
+    NOT_LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
     detections: _inference_pb2.InferResponse
     crops: _inference_pb2.InferBatchResponse
     crops_skipped: bool
     not_loaded: bool
-    def __init__(self, detections: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ..., crops: _Optional[_Union[_inference_pb2.InferBatchResponse, _Mapping]] = ..., crops_skipped: bool = ..., not_loaded: bool = ...) -> None: ...
+    not_loaded_models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, detections: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ..., crops: _Optional[_Union[_inference_pb2.InferBatchResponse, _Mapping]] = ..., crops_skipped: bool = ..., not_loaded: bool = ..., not_loaded_models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LoadModelRequest(_message.Message):
     __slots__ = ("model",)
