@@ -27,7 +27,7 @@ def _stages(points: list[dict], table) -> str:  # noqa: ANN001
     rows = [[name, *(value(p, name) for p in points)] for name in names]
     return ("\n\nWhere the time goes in that round (means, ms; `step` rows: the gateway's workflow steps, a fused "
             "detector step holding the whole detect -> crop -> classify call; `worker` rows: per image or crop "
-            "served):\n\n" + table(["stage", *(p["setup"] for p in points)], rows))
+            "served, both setups' calls together):\n\n" + table(["stage", *(p["setup"] for p in points)], rows))
 
 
 def section(results: dict, table) -> str:  # noqa: ANN001 - report._table
@@ -46,9 +46,10 @@ def section(results: dict, table) -> str:  # noqa: ANN001 - report._table
         verdict = "met" if c["speedup_c1"] >= TARGET_CROP_SPEEDUP else "not met"
         parts.append(f"Detect -> crop -> classify ({c['classifier']} on {c['mean_crops']:.1f} crops per scene), "
                      f"c=1. Goal: the workflow at least {TARGET_CROP_SPEEDUP}x faster at p50 than a client making "
-                     f"the same calls itself: **{verdict}**, **{c['speedup_c1']:.2f}x** (median of alternating "
-                     f"rounds: {', '.join(f'{r:.2f}' for r in c['round_ratios'])}; the median round's points "
-                     "below).\n\n" + table(headers, _rows(c["points"])) + _stages(c["points"], table))
+                     f"the same calls itself: **{verdict}**, **{c['speedup_c1']:.2f}x** (median of "
+                     f"{len(c['round_ratios'])} rounds, the two taking turns call by call in each: "
+                     f"{', '.join(f'{r:.2f}' for r in c['round_ratios'])}; the median round's points below, each "
+                     "setup's req/s over the shared window, the CPU both setups' together).\n\n" + table(headers, _rows(c["points"])) + _stages(c["points"], table))
     if "workflow_isolation" in s:
         i = s["workflow_isolation"]
         parts.append(f"`Infer` latency of another caller (c=1) alone and while 16 callers run the crop workflow "

@@ -3,7 +3,8 @@
 - ``workflow_overhead``: a one-step workflow (the detector) vs ``Infer`` on the same model, at c=1 and c=16;
 - ``workflow_crops``: detect -> crop -> classify on scenes with several objects, as one ``RunWorkflow`` vs a
   client making the same calls itself (``Infer``, crops cut locally, the crops as one ``InferBatch`` of raw
-  pixels), at c=1, in alternating rounds (the median round is reported: the machine's load drifts);
+  pixels), at c=1, in rounds where the two take turns call by call (the median round is reported: the
+  machine's load drifts within seconds), with where each one's time went;
 - ``workflow_isolation``: ``Infer`` latency of another caller (c=1) alone, then while 16 callers run the crop
   workflow flat out.
 
@@ -43,8 +44,9 @@ def planned_pair_s(cfg: BenchConfig) -> float:
     return 2 * (cfg.warmup_s + cfg.measure_s) + 1.0
 
 
-def planned_rounds_s(cfg: BenchConfig) -> float:
-    return cfg.scale_rounds * 2 * (cfg.scale_warmup_s + cfg.scale_measure_s) + 1.0
+def planned_alternating_s(cfg: BenchConfig) -> float:
+    """Rounds whose two setups take turns call by call in one window (twice a point's length, as two points)."""
+    return cfg.scale_rounds * (cfg.scale_warmup_s + 2 * cfg.scale_measure_s) + 1.0
 
 
 def _classifier() -> tuple[str, str]:
@@ -118,21 +120,10 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
     return out
 
 
-async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str,  # noqa: ANN001
-                 short: bool = False, stages: bool = False) -> dict:
-    window = (Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples) if short
-              else Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples))
-    run = Run(window, CpuMeter(env.pids()))
-    sums: dict[str, dict] = {}
-    if stages:  # where a point's time went, from the services' own histograms over its window
-        ports = [env.fleet.gateway.metrics_port, env.worker.metrics_port]
-        run.on_open.append(lambda: sums.update(start=stage_sums(ports)))
-        run.on_close.append(lambda: sums.update(end=stage_sums(ports)))
-    result = await run_async(call, concurrency, run)
-    point = summarize(result, setup=setup, label=f"{setup}, concurrency {concurrency}", concurrency=concurrency)
-    if "end" in sums:
-        point["stages_ms"] = stage_means(sums["start"], sums["end"])
-    return point
+async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str) -> dict:  # noqa: ANN001
+    window = Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples)
+    result = await run_async(call, concurrency, Run(window, CpuMeter(env.pids())))
+    return summarize(result, setup=setup, label=f"{setup}, concurrency {concurrency}", concurrency=concurrency)
 
 
 def run_overhead(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
@@ -174,6 +165,36 @@ def _crops(jpeg: bytes, detections) -> list[inference_pb2.Image]:  # noqa: ANN00
     return out
 
 
+async def _alternating(cfg: BenchConfig, env: BenchEnv, setups: dict, first: str) -> dict[str, dict]:
+    """One round: the setups take turns call by call (c=1) in one window, so the machine's load, which drifts
+    within seconds on this shared VM, weighs on both alike; a point per setup from its own calls (its req/s:
+    its calls over the shared window; the CPU and the worker rows of the stages: both setups' calls together)."""
+    keys = [first, *(k for k in setups if k != first)]
+
+    async def call(i: int) -> dict:
+        key = keys[i % len(keys)]
+        return {"setup": key, **await setups[key][0](i // len(keys))}
+
+    window = Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples * len(keys))
+    run = Run(window, CpuMeter(env.pids()))
+    sums: dict[str, dict] = {}
+    ports = [env.fleet.gateway.metrics_port, env.worker.metrics_port]
+    run.on_open.append(lambda: sums.update(start=stage_sums(ports)))  # where the time went: the services' own
+    run.on_close.append(lambda: sums.update(end=stage_sums(ports)))  # histograms over the window
+    await run_async(call, 1, run)
+    stages = stage_means(sums["start"], sums["end"]) if "end" in sums else {}
+    points = {}
+    for key in keys:
+        own = Window(window.warmup_s, window.measure_s, window.min_samples, started=window.started,
+                     samples=[s for s in window.samples if s[1]["setup"] == key], closed_at=window.closed_at)
+        part = Run(own, None)
+        part.errors, part.cpu = run.errors, run.cpu
+        point = summarize(part, setup=setups[key][1], label=f"{setups[key][1]}, concurrency 1", concurrency=1)
+        point["stages_ms"] = {k: v for k, v in stages.items() if key == "flow" or not k.startswith("step ")}
+        points[key] = point
+    return points
+
+
 def run_crops(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
     return asyncio.run(_crop_pair(cfg, env, images))
 
@@ -205,12 +226,11 @@ async def _crop_pair(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> di
         async def workflow(i: int) -> dict[str, float]:
             return {"gateway_ms": (await caller.run(requests[i % len(requests)])).gateway_ms}
 
+        setups = {"client": (by_client, "client: Infer, crop, InferBatch"),
+                  "flow": (workflow, "workflow: detect -> crop -> classify")}
         rounds = []
-        for n in range(cfg.scale_rounds):  # alternating order, so a drift in the machine's load hits both
-            order = [("client", by_client, "client: Infer, crop, InferBatch"),
-                     ("flow", workflow, "workflow: detect -> crop -> classify")]
-            pair = {key: await _point(cfg, env, call, 1, setup, short=True, stages=True)
-                    for key, call, setup in (order if n % 2 == 0 else order[::-1])}
+        for n in range(cfg.scale_rounds):
+            pair = await _alternating(cfg, env, setups, first="client" if n % 2 == 0 else "flow")
             rounds.append((pair["client"]["latency_ms"]["p50"] / pair["flow"]["latency_ms"]["p50"], pair))
     ratios = [r for r, _ in rounds]
     median_ratio, median = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
