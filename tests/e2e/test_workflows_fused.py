@@ -85,7 +85,7 @@ def test_with_no_worker_holding_both_models_the_steps_run_one_by_one(apart: Loca
     held: dict[str, set[str]] = {}
     for m in _loaded(apart):
         held.setdefault(m.worker_id, set()).add(m.model_id)
-    assert sorted(map(len, held.values())) == [1, 1] and set().union(*held.values()) == {"shapes-det/1", "shapes-cls/1"}
+    assert held and all(len(models) == 1 for models in held.values())  # no worker holds both
     with httpx.Client(base_url=fleet.gateway.http_url, timeout=60, headers=AUTH) as http:
         reference = run(http, detect_crop_classify(), scenes)["outputs"]  # the one-worker fleet, fused
     for mine, theirs in zip(outputs, reference, strict=True):
