@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from services.common.crop_boxes import crop_box
-from services.common.errors import Internal
+from services.common.errors import FleetError, Internal
 from services.tasks import registry as tasks
 from services.workflows.blocks.base import CropsAnswer, Item, RunContext
 from services.workflows.blocks.crop import DynamicCrop, check_count
@@ -109,12 +109,17 @@ class FusedSteps:
         tail_block: ClassificationModel = f.tail.block  # type: ignore[assignment]
 
         async def run(ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
-            first, constants = items[0], self._constants(f.tail)
+            first = items[0]
+            try:
+                constants = self._constants(f.tail)
+                classifier_params = tail_block.parameters(constants)
+                classifier = await ctx.models.model(str(constants["model_id"]))
+            except FleetError:  # the classifier step, run by itself, fails with its own name
+                return await block.run(ctx, config, items)
             detector = await ctx.models.model(str(first["model_id"]))
-            classifier = await ctx.models.model(str(constants["model_id"]))
             if tasks.of_model(detector).name != block.task or tasks.of_model(classifier).name != tail_block.task:
                 return await block.run(ctx, config, items)  # the steps one by one say what is wrong
-            params, classifier_params = block.parameters(first), tail_block.parameters(constants)
+            params = block.parameters(first)
             answers = await asyncio.gather(*(
                 ctx.models.infer_crops(detector, item["images"].message(), params, classifier, classifier_params,
                                        ctx.max_crops_per_image) for item in items))

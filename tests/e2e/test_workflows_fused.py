@@ -59,6 +59,18 @@ def test_a_fused_run_answers_as_the_steps_one_by_one(fleet: LocalFleet, scenes: 
         assert "crops" not in mine and len(theirs["crops"]) == len(theirs["classes"])
 
 
+def test_a_bad_classifier_parameter_fails_the_classifier_step_as_step_by_step(fleet: LocalFleet,
+                                                                               scenes: list[bytes]) -> None:
+    definition = copy.deepcopy(detect_crop_classify())
+    definition["inputs"].append({"type": "WorkflowParameter", "name": "cls_confidence", "default_value": 0.1})
+    definition["steps"][2]["confidence"] = "$inputs.cls_confidence"
+    with httpx.Client(base_url=fleet.gateway.http_url, timeout=60, headers=AUTH) as http:
+        assert run(http, definition, scenes[:1])["outputs"][0]["classes"]  # fused, with the parameter's value
+        body = run(http, definition, scenes[:1], status=400, cls_confidence="high")
+    assert body["status"] == "INVALID_ARGUMENT"
+    assert "step 'cls'" in body["message"] and "field 'confidence'" in body["message"], body["message"]
+
+
 @pytest.fixture(scope="module")
 def apart(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[LocalFleet]:
     """Two workers with room for one model each: the detector and the classifier never share a worker."""
