@@ -3,7 +3,8 @@
 - ``workflow_overhead``: a one-step workflow (the detector) vs ``Infer`` on the same model, at c=1 and c=16;
 - ``workflow_crops``: detect -> crop -> classify on scenes with several objects, as one ``RunWorkflow`` vs a
   client making the same calls itself (``Infer``, crops cut locally, the crops as one ``InferBatch`` of raw
-  pixels), at c=1, in alternating rounds (the median round is reported: the machine's load drifts);
+  pixels), at c=1, in rounds where the two take turns call by call (the median round is reported: the
+  machine's load drifts within seconds), with where each one's time went;
 - ``workflow_isolation``: ``Infer`` latency of another caller (c=1) alone, then while 16 callers run the crop
   workflow flat out.
 
@@ -13,10 +14,13 @@ Without the demo classifier (a stand-in package) the crops go to the detector in
 from __future__ import annotations
 
 import asyncio
+import time
 
 import cv2
+import httpx
 import numpy as np
 from google.protobuf import json_format
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.clients import TIMEOUT_S, GatewayCaller, timings
 from bench.config import BenchConfig
@@ -40,8 +44,9 @@ def planned_pair_s(cfg: BenchConfig) -> float:
     return 2 * (cfg.warmup_s + cfg.measure_s) + 1.0
 
 
-def planned_rounds_s(cfg: BenchConfig) -> float:
-    return cfg.scale_rounds * 2 * (cfg.scale_warmup_s + cfg.scale_measure_s) + 1.0
+def planned_alternating_s(cfg: BenchConfig) -> float:
+    """Rounds whose two setups take turns call by call in one window (twice a point's length, as two points)."""
+    return cfg.scale_rounds * (cfg.scale_warmup_s + 2 * cfg.scale_measure_s) + 1.0
 
 
 def _classifier() -> tuple[str, str]:
@@ -85,10 +90,38 @@ class WorkflowCaller(GatewayCaller):
         return await self.workflows.RunWorkflow(request, metadata=self.metadata, timeout=TIMEOUT_S)
 
 
-async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str,  # noqa: ANN001
-                 short: bool = False) -> dict:
-    window = (Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples) if short
-              else Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples))
+STAGE_FAMILIES = {"fleet_workflow_step_seconds": "block", "fleet_worker_request_seconds": "model_id"}
+
+
+def stage_sums(ports: list[int]) -> dict[str, tuple[float, float]]:
+    """(seconds, count) so far of each workflow step (by block) and each model's worker requests, from the
+    gateway's and the worker's Prometheus endpoints."""
+    sums: dict[str, tuple[float, float]] = {}
+    for port in ports:
+        for family in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text):
+            label = STAGE_FAMILIES.get(family.name)
+            for sample in family.samples if label else ():
+                kind = sample.name.rsplit("_", 1)[-1]
+                if kind in ("sum", "count"):
+                    name = sample.labels[label]
+                    key = f"step {name.split('/')[-1]}" if label == "block" else f"worker {name}"
+                    seconds, count = sums.get(key, (0.0, 0.0))
+                    sums[key] = (seconds + sample.value, count) if kind == "sum" else (seconds, count + sample.value)
+    return sums
+
+
+def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Mean ms per observation over a window: per step run, per image (or crop) a worker served."""
+    out = {}
+    for key, (seconds, count) in after.items():
+        s0, c0 = before.get(key, (0.0, 0.0))
+        if count > c0:
+            out[key] = (seconds - s0) / (count - c0) * 1e3
+    return out
+
+
+async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str) -> dict:  # noqa: ANN001
+    window = Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples)
     result = await run_async(call, concurrency, Run(window, CpuMeter(env.pids())))
     return summarize(result, setup=setup, label=f"{setup}, concurrency {concurrency}", concurrency=concurrency)
 
@@ -132,6 +165,36 @@ def _crops(jpeg: bytes, detections) -> list[inference_pb2.Image]:  # noqa: ANN00
     return out
 
 
+async def _alternating(cfg: BenchConfig, env: BenchEnv, setups: dict, first: str) -> dict[str, dict]:
+    """One round: the setups take turns call by call (c=1) in one window, so the machine's load, which drifts
+    within seconds on this shared VM, weighs on both alike; a point per setup from its own calls (its req/s:
+    its calls over the shared window; the CPU and the worker rows of the stages: both setups' calls together)."""
+    keys = [first, *(k for k in setups if k != first)]
+
+    async def call(i: int) -> dict:
+        key = keys[i % len(keys)]
+        return {"setup": key, **await setups[key][0](i // len(keys))}
+
+    window = Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples * len(keys))
+    run = Run(window, CpuMeter(env.pids()))
+    sums: dict[str, dict] = {}
+    ports = [env.fleet.gateway.metrics_port, env.worker.metrics_port]
+    run.on_open.append(lambda: sums.update(start=stage_sums(ports)))  # where the time went: the services' own
+    run.on_close.append(lambda: sums.update(end=stage_sums(ports)))  # histograms over the window
+    await run_async(call, 1, run)
+    stages = stage_means(sums["start"], sums["end"]) if "end" in sums else {}
+    points = {}
+    for key in keys:
+        own = Window(window.warmup_s, window.measure_s, window.min_samples, started=window.started,
+                     samples=[s for s in window.samples if s[1]["setup"] == key], closed_at=window.closed_at)
+        part = Run(own, None)
+        part.errors, part.cpu = run.errors, run.cpu
+        point = summarize(part, setup=setups[key][1], label=f"{setups[key][1]}, concurrency 1", concurrency=1)
+        point["stages_ms"] = {k: v for k, v in stages.items() if key == "flow" or not k.startswith("step ")}
+        points[key] = point
+    return points
+
+
 def run_crops(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
     return asyncio.run(_crop_pair(cfg, env, images))
 
@@ -146,25 +209,28 @@ async def _crop_pair(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> di
 
         async def by_client(i: int) -> dict[str, float]:
             jpeg = images[i % len(images)]
+            t0 = time.perf_counter()
             found = await caller.stub.Infer(inference_pb2.InferRequest(
                 model_id=MODEL_ID, image=inference_pb2.Image(encoded=jpeg), parameters=params),
                 metadata=caller.metadata, timeout=TIMEOUT_S)
+            t1 = time.perf_counter()
             crops = await asyncio.to_thread(_crops, jpeg, found.object_detection.detections)
+            t2 = time.perf_counter()
             if crops:
                 await caller.stub.InferBatch(inference_pb2.InferBatchRequest(model_id=classifier, images=crops),
                                              metadata=caller.metadata, timeout=TIMEOUT_S)
             counted.append(len(crops))
-            return {}
+            return {"detect_call_ms": (t1 - t0) * 1e3, "client_crop_ms": (t2 - t1) * 1e3,
+                    "classify_call_ms": (time.perf_counter() - t2) * 1e3}
 
         async def workflow(i: int) -> dict[str, float]:
             return {"gateway_ms": (await caller.run(requests[i % len(requests)])).gateway_ms}
 
+        setups = {"client": (by_client, "client: Infer, crop, InferBatch"),
+                  "flow": (workflow, "workflow: detect -> crop -> classify")}
         rounds = []
-        for n in range(cfg.scale_rounds):  # alternating order, so a drift in the machine's load hits both
-            order = [("client", by_client, "client: Infer, crop, InferBatch"),
-                     ("flow", workflow, "workflow: detect -> crop -> classify")]
-            pair = {key: await _point(cfg, env, call, 1, setup, short=True)
-                    for key, call, setup in (order if n % 2 == 0 else order[::-1])}
+        for n in range(cfg.scale_rounds):
+            pair = await _alternating(cfg, env, setups, first="client" if n % 2 == 0 else "flow")
             rounds.append((pair["client"]["latency_ms"]["p50"] / pair["flow"]["latency_ms"]["p50"], pair))
     ratios = [r for r, _ in rounds]
     median_ratio, median = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]

@@ -102,6 +102,8 @@ class GatewaySettings(ServiceSettings):
                                                          "connection, redirects and the whole body.")
     url_hosts: str = Field("", description="Comma-separated hosts workflow image URLs may name, every redirect "
                                            "included ('.example.com': the domain and its subdomains; empty: any host).")
+    workflow_fuse_crops: bool = Field(True, description="Run a workflow's detect -> crop -> classify steps as one call "
+                                      "on a worker holding both models (false: always step by step).")
     oip_enabled: bool = Field(True, description="Serve the Open Inference Protocol (inference.GRPCInferenceService) "
                                                 "on the gRPC port.")
 

@@ -24,9 +24,9 @@ from services.common.tls import ClientTls
 
 HEALTH_TIMEOUT_S = 1.0
 _SERVICE = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
-_INFER, _INFER_BATCH, _LOAD, _UNLOAD, _CLEAR, _DESCRIBE = (
+_INFER, _INFER_BATCH, _INFER_CROPS, _LOAD, _UNLOAD, _CLEAR, _DESCRIBE = (
     ClientMethod(_SERVICE, name)
-    for name in ("Infer", "InferBatch", "LoadModel", "UnloadModel", "ClearModels", "DescribeModels")
+    for name in ("Infer", "InferBatch", "InferCrops", "LoadModel", "UnloadModel", "ClearModels", "DescribeModels")
 )
 
 
@@ -39,7 +39,7 @@ class WorkerUnavailable(Unavailable):
 
 
 class ModelNotHeld(Exception):
-    """The worker does not hold the model (a call with ``require_loaded`` ran nothing)."""
+    """The worker does not hold the model (a call with ``require_loaded`` ran nothing); ``args``: its id (ids)."""
 
 
 def _answered(exc: grpc.aio.AioRpcError) -> bool:
@@ -78,6 +78,15 @@ class WorkerClient:
         if reply.not_loaded:
             raise ModelNotHeld(model.model_id)
         return reply.response
+
+    async def infer_crops(self, plan: worker_pb2.CropPlan,
+                          timeout_s: float) -> worker_pb2.ModelWorkerServiceInferCropsResponse:
+        """A detect -> crop -> classify plan on this worker, which must hold both models (else ``ModelNotHeld``)."""
+        reply = await self._call(_INFER_CROPS, self._stub.InferCrops,
+                                 worker_pb2.ModelWorkerServiceInferCropsRequest(plan=plan), timeout_s)
+        if reply.not_loaded:
+            raise ModelNotHeld(*reply.not_loaded_models)
+        return reply
 
     async def load(self, model: descriptor_pb2.ModelDescriptor, timeout_s: float) -> model_pb2.LoadedModel:
         return (await self._call(_LOAD, self._stub.LoadModel, worker_pb2.LoadModelRequest(model=model), timeout_s)).model

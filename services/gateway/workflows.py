@@ -11,10 +11,12 @@ from fleet.v1 import inference_pb2
 from services.common.errors import DeadlineExceeded, FleetError
 from services.common.rpc_errors import error_of
 from services.common.url_fetch import UrlFetcher
+from services.gateway import fused
 from services.gateway.caller import Caller
-from services.gateway.gateway import Gateway
+from services.gateway.gateway import Gateway, all_or_first_error
 from services.gateway.settings import GatewaySettings
 from services.workflows.compiler import Compiled
+from services.workflows.blocks.base import CropsAnswer
 from services.workflows.engine import ImageOf, Limits, WorkflowEngine
 
 
@@ -25,7 +27,7 @@ def engine_of(settings: GatewaySettings) -> WorkflowEngine:
                       settings.max_message_bytes, hosts=tuple(settings.url_hosts.split(",")))
     return WorkflowEngine(Limits(settings.workflow_max_steps, settings.workflow_max_definition_bytes,
                                  settings.workflow_max_images, settings.workflow_max_crops_per_image,
-                                 settings.workflow_cpu_threads), urls.fetch)
+                                 settings.workflow_cpu_threads, settings.workflow_fuse_crops), urls.fetch)
 
 
 class CallerModels:
@@ -54,6 +56,23 @@ class CallerModels:
     async def infer_request(self, model: descriptor_pb2.ModelDescriptor,
                             request: inference_pb2.InferRequest) -> inference_pb2.InferResponse:
         return await self.gateway.infer(self.caller, request, self._remaining(), model)
+
+    async def infer_crops(self, detector: descriptor_pb2.ModelDescriptor, image: inference_pb2.Image,
+                          parameters: inference_pb2.InferenceParameters, classifier: descriptor_pb2.ModelDescriptor,
+                          classifier_parameters: inference_pb2.InferenceParameters,
+                          max_crops: int) -> CropsAnswer | None:
+        self._remaining()
+        reply = await fused.infer_crops(self.gateway, detector, image, parameters, classifier, classifier_parameters,
+                                        max_crops, self.deadline)
+        if reply is None:
+            return None
+        crops: list[inference_pb2.InferResponse] | Exception | None = None
+        if not reply.crops_skipped:
+            try:
+                crops = all_or_first_error(reply.crops)
+            except FleetError as exc:  # raised by the classifier step, as the steps one by one would
+                crops = exc
+        return CropsAnswer(reply.detections, crops)
 
     def _remaining(self) -> float:
         remaining = self.deadline - time.monotonic()

@@ -59,6 +59,7 @@ class InferenceOutput:
     message: Message  # the presented result, for InferResponse's result field
     visualization: bytes
     timings: Timings = field(default_factory=Timings)
+    pixels: np.ndarray | None = None  # the decoded image (RGB), only when asked to keep it
 
 
 _Finished = tuple[Any, Message, bytes]  # result, its message, the annotated image
@@ -100,9 +101,10 @@ def prepare_image(image: ImageInput, spec: InputSpec, limits: ImageLimits, keep_
 def run_alone(
     image: ImageInput, spec: ModelSpec, limits: ImageLimits, params: ResolvedParams,
     run: Callable[[np.ndarray], list[np.ndarray]], reserve: Reserve | None = None, reduced_decode: bool = False,
+    keep_pixels: bool = False,
 ) -> tuple[_Prepared, _Finished, float, float]:
     """The whole pipeline for one image in one thread: prepare, run the model, finish."""
-    prepared = prepare_image(image, spec.input, limits, params.visualize, reserve, reduced_decode)
+    prepared = prepare_image(image, spec.input, limits, params.visualize or keep_pixels, reserve, reduced_decode)
     t0 = time.perf_counter()
     outputs = run(prepared.tensor[None])
     t1 = time.perf_counter()
@@ -116,7 +118,7 @@ def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, par
     task = model_type(spec).task
     message = task.present(result, spec, params, t.orig_height, t.orig_width)
     visual = b""
-    if prepared.pixels is not None:
+    if params.visualize and prepared.pixels is not None:
         visual = render(prepared.pixels, lambda img: task.draw(img, result, spec))
     return result, message, visual
 
@@ -127,7 +129,9 @@ class Pipeline:
         self.manager, self.cpu, self.limits, self.urls, self.budget = manager, cpu_executor, limits, urls, budget
         self.reduced_decode = reduced_decode
 
-    async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
+    async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams,
+                    keep_pixels: bool = False) -> InferenceOutput:
+        """One image; ``keep_pixels``: the output keeps the decoded image (decoded at full size)."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         resolved = params.resolve(record.spec)
@@ -146,7 +150,7 @@ class Pipeline:
                     async with model.batcher.exclusive():
                         alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec, self.limits,
                                                            resolved, model.session.run, reservation.reserve,
-                                                           self.reduced_decode)
+                                                           self.reduced_decode, keep_pixels)
                 except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch
                     await reservation.wait(wait.pixels)
             if alone is not None:
@@ -158,7 +162,8 @@ class Pipeline:
                 t_post, waited = run_started + infer_s, (t_acquired, prepared.started)
             else:
                 model.batcher.announce()
-                prepared = await self._prepare(model, image, record.spec.input, resolved, reservation)
+                keep = _KEEP if keep_pixels else resolved
+                prepared = await self._prepare(model, image, record.spec.input, keep, reservation)
                 batch, finished, t_post, postprocess_s = await self._run(model, prepared, record.spec, resolved,
                                                                          reservation)
                 waited = (batch.run_started - batch.queue_s, batch.run_started)
@@ -168,7 +173,7 @@ class Pipeline:
         if tracing.ACTIVE:
             _record_spans(record.model_id, cold, (t_acquire, t_acquired), prepared, waited, batch, t_post,
                           postprocess_s)
-        return _output(record, prepared, finished, batch, postprocess_s, started, cold, series)
+        return _output(record, prepared, finished, batch, postprocess_s, started, cold, series, keep_pixels)
 
     async def infer_many(self, record: ModelRecord, images: list[ImageInput],
                          params: InferenceParams) -> list[InferenceOutput | FleetError]:
@@ -251,7 +256,7 @@ class Pipeline:
     async def _fetched(self, image: ImageInput) -> ImageInput:
         return ImageInput(encoded=await self.urls.fetch(image.url)) if image.url is not None else image
 
-    async def _prepare(self, model: HeldModel, image: ImageInput, spec: InputSpec, params: ResolvedParams,
+    async def _prepare(self, model: HeldModel, image: ImageInput, spec: InputSpec, params: ResolvedParams | _Keep,
                        reservation: Reservation) -> _Prepared:
         """Decode and pre-process an announced request in the thread pool, within the decode budget
         (waiting on the loop when it is full); the request is withdrawn if that fails."""
@@ -282,7 +287,8 @@ class Pipeline:
 
 
 def _output(record: ModelRecord, prepared: _Prepared, finished: _Finished, batch: BatchOutput,
-            postprocess_s: float, started: float, cold: bool, series: ModelSeries) -> InferenceOutput:
+            postprocess_s: float, started: float, cold: bool, series: ModelSeries,
+            keep_pixels: bool = False) -> InferenceOutput:
     result, message, visual = finished
     timings = Timings(
         decode_s=prepared.decode_s, preprocess_s=prepared.preprocess_s, queue_s=batch.queue_s,
@@ -294,7 +300,8 @@ def _output(record: ModelRecord, prepared: _Prepared, finished: _Finished, batch
     series.queue_seconds.observe(timings.queue_s)
     series.inference_seconds.observe(timings.inference_s)
     t = prepared.transform
-    return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, result, message, visual, timings)
+    return InferenceOutput(uuid.uuid4().hex, record, t.orig_width, t.orig_height, result, message, visual, timings,
+                           prepared.pixels if keep_pixels else None)
 
 
 def _record_spans(model_id: str, cold: bool, loading: tuple[float, float], prepared: _Prepared,

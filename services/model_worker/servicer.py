@@ -8,7 +8,7 @@ from fleet.internal.v1 import worker_pb2, worker_pb2_grpc
 from fleet.v1 import inference_pb2
 from services.common import descriptors
 from services.common.rpc import rpc
-from services.model_worker import converters
+from services.model_worker import converters, crops
 from services.model_worker.worker import Worker
 
 SERVICE_NAME = worker_pb2.DESCRIPTOR.services_by_name["ModelWorkerService"].full_name
@@ -45,6 +45,23 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
         )
         items = [converters.batch_item_to_proto(o, self.worker.worker_id) for o in outcomes]
         return worker_pb2.ModelWorkerServiceInferBatchResponse(response=inference_pb2.InferBatchResponse(items=items))
+
+    @rpc(SERVICE_NAME)
+    async def InferCrops(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
+        plan = request.plan
+        detector, classifier = self.records.get(plan.detector), self.records.get(plan.classifier)
+        missing = [r.model_id for r in (detector, classifier) if not self.worker.holds(r)]
+        if missing:
+            return worker_pb2.ModelWorkerServiceInferCropsResponse(not_loaded=True, not_loaded_models=missing)
+        out = await self.worker.infer_crops(crops.CropPlan(
+            detector, converters.image_from_proto(plan.request.image),
+            converters.params_from_proto(plan.request.parameters),
+            classifier, converters.params_from_proto(plan.classifier_parameters), plan.max_crops))
+        reply = worker_pb2.ModelWorkerServiceInferCropsResponse(
+            detections=converters.response_to_proto(out.detections, self.worker.worker_id),
+            crops_skipped=out.crops is None)
+        reply.crops.items.extend(converters.batch_item_to_proto(o, self.worker.worker_id) for o in out.crops or ())
+        return reply
 
     @rpc(SERVICE_NAME)
     async def LoadModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802

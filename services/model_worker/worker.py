@@ -10,6 +10,7 @@ from services.cache import FleetCache
 from services.common.errors import FleetError, InvalidArgument, InvalidImage, ModelNotFound, NotFound
 from services.common.grpc_metrics import OK, code_of
 from services.common.model_record import ModelRecord
+from services.model_worker.crops import CropPlan, CropsOutput, run_plan
 from services.model_worker.images import ImageInput
 from services.model_worker.inputs import Inputs
 from services.model_worker.model_types import model_type
@@ -54,8 +55,10 @@ class Worker:
     def holds(self, record: ModelRecord) -> bool:
         return self.manager.holds(record)
 
-    async def infer(self, record: ModelRecord, inputs: Inputs | ImageInput, params: InferenceParams) -> InferenceOutput:
-        """One request: the image (and the other inputs its model declares, already validated)."""
+    async def infer(self, record: ModelRecord, inputs: Inputs | ImageInput, params: InferenceParams,
+                    keep_pixels: bool = False) -> InferenceOutput:
+        """One request: the image (and the other inputs its model declares, already validated); ``keep_pixels``:
+        the output keeps the decoded image (a crop plan cuts from it)."""
         series = ModelSeries.of(record.model_id)
         try:
             task = model_type(record.spec).task
@@ -65,7 +68,7 @@ class Worker:
                 image = inputs.image if isinstance(inputs, Inputs) else inputs
                 if image is None:
                     raise InvalidImage("the request carries no image: set image.encoded, image.url or image.raw")
-                out = await self.pipeline.infer(record, image, params)
+                out = await self.pipeline.infer(record, image, params, keep_pixels)
         except BaseException as exc:
             series.requests(code_of(exc)).inc()
             raise
@@ -94,6 +97,10 @@ class Worker:
             else:
                 series.requests(code_of(outcome)).inc()
         return outcomes
+
+    async def infer_crops(self, plan: CropPlan) -> CropsOutput:
+        """Detect, crop and classify one image here (``crops.run_plan``); each model's requests count as usual."""
+        return await run_plan(self, plan)
 
     async def load(self, record: ModelRecord, pin: bool = False) -> tuple[HeldModel, bool]:
         return await self.manager.load(record, pin=pin)

@@ -64,10 +64,18 @@ class Compiled:
     outputs: list[tuple[str, Ref, bool]]  # name, what, parent coordinates
 
     @cached_property
-    def decoded_inputs(self) -> set[str]:
-        """The input images some step reads the pixels of (decoded as the run starts, beside the first steps)."""
-        return {ref.source for step in self.steps if step.block.needs_pixels for ref in _refs_of(step.args)
-                if ref.output is None and ref.dim == 1}
+    def fusions(self) -> list:  # list[fusion.Fusion]
+        """Detect -> crop -> classify chains that may run as one worker call (``fusion``)."""
+        from services.workflows import fusion  # noqa: PLC0415 - it reads compiled steps
+
+        return fusion.find(self)
+
+    def decoded_inputs(self, fused: bool) -> set[str]:
+        """The input images some step reads the pixels of (decoded as the run starts, beside the first steps);
+        ``fused``: a fused chain's crop step cuts nothing here."""
+        skip = {f.crop.name for f in self.fusions} if fused else set()
+        return {ref.source for step in self.steps if step.block.needs_pixels and step.name not in skip
+                for ref in _refs_of(step.args) if ref.output is None and ref.dim == 1}
 
     @cached_property
     def answers_images(self) -> bool:

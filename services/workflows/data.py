@@ -62,6 +62,12 @@ class WImage:
         return WImage(child_id, pixels.shape[1], pixels.shape[0], pixels=pixels, parent_id=self.image_id,
                       origin=(self.origin[0] + x0, self.origin[1] + y0), root_id=self.root_id)
 
+    def region(self, box: tuple[int, int, int, int], child_id: str) -> WImage:
+        """A crop known by its place only (its pixels stayed on the worker that cut and classified it)."""
+        x0, y0, x1, y1 = box
+        return WImage(child_id, x1 - x0, y1 - y0, parent_id=self.image_id,
+                      origin=(self.origin[0] + x0, self.origin[1] + y0), root_id=self.root_id)
+
     def drawn(self, pixels: np.ndarray) -> WImage:
         """A drawing on this image (same place, new pixels)."""
         return WImage(self.image_id, self.width, self.height, pixels=pixels, parent_id=self.parent_id,

@@ -32,6 +32,7 @@ class Limits:
     max_images: int = 16
     max_crops_per_image: int = 256
     cpu_threads: int = 4
+    fuse_crops: bool = True  # detect -> crop -> classify as one worker call where one worker holds both models
 
 
 class TooManyImages(InvalidArgument):
@@ -74,7 +75,8 @@ class WorkflowEngine:
         try:
             compiled = self.compiler.compile(definition)
             images, params = await self._inputs(compiled, inputs, image_of)
-            run = Run(compiled, images, params, models, self.pool, self.limits.max_crops_per_image)
+            run = Run(compiled, images, params, models, self.pool, self.limits.max_crops_per_image,
+                      self.limits.fuse_crops)
             await run.execute()
             leave_out = set(excluded)
             outputs = (await run.cpu(_outputs, run, leave_out) if compiled.answers_images

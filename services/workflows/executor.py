@@ -24,6 +24,7 @@ from services.workflows.blocks.base import ELEMENT, ModelRunner, RunContext
 from services.workflows.blocks.flow import GATE
 from services.workflows.compiler import Compiled, CompiledStep, Lit, Ref, literal_ok
 from services.workflows.data import Failed, WImage
+from services.workflows.fusion import FusedSteps
 from services.workflows.metrics import STEP_SECONDS
 
 log = logging.getLogger("fleet.workflows")
@@ -33,8 +34,9 @@ class Run:
     """One execution: the values computed so far, by input or step name."""
 
     def __init__(self, compiled: Compiled, images: dict[str, list[WImage]], params: dict[str, Any],
-                 models: ModelRunner, pool: Pool, max_crops_per_image: int) -> None:
+                 models: ModelRunner, pool: Pool, max_crops_per_image: int, fuse: bool = True) -> None:
         self.compiled, self.params, self.models = compiled, params, models
+        self.fused = FusedSteps(compiled.fusions, self._constants) if fuse and compiled.fusions else None
         self.values: dict[str, list] = dict(images)
         self.count = len(next(iter(images.values()))) if images else 1
         self.max_crops_per_image = max_crops_per_image
@@ -47,7 +49,7 @@ class Run:
     async def execute(self) -> None:
         loop = asyncio.get_running_loop()
         self._done = {s.name: loop.create_future() for s in self.compiled.steps}
-        for name in self.compiled.decoded_inputs:  # the decode overlaps the first model calls
+        for name in self.compiled.decoded_inputs(self.fused is not None):  # overlapping the first model calls
             for image in self.values[name]:
                 early = asyncio.ensure_future(image.array(self.cpu))
                 early.add_done_callback(lambda f: f.cancelled() or f.exception())  # a bad image fails its step
@@ -127,7 +129,8 @@ class Run:
             items.append({k: self._value(a, index, i) for k, a in step.args.items()})
         if items:
             ctx = RunContext(step.name, self.models, self.cpu, self.max_crops_per_image)
-            answered = await step.block.run(ctx, step.config, items)
+            fused = self.fused.runner(step) if self.fused is not None else None
+            answered = await (fused or step.block.run)(ctx, step.config, items)
             _check_failures(step, [out for out in answered if isinstance(out, FleetError)], len(items))
             for i, out in zip(active, answered):
                 if isinstance(out, FleetError):
@@ -137,6 +140,11 @@ class Run:
         if not batch:
             return results
         return nesting.rebuild(template, step.dim, iter(results))
+
+    def _constants(self, step: CompiledStep) -> dict[str, Any]:
+        """A step's values that are the same for every element (all but its images): literals and parameters."""
+        self._check_parameters(step)
+        return {k: self._value(a, {}, 0) for k, a in step.args.items() if k != "images"}
 
     def _value(self, arg: Any, index: dict[int, list], i: int) -> Any:
         if isinstance(arg, Lit):

@@ -19,6 +19,12 @@ RUN_SECONDS = Histogram("fleet_workflow_run_seconds", "Duration of successful wo
 STEP_SECONDS = Histogram("fleet_workflow_step_seconds", "Duration of workflow steps that succeeded, by block type.",
                          ["block"], buckets=STEP_BUCKETS)
 
+FUSED = Counter("fleet_workflow_fused_calls_total", "Images of detect -> crop -> classify chains run as one worker "
+                "call ('fused') or step by step because no worker holding both models served it ('fallback').",
+                ["outcome"])
+for _outcome in ("fused", "fallback"):
+    FUSED.labels(_outcome)
+
 
 def workflow_label(workflow: str) -> str:
     return WORKFLOW_LABELS(workflow)

@@ -174,8 +174,13 @@ def test_workflow_scenarios_compare_with_infer_and_with_the_client(results: tupl
     client, flow = crops["points"]
     assert crops["mean_crops"] >= 1 and flow["timings_mean"]["gateway_ms"] > 0  # scenes of several objects
     assert crops["speedup_c1"] in crops["round_ratios"] and len(crops["round_ratios"]) >= 1
+    assert {"detect_call_ms", "client_crop_ms", "classify_call_ms"} <= set(client["timings_mean"])
+    assert flow["stages_ms"]["step roboflow_object_detection_model@v1"] > 0  # where the workflow's time went
+    assert any(k.startswith("worker ") for k in flow["stages_ms"])
     assert isolation["workflow_runs_meanwhile"] > 0 and isolation["p50_ratio"] > 0
-    assert "## Workflows (issue #27)" in (out / "results.md").read_text()
+    text = (out / "results.md").read_text()
+    assert "## Workflows (issue #27)" in text and "Goal: the workflow at least 1.3x faster" in text
+    assert "Where the time goes in that round" in text
 
 
 def test_pipelines_scenario_measures_rate_latency_drops_and_takeover(results: tuple[dict, Path]) -> None:

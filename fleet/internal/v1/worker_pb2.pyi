@@ -46,6 +46,40 @@ class ModelWorkerServiceInferBatchResponse(_message.Message):
     not_loaded: bool
     def __init__(self, response: _Optional[_Union[_inference_pb2.InferBatchResponse, _Mapping]] = ..., not_loaded: bool = ...) -> None: ...
 
+class CropPlan(_message.Message):
+    __slots__ = ("detector", "request", "classifier", "classifier_parameters", "max_crops")
+    DETECTOR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CROPS_FIELD_NUMBER: _ClassVar[int]
+    detector: _descriptor_pb2.ModelDescriptor
+    request: _inference_pb2.InferRequest
+    classifier: _descriptor_pb2.ModelDescriptor
+    classifier_parameters: _inference_pb2.InferenceParameters
+    max_crops: int
+    def __init__(self, detector: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferRequest, _Mapping]] = ..., classifier: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., classifier_parameters: _Optional[_Union[_inference_pb2.InferenceParameters, _Mapping]] = ..., max_crops: _Optional[int] = ...) -> None: ...
+
+class ModelWorkerServiceInferCropsRequest(_message.Message):
+    __slots__ = ("plan",)
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    plan: CropPlan
+    def __init__(self, plan: _Optional[_Union[CropPlan, _Mapping]] = ...) -> None: ...
+
+class ModelWorkerServiceInferCropsResponse(_message.Message):
+    __slots__ = ("detections", "crops", "crops_skipped", "not_loaded", "not_loaded_models")
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    CROPS_FIELD_NUMBER: _ClassVar[int]
+    CROPS_SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    NOT_LOADED_FIELD_NUMBER: _ClassVar[int]
+    NOT_LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    detections: _inference_pb2.InferResponse
+    crops: _inference_pb2.InferBatchResponse
+    crops_skipped: bool
+    not_loaded: bool
+    not_loaded_models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, detections: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ..., crops: _Optional[_Union[_inference_pb2.InferBatchResponse, _Mapping]] = ..., crops_skipped: bool = ..., not_loaded: bool = ..., not_loaded_models: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class LoadModelRequest(_message.Message):
     __slots__ = ("model",)
     MODEL_FIELD_NUMBER: _ClassVar[int]

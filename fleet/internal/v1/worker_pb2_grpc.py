@@ -45,6 +45,11 @@ class ModelWorkerServiceStub(object):
                 request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchRequest.SerializeToString,
                 response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchResponse.FromString,
                 _registered_method=True)
+        self.InferCrops = channel.unary_unary(
+                '/fleet.internal.v1.ModelWorkerService/InferCrops',
+                request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCropsRequest.SerializeToString,
+                response_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCropsResponse.FromString,
+                _registered_method=True)
         self.LoadModel = channel.unary_unary(
                 '/fleet.internal.v1.ModelWorkerService/LoadModel',
                 request_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.LoadModelRequest.SerializeToString,
@@ -80,6 +85,16 @@ class ModelWorkerServiceServicer(object):
 
     def InferBatch(self, request, context):
         """Run a resolved model on several images (their runs shared through the batcher), in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InferCrops(self, request, context):
+        """Run a detect -> crop -> classify plan on one image in one call (a workflow's detector, dynamic crop and
+        classifier steps, when this worker holds both models): the image is decoded once, each detection's box
+        is cut from those pixels and the crops are classified together (their runs shared through the batcher).
+        Both models must be loaded here already (else not_loaded: nothing was run).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,6 +137,11 @@ def add_ModelWorkerServiceServicer_to_server(servicer, server):
                     servicer.InferBatch,
                     request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchRequest.FromString,
                     response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchResponse.SerializeToString,
+            ),
+            'InferCrops': grpc.unary_unary_rpc_method_handler(
+                    servicer.InferCrops,
+                    request_deserializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCropsRequest.FromString,
+                    response_serializer=fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCropsResponse.SerializeToString,
             ),
             'LoadModel': grpc.unary_unary_rpc_method_handler(
                     servicer.LoadModel,
@@ -199,6 +219,33 @@ class ModelWorkerService(object):
             '/fleet.internal.v1.ModelWorkerService/InferBatch',
             fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchRequest.SerializeToString,
             fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InferCrops(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleet.internal.v1.ModelWorkerService/InferCrops',
+            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCropsRequest.SerializeToString,
+            fleet_dot_internal_dot_v1_dot_worker__pb2.ModelWorkerServiceInferCropsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,24 @@ class ModelRunner(Protocol):
         """One request with typed inputs (texts, prompts) beside its image."""
         ...
 
+    async def infer_crops(self, detector: descriptor_pb2.ModelDescriptor, image: inference_pb2.Image,
+                          parameters: inference_pb2.InferenceParameters, classifier: descriptor_pb2.ModelDescriptor,
+                          classifier_parameters: inference_pb2.InferenceParameters,
+                          max_crops: int) -> CropsAnswer | None:
+        """Detect on ``image``, crop each detection, classify the crops, in one call where one worker holds both
+        models; None where none does (the engine then runs the steps one by one)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CropsAnswer:
+    """A fused detect -> crop -> classify call's answer on one image."""
+
+    detections: inference_pb2.InferResponse
+    #: The classifier's answer per detection, in order; the error of the first crop that failed; None when there
+    #: were more detections than ``max_crops`` (the crop step reports it).
+    crops: list[inference_pb2.InferResponse] | Exception | None
+
 
 @dataclass
 class RunContext:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.common.crop_boxes import crop_box
 from services.common.errors import FleetError, InvalidArgument, InvalidImage
 from services.workflows import kinds
 from services.workflows.blocks.base import ELEMENT, Block, Item, Param, RunContext
-from services.workflows.data import Detections, WImage, xyxy
+from services.workflows.data import Detections, WImage
 
 
 class DynamicCrop(Block):
@@ -29,9 +30,7 @@ class DynamicCrop(Block):
         for item in items:
             image: WImage = item["images"]
             detections: Detections = item["predictions"]
-            if len(detections.predictions) > ctx.max_crops_per_image:
-                raise InvalidArgument(f"{len(detections.predictions)} crops of one image; at most "
-                                      f"{ctx.max_crops_per_image} are allowed (filter the detections first)")
+            check_count(ctx, detections)
             try:
                 pixels = await image.array(ctx.cpu)
             except InvalidImage as exc:
@@ -41,14 +40,16 @@ class DynamicCrop(Block):
         return out
 
 
+def check_count(ctx: RunContext, detections: Detections) -> None:
+    if len(detections.predictions) > ctx.max_crops_per_image:
+        raise InvalidArgument(f"{len(detections.predictions)} crops of one image; at most "
+                              f"{ctx.max_crops_per_image} are allowed (filter the detections first)")
+
+
 def cut(image: WImage, pixels, predictions: list[dict]) -> list[WImage]:  # noqa: ANN001 - a numpy array
     h, w = pixels.shape[:2]
     crops = []
     for p in predictions:
-        x0, y0, x1, y1 = (int(round(v)) for v in xyxy(p))
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        if x1 <= x0 or y1 <= y0:
-            x1, y1 = min(w, x0 + 1), min(h, y0 + 1)
-            x0, y0 = x1 - 1, y1 - 1
+        x0, y0, x1, y1 = crop_box(p, w, h)
         crops.append(image.child(pixels[y0:y1, x0:x1].copy(), x0, y0, p.get("detection_id") or ""))
     return crops

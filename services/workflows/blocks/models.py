@@ -63,9 +63,7 @@ class ModelBlock(Block):
         actual = tasks.of_model(model).name
         if actual != self.task:
             raise InvalidArgument(f"model {model.model_id!r} is a {actual} model; this block runs {self.task} models")
-        from services.gateway.params import inference_parameters  # noqa: PLC0415 - the edges' parameter parsing
-
-        params = inference_parameters(**{k: first.get(k) for k in self.params if k not in ("images", "model_id")})
+        params = self.parameters(first)
         images = [item["images"] for item in items]
         responses = await infer_each(ctx, model, images, params)
         return [r if isinstance(r, FleetError) else self.outputs_of(image, r) for image, r in zip(images, responses)]
@@ -73,6 +71,12 @@ class ModelBlock(Block):
     def body(self, response) -> dict[str, Any]:  # noqa: ANN001
         """The answer's Roboflow JSON (its task's own)."""
         return tasks.of_response(response).roboflow_json(response)
+
+    def parameters(self, item: Item):  # noqa: ANN201 - fleet.v1.InferenceParameters
+        """The inference parameters an element's values set (every element of a step has the same)."""
+        from services.gateway.params import inference_parameters  # noqa: PLC0415 - the edges' parameter parsing
+
+        return inference_parameters(**{k: item.get(k) for k in self.params if k not in ("images", "model_id")})
 
     def outputs_of(self, image, response) -> Item:  # noqa: ANN001
         return {"inference_id": response.inference_id, "predictions": Detections(
