@@ -95,6 +95,15 @@ def test_an_image_that_cannot_be_decoded_fails_only_its_own_outputs(http: httpx.
     assert body["status"] == "INVALID_ARGUMENT" and "step 'det'" in body["message"]
 
 
+def test_an_undecodable_image_in_a_fused_chain_fails_only_its_own_outputs(http: httpx.Client, scene: bytes) -> None:
+    """detect -> crop -> classify alone is one worker call per image (fused): an image the worker cannot decode
+    still fails only its own outputs."""
+    good, bad = run(http, detect_crop_classify(), [b64(scene), b64(b"\xff\xd8\xff not a jpeg")])["outputs"]
+    assert len(good["classes"]) == len(good["detections"]["predictions"]) > 1
+    error_of(bad["detections"], "det")
+    assert bad["classes"] == bad["top"] == bad["detections"]
+
+
 def test_a_drawing_on_an_image_that_cannot_be_decoded_fails_only_that_branch(http: httpx.Client,
                                                                             scene: bytes) -> None:
     """The image is decoded by the gateway (the drawing reads its pixels): the drawing block's own failure."""
