@@ -94,6 +94,11 @@ class GatewaySettings(ServiceSettings):
     workflow_max_images: int = Field(16, ge=1, description="Most images one workflow run takes per image input.")
     workflow_max_crops_per_image: int = Field(256, ge=1, description="Most crops a workflow step cuts from one image.")
     workflow_cpu_threads: int = Field(4, ge=1, description="Threads for workflow CPU work (decoding, crops, drawing).")
+    workflow_cpu_nice: int = Field(
+        19, ge=0, le=19,
+        description="How much lower the CPU priority (nice) of those threads is than the gateway's, so a "
+                    "workflow's CPU work yields to the gateway's own (Linux, per thread; 0: the same priority).",
+    )
     oip_enabled: bool = Field(True, description="Serve the Open Inference Protocol (inference.GRPCInferenceService) "
                                                 "on the gRPC port.")
 

@@ -1,5 +1,6 @@
 """The workflow engine on the gateway's core: model steps as ``Gateway.infer_images`` calls for one caller,
-so they get ``Infer``'s routing, batching, copies and failover, under the run's deadline."""
+so they get ``Infer``'s routing, batching, copies and failover, under the run's deadline. They are background
+calls: workers serve interactive requests first (docs/workflows.md, "Isolation")."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from services.workflows.engine import ImageOf, Limits, WorkflowEngine
 def engine_of(settings: GatewaySettings) -> WorkflowEngine:
     return WorkflowEngine(Limits(settings.workflow_max_steps, settings.workflow_max_definition_bytes,
                                  settings.workflow_max_images, settings.workflow_max_crops_per_image,
-                                 settings.workflow_cpu_threads))
+                                 settings.workflow_cpu_threads, settings.workflow_cpu_nice))
 
 
 class CallerModels:
@@ -36,12 +37,13 @@ class CallerModels:
 
     async def infer(self, model: descriptor_pb2.ModelDescriptor, images: list[inference_pb2.Image],
                     parameters: inference_pb2.InferenceParameters) -> list[inference_pb2.InferResponse]:
-        return await self.gateway.infer_images(self.caller, model, images, parameters, self._remaining())
+        return await self.gateway.infer_images(self.caller, model, images, parameters, self._remaining(),
+                                               background=True)
 
 
     async def infer_request(self, model: descriptor_pb2.ModelDescriptor,
                             request: inference_pb2.InferRequest) -> inference_pb2.InferResponse:
-        return await self.gateway.infer(self.caller, request, self._remaining(), model)
+        return await self.gateway.infer(self.caller, request, self._remaining(), model, background=True)
 
     def _remaining(self) -> float:
         remaining = self.deadline - time.monotonic()

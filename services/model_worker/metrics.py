@@ -65,6 +65,17 @@ CANCELLED = Counter(
     "fleet_worker_cancelled_requests_total",
     "Requests whose caller went away while they waited for a batch; dropped before running.",
 )
+BACKGROUND_QUEUE_DEPTH = Gauge(
+    "fleet_worker_background_queue_depth", "Background requests (a workflow's model steps) waiting for a "
+    "background run slot now, all models together.",
+)
+BACKGROUND_BATCHES = Counter(
+    "fleet_worker_background_batches_total", "ONNX Runtime runs of background batches (on the lowered-priority threads).",
+)
+BACKGROUND_REJECTED = Counter(
+    "fleet_worker_background_rejected_total",
+    "Background requests answered RESOURCE_EXHAUSTED because the model's background queue was full.",
+)
 DECODE_BUDGET_IN_USE = Gauge(
     "fleet_worker_decode_budget_in_use_pixels", "Decoded pixels reserved now by requests being decoded."
 )

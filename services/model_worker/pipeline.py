@@ -1,6 +1,8 @@
 """One inference, end to end: fetch, decode + pre-process, batch, run, post-process.
 
-CPU stages run in a thread pool; the event loop only schedules. Stage times are
+CPU stages run in a thread pool; the event loop only schedules. A background request (a workflow's model
+step) decodes, pre- and post-processes in the background pool (threads of lowered CPU priority) and joins the
+model's background lane (see ``batcher``); it never takes the model's interactive run slots. Stage times are
 measured here, returned with the result, recorded in the per-model metrics and, when
 tracing is on, recorded as spans (afterwards, from the stamps taken in the threads).
 """
@@ -123,11 +125,16 @@ def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, par
 
 class Pipeline:
     def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher,
-                 budget: DecodeBudget, reduced_decode: bool = False) -> None:
+                 budget: DecodeBudget, reduced_decode: bool = False, background_cpu: Executor | None = None) -> None:
         self.manager, self.cpu, self.limits, self.urls, self.budget = manager, cpu_executor, limits, urls, budget
         self.reduced_decode = reduced_decode
+        self.background_cpu = background_cpu or cpu_executor
 
-    async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams) -> InferenceOutput:
+    def _pool(self, background: bool) -> Executor:
+        return self.background_cpu if background else self.cpu
+
+    async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams,
+                    background: bool = False) -> InferenceOutput:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         resolved = params.resolve(record.spec)
@@ -141,7 +148,7 @@ class Pipeline:
         reservation = self.budget.reservation()
         try:
             alone = None
-            if model.batcher.idle():
+            if not background and model.batcher.idle():
                 try:
                     async with model.batcher.exclusive():
                         alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec, self.limits,
@@ -157,10 +164,10 @@ class Pipeline:
                 series.batch_size.observe(1)
                 t_post, waited = run_started + infer_s, (t_acquired, prepared.started)
             else:
-                model.batcher.announce()
-                prepared = await self._prepare(model, image, record.spec.input, resolved, reservation)
+                model.batcher.announce(background)
+                prepared = await self._prepare(model, image, record.spec.input, resolved, reservation, background)
                 batch, finished, t_post, postprocess_s = await self._run(model, prepared, record.spec, resolved,
-                                                                         reservation)
+                                                                         reservation, background)
                 waited = (batch.run_started - batch.queue_s, batch.run_started)
         finally:
             reservation.release()
@@ -170,8 +177,8 @@ class Pipeline:
                           postprocess_s)
         return _output(record, prepared, finished, batch, postprocess_s, started, cold, series)
 
-    async def infer_many(self, record: ModelRecord, images: list[ImageInput],
-                         params: InferenceParams) -> list[InferenceOutput | FleetError]:
+    async def infer_many(self, record: ModelRecord, images: list[ImageInput], params: InferenceParams,
+                         background: bool = False) -> list[InferenceOutput | FleetError]:
         """Several images for one model, answered in order; each image fails alone.
 
         Every image is prepared first (each reserving its own decode budget), then all are
@@ -189,11 +196,12 @@ class Pipeline:
         try:
             ready = [(i, r) for i, r in zip(fetched, reservations) if isinstance(i, ImageInput)]
             for _ in ready:
-                model.batcher.announce()
+                model.batcher.announce(background)
             prepared = iter(await asyncio.gather(
-                *(self._prepare(model, i, record.spec.input, resolved, r) for i, r in ready), return_exceptions=True))
+                *(self._prepare(model, i, record.spec.input, resolved, r, background) for i, r in ready),
+                return_exceptions=True))
             staged = [next(prepared) if isinstance(i, ImageInput) else i for i in fetched]
-            ran = iter(await asyncio.gather(*(self._run(model, p, record.spec, resolved, r)
+            ran = iter(await asyncio.gather(*(self._run(model, p, record.spec, resolved, r, background)
                                               for p, r in zip(staged, reservations) if isinstance(p, _Prepared)),
                                             return_exceptions=True))
             outcomes: list[InferenceOutput | FleetError] = []
@@ -252,32 +260,33 @@ class Pipeline:
         return ImageInput(encoded=await self.urls.fetch(image.url)) if image.url is not None else image
 
     async def _prepare(self, model: HeldModel, image: ImageInput, spec: InputSpec, params: ResolvedParams,
-                       reservation: Reservation) -> _Prepared:
+                       reservation: Reservation, background: bool = False) -> _Prepared:
         """Decode and pre-process an announced request in the thread pool, within the decode budget
         (waiting on the loop when it is full); the request is withdrawn if that fails."""
         loop = asyncio.get_running_loop()
+        pool = self._pool(background)
         try:
             try:
-                return await loop.run_in_executor(self.cpu, prepare_image, image, spec, self.limits,
+                return await loop.run_in_executor(pool, prepare_image, image, spec, self.limits,
                                                   params.visualize, reservation.reserve, self.reduced_decode)
             except BudgetWait as wait:
                 await reservation.wait(wait.pixels)
-                return await loop.run_in_executor(self.cpu, prepare_image, image, spec, self.limits,
+                return await loop.run_in_executor(pool, prepare_image, image, spec, self.limits,
                                                   params.visualize, reservation.reserve, self.reduced_decode)
         except BaseException:
-            model.batcher.withdraw()
+            model.batcher.withdraw(background)
             raise
 
     async def _run(self, model: HeldModel, prepared: _Prepared, spec: ModelSpec, params: ResolvedParams,
-                   reservation: Reservation) -> tuple[BatchOutput, _Finished, float, float]:
+                   reservation: Reservation, background: bool = False) -> tuple[BatchOutput, _Finished, float, float]:
         """Share a model run with other requests, then finish in the thread pool:
         (batch, finished, when post-processing started, its seconds)."""
         if prepared.pixels is None:  # the decoded image is gone: only the model-sized tensor remains
             reservation.release()
-        batch = await model.batcher.submit(prepared.tensor)
+        batch = await model.batcher.submit(prepared.tensor, background)
         t_post = time.perf_counter()
-        finished = await asyncio.get_running_loop().run_in_executor(self.cpu, _finish, batch.outputs, spec,
-                                                                    prepared, params)
+        finished = await asyncio.get_running_loop().run_in_executor(self._pool(background), _finish, batch.outputs,
+                                                                    spec, prepared, params)
         return batch, finished, t_post, time.perf_counter() - t_post
 
 

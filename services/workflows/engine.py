@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from fleet.v1 import inference_pb2, model_pb2
+from services.common.background import background_pool
 from services.common.errors import InvalidArgument, InvalidImage
 from services.common.grpc_metrics import OK, code_of
 from services.workflows.blocks.base import ModelRunner
@@ -28,6 +28,7 @@ class Limits:
     max_images: int = 16
     max_crops_per_image: int = 256
     cpu_threads: int = 4
+    cpu_nice: int = 0  # the CPU pool's threads run this much below the process's priority (see common.background)
 
 
 class TooManyImages(InvalidArgument):
@@ -38,7 +39,7 @@ class WorkflowEngine:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self.compiler = Compiler(self.limits.max_steps, self.limits.max_definition_bytes)
-        self.pool = ThreadPoolExecutor(self.limits.cpu_threads, thread_name_prefix="workflow-cpu")
+        self.pool = background_pool(self.limits.cpu_threads, self.limits.cpu_nice, "workflow-cpu")
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
