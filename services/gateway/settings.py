@@ -94,6 +94,10 @@ class GatewaySettings(ServiceSettings):
     workflow_max_images: int = Field(16, ge=1, description="Most images one workflow run takes per image input.")
     workflow_max_crops_per_image: int = Field(256, ge=1, description="Most crops a workflow step cuts from one image.")
     workflow_cpu_threads: int = Field(4, ge=1, description="Threads for workflow CPU work (decoding, crops, drawing).")
+    workflow_cpu_sched_idle: bool = Field(
+        True, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else wants "
+                          "the core, preempted at once by any other thread, across processes (docs/workflows.md).",
+    )
     workflow_cpu_nice: int = Field(
         19, ge=0, le=19,
         description="How much lower the CPU priority (nice) of those threads is than the gateway's, so a "

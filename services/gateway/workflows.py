@@ -19,7 +19,8 @@ from services.workflows.engine import ImageOf, Limits, WorkflowEngine
 def engine_of(settings: GatewaySettings) -> WorkflowEngine:
     return WorkflowEngine(Limits(settings.workflow_max_steps, settings.workflow_max_definition_bytes,
                                  settings.workflow_max_images, settings.workflow_max_crops_per_image,
-                                 settings.workflow_cpu_threads, settings.workflow_cpu_nice))
+                                 settings.workflow_cpu_threads, settings.workflow_cpu_nice,
+                                 settings.workflow_cpu_sched_idle))
 
 
 class CallerModels:

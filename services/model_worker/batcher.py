@@ -69,6 +69,11 @@ class Background:
     executor: Executor  # threads of lowered CPU priority
     runs: int = 1  # background runs of the model at once
     max_queue: int = 64  # background requests queued per model before RESOURCE_EXHAUSTED
+    run: Callable[[np.ndarray], list[np.ndarray]] | None = None  # how a background batch runs (None: as others)
+
+
+def _stacked_run(run: Callable[[np.ndarray], list[np.ndarray]], tensors: list[np.ndarray]) -> list[np.ndarray]:
+    return run(tensors[0][None] if len(tensors) == 1 else np.stack(tensors))
 
 
 def _fail(items: list[_Item], exc: BaseException) -> None:
@@ -80,8 +85,9 @@ def _fail(items: list[_Item], exc: BaseException) -> None:
 class _Lane:
     """One queue of requests and the runs that serve it."""
 
-    def __init__(self, executor: Executor, runs: int, max_queue: int, depth: Gauge, background: bool) -> None:
-        self.executor, self.max_queue, self.depth, self.background = executor, max_queue, depth, background
+    def __init__(self, run: Callable[[np.ndarray], list[np.ndarray]], executor: Executor, runs: int, max_queue: int,
+                 depth: Gauge, background: bool) -> None:
+        self.run, self.executor, self.max_queue, self.depth, self.background = run, executor, max_queue, depth, background
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.incoming = 0  # announced, not yet submitted
         self.arrived = asyncio.Event()
@@ -101,14 +107,13 @@ class Batcher:
         series: ModelSeries | None = None,
         background: Background | None = None,
     ) -> None:
-        self._run = run
         self._series = series or ModelSeries.of("unnamed")
         self.max_batch_size, self.max_delay_s, self.max_queue = max_batch_size, max_delay_s, max_queue
         self.concurrent_runs = concurrent_runs
         self.on_first_batch: Callable[[], None] | None = None  # called once, when a first batch forms
-        self._lane = _Lane(executor, concurrent_runs, max_queue, self._series.queue_depth, False)
+        self._lane = _Lane(run, executor, concurrent_runs, max_queue, self._series.queue_depth, False)
         self._background = (self._lane if background is None else
-                            _Lane(background.executor, background.runs, background.max_queue,
+                            _Lane(background.run or run, background.executor, background.runs, background.max_queue,
                                   BACKGROUND_QUEUE_DEPTH, True))
         self._runs: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -125,15 +130,18 @@ class Batcher:
     def queued(self) -> int:
         return sum(lane.queue.qsize() for lane in self._lanes())
 
-    def idle(self) -> bool:
-        """No interactive request running, queued or on its way: one may run alone (see ``exclusive``)."""
-        lane = self._lane
-        return lane.running == 0 and lane.queue.empty() and lane.incoming <= 0 and not self._closed
+    def idle(self, background: bool = False) -> bool:
+        """No interactive request running, queued or on its way: one may run alone (see ``exclusive``). For a
+        background request: no request of either kind (it never delays an interactive one)."""
+        lanes = self._lanes() if background else [self._lane]
+        return not self._closed and all(
+            lane.running == 0 and lane.queue.empty() and lane.incoming <= 0 for lane in lanes)
 
     @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        """``async with batcher.exclusive():`` hold one of the model's run slots for one unbatched request."""
-        lane = self._lane
+    async def exclusive(self, background: bool = False) -> AsyncIterator[None]:
+        """``async with batcher.exclusive():`` hold one of the model's run slots (of its lane) for one unbatched
+        request."""
+        lane = self._of(background)
         async with lane.slots:
             lane.running += 1
             try:
@@ -228,12 +236,12 @@ class Batcher:
     async def _run_batch(self, lane: _Lane, live: list[_Item]) -> None:
         """One model run for ``live`` (holding a slot, released at the end); results to each waiter."""
         try:
-            batch = live[0].tensor[None] if len(live) == 1 else np.stack([i.tensor for i in live])
             started = time.perf_counter()
             if lane.background:
                 BACKGROUND_BATCHES.inc()
-            try:
-                outputs = await asyncio.get_running_loop().run_in_executor(lane.executor, self._run, batch)
+            try:  # the inputs are stacked in the run's thread: a batch of large tensors is a long copy
+                outputs = await asyncio.get_running_loop().run_in_executor(
+                    lane.executor, _stacked_run, lane.run, [i.tensor for i in live])
             except asyncio.CancelledError:
                 _fail(live, Unavailable("the model was unloaded during inference; retry"))
                 raise

@@ -277,7 +277,7 @@ class ModelManager:
         background = None
         if self._background_executor is not None:
             background = Background(self._background_executor, self.limits.background_runs or max(1, runs // 2),
-                                    self.limits.background_max_queue)
+                                    self.limits.background_max_queue, session.run_background)
         batcher = Batcher(session.run_batch, self._infer_executor, session.max_batch_size,
                           self.limits.max_queue_delay_s, self.limits.max_queue, runs,
                           ModelSeries.of(record.model_id), background)

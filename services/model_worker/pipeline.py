@@ -2,7 +2,8 @@
 
 CPU stages run in a thread pool; the event loop only schedules. A background request (a workflow's model
 step) decodes, pre- and post-processes in the background pool (threads of lowered CPU priority) and joins the
-model's background lane (see ``batcher``); it never takes the model's interactive run slots. Stage times are
+model's background lane (see ``batcher``), or runs alone on that lane when the model has nothing else to do;
+it never takes the model's interactive run slots. Stage times are
 measured here, returned with the result, recorded in the per-model metrics and, when
 tracing is on, recorded as spans (afterwards, from the stamps taken in the threads).
 """
@@ -148,11 +149,12 @@ class Pipeline:
         reservation = self.budget.reservation()
         try:
             alone = None
-            if not background and model.batcher.idle():
+            if model.batcher.idle(background):  # a background request: on its lane's threads and session
+                run = model.session.run_background if background else model.session.run
                 try:
-                    async with model.batcher.exclusive():
-                        alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec, self.limits,
-                                                           resolved, model.session.run, reservation.reserve,
+                    async with model.batcher.exclusive(background):
+                        alone = await loop.run_in_executor(self._pool(background), run_alone, image, record.spec,
+                                                           self.limits, resolved, run, reservation.reserve,
                                                            self.reduced_decode)
                 except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch
                     await reservation.wait(wait.pixels)

@@ -57,7 +57,7 @@ def build(settings: WorkerSettings) -> Service:
     load_pool = ThreadPoolExecutor(2, thread_name_prefix="load")
     # Background requests (a workflow's model steps) decode, run and post-process on threads of their own, niced.
     background_pool = background_pool_of(max(cpu_threads, settings.background_runs or 1), settings.background_nice,
-                                          "background")
+                                          "background", settings.background_sched_idle)
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
     manager = ModelManager(
         ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries,

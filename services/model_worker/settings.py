@@ -104,6 +104,10 @@ class WorkerSettings(ServiceSettings):
         64, ge=1, description="Background requests queued per model before RESOURCE_EXHAUSTED (interactive "
                               "requests have max_queue_size of their own).",
     )
+    background_sched_idle: bool = Field(
+        True, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else wants "
+                          "the core, preempted at once by any other thread, across processes (docs/workflows.md).",
+    )
     background_nice: int = Field(
         19, ge=0, le=19,
         description="How much lower the CPU priority (nice) of the threads that decode, run and post-process "

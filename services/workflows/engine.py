@@ -29,6 +29,7 @@ class Limits:
     max_crops_per_image: int = 256
     cpu_threads: int = 4
     cpu_nice: int = 0  # the CPU pool's threads run this much below the process's priority (see common.background)
+    cpu_sched_idle: bool = False  # ... and under SCHED_IDLE
 
 
 class TooManyImages(InvalidArgument):
@@ -39,7 +40,8 @@ class WorkflowEngine:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self.compiler = Compiler(self.limits.max_steps, self.limits.max_definition_bytes)
-        self.pool = background_pool(self.limits.cpu_threads, self.limits.cpu_nice, "workflow-cpu")
+        self.pool = background_pool(self.limits.cpu_threads, self.limits.cpu_nice, "workflow-cpu",
+                                    self.limits.cpu_sched_idle)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

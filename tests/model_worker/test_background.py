@@ -73,6 +73,7 @@ async def test_an_interactive_request_is_served_before_a_background_backlog(pool
     await asyncio.sleep(0.1)  # a first background batch runs (held at the gate), the rest queue
     assert gate.running == 1 and batcher.queued == 4  # (the next batch of 2 waits for the slot)
     assert batcher.idle()  # background work alone leaves the model idle for an interactive request
+    assert not batcher.idle(background=True)  # but not for another background one: it joins the lane
     urgent = asyncio.create_task(_submit(batcher, 2.0, False, done, "interactive"))
     out = await asyncio.wait_for(urgent, 5)  # runs beside the held background run: an interactive slot is free
     assert float(out.outputs[0][0]) == 8.0 and out.batch_size == 1  # a batch of its own
@@ -81,6 +82,18 @@ async def test_an_interactive_request_is_served_before_a_background_backlog(pool
     await asyncio.gather(*backlog)
     assert sorted(done[1:]) == sorted(f"bg{i}" for i in range(8))
     assert max(gate.sizes) <= 2 and gate.max_background_at_once == 1  # background runs bounded
+    await batcher.close()
+
+
+async def test_a_background_request_runs_alone_only_on_a_model_with_nothing_else_to_do(pools) -> None:
+    interactive, background = pools
+    batcher = Batcher(Gate(), interactive, max_batch_size=2, max_delay_s=0.0, max_queue=100, concurrent_runs=1,
+                      background=Background(background, runs=1, max_queue=100))
+    assert batcher.idle(background=True)
+    async with batcher.exclusive():  # an interactive request running alone
+        assert not batcher.idle(background=True) and not batcher.idle()
+    async with batcher.exclusive(background=True):  # a background one alone: takes its lane's slot only
+        assert batcher.idle() and not batcher.idle(background=True)
     await batcher.close()
 
 
@@ -132,6 +145,18 @@ def test_background_pool_threads_run_at_a_lowered_priority() -> None:
         pool.shutdown()
     assert theirs == min(19, own + 5)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the caller's thread is untouched
+
+
+def test_background_pool_threads_can_run_under_sched_idle() -> None:
+    if not hasattr(os, "sched_setscheduler"):
+        pytest.skip("no SCHED_IDLE on this platform")
+    pool = background_pool(1, 0, "test-idle", idle=True)
+    try:
+        policy = pool.submit(lambda: os.sched_getscheduler(threading.get_native_id())).result(5)
+    finally:
+        pool.shutdown()
+    assert policy == os.SCHED_IDLE
+    assert os.sched_getscheduler(threading.get_native_id()) != os.SCHED_IDLE
 
 
 # ---- a real worker (gRPC on loopback, the demo detector) ----------------------------------------------------
