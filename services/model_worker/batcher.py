@@ -38,7 +38,7 @@ from services.common.errors import ResourceExhausted, Unavailable
 from prometheus_client import Gauge
 
 from services.model_worker.metrics import (
-    BACKGROUND_BATCHES,
+    BACKGROUND_RUNS,
     BACKGROUND_QUEUE_DEPTH,
     BACKGROUND_REJECTED,
     CANCELLED,
@@ -238,7 +238,7 @@ class Batcher:
         try:
             started = time.perf_counter()
             if lane.background:
-                BACKGROUND_BATCHES.inc()
+                BACKGROUND_RUNS.inc()
             try:  # the inputs are stacked in the run's thread: a batch of large tensors is a long copy
                 outputs = await asyncio.get_running_loop().run_in_executor(
                     lane.executor, _stacked_run, lane.run, [i.tensor for i in live])

@@ -69,8 +69,9 @@ BACKGROUND_QUEUE_DEPTH = Gauge(
     "fleet_worker_background_queue_depth", "Background requests (a workflow's model steps) waiting for a "
     "background run slot now, all models together.",
 )
-BACKGROUND_BATCHES = Counter(
-    "fleet_worker_background_batches_total", "ONNX Runtime runs of background batches (on the lowered-priority threads).",
+BACKGROUND_RUNS = Counter(
+    "fleet_worker_background_runs_total", "ONNX Runtime runs for background requests (a batch of them, or one "
+    "alone), on the lowered-priority threads.",
 )
 BACKGROUND_REJECTED = Counter(
     "fleet_worker_background_rejected_total",

@@ -30,7 +30,7 @@ from services.model_worker.batcher import BatchOutput
 from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
 from services.model_worker.images import ImageInput, Reserve, to_decoded, to_pixels
 from services.model_worker.manager import HeldModel, ModelManager
-from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
+from services.model_worker.metrics import BACKGROUND_RUNS, STAGE_SECONDS, ModelSeries
 from services.model_worker.model_types import model_type
 from services.model_worker.processing.decode import ImageLimits
 from services.model_worker.processing.params import InferenceParams, ResolvedParams
@@ -159,6 +159,8 @@ class Pipeline:
                 except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch
                     await reservation.wait(wait.pixels)
             if alone is not None:
+                if background:
+                    BACKGROUND_RUNS.inc()
                 prepared, finished, infer_s, postprocess_s = alone
                 # Alone: the wait is for a CPU thread; decode, pre-process, run and post-process follow at once.
                 run_started = prepared.started + prepared.decode_s + prepared.preprocess_s

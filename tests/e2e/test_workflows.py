@@ -327,12 +327,12 @@ def test_model_steps_are_background_calls_and_infer_is_not(fleet: LocalFleet, ht
     ``Infer`` stays interactive."""
     from tests.e2e.probes import metric
 
-    def background_batches() -> float:
-        return sum(metric(w, "fleet_worker_background_batches_total") for w in fleet.worker_processes)
+    def background_runs() -> float:
+        return sum(metric(w, "fleet_worker_background_runs_total") for w in fleet.worker_processes)
 
     run(http, one_step(), scene)  # loaded, settled
-    before = background_batches()
+    before = background_runs()
     client.infer("shapes-det/1", scene, confidence=0.3)
-    assert background_batches() == before
+    assert background_runs() == before
     run(http, detect_crop_classify(), scene)
-    assert background_batches() >= before + 2  # the detector on the image, the classifier on its crops
+    assert background_runs() >= before + 2  # the detector on the image, the classifier on its crops
