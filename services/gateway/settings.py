@@ -95,8 +95,10 @@ class GatewaySettings(ServiceSettings):
     workflow_max_crops_per_image: int = Field(256, ge=1, description="Most crops a workflow step cuts from one image.")
     workflow_cpu_threads: int = Field(4, ge=1, description="Threads for workflow CPU work (decoding, crops, drawing).")
     workflow_cpu_sched_idle: bool = Field(
-        True, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else wants "
-                          "the core, preempted at once by any other thread, across processes (docs/workflows.md).",
+        False, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else on the "
+                           "host wants the core, preempted at once by any other thread, whatever its process "
+                           "(for a host of its own: elsewhere other tenants' work starves workflows; "
+                           "docs/workflows.md).",
     )
     workflow_cpu_nice: int = Field(
         19, ge=0, le=19,

@@ -105,8 +105,10 @@ class WorkerSettings(ServiceSettings):
                               "requests have max_queue_size of their own).",
     )
     background_sched_idle: bool = Field(
-        True, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else wants "
-                          "the core, preempted at once by any other thread, across processes (docs/workflows.md).",
+        False, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else on the "
+                           "host wants the core, preempted at once by any other thread, whatever its process "
+                           "(for a host of its own: elsewhere other tenants' work starves workflows; "
+                           "docs/workflows.md).",
     )
     background_nice: int = Field(
         19, ge=0, le=19,
