@@ -2,8 +2,8 @@
 
 CPU stages run in a thread pool; the event loop only schedules. A background request (a workflow's model
 step) decodes, pre- and post-processes in the background pool (threads of lowered CPU priority) and joins the
-model's background lane (see ``batcher``), or runs alone on that lane when the model has nothing else to do;
-it never takes the model's interactive run slots. Stage times are
+model's background lane (see ``batcher``); it never takes the model's interactive run slots. One that finds the
+model with nothing else to do runs alone (holding its lane's slot) at the worker's priority. Stage times are
 measured here, returned with the result, recorded in the per-model metrics and, when
 tracing is on, recorded as spans (afterwards, from the stamps taken in the threads).
 """
@@ -149,11 +149,14 @@ class Pipeline:
         reservation = self.budget.reservation()
         try:
             alone = None
-            if model.batcher.idle(background):  # a background request: on its lane's threads and session
+            if model.batcher.idle(background):
+                # A background request alone on a model with nothing else to do holds its lane's slot, on the
+                # lane's session, at the worker's priority: there is no request of this model to yield to (and
+                # a model loading beside it must not hold it up); under load it joins its lane's batches.
                 run = model.session.run_background if background else model.session.run
                 try:
                     async with model.batcher.exclusive(background):
-                        alone = await loop.run_in_executor(self._pool(background), run_alone, image, record.spec,
+                        alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec,
                                                            self.limits, resolved, run, reservation.reserve,
                                                            self.reduced_decode)
                 except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch

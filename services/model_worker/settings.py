@@ -111,9 +111,11 @@ class WorkerSettings(ServiceSettings):
                            "docs/workflows.md).",
     )
     background_nice: int = Field(
-        19, ge=0, le=19,
+        0, ge=0, le=19,
         description="How much lower the CPU priority (nice) of the threads that decode, run and post-process "
-                    "background requests is than the worker's (Linux, per thread; 0: the same priority).",
+                    "background requests is than the worker's (Linux, per thread; 0: the same priority). 19 keeps "
+                    "Infer beside full-load workflows closest to alone, but background work then also yields "
+                    "to the worker's model loads (docs/workflows.md, \"Isolation\").",
     )
     embedding_cache_bytes: int = Field(
         256 * 1024 * 1024, ge=0,
