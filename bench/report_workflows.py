@@ -43,8 +43,8 @@ def section(results: dict, table) -> str:  # noqa: ANN001 - report._table
                      f"{', '.join(f'{r:.2f}' for r in i.get('round_ratios', [i['p50_ratio']]))}), p99 "
                      f"**{i['p99_ratio']:.2f}x**; {i['workflow_runs_meanwhile']} workflow runs meanwhile "
                      f"({rates} runs/s per round, {i.get('workflow_errors', 0)} failed). Workflows' model steps "
-                     "are background calls: the worker serves them in a lane of their own on lowered-priority "
-                     "threads, and the engine's CPU work runs on lowered-priority threads too "
-                     "(docs/workflows.md, \"Isolation\"). The median round's points below.\n\n"
+                     "are background calls: the worker serves them in a lane of their own, on threads of their "
+                     "own (see docs/workflows.md, \"Isolation\", for their CPU priority). The median round's "
+                     "points below.\n\n"
                      + table(headers, _rows(i["points"])))
     return "\n\n".join(parts)
