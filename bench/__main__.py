@@ -40,7 +40,7 @@ SCENARIOS: dict[str, tuple[Callable[[BenchConfig], float], Runner, bool]] = {
     "oip": (edges.planned_s, edges.run_oip, True),
     "workflow_overhead": (workflows.planned_overhead_s, workflows.run_overhead, True),
     "workflow_crops": (workflows.planned_alternating_s, workflows.run_crops, True),
-    "workflow_isolation": (workflows.planned_pair_s, workflows.run_isolation, True),
+    "workflow_isolation": (workflows.planned_rounds_s, workflows.run_isolation, True),
     "edges_ab": (edges_ab.planned_s, edges_ab.run, True),  # fleet.v1 and HTTP in alternating windows
     "cold_start": (cold_start.planned_s, cold_start.run, True),
     "churn": (churn.planned_s, churn.run, True),

@@ -41,6 +41,7 @@ async def infer_crops(gateway: Gateway, detector: descriptor_pb2.ModelDescriptor
         return None
     plan = worker_pb2.CropPlan(
         detector=detector, classifier=classifier, classifier_parameters=classifier_parameters, max_crops=max_crops,
+        priority=worker_pb2.PRIORITY_BACKGROUND,  # a workflow's plan yields to interactive requests
         request=inference_pb2.InferRequest(model_id=detector.model_id, image=image, parameters=parameters))
     for endpoint in itertools.islice(routing.least_loaded_first(both, gateway.workers.rng), ATTEMPTS):
         remaining = deadline - time.monotonic()

@@ -70,15 +70,17 @@ class Gateway:
 
     # ---- inference --------------------------------------------------------------------------
     async def infer(self, caller: Caller, request: inference_pb2.InferRequest, timeout_s: float | None,
-                    model: descriptor_pb2.ModelDescriptor | None = None) -> inference_pb2.InferResponse:
+                    model: descriptor_pb2.ModelDescriptor | None = None,
+                    background: bool = False) -> inference_pb2.InferResponse:
         """One request; ``model``: the model ``request.model_id`` already resolved to for this caller (an edge
-        that had to look at it first), so it is resolved once."""
+        that had to look at it first), so it is resolved once. ``background``: work for a caller that is not
+        waiting on this call alone (a workflow's model step): workers serve interactive calls first."""
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.default_timeout_s)
         model = model or await self._resolve(request.model_id, caller)
         series = ModelSeries.of(model.model_id)
         try:
-            response = await self._answer(model, request, deadline)
+            response = await self._answer(model, request, deadline, background)
         except BaseException as exc:
             series.requests(code_of(exc)).inc()
             raise
@@ -93,13 +95,13 @@ class Gateway:
             return await self.resolver.resolve(model_id, caller.in_workspace().workspace)
 
     async def _answer(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest,
-                      deadline: float) -> inference_pb2.InferResponse:
+                      deadline: float, background: bool = False) -> inference_pb2.InferResponse:
         """From the response cache, else from a worker (stored in the cache afterwards)."""
         digest = self.responses.digest(model, request)
         response = await self.responses.get(digest) if digest else None
         if response is None:
             _, response = await self._on_worker(
-                model, deadline, lambda ep, t, existing: ep.client.infer(model, request, t, existing),
+                model, deadline, lambda ep, t, existing: ep.client.infer(model, request, t, existing, background),
                 affinity=image_affinity(model, request),
             )
             if digest:
@@ -107,14 +109,15 @@ class Gateway:
         return response
 
     async def infer_batch(self, caller: Caller, request: inference_pb2.InferBatchRequest, timeout_s: float | None,
-                          model: descriptor_pb2.ModelDescriptor | None = None) -> inference_pb2.InferBatchResponse:
+                          model: descriptor_pb2.ModelDescriptor | None = None,
+                          background: bool = False) -> inference_pb2.InferBatchResponse:
         """Several images on one worker (their runs share batches there); answers in order, each
         image with its own error. Not served from the response cache."""
         started = time.perf_counter()
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.default_timeout_s)
         model = model or await self._resolve(request.model_id, caller)
         _, reply = await self._on_worker(
-            model, deadline, lambda ep, t, existing: ep.client.infer_batch(model, request, t, existing)
+            model, deadline, lambda ep, t, existing: ep.client.infer_batch(model, request, t, existing, background)
         )
         gateway_ms = (time.perf_counter() - started) * 1e3
         for item in reply.items:
@@ -124,15 +127,16 @@ class Gateway:
 
     async def infer_images(self, caller: Caller, model: descriptor_pb2.ModelDescriptor,
                            images: list[inference_pb2.Image], parameters: inference_pb2.InferenceParameters,
-                           timeout_s: float | None, item: str = "image") -> list[inference_pb2.InferResponse]:
+                           timeout_s: float | None, item: str = "image",
+                           background: bool = False) -> list[inference_pb2.InferResponse]:
         """Every image's response, for an edge whose answer cannot carry one image's error (Roboflow's JSON
         list, an OIP batch): one image as ``infer`` (the response cache included), several as one batch
         (``infer_batch``); the first image that failed fails the whole request, its index named (``item``)."""
         if len(images) == 1:
             request = inference_pb2.InferRequest(model_id=model.model_id, image=images[0], parameters=parameters)
-            return [await self.infer(caller, request, timeout_s, model)]
+            return [await self.infer(caller, request, timeout_s, model, background)]
         request = inference_pb2.InferBatchRequest(model_id=model.model_id, images=images, parameters=parameters)
-        reply = await self.infer_batch(caller, request, timeout_s, model)
+        reply = await self.infer_batch(caller, request, timeout_s, model, background)
         return all_or_first_error(reply, item)
 
     async def _on_worker(self, model: descriptor_pb2.ModelDescriptor, deadline: float,

@@ -104,6 +104,17 @@ class GatewaySettings(ServiceSettings):
                                            "included ('.example.com': the domain and its subdomains; empty: any host).")
     workflow_fuse_crops: bool = Field(True, description="Run a workflow's detect -> crop -> classify steps as one call "
                                       "on a worker holding both models (false: always step by step).")
+    workflow_cpu_sched_idle: bool = Field(
+        False, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else on the "
+                           "host wants the core, preempted at once by any other thread, whatever its process "
+                           "(for a host of its own: elsewhere other tenants' work starves workflows; "
+                           "docs/workflows.md).",
+    )
+    workflow_cpu_nice: int = Field(
+        19, ge=0, le=19,
+        description="How much lower the CPU priority (nice) of those threads is than the gateway's, so a "
+                    "workflow's CPU work yields to the gateway's own (Linux, per thread; 0: the same priority).",
+    )
     oip_enabled: bool = Field(True, description="Serve the Open Inference Protocol (inference.GRPCInferenceService) "
                                                 "on the gRPC port.")
 

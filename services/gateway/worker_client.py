@@ -47,6 +47,12 @@ def _answered(exc: grpc.aio.AioRpcError) -> bool:
     return any(key == REQUEST_ID_HEADER for key, _ in exc.trailing_metadata() or ())
 
 
+def _priority(background: bool) -> worker_pb2.Priority:
+    """``background``: the call serves work a caller is not waiting on alone (a workflow's model step); the
+    worker serves interactive calls first (see worker.proto's ``Priority``)."""
+    return worker_pb2.PRIORITY_BACKGROUND if background else worker_pb2.PRIORITY_UNSPECIFIED
+
+
 class WorkerClient:
     def __init__(self, address: str, max_message_bytes: int, tls: ClientTls | None = None) -> None:
         self.address = address
@@ -63,17 +69,21 @@ class WorkerClient:
             raise from_rpc_error(exc, "model worker") from None
 
     async def infer(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferRequest,
-                    timeout_s: float, require_loaded: bool = False) -> inference_pb2.InferResponse:
-        call = worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request, require_loaded=require_loaded)
+                    timeout_s: float, require_loaded: bool = False,
+                    background: bool = False) -> inference_pb2.InferResponse:
+        call = worker_pb2.ModelWorkerServiceInferRequest(model=model, request=request, require_loaded=require_loaded,
+                                                         priority=_priority(background))
         reply = await self._call(_INFER, self._stub.Infer, call, timeout_s)
         if reply.not_loaded:
             raise ModelNotHeld(model.model_id)
         return reply.response
 
     async def infer_batch(self, model: descriptor_pb2.ModelDescriptor, request: inference_pb2.InferBatchRequest,
-                          timeout_s: float, require_loaded: bool = False) -> inference_pb2.InferBatchResponse:
+                          timeout_s: float, require_loaded: bool = False,
+                          background: bool = False) -> inference_pb2.InferBatchResponse:
         call = worker_pb2.ModelWorkerServiceInferBatchRequest(model=model, request=request,
-                                                              require_loaded=require_loaded)
+                                                              require_loaded=require_loaded,
+                                                              priority=_priority(background))
         reply = await self._call(_INFER_BATCH, self._stub.InferBatch, call, timeout_s)
         if reply.not_loaded:
             raise ModelNotHeld(model.model_id)

@@ -1,5 +1,6 @@
 """The workflow engine on the gateway's core: model steps as ``Gateway.infer_images`` calls for one caller,
-so they get ``Infer``'s routing, batching, copies and failover, under the run's deadline."""
+so they get ``Infer``'s routing, batching, copies and failover, under the run's deadline. They are background
+calls: workers serve interactive requests first (docs/workflows.md, "Isolation")."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def engine_of(settings: GatewaySettings) -> WorkflowEngine:
                       settings.max_message_bytes, hosts=tuple(settings.url_hosts.split(",")))
     return WorkflowEngine(Limits(settings.workflow_max_steps, settings.workflow_max_definition_bytes,
                                  settings.workflow_max_images, settings.workflow_max_crops_per_image,
-                                 settings.workflow_cpu_threads, settings.workflow_fuse_crops), urls.fetch)
+                                 settings.workflow_cpu_threads, fuse_crops=settings.workflow_fuse_crops,
+                                 cpu_nice=settings.workflow_cpu_nice,
+                                 cpu_sched_idle=settings.workflow_cpu_sched_idle), urls.fetch)
 
 
 class CallerModels:
@@ -48,14 +51,15 @@ class CallerModels:
                          ) -> list[inference_pb2.InferResponse | FleetError]:
         """One image as ``Infer`` (its error raised); several as one ``InferBatch``, each item's error kept."""
         if len(images) == 1:
-            return await self.gateway.infer_images(self.caller, model, images, parameters, self._remaining())
+            return await self.gateway.infer_images(self.caller, model, images, parameters, self._remaining(),
+                                                   background=True)
         reply = await self.gateway.infer_batch(self.caller, inference_pb2.InferBatchRequest(
-            model_id=model.model_id, images=images, parameters=parameters), self._remaining(), model)
+            model_id=model.model_id, images=images, parameters=parameters), self._remaining(), model, background=True)
         return [error_of(item.error) if item.HasField("error") else item.response for item in reply.items]
 
     async def infer_request(self, model: descriptor_pb2.ModelDescriptor,
                             request: inference_pb2.InferRequest) -> inference_pb2.InferResponse:
-        return await self.gateway.infer(self.caller, request, self._remaining(), model)
+        return await self.gateway.infer(self.caller, request, self._remaining(), model, background=True)
 
     async def infer_crops(self, detector: descriptor_pb2.ModelDescriptor, image: inference_pb2.Image,
                           parameters: inference_pb2.InferenceParameters, classifier: descriptor_pb2.ModelDescriptor,

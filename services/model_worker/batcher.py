@@ -13,6 +13,14 @@ a request may take a slot itself and run decode, model and post-processing in on
 hop (``exclusive``): at low load that skips the queue and two hand-offs; requests
 arriving meanwhile queue up and form the next batch, which ``run_batch`` runs (on CPUs,
 a session with one intra-op thread per run; see ``runtime``).
+
+Background requests (``background=True``: a workflow's model steps) have a lane of their own
+(``Background``): their own queue (bounded by its ``max_queue``), batches of background requests only,
+at most ``runs`` of them at once on the lane's executor (threads of lowered CPU priority), apart from
+the interactive slots. So an interactive request never queues behind background ones, background work
+never takes an interactive slot, and a model busy only with background work still counts as idle for an
+interactive request (which then runs alone, with every intra-op thread). Without a ``Background`` the
+background requests share the one lane (first in, first served).
 """
 
 from __future__ import annotations
@@ -27,7 +35,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.common.errors import ResourceExhausted, Unavailable
-from services.model_worker.metrics import CANCELLED, ModelSeries
+from prometheus_client import Gauge
+
+from services.model_worker.metrics import (
+    BACKGROUND_RUNS,
+    BACKGROUND_QUEUE_DEPTH,
+    BACKGROUND_REJECTED,
+    CANCELLED,
+    ModelSeries,
+)
 
 
 @dataclass
@@ -46,10 +62,37 @@ class _Item:
     enqueued: float
 
 
+@dataclass(frozen=True)
+class Background:
+    """Where and how much background work a model's batcher runs (see the module)."""
+
+    executor: Executor  # threads of lowered CPU priority
+    runs: int = 1  # background runs of the model at once
+    max_queue: int = 64  # background requests queued per model before RESOURCE_EXHAUSTED
+    run: Callable[[np.ndarray], list[np.ndarray]] | None = None  # how a background batch runs (None: as others)
+
+
+def _stacked_run(run: Callable[[np.ndarray], list[np.ndarray]], tensors: list[np.ndarray]) -> list[np.ndarray]:
+    return run(tensors[0][None] if len(tensors) == 1 else np.stack(tensors))
+
+
 def _fail(items: list[_Item], exc: BaseException) -> None:
     for item in items:
         if not item.future.done():
             item.future.set_exception(exc)
+
+
+class _Lane:
+    """One queue of requests and the runs that serve it."""
+
+    def __init__(self, run: Callable[[np.ndarray], list[np.ndarray]], executor: Executor, runs: int, max_queue: int,
+                 depth: Gauge, background: bool) -> None:
+        self.run, self.executor, self.max_queue, self.depth, self.background = run, executor, max_queue, depth, background
+        self.queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self.incoming = 0  # announced, not yet submitted
+        self.arrived = asyncio.Event()
+        self.slots = asyncio.Semaphore(runs)
+        self.running = 0  # runs in progress, batched or exclusive
 
 
 class Batcher:
@@ -62,125 +105,143 @@ class Batcher:
         max_queue: int,
         concurrent_runs: int = 1,
         series: ModelSeries | None = None,
+        background: Background | None = None,
     ) -> None:
-        self._run, self._executor = run, executor
         self._series = series or ModelSeries.of("unnamed")
-        self._depth = self._series.queue_depth
         self.max_batch_size, self.max_delay_s, self.max_queue = max_batch_size, max_delay_s, max_queue
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._incoming = 0
-        self._arrived = asyncio.Event()
         self.concurrent_runs = concurrent_runs
         self.on_first_batch: Callable[[], None] | None = None  # called once, when a first batch forms
-        self._slots = asyncio.Semaphore(concurrent_runs)
-        self._running = 0  # runs in progress, batched or exclusive
+        self._lane = _Lane(run, executor, concurrent_runs, max_queue, self._series.queue_depth, False)
+        self._background = (self._lane if background is None else
+                            _Lane(background.run or run, background.executor, background.runs, background.max_queue,
+                                  BACKGROUND_QUEUE_DEPTH, True))
         self._runs: set[asyncio.Task[None]] = set()
         self._closed = False
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._loop(lane)) for lane in self._lanes()]
+
+    def _lanes(self) -> list[_Lane]:
+        return [self._lane] if self._background is self._lane else [self._lane, self._background]
+
+    def _of(self, background: bool) -> _Lane:
+        return self._background if background else self._lane
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return sum(lane.queue.qsize() for lane in self._lanes())
 
-    def idle(self) -> bool:
-        """Nothing running, queued or on its way: a request may run alone (see ``exclusive``)."""
-        return self._running == 0 and self._queue.empty() and self._incoming <= 0 and not self._closed
+    def idle(self, background: bool = False) -> bool:
+        """No interactive request running, queued or on its way: one may run alone (see ``exclusive``). For a
+        background request: no request of either kind (it never delays an interactive one)."""
+        lanes = self._lanes() if background else [self._lane]
+        return not self._closed and all(
+            lane.running == 0 and lane.queue.empty() and lane.incoming <= 0 for lane in lanes)
 
     @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        """``async with batcher.exclusive():`` hold one of the model's run slots for one unbatched request."""
-        async with self._slots:
-            self._running += 1
+    async def exclusive(self, background: bool = False) -> AsyncIterator[None]:
+        """``async with batcher.exclusive():`` hold one of the model's run slots (of its lane) for one unbatched
+        request."""
+        lane = self._of(background)
+        async with lane.slots:
+            lane.running += 1
             try:
                 yield
             finally:
-                self._running -= 1
+                lane.running -= 1
 
-    def announce(self) -> None:
+    def announce(self, background: bool = False) -> None:
         """A request for this model has started its pre-processing."""
-        self._incoming += 1
+        self._of(background).incoming += 1
 
-    def withdraw(self) -> None:
+    def withdraw(self, background: bool = False) -> None:
         """An announced request failed before submitting."""
-        self._incoming -= 1
-        self._arrived.set()
+        lane = self._of(background)
+        lane.incoming -= 1
+        lane.arrived.set()
 
-    async def submit(self, tensor: np.ndarray) -> BatchOutput:
+    async def submit(self, tensor: np.ndarray, background: bool = False) -> BatchOutput:
         """Queue one announced request's input (C x H x W) and wait for its outputs."""
-        self._incoming -= 1
+        lane = self._of(background)
+        lane.incoming -= 1
         if self._closed:
-            self._arrived.set()
+            lane.arrived.set()
             raise Unavailable("the model was unloaded while the request was queued; retry")
-        if self._queue.qsize() >= self.max_queue:
-            self._arrived.set()
+        if lane.queue.qsize() >= lane.max_queue:
+            lane.arrived.set()
+            if lane.background:
+                BACKGROUND_REJECTED.inc()
+                raise ResourceExhausted(f"the model's background queue is full ({lane.max_queue} requests); "
+                                        "background work yields to interactive requests: retry with backoff")
             raise ResourceExhausted(
-                f"the model's queue is full ({self.max_queue} requests); retry with backoff or add workers"
+                f"the model's queue is full ({lane.max_queue} requests); retry with backoff or add workers"
             )
         future: asyncio.Future[BatchOutput] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(tensor, future, time.perf_counter()))
-        self._depth.inc()
-        self._arrived.set()
+        lane.queue.put_nowait(_Item(tensor, future, time.perf_counter()))
+        lane.depth.inc()
+        lane.arrived.set()
         return await future
 
-    def _keep(self, items: list[_Item], item: _Item) -> None:
+    def _keep(self, lane: _Lane, items: list[_Item], item: _Item) -> None:
         """Add a request taken off the queue to the batch, unless its caller has gone (cancelled)."""
-        self._depth.dec()
+        lane.depth.dec()
         if item.future.done():
             CANCELLED.inc()
         else:
             items.append(item)
 
-    def _take(self, items: list[_Item]) -> None:
+    def _take(self, lane: _Lane, items: list[_Item]) -> None:
         """Move queued requests into ``items``, up to the batch size, without waiting."""
-        while len(items) < self.max_batch_size and not self._queue.empty():
-            self._keep(items, self._queue.get_nowait())
+        while len(items) < self.max_batch_size and not lane.queue.empty():
+            self._keep(lane, items, lane.queue.get_nowait())
 
-    async def _collect(self, items: list[_Item]) -> None:
+    async def _collect(self, lane: _Lane, items: list[_Item]) -> None:
         """Fill ``items``: wait for a first live request, then for the announced ones, up to ``max_delay_s``."""
         while not items:
-            self._keep(items, await self._queue.get())
+            self._keep(lane, items, await lane.queue.get())
         deadline = time.perf_counter() + self.max_delay_s
         while True:
-            self._take(items)
+            self._take(lane, items)
             remaining = deadline - time.perf_counter()
-            if len(items) >= self.max_batch_size or self._incoming <= 0 or remaining <= 0:
+            if len(items) >= self.max_batch_size or lane.incoming <= 0 or remaining <= 0:
                 return
-            self._arrived.clear()
+            lane.arrived.clear()
             try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+                await asyncio.wait_for(lane.arrived.wait(), remaining)
             except TimeoutError:
                 return
 
-    async def _loop(self) -> None:
+    async def _loop(self, lane: _Lane) -> None:
         while True:
             items: list[_Item] = []
             try:
-                await self._collect(items)
-                await self._slots.acquire()
+                await self._collect(lane, items)
+                await lane.slots.acquire()
             except asyncio.CancelledError:  # closing: these were taken off the queue already
                 _fail(items, Unavailable("the model was unloaded while the request was queued; retry"))
                 raise
-            self._take(items)  # queued while waiting for a slot
+            self._take(lane, items)  # queued while waiting for a slot
             live = [i for i in items if not i.future.done()]  # drop callers that gave up meanwhile
             CANCELLED.inc(len(items) - len(live))
             if not live:
-                self._slots.release()
+                lane.slots.release()
                 continue
             if self.on_first_batch is not None:
                 first, self.on_first_batch = self.on_first_batch, None
                 first()
-            self._running += 1
-            task = asyncio.get_running_loop().create_task(self._run_batch(live))
+            lane.running += 1
+            task = asyncio.get_running_loop().create_task(self._run_batch(lane, live))
             self._runs.add(task)
             task.add_done_callback(self._runs.discard)
 
-    async def _run_batch(self, live: list[_Item]) -> None:
+    async def _run_batch(self, lane: _Lane, live: list[_Item]) -> None:
         """One model run for ``live`` (holding a slot, released at the end); results to each waiter."""
         try:
-            batch = live[0].tensor[None] if len(live) == 1 else np.stack([i.tensor for i in live])
             started = time.perf_counter()
-            try:
-                outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, batch)
+            if lane.background:
+                BACKGROUND_RUNS.inc()
+            try:  # the inputs are stacked in the run's thread: a batch of large tensors is a long copy
+                outputs = await asyncio.get_running_loop().run_in_executor(
+                    lane.executor, _stacked_run, lane.run, [i.tensor for i in live])
             except asyncio.CancelledError:
                 _fail(live, Unavailable("the model was unloaded during inference; retry"))
                 raise
@@ -188,8 +249,8 @@ class Batcher:
                 _fail(live, exc)
                 return
         finally:
-            self._running -= 1
-            self._slots.release()
+            lane.running -= 1
+            lane.slots.release()
         infer_s = time.perf_counter() - started
         self._series.batch_size.observe(len(live))
         for index, item in enumerate(live):
@@ -202,7 +263,7 @@ class Batcher:
         """Stop taking requests; fail what is still queued; wait for the loop to end."""
         self._closed = True
         self.on_first_batch = None  # it refers to the model that holds this batcher
-        tasks = [self._task, *self._runs]
+        tasks = [*self._tasks, *self._runs]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -213,7 +274,8 @@ class Batcher:
             except asyncio.CancelledError:
                 pass
         pending = []
-        while not self._queue.empty():
-            pending.append(self._queue.get_nowait())
-            self._depth.dec()
+        for lane in self._lanes():
+            while not lane.queue.empty():
+                pending.append(lane.queue.get_nowait())
+                lane.depth.dec()
         _fail(pending, Unavailable("the model was unloaded; retry"))

@@ -38,6 +38,7 @@ class CropPlan:
     classifier: ModelRecord
     classifier_params: InferenceParams
     max_crops: int  # more detections than this: no crop is classified
+    background: bool = False  # both runs yield to interactive requests (a workflow's plan)
 
 
 @dataclass
@@ -68,13 +69,16 @@ async def run_plan(worker: Worker, plan: CropPlan) -> CropsOutput:
     if detector.name not in DETECTORS or classifier.name not in CLASSIFIERS or detector.custom_run:
         raise InvalidArgument(f"a crop plan runs a detector ({', '.join(DETECTORS)}) then a classifier; got "
                               f"{detector.name} then {classifier.name}")
-    detected = await worker.infer(plan.detector, plan.image, plan.detector_params, keep_pixels=True)
+    detected = await worker.infer(plan.detector, plan.image, plan.detector_params, keep_pixels=True,
+                                  background=plan.background)
     pixels, detected.pixels = detected.pixels, None
     boxes = boxes_of(detected)
     if len(boxes) > plan.max_crops:
         return CropsOutput(detected, None)
     if not boxes or pixels is None:
         return CropsOutput(detected, [])
-    crops = await asyncio.get_running_loop().run_in_executor(worker.pipeline.cpu, cut, pixels, boxes)
+    pool = worker.pipeline.background_cpu if plan.background else worker.pipeline.cpu
+    crops = await asyncio.get_running_loop().run_in_executor(pool, cut, pixels, boxes)
     del pixels
-    return CropsOutput(detected, await worker.infer_many(plan.classifier, crops, plan.classifier_params))
+    return CropsOutput(detected, await worker.infer_many(plan.classifier, crops, plan.classifier_params,
+                                                                plan.background))

@@ -25,7 +25,7 @@ import psutil
 from services.common.errors import FleetError, ModelLoadError, Unavailable
 from services.common.model_record import ModelRecord
 from services.model_worker.artifacts import ArtifactStore
-from services.model_worker.batcher import Batcher
+from services.model_worker.batcher import Background, Batcher
 from services.common.labels import model_label
 from services.model_worker.busyness import BusyMeter
 from services.model_worker.loading import open_files
@@ -65,6 +65,8 @@ class ManagerLimits:
     max_queue: int = 256
     concurrent_runs: int = 0  # 0: the session's batch runs (one per intra-op thread with adaptive threads, else 1)
     load_history: int = 60  # heartbeat intervals of load kept per model (see BusyMeter)
+    background_runs: int = 0  # background runs of a model at once (0: half its concurrent runs, at least 1)
+    background_max_queue: int = 64  # background requests queued per model
 
 
 @dataclass
@@ -135,9 +137,11 @@ class ModelManager:
         load_executor: Executor,
         infer_executor: Executor,
         free_fraction: Callable[[], float] | None = None,
+        background_executor: Executor | None = None,
     ) -> None:
         self.artifacts, self.runtime, self.limits = artifacts, runtime, limits
         self._load_executor, self._infer_executor = load_executor, infer_executor
+        self._background_executor = background_executor  # None: background requests share the model's lane
         self.on_device = on_device = requested_providers(runtime.execution_provider, available_providers())[0] == CUDA
         self._free_fraction = free_fraction or (lambda: memory_free_fraction(on_device))
         MAX_MODELS.set(limits.max_models)
@@ -257,9 +261,14 @@ class ModelManager:
         elapsed, session = time.perf_counter() - started, opened.session
         MODEL_LOADS.labels(model_label(record.model_id), "loaded").inc()
         MODEL_LOAD_SECONDS.observe(elapsed)
+        runs = self.limits.concurrent_runs or session.batch_runs
+        background = None
+        if self._background_executor is not None:
+            background = Background(self._background_executor, self.limits.background_runs or max(1, runs // 2),
+                                    self.limits.background_max_queue, session.run_background)
         batcher = Batcher(session.run_batch, self._infer_executor, session.max_batch_size,
-                          self.limits.max_queue_delay_s, self.limits.max_queue,
-                          self.limits.concurrent_runs or session.batch_runs, ModelSeries.of(record.model_id))
+                          self.limits.max_queue_delay_s, self.limits.max_queue, runs,
+                          ModelSeries.of(record.model_id), background)
         log.info("model loaded", extra={"model_id": record.model_id, "seconds": round(elapsed, 3),
                                         "bytes": session.size_bytes, "provider": session.provider})
         model = HeldModel(record, session, batcher, elapsed, pinned=pin, meter=BusyMeter(self.limits.load_history),

@@ -65,6 +65,18 @@ CANCELLED = Counter(
     "fleet_worker_cancelled_requests_total",
     "Requests whose caller went away while they waited for a batch; dropped before running.",
 )
+BACKGROUND_QUEUE_DEPTH = Gauge(
+    "fleet_worker_background_queue_depth", "Background requests (a workflow's model steps) waiting for a "
+    "background run slot now, all models together.",
+)
+BACKGROUND_RUNS = Counter(
+    "fleet_worker_background_runs_total", "ONNX Runtime runs for background requests (a batch of them, or one "
+    "alone), on the lowered-priority threads.",
+)
+BACKGROUND_REJECTED = Counter(
+    "fleet_worker_background_rejected_total",
+    "Background requests answered RESOURCE_EXHAUSTED because the model's background queue was full.",
+)
 DECODE_BUDGET_IN_USE = Gauge(
     "fleet_worker_decode_budget_in_use_pixels", "Decoded pixels reserved now by requests being decoded."
 )

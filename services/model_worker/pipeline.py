@@ -1,6 +1,9 @@
 """One inference, end to end: fetch, decode + pre-process, batch, run, post-process.
 
-CPU stages run in a thread pool; the event loop only schedules. Stage times are
+CPU stages run in a thread pool; the event loop only schedules. A background request (a workflow's model
+step) decodes, pre- and post-processes in the background pool (threads of lowered CPU priority) and joins the
+model's background lane (see ``batcher``); it never takes the model's interactive run slots. One that finds the
+model with nothing else to do runs alone (holding its lane's slot) at the worker's priority. Stage times are
 measured here, returned with the result, recorded in the per-model metrics and, when
 tracing is on, recorded as spans (afterwards, from the stamps taken in the threads).
 """
@@ -27,7 +30,7 @@ from services.model_worker.batcher import BatchOutput
 from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
 from services.model_worker.images import ImageInput, Reserve, to_decoded, to_pixels
 from services.model_worker.manager import HeldModel, ModelManager
-from services.model_worker.metrics import STAGE_SECONDS, ModelSeries
+from services.model_worker.metrics import BACKGROUND_RUNS, STAGE_SECONDS, ModelSeries
 from services.model_worker.model_types import model_type
 from services.model_worker.processing.decode import ImageLimits
 from services.model_worker.processing.params import InferenceParams, ResolvedParams
@@ -125,12 +128,16 @@ def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, par
 
 class Pipeline:
     def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher,
-                 budget: DecodeBudget, reduced_decode: bool = False) -> None:
+                 budget: DecodeBudget, reduced_decode: bool = False, background_cpu: Executor | None = None) -> None:
         self.manager, self.cpu, self.limits, self.urls, self.budget = manager, cpu_executor, limits, urls, budget
         self.reduced_decode = reduced_decode
+        self.background_cpu = background_cpu or cpu_executor
+
+    def _pool(self, background: bool) -> Executor:
+        return self.background_cpu if background else self.cpu
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams,
-                    keep_pixels: bool = False) -> InferenceOutput:
+                    keep_pixels: bool = False, background: bool = False) -> InferenceOutput:
         """One image; ``keep_pixels``: the output keeps the decoded image (decoded at full size)."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -145,15 +152,21 @@ class Pipeline:
         reservation = self.budget.reservation()
         try:
             alone = None
-            if model.batcher.idle():
+            if model.batcher.idle(background):
+                # A background request alone on a model with nothing else to do holds its lane's slot, on the
+                # lane's session, at the worker's priority: there is no request of this model to yield to (and
+                # a model loading beside it must not hold it up); under load it joins its lane's batches.
+                run = model.session.run_background if background else model.session.run
                 try:
-                    async with model.batcher.exclusive():
-                        alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec, self.limits,
-                                                           resolved, model.session.run, reservation.reserve,
+                    async with model.batcher.exclusive(background):
+                        alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec,
+                                                           self.limits, resolved, run, reservation.reserve,
                                                            self.reduced_decode, keep_pixels)
                 except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch
                     await reservation.wait(wait.pixels)
             if alone is not None:
+                if background:
+                    BACKGROUND_RUNS.inc()
                 prepared, finished, infer_s, postprocess_s = alone
                 # Alone: the wait is for a CPU thread; decode, pre-process, run and post-process follow at once.
                 run_started = prepared.started + prepared.decode_s + prepared.preprocess_s
@@ -161,11 +174,11 @@ class Pipeline:
                 series.batch_size.observe(1)
                 t_post, waited = run_started + infer_s, (t_acquired, prepared.started)
             else:
-                model.batcher.announce()
+                model.batcher.announce(background)
                 keep = _KEEP if keep_pixels else resolved
-                prepared = await self._prepare(model, image, record.spec.input, keep, reservation)
+                prepared = await self._prepare(model, image, record.spec.input, keep, reservation, background)
                 batch, finished, t_post, postprocess_s = await self._run(model, prepared, record.spec, resolved,
-                                                                         reservation)
+                                                                         reservation, background)
                 waited = (batch.run_started - batch.queue_s, batch.run_started)
         finally:
             reservation.release()
@@ -175,8 +188,8 @@ class Pipeline:
                           postprocess_s)
         return _output(record, prepared, finished, batch, postprocess_s, started, cold, series, keep_pixels)
 
-    async def infer_many(self, record: ModelRecord, images: list[ImageInput],
-                         params: InferenceParams) -> list[InferenceOutput | FleetError]:
+    async def infer_many(self, record: ModelRecord, images: list[ImageInput], params: InferenceParams,
+                         background: bool = False) -> list[InferenceOutput | FleetError]:
         """Several images for one model, answered in order; each image fails alone.
 
         Every image is prepared first (each reserving its own decode budget), then all are
@@ -194,11 +207,12 @@ class Pipeline:
         try:
             ready = [(i, r) for i, r in zip(fetched, reservations) if isinstance(i, ImageInput)]
             for _ in ready:
-                model.batcher.announce()
+                model.batcher.announce(background)
             prepared = iter(await asyncio.gather(
-                *(self._prepare(model, i, record.spec.input, resolved, r) for i, r in ready), return_exceptions=True))
+                *(self._prepare(model, i, record.spec.input, resolved, r, background) for i, r in ready),
+                return_exceptions=True))
             staged = [next(prepared) if isinstance(i, ImageInput) else i for i in fetched]
-            ran = iter(await asyncio.gather(*(self._run(model, p, record.spec, resolved, r)
+            ran = iter(await asyncio.gather(*(self._run(model, p, record.spec, resolved, r, background)
                                               for p, r in zip(staged, reservations) if isinstance(p, _Prepared)),
                                             return_exceptions=True))
             outcomes: list[InferenceOutput | FleetError] = []
@@ -257,32 +271,33 @@ class Pipeline:
         return ImageInput(encoded=await self.urls.fetch(image.url)) if image.url is not None else image
 
     async def _prepare(self, model: HeldModel, image: ImageInput, spec: InputSpec, params: ResolvedParams | _Keep,
-                       reservation: Reservation) -> _Prepared:
+                       reservation: Reservation, background: bool = False) -> _Prepared:
         """Decode and pre-process an announced request in the thread pool, within the decode budget
         (waiting on the loop when it is full); the request is withdrawn if that fails."""
         loop = asyncio.get_running_loop()
+        pool = self._pool(background)
         try:
             try:
-                return await loop.run_in_executor(self.cpu, prepare_image, image, spec, self.limits,
+                return await loop.run_in_executor(pool, prepare_image, image, spec, self.limits,
                                                   params.visualize, reservation.reserve, self.reduced_decode)
             except BudgetWait as wait:
                 await reservation.wait(wait.pixels)
-                return await loop.run_in_executor(self.cpu, prepare_image, image, spec, self.limits,
+                return await loop.run_in_executor(pool, prepare_image, image, spec, self.limits,
                                                   params.visualize, reservation.reserve, self.reduced_decode)
         except BaseException:
-            model.batcher.withdraw()
+            model.batcher.withdraw(background)
             raise
 
     async def _run(self, model: HeldModel, prepared: _Prepared, spec: ModelSpec, params: ResolvedParams,
-                   reservation: Reservation) -> tuple[BatchOutput, _Finished, float, float]:
+                   reservation: Reservation, background: bool = False) -> tuple[BatchOutput, _Finished, float, float]:
         """Share a model run with other requests, then finish in the thread pool:
         (batch, finished, when post-processing started, its seconds)."""
         if prepared.pixels is None:  # the decoded image is gone: only the model-sized tensor remains
             reservation.release()
-        batch = await model.batcher.submit(prepared.tensor)
+        batch = await model.batcher.submit(prepared.tensor, background)
         t_post = time.perf_counter()
-        finished = await asyncio.get_running_loop().run_in_executor(self.cpu, _finish, batch.outputs, spec,
-                                                                    prepared, params)
+        finished = await asyncio.get_running_loop().run_in_executor(self._pool(background), _finish, batch.outputs,
+                                                                    spec, prepared, params)
         return batch, finished, t_post, time.perf_counter() - t_post
 
 

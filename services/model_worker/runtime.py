@@ -132,6 +132,14 @@ class Session:
         with self._wide_batches:
             return self.run(batch)
 
+    def run_background(self, batch: np.ndarray) -> list[np.ndarray]:
+        """A run of a background batch: on the one-thread session (in the calling thread, whose lowered
+        priority it keeps), else on the wide session without waiting for the interactive batches' turn."""
+        narrow = self.batch_session
+        if narrow is not None:
+            return narrow.run(self.output_names, {self.input_name: batch})
+        return self.run(batch)
+
     def open_batch_session(self) -> tuple[ort.InferenceSession, int]:
         """Open the one-thread batch session (blocking: in a loader thread): (session, bytes it takes).
         Raises ModelLoadError when the weights changed on disk since the load or do not open."""

@@ -14,6 +14,7 @@ import psutil
 from fleet.internal.v1 import worker_pb2_grpc
 from services.cache import FleetCache
 from services.common import descriptors
+from services.common.background import background_pool as background_pool_of
 from services.common.errors import Unavailable
 from services.common.model_record import ModelRecord
 from services.common.server import Service
@@ -54,6 +55,9 @@ def build(settings: WorkerSettings) -> Service:
     cpu_pool = ThreadPoolExecutor(cpu_threads, thread_name_prefix="cpu")
     infer_pool = ThreadPoolExecutor(max(4, settings.concurrent_runs, limits.usable_cpus()), thread_name_prefix="ort")
     load_pool = ThreadPoolExecutor(2, thread_name_prefix="load")
+    # Background requests (a workflow's model steps) decode, run and post-process on threads of their own, niced.
+    background_pool = background_pool_of(max(cpu_threads, settings.background_runs or 1), settings.background_nice,
+                                          "background", settings.background_sched_idle)
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
     manager = ModelManager(
         ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries,
@@ -64,8 +68,10 @@ def build(settings: WorkerSettings) -> Service:
                       settings.model_lock_acquire_timeout_s, settings.max_queue_delay_us / 1e6,
                       settings.max_queue_size, settings.concurrent_runs,
                       load_history=math.ceil(max(settings.load_history_s, settings.load_window_s)
-                                                   / settings.heartbeat_interval_s)),
-        load_pool, infer_pool,
+                                             / settings.heartbeat_interval_s),
+                      background_runs=settings.background_runs,
+                      background_max_queue=settings.background_max_queue_size),
+        load_pool, infer_pool, background_executor=background_pool,
     )
     INFO.labels(settings.worker_id, CUDA if manager.on_device else CPU).set(1)
     if manager.on_device:  # GPU memory gauges only on CUDA, and only where NVML answers
@@ -75,7 +81,7 @@ def build(settings: WorkerSettings) -> Service:
         UrlFetcher(settings.url_input_enabled, settings.url_allow_private, settings.url_timeout_s,
                    settings.max_message_bytes, hosts=tuple(settings.url_hosts.split(","))),
         DecodeBudget(settings.decode_budget, settings.decode_budget_wait_s),
-        reduced_decode=settings.jpeg_reduced_decode,
+        reduced_decode=settings.jpeg_reduced_decode, background_cpu=background_pool,
     )
     recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
                 if settings.inference_log_enabled else None)
@@ -123,7 +129,7 @@ def build(settings: WorkerSettings) -> Service:
             await recorder.stop()
         await manager.close()
         await cache.close()
-        for pool in (cpu_pool, infer_pool, load_pool):
+        for pool in (cpu_pool, infer_pool, load_pool, background_pool):
             pool.shutdown(wait=False, cancel_futures=True)
 
     service = Service("worker", settings, register, [SERVICE_NAME], startup, shutdown,

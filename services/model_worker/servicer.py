@@ -28,6 +28,7 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
             record,
             converters.inputs_from_proto(request.request, record.spec, record.model_id),
             converters.params_from_proto(request.request.parameters),
+            background=request.priority == worker_pb2.PRIORITY_BACKGROUND,
         )
         return worker_pb2.ModelWorkerServiceInferResponse(
             response=converters.response_to_proto(out, self.worker.worker_id)
@@ -41,7 +42,7 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
         batch = request.request
         outcomes = await self.worker.infer_many(
             record, [converters.image_or_error(i) for i in batch.images],
-            converters.params_from_proto(batch.parameters),
+            converters.params_from_proto(batch.parameters), background=request.priority == worker_pb2.PRIORITY_BACKGROUND,
         )
         items = [converters.batch_item_to_proto(o, self.worker.worker_id) for o in outcomes]
         return worker_pb2.ModelWorkerServiceInferBatchResponse(response=inference_pb2.InferBatchResponse(items=items))
@@ -56,7 +57,8 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
         out = await self.worker.infer_crops(crops.CropPlan(
             detector, converters.image_from_proto(plan.request.image),
             converters.params_from_proto(plan.request.parameters),
-            classifier, converters.params_from_proto(plan.classifier_parameters), plan.max_crops))
+            classifier, converters.params_from_proto(plan.classifier_parameters), plan.max_crops,
+            background=plan.priority == worker_pb2.PRIORITY_BACKGROUND))
         reply = worker_pb2.ModelWorkerServiceInferCropsResponse(
             detections=converters.response_to_proto(out.detections, self.worker.worker_id),
             crops_skipped=out.crops is None)

@@ -94,6 +94,29 @@ class WorkerSettings(ServiceSettings):
                     "threads, else 1).",
     )
     max_queue_size: int = Field(256, ge=1, description="Requests queued per model before RESOURCE_EXHAUSTED.")
+    background_runs: int = Field(
+        0, ge=0, le=64,
+        description="Runs of one model at once for background requests (a workflow's model steps), apart from "
+                    "concurrent_runs, which stay for interactive requests (0: half of the model's concurrent "
+                    "runs, at least 1).",
+    )
+    background_max_queue_size: int = Field(
+        64, ge=1, description="Background requests queued per model before RESOURCE_EXHAUSTED (interactive "
+                              "requests have max_queue_size of their own).",
+    )
+    background_sched_idle: bool = Field(
+        False, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else on the "
+                           "host wants the core, preempted at once by any other thread, whatever its process "
+                           "(for a host of its own: elsewhere other tenants' work starves workflows; "
+                           "docs/workflows.md).",
+    )
+    background_nice: int = Field(
+        0, ge=0, le=19,
+        description="How much lower the CPU priority (nice) of the threads that decode, run and post-process "
+                    "background requests is than the worker's (Linux, per thread; 0: the same priority). 19 keeps "
+                    "Infer beside full-load workflows closest to alone, but background work then also yields "
+                    "to the worker's model loads (docs/workflows.md, \"Isolation\").",
+    )
     embedding_cache_bytes: int = Field(
         256 * 1024 * 1024, ge=0,
         description="Image embeddings kept for promptable segmentation (a second prompt on the same image skips the "

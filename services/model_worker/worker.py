@@ -56,9 +56,11 @@ class Worker:
         return self.manager.holds(record)
 
     async def infer(self, record: ModelRecord, inputs: Inputs | ImageInput, params: InferenceParams,
-                    keep_pixels: bool = False) -> InferenceOutput:
+                    keep_pixels: bool = False, background: bool = False) -> InferenceOutput:
         """One request: the image (and the other inputs its model declares, already validated); ``keep_pixels``:
-        the output keeps the decoded image (a crop plan cuts from it)."""
+        the output keeps the decoded image (a crop plan cuts from it). ``background``: work done for a caller
+        that is not waiting on this call alone (a workflow's step), which yields to interactive requests (see
+        ``batcher``; a task with its own run serves it as any other)."""
         series = ModelSeries.of(record.model_id)
         try:
             task = model_type(record.spec).task
@@ -68,7 +70,7 @@ class Worker:
                 image = inputs.image if isinstance(inputs, Inputs) else inputs
                 if image is None:
                     raise InvalidImage("the request carries no image: set image.encoded, image.url or image.raw")
-                out = await self.pipeline.infer(record, image, params, keep_pixels)
+                out = await self.pipeline.infer(record, image, params, keep_pixels, background)
         except BaseException as exc:
             series.requests(code_of(exc)).inc()
             raise
@@ -79,13 +81,13 @@ class Worker:
         return out
 
     async def infer_many(self, record: ModelRecord, images: list[ImageInput | FleetError],
-                         params: InferenceParams) -> list[InferenceOutput | FleetError]:
+                         params: InferenceParams, background: bool = False) -> list[InferenceOutput | FleetError]:
         """Several images in order; an image already known to be unusable keeps its error."""
         if len(images) > MAX_IMAGES_PER_REQUEST:
             raise InvalidArgument(f"a request may carry at most {MAX_IMAGES_PER_REQUEST} images, "
                                   f"got {len(images)}; split it")
         usable = [i for i in images if isinstance(i, ImageInput)]
-        done = iter(await self.pipeline.infer_many(record, usable, params) if usable else [])
+        done = iter(await self.pipeline.infer_many(record, usable, params, background) if usable else [])
         outcomes = [next(done) if isinstance(i, ImageInput) else i for i in images]
         series = ModelSeries.of(record.model_id)
         for outcome in outcomes:  # each image counts as one request in the per-model series

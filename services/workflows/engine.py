@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from fleet.v1 import inference_pb2, model_pb2
+from services.common.background import background_pool
 from services.common.errors import FleetError, InvalidArgument, InvalidImage
 from services.common.grpc_metrics import OK, code_of
 from services.workflows.blocks.base import ModelRunner
@@ -33,6 +33,8 @@ class Limits:
     max_crops_per_image: int = 256
     cpu_threads: int = 4
     fuse_crops: bool = True  # detect -> crop -> classify as one worker call where one worker holds both models
+    cpu_nice: int = 0  # the CPU pool's threads run this much below the process's priority (see common.background)
+    cpu_sched_idle: bool = False  # ... and under SCHED_IDLE
 
 
 class TooManyImages(InvalidArgument):
@@ -44,7 +46,8 @@ class WorkflowEngine:
         self.limits = limits or Limits()
         self.fetch_url = fetch_url  # None: image URLs are refused
         self.compiler = Compiler(self.limits.max_steps, self.limits.max_definition_bytes)
-        self.pool = ThreadPoolExecutor(self.limits.cpu_threads, thread_name_prefix="workflow-cpu")
+        self.pool = background_pool(self.limits.cpu_threads, self.limits.cpu_nice, "workflow-cpu",
+                                    self.limits.cpu_sched_idle)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

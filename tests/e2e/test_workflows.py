@@ -319,3 +319,20 @@ def test_a_parameter_of_the_wrong_type_is_refused_naming_step_field_and_input(ht
     body = run(http, detect_crop_classify(), scene, status=400, confidence="high")
     assert body["status"] == "INVALID_ARGUMENT"
     assert "step 'det'" in body["message"] and "field 'confidence'" in body["message"] and "'high'" in body["message"]
+
+
+def test_model_steps_are_background_calls_and_infer_is_not(fleet: LocalFleet, http: httpx.Client, client: FleetClient,
+                                                             scene: bytes) -> None:
+    """A workflow's model steps reach the worker as background calls (its background lane runs them); a plain
+    ``Infer`` stays interactive."""
+    from tests.e2e.probes import metric
+
+    def background_runs() -> float:
+        return sum(metric(w, "fleet_worker_background_runs_total") for w in fleet.worker_processes)
+
+    run(http, one_step(), scene)  # loaded, settled
+    before = background_runs()
+    client.infer("shapes-det/1", scene, confidence=0.3)
+    assert background_runs() == before
+    run(http, detect_crop_classify(), scene)
+    assert background_runs() >= before + 2  # the detector on the image, the classifier on its crops

@@ -28,47 +28,49 @@ from fleet.v1 import model_pb2 as fleet_dot_v1_dot_model__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66leet/internal/v1/worker.proto\x12\x11\x66leet.internal.v1\x1a\"fleet/internal/v1/descriptor.proto\x1a\x18\x66leet/v1/inference.proto\x1a\x14\x66leet/v1/model.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x1eModelWorkerServiceInferRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\x12\x16\n\x0erequire_loaded\x18\x03 \x01(\x08\"`\n\x1fModelWorkerServiceInferResponse\x12)\n\x08response\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponse\x12\x12\n\nnot_loaded\x18\x02 \x01(\x08\"\x9e\x01\n#ModelWorkerServiceInferBatchRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.fleet.v1.InferBatchRequest\x12\x16\n\x0erequire_loaded\x18\x03 \x01(\x08\"j\n$ModelWorkerServiceInferBatchResponse\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1c.fleet.v1.InferBatchResponse\x12\x12\n\nnot_loaded\x18\x02 \x01(\x08\"\xf2\x01\n\x08\x43ropPlan\x12\x34\n\x08\x64\x65tector\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\x12\x36\n\nclassifier\x18\x03 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12<\n\x15\x63lassifier_parameters\x18\x04 \x01(\x0b\x32\x1d.fleet.v1.InferenceParameters\x12\x11\n\tmax_crops\x18\x05 \x01(\r\"P\n#ModelWorkerServiceInferCropsRequest\x12)\n\x04plan\x18\x01 \x01(\x0b\x32\x1b.fleet.internal.v1.CropPlan\"\xc6\x01\n$ModelWorkerServiceInferCropsResponse\x12+\n\ndetections\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponse\x12+\n\x05\x63rops\x18\x02 \x01(\x0b\x32\x1c.fleet.v1.InferBatchResponse\x12\x15\n\rcrops_skipped\x18\x03 \x01(\x08\x12\x12\n\nnot_loaded\x18\x04 \x01(\x08\x12\x19\n\x11not_loaded_models\x18\x05 \x03(\t\"E\n\x10LoadModelRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\"Q\n\x11LoadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.fleet.v1.LoadedModel\x12\x16\n\x0e\x61lready_loaded\x18\x02 \x01(\x08\"&\n\x12UnloadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"9\n$ModelWorkerServiceClearModelsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\":\n%ModelWorkerServiceClearModelsResponse\x12\x11\n\tmodel_ids\x18\x01 \x03(\t\")\n\'ModelWorkerServiceDescribeModelsRequest\"u\n(ModelWorkerServiceDescribeModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.fleet.v1.LoadedModel\x12\"\n\x04load\x18\x02 \x01(\x0b\x32\x14.fleet.v1.WorkerLoad\"\xfd\x03\n\x0bWorkerState\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x30\n\x0cpublished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10interval_seconds\x18\x06 \x01(\x02\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x12\n\nmax_models\x18\x08 \x01(\r\x12\x14\n\x0cloaded_bytes\x18\t \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\n \x01(\x04\x12\x1c\n\x14memory_free_fraction\x18\x0b \x01(\x02\x12\x1b\n\x13\x65xecution_providers\x18\x0c \x03(\t\x12,\n\x06models\x18\r \x03(\x0b\x32\x1c.fleet.internal.v1.ModelLoad\x12\x13\n\x0boutstanding\x18\x0e \x01(\x02\x12\x17\n\x0foutstanding_low\x18\x0f \x01(\x02\x12\x18\n\x10outstanding_high\x18\x10 \x01(\x02\x12\x1b\n\x13load_window_seconds\x18\x11 \x01(\x02\x12\x1e\n\x16release_window_seconds\x18\x12 \x01(\x02\x12\x19\n\x11loads_in_progress\x18\x13 \x01(\r\"\xb7\x02\n\tModelLoad\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06pinned\x18\x05 \x01(\x08\x12\x11\n\tin_flight\x18\x06 \x01(\r\x12\x0e\n\x06queued\x18\x07 \x01(\r\x12\x1b\n\x13requests_per_second\x18\x08 \x01(\x02\x12\x13\n\x0boutstanding\x18\n \x01(\x02\x12\x17\n\x0foutstanding_low\x18\x0b \x01(\x02\x12\x18\n\x10outstanding_high\x18\x0c \x01(\x02\x12\x18\n\x10measured_seconds\x18\r \x01(\x02\x12\x14\n\x0cidle_seconds\x18\x0e \x01(\x02J\x04\x08\t\x10\nR\x13outstanding_history2\xc7\x06\n\x12ModelWorkerService\x12n\n\x05Infer\x12\x31.fleet.internal.v1.ModelWorkerServiceInferRequest\x1a\x32.fleet.internal.v1.ModelWorkerServiceInferResponse\x12}\n\nInferBatch\x12\x36.fleet.internal.v1.ModelWorkerServiceInferBatchRequest\x1a\x37.fleet.internal.v1.ModelWorkerServiceInferBatchResponse\x12}\n\nInferCrops\x12\x36.fleet.internal.v1.ModelWorkerServiceInferCropsRequest\x1a\x37.fleet.internal.v1.ModelWorkerServiceInferCropsResponse\x12V\n\tLoadModel\x12#.fleet.internal.v1.LoadModelRequest\x1a$.fleet.internal.v1.LoadModelResponse\x12\\\n\x0bUnloadModel\x12%.fleet.internal.v1.UnloadModelRequest\x1a&.fleet.internal.v1.UnloadModelResponse\x12\x80\x01\n\x0b\x43learModels\x12\x37.fleet.internal.v1.ModelWorkerServiceClearModelsRequest\x1a\x38.fleet.internal.v1.ModelWorkerServiceClearModelsResponse\x12\x89\x01\n\x0e\x44\x65scribeModels\x12:.fleet.internal.v1.ModelWorkerServiceDescribeModelsRequest\x1a;.fleet.internal.v1.ModelWorkerServiceDescribeModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66leet/internal/v1/worker.proto\x12\x11\x66leet.internal.v1\x1a\"fleet/internal/v1/descriptor.proto\x1a\x18\x66leet/v1/inference.proto\x1a\x14\x66leet/v1/model.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x01\n\x1eModelWorkerServiceInferRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\x12\x16\n\x0erequire_loaded\x18\x03 \x01(\x08\x12-\n\x08priority\x18\x04 \x01(\x0e\x32\x1b.fleet.internal.v1.Priority\"`\n\x1fModelWorkerServiceInferResponse\x12)\n\x08response\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponse\x12\x12\n\nnot_loaded\x18\x02 \x01(\x08\"\xcd\x01\n#ModelWorkerServiceInferBatchRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.fleet.v1.InferBatchRequest\x12\x16\n\x0erequire_loaded\x18\x03 \x01(\x08\x12-\n\x08priority\x18\x04 \x01(\x0e\x32\x1b.fleet.internal.v1.Priority\"j\n$ModelWorkerServiceInferBatchResponse\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1c.fleet.v1.InferBatchResponse\x12\x12\n\nnot_loaded\x18\x02 \x01(\x08\"\xa1\x02\n\x08\x43ropPlan\x12\x34\n\x08\x64\x65tector\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.fleet.v1.InferRequest\x12\x36\n\nclassifier\x18\x03 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\x12<\n\x15\x63lassifier_parameters\x18\x04 \x01(\x0b\x32\x1d.fleet.v1.InferenceParameters\x12\x11\n\tmax_crops\x18\x05 \x01(\r\x12-\n\x08priority\x18\x06 \x01(\x0e\x32\x1b.fleet.internal.v1.Priority\"P\n#ModelWorkerServiceInferCropsRequest\x12)\n\x04plan\x18\x01 \x01(\x0b\x32\x1b.fleet.internal.v1.CropPlan\"\xc6\x01\n$ModelWorkerServiceInferCropsResponse\x12+\n\ndetections\x18\x01 \x01(\x0b\x32\x17.fleet.v1.InferResponse\x12+\n\x05\x63rops\x18\x02 \x01(\x0b\x32\x1c.fleet.v1.InferBatchResponse\x12\x15\n\rcrops_skipped\x18\x03 \x01(\x08\x12\x12\n\nnot_loaded\x18\x04 \x01(\x08\x12\x19\n\x11not_loaded_models\x18\x05 \x03(\t\"E\n\x10LoadModelRequest\x12\x31\n\x05model\x18\x01 \x01(\x0b\x32\".fleet.internal.v1.ModelDescriptor\"Q\n\x11LoadModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.fleet.v1.LoadedModel\x12\x16\n\x0e\x61lready_loaded\x18\x02 \x01(\x08\"&\n\x12UnloadModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"9\n$ModelWorkerServiceClearModelsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\":\n%ModelWorkerServiceClearModelsResponse\x12\x11\n\tmodel_ids\x18\x01 \x03(\t\")\n\'ModelWorkerServiceDescribeModelsRequest\"u\n(ModelWorkerServiceDescribeModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.fleet.v1.LoadedModel\x12\"\n\x04load\x18\x02 \x01(\x0b\x32\x14.fleet.v1.WorkerLoad\"\xfd\x03\n\x0bWorkerState\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x30\n\x0cpublished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10interval_seconds\x18\x06 \x01(\x02\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x12\n\nmax_models\x18\x08 \x01(\r\x12\x14\n\x0cloaded_bytes\x18\t \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\n \x01(\x04\x12\x1c\n\x14memory_free_fraction\x18\x0b \x01(\x02\x12\x1b\n\x13\x65xecution_providers\x18\x0c \x03(\t\x12,\n\x06models\x18\r \x03(\x0b\x32\x1c.fleet.internal.v1.ModelLoad\x12\x13\n\x0boutstanding\x18\x0e \x01(\x02\x12\x17\n\x0foutstanding_low\x18\x0f \x01(\x02\x12\x18\n\x10outstanding_high\x18\x10 \x01(\x02\x12\x1b\n\x13load_window_seconds\x18\x11 \x01(\x02\x12\x1e\n\x16release_window_seconds\x18\x12 \x01(\x02\x12\x19\n\x11loads_in_progress\x18\x13 \x01(\r\"\xb7\x02\n\tModelLoad\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06pinned\x18\x05 \x01(\x08\x12\x11\n\tin_flight\x18\x06 \x01(\r\x12\x0e\n\x06queued\x18\x07 \x01(\r\x12\x1b\n\x13requests_per_second\x18\x08 \x01(\x02\x12\x13\n\x0boutstanding\x18\n \x01(\x02\x12\x17\n\x0foutstanding_low\x18\x0b \x01(\x02\x12\x18\n\x10outstanding_high\x18\x0c \x01(\x02\x12\x18\n\x10measured_seconds\x18\r \x01(\x02\x12\x14\n\x0cidle_seconds\x18\x0e \x01(\x02J\x04\x08\t\x10\nR\x13outstanding_history*=\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x17\n\x13PRIORITY_BACKGROUND\x10\x01\x32\xc7\x06\n\x12ModelWorkerService\x12n\n\x05Infer\x12\x31.fleet.internal.v1.ModelWorkerServiceInferRequest\x1a\x32.fleet.internal.v1.ModelWorkerServiceInferResponse\x12}\n\nInferBatch\x12\x36.fleet.internal.v1.ModelWorkerServiceInferBatchRequest\x1a\x37.fleet.internal.v1.ModelWorkerServiceInferBatchResponse\x12}\n\nInferCrops\x12\x36.fleet.internal.v1.ModelWorkerServiceInferCropsRequest\x1a\x37.fleet.internal.v1.ModelWorkerServiceInferCropsResponse\x12V\n\tLoadModel\x12#.fleet.internal.v1.LoadModelRequest\x1a$.fleet.internal.v1.LoadModelResponse\x12\\\n\x0bUnloadModel\x12%.fleet.internal.v1.UnloadModelRequest\x1a&.fleet.internal.v1.UnloadModelResponse\x12\x80\x01\n\x0b\x43learModels\x12\x37.fleet.internal.v1.ModelWorkerServiceClearModelsRequest\x1a\x38.fleet.internal.v1.ModelWorkerServiceClearModelsResponse\x12\x89\x01\n\x0e\x44\x65scribeModels\x12:.fleet.internal.v1.ModelWorkerServiceDescribeModelsRequest\x1a;.fleet.internal.v1.ModelWorkerServiceDescribeModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fleet.internal.v1.worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PRIORITY']._serialized_start=2699
+  _globals['_PRIORITY']._serialized_end=2760
   _globals['_MODELWORKERSERVICEINFERREQUEST']._serialized_start=171
-  _globals['_MODELWORKERSERVICEINFERREQUEST']._serialized_end=319
-  _globals['_MODELWORKERSERVICEINFERRESPONSE']._serialized_start=321
-  _globals['_MODELWORKERSERVICEINFERRESPONSE']._serialized_end=417
-  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_start=420
-  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_end=578
-  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_start=580
-  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_end=686
-  _globals['_CROPPLAN']._serialized_start=689
-  _globals['_CROPPLAN']._serialized_end=931
-  _globals['_MODELWORKERSERVICEINFERCROPSREQUEST']._serialized_start=933
-  _globals['_MODELWORKERSERVICEINFERCROPSREQUEST']._serialized_end=1013
-  _globals['_MODELWORKERSERVICEINFERCROPSRESPONSE']._serialized_start=1016
-  _globals['_MODELWORKERSERVICEINFERCROPSRESPONSE']._serialized_end=1214
-  _globals['_LOADMODELREQUEST']._serialized_start=1216
-  _globals['_LOADMODELREQUEST']._serialized_end=1285
-  _globals['_LOADMODELRESPONSE']._serialized_start=1287
-  _globals['_LOADMODELRESPONSE']._serialized_end=1368
-  _globals['_UNLOADMODELREQUEST']._serialized_start=1370
-  _globals['_UNLOADMODELREQUEST']._serialized_end=1408
-  _globals['_UNLOADMODELRESPONSE']._serialized_start=1410
-  _globals['_UNLOADMODELRESPONSE']._serialized_end=1449
-  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_start=1451
-  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_end=1508
-  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_start=1510
-  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_end=1568
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_start=1570
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_end=1611
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_start=1613
-  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_end=1730
-  _globals['_WORKERSTATE']._serialized_start=1733
-  _globals['_WORKERSTATE']._serialized_end=2242
-  _globals['_MODELLOAD']._serialized_start=2245
-  _globals['_MODELLOAD']._serialized_end=2556
-  _globals['_MODELWORKERSERVICE']._serialized_start=2559
-  _globals['_MODELWORKERSERVICE']._serialized_end=3398
+  _globals['_MODELWORKERSERVICEINFERREQUEST']._serialized_end=366
+  _globals['_MODELWORKERSERVICEINFERRESPONSE']._serialized_start=368
+  _globals['_MODELWORKERSERVICEINFERRESPONSE']._serialized_end=464
+  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_start=467
+  _globals['_MODELWORKERSERVICEINFERBATCHREQUEST']._serialized_end=672
+  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_start=674
+  _globals['_MODELWORKERSERVICEINFERBATCHRESPONSE']._serialized_end=780
+  _globals['_CROPPLAN']._serialized_start=783
+  _globals['_CROPPLAN']._serialized_end=1072
+  _globals['_MODELWORKERSERVICEINFERCROPSREQUEST']._serialized_start=1074
+  _globals['_MODELWORKERSERVICEINFERCROPSREQUEST']._serialized_end=1154
+  _globals['_MODELWORKERSERVICEINFERCROPSRESPONSE']._serialized_start=1157
+  _globals['_MODELWORKERSERVICEINFERCROPSRESPONSE']._serialized_end=1355
+  _globals['_LOADMODELREQUEST']._serialized_start=1357
+  _globals['_LOADMODELREQUEST']._serialized_end=1426
+  _globals['_LOADMODELRESPONSE']._serialized_start=1428
+  _globals['_LOADMODELRESPONSE']._serialized_end=1509
+  _globals['_UNLOADMODELREQUEST']._serialized_start=1511
+  _globals['_UNLOADMODELREQUEST']._serialized_end=1549
+  _globals['_UNLOADMODELRESPONSE']._serialized_start=1551
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=1590
+  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_start=1592
+  _globals['_MODELWORKERSERVICECLEARMODELSREQUEST']._serialized_end=1649
+  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_start=1651
+  _globals['_MODELWORKERSERVICECLEARMODELSRESPONSE']._serialized_end=1709
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_start=1711
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSREQUEST']._serialized_end=1752
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_start=1754
+  _globals['_MODELWORKERSERVICEDESCRIBEMODELSRESPONSE']._serialized_end=1871
+  _globals['_WORKERSTATE']._serialized_start=1874
+  _globals['_WORKERSTATE']._serialized_end=2383
+  _globals['_MODELLOAD']._serialized_start=2386
+  _globals['_MODELLOAD']._serialized_end=2697
+  _globals['_MODELWORKERSERVICE']._serialized_start=2763
+  _globals['_MODELWORKERSERVICE']._serialized_end=3602
 # @@protoc_insertion_point(module_scope)

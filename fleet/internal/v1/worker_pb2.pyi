@@ -3,6 +3,7 @@ from fleet.v1 import inference_pb2 as _inference_pb2
 from fleet.v1 import model_pb2 as _model_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -10,15 +11,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Priority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRIORITY_UNSPECIFIED: _ClassVar[Priority]
+    PRIORITY_BACKGROUND: _ClassVar[Priority]
+PRIORITY_UNSPECIFIED: Priority
+PRIORITY_BACKGROUND: Priority
+
 class ModelWorkerServiceInferRequest(_message.Message):
-    __slots__ = ("model", "request", "require_loaded")
+    __slots__ = ("model", "request", "require_loaded", "priority")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_LOADED_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     model: _descriptor_pb2.ModelDescriptor
     request: _inference_pb2.InferRequest
     require_loaded: bool
-    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferRequest, _Mapping]] = ..., require_loaded: bool = ...) -> None: ...
+    priority: Priority
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferRequest, _Mapping]] = ..., require_loaded: bool = ..., priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
 
 class ModelWorkerServiceInferResponse(_message.Message):
     __slots__ = ("response", "not_loaded")
@@ -29,14 +39,16 @@ class ModelWorkerServiceInferResponse(_message.Message):
     def __init__(self, response: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ..., not_loaded: bool = ...) -> None: ...
 
 class ModelWorkerServiceInferBatchRequest(_message.Message):
-    __slots__ = ("model", "request", "require_loaded")
+    __slots__ = ("model", "request", "require_loaded", "priority")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_LOADED_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     model: _descriptor_pb2.ModelDescriptor
     request: _inference_pb2.InferBatchRequest
     require_loaded: bool
-    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferBatchRequest, _Mapping]] = ..., require_loaded: bool = ...) -> None: ...
+    priority: Priority
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferBatchRequest, _Mapping]] = ..., require_loaded: bool = ..., priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
 
 class ModelWorkerServiceInferBatchResponse(_message.Message):
     __slots__ = ("response", "not_loaded")
@@ -47,18 +59,20 @@ class ModelWorkerServiceInferBatchResponse(_message.Message):
     def __init__(self, response: _Optional[_Union[_inference_pb2.InferBatchResponse, _Mapping]] = ..., not_loaded: bool = ...) -> None: ...
 
 class CropPlan(_message.Message):
-    __slots__ = ("detector", "request", "classifier", "classifier_parameters", "max_crops")
+    __slots__ = ("detector", "request", "classifier", "classifier_parameters", "max_crops", "priority")
     DETECTOR_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     CLASSIFIER_FIELD_NUMBER: _ClassVar[int]
     CLASSIFIER_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     MAX_CROPS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     detector: _descriptor_pb2.ModelDescriptor
     request: _inference_pb2.InferRequest
     classifier: _descriptor_pb2.ModelDescriptor
     classifier_parameters: _inference_pb2.InferenceParameters
     max_crops: int
-    def __init__(self, detector: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferRequest, _Mapping]] = ..., classifier: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., classifier_parameters: _Optional[_Union[_inference_pb2.InferenceParameters, _Mapping]] = ..., max_crops: _Optional[int] = ...) -> None: ...
+    priority: Priority
+    def __init__(self, detector: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.InferRequest, _Mapping]] = ..., classifier: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., classifier_parameters: _Optional[_Union[_inference_pb2.InferenceParameters, _Mapping]] = ..., max_crops: _Optional[int] = ..., priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
 
 class ModelWorkerServiceInferCropsRequest(_message.Message):
     __slots__ = ("plan",)

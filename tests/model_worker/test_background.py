@@ -1,0 +1,197 @@
+"""Background requests (a workflow's model steps) yield to interactive ones: a lane of their own in the batcher,
+bounded, on threads of lowered CPU priority; a real worker serves an interactive request past a background
+backlog. Order and counts are asserted, never speed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fleet.internal.v1 import worker_pb2
+from fleet.v1 import inference_pb2
+from services.common.background import background_pool
+from services.common.errors import ResourceExhausted
+from services.model_worker.batcher import Background, Batcher
+from tests.conftest import PACKAGES
+from tests.model_worker.test_batch_requests import encoded
+from tests.model_worker.test_service import WorkerHarness, descriptor, start_worker
+
+
+class Gate:
+    """A fake model run: background runs (on the ``bg`` threads) wait until the gate opens; every run answers
+    each row's sum. Counts the background runs at once and their sizes."""
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._lock = threading.Lock()
+        self.running = self.max_background_at_once = 0
+        self.sizes: list[int] = []
+
+    def open(self) -> None:
+        self._open.set()
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        if threading.current_thread().name.startswith("bg"):
+            with self._lock:
+                self.running += 1
+                self.max_background_at_once = max(self.max_background_at_once, self.running)
+                self.sizes.append(batch.shape[0])
+            self._open.wait(5)
+            with self._lock:
+                self.running -= 1
+        return [batch.reshape(batch.shape[0], -1).sum(axis=1, keepdims=True)]
+
+
+@pytest.fixture
+def pools():
+    with ThreadPoolExecutor(2, thread_name_prefix="fg") as interactive, \
+            ThreadPoolExecutor(2, thread_name_prefix="bg") as background:
+        yield interactive, background
+
+
+async def _submit(batcher: Batcher, value: float, background: bool, done: list[str], name: str):
+    batcher.announce(background)
+    out = await batcher.submit(np.full((2, 2), value, np.float32), background)
+    done.append(name)
+    return out
+
+
+async def test_an_interactive_request_is_served_before_a_background_backlog(pools) -> None:
+    interactive, background = pools
+    gate = Gate()
+    batcher = Batcher(gate, interactive, max_batch_size=2, max_delay_s=0.0, max_queue=100, concurrent_runs=1,
+                      background=Background(background, runs=1, max_queue=100))
+    done: list[str] = []
+    backlog = [asyncio.create_task(_submit(batcher, 1.0, True, done, f"bg{i}")) for i in range(8)]
+    await asyncio.sleep(0.1)  # a first background batch runs (held at the gate), the rest queue
+    assert gate.running == 1 and batcher.queued == 4  # (the next batch of 2 waits for the slot)
+    assert batcher.idle()  # background work alone leaves the model idle for an interactive request
+    assert not batcher.idle(background=True)  # but not for another background one: it joins the lane
+    urgent = asyncio.create_task(_submit(batcher, 2.0, False, done, "interactive"))
+    out = await asyncio.wait_for(urgent, 5)  # runs beside the held background run: an interactive slot is free
+    assert float(out.outputs[0][0]) == 8.0 and out.batch_size == 1  # a batch of its own
+    assert done == ["interactive"]
+    gate.open()
+    await asyncio.gather(*backlog)
+    assert sorted(done[1:]) == sorted(f"bg{i}" for i in range(8))
+    assert max(gate.sizes) <= 2 and gate.max_background_at_once == 1  # background runs bounded
+    await batcher.close()
+
+
+async def test_a_background_request_runs_alone_only_on_a_model_with_nothing_else_to_do(pools) -> None:
+    interactive, background = pools
+    batcher = Batcher(Gate(), interactive, max_batch_size=2, max_delay_s=0.0, max_queue=100, concurrent_runs=1,
+                      background=Background(background, runs=1, max_queue=100))
+    assert batcher.idle(background=True)
+    async with batcher.exclusive():  # an interactive request running alone
+        assert not batcher.idle(background=True) and not batcher.idle()
+    async with batcher.exclusive(background=True):  # a background one alone: takes its lane's slot only
+        assert batcher.idle() and not batcher.idle(background=True)
+    await batcher.close()
+
+
+async def test_a_full_background_queue_is_resource_exhausted_and_leaves_interactive_alone(pools) -> None:
+    interactive, background = pools
+    gate = Gate()
+    batcher = Batcher(gate, interactive, max_batch_size=1, max_delay_s=0.0, max_queue=100, concurrent_runs=1,
+                      background=Background(background, runs=1, max_queue=2))
+    done: list[str] = []
+    held = [asyncio.create_task(_submit(batcher, 1.0, True, done, "bg0"))]
+    await asyncio.sleep(0.1)  # running, held at the gate
+    for i in (1, 2, 3):  # the first waits for the run slot, the next two are queued: the background queue is full
+        held.append(asyncio.create_task(_submit(batcher, 1.0, True, done, f"bg{i}")))
+        await asyncio.sleep(0.05)
+    assert gate.running == 1 and batcher.queued == 2
+    with pytest.raises(ResourceExhausted, match="background queue is full"):
+        await _submit(batcher, 1.0, True, done, "refused")
+    await asyncio.wait_for(_submit(batcher, 1.0, False, done, "interactive"), 5)
+    gate.open()
+    await asyncio.gather(*held)
+    assert done[0] == "interactive" and "refused" not in done
+    await batcher.close()
+
+
+async def test_without_a_background_lane_background_requests_share_the_one_queue(pools) -> None:
+    _, one = pools  # every run on the "bg" threads, held at the gate
+    gate = Gate()
+    batcher = Batcher(gate, one, max_batch_size=1, max_delay_s=0.0, max_queue=100, concurrent_runs=1)
+    done: list[str] = []
+    backlog = [asyncio.create_task(_submit(batcher, 1.0, True, done, f"bg{i}")) for i in range(3)]
+    await asyncio.sleep(0.1)
+    assert not batcher.idle()
+    urgent = asyncio.create_task(_submit(batcher, 2.0, False, done, "interactive"))
+    await asyncio.sleep(0.1)
+    gate.open()
+    await asyncio.gather(urgent, *backlog)
+    assert done[-1] == "interactive"  # first in, first served
+    await batcher.close()
+
+
+def test_background_pool_threads_run_at_a_lowered_priority() -> None:
+    if not hasattr(os, "setpriority"):
+        pytest.skip("no per-thread nice on this platform")
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    pool = background_pool(2, 5, "test-bg")
+    try:
+        theirs = pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result(5)
+    finally:
+        pool.shutdown()
+    assert theirs == min(19, own + 5)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the caller's thread is untouched
+
+
+def test_background_pool_threads_can_run_under_sched_idle() -> None:
+    if not hasattr(os, "sched_setscheduler"):
+        pytest.skip("no SCHED_IDLE on this platform")
+    pool = background_pool(1, 0, "test-idle", idle=True)
+    try:
+        policy = pool.submit(lambda: os.sched_getscheduler(threading.get_native_id())).result(5)
+    finally:
+        pool.shutdown()
+    assert policy == os.SCHED_IDLE
+    assert os.sched_getscheduler(threading.get_native_id()) != os.SCHED_IDLE
+
+
+# ---- a real worker (gRPC on loopback, the demo detector) ----------------------------------------------------
+@pytest.fixture
+async def harness(tmp_path: Path, redis_url: str, namespace: str) -> AsyncIterator[WorkerHarness]:
+    h = await start_worker(tmp_path, redis_url, namespace, artifact_roots=f"{tmp_path},{PACKAGES}",
+                           concurrent_runs=1, background_runs=1, max_batch_size=4, cpu_threads=2,
+                           ort_adaptive_threads=False)
+    yield h
+    await h.runner.stop()
+
+
+async def test_a_worker_serves_an_interactive_request_past_its_background_backlog(harness: WorkerHarness) -> None:
+    model = descriptor(PACKAGES / "shapes-det", "shapes-det/1")
+    images = [inference_pb2.Image(encoded=encoded(9_200_000 + i)) for i in range(8)]
+    await harness.infer(model, images[0])  # loaded
+    batcher = harness.worker.manager.models()[0].batcher
+    done: list[str] = []
+
+    async def background_call(i: int) -> None:
+        request = inference_pb2.InferBatchRequest(model_id=model.model_id, images=images)
+        reply = await harness.stub.InferBatch(worker_pb2.ModelWorkerServiceInferBatchRequest(
+            model=model, request=request, priority=worker_pb2.PRIORITY_BACKGROUND))
+        assert all(item.HasField("response") for item in reply.response.items)
+        done.append(f"bg{i}")
+
+    calls = 6  # 48 images, in runs of at most 4, one run at a time
+    backlog = [asyncio.create_task(background_call(i)) for i in range(calls)]
+    for _ in range(500):  # until a backlog has formed
+        if batcher.queued >= 8:
+            break
+        await asyncio.sleep(0.01)
+    assert batcher.queued >= 8
+    answer = await harness.infer(model, images[1])
+    done.append("interactive")
+    await asyncio.gather(*backlog)
+    assert answer.object_detection.detections
+    assert done.index("interactive") <= 1, done  # past the backlog (without the lane: after nearly all of it)
