@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import grpc
+
 from services.common.crop_boxes import crop_box
 from services.common.errors import FleetError, Internal
 from services.tasks import registry as tasks
@@ -108,7 +110,7 @@ class FusedSteps:
         block: ModelBlock = f.head.block  # type: ignore[assignment]
         tail_block: ClassificationModel = f.tail.block  # type: ignore[assignment]
 
-        async def run(ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
+        async def run(ctx: RunContext, config: Any, items: list[Item]) -> list[Item | FleetError]:
             first = items[0]
             try:
                 constants = self._constants(f.tail)
@@ -120,15 +122,29 @@ class FusedSteps:
             if tasks.of_model(detector).name != block.task or tasks.of_model(classifier).name != tail_block.task:
                 return await block.run(ctx, config, items)  # the steps one by one say what is wrong
             params = block.parameters(first)
-            answers = await asyncio.gather(*(
-                ctx.models.infer_crops(detector, item["images"].message(), params, classifier, classifier_params,
-                                       ctx.max_crops_per_image) for item in items))
+
+            async def one(item: Item) -> CropsAnswer | None:
+                try:
+                    return await ctx.models.infer_crops(detector, item["images"].message(), params, classifier,
+                                                        classifier_params, ctx.max_crops_per_image)
+                except FleetError as exc:  # this image's own fault (undecodable...): the step by itself says
+                    if exc.code != grpc.StatusCode.INVALID_ARGUMENT:  # so, for this element alone (its scope)
+                        raise
+                    return None
+
+            answers = await asyncio.gather(*(one(item) for item in items))
             rest = [i for i, a in enumerate(answers) if a is None]
             FUSED.labels("fused").inc(len(items) - len(rest))
             FUSED.labels("fallback").inc(len(rest))
             out: list[Item] = [{}] * len(items)
             if rest:
-                for i, answer in zip(rest, await block.run(ctx, config, [items[i] for i in rest])):
+                try:
+                    again = await block.run(ctx, config, [items[i] for i in rest])
+                except FleetError as exc:  # one image alone is an Infer, its error raised: the element's own
+                    if exc.code != grpc.StatusCode.INVALID_ARGUMENT or len(rest) > 1 or len(items) == 1:
+                        raise
+                    again = [exc]
+                for i, answer in zip(rest, again):
                     out[i] = answer
             for i, answer in enumerate(answers):
                 if answer is None:

@@ -98,6 +98,8 @@ def test_an_image_that_cannot_be_decoded_fails_only_its_own_outputs(http: httpx.
 def test_an_undecodable_image_in_a_fused_chain_fails_only_its_own_outputs(http: httpx.Client, scene: bytes) -> None:
     """detect -> crop -> classify alone is one worker call per image (fused): an image the worker cannot decode
     still fails only its own outputs."""
+    for _ in range(2):  # both models loaded on the worker, so the chain goes as one call
+        run(http, detect_crop_classify(), b64(scene))
     good, bad = run(http, detect_crop_classify(), [b64(scene), b64(b"\xff\xd8\xff not a jpeg")])["outputs"]
     assert len(good["classes"]) == len(good["detections"]["predictions"]) > 1
     error_of(bad["detections"], "det")
