@@ -17,8 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
 from services.common.crop_boxes import crop_box
 from services.common.errors import FleetError, Internal
 from services.tasks import registry as tasks
@@ -128,7 +126,7 @@ class FusedSteps:
                     return await ctx.models.infer_crops(detector, item["images"].message(), params, classifier,
                                                         classifier_params, ctx.max_crops_per_image)
                 except FleetError as exc:  # this image's own fault (undecodable...): the step by itself says
-                    if exc.code != grpc.StatusCode.INVALID_ARGUMENT:  # so, for this element alone (its scope)
+                    if exc.code.name != "INVALID_ARGUMENT":  # so, for this element alone (its scope)
                         raise
                     return None
 
@@ -141,7 +139,7 @@ class FusedSteps:
                 try:
                     again = await block.run(ctx, config, [items[i] for i in rest])
                 except FleetError as exc:  # one image alone is an Infer, its error raised: the element's own
-                    if exc.code != grpc.StatusCode.INVALID_ARGUMENT or len(rest) > 1 or len(items) == 1:
+                    if exc.code.name != "INVALID_ARGUMENT" or len(rest) > 1 or len(items) == 1:
                         raise
                     again = [exc]
                 for i, answer in zip(rest, again):
