@@ -64,7 +64,8 @@ def build(settings: WorkerSettings) -> Service:
                       settings.model_lock_acquire_timeout_s, settings.max_queue_delay_us / 1e6,
                       settings.max_queue_size, settings.concurrent_runs,
                       load_history=math.ceil(max(settings.load_history_s, settings.load_window_s)
-                                                   / settings.heartbeat_interval_s)),
+                                                   / settings.heartbeat_interval_s),
+                      eviction=settings.eviction),
         load_pool, infer_pool,
     )
     INFO.labels(settings.worker_id, CUDA if manager.on_device else CPU).set(1)
