@@ -19,6 +19,7 @@ from bench.fleet_sim import report
 from bench.fleet_sim.baselines import pooled_belady, pooled_lru, random_home_lru
 from bench.fleet_sim.engine import Fleet
 from bench.fleet_sim.workload import Scenario, trace
+from services.model_worker.eviction import KINDS
 
 SCENARIOS = {
     "s20": Scenario("20 workers x 2,000 models", workers=20, models=2_000, requests=120_000),
@@ -45,12 +46,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="default: all three")
     parser.add_argument("--requests", type=int, help="requests per scenario (default: each scenario's own)")
+    parser.add_argument("--eviction", choices=KINDS, default=Scenario.eviction,
+                        help="the workers' eviction policy (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     results = []
     for key in args.scenario or list(SCENARIOS):
         scenario = SCENARIOS[key]
+        scenario = replace(scenario, eviction=args.eviction)
         if args.requests:
             scenario = replace(scenario, requests=args.requests)
         result = run(key, scenario, args.seed)

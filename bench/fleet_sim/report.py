@@ -79,6 +79,7 @@ def markdown(results: list[dict], seed: int) -> str:
     cols = [r["scenario"]["name"] for r in results]
     rows = [
         ("requests simulated (measured after warm-up)", lambda r: f"{r['requests']:,} ({r['measured']:,}) over {r['simulated_s']} s"),
+        ("workers' eviction policy (FLEET_WORKER_EVICTION)", lambda r: r["scenario"].get("eviction", "lru")),
         ("requests served by a worker already holding the model", lambda r: _pct(r["hit_rate"])),
         ("requests that needed no load (1 - loads started / requests: what the baselines count)",
          lambda r: _pct(r["no_load_rate"])),

@@ -1,7 +1,9 @@
 """A simulated model worker, restating ``services.model_worker`` where routing depends on it:
 
-- the model table: an LRU by count (``max_models``) and bytes (``capacity_bytes``), least recently used
-  evicted once a load finishes (never the model just loaded), as ``ModelManager._enforce_limits``;
+- the model table: limited by count (``max_models``) and bytes (``capacity_bytes``), the victim chosen by the
+  worker's own eviction policy (``services.model_worker.eviction``, the scenario's ``eviction``: the load
+  cost it weighs is the simulated load time) once a load finishes (never the model just loaded), as
+  ``ModelManager._enforce_limits``;
 - loads: two at a time (the worker's load pool), ``0.2 s + size / 250 MB/s`` each; requests for a model
   being loaded here wait for that load (the per-model lock); a request that asked for an existing copy
   (``require_loaded``) of a model not loaded here is answered "not held";
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
 from services.model_worker.busyness import BusyMeter
+from services.model_worker.eviction import Eviction
 from services.model_worker.state import intervals
 
 if TYPE_CHECKING:
@@ -42,7 +45,8 @@ class Held:
 class SimWorker:
     index: int
     fleet: Fleet
-    held: OrderedDict[str, Held] = field(default_factory=OrderedDict)  # least recently used first
+    held: OrderedDict[str, Held] = field(default_factory=OrderedDict)  # least recently used first, as listed
+    eviction: Eviction = field(init=False)
     loading: dict[str, list[Request]] = field(default_factory=dict)  # model -> requests waiting for its load
     load_queue: deque[tuple[str, int]] = field(default_factory=deque)
     loads_running: int = 0
@@ -54,6 +58,9 @@ class SimWorker:
     state_bytes: int = 0
     totals: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     loading_copy: frozenset[str] = frozenset()  # models loading here as copies the controller decided
+
+    def __post_init__(self) -> None:
+        self.eviction = Eviction(self.fleet.scenario.eviction)
 
     @property
     def address(self) -> str:
@@ -68,6 +75,7 @@ class SimWorker:
             if held.queued >= self.fleet.scenario.max_queue:
                 return "full"
             self.held.move_to_end(model)
+            self.eviction.used(model)
             request.hit = True
             self._enqueue(request, held)
             return "ok"
@@ -98,6 +106,7 @@ class SimWorker:
         held = self.held.pop(model, None)
         if held is not None:
             self.used -= held.size
+            self.eviction.forget(model)
 
     def _enqueue(self, request: Request, held: Held) -> None:
         held.queued += 1
@@ -139,11 +148,13 @@ class SimWorker:
                                     clock=self.fleet.clock), last_used=self.fleet.now)
         self.held[model] = held
         self.used += size
+        self.eviction.loaded(model, size, LOAD_FIXED_S + size / LOAD_BYTES_PER_S)
         scenario = self.fleet.scenario
         while len(self.held) > scenario.max_models or self.used > scenario.capacity_bytes:
-            victim = next(iter(self.held))
-            if victim == model:
+            victim = self.eviction.victim(skip=model.__eq__)
+            if victim is None:
                 break
+            self.eviction.evicted(victim)
             self.unload(victim)
         for waiter in self.loading.pop(model, []):
             if callable(waiter):

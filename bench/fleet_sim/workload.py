@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.model_worker.eviction import EvictionKind
+
 MB = 1 << 20
 
 
@@ -29,6 +31,7 @@ class Scenario:
     max_queue: int = 256  # requests per model waiting on one worker before it answers "queue full"
     heartbeat_s: float = 2.0
     refresh_s: float = 1.0
+    eviction: EvictionKind = "gdsf"  # the workers' eviction policy (services.model_worker.eviction)
     warmup: float = 0.3  # the first part of the requests fills the caches and is not counted
 
     @property

@@ -1,10 +1,12 @@
-"""The worker's model manager: lazy loads under per-model locks, LRU by count and memory.
+"""The worker's model manager: lazy loads under per-model locks, evictions by count and memory.
 
 All bookkeeping happens on the event loop thread, so the model table needs no lock of
 its own; per-model ``asyncio.Lock``s (acquired with a timeout) serialize load, reload and
 unload of one model, so concurrent first requests load it once and concurrent add/remove
 never builds two copies. Fetching and opening (``loading``) run in a thread pool: requests for models
-already loaded keep flowing meanwhile. Pinned models are never evicted.
+already loaded keep flowing meanwhile. Over a limit, the eviction policy (``eviction``: GDSF or LRU) picks
+the victim; pinned models and the model just loaded are never evicted, and an evicted model's requests in
+flight finish before it is closed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.batcher import Background, Batcher
 from services.common.labels import model_label
 from services.model_worker.busyness import BusyMeter
+from services.model_worker.eviction import Eviction, EvictionKind
 from services.model_worker.loading import open_files
 from services.model_worker.metrics import (
     CAPACITY_BYTES,
@@ -67,6 +70,7 @@ class ManagerLimits:
     load_history: int = 60  # heartbeat intervals of load kept per model (see BusyMeter)
     background_runs: int = 0  # background runs of a model at once (0: half its concurrent runs, at least 1)
     background_max_queue: int = 64  # background requests queued per model
+    eviction: EvictionKind = "gdsf"  # which model goes over a limit (services.model_worker.eviction)
 
 
 @dataclass
@@ -147,6 +151,7 @@ class ModelManager:
         MAX_MODELS.set(limits.max_models)
         CAPACITY_BYTES.set(limits.capacity_bytes)
         self._models: OrderedDict[str, HeldModel] = OrderedDict()
+        self._eviction = Eviction(limits.eviction)
         self._locks: dict[str, _LockEntry] = {}
         self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self._opening: set[asyncio.Task[None]] = set()  # batch sessions being opened
@@ -180,6 +185,7 @@ class ModelManager:
             model, already = await self.load(record)
             cold = not already
         self._models.move_to_end(model.model_id)
+        self._eviction.used(model.model_id)
         model.meter.enter()
         IN_FLIGHT.inc()
         return model, cold
@@ -211,6 +217,7 @@ class ModelManager:
             if existing is not None:
                 self._drop(existing, "replaced")
             self._models[record.model_id] = model
+            self._eviction.loaded(model.model_id, model.size_bytes, model.load_seconds)
             label = model_label(model.model_id)
             MODEL_BYTES.labels(label).inc(model.size_bytes)
             MODEL_LOADED.labels(label).inc()
@@ -324,11 +331,14 @@ class ModelManager:
         return None
 
     def _enforce_limits(self, keep: str) -> None:
+        models = self._models
         while (reason := self._over_limit()) is not None:
-            victim = next((m for m in self._models.values() if not m.pinned and m.model_id != keep), None)
-            if victim is None:
+            victim_id = self._eviction.victim(skip=lambda model_id: model_id == keep or models[model_id].pinned)
+            if victim_id is None:
                 log.warning("over the %s limit but nothing can be evicted", reason)
                 return
+            self._eviction.evicted(victim_id)
+            victim = models[victim_id]
             EVICTIONS.labels(model_label(victim.model_id), reason).inc()
             self._drop(victim, f"evicted ({reason})")
 
@@ -336,6 +346,7 @@ class ModelManager:
         """Remove from the table now; close once its in-flight requests are done."""
         if self._models.get(model.model_id) is model:
             del self._models[model.model_id]
+            self._eviction.forget(model.model_id)
             label = model_label(model.model_id)
             MODEL_BYTES.labels(label).dec(model.size_bytes)
             MODEL_LOADED.labels(label).dec()

@@ -70,7 +70,7 @@ def build(settings: WorkerSettings) -> Service:
                       load_history=math.ceil(max(settings.load_history_s, settings.load_window_s)
                                              / settings.heartbeat_interval_s),
                       background_runs=settings.background_runs,
-                      background_max_queue=settings.background_max_queue_size),
+                      background_max_queue=settings.background_max_queue_size, eviction=settings.eviction),
         load_pool, infer_pool, background_executor=background_pool,
     )
     INFO.labels(settings.worker_id, CUDA if manager.on_device else CPU).set(1)

@@ -39,7 +39,14 @@ class WorkerSettings(ServiceSettings):
     )
     max_active_models: int = Field(
         8, ge=1, validation_alias=AliasChoices("FLEET_WORKER_MAX_ACTIVE_MODELS", "MAX_ACTIVE_MODELS"),
-        description="Most models held at once; the least recently used is evicted beyond it.",
+        description="Most models held at once; one is evicted beyond it (see eviction).",
+    )
+    eviction: Literal["gdsf", "lru"] = Field(
+        "gdsf", description="Which model goes when the worker is over its count or memory limit: gdsf "
+                            "(Greedy-Dual-Size-Frequency: the lowest of uses × load time / size, plus a clock that "
+                            "ages old popularity; a model used often outlives a burst of one-off models, a small "
+                            "model slow to load per byte outlives a large one) or lru (the least recently used). "
+                            "Pinned models and the model just loaded are never evicted.",
     )
     memory_capacity_bytes: int = Field(
         0, ge=0, description="Most bytes of loaded models (0: half of the memory available at start-up, or of "

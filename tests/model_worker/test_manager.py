@@ -106,13 +106,23 @@ async def test_concurrent_load_and_unload_never_make_two_copies(make_manager, pa
 
 
 async def test_lru_by_count_evicts_the_least_recently_used(make_manager, packages) -> None:
-    manager = make_manager(max_models=2)
+    manager = make_manager(max_models=2, eviction="lru")
     recs = [record(p, f"m{i}/1") for i, p in enumerate(packages)]
     for r in recs[:2]:
         manager.release((await manager.acquire(r))[0])
     manager.release((await manager.acquire(recs[0]))[0])  # m0 is now the most recent
     manager.release((await manager.acquire(recs[2]))[0])
     assert sorted(m.model_id for m in manager.models()) == ["m0/1", "m2/1"]
+
+
+async def test_gdsf_keeps_a_model_used_often_over_more_recent_ones_used_once(make_manager, packages) -> None:
+    manager = make_manager(max_models=2)  # the default policy: GDSF
+    recs = [record(p, f"m{i}/1") for i, p in enumerate(packages)]
+    for _ in range(30):  # m0 is used often (the models are alike in size and load time)...
+        manager.release((await manager.acquire(recs[0]))[0])
+    for r in recs[1:]:  # ...then three others once each: LRU would keep only the last two
+        manager.release((await manager.acquire(r))[0])
+    assert sorted(m.model_id for m in manager.models()) == ["m0/1", "m3/1"]
 
 
 async def test_pinned_models_are_never_evicted(make_manager, packages) -> None:
