@@ -22,7 +22,6 @@ so a gateway reading either record sees the same figures (rounded to hundredths,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from fleet.internal.v1.worker_pb2 import ModelLoad, ModelLoadChange, WorkerState
@@ -38,11 +37,11 @@ class StaleBase(Exception):
 
 
 def _q(value: float) -> int:
-    return max(0, int(round(value * SCALE)))
+    return int(value * SCALE + 0.5) if value > 0 else 0  # figures are never negative
 
 
 def _t(value: float) -> int:
-    return max(0, int(round(value * TIME_SCALE)))
+    return int(value * TIME_SCALE + 0.5) if value > 0 else 0
 
 
 def _elapsed(before: WorkerState, after: WorkerState) -> float:
@@ -75,59 +74,65 @@ def apply(before: WorkerState | None, compact: WorkerState) -> WorkerState:
         return compact
     if before is None or before.boot_id != compact.boot_id or before.sequence != compact.models_from:
         raise StaleBase(compact.worker_id)
-    entries = _entries(before, compact)
-    full = WorkerState()
-    full.CopyFrom(compact)
-    for name in _COMPACT_FIELDS:
-        full.ClearField(name)
-    full.models.extend(_ordered(entries, compact.models_order))
-    return full
+    return _build(compact, _entries(before, compact), compact.models_order)
 
 
-def _entries(before: WorkerState, compact: WorkerState) -> list[tuple[int, ModelLoad]]:
-    """(position, entry) for every model the compact record describes, earlier ones first, then the added."""
+# One model of a compact record, before it is built: its position, where its entry comes from, the change to
+# its figures (None: as before), its idle seconds (what the default order sorts by), whether it was added.
+_Entry = tuple[int, ModelLoad, "ModelLoadChange | None", float, bool]
+
+
+def _entries(before: WorkerState, compact: WorkerState) -> list[_Entry]:
+    """Every model the compact record describes, earlier ones first, then the added."""
     elapsed = _elapsed(before, compact)
-    measured_step = (compact.sequence - before.sequence) * compact.interval_seconds
     removed = set(compact.models_removed)
     changes = {c.position: c for c in compact.models_changed}
-    entries = []
+    entries: list[_Entry] = []
     for position, earlier in enumerate(before.models):
         if position in removed:
             continue
         change = changes.get(position)
-        if change is None:
-            entry = ModelLoad(
-                model_id=earlier.model_id, sha256=earlier.sha256, workspace=earlier.workspace,
-                size_bytes=earlier.size_bytes, pinned=earlier.pinned, in_flight=earlier.in_flight,
-                queued=earlier.queued, requests_per_second=earlier.requests_per_second,
-                outstanding=earlier.outstanding, outstanding_low=earlier.outstanding_low,
-                outstanding_high=earlier.outstanding_high,
-                measured_seconds=earlier.measured_seconds + measured_step,
-                idle_seconds=earlier.idle_seconds + elapsed)
-        else:
-            entry = ModelLoad(
-                model_id=earlier.model_id, sha256=earlier.sha256, workspace=earlier.workspace,
-                size_bytes=earlier.size_bytes, pinned=earlier.pinned, in_flight=change.in_flight,
-                queued=change.queued, requests_per_second=change.requests_per_second_x100 / SCALE,
-                outstanding=change.outstanding_x100 / SCALE, outstanding_low=change.outstanding_low_x100 / SCALE,
-                outstanding_high=change.outstanding_high_x100 / SCALE,
-                measured_seconds=(change.measured_deciseconds / TIME_SCALE if change.HasField("measured_deciseconds")
-                                  else earlier.measured_seconds + measured_step),
-                idle_seconds=(change.idle_deciseconds / TIME_SCALE if change.HasField("idle_deciseconds")
-                              else earlier.idle_seconds + elapsed))
-        entries.append((position, entry))
+        idle = (change.idle_deciseconds / TIME_SCALE if change is not None and change.HasField("idle_deciseconds")
+                else earlier.idle_seconds + elapsed)
+        entries.append((position, earlier, change, idle, False))
     base = len(before.models)
-    entries.extend((base + i, added) for i, added in enumerate(compact.models_added))
+    entries.extend((base + i, added, None, added.idle_seconds, True) for i, added in enumerate(compact.models_added))
     return entries
 
 
-def _ordered(entries: list[tuple[int, ModelLoad]], order: Iterable[int]) -> list[ModelLoad]:
+def _order(entries: list[_Entry], order: Iterable[int]) -> list[_Entry]:
     order = list(order)
     if order:
-        by_position = dict(entries)
+        by_position = {e[0]: e for e in entries}
         return [by_position[p] for p in order if p in by_position]
-    # Least recently used first: the most idle first (sorted is stable: ties keep their order).
-    return [e for _, e in sorted(entries, key=lambda pe: -pe[1].idle_seconds)]
+    # Least recently used first: models with requests inside last (the worker moves a model to the end of its
+    # LRU when a request takes it), the others the most idle first (sorted is stable: ties keep their order).
+    return sorted(entries, key=lambda e: ((e[2] or e[1]).in_flight > 0, -e[3]))
+
+
+def _build(compact: WorkerState, entries: list[_Entry], order: Iterable[int]) -> WorkerState:
+    full = WorkerState()
+    full.CopyFrom(compact)
+    for name in _COMPACT_FIELDS:
+        full.ClearField(name)
+    step = (compact.sequence - compact.models_from) * compact.interval_seconds  # measured seconds since
+    for _, source, change, idle, added in _order(entries, order):
+        entry = full.models.add()
+        entry.CopyFrom(source)  # (copying a message is far cheaper than building one field by field)
+        if added:
+            continue
+        if change is None:
+            entry.measured_seconds += step
+        else:
+            entry.in_flight, entry.queued = change.in_flight, change.queued
+            entry.requests_per_second = change.requests_per_second_x100 / SCALE
+            entry.outstanding = change.outstanding_x100 / SCALE
+            entry.outstanding_low = change.outstanding_low_x100 / SCALE
+            entry.outstanding_high = change.outstanding_high_x100 / SCALE
+            entry.measured_seconds = (change.measured_deciseconds / TIME_SCALE if change.HasField("measured_deciseconds")
+                                      else entry.measured_seconds + step)
+        entry.idle_seconds = idle
+    return full
 
 
 def _same_model(a: ModelLoad, b: ModelLoad) -> bool:
@@ -155,15 +160,10 @@ class CompactEncoder:
         compact = self._compact(before, state)
         entries = _entries(before, compact)
         wanted = [m.model_id for m in state.models]
-        if [e.model_id for e in _ordered(entries, ())] != wanted:
-            at = {e.model_id: p for p, e in entries}
+        if [e[1].model_id for e in _order(entries, ())] != wanted:
+            at = {e[1].model_id: e[0] for e in entries}
             compact.models_order.extend(at[m] for m in wanted)
-        full = WorkerState()
-        full.CopyFrom(compact)
-        for name in _COMPACT_FIELDS:
-            full.ClearField(name)
-        full.models.extend(_ordered(entries, compact.models_order))
-        self.last = full
+        self.last = full = _build(compact, entries, compact.models_order)
         return full, compact
 
     def _compact(self, before: WorkerState, state: WorkerState) -> WorkerState:
@@ -183,22 +183,24 @@ class CompactEncoder:
                 continue
             position, old = found
             kept.add(position)
-            change = ModelLoadChange(
-                position=position, in_flight=load.in_flight, queued=load.queued,
-                requests_per_second_x100=_q(load.requests_per_second), outstanding_x100=_q(load.outstanding),
-                outstanding_low_x100=_q(load.outstanding_low), outstanding_high_x100=_q(load.outstanding_high))
-            differs = (load.in_flight != old.in_flight or load.queued != old.queued
-                       or change.requests_per_second_x100 != _q(old.requests_per_second)
-                       or change.outstanding_x100 != _q(old.outstanding)
-                       or change.outstanding_low_x100 != _q(old.outstanding_low)
-                       or change.outstanding_high_x100 != _q(old.outstanding_high))
-            if abs(load.idle_seconds - (old.idle_seconds + elapsed)) > tolerance:
+            raw = (load.in_flight, load.queued, load.requests_per_second, load.outstanding, load.outstanding_low,
+                   load.outstanding_high)
+            differs = raw != (old.in_flight, old.queued, old.requests_per_second, old.outstanding,
+                              old.outstanding_low, old.outstanding_high)
+            if differs:  # (readers hold rounded figures: an idle model's zeros compare equal without rounding)
+                figures = (raw[0], raw[1], _q(raw[2]), _q(raw[3]), _q(raw[4]), _q(raw[5]))
+                differs = figures != (old.in_flight, old.queued, _q(old.requests_per_second), _q(old.outstanding),
+                                      _q(old.outstanding_low), _q(old.outstanding_high))
+            idle_moved = abs(load.idle_seconds - (old.idle_seconds + elapsed)) > tolerance
+            measured_moved = abs(load.measured_seconds - (old.measured_seconds + measured_step)) > tolerance
+            if not (differs or idle_moved or measured_moved):
+                continue
+            change = compact.models_changed.add(
+                position=position, in_flight=raw[0], queued=raw[1], requests_per_second_x100=_q(raw[2]),
+                outstanding_x100=_q(raw[3]), outstanding_low_x100=_q(raw[4]), outstanding_high_x100=_q(raw[5]))
+            if idle_moved:
                 change.idle_deciseconds = _t(load.idle_seconds)
-                differs = True
-            if not math.isclose(load.measured_seconds, old.measured_seconds + measured_step, abs_tol=tolerance):
+            if measured_moved:
                 change.measured_deciseconds = _t(load.measured_seconds)
-                differs = True
-            if differs:
-                compact.models_changed.append(change)
         compact.models_removed.extend(p for p in range(len(before.models)) if p not in kept)
         return compact
