@@ -9,6 +9,7 @@ does; copies are planned every refresh and acted on as ``CopyController`` does (
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,24 @@ HISTORY_BYTES_PER_MODEL = 60 * 4 + 3  # the 60 packed floats each model carried 
 SETTLE_S = 4.0  # a placement record outlives its load by two heartbeat intervals (gateway.loads)
 
 
+class _GcClock:
+    """Seconds this process has spent in garbage collection (the simulator's heap is large: a full collection
+    can stall a planning step for seconds, which is the simulator's cost, not planning's)."""
+
+    def __init__(self) -> None:
+        self.seconds, self._began = 0.0, 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._began
+
+
+GC = _GcClock()
+
+
 class SimGateway:
     def __init__(self, index: int, fleet: Fleet, policy: CopyPolicy, seed: int) -> None:
         self.index, self.fleet, self.policy = index, fleet, policy
@@ -48,6 +67,7 @@ class SimGateway:
         self.unplaced: dict[str, tuple] = {}
         self.route_seconds: list[float] = []
         self.plan_seconds: list[float] = []
+        self.plan_gc_seconds: list[float] = []  # of each step, the time the process spent collecting garbage
         self.bytes_read = 0
         self.bytes_full = 0  # the same reads, of full records only (before compact ones)
         self.bytes_before = 0
@@ -138,10 +158,11 @@ class SimGateway:
     # ---- copies ----------------------------------------------------------------------------------
     def plan_copies(self) -> None:
         """One step of the copies controller: incremental (the models whose copies changed), bounded."""
-        started = time.perf_counter()
+        started, gc_before = time.perf_counter(), GC.seconds
         pending = {m: len(at) for m, at in self.fleet.copying.items()}  # cache.placements: every gateway's
         actions = plan(self.view, self.targets, self.policy, pending, self.unplaced, self.backlog, floors=())
         self.plan_seconds.append(time.perf_counter() - started)
+        self.plan_gc_seconds.append(GC.seconds - gc_before)
         self.plan_deferred += self.backlog.deferred
         for action in actions:
             key = (action.model_id, action.endpoint.address)
@@ -184,6 +205,9 @@ class _Targets(Mapping):
         if target is None:
             target = self._made[model_id] = Target(model_id, SHA, "demo", self.fleet.size_of(model_id))
         return target
+
+    def get(self, model_id: str, default: Target | None = None) -> Target | None:  # type: ignore[override]
+        return self[model_id] if model_id in self else default
 
     def __contains__(self, model_id: object) -> bool:
         return isinstance(model_id, str) and model_id.startswith("m") and model_id.endswith("/1")

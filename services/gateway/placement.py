@@ -75,7 +75,8 @@ class Target:
 class Backlog:
     """Incremental planning's memory, kept by the caller from step to step: the models still to look at."""
 
-    budget: int = 1000  # models looked at in one step at most (floors and relief besides)
+    budget: int = 500  # models looked at in one step at most (floors and relief besides)
+    examined_per_looked: int = 20  # and at most this many times as many changed ones examined (quiet ones dropped)
     waiting: dict[str, None] = field(default_factory=dict)  # oldest first
     looked_at: int = 0  # in the last step
     deferred: int = 0  # left for a later step by the last one
@@ -87,9 +88,11 @@ class Backlog:
             waiting[model_id] = None
         view.changed.clear()
         taken: set[str] = set()
-        while waiting and len(taken) < self.budget:
+        examined, most = 0, self.budget * self.examined_per_looked
+        while waiting and len(taken) < self.budget and examined < most:
             model_id = next(iter(waiting))
             del waiting[model_id]
+            examined += 1
             target = targets.get(model_id)
             if target is not None and not _quiet(view, target, policy, set()):
                 taken.add(model_id)

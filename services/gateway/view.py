@@ -267,11 +267,14 @@ class FleetView:
 
     def note_changes(self, before: dict[str, ModelLoad], after: dict[str, ModelLoad], interval_s: float) -> None:
         """One worker's heartbeat entries replaced: note the models whose figures planning reads changed."""
-        changed = self.changed
+        changed, holders = self.changed, self._holders
         for model_id, load in after.items():
             earlier = before.get(model_id)
-            if earlier is None or self._figures(load, interval_s) != self._figures(earlier, interval_s):
+            if earlier is None:
                 changed[model_id] = None
+            elif (self._figures(load, interval_s) != self._figures(earlier, interval_s)
+                  and (self._is_active(load) or self._is_active(earlier) or len(holders.get(model_id, ())) > 1)):
+                changed[model_id] = None  # (a lone copy idle before and after: nothing to decide for it)
         for model_id in before.keys() - after.keys():
             changed[model_id] = None
 
