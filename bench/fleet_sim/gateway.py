@@ -69,6 +69,7 @@ class SimGateway:
         self.plan_seconds: list[float] = []
         self.plan_gc_seconds: list[float] = []  # of each step, the time the process spent collecting garbage
         self.bytes_read = 0
+        self.bytes_read_measured = 0  # of those, once warm-up is over (every gateway read each full record once)
         self.bytes_full = 0  # the same reads, of full records only (before compact ones)
         self.bytes_before = 0
         self.full_reads = self.compact_reads = 0
@@ -80,6 +81,7 @@ class SimGateway:
         the changed records: the compact one where this gateway holds the beat it refers to, else the full one)
         and apply them; count what that reads, what reading full records (before) and every record with a
         60-sample history per model (before that) would have."""
+        before = self.bytes_read
         for worker in self.fleet.workers:
             full, compact = worker.state, worker.compact
             if full is None or compact is None:
@@ -102,6 +104,8 @@ class SimGateway:
                 self.full_reads += 1
             self.decode_seconds += time.perf_counter() - started
             endpoint.apply(state)
+        if self.fleet.now >= self.fleet.measured_from_s:
+            self.bytes_read_measured += self.bytes_read - before
         self.plan_copies()
 
     # ---- requests --------------------------------------------------------------------------------

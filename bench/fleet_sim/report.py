@@ -32,6 +32,7 @@ def summarise(key: str, scenario: Scenario, fleet: Fleet, stats: Stats, wall_s: 
     simulated_s = float(fleet.trace.times[-1])
     heartbeat_bytes = mean(g.bytes_read for g in fleet.gateways) / simulated_s
     full_bytes = mean(g.bytes_full for g in fleet.gateways) / simulated_s
+    steady_bytes = mean(g.bytes_read_measured for g in fleet.gateways) / max(1e-9, simulated_s - fleet.measured_from_s)
     old_bytes = mean(g.bytes_before for g in fleet.gateways) / simulated_s
     models_listed = sum(len(w.state.models) for w in fleet.workers if w.state is not None)
     return {
@@ -67,6 +68,7 @@ def summarise(key: str, scenario: Scenario, fleet: Fleet, stats: Stats, wall_s: 
         "plan_deferred": sum(g.plan_deferred for g in fleet.gateways),
         "heartbeat_read_bytes_per_s": heartbeat_bytes,
         "heartbeat_read_bytes_per_s_full_records": full_bytes,
+        "heartbeat_read_bytes_per_s_after_warmup": steady_bytes,
         "heartbeat_full_reads": sum(g.full_reads for g in fleet.gateways),
         "heartbeat_compact_reads": sum(g.compact_reads for g in fleet.gateways),
         "heartbeat_decode_ms_per_s": mean(g.decode_seconds for g in fleet.gateways) / simulated_s * 1e3,
@@ -83,7 +85,7 @@ def row_text(r: dict) -> str:
             f"{r['bound_pooled_belady']:.1%}), duplicate loads {r['duplicate_loads']}/{r['cold_loads']}, max/mean "
             f"{r['max_over_mean']:.2f}, rejected {r['rejected']} ({r['rejected_share']:.3%}), p99 {r['p99_s']:.2f} s, "
             f"route p50 {r['route_p50_us']:.0f} us, plan mean/p99/max {r['plan_mean_ms']:.1f}/{r['plan_p99_ms']:.1f}/"
-            f"{r['plan_max_ms']:.1f} ms, heartbeats {r['heartbeat_read_bytes_per_s'] / 1e6:.2f} MB/s (full records "
+            f"{r['plan_max_ms']:.1f} ms, heartbeats {r['heartbeat_read_bytes_per_s_after_warmup'] / 1e6:.2f} MB/s (full records "
             f"{r['heartbeat_read_bytes_per_s_full_records'] / 1e6:.2f}), wall {r['wall_s']} s")
 
 
@@ -121,7 +123,9 @@ def markdown(results: list[dict], seed: int) -> str:
         ("planning steps (with > 10 ms of collection); models carried to the next step, summed over steps",
          lambda r: f"{r['plan_steps']:,} ({r['plan_steps_with_gc_over_10ms']:,}); {r['plan_deferred']:,}"),
         ("models per worker (mean, last heartbeat)", lambda r: f"{r['models_per_worker']:.1f}"),
-        ("heartbeat reads per gateway: compact records (goal at 2,000 workers: <= 1 MB/s)",
+        ("heartbeat reads per gateway: compact records, after warm-up (goal at 2,000 workers: <= 1 MB/s)",
+         lambda r: f"{r['heartbeat_read_bytes_per_s_after_warmup'] / 1e6:.2f} MB/s"),
+        ("same, the whole run (each worker's first record is a full one)",
          lambda r: f"{r['heartbeat_read_bytes_per_s'] / 1e6:.2f} MB/s"),
         ("same, full records (changed only: before)",
          lambda r: f"{r['heartbeat_read_bytes_per_s_full_records'] / 1e6:.2f} MB/s"),
