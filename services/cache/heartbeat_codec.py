@@ -63,10 +63,6 @@ def rounded(load: ModelLoad) -> ModelLoad:
     return out
 
 
-def is_compact(state: WorkerState) -> bool:
-    return state.models_from != 0
-
-
 def apply(before: WorkerState | None, compact: WorkerState) -> WorkerState:
     """The full state a compact record describes, from the heartbeat it refers to; a full record is returned
     as it is. Raises ``StaleBase`` when ``before`` is not that heartbeat."""
@@ -150,7 +146,8 @@ class CompactEncoder:
 
     def encode(self, state: WorkerState) -> tuple[WorkerState, WorkerState]:
         before = self.last
-        if before is None or before.boot_id != state.boot_id or state.sequence <= before.sequence:
+        if (before is None or before.boot_id != state.boot_id or state.sequence <= before.sequence
+                or not before.sequence):  # (models_from 0 would read as a full record)
             full = WorkerState()
             full.CopyFrom(state)
             del full.models[:]
