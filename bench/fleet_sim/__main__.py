@@ -25,9 +25,10 @@ SCENARIOS = {
     "s20": Scenario("20 workers x 2,000 models", workers=20, models=2_000, requests=120_000),
     "s200": Scenario("200 workers x 20,000 models", workers=200, models=20_000, requests=400_000),
     "s2000": Scenario("2,000 workers x 100,000 models", workers=2_000, models=100_000, requests=1_000_000),
-    # The heartbeat-cost case: as s2000, with 64 models per worker (and the memory for them).
+    # The heartbeat-cost case: as s2000, with 64 models per worker (and the memory for them), the workers
+    # starting full of idle models (a short run would not fill 64 places).
     "s2000m64": Scenario("2,000 workers x 100,000 models, 64 models per worker", workers=2_000, models=100_000,
-                         requests=1_000_000, max_models=64, capacity_bytes=64 * 272 * MB),
+                         requests=1_000_000, max_models=64, capacity_bytes=64 * 272 * MB, prefill=True),
 }
 OUT = Path(__file__).resolve().parents[1] / "results" / "fleet_sim"
 

@@ -67,6 +67,9 @@ class Fleet:
         self.measured_from_s = float(trace.times[trace.measured_from]) if len(trace.times) else 0.0
         self._names = {}
         rng = np.random.default_rng(seed + 2)
+        if scenario.prefill:
+            for worker in self.workers:
+                worker.prefill([self.name(i) for i in rng.integers(0, scenario.models, 2 * scenario.max_models).tolist()])
         for worker, phase in zip(self.workers, rng.random(scenario.workers).tolist()):
             self.at(phase * scenario.heartbeat_s, self._beat, worker)
         for gateway, phase in zip(self.gateways, rng.random(scenario.gateways).tolist()):

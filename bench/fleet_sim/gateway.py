@@ -31,6 +31,12 @@ HISTORY_BYTES_PER_MODEL = 60 * 4 + 3  # the 60 packed floats each model carried 
 SETTLE_S = 4.0  # a placement record outlives its load by two heartbeat intervals (gateway.loads)
 
 
+def _cpu() -> float:
+    """This process's CPU seconds: what the decisions cost, whatever else the machine runs (wall-clock time on a
+    shared machine counts the waits for a core too)."""
+    return time.process_time()
+
+
 class _GcClock:
     """Seconds this process has spent in garbage collection (the simulator's heap is large: a full collection
     can stall a planning step for seconds, which is the simulator's cost, not planning's)."""
@@ -41,9 +47,9 @@ class _GcClock:
 
     def _note(self, phase: str, info: dict) -> None:
         if phase == "start":
-            self._began = time.perf_counter()
+            self._began = _cpu()
         else:
-            self.seconds += time.perf_counter() - self._began
+            self.seconds += _cpu() - self._began
 
 
 GC = _GcClock()
@@ -93,7 +99,7 @@ class SimGateway:
             if held is not None and held.sequence == full.sequence and held.boot_id == full.boot_id:
                 continue  # unchanged in the index: not fetched
             self.bytes_full += worker.state_bytes
-            started = time.perf_counter()
+            started = _cpu()
             try:
                 state = apply(held, compact)
                 self.bytes_read += worker.compact_bytes
@@ -102,7 +108,7 @@ class SimGateway:
                 state = full
                 self.bytes_read += worker.state_bytes
                 self.full_reads += 1
-            self.decode_seconds += time.perf_counter() - started
+            self.decode_seconds += _cpu() - started
             endpoint.apply(state)
         if self.fleet.now >= self.fleet.measured_from_s:
             self.bytes_read_measured += self.bytes_read - before
@@ -111,12 +117,12 @@ class SimGateway:
     # ---- requests --------------------------------------------------------------------------------
     def route(self, request: Request) -> None:
         fleet, model = self.fleet, request.model
-        started = time.perf_counter()
+        started = _cpu()
         attempts = routing.attempts(self.view, model, SHA, fleet.size_of(model), self.rng)
         first, tried = True, set()
         for attempt in attempts:
             if first:
-                self.route_seconds.append(time.perf_counter() - started)
+                self.route_seconds.append(_cpu() - started)
                 first = False
             endpoint, existing = attempt.endpoint, attempt.existing
             overflow = joined = False
@@ -162,10 +168,10 @@ class SimGateway:
     # ---- copies ----------------------------------------------------------------------------------
     def plan_copies(self) -> None:
         """One step of the copies controller: incremental (the models whose copies changed), bounded."""
-        started, gc_before = time.perf_counter(), GC.seconds
+        started, gc_before = _cpu(), GC.seconds
         pending = {m: len(at) for m, at in self.fleet.copying.items()}  # cache.placements: every gateway's
         actions = plan(self.view, self.targets, self.policy, pending, self.unplaced, self.backlog, floors=())
-        self.plan_seconds.append(time.perf_counter() - started)
+        self.plan_seconds.append(_cpu() - started)
         self.plan_gc_seconds.append(GC.seconds - gc_before)
         self.plan_deferred += self.backlog.deferred
         for action in actions:

@@ -102,6 +102,18 @@ class SimWorker:
             self._queue_load(model)
         waiting.append(done)  # type: ignore[arg-type]
 
+    def prefill(self, models: list[str]) -> None:
+        """Start holding these models, idle, as far as the limits allow (``Scenario.prefill``)."""
+        scenario = self.fleet.scenario
+        for model in models:
+            size = self.fleet.size_of(model)
+            if len(self.held) >= scenario.max_models or self.used + size > scenario.capacity_bytes:
+                break
+            if model not in self.held:
+                self.held[model] = Held(size, BusyMeter(intervals(RELEASE_WINDOW_S, scenario.heartbeat_s),
+                                                        clock=self.fleet.clock))
+                self.used += size
+
     def unload(self, model: str) -> None:
         held = self.held.pop(model, None)
         if held is not None:

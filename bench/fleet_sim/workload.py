@@ -30,6 +30,7 @@ class Scenario:
     heartbeat_s: float = 2.0
     refresh_s: float = 1.0
     warmup: float = 0.3  # the first part of the requests fills the caches and is not counted
+    prefill: bool = False  # workers start full of idle models (the steady state of a long run's model lists)
 
     @property
     def rate(self) -> float:

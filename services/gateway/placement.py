@@ -78,6 +78,8 @@ class Backlog:
     budget: int = 500  # models looked at in one step at most (floors and relief besides)
     examined_per_looked: int = 20  # and at most this many times as many changed ones examined (quiet ones dropped)
     waiting: dict[str, None] = field(default_factory=dict)  # oldest first
+    relief_holders: int = 50  # saturated holders examined in one step at most, taking turns
+    relief_turn: int = 0
     looked_at: int = 0  # in the last step
     deferred: int = 0  # left for a later step by the last one
 
@@ -164,11 +166,17 @@ def _saturated(endpoint: WorkerEndpoint, policy: CopyPolicy) -> bool:
             and _worker_covers(endpoint, policy.up_window_s))
 
 
-def _relief(view: FleetView, by_id: dict[str, Target], policy: CopyPolicy) -> set[str]:
-    """Models to copy because their holders are saturated by everything they serve: one per such holder."""
+def _relief(view: FleetView, by_id: Mapping[str, Target], policy: CopyPolicy, backlog: Backlog | None = None) -> set[str]:
+    """Models to copy because their holders are saturated by everything they serve: one per such holder (with
+    a backlog, ``backlog.relief_holders`` holders a step at most, taking turns)."""
     chosen: set[str] = set()
-    saturated = [e for e in view.all() if not e.failed and not e.draining and _saturated(e, policy)]
-    for holder in sorted(saturated, key=lambda e: e.label):
+    saturated = sorted((e for e in view.all() if not e.failed and not e.draining and _saturated(e, policy)),
+                       key=lambda e: e.label)
+    if backlog is not None and len(saturated) > backlog.relief_holders:
+        start = backlog.relief_turn % len(saturated)
+        saturated = (saturated + saturated)[start:start + backlog.relief_holders]
+        backlog.relief_turn = start + backlog.relief_holders
+    for holder in saturated:
         assert holder.state is not None  # saturated: it has a heartbeat
         held = [by_id[m.model_id] for m in holder.state.models if m.model_id in by_id]
         all_copies = {t.model_id: copies_of(view, t) for t in held}
@@ -238,7 +246,7 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
     unplaced = {} if unplaced is None else unplaced
     by_id: Mapping[str, Target] = targets if isinstance(targets, Mapping) else {t.model_id: t for t in targets}
     protected = set(floors) if floors is not None else {m for m, t in by_id.items() if t.floor}
-    relief = _relief(view, by_id, policy)
+    relief = _relief(view, by_id, policy, backlog)
     candidates = backlog.take(view, by_id, policy) if backlog is not None else view.to_plan()
     look = [m for m in candidates | protected | relief if m in by_id]
     targets = sorted((by_id[m] for m in look if not _quiet(view, by_id[m], policy, relief)), key=lambda t: t.model_id)
