@@ -20,6 +20,7 @@ from bench.fleet_sim import report
 from bench.fleet_sim.baselines import pooled_belady, random_home_lru
 from bench.fleet_sim.engine import Fleet
 from bench.fleet_sim.workload import MB, Scenario, trace
+from services.gateway.placement import Backlog
 
 SCENARIOS = {
     "s20": Scenario("20 workers x 2,000 models", workers=20, models=2_000, requests=120_000),
@@ -33,10 +34,10 @@ SCENARIOS = {
 OUT = Path(__file__).resolve().parents[1] / "results" / "fleet_sim"
 
 
-def run(key: str, scenario: Scenario, seed: int) -> dict:
+def run(key: str, scenario: Scenario, seed: int, backlog: Backlog | None = None) -> dict:
     started = time.perf_counter()
     t = trace(scenario, seed)
-    fleet = Fleet(scenario, t, seed)
+    fleet = Fleet(scenario, t, seed, backlog=backlog)
     stats = fleet.run()
     wall = time.perf_counter() - started
     result = report.summarise(key, scenario, fleet, stats, wall)
@@ -51,6 +52,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, help="requests per scenario (default: each scenario's own)")
     parser.add_argument("--max-models", type=int, help="models per worker (default: each scenario's own)")
     parser.add_argument("--capacity-mb", type=int, help="bytes of models per worker, in MB (default: the scenario's)")
+    parser.add_argument("--plan-budget", type=int, default=Backlog.budget,
+                        help="models one planning step looks at, at most (the rest carried over)")
+    parser.add_argument("--relief-holders", type=int, default=Backlog.relief_holders,
+                        help="saturated workers one planning step examines, at most")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -63,7 +68,7 @@ def main() -> None:
             scenario = replace(scenario, max_models=args.max_models)
         if args.capacity_mb:
             scenario = replace(scenario, capacity_bytes=args.capacity_mb * MB)
-        result = run(key, scenario, args.seed)
+        result = run(key, scenario, args.seed, Backlog(budget=args.plan_budget, relief_holders=args.relief_holders))
         result["scenario"] = asdict(scenario)
         results.append(result)
         print(report.row_text(result), flush=True)

@@ -66,7 +66,7 @@ class SimGateway:
             self.view.add(WorkerEndpoint(worker.address))
             self.workers[worker.address] = worker
         self.targets = _Targets(fleet)
-        self.backlog = Backlog()
+        self.backlog = fleet.backlog()
         self.view.windows = (policy.up_window_s, policy.release_window_s)
         self.plan_deferred = 0  # models a step left to the next (over its budget), summed over the steps
         self.acting: set[tuple[str, str]] = set()

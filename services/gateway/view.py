@@ -226,7 +226,8 @@ class FleetView:
         for model_id in now - before:
             self._holders.setdefault(model_id, []).append(endpoint)
         for model_id in now ^ before:
-            self.changed[model_id] = None
+            if model_id in self.shared or len(self._holders.get(model_id, ())) > 1:
+                self.changed[model_id] = None  # several holders now or before (one idle copy: nothing to decide)
             if len(self._holders.get(model_id, ())) > 1:
                 self.shared.add(model_id)
             else:
@@ -271,12 +272,14 @@ class FleetView:
         for model_id, load in after.items():
             earlier = before.get(model_id)
             if earlier is None:
-                changed[model_id] = None
+                if self._is_active(load):
+                    changed[model_id] = None
             elif (self._figures(load, interval_s) != self._figures(earlier, interval_s)
                   and (self._is_active(load) or self._is_active(earlier) or len(holders.get(model_id, ())) > 1)):
                 changed[model_id] = None  # (a lone copy idle before and after: nothing to decide for it)
         for model_id in before.keys() - after.keys():
-            changed[model_id] = None
+            if self._is_active(before[model_id]) or len(holders.get(model_id, ())) > 1:
+                changed[model_id] = None
 
     def to_plan(self) -> set[str]:
         """The models copy planning needs to look at (besides floors): several holders, or a busy copy."""
