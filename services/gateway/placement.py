@@ -78,18 +78,23 @@ class Backlog:
     budget: int = 500  # models looked at in one step at most (floors and relief besides)
     examined_per_looked: int = 20  # and at most this many times as many changed ones examined (quiet ones dropped)
     waiting: dict[str, None] = field(default_factory=dict)  # oldest first
-    relief_holders: int = 50  # saturated holders examined in one step at most, taking turns
+    relief_holders: int = 100  # saturated holders examined in one step at most, taking turns
     relief_turn: int = 0
     looked_at: int = 0  # in the last step
     deferred: int = 0  # left for a later step by the last one
 
     def take(self, view: FleetView, targets: Mapping[str, Target], policy: CopyPolicy) -> set[str]:
-        """Up to ``budget`` changed models that could need an action (quiet ones are dropped as they come)."""
+        """Up to ``budget`` changed models that could need an action: those with a busy copy first, then the
+        others oldest first (quiet ones are dropped as they come)."""
         waiting = self.waiting
         for model_id in view.changed:
             waiting[model_id] = None
         view.changed.clear()
         taken: set[str] = set()
+        for model_id in [m for m in view.active if m in waiting][:self.budget]:  # busy copies first
+            del waiting[model_id]
+            if model_id in targets:
+                taken.add(model_id)
         examined, most = 0, self.budget * self.examined_per_looked
         while waiting and len(taken) < self.budget and examined < most:
             model_id = next(iter(waiting))
