@@ -76,3 +76,14 @@ async def test_a_step_is_bounded_and_carries_the_rest_over(pool: WorkerPool) -> 
         seen += sorted({a.model_id for a in actions})
     assert sorted(seen) == names  # every changed model was looked at once, oldest first
     assert seen[:2] == ["m0/1", "m1/1"]
+
+
+async def test_a_busy_model_is_looked_at_before_older_changes(pool: WorkerPool) -> None:
+    backlog = Backlog(budget=1)
+    for i in (1, 2):  # an idle model with two copies: it could be released, so it is noted first
+        beat(pool, i, load("idle/1", history=[0.0] * 7))
+    beat(pool, 3, load("busy/1", rate=40, history=SURGE))
+    plan(pool.view, targets("idle/1", "busy/1"), POLICY, backlog=backlog)
+    assert backlog.looked_at == 1 and list(backlog.waiting) == ["idle/1"]  # the busy one went first
+    plan(pool.view, targets("idle/1", "busy/1"), POLICY, backlog=backlog)
+    assert backlog.looked_at == 1 and not backlog.waiting
