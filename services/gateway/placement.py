@@ -75,7 +75,7 @@ class Target:
 class Backlog:
     """Incremental planning's memory, kept by the caller from step to step: the models still to look at."""
 
-    budget: int = 500  # models looked at in one step at most (floors and relief besides)
+    budget: int = 1000  # models looked at in one step at most (floors and relief besides)
     examined_per_looked: int = 20  # and at most this many times as many changed ones examined (quiet ones dropped)
     waiting: dict[str, None] = field(default_factory=dict)  # oldest first
     relief_holders: int = 100  # saturated holders examined in one step at most, taking turns
