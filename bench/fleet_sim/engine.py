@@ -14,7 +14,7 @@ import numpy as np
 from bench.fleet_sim.gateway import SETTLE_S, SimGateway
 from bench.fleet_sim.worker import SimWorker
 from bench.fleet_sim.workload import Scenario, Trace, model_name
-from services.gateway.placement import CopyPolicy
+from services.gateway.placement import Backlog, CopyPolicy
 
 
 @dataclass(eq=False)
@@ -49,7 +49,9 @@ class Stats:
 
 
 class Fleet:
-    def __init__(self, scenario: Scenario, trace: Trace, seed: int, policy: CopyPolicy | None = None) -> None:
+    def __init__(self, scenario: Scenario, trace: Trace, seed: int, policy: CopyPolicy | None = None,
+                 backlog: Backlog | None = None) -> None:
+        self._backlog = backlog or Backlog()  # each gateway's planning bounds (a copy of this)
         self.scenario, self.trace = scenario, trace
         self.now = 0.0
         self._events: list[tuple[float, int, Callable[..., None], tuple]] = []
@@ -67,10 +69,16 @@ class Fleet:
         self.measured_from_s = float(trace.times[trace.measured_from]) if len(trace.times) else 0.0
         self._names = {}
         rng = np.random.default_rng(seed + 2)
+        if scenario.prefill:
+            for worker in self.workers:
+                worker.prefill([self.name(i) for i in rng.integers(0, scenario.models, 2 * scenario.max_models).tolist()])
         for worker, phase in zip(self.workers, rng.random(scenario.workers).tolist()):
             self.at(phase * scenario.heartbeat_s, self._beat, worker)
         for gateway, phase in zip(self.gateways, rng.random(scenario.gateways).tolist()):
             self.at(phase * scenario.refresh_s, self._refresh, gateway)
+
+    def backlog(self) -> Backlog:
+        return Backlog(budget=self._backlog.budget, relief_holders=self._backlog.relief_holders)
 
     # ---- the clock -------------------------------------------------------------------------------
     def clock(self) -> float:

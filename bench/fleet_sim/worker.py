@@ -10,7 +10,8 @@
 - runs: one request at a time, ``run_s`` each, first come first served; more than ``max_queue`` requests
   waiting for one model: "queue full" (the batcher's RESOURCE_EXHAUSTED);
 - heartbeats: a real ``WorkerState`` with the worker's load summaries (``model_worker.state``), built by a
-  real ``BusyMeter`` per model on the simulated clock.
+  real ``BusyMeter`` per model on the simulated clock, encoded as Redis holds it by the real
+  ``CompactEncoder`` (the full record, and the compact one: what changed since the beat before).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
+from services.cache.heartbeat_codec import CompactEncoder
 from services.model_worker.busyness import BusyMeter
 from services.model_worker.eviction import Eviction
 from services.model_worker.state import intervals
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from bench.fleet_sim.engine import Fleet, Request
 
 SHA = "ab" * 32
+BOOT_ID = "0f" * 16  # a uuid4 hex, as the worker's
 LOAD_FIXED_S, LOAD_BYTES_PER_S = 0.2, 250 * (1 << 20)
 LOAD_THREADS = 2
 WINDOW_S, RELEASE_WINDOW_S = 10.0, 60.0
@@ -54,8 +59,11 @@ class SimWorker:
     running: bool = False
     used: int = 0
     sequence: int = 0
-    state: WorkerState | None = None
-    state_bytes: int = 0
+    state: WorkerState | None = None  # the full record of the last beat (what a reader of every beat holds)
+    compact: WorkerState | None = None  # the compact record of the same beat
+    state_bytes: int = 0  # their encoded sizes
+    compact_bytes: int = 0
+    encoder: CompactEncoder = field(default_factory=CompactEncoder)
     totals: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     loading_copy: frozenset[str] = frozenset()  # models loading here as copies the controller decided
 
@@ -101,6 +109,18 @@ class SimWorker:
             self.fleet.load_started(model, self, copy=True)
             self._queue_load(model)
         waiting.append(done)  # type: ignore[arg-type]
+
+    def prefill(self, models: list[str]) -> None:
+        """Start holding these models, idle, as far as the limits allow (``Scenario.prefill``)."""
+        scenario = self.fleet.scenario
+        for model in models:
+            size = self.fleet.size_of(model)
+            if len(self.held) >= scenario.max_models or self.used + size > scenario.capacity_bytes:
+                break
+            if model not in self.held:
+                self.held[model] = Held(size, BusyMeter(intervals(RELEASE_WINDOW_S, scenario.heartbeat_s),
+                                                        clock=self.fleet.clock))
+                self.used += size
 
     def unload(self, model: str) -> None:
         held = self.held.pop(model, None)
@@ -183,12 +203,16 @@ class SimWorker:
         self.totals.appendleft(total)
         totals = list(self.totals)
         self.sequence += 1
-        self.state = WorkerState(
-            worker_id=f"worker-{self.index}", address=self.address, boot_id="boot", sequence=self.sequence,
+        published = Timestamp()
+        published.FromNanoseconds(int(self.fleet.now * 1e9))
+        state = WorkerState(
+            worker_id=f"worker-{self.index}", address=self.address, boot_id=BOOT_ID, sequence=self.sequence,
+            published_at=published,
             interval_seconds=interval, max_models=self.fleet.scenario.max_models, loaded_bytes=self.used,
             capacity_bytes=self.fleet.scenario.capacity_bytes, models=models, outstanding=total,
             outstanding_low=min(totals[:low_n]), outstanding_high=max(totals[:high_n]),
             load_window_seconds=WINDOW_S, release_window_seconds=RELEASE_WINDOW_S,
             loads_in_progress=self.loads_running + len(self.load_queue),
         )
-        self.state_bytes = self.state.ByteSize()
+        self.state, self.compact = self.encoder.encode(state)
+        self.state_bytes, self.compact_bytes = self.state.ByteSize(), self.compact.ByteSize()

@@ -33,6 +33,7 @@ class Scenario:
     refresh_s: float = 1.0
     eviction: EvictionKind = "gdsf"  # the workers' eviction policy (services.model_worker.eviction)
     warmup: float = 0.3  # the first part of the requests fills the caches and is not counted
+    prefill: bool = False  # workers start full of idle models (the steady state of a long run's model lists)
 
     @property
     def rate(self) -> float:

@@ -51,6 +51,10 @@ class Keys:
     def worker(self, worker_id: str) -> str:
         return f"{self.ns}:worker:{worker_id}"
 
+    def worker_compact(self, worker_id: str) -> str:
+        """The same heartbeat as the difference from the one before (``heartbeat_codec``)."""
+        return f"{self.ns}:worker-compact:{worker_id}"
+
     def workers_index(self) -> str:
         return f"{self.ns}:workers"
 

@@ -27,7 +27,7 @@ from services.common.errors import CacheUnavailable, FleetError, Unavailable
 from services.common.labels import model_label
 from services.common.periodic import Periodic
 from services.gateway.metrics import MODEL_COPIES, ROUTING_DECISIONS
-from services.gateway.placement import CopyAction, CopyPolicy, Target, copies_of, plan
+from services.gateway.placement import Backlog, CopyAction, CopyPolicy, Target, copies_of, plan
 from services.gateway.resolver import ModelResolver
 from services.gateway.worker_client import WorkerUnavailable
 from services.gateway.workers import WorkerPool
@@ -43,6 +43,8 @@ class CopyController:
                  interval_s: float, load_timeout_s: float) -> None:
         self.pool, self.resolver, self.cache, self.policy = pool, resolver, cache, policy
         pool.view.active_load = policy.release_load  # what the view marks as busy: what planning must look at
+        pool.view.windows = (policy.up_window_s, policy.release_window_s)  # a copy covering one is a change
+        self._backlog = Backlog()  # incremental planning: the models whose copies changed, a bounded number a step
         self.load_timeout_s = load_timeout_s
         self._floors: dict[str, CopyFloor] = {}
         self._floor_writes = 0  # a read of Redis begun before a keep/release must not undo it
@@ -105,7 +107,9 @@ class CopyController:
         settling = self._loading > 0 or now < self._settling_until
         releasing = {m for m, _ in self._busy}
         pending = await self._copies_loading()
-        for action in plan(self.pool.view, targets, self.policy, pending, self._unplaced):
+        by_id = {t.model_id: t for t in targets}
+        for action in plan(self.pool.view, by_id, self.policy, pending, self._unplaced, self._backlog,
+                           floors=[m for m, t in by_id.items() if t.floor]):
             key = (action.model_id, action.endpoint.address)
             if key in self._busy or self._backoff.get(key, 0) > now:
                 continue

@@ -29,7 +29,11 @@ worker loads a model once; unloading twice unloads once), so replicas acting tog
 
 Only models that could need an action are looked at (more than one copy, a floor, or a copy busier than
 ``release_load``, from the holder index), and a model that needed a copy no worker could take is not looked
-at again until its copies' heartbeats change: planning costs what the busy models cost, not the fleet. A new copy goes to the best of
+at again until its copies' heartbeats change: planning costs what the busy models cost, not the fleet. With
+a ``Backlog`` (kept by the caller from step to step) it is incremental and bounded: a step looks only at the
+models whose copies changed since (``FleetView.changed``: figures, holders, windows covered), at most
+``Backlog.budget`` of them, oldest first; the rest wait for the next step (floors and relief are looked at
+every step). A new copy goes to the best of
 the model's homes on the hash ring (``routing.homes``: room first, then the coldest victims), only to a
 worker whose eviction victims are all colder than this model's copies (never a pinned model, nor one kept
 by a floor). The copy released is the last holder by rendezvous hash, the same on every replica.
@@ -39,8 +43,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from fleet.internal.v1.worker_pb2 import ModelLoad
@@ -70,6 +74,42 @@ class Target:
     workspace: str
     size_bytes: int = 0
     floor: int = 0  # copies AddModel asked to keep
+
+
+@dataclass
+class Backlog:
+    """Incremental planning's memory, kept by the caller from step to step: the models still to look at."""
+
+    budget: int = 1000  # models looked at in one step at most (floors and relief besides)
+    examined_per_looked: int = 20  # and at most this many times as many changed ones examined (quiet ones dropped)
+    waiting: dict[str, None] = field(default_factory=dict)  # oldest first
+    relief_holders: int = 100  # saturated holders examined in one step at most, taking turns
+    relief_turn: int = 0
+    looked_at: int = 0  # in the last step
+    deferred: int = 0  # left for a later step by the last one
+
+    def take(self, view: FleetView, targets: Mapping[str, Target], policy: CopyPolicy) -> set[str]:
+        """Up to ``budget`` changed models that could need an action: those with a busy copy first, then the
+        others oldest first (quiet ones are dropped as they come)."""
+        waiting = self.waiting
+        for model_id in view.changed:
+            waiting[model_id] = None
+        view.changed.clear()
+        taken: set[str] = set()
+        for model_id in [m for m in view.active if m in waiting][:self.budget]:  # busy copies first
+            del waiting[model_id]
+            if model_id in targets:
+                taken.add(model_id)
+        examined, most = 0, self.budget * self.examined_per_looked
+        while waiting and len(taken) < self.budget and examined < most:
+            model_id = next(iter(waiting))
+            del waiting[model_id]
+            examined += 1
+            target = targets.get(model_id)
+            if target is not None and not _quiet(view, target, policy, set()):
+                taken.add(model_id)
+        self.looked_at, self.deferred = len(taken), len(waiting)
+        return taken
 
 
 @dataclass(frozen=True)
@@ -156,11 +196,17 @@ def _saturated(endpoint: WorkerEndpoint, policy: CopyPolicy) -> bool:
             and _worker_covers(endpoint, policy.up_window_s))
 
 
-def _relief(view: FleetView, by_id: dict[str, Target], policy: CopyPolicy) -> set[str]:
-    """Models to copy because their holders are saturated by everything they serve: one per such holder."""
+def _relief(view: FleetView, by_id: Mapping[str, Target], policy: CopyPolicy, backlog: Backlog | None = None) -> set[str]:
+    """Models to copy because their holders are saturated by everything they serve: one per such holder (with
+    a backlog, ``backlog.relief_holders`` holders a step at most, taking turns)."""
     chosen: set[str] = set()
-    saturated = [e for e in view.all() if not e.failed and not e.draining and _saturated(e, policy)]
-    for holder in sorted(saturated, key=lambda e: e.label):
+    saturated = sorted((e for e in view.all() if not e.failed and not e.draining and _saturated(e, policy)),
+                       key=lambda e: e.label)
+    if backlog is not None and len(saturated) > backlog.relief_holders:
+        start = backlog.relief_turn % len(saturated)
+        saturated = (saturated + saturated)[start:start + backlog.relief_holders]
+        backlog.relief_turn = start + backlog.relief_holders
+    for holder in saturated:
         assert holder.state is not None  # saturated: it has a heartbeat
         held = [by_id[m.model_id] for m in holder.state.models if m.model_id in by_id]
         all_copies = {t.model_id: copies_of(view, t) for t in held}
@@ -222,18 +268,23 @@ def _signature(copies: list[Copy], pending: int) -> tuple:
     return tuple(sorted((e.address, e.sequence) for e, _ in copies)) + (pending,)
 
 
-def plan(view: FleetView, targets: list[Target], policy: CopyPolicy, pending: Mapping[str, int] | None = None,
-         unplaced: dict[str, tuple] | None = None) -> list[CopyAction]:
+def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], policy: CopyPolicy,
+         pending: Mapping[str, int] | None = None, unplaced: dict[str, tuple] | None = None,
+         backlog: Backlog | None = None, floors: Collection[str] | None = None) -> list[CopyAction]:
     """The actions for this round: any number of new copies per model (one per worker in a round), at most one
-    release; the same whatever order the lists are in. ``pending``: copies of a model being loaded now.
-    ``unplaced`` (kept by the caller from round to round): models that needed a copy no worker could take,
-    not looked at again until one of their copies' heartbeats changes (incremental planning)."""
+    release; the same whatever order the lists are in. ``targets``: the models to consider, or a mapping from
+    model id to them (looked up only for the models planning looks at). ``pending``: copies of a model being
+    loaded now. ``unplaced`` (kept by the caller from round to round): models that needed a copy no worker
+    could take, not looked at again until one of their copies' heartbeats changes. ``backlog``: incremental
+    and bounded planning (see the module). ``floors``: the models with a floor, where ``targets`` is a mapping
+    too large to scan for them."""
     pending = pending or {}
     unplaced = {} if unplaced is None else unplaced
-    by_id = {t.model_id: t for t in targets}
-    protected = {t.model_id for t in targets if t.floor}
-    relief = _relief(view, by_id, policy)
-    look = (view.to_plan() | protected | relief) & by_id.keys()
+    by_id: Mapping[str, Target] = targets if isinstance(targets, Mapping) else {t.model_id: t for t in targets}
+    protected = set(floors) if floors is not None else {m for m, t in by_id.items() if t.floor}
+    relief = _relief(view, by_id, policy, backlog)
+    candidates = backlog.take(view, by_id, policy) if backlog is not None else view.to_plan()
+    look = [m for m in candidates | protected | relief if m in by_id]
     targets = sorted((by_id[m] for m in look if not _quiet(view, by_id[m], policy, relief)), key=lambda t: t.model_id)
     limit = policy.max_copies or len(view.endpoints)
     taken: set[int] = set()  # workers given a new copy in this round

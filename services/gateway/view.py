@@ -8,6 +8,10 @@ calls found); ``FleetView`` holds them with two indexes kept up to date as they 
 - **ring**: a consistent-hash ring of the workers' addresses (``HashRing``), so every gateway computes the
   same home for a model nobody holds, in O(log N), whatever order it learnt of the workers in.
 
+It also notes which models changed (``changed``): a copy's load figures, its version, the windows its
+measurement covers (``windows``), or the workers holding it; incremental copy planning
+(``placement.Backlog``) looks only at those.
+
 The gRPC / Redis shell (``workers.WorkerPool``) owns a ``FleetView`` and applies heartbeats and call results
 to it; the fleet simulator (``bench.fleet_sim``) drives the same classes with simulated ones.
 """
@@ -101,6 +105,7 @@ class WorkerEndpoint:
         if self.view is not None:
             self.view.busy_total += self.busy - busy_before
             self.view.track_active(self.loads, loads)
+            self.view.note_changes(self.loads, loads, state.interval_seconds)
         self.loads = loads
         # The heartbeat's figures include this gateway's calls then: what is left is other gateways' work.
         self.others_at_beat = max(0, sum(m.in_flight for m in state.models) - self.in_flight)
@@ -178,6 +183,10 @@ class FleetView:
         self.active_load = 0.5
         self.shared: set[str] = set()
         self.active: dict[str, int] = {}  # model id -> copies above active_load
+        # Models whose copies changed since copy planning last took them (an ordered set: oldest first), and the
+        # windows (seconds) whose coverage by a copy's measurement counts as a change (planning waits for them).
+        self.changed: dict[str, None] = {}
+        self.windows: tuple[float, ...] = ()
 
     @property
     def mean_busy(self) -> float:
@@ -217,6 +226,8 @@ class FleetView:
         for model_id in now - before:
             self._holders.setdefault(model_id, []).append(endpoint)
         for model_id in now ^ before:
+            if model_id in self.shared or len(self._holders.get(model_id, ())) > 1:
+                self.changed[model_id] = None  # several holders now or before (one idle copy: nothing to decide)
             if len(self._holders.get(model_id, ())) > 1:
                 self.shared.add(model_id)
             else:
@@ -249,6 +260,26 @@ class FleetView:
         for model_id, load in after.items():
             if self._is_active(load):
                 self.active[model_id] = self.active.get(model_id, 0) + 1
+
+    def _figures(self, load: ModelLoad, interval_s: float) -> tuple:
+        covered = sum(load.measured_seconds + 0.5 * interval_s >= w for w in self.windows)
+        return (load.sha256, load.pinned, load.outstanding, load.outstanding_low, load.outstanding_high,
+                load.requests_per_second, covered)
+
+    def note_changes(self, before: dict[str, ModelLoad], after: dict[str, ModelLoad], interval_s: float) -> None:
+        """One worker's heartbeat entries replaced: note the models whose figures planning reads changed."""
+        changed, holders = self.changed, self._holders
+        for model_id, load in after.items():
+            earlier = before.get(model_id)
+            if earlier is None:
+                if self._is_active(load):
+                    changed[model_id] = None
+            elif (self._figures(load, interval_s) != self._figures(earlier, interval_s)
+                  and (self._is_active(load) or self._is_active(earlier) or len(holders.get(model_id, ())) > 1)):
+                changed[model_id] = None  # (a lone copy idle before and after: nothing to decide for it)
+        for model_id in before.keys() - after.keys():
+            if self._is_active(before[model_id]) or len(holders.get(model_id, ())) > 1:
+                changed[model_id] = None
 
     def to_plan(self) -> set[str]:
         """The models copy planning needs to look at (besides floors): several holders, or a busy copy."""

@@ -156,6 +156,8 @@ class WorkerPool:
             state = states.get(address)
             if state is None:
                 endpoint.forget_state()  # no heartbeat: unknown
+            elif state is endpoint.state:
+                continue  # the same record as last time (not fetched again): nothing to apply
             elif endpoint.apply(state):
                 log.info("worker back in rotation (heartbeat)", extra={"worker": endpoint.label})
 

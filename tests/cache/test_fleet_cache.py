@@ -88,6 +88,7 @@ async def test_heartbeats_are_typed_records_that_expire(cache: FleetCache, redis
     assert live["w1"].models[0].outstanding == 2.5 and live["w1"].models[0].outstanding_low == 1.0
     sync = redis.Redis.from_url(redis_url)
     sync.set(f"{namespace}:worker:w2", b"\xff not a WorkerState")
+    sync.set(f"{namespace}:worker-compact:w2", b"\xff not a WorkerState")
     assert set(await cache.heartbeats.live()) == {"w1", "w2"}  # unchanged in the index: not fetched again
     sync.zadd(f"{namespace}:workers", {"w2": time.time() + 1})  # as a beat would
     assert set(await cache.heartbeats.live()) == {"w1"}  # a record that does not parse is skipped, not raised
