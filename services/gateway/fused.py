@@ -15,6 +15,7 @@ import time
 
 from fleet.internal.v1 import descriptor_pb2, worker_pb2
 from fleet.v1 import inference_pb2
+from services.common import tracing
 from services.common.errors import ResourceExhausted, Unimplemented
 from services.gateway import routing
 from services.gateway.gateway import Gateway
@@ -43,6 +44,13 @@ async def infer_crops(gateway: Gateway, detector: descriptor_pb2.ModelDescriptor
         detector=detector, classifier=classifier, classifier_parameters=classifier_parameters, max_crops=max_crops,
         priority=worker_pb2.PRIORITY_BACKGROUND,  # a workflow's plan yields to interactive requests
         request=inference_pb2.InferRequest(model_id=detector.model_id, image=image, parameters=parameters))
+    with tracing.span("routing", **{"fleet.model_id": detector.model_id, "fleet.fused_with": classifier.model_id}):
+        return await _call(gateway, both, plan, detector, classifier, deadline)
+
+
+async def _call(gateway: Gateway, both: list, plan: worker_pb2.CropPlan, detector: descriptor_pb2.ModelDescriptor,
+                classifier: descriptor_pb2.ModelDescriptor,
+                deadline: float) -> worker_pb2.ModelWorkerServiceInferCropsResponse | None:
     for endpoint in itertools.islice(routing.least_loaded_first(both, gateway.workers.rng), ATTEMPTS):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
