@@ -139,13 +139,20 @@ def test_a_workflow_run_has_a_span_per_step_under_its_call(observed: Observed) -
     from tests.workflows.definitions import detect_crop_classify  # noqa: PLC0415
 
     trace_id, parent = "6c8efff798038103d269b633813fc60d", "fee19b7ec3c1b175"
-    request = workflow_pb2.RunWorkflowRequest(images={"image": workflow_pb2.WorkflowImages(
-        images=[inference_pb2.Image(encoded=observed_image())])})
-    json_format.ParseDict(detect_crop_classify(), request.definition)
+    from tests.observability.conftest import jpeg  # noqa: PLC0415
+
+    def request_on(image: bytes) -> workflow_pb2.RunWorkflowRequest:
+        request = workflow_pb2.RunWorkflowRequest(images={"image": workflow_pb2.WorkflowImages(
+            images=[inference_pb2.Image(encoded=image)])})
+        json_format.ParseDict(detect_crop_classify(), request.definition)
+        return request
+
+    # The first run loads both models; the traced one is on an image of its own (a response served from the
+    # gateway's cache has no routing span)
     with grpc.insecure_channel(observed.fleet.gateway.address) as channel:
         stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
-        stub.RunWorkflow(request, timeout=60, metadata=(("authorization", f"Bearer {TEST_KEY}"),))  # models loaded
-        stub.RunWorkflow(request, timeout=60, metadata=(
+        stub.RunWorkflow(request_on(jpeg(9_300_101)), timeout=60, metadata=(("authorization", f"Bearer {TEST_KEY}"),))
+        stub.RunWorkflow(request_on(jpeg(9_300_102)), timeout=60, metadata=(
             ("authorization", f"Bearer {TEST_KEY}"), ("traceparent", f"00-{trace_id}-{parent}-01")))
 
     def missing() -> list[str]:
