@@ -75,7 +75,7 @@ class Compiled:
         ``fused``: a fused chain's crop step cuts nothing here."""
         skip = {f.crop.name for f in self.fusions} if fused else set()
         return {ref.source for step in self.steps if step.block.needs_pixels and step.name not in skip
-                for ref in _refs_of(step.args) if ref.output is None and ref.dim == 1}
+                for ref in refs_of(step.args) if ref.output is None and ref.dim == 1}
 
     @cached_property
     def answers_images(self) -> bool:
@@ -83,13 +83,14 @@ class Compiled:
         return any(ref.kind in (kinds.IMAGE, kinds.ANY) for _, ref, _ in self.outputs)
 
 
-def _refs_of(arg: Any) -> list[Ref]:
+def refs_of(arg: Any) -> list[Ref]:
+    """Every selector in a step's argument (a value, or dicts and lists of them)."""
     if isinstance(arg, Ref):
         return [arg]
     if isinstance(arg, dict):
-        return [r for a in arg.values() for r in _refs_of(a)]
+        return [r for a in arg.values() for r in refs_of(a)]
     if isinstance(arg, list):
-        return [r for a in arg for r in _refs_of(a)]
+        return [r for a in arg for r in refs_of(a)]
     return []
 
 

@@ -22,7 +22,7 @@ from services.common.errors import FleetError, Internal, InvalidArgument
 from services.workflows import nesting
 from services.workflows.blocks.base import ELEMENT, ModelRunner, RunContext
 from services.workflows.blocks.flow import GATE
-from services.workflows.compiler import Compiled, CompiledStep, Lit, Ref, literal_ok
+from services.workflows.compiler import Compiled, CompiledStep, Lit, Ref, literal_ok, refs_of
 from services.workflows.data import Failed, WImage
 from services.workflows.fusion import FusedSteps
 from services.workflows.metrics import STEP_SECONDS
@@ -101,7 +101,7 @@ class Run:
         self._check_parameters(step)
         batch: list[tuple[str, Ref, list]] = []  # (param path, ref, leaves) for every per-element value
         template: list | None = None
-        for ref in _refs(step.args):
+        for ref in refs_of(step.args):
             if ref.dim > 0:
                 value = self.nested(ref)
                 template = value if template is None else template
@@ -168,16 +168,6 @@ def _check_failures(step: CompiledStep, failed: list[FleetError], count: int) ->
         raise failed[0]
     log.info("workflow elements failed alone", extra={"step": step.name, "block": step.block.id,
                                                       "failed": len(failed), "elements": count})
-
-
-def _refs(arg: Any) -> list[Ref]:
-    if isinstance(arg, Ref):
-        return [arg]
-    if isinstance(arg, dict):
-        return [r for a in arg.values() for r in _refs(a)]
-    if isinstance(arg, list):
-        return [r for a in arg for r in _refs(a)]
-    return []
 
 
 def _split(out: dict) -> list[dict]:

@@ -41,11 +41,11 @@ class Fusion:
 
 def find(compiled: Compiled) -> list[Fusion]:
     """The detect -> crop -> classify chains of a compiled workflow that can run as one call."""
-    from services.workflows.compiler import Ref  # noqa: PLC0415 - the compiler imports this module's users
+    from services.workflows.compiler import Ref, refs_of  # noqa: PLC0415 - the compiler imports this module's users
 
     readers: dict[str, list[str]] = {}
     for step in compiled.steps:
-        for ref in _refs(step.args):
+        for ref in refs_of(step.args):
             readers.setdefault(ref.source, []).append(step.name)
     by_name = {s.name: s for s in compiled.steps}
     answered = {ref.source for _, ref, _ in compiled.outputs}
@@ -71,18 +71,6 @@ def find(compiled: Compiled) -> list[Fusion]:
             continue
         found.append(Fusion(head, crop, tail))
     return found
-
-
-def _refs(arg: Any) -> list:
-    from services.workflows.compiler import Ref  # noqa: PLC0415
-
-    if isinstance(arg, Ref):
-        return [arg]
-    if isinstance(arg, dict):
-        return [r for a in arg.values() for r in _refs(a)]
-    if isinstance(arg, list):
-        return [r for a in arg for r in _refs(a)]
-    return []
 
 
 class FusedSteps:
