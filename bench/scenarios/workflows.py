@@ -121,8 +121,11 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
     return out
 
 
-async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str) -> dict:  # noqa: ANN001
-    window = Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples)
+async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str,  # noqa: ANN001
+                 short: bool = False) -> dict:
+    """One point; ``short``: a round's window (the scale windows) rather than a whole point's."""
+    window = (Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples) if short
+              else Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples))
     result = await run_async(call, concurrency, Run(window, CpuMeter(env.pids())))
     return summarize(result, setup=setup, label=f"{setup}, concurrency {concurrency}", concurrency=concurrency)
 
