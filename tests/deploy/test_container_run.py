@@ -9,6 +9,7 @@ networks and podman's storage are removed afterwards, also when a test fails.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import tempfile
@@ -41,9 +42,7 @@ IMAGE = "inference-fleet:{version}-cpu"
 REDIS_IMAGE = "docker.io/library/redis:7.2.5-bookworm"
 # Workloads of the dev overlay this test does not run, and why.
 NOT_RUN = {"fleet-postgres": "no PostgreSQL image can be had without a registry: the registry keeps its database "
-                             "in SQLite on its pod's /tmp volume here (one replica), migrated by its init container",
-           "fleet-pipelines": "the video pipelines replica: its manifests are checked by tests/deploy/test_manifests.py and "
-                              "the service runs as processes against real RTSP cameras in tests/pipelines"}
+                             "in SQLite on its pod's /tmp volume here (one replica), migrated by its init container"}
 REGISTRY_DATABASE = "sqlite:////tmp/registry.db"
 
 
@@ -56,6 +55,8 @@ class Fleet:
     admin_token: str
     image: str
     timings: dict[str, float] = field(default_factory=dict)
+    pipelines_address: str = ""  # the pipelines replica's gRPC and HTTP ports, published on the host
+    pipelines_http_url: str = ""
 
     def client(self) -> FleetClient:
         return FleetClient(self.gateway_address, self.api_key)
@@ -133,21 +134,24 @@ def fleet() -> Iterator[Fleet]:
         admin_token = f"fa_container_{uuid.uuid4().hex}"
         manifests = _dev_overlay_with_key(overlay_dir, api_key, admin_token)
         names = {w["metadata"]["name"] for w in manifests.workloads()}
-        assert names - set(NOT_RUN) == {"fleet-redis", "fleet-registry", "fleet-worker", "fleet-gateway"}
+        assert names - set(NOT_RUN) == {"fleet-redis", "fleet-registry", "fleet-worker", "fleet-gateway",
+                                        "fleet-pipelines"}
         pods_net, edge_net = _free_subnets(2)
         cluster = Cluster(podman, manifests, state, pods_net, network=f"fleet-test-{os.getpid()}",
                           edge_subnet=edge_net, edge_network=f"fleet-test-edge-{os.getpid()}")
         cluster.create_network()
-        port, http_port = free_port(), free_port()
+        port, http_port, pipelines_port, pipelines_http = free_port(), free_port(), free_port(), free_port()
         t = time.monotonic()
         # In dependency order, each ready (by its own probes) before the next starts.
         for workload, replicas, publish in (("fleet-redis", None, None), ("fleet-registry", None, None),
-                                            ("fleet-worker", 2, None), ("fleet-gateway", None, {"grpc": port, "http": http_port})):
+                                            ("fleet-worker", 2, None), ("fleet-gateway", None, {"grpc": port, "http": http_port}),
+                                            ("fleet-pipelines", 1, {"grpc": pipelines_port, "http": pipelines_http})):
             for pod in cluster.start(workload, replicas, publish):
                 timings[f"ready {pod.name}"] = cluster.wait_ready(pod, 180)
         timings["all pods ready"] = time.monotonic() - t
         fleet = Fleet(cluster, f"127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", api_key, admin_token,
-                      IMAGE.format(version=version), timings)
+                      IMAGE.format(version=version), timings, f"127.0.0.1:{pipelines_port}",
+                      f"http://127.0.0.1:{pipelines_http}")
         yield fleet
     finally:
         say("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
@@ -172,6 +176,51 @@ def test_an_inference_through_the_gateway_from_the_host(fleet: Fleet) -> None:
         "image": {"type": "base64", "value": base64.b64encode(SAMPLE.read_bytes()).decode()}})
     assert answer.status_code == 200, answer.text[:500]
     assert len(answer.json()["predictions"]) == len(detections)
+
+
+def test_a_pipelines_pod_runs_pushed_frames_through_the_gateway_and_workers(fleet: Fleet) -> None:
+    """The pipelines replica as a pod of its own: a pipeline on a pushed source, each frame through the gateway's
+    pod to a worker's, its results consumed over the stream manager's HTTP route."""
+    from fleet.v1 import pipelines_pb2, pipelines_pb2_grpc  # noqa: PLC0415
+    from tests.pipelines.client import detections_of  # noqa: PLC0415
+
+    metadata = (("authorization", f"Bearer {fleet.api_key}"),)
+    with grpc.insecure_channel(fleet.pipelines_address) as channel:
+        service = pipelines_pb2_grpc.PipelineServiceStub(channel)
+        info = service.CreatePipeline(pipelines_pb2.CreatePipelineRequest(
+            model_id="shapes-det/1", max_fps=30, sources=[pipelines_pb2.VideoSource(reference="push://camera")]),
+            metadata=metadata, timeout=60).pipeline
+        try:
+            def state() -> tuple[str, int]:
+                pipeline = service.GetPipeline(pipelines_pb2.GetPipelineRequest(pipeline_id=info.pipeline_id),
+                                               metadata=metadata, timeout=10).pipeline
+                frames = (json.loads(pipeline.report_json) if pipeline.report_json else {}).get("frames", {})
+                return pipeline.state, int(frames.get("processed", 0))
+
+            def wait(done, what: str) -> None:  # noqa: ANN001
+                deadline = time.monotonic() + 60
+                while not done(*state()):
+                    assert time.monotonic() < deadline, f"{what}: not within 60 s"
+                    time.sleep(0.2)
+
+            wait(lambda s, _: s not in ("", "pending"), "the pipeline taken by the replica")
+
+            def pushes():  # noqa: ANN202 - one frame at a time: a pushed source is live (latest frame wins)
+                for i in range(3):
+                    yield pipelines_pb2.PushFramesRequest(pipeline_id=info.pipeline_id, source_id="0",
+                                                          image=SAMPLE.read_bytes(), captured_at=time.time())
+                    wait(lambda _, processed, i=i: processed > i, f"pushed frame {i} processed")
+
+            acks = [a.frame_id for a in service.PushFrames(pushes(), metadata=metadata, timeout=240)]
+            assert acks == [0, 1, 2]
+            reply = httpx.request("GET", f"{fleet.pipelines_http_url}/inference_pipelines/{info.pipeline_id}/consume",
+                                  headers={"Authorization": f"Bearer {fleet.api_key}"}, json={"count": 10},
+                                  timeout=30).json()
+            found = [detections_of(o) for o in reply["outputs"]]
+            assert len(found) == 3 and all(len(d) >= 3 for d in found), reply
+        finally:
+            service.TerminatePipeline(pipelines_pb2.TerminatePipelineRequest(pipeline_id=info.pipeline_id),
+                                      metadata=metadata, timeout=60)
 
 
 def test_workers_are_found_by_their_pod_ips_and_sized_by_their_limits(fleet: Fleet) -> None:
@@ -236,14 +285,16 @@ for target in sys.argv[1:]:
 
 
 def test_from_a_client_namespace_only_the_gateway_answers(fleet: Fleet) -> None:
-    """The NetworkPolicies' intent: from outside the fleet, the gateway serves; nothing else is reachable."""
+    """The NetworkPolicies' intent: from outside the fleet, the gateway serves, and the pipelines replicas'
+    gRPC and HTTP (cameras' frames and the stream manager's routes); nothing else is reachable."""
     inside = [p for p in fleet.cluster.pods if not p.name.startswith("fleet-gateway")]
-    targets = ["fleet-gateway:50051", "fleet-gateway:9001", *(f"{p.ip}:{port['containerPort']}" for p in inside
-                                        for port in p.container["ports"])]
-    code, out = fleet.cluster.from_outside(fleet.image, REACH, *targets)
+    expected = {"fleet-gateway:50051": "open", "fleet-gateway:9001": "open",
+                "fleet-pipelines:50060": "open", "fleet-pipelines:9002": "open"}
+    expected |= {f"{p.ip}:{port['containerPort']}": "closed" for p in inside for port in p.container["ports"]}
+    code, out = fleet.cluster.from_outside(fleet.image, REACH, *expected)
     assert code == 0, out
     seen = dict(line.rsplit(" ", 1) for line in out.splitlines())
-    assert seen == {t: "open" if t.startswith("fleet-gateway") else "closed" for t in targets}
+    assert seen == expected
     code, out = fleet.cluster.from_outside(fleet.image, GRPC_PROBE, "fleet-gateway:50051", "", "5")
     assert (code, out) == (0, "SERVING")
 
