@@ -77,8 +77,8 @@ async def run_plan(worker: Worker, plan: CropPlan) -> CropsOutput:
         return CropsOutput(detected, None)
     if not boxes or pixels is None:
         return CropsOutput(detected, [])
-    pool = worker.pipeline.background_cpu if plan.background else worker.pipeline.cpu
-    crops = await asyncio.get_running_loop().run_in_executor(pool, cut, pixels, boxes)
+    crops = await asyncio.get_running_loop().run_in_executor(worker.pipeline.pool(plan.background), cut, pixels,
+                                                             boxes)
     del pixels
     return CropsOutput(detected, await worker.infer_many(plan.classifier, crops, plan.classifier_params,
                                                                 plan.background))

@@ -133,7 +133,8 @@ class Pipeline:
         self.reduced_decode = reduced_decode
         self.background_cpu = background_cpu or cpu_executor
 
-    def _pool(self, background: bool) -> Executor:
+    def pool(self, background: bool) -> Executor:
+        """The CPU pool for a request's own work: the background one for work that yields to interactive requests."""
         return self.background_cpu if background else self.cpu
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams,
@@ -275,7 +276,7 @@ class Pipeline:
         """Decode and pre-process an announced request in the thread pool, within the decode budget
         (waiting on the loop when it is full); the request is withdrawn if that fails."""
         loop = asyncio.get_running_loop()
-        pool = self._pool(background)
+        pool = self.pool(background)
         try:
             try:
                 return await loop.run_in_executor(pool, prepare_image, image, spec, self.limits,
@@ -296,7 +297,7 @@ class Pipeline:
             reservation.release()
         batch = await model.batcher.submit(prepared.tensor, background)
         t_post = time.perf_counter()
-        finished = await asyncio.get_running_loop().run_in_executor(self._pool(background), _finish, batch.outputs,
+        finished = await asyncio.get_running_loop().run_in_executor(self.pool(background), _finish, batch.outputs,
                                                                     spec, prepared, params)
         return batch, finished, t_post, time.perf_counter() - t_post
 
