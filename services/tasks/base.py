@@ -8,7 +8,8 @@ A task (object detection, classification, a plug-in's own) owns:
 - the inputs its models take when their package declares none (an image);
 - how the worker presents a result (its protobuf message, its drawing, its inference-log summary);
 - how each edge renders an answer: the Roboflow JSON and ``/infer/<route>``, the OIP output tensors, the
-  CLI's table;
+  CLI's table; HTTP routes of its own (``http_routes``: the Roboflow server's ``/clip/*``), kept in
+  ``services.tasks.http`` (server-side: FastAPI and the gateway, imported only when the HTTP edge mounts them);
 - its part of the CLI: the ``fleet infer`` flags for its typed inputs (``cli_inputs``) and subcommands of its
   own (``cli_commands``, the embedding task's ``fleet compare``).
 
@@ -33,8 +34,11 @@ from services.common.layouts import Layout
 if TYPE_CHECKING:  # the server side's types, for annotations only
     import numpy as np
 
+    from fastapi import APIRouter
+
     from fleet.internal.v1.descriptor_pb2 import ModelDescriptor
     from services.common.model_spec import ModelSpec
+    from services.gateway.http.context import HttpContext
     from services.gateway.oip.tensors import Tensor
 
 Json = dict[str, Any]
@@ -173,6 +177,12 @@ class Task:
     def oip_parameters(self, responses: Sequence[inference_pb2.InferResponse]) -> dict[str, Any]:
         """Response parameters an OIP answer adds for this task (none by default)."""
         return {}
+
+    def http_routes(self, ctx: HttpContext) -> APIRouter | None:
+        """HTTP routes of the task's own besides ``POST /infer/<route>`` (the Roboflow server's ``/clip/*``), on
+        the gateway's HTTP edge, mounted before its catch-all legacy route; None: none. An override imports its
+        router from ``services.tasks.http`` inside the method (FastAPI is not on the client install)."""
+        return None
 
     def table(self, response: inference_pb2.InferResponse) -> str:
         """The CLI's plain-text rendering of the result."""

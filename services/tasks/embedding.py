@@ -23,8 +23,11 @@ from services.tasks.base import COMMON_OUTPUTS, CliCommand, CliInput, Json, Task
 if TYPE_CHECKING:
     import numpy as np
 
+    from fastapi import APIRouter
+
     from fleet.internal.v1.descriptor_pb2 import ModelDescriptor
     from services.common.model_spec import ModelSpec
+    from services.gateway.http.context import HttpContext
     from services.gateway.oip.tensors import Tensor
 
 NAME = "embedding"
@@ -136,6 +139,12 @@ class Embedding(Task):
         """``truncated_rows``: the rows whose texts were longer than the model's context, cut as its tokenizer cuts."""
         rows = [str(i) for i, e in enumerate(e for r in responses for e in r.embedding.embeddings) if e.truncated]
         return {"truncated_rows": ",".join(rows)} if rows else {}
+
+    def http_routes(self, ctx: HttpContext) -> APIRouter:
+        """The Roboflow server's ``/clip/embed_image``, ``/clip/embed_text`` and ``/clip/compare``."""
+        from services.tasks.http.embedding import router  # noqa: PLC0415 - the gateway's (FastAPI)
+
+        return router(ctx)
 
     def table(self, response: inference_pb2.InferResponse) -> str:
         result = response.embedding

@@ -14,9 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.errors import FleetError
-from services.gateway.http import clip, errors, kserve, ocr, roboflow, sam2, workflows
+from services.gateway.http import errors, kserve, ocr, roboflow, sam2, workflows
 from services.gateway.http.context import HttpContext
 from services.gateway.http.middleware import EdgeMiddleware
+from services.tasks import registry as tasks
 
 log = logging.getLogger("fleet.gateway.http")
 
@@ -34,7 +35,10 @@ def build_app(ctx: HttpContext, max_body_bytes: int) -> FastAPI:
     app.add_exception_handler(Exception, errors.unexpected_error)
     app.include_router(kserve.router(ctx))
     app.include_router(roboflow.router(ctx))
-    app.include_router(clip.router(ctx))
+    for task in tasks.all_tasks():  # the routes tasks have of their own (/clip/*, ...), plug-ins' included
+        routes = task.http_routes(ctx)
+        if routes is not None:
+            app.include_router(routes)
     app.include_router(sam2.router(ctx))
     app.include_router(ocr.router(ctx))
     app.include_router(workflows.router(ctx))

@@ -1,4 +1,5 @@
-"""The Roboflow inference server's CLIP routes, on the gateway's embedding use cases (``services.gateway.embeddings``).
+"""The embedding task's HTTP routes: the Roboflow inference server's CLIP routes, on the gateway's embedding use cases
+(``services.gateway.embeddings``).
 
   POST /clip/embed_image   {image: {type, value} | [...], clip_version_id?}  -> {embeddings: [[...]], time}
   POST /clip/embed_text    {text: str | [str], clip_version_id?}             -> {embeddings: [[...]], time}
