@@ -27,8 +27,11 @@ from services.tasks.segmentation import add_instance
 if TYPE_CHECKING:
     import numpy as np
 
+    from fastapi import APIRouter
+
     from fleet.internal.v1.descriptor_pb2 import ModelDescriptor
     from services.common.model_spec import ModelSpec
+    from services.gateway.http.context import HttpContext
     from services.gateway.oip.tensors import Tensor
 
 NAME = "promptable-segmentation"
@@ -268,6 +271,12 @@ class PromptableSegmentation(Task):
             for m in prompt.masks])
         outlines = [json.dumps([[round(x, 2), round(y, 2)] for x, y in pts]).encode() for _, pts in rows]
         return [*tensors, Tensor("polygons", "BYTES", [len(rows)], outlines, text=True)]
+
+    def http_routes(self, ctx: HttpContext) -> APIRouter:
+        """The Roboflow server's ``/sam2/segment_image`` and ``/sam2/embed_image``."""
+        from services.tasks.http.promptable import router  # noqa: PLC0415 - the gateway's (FastAPI)
+
+        return router(ctx)
 
     def table(self, response: inference_pb2.InferResponse) -> str:
         result = response.promptable_segmentation

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.errors import FleetError
-from services.gateway.http import errors, kserve, ocr, roboflow, sam2, workflows
+from services.gateway.http import errors, kserve, ocr, roboflow, workflows
 from services.gateway.http.context import HttpContext
 from services.gateway.http.middleware import EdgeMiddleware
 from services.tasks import registry as tasks
@@ -39,7 +39,6 @@ def build_app(ctx: HttpContext, max_body_bytes: int) -> FastAPI:
         routes = task.http_routes(ctx)
         if routes is not None:
             app.include_router(routes)
-    app.include_router(sam2.router(ctx))
     app.include_router(ocr.router(ctx))
     app.include_router(workflows.router(ctx))
     app.include_router(roboflow.legacy_router(ctx))  # its /{project}/{version} catches what the others did not

@@ -20,9 +20,9 @@ from fleet.v1 import inference_pb2
 from services.common.errors import InvalidImage
 from services.gateway.http import images
 from services.gateway.http.context import HttpContext
-from services.gateway.http.core_models import task_model
 from services.gateway.http.roboflow import ImageReference, _Lenient
 from services.gateway.http.roboflow_json import inference_json
+from services.tasks.http.core_models import task_model
 from services.tasks.ocr import NAME
 
 DEFAULT_MODEL = "pp-ocr"

@@ -1,4 +1,4 @@
-"""The Roboflow inference server's SAM2 routes, on the gateway core (promptable segmentation).
+"""The promptable-segmentation task's HTTP routes: the Roboflow inference server's SAM2 routes, on the gateway core.
 
   POST /sam2/segment_image  {image, prompts: {prompts: [{box?, points?}]}, format?, multimask_output?,
                              sam2_version_id?}  -> {predictions: [{masks, confidence, format}], time}
@@ -25,8 +25,8 @@ from fleet.v1 import inference_pb2
 from services.common.errors import InvalidArgument
 from services.gateway.http import images
 from services.gateway.http.context import HttpContext
-from services.gateway.http.core_models import task_model
 from services.gateway.http.roboflow import ImageReference, _Lenient
+from services.tasks.http.core_models import task_model
 from services.tasks.promptable import BOXES, NAME, POINTS
 
 DEFAULT_MODEL = "sam2"
