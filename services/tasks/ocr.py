@@ -20,8 +20,11 @@ from services.tasks.base import COMMON_OUTPUTS, Json, Task, TensorSpec, text_tab
 if TYPE_CHECKING:
     import numpy as np
 
+    from fastapi import APIRouter
+
     from fleet.internal.v1.descriptor_pb2 import ModelDescriptor
     from services.common.model_spec import ModelSpec
+    from services.gateway.http.context import HttpContext
     from services.gateway.oip.tensors import Tensor
 
 NAME = "ocr"
@@ -154,6 +157,12 @@ class Ocr(Task):
             Tensor("confidences", "FP32", [n], np.array([line.confidence for _, line in rows], np.float32)),
             Tensor("batch_index", "INT32", [n], np.array([b for b, _ in rows], np.int32)),
         ]
+
+    def http_routes(self, ctx: HttpContext) -> APIRouter:
+        """The Roboflow server's ``/ocr/pp-ocr``."""
+        from services.tasks.http.ocr import router  # noqa: PLC0415 - the gateway's (FastAPI)
+
+        return router(ctx)
 
     def table(self, response: inference_pb2.InferResponse) -> str:
         result = response.ocr

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.errors import FleetError
-from services.gateway.http import errors, kserve, ocr, roboflow, workflows
+from services.gateway.http import errors, kserve, roboflow, workflows
 from services.gateway.http.context import HttpContext
 from services.gateway.http.middleware import EdgeMiddleware
 from services.tasks import registry as tasks
@@ -35,11 +35,10 @@ def build_app(ctx: HttpContext, max_body_bytes: int) -> FastAPI:
     app.add_exception_handler(Exception, errors.unexpected_error)
     app.include_router(kserve.router(ctx))
     app.include_router(roboflow.router(ctx))
-    for task in tasks.all_tasks():  # the routes tasks have of their own (/clip/*, ...), plug-ins' included
+    for task in tasks.all_tasks():  # routes of a task's own (the Roboflow core models'), plug-ins' too
         routes = task.http_routes(ctx)
         if routes is not None:
             app.include_router(routes)
-    app.include_router(ocr.router(ctx))
     app.include_router(workflows.router(ctx))
     app.include_router(roboflow.legacy_router(ctx))  # its /{project}/{version} catches what the others did not
     app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes)

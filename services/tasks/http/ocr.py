@@ -1,4 +1,4 @@
-"""The Roboflow inference server's PP-OCR route, on the gateway core (the OCR task).
+"""The OCR task's HTTP route: the Roboflow inference server's PP-OCR route, on the gateway core.
 
   POST /ocr/pp-ocr  {image: {type, value} | [...], pp_ocr_version_id?}
                     -> {result, image: {width, height}, predictions: [...], time, parent_id}
