@@ -141,3 +141,63 @@ def test_the_checker_sees_violations(tmp_path: Path) -> None:
     core = next(r for r in RULES if r.governs("services.gateway.gateway") and "fastapi" in r.forbidden)
     assert core.breaks(Import("services.gateway.gateway", "fastapi.FastAPI", True, 1))
     assert core.breaks(Import("services.gateway.gateway", "grpc.aio", False, 1))
+
+
+# ---- edges name no task ---------------------------------------------------------------------------------------
+#: The edges (docs/architecture.md, "Tasks: one home per task"): the gateway's protocol front ends and the CLI.
+EDGES = ("services.gateway.http", "services.gateway.oip", "services.gateway.*servicer", "services.gateway.streaming",
+         "fleet.cli", "fleet.client")
+#: What of ``services.tasks`` an edge may import: the registry and the base class's vocabulary.
+EDGE_TASK_IMPORTS = ("registry", "base")
+TASKS_DIR = REPO_ROOT / "services" / "tasks"
+
+
+def _task_modules() -> set[str]:
+    """services.tasks' submodules an edge may not import: the tasks, their helpers, their HTTP routes."""
+    found = {p.stem for p in TASKS_DIR.glob("*.py")} | {p.parent.name for p in TASKS_DIR.glob("*/__init__.py")}
+    return found - {"__init__", *EDGE_TASK_IMPORTS}
+
+
+def _task_words() -> set[str]:
+    """Every registered task's names: model.json's task_type, the Roboflow name, the /infer/<route>."""
+    from services.tasks import registry  # noqa: PLC0415 - registers the built-in tasks
+
+    return {w for t in registry.all_tasks() for w in (t.name, t.roboflow_task, t.route) if w}
+
+
+def task_namings(path: Path, module: str = "") -> list[str]:
+    """Where a module names a task: it imports a task's module (``services.tasks.ocr``, lazily too), or holds a
+    string literal that is a task's name, Roboflow name or route (``"object-detection"``)."""
+    modules, words = _task_modules(), _task_words()
+    found = [f"{imp.module}:{imp.line} imports {imp.name}" for imp in imports_of(path, module)
+             if imp.name.split(".")[:2] == ["services", "tasks"] and imp.name.count(".") >= 2
+             and imp.name.split(".")[2] in modules]
+    found += [f"{module or _module_name(path)}:{node.lineno} says {node.value!r}"
+              for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+              if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in words]
+    return found
+
+
+def _edge_paths() -> list[Path]:
+    paths = [p for package in ("fleet", "services") for p in sorted((REPO_ROOT / package).rglob("*.py"))]
+    return [p for p in paths if any(_matches(_module_name(p), pattern) for pattern in EDGES)]
+
+
+def test_edges_name_no_task() -> None:
+    """An edge finds tasks through the registry; a task's routes, renderings and flags live in its module."""
+    paths = _edge_paths()
+    assert any(_module_name(p) == "services.gateway.http.app" for p in paths) and len(paths) > 10
+    named = [n for p in paths for n in task_namings(p)]
+    assert not named, "edges that name a task (move it into services/tasks/, ask the registry):\n" + "\n".join(named)
+
+
+def test_the_edge_check_sees_task_names(tmp_path: Path) -> None:
+    fake = tmp_path / "probe.py"
+    fake.write_text("from services.tasks import registry, Task\nfrom services.tasks.base import Json\n"
+                    "from services.tasks.ocr import NAME\nfrom services.tasks import detection\n"
+                    "def f():\n    from services.tasks.http.promptable import router\n"
+                    "ROUTE = 'object_detection'\nWORDS = 'an object-detection model'\n", encoding="utf-8")
+    found = task_namings(fake, "services.gateway.http.probe")
+    assert [f.split(" ", 1)[1] for f in found] == [
+        "imports services.tasks.ocr.NAME", "imports services.tasks.detection",
+        "imports services.tasks.http.promptable.router", "says 'object_detection'"], found
