@@ -1,5 +1,6 @@
 """Client commands: ``fleet infer``, ``fleet models``, ``fleet info``, ``fleet keygen``, and the commands and
-``fleet infer`` flags the tasks declare (``services.tasks``: ``Task.cli_inputs``, ``Task.cli_commands``)."""
+``fleet infer`` flags the tasks declare (``services.tasks``: ``Task.cli_inputs``, ``Task.cli_parameters``,
+``Task.cli_commands``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from fleet.client import FleetClient, read_state
 from fleet.keys import hash_api_key, new_api_key
 from fleet.v1 import inference_pb2
 from services.tasks import registry as tasks
-from services.tasks.base import CliCommand, CliInput, Task
+from services.tasks.base import CliCommand, CliInput, CliParameter, Task
 
 
 def _client(args: argparse.Namespace) -> FleetClient:
@@ -70,6 +71,15 @@ def _task_inputs() -> list[tuple[Task, CliInput]]:
     return [(task, option) for task in tasks.all_tasks() for option in task.cli_inputs]
 
 
+def _task_parameters() -> list[CliParameter]:
+    """The ``fleet infer`` flags the tasks declare for InferenceParameters fields, each once, in registry order."""
+    found: dict[str, CliParameter] = {}
+    for option in (o for task in tasks.all_tasks() for o in task.cli_parameters):
+        if found.setdefault(option.flag, option) != option:
+            raise ValueError(f"tasks declare {option.flag} twice, differently: {found[option.flag]} and {option}")
+    return list(found.values())
+
+
 def _input_dest(option: CliInput) -> str:
     return f"task_input:{option.flag}"
 
@@ -92,7 +102,8 @@ def infer(args: argparse.Namespace) -> int:
     images = [i if i.startswith(("http://", "https://")) else Path(i) for i in args.image]
     params = dict(confidence=args.confidence, iou_threshold=args.iou, max_detections=args.max_detections,
                   class_filter=args.class_filter, class_agnostic_nms=True if args.agnostic else None,
-                  visualize=bool(args.visualize), top_k=args.top_k, mask_format=args.mask_format)
+                  visualize=bool(args.visualize),
+                  **{o.parameter: getattr(args, o.parameter) for o in _task_parameters()})
     inputs = typed_inputs(args)
     if not images and not inputs:
         alone = " or ".join(f"{o.flag} for {_article(t.name)} model" for t, o in _task_inputs() if o.without_image)
@@ -156,9 +167,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-detections", type=int)
     p.add_argument("--class", dest="class_filter", action="append", help="keep only this class (repeatable)")
     p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS (default: the model's)")
-    p.add_argument("--top-k", type=int, help="classification: only the best k classes")
-    p.add_argument("--mask-format", choices=["outline", "polygons", "rle"], default="outline",
-                   help="segmentation: the largest outline (default), every part and hole, or an RLE mask")
+    for parameter in _task_parameters():
+        p.add_argument(parameter.flag, dest=parameter.parameter, type=parameter.type, default=parameter.default,
+                       choices=list(parameter.choices) if parameter.choices else None, help=parameter.help)
     for _, option in _task_inputs():
         p.add_argument(option.flag, action="append", type=option.parse, dest=_input_dest(option), help=option.help,
                        metavar=option.metavar or option.flag.lstrip("-").replace("-", "_").upper())

@@ -10,8 +10,8 @@ A task (object detection, classification, a plug-in's own) owns:
 - how each edge renders an answer: the Roboflow JSON and ``/infer/<route>``, the OIP output tensors, the
   CLI's table; HTTP routes of its own (``http_routes``: the Roboflow server's ``/clip/*``), kept in
   ``services.tasks.http`` (server-side: FastAPI and the gateway, imported only when the HTTP edge mounts them);
-- its part of the CLI: the ``fleet infer`` flags for its typed inputs (``cli_inputs``) and subcommands of its
-  own (``cli_commands``, the embedding task's ``fleet compare``).
+- its part of the CLI: the ``fleet infer`` flags for its typed inputs (``cli_inputs``) and its parameters
+  (``cli_parameters``), and subcommands of its own (``cli_commands``, the embedding task's ``fleet compare``).
 
 Edges, the CLI and packaging iterate over the registry; none of them names a task. Module-level imports
 here and in the task modules are the client install's (protobuf, the standard library): the CLI renders
@@ -72,6 +72,20 @@ class CliInput:
 
 
 @dataclass(frozen=True)
+class CliParameter:
+    """A ``fleet infer`` flag for a task's field of ``InferenceParameters`` (``--top-k``): its value goes to
+    ``fleet.client.FleetClient.infer`` as the keyword ``parameter``. Tasks that share the field declare the same
+    CliParameter (the flag is added once)."""
+
+    flag: str  # "--top-k"
+    parameter: str  # FleetClient.infer's keyword, the InferenceParameters field ("top_k")
+    help: str
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+    default: Any = None
+
+
+@dataclass(frozen=True)
 class CliCommand:
     """A ``fleet`` subcommand a task adds (``fleet compare``). The CLI adds the parser, its connection flags
     (address, TLS, API key) and the gRPC error handling; ``run`` gets a connected ``fleet.client.FleetClient``
@@ -125,6 +139,8 @@ class Task:
     image_affinity: ClassVar[bool] = False
     #: ``fleet infer`` flags for its typed inputs (``--text``; every task's are added, in registry order).
     cli_inputs: ClassVar[tuple[CliInput, ...]] = ()
+    #: ``fleet infer`` flags for its fields of InferenceParameters (``--top-k``).
+    cli_parameters: ClassVar[tuple[CliParameter, ...]] = ()
     #: ``fleet`` subcommands of its own (``compare``).
     cli_commands: ClassVar[tuple[CliCommand, ...]] = ()
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.layouts import Layout, TaskType
-from services.tasks.base import COMMON_OUTPUTS, Json, Task, TensorSpec, text_table
+from services.tasks.base import COMMON_OUTPUTS, CliParameter, Json, Task, TensorSpec, text_table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,6 +28,7 @@ class Classification(Task):
                    TensorSpec("top_class_id", "INT32", (-1,)), TensorSpec("top_confidence", "FP32", (-1,)),
                    *COMMON_OUTPUTS)
     summary = "classes of the whole image"
+    cli_parameters = (CliParameter("--top-k", "top_k", "classification: only the best k classes", type=int),)
     layouts = (Layout("yolov8-cls", name, 1, "[nc]: class probabilities", lambda p: [(p.num_classes,)],
                       decoder="services.model_worker.processing.decoders:classify"),)
 

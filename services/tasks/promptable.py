@@ -22,7 +22,7 @@ from fleet.v1 import inference_pb2, model_pb2
 from services.common.layouts import Layout
 from services.tasks import boxes as box_helpers
 from services.tasks.base import COMMON_OUTPUTS, CliInput, Json, Task, TensorSpec, text_table
-from services.tasks.segmentation import add_instance
+from services.tasks.segmentation import MASK_FORMAT, add_instance
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,6 +158,7 @@ class PromptableSegmentation(Task):
     image_affinity = True
     layouts = (Layout("sam", NAME, 1, "[C, h, w]: the image embedding (the prompt decoder is a further graph)",
                       lambda p: [(None, None, None)], decoder="services.model_worker.processing.sam:embedding"),)
+    cli_parameters = (MASK_FORMAT,)
     cli_inputs = (
         CliInput("--point", POINTS, "promptable segmentation: a point prompt, ',neg' for background (repeatable; "
                  "input 'points')", _points, parse=point_arg, metavar="X,Y[,neg]"),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.layouts import Layout, TaskType, protos_shape, with_masks
 from services.tasks import boxes
-from services.tasks.base import COMMON_OUTPUTS, Json, Task, TensorSpec, text_table
+from services.tasks.base import COMMON_OUTPUTS, CliParameter, Json, Task, TensorSpec, text_table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,6 +57,11 @@ def add_instance(instances: Any, detection: inference_pb2.Detection, mask: Any, 
     return inst
 
 
+#: ``fleet infer --mask-format``: how masks come back (instance and promptable segmentation alike).
+MASK_FORMAT = CliParameter("--mask-format", "mask_format", "segmentation: the largest outline (default), every part "
+                           "and hole, or an RLE mask", choices=("outline", "polygons", "rle"), default="outline")
+
+
 class InstanceSegmentation(Task):
     name = TaskType.INSTANCE_SEGMENTATION.value
     proto = model_pb2.TASK_TYPE_INSTANCE_SEGMENTATION
@@ -65,6 +70,7 @@ class InstanceSegmentation(Task):
     route = "instance_segmentation"
     oip_outputs = (*boxes.DETECTION_OUTPUTS, TensorSpec("polygons", "BYTES", (-1,)), *COMMON_OUTPUTS)
     summary = "boxes with instance masks"
+    cli_parameters = (MASK_FORMAT,)
     layouts = (
         Layout("yolov8-seg", name, 2, "[4+nc+nm, N] boxes, scores, mask coefficients; [nm, H/4, W/4] prototypes",
                lambda p: [(with_masks(p, 4 + p.num_classes), None), protos_shape(p)],

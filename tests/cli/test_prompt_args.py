@@ -1,4 +1,5 @@
-"""``fleet infer``'s prompt flags (declared by the tasks: ``Task.cli_inputs``) and the typed inputs they become."""
+"""``fleet infer``'s prompt flags (declared by the tasks: ``Task.cli_inputs``) and the typed inputs they become; its
+parameter flags (``Task.cli_parameters``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 
 from fleet.cli import commands
 from fleet.client import build_inputs, build_request
+from services.tasks import registry
+from services.tasks.base import CliParameter, Task
 from services.tasks.promptable import box_arg, point_arg
 
 
@@ -55,3 +58,40 @@ def test_compare_is_the_embedding_tasks_command() -> None:
     args = _parse("compare", "x.jpg", "one", "two", "--json")
     assert (args.image, args.prompt, args.model, args.json, args.timeout) == ("x.jpg", ["one", "two"], "clip", True, 60.0)
     assert callable(args.func)
+
+
+def _infer_flags() -> dict[str, argparse.Action]:
+    sub = argparse.ArgumentParser(prog="fleet").add_subparsers(dest="command")
+    commands.add_parsers(sub)
+    return {a.option_strings[0]: a for a in sub.choices["infer"]._actions if a.option_strings}
+
+
+def test_parameter_flags_are_the_tasks() -> None:
+    """--top-k and --mask-format, their help and choices, come from the tasks that use them (--mask-format once,
+    though instance and promptable segmentation both declare it)."""
+    flags = _infer_flags()
+    (top_k,) = registry.get("classification").cli_parameters
+    assert flags["--top-k"].help == top_k.help and top_k.help.startswith("classification: ")
+    (mask,) = registry.get("instance-segmentation").cli_parameters
+    assert registry.get("promptable-segmentation").cli_parameters == (mask,)
+    assert flags["--mask-format"].help == mask.help and flags["--mask-format"].choices == ["outline", "polygons", "rle"]
+    args = _parse("infer", "x.jpg", "--model", "m", "--top-k", "3", "--mask-format", "rle")
+    assert (args.top_k, args.mask_format) == (3, "rle")
+    args = _parse("infer", "x.jpg", "--model", "m")
+    assert (args.top_k, args.mask_format) == (None, "outline")
+    with pytest.raises(SystemExit):
+        _parse("infer", "x.jpg", "--model", "m", "--mask-format", "bitmap")
+
+
+def test_one_flag_declared_two_ways_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    class One(Task):
+        name = "one"
+        cli_parameters = (CliParameter("--top-k", "top_k", "one: the best k", type=int),)
+
+    class Two(Task):
+        name = "two"
+        cli_parameters = (CliParameter("--top-k", "top_k", "two: the best k", type=int),)
+
+    monkeypatch.setattr(registry, "all_tasks", lambda: [One(), Two()])
+    with pytest.raises(ValueError, match="--top-k twice"):
+        _infer_flags()
