@@ -11,7 +11,7 @@ from services.common.model_spec import InputKind, ModelSpec
 from services.common.rpc_errors import error_status
 from services.model_worker import inputs
 from services.model_worker.images import ImageInput, RawPixels
-from services.model_worker.manager import HeldModel
+from services.model_worker.held_model import HeldModel
 from services.model_worker.model_types import model_type
 from services.tasks import registry as tasks
 from services.model_worker.pipeline import InferenceOutput

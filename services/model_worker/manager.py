@@ -1,12 +1,12 @@
 """The worker's model manager: lazy loads under per-model locks, evictions by count and memory.
 
 All bookkeeping happens on the event loop thread, so the model table needs no lock of
-its own; per-model ``asyncio.Lock``s (acquired with a timeout) serialize load, reload and
+its own; per-model ``asyncio.Lock``s (``model_locks``, acquired with a timeout) serialize load, reload and
 unload of one model, so concurrent first requests load it once and concurrent add/remove
 never builds two copies. Fetching and opening (``loading``) run in a thread pool: requests for models
 already loaded keep flowing meanwhile. Over a limit, the eviction policy (``eviction``: GDSF or LRU) picks
 the victim; pinned models and the model just loaded are never evicted, and an evicted model's requests in
-flight finish before it is closed.
+flight finish before it is closed. What it holds per model: ``held_model.HeldModel``.
 """
 
 from __future__ import annotations
@@ -18,19 +18,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Any
-from pathlib import Path
+from dataclasses import dataclass
 
 import psutil
 
-from services.common.errors import FleetError, ModelLoadError, Unavailable
+from services.common.errors import FleetError, ModelLoadError
 from services.common.model_record import ModelRecord
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.batcher import Background, Batcher
 from services.common.labels import model_label
 from services.model_worker.busyness import BusyMeter
 from services.model_worker.eviction import Eviction, EvictionKind
+from services.model_worker.held_model import HeldModel
 from services.model_worker.loading import open_files
 from services.model_worker.metrics import (
     CAPACITY_BYTES,
@@ -45,11 +44,10 @@ from services.model_worker.metrics import (
     MODEL_LOADS,
     ModelSeries,
 )
+from services.model_worker.model_locks import ModelLocks
 from services.model_worker.runtime import (
     CUDA,
-    Graph,
     RuntimeOptions,
-    Session,
     available_providers,
     device_free_bytes,
     requested_providers,
@@ -73,50 +71,6 @@ class ManagerLimits:
     eviction: EvictionKind = "gdsf"  # which model goes over a limit (services.model_worker.eviction)
 
 
-@dataclass
-class HeldModel:
-    """A model this worker holds: its first graph's session and batcher, its further graphs and files (one LRU
-    entry: loaded, counted and evicted together)."""
-
-    record: ModelRecord
-    session: Session
-    batcher: Batcher
-    load_seconds: float
-    pinned: bool = False
-    loaded_at: float = field(default_factory=time.time)
-    last_used: float = field(default_factory=time.time)
-    request_count: int = 0
-    retired: bool = False
-    meter: BusyMeter = field(default_factory=lambda: BusyMeter(60))
-    graphs: dict[str, Graph] = field(default_factory=dict)  # model.json's further graphs, by name
-    assets: dict[str, Path] = field(default_factory=dict)  # model.json's other files (checked copies), by name
-    extras: dict[str, Any] = field(default_factory=dict)  # what its task keeps while it is held (a tokenizer, caches)
-
-    def extra(self, name: str, make: Callable[[HeldModel], Any]) -> Any:
-        """What its task keeps under ``name`` while the model is held, made by ``make(model)`` on first use."""
-        value = self.extras.get(name)
-        if value is None:
-            value = self.extras[name] = make(self)
-        return value
-
-    @property
-    def in_flight(self) -> int:
-        """Requests holding the model now (acquired, not yet released)."""
-        return self.meter.inside
-
-    @property
-    def model_id(self) -> str:
-        return self.record.model_id
-
-    @property
-    def sha256(self) -> str:
-        return self.record.spec.sha256
-
-    @property
-    def size_bytes(self) -> int:
-        return self.session.size_bytes + sum(g.size_bytes for g in self.graphs.values())
-
-
 def memory_free_fraction(on_device: bool = False) -> float:
     """Free/total memory: the GPU's when models run on one, else the host's."""
     device = device_free_bytes() if on_device else None
@@ -124,12 +78,6 @@ def memory_free_fraction(on_device: bool = False) -> float:
         return device[0] / device[1]
     vm = psutil.virtual_memory()
     return vm.available / vm.total
-
-
-@dataclass
-class _LockEntry:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
 
 
 class ModelManager:
@@ -152,7 +100,7 @@ class ModelManager:
         CAPACITY_BYTES.set(limits.capacity_bytes)
         self._models: OrderedDict[str, HeldModel] = OrderedDict()
         self._eviction = Eviction(limits.eviction)
-        self._locks: dict[str, _LockEntry] = {}
+        self._locks = ModelLocks(limits.lock_timeout_s)
         self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self._opening: set[asyncio.Task[None]] = set()  # batch sessions being opened
         self.loads_started = 0  # for tests and describe: how many loads ran
@@ -204,7 +152,7 @@ class ModelManager:
     # ---- management ------------------------------------------------------------------------
     async def load(self, record: ModelRecord, pin: bool = False) -> tuple[HeldModel, bool]:
         """Load ``record`` unless that exact version is loaded; returns (model, already_loaded)."""
-        async with self._model_lock(record.model_id):
+        async with self._locks.hold(record.model_id):
             existing = self._models.get(record.model_id)
             if existing is not None and existing.sha256 == record.spec.sha256:
                 existing.pinned = existing.pinned or pin
@@ -226,7 +174,7 @@ class ModelManager:
             return model, False
 
     async def unload(self, model_id: str) -> bool:
-        async with self._model_lock(model_id):
+        async with self._locks.hold(model_id):
             model = self._models.get(model_id)
             if model is None:
                 return False
@@ -247,12 +195,6 @@ class ModelManager:
         await self.artifacts.close()
 
     # ---- internals -------------------------------------------------------------------------
-    def _model_lock(self, model_id: str) -> _TimedLock:
-        entry = self._locks.get(model_id)
-        if entry is None:
-            entry = self._locks[model_id] = _LockEntry()
-        return _TimedLock(self, model_id, entry)
-
     async def _open(self, record: ModelRecord, pin: bool) -> HeldModel:
         started = time.perf_counter()
         self.loads_started += 1
@@ -374,33 +316,3 @@ class ModelManager:
     def _update_gauges(self) -> None:
         LOADED_MODELS.set(len(self._models))
         LOADED_BYTES.set(self.total_bytes)
-
-
-class _TimedLock:
-    """``async with``: a model's lock, acquired within the manager's lock timeout."""
-
-    def __init__(self, manager: ModelManager, model_id: str, entry: _LockEntry) -> None:
-        self.manager, self.model_id, self.entry = manager, model_id, entry
-
-    async def __aenter__(self) -> None:
-        self.entry.users += 1
-        try:
-            await asyncio.wait_for(self.entry.lock.acquire(), self.manager.limits.lock_timeout_s)
-        except TimeoutError:
-            self._leave()
-            raise Unavailable(
-                f"model {self.model_id!r} is still being loaded by another request after "
-                f"{self.manager.limits.lock_timeout_s:.0f}s; retry later"
-            ) from None
-        except BaseException:
-            self._leave()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.entry.lock.release()
-        self._leave()
-
-    def _leave(self) -> None:
-        self.entry.users -= 1
-        if self.entry.users == 0:
-            self.manager._locks.pop(self.model_id, None)

@@ -29,7 +29,8 @@ from services.common.model_spec import InputSpec, ModelSpec
 from services.model_worker.batcher import BatchOutput
 from services.model_worker.decode_budget import BudgetWait, DecodeBudget, Reservation
 from services.model_worker.images import ImageInput, Reserve, to_decoded, to_pixels
-from services.model_worker.manager import HeldModel, ModelManager
+from services.model_worker.held_model import HeldModel
+from services.model_worker.manager import ModelManager
 from services.model_worker.metrics import BACKGROUND_RUNS, STAGE_SECONDS, ModelSeries
 from services.model_worker.model_types import model_type
 from services.model_worker.processing.decode import ImageLimits

@@ -17,7 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
 from services.model_worker.busyness import BusyMeter
-from services.model_worker.manager import HeldModel, ModelManager
+from services.model_worker.held_model import HeldModel
+from services.model_worker.manager import ModelManager
 from services.model_worker.runtime import available_providers, requested_providers
 
 

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from services.common.model_record import ModelRecord
 from services.model_worker.embedding_cache import EmbeddingCache
-from services.model_worker.manager import HeldModel, ModelManager
+from services.model_worker.held_model import HeldModel
+from services.model_worker.manager import ModelManager
 from services.model_worker.metrics import ModelSeries
 from services.model_worker.pipeline import Pipeline
 

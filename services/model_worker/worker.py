@@ -16,7 +16,8 @@ from services.model_worker.inputs import Inputs
 from services.model_worker.model_types import model_type
 from services.model_worker.task_runtime import TaskRuntime
 from services.model_worker.inference_log import InferenceRecorder
-from services.model_worker.manager import HeldModel, ModelManager
+from services.model_worker.held_model import HeldModel
+from services.model_worker.manager import ModelManager
 from services.model_worker.metrics import ModelSeries
 from services.model_worker.pipeline import InferenceOutput, Pipeline
 from services.model_worker.metrics import DRAINING

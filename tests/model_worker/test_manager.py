@@ -75,7 +75,7 @@ async def test_a_failed_load_releases_its_lock_and_the_next_request_retries(make
         update={"weights": good.spec.weights.model_copy(update={"sha256": "f" * 64})})})
     with pytest.raises(ModelPackageError, match="expects"):
         await manager.acquire(bad)
-    assert manager.get("m/1") is None and manager._locks == {}
+    assert manager.get("m/1") is None and len(manager._locks) == 0
     model, cold = await manager.acquire(good)
     assert cold and manager.get("m/1") is model
 
@@ -100,7 +100,7 @@ async def test_concurrent_load_and_unload_never_make_two_copies(make_manager, pa
     ops = [manager.load(rec) if i % 2 == 0 else manager.unload("m/1") for i in range(40)]
     await asyncio.gather(*ops)
     assert len([m for m in manager.models() if m.model_id == "m/1"]) <= 1
-    assert manager._locks == {}
+    assert len(manager._locks) == 0
     await manager.load(rec)
     assert [m.model_id for m in manager.models()] == ["m/1"]
 

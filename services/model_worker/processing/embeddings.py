@@ -64,7 +64,7 @@ class TextEmbeddings:
 class TextEncoder:
     """A held model's tokenizer, text graph and text cache (kept in ``HeldModel.extras``)."""
 
-    def __init__(self, model: Any) -> None:  # a services.model_worker.manager.HeldModel
+    def __init__(self, model: Any) -> None:  # a services.model_worker.held_model.HeldModel
         from services.model_worker.processing.clip_tokenizer import ClipTokenizer  # noqa: PLC0415
 
         self.options = opts = options(model.record.spec)
