@@ -1,7 +1,6 @@
 """The Roboflow inference server's HTTP routes, on the fleet's core.
 
-  POST /infer/<task route>                 (one per task with a route: object_detection, instance_segmentation,
-                                            classification, keypoints_detection, oriented_object_detection, ...)
+  POST /infer/<task route>                 (one per registered task with a ``Task.route``, plug-ins' included)
   POST /{project}/{version}?api_key=...    (legacy: base64 body, multipart 'file', or ?image=<url>)
   POST /model/add, /model/remove, /model/clear; GET /model/registry; GET /info
 
