@@ -208,7 +208,9 @@ class Ownership:
                 if owner and owner != self.replica_id and await self._resumed_by(pipeline_id, owner):
                     waiting.discard(pipeline_id)
                     await self._stop(pipeline_id, finish=True)  # what it took already is processed here
-            await asyncio.sleep(0.02)
+            # Every 0.1 s, not faster: each look reads the latest results of every pipeline waiting, work
+            # taken from the pipelines still running here (a later stop only lengthens the overlap).
+            await asyncio.sleep(0.1)
         await self.close()
 
     async def _resumed_by(self, pipeline_id: str, owner: str) -> bool:
