@@ -53,6 +53,7 @@ class Handover:
 
     gap_s: float  # the largest interval between consecutive processed frames across the switch
     steady_s: tuple[float, ...]  # the intervals between the old owner's processed frames just before it
+    own_s: tuple[float, ...]  # each replica's intervals between its own processed frames across the switch
     overlap_s: float  # how long both replicas wrote results (the old's last completion after the new's first)
     gap_at_s: float  # where the largest interval starts, in capture time after the SIGTERM (negative: before)
     gap_between: tuple[str, str]  # the replicas that processed the frames at either end of it
@@ -75,7 +76,12 @@ def handover(results: list[dict], old: str, new: str, drained_at: float, source_
     gap, at, then = max((b - a, a, b) for a, b in zip(times, times[1:], strict=False))
     steady = sorted(r["captured_at"] for r in olds if drained_at - steady_s <= r["completed_at"] <= drained_at)
     new_first = min(r["completed_at"] for r in rows if r["replica"] == new and r["completed_at"] > drained_at)
+    own = []
+    for replica in (old, new):
+        mine = sorted(r["captured_at"] for r in rows if r["replica"] == replica and start <= r["captured_at"] <= end)
+        own += [b - a for a, b in zip(mine, mine[1:], strict=False)]
     return Handover(gap_s=gap, steady_s=tuple(b - a for a, b in zip(steady, steady[1:], strict=False)),
+                    own_s=tuple(own),
                     overlap_s=max(r["completed_at"] for r in olds) - new_first, gap_at_s=at - drained_at,
                     gap_between=(by_time[at], by_time[then]))
 
