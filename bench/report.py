@@ -261,7 +261,16 @@ def _pipelines(results: dict) -> str:
     return (_table(["pipelines", "frames/s total", "frames/s each", "frames read", "dropped", "drop ratio",
                     "capture-to-result p50 ms", "p99 ms"], rows)
             + f"\n\nTakeover after SIGKILL of a replica holding {t['pipelines']} pipelines (lease TTL "
-              f"{t['lease_ttl_s']:.0f} s): gaps {', '.join(f'{g:.2f}' for g in t['gaps_s'])} s.")
+              f"{t['lease_ttl_s']:.0f} s): gaps {', '.join(f'{g:.2f}' for g in t['gaps_s'])} s."
+            + _handover(p.get("handover")))
+
+
+def _handover(h: dict | None) -> str:
+    if not h:
+        return ""
+    return (f" Handover on SIGTERM of the replica then holding them ({h['max_fps']} fps): largest interval between "
+            f"processed frames across the switch, in capture time, {', '.join(f'{g:.3f}' for g in h['gaps_s'])} s "
+            f"(one replica just before: p50 {h['steady_p50_s']:.3f} s, max {h['steady_max_s']:.3f} s).")
 
 
 def _walls(results: dict) -> str:

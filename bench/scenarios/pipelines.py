@@ -2,7 +2,9 @@
 (max_fps 30, so frames are dropped only when processing falls behind) on one pipelines replica: frames/s
 per pipeline and in total, capture-to-result latency p50/p99, the drop ratio. Then a replica holding two
 pipelines is killed (SIGKILL): the gap until the other replica's first result is the takeover time (lease
-TTL 3 s, the default)."""
+TTL 3 s, the default). Then the killed replica is started again and the survivor drained (SIGTERM): the
+handover gap is the largest interval, in capture time, between the frames either replica processed across
+the switch (``services.local.results.handover``), beside the intervals one replica had just before."""
 
 from __future__ import annotations
 
@@ -17,9 +19,11 @@ from bench.stats import latency_summary
 from bench.workload import MODEL_ID
 from fleet.v1 import pipelines_pb2, pipelines_pb2_grpc
 from services.demo.video import write_video
-from services.local.results import ResultFollower
+from services.local.results import ResultFollower, handover, stream_results
 
 FPS = 30.0
+MEASURE_S = 8.0  # at most, a point's window: with the takeover and the handover the scenario fits its 60 s
+TAKEOVER_S, HANDOVER_S = 15.0, 8.0  # planned: the lease TTL and a source's open; a replica's start and a drain
 
 
 def counts(cfg: BenchConfig) -> tuple[int, ...]:
@@ -27,7 +31,11 @@ def counts(cfg: BenchConfig) -> tuple[int, ...]:
 
 
 def planned_s(cfg: BenchConfig) -> float:
-    return len(counts(cfg)) * (cfg.warmup_s + cfg.measure_s + 2) + 15
+    return len(counts(cfg)) * (cfg.warmup_s + _measure_s(cfg) + 2) + TAKEOVER_S + HANDOVER_S
+
+
+def _measure_s(cfg: BenchConfig) -> float:
+    return min(cfg.measure_s, MEASURE_S)
 
 
 def _create(stub, metadata, video: Path, max_fps: float = FPS) -> str:  # noqa: ANN001
@@ -53,7 +61,8 @@ def run(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
     fleet = env.fleet
     videos = env.state_dir / "videos"
     videos.mkdir(exist_ok=True)
-    seconds = cfg.warmup_s + cfg.measure_s * 3 + 5  # longer than any window (a file ends its pipeline)
+    # Longer than any window, and than the takeover and the handover (a file ends its pipeline).
+    seconds = max(cfg.warmup_s + _measure_s(cfg) * 3 + 5, 30)
     video = write_video(videos / "bench.avi", int(seconds * FPS), fps=FPS, hold=5)
     fleet.video_roots = [videos]
     replicas = [fleet.start_pipelines(i, {"FLEET_PIPELINES_MAX_PIPELINES_PER_WORKSPACE": "16",
@@ -63,10 +72,11 @@ def run(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
     metadata = (("authorization", f"Bearer {env.api_key}"),)
     stub = pipelines_pb2_grpc.PipelineServiceStub(grpc.insecure_channel(replicas[0].address))
     points = [_point(cfg, stub, metadata, video, n) for n in counts(cfg)]
-    takeover = _takeover(replicas, metadata, video)
-    for replica in replicas:
+    takeover, ids = _takeover(replicas, metadata, video)
+    sigterm = _handover(fleet, replicas, metadata, ids)
+    for replica in fleet.pipelines_processes:
         replica.terminate()
-    return {"points_by_pipelines": points, "takeover": takeover, "source_fps": FPS}
+    return {"points_by_pipelines": points, "takeover": takeover, "handover": sigterm, "source_fps": FPS}
 
 
 def _point(cfg: BenchConfig, stub, metadata, video: Path, n: int) -> dict:  # noqa: ANN001
@@ -76,7 +86,7 @@ def _point(cfg: BenchConfig, stub, metadata, video: Path, n: int) -> dict:  # no
         time.sleep(cfg.warmup_s + 1.0)  # the sources open and the model is warm
         start = time.time()
         before = [_frames(stub, metadata, pid) for pid in ids]
-        time.sleep(cfg.measure_s)
+        time.sleep(_measure_s(cfg))
         after = [_frames(stub, metadata, pid) for pid in ids]
         end = time.time()
     finally:
@@ -94,7 +104,7 @@ def _point(cfg: BenchConfig, stub, metadata, video: Path, n: int) -> dict:  # no
             "drop_ratio": dropped / read if read else 0.0, "latency_ms": latency_summary(delays)}
 
 
-def _takeover(replicas, metadata, video: Path) -> dict:  # noqa: ANN001
+def _takeover(replicas, metadata, video: Path) -> tuple[dict, list[str]]:  # noqa: ANN001
     first, second = replicas
     owner = pipelines_pb2_grpc.PipelineServiceStub(grpc.insecure_channel(first.address))
     survivor = pipelines_pb2_grpc.PipelineServiceStub(grpc.insecure_channel(second.address))
@@ -114,6 +124,30 @@ def _takeover(replicas, metadata, video: Path) -> dict:  # noqa: ANN001
         gaps.append(resumed - before)
     for f in followers:
         f.stop()
+    return {"pipelines": len(ids), "lease_ttl_s": 3.0, "gaps_s": gaps, "max_gap_s": max(gaps)}, ids
+
+
+def _handover(fleet, replicas, metadata, ids: list[str]) -> dict:  # noqa: ANN001
+    """The survivor of ``_takeover`` runs ``ids``; the killed replica started again, the survivor is drained."""
+    survivor, started = replicas[1], time.time()
+    fresh = fleet.restart(replicas[0].name)
+    time.sleep(max(0.0, 3.0 - (time.time() - started)))  # 3 s run by one replica, to compare the handover with
+    drained = time.time()
+    survivor.terminate()
+    deadline = time.time() + 20
+    while True:  # until the new owner has written results after the old one's last, for every pipeline
+        results = [stream_results(fleet.redis_url, fleet.namespace, pid) for pid in ids]
+        try:
+            handovers = [handover(rows, survivor.name, fresh.name, drained) for rows in results]
+            break
+        except ValueError:  # max()/min() of nothing: not yet
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    stub = pipelines_pb2_grpc.PipelineServiceStub(grpc.insecure_channel(fresh.address))
     for pid in ids:
-        _terminate(survivor, metadata, pid)
-    return {"pipelines": len(ids), "lease_ttl_s": 3.0, "gaps_s": gaps, "max_gap_s": max(gaps)}
+        _terminate(stub, metadata, pid)
+    steady = sorted(i for h in handovers for i in h.steady_s)
+    return {"pipelines": len(ids), "max_fps": 5, "gaps_s": [h.gap_s for h in handovers],
+            "max_gap_s": max(h.gap_s for h in handovers), "overlap_s": [h.overlap_s for h in handovers],
+            "steady_p50_s": steady[len(steady) // 2], "steady_max_s": steady[-1]}

@@ -43,6 +43,7 @@ class Pipeline:
         self.started_at = time.time()
         self._latencies: deque[tuple[float, str, float]] = deque(maxlen=256)  # (completed, source, seconds)
         self._wake = asyncio.Event()
+        self._finishing = False
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task | None = None
 
@@ -71,9 +72,19 @@ class Pipeline:
         reader = self.readers.pop(source_id)
         await self._stop_readers([reader], timeout_s)
 
-    async def stop(self, timeout_s: float) -> None:
-        """Stop within about ``timeout_s`` whatever the sources are doing (a stuck reader is abandoned)."""
+    async def stop(self, timeout_s: float, finish: bool = False) -> None:
+        """Stop within about ``timeout_s`` whatever the sources are doing (a stuck reader is abandoned).
+        ``finish`` (a drain handing the pipeline over): the batch in flight and the frames the sources' slots
+        hold (a pushed one was acknowledged to its client) are processed first, within that bound; else they
+        are lost at the switch."""
         if self._task is not None:
+            if finish:
+                for reader in self.readers.values():  # no new frames: only those read already
+                    reader.stop_event.set()
+                self._finishing = True
+                self._wake.set()
+                with contextlib.suppress(Exception):  # not done within the bound (or failed): cancelled below
+                    await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, timeout_s)
@@ -91,16 +102,18 @@ class Pipeline:
         interval = 1.0 / self.spec.max_fps
         next_due = time.monotonic()
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            if not self._finishing:
+                await self._wake.wait()
+                self._wake.clear()
             delay = next_due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             frames = [f for r in list(self.readers.values()) if (f := r.slot.take()) is not None]
-            if not frames:
-                continue
-            next_due = max(next_due + interval, time.monotonic())
-            await self._process(frames)
+            if frames:
+                next_due = max(next_due + interval, time.monotonic())
+                await self._process(frames)
+            if self._finishing and not frames:  # finishing: until the slots are found empty
+                return
 
     async def _process(self, frames: list) -> None:
         try:

@@ -183,7 +183,7 @@ def test_workflow_scenarios_compare_with_infer_and_with_the_client(results: tupl
     assert "Where the time goes in that round" in text
 
 
-def test_pipelines_scenario_measures_rate_latency_drops_and_takeover(results: tuple[dict, Path]) -> None:
+def test_pipelines_scenario_measures_rate_latency_drops_takeover_and_handover(results: tuple[dict, Path]) -> None:
     data, out = results
     p = data["scenarios"]["pipelines"]
     assert [q["pipelines"] for q in p["points_by_pipelines"]] == [1, 2]
@@ -192,4 +192,6 @@ def test_pipelines_scenario_measures_rate_latency_drops_and_takeover(results: tu
         assert 0 < point["latency_ms"]["p50"] <= point["latency_ms"]["p99"]
     gaps = p["takeover"]["gaps_s"]
     assert len(gaps) == 2 and all(0 < g < 30 for g in gaps)  # a number (the lease TTL and then some), not NaN
+    handover = p["handover"]  # SIGTERM: capture-time intervals across the switch, both pipelines handed over
+    assert len(handover["gaps_s"]) == 2 and all(0 < g < 5 for g in handover["gaps_s"]) and handover["steady_max_s"] > 0
     assert "## Video pipelines" in (out / "results.md").read_text()

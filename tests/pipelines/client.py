@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
+import time
+from collections import deque
 from pathlib import Path
 
 import cv2
@@ -61,3 +65,74 @@ def detections_of(outputs: dict) -> list[tuple]:
     """The same tuples from a pipeline result's Roboflow-shaped predictions."""
     return sorted((p["class"], round(p["x"], 1), round(p["y"], 1), round(p["width"], 1), round(p["height"], 1),
                    round(p["confidence"], 3)) for p in outputs["predictions"]["predictions"])
+
+
+class Camera:
+    """A client pushing frames as a camera takes them (``fps`` a second, each stamped when taken), over one
+    PushFrames stream at a time, in threads, until ``stop``. A frame is kept until a replica acknowledges it:
+    when a stream ends UNAVAILABLE (its replica drained) the camera pushes again to the next address, the
+    frames not acknowledged first, so no frame it took is lost on its side."""
+
+    def __init__(self, addresses: list[str], key: str, pipeline_id: str, jpegs: list[bytes],
+                 fps: float = 10.0) -> None:
+        self.addresses, self.key, self.pipeline_id, self.jpegs, self.fps = addresses, key, pipeline_id, jpegs, fps
+        self.acks: list[tuple[float, int, float]] = []  # (when, frame id, captured_at)
+        self.errors: list[grpc.StatusCode] = []  # how each stream but the last ended
+        self.error: grpc.RpcError | None = None  # what ended the last stream, when not a stop
+        self._queue: deque[float] = deque()  # captured_at of frames taken, not yet sent
+        self._cond = threading.Condition()
+        self.done = threading.Event()
+        self._threads = [threading.Thread(target=self._capture, daemon=True),
+                         threading.Thread(target=self._send, daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def _capture(self) -> None:
+        next_at = time.time()
+        while not self.done.wait(max(0.0, next_at - time.time())):
+            with self._cond:
+                self._queue.append(time.time())
+                self._cond.notify()
+            next_at += 1.0 / self.fps
+
+    def _send(self) -> None:
+        for i in itertools.count():
+            error = self._stream(self.addresses[i % len(self.addresses)])
+            if error is None or self.done.is_set() or error.code() != grpc.StatusCode.UNAVAILABLE:
+                self.error = error
+                return
+            self.errors.append(error.code())
+
+    def _stream(self, address: str) -> grpc.RpcError | None:
+        sent: deque[float] = deque()  # sent on this stream, not yet acknowledged
+        closed = False
+
+        def requests():  # noqa: ANN202
+            while True:
+                with self._cond:
+                    while not self._queue and not closed and not self.done.is_set():
+                        self._cond.wait(0.05)
+                    if closed or self.done.is_set():
+                        return
+                    captured_at = self._queue.popleft()
+                    sent.append(captured_at)
+                image = self.jpegs[int(captured_at * self.fps) % len(self.jpegs)]
+                yield pipelines_pb2.PushFramesRequest(pipeline_id=self.pipeline_id, source_id="0", image=image,
+                                                      captured_at=captured_at)
+
+        call = stub(address).PushFrames(requests(), metadata=auth(self.key))
+        try:
+            for ack in call:
+                with self._cond:
+                    self.acks.append((time.time(), ack.frame_id, sent.popleft()))
+            return None
+        except grpc.RpcError as exc:
+            with self._cond:
+                closed = True
+                self._queue.extendleft(reversed(sent))  # pushed again first, on the next stream
+            return exc
+
+    def stop(self) -> None:
+        self.done.set()
+        for thread in self._threads:
+            thread.join(30)

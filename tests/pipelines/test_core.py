@@ -13,9 +13,11 @@ from redis.asyncio import Redis
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.pipelines.http_routes import new_pipeline
+from services.pipelines.pipeline import Pipeline
 from services.pipelines.processors import workflow_target
-from services.pipelines.readers import LatestFrame
+from services.pipelines.readers import LatestFrame, PushReader
 from services.pipelines.references import SourcePolicy
+from services.pipelines.sinks import ResultSinks
 from services.pipelines.spec import Desired, Frame, PipelineSpec, SourceSpec, Target
 from services.pipelines.store import PipelineStore
 
@@ -144,3 +146,36 @@ async def test_definitions_live_in_the_registry_with_keys_sealed(tmp_path: Path,
         await registry.close()
         await redis.aclose()
         await runner.stop()
+
+
+class SlowModel:
+    """Answers each batch after ``seconds``: the pipeline's loop is what is tested, not a model."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def process(self, api_key: str, frames: list[Frame]) -> list[dict]:
+        await asyncio.sleep(self.seconds)
+        return [{"predictions": {"predictions": []}} for _ in frames]
+
+
+async def test_a_pipeline_handed_over_processes_the_frames_it_took(redis_url: str, namespace: str) -> None:
+    """Stopped by a drain (``finish``), a pipeline still processes its batch in flight and the frame its slot
+    holds, both acknowledged to the client that pushed them; stopped otherwise (terminate), it drops them."""
+    redis = Redis.from_url(redis_url)
+    sinks = ResultSinks(redis, f"{namespace}:pipelines", 100, "r1")
+    try:
+        for pid, finish in (("drained", True), ("terminated", False)):
+            spec = PipelineSpec(pid, "demo", "key", Target(model_id="m/1"), [], 30.0, 64)
+            pipeline = Pipeline(spec, SlowModel(0.3), [], sinks)
+            pipeline.start()
+            reader = PushReader(SourceSpec("0", "push://cam"), pid, pipeline.notify)
+            pipeline.add_reader(reader)
+            reader.push(b"a", 1.0)  # taken at once: in flight for 0.3 s
+            await asyncio.sleep(0.1)
+            reader.push(b"b", 2.0)  # waits in the slot
+            await pipeline.stop(2.0, finish=finish)
+            captured = [json.loads(f[b"result"])["captured_at"] for _, f in await redis.xrange(sinks.stream_key(pid))]
+            assert captured == ([1.0, 2.0] if finish else [])
+    finally:
+        await redis.aclose()
