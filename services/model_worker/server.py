@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -52,7 +51,6 @@ def capacity_bytes(settings: WorkerSettings) -> int:
 def build(settings: WorkerSettings) -> Service:
     # Decode failures are answered to the caller; OpenCV's own warnings would only bypass the JSON logs.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    sys.setswitchinterval(settings.gil_switch_interval_us / 1e6)
     cpu_threads = settings.cpu_threads or limits.usable_cpus()
     cpu_pool = ThreadPoolExecutor(cpu_threads, thread_name_prefix="cpu")
     infer_pool = ThreadPoolExecutor(max(4, settings.concurrent_runs, limits.usable_cpus()), thread_name_prefix="ort")

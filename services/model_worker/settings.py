@@ -131,11 +131,6 @@ class WorkerSettings(ServiceSettings):
                     "(so workflows slow down beside interactive traffic but are never starved; 0: no waiting, "
                     "the lane and its threads' priority only; docs/workflows.md, \"Isolation\").",
     )
-    gil_switch_interval_us: int = Field(
-        5000, ge=100, le=100_000,
-        description="Python's thread switch interval (sys.setswitchinterval): how long a thread that wants the "
-                    "GIL waits before the thread holding it is asked to let go.",
-    )
     background_sched_idle: bool = Field(
         False, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else on the "
                            "host wants the core, preempted at once by any other thread, whatever its process "
