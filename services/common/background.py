@@ -11,13 +11,27 @@ other thread that wakes preempts it at once and may be placed on its core as on 
 process or scheduling group either belongs to. Nice alone ranks threads within one scheduling group: on a desktop kernel with autogroup, each session (a process
 started with its own session) is a group of its own, so this orders the threads of one process, not one
 process against another; in a container the cgroup's CPU share does that.
+
+Priorities alone do not isolate: on a few cores a background thread already running keeps its core until the
+scheduler's slice ends (an interactive run spread over every core then waits for it at each of its operators),
+and one holding the GIL holds up the process's event loop whatever its priority; and a thread lowered for good
+also yields to work that is not interactive (a model load), so a workflow alone would wait on it. ``Turns``
+tracks the process's interactive work and adds what the scheduler cannot do: while interactive work is in
+flight, or was within ``window_s`` (``contended``), background stages (a decode, a model run, a
+post-processing) are sent to SCHED_IDLE threads, and each may wait for its turn between stages up to
+``max_hold_s`` (so it is never starved); without interactive traffic they run on threads of the process's
+priority (a workflow alone is not slowed).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("fleet.background")
@@ -46,3 +60,49 @@ def background_pool(threads: int, nice: int, name: str, idle: bool = False) -> T
     """A thread pool whose threads each run ``nice`` steps below the process's priority (0: at it), and with
     ``idle`` under SCHED_IDLE (see the module)."""
     return ThreadPoolExecutor(threads, thread_name_prefix=name, initializer=lower_this_thread, initargs=(nice, idle))
+
+
+class Turns:
+    """Interactive work in flight in this process, and background work taking its turn between stages (see the
+    module). Used on one event loop: ``interactive()`` around an interactive request's work, ``await
+    turn()`` before each background stage: it returns at once with no interactive work in flight, else when
+    there is none or after ``max_hold_s`` (0: background never waits); ``contended``: where the stage should
+    run (on SCHED_IDLE threads when true)."""
+
+    def __init__(self, max_hold_s: float, window_s: float = 1.0, held: Callable[[float], None] | None = None) -> None:
+        self.max_hold_s, self.window_s = max_hold_s, window_s
+        self.active = 0  # interactive requests in flight
+        self._last = -float("inf")  # time.monotonic() when the last one ended
+        self._held = held  # called with the seconds each background stage was held back
+        self._clear = asyncio.Event()
+        self._clear.set()
+
+    @contextlib.contextmanager
+    def interactive(self) -> Iterator[None]:
+        self.active += 1
+        self._clear.clear()
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._last = time.monotonic()
+            if self.active == 0:
+                self._clear.set()
+
+    @property
+    def contended(self) -> bool:
+        """Interactive work in flight, or ended less than ``window_s`` ago."""
+        return self.active > 0 or time.monotonic() - self._last < self.window_s
+
+    async def turn(self) -> None:
+        if self.active == 0 or self.max_hold_s <= 0:
+            return
+        started = time.perf_counter()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._clear.wait(), self.max_hold_s)
+        if self._held is not None:
+            self._held(time.perf_counter() - started)
+
+
+#: Background work that never waits (where no ``Turns`` is given).
+NO_TURNS = Turns(0.0, window_s=0.0)

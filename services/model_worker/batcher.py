@@ -19,8 +19,12 @@ Background requests (``background=True``: a workflow's model steps) have a lane 
 at most ``runs`` of them at once on the lane's executor (threads of lowered CPU priority), apart from
 the interactive slots. So an interactive request never queues behind background ones, background work
 never takes an interactive slot, and a model busy only with background work still counts as idle for an
-interactive request (which then runs alone, with every intra-op thread). Without a ``Background`` the
-background requests share the one lane (first in, first served).
+interactive request (which then runs alone, with every intra-op thread). A background batch also waits for
+its turn (``Background.turns``, see ``services.common.background``): it starts only while no interactive
+request is in flight in the worker, or once it has been held back ``max_hold_s``, and while interactive
+requests are about it runs on SCHED_IDLE threads (``idle_executor``), so on a few cores it does not hold up
+an interactive run that wants every core. Without a ``Background`` the background requests
+share the one lane (first in, first served).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.common.background import NO_TURNS, Turns
 from services.common.errors import ResourceExhausted, Unavailable
 from prometheus_client import Gauge
 
@@ -70,6 +75,8 @@ class Background:
     runs: int = 1  # background runs of the model at once
     max_queue: int = 64  # background requests queued per model before RESOURCE_EXHAUSTED
     run: Callable[[np.ndarray], list[np.ndarray]] | None = None  # how a background batch runs (None: as others)
+    turns: Turns = NO_TURNS  # a batch starts on its turn: when no interactive request is in flight (bounded)
+    idle_executor: Executor | None = None  # SCHED_IDLE threads: where a batch runs while ``turns.contended``
 
 
 def _stacked_run(run: Callable[[np.ndarray], list[np.ndarray]], tensors: list[np.ndarray]) -> list[np.ndarray]:
@@ -115,6 +122,8 @@ class Batcher:
         self._background = (self._lane if background is None else
                             _Lane(background.run or run, background.executor, background.runs, background.max_queue,
                                   BACKGROUND_QUEUE_DEPTH, True))
+        self._turns = background.turns if background is not None else NO_TURNS
+        self._idle_executor = background.idle_executor if background is not None else None
         self._runs: set[asyncio.Task[None]] = set()
         self._closed = False
         loop = asyncio.get_running_loop()
@@ -216,6 +225,8 @@ class Batcher:
             try:
                 await self._collect(lane, items)
                 await lane.slots.acquire()
+                if lane.background:  # its turn comes once it could start (an interactive one may arrive meanwhile)
+                    await self._turns.turn()
             except asyncio.CancelledError:  # closing: these were taken off the queue already
                 _fail(items, Unavailable("the model was unloaded while the request was queued; retry"))
                 raise
@@ -239,9 +250,12 @@ class Batcher:
             started = time.perf_counter()
             if lane.background:
                 BACKGROUND_RUNS.inc()
+            executor = lane.executor
+            if lane.background and self._idle_executor is not None and self._turns.contended:
+                executor = self._idle_executor
             try:  # the inputs are stacked in the run's thread: a batch of large tensors is a long copy
                 outputs = await asyncio.get_running_loop().run_in_executor(
-                    lane.executor, _stacked_run, lane.run, [i.tensor for i in live])
+                    executor, _stacked_run, lane.run, [i.tensor for i in live])
             except asyncio.CancelledError:
                 _fail(live, Unavailable("the model was unloaded during inference; retry"))
                 raise

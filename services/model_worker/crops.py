@@ -77,6 +77,7 @@ async def run_plan(worker: Worker, plan: CropPlan) -> CropsOutput:
         return CropsOutput(detected, None)
     if not boxes or pixels is None:
         return CropsOutput(detected, [])
+    await worker.pipeline.turn(plan.background)
     crops = await asyncio.get_running_loop().run_in_executor(worker.pipeline.pool(plan.background), cut, pixels,
                                                              boxes)
     del pixels

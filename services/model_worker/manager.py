@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from services.common.background import NO_TURNS, Turns
 from services.common.errors import FleetError, ModelLoadError
 from services.common.model_record import ModelRecord
 from services.model_worker.artifacts import ArtifactStore
@@ -90,10 +91,14 @@ class ModelManager:
         infer_executor: Executor,
         free_fraction: Callable[[], float] | None = None,
         background_executor: Executor | None = None,
+        background_turns: Turns = NO_TURNS,
+        background_idle_executor: Executor | None = None,
     ) -> None:
         self.artifacts, self.runtime, self.limits = artifacts, runtime, limits
         self._load_executor, self._infer_executor = load_executor, infer_executor
         self._background_executor = background_executor  # None: background requests share the model's lane
+        self._background_turns = background_turns  # background batches start on their turn (``batcher``)
+        self._background_idle = background_idle_executor  # and run there while interactive requests are about
         self.on_device = on_device = requested_providers(runtime.execution_provider, available_providers())[0] == CUDA
         self._free_fraction = free_fraction or (lambda: memory_free_fraction(on_device))
         MAX_MODELS.set(limits.max_models)
@@ -214,7 +219,8 @@ class ModelManager:
         background = None
         if self._background_executor is not None:
             background = Background(self._background_executor, self.limits.background_runs or max(1, runs // 2),
-                                    self.limits.background_max_queue, session.run_background)
+                                    self.limits.background_max_queue, session.run_background,
+                                    self._background_turns, self._background_idle)
         batcher = Batcher(session.run_batch, self._infer_executor, session.max_batch_size,
                           self.limits.max_queue_delay_s, self.limits.max_queue, runs,
                           ModelSeries.of(record.model_id), background)

@@ -73,6 +73,12 @@ BACKGROUND_RUNS = Counter(
     "fleet_worker_background_runs_total", "ONNX Runtime runs for background requests (a batch of them, or one "
     "alone), on the lowered-priority threads.",
 )
+BACKGROUND_HELD_SECONDS = Histogram(
+    "fleet_worker_background_held_seconds", "How long a background stage (a decode, a model run, a "
+    "post-processing) waited for its turn while interactive requests were in flight (at most "
+    "background_max_hold_ms); stages that found none are not observed.",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+)
 BACKGROUND_REJECTED = Counter(
     "fleet_worker_background_rejected_total",
     "Background requests answered RESOURCE_EXHAUSTED because the model's background queue was full.",

@@ -3,7 +3,9 @@
 CPU stages run in a thread pool; the event loop only schedules. A background request (a workflow's model
 step) decodes, pre- and post-processes in the background pool (threads of lowered CPU priority) and joins the
 model's background lane (see ``batcher``); it never takes the model's interactive run slots. One that finds the
-model with nothing else to do runs alone (holding its lane's slot) at the worker's priority. Stage times are
+model with nothing else to do runs alone (holding its lane's slot) at the worker's priority. Each of its stages
+(decode, model run, post-processing) first waits for its turn (``Turns``): while an interactive request of
+the worker is past its model's acquisition and not yet answered, background work is held back (bounded). Stage times are
 measured here, returned with the result, recorded in the per-model metrics and, when
 tracing is on, recorded as spans (afterwards, from the stamps taken in the threads).
 """
@@ -11,6 +13,7 @@ tracing is on, recorded as spans (afterwards, from the stamps taken in the threa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import uuid
@@ -23,6 +26,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from services.common import tracing
+from services.common.background import NO_TURNS, Turns
 from services.common.errors import FleetError
 from services.common.model_record import ModelRecord
 from services.common.model_spec import InputSpec, ModelSpec
@@ -129,20 +133,33 @@ def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, par
 
 class Pipeline:
     def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher,
-                 budget: DecodeBudget, reduced_decode: bool = False, background_cpu: Executor | None = None) -> None:
+                 budget: DecodeBudget, reduced_decode: bool = False, background_cpu: Executor | None = None,
+                 turns: Turns = NO_TURNS, idle_cpu: Executor | None = None) -> None:
         self.manager, self.cpu, self.limits, self.urls, self.budget = manager, cpu_executor, limits, urls, budget
         self.reduced_decode = reduced_decode
         self.background_cpu = background_cpu or cpu_executor
+        self.turns, self.idle_cpu = turns, idle_cpu  # SCHED_IDLE threads for background work beside interactive
+
+    def working(self, background: bool) -> contextlib.AbstractContextManager[None]:
+        """Around a request's work once its model is held: an interactive one holds background work back."""
+        return contextlib.nullcontext() if background else self.turns.interactive()
+
+    async def turn(self, background: bool) -> None:
+        """Before a stage of a request's work: a background one waits for its turn (see the module)."""
+        if background:
+            await self.turns.turn()
 
     def pool(self, background: bool) -> Executor:
-        """The CPU pool for a request's own work: the background one for work that yields to interactive requests."""
-        return self.background_cpu if background else self.cpu
+        """The CPU pool for a request's own work: for work that yields to interactive requests, the background
+        one, or the SCHED_IDLE one while interactive requests are about (``Turns.contended``)."""
+        if not background:
+            return self.cpu
+        return self.idle_cpu if self.idle_cpu is not None and self.turns.contended else self.background_cpu
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams,
                     keep_pixels: bool = False, background: bool = False) -> InferenceOutput:
         """One image; ``keep_pixels``: the output keeps the decoded image (decoded at full size)."""
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
         resolved = params.resolve(record.spec)
         image = await self._fetched(image)
         series = ModelSeries.of(record.model_id)
@@ -153,35 +170,9 @@ class Pipeline:
             series.cold_starts.inc()
         reservation = self.budget.reservation()
         try:
-            alone = None
-            if model.batcher.idle(background):
-                # A background request alone on a model with nothing else to do holds its lane's slot, on the
-                # lane's session, at the worker's priority: there is no request of this model to yield to (and
-                # a model loading beside it must not hold it up); under load it joins its lane's batches.
-                run = model.session.run_background if background else model.session.run
-                try:
-                    async with model.batcher.exclusive(background):
-                        alone = await loop.run_in_executor(self.cpu, run_alone, image, record.spec,
-                                                           self.limits, resolved, run, reservation.reserve,
-                                                           self.reduced_decode, keep_pixels)
-                except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch
-                    await reservation.wait(wait.pixels)
-            if alone is not None:
-                if background:
-                    BACKGROUND_RUNS.inc()
-                prepared, finished, infer_s, postprocess_s = alone
-                # Alone: the wait is for a CPU thread; decode, pre-process, run and post-process follow at once.
-                run_started = prepared.started + prepared.decode_s + prepared.preprocess_s
-                batch = BatchOutput([], 1, max(0.0, prepared.started - t_acquired), infer_s, run_started)
-                series.batch_size.observe(1)
-                t_post, waited = run_started + infer_s, (t_acquired, prepared.started)
-            else:
-                model.batcher.announce(background)
-                keep = _KEEP if keep_pixels else resolved
-                prepared = await self._prepare(model, image, record.spec.input, keep, reservation, background)
-                batch, finished, t_post, postprocess_s = await self._run(model, prepared, record.spec, resolved,
-                                                                         reservation, background)
-                waited = (batch.run_started - batch.queue_s, batch.run_started)
+            with self.working(background):
+                batch, prepared, finished, waited, t_post, postprocess_s = await self._one(
+                    model, record, image, resolved, reservation, keep_pixels, background, t_acquired, series)
         finally:
             reservation.release()
             self.manager.release(model)
@@ -189,6 +180,45 @@ class Pipeline:
             _record_spans(record.model_id, cold, (t_acquire, t_acquired), prepared, waited, batch, t_post,
                           postprocess_s)
         return _output(record, prepared, finished, batch, postprocess_s, started, cold, series, keep_pixels)
+
+    async def _one(self, model: HeldModel, record: ModelRecord, image: ImageInput, resolved: ResolvedParams,
+                   reservation: Reservation, keep_pixels: bool, background: bool, t_acquired: float,
+                   series: ModelSeries) -> tuple[BatchOutput, _Prepared, _Finished, tuple[float, float], float, float]:
+        """``infer``'s work on the held model: alone when it has nothing else to do, else batched."""
+        loop = asyncio.get_running_loop()
+        alone = None
+        await self.turn(background)
+        if model.batcher.idle(background):
+            # A background request alone on a model with nothing else to do holds its lane's slot, on the
+            # lane's session, at the worker's priority: there is no request of this model to yield to (and
+            # a model loading beside it must not hold it up), unless interactive requests of other models are
+            # about (then on the SCHED_IDLE threads); under load it joins its lane's batches.
+            run = model.session.run_background if background else model.session.run
+            pool = self.idle_cpu if background and self.idle_cpu is not None and self.turns.contended else self.cpu
+            try:
+                async with model.batcher.exclusive(background):
+                    alone = await loop.run_in_executor(pool, run_alone, image, record.spec,
+                                                       self.limits, resolved, run, reservation.reserve,
+                                                       self.reduced_decode, keep_pixels)
+            except BudgetWait as wait:  # nothing decoded yet; wait off the model, then join a batch
+                await reservation.wait(wait.pixels)
+        if alone is not None:
+            if background:
+                BACKGROUND_RUNS.inc()
+            prepared, finished, infer_s, postprocess_s = alone
+            # Alone: the wait is for a CPU thread; decode, pre-process, run and post-process follow at once.
+            run_started = prepared.started + prepared.decode_s + prepared.preprocess_s
+            batch = BatchOutput([], 1, max(0.0, prepared.started - t_acquired), infer_s, run_started)
+            series.batch_size.observe(1)
+            t_post, waited = run_started + infer_s, (t_acquired, prepared.started)
+        else:
+            model.batcher.announce(background)
+            keep = _KEEP if keep_pixels else resolved
+            prepared = await self._prepare(model, image, record.spec.input, keep, reservation, background)
+            batch, finished, t_post, postprocess_s = await self._run(model, prepared, record.spec, resolved,
+                                                                     reservation, background)
+            waited = (batch.run_started - batch.queue_s, batch.run_started)
+        return batch, prepared, finished, waited, t_post, postprocess_s
 
     async def infer_many(self, record: ModelRecord, images: list[ImageInput], params: InferenceParams,
                          background: bool = False) -> list[InferenceOutput | FleetError]:
@@ -207,60 +237,73 @@ class Pipeline:
             series.cold_starts.inc()
         reservations = [self.budget.reservation() for _ in fetched]
         try:
-            ready = [(i, r) for i, r in zip(fetched, reservations) if isinstance(i, ImageInput)]
-            for _ in ready:
-                model.batcher.announce(background)
-            prepared = iter(await asyncio.gather(
-                *(self._prepare(model, i, record.spec.input, resolved, r, background) for i, r in ready),
-                return_exceptions=True))
-            staged = [next(prepared) if isinstance(i, ImageInput) else i for i in fetched]
-            ran = iter(await asyncio.gather(*(self._run(model, p, record.spec, resolved, r, background)
-                                              for p, r in zip(staged, reservations) if isinstance(p, _Prepared)),
-                                            return_exceptions=True))
-            outcomes: list[InferenceOutput | FleetError] = []
-            for p in staged:
-                outcome = next(ran) if isinstance(p, _Prepared) else p
-                if isinstance(outcome, tuple) and isinstance(p, _Prepared):
-                    batch, finished, _, postprocess_s = outcome
-                    outcomes.append(_output(record, p, finished, batch, postprocess_s, started, cold, series))
-                elif isinstance(outcome, FleetError):
-                    outcomes.append(outcome)
-                else:
-                    raise outcome  # not a caller's mistake: the whole request fails (INTERNAL)
-            return outcomes
+            with self.working(background):
+                return await self._many(model, record, fetched, reservations, resolved, background, started, cold,
+                                        series)
         finally:
             for reservation in reservations:
                 reservation.release()
             self.manager.release(model)
 
+    async def _many(self, model: HeldModel, record: ModelRecord, fetched: list[ImageInput | BaseException],
+                    reservations: list[Reservation], resolved: ResolvedParams, background: bool, started: float,
+                    cold: bool, series: ModelSeries) -> list[InferenceOutput | FleetError]:
+        """``infer_many``'s work on the held model."""
+        ready = [(i, r) for i, r in zip(fetched, reservations) if isinstance(i, ImageInput)]
+        for _ in ready:
+            model.batcher.announce(background)
+        prepared = iter(await asyncio.gather(
+            *(self._prepare(model, i, record.spec.input, resolved, r, background) for i, r in ready),
+            return_exceptions=True))
+        staged = [next(prepared) if isinstance(i, ImageInput) else i for i in fetched]
+        ran = iter(await asyncio.gather(*(self._run(model, p, record.spec, resolved, r, background)
+                                          for p, r in zip(staged, reservations) if isinstance(p, _Prepared)),
+                                        return_exceptions=True))
+        outcomes: list[InferenceOutput | FleetError] = []
+        for p in staged:
+            outcome = next(ran) if isinstance(p, _Prepared) else p
+            if isinstance(outcome, tuple) and isinstance(p, _Prepared):
+                batch, finished, _, postprocess_s = outcome
+                outcomes.append(_output(record, p, finished, batch, postprocess_s, started, cold, series))
+            elif isinstance(outcome, FleetError):
+                outcomes.append(outcome)
+            else:
+                raise outcome  # not a caller's mistake: the whole request fails (INTERNAL)
+        return outcomes
+
     async def encode(self, model: HeldModel, image: ImageInput, spec: InputSpec,
-                     keep_pixels: bool = False) -> tuple[_Prepared, BatchOutput]:
+                     keep_pixels: bool = False, background: bool = False) -> tuple[_Prepared, BatchOutput]:
         """An image decoded (within the decode budget), pre-processed and run through the model's first graph,
-        batched with other requests: for tasks that go on from its raw outputs (an image encoder)."""
+        batched with other requests: for tasks that go on from its raw outputs (an image encoder); a
+        ``background`` one in the background lane (see the module)."""
         image = await self.fetched(image)
         reservation = self.budget.reservation()
         try:
-            model.batcher.announce()
-            prepared = await self._prepare(model, image, spec, _KEEP if keep_pixels else _DROP, reservation)
+            model.batcher.announce(background)
+            prepared = await self._prepare(model, image, spec, _KEEP if keep_pixels else _DROP, reservation,
+                                           background)
             if not keep_pixels:
                 reservation.release()
-            return prepared, await model.batcher.submit(prepared.tensor)
+            return prepared, await model.batcher.submit(prepared.tensor, background)
         finally:
             reservation.release()
 
-    async def decoded(self, image: ImageInput) -> tuple[np.ndarray, float]:
+    async def decoded(self, image: ImageInput, background: bool = False) -> tuple[np.ndarray, float]:
         """An image's RGB pixels, decoded in the CPU pool within the decode budget (held until the pixels are
-        returned), and the seconds decoding took: for tasks that work on the full image (OCR)."""
+        returned), and the seconds decoding took: for tasks that work on the full image (OCR); a ``background``
+        one in the background pool, on its turn."""
         image = await self.fetched(image)
         reservation = self.budget.reservation()
         loop = asyncio.get_running_loop()
+        pool = self.pool(background)
         try:
+            await self.turn(background)
             started = time.perf_counter()
             try:
-                pixels = await loop.run_in_executor(self.cpu, to_pixels, image, self.limits, reservation.reserve)
+                pixels = await loop.run_in_executor(pool, to_pixels, image, self.limits, reservation.reserve)
             except BudgetWait as wait:
                 await reservation.wait(wait.pixels)
-                pixels = await loop.run_in_executor(self.cpu, to_pixels, image, self.limits, reservation.reserve)
+                pixels = await loop.run_in_executor(pool, to_pixels, image, self.limits, reservation.reserve)
             return pixels, time.perf_counter() - started
         finally:
             reservation.release()
@@ -279,6 +322,7 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         pool = self.pool(background)
         try:
+            await self.turn(background)
             try:
                 return await loop.run_in_executor(pool, prepare_image, image, spec, self.limits,
                                                   params.visualize, reservation.reserve, self.reduced_decode)
@@ -297,6 +341,7 @@ class Pipeline:
         if prepared.pixels is None:  # the decoded image is gone: only the model-sized tensor remains
             reservation.release()
         batch = await model.batcher.submit(prepared.tensor, background)
+        await self.turn(background)
         t_post = time.perf_counter()
         finished = await asyncio.get_running_loop().run_in_executor(self.pool(background), _finish, batch.outputs,
                                                                     spec, prepared, params)

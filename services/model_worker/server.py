@@ -14,7 +14,7 @@ import psutil
 from fleet.internal.v1 import worker_pb2_grpc
 from services.cache import FleetCache
 from services.common import descriptors
-from services.common.background import background_pool as background_pool_of
+from services.common.background import Turns, background_pool as background_pool_of
 from services.common.errors import Unavailable
 from services.common.model_record import ModelRecord
 from services.common.server import Service
@@ -24,7 +24,7 @@ from services.model_worker.decode_budget import DecodeBudget
 from services.model_worker.heartbeat import Heartbeat
 from services.model_worker.inference_log import InferenceRecorder
 from services.model_worker.manager import ManagerLimits, ModelManager
-from services.model_worker.metrics import INFO
+from services.model_worker.metrics import BACKGROUND_HELD_SECONDS, INFO
 from services.model_worker.pipeline import Pipeline
 from services.model_worker.processing.decode import ImageLimits
 from services.model_worker.runtime import CPU, CUDA, RuntimeOptions
@@ -58,6 +58,12 @@ def build(settings: WorkerSettings) -> Service:
     # Background requests (a workflow's model steps) decode, run and post-process on threads of their own, niced.
     background_pool = background_pool_of(max(cpu_threads, settings.background_runs or 1), settings.background_nice,
                                           "background", settings.background_sched_idle)
+    # Background work also takes turns with interactive requests between its stages (bounded), and runs on
+    # SCHED_IDLE threads while they are about (docs/workflows.md, "Isolation").
+    turns = Turns(settings.background_max_hold_ms / 1e3, settings.background_interactive_window_ms / 1e3,
+                  BACKGROUND_HELD_SECONDS.observe)
+    idle_pool = (background_pool_of(max(cpu_threads, settings.background_runs or 1), 0, "yielding", idle=True)
+                 if settings.background_yield_idle and not settings.background_sched_idle else None)
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
     manager = ModelManager(
         ArtifactStore(settings.model_cache_dir, settings.download_timeout_s, settings.download_retries,
@@ -71,7 +77,8 @@ def build(settings: WorkerSettings) -> Service:
                                              / settings.heartbeat_interval_s),
                       background_runs=settings.background_runs,
                       background_max_queue=settings.background_max_queue_size, eviction=settings.eviction),
-        load_pool, infer_pool, background_executor=background_pool,
+        load_pool, infer_pool, background_executor=background_pool, background_turns=turns,
+        background_idle_executor=idle_pool,
     )
     INFO.labels(settings.worker_id, CUDA if manager.on_device else CPU).set(1)
     if manager.on_device:  # GPU memory gauges only on CUDA, and only where NVML answers
@@ -81,7 +88,8 @@ def build(settings: WorkerSettings) -> Service:
         UrlFetcher(settings.url_input_enabled, settings.url_allow_private, settings.url_timeout_s,
                    settings.max_message_bytes, hosts=tuple(settings.url_hosts.split(","))),
         DecodeBudget(settings.decode_budget, settings.decode_budget_wait_s),
-        reduced_decode=settings.jpeg_reduced_decode, background_cpu=background_pool,
+        reduced_decode=settings.jpeg_reduced_decode, background_cpu=background_pool, turns=turns,
+        idle_cpu=idle_pool,
     )
     recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
                 if settings.inference_log_enabled else None)
@@ -129,7 +137,7 @@ def build(settings: WorkerSettings) -> Service:
             await recorder.stop()
         await manager.close()
         await cache.close()
-        for pool in (cpu_pool, infer_pool, load_pool, background_pool):
+        for pool in (cpu_pool, infer_pool, load_pool, background_pool, *([idle_pool] if idle_pool else [])):
             pool.shutdown(wait=False, cancel_futures=True)
 
     service = Service("worker", settings, register, [SERVICE_NAME], startup, shutdown,

@@ -111,6 +111,26 @@ class WorkerSettings(ServiceSettings):
         64, ge=1, description="Background requests queued per model before RESOURCE_EXHAUSTED (interactive "
                               "requests have max_queue_size of their own).",
     )
+    background_yield_idle: bool = Field(
+        True, description="While interactive requests are in flight on this worker, or were within "
+                          "background_interactive_window_ms, run background work on threads under the SCHED_IDLE "
+                          "policy (Linux; preempted at once by any other thread), else on threads of "
+                          "background_nice: workflows beside interactive traffic yield the CPU to it, and a "
+                          "workflow without it runs at full speed (docs/workflows.md, \"Isolation\").",
+    )
+    background_interactive_window_ms: float = Field(
+        1000.0, ge=0, le=60_000,
+        description="How long after the last interactive request background work still yields as if one "
+                    "were in flight (background_yield_idle).",
+    )
+    background_max_hold_ms: float = Field(
+        50.0, ge=0, le=10_000,
+        description="Longest a stage of background work (a decode, a model run, a post-processing of a "
+                    "workflow's model step) waits for its turn while interactive requests are in flight on "
+                    "this worker: it starts at once when none is, else when the last ends or after this long "
+                    "(so workflows slow down beside interactive traffic but are never starved; 0: no waiting, "
+                    "the lane and its threads' priority only; docs/workflows.md, \"Isolation\").",
+    )
     background_sched_idle: bool = Field(
         False, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else on the "
                            "host wants the core, preempted at once by any other thread, whatever its process "

@@ -61,12 +61,12 @@ class Worker:
         """One request: the image (and the other inputs its model declares, already validated); ``keep_pixels``:
         the output keeps the decoded image (a crop plan cuts from it). ``background``: work done for a caller
         that is not waiting on this call alone (a workflow's step), which yields to interactive requests (see
-        ``batcher``; a task with its own run serves it as any other)."""
+        ``batcher``; a task with its own run gets the background lane's runtime: ``TaskRuntime.for_call``)."""
         series = ModelSeries.of(record.model_id)
         try:
             task = model_type(record.spec).task
             if task.custom_run:
-                out = await task.run(self.runtime, record, inputs, params)
+                out = await task.run(self.runtime.for_call(background), record, inputs, params)
             else:
                 image = inputs.image if isinstance(inputs, Inputs) else inputs
                 if image is None:

@@ -99,7 +99,8 @@ class Embedding(Task):
             from services.common.errors import InvalidArgument  # noqa: PLC0415
 
             raise InvalidArgument("an embedding request needs an image, texts (input 'text'), or both")
-        image_out = await runtime.pipeline.infer(record, inputs.image, params) if inputs.image is not None else None
+        image_out = (await runtime.pipeline.infer(record, inputs.image, params, background=runtime.background)
+                     if inputs.image is not None else None)
         message = image_out.message if image_out is not None else inference_pb2.EmbeddingResult()
         timings = image_out.timings if image_out is not None else Timings()
         if texts:

@@ -93,7 +93,7 @@ class Ocr(Task):
         started = time.perf_counter()
         if inputs.image is None:
             raise InvalidImage("the request carries no image: set image.encoded, image.url or image.raw")
-        pixels, decode_s = await runtime.pipeline.decoded(inputs.image)
+        pixels, decode_s = await runtime.pipeline.decoded(inputs.image, runtime.background)
         async with runtime.held(record) as (model, cold):
             reader = _Reader.of(model)
             t0 = time.perf_counter()

@@ -180,7 +180,8 @@ class PromptableSegmentation(Task):
         timings = Timings()
         async with runtime.held(record) as (model, cold):
             async def encode() -> tuple[Encoded, int]:
-                prepared, batch = await runtime.pipeline.encode(model, image, record.spec.input)
+                prepared, batch = await runtime.pipeline.encode(model, image, record.spec.input,
+                                                                background=runtime.background)
                 timings.decode_s, timings.preprocess_s = prepared.decode_s, prepared.preprocess_s
                 timings.queue_s, timings.inference_s, timings.batch_size = batch.queue_s, batch.infer_s, batch.batch_size
                 embedding = batch.outputs[0]
@@ -198,7 +199,7 @@ class PromptableSegmentation(Task):
         if params.visualize:
             from services.model_worker.visualize import render  # noqa: PLC0415
 
-            pixels, _ = await runtime.pipeline.decoded(inputs.image)
+            pixels, _ = await runtime.pipeline.decoded(inputs.image, runtime.background)
             prompt_boxes = inputs.boxes(BOXES)
             drawn = Segmented(masks, scores, inputs.points(POINTS), prompt_boxes.xyxy[0] if prompt_boxes else None)
             visual = await runtime.cpu(render, pixels, lambda img: self.draw(img, drawn, record.spec))

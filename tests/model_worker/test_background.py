@@ -1,6 +1,7 @@
 """Background requests (a workflow's model steps) yield to interactive ones: a lane of their own in the batcher,
-bounded, on threads of lowered CPU priority; a real worker serves an interactive request past a background
-backlog. Order and counts are asserted, never speed."""
+bounded, on threads of lowered CPU priority; a background batch waits for its turn while an interactive request
+is in flight (bounded) and runs on SCHED_IDLE threads while interactive requests are about; a real worker serves
+an interactive request past a background backlog. Order and counts are asserted, never speed."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from fleet.internal.v1 import worker_pb2
 from fleet.v1 import inference_pb2
-from services.common.background import background_pool
+from services.common.background import Turns, background_pool
 from services.common.errors import ResourceExhausted
 from services.model_worker.batcher import Background, Batcher
 from tests.conftest import PACKAGES
@@ -26,18 +27,20 @@ from tests.model_worker.test_service import WorkerHarness, descriptor, start_wor
 
 class Gate:
     """A fake model run: background runs (on the ``bg`` threads) wait until the gate opens; every run answers
-    each row's sum. Counts the background runs at once and their sizes."""
+    each row's sum. Counts the background runs at once and their sizes, and names the threads runs ran on."""
 
     def __init__(self) -> None:
         self._open = threading.Event()
         self._lock = threading.Lock()
         self.running = self.max_background_at_once = 0
         self.sizes: list[int] = []
+        self.threads: list[str] = []
 
     def open(self) -> None:
         self._open.set()
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        self.threads.append(threading.current_thread().name)
         if threading.current_thread().name.startswith("bg"):
             with self._lock:
                 self.running += 1
@@ -118,6 +121,60 @@ async def test_a_full_background_queue_is_resource_exhausted_and_leaves_interact
     await batcher.close()
 
 
+async def test_an_interactive_request_in_flight_holds_the_next_background_batch_back(pools) -> None:
+    interactive, background = pools
+    gate, turns = Gate(), Turns(max_hold_s=30.0)
+    batcher = Batcher(gate, interactive, max_batch_size=2, max_delay_s=0.0, max_queue=100, concurrent_runs=1,
+                      background=Background(background, runs=1, max_queue=100, turns=turns))
+    done: list[str] = []
+    backlog = [asyncio.create_task(_submit(batcher, 1.0, True, done, f"bg{i}")) for i in range(6)]
+    await asyncio.sleep(0.1)  # a first background batch runs (held at the gate), the rest queue
+    assert gate.sizes == [2]
+    with turns.interactive():  # an interactive request arrives while background batches are queued
+        gate.open()  # the running batch ends ...
+        await asyncio.sleep(0.3)
+        assert gate.sizes == [2] and sorted(done) == ["bg0", "bg1"]  # ... and the next one waits its turn
+        await asyncio.wait_for(_submit(batcher, 2.0, False, done, "interactive"), 5)
+    await asyncio.wait_for(asyncio.gather(*backlog), 5)  # the interactive request has ended: their turn
+    assert done.index("interactive") == 2 and len(gate.sizes) == 3
+    await batcher.close()
+
+
+async def test_a_background_batch_held_back_starts_after_the_longest_hold(pools) -> None:
+    interactive, background = pools
+    gate, held = Gate(), []
+    gate.open()
+    turns = Turns(max_hold_s=0.2, held=held.append)
+    batcher = Batcher(gate, interactive, max_batch_size=2, max_delay_s=0.0, max_queue=100, concurrent_runs=1,
+                      background=Background(background, runs=1, max_queue=100, turns=turns))
+    done: list[str] = []
+    with turns.interactive():  # interactive work never stops: background work still goes on (never starved)
+        await asyncio.wait_for(_submit(batcher, 1.0, True, done, "bg"), 5)
+    assert done == ["bg"] and len(held) == 1 and 0.15 <= held[0] < 2.0
+    await asyncio.wait_for(_submit(batcher, 1.0, True, done, "bg-alone"), 5)  # none in flight: no wait
+    assert len(held) == 1
+    await batcher.close()
+
+
+async def test_background_batches_run_on_idle_threads_only_while_interactive_requests_are_about(pools) -> None:
+    interactive, background = pools
+    gate = Gate()
+    gate.open()
+    turns = Turns(max_hold_s=0.0, window_s=0.3)
+    with ThreadPoolExecutor(1, thread_name_prefix="idle") as idle:
+        batcher = Batcher(gate, interactive, max_batch_size=2, max_delay_s=0.0, max_queue=100, concurrent_runs=1,
+                          background=Background(background, runs=1, max_queue=100, turns=turns, idle_executor=idle))
+        done: list[str] = []
+        await _submit(batcher, 1.0, True, done, "alone")
+        with turns.interactive():
+            await _submit(batcher, 1.0, True, done, "beside")
+        await _submit(batcher, 1.0, True, done, "just-after")  # within the window: still yielding
+        await asyncio.sleep(0.4)
+        await _submit(batcher, 1.0, True, done, "later")
+        assert [name[:2] for name in gate.threads] == ["bg", "id", "id", "bg"]
+        await batcher.close()
+
+
 async def test_without_a_background_lane_background_requests_share_the_one_queue(pools) -> None:
     _, one = pools  # every run on the "bg" threads, held at the gate
     gate = Gate()
@@ -195,3 +252,29 @@ async def test_a_worker_serves_an_interactive_request_past_its_background_backlo
     await asyncio.gather(*backlog)
     assert answer.object_detection.detections
     assert done.index("interactive") <= 1, done  # past the backlog (without the lane: after nearly all of it)
+
+
+async def test_a_worker_yields_on_idle_threads_while_interactive_requests_are_about(
+        tmp_path: Path, redis_url: str, namespace: str) -> None:
+    if not hasattr(os, "sched_setscheduler"):
+        pytest.skip("no SCHED_IDLE on this platform")
+    h = await start_worker(tmp_path, redis_url, namespace, artifact_roots=f"{tmp_path},{PACKAGES}",
+                           background_interactive_window_ms=300)
+    try:
+        model = descriptor(PACKAGES / "shapes-det", "shapes-det/1")
+        pipeline, loop = h.worker.pipeline, asyncio.get_running_loop()
+
+        def policy() -> int:
+            return os.sched_getscheduler(threading.get_native_id())
+
+        await h.stub.Infer(worker_pb2.ModelWorkerServiceInferRequest(model=model, request=inference_pb2.InferRequest(
+            model_id=model.model_id, image=inference_pb2.Image(encoded=encoded(9_300_000))),
+            priority=worker_pb2.PRIORITY_BACKGROUND))  # a background call alone: no interactive one about
+        assert await loop.run_in_executor(pipeline.pool(True), policy) != os.SCHED_IDLE
+        await h.infer(model, inference_pb2.Image(encoded=encoded(9_300_001)))
+        assert await loop.run_in_executor(pipeline.pool(True), policy) == os.SCHED_IDLE  # beside one
+        assert await loop.run_in_executor(pipeline.pool(False), policy) != os.SCHED_IDLE
+        await asyncio.sleep(0.4)
+        assert await loop.run_in_executor(pipeline.pool(True), policy) != os.SCHED_IDLE  # the window is over
+    finally:
+        await h.runner.stop()
