@@ -9,7 +9,8 @@
   (``require_loaded``) of a model not loaded here is answered "not held";
 - runs: one request at a time, ``run_s`` each, first come first served; more than ``max_queue`` requests
   waiting for one model: "queue full" (the batcher's RESOURCE_EXHAUSTED);
-- heartbeats: a real ``WorkerState`` with the worker's load summaries (``model_worker.state``), built by a
+- heartbeats: a real ``WorkerState`` with the worker's load summaries and the models it is loading
+  (``model_worker.state``), built by a
   real ``BusyMeter`` per model on the simulated clock, encoded as Redis holds it by the real
   ``CompactEncoder`` (the full record, and the compact one: what changed since the beat before).
 """
@@ -212,7 +213,7 @@ class SimWorker:
             capacity_bytes=self.fleet.scenario.capacity_bytes, models=models, outstanding=total,
             outstanding_low=min(totals[:low_n]), outstanding_high=max(totals[:high_n]),
             load_window_seconds=WINDOW_S, release_window_seconds=RELEASE_WINDOW_S,
-            loads_in_progress=self.loads_running + len(self.load_queue),
+            loads_in_progress=self.loads_running + len(self.load_queue), models_loading=sorted(self.loading),
         )
         self.state, self.compact = self.encoder.encode(state)
         self.state_bytes, self.compact_bytes = self.state.ByteSize(), self.compact.ByteSize()

@@ -11,7 +11,10 @@ holders follow by load.
 
 **A load in flight**: when some gateway has already placed the model on a worker and the load is under way
 (a placement record, see ``gateway``), that worker comes next: the request joins the load there (the worker
-loads a model once however many requests ask) instead of starting another elsewhere.
+loads a model once however many requests ask) instead of starting another elsewhere. So do the workers whose
+heartbeat lists the model among its loads (``models_loading``): a record lives for one request's deadline
+and is shortened once its load is done, while a load can wait in a long load queue for longer, or start
+again where the model was evicted as soon as it loaded (a request that joined late loads it there anew).
 
 **Placement** (no holder): the model's homes on a consistent-hash ring of the workers' addresses, the same on
 every gateway whoever asks and whenever, with bounded load: a worker busier than ``LOAD_SHARE`` times the
@@ -201,6 +204,10 @@ def attempts(view: FleetView, model_id: str, sha256: str, declared_bytes: int, r
     if loading is not None and not loading.failed and not loading.draining:
         tried.add(id(loading))
         yield Attempt(loading, False)  # wait for the load already under way there
+    for endpoint in view.loading(model_id):  # loads the workers' heartbeats list, however old their record
+        if id(endpoint) not in tried and not endpoint.failed and not endpoint.draining:
+            tried.add(id(endpoint))
+            yield Attempt(endpoint, False)
     # Worked out now, after the holders' answers: one that found its copy gone is a place to load it again.
     size = size_hint(view.holding(model_id), model_id, declared_bytes)
     placed = {id(e) for e in view.holding(model_id) if e.holds(model_id, sha256)} | tried

@@ -158,6 +158,7 @@ class ModelManager:
         self.loads_started = 0  # for tests and describe: how many loads ran
         self.on_drop: list[Callable[[str], None]] = []  # told each model id unloaded, evicted or replaced
         self.loads_in_progress = 0  # loads under way now (waiting for a load thread included)
+        self.loading: set[str] = set()  # models being loaded now (published: gateways send their requests to wait)
 
     # ---- queries -------------------------------------------------------------------------
     def get(self, model_id: str) -> HeldModel | None:
@@ -210,10 +211,12 @@ class ModelManager:
                 existing.pinned = existing.pinned or pin
                 return existing, True
             self.loads_in_progress += 1
+            self.loading.add(record.model_id)  # (one load of a model at a time: under its lock)
             try:
                 model = await self._open(record, pin)
             finally:
                 self.loads_in_progress -= 1
+                self.loading.discard(record.model_id)
             if existing is not None:
                 self._drop(existing, "replaced")
             self._models[record.model_id] = model

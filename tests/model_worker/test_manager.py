@@ -358,3 +358,24 @@ async def test_evicted_adaptive_models_are_freed_without_the_garbage_collector(a
         refs.append(weakref.ref(first.session.batch_session))
     del first
     await _freed_by_refcount(refs, manager.load(record(packages[1], "b/1")))
+
+
+async def test_the_published_state_lists_the_models_being_loaded(make_manager, packages) -> None:
+    """Gateways send requests for a model that is loading somewhere to wait there, however long its load queue:
+    the worker's heartbeat lists its loads in flight (``models_loading``) until each is done."""
+    from services.model_worker.state import StatePublisher
+
+    manager = make_manager()
+    publisher = StatePublisher("w1", manager, 1.0)
+    body = (packages[1] / "model.onnx").read_bytes()
+    with artifact_server() as server:
+        server.files["/slow.onnx"] = body
+        server.delay_s = 0.5
+        loading = asyncio.create_task(manager.load(record(packages[1], "slow/1", uri=server.url("/slow.onnx"))))
+        while not manager.loading:
+            await asyncio.sleep(0.01)
+        during = publisher.next()
+        await loading
+    after = publisher.next()
+    assert list(during.models_loading) == ["slow/1"] and not during.models
+    assert not after.models_loading and [m.model_id for m in after.models] == ["slow/1"]
