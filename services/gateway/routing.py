@@ -116,14 +116,15 @@ def over_share(endpoint: WorkerEndpoint, mean_busy: float) -> bool:
 
 
 def homes(view: FleetView, model_id: str, size_bytes: int, skip: set[int] | None = None,
-          choices: int | None = None) -> Iterator[WorkerEndpoint]:
+          choices: int | None = None, start: str = "") -> Iterator[WorkerEndpoint]:
     """Workers to place the model on, best first, lazily: the best of its first ``choices`` homes on the ring
     within their load share, the rest of the ring, then those over their share. Failed, draining and
-    ``skip``ped workers (ids) are left out."""
+    ``skip``ped workers (ids) are left out. ``start``: walk the ring from this key's point instead of the
+    model's (copy planning: see ``placement._target_for``)."""
     mean, choices = view.mean_busy, choices or PLACEMENT_CHOICES
     first: list[tuple[tuple, WorkerEndpoint]] = []
     busy: list[WorkerEndpoint] = []
-    walk = view.walk(model_id)
+    walk = view.walk(start or model_id)
     for position, endpoint in enumerate(walk):
         if endpoint.failed or endpoint.draining or (skip and id(endpoint) in skip):
             continue
