@@ -67,6 +67,7 @@ class SimWorker:
     encoder: CompactEncoder = field(default_factory=CompactEncoder)
     totals: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     loading_copy: frozenset[str] = frozenset()  # models loading here as copies the controller decided
+    requested: set[str] = field(default_factory=set)  # models a request is loading here (heartbeats list them)
 
     def __post_init__(self) -> None:
         self.eviction = Eviction(self.fleet.scenario.eviction)
@@ -95,6 +96,7 @@ class SimWorker:
             waiting.append(request)
             return "ok"
         self.loading[model] = [request]
+        self.requested.add(model)
         self.fleet.load_started(model, self, copy=False, overflow=overflow)
         self._queue_load(model)
         return "ok"
@@ -164,6 +166,7 @@ class SimWorker:
 
     def _loaded(self, model: str, size: int) -> None:
         self.loads_running -= 1
+        self.requested.discard(model)
         self.fleet.load_done(model, self)
         held = Held(size, BusyMeter(intervals(RELEASE_WINDOW_S, self.fleet.scenario.heartbeat_s),
                                     clock=self.fleet.clock), last_used=self.fleet.now)
@@ -213,7 +216,7 @@ class SimWorker:
             capacity_bytes=self.fleet.scenario.capacity_bytes, models=models, outstanding=total,
             outstanding_low=min(totals[:low_n]), outstanding_high=max(totals[:high_n]),
             load_window_seconds=WINDOW_S, release_window_seconds=RELEASE_WINDOW_S,
-            loads_in_progress=self.loads_running + len(self.load_queue), models_loading=sorted(self.loading),
+            loads_in_progress=self.loads_running + len(self.load_queue), models_loading=sorted(self.requested),
         )
         self.state, self.compact = self.encoder.encode(state)
         self.state_bytes, self.compact_bytes = self.state.ByteSize(), self.compact.ByteSize()

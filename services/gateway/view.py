@@ -53,6 +53,7 @@ class WorkerEndpoint:
     view: FleetView | None = field(default=None, repr=False)  # told when the models held change
     indexed: frozenset[str] = frozenset()  # model ids the view's holder index lists this worker under
     loading: frozenset[str] = frozenset()  # model ids its last heartbeat says it is loading (indexed by the view)
+    loading_since: dict[str, int] = field(default_factory=dict)  # of those, the heartbeat sequence first listing each
 
     @property
     def label(self) -> str:
@@ -148,6 +149,13 @@ class WorkerEndpoint:
             if self.view is not None:
                 self.view.index_loading(self, self.loading, now)
             self.loading = now
+            since, sequence = self.loading_since, self.sequence
+            self.loading_since = {m: since.get(m, sequence) for m in now}
+
+    def loading_for(self, model_id: str) -> int:
+        """Heartbeats since the first that listed the model among its loads (0: only the last one)."""
+        since = self.loading_since.get(model_id)
+        return self.sequence - since if since is not None else 0
 
 
 class HashRing:

@@ -7,7 +7,8 @@ test's own function (routing decides whom to call; what the worker answers is sc
 - A holder whose queue is full: the request goes to the next worker, not back to the caller.
 - A load the placement record no longer names (the record expired while the load waited in a long load queue,
   or was shortened once a load was done while a late request loads the model there again): the worker's
-  heartbeat lists it (``models_loading``), and the request waits for it there instead of loading elsewhere.
+  heartbeat lists it (``models_loading``, in three heartbeats), and the request waits for it there instead of
+  loading elsewhere.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ async def test_a_load_waiting_past_its_record_is_joined_where_the_heartbeat_list
     home = next(routing.homes(pool.view, MODEL.model_id, MODEL.size_bytes)).address
     # The load was placed on its home long ago; its record expired while it waited behind the worker's other
     # loads (a record lives for one request's deadline), and the worker is now busier than its share.
-    pool.endpoints[home].apply(busy_and_loading(home, sequence=2))
+    for sequence in (2, 3, 4):  # listed by three heartbeats: not a load a record would still cover
+        pool.endpoints[home].apply(busy_and_loading(home, sequence=sequence))
     assert await cache.placements.loading(MODEL.model_id, SHA) is None
     called: list[tuple[str, bool]] = []
 
@@ -156,7 +158,8 @@ async def test_a_load_started_again_after_the_record_settled_is_joined_there(cac
         home, _ = await first._on_worker(MODEL, asyncio.get_running_loop().time() + 5, call)
         # Loaded and settled: the record lasts two heartbeats more. The worker evicted the model at once, and a
         # request that had joined the load loads it there again, behind other loads, while the record expires.
-        pool_b.endpoints[home.address].apply(busy_and_loading(home.address, sequence=3, interval=interval))
+        for sequence in (3, 4, 5):
+            pool_b.endpoints[home.address].apply(busy_and_loading(home.address, sequence=sequence, interval=interval))
         await asyncio.sleep(3 * interval)
         assert await cache.placements.loading(MODEL.model_id, SHA) is None
         endpoint, _ = await second._on_worker(MODEL, asyncio.get_running_loop().time() + 5, call)
