@@ -12,10 +12,12 @@ holders follow by load.
 **A load in flight**: when some gateway has already placed the model on a worker and the load is under way
 (a placement record, see ``gateway``), that worker comes next: the request joins the load there (the worker
 loads a model once however many requests ask) instead of starting another elsewhere. So do the workers whose
-heartbeat lists the model among its loads (``models_loading``), where no holder is left: a record lives for
-one request's deadline and is shortened once its load is done, while a load can wait in a long load queue
-for longer, or start again where the model was evicted as soon as it loaded (a request that joined late
-loads it there anew). (Where holders are left, their queues were full: a further copy, not a wait.)
+heartbeat lists the model among the loads requests started (``models_loading``) in ``LISTED_LOAD_BEATS`` + 1
+heartbeats, where no holder is left: a record lives for one request's deadline and is shortened once its load
+is done, while a load can wait in a long load queue for longer, or start again where the model was evicted as
+soon as it loaded (a request that joined late loads it there anew). Not sooner: a fresh load is what the
+record covers, and sending every request to every listed load piled them behind long load queues. (Where
+holders are left, their queues were full: a further copy, not a wait.)
 
 **Placement** (no holder): the model's homes on a consistent-hash ring of the workers' addresses, the same on
 every gateway whoever asks and whenever, with bounded load: a worker busier than ``LOAD_SHARE`` times the

@@ -101,6 +101,7 @@ class WorkerEndpoint:
         if self.state is not None and state.boot_id != self.state.boot_id:
             self.confirmed.clear()
             self.gone.clear()
+            self.loading_since = {}  # (a new process counts its heartbeats from 1 again)
         busy_before = self.busy
         self.state, self.worker_id = state, state.worker_id
         loads = {m.model_id: m for m in state.models}
