@@ -167,3 +167,21 @@ async def test_a_load_started_again_after_the_record_settled_is_joined_there(cac
     finally:
         await pool_a.close()
         await pool_b.close()
+
+
+async def test_a_settled_record_outlasts_the_heartbeats_that_list_a_load_started_again(cache: FleetCache) -> None:
+    """Once loaded, the record stays three heartbeat intervals: a load started again there (the model evicted at
+    once, a late request loading it anew) is waited for once three heartbeats list it; two left a gap."""
+    gateway, pool = gateway_with(cache, 7, ADDRESSES)
+
+    async def call(endpoint: WorkerEndpoint, remaining_s: float, existing: bool) -> str:
+        return endpoint.address
+
+    try:
+        endpoint, _ = await gateway._on_worker(MODEL, asyncio.get_running_loop().time() + 5, call)
+        placements = cache.placements
+        left_ms = await placements._r.pttl(placements._k.placement(MODEL.model_id, SHA))  # heartbeats every 1 s
+        assert 2000 < left_ms <= 3000
+        assert routing.LISTED_LOAD_BEATS + 1 <= 3
+    finally:
+        await pool.close()
