@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from services.cache.heartbeat_codec import StaleBase, apply
 from services.gateway import routing
-from services.gateway.placement import Backlog, CopyPolicy, Target, plan
+from services.gateway.placement import CopyPolicy, Target, plan
 from services.gateway.view import FleetView, WorkerEndpoint
 
 if TYPE_CHECKING:
