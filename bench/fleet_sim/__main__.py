@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--capacity-mb", type=int, help="bytes of models per worker, in MB (default: the scenario's)")
     parser.add_argument("--plan-budget", type=int, default=Backlog.budget,
                         help="models one planning step looks at, at most (the rest carried over)")
+    parser.add_argument("--plan-seconds", type=float, default=Backlog.seconds,
+                        help="CPU seconds one planning step may spend deciding (the models not reached carried over)")
     parser.add_argument("--relief-holders", type=int, default=Backlog.relief_holders,
                         help="saturated workers one planning step examines, at most")
     parser.add_argument("--seed", type=int, default=7)
@@ -73,7 +75,8 @@ def main() -> None:
             scenario = replace(scenario, max_models=args.max_models)
         if args.capacity_mb:
             scenario = replace(scenario, capacity_bytes=args.capacity_mb * MB)
-        result = run(key, scenario, args.seed, Backlog(budget=args.plan_budget, relief_holders=args.relief_holders))
+        result = run(key, scenario, args.seed, Backlog(budget=args.plan_budget, relief_holders=args.relief_holders,
+                                                         seconds=args.plan_seconds))
         result["scenario"] = asdict(scenario)
         results.append(result)
         print(report.row_text(result), flush=True)

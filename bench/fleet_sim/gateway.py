@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from services.cache.heartbeat_codec import StaleBase, apply
 from services.gateway import routing
-from services.gateway.placement import Backlog, CopyPolicy, Target, plan
+from services.gateway.placement import CopyPolicy, Target, plan
 from services.gateway.view import FleetView, WorkerEndpoint
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ from bench.fleet_sim.worker import SHA
 
 INDEX_ENTRY_BYTES = 40  # a worker's id and score in the index, and the reply saying its record is still there
 HISTORY_BYTES_PER_MODEL = 60 * 4 + 3  # the 60 packed floats each model carried before summaries
-SETTLE_S = 4.0  # a placement record outlives its load by two heartbeat intervals (gateway.loads)
+SETTLE_S = 6.0  # a placement record outlives its load by three heartbeat intervals (gateway.loads)
 
 
 def _cpu() -> float:

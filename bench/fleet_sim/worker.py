@@ -9,7 +9,8 @@
   (``require_loaded``) of a model not loaded here is answered "not held";
 - runs: one request at a time, ``run_s`` each, first come first served; more than ``max_queue`` requests
   waiting for one model: "queue full" (the batcher's RESOURCE_EXHAUSTED);
-- heartbeats: a real ``WorkerState`` with the worker's load summaries (``model_worker.state``), built by a
+- heartbeats: a real ``WorkerState`` with the worker's load summaries and the models it is loading
+  (``model_worker.state``), built by a
   real ``BusyMeter`` per model on the simulated clock, encoded as Redis holds it by the real
   ``CompactEncoder`` (the full record, and the compact one: what changed since the beat before).
 """
@@ -66,6 +67,7 @@ class SimWorker:
     encoder: CompactEncoder = field(default_factory=CompactEncoder)
     totals: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     loading_copy: frozenset[str] = frozenset()  # models loading here as copies the controller decided
+    requested: set[str] = field(default_factory=set)  # models a request is loading here (heartbeats list them)
 
     def __post_init__(self) -> None:
         self.eviction = Eviction(self.fleet.scenario.eviction)
@@ -94,6 +96,7 @@ class SimWorker:
             waiting.append(request)
             return "ok"
         self.loading[model] = [request]
+        self.requested.add(model)
         self.fleet.load_started(model, self, copy=False, overflow=overflow)
         self._queue_load(model)
         return "ok"
@@ -163,6 +166,7 @@ class SimWorker:
 
     def _loaded(self, model: str, size: int) -> None:
         self.loads_running -= 1
+        self.requested.discard(model)
         self.fleet.load_done(model, self)
         held = Held(size, BusyMeter(intervals(RELEASE_WINDOW_S, self.fleet.scenario.heartbeat_s),
                                     clock=self.fleet.clock), last_used=self.fleet.now)
@@ -212,7 +216,7 @@ class SimWorker:
             capacity_bytes=self.fleet.scenario.capacity_bytes, models=models, outstanding=total,
             outstanding_low=min(totals[:low_n]), outstanding_high=max(totals[:high_n]),
             load_window_seconds=WINDOW_S, release_window_seconds=RELEASE_WINDOW_S,
-            loads_in_progress=self.loads_running + len(self.load_queue),
+            loads_in_progress=self.loads_running + len(self.load_queue), models_loading=sorted(self.requested),
         )
         self.state, self.compact = self.encoder.encode(state)
         self.state_bytes, self.compact_bytes = self.state.ByteSize(), self.compact.ByteSize()

@@ -18,7 +18,10 @@ from services.common.errors import CacheUnavailable
 from services.gateway.metrics import ROUTING_DECISIONS
 from services.gateway.workers import WorkerEndpoint, WorkerPool
 
-SETTLE_HEARTBEATS = 2
+# A load done keeps its record this many heartbeat intervals more: until heartbeats list the copy, and until
+# they have listed a load started again there (the model evicted at once, a late request loading it anew) in
+# the heartbeats routing waits for (``routing.LISTED_LOAD_BEATS`` + 1 of them; two left a gap at s20).
+SETTLE_HEARTBEATS = 3
 Role = Literal["", "claimed", "joined"]
 
 

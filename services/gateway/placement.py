@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Collection, Iterable, Mapping
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -85,8 +86,21 @@ class Backlog:
     waiting: dict[str, None] = field(default_factory=dict)  # oldest first
     relief_holders: int = 100  # saturated holders examined in one step at most, taking turns
     relief_turn: int = 0
+    # Seconds one step may spend deciding (by ``clock``): the models it has not reached by then wait for the next
+    # step, first in line (a model's cost grows with its copies: a count alone does not bound the step).
+    seconds: float = 0.05
+    clock: Callable[[], float] = time.perf_counter
     looked_at: int = 0  # in the last step
     deferred: int = 0  # left for a later step by the last one
+    out_of_time: int = 0  # of those, taken but not reached in the last step's time
+
+    def put_back(self, model_ids: list[str]) -> None:
+        """Models a step took but did not reach: first in line for the next one."""
+        if model_ids:
+            self.waiting = {**dict.fromkeys(model_ids), **self.waiting}
+        self.out_of_time = len(model_ids)
+        self.looked_at -= len(model_ids)
+        self.deferred += len(model_ids)
 
     def take(self, view: FleetView, targets: Mapping[str, Target], policy: CopyPolicy) -> set[str]:
         """Up to ``budget`` changed models that could need an action: those with a busy copy first, then the
@@ -108,7 +122,7 @@ class Backlog:
             target = targets.get(model_id)
             if target is not None and not _quiet(view, target, policy, set()):
                 taken.add(model_id)
-        self.looked_at, self.deferred = len(taken), len(waiting)
+        self.looked_at, self.deferred, self.out_of_time = len(taken), len(waiting), 0
         return taken
 
 
@@ -232,9 +246,10 @@ def _relief(view: FleetView, by_id: Mapping[str, Target], policy: CopyPolicy, ba
 
 
 def _target_for(view: FleetView, target: Target, copies: list[Copy], protected: set[str], taken: set[int],
-                room_below: float | None = None) -> WorkerEndpoint | None:
+                room_below: float | None = None, added: int = 0) -> WorkerEndpoint | None:
     """The best worker for one more copy, along the model's ring; with ``room_below``, only one whose load was
-    below that both over its last interval and sustained (its quietest interval over the load window)."""
+    below that both over its last interval and sustained (its quietest interval over the load window).
+    ``added``: copies of the model this round has added already."""
     skip = {id(e) for e, _ in copies} | taken
     rate = sum(load.requests_per_second for _, load in copies) / max(1, len(copies))
     size = next((load.size_bytes for _, load in copies if load.size_bytes), target.size_bytes)
@@ -249,7 +264,11 @@ def _target_for(view: FleetView, target: Target, copies: list[Copy], protected: 
             return False
         return all(v.requests_per_second < rate and v.model_id not in protected for v in room.victims)
 
-    looked_at = itertools.islice(homes(view, target.model_id, size, skip=skip), CANDIDATES_LOOKED_AT)
+    # The walk starts at a point of its own for each number of copies (the same on every replica): the model's
+    # own walk leads with the workers its copies were placed on, so with hundreds of copies every new one
+    # would first pass over all of them (planning cost growing with the copies, squared for a burst of adds).
+    start = f"{target.model_id}#{len(copies) + added}" if copies or added else ""
+    looked_at = itertools.islice(homes(view, target.model_id, size, skip=skip, start=start), CANDIDATES_LOOKED_AT)
     return next((e for e in looked_at if eligible(e)), None)
 
 
@@ -276,8 +295,10 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
     model id to them (looked up only for the models planning looks at). ``pending``: copies of a model being
     loaded now. ``unplaced`` (kept by the caller from round to round): models that needed a copy no worker
     could take, not looked at again until one of their copies' heartbeats changes. ``backlog``: incremental
-    and bounded planning (see the module). ``floors``: the models with a floor, where ``targets`` is a mapping
+    and bounded planning (see the module), within ``backlog.seconds``: floors first, then the models the
+    relief asks for, then the busy ones. ``floors``: the models with a floor, where ``targets`` is a mapping
     too large to scan for them."""
+    began = backlog.clock() if backlog is not None else 0.0
     pending = pending or {}
     unplaced = {} if unplaced is None else unplaced
     by_id: Mapping[str, Target] = targets if isinstance(targets, Mapping) else {t.model_id: t for t in targets}
@@ -285,11 +306,27 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
     relief = _relief(view, by_id, policy, backlog)
     candidates = backlog.take(view, by_id, policy) if backlog is not None else view.to_plan()
     look = [m for m in candidates | protected | relief if m in by_id]
-    targets = sorted((by_id[m] for m in look if not _quiet(view, by_id[m], policy, relief)), key=lambda t: t.model_id)
+    active = view.active
+
+    def rank(t: Target) -> tuple:
+        m = t.model_id
+        return m not in protected, m not in relief, m not in active, m
+
+    targets = sorted((by_id[m] for m in look if not _quiet(view, by_id[m], policy, relief)), key=rank)
     limit = policy.max_copies or len(view.endpoints)
     taken: set[int] = set()  # workers given a new copy in this round
     actions = []
-    for target in targets:
+
+    def over_time(n: int) -> bool:
+        """Out of the step's time: the models from the ``n``-th on wait for the next step."""
+        if backlog is None or backlog.clock() - began <= backlog.seconds:
+            return False
+        backlog.put_back([t.model_id for t in targets[n:] if t.model_id in candidates])
+        return True
+
+    for n, target in enumerate(targets):
+        if over_time(n):
+            break
         copies = copies_of(view, target)
         signature = _signature(copies, pending.get(target.model_id, 0))
         if unplaced.get(target.model_id) == signature:
@@ -308,8 +345,10 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
         if grow is not None:
             room_below = policy.up_load if grow == "saturated" else None
             placed = list(copies)
-            for _ in range(want - have):
-                endpoint = _target_for(view, target, placed, protected - {target.model_id}, taken, room_below)
+            for i in range(want - have):
+                if i and over_time(n):  # (the copies added so far count as pending in the next step)
+                    return actions
+                endpoint = _target_for(view, target, placed, protected - {target.model_id}, taken, room_below, i)
                 if endpoint is None:
                     unplaced[target.model_id] = signature
                     break

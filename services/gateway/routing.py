@@ -11,7 +11,13 @@ holders follow by load.
 
 **A load in flight**: when some gateway has already placed the model on a worker and the load is under way
 (a placement record, see ``gateway``), that worker comes next: the request joins the load there (the worker
-loads a model once however many requests ask) instead of starting another elsewhere.
+loads a model once however many requests ask) instead of starting another elsewhere. So do the workers whose
+heartbeat lists the model among the loads requests started (``models_loading``) in ``LISTED_LOAD_BEATS`` + 1
+heartbeats, where no holder is left: a record lives for one request's deadline and is shortened once its load
+is done, while a load can wait in a long load queue for longer, or start again where the model was evicted as
+soon as it loaded (a request that joined late loads it there anew). Not sooner: a fresh load is what the
+record covers, and sending every request to every listed load piled them behind long load queues. (Where
+holders are left, their queues were full: a further copy, not a wait.)
 
 **Placement** (no holder): the model's homes on a consistent-hash ring of the workers' addresses, the same on
 every gateway whoever asks and whenever, with bounded load: a worker busier than ``LOAD_SHARE`` times the
@@ -29,14 +35,16 @@ jitter so requests that failed together do not come back together) and tries a f
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from fleet.internal.v1.worker_pb2 import ModelLoad
 from services.gateway.view import FleetView, WorkerEndpoint
 
 PLACEMENT_CHOICES = 3
+LISTED_LOAD_BEATS = 2  # a load listed in this many heartbeats more than its first: past what records cover
 LOAD_SHARE = 1.25
 
 
@@ -113,14 +121,15 @@ def over_share(endpoint: WorkerEndpoint, mean_busy: float) -> bool:
 
 
 def homes(view: FleetView, model_id: str, size_bytes: int, skip: set[int] | None = None,
-          choices: int | None = None) -> Iterator[WorkerEndpoint]:
+          choices: int | None = None, start: str = "") -> Iterator[WorkerEndpoint]:
     """Workers to place the model on, best first, lazily: the best of its first ``choices`` homes on the ring
     within their load share, the rest of the ring, then those over their share. Failed, draining and
-    ``skip``ped workers (ids) are left out."""
+    ``skip``ped workers (ids) are left out. ``start``: walk the ring from this key's point instead of the
+    model's (copy planning: see ``placement._target_for``)."""
     mean, choices = view.mean_busy, choices or PLACEMENT_CHOICES
     first: list[tuple[tuple, WorkerEndpoint]] = []
     busy: list[WorkerEndpoint] = []
-    walk = view.walk(model_id)
+    walk = view.walk(start or model_id)
     for position, endpoint in enumerate(walk):
         if endpoint.failed or endpoint.draining or (skip and id(endpoint) in skip):
             continue
@@ -156,6 +165,23 @@ def least_loaded_first(holders: list[WorkerEndpoint], rng: random.Random) -> Ite
         yield from sorted((h for h in holders if h is not a and h is not b), key=WorkerEndpoint.outstanding)
 
 
+def two_choices(listed: list[WorkerEndpoint], usable: Callable[[WorkerEndpoint], bool],
+                rng: random.Random, draws: int = 4) -> list[WorkerEndpoint] | None:
+    """``least_loaded_first``'s pair without filtering every holder first: two distinct entries of ``listed``
+    drawn at random until both are ``usable`` (at most ``draws`` tries), the less loaded first; [] or the one
+    where fewer than two are listed; None where the draws found no such pair (then filter them all). A hot
+    model has hundreds of holders: this costs two checks, not hundreds, for every request."""
+    n = len(listed)
+    if n <= 1:
+        return [e for e in listed if usable(e)]
+    for _ in range(draws):
+        i, j = rng.randrange(n), rng.randrange(n - 1)
+        a, b = listed[i], listed[j + (j >= i)]
+        if usable(a) and usable(b):
+            return [a, b] if a.outstanding() <= b.outstanding() else [b, a]
+    return None
+
+
 def affinity_first(holders: list[WorkerEndpoint], model_id: str, affinity: str,
                    rng: random.Random) -> list[WorkerEndpoint]:
     """The holder a rendezvous hash of (model, ``affinity``) picks, then the rest by load: every gateway replica
@@ -188,26 +214,48 @@ def retry_pauses(rng: random.Random) -> Iterator[float]:
         pause = min(pause * 2, RETRY_PAUSE_MAX_S)
 
 
+def _by_load(view: FleetView, model_id: str, usable: Callable[[WorkerEndpoint], bool],
+             tried: list[WorkerEndpoint]) -> Iterator[WorkerEndpoint]:
+    yield from sorted((e for e in view.holding(model_id) if e not in tried and usable(e)),
+                      key=WorkerEndpoint.outstanding)
+
+
 def attempts(view: FleetView, model_id: str, sha256: str, declared_bytes: int, rng: random.Random,
              loading: WorkerEndpoint | None = None, affinity: str = "") -> Iterator[Attempt]:
     """Workers to try for one request, in order (failed workers are not in rotation); ``loading``: the worker a
     placement record says is loading the model now; ``affinity``: the request's key for ``affinity_first``
     (empty: holders by load). Lazy: placement is only worked out when every holder has been tried."""
-    holders = [e for e in view.holding(model_id) if not e.failed and e.holds(model_id, sha256)]
-    serving = [e for e in holders if not e.draining]
-    for endpoint in affinity_first(serving, model_id, affinity, rng) if affinity else least_loaded_first(serving, rng):
+    def usable(e: WorkerEndpoint) -> bool:
+        return not e.failed and not e.draining and e.holds(model_id, sha256)
+
+    listed = view.holding(model_id)
+    pair = None if affinity else two_choices(listed, usable, rng)
+    if pair is None:
+        serving = [e for e in listed if usable(e)]
+        order = affinity_first(serving, model_id, affinity, rng) if affinity else least_loaded_first(serving, rng)
+    else:  # the rest by load, worked out only where a retry gets this far
+        order = itertools.chain(pair, _by_load(view, model_id, usable, pair))
+    for endpoint in order:
         yield Attempt(endpoint, True)
     tried: set[int] = set()
     if loading is not None and not loading.failed and not loading.draining:
         tried.add(id(loading))
         yield Attempt(loading, False)  # wait for the load already under way there
+    # Loads the workers' heartbeats list, however old their record, where no holder is left: where one is (its
+    # queue was full), the new copy is an overflow, not a wait behind a load that its requests would overfill.
+    if not any(usable(e) for e in view.holding(model_id)):
+        for endpoint in view.loading(model_id):
+            if (id(endpoint) not in tried and not endpoint.failed and not endpoint.draining
+                    and endpoint.loading_for(model_id) >= LISTED_LOAD_BEATS):
+                tried.add(id(endpoint))
+                yield Attempt(endpoint, False)
     # Worked out now, after the holders' answers: one that found its copy gone is a place to load it again.
     size = size_hint(view.holding(model_id), model_id, declared_bytes)
     placed = {id(e) for e in view.holding(model_id) if e.holds(model_id, sha256)} | tried
     for endpoint in homes(view, model_id, size, skip=placed):
         yield Attempt(endpoint, False)
-    for endpoint in holders:
-        if endpoint.draining and endpoint.holds(model_id, sha256):
+    for endpoint in list(view.holding(model_id)):
+        if not endpoint.failed and endpoint.draining and endpoint.holds(model_id, sha256):
             yield Attempt(endpoint, True)
     # Last resort, when nothing in rotation could serve: workers out of rotation after a failed call (a lone
     # worker's one dropped connection must not fail every request until its next heartbeat).

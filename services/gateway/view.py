@@ -52,6 +52,8 @@ class WorkerEndpoint:
     gone: dict[str, int] = field(default_factory=dict)
     view: FleetView | None = field(default=None, repr=False)  # told when the models held change
     indexed: frozenset[str] = frozenset()  # model ids the view's holder index lists this worker under
+    loading: frozenset[str] = frozenset()  # model ids its last heartbeat says it is loading (indexed by the view)
+    loading_since: dict[str, int] = field(default_factory=dict)  # of those, the heartbeat sequence first listing each
 
     @property
     def label(self) -> str:
@@ -99,6 +101,7 @@ class WorkerEndpoint:
         if self.state is not None and state.boot_id != self.state.boot_id:
             self.confirmed.clear()
             self.gone.clear()
+            self.loading_since = {}  # (a new process counts its heartbeats from 1 again)
         busy_before = self.busy
         self.state, self.worker_id = state, state.worker_id
         loads = {m.model_id: m for m in state.models}
@@ -107,6 +110,7 @@ class WorkerEndpoint:
             self.view.track_active(self.loads, loads)
             self.view.note_changes(self.loads, loads, state.interval_seconds)
         self.loads = loads
+        self._set_loading(frozenset(state.models_loading))
         # The heartbeat's figures include this gateway's calls then: what is left is other gateways' work.
         self.others_at_beat = max(0, sum(m.in_flight for m in state.models) - self.in_flight)
         # A heartbeat published after a call's finding is authoritative again.
@@ -121,6 +125,7 @@ class WorkerEndpoint:
             self.view.busy_total -= self.busy
             self.view.track_active(self.loads, {})
         self.state, self.loads, self.others_at_beat = None, {}, 0
+        self._set_loading(frozenset())
         self.reindex()
 
     def found_serving(self, model_id: str, sha256: str) -> None:
@@ -139,6 +144,19 @@ class WorkerEndpoint:
     def reindex(self) -> None:
         if self.view is not None:
             self.view.reindex(self)
+
+    def _set_loading(self, now: frozenset[str]) -> None:
+        if now != self.loading:
+            if self.view is not None:
+                self.view.index_loading(self, self.loading, now)
+            self.loading = now
+            since, sequence = self.loading_since, self.sequence
+            self.loading_since = {m: since.get(m, sequence) for m in now}
+
+    def loading_for(self, model_id: str) -> int:
+        """Heartbeats since the first that listed the model among its loads (0: only the last one)."""
+        since = self.loading_since.get(model_id)
+        return self.sequence - since if since is not None else 0
 
 
 class HashRing:
@@ -175,6 +193,7 @@ class FleetView:
     def __init__(self, vnodes: int = 40) -> None:
         self.endpoints: dict[str, WorkerEndpoint] = {}
         self._holders: dict[str, list[WorkerEndpoint]] = {}
+        self._loading: dict[str, list[WorkerEndpoint]] = {}  # model id -> workers whose heartbeat says it loads there
         self._vnodes = vnodes
         self._ring: HashRing | None = HashRing((), vnodes)
         self.busy_total = 0.0  # the workers' ``busy`` summed, kept as heartbeats arrive
@@ -195,6 +214,7 @@ class FleetView:
     # ---- membership ----------------------------------------------------------------------------
     def add(self, endpoint: WorkerEndpoint) -> WorkerEndpoint:
         endpoint.view = self
+        self.index_loading(endpoint, frozenset(), endpoint.loading)
         self.endpoints[endpoint.address] = endpoint
         self.busy_total += endpoint.busy
         endpoint.reindex()
@@ -206,6 +226,7 @@ class FleetView:
         if endpoint is not None:
             for model_id in endpoint.indexed:
                 self._unlist(model_id, endpoint)
+            self.index_loading(endpoint, endpoint.loading, frozenset())
             self.track_active(endpoint.loads, {})
             endpoint.indexed, endpoint.view = frozenset(), None
             self.busy_total -= endpoint.busy
@@ -234,8 +255,10 @@ class FleetView:
                 self.shared.discard(model_id)
         endpoint.indexed = now
 
-    def _unlist(self, model_id: str, endpoint: WorkerEndpoint) -> None:
-        listed = self._holders.get(model_id)
+    def _unlist(self, model_id: str, endpoint: WorkerEndpoint,
+                index: dict[str, list[WorkerEndpoint]] | None = None) -> None:
+        index = self._holders if index is None else index
+        listed = index.get(model_id)
         if listed is None:
             return
         try:
@@ -243,7 +266,14 @@ class FleetView:
         except ValueError:
             pass
         if not listed:
-            del self._holders[model_id]
+            del index[model_id]
+
+    def index_loading(self, endpoint: WorkerEndpoint, before: frozenset[str], now: frozenset[str]) -> None:
+        """One worker's loads in flight (from its heartbeat) replaced: keep the index of them per model."""
+        for model_id in before - now:
+            self._unlist(model_id, endpoint, self._loading)
+        for model_id in now - before:
+            self._loading.setdefault(model_id, []).append(endpoint)
 
     def _is_active(self, load: ModelLoad) -> bool:
         return load.outstanding > self.active_load or load.outstanding_low > self.active_load
@@ -288,6 +318,10 @@ class FleetView:
     def holding(self, model_id: str) -> list[WorkerEndpoint]:
         """Workers that hold some version of the model (any state: callers filter), from the index."""
         return self._holders.get(model_id, [])
+
+    def loading(self, model_id: str) -> list[WorkerEndpoint]:
+        """Workers whose last heartbeat says they are loading the model (any state: callers filter)."""
+        return self._loading.get(model_id, [])
 
     def held_models(self) -> list[str]:
         return list(self._holders)

@@ -111,6 +111,9 @@ class ModelManager:
         self.loads_started = 0  # for tests and describe: how many loads ran
         self.on_drop: list[Callable[[str], None]] = []  # told each model id unloaded, evicted or replaced
         self.loads_in_progress = 0  # loads under way now (waiting for a load thread included)
+        # Models a request is loading now (published: gateways send the model's requests to wait for it; loads
+        # the copies controller asked for are not listed: a request placing the model again is a further copy).
+        self.loading: set[str] = set()
 
     # ---- queries -------------------------------------------------------------------------
     def get(self, model_id: str) -> HeldModel | None:
@@ -135,7 +138,7 @@ class ModelManager:
         model = self._models.get(record.model_id)
         cold = False
         if model is None or model.sha256 != record.spec.sha256:
-            model, already = await self.load(record)
+            model, already = await self.load(record, requested=True)
             cold = not already
         self._models.move_to_end(model.model_id)
         self._eviction.used(model.model_id)
@@ -155,18 +158,22 @@ class ModelManager:
         model.last_used = time.time()
 
     # ---- management ------------------------------------------------------------------------
-    async def load(self, record: ModelRecord, pin: bool = False) -> tuple[HeldModel, bool]:
-        """Load ``record`` unless that exact version is loaded; returns (model, already_loaded)."""
+    async def load(self, record: ModelRecord, pin: bool = False, requested: bool = False) -> tuple[HeldModel, bool]:
+        """Load ``record`` unless that exact version is loaded; returns (model, already_loaded). ``requested``: for
+        a request (listed in ``loading`` while it loads), not for ``LoadModel``."""
         async with self._locks.hold(record.model_id):
             existing = self._models.get(record.model_id)
             if existing is not None and existing.sha256 == record.spec.sha256:
                 existing.pinned = existing.pinned or pin
                 return existing, True
             self.loads_in_progress += 1
+            if requested:
+                self.loading.add(record.model_id)  # (one load of a model at a time: under its lock)
             try:
                 model = await self._open(record, pin)
             finally:
                 self.loads_in_progress -= 1
+                self.loading.discard(record.model_id)
             if existing is not None:
                 self._drop(existing, "replaced")
             self._models[record.model_id] = model

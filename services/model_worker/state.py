@@ -67,7 +67,7 @@ class StatePublisher:
             memory_free_fraction=round(manager.free_fraction(), 4),
             execution_providers=requested_providers(manager.runtime.execution_provider, available_providers()),
             models=[model_load(m, self.interval_s, low_n, high_n, time.time()) for m in manager.models()],  # LRU 1st
-            loads_in_progress=manager.loads_in_progress,
+            loads_in_progress=manager.loads_in_progress, models_loading=sorted(manager.loading),
             outstanding=totals[0] if totals else 0.0,
             outstanding_low=min(totals[:low_n], default=0.0), outstanding_high=max(totals[:high_n], default=0.0),
             load_window_seconds=self.load_window_s, release_window_seconds=self.release_window_s,

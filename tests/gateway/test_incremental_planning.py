@@ -87,3 +87,50 @@ async def test_a_busy_model_is_looked_at_before_older_changes(pool: WorkerPool) 
     assert backlog.looked_at == 1 and list(backlog.waiting) == ["idle/1"]  # the busy one went first
     plan(pool.view, targets("idle/1", "busy/1"), POLICY, backlog=backlog)
     assert backlog.looked_at == 1 and not backlog.waiting
+
+
+async def test_a_step_stops_at_its_time_and_carries_the_models_not_reached_first_in_line(pool: WorkerPool) -> None:
+    ticks = iter(range(1000))  # a clock that moves 10 ms each time planning reads it
+    backlog = Backlog(seconds=0.025, clock=lambda: next(ticks) / 100)
+    names = [f"m{i}/1" for i in range(5)]
+    for i, name in enumerate(names):
+        beat(pool, i + 1, load(name, rate=40, history=SURGE))
+    first = plan(pool.view, targets(*names), POLICY, backlog=backlog)
+    # The clock read once when the step began, then before each model and each further copy: out of time
+    # after the first model's two copies; the others wait, first in line, and the next step takes them.
+    assert {a.model_id for a in first} == {"m0/1"} and backlog.out_of_time == 4
+    assert list(backlog.waiting) == names[1:] and backlog.looked_at == 1
+    seen = {a.model_id for a in first}
+    for _ in range(4):
+        seen |= {a.model_id for a in plan(pool.view, targets(*names), POLICY, backlog=backlog)}
+    assert seen == set(names) and not backlog.waiting
+
+
+async def test_more_copies_of_a_model_with_many_walk_a_few_workers_not_past_every_copy() -> None:
+    pool = WorkerPool(StaticDiscovery([f"127.0.0.1:{i}" for i in range(1, 61)]), 1 << 20, 2.0, 1.0,
+                      rng=random.Random(1))
+    walked = 0
+    walk = pool.view.walk
+
+    def counting(key: str):  # noqa: ANN202 - the ring walk, counted
+        nonlocal walked
+        for endpoint in walk(key):
+            walked += 1
+            yield endpoint
+
+    try:
+        pool.view.walk = counting  # type: ignore[method-assign]
+        ring = [e.address for e in walk("hot/1")]
+        # 40 copies, on the model's first 40 homes (where its walk put them), all plainly over capacity.
+        for n, address in enumerate(ring):
+            index = int(address.rsplit(":", 1)[1])
+            models = [load("hot/1", rate=40, history=SURGE)] if n < 40 else []
+            pool.endpoints[address].apply(state(f"w{index}", address, *models))
+        actions = plan(pool.view, targets("hot/1"), POLICY.__class__(max_copies=44, up_load=4.0, up_window_s=3.0,
+                                                                    release_load=0.5, release_window_s=6.0))
+        assert len(actions) == 4 and all(a.endpoint.address in ring[40:] for a in actions)
+        # Each new copy's walk starts at a point of its own (the same on every replica): the model's own walk
+        # passed over the 40 copies for each of the 4 (over 160 workers looked at).
+        assert walked < 4 * 40
+    finally:
+        await pool.close()

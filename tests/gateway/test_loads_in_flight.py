@@ -5,6 +5,10 @@ test's own function (routing decides whom to call; what the worker answers is sc
   loading it on (the placement record), so the fleet loads it once.
 - A load that fails clears the record: the next request places the model afresh.
 - A holder whose queue is full: the request goes to the next worker, not back to the caller.
+- A load the placement record no longer names (the record expired while the load waited in a long load queue,
+  or was shortened once a load was done while a late request loads the model there again): the worker's
+  heartbeat lists it (``models_loading``, in three heartbeats), and the request waits for it there instead of
+  loading elsewhere.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import random
 import pytest
 
 from fleet.internal.v1 import descriptor_pb2
+from fleet.internal.v1.worker_pb2 import WorkerState
 from services.cache import FleetCache
 from services.common.errors import ModelLoadError, ResourceExhausted
 from services.gateway import routing
@@ -104,5 +109,79 @@ async def test_a_failed_load_clears_the_record_and_a_full_queue_sends_the_reques
 
         with pytest.raises(ResourceExhausted):  # every worker full until the deadline: the caller is told so
             await gateway._on_worker(MODEL, asyncio.get_running_loop().time() + 0.5, all_full)
+    finally:
+        await pool.close()
+
+
+def busy_and_loading(address: str, sequence: int, interval: float = 1.0) -> WorkerState:
+    """A worker over its load share (its ring position is passed over for a placement), loading m/1."""
+    beat = state("busy", address, load("other/1", history=[50.0], interval=interval), sequence=sequence,
+                 interval=interval)
+    beat.models_loading.append(MODEL.model_id)
+    return beat
+
+
+async def test_a_load_waiting_past_its_record_is_joined_where_the_heartbeat_lists_it(cache: FleetCache) -> None:
+    gateway, pool = gateway_with(cache, 4, ADDRESSES)
+    home = next(routing.homes(pool.view, MODEL.model_id, MODEL.size_bytes)).address
+    # The load was placed on its home long ago; its record expired while it waited behind the worker's other
+    # loads (a record lives for one request's deadline), and the worker is now busier than its share.
+    for sequence in (2, 3, 4):  # listed by three heartbeats: not a load a record would still cover
+        pool.endpoints[home].apply(busy_and_loading(home, sequence=sequence))
+    assert await cache.placements.loading(MODEL.model_id, SHA) is None
+    called: list[tuple[str, bool]] = []
+
+    async def call(endpoint: WorkerEndpoint, remaining_s: float, existing: bool) -> str:
+        called.append((endpoint.address, existing))
+        return endpoint.address
+
+    try:
+        endpoint, _ = await gateway._on_worker(MODEL, asyncio.get_running_loop().time() + 5, call)
+        assert called == [(home, False)]  # it waits for the load there: no second load elsewhere
+        assert await cache.placements.loading(MODEL.model_id, SHA) == home  # and records it again
+    finally:
+        await pool.close()
+
+
+async def test_a_load_started_again_after_the_record_settled_is_joined_there(cache: FleetCache) -> None:
+    first, pool_a = gateway_with(cache, 5, ADDRESSES)
+    second, pool_b = gateway_with(cache, 6, ADDRESSES)
+    interval = 0.05  # heartbeats every 50 ms: a settled record lasts two of them
+
+    async def call(endpoint: WorkerEndpoint, remaining_s: float, existing: bool) -> str:
+        return endpoint.address
+
+    try:
+        for pool in (pool_a, pool_b):
+            for endpoint in pool.endpoints.values():
+                endpoint.apply(state(endpoint.address, endpoint.address, sequence=2, interval=interval))
+        home, _ = await first._on_worker(MODEL, asyncio.get_running_loop().time() + 5, call)
+        # Loaded and settled: the record lasts two heartbeats more. The worker evicted the model at once, and a
+        # request that had joined the load loads it there again, behind other loads, while the record expires.
+        for sequence in (3, 4, 5):
+            pool_b.endpoints[home.address].apply(busy_and_loading(home.address, sequence=sequence, interval=interval))
+        await asyncio.sleep(3 * interval)
+        assert await cache.placements.loading(MODEL.model_id, SHA) is None
+        endpoint, _ = await second._on_worker(MODEL, asyncio.get_running_loop().time() + 5, call)
+        assert endpoint.address == home.address  # not a second load on another worker
+    finally:
+        await pool_a.close()
+        await pool_b.close()
+
+
+async def test_a_settled_record_outlasts_the_heartbeats_that_list_a_load_started_again(cache: FleetCache) -> None:
+    """Once loaded, the record stays three heartbeat intervals: a load started again there (the model evicted at
+    once, a late request loading it anew) is waited for once three heartbeats list it; two left a gap."""
+    gateway, pool = gateway_with(cache, 7, ADDRESSES)
+
+    async def call(endpoint: WorkerEndpoint, remaining_s: float, existing: bool) -> str:
+        return endpoint.address
+
+    try:
+        endpoint, _ = await gateway._on_worker(MODEL, asyncio.get_running_loop().time() + 5, call)
+        placements = cache.placements
+        left_ms = await placements._r.pttl(placements._k.placement(MODEL.model_id, SHA))  # heartbeats every 1 s
+        assert 2000 < left_ms <= 3000
+        assert routing.LISTED_LOAD_BEATS + 1 <= 3
     finally:
         await pool.close()

@@ -358,3 +358,29 @@ async def test_evicted_adaptive_models_are_freed_without_the_garbage_collector(a
         refs.append(weakref.ref(first.session.batch_session))
     del first
     await _freed_by_refcount(refs, manager.load(record(packages[1], "b/1")))
+
+
+async def test_the_published_state_lists_the_models_being_loaded(make_manager, packages) -> None:
+    """Gateways send requests for a model that is loading somewhere to wait there, however long its load queue:
+    the worker's heartbeat lists its loads in flight (``models_loading``) until each is done."""
+    from services.model_worker.state import StatePublisher
+
+    manager = make_manager()
+    publisher = StatePublisher("w1", manager, 1.0)
+    body = (packages[1] / "model.onnx").read_bytes()
+    with artifact_server() as server:
+        server.files["/slow.onnx"] = body
+        server.delay_s = 0.5
+        server.files["/copy.onnx"] = (packages[2] / "model.onnx").read_bytes()
+        copy = asyncio.create_task(manager.load(record(packages[2], "copy/1", uri=server.url("/copy.onnx"))))
+        loading = asyncio.create_task(manager.acquire(record(packages[1], "slow/1", uri=server.url("/slow.onnx"))))
+        while not manager.loading:
+            await asyncio.sleep(0.01)
+        during = publisher.next()
+        manager.release((await loading)[0])
+        await copy
+    after = publisher.next()
+    # A request's load is listed; a LoadModel (the copies controller's further copy) is not: a request placing
+    # the model elsewhere meanwhile is a further copy, not a second load of one placement.
+    assert list(during.models_loading) == ["slow/1"] and not during.models
+    assert not after.models_loading and {m.model_id for m in after.models} == {"slow/1", "copy/1"}

@@ -145,7 +145,7 @@ class ModelWorkerServiceDescribeModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.LoadedModel, _Mapping]]] = ..., load: _Optional[_Union[_model_pb2.WorkerLoad, _Mapping]] = ...) -> None: ...
 
 class WorkerState(_message.Message):
-    __slots__ = ("worker_id", "address", "boot_id", "sequence", "published_at", "interval_seconds", "draining", "max_models", "loaded_bytes", "capacity_bytes", "memory_free_fraction", "execution_providers", "models", "outstanding", "outstanding_low", "outstanding_high", "load_window_seconds", "release_window_seconds", "loads_in_progress", "models_from", "models_removed", "models_added", "models_changed", "models_order")
+    __slots__ = ("worker_id", "address", "boot_id", "sequence", "published_at", "interval_seconds", "draining", "max_models", "loaded_bytes", "capacity_bytes", "memory_free_fraction", "execution_providers", "models", "outstanding", "outstanding_low", "outstanding_high", "load_window_seconds", "release_window_seconds", "loads_in_progress", "models_from", "models_removed", "models_added", "models_changed", "models_order", "models_loading")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +170,7 @@ class WorkerState(_message.Message):
     MODELS_ADDED_FIELD_NUMBER: _ClassVar[int]
     MODELS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     MODELS_ORDER_FIELD_NUMBER: _ClassVar[int]
+    MODELS_LOADING_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     address: str
     boot_id: str
@@ -194,7 +195,8 @@ class WorkerState(_message.Message):
     models_added: _containers.RepeatedCompositeFieldContainer[ModelLoad]
     models_changed: _containers.RepeatedCompositeFieldContainer[ModelLoadChange]
     models_order: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., boot_id: _Optional[str] = ..., sequence: _Optional[int] = ..., published_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., interval_seconds: _Optional[float] = ..., draining: bool = ..., max_models: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., memory_free_fraction: _Optional[float] = ..., execution_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[ModelLoad, _Mapping]]] = ..., outstanding: _Optional[float] = ..., outstanding_low: _Optional[float] = ..., outstanding_high: _Optional[float] = ..., load_window_seconds: _Optional[float] = ..., release_window_seconds: _Optional[float] = ..., loads_in_progress: _Optional[int] = ..., models_from: _Optional[int] = ..., models_removed: _Optional[_Iterable[int]] = ..., models_added: _Optional[_Iterable[_Union[ModelLoad, _Mapping]]] = ..., models_changed: _Optional[_Iterable[_Union[ModelLoadChange, _Mapping]]] = ..., models_order: _Optional[_Iterable[int]] = ...) -> None: ...
+    models_loading: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., boot_id: _Optional[str] = ..., sequence: _Optional[int] = ..., published_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., interval_seconds: _Optional[float] = ..., draining: bool = ..., max_models: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., memory_free_fraction: _Optional[float] = ..., execution_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[ModelLoad, _Mapping]]] = ..., outstanding: _Optional[float] = ..., outstanding_low: _Optional[float] = ..., outstanding_high: _Optional[float] = ..., load_window_seconds: _Optional[float] = ..., release_window_seconds: _Optional[float] = ..., loads_in_progress: _Optional[int] = ..., models_from: _Optional[int] = ..., models_removed: _Optional[_Iterable[int]] = ..., models_added: _Optional[_Iterable[_Union[ModelLoad, _Mapping]]] = ..., models_changed: _Optional[_Iterable[_Union[ModelLoadChange, _Mapping]]] = ..., models_order: _Optional[_Iterable[int]] = ..., models_loading: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelLoadChange(_message.Message):
     __slots__ = ("position", "in_flight", "queued", "requests_per_second_x100", "outstanding_x100", "outstanding_low_x100", "outstanding_high_x100", "idle_deciseconds", "measured_deciseconds")
