@@ -31,6 +31,7 @@ from services.model_worker.batcher import Background, Batcher
 from services.common.labels import model_label
 from services.model_worker.busyness import BusyMeter
 from services.model_worker.eviction import Eviction, EvictionKind
+from services.model_worker.load_queue import LoadQueue, load_cost
 from services.model_worker.loading import open_files
 from services.model_worker.metrics import (
     CAPACITY_BYTES,
@@ -71,6 +72,7 @@ class ManagerLimits:
     background_runs: int = 0  # background runs of a model at once (0: half its concurrent runs, at least 1)
     background_max_queue: int = 64  # background requests queued per model
     eviction: EvictionKind = "gdsf"  # which model goes over a limit (services.model_worker.eviction)
+    load_slots: int = 2  # loads at once (the load executor's threads); the others wait in demand order (load_queue)
 
 
 @dataclass
@@ -152,6 +154,7 @@ class ModelManager:
         CAPACITY_BYTES.set(limits.capacity_bytes)
         self._models: OrderedDict[str, HeldModel] = OrderedDict()
         self._eviction = Eviction(limits.eviction)
+        self._load_queue = LoadQueue(limits.load_slots)
         self._locks: dict[str, _LockEntry] = {}
         self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self._opening: set[asyncio.Task[None]] = set()  # batch sessions being opened
@@ -204,14 +207,17 @@ class ModelManager:
     # ---- management ------------------------------------------------------------------------
     async def load(self, record: ModelRecord, pin: bool = False) -> tuple[HeldModel, bool]:
         """Load ``record`` unless that exact version is loaded; returns (model, already_loaded)."""
-        async with self._model_lock(record.model_id):
+        lock = self._model_lock(record.model_id)
+        async with lock:
             existing = self._models.get(record.model_id)
             if existing is not None and existing.sha256 == record.spec.sha256:
                 existing.pinned = existing.pinned or pin
                 return existing, True
             self.loads_in_progress += 1
             try:
-                model = await self._open(record, pin)
+                # Every request waiting for this model holds its lock entry: the load's demand while it queues.
+                async with self._load_queue.slot(lambda: lock.entry.users, load_cost(record.spec.weights.size_bytes)):
+                    model = await self._open(record, pin)
             finally:
                 self.loads_in_progress -= 1
             if existing is not None:
