@@ -154,11 +154,12 @@ class SimWorker:
     # ---- loads -----------------------------------------------------------------------------------
     def _queue_load(self, model: str) -> None:
         size = self.fleet.size_of(model)
-        waiting = Waiting(lambda: len(self.loading.get(model, ())),  # requests (and copy orders) waiting for it
-                          LOAD_FIXED_S + size / LOAD_BYTES_PER_S, self.fleet.now,
-                          lambda: any(callable(w) for w in self.loading.get(model, ())))  # a copy ordered (LoadModel)
-        self.load_queue.append((model, size, waiting))
+        demand = self._demand(model)
+        self.load_queue.append((model, size, Waiting(demand, LOAD_FIXED_S + size / LOAD_BYTES_PER_S, self.fleet.now)))
         self._start_loads()
+
+    def _demand(self, model: str):  # noqa: ANN202 - () -> int
+        return lambda: len(self.loading.get(model, ()))  # requests (and copy orders) waiting for the load
 
     def _start_loads(self) -> None:
         while self.loads_running < LOAD_THREADS and self.load_queue:

@@ -8,9 +8,6 @@ loading (``demand / cost``), the demand read when the slot frees (requests keep 
 longest waiting first among equals; a load waiting longer gains weight (``age_s``: its demand counts once more
 for every ``age_s`` seconds waited) so a lone request is delayed, never starved. A load whose requests all
 went away (their deadlines passed, their callers cancelled) leaves the queue with them: nothing runs for it.
-Loads ordered explicitly (``LoadModel``: a copy the gateways' copies controller placed for demand it measured,
-a floor, a preload) go before loads for requests: they answer demand already seen, often a model whose holders
-are saturated, and left behind cold loads they would come too late to relieve them.
 
 The fleet simulator (``bench/fleet_sim``) orders its simulated workers' loads with the same ``pick``.
 """
@@ -40,17 +37,16 @@ class Waiting:
     demand: Callable[[], int]  # requests waiting for this load now (at least the one that asked)
     cost: float  # seconds it is expected to take (load_cost)
     since: float  # when it began to wait
-    ordered: Callable[[], bool] = lambda: False  # an explicit load (LoadModel) waits for it: it goes first
     ready: asyncio.Future[None] | None = field(default=None, repr=False)
 
 
 def pick(waiting: Sequence[Waiting], now: float, age_s: float = AGE_S) -> int:
-    """The index of the load to run next: an explicitly ordered one first, then the most waiting requests served
-    per second of loading, counting each ``age_s`` waited as one request more; the longest waiting among equals."""
+    """The index of the load to run next: the most waiting requests served per second of loading, counting each
+    ``age_s`` waited as one request more; the longest waiting among equals."""
     best, best_key = 0, None
     for i, w in enumerate(waiting):
         demand = max(1, w.demand()) + max(0.0, now - w.since) / age_s
-        key = (w.ordered(), demand / max(w.cost, 1e-3), -w.since)
+        key = (demand / max(w.cost, 1e-3), -w.since)
         if best_key is None or key > best_key:
             best, best_key = i, key
     return best
@@ -72,12 +68,11 @@ class LoadQueue:
         return len(self.waiting)
 
     @asynccontextmanager
-    async def slot(self, demand: Callable[[], int], cost: float,
-                   ordered: Callable[[], bool] = lambda: False) -> AsyncIterator[None]:
+    async def slot(self, demand: Callable[[], int], cost: float) -> AsyncIterator[None]:
         if self.running < self.slots and not self.waiting:
             self.running += 1
         else:
-            entry = Waiting(demand, cost, self.clock(), ordered, asyncio.get_running_loop().create_future())
+            entry = Waiting(demand, cost, self.clock(), asyncio.get_running_loop().create_future())
             self.waiting.append(entry)
             try:
                 await entry.ready  # the slot is handed over by the load leaving it (running stays counted)

@@ -132,7 +132,6 @@ def memory_free_fraction(on_device: bool = False) -> float:
 class _LockEntry:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
-    ordered: int = 0  # of those, explicit loads (LoadModel), not requests: the model's load goes first
 
 
 class ModelManager:
@@ -186,7 +185,7 @@ class ModelManager:
         model = self._models.get(record.model_id)
         cold = False
         if model is None or model.sha256 != record.spec.sha256:
-            model, already = await self.load(record, ordered=False)
+            model, already = await self.load(record)
             cold = not already
         self._models.move_to_end(model.model_id)
         self._eviction.used(model.model_id)
@@ -206,17 +205,9 @@ class ModelManager:
         model.last_used = time.time()
 
     # ---- management ------------------------------------------------------------------------
-    async def load(self, record: ModelRecord, pin: bool = False, ordered: bool = True) -> tuple[HeldModel, bool]:
-        """Load ``record`` unless that exact version is loaded; returns (model, already_loaded). ``ordered``: an
-        explicit load (LoadModel, preload), whose wait for a load slot comes before requests' (load_queue)."""
+    async def load(self, record: ModelRecord, pin: bool = False) -> tuple[HeldModel, bool]:
+        """Load ``record`` unless that exact version is loaded; returns (model, already_loaded)."""
         lock = self._model_lock(record.model_id)
-        lock.entry.ordered += ordered
-        try:
-            return await self._load(record, pin, lock)
-        finally:
-            lock.entry.ordered -= ordered
-
-    async def _load(self, record: ModelRecord, pin: bool, lock: _TimedLock) -> tuple[HeldModel, bool]:
         async with lock:
             existing = self._models.get(record.model_id)
             if existing is not None and existing.sha256 == record.spec.sha256:
@@ -225,8 +216,7 @@ class ModelManager:
             self.loads_in_progress += 1
             try:
                 # Every request waiting for this model holds its lock entry: the load's demand while it queues.
-                async with self._load_queue.slot(lambda: lock.entry.users, load_cost(record.spec.weights.size_bytes),
-                                                 lambda: lock.entry.ordered > 0):
+                async with self._load_queue.slot(lambda: lock.entry.users, load_cost(record.spec.weights.size_bytes)):
                     model = await self._open(record, pin)
             finally:
                 self.loads_in_progress -= 1
