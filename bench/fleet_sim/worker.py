@@ -4,8 +4,9 @@
   worker's own eviction policy (``services.model_worker.eviction``, the scenario's ``eviction``: the load
   cost it weighs is the simulated load time) once a load finishes (never the model just loaded), as
   ``ModelManager._enforce_limits``;
-- loads: two at a time (the worker's load pool), ``0.2 s + size / 250 MB/s`` each; requests for a model
-  being loaded here wait for that load (the per-model lock); a request that asked for an existing copy
+- loads: two at a time (the worker's load pool), ``0.2 s + size / 250 MB/s`` each, the waiting ones taken in
+  the worker's own order (``services.model_worker.load_queue.pick``: the most requests waiting per second of
+  loading, ageing); requests for a model being loaded here wait for that load (the per-model lock); a request that asked for an existing copy
   (``require_loaded``) of a model not loaded here is answered "not held";
 - runs: one request at a time, ``run_s`` each, first come first served; more than ``max_queue`` requests
   waiting for one model: "queue full" (the batcher's RESOURCE_EXHAUSTED);
@@ -27,6 +28,7 @@ from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
 from services.cache.heartbeat_codec import CompactEncoder
 from services.model_worker.busyness import BusyMeter
 from services.model_worker.eviction import Eviction
+from services.model_worker.load_queue import LOAD_BYTES_PER_S, LOAD_FIXED_S, Waiting, pick
 from services.model_worker.state import intervals
 
 if TYPE_CHECKING:
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
 
 SHA = "ab" * 32
 BOOT_ID = "0f" * 16  # a uuid4 hex, as the worker's
-LOAD_FIXED_S, LOAD_BYTES_PER_S = 0.2, 250 * (1 << 20)
 LOAD_THREADS = 2
 WINDOW_S, RELEASE_WINDOW_S = 10.0, 60.0
 
@@ -54,7 +55,7 @@ class SimWorker:
     held: OrderedDict[str, Held] = field(default_factory=OrderedDict)  # least recently used first, as listed
     eviction: Eviction = field(init=False)
     loading: dict[str, list[Request]] = field(default_factory=dict)  # model -> requests waiting for its load
-    load_queue: deque[tuple[str, int]] = field(default_factory=deque)
+    load_queue: list[tuple[str, int, Waiting]] = field(default_factory=list)  # loads waiting for a thread
     loads_running: int = 0
     run_queue: deque[tuple[Request, Held]] = field(default_factory=deque)
     running: bool = False
@@ -155,12 +156,18 @@ class SimWorker:
 
     # ---- loads -----------------------------------------------------------------------------------
     def _queue_load(self, model: str) -> None:
-        self.load_queue.append((model, self.fleet.size_of(model)))
+        size = self.fleet.size_of(model)
+        demand = self._demand(model)
+        self.load_queue.append((model, size, Waiting(demand, LOAD_FIXED_S + size / LOAD_BYTES_PER_S, self.fleet.now)))
         self._start_loads()
+
+    def _demand(self, model: str):  # noqa: ANN202 - () -> int
+        return lambda: len(self.loading.get(model, ()))  # requests (and copy orders) waiting for the load
 
     def _start_loads(self) -> None:
         while self.loads_running < LOAD_THREADS and self.load_queue:
-            model, size = self.load_queue.popleft()
+            queue = self.load_queue
+            model, size, _ = queue.pop(pick([w for _, _, w in queue], self.fleet.now) if len(queue) > 1 else 0)
             self.loads_running += 1
             self.fleet.at(self.fleet.now + LOAD_FIXED_S + size / LOAD_BYTES_PER_S, self._loaded, model, size)
 

@@ -31,6 +31,7 @@ from services.common.labels import model_label
 from services.model_worker.busyness import BusyMeter
 from services.model_worker.eviction import Eviction, EvictionKind
 from services.model_worker.held_model import HeldModel
+from services.model_worker.load_queue import LoadQueue, load_cost
 from services.model_worker.loading import open_files
 from services.model_worker.metrics import (
     CAPACITY_BYTES,
@@ -70,6 +71,7 @@ class ManagerLimits:
     background_runs: int = 0  # background runs of a model at once (0: half its concurrent runs, at least 1)
     background_max_queue: int = 64  # background requests queued per model
     eviction: EvictionKind = "gdsf"  # which model goes over a limit (services.model_worker.eviction)
+    load_slots: int = 2  # loads at once (the load executor's threads); the others wait in demand order (load_queue)
 
 
 def memory_free_fraction(on_device: bool = False) -> float:
@@ -106,6 +108,7 @@ class ModelManager:
         self._models: OrderedDict[str, HeldModel] = OrderedDict()
         self._eviction = Eviction(limits.eviction)
         self._locks = ModelLocks(limits.lock_timeout_s)
+        self._load_queue = LoadQueue(limits.load_slots)
         self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self._opening: set[asyncio.Task[None]] = set()  # batch sessions being opened
         self.loads_started = 0  # for tests and describe: how many loads ran
@@ -161,7 +164,8 @@ class ModelManager:
     async def load(self, record: ModelRecord, pin: bool = False, requested: bool = False) -> tuple[HeldModel, bool]:
         """Load ``record`` unless that exact version is loaded; returns (model, already_loaded). ``requested``: for
         a request (listed in ``loading`` while it loads), not for ``LoadModel``."""
-        async with self._locks.hold(record.model_id):
+        lock = self._locks.hold(record.model_id)
+        async with lock:
             existing = self._models.get(record.model_id)
             if existing is not None and existing.sha256 == record.spec.sha256:
                 existing.pinned = existing.pinned or pin
@@ -170,7 +174,9 @@ class ModelManager:
             if requested:
                 self.loading.add(record.model_id)  # (one load of a model at a time: under its lock)
             try:
-                model = await self._open(record, pin)
+                # Every request waiting for this model holds its lock entry: the load's demand while it queues.
+                async with self._load_queue.slot(lambda: lock.entry.users, load_cost(record.spec.weights.size_bytes)):
+                    model = await self._open(record, pin)
             finally:
                 self.loads_in_progress -= 1
                 self.loading.discard(record.model_id)

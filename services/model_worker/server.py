@@ -36,6 +36,7 @@ from services.model_worker.worker import Worker
 from services.registry.client import RegistryClient
 
 PRELOAD_REGISTRY_WAIT_S = 60.0
+LOAD_SLOTS = 2  # loads at once: the load pool's threads, and the manager's load slots (the rest wait in demand order)
 
 
 def capacity_bytes(settings: WorkerSettings) -> int:
@@ -54,7 +55,7 @@ def build(settings: WorkerSettings) -> Service:
     cpu_threads = settings.cpu_threads or limits.usable_cpus()
     cpu_pool = ThreadPoolExecutor(cpu_threads, thread_name_prefix="cpu")
     infer_pool = ThreadPoolExecutor(max(4, settings.concurrent_runs, limits.usable_cpus()), thread_name_prefix="ort")
-    load_pool = ThreadPoolExecutor(2, thread_name_prefix="load")
+    load_pool = ThreadPoolExecutor(LOAD_SLOTS, thread_name_prefix="load")
     # Background requests (a workflow's model steps) decode, run and post-process on threads of their own, niced.
     background_pool = background_pool_of(max(cpu_threads, settings.background_runs or 1), settings.background_nice,
                                           "background", settings.background_sched_idle)
@@ -76,7 +77,8 @@ def build(settings: WorkerSettings) -> Service:
                       load_history=math.ceil(max(settings.load_history_s, settings.load_window_s)
                                              / settings.heartbeat_interval_s),
                       background_runs=settings.background_runs,
-                      background_max_queue=settings.background_max_queue_size, eviction=settings.eviction),
+                      background_max_queue=settings.background_max_queue_size, eviction=settings.eviction,
+                      load_slots=LOAD_SLOTS),
         load_pool, infer_pool, background_executor=background_pool, background_turns=turns,
         background_idle_executor=idle_pool,
     )

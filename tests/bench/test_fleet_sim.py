@@ -50,3 +50,28 @@ def test_the_simulated_workers_evict_with_the_workers_own_policy_and_gdsf_beats_
             assert len(worker.eviction) == len(worker.held) and all(m in worker.eviction for m in worker.held)
         rates[kind] = stats.hits / stats.measured
     assert rates["gdsf"] > rates["lru"] + 0.03, rates  # 69.8 % against 60.8 % when written
+
+
+def test_the_simulated_workers_take_waiting_loads_in_the_workers_demand_order() -> None:
+    """Two loads run; a large model asked for once, then a smaller one asked for three times, wait: the worker's
+    ``load_queue.pick`` loads the smaller, busier one first (first come first served would not)."""
+    import heapq
+
+    from bench.fleet_sim.engine import Request
+
+    fleet = Fleet(SMALL, trace(SMALL, seed=3), seed=3)
+    worker = fleet.workers[0]
+    by_size = sorted(range(SMALL.models), key=lambda i: fleet.trace.sizes[i])
+    lone, busy = fleet.name(by_size[-1]), fleet.name(by_size[0])
+    order: list[str] = []
+    loaded = worker._loaded
+    worker._loaded = lambda model, size: (order.append(model), loaded(model, size))  # type: ignore[method-assign]
+    asked = [fleet.name(by_size[1]), fleet.name(by_size[2]), lone, busy, busy, busy]
+    for i, model in enumerate(asked):
+        assert worker.call(Request(i, model, 0.0), existing=False) == "ok"
+    assert worker.loads_running == 2 and len(worker.load_queue) == 2
+    while len(order) < 4:
+        when, _, fn, args = heapq.heappop(fleet._events)
+        fleet.now = when
+        fn(*args)
+    assert order[2:] == [busy, lone]
