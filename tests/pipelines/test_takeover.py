@@ -131,7 +131,9 @@ def test_sigkill_then_sigterm_hand_pipelines_over(fleet: LocalFleet, rtsp: RtspS
         handovers = [handover(rows, second.name, first.name, drained_at) for rows in results]
         offset = max(stamp_offset(rows, second.name, first.name, 0.1) for rows in results)
         steady = sorted(i for h in handovers for i in h.steady_s)
-        bound = handover_bound(handovers, 0.1, offset)  # the RTSP source: a 10 fps video
+        # The RTSP source is a 10 fps video. On a loaded machine a replica alone sometimes takes its next frame a
+        # source interval late (a 0.3 s step): the handover may add no interval longer than those either.
+        bound = max(handover_bound(handovers, 0.1, offset), steady[-1])
         print(f"handover on SIGTERM, in capture time: largest intervals between processed frames "
               f"{[round(h.gap_s, 3) for h in handovers]} s, bound {bound:.3f} s, at "
               f"{[(round(h.gap_at_s, 2), *h.gap_between) for h in handovers]} (stamp offset {offset:.3f} s; both "
