@@ -7,6 +7,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -22,9 +23,16 @@ from services.local.processes import LocalFleet, ServiceProcess
 from services.local.results import ResultFollower
 from tests.conftest import OTHER_KEY, TEST_KEY
 from tests.pipelines.client import auth, frames_of, report, stub
-from tests.pipelines.conftest import RtspServer, wait_for
+from tests.pipelines.conftest import RtspServer, pipelines_fleet, wait_for
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str, videos: Path) -> Iterator[LocalFleet]:
+    """A fleet of this module's own: its tests kill, drain and restart the pipelines replicas."""
+    with pipelines_fleet(tmp_path_factory, redis_url, videos) as local:
+        yield local
 
 
 class Follower(ResultFollower):
