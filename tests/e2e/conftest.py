@@ -2,8 +2,9 @@
 
 ``fleet`` is one fleet for the whole tests/e2e package (starting and stopping one costs 10-15 s on CI): a module
 that needs other settings, more workers or breaks its fleet (kills, restarts) starts one of its own; one that
-needs only another gateway setting starts a gateway of its own on the shared fleet with ``own_gateway``. Modules
-keep what they store apart by ids of their own (stored workflows, request ids, images)."""
+needs only another gateway setting starts a gateway of its own on the shared fleet with ``own_gateway``; one that
+measures a fresh service (memory, first loads) takes an ``e2e_fleet`` of its own. Modules keep what they store
+apart by ids of their own (stored workflows, request ids, images)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from services.cache.embedded import delete_namespace
 from tests.conftest import TEST_KEY, demo_models, write_catalog
 
 
-@pytest.fixture(scope="package")
-def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[LocalFleet]:
+@contextmanager
+def e2e_fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[LocalFleet]:
+    """Registry, one worker and a gateway on the demo models, in a Redis namespace of its own."""
     tmp = tmp_path_factory.mktemp("fleet")
     catalog = write_catalog(tmp / "catalog.yaml", demo_models())
     namespace = f"e2e-{uuid.uuid4().hex[:10]}"
@@ -33,6 +35,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
     finally:
         local.stop()
         delete_namespace(redis_url, namespace)
+
+
+@pytest.fixture(scope="package")
+def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[LocalFleet]:
+    with e2e_fleet(tmp_path_factory, redis_url) as local:
+        yield local
 
 
 @pytest.fixture
