@@ -18,13 +18,15 @@ setup: $(VENV)/.installed
 up: setup
 	$(VENV)/bin/fleet up
 
-## The whole test suite (starts what it needs: Redis on 6379 when it answers, else an embedded one).
+## The whole test suite (starts what it needs: Redis on 6379 when it answers, else an embedded one); it ends with
+## the 40 slowest test phases (setup, call, teardown: a module's fleet start shows as its first test's setup).
+DURATIONS ?= 40
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=$(DURATIONS)
 
 ## The suite without the slow tests.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q --durations=$(DURATIONS) -m "not slow"
 
 ## The fuzz properties with ten times CI's examples, freshly random (failures are kept in .hypothesis/).
 fuzz: setup

@@ -249,12 +249,15 @@ class LocalFleet:
             **(extra or {}),
         }, cpus=cpus)
 
-    def start_gateway(self, workers: list[ServiceProcess], index: int = 0) -> ServiceProcess:
+    def start_gateway(self, workers: list[ServiceProcess], index: int = 0,
+                      extra: dict[str, str] | None = None) -> ServiceProcess:
+        """``extra``: environment of this gateway alone (over the fleet's ``env``), e.g. a setting one test needs."""
         return self._spawn(_name("gateway", index), "services.gateway", "FLEET_GATEWAY_", {
             "FLEET_GATEWAY_PORT": str(self.gateway_port if index == 0 else 0),
             "FLEET_GATEWAY_HTTP_PORT": str(self.http_port if index == 0 else 0),
             "FLEET_GATEWAY_REGISTRY_ADDRESS": self.registry_addresses,
             "FLEET_GATEWAY_WORKERS": ",".join(w.address for w in workers),
+            **(extra or {}),
         })
 
     def start_pipelines(self, index: int = 0, extra: dict[str, str] | None = None) -> ServiceProcess:

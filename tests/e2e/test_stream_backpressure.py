@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import cv2
 import grpc
@@ -18,6 +19,7 @@ from fleet_oip.v2 import grpc_service_pb2 as oip
 from fleet_oip.v2 import grpc_service_pb2_grpc as oip_grpc
 from services.demo.scenes import generate_scene
 from services.local.processes import LocalFleet
+from tests.e2e.conftest import e2e_fleet
 from tests.e2e.probes import metric
 
 pytestmark = pytest.mark.slow
@@ -25,6 +27,14 @@ pytestmark = pytest.mark.slow
 FRAMES = 5_000
 OIP_REQUESTS = 200  # ~600 MB of requests
 RSS_BOUND_MB = 50
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[LocalFleet]:
+    """A fleet of this module's own (not the package's shared one): the gateway's memory growth and the worker's
+    backlog are measured from a fresh start, not after the other modules' traffic."""
+    with e2e_fleet(tmp_path_factory, redis_url) as local:
+        yield local
 
 
 def _worker_work(client: FleetClient, model_id: str = "shapes-det/1") -> tuple[int, int]:

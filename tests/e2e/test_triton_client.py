@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fleet.client import FleetClient
+from fleet.v1 import gateway_pb2
 from services.local.processes import LocalFleet
 from tests.client_envs import client_venv, run_script
 from tests.conftest import TEST_KEY
@@ -95,6 +97,8 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def answers(fleet: LocalFleet, tmp_path_factory: pytest.TempPathFactory) -> dict:
     python = client_venv("tritonclient", ["tritonclient[grpc]"])
+    with FleetClient(fleet.gateway.address, TEST_KEY) as client:  # the fleet is shared: shapes-det-v5 is not loaded
+        client.stub.ClearModels(gateway_pb2.ClearModelsRequest(), metadata=client.metadata, timeout=60)
     return run_script(python, SCRIPT.format(address=fleet.gateway.address, key=TEST_KEY,
                                             cases={k: str(v) for k, v in CASES.items()}),
                       tmp_path_factory.mktemp("triton"))

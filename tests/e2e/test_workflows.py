@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fleet.client import FleetClient
-from fleet.v1 import inference_pb2
+from fleet.v1 import gateway_pb2, inference_pb2
 from services.demo.scenes import generate_scene
 from services.local.processes import LocalFleet
 from tests.conftest import TEST_KEY
@@ -49,12 +49,16 @@ def unb64(value: dict) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(base64.b64decode(value["value"]), np.uint8), cv2.IMREAD_COLOR)
 
 
-def test_a_model_loading_does_not_hold_up_other_runs(fleet: LocalFleet, http: httpx.Client, scene: bytes) -> None:
-    """The first test here: the keypoint model is not loaded yet; its run waits for the load on a worker while runs
-    on a loaded model go on (the gateway's loop never waits for a load)."""
+def test_a_model_loading_does_not_hold_up_other_runs(fleet: LocalFleet, http: httpx.Client, client: FleetClient,
+                                                     scene: bytes) -> None:
+    """The keypoint model is not loaded yet (the fleet is shared with other modules: every model is unloaded
+    first); its run waits for the load on a worker while runs on a loaded model go on (the gateway's loop never
+    waits for a load)."""
     import concurrent.futures
     import time
 
+    client.stub.ClearModels(gateway_pb2.ClearModelsRequest(), metadata=client.metadata, timeout=60)
+    assert not client.describe_models().models
     run(http, one_step(), scene)  # the detector is loaded
     loading = one_step("shapes-det/1")
     loading["steps"].append({**detect(0.3, model="shapes-pose/1", name="pose"),

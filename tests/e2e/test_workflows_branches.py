@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import Iterator
 
 import grpc
@@ -15,11 +14,11 @@ import pytest
 from google.protobuf import json_format
 
 from fleet.v1 import admin_pb2, admin_pb2_grpc, inference_pb2, workflow_pb2, workflow_pb2_grpc
-from services.cache.embedded import delete_namespace
 from services.demo.scenes import generate_scene
-from services.local.processes import LocalFleet
+from services.local.processes import LocalFleet, ServiceProcess
 from tests.artifact_server import ArtifactServer, artifact_server
-from tests.conftest import TEST_KEY, demo_models, write_catalog
+from tests.conftest import TEST_KEY
+from tests.e2e.conftest import own_gateway
 from tests.e2e.test_inference import SEEDS, encode
 from tests.workflows.definitions import IMAGE, detect, detect_crop_classify, one_step
 
@@ -36,22 +35,18 @@ def site() -> Iterator[ArtifactServer]:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[LocalFleet]:
-    tmp = tmp_path_factory.mktemp("fleet")
-    local = LocalFleet(redis_url, write_catalog(tmp / "catalog.yaml", demo_models()), workers=1,
-                       namespace=f"wfb-{uuid.uuid4().hex[:10]}", state_dir=tmp / "run",
-                       env={"FLEET_GATEWAY_URL_ALLOW_PRIVATE": "true", "FLEET_GATEWAY_URL_HOSTS": "127.0.0.1",
-                            "FLEET_GATEWAY_URL_TIMEOUT_S": "5", "FLEET_GATEWAY_MAX_MESSAGE_BYTES": str(MAX_BYTES)})
-    try:
-        yield local.start()
-    finally:
-        local.stop()
-        delete_namespace(redis_url, local.namespace)
+def gateway(fleet: LocalFleet) -> Iterator[ServiceProcess]:
+    """A gateway of this module's own on the shared fleet: it fetches image URLs from 127.0.0.1 (the shared one,
+    as by default, refuses private addresses)."""
+    with own_gateway(fleet, {"FLEET_GATEWAY_URL_ALLOW_PRIVATE": "true", "FLEET_GATEWAY_URL_HOSTS": "127.0.0.1",
+                             "FLEET_GATEWAY_URL_TIMEOUT_S": "5",
+                             "FLEET_GATEWAY_MAX_MESSAGE_BYTES": str(MAX_BYTES)}) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
-def http(fleet: LocalFleet) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fleet.gateway.http_url, timeout=60, headers=AUTH) as client:
+def http(gateway: ServiceProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.http_url, timeout=60, headers=AUTH) as client:
         yield client
 
 
@@ -167,8 +162,9 @@ def test_run_wide_errors_still_fail_the_run_and_describe_says_each_blocks_scope(
 
 
 # ---- image URLs ------------------------------------------------------------------------------------------------
-def test_image_urls_are_fetched_once_per_run_on_http_stored_and_grpc(fleet: LocalFleet, http: httpx.Client,
-                                                                      site: ArtifactServer, scene: bytes) -> None:
+def test_image_urls_are_fetched_once_per_run_on_http_stored_and_grpc(fleet: LocalFleet, gateway: ServiceProcess,
+                                                                      http: httpx.Client, site: ArtifactServer,
+                                                                      scene: bytes) -> None:
     site.files["/scene.jpg"] = scene
     url = {"type": "url", "value": site.url("/scene.jpg")}
     definition = detect_crop_classify()
@@ -184,7 +180,7 @@ def test_image_urls_are_fetched_once_per_run_on_http_stored_and_grpc(fleet: Loca
     mixed = run(http, definition, [url, b64(scene)])["outputs"]
     assert [o["top"] for o in mixed] == [expected["top"], expected["top"]]
 
-    admin = admin_pb2_grpc.AdminServiceStub(grpc.insecure_channel(fleet.gateway.address))
+    admin = admin_pb2_grpc.AdminServiceStub(grpc.insecure_channel(gateway.address))
     admin.PutWorkflow(admin_pb2.PutWorkflowRequest(workspace="demo", workflow_id="by-url",
                                                    definition_json=json.dumps(definition)),
                       metadata=(("authorization", f"Bearer {fleet.admin_token}"),), timeout=30)
@@ -192,7 +188,7 @@ def test_image_urls_are_fetched_once_per_run_on_http_stored_and_grpc(fleet: Loca
     assert stored.status_code == 200, stored.text
     assert stored.json()["outputs"][0]["top"] == expected["top"]
 
-    with grpc.insecure_channel(fleet.gateway.address) as channel:
+    with grpc.insecure_channel(gateway.address) as channel:
         stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
         request = workflow_pb2.RunWorkflowRequest(images={"image": workflow_pb2.WorkflowImages(
             images=[inference_pb2.Image(url=site.url("/scene.jpg"))])})

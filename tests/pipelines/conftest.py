@@ -6,6 +6,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,9 @@ FAST = {"FLEET_PIPELINES_LEASE_TTL_S": "2", "FLEET_PIPELINES_LEASE_RENEW_S": "0.
         "FLEET_PIPELINES_READ_TIMEOUT_S": "2", "FLEET_PIPELINES_MAX_PIPELINES_PER_WORKSPACE": "6"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Written once for the run (about 15 s on CI; they were once per module): the tests only read them."""
     root = tmp_path_factory.mktemp("videos")
     write_video(root / "clip.avi", 30, fps=10)
     write_video(root / "long.avi", 600, fps=10, seed=4_000_000)  # 60 s: the RTSP server's loop pauses its stream
@@ -34,8 +36,10 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str, videos: Path) -> Iterator[LocalFleet]:
+@contextmanager
+def pipelines_fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str, videos: Path) -> Iterator[LocalFleet]:
+    """Registry, one worker, gateway and two pipelines replicas with FAST leases, on the demo detector and a slow
+    one."""
     tmp = tmp_path_factory.mktemp("fleet")
     # A deliberately slow detector (a 1024x1024 input, a million anchors: about 0.3 s a frame here).
     slow = write_package(tmp / "slow", yolov8_like(size=1024, stride=1), size=1024)
@@ -55,6 +59,15 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str, videos: Path
     finally:
         local.stop()
         delete_namespace(redis_url, namespace)
+
+
+@pytest.fixture(scope="package")
+def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str, videos: Path) -> Iterator[LocalFleet]:
+    """One for the package (a start and stop cost about 15 s on CI): the modules here terminate the pipelines they
+    create and store workflows under ids of their own; test_takeover, which kills and restarts replicas, has one of
+    its own."""
+    with pipelines_fleet(tmp_path_factory, redis_url, videos) as local:
+        yield local
 
 
 class RtspServer:

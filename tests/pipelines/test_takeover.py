@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -20,9 +21,16 @@ from services.local.processes import LocalFleet, ServiceProcess
 from services.local.results import ResultFollower, handover, stamp_offset, stream_results
 from tests.conftest import OTHER_KEY, TEST_KEY
 from tests.pipelines.client import Camera, auth, frames_of, report, stub
-from tests.pipelines.conftest import RtspServer, wait_for
+from tests.pipelines.conftest import RtspServer, pipelines_fleet, wait_for
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, redis_url: str, videos: Path) -> Iterator[LocalFleet]:
+    """A fleet of this module's own: its tests kill, drain and restart the pipelines replicas."""
+    with pipelines_fleet(tmp_path_factory, redis_url, videos) as local:
+        yield local
 
 
 class Follower(ResultFollower):
