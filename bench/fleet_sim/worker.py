@@ -94,6 +94,9 @@ class SimWorker:
             return "not_held"
         waiting = self.loading.get(model)
         if waiting is not None:
+            # As ModelManager.acquire: no more requests wait for a load than the model's queue takes.
+            if sum(not callable(w) for w in waiting) >= self.fleet.scenario.max_queue:
+                return "full"
             waiting.append(request)
             return "ok"
         self.loading[model] = [request]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import psutil
 
 from services.common.background import NO_TURNS, Turns
-from services.common.errors import FleetError, ModelLoadError
+from services.common.errors import FleetError, ModelLoadError, ResourceExhausted
 from services.common.model_record import ModelRecord
 from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.batcher import Background, Batcher
@@ -141,6 +141,11 @@ class ModelManager:
         model = self._models.get(record.model_id)
         cold = False
         if model is None or model.sha256 != record.spec.sha256:
+            # Admission: no more requests wait for a load here than the model's queue takes once it lands (the
+            # rest would be refused then, after waiting for nothing): past that, another worker takes them now.
+            if (waiting := self._locks.waiting(record.model_id)) >= self.limits.max_queue:
+                raise ResourceExhausted(f"model {record.model_id!r} is loading on this worker with {waiting} "
+                                        "requests waiting for it already; another worker takes this one")
             model, already = await self.load(record, requested=True)
             cold = not already
         self._models.move_to_end(model.model_id)

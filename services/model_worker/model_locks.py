@@ -27,6 +27,11 @@ class ModelLocks:
             entry = self._entries[model_id] = _Entry()
         return _TimedLock(self, model_id, entry)
 
+    def waiting(self, model_id: str) -> int:
+        """Callers holding or waiting for that model's lock now (requests waiting for its load, with the load's)."""
+        entry = self._entries.get(model_id)
+        return entry.users if entry is not None else 0
+
     def __len__(self) -> int:
         """Model ids whose lock someone holds or waits for."""
         return len(self._entries)

@@ -384,3 +384,27 @@ async def test_the_published_state_lists_the_models_being_loaded(make_manager, p
     # the model elsewhere meanwhile is a further copy, not a second load of one placement.
     assert list(during.models_loading) == ["slow/1"] and not during.models
     assert not after.models_loading and {m.model_id for m in after.models} == {"slow/1", "copy/1"}
+
+
+async def test_no_more_requests_wait_for_a_load_than_the_queue_takes(make_manager, packages) -> None:
+    """Requests waiting for a model's load would all enter its queue at once when it lands, and those past the
+    queue's limit would be refused then, after waiting for nothing: past that many, the worker refuses at once
+    (RESOURCE_EXHAUSTED: the gateway places the model on another worker), and takes requests again once loaded."""
+    from services.common.errors import ResourceExhausted
+
+    manager = make_manager(max_queue=2)
+    body = (packages[1] / "model.onnx").read_bytes()
+    with artifact_server() as server:
+        server.files["/slow.onnx"] = body
+        server.delay_s = 0.5
+        slow = record(packages[1], "slow/1", uri=server.url("/slow.onnx"))
+        waiting = [asyncio.create_task(manager.acquire(slow)) for _ in range(2)]
+        while manager._locks.waiting("slow/1") < 2:
+            await asyncio.sleep(0.01)
+        with pytest.raises(ResourceExhausted, match="loading on this worker"):
+            await manager.acquire(slow)
+        for model, _ in await asyncio.gather(*waiting):
+            manager.release(model)
+    model, cold = await manager.acquire(slow)  # loaded: the queue's own limit applies again
+    manager.release(model)
+    assert not cold and manager.loads_started == 1
