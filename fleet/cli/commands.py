@@ -14,7 +14,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from fleet.cli import admin, connection, pipelines, workflows
-from fleet.cli.output import detections_table, loaded_models_table
+from fleet.cli.output import response_table, loaded_models_table
 from fleet.client import FleetClient, read_state
 from fleet.keys import hash_api_key, new_api_key
 from fleet.v1 import inference_pb2
@@ -61,7 +61,7 @@ def _show(response: object, args: argparse.Namespace, visual: Path | None) -> No
         body.pop("visualization", None)
         print(json.dumps(body, indent=2))
     else:
-        print(detections_table(response))  # type: ignore[arg-type]
+        print(response_table(response))  # type: ignore[arg-type]
         if visual is not None:
             print(f"annotated image written to {visual}")
 
@@ -174,7 +174,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument(option.flag, action="append", type=option.parse, dest=_input_dest(option), help=option.help,
                        metavar=option.metavar or option.flag.lstrip("-").replace("-", "_").upper())
     p.add_argument("--visualize", metavar="OUT.jpg", help="write an annotated JPEG here (OUT-1.jpg, ... for several): "
-                                                          "boxes, masks, keypoints, OCR lines")
+                                                          "what the model's task draws of its answer")
     p.add_argument("--json", action="store_true", help="print the whole response as JSON")
     p.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds (default 60)")
     _connection_args(p)

@@ -9,7 +9,7 @@ from services.tasks import registry as tasks
 from services.tasks.base import text_table as table
 
 
-def detections_table(r: inference_pb2.InferResponse) -> str:
+def response_table(r: inference_pb2.InferResponse) -> str:
     """A response's heading and its task's table (the task's own rendering: ``services.tasks``)."""
     head = (f"model {r.model_id}  image {r.image_width}x{r.image_height}  worker {r.worker_id}  "
             f"gateway {r.timings.gateway_ms:.1f} ms (inference {r.timings.inference_ms:.1f} ms, "

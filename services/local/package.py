@@ -37,7 +37,7 @@ CHECK_INSTALL = "pip install 'inference-fleet[server,cpu]'"
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from fleet.cli.output import detections_table  # noqa: PLC0415
+        from fleet.cli.output import response_table  # noqa: PLC0415
         from services.common.errors import FleetError  # noqa: PLC0415
         from services.common.layouts import TaskType  # noqa: PLC0415
         from services.packaging import drafted  # noqa: PLC0415
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                   "it with `fleet infer` instead", file=sys.stderr)
             return 2
         if args.check:
-            print(detections_table(check(out, Path(args.check))))
+            print(response_table(check(out, Path(args.check))))
     except ImportError as exc:  # only check() imports more: the worker's code and ONNX Runtime
         print(f"fleet package --check: runs the package with the worker's code and ONNX Runtime, which need the "
               f"server install ({exc.name or 'onnxruntime'} is missing): {CHECK_INSTALL}; the package in {out} "

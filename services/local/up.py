@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import yaml
 
-from fleet.cli.output import detections_table
+from fleet.cli.output import response_table
 from fleet.client import FleetClient
 from services.local.processes import FleetStartError, LocalFleet
 from fleet.paths import DEMO_CATALOG, SAMPLES_DIR, client_state_file, state_dir
@@ -87,7 +87,7 @@ def first_inference(address: str, api_key: str, model_id: str = "shapes-det/1", 
     except grpc.RpcError as exc:
         print(f"first inference failed: {exc.code().name}: {exc.details()}")
         return
-    print(f"\nFirst inference: {model_id} on {sample}\n{detections_table(response)}")
+    print(f"\nFirst inference: {model_id} on {sample}\n{response_table(response)}")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -1,7 +1,7 @@
 """KServe v2 (Open Inference Protocol) REST routes, plus Triton's repository extension, on the OIP data plane.
 
 JSON tensors: ``data`` is the flattened (or nested) element list; BYTES elements are strings:
-base64 for binary (the image input), UTF-8 text for names and for a text input (an embedding model's ``text``). A fleet model ``project/version``
+base64 for binary (the image input), UTF-8 text for names and for a task's text input (``Task.oip_text_input``). A fleet model ``project/version``
 is ``/v2/models/project/versions/version``; an alias is ``/v2/models/<alias>``.
 """
 

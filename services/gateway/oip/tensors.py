@@ -4,7 +4,7 @@ Inputs (one tensor, named ``image``):
   - ``BYTES`` of shape ``[B]`` (or ``[B, 1]``): encoded images (JPEG, PNG, BMP, WebP), one per batch row;
   - ``UINT8`` of shape ``[H, W, 3]`` or ``[B, H, W, 3]``: raw pixels, RGB (request parameter
     ``color_order: "bgr"`` for BGR).
-Or, for a task with a text input (``Task.oip_text_input``: embedding models' ``text``), that one tensor:
+Or, for a task with a text input (``Task.oip_text_input``, named by the task), that one tensor:
 ``BYTES`` ``[N]`` (or ``[N, 1]``) UTF-8 strings, one per row.
 Options are request parameters: confidence, iou_threshold, max_detections, max_candidates,
 class_filter (comma-separated names), class_agnostic_nms, visualize.
