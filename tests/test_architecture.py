@@ -201,3 +201,53 @@ def test_the_edge_check_sees_task_names(tmp_path: Path) -> None:
     assert [f.split(" ", 1)[1] for f in found] == [
         "imports services.tasks.ocr.NAME", "imports services.tasks.detection",
         "imports services.tasks.http.promptable.router", "says 'object_detection'"], found
+
+
+# ---- edges state no task's options ----------------------------------------------------------------------------
+#: fleet.client's ``build_parameters`` is the typed Python API: one keyword per field of the public
+#: InferenceParameters message, whatever the task; it states no flag and no OIP request parameter.
+OPTION_EDGES_EXEMPT = ("fleet.client",)
+
+
+def _option_words() -> set[str]:
+    """Every task-declared option as an edge spells it: ``fleet infer``'s flags (``Task.cli_parameters``) and OIP's
+    request parameters (``Task.oip_request_parameters``)."""
+    from services.tasks import registry  # noqa: PLC0415 - registers the built-in tasks
+
+    return ({p.flag for t in registry.all_tasks() for p in t.cli_parameters}
+            | {p.name for t in registry.all_tasks() for p in t.oip_request_parameters})
+
+
+def option_namings(path: Path, module: str = "") -> list[str]:
+    """Where a module states a task's option itself: a string literal that is a declared flag or OIP request
+    parameter (``"--iou"``, ``"iou_threshold"``)."""
+    words = _option_words()
+    return [f"{module or _module_name(path)}:{node.lineno} says {node.value!r}"
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in words]
+
+
+def test_the_tasks_declare_the_nms_options() -> None:
+    """What the edges used to state themselves (the CLI's NMS flags, OIP's request parameters) is declared."""
+    words = _option_words()
+    assert {"--iou", "--max-detections", "--class", "--agnostic", "--top-k", "--mask-format"} <= words
+    assert {"iou_threshold", "max_detections", "max_candidates", "class_filter", "class_agnostic_nms"} <= words
+
+
+def test_edges_state_no_task_option() -> None:
+    """An edge offers the options the tasks declare (it iterates over the registry); it spells none itself."""
+    paths = [p for p in _edge_paths() if not any(_matches(_module_name(p), e) for e in OPTION_EDGES_EXEMPT)]
+    assert any(_module_name(p) == "services.gateway.oip.tensors" for p in paths)
+    assert any(_module_name(p) == "fleet.cli.commands" for p in paths)
+    named = [n for p in paths for n in option_namings(p)]
+    assert not named, "edges that state a task's option (declare it on the task: cli_parameters, " \
+                      "oip_request_parameters):\n" + "\n".join(named)
+
+
+def test_the_option_check_sees_options(tmp_path: Path) -> None:
+    fake = tmp_path / "probe.py"
+    fake.write_text("import argparse\np = argparse.ArgumentParser()\np.add_argument('--iou', type=float)\n"
+                    "NAMES = ('confidence', 'class_agnostic_nms', 'visualize')\nHELP = 'the --iou flag'\n",
+                    encoding="utf-8")
+    found = option_namings(fake, "fleet.cli.probe")
+    assert [f.split(" ", 1)[1] for f in found] == ["says '--iou'", "says 'class_agnostic_nms'"], found

@@ -97,13 +97,16 @@ def _flags(options: list[str]) -> str:
     return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} and {options[-1]}"
 
 
+def parameters(args: argparse.Namespace) -> dict[str, object]:
+    """``FleetClient.infer``'s parameter keywords from ``fleet infer``'s flags (the tasks' own included)."""
+    return dict(confidence=args.confidence, visualize=bool(args.visualize),
+                **{o.parameter: getattr(args, o.parameter) for o in _task_parameters()})
+
+
 @_rpc
 def infer(args: argparse.Namespace) -> int:
     images = [i if i.startswith(("http://", "https://")) else Path(i) for i in args.image]
-    params = dict(confidence=args.confidence, iou_threshold=args.iou, max_detections=args.max_detections,
-                  class_filter=args.class_filter, class_agnostic_nms=True if args.agnostic else None,
-                  visualize=bool(args.visualize),
-                  **{o.parameter: getattr(args, o.parameter) for o in _task_parameters()})
+    params = parameters(args)
     inputs = typed_inputs(args)
     if not images and not inputs:
         alone = " or ".join(f"{o.flag} for {_article(t.name)} model" for t, o in _task_inputs() if o.without_image)
@@ -163,13 +166,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                             "texts only, with --text)")
     p.add_argument("--model", required=True, help="model id or alias, e.g. shapes-det/1")
     p.add_argument("--confidence", type=float)
-    p.add_argument("--iou", type=float, help="NMS IoU threshold")
-    p.add_argument("--max-detections", type=int)
-    p.add_argument("--class", dest="class_filter", action="append", help="keep only this class (repeatable)")
-    p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS (default: the model's)")
     for parameter in _task_parameters():
-        p.add_argument(parameter.flag, dest=parameter.parameter, type=parameter.type, default=parameter.default,
-                       choices=list(parameter.choices) if parameter.choices else None, help=parameter.help)
+        p.add_argument(parameter.flag, **parameter.argument())
     for _, option in _task_inputs():
         p.add_argument(option.flag, action="append", type=option.parse, dest=_input_dest(option), help=option.help,
                        metavar=option.metavar or option.flag.lstrip("-").replace("-", "_").upper())

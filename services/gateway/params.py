@@ -58,6 +58,21 @@ def as_names(name: str, value: object) -> list[str]:
     raise InvalidArgument(f"{name} must be a list of class names, got {value!r}")
 
 
+READERS = {"number": as_float, "whole": as_int, "bool": as_bool, "names": as_names}
+
+
+def set_parameter(params: inference_pb2.InferenceParameters, name: str, kind: str, value: object) -> None:
+    """Set the InferenceParameters field ``name`` from a loosely typed value, read as ``kind`` (a key of
+    ``READERS``: a task's ``OipParameter``); ``None`` leaves it to the model's default."""
+    if value is None:
+        return
+    read = READERS[kind](name, value)
+    if kind == "names":
+        getattr(params, name)[:] = read
+    else:
+        setattr(params, name, read)
+
+
 def inference_parameters(*, confidence: object = None, iou_threshold: object = None, max_detections: object = None,
                          max_candidates: object = None, class_filter: object = None,
                          class_agnostic_nms: object = None, visualize: object = None) -> inference_pb2.InferenceParameters:

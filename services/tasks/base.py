@@ -11,7 +11,8 @@ A task (object detection, classification, a plug-in's own) owns:
   CLI's table; HTTP routes of its own (``http_routes``: the Roboflow server's ``/clip/*``), kept in
   ``services.tasks.http`` (server-side: FastAPI and the gateway, imported only when the HTTP edge mounts them);
 - its part of the CLI: the ``fleet infer`` flags for its typed inputs (``cli_inputs``) and its parameters
-  (``cli_parameters``), and subcommands of its own (``cli_commands``, the embedding task's ``fleet compare``).
+  (``cli_parameters``), and subcommands of its own (``cli_commands``, the embedding task's ``fleet compare``);
+- its OIP request parameters (``oip_request_parameters``: the detection family's NMS options).
 
 Edges, the CLI and packaging iterate over the registry; none of them names a task. Module-level imports
 here and in the task modules are the client install's (protobuf, the standard library): the CLI renders
@@ -24,7 +25,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from google.protobuf.message import Message
 
@@ -79,10 +80,34 @@ class CliParameter:
 
     flag: str  # "--top-k"
     parameter: str  # FleetClient.infer's keyword, the InferenceParameters field ("top_k")
-    help: str
+    help: str | None
     type: Callable[[str], Any] = str
     choices: tuple[str, ...] | None = None
     default: Any = None
+    #: "store" (one value), "append" (repeatable: a list), "store_const" (a switch: ``const`` when given, else
+    #: ``default``).
+    action: Literal["store", "append", "store_const"] = "store"
+    const: Any = None
+    metavar: str | None = None  # (default: the parameter in capitals, TOP_K)
+
+    def argument(self) -> dict[str, Any]:
+        """``argparse.ArgumentParser.add_argument``'s keywords for the flag."""
+        common = dict(dest=self.parameter, default=self.default, help=self.help, action=self.action)
+        if self.action == "store_const":
+            return {**common, "const": self.const}
+        return {**common, "type": self.type, "choices": list(self.choices) if self.choices else None,
+                "metavar": self.metavar}
+
+
+@dataclass(frozen=True)
+class OipParameter:
+    """An Open Inference Protocol request parameter for a task's field of ``InferenceParameters``
+    (``iou_threshold``): named as the field; ``kind`` says how its loosely typed value (a string, a JSON number, a
+    list) is read: "number", "whole" (a whole number >= 0), "bool", "names" (a list, or one comma-separated
+    string). Tasks that share the field declare the same OipParameter (it is accepted once)."""
+
+    name: str
+    kind: Literal["number", "whole", "bool", "names"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +168,9 @@ class Task:
     cli_parameters: ClassVar[tuple[CliParameter, ...]] = ()
     #: ``fleet`` subcommands of its own (``compare``).
     cli_commands: ClassVar[tuple[CliCommand, ...]] = ()
+    #: OIP request parameters for its fields of InferenceParameters (``iou_threshold``; every task's are
+    #: accepted, in registry order).
+    oip_request_parameters: ClassVar[tuple[OipParameter, ...]] = ()
 
     # ---- answers --------------------------------------------------------------------------------------
     def result(self, response: inference_pb2.InferResponse) -> Message:

@@ -1,4 +1,5 @@
-"""What the box-based tasks share: boxes as messages, drawings, Roboflow JSON, OIP tensors and table rows.
+"""What the box-based tasks share: boxes as messages, drawings, Roboflow JSON, OIP tensors and table rows, and
+the options the edges offer for them (non-maximum suppression's and the class filter).
 
 Detection, instance segmentation, keypoints and oriented boxes all answer boxes with classes; each of
 their modules adds its own part to these.
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fleet.v1 import inference_pb2
-from services.tasks.base import Json, TensorSpec
+from services.tasks.base import CliParameter, Json, OipParameter, TensorSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,6 +25,23 @@ DETECTION_OUTPUTS = (TensorSpec("boxes", "FP32", (-1, 4)), TensorSpec("scores", 
                      TensorSpec("class_ids", "INT32", (-1,)), TensorSpec("class_names", "BYTES", (-1,)),
                      TensorSpec("batch_index", "INT32", (-1,)))
 HEADERS = ["class", "confidence", "x", "y", "width", "height"]
+
+# ---- the options: fleet infer's flags, OIP's request parameters ---------------------------------------------------
+# Each is one InferenceParameters field, honoured by every box task (and the class filter by classification too);
+# object detection, registered first, declares them for the family (an edge offers each once, whoever declares it).
+
+#: ``fleet infer``'s flags, in the order its help lists them.
+NMS_FLAGS = (
+    CliParameter("--iou", "iou_threshold", "NMS IoU threshold", type=float, metavar="IOU"),
+    CliParameter("--max-detections", "max_detections", None, type=int),
+    CliParameter("--class", "class_filter", "keep only this class (repeatable)", action="append"),
+    CliParameter("--agnostic", "class_agnostic_nms", "class-agnostic NMS (default: the model's)",
+                 action="store_const", const=True),
+)
+#: OIP request parameters, in the order an answer to an unknown one lists them.
+NMS_PARAMETERS = (OipParameter("iou_threshold", "number"), OipParameter("max_detections", "whole"),
+                  OipParameter("max_candidates", "whole"), OipParameter("class_filter", "names"),
+                  OipParameter("class_agnostic_nms", "bool"))
 
 # ---- the worker --------------------------------------------------------------------------------------
 

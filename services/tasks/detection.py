@@ -29,6 +29,8 @@ class ObjectDetection(Task):
     route = "object_detection"
     oip_outputs = (*boxes.DETECTION_OUTPUTS, *COMMON_OUTPUTS)
     summary = "boxes with classes"
+    cli_parameters = boxes.NMS_FLAGS
+    oip_request_parameters = boxes.NMS_PARAMETERS
     layouts = (
         Layout("yolov8", name, 1, "[4+nc, N]: cx, cy, w, h, class scores",
                lambda p: [(4 + p.num_classes, None)], decoder=f"{_DECODERS}:yolov8"),

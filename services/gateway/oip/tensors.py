@@ -6,8 +6,8 @@ Inputs (one tensor, named ``image``):
     ``color_order: "bgr"`` for BGR).
 Or, for a task with a text input (``Task.oip_text_input``, named by the task), that one tensor:
 ``BYTES`` ``[N]`` (or ``[N, 1]``) UTF-8 strings, one per row.
-Options are request parameters: confidence, iou_threshold, max_detections, max_candidates,
-class_filter (comma-separated names), class_agnostic_nms, visualize.
+Options are request parameters: confidence, visualize, and those the tasks declare (``Task.oip_request_parameters``:
+the detection family's NMS options and class filter, comma-separated names), each accepted for any model.
 
 Outputs: each task's (``Task.oip_outputs`` and ``Task.oip_tensors`` in ``services.tasks``), every row of
 every batch image, then ``image_size`` INT32 [B, 2] (width, height) and, with visualize, ``visualization``
@@ -23,16 +23,16 @@ import numpy as np
 from fleet.internal.v1 import descriptor_pb2
 from fleet.v1 import inference_pb2, model_pb2
 from services.common.errors import InvalidArgument
-from services.gateway.params import inference_parameters
+from services.gateway.params import set_parameter
 from services.tasks import registry as tasks
-from services.tasks.base import TensorSpec
+from services.tasks.base import OipParameter, TensorSpec
 
 INPUT_NAME = "image"
 # Parameters Triton's and KServe's clients set on their own; accepted and ignored.
 CLIENT_PARAMETERS = frozenset({"sequence_id", "sequence_start", "sequence_end", "priority", "timeout",
                                "binary_data_output", "binary_data", "binary_data_size", "headers"})
-OPTION_NAMES = ("confidence", "iou_threshold", "max_detections", "max_candidates", "class_filter",
-                "class_agnostic_nms", "visualize")
+# Every task's options; the tasks' own come between them (``option_parameters``).
+CONFIDENCE, VISUALIZE = OipParameter("confidence", "number"), OipParameter("visualize", "bool")
 NUMPY_TYPES = {"UINT8": np.uint8, "INT32": np.int32, "INT64": np.int64, "FP32": np.float32, "FP64": np.float64,
                "BOOL": np.bool_}
 
@@ -91,15 +91,30 @@ def model_id_of(name: str, version: str = "") -> str:
     return f"{name}/{version}"
 
 
+def option_parameters() -> list[OipParameter]:
+    """The request parameters that set InferenceParameters: confidence, the tasks' (each once, in registry order),
+    visualize."""
+    found: dict[str, OipParameter] = {}
+    for option in (CONFIDENCE, *(o for task in tasks.all_tasks() for o in task.oip_request_parameters), VISUALIZE):
+        if found.setdefault(option.name, option) != option:
+            raise ValueError(f"tasks declare {option.name} twice, differently: {found[option.name]} and {option}")
+    return list(found.values())
+
+
 def options(parameters: dict[str, object]) -> tuple[inference_pb2.InferenceParameters, bool]:
     """Task parameters and whether pixels are BGR, from request parameters (unknown names refused)."""
-    unknown = sorted(set(parameters) - set(OPTION_NAMES) - CLIENT_PARAMETERS - {"color_order"})
+    accepted = option_parameters()
+    names = [option.name for option in accepted]
+    unknown = sorted(set(parameters) - set(names) - CLIENT_PARAMETERS - {"color_order"})
     if unknown:
-        raise InvalidArgument(f"unknown request parameters {unknown}; accepted: {', '.join(OPTION_NAMES)}, color_order")
+        raise InvalidArgument(f"unknown request parameters {unknown}; accepted: {', '.join(names)}, color_order")
     order = str(parameters.get("color_order", "rgb")).lower()
     if order not in ("rgb", "bgr"):
         raise InvalidArgument(f"color_order must be 'rgb' or 'bgr', got {order!r}")
-    return inference_parameters(**{k: parameters[k] for k in OPTION_NAMES if k in parameters}), order == "bgr"
+    params = inference_pb2.InferenceParameters()
+    for option in accepted:
+        set_parameter(params, option.name, option.kind, parameters.get(option.name))
+    return params, order == "bgr"
 
 
 def images(inputs: list[Tensor], bgr: bool = False) -> list[inference_pb2.Image]:
