@@ -169,8 +169,7 @@ class ModelManager:
     async def load(self, record: ModelRecord, pin: bool = False, requested: bool = False) -> tuple[HeldModel, bool]:
         """Load ``record`` unless that exact version is loaded; returns (model, already_loaded). ``requested``: for
         a request (listed in ``loading`` while it loads), not for ``LoadModel``."""
-        lock = self._locks.hold(record.model_id)
-        async with lock:
+        async with self._locks.hold(record.model_id):
             existing = self._models.get(record.model_id)
             if existing is not None and existing.sha256 == record.spec.sha256:
                 existing.pinned = existing.pinned or pin
@@ -179,8 +178,10 @@ class ModelManager:
             if requested:
                 self.loading.add(record.model_id)  # (one load of a model at a time: under its lock)
             try:
-                # Every request waiting for this model holds its lock entry: the load's demand while it queues.
-                async with self._load_queue.slot(lambda: lock.entry.users, load_cost(record.spec.weights.size_bytes)):
+                # The load's demand while it queues: every request waiting for this model (the count admission
+                # bounds in ``acquire``).
+                async with self._load_queue.slot(lambda: self._locks.waiting(record.model_id),
+                                                 load_cost(record.spec.weights.size_bytes)):
                     model = await self._open(record, pin)
             finally:
                 self.loads_in_progress -= 1

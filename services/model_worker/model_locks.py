@@ -41,12 +41,12 @@ class _TimedLock:
     """``async with``: a model's lock, acquired within the locks' timeout."""
 
     def __init__(self, locks: ModelLocks, model_id: str, entry: _Entry) -> None:
-        self.locks, self.model_id, self.entry = locks, model_id, entry
+        self.locks, self.model_id, self._entry = locks, model_id, entry
 
     async def __aenter__(self) -> None:
-        self.entry.users += 1
+        self._entry.users += 1
         try:
-            await asyncio.wait_for(self.entry.lock.acquire(), self.locks.timeout_s)
+            await asyncio.wait_for(self._entry.lock.acquire(), self.locks.timeout_s)
         except TimeoutError:
             self._leave()
             raise Unavailable(
@@ -58,10 +58,10 @@ class _TimedLock:
             raise
 
     async def __aexit__(self, *exc: object) -> None:
-        self.entry.lock.release()
+        self._entry.lock.release()
         self._leave()
 
     def _leave(self) -> None:
-        self.entry.users -= 1
-        if self.entry.users == 0:
+        self._entry.users -= 1
+        if self._entry.users == 0:
             self.locks._entries.pop(self.model_id, None)

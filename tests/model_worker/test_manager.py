@@ -408,3 +408,26 @@ async def test_no_more_requests_wait_for_a_load_than_the_queue_takes(make_manage
     model, cold = await manager.acquire(slow)  # loaded: the queue's own limit applies again
     manager.release(model)
     assert not cold and manager.loads_started == 1
+
+
+async def test_a_queued_loads_demand_is_the_count_admission_bounds(make_manager, packages) -> None:
+    """While a load waits for a load slot, the queue weighs it by the requests waiting for that model: the same
+    count ``acquire``'s admission compares with the queue limit (``ModelLocks.waiting``)."""
+    manager = make_manager(max_queue=8, load_slots=1)
+    with artifact_server() as server:
+        server.files["/slow.onnx"] = (packages[1] / "model.onnx").read_bytes()
+        server.files["/next.onnx"] = (packages[2] / "model.onnx").read_bytes()
+        server.delay_s = 0.5
+        slow = record(packages[1], "slow/1", uri=server.url("/slow.onnx"))
+        queued = record(packages[2], "next/1", uri=server.url("/next.onnx"))
+        first = asyncio.create_task(manager.acquire(slow))  # takes the only slot
+        while not manager.loads_in_progress:
+            await asyncio.sleep(0.01)
+        waiting = [asyncio.create_task(manager.acquire(queued)) for _ in range(3)]
+        while not len(manager._load_queue) or manager._locks.waiting("next/1") < 3:
+            await asyncio.sleep(0.01)
+        (entry,) = manager._load_queue.waiting
+        assert entry.demand() == manager._locks.waiting("next/1") == 3
+        for model, _ in await asyncio.gather(first, *waiting):
+            manager.release(model)
+    assert manager.loads_started == 2
