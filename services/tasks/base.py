@@ -109,6 +109,13 @@ class OipParameter:
     name: str
     kind: Literal["number", "whole", "bool", "names"]
 
+    def __post_init__(self) -> None:
+        if self.kind not in OIP_KINDS:
+            raise ValueError(f"OIP parameter {self.name!r}: kind {self.kind!r} is not one of {', '.join(OIP_KINDS)}")
+
+
+OIP_KINDS = ("number", "whole", "bool", "names")
+
 
 @dataclass(frozen=True)
 class CliCommand:

@@ -8,8 +8,9 @@ import pytest
 from fleet.v1 import inference_pb2
 from services.common.errors import InvalidArgument
 from services.gateway.oip import tensors
+from services.gateway.params import READERS
 from services.tasks import registry
-from services.tasks.base import OipParameter, Task
+from services.tasks.base import OIP_KINDS, OipParameter, Task
 
 
 def test_the_box_tasks_parameters() -> None:
@@ -57,3 +58,9 @@ def test_one_parameter_declared_two_ways_is_refused(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(registry, "all_tasks", lambda: [registry.get("object-detection"), Other()])
     with pytest.raises(ValueError, match="iou_threshold twice"):
         tensors.options({})
+
+
+def test_every_kind_has_a_reader() -> None:
+    assert set(READERS) == set(OIP_KINDS)
+    with pytest.raises(ValueError, match="kind 'float'"):
+        OipParameter("iou_threshold", "float")  # type: ignore[arg-type]
