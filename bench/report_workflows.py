@@ -56,7 +56,8 @@ def section(results: dict, table) -> str:  # noqa: ANN001 - report._table
         target = i.get("target_p50_ratio", TARGET_ISOLATION_P50_RATIO)
         verdict = "met" if i["p50_ratio"] <= target else "not met"
         rates = ", ".join(f"{r:.1f}" for r in i.get("workflow_runs_per_s", []))
-        parts.append(f"`Infer` latency of another caller (c=1) alone and while 16 callers run the crop workflow, "
+        parts.append(f"`Infer` latency of another caller (c=1) alone and while 16 callers run the crop workflow"
+                     f"{' (from a process of their own)' if i.get('load_in_own_process') else ''}, "
                      f"one worker: p50 **{i['p50_ratio']:.2f}x** alone's (goal: at most {target}x, within noise: "
                      f"**{verdict}**; median of alternating rounds: "
                      f"{', '.join(f'{r:.2f}' for r in i.get('round_ratios', [i['p50_ratio']]))}), p99 "
