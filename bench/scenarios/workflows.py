@@ -184,7 +184,7 @@ async def _alternating(cfg: BenchConfig, env: BenchEnv, setups: dict, first: str
     window = Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples * len(keys))
     run = Run(window, CpuMeter(env.pids()))
     sums: dict[str, dict] = {}
-    ports = [env.fleet.gateway.metrics_port, env.worker.metrics_port]
+    ports = [env.fleet.gateway.workflows.metrics_port, env.worker.metrics_port]
     run.on_open.append(lambda: sums.update(start=stage_sums(ports)))  # where the time went: the services' own
     run.on_close.append(lambda: sums.update(end=stage_sums(ports)))  # histograms over the window
     await run_async(call, 1, run)
