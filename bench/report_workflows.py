@@ -40,7 +40,10 @@ def section(results: dict, table) -> str:  # noqa: ANN001 - report._table
         o = s["workflow_overhead"]
         verdict = "meets" if o["p50_added_ms"] <= TARGET_ADDED_P50_MS else "misses"
         parts.append(f"One-step workflow (the detector) vs `Infer`, both fleet.v1 gRPC: the workflow adds "
-                     f"**{o['p50_added_ms']:.2f} ms** at p50, c=1 ({verdict} the {TARGET_ADDED_P50_MS} ms target); "
+                     f"**{o['p50_added_ms']:.2f} ms** at p50, c=1 ({verdict} the {TARGET_ADDED_P50_MS} ms target"
+                     + (f"; median of {len(o['round_added_ms'])} rounds taking turns call by call: "
+                        + ", ".join(f"{r:+.2f}" for r in o["round_added_ms"]) if o.get("round_added_ms") else "")
+                     + "); "
                      f"req/s at c=16: **{o['rps_c16_ratio']:.2f}x** Infer's.\n\n" + table(headers, _rows(o["points"])))
     if "workflow_crops" in s:
         c = s["workflow_crops"]

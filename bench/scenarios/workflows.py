@@ -1,6 +1,7 @@
 """Workflows (issue #27), all through fleet.v1 gRPC on the same fleet:
 
-- ``workflow_overhead``: a one-step workflow (the detector) vs ``Infer`` on the same model, at c=1 and c=16;
+- ``workflow_overhead``: a one-step workflow (the detector) vs ``Infer`` on the same model, at c=1 (alternating
+  call by call, in rounds) and c=16;
 - ``workflow_crops``: detect -> crop -> classify on scenes with several objects, as one ``RunWorkflow`` vs a
   client making the same calls itself (``Infer``, crops cut locally, the crops as one ``InferBatch`` of raw
   pixels), at c=1, in rounds where the two take turns call by call (the median round is reported: the
@@ -39,7 +40,8 @@ CROP_CONFIDENCE = 0.5
 
 
 def planned_overhead_s(cfg: BenchConfig) -> float:
-    return 2 * len(OVERHEAD_CONCURRENCY) * (cfg.warmup_s + cfg.measure_s) + 1.0
+    """c=1: alternating rounds; c=16: a round's window per setup."""
+    return planned_alternating_s(cfg) + 2 * (cfg.scale_warmup_s + cfg.scale_measure_s) + 1.0
 
 
 def planned_alternating_s(cfg: BenchConfig) -> float:
@@ -137,6 +139,9 @@ def run_overhead(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
 
 
 async def _overhead(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    """At c=1 the two take turns call by call in each round (``_alternating``: the machine's load, which drifts
+    within seconds on a shared VM, weighs on both alike; two windows one after the other measured that drift as
+    often as the workflow's cost); the median round's difference of p50s is the result. At c=16, a window each."""
     requests = _requests(one_step(), images)
     async with WorkflowCaller(env.fleet.gateway.address, env.api_key) as caller:
         await caller.run(requests[0])  # compiled, model resolved and loaded (not measured)
@@ -147,13 +152,17 @@ async def _overhead(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dic
         async def workflow(i: int) -> dict[str, float]:
             return {"gateway_ms": (await caller.run(requests[i % len(requests)])).gateway_ms}
 
-        points = []
-        for concurrency in OVERHEAD_CONCURRENCY:  # the two setups back to back at each concurrency
-            points.append(await _point(cfg, env, infer, concurrency, "Infer"))
-            points.append(await _point(cfg, env, workflow, concurrency, "one-step workflow"))
+        setups = {"infer": (infer, "Infer"), "flow": (workflow, "one-step workflow")}
+        rounds = []
+        for n in range(cfg.scale_rounds):
+            pair = await _alternating(cfg, env, setups, first="infer" if n % 2 == 0 else "flow")
+            rounds.append((pair["flow"]["latency_ms"]["p50"] - pair["infer"]["latency_ms"]["p50"], pair))
+        added, median = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+        points = [median["infer"], median["flow"]]
+        for setup, call in (("Infer", infer), ("one-step workflow", workflow)):
+            points.append(await _point(cfg, env, call, OVERHEAD_CONCURRENCY[1], setup, short=True))
     by = {(p["setup"], p["concurrency"]): p for p in points}
-    return {"points": points, "p50_added_ms": by[("one-step workflow", 1)]["latency_ms"]["p50"]
-            - by[("Infer", 1)]["latency_ms"]["p50"],
+    return {"points": points, "p50_added_ms": added, "round_added_ms": [r for r, _ in rounds],
             "rps_c16_ratio": by[("one-step workflow", 16)]["throughput_rps"] / by[("Infer", 16)]["throughput_rps"]}
 
 
