@@ -175,3 +175,12 @@ class GatewaySettings(ServiceSettings):
             raise ValueError("copy_release_threshold must be below copy_load_threshold, or copies would be added "
                              "and released in turn")
         return self
+
+
+class WorkflowEngineSettings(GatewaySettings):
+    """``fleet-workflows``: the gateway's settings (env prefix FLEET_GATEWAY_), in the workflows role by default."""
+
+    role: Literal["gateway", "workflows"] = Field(
+        "workflows", description="workflows (the default of fleet-workflows): the workflow engine alone, behind the "
+                                 "gateways; gateway: the public API, as fleet-gateway.",
+    )

@@ -176,6 +176,7 @@ class LocalFleet:
     tls: bool = False
     artifact_roots: list[Path] = field(default_factory=list)  # beyond the catalog's package directories
     workflow_engine: bool = True  # each gateway's workflows run in an engine process of its own behind it
+    workflow_engine_env: dict[str, str] = field(default_factory=dict)  # the engine processes' own settings
     pipelines: int = 0  # video pipelines replicas (services.pipelines)
     video_roots: list[Path] = field(default_factory=list)  # directories pipelines may read video files from
     processes: list[ServiceProcess] = field(default_factory=list)
@@ -283,6 +284,7 @@ class LocalFleet:
         looks for it)."""
         return self._spawn(_name("workflows", index), "services.gateway", "FLEET_GATEWAY_", {
             **extra,
+            **self.workflow_engine_env,
             "FLEET_GATEWAY_ROLE": "workflows",
             "FLEET_GATEWAY_PORT": str(free_port()),
             "FLEET_GATEWAY_HTTP_PORT": str(free_port()),

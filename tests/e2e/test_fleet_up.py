@@ -102,11 +102,11 @@ def test_fleet_up_serves_a_first_inference_and_stops_cleanly(tmp_path: Path) -> 
         assert state["http_address"] == http_url.removeprefix("http://")
         assert state["api_key"] in up.output and oct(up.dev_state.stat().st_mode)[-3:] == "600"
         assert state["ca"] is None and state["tls"] is False
-        assert len(up.pids) == 4  # registry, worker, gateway, pipelines
+        assert len(up.pids) == 5  # registry, worker, gateway, its workflow engine, pipelines
         assert state["pipelines"] and f"pipelines {state['pipelines']}" in up.output
         up.stop()
     assert up.proc.returncode == 0, up.rest
-    assert "fleet stopped: pipelines exit 0, gateway exit 0, worker-0 exit 0, registry exit 0" in up.rest
+    assert "fleet stopped: pipelines exit 0, gateway exit 0, workflows exit 0, worker-0 exit 0, registry exit 0" in up.rest
     assert not any(_alive(pid) for pid in up.pids)
     assert not up.dev_state.exists()
 

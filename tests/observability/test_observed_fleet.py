@@ -23,6 +23,7 @@ DASHBOARD = REPO / "deploy" / "grafana" / "inference-fleet.json"
 # docs/metrics.md, "Cardinality": series per process without model_id (upper bounds) and per model_id.
 BASE_SERIES = {"worker": 350, "gateway": 1700, "registry": 650, "pipelines": 700}
 PER_MODEL_SERIES = {"worker": 91, "gateway": 35, "registry": 0, "pipelines": 0}
+BASE_SERIES["workflows"], PER_MODEL_SERIES["workflows"] = 1700, 35  # the gateway program in the workflows role
 
 
 def poll(check: Callable[[], list[str]], timeout_s: float = 60.0) -> list[str]:
