@@ -1,4 +1,5 @@
-"""A whole fleet as child processes on loopback: registries, workers, gateways, video pipelines replicas.
+"""A whole fleet as child processes on loopback: registries, workers, gateways (each with its workflow engine
+process behind it, unless ``workflow_engine=False``), video pipelines replicas.
 
 Used by ``fleet up``, the end-to-end tests and the benchmarks. Each service is a real
 process started with ``python -m services.<name>``, configured through its environment,
@@ -149,7 +150,6 @@ def migrate_database(url: str) -> None:
 
 def _name(kind: str, index: int) -> str:
     return kind if index == 0 else f"{kind}-{index}"
-
 
 
 @dataclass
