@@ -64,6 +64,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-logs", action="store_true", help="keep the fleet's state directory and service logs")
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra worker setting, e.g. FLEET_WORKER_MAX_QUEUE_DELAY_US=0 (repeatable)")
+    p.add_argument("--workflows-in-gateway", action="store_true",
+                   help="run workflows inside the gateway process (default: in the engine process behind it)")
+    p.add_argument("--engine-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra setting of the workflow engine process alone (repeatable)")
     p.add_argument("--fleet-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra setting for every service of the fleet, e.g. FLEET_METRICS_MAX_MODELS=50 (repeatable)")
     return p.parse_args(argv)
@@ -106,7 +110,11 @@ def run(cfg: BenchConfig, names: list[str], args: argparse.Namespace, source: Pa
     worker_env = dict(item.split("=", 1) for item in args.worker_env)
     fleet_env = dict(item.split("=", 1) for item in args.fleet_env)
     results["worker_env"], results["fleet_env"] = worker_env, fleet_env
-    env = BenchEnv(cfg, keep_logs=args.keep_logs, worker_env=worker_env, env=fleet_env)
+    results["workflow_engine"] = "gateway" if args.workflows_in_gateway else "own process"
+    engine_env = dict(item.split("=", 1) for item in args.engine_env)
+    results["engine_env"] = engine_env
+    env = BenchEnv(cfg, keep_logs=args.keep_logs, worker_env=worker_env, env=fleet_env,
+                   workflow_engine=not args.workflows_in_gateway, engine_env=engine_env)
     started = time.perf_counter()
     try:
         for name in names:

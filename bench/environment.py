@@ -34,6 +34,8 @@ def fleet_pids(fleet: LocalFleet, redis_url: str) -> dict[str, int]:
     """Processes whose CPU a scenario accounts for: this one (the client), the fleet's, and its Redis."""
     workers = fleet.worker_processes
     pids = {"client": psutil.Process().pid, "gateway": fleet.gateway.pid, "registry": fleet.registry.pid}
+    if fleet.gateway.engine is not None:
+        pids["workflows"] = fleet.gateway.engine.pid
     pids.update({"worker": workers[0].pid} if len(workers) == 1 else {w.name: w.pid for w in workers})
     port = redis_url.rsplit(":", 1)[-1].split("/")[0]
     for proc in psutil.process_iter(["name", "cmdline"]):
@@ -83,8 +85,11 @@ class BenchEnv:
     """Everything the fleet scenarios share; ``close`` stops what was started and deletes its keys."""
 
     def __init__(self, cfg: BenchConfig, keep_logs: bool = False, worker_env: dict[str, str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, workflow_engine: bool = True,
+                 engine_env: dict[str, str] | None = None) -> None:
         self.cfg, self.keep_logs, self.worker_env, self.env = cfg, keep_logs, worker_env or {}, env or {}
+        self.workflow_engine = workflow_engine  # workflows in an engine process behind the gateway (else in it)
+        self.engine_env = engine_env or {}  # settings of the engine process alone
         self.package = Package(cfg.package)
         self.api_key = "fk_bench_" + secrets.token_urlsafe(16)
         self.namespace = f"bench-{uuid.uuid4().hex[:10]}"
@@ -160,7 +165,7 @@ class BenchEnv:
         self._files = FileServer(self.package.weights.parent)
         fleet = LocalFleet(
             self.redis_url, self._catalog(), workers=1, namespace=self.namespace, state_dir=self.state_dir / "run",
-            env=self.env, worker_env={"FLEET_WORKER_MAX_ACTIVE_MODELS": str(self.cfg.churn_capacity),
+            env=self.env, workflow_engine=self.workflow_engine, workflow_engine_env=self.engine_env, worker_env={"FLEET_WORKER_MAX_ACTIVE_MODELS": str(self.cfg.churn_capacity),
                         "FLEET_WORKER_MODEL_CACHE_DIR": str(self.cache_dir), **self.worker_env},
         )
         return fleet.start()

@@ -108,6 +108,9 @@ def _header(results: dict) -> str:
                      "ratios use the start)")
     if results.get("worker_env"):
         lines.append(f"- Worker settings changed for this run: {results['worker_env']}")
+    if results.get("workflow_engine"):
+        lines.append(f"- Workflows run in: {results['workflow_engine']} (docs/workflows.md, 'Where the engine runs')"
+                     + (f"; engine settings changed: {results['engine_env']}" if results.get("engine_env") else ""))
     return "\n".join(lines)
 
 

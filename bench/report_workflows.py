@@ -40,7 +40,10 @@ def section(results: dict, table) -> str:  # noqa: ANN001 - report._table
         o = s["workflow_overhead"]
         verdict = "meets" if o["p50_added_ms"] <= TARGET_ADDED_P50_MS else "misses"
         parts.append(f"One-step workflow (the detector) vs `Infer`, both fleet.v1 gRPC: the workflow adds "
-                     f"**{o['p50_added_ms']:.2f} ms** at p50, c=1 ({verdict} the {TARGET_ADDED_P50_MS} ms target); "
+                     f"**{o['p50_added_ms']:.2f} ms** at p50, c=1 ({verdict} the {TARGET_ADDED_P50_MS} ms target"
+                     + (f"; median of {len(o['round_added_ms'])} rounds taking turns call by call: "
+                        + ", ".join(f"{r:+.2f}" for r in o["round_added_ms"]) if o.get("round_added_ms") else "")
+                     + "); "
                      f"req/s at c=16: **{o['rps_c16_ratio']:.2f}x** Infer's.\n\n" + table(headers, _rows(o["points"])))
     if "workflow_crops" in s:
         c = s["workflow_crops"]
@@ -56,7 +59,8 @@ def section(results: dict, table) -> str:  # noqa: ANN001 - report._table
         target = i.get("target_p50_ratio", TARGET_ISOLATION_P50_RATIO)
         verdict = "met" if i["p50_ratio"] <= target else "not met"
         rates = ", ".join(f"{r:.1f}" for r in i.get("workflow_runs_per_s", []))
-        parts.append(f"`Infer` latency of another caller (c=1) alone and while 16 callers run the crop workflow, "
+        parts.append(f"`Infer` latency of another caller (c=1) alone and while 16 callers run the crop workflow"
+                     f"{' (from a process of their own)' if i.get('load_in_own_process') else ''}, "
                      f"one worker: p50 **{i['p50_ratio']:.2f}x** alone's (goal: at most {target}x, within noise: "
                      f"**{verdict}**; median of alternating rounds: "
                      f"{', '.join(f'{r:.2f}' for r in i.get('round_ratios', [i['p50_ratio']]))}), p99 "

@@ -1,12 +1,13 @@
 """Workflows (issue #27), all through fleet.v1 gRPC on the same fleet:
 
-- ``workflow_overhead``: a one-step workflow (the detector) vs ``Infer`` on the same model, at c=1 and c=16;
+- ``workflow_overhead``: a one-step workflow (the detector) vs ``Infer`` on the same model, at c=1 (alternating
+  call by call, in rounds) and c=16;
 - ``workflow_crops``: detect -> crop -> classify on scenes with several objects, as one ``RunWorkflow`` vs a
   client making the same calls itself (``Infer``, crops cut locally, the crops as one ``InferBatch`` of raw
   pixels), at c=1, in rounds where the two take turns call by call (the median round is reported: the
   machine's load drifts within seconds), with where each one's time went;
-- ``workflow_isolation``: ``Infer`` latency of another caller (c=1) alone and while 16 callers run the crop
-  workflow flat out, in alternating rounds (the median round's ratio is reported).
+- ``workflow_isolation``: ``Infer`` latency of another caller (c=1) alone and while 16 callers (in a process of
+  their own) run the crop workflow flat out, in alternating rounds (the median round's ratio is reported).
 
 Without the demo classifier (a stand-in package) the crops go to the detector instead.
 """
@@ -28,6 +29,7 @@ from bench.drivers import Run, run_async, summarize
 from bench.environment import BenchEnv
 from bench.processes import CpuMeter
 from bench.stats import Window
+from bench.workflow_load import WorkflowLoad
 from bench.workload import CLASSIFIER_ID, CLASSIFIER_PACKAGE, MODEL_ID
 from fleet.v1 import inference_pb2, model_pb2, workflow_pb2, workflow_pb2_grpc
 
@@ -38,7 +40,8 @@ CROP_CONFIDENCE = 0.5
 
 
 def planned_overhead_s(cfg: BenchConfig) -> float:
-    return 2 * len(OVERHEAD_CONCURRENCY) * (cfg.warmup_s + cfg.measure_s) + 1.0
+    """c=1: alternating rounds; c=16: a round's window per setup."""
+    return planned_alternating_s(cfg) + 2 * (cfg.scale_warmup_s + cfg.scale_measure_s) + 1.0
 
 
 def planned_alternating_s(cfg: BenchConfig) -> float:
@@ -122,11 +125,12 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
 
 
 async def _point(cfg: BenchConfig, env: BenchEnv, call, concurrency: int, setup: str,  # noqa: ANN001
-                 short: bool = False) -> dict:
-    """One point; ``short``: a round's window (the scale windows) rather than a whole point's."""
+                 short: bool = False, pids: dict[str, int] | None = None) -> dict:
+    """One point; ``short``: a round's window (the scale windows) rather than a whole point's; ``pids``: the
+    processes whose CPU it accounts for (default: the bench's and the fleet's)."""
     window = (Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples) if short
               else Window(cfg.warmup_s, cfg.measure_s, cfg.min_samples))
-    result = await run_async(call, concurrency, Run(window, CpuMeter(env.pids())))
+    result = await run_async(call, concurrency, Run(window, CpuMeter(pids or env.pids())))
     return summarize(result, setup=setup, label=f"{setup}, concurrency {concurrency}", concurrency=concurrency)
 
 
@@ -135,6 +139,9 @@ def run_overhead(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
 
 
 async def _overhead(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
+    """At c=1 the two take turns call by call in each round (``_alternating``: the machine's load, which drifts
+    within seconds on a shared VM, weighs on both alike; two windows one after the other measured that drift as
+    often as the workflow's cost); the median round's difference of p50s is the result. At c=16, a window each."""
     requests = _requests(one_step(), images)
     async with WorkflowCaller(env.fleet.gateway.address, env.api_key) as caller:
         await caller.run(requests[0])  # compiled, model resolved and loaded (not measured)
@@ -145,13 +152,17 @@ async def _overhead(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dic
         async def workflow(i: int) -> dict[str, float]:
             return {"gateway_ms": (await caller.run(requests[i % len(requests)])).gateway_ms}
 
-        points = []
-        for concurrency in OVERHEAD_CONCURRENCY:  # the two setups back to back at each concurrency
-            points.append(await _point(cfg, env, infer, concurrency, "Infer"))
-            points.append(await _point(cfg, env, workflow, concurrency, "one-step workflow"))
+        setups = {"infer": (infer, "Infer"), "flow": (workflow, "one-step workflow")}
+        rounds = []
+        for n in range(cfg.scale_rounds):
+            pair = await _alternating(cfg, env, setups, first="infer" if n % 2 == 0 else "flow")
+            rounds.append((pair["flow"]["latency_ms"]["p50"] - pair["infer"]["latency_ms"]["p50"], pair))
+        added, median = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+        points = [median["infer"], median["flow"]]
+        for setup, call in (("Infer", infer), ("one-step workflow", workflow)):
+            points.append(await _point(cfg, env, call, OVERHEAD_CONCURRENCY[1], setup, short=True))
     by = {(p["setup"], p["concurrency"]): p for p in points}
-    return {"points": points, "p50_added_ms": by[("one-step workflow", 1)]["latency_ms"]["p50"]
-            - by[("Infer", 1)]["latency_ms"]["p50"],
+    return {"points": points, "p50_added_ms": added, "round_added_ms": [r for r, _ in rounds],
             "rps_c16_ratio": by[("one-step workflow", 16)]["throughput_rps"] / by[("Infer", 16)]["throughput_rps"]}
 
 
@@ -182,7 +193,7 @@ async def _alternating(cfg: BenchConfig, env: BenchEnv, setups: dict, first: str
     window = Window(cfg.scale_warmup_s, cfg.scale_measure_s, cfg.min_samples * len(keys))
     run = Run(window, CpuMeter(env.pids()))
     sums: dict[str, dict] = {}
-    ports = [env.fleet.gateway.metrics_port, env.worker.metrics_port]
+    ports = [env.fleet.gateway.workflows.metrics_port, env.worker.metrics_port]
     run.on_open.append(lambda: sums.update(start=stage_sums(ports)))  # where the time went: the services' own
     run.on_close.append(lambda: sums.update(end=stage_sums(ports)))  # histograms over the window
     await run_async(call, 1, run)
@@ -248,47 +259,45 @@ def run_isolation(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
 
 async def _isolation(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:
     """Rounds of the two windows (``Infer`` alone, ``Infer`` beside the workflow callers) in alternating order,
-    so a drift in the machine's load hits both; the median round's ratio is the result."""
+    so a drift in the machine's load hits both; the median round's ratio is the result. The workflow callers
+    run in a process of their own (``bench.workflow_load``): in this one they would delay the measured
+    caller's own event loop, which is not what the fleet does to it."""
     requests = _requests(crop_and_classify(), images)
-    async with WorkflowCaller(env.fleet.gateway.address, env.api_key) as other, \
-            WorkflowCaller(env.fleet.gateway.address, env.api_key) as flows:
-        await flows.run(requests[0])
+    with WorkflowLoad(env.fleet.gateway.address, env.api_key, [r.SerializeToString() for r in requests],
+                      ISOLATION_LOAD) as load:
+        pids = {**env.pids(), "workflow load": load.pid}
+        async with WorkflowCaller(env.fleet.gateway.address, env.api_key) as other:
+            await other.infer(MODEL_ID, images[0])
 
-        async def infer(i: int) -> dict[str, float]:
-            return timings(await other.infer(MODEL_ID, images[i % len(images)]))
+            async def infer(i: int) -> dict[str, float]:
+                return timings(await other.infer(MODEL_ID, images[i % len(images)]))
 
-        async def alone() -> dict:
-            return await _point(cfg, env, infer, 1, "Infer alone", short=True)
+            async def alone() -> dict:
+                return await _point(cfg, env, infer, 1, "Infer alone", short=True, pids=pids)
 
-        async def beside() -> dict:
-            stop = asyncio.Event()
-            ran = [0]
+            async def beside() -> dict:
+                load.start()
+                try:
+                    point = await _point(cfg, env, infer, 1, f"Infer beside {ISOLATION_LOAD} workflow callers",
+                                         short=True, pids=pids)
+                finally:
+                    report = load.stop()
+                point["workflow_runs"], point["workflow_errors"] = report.runs, report.errors
+                point["workflow_runs_per_s"] = report.runs / max(report.seconds, 1e-9)
+                point["workflow_first_error"] = report.first_error
+                return point
 
-            async def saturate(k: int) -> None:
-                while not stop.is_set():
-                    await flows.run(requests[(k + ran[0]) % len(requests)])
-                    ran[0] += 1
-
-            load = [asyncio.ensure_future(saturate(k)) for k in range(ISOLATION_LOAD)]
-            try:
-                point = await _point(cfg, env, infer, 1, f"Infer beside {ISOLATION_LOAD} workflow callers", short=True)
-            finally:
-                stop.set()
-                failed = [r for r in await asyncio.gather(*load, return_exceptions=True) if r is not None]
-            point["workflow_runs"], point["workflow_errors"] = ran[0], len(failed)
-            point["workflow_runs_per_s"] = ran[0] / max(point["seconds"], 1e-9)
-            return point
-
-        rounds = []
-        for n in range(cfg.scale_rounds):
-            order = [("alone", alone), ("beside", beside)]
-            pair = {key: await window() for key, window in (order if n % 2 == 0 else order[::-1])}
-            rounds.append((pair["beside"]["latency_ms"]["p50"] / pair["alone"]["latency_ms"]["p50"], pair))
+            rounds = []
+            for n in range(cfg.scale_rounds):
+                order = [("alone", alone), ("beside", beside)]
+                pair = {key: await window() for key, window in (order if n % 2 == 0 else order[::-1])}
+                rounds.append((pair["beside"]["latency_ms"]["p50"] / pair["alone"]["latency_ms"]["p50"], pair))
     ratios = [r for r, _ in rounds]
     median_ratio, median = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
     return {"points": [median["alone"], median["beside"]], "p50_ratio": median_ratio, "round_ratios": ratios,
             "p99_ratio": median["beside"]["latency_ms"]["p99"] / median["alone"]["latency_ms"]["p99"],
+            "round_p99_ratios": [p["beside"]["latency_ms"]["p99"] / p["alone"]["latency_ms"]["p99"] for _, p in rounds],
             "workflow_runs_meanwhile": sum(p["beside"]["workflow_runs"] for _, p in rounds),
             "workflow_runs_per_s": [p["beside"]["workflow_runs_per_s"] for _, p in rounds],
             "workflow_errors": sum(p["beside"]["workflow_errors"] for _, p in rounds),
-            "target_p50_ratio": TARGET_ISOLATION_P50_RATIO}
+            "load_in_own_process": True, "target_p50_ratio": TARGET_ISOLATION_P50_RATIO}

@@ -56,6 +56,42 @@ def lower_this_thread(nice: int, idle: bool = False) -> int:
         return -1
 
 
+def lower_this_process(nice: int) -> int:
+    """Raise the nice of every thread this process has now by ``nice`` (at most to 19); threads started later
+    inherit it from the thread that starts them. The process's new nice (of the calling thread), or -1 where the
+    platform cannot set it. For a process that does only background work (the workflow engine's own)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return -1
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]  # no /proc: the calling thread (the whole process where nice is per process)
+    try:
+        for tid in threads:
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+                current = os.getpriority(os.PRIO_PROCESS, tid)
+                os.setpriority(os.PRIO_PROCESS, tid, min(MAX_NICE, current + nice))
+        now = os.getpriority(os.PRIO_PROCESS, 0)
+    except OSError as exc:
+        log.warning("could not lower the process's CPU priority (%s)", exc)
+        return -1
+    _lower_autogroup(now)
+    return now
+
+
+def _lower_autogroup(nice: int) -> None:
+    """With the kernel's autogroups on (desktop kernels, many VMs), each session is a scheduling group of its
+    own and shares the CPU equally with every other, whatever its threads' nice: a process that leads its own
+    session (a service started with a session of its own) lowers its group's share too."""
+    if os.getsid(0) != os.getpid():  # the group is a shell's session, not this process's alone: leave it
+        return
+    try:
+        with open("/proc/self/autogroup", "w", encoding="ascii") as group:
+            group.write(str(nice))
+    except OSError:  # no autogroups (a container's cgroup decides), or not allowed: thread nice still applies
+        pass
+
+
 def background_pool(threads: int, nice: int, name: str, idle: bool = False) -> ThreadPoolExecutor:
     """A thread pool whose threads each run ``nice`` steps below the process's priority (0: at it), and with
     ``idle`` under SCHED_IDLE (see the module)."""

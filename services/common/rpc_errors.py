@@ -45,6 +45,12 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, peer: str) -> errors.FleetError:
     return cls(exc.details() or code.name)
 
 
+def error_for(code: grpc.StatusCode, message: str) -> errors.FleetError:
+    """The domain error of a status as a peer answered it, its message kept (a peer that writes its errors for
+    the caller, such as the workflow engine behind a gateway)."""
+    return _BY_CODE.get(code, errors.Internal)(message or code.name)
+
+
 # ---- one encoding of a per-item failure (a batch item, a stream item) ------------------------------------
 _BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 

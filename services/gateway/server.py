@@ -14,6 +14,7 @@ from fleet.v1 import admin_pb2_grpc, gateway_pb2_grpc, workflow_pb2_grpc
 from fleet_oip.v2 import grpc_service_pb2_grpc as oip_pb2_grpc
 from services.cache import FleetCache
 from services.cache.registry_records import Invalidation
+from services.common.background import lower_this_process
 from services.common.errors import CacheUnavailable, Unavailable
 from services.common.server import Service
 from services.common.tls import HttpsContexts
@@ -24,6 +25,8 @@ from services.gateway.discovery import from_settings
 from services.gateway.gateway import Gateway
 from services.gateway.http.app import HttpServer, build_app
 from services.gateway.http.context import HttpContext
+from services.gateway.http.workflow_forward import HttpForwarder
+from services.gateway.workflow_forward import WorkflowForwarder
 from services.gateway.workflow_servicer import SERVICE_NAME as WORKFLOW_SERVICE_NAME
 from services.gateway.workflow_servicer import WorkflowServicer
 from services.gateway.workflow_store import StoredWorkflows
@@ -63,6 +66,11 @@ async def wait_for_registry(registry: RegistryClient, wait_s: float) -> None:
 
 
 def build(settings: GatewaySettings) -> Service:
+    """The public gateway, or (``role=workflows``) the workflow engine's own process behind one."""
+    engine_only = settings.role == "workflows"
+    if engine_only:
+        nice = lower_this_process(settings.workflows_process_nice)
+        log.info("workflow engine process", extra={"nice": nice})
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
     tls = settings.client_tls()
     registry = RegistryClient(settings.registry_address, settings.max_message_bytes, tls)
@@ -82,6 +90,11 @@ def build(settings: GatewaySettings) -> Service:
     engine = engine_of(settings)  # one compiled-graph cache and CPU pool for every edge
     stored = StoredWorkflows(registry, settings.model_cache_ttl_s, settings.model_max_stale_s)
     limits = StreamLimits(settings.stream_max_in_flight, settings.stream_max_buffered_bytes)
+    forward = http_forward = None
+    if settings.forwards_workflows():  # the engine is a process of its own: pass workflow calls on to it
+        forward = WorkflowForwarder(settings.workflows_address, settings.max_message_bytes, tls)
+        if settings.http_enabled:
+            http_forward = HttpForwarder(settings.workflows_http_address, settings.request_timeout_s, tls)
 
     def invalidated(inv: Invalidation) -> None:
         if inv.kind == "key":
@@ -102,16 +115,22 @@ def build(settings: GatewaySettings) -> Service:
     http = None
     if settings.http_enabled:
         context = HttpContext(gateway, plane, auth, version, uuid.uuid4().hex, settings.max_message_bytes,
-                              engine, stored)
+                              engine, stored, http_forward)
         server_tls = settings.server_tls()
-        http = HttpServer(build_app(context, settings.http_body_limit()), settings.host, settings.http_port,
+        app = build_app(context, settings.http_body_limit(), workflows_only=engine_only)
+        http = HttpServer(app, settings.host, settings.http_port,
                           settings.shutdown_grace_s, HttpsContexts(server_tls).front if server_tls else None)
 
     def register(server: grpc.aio.Server) -> None:
+        if forward is not None:
+            server.add_generic_rpc_handlers((forward.handler(),))
+        else:
+            workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
+                WorkflowServicer(gateway, engine, auth, stored, limits), server)
+        if engine_only:
+            return
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(gateway, auth, version, limits), server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(auth, registry), server)
-        workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
-            WorkflowServicer(gateway, engine, auth, stored, limits), server)
         if settings.oip_enabled:
             oip_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(plane, auth, limits), server)
 
@@ -140,11 +159,14 @@ def build(settings: GatewaySettings) -> Service:
         await resolver.close()
         await registry.close()
         engine.close()
+        for forwarder in (forward, http_forward):
+            if forwarder is not None:
+                await forwarder.close()
         await stored.close()
         await cache.close()
 
-    names = [SERVICE_NAME, ADMIN_SERVICE_NAME, WORKFLOW_SERVICE_NAME,
-             *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
-    service = Service("gateway", settings, register, names, startup, shutdown, draining=draining,
+    names = [WORKFLOW_SERVICE_NAME] if engine_only else [
+        SERVICE_NAME, ADMIN_SERVICE_NAME, WORKFLOW_SERVICE_NAME, *([OIP_SERVICE_NAME] if settings.oip_enabled else [])]
+    service = Service("workflows" if engine_only else "gateway", settings, register, names, startup, shutdown, draining=draining,
                       dependencies={"redis": cache.ping, "registry": registry.check})
     return service

@@ -115,6 +115,25 @@ class GatewaySettings(ServiceSettings):
         description="How much lower the CPU priority (nice) of those threads is than the gateway's, so a "
                     "workflow's CPU work yields to the gateway's own (Linux, per thread; 0: the same priority).",
     )
+    role: Literal["gateway", "workflows"] = Field(
+        "gateway",
+        description="gateway: the public API (fleet.v1, OIP, admin, HTTP); workflows: the workflow engine alone "
+                    "(fleet.v1.WorkflowService and the HTTP workflow routes, each caller authenticated again), the "
+                    "process a public gateway's workflows_address names (docs/workflows.md, 'Where the engine runs').",
+    )
+    workflows_address: str = Field(
+        "", description="gRPC host:port of the workflow engine (a gateway in the workflows role); set, this gateway "
+                        "forwards WorkflowService calls there as they came (empty: it runs workflows itself).",
+    )
+    workflows_http_address: str = Field(
+        "", description="host:port of the workflow engine's HTTP API, where this gateway forwards the HTTP workflow "
+                        "routes (needed with workflows_address when the HTTP API is on).",
+    )
+    workflows_process_nice: int = Field(
+        10, ge=0, le=19,
+        description="In the workflows role, how far the whole process lowers its CPU priority (nice) at start-up, "
+                    "so on a shared host interactive Infer work wins the cores (0: not lowered).",
+    )
     oip_enabled: bool = Field(True, description="Serve the Open Inference Protocol (inference.GRPCInferenceService) "
                                                 "on the gRPC port.")
 
@@ -135,8 +154,33 @@ class GatewaySettings(ServiceSettings):
         return self
 
     @model_validator(mode="after")
+    def _workflows_forwarding_complete(self) -> GatewaySettings:
+        if self.role == "workflows" and self.workflows_address:
+            raise ValueError("the workflows role runs workflows itself: leave workflows_address empty")
+        if self.workflows_address and self.http_enabled and not self.workflows_http_address:
+            raise ValueError("workflows_address needs workflows_http_address (the engine's HTTP host:port) while "
+                             "the HTTP API is on, or the HTTP workflow routes would have nowhere to go")
+        if self.workflows_address and not self.workflows_address.startswith(("dns:", "unix:")):
+            split_host_port(self.workflows_address)  # ValueError naming what is wrong
+        if self.workflows_http_address:
+            split_host_port(self.workflows_http_address)
+        return self
+
+    def forwards_workflows(self) -> bool:
+        return bool(self.workflows_address) and self.role == "gateway"
+
+    @model_validator(mode="after")
     def _release_below_growth(self) -> GatewaySettings:
         if self.copy_release_threshold >= self.copy_load_threshold:
             raise ValueError("copy_release_threshold must be below copy_load_threshold, or copies would be added "
                              "and released in turn")
         return self
+
+
+class WorkflowEngineSettings(GatewaySettings):
+    """``fleet-workflows``: the gateway's settings (env prefix FLEET_GATEWAY_), in the workflows role by default."""
+
+    role: Literal["gateway", "workflows"] = Field(
+        "workflows", description="workflows (the default of fleet-workflows): the workflow engine alone, behind the "
+                                 "gateways; gateway: the public API, as fleet-gateway.",
+    )

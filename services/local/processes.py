@@ -1,4 +1,5 @@
-"""A whole fleet as child processes on loopback: registries, workers, gateways, video pipelines replicas.
+"""A whole fleet as child processes on loopback: registries, workers, gateways (each with its workflow engine
+process behind it, unless ``workflow_engine=False``), video pipelines replicas.
 
 Used by ``fleet up``, the end-to-end tests and the benchmarks. Each service is a real
 process started with ``python -m services.<name>``, configured through its environment,
@@ -61,6 +62,12 @@ class ServiceProcess:
     tls: bool = False
     cpus: str = ""  # the taskset CPU list it is pinned to ("": any)
     stop_signalled: bool = False
+    engine: ServiceProcess | None = None  # a gateway's workflow engine, when it runs as a process of its own
+
+    @property
+    def workflows(self) -> ServiceProcess:
+        """The process that runs this gateway's workflows (its engine's, or its own): where their metrics are."""
+        return self.engine or self
 
     @property
     def address(self) -> str:
@@ -168,6 +175,8 @@ class LocalFleet:
     redis: EmbeddedRedis | None = None
     tls: bool = False
     artifact_roots: list[Path] = field(default_factory=list)  # beyond the catalog's package directories
+    workflow_engine: bool = True  # each gateway's workflows run in an engine process of its own behind it
+    workflow_engine_env: dict[str, str] = field(default_factory=dict)  # the engine processes' own settings
     pipelines: int = 0  # video pipelines replicas (services.pipelines)
     video_roots: list[Path] = field(default_factory=list)  # directories pipelines may read video files from
     processes: list[ServiceProcess] = field(default_factory=list)
@@ -251,13 +260,36 @@ class LocalFleet:
 
     def start_gateway(self, workers: list[ServiceProcess], index: int = 0,
                       extra: dict[str, str] | None = None) -> ServiceProcess:
-        """``extra``: environment of this gateway alone (over the fleet's ``env``), e.g. a setting one test needs."""
-        return self._spawn(_name("gateway", index), "services.gateway", "FLEET_GATEWAY_", {
+        """``extra``: environment of this gateway alone (over the fleet's ``env``), e.g. a setting one test needs;
+        with ``workflow_engine`` its engine process is started first, with the same ``extra``."""
+        common = {"FLEET_GATEWAY_REGISTRY_ADDRESS": self.registry_addresses,
+                  "FLEET_GATEWAY_WORKERS": ",".join(w.address for w in workers)}
+        engine = None
+        if self.workflow_engine and (extra or {}).get("FLEET_GATEWAY_WORKFLOWS_ADDRESS", None) != "":
+            engine = self.start_workflow_engine(index, {**common, **(extra or {})})
+            engine.wait_ready(self.ready_timeout_s)
+            common.update(FLEET_GATEWAY_WORKFLOWS_ADDRESS=engine.address,
+                          FLEET_GATEWAY_WORKFLOWS_HTTP_ADDRESS=f"127.0.0.1:{engine.http_port}")
+        gateway = self._spawn(_name("gateway", index), "services.gateway", "FLEET_GATEWAY_", {
             "FLEET_GATEWAY_PORT": str(self.gateway_port if index == 0 else 0),
             "FLEET_GATEWAY_HTTP_PORT": str(self.http_port if index == 0 else 0),
-            "FLEET_GATEWAY_REGISTRY_ADDRESS": self.registry_addresses,
-            "FLEET_GATEWAY_WORKERS": ",".join(w.address for w in workers),
+            **common,
             **(extra or {}),
+        })
+        gateway.engine = engine
+        return gateway
+
+    def start_workflow_engine(self, index: int, extra: dict[str, str]) -> ServiceProcess:
+        """A gateway in the workflows role, on ports chosen now (so ``restart`` brings it back where its gateway
+        looks for it)."""
+        return self._spawn(_name("workflows", index), "services.gateway", "FLEET_GATEWAY_", {
+            **extra,
+            **self.workflow_engine_env,
+            "FLEET_GATEWAY_ROLE": "workflows",
+            "FLEET_GATEWAY_PORT": str(free_port()),
+            "FLEET_GATEWAY_HTTP_PORT": str(free_port()),
+            "FLEET_GATEWAY_WORKFLOWS_ADDRESS": "",
+            "FLEET_GATEWAY_WORKFLOWS_HTTP_ADDRESS": "",
         })
 
     def start_pipelines(self, index: int = 0, extra: dict[str, str] | None = None) -> ServiceProcess:
@@ -301,6 +333,10 @@ class LocalFleet:
         self.processes.remove(old)
         new = self._spawn(old.name, old.module, old.prefix, {**old.extra, f"{old.prefix}PORT": str(old.port)},
                           cpus=old.cpus)
+        new.engine = old.engine
+        for gateway in self.gateway_processes:
+            if gateway.engine is old:
+                gateway.engine = new
         new.wait_ready(self.ready_timeout_s)
         return new
 
@@ -327,6 +363,11 @@ class LocalFleet:
         return [p for p in self.processes if p.name.split("-")[0] == "gateway"]
 
     @property
+    def workflow_processes(self) -> list[ServiceProcess]:
+        """The gateways' workflow engines (each behind its gateway)."""
+        return [p for p in self.processes if p.name.split("-")[0] == "workflows"]
+
+    @property
     def registry_processes(self) -> list[ServiceProcess]:
         return [p for p in self.processes if p.name.split("-")[0] == "registry"]
 
@@ -337,7 +378,7 @@ class LocalFleet:
     def stop(self) -> dict[str, int | None]:
         """SIGTERM the gateways, then every worker at once (each drains for its notice), then the rest; returns
         their exit codes."""
-        gateways, workers = self.gateway_processes, self.worker_processes
+        gateways, workers = self.gateway_processes + self.workflow_processes, self.worker_processes
         codes = {service.name: service.terminate() for service in self.pipelines_processes}
         codes.update({service.name: service.terminate() for service in gateways})
         for service in workers:

@@ -154,6 +154,7 @@ def _serve(args: argparse.Namespace, run_dir: Path, redis_url: str, embedded: bo
 Inference Fleet is up.
   gateway   {fleet.gateway.address}   (gRPC: fleet.v1 and the Open Inference Protocol; metrics http://127.0.0.1:{fleet.gateway.metrics_port}/metrics)
   http      {fleet.gateway.http_url}   (Roboflow-compatible and KServe v2 REST routes; OpenAPI at {fleet.gateway.http_url}/docs)
+  workflows {fleet.gateway.workflows.address}   (the workflow engine behind the gateway, which forwards workflow calls to it; metrics http://127.0.0.1:{fleet.gateway.workflows.metrics_port}/metrics)
   registry  {fleet.registry.address}
   workers   {', '.join(w.address for w in fleet.worker_processes)}
   pipelines {fleet.pipelines_processes[0].address}   (video pipelines: `fleet pipelines ...`; stream manager routes at {fleet.pipelines_processes[0].http_url}/inference_pipelines)

@@ -18,7 +18,7 @@ from tests.deploy.host import REPO_ROOT
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
 OVERLAYS = ("cpu", "gpu", "dev", "cert-manager")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
-FLEET_COMPONENTS = ("gateway", "registry", "worker", "pipelines")
+FLEET_COMPONENTS = ("gateway", "workflows", "registry", "worker", "pipelines")
 
 Doc = dict[str, Any]
 

@@ -56,12 +56,13 @@ def test_overlays_differ_as_documented() -> None:
         assert {h["metadata"]["name"] for h in m.of_kind("HorizontalPodAutoscaler")} == {"fleet-gateway",
                                                                                           "fleet-worker"}
         assert {component(w): w["spec"]["replicas"] >= 2 for w in m.fleet_workloads()} == {
-            "gateway": True, "registry": True, "worker": True, "pipelines": True}
+            "gateway": True, "workflows": True, "registry": True, "worker": True, "pipelines": True}
         assert m.of_kind("PodMonitor")
         assert [s["metadata"]["name"] for s in m.of_kind("StatefulSet")] == ["fleet-redis"]
     assert not dev.of_kind("HorizontalPodAutoscaler")
     assert {w["metadata"]["name"]: w["spec"]["replicas"] for w in dev.workloads()} == {
-        "fleet-gateway": 1, "fleet-registry": 1, "fleet-worker": 1, "fleet-pipelines": 1, "fleet-redis": 1,
+        "fleet-gateway": 1, "fleet-workflows": 1, "fleet-registry": 1, "fleet-worker": 1, "fleet-pipelines": 1,
+        "fleet-redis": 1,
         "fleet-postgres": 1}
     worker = pod_spec(gpu.get("Deployment", "fleet-worker"))
     assert worker["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1

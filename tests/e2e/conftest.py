@@ -52,7 +52,7 @@ def client(fleet: LocalFleet) -> Iterator[FleetClient]:
 @contextmanager
 def own_gateway(fleet: LocalFleet, env: dict[str, str]) -> Iterator[ServiceProcess]:
     """One more gateway on ``fleet`` (its registry, its workers) with ``env`` over the fleet's settings; it is
-    stopped and forgotten afterwards (the fleet's own ``gateway`` stays the first one)."""
+    stopped and forgotten afterwards, with its workflow engine (the fleet's own ``gateway`` stays the first one)."""
     taken = {p.name for p in fleet.processes}
     index = next(i for i in itertools.count(1) if f"gateway-{i}" not in taken)
     gateway = fleet.start_gateway(fleet.worker_processes, index, extra=env)
@@ -60,5 +60,6 @@ def own_gateway(fleet: LocalFleet, env: dict[str, str]) -> Iterator[ServiceProce
         gateway.wait_ready(fleet.ready_timeout_s)
         yield gateway
     finally:
-        gateway.terminate()
-        fleet.processes.remove(gateway)
+        for process in (gateway, *([gateway.engine] if gateway.engine else [])):
+            process.terminate()
+            fleet.processes.remove(process)

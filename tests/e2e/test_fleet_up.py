@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -18,7 +19,10 @@ import grpc
 import httpx
 import pytest
 
+from google.protobuf import json_format
+
 from fleet.client import FleetClient
+from fleet.v1 import inference_pb2, workflow_pb2, workflow_pb2_grpc
 from fleet.paths import SAMPLES_DIR
 
 
@@ -98,11 +102,11 @@ def test_fleet_up_serves_a_first_inference_and_stops_cleanly(tmp_path: Path) -> 
         assert state["http_address"] == http_url.removeprefix("http://")
         assert state["api_key"] in up.output and oct(up.dev_state.stat().st_mode)[-3:] == "600"
         assert state["ca"] is None and state["tls"] is False
-        assert len(up.pids) == 4  # registry, worker, gateway, pipelines
+        assert len(up.pids) == 5  # registry, worker, gateway, its workflow engine, pipelines
         assert state["pipelines"] and f"pipelines {state['pipelines']}" in up.output
         up.stop()
     assert up.proc.returncode == 0, up.rest
-    assert "fleet stopped: pipelines exit 0, gateway exit 0, worker-0 exit 0, registry exit 0" in up.rest
+    assert "fleet stopped: pipelines exit 0, gateway exit 0, workflows exit 0, worker-0 exit 0, registry exit 0" in up.rest
     assert not any(_alive(pid) for pid in up.pids)
     assert not up.dev_state.exists()
 
@@ -121,9 +125,25 @@ def test_fleet_up_tls_runs_every_hop_over_tls_and_clients_use_the_saved_ca(tmp_p
         assert httpx.get(f"{state['http_url']}/v2/health/ready", verify=ssl.create_default_context(cafile=state["ca"]), timeout=10).json() == {"ready": True}
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://{state['http_address']}/v2/health/ready", timeout=10)
-        for name, mode in (("gateway", "tls"), ("registry", "mtls"), ("worker-0", "mtls")):
+        for name, mode in (("gateway", "tls"), ("workflows", "mtls"), ("registry", "mtls"), ("worker-0", "mtls")):
             assert f'"tls": "{mode}"' in (up.run_dir / f"{name}.log").read_text(), name
         sample = str(sorted(SAMPLES_DIR.glob("*.jpg"))[0])
+        one_step = {"version": "1.0", "inputs": [{"type": "WorkflowImage", "name": "image"}],
+                    "steps": [{"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "det",
+                               "images": "$inputs.image", "model_id": "shapes-det/1"}],
+                    "outputs": [{"type": "JsonField", "name": "p", "selector": "$steps.det.predictions"}]}
+        flow = httpx.post(  # forwarded to the workflow engine over the fleet's mTLS
+            f"{state['http_url']}/workflows/run", verify=ssl.create_default_context(cafile=state["ca"]), timeout=60,
+            headers={"Authorization": f"Bearer {state['api_key']}"},
+            json={"specification": one_step,
+                  "inputs": {"image": {"type": "base64", "value": base64.b64encode(Path(sample).read_bytes()).decode()}}})
+        assert flow.status_code == 200 and flow.json()["outputs"][0]["p"]["predictions"], flow.text
+        with FleetClient.from_state(state_file) as client:
+            request = workflow_pb2.RunWorkflowRequest(images={"image": workflow_pb2.WorkflowImages(
+                images=[inference_pb2.Image(encoded=Path(sample).read_bytes())])})
+            json_format.ParseDict(one_step, request.definition)
+            assert workflow_pb2_grpc.WorkflowServiceStub(client.channel).RunWorkflow(
+                request, metadata=client.metadata, timeout=60).outputs
         out = up.cli("infer", "--model", "shapes-det/1", sample)  # the saved address, key and CA
         assert out.returncode == 0 and "detections" in out.stdout, out.stderr
         out = up.cli("infer", "--state-file", str(state_file), "--model", "shapes-det/1", sample)

@@ -243,13 +243,13 @@ def test_validate_describe_schema_and_legacy_routes(http: httpx.Client, scene: b
 def test_runs_and_steps_are_counted(fleet: LocalFleet, http: httpx.Client, scene: bytes) -> None:
     from tests.e2e.probes import metric
 
-    before = metric(fleet.gateway, "fleet_workflow_runs_total", workflow="inline", outcome="OK")
-    failed = metric(fleet.gateway, "fleet_workflow_runs_total", workflow="inline", outcome="NOT_FOUND")
+    before = metric(fleet.gateway.workflows, "fleet_workflow_runs_total", workflow="inline", outcome="OK")
+    failed = metric(fleet.gateway.workflows, "fleet_workflow_runs_total", workflow="inline", outcome="NOT_FOUND")
     run(http, one_step(), scene)
     run(http, one_step("no-such-model/1"), scene, status=404)
-    assert metric(fleet.gateway, "fleet_workflow_runs_total", workflow="inline", outcome="OK") == before + 1
-    assert metric(fleet.gateway, "fleet_workflow_runs_total", workflow="inline", outcome="NOT_FOUND") == failed + 1
-    assert metric(fleet.gateway, "fleet_workflow_step_seconds_count",
+    assert metric(fleet.gateway.workflows, "fleet_workflow_runs_total", workflow="inline", outcome="OK") == before + 1
+    assert metric(fleet.gateway.workflows, "fleet_workflow_runs_total", workflow="inline", outcome="NOT_FOUND") == failed + 1
+    assert metric(fleet.gateway.workflows, "fleet_workflow_step_seconds_count",
                   block="roboflow_core/roboflow_object_detection_model@v1") >= 1
 
 

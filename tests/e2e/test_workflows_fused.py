@@ -49,9 +49,9 @@ def answers(out: dict) -> tuple[list, list]:
 def test_a_fused_run_answers_as_the_steps_one_by_one(fleet: LocalFleet, scenes: list[bytes]) -> None:
     with httpx.Client(base_url=fleet.gateway.http_url, timeout=60, headers=AUTH) as http:
         one_by_one = run(http, step_by_step(), scenes)["outputs"]  # also loads both models on the one worker
-        fused_before = metric(fleet.gateway, FUSED, outcome="fused")
+        fused_before = metric(fleet.gateway.workflows, FUSED, outcome="fused")
         fused = run(http, detect_crop_classify(), scenes)["outputs"]
-        assert metric(fleet.gateway, FUSED, outcome="fused") == fused_before + len(scenes)
+        assert metric(fleet.gateway.workflows, FUSED, outcome="fused") == fused_before + len(scenes)
     assert sum(len(o["classes"]) for o in fused) > len(scenes)  # several crops per scene
     for mine, theirs in zip(fused, one_by_one, strict=True):
         assert answers(mine) == answers(theirs)
@@ -90,10 +90,10 @@ def test_with_no_worker_holding_both_models_the_steps_run_one_by_one(apart: Loca
                                                                       scenes: list[bytes]) -> None:
     with httpx.Client(base_url=apart.gateway.http_url, timeout=60, headers=AUTH) as http:
         run(http, detect_crop_classify(), scenes[:1])  # places both models, one on each worker
-        fallback_before = metric(apart.gateway, FUSED, outcome="fallback")
+        fallback_before = metric(apart.gateway.workflows, FUSED, outcome="fallback")
         outputs = run(http, detect_crop_classify(), scenes)["outputs"]
-        assert metric(apart.gateway, FUSED, outcome="fallback") == fallback_before + len(scenes)
-        assert metric(apart.gateway, FUSED, outcome="fused") == 0
+        assert metric(apart.gateway.workflows, FUSED, outcome="fallback") == fallback_before + len(scenes)
+        assert metric(apart.gateway.workflows, FUSED, outcome="fused") == 0
     held: dict[str, set[str]] = {}
     for m in _loaded(apart):
         held.setdefault(m.worker_id, set()).add(m.model_id)

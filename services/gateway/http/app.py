@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.errors import FleetError
-from services.gateway.http import errors, kserve, roboflow, workflows
+from services.gateway.http import errors, kserve, roboflow, workflow_forward, workflows
 from services.gateway.http.context import HttpContext
 from services.gateway.http.middleware import EdgeMiddleware
 from services.tasks import registry as tasks
@@ -27,21 +27,26 @@ KServe v2 REST (Open Inference Protocol). API keys: `Authorization: Bearer <key>
 query or the JSON body. Errors: HTTP 400, 401, 403, 404, 413, 429, 503, 504 with the gRPC API's message."""
 
 
-def build_app(ctx: HttpContext, max_body_bytes: int) -> FastAPI:
+def build_app(ctx: HttpContext, max_body_bytes: int, workflows_only: bool = False) -> FastAPI:
+    """The HTTP API; ``workflows_only``: the workflow routes alone (the engine's own process)."""
     app = FastAPI(title="Inference Fleet HTTP API", version=ctx.version, description=DESCRIPTION)
     app.add_exception_handler(FleetError, errors.fleet_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, errors.validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, errors.http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, errors.unexpected_error)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes)
+    if workflows_only:
+        app.include_router(workflows.router(ctx))
+        return app
     app.include_router(kserve.router(ctx))
     app.include_router(roboflow.router(ctx))
     for task in tasks.all_tasks():  # routes of a task's own (the Roboflow core models'), plug-ins' too
         routes = task.http_routes(ctx)
         if routes is not None:
             app.include_router(routes)
-    app.include_router(workflows.router(ctx))
+    forward = ctx.workflows_forward
+    app.include_router(workflow_forward.router(forward) if forward is not None else workflows.router(ctx))
     app.include_router(roboflow.legacy_router(ctx))  # its /{project}/{version} catches what the others did not
-    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes)
     return app
 
 

@@ -9,6 +9,7 @@ from fastapi import Request
 from services.gateway.auth import Authenticator, bearer_token
 from services.gateway.caller import Caller
 from services.gateway.gateway import Gateway
+from services.gateway.http.workflow_forward import HttpForwarder
 from services.gateway.oip.dataplane import DataPlane
 from services.gateway.workflow_store import StoredWorkflows
 from services.workflows.engine import WorkflowEngine
@@ -27,6 +28,7 @@ class HttpContext:
     max_image_bytes: int
     workflows: WorkflowEngine = field(default_factory=WorkflowEngine)
     stored_workflows: StoredWorkflows = field(default_factory=lambda: StoredWorkflows(None, 10.0, 3600.0))
+    workflows_forward: HttpForwarder | None = None  # set: the workflow routes go to the engine's own process
 
     async def caller(self, request: Request, body_key: str | None = None) -> Caller:
         """Authenticate once: ``Authorization: Bearer`` header, else ``api_key`` in the query, else in the body."""
