@@ -113,7 +113,7 @@ class Backlog:
             waiting[model_id] = None
         view.changed.clear()
         taken: set[str] = set()
-        for model_id in [m for m in view.active if m in waiting][:self.budget]:  # busy copies first
+        for model_id in list(itertools.islice((m for m in view.active if m in waiting), self.budget)):  # busy first
             del waiting[model_id]
             if model_id in targets:
                 taken.add(model_id)
@@ -212,20 +212,16 @@ def _saturated(endpoint: WorkerEndpoint, policy: CopyPolicy) -> bool:
 
 
 def _new_elsewhere(view: FleetView, holder: WorkerEndpoint, target: Target, policy: CopyPolicy) -> bool:
-    """A copy of the model on another worker than ``holder`` not measured over the load window yet. The view's
-    count of such copies answers at once where it is 0 (nearly always); only a model it counts some for walks its
-    copies (the count includes failed and draining workers' copies, which ``copies_of`` leaves out)."""
-    fresh = view.fresh_copies(target.model_id, policy.up_window_s)
-    if fresh is not None and fresh - (target.model_id in holder.fresh) <= 0:
-        return False
+    """A copy of the model on another worker than ``holder`` not measured over the load window yet."""
     return any(not _covers(c, policy.up_window_s) for c in copies_of(view, target) if c[0] is not holder)
 
 
 def _relief(view: FleetView, by_id: Mapping[str, Target], policy: CopyPolicy, backlog: Backlog | None = None) -> set[str]:
     """Models to copy because their holders are saturated by everything they serve: one per such holder (with
     a backlog, ``backlog.relief_holders`` holders a step at most, taking turns). A holder costs its own models
-    (from its heartbeat and the view's count of new copies), plus the copies of the one model it would shed,
-    worked out once per model in a step however many holders shed it."""
+    (from its heartbeat, and the view's count of new copies per model: only a model it counts some for has its
+    copies walked), plus the copies of the one model it would shed, worked out once per model in a step however
+    many holders shed it."""
     chosen: set[str] = set()
     saturated = sorted((e for e in view.all() if not e.failed and not e.draining and _saturated(e, policy)),
                        key=lambda e: e.label)
@@ -233,24 +229,25 @@ def _relief(view: FleetView, by_id: Mapping[str, Target], policy: CopyPolicy, ba
         start = backlog.relief_turn % len(saturated)
         saturated = (saturated + saturated)[start:start + backlog.relief_holders]
         backlog.relief_turn = start + backlog.relief_holders
+    fresh = view.fresh_index(policy.up_window_s)  # (None: not counted for this window; walk every model's copies)
     decided: dict[str, bool] = {}  # model id -> whether to copy it (the same for every holder shedding it)
     for holder in saturated:
-        assert holder.state is not None  # saturated: it has a heartbeat
         own = []
         settled = True
-        for model in holder.state.models:
-            model_id = model.model_id
+        for model_id, load in holder.loads.items():
             if model_id not in by_id:
                 continue
             target = by_id[model_id]
             # A copy elsewhere of one of its models, placed a moment ago, has not shown its effect yet. (Copies
             # elsewhere only: a model just loaded here moves no load off the holder, and on a worker whose other
-            # slots turn over some model is always new: waiting for those would wait for ever.)
-            if _new_elsewhere(view, holder, target, policy):
+            # slots turn over some model is always new: waiting for those would wait for ever.) The view's count
+            # is a bound from above (failed and draining workers' copies count too): where it leaves none
+            # elsewhere there is none; else the copies decide.
+            if ((fresh is None or fresh.get(model_id, 0) > (model_id in holder.fresh))
+                    and _new_elsewhere(view, holder, target, policy)):
                 settled = False
                 break
-            load = holder.load_of(model_id)
-            if load is not None and load.sha256 == target.sha256:
+            if model_id not in holder.gone and load.sha256 == target.sha256:
                 own.append((load.outstanding_low, model_id))
         if not settled or not own:
             continue

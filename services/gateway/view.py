@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -344,6 +344,12 @@ class FleetView:
         for model_id in now - before:
             fresh[model_id] = fresh.get(model_id, 0) + 1
         endpoint.fresh = now
+
+    def fresh_index(self, window_s: float) -> Mapping[str, int] | None:
+        """``fresh_copies`` for every model at once (models with none left out); None where not counted."""
+        if not self._windows or self._windows[0] != window_s:
+            return None
+        return self._fresh
 
     def fresh_copies(self, model_id: str, window_s: float) -> int | None:
         """Copies of the model, by heartbeat, measured over less than ``window_s`` (a bound from above: failed,
