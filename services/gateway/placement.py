@@ -44,6 +44,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -83,7 +84,7 @@ class Backlog:
 
     budget: int = 1000  # models looked at in one step at most (floors and relief besides)
     examined_per_looked: int = 20  # and at most this many times as many changed ones examined (quiet ones dropped)
-    waiting: dict[str, None] = field(default_factory=dict)  # oldest first
+    waiting: OrderedDict[str, None] = field(default_factory=OrderedDict)  # oldest first
     relief_holders: int = 100  # saturated holders examined in one step at most, taking turns
     relief_turn: int = 0
     # Seconds one step may spend deciding (by ``clock``): the models it has not reached by then wait for the next
@@ -96,8 +97,10 @@ class Backlog:
 
     def put_back(self, model_ids: list[str]) -> None:
         """Models a step took but did not reach: first in line for the next one."""
-        if model_ids:
-            self.waiting = {**dict.fromkeys(model_ids), **self.waiting}
+        waiting = self.waiting
+        for model_id in reversed(model_ids):  # (an ordered dict: each put first in O(1), not the backlog rebuilt)
+            waiting[model_id] = None
+            waiting.move_to_end(model_id, last=False)
         self.out_of_time = len(model_ids)
         self.looked_at -= len(model_ids)
         self.deferred += len(model_ids)
@@ -110,14 +113,13 @@ class Backlog:
             waiting[model_id] = None
         view.changed.clear()
         taken: set[str] = set()
-        for model_id in [m for m in view.active if m in waiting][:self.budget]:  # busy copies first
+        for model_id in list(itertools.islice((m for m in view.active if m in waiting), self.budget)):  # busy first
             del waiting[model_id]
             if model_id in targets:
                 taken.add(model_id)
         examined, most = 0, self.budget * self.examined_per_looked
         while waiting and len(taken) < self.budget and examined < most:
-            model_id = next(iter(waiting))
-            del waiting[model_id]
+            model_id, _ = waiting.popitem(last=False)  # (a dict's first entry, deleted, is found again in O(deleted))
             examined += 1
             target = targets.get(model_id)
             if target is not None and not _quiet(view, target, policy, set()):
@@ -200,8 +202,7 @@ def _worker_covers(endpoint: WorkerEndpoint, window_s: float) -> bool:
     state = endpoint.state
     if state is None:
         return False
-    measured = max((m.measured_seconds for m in state.models), default=0.0)
-    return measured + 0.5 * state.interval_seconds >= window_s
+    return endpoint.measured_seconds + 0.5 * state.interval_seconds >= window_s
 
 
 def _saturated(endpoint: WorkerEndpoint, policy: CopyPolicy) -> bool:
@@ -210,9 +211,17 @@ def _saturated(endpoint: WorkerEndpoint, policy: CopyPolicy) -> bool:
             and _worker_covers(endpoint, policy.up_window_s))
 
 
+def _new_elsewhere(view: FleetView, holder: WorkerEndpoint, target: Target, policy: CopyPolicy) -> bool:
+    """A copy of the model on another worker than ``holder`` not measured over the load window yet."""
+    return any(not _covers(c, policy.up_window_s) for c in copies_of(view, target) if c[0] is not holder)
+
+
 def _relief(view: FleetView, by_id: Mapping[str, Target], policy: CopyPolicy, backlog: Backlog | None = None) -> set[str]:
     """Models to copy because their holders are saturated by everything they serve: one per such holder (with
-    a backlog, ``backlog.relief_holders`` holders a step at most, taking turns)."""
+    a backlog, ``backlog.relief_holders`` holders a step at most, taking turns). A holder costs its own models
+    (from its heartbeat, and the view's count of new copies per model: only a model it counts some for has its
+    copies walked), plus the copies of the one model it would shed, worked out once per model in a step however
+    many holders shed it."""
     chosen: set[str] = set()
     saturated = sorted((e for e in view.all() if not e.failed and not e.draining and _saturated(e, policy)),
                        key=lambda e: e.label)
@@ -220,29 +229,45 @@ def _relief(view: FleetView, by_id: Mapping[str, Target], policy: CopyPolicy, ba
         start = backlog.relief_turn % len(saturated)
         saturated = (saturated + saturated)[start:start + backlog.relief_holders]
         backlog.relief_turn = start + backlog.relief_holders
+    fresh = view.fresh_index(policy.up_window_s)  # (None: not counted for this window; walk every model's copies)
+    decided: dict[str, bool] = {}  # model id -> whether to copy it (the same for every holder shedding it)
     for holder in saturated:
-        assert holder.state is not None  # saturated: it has a heartbeat
-        held = [by_id[m.model_id] for m in holder.state.models if m.model_id in by_id]
-        all_copies = {t.model_id: copies_of(view, t) for t in held}
-        # A copy elsewhere of one of its models, placed a moment ago, has not shown its effect yet. (Copies
-        # elsewhere only: a model just loaded here moves no load off the holder, and on a worker whose other
-        # slots turn over some model is always new: waiting for those would wait for ever.)
-        if not all(_covers(c, policy.up_window_s) for copies in all_copies.values() for c in copies
-                   if c[0] is not holder):
-            continue
-        own = [(load.outstanding_low, t.model_id) for t in held
-               for e, load in all_copies[t.model_id] if e is holder]
-        if not own:
+        own = []
+        settled = True
+        for model_id, load in holder.loads.items():
+            if model_id not in by_id:
+                continue
+            target = by_id[model_id]
+            # A copy elsewhere of one of its models, placed a moment ago, has not shown its effect yet. (Copies
+            # elsewhere only: a model just loaded here moves no load off the holder, and on a worker whose other
+            # slots turn over some model is always new: waiting for those would wait for ever.) The view's count
+            # is a bound from above (failed and draining workers' copies count too): where it leaves none
+            # elsewhere there is none; else the copies decide.
+            if ((fresh is None or fresh.get(model_id, 0) > (model_id in holder.fresh))
+                    and _new_elsewhere(view, holder, target, policy)):
+                settled = False
+                break
+            if model_id not in holder.gone and load.sha256 == target.sha256:
+                own.append((load.outstanding_low, model_id))
+        if not settled or not own:
             continue
         _, model_id = max(own)  # only the model loading it most: copying a lighter one would barely help
-        copies = all_copies[model_id]
-        if not all(_covers(c, policy.up_window_s) for c in copies):
-            continue  # itself new here: its load has not been measured over the window
-        if (policy.max_copies and len(copies) >= policy.max_copies) or not all(_saturated(e, policy) for e, _ in copies):
-            continue  # copied as far as it goes, or another holder has room (routing moves load there)
-        if sum(load.outstanding_low for _, load in copies) / len(copies) > policy.release_load:
+        if model_id not in decided:
+            decided[model_id] = _sheds(copies_of(view, by_id[model_id]), policy)
+        if decided[model_id]:
             chosen.add(model_id)
     return chosen
+
+
+def _sheds(copies: list[Copy], policy: CopyPolicy) -> bool:
+    """Whether a saturated holder's busiest model gets a further copy: measured over the window on every holder
+    (itself new here: its load is not known yet), not copied as far as it goes, every holder saturated (else
+    routing moves load to the one with room), and busy enough not to be released as cold at once."""
+    if not all(_covers(c, policy.up_window_s) for c in copies):
+        return False
+    if (policy.max_copies and len(copies) >= policy.max_copies) or not all(_saturated(e, policy) for e, _ in copies):
+        return False
+    return sum(load.outstanding_low for _, load in copies) / len(copies) > policy.release_load
 
 
 def _target_for(view: FleetView, target: Target, copies: list[Copy], protected: set[str], taken: set[int],

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,8 @@ class WorkerEndpoint:
     indexed: frozenset[str] = frozenset()  # model ids the view's holder index lists this worker under
     loading: frozenset[str] = frozenset()  # model ids its last heartbeat says it is loading (indexed by the view)
     loading_since: dict[str, int] = field(default_factory=dict)  # of those, the heartbeat sequence first listing each
+    fresh: frozenset[str] = frozenset()  # model ids the view's index of fresh copies counts here (``track_fresh``)
+    _measured: tuple[WorkerState | None, float] = field(default=(None, 0.0), repr=False)
 
     @property
     def label(self) -> str:
@@ -72,6 +74,17 @@ class WorkerEndpoint:
     def busy(self) -> float:
         """Requests inside the worker on average over its last heartbeat interval (0 before one)."""
         return self.state.outstanding if self.state is not None else 0.0
+
+    @property
+    def measured_seconds(self) -> float:
+        """How long its longest-measured copy has been measured (its last heartbeat's models), worked out once per
+        heartbeat: copy planning asks it of every saturated worker in every step."""
+        state, measured = self._measured
+        if state is not self.state:
+            models = self.state.models if self.state is not None else ()
+            measured = max((m.measured_seconds for m in models), default=0.0)
+            self._measured = (self.state, measured)
+        return measured
 
     def load_of(self, model_id: str) -> ModelLoad | None:
         return None if model_id in self.gone else self.loads.get(model_id)
@@ -109,6 +122,7 @@ class WorkerEndpoint:
             self.view.busy_total += self.busy - busy_before
             self.view.track_active(self.loads, loads)
             self.view.note_changes(self.loads, loads, state.interval_seconds)
+            self.view.track_fresh(self, loads, state.interval_seconds)
         self.loads = loads
         self._set_loading(frozenset(state.models_loading))
         # The heartbeat's figures include this gateway's calls then: what is left is other gateways' work.
@@ -124,6 +138,7 @@ class WorkerEndpoint:
         if self.view is not None:
             self.view.busy_total -= self.busy
             self.view.track_active(self.loads, {})
+            self.view.track_fresh(self, {}, 0.0)
         self.state, self.loads, self.others_at_beat = None, {}, 0
         self._set_loading(frozenset())
         self.reindex()
@@ -205,7 +220,23 @@ class FleetView:
         # Models whose copies changed since copy planning last took them (an ordered set: oldest first), and the
         # windows (seconds) whose coverage by a copy's measurement counts as a change (planning waits for them).
         self.changed: dict[str, None] = {}
-        self.windows: tuple[float, ...] = ()
+        self._windows: tuple[float, ...] = ()
+        # model id -> copies (by heartbeat) not yet measured over the first window (copy planning's load window):
+        # relief asks whether a saturated worker's models have a new copy elsewhere without walking their copies.
+        self._fresh: dict[str, int] = {}
+
+    @property
+    def windows(self) -> tuple[float, ...]:
+        return self._windows
+
+    @windows.setter
+    def windows(self, windows: tuple[float, ...]) -> None:
+        self._windows = tuple(windows)
+        self._fresh = {}
+        for endpoint in self.endpoints.values():
+            endpoint.fresh = frozenset()
+            if endpoint.state is not None:
+                self.track_fresh(endpoint, endpoint.loads, endpoint.state.interval_seconds)
 
     @property
     def mean_busy(self) -> float:
@@ -214,6 +245,8 @@ class FleetView:
     # ---- membership ----------------------------------------------------------------------------
     def add(self, endpoint: WorkerEndpoint) -> WorkerEndpoint:
         endpoint.view = self
+        endpoint.fresh = frozenset()
+        self.track_fresh(endpoint, endpoint.loads, endpoint.state.interval_seconds if endpoint.state else 0.0)
         self.index_loading(endpoint, frozenset(), endpoint.loading)
         self.endpoints[endpoint.address] = endpoint
         self.busy_total += endpoint.busy
@@ -228,6 +261,7 @@ class FleetView:
                 self._unlist(model_id, endpoint)
             self.index_loading(endpoint, endpoint.loading, frozenset())
             self.track_active(endpoint.loads, {})
+            self.track_fresh(endpoint, {}, 0.0)
             endpoint.indexed, endpoint.view = frozenset(), None
             self.busy_total -= endpoint.busy
             self._ring = None
@@ -291,8 +325,42 @@ class FleetView:
             if self._is_active(load):
                 self.active[model_id] = self.active.get(model_id, 0) + 1
 
+    def track_fresh(self, endpoint: WorkerEndpoint, loads: dict[str, ModelLoad], interval_s: float) -> None:
+        """One worker's heartbeat entries replaced: keep the count of copies per model measured over less than the
+        first window (as ``placement`` judges a copy's coverage: its measurement plus half an interval)."""
+        window = self._windows[0] if self._windows else None
+        now = frozenset() if window is None else frozenset(
+            m for m, load in loads.items() if load.measured_seconds + 0.5 * interval_s < window)
+        before = endpoint.fresh
+        if now == before:
+            return
+        fresh = self._fresh
+        for model_id in before - now:
+            left = fresh.get(model_id, 1) - 1
+            if left > 0:
+                fresh[model_id] = left
+            else:
+                fresh.pop(model_id, None)
+        for model_id in now - before:
+            fresh[model_id] = fresh.get(model_id, 0) + 1
+        endpoint.fresh = now
+
+    def fresh_index(self, window_s: float) -> Mapping[str, int] | None:
+        """``fresh_copies`` for every model at once (models with none left out); None where not counted."""
+        if not self._windows or self._windows[0] != window_s:
+            return None
+        return self._fresh
+
+    def fresh_copies(self, model_id: str, window_s: float) -> int | None:
+        """Copies of the model, by heartbeat, measured over less than ``window_s`` (a bound from above: failed,
+        draining workers and copies a call found gone count too); None where the view does not count for that
+        window."""
+        if not self._windows or self._windows[0] != window_s:
+            return None
+        return self._fresh.get(model_id, 0)
+
     def _figures(self, load: ModelLoad, interval_s: float) -> tuple:
-        covered = sum(load.measured_seconds + 0.5 * interval_s >= w for w in self.windows)
+        covered = sum(load.measured_seconds + 0.5 * interval_s >= w for w in self._windows)
         return (load.sha256, load.pinned, load.outstanding, load.outstanding_low, load.outstanding_high,
                 load.requests_per_second, covered)
 
