@@ -119,6 +119,16 @@ def test_errors_keep_their_status_message_and_request_id(fleet: LocalFleet, in_p
         statuses.append((reply.status_code, reply.json()["message"], None))
     assert statuses[0] == statuses[2] and statuses[1] == statuses[3]
     assert statuses[0][0] is grpc.StatusCode.NOT_FOUND and statuses[0][2] == "wf-req-1"
+    broken = one_step()
+    broken["steps"][0]["type"] = "roboflow_core/no_such_block@v1"  # does not compile: the engine's to refuse
+    refusals = []
+    for gateway in (fleet.gateway, in_process):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub(gateway.address).RunWorkflow(request(broken, scene), metadata=AUTH, timeout=60)
+        answer = http_run(gateway, broken, scene)
+        refusals.append((caught.value.code(), caught.value.details(), answer.status_code,
+                         {k: v for k, v in answer.json().items() if k != "request_id"}))
+    assert refusals[0] == refusals[1] and refusals[0][0] is grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as caught:  # the caller's deadline travels with the call
         stub(fleet.gateway.address).RunWorkflow(request(detect_crop_classify(), scene), metadata=AUTH,
                                                 timeout=0.002)
