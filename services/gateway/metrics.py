@@ -73,3 +73,12 @@ for _decision in ("holder", "placement", "joined_load", "new_copy", "released_co
 for _reason in ("unreachable", "unavailable", "not_loaded", "queue_full"):
     RETRIES.labels(_reason)
 WORKERS.labels("draining")
+WORKFLOW_RUNS_BY_PLACE = Counter(
+    "fleet_gateway_workflow_runs_by_place_total",
+    "Workflow runs a public gateway with a workflow engine process received, by where they ran (gateway: light "
+    "runs, no image work, run in the gateway itself; engine: passed on to the engine's process) and edge (grpc, "
+    "http).", ["place", "edge"],
+)
+for _place in ("gateway", "engine"):
+    for _edge in ("grpc", "http"):
+        WORKFLOW_RUNS_BY_PLACE.labels(_place, _edge)

@@ -27,6 +27,7 @@ from services.gateway.http.app import HttpServer, build_app
 from services.gateway.http.context import HttpContext
 from services.gateway.http.workflow_forward import HttpForwarder
 from services.gateway.workflow_forward import WorkflowForwarder
+from services.gateway.workflow_light import LightOrForward
 from services.gateway.workflow_servicer import SERVICE_NAME as WORKFLOW_SERVICE_NAME
 from services.gateway.workflow_servicer import WorkflowServicer
 from services.gateway.workflow_store import StoredWorkflows
@@ -115,18 +116,20 @@ def build(settings: GatewaySettings) -> Service:
     http = None
     if settings.http_enabled:
         context = HttpContext(gateway, plane, auth, version, uuid.uuid4().hex, settings.max_message_bytes,
-                              engine, stored, http_forward)
+                              engine, stored, http_forward, settings.workflows_light_in_gateway)
         server_tls = settings.server_tls()
         app = build_app(context, settings.http_body_limit(), workflows_only=engine_only)
         http = HttpServer(app, settings.host, settings.http_port,
                           settings.shutdown_grace_s, HttpsContexts(server_tls).front if server_tls else None)
 
     def register(server: grpc.aio.Server) -> None:
-        if forward is not None:
-            server.add_generic_rpc_handlers((forward.handler(),))
+        servicer = WorkflowServicer(gateway, engine, auth, stored, limits)
+        if forward is None:
+            workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(servicer, server)
+        elif settings.workflows_light_in_gateway:  # light runs here, the others to the engine
+            server.add_generic_rpc_handlers((LightOrForward(servicer, forward, engine, auth, stored).handler(),))
         else:
-            workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(
-                WorkflowServicer(gateway, engine, auth, stored, limits), server)
+            server.add_generic_rpc_handlers((forward.handler(),))
         if engine_only:
             return
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(gateway, auth, version, limits), server)

@@ -129,6 +129,12 @@ class GatewaySettings(ServiceSettings):
         "", description="host:port of the workflow engine's HTTP API, where this gateway forwards the HTTP workflow "
                         "routes (needed with workflows_address when the HTTP API is on).",
     )
+    workflows_light_in_gateway: bool = Field(
+        True, description="With workflows_address set, runs that do no image work (model steps on the input images "
+                          "as they came, pure-JSON blocks: no crops, drawing or image outputs) run in this gateway, "
+                          "as an Infer would, rather than one hop away; the others go to the engine (false: every "
+                          "call goes to the engine; docs/workflows.md, 'Where the engine runs').",
+    )
     workflows_process_nice: int = Field(
         10, ge=0, le=19,
         description="In the workflows role, how far the whole process lowers its CPU priority (nice) at start-up, "

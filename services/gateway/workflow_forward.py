@@ -60,17 +60,15 @@ class WorkflowForwarder:
         except grpc.aio.AioRpcError as exc:
             raise engine_error(exc) from None
 
-    @rpc(SERVICE_NAME)
-    async def RunWorkflow(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:  # noqa: N802
+    async def run(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """A ``RunWorkflow`` call's bytes to the engine and its answer's bytes back."""
         return await self._unary(self._run, request, context)
 
-    @rpc(SERVICE_NAME)
-    async def ValidateWorkflow(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:  # noqa: N802
+    async def validate(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return await self._unary(self._validate, request, context)
 
-    @rpc_stream(SERVICE_NAME)
-    async def RunWorkflowStream(self, request_iterator: AsyncIterator[bytes],  # noqa: N802
-                                context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def stream(self, request_iterator: AsyncIterator[bytes],
+                     context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         call = self._stream(request_iterator, metadata=_metadata(context), timeout=context.time_remaining())
         try:
             async for reply in call:
@@ -79,6 +77,20 @@ class WorkflowForwarder:
             raise engine_error(exc) from None
         finally:
             call.cancel()  # the caller went away first: the engine stops too (a no-op once it ended)
+
+    @rpc(SERVICE_NAME)
+    async def RunWorkflow(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:  # noqa: N802
+        return await self.run(request, context)
+
+    @rpc(SERVICE_NAME)
+    async def ValidateWorkflow(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:  # noqa: N802
+        return await self.validate(request, context)
+
+    @rpc_stream(SERVICE_NAME)
+    async def RunWorkflowStream(self, request_iterator: AsyncIterator[bytes],  # noqa: N802
+                                context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        async for reply in self.stream(request_iterator, context):
+            yield reply
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(SERVICE_NAME, {

@@ -100,10 +100,11 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             return await self.stored.resolve(caller, s.workspace, s.workflow_id, s.version_id)
         raise InvalidArgument("set definition (the workflow's JSON) or stored (workspace, workflow_id)")
 
-    async def _run(self, caller: Caller, request: workflow_pb2.RunWorkflowRequest,
-                   timeout_s: float | None) -> workflow_pb2.RunWorkflowResponse:
+    async def run(self, caller: Caller, request: workflow_pb2.RunWorkflowRequest, timeout_s: float | None,
+                   resolved: tuple[dict[str, Any], str] | None = None) -> workflow_pb2.RunWorkflowResponse:
+        """``resolved``: the request's (definition, metrics label) when the caller's edge already resolved it."""
         started = time.perf_counter()
-        definition, label, _ = await self._definition(caller, request)
+        definition, label = resolved if resolved is not None else (await self._definition(caller, request))[:2]
         inputs: dict[str, Any] = plain(json_format.MessageToDict(request.parameters))
         inputs.update({name: list(images.images) for name, images in request.images.items()})
         outputs = await run_workflow(self.engine, self.gateway, caller, definition, inputs, lambda image: image,
@@ -113,7 +114,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
 
     @rpc(SERVICE_NAME)
     async def RunWorkflow(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        return await self._run(await self.auth.caller_of(context), request, context.time_remaining())
+        return await self.run(await self.auth.caller_of(context), request, context.time_remaining())
 
     @rpc(SERVICE_NAME)
     async def ValidateWorkflow(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
@@ -132,7 +133,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             async for item in request_iterator:
                 yield item.correlation_id, item.request
 
-        outcomes = bounded_map(lambda request: self._run(caller, request, context.time_remaining()), items(),
+        outcomes = bounded_map(lambda request: self.run(caller, request, context.time_remaining()), items(),
                                self.stream_limits)
         async with contextlib.aclosing(outcomes):
             async for correlation_id, outcome in outcomes:

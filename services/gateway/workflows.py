@@ -96,3 +96,15 @@ async def validate_workflow(engine: WorkflowEngine, gateway: Gateway, caller: Ca
                             timeout_s: float | None) -> Compiled:
     """The definition's structure (as ``POST /workflows/validate``) and its models, as this caller would run it."""
     return await engine.check(definition, CallerModels(gateway, caller.in_workspace(), timeout_s))
+
+
+def is_light(engine: WorkflowEngine, definition: Any) -> bool:
+    """The definition compiles (the compiled-graph cache: once per content hash) to a light graph
+    (``Compiled.light``: no image work), one a forwarding gateway runs itself. A definition that does not compile
+    is not light: the engine's process refuses it, with the message it always gives."""
+    if not isinstance(definition, dict):
+        return False
+    try:
+        return engine.compiler.compile(definition).light
+    except FleetError:
+        return False

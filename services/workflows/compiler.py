@@ -83,6 +83,24 @@ class Compiled:
         return any(ref.kind in (kinds.IMAGE, kinds.ANY) for _, ref, _ in self.outputs)
 
 
+    @cached_property
+    def light(self) -> bool:
+        """The run does no image work in the engine: every step's block is ``image_free`` (model steps on the
+        input images as they came, pure-JSON blocks), so no image is decoded, cut, drawn or encoded; no crops
+        (so no fused chain) and no output that may hold an image. Such a run costs its process what an
+        ``Infer`` costs: a gateway runs it itself rather than pass it to the engine's process."""
+        if self.answers_images or self.fusions:
+            return False
+        for step in self.steps:
+            block = step.block
+            if not block.image_free or block.needs_pixels or block.adds_dimension:
+                return False
+            if any(ref.kind == kinds.IMAGE and (ref.output is not None or ref.dim != 1)
+                   for ref in refs_of(step.args)):
+                return False  # an image some step made (none can, here: a guard for blocks to come)
+        return True
+
+
 def refs_of(arg: Any) -> list[Ref]:
     """Every selector in a step's argument (a value, or dicts and lists of them)."""
     if isinstance(arg, Ref):

@@ -130,8 +130,11 @@ def test_fleet_up_tls_runs_every_hop_over_tls_and_clients_use_the_saved_ca(tmp_p
         sample = str(sorted(SAMPLES_DIR.glob("*.jpg"))[0])
         one_step = {"version": "1.0", "inputs": [{"type": "WorkflowImage", "name": "image"}],
                     "steps": [{"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "det",
-                               "images": "$inputs.image", "model_id": "shapes-det/1"}],
-                    "outputs": [{"type": "JsonField", "name": "p", "selector": "$steps.det.predictions"}]}
+                               "images": "$inputs.image", "model_id": "shapes-det/1"},
+                              {"type": "roboflow_core/bounding_box_visualization@v1", "name": "viz",  # image work:
+                               "image": "$inputs.image", "predictions": "$steps.det.predictions"}],  # the engine's
+                    "outputs": [{"type": "JsonField", "name": "p", "selector": "$steps.det.predictions"},
+                                {"type": "JsonField", "name": "drawn", "selector": "$steps.viz.image"}]}
         flow = httpx.post(  # forwarded to the workflow engine over the fleet's mTLS
             f"{state['http_url']}/workflows/run", verify=ssl.create_default_context(cafile=state["ca"]), timeout=60,
             headers={"Authorization": f"Bearer {state['api_key']}"},

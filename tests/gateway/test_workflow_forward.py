@@ -88,3 +88,28 @@ def test_lowering_the_process_reaches_every_thread_those_started_later_and_its_a
     os.close(r)
     expected = min(19, before + 5)
     assert now == early == later == group == expected
+
+
+def test_the_inline_definition_is_read_off_the_wire_as_the_parser_reads_it() -> None:
+    from google.protobuf import json_format
+
+    from fleet.v1 import inference_pb2, workflow_pb2
+    from services.gateway.workflow_light import inline_definition
+    from tests.workflows.definitions import detect_crop_classify
+
+    request = workflow_pb2.RunWorkflowRequest(excluded_fields=["top"], images={
+        name: workflow_pb2.WorkflowImages(images=[inference_pb2.Image(encoded=bytes(range(256)) * 300)] * 2)
+        for name in ("image", "other")})
+    json_format.ParseDict(detect_crop_classify(), request.definition)
+    json_format.ParseDict({"confidence": 0.5}, request.parameters)
+    wire = request.SerializeToString()
+    found = inline_definition(wire)
+    assert found is not None and found == request.definition.SerializeToString()
+    assert json_format.MessageToDict(workflow_pb2.RunWorkflowRequest.FromString(wire).definition) == \
+        json_format.MessageToDict(type(request.definition).FromString(found))
+    stored = workflow_pb2.RunWorkflowRequest(stored=workflow_pb2.StoredWorkflow(workspace="w", workflow_id="f"))
+    assert inline_definition(stored.SerializeToString()) is None
+    doubled = wire + workflow_pb2.RunWorkflowRequest(definition=request.definition).SerializeToString()
+    assert inline_definition(doubled) is None  # two parts merge: the parser decides
+    assert inline_definition(wire[:-3]) is None and inline_definition(b"\xff\xff") is None
+    assert inline_definition(b"") is None

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.errors import FleetError
-from services.gateway.http import errors, kserve, roboflow, workflow_forward, workflows
+from services.gateway.http import errors, kserve, roboflow, workflow_forward, workflow_light, workflows
 from services.gateway.http.context import HttpContext
 from services.gateway.http.middleware import EdgeMiddleware
 from services.tasks import registry as tasks
@@ -45,7 +45,12 @@ def build_app(ctx: HttpContext, max_body_bytes: int, workflows_only: bool = Fals
         if routes is not None:
             app.include_router(routes)
     forward = ctx.workflows_forward
-    app.include_router(workflow_forward.router(forward) if forward is not None else workflows.router(ctx))
+    if forward is None:
+        app.include_router(workflows.router(ctx))
+    elif ctx.workflows_light_in_gateway:  # light runs here, the others to the engine's process
+        app.include_router(workflow_light.router(ctx, forward))
+    else:
+        app.include_router(workflow_forward.router(forward))
     app.include_router(roboflow.legacy_router(ctx))  # its /{project}/{version} catches what the others did not
     return app
 

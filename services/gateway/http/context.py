@@ -29,6 +29,7 @@ class HttpContext:
     workflows: WorkflowEngine = field(default_factory=WorkflowEngine)
     stored_workflows: StoredWorkflows = field(default_factory=lambda: StoredWorkflows(None, 10.0, 3600.0))
     workflows_forward: HttpForwarder | None = None  # set: the workflow routes go to the engine's own process
+    workflows_light_in_gateway: bool = True  # ...but for light runs, run here (http.workflow_light)
 
     async def caller(self, request: Request, body_key: str | None = None) -> Caller:
         """Authenticate once: ``Authorization: Bearer`` header, else ``api_key`` in the query, else in the body."""

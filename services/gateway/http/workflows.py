@@ -13,6 +13,7 @@ Answers: ``{"outputs": [one object per input image], "profiler_trace": []}``; im
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.v1 import inference_pb2
 from services.common.errors import InvalidImage
+from services.gateway.caller import Caller
 from services.gateway.http import images
 from services.gateway.http.context import HttpContext
 from services.gateway.workflows import run_workflow
@@ -50,9 +52,7 @@ class StoredRunBody(RunBody):
     workflow_version_id: str | None = Field(None, description="A version of the stored workflow (default: current).")
 
 
-def router(ctx: HttpContext) -> APIRouter:
-    api = APIRouter(tags=["Workflows"])
-
+def image_reader(ctx: HttpContext) -> Callable[[Any], inference_pb2.Image]:
     def image_of(value: Any) -> inference_pb2.Image:
         if isinstance(value, dict) and "value" in value:
             return images.reference_image(str(value.get("type", "base64")), str(value["value"]), ctx.max_image_bytes)
@@ -60,11 +60,24 @@ def router(ctx: HttpContext) -> APIRouter:
             return images.reference_image("base64", value, ctx.max_image_bytes)
         raise InvalidImage("an image input must be {type: base64, value: <base64 text>}")
 
+    return image_of
+
+
+async def run_definition(ctx: HttpContext, request: Request, caller: Caller, definition: Any, label: str,
+                         body: RunBody) -> dict:
+    """The answer of a run whose definition and caller are known (the routes here, and a forwarding gateway's
+    light runs: ``services.gateway.http.workflow_light``)."""
+    outputs = await run_workflow(ctx.workflows, ctx.gateway, caller, definition, body.inputs, image_reader(ctx),
+                                 ctx.timeout_s(request), body.excluded_fields, label)
+    return {"outputs": outputs, "profiler_trace": []}
+
+
+def router(ctx: HttpContext) -> APIRouter:
+    api = APIRouter(tags=["Workflows"])
+
     async def run(request: Request, body: SpecRunBody) -> dict:
         caller = await ctx.caller(request, body.api_key)
-        outputs = await run_workflow(ctx.workflows, ctx.gateway, caller, body.specification, body.inputs, image_of,
-                                     ctx.timeout_s(request), body.excluded_fields)
-        return {"outputs": outputs, "profiler_trace": []}
+        return await run_definition(ctx, request, caller, body.specification, "inline", body)
 
     api.add_api_route("/workflows/run", run, methods=["POST"], summary="Run a workflow definition sent in the body")
     api.add_api_route("/infer/workflows", run, methods=["POST"], summary="Run a workflow definition (legacy route)")
@@ -73,9 +86,7 @@ def router(ctx: HttpContext) -> APIRouter:
         caller = await ctx.caller(request, body.api_key)
         definition, label = await ctx.stored_workflows.definition(caller, workspace, workflow_id,
                                                                    body.workflow_version_id or "")
-        outputs = await run_workflow(ctx.workflows, ctx.gateway, caller, definition, body.inputs, image_of,
-                                     ctx.timeout_s(request), body.excluded_fields, label)
-        return {"outputs": outputs, "profiler_trace": []}
+        return await run_definition(ctx, request, caller, definition, label, body)
 
     api.add_api_route("/{workspace}/workflows/{workflow_id}", stored, methods=["POST"],
                       summary="Run a stored workflow")

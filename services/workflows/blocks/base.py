@@ -105,6 +105,10 @@ class Block:
     adds_dimension: ClassVar[bool] = False
     #: It reads pixels of the images it is given (crops, drawings): input images it reads are decoded early.
     needs_pixels: ClassVar[bool] = False
+    #: It does no image work in the engine: it reads no pixels, cuts no crops, draws nothing, answers no image
+    #: (a model step sends the images as they came; a pure-JSON block reads predictions and values). A run
+    #: of such blocks alone is light (``Compiled.light``): a gateway runs it itself (docs/workflows.md).
+    image_free: ClassVar[bool] = False
     #: Parameters Roboflow's manifest has that this block accepts and ignores (active learning, ...).
     ignored: ClassVar[tuple[str, ...]] = ()
     #: How far a failure reaches (``RUN``, ``ELEMENT``: see the module's docstring and ``FAILURE_SCOPES``).

@@ -41,6 +41,7 @@ class DetectionsConsensus(Block):
         "detections_merge_confidence_aggregation": Param("average, max or min.", literal=(str,), default="average"),
         "detections_merge_coordinates_aggregation": Param("average, max or min.", literal=(str,), default="average"),
     }
+    image_free = True  # predictions and values only
     outputs = {"predictions": kinds.OBJECT_DETECTION, "object_present": kinds.BOOLEAN,
                "presence_confidence": kinds.FLOAT}
 

@@ -22,6 +22,7 @@ class DetectionsFilter(Block):
         "operations_parameters": Param("Named values the statements may use.", kinds=(kinds.ANY,),
                                        literal=(str, int, float, bool, list), shape="mapping", default={}),
     }
+    image_free = True  # predictions and values only
     outputs = {"predictions": "=predictions"}
 
     def check(self, step: str, literals: dict[str, Any]) -> Any:

@@ -25,6 +25,7 @@ class ContinueIf(Block):
         "next_steps": Param("The steps to run where the condition holds ($steps.<name>).", literal=(list,),
                             required=True),
     }
+    image_free = True  # predictions and values only
     outputs = {GATE: kinds.BOOLEAN}
 
     def check(self, step: str, literals: dict[str, Any]) -> Any:

@@ -43,6 +43,7 @@ class ClipComparison(Block):
     outputs = {"similarity": kinds.LIST, "parent_id": kinds.STRING, "root_parent_id": kinds.STRING,
                "prediction_type": kinds.STRING}
     failure_scope = ELEMENT
+    image_free = True  # the image goes to a worker as it came
 
     async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item | FleetError]:
         model = await _model(ctx, str(items[0]["model_id"] or CLIP_MODEL), "embedding")
@@ -80,6 +81,7 @@ class OcrModel(Block):
     outputs = {"result": kinds.STRING, "predictions": kinds.OBJECT_DETECTION, "parent_id": kinds.STRING,
                "root_parent_id": kinds.STRING, "prediction_type": kinds.STRING}
     failure_scope = ELEMENT
+    image_free = True  # the image goes to a worker as it came
 
     async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item | FleetError]:
         model = await _model(ctx, str(items[0]["model_id"] or OCR_MODEL), "ocr")

@@ -56,6 +56,7 @@ class ModelBlock(Block):
     prediction_kind: ClassVar[str]
     ignored = IGNORED
     failure_scope = ELEMENT
+    image_free = True  # the images go to workers as they came
 
     async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item | FleetError]:
         first = items[0]

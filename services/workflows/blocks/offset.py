@@ -18,6 +18,7 @@ class DetectionOffset(Block):
         "offset_width": Param("Pixels added to each box's width.", literal=(int,), required=True),
         "offset_height": Param("Pixels added to each box's height.", literal=(int,), required=True),
     }
+    image_free = True  # predictions and values only
     outputs = {"predictions": "=predictions"}
 
     async def run(self, ctx: RunContext, config: Any, items: list[Item]) -> list[Item]:
