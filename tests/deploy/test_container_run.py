@@ -134,8 +134,8 @@ def fleet() -> Iterator[Fleet]:
         admin_token = f"fa_container_{uuid.uuid4().hex}"
         manifests = _dev_overlay_with_key(overlay_dir, api_key, admin_token)
         names = {w["metadata"]["name"] for w in manifests.workloads()}
-        assert names - set(NOT_RUN) == {"fleet-redis", "fleet-registry", "fleet-worker", "fleet-gateway",
-                                        "fleet-pipelines"}
+        assert names - set(NOT_RUN) == {"fleet-redis", "fleet-registry", "fleet-worker", "fleet-workflows",
+                                        "fleet-gateway", "fleet-pipelines"}
         pods_net, edge_net = _free_subnets(2)
         cluster = Cluster(podman, manifests, state, pods_net, network=f"fleet-test-{os.getpid()}",
                           edge_subnet=edge_net, edge_network=f"fleet-test-edge-{os.getpid()}")
@@ -144,7 +144,8 @@ def fleet() -> Iterator[Fleet]:
         t = time.monotonic()
         # In dependency order, each ready (by its own probes) before the next starts.
         for workload, replicas, publish in (("fleet-redis", None, None), ("fleet-registry", None, None),
-                                            ("fleet-worker", 2, None), ("fleet-gateway", None, {"grpc": port, "http": http_port}),
+                                            ("fleet-worker", 2, None), ("fleet-workflows", None, None),
+                                            ("fleet-gateway", None, {"grpc": port, "http": http_port}),
                                             ("fleet-pipelines", 1, {"grpc": pipelines_port, "http": pipelines_http})):
             for pod in cluster.start(workload, replicas, publish):
                 timings[f"ready {pod.name}"] = cluster.wait_ready(pod, 180)
@@ -176,6 +177,25 @@ def test_an_inference_through_the_gateway_from_the_host(fleet: Fleet) -> None:
         "image": {"type": "base64", "value": base64.b64encode(SAMPLE.read_bytes()).decode()}})
     assert answer.status_code == 200, answer.text[:500]
     assert len(answer.json()["predictions"]) == len(detections)
+
+
+def test_a_workflow_with_image_work_runs_in_the_workflows_pod(fleet: Fleet) -> None:
+    """The gateway's pod passes a workflow that draws on its image to the fleet-workflows pod (its Service, the
+    network policy letting gateways in) and answers what the engine drew."""
+    definition = {"version": "1.0", "inputs": [{"type": "WorkflowImage", "name": "image"}],
+                  "steps": [{"type": "roboflow_core/roboflow_object_detection_model@v1", "name": "det",
+                             "images": "$inputs.image", "model_id": "shapes-det/1"},
+                            {"type": "roboflow_core/bounding_box_visualization@v1", "name": "viz",
+                             "image": "$inputs.image", "predictions": "$steps.det.predictions"}],
+                  "outputs": [{"type": "JsonField", "name": "p", "selector": "$steps.det.predictions"},
+                              {"type": "JsonField", "name": "drawn", "selector": "$steps.viz.image"}]}
+    flow = httpx.post(f"{fleet.http_url}/workflows/run", timeout=120, json={
+        "api_key": fleet.api_key, "specification": definition,
+        "inputs": {"image": {"type": "base64", "value": base64.b64encode(SAMPLE.read_bytes()).decode()}}})
+    assert flow.status_code == 200, flow.text[:500]
+    output = flow.json()["outputs"][0]
+    assert output["p"]["predictions"] and output["drawn"]["type"] == "base64"
+    assert base64.b64decode(output["drawn"]["value"])[:2] == b"\xff\xd8"  # a JPEG
 
 
 def test_a_pipelines_pod_runs_pushed_frames_through_the_gateway_and_workers(fleet: Fleet) -> None:
