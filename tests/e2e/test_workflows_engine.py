@@ -90,7 +90,7 @@ def test_forwarded_calls_answer_as_in_process_ones_and_run_on_the_engine(fleet: 
     assert over_http.status_code == 200, over_http.text
     assert stable(over_http.json()) == stable(http_run(in_process, definition, scene).json())
     assert metric(engine, RUNS, workflow="inline", outcome="OK") == ran + 2  # both ran there, not in the gateway
-    assert metric(fleet.gateway, RUNS) == own == 0
+    assert metric(fleet.gateway, RUNS) == own  # none ran in the gateway (earlier tests on this shared fleet may have)
     validated = stub(fleet.gateway.address).ValidateWorkflow(workflow_pb2.ValidateWorkflowRequest(
         definition=request(definition, scene).definition), metadata=AUTH, timeout=60)
     assert [i.name for i in validated.inputs] == ["image", "confidence"]
