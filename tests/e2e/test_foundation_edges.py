@@ -118,7 +118,6 @@ def test_segmentation_on_fleet_v1_reuses_the_image_embedding(client: FleetClient
     x0, y0, x1, y1 = s.boxes[-1].tolist()
     second = infer(client, SAM, image, parameters=rle, boxes=box(x0, y0, x1, y1))
     assert second.promptable_segmentation.embedding_cached  # the encoder did not run again
-    assert second.timings.inference_ms < first.timings.inference_ms
     assert mask_iou(second.promptable_segmentation.prompts[0].masks[0], s.masks[-1]) > 0.5
 
 
