@@ -176,13 +176,6 @@ async def test_a_worker_busy_with_two_models_gets_help_from_idle_workers(fleet_o
         started = time.monotonic()
         running = [await slow.run(), await quick.run()]
         await asyncio.sleep(15)
-        # On a loaded VM the saturation can take longer to be measured over the copy window: the load goes on
-        # until a copy is placed (45 s at most), then 10 s more so the last 5 s show the copy serving.
-        deadline = time.monotonic() + 30
-        while metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="new_copy") < 1 \
-                and time.monotonic() < deadline:
-            await asyncio.sleep(1)
-        await asyncio.sleep(10)
         ended = time.monotonic()
         slow.stopping = quick.stopping = True
         await asyncio.gather(*running)
