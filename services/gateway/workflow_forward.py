@@ -43,6 +43,15 @@ def _metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ...]:
     return own + outgoing_metadata()
 
 
+def workflow_handler(run, validate, stream) -> grpc.GenericRpcHandler:  # noqa: ANN001
+    """fleet.v1.WorkflowService's methods on bytes (requests and replies as they travel), for the server."""
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, {
+        "RunWorkflow": grpc.unary_unary_rpc_method_handler(run),
+        "ValidateWorkflow": grpc.unary_unary_rpc_method_handler(validate),
+        "RunWorkflowStream": grpc.stream_stream_rpc_method_handler(stream),
+    })
+
+
 class WorkflowForwarder:
     """The three WorkflowService methods as raw pass-through to the engine; ``handler()`` for the server."""
 
@@ -93,11 +102,7 @@ class WorkflowForwarder:
             yield reply
 
     def handler(self) -> grpc.GenericRpcHandler:
-        return grpc.method_handlers_generic_handler(SERVICE_NAME, {
-            "RunWorkflow": grpc.unary_unary_rpc_method_handler(self.RunWorkflow),
-            "ValidateWorkflow": grpc.unary_unary_rpc_method_handler(self.ValidateWorkflow),
-            "RunWorkflowStream": grpc.stream_stream_rpc_method_handler(self.RunWorkflowStream),
-        })
+        return workflow_handler(self.RunWorkflow, self.ValidateWorkflow, self.RunWorkflowStream)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -15,18 +15,17 @@ compile (the engine answers those as it always does, so errors are the same eith
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from fleet.v1 import workflow_pb2
-from services.common.rpc import rpc, rpc_stream
+from services.common.rpc import rpc
 from services.gateway.auth import Authenticator
 from services.gateway.caller import Caller
 from services.gateway.metrics import WORKFLOW_RUNS_BY_PLACE
-from services.gateway.workflow_forward import SERVICE_NAME, WorkflowForwarder
+from services.gateway.workflow_forward import SERVICE_NAME, WorkflowForwarder, workflow_handler
 from services.gateway.workflow_servicer import WorkflowServicer
 from services.gateway.workflow_store import StoredWorkflows
 from services.gateway.workflows import is_light
@@ -138,19 +137,5 @@ class LightOrForward:
         reply = await self.servicer.run(caller, parsed, context.time_remaining(), resolved)
         return reply.SerializeToString()
 
-    @rpc(SERVICE_NAME)
-    async def ValidateWorkflow(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:  # noqa: N802
-        return await self.forwarder.validate(request, context)
-
-    @rpc_stream(SERVICE_NAME)
-    async def RunWorkflowStream(self, request_iterator: AsyncIterator[bytes],  # noqa: N802
-                                context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-        async for reply in self.forwarder.stream(request_iterator, context):
-            yield reply
-
-    def handler(self) -> grpc.GenericRpcHandler:
-        return grpc.method_handlers_generic_handler(SERVICE_NAME, {
-            "RunWorkflow": grpc.unary_unary_rpc_method_handler(self.RunWorkflow),
-            "ValidateWorkflow": grpc.unary_unary_rpc_method_handler(self.ValidateWorkflow),
-            "RunWorkflowStream": grpc.stream_stream_rpc_method_handler(self.RunWorkflowStream),
-        })
+    def handler(self) -> grpc.GenericRpcHandler:  # validating and streams always go to the engine
+        return workflow_handler(self.RunWorkflow, self.forwarder.ValidateWorkflow, self.forwarder.RunWorkflowStream)
