@@ -146,7 +146,8 @@ def build(settings: GatewaySettings) -> Service:
         await wait_for_registry(registry, settings.registry_wait_s)
         await workers.refresh()  # know the fleet before the first request
         workers.start()
-        copies.start()
+        if not engine_only:  # copies are the public gateways' to plan: the engine's model steps only route
+            copies.start()
         if http is not None:
             service.ports["http_port"] = await http.start()
 
