@@ -30,6 +30,7 @@ from services.gateway.metrics import MODEL_COPIES, ROUTING_DECISIONS
 from services.gateway.placement import Backlog, CopyAction, CopyPolicy, Target, copies_of, plan
 from services.gateway.resolver import ModelResolver
 from services.gateway.worker_client import WorkerUnavailable
+from services.gateway.view import WorkerEndpoint
 from services.gateway.workers import WorkerPool
 
 log = logging.getLogger("fleet.gateway.copies")
@@ -117,7 +118,9 @@ class CopyController:
                 continue  # one release of a model at a time
             if action.reason == "saturated" and settling:
                 continue  # a copy just loaded is not in heartbeats yet: wait until they show its effect
-            if action.kind == "add" and not await self._record_copy(action):
+            if action.reason == "floor" and self._floor_met(by_id[action.model_id]):
+                continue  # AddModel reserved copies of its own while this step was planning
+            if action.kind == "add" and not await self._record_copy(action.model_id, action.endpoint.address):
                 continue  # another gateway is loading this very copy
             self._busy.add(key)
             if action.kind == "add":
@@ -126,22 +129,41 @@ class CopyController:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _copies_loading(self) -> dict[str, int]:
-        """Copies loading now, by every gateway (this gateway's own where Redis cannot say)."""
-        if self.cache is None:
-            return dict(self._pending)
-        try:
-            shared = await self.cache.placements.copies_loading()
-        except CacheUnavailable:
-            return dict(self._pending)
-        return {m: max(n, self._pending.get(m, 0)) for m, n in {**self._pending, **shared}.items()}
+    def _floor_met(self, target: Target) -> bool:
+        return len(copies_of(self.pool.view, target)) + self._pending.get(target.model_id, 0) >= target.floor
 
-    async def _record_copy(self, action: CopyAction) -> bool:
+    async def _copies_loading(self) -> dict[str, int]:
+        """Copies loading now, by every gateway (this gateway's own where Redis cannot say), and copies loaded
+        that heartbeats do not list yet."""
+        loading = dict(self._pending)
+        if self.cache is not None:
+            try:
+                shared = await self.cache.placements.copies_loading()
+            except CacheUnavailable:
+                pass
+            else:
+                loading = {m: max(n, self._pending.get(m, 0)) for m, n in {**self._pending, **shared}.items()}
+        for model_id, n in self._settling().items():
+            loading[model_id] = loading.get(model_id, 0) + n
+        return loading
+
+    def _settling(self) -> dict[str, int]:
+        """Copies a call of this gateway's loaded (or found loaded) that no heartbeat lists yet: copies all the
+        same, or a floor would be answered again in the moment between a load and the next heartbeat."""
+        settling: dict[str, int] = {}
+        for endpoint in self.pool.live():
+            if endpoint.draining:
+                continue
+            for model_id in endpoint.confirmed:
+                if endpoint.load_of(model_id) is None:
+                    settling[model_id] = settling.get(model_id, 0) + 1
+        return settling
+
+    async def _record_copy(self, model_id: str, address: str) -> bool:
         if self.cache is None:
             return True
         try:
-            return await self.cache.placements.copy_started(action.model_id, action.endpoint.address,
-                                                           self.load_timeout_s)
+            return await self.cache.placements.copy_started(model_id, address, self.load_timeout_s)
         except CacheUnavailable:
             return True
 
@@ -203,17 +225,7 @@ class CopyController:
                 try:
                     await endpoint.client.load(model, self.load_timeout_s)
                 finally:
-                    self._loading -= 1
-                    left = self._pending.get(model_id, 1) - 1
-                    if left > 0:
-                        self._pending[model_id] = left
-                    else:
-                        self._pending.pop(model_id, None)
-                    if self.cache is not None:
-                        with contextlib.suppress(CacheUnavailable):
-                            await self.cache.placements.copy_ended(model_id, endpoint.address)
-                    interval = endpoint.state.interval_seconds if endpoint.state is not None else 0.0
-                    self._settling_until = time.monotonic() + 2 * (interval or 2.0)
+                    await self._loaded(model_id, endpoint)
                 self.pool.note_serving(endpoint, model_id, model.sha256)
                 ROUTING_DECISIONS.labels("new_copy").inc()
                 log.info("copy placed", extra=fields)
@@ -231,6 +243,38 @@ class CopyController:
             log.warning("copy %s failed: %s", action.kind, exc.message, extra=fields)
         finally:
             self._busy.discard((model_id, endpoint.address))
+
+    async def _loaded(self, model_id: str, endpoint: WorkerEndpoint) -> None:
+        """A copy's load ended (done or failed): no longer pending, here or in Redis; heartbeats may take a
+        while to list it."""
+        self._loading -= 1
+        left = self._pending.get(model_id, 1) - 1
+        if left > 0:
+            self._pending[model_id] = left
+        else:
+            self._pending.pop(model_id, None)
+        if self.cache is not None:
+            with contextlib.suppress(CacheUnavailable):
+                await self.cache.placements.copy_ended(model_id, endpoint.address)
+        interval = endpoint.state.interval_seconds if endpoint.state is not None else 0.0
+        self._settling_until = time.monotonic() + 2 * (interval or 2.0)
+
+    def reserve(self, model_id: str, endpoint: WorkerEndpoint) -> None:
+        """A copy about to be loaded outside the plan (``AddModel``'s own loads): pending from now on, so a step
+        of this controller, even one under way, does not answer the same floor with copies of its own; ``placed``
+        ends it. Synchronous, so nothing runs between the decision and the reservation."""
+        self._pending[model_id] = self._pending.get(model_id, 0) + 1
+        self._busy.add((model_id, endpoint.address))
+        self._loading += 1
+
+    async def announce(self, model_id: str, endpoint: WorkerEndpoint) -> None:
+        """Record a reserved copy's load in Redis, where every replica counts it as pending."""
+        await self._record_copy(model_id, endpoint.address)
+
+    async def placed(self, model_id: str, endpoint: WorkerEndpoint) -> None:
+        """A reserved copy's load ended (done or failed)."""
+        self._busy.discard((model_id, endpoint.address))
+        await self._loaded(model_id, endpoint)
 
     def start(self) -> None:
         self._periodic.start()

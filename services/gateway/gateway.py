@@ -237,7 +237,13 @@ class Gateway:
             if not targets:
                 break
             tried.update(ep.address for ep in targets)
-            await asyncio.gather(*(self._load_on(ep, model) for ep in targets))
+            for endpoint in targets:  # the copies controller counts them from now on, not only once loaded
+                self.copies.reserve(model.model_id, endpoint)
+            try:
+                await asyncio.gather(*(self._load_on(ep, model) for ep in targets))
+            finally:
+                for endpoint in targets:
+                    await self.copies.placed(model.model_id, endpoint)
         holders = self._holders(model)
         if not holders:
             raise Unavailable("no model worker could load the model; check that workers are running")
@@ -248,6 +254,7 @@ class Gateway:
 
     async def _load_on(self, endpoint: WorkerEndpoint, model: descriptor_pb2.ModelDescriptor) -> None:
         try:
+            await self.copies.announce(model.model_id, endpoint)
             await endpoint.client.load(model, FANOUT_TIMEOUT_S)
         except WorkerUnavailable as exc:
             if not exc.answered:
