@@ -36,7 +36,9 @@ models whose copies changed since (``FleetView.changed``: figures, holders, wind
 every step). A new copy goes to the best of
 the model's homes on the hash ring (``routing.homes``: room first, then the coldest victims), only to a
 worker whose eviction victims are all colder than this model's copies (never a pinned model, nor one kept
-by a floor). The copy released is the last holder by rendezvous hash, the same on every replica.
+by a floor). The copy released is the newest (measured for the fewest release windows: a copy placed to stand
+in for a holder whose heartbeat was late goes, and the copies ``AddModel`` reported stay), then the last by
+rendezvous hash: the same on every replica.
 """
 
 from __future__ import annotations
@@ -151,6 +153,13 @@ def _covers(copy: Copy, window_s: float) -> bool:
     endpoint, load = copy
     interval = endpoint.state.interval_seconds if endpoint.state is not None else 0.0
     return load.measured_seconds + 0.5 * interval >= window_s
+
+
+def _newest(model_id: str, copies: list[Copy], policy: CopyPolicy) -> WorkerEndpoint:
+    """The copy to release: the one measured for the fewest whole release windows (its age, in steps coarse
+    enough that replicas reading heartbeats a moment apart agree), then the last by rendezvous hash."""
+    window = max(policy.release_window_s, 1.0)
+    return max(copies, key=lambda c: (-int(c[1].measured_seconds // window), rendezvous(model_id, c[0])))[0]
 
 
 def _own(mine: float, worker: float) -> float:
@@ -385,8 +394,7 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
             shrink = "surplus"
         elif len(copies) > max(1, floor) and is_cold(copies, policy):
             shrink = "cold"
-        releasable = [e for e, load in copies if not load.pinned]
+        releasable = [c for c in copies if not c[1].pinned]
         if shrink is not None and releasable:
-            victim = max(releasable, key=lambda e: rendezvous(target.model_id, e))
-            actions.append(CopyAction("release", target.model_id, victim, shrink))
+            actions.append(CopyAction("release", target.model_id, _newest(target.model_id, releasable, policy), shrink))
     return actions

@@ -116,6 +116,23 @@ async def test_a_cold_model_keeps_one_copy_or_its_floor_and_releases_the_same_co
     assert decided(pool, [target]) == []
 
 
+async def test_the_newest_copy_is_released_first_so_a_stand_in_goes_and_the_older_copies_stay(
+        pool: WorkerPool) -> None:
+    """Two copies kept by a floor; one holder's heartbeat was late, so a third was placed to stand in for it: once
+    the late one is back, the stand-in (measured for one release window, the others for many) is released,
+    wherever the rendezvous hash would have put it, and the copies AddModel reported stay where they were."""
+    target = Target("m/1", SHA, "demo", floor=2)
+    by_hash = sorted((1, 2, 3), key=lambda i: rendezvous("m/1", pool.endpoints[f"127.0.0.1:{i}"]))
+    stand_in, *older = by_hash[0], *by_hash[1:]  # the first by hash: the last one a rendezvous pick would release
+    for i in older:
+        beat(pool, i, load("m/1", history=[0.0] * 30))
+    beat(pool, stand_in, load("m/1", history=[0.0] * 7))
+    assert decided(pool, [target]) == [("release", "m/1", f"w{stand_in}", "cold")]
+    for i in (1, 2, 3):  # all as old (in whole windows): the rendezvous hash decides, the same everywhere
+        beat(pool, i, load("m/1", history=[0.0] * 30), sequence=2)
+    assert decided(pool, [target]) == [("release", "m/1", f"w{by_hash[-1]}", "cold")]
+
+
 async def test_a_floor_places_missing_copies_on_workers_with_room(pool: WorkerPool) -> None:
     beat(pool, 1, load("m/1"))
     beat(pool, 2, load("busy/1", rate=3.0), max_models=1)
