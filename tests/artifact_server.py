@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ArtifactServer:
-    """Serves ``files`` (path -> bytes); can be slow, redirect, fail the first N GETs, and counts GETs."""
+    """Serves ``files`` (path -> bytes); can be slow, held until released, redirect, fail the first N GETs, and
+    counts GETs."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
@@ -20,6 +21,7 @@ class ArtifactServer:
         self.redirects: dict[str, str] = {}  # path -> Location of a 302
         self.delay_s = 0.0
         self.chunk_delay_s = 0.0
+        self.gate: threading.Event | None = None  # when set here, every GET waits (60 s at most) until it is set
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,6 +30,8 @@ class ArtifactServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 server.gets[self.path] += 1
+                if server.gate is not None:
+                    server.gate.wait(60)
                 time.sleep(server.delay_s)
                 if self.path in server.redirects:
                     self.send_response(302)

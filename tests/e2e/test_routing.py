@@ -149,7 +149,10 @@ async def test_a_hot_model_spreads_over_workers_and_a_cold_one_stays_on_one(flee
     assert placements[HOT].max_copies == 3 and all(c.worker_id.startswith("worker-") for c in placements[HOT].copies)
     assert any(c.requests_per_second > 0 for c in placements[HOT].copies)
     assert "127.0.0.1" not in str(described)  # workers are named by id, never by address
-    assert metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="new_copy") >= 1
+    # The copies came from the copies controller (new_copy) or from routing, placing requests on a worker with
+    # room when the holders' queues were full (placement; the first request placed the first copy).
+    assert sum(metric(local.gateway, "fleet_gateway_routing_decisions_total", decision=d)
+               for d in ("new_copy", "placement")) >= 2
     assert metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="released_copy") >= 1
     assert metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="holder") > total / 2
     assert copies_gauge >= 2
@@ -173,6 +176,7 @@ async def test_a_worker_busy_with_two_models_gets_help_from_idle_workers(fleet_o
             await asyncio.to_thread(process.wait_ready, 60)
         assert await _poll_async(lambda n: n == 3, lambda: _workers_known(stub), 20)
         slow, quick = Load(stub, SLOW, callers=4), Load(stub, QUICK, callers=4)
+        placed_before = metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="placement")
         started = time.monotonic()
         running = [await slow.run(), await quick.run()]
         await asyncio.sleep(15)
@@ -180,11 +184,16 @@ async def test_a_worker_busy_with_two_models_gets_help_from_idle_workers(fleet_o
         slow.stopping = quick.stopping = True
         await asyncio.gather(*running)
     late_slow, late_quick = slow.share(ended - 5, ended), quick.share(ended - 5, ended)
+    # A copy elsewhere comes from the copies controller (relief for a saturated worker: new_copy) or from routing
+    # itself, when worker 0's queue for a model is full and a request is placed on a worker with room (placement).
+    by_controller, by_routing = (metric(local.gateway, "fleet_gateway_routing_decisions_total", decision=d)
+                                 for d in ("new_copy", "placement"))
+    by_routing -= placed_before  # (the first two requests placed both models on worker 0)
     print(f"\nrun {run}: whole load: slow {dict(slow.share(started))}, quick {dict(quick.share(started))}; "
-          f"last 5 s: slow {dict(late_slow)}, quick {dict(late_quick)}; copies placed: "
-          f"{metric(local.gateway, 'fleet_gateway_routing_decisions_total', decision='new_copy'):.0f}")
+          f"last 5 s: slow {dict(late_slow)}, quick {dict(late_quick)}; copies placed by the controller "
+          f"{by_controller:.0f}, requests placed by routing {by_routing:.0f}")
     assert not slow.failures and not quick.failures
-    assert metric(local.gateway, "fleet_gateway_routing_decisions_total", decision="new_copy") >= 1
+    assert by_controller + by_routing >= 1
     # The model loading worker 0 most (the slow one: its requests sit there longest) is served elsewhere too.
     elsewhere = sum(n for w, n in late_slow.items() if w != "worker-0")
     assert elsewhere >= 0.25 * sum(late_slow.values()) > 0, late_slow
@@ -207,9 +216,11 @@ async def test_add_model_keeps_copies_and_describe_models_shows_them(fleet_of) -
             return {c.worker_id for p in reply.placements if p.model_id == HOT for c in p.copies}
 
         assert await _poll_async(lambda s: s == set(added.worker_ids), copies, 10)
-        # The model is idle and release is eager here, but two copies were asked for: both stay.
+        # The model is idle and release is eager here, but two copies were asked for: both stay. (On a loaded
+        # machine a heartbeat may come late: the floor places a stand-in elsewhere meanwhile, released as the
+        # newest copy once the late one is back, so the copies AddModel reported are where they were.)
         await asyncio.sleep(3)
-        assert await copies() == set(added.worker_ids)
+        assert await _poll_async(lambda s: s == set(added.worker_ids), copies, 15), await copies()
         # A holder goes away: the floor places a copy on the third worker.
         gone = local.service(added.worker_ids[0])
         gone.proc.send_signal(signal.SIGKILL)
@@ -274,11 +285,14 @@ async def test_sigkill_holders_under_load_fails_no_request(fleet_of) -> None:  #
             assert await _poll_async(lambda n: n == 3, lambda: _workers_known(stub), 30)
             added = await stub.AddModel(gateway_pb2.AddModelRequest(model_id=HOT, copies=2), metadata=METADATA,
                                         timeout=60)
+            # The copy floor (two) kept from the run before may already have a copy on a restarted worker, and
+            # the load left over may have placed one more: two of the holders are killed, whichever they are.
+            victims = added.worker_ids[:2]
             load = Load(stub, HOT, callers=8, timeout_s=10.0)
             running = await load.run()
             await asyncio.sleep(2)
             killed = []
-            for worker_id in added.worker_ids:  # both holders, one after the other
+            for worker_id in victims:  # two holders, one after the other
                 victim = local.service(worker_id)
                 victim.proc.send_signal(signal.SIGKILL)
                 victim.proc.wait()
@@ -286,14 +300,14 @@ async def test_sigkill_holders_under_load_fails_no_request(fleet_of) -> None:  #
                 await asyncio.sleep(KILL_GAP_S)
             load.stopping = True
             await running
-            survivor = ({w.name for w in local.worker_processes} - set(added.worker_ids)).pop()
+            survivor, = {w.name for w in local.worker_processes} - set(victims)
             late = load.share(killed[-1] + 2.0)
             print(f"\nrun {run + 1}: {len(load.served)} requests, {len(load.failures)} failed; by worker: "
                   f"{dict(load.share(0))}; retries so far: unreachable "
                   f"{metric(local.gateway, 'fleet_gateway_retries_total', reason='unreachable'):.0f}")
             assert not load.failures, (run, load.failures[:5])
             assert set(late) == {survivor} and sum(late.values()) > 0
-            for worker_id in added.worker_ids:
+            for worker_id in victims:
                 await asyncio.to_thread(local.restart, worker_id)
 
 

@@ -4,18 +4,21 @@ every block, branches, crops and nesting, coordinates, errors with the step name
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 
 import cv2
+import grpc
 import httpx
 import numpy as np
 import pytest
 
 from fleet.client import FleetClient
-from fleet.v1 import gateway_pb2, inference_pb2
+from fleet.v1 import admin_pb2, admin_pb2_grpc, inference_pb2
 from services.demo.scenes import generate_scene
 from services.local.processes import LocalFleet
-from tests.conftest import TEST_KEY
+from tests.artifact_server import artifact_server
+from tests.conftest import PACKAGES, TEST_KEY
 from tests.e2e.test_inference import SEEDS, encode
 from tests.workflows.definitions import IMAGE, class_is, count_at_least, detect, detect_crop_classify, one_step
 
@@ -49,32 +52,56 @@ def unb64(value: dict) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(base64.b64decode(value["value"]), np.uint8), cv2.IMREAD_COLOR)
 
 
-def test_a_model_loading_does_not_hold_up_other_runs(fleet: LocalFleet, http: httpx.Client, client: FleetClient,
-                                                     scene: bytes) -> None:
-    """The keypoint model is not loaded yet (the fleet is shared with other modules: every model is unloaded
-    first); its run waits for the load on a worker while runs on a loaded model go on (the gateway's loop never
-    waits for a load)."""
+def test_a_model_loading_does_not_hold_up_other_runs(fleet: LocalFleet, http: httpx.Client, scene: bytes) -> None:
+    """A keypoint model whose weights download is held open by the test (a version of its own, so no worker has
+    it cached): its run waits for that load on a worker while runs on a loaded model go on and finish, however
+    long the load takes (the gateway's loop and the workers' other models never wait for a load)."""
     import concurrent.futures
-    import time
+    import hashlib
+    import json
+    import threading
+    import uuid
 
-    client.stub.ClearModels(gateway_pb2.ClearModelsRequest(), metadata=client.metadata, timeout=60)
-    assert not client.describe_models().models
-    run(http, one_step(), scene)  # the detector is loaded
-    loading = one_step("shapes-det/1")
-    loading["steps"].append({**detect(0.3, model="shapes-pose/1", name="pose"),
-                             "type": "roboflow_core/roboflow_keypoint_detection_model@v1"})
-    done: dict[str, float] = {}
+    import onnx
 
-    def timed(name: str, definition: dict) -> None:
-        run(http, definition, scene)
-        done[name] = time.monotonic()
-
-    with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        jobs = [pool.submit(timed, "load", loading)]
-        jobs += [pool.submit(timed, f"other-{i}", one_step()) for i in range(5)]
-        for job in jobs:
-            job.result()
-    assert len(done) == 6 and min(v for k, v in done.items() if k != "load") <= done["load"]
+    weights = onnx.load_from_string((PACKAGES / "shapes-pose" / "model.onnx").read_bytes())
+    weights.doc_string = f"held download {uuid.uuid4()}"  # new bytes: a sha256 no worker has cached
+    body = weights.SerializeToString()
+    spec = json.loads((PACKAGES / "shapes-pose" / "model.json").read_text())
+    spec["weights"].update(sha256=hashlib.sha256(body).hexdigest(), size_bytes=len(body))
+    model_id = f"held-pose-{uuid.uuid4().hex[:8]}/1"
+    admin = admin_pb2_grpc.AdminServiceStub(grpc.insecure_channel(fleet.gateway.address))
+    admin_md = (("authorization", f"Bearer {fleet.admin_token}"),)
+    released = threading.Event()
+    with artifact_server() as server:
+        server.files["/held/model.onnx"] = body
+        server.gate = released
+        admin.RegisterModel(admin_pb2.RegisterModelRequest(
+            model_id=model_id, workspace="demo", spec_json=json.dumps(spec),
+            artifact_uri=server.url("/held/model.onnx")), metadata=admin_md, timeout=30)
+        try:
+            run(http, one_step(), scene)  # the detector is loaded
+            loading = one_step("shapes-det/1")
+            loading["steps"].append({**detect(0.3, model=model_id, name="pose"),
+                                     "type": "roboflow_core/roboflow_keypoint_detection_model@v1"})
+            loading["outputs"].append({"type": "JsonField", "name": "pose", "selector": "$steps.pose.predictions"})
+            with concurrent.futures.ThreadPoolExecutor(5) as pool:
+                held = pool.submit(run, http, loading, scene)
+                deadline = time.monotonic() + 30
+                while not server.gets["/held/model.onnx"] and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert server.gets["/held/model.onnx"], "the keypoint model's download never started"
+                others = [pool.submit(run, http, one_step(), scene) for _ in range(8)]
+                for other in others:  # every other run answers while the load is still held open
+                    assert other.result(timeout=60)["outputs"][0]["predictions"]["predictions"]
+                assert not held.done(), "the held run finished before its model's download was let through"
+                released.set()
+                outputs = held.result(timeout=60)["outputs"][0]
+            assert outputs["pose"]["predictions"] and outputs["predictions"]["predictions"]
+            assert outputs["pose"]["predictions"][0]["keypoints"]
+        finally:
+            released.set()
+            admin.DeleteModel(admin_pb2.DeleteModelRequest(model_id=model_id), metadata=admin_md, timeout=30)
 
 
 def test_one_detector_step_answers_as_infer(http: httpx.Client, client: FleetClient, scene: bytes) -> None:
