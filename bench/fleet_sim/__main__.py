@@ -11,6 +11,7 @@ table. The same seed gives the same trace to the fleet and both baselines.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
 from dataclasses import asdict, replace
@@ -20,7 +21,9 @@ from bench.fleet_sim import report
 from bench.fleet_sim.baselines import pooled_belady, pooled_lru, random_home_lru
 from bench.fleet_sim.engine import Fleet
 from bench.fleet_sim.workload import MB, Scenario, trace
+from services.common import collector
 from services.gateway.placement import Backlog
+from services.gateway.settings import GatewaySettings
 from services.model_worker.eviction import KINDS
 
 SCENARIOS = {
@@ -39,9 +42,17 @@ def run(key: str, scenario: Scenario, seed: int, backlog: Backlog | None = None)
     started = time.perf_counter()
     t = trace(scenario, seed)
     fleet = Fleet(scenario, t, seed, backlog=backlog)
-    stats = fleet.run()
+    # The collector as the gateway sets it once started (services.gateway.server, from its settings): the simulated
+    # gateways are built, so is the rest of this process's set-up.
+    settings = GatewaySettings()
+    collector.tune(settings.gc_young_threshold, settings.gc_freeze_at_start)
+    try:
+        stats = fleet.run()
+    finally:
+        gc.unfreeze()  # (the next scenario's set-up is frozen anew; this one's may go)
     wall = time.perf_counter() - started
     result = report.summarise(key, scenario, fleet, stats, wall)
+    result["collector"] = {"young_threshold": settings.gc_young_threshold, "frozen": settings.gc_freeze_at_start}
     result["baseline_random_home_lru"] = random_home_lru(scenario, t, seed)
     result["bound_pooled_lru"] = pooled_lru(scenario, t)
     result["bound_pooled_belady"] = pooled_belady(scenario, t)

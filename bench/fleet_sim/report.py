@@ -130,6 +130,9 @@ def markdown(results: list[dict], seed: int) -> str:
                    f"{r.get('plan_p99_without_gc_ms', 0):.1f} / {r['plan_max_without_gc_ms']:.1f} ms"),
         ("planning steps (with > 10 ms of collection); models carried to the next step, summed over steps",
          lambda r: f"{r['plan_steps']:,} ({r['plan_steps_with_gc_over_10ms']:,}); {r['plan_deferred']:,}"),
+        ("garbage collector, as the gateway sets it once started (FLEET_GATEWAY_GC_*): young threshold; set-up frozen",
+         lambda r: (f"{r['collector']['young_threshold']:,}; {'yes' if r['collector']['frozen'] else 'no'}"
+                    if "collector" in r else "-")),
         ("models per worker (mean, last heartbeat)", lambda r: f"{r['models_per_worker']:.1f}"),
         ("heartbeat reads per gateway: compact records, after warm-up (goal at 2,000 workers: <= 1 MB/s)",
          lambda r: f"{r['heartbeat_read_bytes_per_s_after_warmup'] / 1e6:.2f} MB/s"),

@@ -14,6 +14,7 @@ from fleet.v1 import admin_pb2_grpc, gateway_pb2_grpc, workflow_pb2_grpc
 from fleet_oip.v2 import grpc_service_pb2_grpc as oip_pb2_grpc
 from services.cache import FleetCache
 from services.cache.registry_records import Invalidation
+from services.common import collector
 from services.common.background import lower_this_process
 from services.common.errors import CacheUnavailable, Unavailable
 from services.common.server import Service
@@ -150,6 +151,7 @@ def build(settings: GatewaySettings) -> Service:
             copies.start()
         if http is not None:
             service.ports["http_port"] = await http.start()
+        collector.tune(settings.gc_young_threshold, settings.gc_freeze_at_start)  # start-up done: its heap frozen
 
     async def draining() -> None:
         if http is not None:

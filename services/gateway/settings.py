@@ -53,6 +53,18 @@ class GatewaySettings(ServiceSettings):
                     "FLEET_GATEWAY_WORKER_COOLDOWN_S.",
     )
     placement_refresh_s: float = Field(1.0, gt=0, description="How often worker heartbeats are read and copies planned.")
+    gc_freeze_at_start: bool = Field(
+        True,
+        description="Once start-up has finished, move every object the process holds then into Python's permanent "
+                    "garbage-collector generation (gc.freeze): full collections then walk what the gateway made since, "
+                    "not its ~97,000 start-up objects (~50 ms each time, on the event loop).",
+    )
+    gc_young_threshold: int = Field(
+        50_000, ge=0,
+        description="Python's generation-0 threshold, set at start (0: leave Python's, 700): net allocations of "
+                    "tracked objects between young collections. Fewer young collections, and fewer objects living a "
+                    "few seconds (heartbeats, calls) promoted to be walked by the older ones (docs/placement.md).",
+    )
     max_copies: int = Field(0, ge=0, description="Most workers one model is copied to (0: up to every worker, as its "
                                                  "demand needs; 1: never copy; AddModel may ask for up to this many).")
     copy_load_threshold: float = Field(

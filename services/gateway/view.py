@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
+from services.gateway.model_loads import ModelLoads
 
 if TYPE_CHECKING:
     from services.gateway.worker_client import WorkerClient
@@ -40,7 +41,7 @@ class WorkerEndpoint:
     client: WorkerClient | Any = None  # None where nothing is called (the simulator)
     worker_id: str = ""
     state: WorkerState | None = None  # the last heartbeat
-    loads: dict[str, ModelLoad] = field(default_factory=dict)  # from ``state``, by model id
+    loads: ModelLoads = field(default_factory=ModelLoads)  # from ``state``, by model id (not tracked by gc per model)
     in_flight: int = 0  # this gateway's calls to the worker now
     others_at_beat: int = 0  # requests inside the worker that were not this gateway's, when ``state`` was read
     failed: bool = False
@@ -51,10 +52,13 @@ class WorkerEndpoint:
     # model id -> heartbeat sequence then: a call found it gone; heartbeats up to then are stale about it.
     gone: dict[str, int] = field(default_factory=dict)
     view: FleetView | None = field(default=None, repr=False)  # told when the models held change
-    indexed: frozenset[str] = frozenset()  # model ids the view's holder index lists this worker under
+    # Model ids the view's holder index lists this worker under; and those its index of fresh copies counts here
+    # (``track_fresh``). Sets of ids kept as dicts of ids to None, which the garbage collector does not track (a
+    # frozenset of 64 ids per heartbeat is 64 references for every young collection to walk).
+    indexed: dict[str, None] = field(default_factory=dict)
     loading: frozenset[str] = frozenset()  # model ids its last heartbeat says it is loading (indexed by the view)
     loading_since: dict[str, int] = field(default_factory=dict)  # of those, the heartbeat sequence first listing each
-    fresh: frozenset[str] = frozenset()  # model ids the view's index of fresh copies counts here (``track_fresh``)
+    fresh: dict[str, None] = field(default_factory=dict)
     _measured: tuple[WorkerState | None, float] = field(default=(None, 0.0), repr=False)
 
     @property
@@ -117,7 +121,7 @@ class WorkerEndpoint:
             self.loading_since = {}  # (a new process counts its heartbeats from 1 again)
         busy_before = self.busy
         self.state, self.worker_id = state, state.worker_id
-        loads = {m.model_id: m for m in state.models}
+        loads = ModelLoads(state)
         if self.view is not None:
             self.view.busy_total += self.busy - busy_before
             self.view.track_active(self.loads, loads)
@@ -139,7 +143,7 @@ class WorkerEndpoint:
             self.view.busy_total -= self.busy
             self.view.track_active(self.loads, {})
             self.view.track_fresh(self, {}, 0.0)
-        self.state, self.loads, self.others_at_beat = None, {}, 0
+        self.state, self.loads, self.others_at_beat = None, ModelLoads(), 0
         self._set_loading(frozenset())
         self.reindex()
 
@@ -234,7 +238,7 @@ class FleetView:
         self._windows = tuple(windows)
         self._fresh = {}
         for endpoint in self.endpoints.values():
-            endpoint.fresh = frozenset()
+            endpoint.fresh = {}
             if endpoint.state is not None:
                 self.track_fresh(endpoint, endpoint.loads, endpoint.state.interval_seconds)
 
@@ -245,7 +249,7 @@ class FleetView:
     # ---- membership ----------------------------------------------------------------------------
     def add(self, endpoint: WorkerEndpoint) -> WorkerEndpoint:
         endpoint.view = self
-        endpoint.fresh = frozenset()
+        endpoint.fresh = {}
         self.track_fresh(endpoint, endpoint.loads, endpoint.state.interval_seconds if endpoint.state else 0.0)
         self.index_loading(endpoint, frozenset(), endpoint.loading)
         self.endpoints[endpoint.address] = endpoint
@@ -262,7 +266,7 @@ class FleetView:
             self.index_loading(endpoint, endpoint.loading, frozenset())
             self.track_active(endpoint.loads, {})
             self.track_fresh(endpoint, {}, 0.0)
-            endpoint.indexed, endpoint.view = frozenset(), None
+            endpoint.indexed, endpoint.view = {}, None
             self.busy_total -= endpoint.busy
             self._ring = None
         return endpoint
@@ -272,10 +276,13 @@ class FleetView:
 
     # ---- the holder index ----------------------------------------------------------------------
     def reindex(self, endpoint: WorkerEndpoint) -> None:
-        now = frozenset(m for m in (*endpoint.loads, *endpoint.confirmed) if m not in endpoint.gone)
-        before = endpoint.indexed
-        if now == before:
+        listed = dict.fromkeys(m for m in (*endpoint.loads, *endpoint.confirmed) if m not in endpoint.gone)
+        if listed == endpoint.indexed:
             return
+        # (As frozensets built in the order the ids are listed: the set operations below visit them in the same
+        # order whatever form the ids are kept in between heartbeats, so the holder lists routing draws from and
+        # the order planning takes changed models in do not depend on it.)
+        now, before = frozenset(iter(listed)), frozenset(iter(endpoint.indexed))
         for model_id in before - now:
             self._unlist(model_id, endpoint)
         for model_id in now - before:
@@ -287,7 +294,7 @@ class FleetView:
                 self.shared.add(model_id)
             else:
                 self.shared.discard(model_id)
-        endpoint.indexed = now
+        endpoint.indexed = listed
 
     def _unlist(self, model_id: str, endpoint: WorkerEndpoint,
                 index: dict[str, list[WorkerEndpoint]] | None = None) -> None:
@@ -312,7 +319,7 @@ class FleetView:
     def _is_active(self, load: ModelLoad) -> bool:
         return load.outstanding > self.active_load or load.outstanding_low > self.active_load
 
-    def track_active(self, before: dict[str, ModelLoad], after: dict[str, ModelLoad]) -> None:
+    def track_active(self, before: Mapping[str, ModelLoad], after: Mapping[str, ModelLoad]) -> None:
         """One worker's heartbeat entries replaced: keep the count of busy copies per model."""
         for model_id, load in before.items():
             if self._is_active(load):
@@ -325,23 +332,23 @@ class FleetView:
             if self._is_active(load):
                 self.active[model_id] = self.active.get(model_id, 0) + 1
 
-    def track_fresh(self, endpoint: WorkerEndpoint, loads: dict[str, ModelLoad], interval_s: float) -> None:
+    def track_fresh(self, endpoint: WorkerEndpoint, loads: Mapping[str, ModelLoad], interval_s: float) -> None:
         """One worker's heartbeat entries replaced: keep the count of copies per model measured over less than the
         first window (as ``placement`` judges a copy's coverage: its measurement plus half an interval)."""
         window = self._windows[0] if self._windows else None
-        now = frozenset() if window is None else frozenset(
+        now = {} if window is None else dict.fromkeys(
             m for m, load in loads.items() if load.measured_seconds + 0.5 * interval_s < window)
         before = endpoint.fresh
         if now == before:
             return
         fresh = self._fresh
-        for model_id in before - now:
+        for model_id in before.keys() - now.keys():
             left = fresh.get(model_id, 1) - 1
             if left > 0:
                 fresh[model_id] = left
             else:
                 fresh.pop(model_id, None)
-        for model_id in now - before:
+        for model_id in now.keys() - before.keys():
             fresh[model_id] = fresh.get(model_id, 0) + 1
         endpoint.fresh = now
 
@@ -364,7 +371,7 @@ class FleetView:
         return (load.sha256, load.pinned, load.outstanding, load.outstanding_low, load.outstanding_high,
                 load.requests_per_second, covered)
 
-    def note_changes(self, before: dict[str, ModelLoad], after: dict[str, ModelLoad], interval_s: float) -> None:
+    def note_changes(self, before: Mapping[str, ModelLoad], after: Mapping[str, ModelLoad], interval_s: float) -> None:
         """One worker's heartbeat entries replaced: note the models whose figures planning reads changed."""
         changed, holders = self.changed, self._holders
         for model_id, load in after.items():

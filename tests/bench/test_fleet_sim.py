@@ -26,7 +26,7 @@ def test_a_small_fleet_serves_every_request_and_loads_each_cold_model_once() -> 
     for worker in fleet.workers:
         endpoint = gateway.view.endpoints[worker.address]
         if endpoint.state is not None:
-            assert {m.model_id for m in endpoint.state.models} - endpoint.gone.keys() <= endpoint.indexed
+            assert {m.model_id for m in endpoint.state.models} - endpoint.gone.keys() <= endpoint.indexed.keys()
 
 
 def test_the_bound_is_above_the_baseline_and_both_see_the_same_trace() -> None:
