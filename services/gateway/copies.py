@@ -102,12 +102,12 @@ class CopyController:
     # ---- one round ------------------------------------------------------------------------------
     async def step(self) -> None:
         await self._read_floors()
-        targets = await self._targets()
+        targets, loaded_unlisted = await self._targets()
         self._gauge(targets)
         now = time.monotonic()
         settling = self._loading > 0 or now < self._settling_until
         releasing = {m for m, _ in self._busy}
-        pending = await self._copies_loading()
+        pending = await self._copies_loading(loaded_unlisted)
         by_id = {t.model_id: t for t in targets}
         for action in plan(self.pool.view, by_id, self.policy, pending, self._unplaced, self._backlog,
                            floors=[m for m, t in by_id.items() if t.floor]):
@@ -120,11 +120,12 @@ class CopyController:
                 continue  # a copy just loaded is not in heartbeats yet: wait until they show its effect
             if action.reason == "floor" and self._floor_met(by_id[action.model_id]):
                 continue  # AddModel reserved copies of its own while this step was planning
-            if action.kind == "add" and not await self._record_copy(action.model_id, action.endpoint.address):
-                continue  # another gateway is loading this very copy
-            self._busy.add(key)
             if action.kind == "add":
-                self._pending[action.model_id] = self._pending.get(action.model_id, 0) + 1
+                if not await self.record_copy(action.model_id, action.endpoint):
+                    continue  # another gateway is loading this very copy
+                self.reserve(action.model_id, action.endpoint)
+            else:
+                self._busy.add(key)
             task = asyncio.get_running_loop().create_task(self._act(action))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -132,9 +133,9 @@ class CopyController:
     def _floor_met(self, target: Target) -> bool:
         return len(copies_of(self.pool.view, target)) + self._pending.get(target.model_id, 0) >= target.floor
 
-    async def _copies_loading(self) -> dict[str, int]:
-        """Copies loading now, by every gateway (this gateway's own where Redis cannot say), and copies loaded
-        that heartbeats do not list yet."""
+    async def _copies_loading(self, settling: dict[str, int]) -> dict[str, int]:
+        """Copies loading now, by every gateway (this gateway's own where Redis cannot say), and ``settling``:
+        copies loaded that heartbeats do not list yet."""
         loading = dict(self._pending)
         if self.cache is not None:
             try:
@@ -143,27 +144,17 @@ class CopyController:
                 pass
             else:
                 loading = {m: max(n, self._pending.get(m, 0)) for m, n in {**self._pending, **shared}.items()}
-        for model_id, n in self._settling().items():
+        for model_id, n in settling.items():
             loading[model_id] = loading.get(model_id, 0) + n
         return loading
 
-    def _settling(self) -> dict[str, int]:
-        """Copies a call of this gateway's loaded (or found loaded) that no heartbeat lists yet: copies all the
-        same, or a floor would be answered again in the moment between a load and the next heartbeat."""
-        settling: dict[str, int] = {}
-        for endpoint in self.pool.live():
-            if endpoint.draining:
-                continue
-            for model_id in endpoint.confirmed:
-                if endpoint.load_of(model_id) is None:
-                    settling[model_id] = settling.get(model_id, 0) + 1
-        return settling
-
-    async def _record_copy(self, model_id: str, address: str) -> bool:
+    async def record_copy(self, model_id: str, endpoint: WorkerEndpoint) -> bool:
+        """Record a copy's load in Redis, where every replica counts it as pending; False if another gateway is
+        loading this very copy (True where Redis cannot say)."""
         if self.cache is None:
             return True
         try:
-            return await self.cache.placements.copy_started(model_id, address, self.load_timeout_s)
+            return await self.cache.placements.copy_started(model_id, endpoint.address, self.load_timeout_s)
         except CacheUnavailable:
             return True
 
@@ -178,12 +169,20 @@ class CopyController:
         if writes == self._floor_writes:
             self._floors = floors
 
-    async def _targets(self) -> list[Target]:
-        """Every model some worker holds or a floor keeps, at its current version."""
+    async def _targets(self) -> tuple[list[Target], dict[str, int]]:
+        """Every model some worker holds or a floor keeps, at its current version; and the copies a call of this
+        gateway's loaded (or found loaded) that no heartbeat lists yet, by model: copies all the same, or a
+        floor would be answered again in the moment between a load and the next heartbeat."""
         owners: dict[str, str] = {}
+        settling: dict[str, int] = {}
         for endpoint in self.pool.live():
             for load in endpoint.loads.values():
                 owners.setdefault(load.model_id, load.workspace)
+            if endpoint.draining:
+                continue
+            for model_id in endpoint.confirmed:
+                if endpoint.load_of(model_id) is None:
+                    settling[model_id] = settling.get(model_id, 0) + 1
         for floor in self._floors.values():
             owners.setdefault(floor.model_id, floor.workspace)
         resolved = await asyncio.gather(*(self.resolver.resolve(m, ws) for m, ws in owners.items()),
@@ -197,7 +196,7 @@ class CopyController:
             self._descriptors[model_id] = descriptor
             targets.append(Target(model_id, descriptor.sha256, descriptor.workspace, descriptor.size_bytes,
                                   self.floor_of(model_id)))
-        return targets
+        return targets, settling
 
     def _gauge(self, targets: list[Target]) -> None:
         now = set()
@@ -220,18 +219,20 @@ class CopyController:
         fields = {"model_id": model_id, "worker": endpoint.label, "reason": action.reason}
         try:
             if action.kind == "add":
-                model = self._descriptors[model_id]
-                self._loading += 1
                 try:
+                    model = self._descriptors[model_id]
                     await endpoint.client.load(model, self.load_timeout_s)
+                    self.pool.note_serving(endpoint, model_id, model.sha256)  # settling, not lost, once placed
                 finally:
-                    await self._loaded(model_id, endpoint)
-                self.pool.note_serving(endpoint, model_id, model.sha256)
+                    await self.placed(model_id, endpoint)
                 ROUTING_DECISIONS.labels("new_copy").inc()
                 log.info("copy placed", extra=fields)
             else:
-                self.pool.note_gone(endpoint, model_id)  # this gateway stops routing there at once
-                await endpoint.client.unload(model_id, UNLOAD_TIMEOUT_S)
+                try:
+                    self.pool.note_gone(endpoint, model_id)  # this gateway stops routing there at once
+                    await endpoint.client.unload(model_id, UNLOAD_TIMEOUT_S)
+                finally:
+                    self._busy.discard((model_id, endpoint.address))
                 ROUTING_DECISIONS.labels("released_copy").inc()
                 log.info("copy released", extra=fields)
         except WorkerUnavailable as exc:
@@ -241,12 +242,19 @@ class CopyController:
         except FleetError as exc:
             self._backoff[(model_id, endpoint.address)] = time.monotonic() + FAILED_LOAD_BACKOFF_S
             log.warning("copy %s failed: %s", action.kind, exc.message, extra=fields)
-        finally:
-            self._busy.discard((model_id, endpoint.address))
 
-    async def _loaded(self, model_id: str, endpoint: WorkerEndpoint) -> None:
-        """A copy's load ended (done or failed): no longer pending, here or in Redis; heartbeats may take a
-        while to list it."""
+    def reserve(self, model_id: str, endpoint: WorkerEndpoint) -> None:
+        """A copy about to be loaded, by this controller's plan or outside it (``AddModel``'s own loads): pending
+        from now on, so a step of this controller, even one under way, does not answer the same floor again;
+        ``placed`` ends it. Synchronous, so nothing runs between the decision and the reservation."""
+        self._pending[model_id] = self._pending.get(model_id, 0) + 1
+        self._busy.add((model_id, endpoint.address))
+        self._loading += 1
+
+    async def placed(self, model_id: str, endpoint: WorkerEndpoint) -> None:
+        """A reserved copy's load ended (done or failed): no longer pending, here or in Redis; heartbeats may take
+        a while to list it."""
+        self._busy.discard((model_id, endpoint.address))
         self._loading -= 1
         left = self._pending.get(model_id, 1) - 1
         if left > 0:
@@ -258,23 +266,6 @@ class CopyController:
                 await self.cache.placements.copy_ended(model_id, endpoint.address)
         interval = endpoint.state.interval_seconds if endpoint.state is not None else 0.0
         self._settling_until = time.monotonic() + 2 * (interval or 2.0)
-
-    def reserve(self, model_id: str, endpoint: WorkerEndpoint) -> None:
-        """A copy about to be loaded outside the plan (``AddModel``'s own loads): pending from now on, so a step
-        of this controller, even one under way, does not answer the same floor with copies of its own; ``placed``
-        ends it. Synchronous, so nothing runs between the decision and the reservation."""
-        self._pending[model_id] = self._pending.get(model_id, 0) + 1
-        self._busy.add((model_id, endpoint.address))
-        self._loading += 1
-
-    async def announce(self, model_id: str, endpoint: WorkerEndpoint) -> None:
-        """Record a reserved copy's load in Redis, where every replica counts it as pending."""
-        await self._record_copy(model_id, endpoint.address)
-
-    async def placed(self, model_id: str, endpoint: WorkerEndpoint) -> None:
-        """A reserved copy's load ended (done or failed)."""
-        self._busy.discard((model_id, endpoint.address))
-        await self._loaded(model_id, endpoint)
 
     def start(self) -> None:
         self._periodic.start()

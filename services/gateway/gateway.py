@@ -254,7 +254,7 @@ class Gateway:
 
     async def _load_on(self, endpoint: WorkerEndpoint, model: descriptor_pb2.ModelDescriptor) -> None:
         try:
-            await self.copies.announce(model.model_id, endpoint)
+            await self.copies.record_copy(model.model_id, endpoint)
             await endpoint.client.load(model, FANOUT_TIMEOUT_S)
         except WorkerUnavailable as exc:
             if not exc.answered:
