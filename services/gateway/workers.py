@@ -7,10 +7,11 @@ has just confirmed (before a heartbeat lists them) and copies a call found gone.
 Membership comes from a ``Discovery`` (static addresses, heartbeats or DNS, see ``discovery``): a worker
 it stops naming leaves (its channel closed once this gateway's calls to it end); one it names without a
 heartbeat stays, its load unknown. A worker whose heartbeat record went missing keeps its last state for
-``grace_s`` (its copies count, routing prefers the others: see ``grace``). A worker that could not be reached leaves the rotation until it
-heartbeats again: a heartbeat published after the failure (a later sequence than any it could have
-sent before, or a new boot id), or, when heartbeats cannot tell (no Redis, or the worker publishes
-none), a health check answered SERVING, probed in the background every ``probe_interval_s``.
+``grace_s`` (its copies count, routing prefers the others: see ``grace``). A worker that could not be
+reached leaves the rotation until it heartbeats again: a heartbeat published after the failure (a later
+sequence than any it could have sent before, or a new boot id), or, when heartbeats cannot tell (no Redis,
+or the worker publishes none), a health check answered SERVING, probed in the background every
+``probe_interval_s``.
 Requests never wait on a dead worker to be tried again.
 
 The view itself (``view.FleetView``: endpoints, the index of holders per model, the hash ring) is free of

@@ -236,7 +236,7 @@ async def test_add_model_keeps_copies_and_describe_models_shows_them(fleet_of) -
 PAUSE_S = 4  # eight heartbeat intervals of FAST
 
 
-async def test_a_paused_holder_gets_no_stand_in_and_a_killed_one_is_failed_over_at_once(fleet_of) -> None:  # noqa: ANN001
+async def test_a_paused_holder_gets_no_stand_in_and_a_killed_one_fails_over_at_once(fleet_of) -> None:  # noqa: ANN001
     """A holder SIGSTOPped for eight heartbeat intervals (its record expires after three) and resumed: its copy
     still counts for the floor, so no stand-in is placed (the grace). A holder SIGKILLed under load: requests
     reaching it fail over at once, none fails, and the floor places a copy on the third worker well within the

@@ -121,7 +121,8 @@ async def run_stall(cache: FleetCache, grace_s: float) -> tuple[int, list[bool],
     addresses = [f"10.2.0.{i}:50053" for i in range(4)]
     pool = WorkerPool(HeartbeatDiscovery(cache.heartbeats), 1 << 20, 2.0, 1.0, rng=random.Random(1),
                       grace_s=grace_s)
-    controller = CopyController(pool, OneModel(), cache, CopyPolicy(release_window_s=1.0), 1.0, 1.0)  # type: ignore[arg-type]
+    policy = CopyPolicy(release_window_s=1.0)
+    controller = CopyController(pool, OneModel(), cache, policy, 1.0, 1.0)  # type: ignore[arg-type]
     sequence = 0
 
     async def beat(*which: int) -> None:
