@@ -250,7 +250,7 @@ class Gateway:
         return model, sorted(ep.worker_id or ep.label for ep in holders)
 
     def _holders(self, model: descriptor_pb2.ModelDescriptor) -> list[WorkerEndpoint]:
-        return self.workers.holders(model.model_id, model.sha256)
+        return self.workers.copies(model.model_id, model.sha256)  # (as floors count them: late heartbeats too)
 
     async def _load_on(self, endpoint: WorkerEndpoint, model: descriptor_pb2.ModelDescriptor) -> None:
         try:
@@ -325,9 +325,10 @@ class Gateway:
         return any(not endpoint.draining for endpoint in self.workers.live())
 
     async def model_ready(self, caller: Caller, model_id: str) -> bool:
-        """Some worker in rotation holds the model's current version loaded: the view routing sends requests by."""
+        """Some worker in rotation holds the model's current version loaded: the view routing sends requests by
+        (a holder whose heartbeat is late too: routing still sends requests there when it is the only one)."""
         model = await self.model(caller, model_id)
-        return bool(self.workers.holders(model.model_id, model.sha256))
+        return bool(self.workers.copies(model.model_id, model.sha256))
 
     async def describe_models(self, caller: Caller) -> list[model_pb2.LoadedModel]:
         """Every loaded copy the caller may see (one entry per copy)."""

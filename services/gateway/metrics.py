@@ -21,7 +21,8 @@ REQUEST_SECONDS = Histogram("fleet_gateway_request_seconds", "Gateway-side durat
 RESPONSE_CACHE = Counter("fleet_gateway_response_cache_total", "Response-cache lookups (when enabled) by result "
                          "(hit, miss, error: Redis unavailable).", ["result"])
 WORKERS = Gauge("fleet_gateway_workers", "Workers the gateway knows, by state (healthy; draining: finishing, taking "
-                "nothing new; unhealthy: out of rotation after a failed call until it heartbeats again).", ["state"])
+                "nothing new; late: heartbeat missing, its last state kept for the grace period; unhealthy: out of "
+                "rotation after a failed call until it heartbeats again).", ["state"])
 AUTH_CACHE = Counter(
     "fleet_gateway_auth_cache_total",
     "API-key lookups by result: hit (fresh), miss (asked the registry), stale (served while the registry is down).",
@@ -73,6 +74,7 @@ for _decision in ("holder", "placement", "joined_load", "new_copy", "released_co
 for _reason in ("unreachable", "unavailable", "not_loaded", "queue_full"):
     RETRIES.labels(_reason)
 WORKERS.labels("draining")
+WORKERS.labels("late")
 WORKFLOW_RUNS_BY_PLACE = Counter(
     "fleet_gateway_workflow_runs_by_place_total",
     "Workflow runs a public gateway with a workflow engine process received, by where they ran (gateway: light "

@@ -38,7 +38,9 @@ the model's homes on the hash ring (``routing.homes``: room first, then the cold
 worker whose eviction victims are all colder than this model's copies (never a pinned model, nor one kept
 by a floor). The copy released is the newest (measured for the fewest release windows: a copy placed to stand
 in for a holder whose heartbeat was late goes, and the copies ``AddModel`` reported stay), then the last by
-rendezvous hash: the same on every replica.
+rendezvous hash: the same on every replica. A worker whose heartbeat is late (``grace``) keeps its copies
+counted, but its stale figures decide nothing of its own: no copy is placed on it or released from it, and it
+is not read as saturated.
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ class CopyAction:
 
 
 def copies_of(view: FleetView, target: Target) -> list[Copy]:
-    """The copies taking traffic, by heartbeat: this version, on workers in rotation and not draining."""
+    """The copies taking traffic, by heartbeat: this version, on workers in rotation and not draining (those
+    whose heartbeat is late within their grace included: ``grace``)."""
     out = []
     for endpoint in view.holding(target.model_id):
         load = endpoint.load_of(target.model_id)
@@ -216,7 +219,7 @@ def _worker_covers(endpoint: WorkerEndpoint, window_s: float) -> bool:
 
 def _saturated(endpoint: WorkerEndpoint, policy: CopyPolicy) -> bool:
     state = endpoint.state
-    return (state is not None and state.outstanding_low > policy.up_load
+    return (state is not None and not endpoint.late and state.outstanding_low > policy.up_load
             and _worker_covers(endpoint, policy.up_window_s))
 
 
@@ -289,7 +292,7 @@ def _target_for(view: FleetView, target: Target, copies: list[Copy], protected: 
     size = next((load.size_bytes for _, load in copies if load.size_bytes), target.size_bytes)
 
     def eligible(endpoint: WorkerEndpoint) -> bool:
-        if endpoint.state is None or endpoint.load_of(target.model_id) is not None:
+        if endpoint.state is None or endpoint.late or endpoint.load_of(target.model_id) is not None:
             return False
         room = room_for(endpoint, size)
         if room is None or not room.fits:
@@ -394,7 +397,7 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
             shrink = "surplus"
         elif len(copies) > max(1, floor) and is_cold(copies, policy):
             shrink = "cold"
-        releasable = [c for c in copies if not c[1].pinned]
+        releasable = [c for c in copies if not c[1].pinned and not c[0].late]
         if shrink is not None and releasable:
             actions.append(CopyAction("release", target.model_id, _newest(target.model_id, releasable, policy), shrink))
     return actions

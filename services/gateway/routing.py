@@ -26,7 +26,9 @@ with room for the model (a free slot and bytes, from its heartbeat) wins, else t
 victims are coldest, ties to ring order; then the rest of the ring for retries, the busy ones last. That
 costs O(log N) plus a few workers looked at, not the whole fleet. Draining workers come last, and only
 where they already hold the model; workers out of rotation after a failed call come after everything
-else (never first: a dead worker costs a request nothing while others can serve).
+else (never first: a dead worker costs a request nothing while others can serve). A worker whose heartbeat is
+late (``grace``) is tried as a holder only after the holders with a fresh heartbeat, and placed on after every
+worker in rotation.
 
 When a round of attempts finds no worker that serves, the request waits ``retry_pauses`` (growing, with
 jitter so requests that failed together do not come back together) and tries a fresh view.
@@ -129,12 +131,13 @@ def homes(view: FleetView, model_id: str, size_bytes: int, skip: set[int] | None
     mean, choices = view.mean_busy, choices or PLACEMENT_CHOICES
     first: list[tuple[tuple, WorkerEndpoint]] = []
     busy: list[WorkerEndpoint] = []
+    late: list[WorkerEndpoint] = []  # heartbeat late (``grace``): after the busy ones
     walk = view.walk(start or model_id)
     for position, endpoint in enumerate(walk):
         if endpoint.failed or endpoint.draining or (skip and id(endpoint) in skip):
             continue
-        if over_share(endpoint, mean):
-            busy.append(endpoint)
+        if endpoint.late or over_share(endpoint, mean):
+            (late if endpoint.late else busy).append(endpoint)
             continue
         first.append(((*_key(endpoint, size_bytes), position), endpoint))
         if len(first) == choices:
@@ -144,11 +147,12 @@ def homes(view: FleetView, model_id: str, size_bytes: int, skip: set[int] | None
     for endpoint in walk:  # the rest of the ring, only if retries get this far
         if endpoint.failed or endpoint.draining or (skip and id(endpoint) in skip):
             continue
-        if over_share(endpoint, mean):
-            busy.append(endpoint)
+        if endpoint.late or over_share(endpoint, mean):
+            (late if endpoint.late else busy).append(endpoint)
         else:
             yield endpoint
     yield from busy
+    yield from late
 
 
 def least_loaded_first(holders: list[WorkerEndpoint], rng: random.Random) -> Iterator[WorkerEndpoint]:
@@ -226,7 +230,7 @@ def attempts(view: FleetView, model_id: str, sha256: str, declared_bytes: int, r
     placement record says is loading the model now; ``affinity``: the request's key for ``affinity_first``
     (empty: holders by load). Lazy: placement is only worked out when every holder has been tried."""
     def usable(e: WorkerEndpoint) -> bool:
-        return not e.failed and not e.draining and e.holds(model_id, sha256)
+        return not e.failed and not e.draining and not e.late and e.holds(model_id, sha256)
 
     listed = view.holding(model_id)
     pair = None if affinity else two_choices(listed, usable, rng)
@@ -237,6 +241,10 @@ def attempts(view: FleetView, model_id: str, sha256: str, declared_bytes: int, r
         order = itertools.chain(pair, _by_load(view, model_id, usable, pair))
     for endpoint in order:
         yield Attempt(endpoint, True)
+    # Holders whose heartbeat is late (``grace``): only once no holder with a fresh one is left to try (a copy
+    # there still beats loading a new one; one that does not answer is marked failed and tried no more).
+    yield from (Attempt(e, True) for e in _by_load(view, model_id, lambda e: e.late and not e.failed
+                                                   and not e.draining and e.holds(model_id, sha256), []))
     tried: set[int] = set()
     if loading is not None and not loading.failed and not loading.draining:
         tried.add(id(loading))

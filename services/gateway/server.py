@@ -80,6 +80,7 @@ def build(settings: GatewaySettings) -> Service:
                               settings.workers_dns_refresh_s, cache.heartbeats)
     workers = WorkerPool(
         discovery, settings.max_message_bytes, settings.worker_probe_interval_s, settings.placement_refresh_s, tls,
+        grace_s=settings.heartbeat_grace_s,
     )
     auth = Authenticator(registry, settings.auth_refresh_s, settings.auth_max_stale_s, settings.auth_negative_ttl_s)
     resolver = ModelResolver(registry, settings.model_cache_ttl_s, settings.model_max_stale_s)

@@ -53,6 +53,13 @@ class GatewaySettings(ServiceSettings):
                     "FLEET_GATEWAY_WORKER_COOLDOWN_S.",
     )
     placement_refresh_s: float = Field(1.0, gt=0, description="How often worker heartbeats are read and copies planned.")
+    heartbeat_grace_s: float = Field(
+        6.0, ge=0,
+        description="A worker whose heartbeat record expired keeps its last state this long more (late): its copies "
+                    "count for copy floors and planning (no stand-in is placed), routing sends it requests only when "
+                    "no holder with a fresh heartbeat is left. Not for a worker a call found unreachable, nor one "
+                    "draining (0: forget at once; docs/placement.md).",
+    )
     gc_freeze_at_start: bool = Field(
         True,
         description="Once start-up has finished, move every object the process holds then into Python's permanent "

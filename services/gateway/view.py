@@ -47,6 +47,7 @@ class WorkerEndpoint:
     failed: bool = False
     failed_at: tuple[str, int] | None = None  # (boot id, sequence) of the last heartbeat seen when it failed
     next_probe: float = 0.0
+    late_since: float | None = None  # when its heartbeat record was first found missing (kept in grace: ``grace``)
     # model id -> (sha256, heartbeat sequence then): a call found it loaded; no heartbeat says so yet.
     confirmed: dict[str, tuple[str, int]] = field(default_factory=dict)
     # model id -> heartbeat sequence then: a call found it gone; heartbeats up to then are stale about it.
@@ -73,6 +74,11 @@ class WorkerEndpoint:
     @property
     def draining(self) -> bool:
         return self.state is not None and self.state.draining
+
+    @property
+    def late(self) -> bool:
+        """Its heartbeat record is missing; its last state is kept for a grace period (``grace``)."""
+        return self.late_since is not None
 
     @property
     def busy(self) -> float:
@@ -120,7 +126,7 @@ class WorkerEndpoint:
             self.gone.clear()
             self.loading_since = {}  # (a new process counts its heartbeats from 1 again)
         busy_before = self.busy
-        self.state, self.worker_id = state, state.worker_id
+        self.state, self.worker_id, self.late_since = state, state.worker_id, None
         loads = ModelLoads(state)
         if self.view is not None:
             self.view.busy_total += self.busy - busy_before
@@ -143,7 +149,7 @@ class WorkerEndpoint:
             self.view.busy_total -= self.busy
             self.view.track_active(self.loads, {})
             self.view.track_fresh(self, {}, 0.0)
-        self.state, self.loads, self.others_at_beat = None, ModelLoads(), 0
+        self.state, self.loads, self.others_at_beat, self.late_since = None, ModelLoads(), 0, None
         self._set_loading(frozenset())
         self.reindex()
 

@@ -6,10 +6,12 @@ has just confirmed (before a heartbeat lists them) and copies a call found gone.
 
 Membership comes from a ``Discovery`` (static addresses, heartbeats or DNS, see ``discovery``): a worker
 it stops naming leaves (its channel closed once this gateway's calls to it end); one it names without a
-heartbeat stays, its load unknown. A worker that could not be reached leaves the rotation until it
-heartbeats again: a heartbeat published after the failure (a later sequence than any it could have
-sent before, or a new boot id), or, when heartbeats cannot tell (no Redis, or the worker publishes
-none), a health check answered SERVING, probed in the background every ``probe_interval_s``.
+heartbeat stays, its load unknown. A worker whose heartbeat record went missing keeps its last state for
+``grace_s`` (its copies count, routing prefers the others: see ``grace``). A worker that could not be
+reached leaves the rotation until it heartbeats again: a heartbeat published after the failure (a later
+sequence than any it could have sent before, or a new boot id), or, when heartbeats cannot tell (no Redis,
+or the worker publishes none), a health check answered SERVING, probed in the background every
+``probe_interval_s``.
 Requests never wait on a dead worker to be tried again.
 
 The view itself (``view.FleetView``: endpoints, the index of holders per model, the hash ring) is free of
@@ -25,10 +27,10 @@ import random
 import time
 from collections.abc import Iterator
 
-from fleet.internal.v1.worker_pb2 import WorkerState
 from services.common.periodic import Periodic
 from services.common.tls import ClientTls
 from services.gateway.discovery import Discovery
+from services.gateway.grace import kept_late, log_taken, take_states
 from services.gateway.metrics import WORKER_IN_FLIGHT, WORKERS
 from services.gateway.view import FleetView, WorkerEndpoint
 from services.gateway.worker_client import WorkerClient
@@ -40,9 +42,9 @@ RETIRE_WAIT_S = 60.0
 
 class WorkerPool:
     def __init__(self, discovery: Discovery, max_message_bytes: int, probe_interval_s: float, refresh_s: float,
-                 tls: ClientTls | None = None, rng: random.Random | None = None) -> None:
+                 tls: ClientTls | None = None, rng: random.Random | None = None, grace_s: float = 0.0) -> None:
         self.discovery, self.max_message_bytes, self.tls = discovery, max_message_bytes, tls
-        self.probe_interval_s = probe_interval_s
+        self.probe_interval_s, self.grace_s = probe_interval_s, grace_s
         self.rng = rng or random.Random()
         self.view = FleetView()
         self.endpoints = self.view.endpoints  # by address (the view keeps it)
@@ -68,16 +70,24 @@ class WorkerPool:
         return [e for e in self.endpoints.values() if not e.failed]
 
     def holders(self, model_id: str, sha256: str) -> list[WorkerEndpoint]:
-        """Workers in rotation, not draining, holding this version of the model: whom routing sends its
-        requests first, and what readiness and ``AddModel`` count."""
+        """Workers in rotation, not draining, holding this version of the model, their heartbeat not late: whom
+        routing sends its requests first."""
+        return [e for e in self.copies(model_id, sha256) if not e.late]
+
+    def copies(self, model_id: str, sha256: str) -> list[WorkerEndpoint]:
+        """``holders`` and the holders whose heartbeat is late, within their grace (``grace``): the copies that
+        readiness, ``AddModel`` and copy floors count."""
         return [e for e in self.view.holding(model_id) if not e.failed and not e.draining and e.holds(model_id, sha256)]
 
     def report(self) -> None:
-        """fleet_gateway_workers{state}: how many known workers are healthy, draining, out of rotation."""
+        """fleet_gateway_workers{state}: how many known workers are healthy, draining, late (heartbeat missing,
+        within its grace), out of rotation."""
         failed = sum(1 for e in self.endpoints.values() if e.failed)
         draining = sum(1 for e in self.endpoints.values() if not e.failed and e.draining)
-        WORKERS.labels("healthy").set(len(self.endpoints) - failed - draining)
+        late = sum(1 for e in self.endpoints.values() if not e.failed and not e.draining and e.late)
+        WORKERS.labels("healthy").set(len(self.endpoints) - failed - draining - late)
         WORKERS.labels("draining").set(draining)
+        WORKERS.labels("late").set(late)
         WORKERS.labels("unhealthy").set(failed)
 
     # ---- what calls found ----------------------------------------------------------------------
@@ -122,10 +132,14 @@ class WorkerPool:
         """Ask discovery who the workers are and take their heartbeats; probe failed workers that heartbeats
         cannot vouch for."""
         found = await self.discovery.find()
+        now = time.monotonic()
         if found.members is not None:
-            await self._apply_members(found.members)
+            members = found.members
+            if found.states is not None and self.discovery.kind == "heartbeats":  # membership by heartbeat: the
+                members = members | kept_late(self.endpoints.values(), found.states, now, self.grace_s)  # late stay
+            await self._apply_members(members)
         if found.states is not None:
-            self._apply_states(found.states)
+            log_taken(take_states(self.view, found.states, now, self.grace_s), self.grace_s)
         await self._probe_failed(heartbeats_known=found.states is not None)
 
     async def _apply_members(self, members: frozenset[str]) -> None:
@@ -150,16 +164,6 @@ class WorkerPool:
         with contextlib.suppress(KeyError):
             WORKER_IN_FLIGHT.remove(endpoint.label)
         await endpoint.client.close()
-
-    def _apply_states(self, states: dict[str, WorkerState]) -> None:
-        for address, endpoint in self.endpoints.items():
-            state = states.get(address)
-            if state is None:
-                endpoint.forget_state()  # no heartbeat: unknown
-            elif state is endpoint.state:
-                continue  # the same record as last time (not fetched again): nothing to apply
-            elif endpoint.apply(state):
-                log.info("worker back in rotation (heartbeat)", extra={"worker": endpoint.label})
 
     async def _probe_failed(self, heartbeats_known: bool) -> None:
         now = time.monotonic()

@@ -233,6 +233,64 @@ async def test_add_model_keeps_copies_and_describe_models_shows_them(fleet_of) -
         assert await copies() == set()  # removed for good: no floor brings it back
 
 
+PAUSE_S = 4  # eight heartbeat intervals of FAST
+
+
+async def test_a_paused_holder_gets_no_stand_in_and_a_killed_one_fails_over_at_once(fleet_of) -> None:  # noqa: ANN001
+    """A holder SIGSTOPped for eight heartbeat intervals (its record expires after three) and resumed: its copy
+    still counts for the floor, so no stand-in is placed (the grace). A holder SIGKILLed under load: requests
+    reaching it fail over at once, none fails, and the floor places a copy on the third worker well within the
+    grace (a worker a call found unreachable gets none)."""
+    grace_s = 30.0
+    local = fleet_of(3, FLEET_GATEWAY_COPY_RELEASE_WINDOW_S="1", FLEET_GATEWAY_COPY_RELEASE_THRESHOLD="100",
+                     FLEET_GATEWAY_COPY_LOAD_THRESHOLD="1000", FLEET_GATEWAY_HEARTBEAT_GRACE_S=str(grace_s))
+    gateway = local.gateway
+    async with grpc.aio.insecure_channel(gateway.address) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        assert await _poll_async(lambda n: n == 3, lambda: _workers_known(stub), 30)
+        added = await stub.AddModel(gateway_pb2.AddModelRequest(model_id=HOT, copies=2), metadata=METADATA,
+                                    timeout=60)
+        holders = set(added.worker_ids)
+        assert len(holders) == 2
+        assert await _poll(lambda: metric(gateway, "fleet_gateway_model_copies") == 2, 15)  # by heartbeat
+        placed = metric(gateway, "fleet_gateway_routing_decisions_total", decision="new_copy")
+
+        paused = local.service(added.worker_ids[0])
+        paused.proc.send_signal(signal.SIGSTOP)
+        late_seen = 0.0
+        try:
+            for _ in range(PAUSE_S * 10):
+                await asyncio.sleep(0.1)
+                late_seen = max(late_seen, metric(gateway, "fleet_gateway_workers", state="late"))
+        finally:
+            paused.proc.send_signal(signal.SIGCONT)
+        assert late_seen == 1  # its record did expire: the grace, not luck, kept its copy
+        assert await _poll(lambda: metric(gateway, "fleet_gateway_workers", state="healthy") == 3, 5)
+        await asyncio.sleep(3)
+        assert metric(gateway, "fleet_gateway_routing_decisions_total", decision="new_copy") == placed
+        assert metric(gateway, "fleet_gateway_model_copies") == 2
+
+        load = Load(stub, HOT, callers=8, timeout_s=10.0)
+        running = await load.run()
+        await asyncio.sleep(2)
+        killed = local.service(added.worker_ids[1])
+        killed.proc.send_signal(signal.SIGKILL)
+        killed.proc.wait()
+        died = time.monotonic()
+        third = ({w.name for w in local.worker_processes} - holders).pop()
+        replaced = await _poll(lambda: third in {w for _, w in load.served}, 15)
+        took = time.monotonic() - died
+        # Its calls failed: out of rotation, no grace: it leaves the view when its record expires (1.5 s).
+        left = await _poll_async(lambda n: n == 2, lambda: _workers_known(stub), grace_s / 3)
+        assert metric(gateway, "fleet_gateway_workers", state="late") == 0
+        load.stopping = True
+        await running
+    print(f"\npaused holder: late, no stand-in; killed holder: {len(load.served)} requests, "
+          f"{len(load.failures)} failed, a copy on the third worker serving {took:.1f} s after the kill")
+    assert not load.failures, load.failures[:5]
+    assert replaced and took < grace_s / 2 and left
+
+
 async def test_gateway_replicas_place_a_cold_model_on_the_same_worker(fleet_of) -> None:  # noqa: ANN001
     local = fleet_of(3, gateways=2)
     second = local.gateway_processes[1]
