@@ -183,7 +183,6 @@ class Fleet:
         """A request that waited for a load found the queue full once it was loaded: its gateway tries again."""
         if request.gateway is not None:
             request.endpoint.in_flight -= 1
-            request.endpoint.serving -= not request.placed
         if request.reroutes >= 3 or request.gateway is None:
             self.reject(request)
             return

@@ -135,7 +135,6 @@ class SimGateway:
                 request.gateway, request.endpoint, request.placed = self, endpoint, not existing
                 request.joined = joined
                 endpoint.in_flight += 1
-                endpoint.serving += existing
                 return
             if outcome == "not_held":
                 endpoint.found_gone(model)
@@ -161,7 +160,6 @@ class SimGateway:
 
     def done(self, request: Request) -> None:
         request.endpoint.in_flight -= 1
-        request.endpoint.serving -= not request.placed
         if request.placed:  # the call returned: the copy it loaded (or joined) is known here before heartbeats
             request.endpoint.found_serving(request.model, SHA)
             if not request.joined:  # only the claimant shortens the record (LoadsInFlight.settle)

@@ -43,7 +43,6 @@ class WorkerEndpoint:
     state: WorkerState | None = None  # the last heartbeat
     loads: ModelLoads = field(default_factory=ModelLoads)  # from ``state``, by model id (not tracked by gc per model)
     in_flight: int = 0  # this gateway's calls to the worker now
-    serving: int = 0  # of those, calls to a copy it holds (not placements, which may wait there for a load)
     others_at_beat: int = 0  # requests inside the worker that were not this gateway's, when ``state`` was read
     failed: bool = False
     failed_at: tuple[str, int] | None = None  # (boot id, sequence) of the last heartbeat seen when it failed
@@ -105,11 +104,8 @@ class WorkerEndpoint:
         return confirmed is not None and confirmed[0] == sha256
 
     def outstanding(self) -> int:
-        """Work waiting at the worker's models: this gateway's calls to copies it holds now plus the others'
-        (from the heartbeat). Calls that placed a model there are left out: behind a long load queue they wait
-        for a load thread, not for the models loaded, and counting them made a new copy on such a worker look
-        busier than the lone holder it was placed to relieve."""
-        return self.serving + self.others_at_beat
+        """Work waiting at the worker: this gateway's calls now plus the others' (from the heartbeat)."""
+        return self.in_flight + self.others_at_beat
 
     def apply(self, state: WorkerState) -> bool:
         """Take a heartbeat; returns whether it brought a failed worker back."""
@@ -134,7 +130,7 @@ class WorkerEndpoint:
         self.loads = loads
         self._set_loading(frozenset(state.models_loading))
         # The heartbeat's figures include this gateway's calls then: what is left is other gateways' work.
-        self.others_at_beat = max(0, sum(m.in_flight for m in state.models) - self.serving)
+        self.others_at_beat = max(0, sum(m.in_flight for m in state.models) - self.in_flight)
         # A heartbeat published after a call's finding is authoritative again.
         self.confirmed = {m: c for m, c in self.confirmed.items() if state.sequence <= c[1] + 1}
         self.gone = {m: s for m, s in self.gone.items() if state.sequence <= s + 1}

@@ -82,18 +82,15 @@ class WorkerPool:
 
     # ---- what calls found ----------------------------------------------------------------------
     @contextlib.contextmanager
-    def calling(self, endpoint: WorkerEndpoint, existing: bool = True) -> Iterator[None]:
-        """Count one call to ``endpoint`` as in flight (the gauge, draining) and, for a call to a copy it holds
-        (``existing``), as work at its models (load-aware choice: ``WorkerEndpoint.outstanding``)."""
+    def calling(self, endpoint: WorkerEndpoint) -> Iterator[None]:
+        """Count one call to ``endpoint`` as in flight (for load-aware choice and the gauge)."""
         gauge = WORKER_IN_FLIGHT.labels(endpoint.label)
         endpoint.in_flight += 1
-        endpoint.serving += existing
         gauge.inc()
         try:
             yield
         finally:
             endpoint.in_flight -= 1
-            endpoint.serving -= existing
             gauge.dec()
 
     def mark_failed(self, endpoint: WorkerEndpoint) -> None:
