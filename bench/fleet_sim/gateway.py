@@ -186,7 +186,7 @@ class SimGateway:
                 copying.add(action.endpoint.address)
                 self.acting.add(key)
                 self.fleet.stats.copies_added += 1
-                worker.load_copy(action.model_id, lambda k=key, e=action.endpoint: self._copied(k, e), action.rate)
+                worker.load_copy(action.model_id, lambda k=key, e=action.endpoint: self._copied(k, e))
             else:
                 self.fleet.stats.copies_released += 1
                 action.endpoint.found_gone(action.model_id)

@@ -69,7 +69,6 @@ class SimWorker:
     totals: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     loading_copy: frozenset[str] = frozenset()  # models loading here as copies the controller decided
     requested: set[str] = field(default_factory=set)  # models a request is loading here (heartbeats list them)
-    expected: dict[str, float] = field(default_factory=dict)  # models loading as copies -> the rate they are for
 
     def __post_init__(self) -> None:
         self.eviction = Eviction(self.fleet.scenario.eviction)
@@ -107,14 +106,11 @@ class SimWorker:
         self._queue_load(model)
         return "ok"
 
-    def load_copy(self, model: str, done, rate: float = 0.0) -> None:  # noqa: ANN001 - a () -> None
-        """LoadModel from the copies controller: ``done`` is called once it is loaded (or was already); ``rate``:
-        the requests per second the copy is loaded for, counted as uses by the eviction policy (``expect``)."""
+    def load_copy(self, model: str, done) -> None:  # noqa: ANN001 - a () -> None
+        """LoadModel from the copies controller: ``done`` is called once it is loaded (or was already)."""
         if model in self.held:
-            self.eviction.expect(model, rate)
             done()
             return
-        self.expected[model] = max(rate, self.expected.get(model, 0.0))
         waiting = self.loading.get(model)
         if waiting is None:
             waiting = self.loading[model] = []
@@ -188,7 +184,6 @@ class SimWorker:
         self.held[model] = held
         self.used += size
         self.eviction.loaded(model, size, LOAD_FIXED_S + size / LOAD_BYTES_PER_S)
-        self.eviction.expect(model, self.expected.pop(model, 0.0))
         scenario = self.fleet.scenario
         while len(self.held) > scenario.max_models or self.used > scenario.capacity_bytes:
             victim = self.eviction.victim(skip=model.__eq__)

@@ -223,7 +223,7 @@ class CopyController:
                 model = self._descriptors[model_id]
                 self._loading += 1
                 try:
-                    await endpoint.client.load(model, self.load_timeout_s, action.rate)
+                    await endpoint.client.load(model, self.load_timeout_s)
                 finally:
                     await self._loaded(model_id, endpoint)
                 self.pool.note_serving(endpoint, model_id, model.sha256)

@@ -136,7 +136,6 @@ class CopyAction:
     model_id: str
     endpoint: WorkerEndpoint
     reason: Literal["floor", "hot", "saturated", "cold", "surplus"]
-    rate: float = 0.0  # a new copy's share of the model's requests per second (LoadModel tells the worker)
 
 
 def copies_of(view: FleetView, target: Target) -> list[Copy]:
@@ -379,7 +378,6 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
             grow, want = "saturated", have + 1
         if grow is not None:
             room_below = policy.up_load if grow == "saturated" else None
-            rate = sum(load.requests_per_second for _, load in copies) / want  # each copy's share, once placed
             placed = list(copies)
             for i in range(want - have):
                 if i and over_time(n):  # (the copies added so far count as pending in the next step)
@@ -389,7 +387,7 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
                     unplaced[target.model_id] = signature
                     break
                 taken.add(id(endpoint))
-                actions.append(CopyAction("add", target.model_id, endpoint, grow, rate))
+                actions.append(CopyAction("add", target.model_id, endpoint, grow))
             continue
         shrink: Literal["cold", "surplus"] | None = None
         if len(copies) > limit:

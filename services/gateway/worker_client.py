@@ -98,12 +98,8 @@ class WorkerClient:
             raise ModelNotHeld(*reply.not_loaded_models)
         return reply
 
-    async def load(self, model: descriptor_pb2.ModelDescriptor, timeout_s: float,
-                   expected_rate: float = 0.0) -> model_pb2.LoadedModel:
-        """Load a copy; ``expected_rate``: the requests per second it is loaded to serve (the worker's eviction
-        counts them as the copy's uses: 0, not said)."""
-        request = worker_pb2.LoadModelRequest(model=model, expected_requests_per_second=expected_rate)
-        return (await self._call(_LOAD, self._stub.LoadModel, request, timeout_s)).model
+    async def load(self, model: descriptor_pb2.ModelDescriptor, timeout_s: float) -> model_pb2.LoadedModel:
+        return (await self._call(_LOAD, self._stub.LoadModel, worker_pb2.LoadModelRequest(model=model), timeout_s)).model
 
     async def unload(self, model_id: str, timeout_s: float) -> bool:
         reply = await self._call(_UNLOAD, self._stub.UnloadModel, worker_pb2.UnloadModelRequest(model_id=model_id), timeout_s)

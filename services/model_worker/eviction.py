@@ -12,12 +12,6 @@ it may evict (the caller skips pinned models and the one just loaded); the fleet
   popularity from long ago ages out (new uses start from the risen clock). The uses of the last
   ``history`` models evicted are remembered, so a popular model evicted once (by a burst of others, or
   before its uses added up) comes back with them rather than from one.
-
-A copy the fleet loads for demand (``LoadModel`` carrying the requests per second it is expected to serve)
-starts with the uses that rate brings within ``demand_window_s`` (``expect``), not from one: gateways route
-to a new copy only once a heartbeat lists it, and until then a copy of a popular model would be GDSF's
-cheapest victim, evicted by the next load before it served anything. Only uses: if no request comes, the
-clock rising past its priority makes it a victim like any other.
 """
 
 from __future__ import annotations
@@ -29,14 +23,13 @@ from typing import Literal
 
 EvictionKind = Literal["gdsf", "lru"]
 KINDS: tuple[EvictionKind, ...] = ("gdsf", "lru")
-DEMAND_WINDOW_S = 10.0  # a copy loaded for demand starts with the uses this many seconds of it would bring
 
 
 @dataclass
 class _Entry:
     size: int
     cost: float
-    uses: float = 1.0
+    uses: int = 1
     priority: float = 0.0
     used: int = 0  # the policy's use counter at the last use: the tie-break (least recently used first)
 
@@ -44,16 +37,15 @@ class _Entry:
 class Eviction:
     """An eviction policy over model keys (``lru``: every priority stays 0, so the least recently used goes)."""
 
-    def __init__(self, kind: EvictionKind = "gdsf", history: int = 256, demand_window_s: float = DEMAND_WINDOW_S) -> None:
+    def __init__(self, kind: EvictionKind = "gdsf", history: int = 256) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown eviction policy {kind!r} (one of {', '.join(KINDS)})")
         self.kind = kind
         self.clock = 0.0
         self._ticks = 0
         self._entries: dict[str, _Entry] = {}
-        self._history: OrderedDict[str, float] = OrderedDict()  # evicted key -> its uses, oldest first
+        self._history: OrderedDict[str, int] = OrderedDict()  # evicted key -> its uses, oldest first
         self._history_size = history if kind == "gdsf" else 0
-        self.demand_window_s = demand_window_s
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,15 +64,6 @@ class Eviction:
         entry = self._entries.get(key)
         if entry is not None:
             entry.uses += 1
-            self._touch(entry)
-
-    def expect(self, key: str, requests_per_second: float) -> None:
-        """``key`` is held for a demand of ``requests_per_second``: its uses are at least those that demand
-        brings within the demand window (unknown keys, and a rate of 0, are ignored)."""
-        entry = self._entries.get(key)
-        expected = max(0.0, requests_per_second) * self.demand_window_s
-        if entry is not None and expected > entry.uses:
-            entry.uses = expected
             self._touch(entry)
 
     def priority(self, key: str) -> float:

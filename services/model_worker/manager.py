@@ -29,7 +29,7 @@ from services.model_worker.artifacts import ArtifactStore
 from services.model_worker.batcher import Background, Batcher
 from services.common.labels import model_label
 from services.model_worker.busyness import BusyMeter
-from services.model_worker.eviction import DEMAND_WINDOW_S, Eviction, EvictionKind
+from services.model_worker.eviction import Eviction, EvictionKind
 from services.model_worker.held_model import HeldModel
 from services.model_worker.load_queue import LoadQueue, load_cost
 from services.model_worker.loading import open_files
@@ -71,7 +71,6 @@ class ManagerLimits:
     background_runs: int = 0  # background runs of a model at once (0: half its concurrent runs, at least 1)
     background_max_queue: int = 64  # background requests queued per model
     eviction: EvictionKind = "gdsf"  # which model goes over a limit (services.model_worker.eviction)
-    demand_window_s: float = DEMAND_WINDOW_S  # a copy loaded for a request rate starts with this window's uses of it
     load_slots: int = 2  # loads at once (the load executor's threads); the others wait in demand order (load_queue)
 
 
@@ -107,7 +106,7 @@ class ModelManager:
         MAX_MODELS.set(limits.max_models)
         CAPACITY_BYTES.set(limits.capacity_bytes)
         self._models: OrderedDict[str, HeldModel] = OrderedDict()
-        self._eviction = Eviction(limits.eviction, demand_window_s=limits.demand_window_s)
+        self._eviction = Eviction(limits.eviction)
         self._locks = ModelLocks(limits.lock_timeout_s)
         self._load_queue = LoadQueue(limits.load_slots)
         self._retiring: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
@@ -168,17 +167,13 @@ class ModelManager:
         model.last_used = time.time()
 
     # ---- management ------------------------------------------------------------------------
-    async def load(self, record: ModelRecord, pin: bool = False, requested: bool = False,
-                   expected_rate: float = 0.0) -> tuple[HeldModel, bool]:
+    async def load(self, record: ModelRecord, pin: bool = False, requested: bool = False) -> tuple[HeldModel, bool]:
         """Load ``record`` unless that exact version is loaded; returns (model, already_loaded). ``requested``: for
-        a request (listed in ``loading`` while it loads), not for ``LoadModel``. ``expected_rate``: the requests
-        per second ``LoadModel``'s caller expects the copy to serve, counted as uses by the eviction policy
-        (``Eviction.expect``), whether this call loads it or finds it loaded."""
+        a request (listed in ``loading`` while it loads), not for ``LoadModel``."""
         async with self._locks.hold(record.model_id):
             existing = self._models.get(record.model_id)
             if existing is not None and existing.sha256 == record.spec.sha256:
                 existing.pinned = existing.pinned or pin
-                self._eviction.expect(record.model_id, expected_rate)
                 return existing, True
             self.loads_in_progress += 1
             if requested:
@@ -196,7 +191,6 @@ class ModelManager:
                 self._drop(existing, "replaced")
             self._models[record.model_id] = model
             self._eviction.loaded(model.model_id, model.size_bytes, model.load_seconds)
-            self._eviction.expect(model.model_id, expected_rate)
             label = model_label(model.model_id)
             MODEL_BYTES.labels(label).inc(model.size_bytes)
             MODEL_LOADED.labels(label).inc()

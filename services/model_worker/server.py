@@ -78,7 +78,7 @@ def build(settings: WorkerSettings) -> Service:
                                              / settings.heartbeat_interval_s),
                       background_runs=settings.background_runs,
                       background_max_queue=settings.background_max_queue_size, eviction=settings.eviction,
-                      demand_window_s=settings.eviction_demand_window_s, load_slots=LOAD_SLOTS),
+                      load_slots=LOAD_SLOTS),
         load_pool, infer_pool, background_executor=background_pool, background_turns=turns,
         background_idle_executor=idle_pool,
     )

@@ -67,8 +67,7 @@ class WorkerServicer(worker_pb2_grpc.ModelWorkerServiceServicer):
 
     @rpc(SERVICE_NAME)
     async def LoadModel(self, request, context: grpc.aio.ServicerContext):  # noqa: N802
-        model, already = await self.worker.load(self.records.get(request.model),
-                                                expected_rate=request.expected_requests_per_second)
+        model, already = await self.worker.load(self.records.get(request.model))
         return worker_pb2.LoadModelResponse(
             model=converters.loaded_to_proto(model, self.worker.worker_id), already_loaded=already
         )

@@ -11,7 +11,6 @@ from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
 from services.model_worker.artifact_policy import ArtifactPolicy
-from services.model_worker.eviction import DEMAND_WINDOW_S
 
 
 def _default_worker_id() -> str:
@@ -48,12 +47,6 @@ class WorkerSettings(ServiceSettings):
                             "ages old popularity; a model used often outlives a burst of one-off models, a small "
                             "model slow to load per byte outlives a large one) or lru (the least recently used). "
                             "Pinned models and the model just loaded are never evicted.",
-    )
-    eviction_demand_window_s: float = Field(
-        DEMAND_WINDOW_S, ge=0.0,
-        description="A copy LoadModel loads for an expected request rate starts with the uses that rate brings "
-                    "within this window (gdsf), so it is not the first victim before gateways route to it (0: "
-                    "counted from one use, as a request's load).",
     )
     memory_capacity_bytes: int = Field(
         0, ge=0, description="Most bytes of loaded models (0: half of the memory available at start-up, or of "

@@ -105,8 +105,8 @@ class Worker:
         """Detect, crop and classify one image here (``crops.run_plan``); each model's requests count as usual."""
         return await run_plan(self, plan)
 
-    async def load(self, record: ModelRecord, pin: bool = False, expected_rate: float = 0.0) -> tuple[HeldModel, bool]:
-        return await self.manager.load(record, pin=pin, expected_rate=expected_rate)
+    async def load(self, record: ModelRecord, pin: bool = False) -> tuple[HeldModel, bool]:
+        return await self.manager.load(record, pin=pin)
 
     async def unload(self, model_id: str) -> bool:
         return await self.manager.unload(model_id)

@@ -107,41 +107,6 @@ def test_equal_priorities_fall_back_to_least_recently_used_and_skips_are_honoure
     assert policy.victim() == "c" and len(policy) == 2
 
 
-def test_a_copy_loaded_for_demand_outlives_one_off_loads_until_its_demand_would_have_come() -> None:
-    """A copy the fleet loads for 2 requests a second starts with the 20 uses that brings in the demand window
-    (10 s): one-off loads go before it, though it arrived first and has not served a request yet. Without the
-    expectation it is the cheapest victim, evicted by the next load."""
-    for expect, survives in ((2.0, True), (0.0, False)):
-        cache = Cache(Eviction("gdsf"), slots=3)
-        for _ in range(30):
-            cache.request("hot")
-        cache.request("copy")
-        cache.policy.expect("copy", expect)
-        for i in range(5):
-            cache.request(f"once-{i}")
-        assert ("copy" in cache.held) is survives and "hot" in cache.held
-    # Uses, not a pin: with no request coming, the clock rises past it and it goes like any other model.
-    for i in range(5, 200):
-        for _ in range(3):
-            cache.request(f"often-{i}")
-    assert "copy" not in cache.held
-
-
-def test_an_expectation_only_raises_a_held_models_uses() -> None:
-    policy = Eviction("gdsf", demand_window_s=5.0)
-    policy.loaded("a", 10 * MB, 1.0)
-    policy.loaded("b", 10 * MB, 1.0)
-    for _ in range(40):
-        policy.used("a")
-    policy.expect("b", 4.0)  # 20 uses: still below a's 41
-    assert policy.victim() == "b"
-    policy.expect("a", 1.0)  # 5 uses: a keeps its 41, not lowered
-    policy.expect("b", 10.0)  # 50 uses
-    assert policy.victim() == "a"
-    policy.expect("unknown", 10.0)  # ignored, as an unknown key's use
-    assert len(policy) == 2 and "unknown" not in policy
-
-
 def test_an_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown eviction policy 'lfu'"):
         Eviction("lfu")  # type: ignore[arg-type]

@@ -95,12 +95,10 @@ class ModelWorkerServiceInferCropsResponse(_message.Message):
     def __init__(self, detections: _Optional[_Union[_inference_pb2.InferResponse, _Mapping]] = ..., crops: _Optional[_Union[_inference_pb2.InferBatchResponse, _Mapping]] = ..., crops_skipped: bool = ..., not_loaded: bool = ..., not_loaded_models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LoadModelRequest(_message.Message):
-    __slots__ = ("model", "expected_requests_per_second")
+    __slots__ = ("model",)
     MODEL_FIELD_NUMBER: _ClassVar[int]
-    EXPECTED_REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     model: _descriptor_pb2.ModelDescriptor
-    expected_requests_per_second: float
-    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ..., expected_requests_per_second: _Optional[float] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[_descriptor_pb2.ModelDescriptor, _Mapping]] = ...) -> None: ...
 
 class LoadModelResponse(_message.Message):
     __slots__ = ("model", "already_loaded")
