@@ -29,6 +29,7 @@ class Request:
     gateway: SimGateway | None = None
     endpoint: Any = None
     reroutes: int = 0
+    reached: float = 0.0  # when it reached the worker it is at (waiting there for a load, or queued)
 
 
 @dataclass

@@ -92,6 +92,7 @@ class SimWorker:
             return "ok"
         if existing:
             return "not_held"
+        request.reached = self.fleet.now
         waiting = self.loading.get(model)
         if waiting is not None:
             # As ModelManager.acquire: no more requests wait for a load than the model's queue takes.
@@ -135,9 +136,9 @@ class SimWorker:
             self.used -= held.size
             self.eviction.forget(model)
 
-    def _enqueue(self, request: Request, held: Held) -> None:
+    def _enqueue(self, request: Request, held: Held, arrived: float | None = None) -> None:
         held.queued += 1
-        held.meter.enter()
+        held.meter.enter(arrived)  # (a request that waited for the load: when it arrived, as the manager says)
         self.run_queue.append((request, held))
         if not self.running:
             self._run_next()
@@ -196,7 +197,7 @@ class SimWorker:
             elif held.queued >= scenario.max_queue:
                 self.fleet.rejected_by_worker(waiter, self)
             else:
-                self._enqueue(waiter, held)
+                self._enqueue(waiter, held, arrived=waiter.reached)
         self._start_loads()
 
     # ---- heartbeats ------------------------------------------------------------------------------

@@ -5,6 +5,11 @@ calls ``sample``, which closes the interval since the last one: the requests per
 arrived and the mean number inside (so a burst between two heartbeats is seen, not missed as an
 instantaneous count would). The last samples are kept, newest first; heartbeats publish only
 summaries of them (``low`` / ``high`` over a window), never the samples themselves.
+
+Requests that waited for the model's load enter once it is loaded, all at once, with the meter new and its
+first interval only the part of a heartbeat interval left: counted over that moment they read as several
+times the rate they arrived at. ``enter(arrived=...)`` says when a request reached the worker; the interval's
+rate is counted from the earliest such arrival (the mean inside still from when the meter began).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ class BusyMeter:
         self._area = 0.0  # requests inside x seconds, since the interval began
         self._arrivals = 0
         self._since = self._last = clock()
+        self._rate_since = self._since  # where the interval's arrivals are counted from (``enter(arrived=...)``)
         self.history: deque[float] = deque(maxlen=max(1, history))
         self.rate = 0.0
         self.sampled = 0  # intervals closed so far
@@ -34,10 +40,14 @@ class BusyMeter:
         self._last = now
         return now
 
-    def enter(self) -> None:
+    def enter(self, arrived: float | None = None) -> None:
+        """A request is inside; ``arrived``: when it reached the worker, by this meter's clock (a request that
+        waited for the load)."""
         self._advance()
         self._inside += 1
         self._arrivals += 1
+        if arrived is not None and arrived < self._rate_since:
+            self._rate_since = arrived
 
     def leave(self) -> None:
         self._advance()
@@ -50,9 +60,10 @@ class BusyMeter:
         if span <= 0:
             return
         self.history.appendleft(self._area / span)
-        self.rate = self._arrivals / span
+        self.rate = self._arrivals / (now - self._rate_since)
         self.sampled += 1
         self._area, self._arrivals, self._since = 0.0, 0, now
+        self._rate_since = now
 
     @property
     def last(self) -> float:

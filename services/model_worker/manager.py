@@ -139,8 +139,9 @@ class ModelManager:
         The caller must ``release`` it; an acquired model is never closed under a request.
         """
         model = self._models.get(record.model_id)
-        cold = False
+        cold, arrived = False, None
         if model is None or model.sha256 != record.spec.sha256:
+            arrived = time.monotonic()  # (the meter's clock) its arrival counts from now, not once loaded
             # Admission: no more requests wait for a load here than the model's queue takes once it lands (the
             # rest would be refused then, after waiting for nothing): past that, another worker takes them now.
             if (waiting := self._locks.waiting(record.model_id)) >= self.limits.max_queue:
@@ -150,7 +151,7 @@ class ModelManager:
             cold = not already
         self._models.move_to_end(model.model_id)
         self._eviction.used(model.model_id)
-        model.meter.enter()
+        model.meter.enter(arrived)
         IN_FLIGHT.inc()
         return model, cold
 

@@ -431,3 +431,13 @@ async def test_a_queued_loads_demand_is_the_count_admission_bounds(make_manager,
         for model, _ in await asyncio.gather(first, *waiting):
             manager.release(model)
     assert manager.loads_started == 2
+
+
+async def test_a_request_that_waited_for_the_load_counts_from_its_arrival(make_manager, packages) -> None:
+    """The load meter's rate for the request that loaded the model: counted from when it arrived (before the load),
+    not from the moment the model was made (after it), which read as a rate of thousands a second."""
+    manager = make_manager()
+    model, cold = await manager.acquire(record(packages[0], "m/1"))
+    model.meter.sample()
+    manager.release(model)
+    assert cold and model.meter.rate <= 1 / model.load_seconds
