@@ -309,5 +309,6 @@ def _brief(point: dict) -> dict:
     cpu = point.get("cpu", {})
     return {"p50_ms": point["latency_ms"]["p50"],
             "split_p50_ms": {k: v["p50"] for k, v in point.get("split_ms", {}).items()},
+            "split_mean_ms": {k: v["mean"] for k, v in point.get("split_ms", {}).items()},
             "cores": {k: v["cores"] for k, v in cpu.items() if isinstance(v, dict)},
             "others_cores": cpu.get("others_cores", 0.0)}
