@@ -6,9 +6,8 @@ model's background lane (see ``batcher``); it never takes the model's interactiv
 model with nothing else to do runs alone (holding its lane's slot) at the worker's priority. Each of its stages
 (decode, model run, post-processing) first waits for its turn (``Turns``): while an interactive request of
 the worker is past its model's acquisition and not yet answered, background work is held back (bounded). The other
-way round, an interactive request that runs alone while background requests are in flight on the worker
-(``Turns.background_active``) runs its model on the model's one-thread session, where it has one
-(``one_thread_beside_background``): a run
+way round, an interactive request that runs alone while background work is about (``Turns.background_about``)
+runs its model on the model's one-thread session, where it has one (``one_thread_beside_background``): a run
 spread over every core stalls at each operator whenever any other thread on the host (the workflows' own
 gateway, engine and callers, the worker's loop serving their calls) takes one of the cores. Stage times are
 measured here, returned with the result, recorded in the per-model metrics and, when
@@ -148,9 +147,8 @@ class Pipeline:
         self.turns, self.idle_cpu = turns, idle_cpu  # SCHED_IDLE threads for background work beside interactive
 
     def working(self, background: bool) -> contextlib.AbstractContextManager[None]:
-        """Around a request's work once its model is held: an interactive one holds background work back; a
-        background one is counted (an interactive one beside it keeps to one thread)."""
-        return self.turns.background() if background else self.turns.interactive()
+        """Around a request's work once its model is held: an interactive one holds background work back."""
+        return contextlib.nullcontext() if background else self.turns.interactive()
 
     async def turn(self, background: bool) -> None:
         """Before a stage of a request's work: a background one waits for its turn (see the module)."""
@@ -166,8 +164,8 @@ class Pipeline:
 
     def _one_thread(self) -> bool:
         """An interactive request alone on its model runs on one thread (the model's one-thread session, where
-        it has one) while background requests are in flight (see the module)."""
-        return self.one_thread_beside_background and self.turns.background_active > 0
+        it has one) while background work is about (see the module)."""
+        return self.one_thread_beside_background and self.turns.background_about
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams,
                     keep_pixels: bool = False, background: bool = False) -> InferenceOutput:
