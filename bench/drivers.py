@@ -130,8 +130,8 @@ def split(samples: list[tuple[float, Any]]) -> dict[str, dict[str, float]]:
     parts: dict[str, list[float]] = {"client_side": [], "gateway_side": [], "worker_other": [],
                                      **{k.removesuffix("_ms"): [] for k in WORKER_STAGES}}
     for latency_s, p in samples:
-        if not isinstance(p, dict) or not p.get("gateway_ms"):
-            continue
+        if not isinstance(p, dict) or not p.get("gateway_ms") or any(k not in p for k in ("worker_ms", *WORKER_STAGES)):
+            continue  # an edge whose answer does not carry the worker's stages
         parts["client_side"].append(latency_s * 1e3 - p["gateway_ms"])
         parts["gateway_side"].append(p["gateway_ms"] - p["worker_ms"])
         parts["worker_other"].append(p["worker_ms"] - sum(p[k] for k in WORKER_STAGES))
