@@ -115,4 +115,26 @@ def summarize(run: Run, **labels: Any) -> dict[str, Any]:
     if payloads:
         keys = [k for k in payloads[0] if k.endswith("_ms") or k in ("batch_size", "cold_start")]
         point["timings_mean"] = {k: sum(p[k] for p in payloads) / len(payloads) for k in keys}
+        if all(k in keys for k in ("gateway_ms", "worker_ms")):
+            point["split_ms"] = split(run.window.samples)
     return point
+
+
+WORKER_STAGES = ("decode_ms", "preprocess_ms", "queue_ms", "inference_ms", "postprocess_ms")
+
+
+def split(samples: list[tuple[float, Any]]) -> dict[str, dict[str, float]]:
+    """Where a response's latency went, as p50 and mean of each part (ms): outside the gateway's handler (the
+    client, both transports, the gateway's loop before and after), in the gateway's handler outside the worker's
+    pipeline (resolving, the worker call's transport, the worker's loop), and each of the worker's stages."""
+    parts: dict[str, list[float]] = {"client_side": [], "gateway_side": [], "worker_other": [],
+                                     **{k.removesuffix("_ms"): [] for k in WORKER_STAGES}}
+    for latency_s, p in samples:
+        if not isinstance(p, dict) or not p.get("gateway_ms") or any(k not in p for k in ("worker_ms", *WORKER_STAGES)):
+            continue  # an edge whose answer does not carry the worker's stages
+        parts["client_side"].append(latency_s * 1e3 - p["gateway_ms"])
+        parts["gateway_side"].append(p["gateway_ms"] - p["worker_ms"])
+        parts["worker_other"].append(p["worker_ms"] - sum(p[k] for k in WORKER_STAGES))
+        for k in WORKER_STAGES:
+            parts[k.removesuffix("_ms")].append(p[k])
+    return {name: {"p50": sorted(v)[len(v) // 2], "mean": sum(v) / len(v)} for name, v in parts.items() if v}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -29,10 +30,12 @@ class LoadReport:
 class WorkflowLoad:
     """``with WorkflowLoad(address, api_key, requests, callers) as load: load.start(); ...; load.stop()``."""
 
-    def __init__(self, address: str, api_key: str, requests: list[bytes], callers: int) -> None:
+    def __init__(self, address: str, api_key: str, requests: list[bytes], callers: int, idle: bool = False) -> None:
+        """``idle``: the child runs every thread under SCHED_IDLE (it takes only CPU nothing else wants: a
+        diagnostic of how much the load generator's own CPU costs the measured caller on a shared machine)."""
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, address, api_key, requests, callers),
+        self._proc = ctx.Process(target=_serve, args=(child, address, api_key, requests, callers, idle),
                                  name="bench-workflow-load", daemon=True)
         self._proc.start()
         child.close()
@@ -75,7 +78,10 @@ class WorkflowLoad:
         self.close()
 
 
-def _serve(conn: Connection, address: str, api_key: str, requests: list[bytes], callers: int) -> None:
+def _serve(conn: Connection, address: str, api_key: str, requests: list[bytes], callers: int,
+           idle: bool = False) -> None:
+    if idle:  # before any other thread starts (gRPC's): threads inherit the policy of the one that starts them
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     asyncio.run(_loop(conn, address, api_key, requests, callers))
 
 

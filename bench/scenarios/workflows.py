@@ -300,4 +300,15 @@ async def _isolation(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> di
             "workflow_runs_meanwhile": sum(p["beside"]["workflow_runs"] for _, p in rounds),
             "workflow_runs_per_s": [p["beside"]["workflow_runs_per_s"] for _, p in rounds],
             "workflow_errors": sum(p["beside"]["workflow_errors"] for _, p in rounds),
+            "rounds": [{key: _brief(point) for key, point in pair.items()} for _, pair in rounds],
             "load_in_own_process": True, "target_p50_ratio": TARGET_ISOLATION_P50_RATIO}
+
+
+def _brief(point: dict) -> dict:
+    """A round's window in short: p50, where its time went (p50 of each part) and the cores each process used."""
+    cpu = point.get("cpu", {})
+    return {"p50_ms": point["latency_ms"]["p50"],
+            "split_p50_ms": {k: v["p50"] for k, v in point.get("split_ms", {}).items()},
+            "split_mean_ms": {k: v["mean"] for k, v in point.get("split_ms", {}).items()},
+            "cores": {k: v["cores"] for k, v in cpu.items() if isinstance(v, dict)},
+            "others_cores": cpu.get("others_cores", 0.0)}

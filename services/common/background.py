@@ -20,7 +20,8 @@ tracks the process's interactive work and adds what the scheduler cannot do: whi
 flight, or was within ``window_s`` (``contended``), background stages (a decode, a model run, a
 post-processing) are sent to SCHED_IDLE threads, and each may wait for its turn between stages up to
 ``max_hold_s`` (so it is never starved); without interactive traffic they run on threads of the process's
-priority (a workflow alone is not slowed).
+priority (a workflow alone is not slowed). The other way round, ``background_about`` says that background work
+asked for a turn within ``window_s``: an interactive run then keeps to one thread (see the worker's pipeline).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class Turns:
         self.max_hold_s, self.window_s = max_hold_s, window_s
         self.active = 0  # interactive requests in flight
         self._last = -float("inf")  # time.monotonic() when the last one ended
+        self._last_background = -float("inf")  # time.monotonic() when a background stage last asked for its turn
         self._held = held  # called with the seconds each background stage was held back
         self._clear = asyncio.Event()
         self._clear.set()
@@ -130,7 +132,13 @@ class Turns:
         """Interactive work in flight, or ended less than ``window_s`` ago."""
         return self.active > 0 or time.monotonic() - self._last < self.window_s
 
+    @property
+    def background_about(self) -> bool:
+        """A background stage asked for its turn less than ``window_s`` ago (workflows are running here)."""
+        return time.monotonic() - self._last_background < self.window_s
+
     async def turn(self) -> None:
+        self._last_background = time.monotonic()
         if self.active == 0 or self.max_hold_s <= 0:
             return
         started = time.perf_counter()

@@ -5,7 +5,11 @@ step) decodes, pre- and post-processes in the background pool (threads of lowere
 model's background lane (see ``batcher``); it never takes the model's interactive run slots. One that finds the
 model with nothing else to do runs alone (holding its lane's slot) at the worker's priority. Each of its stages
 (decode, model run, post-processing) first waits for its turn (``Turns``): while an interactive request of
-the worker is past its model's acquisition and not yet answered, background work is held back (bounded). Stage times are
+the worker is past its model's acquisition and not yet answered, background work is held back (bounded). The other
+way round, an interactive request that runs alone while background work is about (``Turns.background_about``)
+runs its model on the model's one-thread session, where it has one (``one_thread_beside_background``): a run
+spread over every core stalls at each operator whenever any other thread on the host (the workflows' own
+gateway, engine and callers, the worker's loop serving their calls) takes one of the cores. Stage times are
 measured here, returned with the result, recorded in the per-model metrics and, when
 tracing is on, recorded as spans (afterwards, from the stamps taken in the threads).
 """
@@ -134,9 +138,11 @@ def _finish(outputs: list[np.ndarray], spec: ModelSpec, prepared: _Prepared, par
 class Pipeline:
     def __init__(self, manager: ModelManager, cpu_executor: Executor, limits: ImageLimits, urls: UrlFetcher,
                  budget: DecodeBudget, reduced_decode: bool = False, background_cpu: Executor | None = None,
-                 turns: Turns = NO_TURNS, idle_cpu: Executor | None = None) -> None:
+                 turns: Turns = NO_TURNS, idle_cpu: Executor | None = None,
+                 one_thread_beside_background: bool = False) -> None:
         self.manager, self.cpu, self.limits, self.urls, self.budget = manager, cpu_executor, limits, urls, budget
         self.reduced_decode = reduced_decode
+        self.one_thread_beside_background = one_thread_beside_background
         self.background_cpu = background_cpu or cpu_executor
         self.turns, self.idle_cpu = turns, idle_cpu  # SCHED_IDLE threads for background work beside interactive
 
@@ -155,6 +161,11 @@ class Pipeline:
         if not background:
             return self.cpu
         return self.idle_cpu if self.idle_cpu is not None and self.turns.contended else self.background_cpu
+
+    def _one_thread(self) -> bool:
+        """An interactive request alone on its model runs on one thread (the model's one-thread session, where
+        it has one) while background work is about (see the module)."""
+        return self.one_thread_beside_background and self.turns.background_about
 
     async def infer(self, record: ModelRecord, image: ImageInput, params: InferenceParams,
                     keep_pixels: bool = False, background: bool = False) -> InferenceOutput:
@@ -193,7 +204,7 @@ class Pipeline:
             # lane's session, at the worker's priority: there is no request of this model to yield to (and
             # a model loading beside it must not hold it up), unless interactive requests of other models are
             # about (then on the SCHED_IDLE threads); under load it joins its lane's batches.
-            run = model.session.run_background if background else model.session.run
+            run = model.session.run_background if background or self._one_thread() else model.session.run
             pool = self.idle_cpu if background and self.idle_cpu is not None and self.turns.contended else self.cpu
             try:
                 async with model.batcher.exclusive(background):

@@ -134,7 +134,9 @@ class Session:
 
     def run_background(self, batch: np.ndarray) -> list[np.ndarray]:
         """A run of a background batch: on the one-thread session (in the calling thread, whose lowered
-        priority it keeps), else on the wide session without waiting for the interactive batches' turn."""
+        priority it keeps), else on the wide session without waiting for the interactive batches' turn.
+        Also an interactive request's run beside background work (``Pipeline``): one thread, which no other
+        thread on the cores can stall."""
         narrow = self.batch_session
         if narrow is not None:
             return narrow.run(self.output_names, {self.input_name: batch})

@@ -91,7 +91,7 @@ def build(settings: WorkerSettings) -> Service:
                    settings.max_message_bytes, hosts=tuple(settings.url_hosts.split(","))),
         DecodeBudget(settings.decode_budget, settings.decode_budget_wait_s),
         reduced_decode=settings.jpeg_reduced_decode, background_cpu=background_pool, turns=turns,
-        idle_cpu=idle_pool,
+        idle_cpu=idle_pool, one_thread_beside_background=settings.background_one_thread_interactive,
     )
     recorder = (InferenceRecorder(cache, settings.worker_id, settings.inference_log_expiry_s)
                 if settings.inference_log_enabled else None)

@@ -131,6 +131,12 @@ class WorkerSettings(ServiceSettings):
                     "(so workflows slow down beside interactive traffic but are never starved; 0: no waiting, "
                     "the lane and its threads' priority only; docs/workflows.md, \"Isolation\").",
     )
+    background_one_thread_interactive: bool = Field(
+        True, description="While background work is about (a stage of it within background_interactive_window_ms), "
+                          "an interactive request that finds its model idle runs on the model's one-intra-op-thread "
+                          "session (once opened) rather than across every core, where any other thread taking a "
+                          "core stalls the run at each operator (docs/workflows.md, \"Isolation\").",
+    )
     background_sched_idle: bool = Field(
         False, description="Run those threads under the SCHED_IDLE policy (Linux): only when nothing else on the "
                            "host wants the core, preempted at once by any other thread, whatever its process "

@@ -278,3 +278,47 @@ async def test_a_worker_yields_on_idle_threads_while_interactive_requests_are_ab
         assert await loop.run_in_executor(pipeline.pool(True), policy) != os.SCHED_IDLE  # the window is over
     finally:
         await h.runner.stop()
+
+
+async def test_an_interactive_request_runs_on_one_thread_while_background_work_is_about(
+        tmp_path: Path, redis_url: str, namespace: str) -> None:
+    """Beside workflows a run spread over every core stalls whenever another thread takes one of them: an
+    interactive request alone on its model then runs on the model's one-thread session, and on every intra-op
+    thread again once background work has not been about for the window."""
+    h = await start_worker(tmp_path, redis_url, namespace, artifact_roots=f"{tmp_path},{PACKAGES}",
+                           ort_intra_op_threads=2, max_batch_size=4, background_interactive_window_ms=300)
+    try:
+        model = descriptor(PACKAGES / "shapes-det", "shapes-det/1")
+        images = [inference_pb2.Image(encoded=encoded(9_400_000 + i)) for i in range(8)]
+
+        async def background() -> None:
+            reply = await h.stub.InferBatch(worker_pb2.ModelWorkerServiceInferBatchRequest(
+                model=model, request=inference_pb2.InferBatchRequest(model_id=model.model_id, images=images),
+                priority=worker_pb2.PRIORITY_BACKGROUND))
+            assert all(item.HasField("response") for item in reply.response.items)
+
+        await background()  # batches form: the model's one-thread session opens
+        session = h.worker.manager.models()[0].session
+        for _ in range(500):
+            if session.batch_session is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert session.batch_session is not None
+        runs: list[str] = []
+        wide, narrow = session.run, session.run_background
+        session.run = lambda batch: (runs.append("wide"), wide(batch))[1]
+        session.run_background = lambda batch: (runs.append("one thread"), narrow(batch))[1]
+        await asyncio.sleep(0.4)  # background work is no longer about
+        await h.infer(model, images[0])
+        await background()
+        runs.clear()
+        await h.infer(model, images[1])
+        assert runs == ["one thread"]
+        h.worker.pipeline.one_thread_beside_background = False  # the setting off: every intra-op thread
+        await h.infer(model, images[2])
+        h.worker.pipeline.one_thread_beside_background = True
+        await asyncio.sleep(0.4)
+        await h.infer(model, images[3])
+        assert runs == ["one thread", "wide", "wide"]
+    finally:
+        await h.runner.stop()

@@ -83,7 +83,7 @@ class WorkerHarness:
 async def start_worker(tmp_path: Path, redis_url: str, namespace: str, **settings: object) -> WorkerHarness:
     s = WorkerSettings(port=0, metrics_port=0, redis_url=redis_url, redis_namespace=namespace,
                        model_cache_dir=str(tmp_path / "cache"), worker_id="w-test", heartbeat_interval_s=0.2,
-                       ort_intra_op_threads=1, **{"artifact_roots": str(tmp_path), **settings})
+                       **{"artifact_roots": str(tmp_path), "ort_intra_op_threads": 1, **settings})
     runner = Runner(build(s))
     try:
         await runner.start()
