@@ -132,7 +132,7 @@ class WorkerSettings(ServiceSettings):
                     "the lane and its threads' priority only; docs/workflows.md, \"Isolation\").",
     )
     background_one_thread_interactive: bool = Field(
-        True, description="While background work is about (a stage of it within background_interactive_window_ms), "
+        False, description="While background work is about (a stage of it within background_interactive_window_ms), "
                           "an interactive request that finds its model idle runs on the model's one-intra-op-thread "
                           "session (once opened) rather than across every core, where any other thread taking a "
                           "core stalls the run at each operator (docs/workflows.md, \"Isolation\").",

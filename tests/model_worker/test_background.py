@@ -286,7 +286,8 @@ async def test_an_interactive_request_runs_on_one_thread_while_background_work_i
     interactive request alone on its model then runs on the model's one-thread session, and on every intra-op
     thread again once background work has not been about for the window."""
     h = await start_worker(tmp_path, redis_url, namespace, artifact_roots=f"{tmp_path},{PACKAGES}",
-                           ort_intra_op_threads=2, max_batch_size=4, background_interactive_window_ms=300)
+                           ort_intra_op_threads=2, max_batch_size=4, background_interactive_window_ms=300,
+                           background_one_thread_interactive=True)
     try:
         model = descriptor(PACKAGES / "shapes-det", "shapes-det/1")
         images = [inference_pb2.Image(encoded=encoded(9_400_000 + i)) for i in range(8)]
