@@ -70,7 +70,7 @@ class PipelineManager:
         self.ownership.check_capacity()
         spec = PipelineSpec(uuid.uuid4().hex, requester.workspace, requester.api_key, target,
                             list(new.sources), max_fps, size, Desired.RUNNING, time.time())
-        await self.ownership.adopt(spec, await self.store.save(spec, created=True))
+        await self.ownership.adopt(spec, lambda: self.store.save(spec, created=True))
         return spec
 
     async def check_source(self, source: SourceSpec) -> None:

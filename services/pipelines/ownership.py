@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -73,10 +73,17 @@ class Ownership:
         return pipeline.report() if pipeline is not None else None
 
     # -- starting and stopping ----------------------------------------------------------------------------
-    async def adopt(self, spec: PipelineSpec, revision: int | None) -> None:
-        """Run a new pipeline here (its lease is taken first: it is this replica's)."""
+    async def adopt(self, spec: PipelineSpec, save: Callable[[], Awaitable[int | None]]) -> None:
+        """Run a new pipeline here: its lease is taken before ``save`` stores its record (which returns the
+        revision), so no other replica's claim can take a pipeline whose creation is still under way."""
         if not await self.store.acquire(spec.pipeline_id, self.replica_id, self.ttl_s):
             raise Unavailable("the pipeline is being started elsewhere; retry shortly")
+        try:
+            revision = await save()
+        except BaseException:
+            with contextlib.suppress(FleetError):
+                await self.store.release(spec.pipeline_id, self.replica_id)
+            raise
         self._start(spec, revision)
 
     def _start(self, spec: PipelineSpec, revision: int | None) -> None:
