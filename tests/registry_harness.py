@@ -24,11 +24,11 @@ async def migrated(url: str) -> str:
 
 
 async def start_registry(tmp_path: Path, redis_url: str, namespace: str, catalog: Path | None = None,
-                         database_url: str = "", **settings: object) -> Runner:
+                         database_url: str = "", port: int = 0, **settings: object) -> Runner:
     url = database_url or f"sqlite:///{tmp_path / 'registry.db'}"
     await migrated(url)
     runner = Runner(build(RegistrySettings(
-        port=0, metrics_port=0, redis_url=redis_url, redis_namespace=namespace, database_url=url,
+        port=port, metrics_port=0, redis_url=redis_url, redis_namespace=namespace, database_url=url,
         catalog=str(catalog) if catalog else "", admin_token_sha256=hash_api_key(ADMIN_TOKEN), **settings)))
     await runner.start()
     return runner

@@ -7,6 +7,7 @@ delete their namespace's keys afterwards (``delete_namespace``).
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,38 @@ import redis
 MACHINE_REDIS = ("127.0.0.1", 6379)
 
 
+LOWEST_PICKED = 10_000
+_given: set[int] = set()  # ports this process handed out (each once, while others remain)
+
+
+def _ephemeral_low() -> int:
+    """The low end of the kernel's range for outgoing connections' local ports."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now for a server started next. Picked below the ephemeral range where there is room: a port
+    the kernel hands out for ``bind(0)`` comes from the range every outgoing connection takes its local port from,
+    so one (to Redis, the database, a sibling service) could take it before the server binds it."""
+    low = _ephemeral_low()
+    if low - LOWEST_PICKED >= 1_000:
+        for _ in range(100):
+            port = random.randrange(LOWEST_PICKED, low)
+            if port not in _given and _bindable(host, port):
+                _given.add(port)
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])

@@ -3,12 +3,16 @@
 ``addresses`` is a comma-separated list of ``host:port`` targets; an entry may also be a gRPC
 name such as ``dns:///registry.fleet.svc:50052`` that resolves to several replicas (the channel
 then balances over all of them). A call that finds a replica unavailable moves on to the next;
-the replica that answered is tried first next time. Statuses come back as domain errors, and no
-message names an internal address.
+the replica that answered is tried first next time. Where every replica is unavailable, the call waits once
+more, up to ``RECONNECT_WAIT_S`` in all, for one to connect: after a registry restarts, a channel is still
+backing off between connection attempts (up to ``channels``' two seconds) and fails calls at once, so without
+the wait a process that last tried while the registry was down fails its callers for a while after it is back.
+Statuses come back as domain errors, and no message names an internal address.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -26,6 +30,7 @@ from services.common.tls import ClientTls
 log = logging.getLogger("fleet.registry.client")
 
 CALL_TIMEOUT_S = 5.0
+RECONNECT_WAIT_S = 3.0  # channels' longest pause between connection attempts (2 s), its jitter and a connect
 ADMIN_HEADER = "x-fleet-admin-sha256"
 _RETRY_ELSEWHERE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _SERVICES = {name: service.full_name for service in (registry_pb2.DESCRIPTOR.services_by_name["RegistryService"],
@@ -61,6 +66,15 @@ class _Replica:
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
 
+async def _connected(replica: _Replica, wait_s: float) -> bool:
+    """Whether the replica's channel is connected, or connects within ``wait_s``."""
+    try:
+        await asyncio.wait_for(replica.channel.channel_ready(), wait_s)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
 class RegistryClient:
     def __init__(self, addresses: str, max_message_bytes: int, tls: ClientTls | None = None,
                  timeout_s: float = CALL_TIMEOUT_S) -> None:
@@ -89,9 +103,14 @@ class RegistryClient:
         client_method = _method(method)
         count = len(self.replicas)
         last: grpc.aio.AioRpcError | None = None
-        for step in range(count):
+        for step in range(2 * count):
             index = (self._first + step) % count
             replica = self.replicas[index]
+            if step >= count:  # every replica was unavailable: wait once for one to connect
+                if step == count and last is not None and last.code() != grpc.StatusCode.UNAVAILABLE:
+                    break  # (one that did not answer in time is not waited for again)
+                if not await _connected(replica, RECONNECT_WAIT_S / count):
+                    continue
             try:
                 reply = await client_method(pick(replica), request, self.timeout_s, metadata)
             except grpc.aio.AioRpcError as exc:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 from prometheus_client import Counter
 
@@ -18,7 +20,7 @@ from services.common.server import Runner
 from services.gateway.auth import Authenticator, bearer_key
 from services.gateway.resolver import ModelResolver
 from services.gateway.swr import StaleWhileRevalidate
-from services.registry.client import RegistryClient
+from services.registry.client import RECONNECT_WAIT_S, RegistryClient
 from tests.conftest import OTHER_KEY, TEST_KEY, write_catalog
 from tests.registry.helpers import make_package
 from tests.registry_harness import ADMIN_TOKEN, start_registry
@@ -142,6 +144,35 @@ async def test_the_client_fails_over_between_registry_replicas(tmp_path: Path, r
     finally:
         await both.close()
         await second.stop()
+
+
+@pytest.mark.slow
+async def test_a_registry_back_after_an_outage_is_reached_at_once(tmp_path: Path, redis_url: str, namespace: str,
+                                                                    catalog: Path, registry: Runner) -> None:
+    # While the registry is down the client's channel backs off between connection attempts (up to 2 s) and,
+    # between them, fails calls at once: a call that comes just after the registry is back waits for the channel
+    # to connect rather than failing for as long as the pause lasts.
+    client = RegistryClient(f"127.0.0.1:{registry.port}", 1 << 20, timeout_s=2)
+    channel, port, back = client.replicas[0].channel, registry.port, None
+    try:
+        assert (await client.resolve("detector", "demo")).model_id == "det/1"
+        backing_off = 0
+        for _ in range(2):
+            await registry.stop()
+            started = time.monotonic()
+            with pytest.raises(Unavailable, match=r"1 replica\(s\) tried"):
+                await client.resolve("detector", "demo")
+            assert time.monotonic() - started < RECONNECT_WAIT_S + 1.0  # waited once, boundedly
+            await asyncio.sleep(2.5)  # the pauses between attempts at their longest
+            registry = back = await start_registry(tmp_path, redis_url, namespace, catalog, port=port)
+            state = channel.get_state()
+            assert (await client.resolve("detector", "demo")).model_id == "det/1"
+            backing_off += state == grpc.ChannelConnectivity.TRANSIENT_FAILURE
+        assert backing_off  # (the case at issue arose at least once: the call came in a pause between attempts)
+    finally:
+        await client.close()
+        if back is not None:
+            await back.stop()
 
 
 async def test_swr_bounds() -> None:
