@@ -6,16 +6,16 @@ came, pure-JSON blocks; no decoding, crops, drawing or image outputs) runs here,
 engine process runs it (``WorkflowServicer``, the caller authenticated at this edge): it costs the gateway what an
 ``Infer`` costs, and saves the hop to the engine. Every other call goes on to the engine as it came (the
 original bytes, ``WorkflowForwarder``; an inline definition already known to be heavy, by its bytes as sent,
-is forwarded without parsing the request here): runs doing image work, anything this edge cannot parse, resolve or
-compile (the engine answers those as it always does, so errors are the same either way), ``ValidateWorkflow``
-(its answer does not depend on where it runs, and nothing is gained by checking here) and ``RunWorkflowStream``
-(it serves pipelines, whose runs are the heavy ones).
+is forwarded without parsing the request here, and one known to be light runs on the graph compiled for it the
+first time): runs doing image work, anything this edge cannot parse, resolve or compile (the engine answers
+those as it always does, so errors are the same either way), ``ValidateWorkflow`` (its answer does not depend
+on where it runs, and nothing is gained by checking here) and ``RunWorkflowStream`` (it serves pipelines, whose
+runs are the heavy ones).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -28,7 +28,8 @@ from services.gateway.metrics import WORKFLOW_RUNS_BY_PLACE
 from services.gateway.workflow_forward import SERVICE_NAME, WorkflowForwarder, workflow_handler
 from services.gateway.workflow_servicer import WorkflowServicer
 from services.gateway.workflow_store import StoredWorkflows
-from services.gateway.workflows import is_light
+from services.gateway.workflows import light_graph
+from services.workflows.compiler import Compiled
 from services.workflows.engine import WorkflowEngine
 
 IN_GATEWAY = WORKFLOW_RUNS_BY_PLACE.labels("gateway", "grpc")
@@ -74,23 +75,27 @@ def inline_definition(request: bytes) -> bytes | None:
 
 
 class KnownDefinitions:
-    """Whether an inline definition, by its bytes as sent, is light: a caller sending the same definition each
-    time is decided once, and its heavy runs are forwarded without their request being parsed here."""
+    """Inline definitions decided before, by their bytes as sent: a light one's compiled graph, False for a heavy
+    one. A caller sending the same definition each time is decided once: its heavy runs are forwarded without
+    their request being parsed here, its light ones run without the definition being converted or compiled
+    again."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._light: OrderedDict[bytes, bool] = OrderedDict()
+        self._graphs: OrderedDict[bytes, Compiled | bool] = OrderedDict()
 
-    def get(self, definition: bytes) -> bool | None:
-        found = self._light.get(definition)
+    def get(self, definition: bytes) -> Compiled | bool | None:
+        """The light definition's graph, False where it is heavy, None where it is not known."""
+        found = self._graphs.get(definition)
         if found is not None:
-            self._light.move_to_end(definition)
+            self._graphs.move_to_end(definition)
         return found
 
-    def put(self, definition: bytes, light: bool) -> None:
-        self._light[definition] = light
-        while len(self._light) > self.size:
-            self._light.popitem(last=False)
+    def put(self, definition: bytes, graph: Compiled | None) -> None:
+        """``graph``: the light definition's compiled graph; None: it is heavy."""
+        self._graphs[definition] = False if graph is None else graph
+        while len(self._graphs) > self.size:
+            self._graphs.popitem(last=False)
 
 
 class LightOrForward:
@@ -102,8 +107,8 @@ class LightOrForward:
         self.known = KnownDefinitions()
 
     async def _light(self, request: workflow_pb2.RunWorkflowRequest, context: grpc.aio.ServicerContext,
-                     ) -> tuple[Caller | None, tuple[dict[str, Any], str]] | None:
-        """(the caller if already known, (definition, label)) of a light run; None: the engine's to run."""
+                     ) -> tuple[Caller | None, tuple[Compiled, str]] | None:
+        """(the caller if already known, (compiled graph, label)) of a light run; None: the engine's to run."""
         which = request.WhichOneof("workflow")
         if which == "definition":
             definition, label, caller = self.servicer.definitions.of(request.definition), "inline", None
@@ -113,21 +118,27 @@ class LightOrForward:
             definition, label, _ = await self.stored.resolve(caller, s.workspace, s.workflow_id, s.version_id)
         else:
             return None
-        return (caller, (definition, label)) if is_light(self.engine, definition) else None
+        graph = light_graph(self.engine, definition)
+        return (caller, (graph, label)) if graph is not None else None
 
     @rpc(SERVICE_NAME)
     async def RunWorkflow(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:  # noqa: N802
         definition = inline_definition(request)
-        if definition is not None and self.known.get(definition) is False:  # decided before: heavy
+        known = self.known.get(definition) if definition is not None else None
+        if known is False:  # decided before: heavy
             IN_ENGINE.inc()
             return await self.forwarder.run(request, context)
         try:
             parsed = workflow_pb2.RunWorkflowRequest.FromString(request)
         except DecodeError:
             parsed = None
-        light = await self._light(parsed, context) if parsed is not None else None
-        if definition is not None and parsed is not None:
-            self.known.put(definition, light is not None)
+        inline = parsed is not None and parsed.WhichOneof("workflow") == "definition"  # the bytes read above
+        if isinstance(known, Compiled) and inline:
+            light: tuple[Caller | None, tuple[Compiled, str]] | None = (None, (known, "inline"))
+        else:
+            light = await self._light(parsed, context) if parsed is not None else None
+            if definition is not None and inline:
+                self.known.put(definition, light[1][0] if light is not None else None)
         if light is None:
             IN_ENGINE.inc()
             return await self.forwarder.run(request, context)

@@ -48,8 +48,10 @@ def result_of(output: dict[str, Any]) -> workflow_pb2.WorkflowResult:
         if isinstance(value, dict) and value.get("type") == "base64" and isinstance(value.get("value"), str):
             field.image = base64.b64decode(value["value"])
         elif isinstance(value, dict):
+            field.json.struct_value.SetInParent()  # (an empty dict is an answer too: update({}) sets nothing)
             field.json.struct_value.update(value)
         elif isinstance(value, list):
+            field.json.list_value.SetInParent()
             field.json.list_value.extend(value)
         elif value is None:
             field.json.null_value = struct_pb2.NULL_VALUE
@@ -101,11 +103,12 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         raise InvalidArgument("set definition (the workflow's JSON) or stored (workspace, workflow_id)")
 
     async def run(self, caller: Caller, request: workflow_pb2.RunWorkflowRequest, timeout_s: float | None,
-                   resolved: tuple[dict[str, Any], str] | None = None) -> workflow_pb2.RunWorkflowResponse:
-        """``resolved``: the request's (definition, metrics label) when the caller's edge already resolved it."""
+                   resolved: tuple[Any, str] | None = None) -> workflow_pb2.RunWorkflowResponse:
+        """``resolved``: the request's (definition, or its compiled graph; metrics label) when the caller's edge
+        already resolved it."""
         started = time.perf_counter()
         definition, label = resolved if resolved is not None else (await self._definition(caller, request))[:2]
-        inputs: dict[str, Any] = plain(json_format.MessageToDict(request.parameters))
+        inputs: dict[str, Any] = plain(json_format.MessageToDict(request.parameters)) if request.parameters else {}
         inputs.update({name: list(images.images) for name, images in request.images.items()})
         outputs = await run_workflow(self.engine, self.gateway, caller, definition, inputs, lambda image: image,
                                      timeout_s, list(request.excluded_fields), label)

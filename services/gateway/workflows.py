@@ -88,6 +88,7 @@ class CallerModels:
 async def run_workflow(engine: WorkflowEngine, gateway: Gateway, caller: Caller, definition: Any,
                        inputs: dict[str, Any], image_of: ImageOf, timeout_s: float | None,
                        excluded: list[str] | None = None, workflow: str = "inline") -> list[dict[str, Any]]:
+    """``definition``: its JSON, or its graph already compiled (``WorkflowEngine.run``)."""
     return await engine.run(definition, inputs, image_of, CallerModels(gateway, caller.in_workspace(), timeout_s),
                             excluded or (), workflow)
 
@@ -98,13 +99,14 @@ async def validate_workflow(engine: WorkflowEngine, gateway: Gateway, caller: Ca
     return await engine.check(definition, CallerModels(gateway, caller.in_workspace(), timeout_s))
 
 
-def is_light(engine: WorkflowEngine, definition: Any) -> bool:
-    """The definition compiles (the compiled-graph cache: once per content hash) to a light graph
-    (``Compiled.light``: no image work), one a forwarding gateway runs itself. A definition that does not compile
-    is not light: the engine's process refuses it, with the message it always gives."""
+def light_graph(engine: WorkflowEngine, definition: Any) -> Compiled | None:
+    """The definition's compiled graph (the compiled-graph cache: once per content hash) where it is light
+    (``Compiled.light``: no image work), one a forwarding gateway runs itself; else None. A definition that does
+    not compile is not light: the engine's process refuses it, with the message it always gives."""
     if not isinstance(definition, dict):
-        return False
+        return None
     try:
-        return engine.compiler.compile(definition).light
+        compiled = engine.compiler.compile(definition)
     except FleetError:
-        return False
+        return None
+    return compiled if compiled.light else None

@@ -73,10 +73,11 @@ class WorkflowEngine:
 
     async def run(self, definition: Any, inputs: dict[str, Any], image_of: ImageOf, models: ModelRunner,
                   excluded: Iterable[str] = (), workflow: str = "inline") -> list[dict[str, Any]]:
-        """One object per input image: each output (less ``excluded``) by name."""
+        """One object per input image: each output (less ``excluded``) by name. ``definition``: its JSON, or its
+        graph already compiled (an edge that compiled it to decide where it runs)."""
         started = time.perf_counter()
         try:
-            compiled = self.compiler.compile(definition)
+            compiled = definition if isinstance(definition, Compiled) else self.compiler.compile(definition)
             images, params = await self._inputs(compiled, inputs, image_of)
             run = Run(compiled, images, params, models, self.pool, self.limits.max_crops_per_image,
                       self.limits.fuse_crops)

@@ -53,6 +53,9 @@ class Run:
             for image in self.values[name]:
                 early = asyncio.ensure_future(image.array(self.cpu))
                 early.add_done_callback(lambda f: f.cancelled() or f.exception())  # a bad image fails its step
+        if len(self.compiled.steps) == 1:  # nothing to run beside it: no task of its own
+            await self._step(self.compiled.steps[0])
+            return
         tasks = [asyncio.ensure_future(self._step(s)) for s in self.compiled.steps]
         try:
             await asyncio.gather(*tasks)

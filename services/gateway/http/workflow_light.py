@@ -23,7 +23,7 @@ from services.gateway.http.context import HttpContext
 from services.gateway.http.workflow_forward import HttpForwarder
 from services.gateway.http.workflows import RunBody, SpecRunBody, StoredRunBody, run_definition
 from services.gateway.metrics import WORKFLOW_RUNS_BY_PLACE
-from services.gateway.workflows import is_light
+from services.gateway.workflows import light_graph
 
 IN_GATEWAY = WORKFLOW_RUNS_BY_PLACE.labels("gateway", "http")
 IN_ENGINE = WORKFLOW_RUNS_BY_PLACE.labels("engine", "http")
@@ -54,12 +54,12 @@ def router(ctx: HttpContext, forwarder: HttpForwarder) -> APIRouter:
 
     async def run(request: Request) -> Response:
         body = await _body(request, SpecRunBody)
-        if body is None or not is_light(ctx.workflows, body.specification):
+        graph = light_graph(ctx.workflows, body.specification) if body is not None else None
+        if body is None or graph is None:
             return await engine_run(request)
         IN_GATEWAY.inc()
         caller = await ctx.caller(request, body.api_key)
-        return JSONResponse(jsonable_encoder(await run_definition(ctx, request, caller, body.specification,
-                                                                  "inline", body)))
+        return JSONResponse(jsonable_encoder(await run_definition(ctx, request, caller, graph, "inline", body)))
 
     async def stored(request: Request, workspace: str, workflow_id: str) -> Response:
         body = await _body(request, StoredRunBody)
@@ -68,10 +68,11 @@ def router(ctx: HttpContext, forwarder: HttpForwarder) -> APIRouter:
         caller = await ctx.caller(request, body.api_key)  # resolving needs the caller (and refuses as the engine)
         definition, label = await ctx.stored_workflows.definition(caller, workspace, workflow_id,
                                                                    body.workflow_version_id or "")
-        if not is_light(ctx.workflows, definition):
+        graph = light_graph(ctx.workflows, definition)
+        if graph is None:
             return await engine_run(request)
         IN_GATEWAY.inc()
-        return JSONResponse(jsonable_encoder(await run_definition(ctx, request, caller, definition, label, body)))
+        return JSONResponse(jsonable_encoder(await run_definition(ctx, request, caller, graph, label, body)))
 
     for path, method in workflow_forward.PATHS:
         if path in RUN_PATHS:

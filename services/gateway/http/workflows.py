@@ -65,8 +65,8 @@ def image_reader(ctx: HttpContext) -> Callable[[Any], inference_pb2.Image]:
 
 async def run_definition(ctx: HttpContext, request: Request, caller: Caller, definition: Any, label: str,
                          body: RunBody) -> dict:
-    """The answer of a run whose definition and caller are known (the routes here, and a forwarding gateway's
-    light runs: ``services.gateway.http.workflow_light``)."""
+    """The answer of a run whose definition (or its compiled graph) and caller are known (the routes here, and a
+    forwarding gateway's light runs: ``services.gateway.http.workflow_light``)."""
     outputs = await run_workflow(ctx.workflows, ctx.gateway, caller, definition, body.inputs, image_reader(ctx),
                                  ctx.timeout_s(request), body.excluded_fields, label)
     return {"outputs": outputs, "profiler_trace": []}

@@ -42,8 +42,8 @@ async def infer_each(ctx: RunContext, model, images: list[WImage],  # noqa: ANN0
     parts = math.ceil(len(images) / BATCH)
     size = math.ceil(len(images) / parts)
     chunks = [images[i:i + size] for i in range(0, len(images), size)]
-    answers = await asyncio.gather(*(ctx.models.infer_each(model, [im.message() for im in chunk], params)
-                                     for chunk in chunks))
+    calls = [ctx.models.infer_each(model, [im.message() for im in chunk], params) for chunk in chunks]
+    answers = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)  # one: no task of its own
     responses = [r for chunk in answers for r in chunk]
     for image, response in zip(images, responses):
         if not image.width and not isinstance(response, FleetError):
