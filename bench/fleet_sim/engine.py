@@ -182,7 +182,7 @@ class Fleet:
     def rejected_by_worker(self, request: Request, worker: SimWorker) -> None:
         """A request that waited for a load found the queue full once it was loaded: its gateway tries again."""
         if request.gateway is not None:
-            request.endpoint.in_flight -= 1
+            request.endpoint.call_ended(not request.placed)
         if request.reroutes >= 3 or request.gateway is None:
             self.reject(request)
             return

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from services.cache.heartbeat_codec import StaleBase, apply
 from services.gateway import routing
 from services.gateway.placement import CopyPolicy, Target, plan
-from services.gateway.view import FleetView, WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.view import FleetView
 
 if TYPE_CHECKING:
     from bench.fleet_sim.engine import Fleet, Request
@@ -134,7 +135,7 @@ class SimGateway:
             if outcome == "ok":
                 request.gateway, request.endpoint, request.placed = self, endpoint, not existing
                 request.joined = joined
-                endpoint.in_flight += 1
+                endpoint.call_began(existing)
                 return
             if outcome == "not_held":
                 endpoint.found_gone(model)
@@ -151,7 +152,7 @@ class SimGateway:
             if record[0] in tried:
                 return endpoint, True, False
             loading = self.view.endpoints.get(record[0])
-            if loading is not None and not loading.failed and not loading.draining:
+            if loading is not None and loading.takes_work:
                 self.fleet.records[model] = (record[0], max(record[1], now + 120.0))  # joined: extended
                 return loading, False, True  # joins the load under way there
             return endpoint, False, False
@@ -159,7 +160,7 @@ class SimGateway:
         return endpoint, False, False
 
     def done(self, request: Request) -> None:
-        request.endpoint.in_flight -= 1
+        request.endpoint.call_ended(not request.placed)
         if request.placed:  # the call returned: the copy it loaded (or joined) is known here before heartbeats
             request.endpoint.found_serving(request.model, SHA)
             if not request.joined:  # only the claimant shortens the record (LoadsInFlight.settle)

@@ -30,7 +30,7 @@ from services.gateway.metrics import MODEL_COPIES, ROUTING_DECISIONS
 from services.gateway.placement import Backlog, CopyAction, CopyPolicy, Target, copies_of, plan
 from services.gateway.resolver import ModelResolver
 from services.gateway.worker_client import WorkerUnavailable
-from services.gateway.view import WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint
 from services.gateway.workers import WorkerPool
 
 log = logging.getLogger("fleet.gateway.copies")

@@ -175,7 +175,7 @@ class Gateway:
                     endpoint, role = await self.loads.claim(model, endpoint, remaining, tried_here)
                 tried_here.add(endpoint.address)
                 try:
-                    with self.workers.calling(endpoint):
+                    with self.workers.calling(endpoint, attempt.existing):
                         result = await call(endpoint, remaining, attempt.existing)
                 except ModelNotHeld:
                     retry_reason = "not_loaded"

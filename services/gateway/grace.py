@@ -20,8 +20,9 @@ publishes from another address: a restarted instance). Nor with ``grace_s`` 0. A
 forgotten as before (its state dropped; with heartbeat discovery it leaves the view). A heartbeat read again
 ends the lateness (a new boot id replaces the state as any heartbeat does).
 
-``take_states`` is the one place this is decided: the gateway's ``WorkerPool`` calls it with the records it
-read from Redis, and anything else holding a ``FleetView`` can (the fleet simulator models no expiry).
+``kept_late`` is the one place this is decided and ``take_states`` applies it: the gateway's ``WorkerPool``
+calls both with the records it read from Redis (the first for membership too), and anything else holding a
+``FleetView`` can (the fleet simulator models no expiry).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from fleet.internal.v1.worker_pb2 import WorkerState
-from services.gateway.view import FleetView, WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.view import FleetView
 
 log = logging.getLogger("fleet.gateway.workers")
 
@@ -53,9 +55,11 @@ def kept_late(endpoints: Iterable[WorkerEndpoint], states: Mapping[str, WorkerSt
               grace_s: float) -> set[str]:
     """The addresses of the workers without a record in ``states`` that keep their last state at ``now``: what
     heartbeat discovery keeps as members although their records are gone."""
-    live_ids = {s.worker_id for s in states.values()}
-    return {e.address for e in endpoints
-            if e.address not in states and keeps(e, now, grace_s, _superseded(e, live_ids))}
+    missing = [e for e in endpoints if e.address not in states and e.state is not None]
+    if not missing:
+        return set()
+    live_ids = {s.worker_id for s in states.values()}  # (worked out only where some record is missing)
+    return {e.address for e in missing if keeps(e, now, grace_s, _superseded(e, live_ids))}
 
 
 @dataclass
@@ -69,19 +73,20 @@ class Taken:
     back: list[WorkerEndpoint] = field(default_factory=list)  # late ones whose heartbeat came again
 
 
-def take_states(view: FleetView, states: Mapping[str, WorkerState], now: float, grace_s: float) -> Taken:
+def take_states(view: FleetView, states: Mapping[str, WorkerState], now: float, grace_s: float,
+                kept: set[str] | None = None) -> Taken:
     """Apply one read of the heartbeats (by address) to every worker of the view: a record applied, a missing
-    one a late worker (within its grace) or a forgotten state."""
+    one a late worker (within its grace) or a forgotten state. ``kept``: ``kept_late``'s answer for this read,
+    where the caller worked it out already (membership); else worked out here."""
     taken = Taken()
-    live_ids: set[str] | None = None  # worked out only where some record is missing
+    if kept is None:
+        kept = kept_late(view.endpoints.values(), states, now, grace_s)
     for endpoint in view.endpoints.values():
         state = states.get(endpoint.address)
         if state is None:
             if endpoint.state is None:
                 continue  # nothing known to forget
-            if live_ids is None:
-                live_ids = {s.worker_id for s in states.values()}
-            if keeps(endpoint, now, grace_s, _superseded(endpoint, live_ids)):
+            if endpoint.address in kept:
                 if endpoint.late_since is None:
                     endpoint.late_since = now
                     taken.late.append(endpoint)

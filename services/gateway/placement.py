@@ -16,6 +16,17 @@ worker loads a model once; unloading twice unloads once), so replicas acting tog
   load plainly over capacity (the last interval above ``surge`` times ``up_load`` per copy) adds them without
   waiting for a window, so the hottest models reach the copies they need in a few seconds. Copies being
   loaded (``pending``) count as copies.
+  By rate (``rate_up``): a model whose copies take more than ``rate_up`` times the mean worker's requests per
+  second each, over their last interval (measured over the load window), gets copies enough to bring that to
+  ``rate_to`` times the mean: a lone holder of a hot model at ~90 % busy is often between queues, under every
+  requests-inside rule, and is the fleet's busiest worker (max / mean requests per worker, issue 30). A copy's
+  requests are weighed by what they cost its worker (``copy_demand.rate_by_cost``: a 3 ms classifier's many
+  requests beside a 30 ms segmenter count for less than the segmenter's few). Not while a holder is saturated
+  (below): that rule copies the worker's heaviest model. Never
+  more copies than the release rule below would keep (their busiest intervals' load summed, over
+  ``release_load`` each but one): in a quiet fleet a model can take most of the requests yet little load.
+  And none where the copies never held more than one request each at their busiest interval: a lone caller
+  of a fast model makes many requests a second, one at a time, and a copy would serve none of them sooner.
 - **Saturated holders**: a worker has held more than ``up_load`` requests on average, all its models
   together, throughout ``up_window_s``, while another worker with room has not: place one copy of the model
   that loads the saturated worker most, if every holder of that model is saturated (else routing already
@@ -27,48 +38,41 @@ worker loads a model once; unloading twice unloads once), so replicas acting tog
   Also when there are more than ``max_copies``. ``up_load`` well above ``release_load`` and the long release
   window are the hysteresis: a copy added is not released while its demand lasts.
 
-Only models that could need an action are looked at (more than one copy, a floor, or a copy busier than
-``release_load``, from the holder index), and a model that needed a copy no worker could take is not looked
-at again until its copies' heartbeats change: planning costs what the busy models cost, not the fleet. With
-a ``Backlog`` (kept by the caller from step to step) it is incremental and bounded: a step looks only at the
-models whose copies changed since (``FleetView.changed``: figures, holders, windows covered), at most
-``Backlog.budget`` of them, oldest first; the rest wait for the next step (floors and relief are looked at
-every step). A new copy goes to the best of
-the model's homes on the hash ring (``routing.homes``: room first, then the coldest victims), only to a
-worker whose eviction victims are all colder than this model's copies (never a pinned model, nor one kept
-by a floor). The copy released is the newest (measured for the fewest release windows: a copy placed to stand
-in for a holder whose heartbeat was late goes, and the copies ``AddModel`` reported stay), then the last by
-rendezvous hash: the same on every replica. A worker whose heartbeat is late (``grace``) keeps its copies
-counted, but its stale figures decide nothing of its own: no copy is placed on it or released from it, and it
-is not read as saturated.
+The rules of demand (how many copies; when one is too many) are in ``copy_demand``; this module decides which
+models to look at, where a new copy goes and which copy goes. Only models that could need an action are looked
+at (more than one copy, a floor, or a copy busier than ``release_load``, from the holder index), and a model
+that needed a copy no worker could take is not looked at again until its copies' heartbeats change: planning
+costs what the busy models cost, not the fleet. With a ``Backlog`` (kept by the caller from step to step) it is
+incremental and bounded: a step looks only at the models whose copies changed since (``FleetView.changed``:
+figures, holders, windows covered), at most ``Backlog.budget`` of them, oldest first; the rest wait for the
+next step (floors and relief are looked at every step). A new copy goes to the best of the model's homes on
+the hash ring (``routing.homes``: room first, then the coldest victims), only to a worker whose eviction
+victims are all colder than this model's copies (never a pinned model, nor one kept by a floor), and with at
+most ``COPY_LOADS_AT_MOST`` loads under way or waiting there (behind a long load queue a copy landed minutes
+later, for demand that had moved, and was evicted before it served). The copy released
+is the newest (measured for the fewest release windows: a copy placed to stand in for a holder whose
+heartbeat was late goes, and the copies ``AddModel`` reported stay), then the last by rendezvous hash: the
+same on every replica. A worker whose heartbeat is late (``grace``) keeps its copies counted, but its stale
+figures decide nothing of its own: no copy is placed on it or released from it, and it is not read as
+saturated.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from fleet.internal.v1.worker_pb2 import ModelLoad
+from services.gateway.copy_demand import Copy, CopyPolicy, by_rate, covers, is_cold, wanted
 from services.gateway.routing import homes, rendezvous, room_for
-from services.gateway.view import FleetView, WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.view import FleetView
 
-Copy = tuple[WorkerEndpoint, ModelLoad]
 CANDIDATES_LOOKED_AT = 8  # workers examined for one new copy, along the model's ring
-
-
-@dataclass(frozen=True)
-class CopyPolicy:
-    max_copies: int = 0  # 0: up to every worker
-    up_load: float = 4.0
-    up_window_s: float = 10.0
-    release_load: float = 0.5
-    release_window_s: float = 60.0
-    surge: float = 2.0  # the last interval's load per copy over surge x up_load adds copies at once
+COPY_LOADS_AT_MOST = 2  # a new copy goes only to a worker with at most this many loads under way or waiting
 
 
 @dataclass(frozen=True)
@@ -146,16 +150,9 @@ def copies_of(view: FleetView, target: Target) -> list[Copy]:
     out = []
     for endpoint in view.holding(target.model_id):
         load = endpoint.load_of(target.model_id)
-        if load is not None and load.sha256 == target.sha256 and not endpoint.failed and not endpoint.draining:
+        if load is not None and load.sha256 == target.sha256 and endpoint.takes_work:
             out.append((endpoint, load))
     return out
-
-
-def _covers(copy: Copy, window_s: float) -> bool:
-    """The copy has been measured over the whole window (a moment's tolerance for heartbeat jitter)."""
-    endpoint, load = copy
-    interval = endpoint.state.interval_seconds if endpoint.state is not None else 0.0
-    return load.measured_seconds + 0.5 * interval >= window_s
 
 
 def _newest(model_id: str, copies: list[Copy], policy: CopyPolicy) -> WorkerEndpoint:
@@ -163,51 +160,6 @@ def _newest(model_id: str, copies: list[Copy], policy: CopyPolicy) -> WorkerEndp
     enough that replicas reading heartbeats a moment apart agree), then the last by rendezvous hash."""
     window = max(policy.release_window_s, 1.0)
     return max(copies, key=lambda c: (-int(c[1].measured_seconds // window), rendezvous(model_id, c[0])))[0]
-
-
-def _own(mine: float, worker: float) -> float:
-    """A copy's load as its own demand: where several models share a worker, the worker's queue lengthens every
-    model's requests, so a copy's figure counts by its share of the worker's (``mine`` of ``worker``): a model
-    that makes most of a busy worker's load keeps nearly all of it; one of many, waiting behind the others,
-    little (relief, not its own copies, answers that worker's load)."""
-    if worker <= mine or worker <= 0.0:
-        return mine
-    return mine * mine / worker
-
-
-def own_low(copy: Copy) -> float:
-    endpoint, load = copy
-    return _own(load.outstanding_low, endpoint.state.outstanding_low if endpoint.state else 0.0)
-
-
-def own_last(copy: Copy) -> float:
-    endpoint, load = copy
-    return _own(load.outstanding, endpoint.state.outstanding if endpoint.state else 0.0)
-
-
-def is_hot(copies: list[Copy], policy: CopyPolicy) -> bool:
-    if not copies or not all(_covers(c, policy.up_window_s) for c in copies):
-        return False
-    return sum(own_low(c) for c in copies) / len(copies) > policy.up_load
-
-
-def is_cold(copies: list[Copy], policy: CopyPolicy) -> bool:
-    if len(copies) < 2 or not all(_covers(c, policy.release_window_s) for c in copies):
-        return False
-    return sum(load.outstanding_high for _, load in copies) / (len(copies) - 1) < policy.release_load
-
-
-def wanted(copies: list[Copy], policy: CopyPolicy, pending: int = 0) -> int:
-    """How many copies the model's demand calls for (0: no more than it has)."""
-    n = len(copies) + pending
-    if not copies:
-        return 0
-    if is_hot(copies, policy):
-        return max(n + (pending == 0), math.ceil(sum(own_low(c) for c in copies) / policy.up_load))
-    last = sum(own_last(c) for c in copies)
-    if last / n > policy.surge * policy.up_load:
-        return math.ceil(last / policy.up_load)
-    return 0
 
 
 def _worker_covers(endpoint: WorkerEndpoint, window_s: float) -> bool:
@@ -225,7 +177,7 @@ def _saturated(endpoint: WorkerEndpoint, policy: CopyPolicy) -> bool:
 
 def _new_elsewhere(view: FleetView, holder: WorkerEndpoint, target: Target, policy: CopyPolicy) -> bool:
     """A copy of the model on another worker than ``holder`` not measured over the load window yet."""
-    return any(not _covers(c, policy.up_window_s) for c in copies_of(view, target) if c[0] is not holder)
+    return any(not covers(c, policy.up_window_s) for c in copies_of(view, target) if c[0] is not holder)
 
 
 def _relief(view: FleetView, by_id: Mapping[str, Target], policy: CopyPolicy, backlog: Backlog | None = None) -> set[str]:
@@ -235,7 +187,7 @@ def _relief(view: FleetView, by_id: Mapping[str, Target], policy: CopyPolicy, ba
     copies walked), plus the copies of the one model it would shed, worked out once per model in a step however
     many holders shed it."""
     chosen: set[str] = set()
-    saturated = sorted((e for e in view.all() if not e.failed and not e.draining and _saturated(e, policy)),
+    saturated = sorted((e for e in view.all() if e.takes_work and _saturated(e, policy)),
                        key=lambda e: e.label)
     if backlog is not None and len(saturated) > backlog.relief_holders:
         start = backlog.relief_turn % len(saturated)
@@ -275,7 +227,7 @@ def _sheds(copies: list[Copy], policy: CopyPolicy) -> bool:
     """Whether a saturated holder's busiest model gets a further copy: measured over the window on every holder
     (itself new here: its load is not known yet), not copied as far as it goes, every holder saturated (else
     routing moves load to the one with room), and busy enough not to be released as cold at once."""
-    if not all(_covers(c, policy.up_window_s) for c in copies):
+    if not all(covers(c, policy.up_window_s) for c in copies):
         return False
     if (policy.max_copies and len(copies) >= policy.max_copies) or not all(_saturated(e, policy) for e, _ in copies):
         return False
@@ -295,8 +247,8 @@ def _target_for(view: FleetView, target: Target, copies: list[Copy], protected: 
         if endpoint.state is None or endpoint.late or endpoint.load_of(target.model_id) is not None:
             return False
         room = room_for(endpoint, size)
-        if room is None or not room.fits:
-            return False
+        if room is None or not room.fits or room.loads > COPY_LOADS_AT_MOST:
+            return False  # (behind a long load queue a copy lands minutes later, for demand that has moved)
         if room_below is not None and max(endpoint.state.outstanding_low, room.busy) >= room_below:
             return False
         return all(v.requests_per_second < rate and v.model_id not in protected for v in room.victims)
@@ -351,8 +303,15 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
 
     targets = sorted((by_id[m] for m in look if not _quiet(view, by_id[m], policy, relief)), key=rank)
     limit = policy.max_copies or len(view.endpoints)
+    mean_rate = view.mean_rate
     taken: set[int] = set()  # workers given a new copy in this round
     actions = []
+
+    def rated(copies: list[Copy], loading: int) -> int:
+        """Copies by rate, none while a holder is saturated (the saturated-holder rule copies its heaviest)."""
+        if any(_saturated(e, policy) for e, _ in copies):
+            return 0
+        return by_rate(copies, policy, mean_rate, loading)
 
     def over_time(n: int) -> bool:
         """Out of the step's time: the models from the ``n``-th on wait for the next step."""
@@ -365,19 +324,20 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
         if over_time(n):
             break
         copies = copies_of(view, target)
-        signature = _signature(copies, pending.get(target.model_id, 0))
+        loading = pending.get(target.model_id, 0)
+        signature = _signature(copies, loading)
         if unplaced.get(target.model_id) == signature:
             continue
         unplaced.pop(target.model_id, None)
-        have = len(copies) + pending.get(target.model_id, 0)
+        have = len(copies) + loading
         floor = min(target.floor, limit)
         grow: Literal["floor", "hot", "saturated"] | None = None
         want = 0
         if have < floor:
             grow, want = "floor", floor
-        elif copies and have < limit and (demand := wanted(copies, policy, pending.get(target.model_id, 0))) > have:
+        elif copies and have < limit and (demand := max(wanted(copies, policy, loading), rated(copies, loading))) > have:
             grow, want = "hot", min(demand, limit)
-        elif target.model_id in relief and have < limit and not pending.get(target.model_id):
+        elif target.model_id in relief and have < limit and not loading:
             grow, want = "saturated", have + 1
         if grow is not None:
             room_below = policy.up_load if grow == "saturated" else None

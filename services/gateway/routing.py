@@ -21,14 +21,16 @@ holders are left, their queues were full: a further copy, not a wait.)
 
 **Placement** (no holder): the model's homes on a consistent-hash ring of the workers' addresses, the same on
 every gateway whoever asks and whenever, with bounded load: a worker busier than ``LOAD_SHARE`` times the
-fleet's mean (plus one request) is passed over. Of the first ``PLACEMENT_CHOICES`` homes left, the one
-with room for the model (a free slot and bytes, from its heartbeat) wins, else the one whose eviction
-victims are coldest, ties to ring order; then the rest of the ring for retries, the busy ones last. That
-costs O(log N) plus a few workers looked at, not the whole fleet. Draining workers come last, and only
-where they already hold the model; workers out of rotation after a failed call come after everything
-else (never first: a dead worker costs a request nothing while others can serve). A worker whose heartbeat is
-late (``grace``) is tried as a holder only after the holders with a fresh heartbeat, and placed on after every
-worker in rotation.
+fleet's mean (plus one request), or taking more than ``RATE_SHARE`` times the mean worker's requests per second
+(a steadier figure than the requests inside at one interval: it keeps a lone holder of a hot model, often
+between queues when its heartbeat measures, from taking other models too), is passed over. Of the first
+``PLACEMENT_CHOICES`` homes left, the one with room for the model (a free slot and bytes, from its heartbeat)
+wins, else the one whose eviction victims are coldest, ties to ring order; then the rest of the ring for
+retries, the busy ones last. That costs O(log N) plus a few workers looked at, not the whole fleet. Draining
+workers come last, and only where they already hold the model; workers out of rotation after a failed call come
+after everything else (never first: a dead worker costs a request nothing while others can serve). A worker whose
+heartbeat is late (``grace``) is tried as a holder only after the holders with a fresh heartbeat, and placed on
+after every worker in rotation.
 
 When a round of attempts finds no worker that serves, the request waits ``retry_pauses`` (growing, with
 jitter so requests that failed together do not come back together) and tries a fresh view.
@@ -43,11 +45,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from fleet.internal.v1.worker_pb2 import ModelLoad
-from services.gateway.view import FleetView, WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.view import FleetView
 
 PLACEMENT_CHOICES = 3
 LISTED_LOAD_BEATS = 2  # a load listed in this many heartbeats more than its first: past what records cover
 LOAD_SHARE = 1.25
+RATE_SHARE = 1.25
 
 
 @dataclass(frozen=True)
@@ -117,40 +121,43 @@ def _key_default(tier: int, room: Room) -> tuple:
 KEY = _key_default
 
 
-def over_share(endpoint: WorkerEndpoint, mean_busy: float) -> bool:
-    """Busier than its bounded-load share of the fleet's work."""
-    return endpoint.busy > LOAD_SHARE * mean_busy + 1.0
+def over_share(endpoint: WorkerEndpoint, mean_busy: float, mean_rate: float = 0.0) -> bool:
+    """Busier than its bounded-load share of the fleet's work: more requests inside than ``LOAD_SHARE`` times the
+    mean (plus one), or more requests a second than ``RATE_SHARE`` times the mean worker's."""
+    return endpoint.busy > LOAD_SHARE * mean_busy + 1.0 or (mean_rate > 0.0 and endpoint.rate > RATE_SHARE * mean_rate)
+
+
+def _within_share(walk: Iterator[WorkerEndpoint], view: FleetView, skip: set[int] | None,
+                  busy: list[WorkerEndpoint], late: list[WorkerEndpoint]) -> Iterator[WorkerEndpoint]:
+    """The workers of ``walk`` to place on in ring order; those over their share go to ``busy`` and those whose
+    heartbeat is late (``grace``) to ``late`` as the walk passes them; failed, draining and ``skip``ped ones
+    (ids) are left out."""
+    mean_busy, mean_rate = view.mean_busy, view.mean_rate
+    for endpoint in walk:
+        if not endpoint.takes_work or (skip and id(endpoint) in skip):
+            continue
+        if endpoint.late:
+            late.append(endpoint)
+        elif over_share(endpoint, mean_busy, mean_rate):
+            busy.append(endpoint)
+        else:
+            yield endpoint
 
 
 def homes(view: FleetView, model_id: str, size_bytes: int, skip: set[int] | None = None,
           choices: int | None = None, start: str = "") -> Iterator[WorkerEndpoint]:
     """Workers to place the model on, best first, lazily: the best of its first ``choices`` homes on the ring
-    within their load share, the rest of the ring, then those over their share. Failed, draining and
-    ``skip``ped workers (ids) are left out. ``start``: walk the ring from this key's point instead of the
-    model's (copy planning: see ``placement._target_for``)."""
-    mean, choices = view.mean_busy, choices or PLACEMENT_CHOICES
-    first: list[tuple[tuple, WorkerEndpoint]] = []
+    within their load share, the rest of the ring, then those over their share, then those whose heartbeat is
+    late. Failed, draining and ``skip``ped workers (ids) are left out. ``start``: walk the ring from this key's
+    point instead of the model's (copy planning: see ``placement._target_for``)."""
     busy: list[WorkerEndpoint] = []
-    late: list[WorkerEndpoint] = []  # heartbeat late (``grace``): after the busy ones
-    walk = view.walk(start or model_id)
-    for position, endpoint in enumerate(walk):
-        if endpoint.failed or endpoint.draining or (skip and id(endpoint) in skip):
-            continue
-        if endpoint.late or over_share(endpoint, mean):
-            (late if endpoint.late else busy).append(endpoint)
-            continue
-        first.append(((*_key(endpoint, size_bytes), position), endpoint))
-        if len(first) == choices:
-            break
+    late: list[WorkerEndpoint] = []
+    within = _within_share(view.walk(start or model_id), view, skip, busy, late)
+    first = list(itertools.islice((((*_key(e, size_bytes), position), e) for position, e in enumerate(within)),
+                                  choices or PLACEMENT_CHOICES))
     for _, endpoint in sorted(first, key=lambda pair: pair[0]):
         yield endpoint
-    for endpoint in walk:  # the rest of the ring, only if retries get this far
-        if endpoint.failed or endpoint.draining or (skip and id(endpoint) in skip):
-            continue
-        if endpoint.late or over_share(endpoint, mean):
-            (late if endpoint.late else busy).append(endpoint)
-        else:
-            yield endpoint
+    yield from within  # the rest of the ring, only if retries get this far
     yield from busy
     yield from late
 
@@ -230,7 +237,7 @@ def attempts(view: FleetView, model_id: str, sha256: str, declared_bytes: int, r
     placement record says is loading the model now; ``affinity``: the request's key for ``affinity_first``
     (empty: holders by load). Lazy: placement is only worked out when every holder has been tried."""
     def usable(e: WorkerEndpoint) -> bool:
-        return not e.failed and not e.draining and not e.late and e.holds(model_id, sha256)
+        return not e.late and e.serves(model_id, sha256)
 
     listed = view.holding(model_id)
     pair = None if affinity else two_choices(listed, usable, rng)
@@ -243,17 +250,16 @@ def attempts(view: FleetView, model_id: str, sha256: str, declared_bytes: int, r
         yield Attempt(endpoint, True)
     # Holders whose heartbeat is late (``grace``): only once no holder with a fresh one is left to try (a copy
     # there still beats loading a new one; one that does not answer is marked failed and tried no more).
-    yield from (Attempt(e, True) for e in _by_load(view, model_id, lambda e: e.late and not e.failed
-                                                   and not e.draining and e.holds(model_id, sha256), []))
+    yield from (Attempt(e, True) for e in _by_load(view, model_id, lambda e: e.late and e.serves(model_id, sha256), []))
     tried: set[int] = set()
-    if loading is not None and not loading.failed and not loading.draining:
+    if loading is not None and loading.takes_work:
         tried.add(id(loading))
         yield Attempt(loading, False)  # wait for the load already under way there
     # Loads the workers' heartbeats list, however old their record, where no holder is left: where one is (its
     # queue was full), the new copy is an overflow, not a wait behind a load that its requests would overfill.
     if not any(usable(e) for e in view.holding(model_id)):
         for endpoint in view.loading(model_id):
-            if (id(endpoint) not in tried and not endpoint.failed and not endpoint.draining
+            if (id(endpoint) not in tried and endpoint.takes_work
                     and endpoint.loading_for(model_id) >= LISTED_LOAD_BEATS):
                 tried.add(id(endpoint))
                 yield Attempt(endpoint, False)

@@ -32,7 +32,8 @@ from services.common.tls import ClientTls
 from services.gateway.discovery import Discovery
 from services.gateway.grace import kept_late, log_taken, take_states
 from services.gateway.metrics import WORKER_IN_FLIGHT, WORKERS
-from services.gateway.view import FleetView, WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.view import FleetView
 from services.gateway.worker_client import WorkerClient
 
 log = logging.getLogger("fleet.gateway.workers")
@@ -77,14 +78,14 @@ class WorkerPool:
     def copies(self, model_id: str, sha256: str) -> list[WorkerEndpoint]:
         """``holders`` and the holders whose heartbeat is late, within their grace (``grace``): the copies that
         readiness, ``AddModel`` and copy floors count."""
-        return [e for e in self.view.holding(model_id) if not e.failed and not e.draining and e.holds(model_id, sha256)]
+        return [e for e in self.view.holding(model_id) if e.serves(model_id, sha256)]
 
     def report(self) -> None:
         """fleet_gateway_workers{state}: how many known workers are healthy, draining, late (heartbeat missing,
         within its grace), out of rotation."""
         failed = sum(1 for e in self.endpoints.values() if e.failed)
         draining = sum(1 for e in self.endpoints.values() if not e.failed and e.draining)
-        late = sum(1 for e in self.endpoints.values() if not e.failed and not e.draining and e.late)
+        late = sum(1 for e in self.endpoints.values() if e.takes_work and e.late)
         WORKERS.labels("healthy").set(len(self.endpoints) - failed - draining - late)
         WORKERS.labels("draining").set(draining)
         WORKERS.labels("late").set(late)
@@ -92,15 +93,16 @@ class WorkerPool:
 
     # ---- what calls found ----------------------------------------------------------------------
     @contextlib.contextmanager
-    def calling(self, endpoint: WorkerEndpoint) -> Iterator[None]:
-        """Count one call to ``endpoint`` as in flight (for load-aware choice and the gauge)."""
+    def calling(self, endpoint: WorkerEndpoint, existing: bool = True) -> Iterator[None]:
+        """Count one call to ``endpoint`` as in flight (the gauge, draining) and, for a call to a copy it holds
+        (``existing``), as work at its models (load-aware choice: ``WorkerEndpoint.outstanding``)."""
         gauge = WORKER_IN_FLIGHT.labels(endpoint.label)
-        endpoint.in_flight += 1
+        endpoint.call_began(existing)
         gauge.inc()
         try:
             yield
         finally:
-            endpoint.in_flight -= 1
+            endpoint.call_ended(existing)
             gauge.dec()
 
     def mark_failed(self, endpoint: WorkerEndpoint) -> None:
@@ -133,13 +135,14 @@ class WorkerPool:
         cannot vouch for."""
         found = await self.discovery.find()
         now = time.monotonic()
+        kept = None if found.states is None else kept_late(self.endpoints.values(), found.states, now, self.grace_s)
         if found.members is not None:
             members = found.members
-            if found.states is not None and self.discovery.kind == "heartbeats":  # membership by heartbeat: the
-                members = members | kept_late(self.endpoints.values(), found.states, now, self.grace_s)  # late stay
+            if kept is not None and self.discovery.kind == "heartbeats":  # membership by heartbeat: the late stay
+                members = members | kept
             await self._apply_members(members)
         if found.states is not None:
-            log_taken(take_states(self.view, found.states, now, self.grace_s), self.grace_s)
+            log_taken(take_states(self.view, found.states, now, self.grace_s, kept), self.grace_s)
         await self._probe_failed(heartbeats_known=found.states is not None)
 
     async def _apply_members(self, members: frozenset[str]) -> None:

@@ -11,7 +11,8 @@ import gc
 
 from fleet.internal.v1.worker_pb2 import ModelLoad
 from services.gateway.model_loads import ModelLoads
-from services.gateway.view import FleetView, WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.view import FleetView
 from tests.gateway.test_workers import load, state
 
 WORKERS, MODELS = 50, 64

@@ -7,13 +7,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.gateway.placement import CopyPolicy, Target, is_cold, is_hot, plan
+from services.gateway.copy_demand import is_cold, is_hot
+from services.gateway.placement import CopyPolicy, Target, plan
 from services.gateway.routing import rendezvous
 from services.gateway.discovery import StaticDiscovery
 from services.gateway.workers import WorkerPool
 from tests.gateway.test_workers import SHA, load, state
 
-POLICY = CopyPolicy(max_copies=3, up_load=4.0, up_window_s=3.0, release_load=0.5, release_window_s=6.0)
+POLICY = CopyPolicy(max_copies=3, up_load=4.0, up_window_s=3.0, release_load=0.5, release_window_s=6.0,
+                    rate_up=0.0)  # (the rate rule: its own test; these figures are about requests inside)
 HOT = Target("hot/1", SHA, "demo")
 
 
@@ -260,3 +262,106 @@ async def test_a_model_waiting_behind_another_on_a_saturated_worker_is_not_copie
         assert "minor/1" in {a[1] for a in actions}
     finally:
         await pool.close()
+
+
+async def test_a_lone_holder_taking_far_more_than_the_mean_workers_requests_gets_copies_by_rate(
+        pool: WorkerPool) -> None:
+    # hot/1 takes 18 requests a second on w1, the fleet's mean worker 5 (20 / 4): more than 1.4 x the mean, while
+    # its requests inside (2, the quietest interval: often between queues) are under every up_load rule.
+    beat(pool, 1, load("hot/1", rate=18, history=[2.0] * 4))
+    beat(pool, 2, load("x/1", rate=2, history=[0.1] * 4))
+    beat(pool, 3)
+    beat(pool, 4)
+    by_rate = CopyPolicy(up_load=4.0, up_window_s=3.0, release_load=0.5, release_window_s=6.0)
+    adds = decided(pool, [HOT], by_rate)
+    # ceil(18 / (1.0 x 5)) = 4 copies: three more, one per worker
+    assert sorted(adds) == [("add", "hot/1", w, "hot") for w in ("w2", "w3", "w4")]
+    assert decided(pool, [HOT], by_rate.__class__(**{**by_rate.__dict__, "rate_to": 2.0})) == [
+        ("add", "hot/1", adds[0][2], "hot")]  # ceil(18 / 10) = 2: one more
+    assert [a.endpoint.label for a in plan(pool.view, [HOT], by_rate, {"hot/1": 3})] == []  # three loading already
+    assert decided(pool, [HOT]) == []  # the rule off (rate_up 0): requests inside alone decide, and 2 < 4
+    beat(pool, 1, load("hot/1", rate=18, history=[2.0] * 2), sequence=2)  # not measured over the load window
+    assert decided(pool, [HOT], by_rate) == []
+    beat(pool, 1, load("hot/1", rate=6, history=[2.0] * 4), sequence=3)
+    beat(pool, 2, load("x/1", rate=14, history=[0.1] * 4), sequence=2)
+    assert decided(pool, [HOT], by_rate) == []  # 6 a second: within 1.4 x the mean worker's (20 / 4)
+
+
+async def test_a_new_copy_goes_to_a_worker_whose_load_queue_is_short(pool: WorkerPool) -> None:
+    beat(pool, 1, load("hot/1", rate=40, history=[9.0] * 5))
+    beat(pool, 2, *(load(f"x{i}/1", pinned=True) for i in range(8)))  # full
+    beat(pool, 3)  # idle and empty: the best place, but behind five loads it would land long after it is wanted
+    queued = state("w3", "127.0.0.1:3", sequence=2)
+    queued.loads_in_progress = 5
+    pool.endpoints["127.0.0.1:3"].apply(queued)
+    beat(pool, 4, load("y/1", history=[0.5] * 5))  # a slot free, two loads under way
+    short = state("w4", "127.0.0.1:4", load("y/1", history=[0.5] * 5), sequence=2)
+    short.loads_in_progress = 2
+    pool.endpoints["127.0.0.1:4"].apply(short)
+    assert decided(pool, [HOT]) == [("add", "hot/1", "w4", "hot")]  # ceil(9 / 4) = 3 wanted; one place fits
+    short.loads_in_progress, short.sequence = 3, 3
+    pool.endpoints["127.0.0.1:4"].apply(short)
+    assert decided(pool, [HOT]) == []  # nowhere: the model waits for a worker with a short queue
+
+
+async def test_the_rate_rule_adds_no_copy_that_the_release_rule_would_take_back(pool: WorkerPool) -> None:
+    # A quiet fleet: hot/1 takes 4 of its 5 requests a second, yet is seldom busy (0.2 inside at its busiest
+    # interval). By rate alone it wants ceil(4 / 1.25) = 4 copies; the release rule would take each back (a load
+    # under 0.5 a copy), and the next step add them again.
+    beat(pool, 1, load("hot/1", rate=4, history=[0.2] * 6))
+    beat(pool, 2, load("x/1", rate=1, history=[0.05] * 6))
+    beat(pool, 3)
+    beat(pool, 4)
+    by_rate = CopyPolicy(up_load=4.0, up_window_s=3.0, release_load=0.5, release_window_s=6.0)
+    assert decided(pool, [HOT], by_rate) == []
+    # Busier (1.2 inside at its busiest): 1 + int(1.2 / 0.5) = 3 copies keep over 0.5 each: two more, not three.
+    beat(pool, 1, load("hot/1", rate=4, history=[1.2] * 6), sequence=2)
+    assert len(decided(pool, [HOT], by_rate)) == 2
+
+
+async def test_the_rate_rule_copies_no_model_whose_requests_never_overlap(pool: WorkerPool) -> None:
+    # One caller of a fast model: 200 requests a second, one at a time (never more than one inside), beside a
+    # quicker model spread over the fleet. Far over 1.4 x the mean worker's rate (weighed by cost too), yet a copy
+    # would serve none of its requests sooner; with a second caller its requests overlap and it is copied by rate.
+    beat(pool, 1, load("hot/1", rate=200, history=[0.95] * 6), load("x/1", rate=30, history=[0.5] * 6))
+    beat(pool, 2, load("x/1", rate=30, history=[0.5] * 6))
+    beat(pool, 3, load("x/1", rate=30, history=[0.5] * 6))
+    beat(pool, 4)
+    by_rate = CopyPolicy(up_load=4.0, up_window_s=3.0, release_load=0.5, release_window_s=6.0)
+    assert decided(pool, [HOT], by_rate) == []
+    beat(pool, 1, load("hot/1", rate=300, history=[1.9] * 6), load("x/1", rate=30, history=[0.5] * 6), sequence=2)
+    # By cost w1's 330 a second times hot/1's share of its 2.4 inside: 261, ceil(261 / 97.5) = 3 copies, two more
+    assert [a[:2] for a in decided(pool, [HOT], by_rate)] == [("add", "hot/1")] * 2
+
+
+async def test_the_rate_rule_weighs_requests_by_the_time_they_take(pool: WorkerPool) -> None:
+    # w1 serves a slow segmenter (8 requests a second, 3.9 inside) and a fast classifier (150 a second, 1.6
+    # inside), four callers each, and is not saturated yet (its load began within the window). By count the
+    # classifier is nearly four times the mean worker's rate (158 / 4): copied, it would leave w1 to the
+    # segmenter's queue. Weighed by cost (w1's 158 a second by each model's share of its 5.5 inside) the classifier
+    # takes 46 (under 1.4 x 39.5), the segmenter 112: the segmenter gets ceil(112 / 39.5) = 3 copies, two more.
+    beat(pool, 1, load("slow/1", rate=8, history=[3.9, 3.9, 0.0, 0.0]),
+         load("fast/1", rate=150, history=[1.6, 1.6, 0.0, 0.0]))
+    beat(pool, 2)
+    beat(pool, 3)
+    beat(pool, 4)
+    by_rate = CopyPolicy(up_load=4.0, up_window_s=3.0, release_load=0.5, release_window_s=6.0)
+    assert [(kind, model, reason) for kind, model, _, reason in decided(pool, [SLOW, FAST], by_rate)] == [
+        ("add", "slow/1", "hot")] * 2
+    # Were the classifier the heavier (3.0 inside of 4.5), it would be the one copied: 105 a second by cost.
+    beat(pool, 1, load("slow/1", rate=8, history=[1.5, 1.5, 0.0, 0.0]),
+         load("fast/1", rate=150, history=[3.0, 3.0, 0.0, 0.0]), sequence=2)
+    assert [a[:2] for a in decided(pool, [SLOW, FAST], by_rate)] == [("add", "fast/1")] * 2
+
+
+async def test_a_saturated_holder_sheds_its_heaviest_model_not_the_one_with_most_requests(pool: WorkerPool) -> None:
+    # w1 is saturated (5 requests inside throughout the window) by a slow model (10 requests a second, 3.5 inside)
+    # and a fast one (60 a second, 1.5 inside: cheap requests, many of them). By rate the fast one would get three
+    # copies and leave w1 to the slow one's queue; the saturated-holder rule copies the slow one, its heaviest.
+    beat(pool, 1, load("slow/1", rate=10, history=[3.5] * 4), load("fast/1", rate=60, history=[1.5] * 4))
+    beat(pool, 2)
+    beat(pool, 3)
+    beat(pool, 4)
+    by_rate = CopyPolicy(up_load=4.0, up_window_s=3.0, release_load=0.5, release_window_s=6.0)
+    decisions = decided(pool, [SLOW, FAST], by_rate)
+    assert [(kind, model, reason) for kind, model, _, reason in decisions] == [("add", "slow/1", "saturated")]

@@ -6,7 +6,8 @@ import pytest
 
 from services.gateway import placement
 from services.gateway.placement import CopyPolicy, Target, plan
-from services.gateway.view import FleetView, WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.view import FleetView
 from tests.gateway.test_workers import SHA, load, state
 
 POLICY = CopyPolicy(max_copies=0, up_load=4.0, up_window_s=3.0, release_load=0.5, release_window_s=6.0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 from services.gateway import routing
-from services.gateway.view import FleetView, WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.view import FleetView
 from tests.gateway.test_workers import SHA, load, state
 
 

@@ -5,6 +5,7 @@ Pure logic over typed heartbeats (``WorkerState``); the processes are covered in
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -68,7 +69,7 @@ async def test_power_of_two_choices_spreads_a_model_over_its_holders_by_load(poo
         ep.apply(state(f"w{i}", ep.address, load("m/1")))
     firsts = Counter(order(pool)[0][0] for _ in range(600))
     assert set(firsts) == {"w0", "w1", "w2"} and min(firsts.values()) > 120  # equal load: all share
-    a.in_flight = 5  # this gateway has five calls on w0 now
+    a.in_flight = a.copy_calls = 5  # this gateway has five calls on w0's copy now
     firsts = Counter(order(pool)[0][0] for _ in range(600))
     assert "w0" not in firsts  # of any pair drawn, w0 is the busier
     # Others' load comes from the heartbeat: w1 holds 9 requests, none of them this gateway's.
@@ -79,6 +80,23 @@ async def test_power_of_two_choices_spreads_a_model_over_its_holders_by_load(poo
     assert Counter(order(pool)[0][0] for _ in range(300)).most_common(1)[0][0] == "w2"
     attempts = order(pool)
     assert [existing for _, existing in attempts] == [True, True, True]  # every holder before any placement
+
+
+async def test_calls_waiting_for_a_load_do_not_make_a_holder_look_busy(pool: WorkerPool) -> None:
+    """A new copy on a worker with a long load queue: this gateway's placements there wait for a load thread, not
+    for its models. Counted as its load, they sent the copy's model back to the lone busy holder (issue 30)."""
+    a, b, _ = endpoints(pool)
+    a.apply(state("w0", a.address, load("m/1", in_flight=4)))  # the copy: 4 requests of other gateways inside
+    b.apply(state("w1", b.address, load("m/1", in_flight=9)))  # the holder it relieves
+    with contextlib.ExitStack() as calls:
+        for _ in range(20):  # placements of other models, waiting for their loads on w0
+            calls.enter_context(pool.calling(a, existing=False))
+        calls.enter_context(pool.calling(a))  # and one call to its copy
+        assert a.in_flight == 21 and a.outstanding() == 5 and b.outstanding() == 9
+        assert {order(pool)[0][0] for _ in range(50)} == {"w0"}
+        a.apply(state("w0", a.address, load("m/1", in_flight=5), sequence=2))  # the heartbeat counts that one
+        assert a.outstanding() == 5  # 1 of this gateway's + 4 of others', the placements' 20 in neither
+    assert a.in_flight == a.copy_calls == 0
 
 
 async def test_a_model_nobody_holds_goes_where_there_is_room_the_same_way_on_every_replica(pool: WorkerPool) -> None:
@@ -98,6 +116,28 @@ async def test_a_model_nobody_holds_goes_where_there_is_room_the_same_way_on_eve
     c.apply(state("w2", c.address, load("z/1", history=[0.5]), max_models=4, draining=True, sequence=2))
     assert order(pool, "cold/1")[0] == ("w0", False)  # a draining worker takes no new model
     assert ("w2", False) not in order(pool, "cold/1")
+
+
+async def test_a_worker_taking_more_requests_a_second_than_its_share_is_passed_over_for_new_models(
+        pool: WorkerPool) -> None:
+    a, b, c = endpoints(pool)
+    # w1 holds the model two thirds of the fleet's requests go to; in the moment its heartbeat measured, as few
+    # were inside it as anywhere (the last interval's mean inside is a noisy figure: a busy worker often reads low).
+    a.apply(state("w0", a.address, load("x/1", rate=3.0, history=[0.3]), max_models=4))
+    b.apply(state("w1", b.address, load("hot/1", rate=18.0, history=[0.3]), max_models=4))
+    c.apply(state("w2", c.address, load("z/1", rate=3.0, history=[0.3]), max_models=4))
+    assert pool.view.mean_rate == pytest.approx(8.0)
+    assert routing.over_share(b, pool.view.mean_busy, pool.view.mean_rate)
+    assert not routing.over_share(a, pool.view.mean_busy, pool.view.mean_rate)
+    for i in range(30):  # whichever worker is a model's first home, w1 comes last
+        assert [e.label for e in routing.homes(pool.view, f"cold{i}/1", MB)][-1] == "w1"
+    # Its next heartbeat: the hot model's requests spread (copies elsewhere took most): within its share again.
+    b.apply(state("w1", b.address, load("hot/1", rate=4.0, history=[0.3]), max_models=4, sequence=2))
+    assert pool.view.mean_rate == pytest.approx(10.0 / 3)
+    assert not routing.over_share(b, pool.view.mean_busy, pool.view.mean_rate)
+    assert sorted(e.label for e in routing.homes(pool.view, "cold0/1", MB)) == ["w0", "w1", "w2"]
+    pool.view.remove(b.address)  # the fleet's rate follows its workers
+    assert pool.view.mean_rate == pytest.approx(3.0)
 
 
 async def test_eviction_victims_rank_placement_when_no_worker_has_room(pool: WorkerPool) -> None:
