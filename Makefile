@@ -38,7 +38,7 @@ models: setup
 	$(PY) -m services.demo.train --task all
 	$(PY) -m services.demo.samples
 
-## The benchmark suite (about 10 minutes; run it on a quiet machine): tables, JSON and plots in bench/results/.
+## The benchmark suite (about 15 minutes; run it on a quiet machine): tables, JSON and plots in bench/results/.
 bench: setup
 	$(PY) -m bench
 
