@@ -54,6 +54,7 @@ class GatewayBatcher:
         self.encoding, self.max_bytes = encoding, max_bytes
         self._queues: dict[tuple, list[tuple[inference_pb2.Image, asyncio.Future]]] = {}
         self._timers: dict[tuple, asyncio.Task] = {}
+        self._sending: set[asyncio.Task] = set()  # (the loop keeps only weak references to tasks)
 
     async def infer(self, api_key: str, target: Target, frames: Sequence[Frame]) -> list[Outcome]:
         loop = asyncio.get_running_loop()
@@ -85,7 +86,9 @@ class GatewayBatcher:
                     break
                 size += image.ByteSize()
                 batch.append(queue.pop(0))
-            asyncio.get_running_loop().create_task(self._send(key, batch))
+            task = asyncio.get_running_loop().create_task(self._send(key, batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _send(self, key: tuple, batch: list[tuple[inference_pb2.Image, asyncio.Future]]) -> None:
         api_key, model_id, confidence = key
