@@ -17,9 +17,11 @@ from redis.exceptions import RedisError
 
 from services.cache.keys import Keys
 from services.cache.registry_records import Invalidation
+from services.common.cancelling import cancel_within
 
 log = logging.getLogger("fleet.cache.invalidation")
 
+CLOSE_TIMEOUT_S = 5.0  # for the listener to end (services.common.cancelling)
 RETRY_S = 0.5
 
 class InvalidationListener:
@@ -74,7 +76,6 @@ class InvalidationListener:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            if not await cancel_within(self._task, CLOSE_TIMEOUT_S):
+                log.warning("invalidation listener still running after close; abandoned")
             self._task = None

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.common.cancelling import cancel_all
 from services.common.errors import FleetError, NotFound, ResourceExhausted, Unavailable
 from services.pipelines.metrics import PIPELINES, TAKEOVERS
 from services.pipelines.pipeline import Pipeline
@@ -36,6 +37,7 @@ from services.pipelines.spec import PipelineSpec, SourceSpec
 from services.pipelines.store import PipelineStore
 
 log = logging.getLogger("fleet.pipelines")
+CLOSE_TIMEOUT_S = 5.0  # for the renewal and claim loops to end (services.common.cancelling)
 HANDOVER_RESULTS = 3  # results the new owner writes before a draining replica stops the pipeline
 
 PipelineFactory = Callable[[PipelineSpec], Pipeline]
@@ -232,10 +234,7 @@ class Ownership:
         return sum(replica == owner for replica in recent) >= HANDOVER_RESULTS
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if not await cancel_all(self._tasks, CLOSE_TIMEOUT_S):
+            log.warning("pipelines ownership loops still running after close; abandoned")
         self._tasks = []
         await asyncio.gather(*(self.drop(pid) for pid in list(self.running)))  # records stay: others resume

@@ -19,9 +19,11 @@ from dataclasses import asdict, dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.common.cancelling import cancel_within
 from services.common.errors import Unavailable
 
 log = logging.getLogger("fleet.pipelines.peers")
+CLOSE_TIMEOUT_S = 5.0  # for the publishing loop to end (services.common.cancelling)
 
 # Delete the record only while it is still this replica's (a restarted replica of the same id may have one).
 _DELETE_OWN = ("local raw = redis.call('get', KEYS[1]) if raw and cjson.decode(raw)['address'] == ARGV[1] then "
@@ -86,9 +88,8 @@ class ReplicaDirectory:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            if not await cancel_within(self._task, CLOSE_TIMEOUT_S):
+                log.warning("replica record loop still running after close; abandoned")
             self._task = None
             with contextlib.suppress(RedisError):
                 await self._delete_own(keys=[self.key(self.replica_id)], args=[self.address])

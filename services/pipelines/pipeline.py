@@ -9,12 +9,12 @@ time plus one frame interval, however slow the model is.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from datetime import UTC, datetime
 
+from services.common.cancelling import cancel_within
 from services.common.errors import FleetError
 from services.common.redact import redact_url
 from services.pipelines.metrics import ABANDONED_READERS, FRAMES_PROCESSED, LATENCY
@@ -177,22 +177,3 @@ class Pipeline:
                        "dropped": dropped, "errors": self.errors},
             "last_error": self.last_error,
         }
-
-
-async def cancel_within(task: asyncio.Task, timeout_s: float, every_s: float = 0.1) -> bool:
-    """Cancel ``task`` and wait at most ``timeout_s`` for it to end; True when it did. The cancellation is
-    repeated every ``every_s``: a busy pipeline's loop sometimes goes on after one (in a few percent of
-    terminates, still in its next batch 1 s later), so one is not the last. ``asyncio.wait_for`` would not do:
-    past its timeout it cancels once more and then waits for the task without bound, and a terminate hung so."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not task.done():
-        left = deadline - loop.time()
-        if left <= 0:
-            return False
-        task.cancel()
-        await asyncio.wait({task}, timeout=min(every_s, left))
-    if not task.cancelled():
-        with contextlib.suppress(Exception):  # (its failure, if any, was the loop's own; retrieved, not raised)
-            task.exception()
-    return True
