@@ -18,7 +18,8 @@ from collections.abc import Iterable
 
 async def cancel_within(task: asyncio.Task, timeout_s: float, every_s: float = 0.1) -> bool:
     """Cancel ``task``, again every ``every_s`` while it runs, waiting at most ``timeout_s`` in all; True when
-    it ended. Its own failure, if it had one, is retrieved (not raised)."""
+    it ended. Its outcome is consumed, not raised: its failure, or its ``CancelledError``, whose traceback would
+    otherwise keep the task's frames (and what they refer to) in a reference cycle until a full collection."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while not task.done():
@@ -27,9 +28,8 @@ async def cancel_within(task: asyncio.Task, timeout_s: float, every_s: float = 0
             return False
         task.cancel()
         await asyncio.wait({task}, timeout=min(every_s, left))
-    if not task.cancelled():
-        with contextlib.suppress(Exception):
-            task.exception()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
     return True
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.common.background import NO_TURNS, Turns
+from services.common.cancelling import cancel_all
 from services.common.errors import ResourceExhausted, Unavailable
 from prometheus_client import Gauge
 
@@ -49,6 +51,9 @@ from services.model_worker.metrics import (
     CANCELLED,
     ModelSeries,
 )
+
+log = logging.getLogger("fleet.worker.batcher")
+CLOSE_TIMEOUT_S = 5.0  # for the loops and runs to end once cancelled
 
 
 @dataclass
@@ -277,16 +282,11 @@ class Batcher:
         """Stop taking requests; fail what is still queued; wait for the loop to end."""
         self._closed = True
         self.on_first_batch = None  # it refers to the model that holds this batcher
-        tasks = [*self._tasks, *self._runs]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            # Awaiting each task (not gather) consumes its CancelledError; a kept one would hold this
-            # batcher, and so the model's session, in a reference cycle until a full GC.
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        # Each task's CancelledError is consumed (cancel_all): a kept one would hold this batcher, and so the
+        # model's session, in a reference cycle until a full GC. A loop that lost a cancellation (Python 3.11's
+        # wait_for, in _collect) is cancelled again rather than waited for without end.
+        if not await cancel_all([*self._tasks, *self._runs], CLOSE_TIMEOUT_S):
+            log.warning("a batcher's loop still running after close; abandoned")
         pending = []
         for lane in self._lanes():
             while not lane.queue.empty():
