@@ -21,7 +21,6 @@ from services.common.cancelling import cancel_within
 
 log = logging.getLogger("fleet.cache.invalidation")
 
-CLOSE_TIMEOUT_S = 5.0  # for the listener to end (services.common.cancelling)
 RETRY_S = 0.5
 
 class InvalidationListener:
@@ -76,6 +75,6 @@ class InvalidationListener:
 
     async def close(self) -> None:
         if self._task is not None:
-            if not await cancel_within(self._task, CLOSE_TIMEOUT_S):
+            if not await cancel_within(self._task):
                 log.warning("invalidation listener still running after close; abandoned")
             self._task = None

@@ -15,8 +15,11 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 
+STOP_BOUND_S = 5.0  # how long a service's close waits for one of its loops to end
 
-async def cancel_within(task: asyncio.Task, timeout_s: float, every_s: float = 0.1) -> bool:
+
+
+async def cancel_within(task: asyncio.Task, timeout_s: float = STOP_BOUND_S, every_s: float = 0.1) -> bool:
     """Cancel ``task``, again every ``every_s`` while it runs, waiting at most ``timeout_s`` in all; True when
     it ended. Its outcome is consumed, not raised: its failure, or its ``CancelledError``, whose traceback would
     otherwise keep the task's frames (and what they refer to) in a reference cycle until a full collection."""
@@ -33,7 +36,7 @@ async def cancel_within(task: asyncio.Task, timeout_s: float, every_s: float = 0
     return True
 
 
-async def cancel_all(tasks: Iterable[asyncio.Task], timeout_s: float, every_s: float = 0.1) -> bool:
+async def cancel_all(tasks: Iterable[asyncio.Task], timeout_s: float = STOP_BOUND_S, every_s: float = 0.1) -> bool:
     """``cancel_within`` for several tasks at once; True when every one ended."""
     tasks = list(tasks)
     ended = await asyncio.gather(*(cancel_within(t, timeout_s, every_s) for t in tasks))

@@ -53,7 +53,6 @@ from services.model_worker.metrics import (
 )
 
 log = logging.getLogger("fleet.worker.batcher")
-CLOSE_TIMEOUT_S = 5.0  # for the loops and runs to end once cancelled
 
 
 @dataclass
@@ -285,7 +284,7 @@ class Batcher:
         # Each task's CancelledError is consumed (cancel_all): a kept one would hold this batcher, and so the
         # model's session, in a reference cycle until a full GC. A loop that lost a cancellation (Python 3.11's
         # wait_for, in _collect) is cancelled again rather than waited for without end.
-        if not await cancel_all([*self._tasks, *self._runs], CLOSE_TIMEOUT_S):
+        if not await cancel_all([*self._tasks, *self._runs]):
             log.warning("a batcher's loop still running after close; abandoned")
         pending = []
         for lane in self._lanes():

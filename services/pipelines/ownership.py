@@ -37,7 +37,6 @@ from services.pipelines.spec import PipelineSpec, SourceSpec
 from services.pipelines.store import PipelineStore
 
 log = logging.getLogger("fleet.pipelines")
-CLOSE_TIMEOUT_S = 5.0  # for the renewal and claim loops to end (services.common.cancelling)
 HANDOVER_RESULTS = 3  # results the new owner writes before a draining replica stops the pipeline
 
 PipelineFactory = Callable[[PipelineSpec], Pipeline]
@@ -234,7 +233,7 @@ class Ownership:
         return sum(replica == owner for replica in recent) >= HANDOVER_RESULTS
 
     async def close(self) -> None:
-        if not await cancel_all(self._tasks, CLOSE_TIMEOUT_S):
+        if not await cancel_all(self._tasks):
             log.warning("pipelines ownership loops still running after close; abandoned")
         self._tasks = []
         await asyncio.gather(*(self.drop(pid) for pid in list(self.running)))  # records stay: others resume

@@ -23,7 +23,6 @@ from services.common.cancelling import cancel_within
 from services.common.errors import Unavailable
 
 log = logging.getLogger("fleet.pipelines.peers")
-CLOSE_TIMEOUT_S = 5.0  # for the publishing loop to end (services.common.cancelling)
 
 # Delete the record only while it is still this replica's (a restarted replica of the same id may have one).
 _DELETE_OWN = ("local raw = redis.call('get', KEYS[1]) if raw and cjson.decode(raw)['address'] == ARGV[1] then "
@@ -88,7 +87,7 @@ class ReplicaDirectory:
 
     async def close(self) -> None:
         if self._task is not None:
-            if not await cancel_within(self._task, CLOSE_TIMEOUT_S):
+            if not await cancel_within(self._task):
                 log.warning("replica record loop still running after close; abandoned")
             self._task = None
             with contextlib.suppress(RedisError):
