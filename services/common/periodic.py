@@ -12,6 +12,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from services.common.cancelling import cancel_within
+
 log = logging.getLogger("fleet.periodic")
 
 
@@ -39,7 +41,5 @@ class Periodic:
             return
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        except TimeoutError:  # a tick still under way: cancelled (again, where Python 3.11 loses one)
+            await cancel_within(self._task)
