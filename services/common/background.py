@@ -22,6 +22,14 @@ post-processing) are sent to SCHED_IDLE threads, and each may wait for its turn 
 ``max_hold_s`` (so it is never starved); without interactive traffic they run on threads of the process's
 priority (a workflow alone is not slowed). The other way round, ``background_about`` says that background work
 asked for a turn within ``window_s``: an interactive run then keeps to one thread (see the worker's pipeline).
+
+What SCHED_IDLE and turns still leave to background work beside interactive requests is whatever the cores have
+between them: on a few cores that is most of the time between two interactive calls, and the caches, the memory
+bus and the GIL it then shares slow the next interactive request. ``cpu_share`` bounds it: while interactive work
+is about, background stages may take that many CPU seconds a second between them (a token bucket, charged with
+each stage's CPU time by the pool ``metered`` wraps, holding at most ``burst_s``), and a stage that finds the
+bucket spent waits until it has refilled. Background work thus goes on at that rate at least (never starved) and
+at full speed once interactive traffic is gone.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 log = logging.getLogger("fleet.background")
 
@@ -106,8 +114,15 @@ class Turns:
     there is none or after ``max_hold_s`` (0: background never waits); ``contended``: where the stage should
     run (on SCHED_IDLE threads when true)."""
 
-    def __init__(self, max_hold_s: float, window_s: float = 1.0, held: Callable[[float], None] | None = None) -> None:
+    def __init__(self, max_hold_s: float, window_s: float = 1.0, held: Callable[[float], None] | None = None,
+                 cpu_share: float = 0.0, burst_s: float = 0.02) -> None:
         self.max_hold_s, self.window_s = max_hold_s, window_s
+        self.cpu_share, self.burst_s = cpu_share, burst_s  # 0: no bound on background CPU beside interactive
+        self._tokens = burst_s  # CPU seconds background stages may still take now (negative: owed)
+        self._typical, self._reserved = 0.0, 0.0  # a stage's CPU seconds (running mean); reserved by started ones
+        self._busy_s, self._busy_since = 0.0, 0.0  # time with interactive work in flight (before the current spell)
+        self._refilled = time.monotonic()
+        self._tokens_lock = threading.Lock()  # charged from the pool's threads
         self.active = 0  # interactive requests in flight
         self._last = -float("inf")  # time.monotonic() when the last one ended
         self._last_background = -float("inf")  # time.monotonic() when a background stage last asked for its turn
@@ -117,6 +132,8 @@ class Turns:
 
     @contextlib.contextmanager
     def interactive(self) -> Iterator[None]:
+        if self.active == 0:
+            self._busy_since = time.monotonic()
         self.active += 1
         self._clear.clear()
         try:
@@ -125,7 +142,13 @@ class Turns:
             self.active -= 1
             self._last = time.monotonic()
             if self.active == 0:
+                self._busy_s += self._last - self._busy_since
                 self._clear.set()
+
+    def busy_s(self) -> float:
+        """Seconds so far during which interactive work was in flight (read from any thread)."""
+        since, total = self._busy_since, self._busy_s
+        return total + (time.monotonic() - since if self.active > 0 else 0.0)
 
     @property
     def contended(self) -> bool:
@@ -139,13 +162,83 @@ class Turns:
 
     async def turn(self) -> None:
         self._last_background = time.monotonic()
-        if self.active == 0 or self.max_hold_s <= 0:
-            return
-        started = time.perf_counter()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._clear.wait(), self.max_hold_s)
-        if self._held is not None:
+        started, held = time.perf_counter(), False
+        if self.active > 0 and self.max_hold_s > 0:
+            held = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._clear.wait(), self.max_hold_s)
+        while self.cpu_share > 0 and self.contended and (owed := self._admit()) > 0:
+            held = True  # the share beside interactive work is spent: wait until it has refilled
+            await asyncio.sleep(min(owed / self.cpu_share, self.window_s))
+        if held and self._held is not None:
             self._held(time.perf_counter() - started)
+
+    def _admit(self) -> float:
+        """0 where a stage may start now (its likely cost, the mean of the last stages', reserved until a charge
+        comes in: stages waiting together do not all start at once when the bucket refills), else the CPU
+        seconds the bucket owes."""
+        with self._tokens_lock:
+            self._refill()
+            if self._tokens < 0:
+                return -self._tokens
+            self._tokens -= self._typical
+            self._reserved += self._typical
+            return 0.0
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst_s, self._tokens + (now - self._refilled) * self.cpu_share)
+        self._refilled = now
+        if self._tokens >= self.burst_s:  # full: nothing is owed, whatever was reserved and never charged
+            self._reserved = 0.0
+
+    def tokens(self) -> float:
+        """CPU seconds background stages may take now beside interactive work (negative: owed), refilled at
+        ``cpu_share`` a second up to ``burst_s``."""
+        with self._tokens_lock:
+            self._refill()
+            return self._tokens
+
+    def charge(self, cpu_s: float) -> None:
+        """A background stage took ``cpu_s`` CPU seconds (from any thread): taken from the bucket, and a
+        reservation given back."""
+        if self.cpu_share <= 0:
+            return
+        with self._tokens_lock:
+            self._refill()
+            refund = min(self._reserved, self._typical)
+            self._reserved -= refund
+            self._tokens = min(self.burst_s, self._tokens + refund - cpu_s)
+            self._typical += (cpu_s - self._typical) * 0.2
+
+    def metered(self, pool: Executor) -> Executor:
+        """``pool``, each call it runs charged to this bucket with the CPU time of the thread that ran it (a
+        one-thread ONNX Runtime session runs in that thread), in the proportion of its time that interactive
+        work was in flight: a stage that ran between two interactive requests held nothing up. Unchanged
+        without a share."""
+        return _Metered(pool, self) if self.cpu_share > 0 else pool
+
+
+class _Metered(Executor):
+    """An executor running each call on ``pool`` and charging ``turns`` with the CPU seconds its thread spent on
+    it while interactive work was in flight (its CPU time times the share of its wall time that overlapped)."""
+
+    def __init__(self, pool: Executor, turns: Turns) -> None:
+        self._pool, self._turns = pool, turns
+
+    def submit(self, fn, /, *args, **kwargs):  # noqa: ANN001, ANN201 - Executor's signature
+        return self._pool.submit(self._timed, fn, args, kwargs)
+
+    def _timed(self, fn, args, kwargs):  # noqa: ANN001, ANN202
+        cpu, wall, busy = time.thread_time(), time.monotonic(), self._turns.busy_s()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            cpu, wall, busy = time.thread_time() - cpu, time.monotonic() - wall, self._turns.busy_s() - busy
+            self._turns.charge(cpu * min(1.0, busy / wall) if wall > 0 else 0.0)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait, cancel_futures=cancel_futures)
 
 
 #: Background work that never waits (where no ``Turns`` is given).

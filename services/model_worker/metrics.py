@@ -75,8 +75,9 @@ BACKGROUND_RUNS = Counter(
 )
 BACKGROUND_HELD_SECONDS = Histogram(
     "fleet_worker_background_held_seconds", "How long a background stage (a decode, a model run, a "
-    "post-processing) waited for its turn while interactive requests were in flight (at most "
-    "background_max_hold_ms); stages that found none are not observed.",
+    "post-processing) waited for its turn while interactive requests were about (an interactive request in "
+    "flight, at most background_max_hold_ms, or the share of the cores spent, background_cpu_share); stages "
+    "that found none are not observed.",
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
 )
 BACKGROUND_REJECTED = Counter(

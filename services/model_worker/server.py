@@ -62,8 +62,9 @@ def build(settings: WorkerSettings) -> Service:
     # Background work also takes turns with interactive requests between its stages (bounded), and runs on
     # SCHED_IDLE threads while they are about (docs/workflows.md, "Isolation").
     turns = Turns(settings.background_max_hold_ms / 1e3, settings.background_interactive_window_ms / 1e3,
-                  BACKGROUND_HELD_SECONDS.observe)
-    idle_pool = (background_pool_of(max(cpu_threads, settings.background_runs or 1), 0, "yielding", idle=True)
+                  BACKGROUND_HELD_SECONDS.observe, cpu_share=settings.background_cpu_share * cpu_threads)
+    idle_pool = (turns.metered(background_pool_of(max(cpu_threads, settings.background_runs or 1), 0, "yielding",
+                                                  idle=True))
                  if settings.background_yield_idle and not settings.background_sched_idle else None)
     cache = FleetCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_namespace)
     manager = ModelManager(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -173,6 +174,56 @@ async def test_background_batches_run_on_idle_threads_only_while_interactive_req
         await _submit(batcher, 1.0, True, done, "later")
         assert [name[:2] for name in gate.threads] == ["bg", "id", "id", "bg"]
         await batcher.close()
+
+
+async def test_beside_interactive_work_background_stages_wait_until_their_cpu_share_has_refilled() -> None:
+    held: list[float] = []
+    turns = Turns(max_hold_s=0.0, window_s=0.3, held=held.append, cpu_share=1.0, burst_s=0.0)
+    turns.charge(0.25)  # a stage took 0.25 CPU seconds: at one CPU second a second, owed for 0.25 s
+    with turns.interactive():
+        await asyncio.wait_for(turns.turn(), 5)
+    assert len(held) == 1 and held[0] >= 0.2
+    turns.charge(30.0)  # owed for 30 s, but no interactive work is about (past the window): no wait
+    await asyncio.sleep(0.35)
+    await asyncio.wait_for(turns.turn(), 5)
+    assert len(held) == 1
+    unbounded = Turns(max_hold_s=0.0, held=held.append)  # no share: charges change nothing
+    unbounded.charge(30.0)
+    with unbounded.interactive():
+        await asyncio.wait_for(unbounded.turn(), 5)
+    assert len(held) == 1
+
+
+async def test_stages_waiting_for_the_share_do_not_all_start_when_it_refills() -> None:
+    turns = Turns(max_hold_s=0.0, cpu_share=10.0, burst_s=0.05)
+    for _ in range(10):  # stages of 1 CPU second: ~0.9 s is the typical cost one that starts reserves
+        turns.charge(1.0)
+    await asyncio.sleep(1.1)  # refilled (10 s owed, at 10 a second) to its burst, 0.05
+    with turns.interactive():
+        waiting = [asyncio.create_task(turns.turn()) for _ in range(4)]
+        await asyncio.sleep(0.01)
+        assert [t.done() for t in waiting].count(True) == 1  # one starts and reserves ~0.9 s; three wait
+        turns.charge(0.0)  # it took nothing after all: its reservation comes back
+        await asyncio.wait_for(asyncio.gather(*waiting), 5)
+
+
+def test_a_metered_pool_charges_the_cpu_time_its_calls_took_beside_interactive_work() -> None:
+    turns = Turns(max_hold_s=0.0, cpu_share=0.001, burst_s=1.0)
+
+    def spin() -> str:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.05:
+            pass
+        return threading.current_thread().name
+
+    with ThreadPoolExecutor(1, thread_name_prefix="metered") as pool:
+        metered = turns.metered(pool)
+        assert metered.submit(spin).result(5).startswith("metered")
+        assert turns.tokens() >= 1.0 - 0.001  # no interactive work in flight meanwhile: it held nothing up
+        with turns.interactive():
+            metered.submit(spin).result(5)
+        assert turns.tokens() <= 1.0 - 0.05 + 0.01  # charged at least the 50 ms of CPU it spun for
+    assert Turns(max_hold_s=0.0).metered(pool) is pool  # without a share the pool is used as it is
 
 
 async def test_without_a_background_lane_background_requests_share_the_one_queue(pools) -> None:
