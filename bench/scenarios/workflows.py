@@ -3,9 +3,10 @@
 - ``workflow_overhead``: a one-step workflow (the detector) vs ``Infer`` on the same model, at c=1 (alternating
   call by call, in rounds) and c=16;
 - ``workflow_crops``: detect -> crop -> classify on scenes with several objects, as one ``RunWorkflow`` vs a
-  client making the same calls itself (``Infer``, crops cut locally, the crops as one ``InferBatch`` of raw
-  pixels), at c=1, in rounds where the two take turns call by call (the median round is reported: the
-  machine's load drifts within seconds), with where each one's time went;
+  client making the same calls itself (``Infer``, crops cut locally, an ``Infer`` of raw pixels per crop, all
+  at once: issue #27's comparison) and vs a client that also batches its crops itself (the crops as one
+  ``InferBatch``), at c=1, in rounds where the three take turns call by call (the median round is reported:
+  the machine's load drifts within seconds), with where each one's time went;
 - ``workflow_isolation``: ``Infer`` latency of another caller (c=1) alone and while 16 callers (in a process of
   their own) run the crop workflow flat out, in alternating rounds (the median round's ratio is reported).
 
@@ -238,19 +239,40 @@ async def _crop_pair(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> di
             return {"detect_call_ms": (t1 - t0) * 1e3, "client_crop_ms": (t2 - t1) * 1e3,
                     "classify_call_ms": (time.perf_counter() - t2) * 1e3}
 
+        async def per_crop(i: int) -> dict[str, float]:
+            """The calls the workflow's blocks make, by hand: the detector, then the classifier on each crop
+            (one ``Infer`` per crop, all at once)."""
+            jpeg = images[i % len(images)]
+            t0 = time.perf_counter()
+            found = await caller.stub.Infer(inference_pb2.InferRequest(
+                model_id=MODEL_ID, image=inference_pb2.Image(encoded=jpeg), parameters=params),
+                metadata=caller.metadata, timeout=TIMEOUT_S)
+            t1 = time.perf_counter()
+            crops = await asyncio.to_thread(_crops, jpeg, found.object_detection.detections)
+            t2 = time.perf_counter()
+            await asyncio.gather(*(caller.stub.Infer(inference_pb2.InferRequest(model_id=classifier, image=crop),
+                                                     metadata=caller.metadata, timeout=TIMEOUT_S) for crop in crops))
+            return {"detect_call_ms": (t1 - t0) * 1e3, "client_crop_ms": (t2 - t1) * 1e3,
+                    "classify_calls_ms": (time.perf_counter() - t2) * 1e3}
+
         async def workflow(i: int) -> dict[str, float]:
             return {"gateway_ms": (await caller.run(requests[i % len(requests)])).gateway_ms}
 
         setups = {"client": (by_client, "client: Infer, crop, InferBatch"),
+                  "per_crop": (per_crop, "client: Infer, crop, an Infer per crop"),
                   "flow": (workflow, "workflow: detect -> crop -> classify")}
         rounds = []
         for n in range(cfg.scale_rounds):
-            pair = await _alternating(cfg, env, setups, first="client" if n % 2 == 0 else "flow")
-            rounds.append((pair["client"]["latency_ms"]["p50"] / pair["flow"]["latency_ms"]["p50"], pair))
-    ratios = [r for r, _ in rounds]
-    median_ratio, median = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
-    return {"points": [median["client"], median["flow"]], "classifier": classifier,
-            "mean_crops": sum(counted) / max(1, len(counted)), "speedup_c1": median_ratio, "round_ratios": ratios}
+            first = ("client", "per_crop", "flow")[n % 3]
+            points = await _alternating(cfg, env, setups, first=first)
+            flow_p50 = points["flow"]["latency_ms"]["p50"]
+            rounds.append((points["per_crop"]["latency_ms"]["p50"] / flow_p50,
+                           points["client"]["latency_ms"]["p50"] / flow_p50, points))
+    ratios, batched = [r for r, _, _ in rounds], [b for _, b, _ in rounds]
+    median_ratio, _, median = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+    return {"points": [median["client"], median["per_crop"], median["flow"]], "classifier": classifier,
+            "mean_crops": sum(counted) / max(1, len(counted)), "speedup_c1": median_ratio, "round_ratios": ratios,
+            "speedup_c1_batched": sorted(batched)[len(batched) // 2], "round_ratios_batched": batched}
 
 
 def run_isolation(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> dict:

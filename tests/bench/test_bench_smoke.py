@@ -171,10 +171,12 @@ def test_workflow_scenarios_compare_with_infer_and_with_the_client(results: tupl
     for point in overhead["points"] + crops["points"] + isolation["points"]:
         _check_latency(point)
     assert isinstance(overhead["p50_added_ms"], float) and overhead["rps_c16_ratio"] > 0
-    client, flow = crops["points"]
+    client, per_crop, flow = crops["points"]
     assert crops["mean_crops"] >= 1 and flow["timings_mean"]["gateway_ms"] > 0  # scenes of several objects
     assert crops["speedup_c1"] in crops["round_ratios"] and len(crops["round_ratios"]) >= 1
+    assert crops["speedup_c1_batched"] in crops["round_ratios_batched"]
     assert {"detect_call_ms", "client_crop_ms", "classify_call_ms"} <= set(client["timings_mean"])
+    assert {"detect_call_ms", "client_crop_ms", "classify_calls_ms"} <= set(per_crop["timings_mean"])
     assert flow["stages_ms"]["step roboflow_object_detection_model@v1"] > 0  # where the workflow's time went
     assert any(k.startswith("worker ") for k in flow["stages_ms"])
     assert isolation["workflow_runs_meanwhile"] > 0 and isolation["p50_ratio"] > 0
