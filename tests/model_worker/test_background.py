@@ -390,3 +390,58 @@ async def test_an_interactive_request_runs_on_one_thread_while_background_work_i
         assert runs == ["one thread", "wide", "wide"]
     finally:
         await h.runner.stop()
+
+
+def _held_total() -> tuple[float, float]:
+    """(count, sum) of the worker's held-stage histogram so far (this process's registry)."""
+    from prometheus_client import REGISTRY  # noqa: PLC0415
+
+    count = REGISTRY.get_sample_value("fleet_worker_background_held_seconds_count") or 0.0
+    return count, REGISTRY.get_sample_value("fleet_worker_background_held_seconds_sum") or 0.0
+
+
+async def test_a_worker_holds_background_work_to_its_share_of_the_cores_beside_interactive_traffic(
+        tmp_path: Path, redis_url: str, namespace: str) -> None:
+    """No turns (max hold 0): every wait comes from the share, 0.01 of the two cores (20 ms of CPU a second), which a
+    background stage run beside interactive requests spends; without interactive traffic none waits."""
+    h = await start_worker(tmp_path, redis_url, namespace, artifact_roots=f"{tmp_path},{PACKAGES}", cpu_threads=2,
+                           background_max_hold_ms=0, background_cpu_share=0.01,
+                           background_interactive_window_ms=300)
+    try:
+        model = descriptor(PACKAGES / "shapes-det", "shapes-det/1")
+        images = [inference_pb2.Image(encoded=encoded(9_500_000 + i)) for i in range(4)]
+
+        async def background(image: inference_pb2.Image) -> None:
+            reply = await h.stub.Infer(worker_pb2.ModelWorkerServiceInferRequest(
+                model=model, request=inference_pb2.InferRequest(model_id=model.model_id, image=image),
+                priority=worker_pb2.PRIORITY_BACKGROUND), timeout=60)
+            assert reply.response.object_detection.detections
+
+        await h.infer(model, images[0])  # loaded
+        await asyncio.sleep(0.4)
+        before = _held_total()
+        for image in images:  # alone: at full speed, never held
+            await background(image)
+        assert _held_total() == before
+
+        stop = asyncio.Event()
+
+        async def interactive() -> int:
+            calls = 0
+            while not stop.is_set():
+                await h.infer(model, images[calls % len(images)])
+                calls += 1
+            return calls
+
+        callers = [asyncio.create_task(interactive()) for _ in range(2)]
+        try:
+            for image in images * 2:
+                await background(image)
+        finally:
+            stop.set()
+            assert min(await asyncio.gather(*callers)) > 0
+        count, seconds = _held_total()
+        assert count > before[0] and seconds - before[1] >= 0.1  # held until the share had refilled
+        assert h.worker.pipeline.turns.cpu_share == pytest.approx(0.02)
+    finally:
+        await h.runner.stop()
