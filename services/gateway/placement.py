@@ -59,6 +59,7 @@ saturated.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import time
 from collections import OrderedDict
@@ -114,14 +115,16 @@ class Backlog:
         self.deferred += len(model_ids)
 
     def take(self, view: FleetView, targets: Mapping[str, Target], policy: CopyPolicy) -> set[str]:
-        """Up to ``budget`` changed models that could need an action: those with a busy copy first, then the
-        others oldest first (quiet ones are dropped as they come)."""
+        """Up to ``budget`` changed models that could need an action: those with a busy copy first, the most busy
+        copies first (at thousands of workers a step cannot reach them all), then the others oldest first (quiet
+        ones are dropped as they come)."""
         waiting = self.waiting
         for model_id in view.changed:
             waiting[model_id] = None
         view.changed.clear()
         taken: set[str] = set()
-        for model_id in list(itertools.islice((m for m in view.active if m in waiting), self.budget)):  # busy first
+        active = view.active  # busy first, those with the most busy copies first
+        for model_id in heapq.nlargest(self.budget, (m for m in active if m in waiting), key=active.__getitem__):
             del waiting[model_id]
             if model_id in targets:
                 taken.add(model_id)
@@ -285,7 +288,7 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
     loaded now. ``unplaced`` (kept by the caller from round to round): models that needed a copy no worker
     could take, not looked at again until one of their copies' heartbeats changes. ``backlog``: incremental
     and bounded planning (see the module), within ``backlog.seconds``: floors first, then the models the
-    relief asks for, then the busy ones. ``floors``: the models with a floor, where ``targets`` is a mapping
+    relief asks for, then the busy ones, the most busy copies first. ``floors``: the models with a floor, where ``targets`` is a mapping
     too large to scan for them."""
     began = backlog.clock() if backlog is not None else 0.0
     pending = pending or {}
@@ -299,7 +302,7 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
 
     def rank(t: Target) -> tuple:
         m = t.model_id
-        return m not in protected, m not in relief, m not in active, m
+        return m not in protected, m not in relief, -active.get(m, 0), m
 
     targets = sorted((by_id[m] for m in look if not _quiet(view, by_id[m], policy, relief)), key=rank)
     limit = policy.max_copies or len(view.endpoints)

@@ -89,6 +89,28 @@ async def test_a_busy_model_is_looked_at_before_older_changes(pool: WorkerPool) 
     assert backlog.looked_at == 1 and not backlog.waiting
 
 
+async def test_the_models_with_the_most_busy_copies_are_taken_and_decided_first(pool: WorkerPool) -> None:
+    """At thousands of workers a step cannot reach every busy model in its time: the hottest (by busy copies)
+    go first, whatever their names or the order their changes came in."""
+    names = ["a-warm/1", "m-hot/1", "z-hottest/1"]
+    beat(pool, 1, load("a-warm/1", rate=40, history=SURGE))
+    for i in (2, 3):
+        beat(pool, i, load("m-hot/1", rate=40, history=SURGE))
+    for i in (4, 5, 6):
+        beat(pool, i, load("z-hottest/1", rate=40, history=SURGE))
+    backlog = Backlog(budget=1)
+    plan(pool.view, targets(*names), POLICY, backlog=backlog)
+    assert backlog.looked_at == 1 and list(backlog.waiting) == ["a-warm/1", "m-hot/1"]
+    for i, name in ((1, "a-warm/1"), (2, "m-hot/1"), (3, "m-hot/1"), (4, "z-hottest/1"), (5, "z-hottest/1"),
+                    (6, "z-hottest/1")):  # every model changed again
+        beat(pool, i, load(name, rate=60, history=SURGE), sequence=2)
+    ticks = iter(range(1000))  # 10 ms each time planning reads the clock: out of time after the first model
+    timed = Backlog(seconds=0.015, clock=lambda: next(ticks) / 100)
+    first = plan(pool.view, targets(*names), POLICY, backlog=timed)
+    assert {a.model_id for a in first} <= {"z-hottest/1"} and timed.out_of_time == 2  # the hottest decided first
+    assert list(timed.waiting) == ["m-hot/1", "a-warm/1"]  # the rest, hottest first
+
+
 async def test_a_step_stops_at_its_time_and_carries_the_models_not_reached_first_in_line(pool: WorkerPool) -> None:
     ticks = iter(range(1000))  # a clock that moves 10 ms each time planning reads it
     backlog = Backlog(seconds=0.025, clock=lambda: next(ticks) / 100)
