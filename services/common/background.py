@@ -25,11 +25,12 @@ asked for a turn within ``window_s``: an interactive run then keeps to one threa
 
 What SCHED_IDLE and turns still leave to background work beside interactive requests is whatever the cores have
 between them: on a few cores that is most of the time between two interactive calls, and the caches, the memory
-bus and the GIL it then shares slow the next interactive request. ``cpu_share`` bounds it: while interactive work
-is about, background stages may take that many CPU seconds a second between them (a token bucket, charged with
-each stage's CPU time by the pool ``metered`` wraps, holding at most ``burst_s``), and a stage that finds the
-bucket spent waits until it has refilled. Background work thus goes on at that rate at least (never starved) and
-at full speed once interactive traffic is gone.
+bus and the GIL it then shares slow the next interactive request. ``cpu_share`` bounds it: background stages may
+take that many CPU seconds a second between them while interactive work is in flight (a token bucket holding at
+most ``burst_s``, charged by the pool ``metered`` wraps with each stage's CPU time in the proportion of its time
+that overlapped interactive work), and a stage that finds the bucket spent while interactive work is about waits
+until it has refilled. Background work thus goes on at that rate at least (never starved) and at full speed once
+interactive traffic is gone.
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ class Turns:
                 self._clear.set()
 
     def busy_s(self) -> float:
-        """Seconds so far during which interactive work was in flight (read from any thread)."""
+        """Seconds so far during which interactive work was in flight (read from any thread, without a lock:
+        approximate while a request starts or ends meanwhile)."""
         since, total = self._busy_since, self._busy_s
         return total + (time.monotonic() - since if self.active > 0 else 0.0)
 
@@ -235,7 +237,9 @@ class _Metered(Executor):
             return fn(*args, **kwargs)
         finally:
             cpu, wall, busy = time.thread_time() - cpu, time.monotonic() - wall, self._turns.busy_s() - busy
-            self._turns.charge(cpu * min(1.0, busy / wall) if wall > 0 else 0.0)
+            # (busy_s is read without a lock: a read racing an interactive request's start or end may be off by
+            # that request's time, hence the clamp)
+            self._turns.charge(cpu * max(0.0, min(1.0, busy / wall)) if wall > 0 else 0.0)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait, cancel_futures=cancel_futures)
