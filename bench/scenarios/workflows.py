@@ -223,7 +223,9 @@ async def _crop_pair(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> di
     async with WorkflowCaller(env.fleet.gateway.address, env.api_key) as caller:
         await caller.run(requests[0])
 
-        async def by_client(i: int) -> dict[str, float]:
+        async def detected(i: int) -> tuple[list[inference_pb2.Image], dict[str, float], float]:
+            """A client's first two steps: the detector's ``Infer``, then the crops cut locally; (the crops, the
+            time of each step, when the crops were ready)."""
             jpeg = images[i % len(images)]
             t0 = time.perf_counter()
             found = await caller.stub.Infer(inference_pb2.InferRequest(
@@ -232,28 +234,23 @@ async def _crop_pair(cfg: BenchConfig, env: BenchEnv, images: list[bytes]) -> di
             t1 = time.perf_counter()
             crops = await asyncio.to_thread(_crops, jpeg, found.object_detection.detections)
             t2 = time.perf_counter()
+            return crops, {"detect_call_ms": (t1 - t0) * 1e3, "client_crop_ms": (t2 - t1) * 1e3}, t2
+
+        async def by_client(i: int) -> dict[str, float]:
+            crops, steps, t2 = await detected(i)
             if crops:
                 await caller.stub.InferBatch(inference_pb2.InferBatchRequest(model_id=classifier, images=crops),
                                              metadata=caller.metadata, timeout=TIMEOUT_S)
             counted.append(len(crops))
-            return {"detect_call_ms": (t1 - t0) * 1e3, "client_crop_ms": (t2 - t1) * 1e3,
-                    "classify_call_ms": (time.perf_counter() - t2) * 1e3}
+            return {**steps, "classify_call_ms": (time.perf_counter() - t2) * 1e3}
 
         async def per_crop(i: int) -> dict[str, float]:
             """The calls the workflow's blocks make, by hand: the detector, then the classifier on each crop
             (one ``Infer`` per crop, all at once)."""
-            jpeg = images[i % len(images)]
-            t0 = time.perf_counter()
-            found = await caller.stub.Infer(inference_pb2.InferRequest(
-                model_id=MODEL_ID, image=inference_pb2.Image(encoded=jpeg), parameters=params),
-                metadata=caller.metadata, timeout=TIMEOUT_S)
-            t1 = time.perf_counter()
-            crops = await asyncio.to_thread(_crops, jpeg, found.object_detection.detections)
-            t2 = time.perf_counter()
+            crops, steps, t2 = await detected(i)
             await asyncio.gather(*(caller.stub.Infer(inference_pb2.InferRequest(model_id=classifier, image=crop),
                                                      metadata=caller.metadata, timeout=TIMEOUT_S) for crop in crops))
-            return {"detect_call_ms": (t1 - t0) * 1e3, "client_crop_ms": (t2 - t1) * 1e3,
-                    "classify_calls_ms": (time.perf_counter() - t2) * 1e3}
+            return {**steps, "classify_calls_ms": (time.perf_counter() - t2) * 1e3}
 
         async def workflow(i: int) -> dict[str, float]:
             return {"gateway_ms": (await caller.run(requests[i % len(requests)])).gateway_ms}
