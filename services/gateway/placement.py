@@ -123,7 +123,7 @@ class Backlog:
             waiting[model_id] = None
         view.changed.clear()
         taken: set[str] = set()
-        active = view.active  # busy first, those with the most busy copies first
+        active = view.active
         for model_id in heapq.nlargest(self.budget, (m for m in active if m in waiting), key=active.__getitem__):
             del waiting[model_id]
             if model_id in targets:
@@ -288,8 +288,8 @@ def plan(view: FleetView, targets: Iterable[Target] | Mapping[str, Target], poli
     loaded now. ``unplaced`` (kept by the caller from round to round): models that needed a copy no worker
     could take, not looked at again until one of their copies' heartbeats changes. ``backlog``: incremental
     and bounded planning (see the module), within ``backlog.seconds``: floors first, then the models the
-    relief asks for, then the busy ones, the most busy copies first. ``floors``: the models with a floor, where ``targets`` is a mapping
-    too large to scan for them."""
+    relief asks for, then the busy ones, the most busy copies first. ``floors``: the models with a floor, where
+    ``targets`` is a mapping too large to scan for them."""
     began = backlog.clock() if backlog is not None else 0.0
     pending = pending or {}
     unplaced = {} if unplaced is None else unplaced
