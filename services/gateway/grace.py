@@ -100,6 +100,7 @@ def take_states(view: FleetView, states: Mapping[str, WorkerState], now: float, 
             taken.back.append(endpoint)
         if endpoint.apply(state):  # (clears late_since)
             taken.revived.append(endpoint)
+    view.spread.new_read()
     return taken
 
 

@@ -2,9 +2,10 @@
 
 **Holders** (in rotation, not draining), from the view's index of holders per model, so the cost does not
 grow with the fleet: power of two choices on outstanding work (this gateway's calls in flight plus the
-others' from the heartbeat): two holders at random, the less loaded first, then the rest by load for
-retries. Random pairs keep several gateway replicas, each seeing slightly stale heartbeats, from all piling
-onto the one worker that looked idlest.
+others' from the heartbeat): two holders drawn by the model's shares (``spread``: a holder busy with other
+models is drawn less, so each holder's total evens out; evenly where no rate is known), the less loaded first,
+then the rest by load for retries. Random pairs keep several gateway replicas, each seeing slightly stale
+heartbeats, from all piling onto the one worker that looked idlest.
 A request with an affinity key (promptable segmentation: its image) goes first to the holder a rendezvous hash
 of model and key picks (``affinity_first``), where that image's cached embedding most likely is; the other
 holders follow by load.
@@ -240,7 +241,11 @@ def attempts(view: FleetView, model_id: str, sha256: str, declared_bytes: int, r
         return not e.late and e.serves(model_id, sha256)
 
     listed = view.holding(model_id)
-    pair = None if affinity else two_choices(listed, usable, rng)
+    pair = None
+    if not affinity:  # drawn by the holders' shares (``spread``), else evenly
+        pair = view.spread.pair(model_id, listed, usable, rng)
+        if pair is None:
+            pair = two_choices(listed, usable, rng)
     if pair is None:
         serving = [e for e in listed if usable(e)]
         order = affinity_first(serving, model_id, affinity, rng) if affinity else least_loaded_first(serving, rng)

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 
 from fleet.internal.v1.worker_pb2 import ModelLoad
 from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.spread import Spread
 
 
 def _hash64(text: str) -> int:
@@ -81,6 +82,7 @@ class FleetView:
         # model id -> copies (by heartbeat) not yet measured over the first window (copy planning's load window):
         # relief asks whether a saturated worker's models have a new copy elsewhere without walking their copies.
         self._fresh: dict[str, int] = {}
+        self.spread = Spread(self.holding)  # how each model's requests spread over its holders (per heartbeat read)
 
     @property
     def windows(self) -> tuple[float, ...]:
@@ -129,6 +131,7 @@ class FleetView:
             self.busy_total -= endpoint.busy
             self.rate_total -= endpoint.rate
             self._ring = None
+            self.spread.drop()
         return endpoint
 
     def all(self) -> list[WorkerEndpoint]:
