@@ -72,7 +72,9 @@ from services.gateway.routing import homes, rendezvous, room_for
 from services.gateway.endpoint import WorkerEndpoint
 from services.gateway.view import FleetView
 
-CANDIDATES_LOOKED_AT = 8  # workers examined for one new copy, along the model's ring
+# Workers examined for one new copy, along the model's ring: where the fleet's load threads are busy most of the
+# time, 8 often found none with a short load queue and the hottest models stayed short of copies.
+CANDIDATES_LOOKED_AT = 32
 COPY_LOADS_AT_MOST = 2  # a new copy goes only to a worker with at most this many loads under way or waiting
 
 
