@@ -81,6 +81,7 @@ class SimGateway:
         self.bytes_before = 0
         self.full_reads = self.compact_reads = 0
         self.decode_seconds = 0.0
+        self.spread_seconds = 0.0  # working out the routed models' shares at each read (``spread``)
 
     # ---- heartbeats ------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -111,6 +112,9 @@ class SimGateway:
                 self.full_reads += 1
             self.decode_seconds += _cpu() - started
             endpoint.apply(state)
+        started = _cpu()
+        self.view.spread.new_read()
+        self.spread_seconds += _cpu() - started
         if self.fleet.now >= self.fleet.measured_from_s:
             self.bytes_read_measured += self.bytes_read - before
         self.plan_copies()
