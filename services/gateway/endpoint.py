@@ -193,3 +193,8 @@ class WorkerEndpoint:
         """Heartbeats since the first that listed the model among its loads (0: only the last one)."""
         since = self.loading_since.get(model_id)
         return self.sequence - since if since is not None else 0
+
+
+def lighter_first(a: WorkerEndpoint, b: WorkerEndpoint) -> list[WorkerEndpoint]:
+    """Two workers, the one with less outstanding work first (``a`` where they are even): power of two choices."""
+    return [a, b] if a.outstanding() <= b.outstanding() else [b, a]

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from fleet.internal.v1.worker_pb2 import ModelLoad
-from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint, lighter_first
 from services.gateway.view import FleetView
 
 PLACEMENT_CHOICES = 3
@@ -171,8 +171,7 @@ def least_loaded_first(holders: list[WorkerEndpoint], rng: random.Random) -> Ite
         return
     i, j = rng.randrange(n), rng.randrange(n - 1)
     a, b = holders[i], holders[j + (j >= i)]  # two distinct holders
-    pair = (a, b) if a.outstanding() <= b.outstanding() else (b, a)
-    yield from pair
+    yield from lighter_first(a, b)
     if n > 2:  # sorted only when a retry needs it
         yield from sorted((h for h in holders if h is not a and h is not b), key=WorkerEndpoint.outstanding)
 
@@ -190,7 +189,7 @@ def two_choices(listed: list[WorkerEndpoint], usable: Callable[[WorkerEndpoint],
         i, j = rng.randrange(n), rng.randrange(n - 1)
         a, b = listed[i], listed[j + (j >= i)]
         if usable(a) and usable(b):
-            return [a, b] if a.outstanding() <= b.outstanding() else [b, a]
+            return lighter_first(a, b)
     return None
 
 

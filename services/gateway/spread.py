@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from services.gateway.copy_demand import rate_by_cost
-from services.gateway.endpoint import WorkerEndpoint
+from services.gateway.endpoint import WorkerEndpoint, lighter_first
 
 FLOOR = 0.1  # a holder busier than the level with other work keeps this share of the level as its weight
 DRAWS = 4  # draws for each of the pair before routing falls back to even choices
@@ -50,9 +50,14 @@ class Shares:
     holders: tuple[WorkerEndpoint, ...]
     cumulative: tuple[float, ...]  # running sums of the holders' weights
 
-    def draw(self, rng: random.Random) -> WorkerEndpoint:
-        point = rng.random() * self.cumulative[-1]
-        return self.holders[min(len(self.holders) - 1, bisect.bisect_right(self.cumulative, point))]
+    def draw(self, rng: random.Random, ok: Callable[[WorkerEndpoint], bool]) -> WorkerEndpoint | None:
+        """A holder drawn by the shares for which ``ok`` holds (None: none in ``DRAWS`` draws)."""
+        for _ in range(DRAWS):
+            point = rng.random() * self.cumulative[-1]
+            endpoint = self.holders[min(len(self.holders) - 1, bisect.bisect_right(self.cumulative, point))]
+            if ok(endpoint):
+                return endpoint
+        return None
 
 
 def shares(model_id: str, holders: Sequence[WorkerEndpoint], floor: float = FLOOR) -> Shares | None:
@@ -111,10 +116,6 @@ class Spread:
             found = self._shares[model_id] = shares(model_id, holders)
         if found is None:
             return None
-        a = next((e for e in (found.draw(rng) for _ in range(DRAWS)) if usable(e)), None)
-        if a is None:
-            return None
-        b = next((e for e in (found.draw(rng) for _ in range(DRAWS)) if e is not a and usable(e)), None)
-        if b is None:
-            return None
-        return [a, b] if a.outstanding() <= b.outstanding() else [b, a]
+        a = found.draw(rng, usable)
+        b = None if a is None else found.draw(rng, lambda e: e is not a and usable(e))
+        return None if b is None else lighter_first(a, b)
