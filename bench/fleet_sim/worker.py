@@ -129,6 +129,7 @@ class SimWorker:
                 self.held[model] = Held(size, BusyMeter(intervals(RELEASE_WINDOW_S, scenario.heartbeat_s),
                                                         clock=self.fleet.clock))
                 self.used += size
+                self.eviction.loaded(model, size, LOAD_FIXED_S + size / LOAD_BYTES_PER_S)  # evictable as any
 
     def unload(self, model: str) -> None:
         held = self.held.pop(model, None)

@@ -52,6 +52,32 @@ def test_the_simulated_workers_evict_with_the_workers_own_policy_and_gdsf_beats_
     assert rates["gdsf"] > rates["lru"] + 0.03, rates  # 69.8 % against 60.8 % when written
 
 
+def test_models_a_worker_starts_with_are_evicted_as_any_other_and_the_limits_hold() -> None:
+    """A worker that starts full of idle models (``Scenario.prefill``, the 2,000 x 64 case) evicts them as the
+    real worker would any model it loaded: they are known to its eviction policy, and loading more models keeps
+    it within ``max_models``. (They were once left out of the policy, so never evicted: every later load evicted
+    the one before it, and the 2,000 x 64 figures measured a worker with one slot that turned over.)"""
+    import heapq
+
+    from bench.fleet_sim.engine import Request
+
+    scenario = replace(SMALL, max_models=4, prefill=True)
+    fleet = Fleet(scenario, trace(scenario, seed=3), seed=3)
+    worker = fleet.workers[0]
+    started_with = list(worker.held)
+    assert len(started_with) == 4 and all(m in worker.eviction for m in started_with)
+    fresh = [fleet.name(i) for i in range(scenario.models) if fleet.name(i) not in worker.held][:3]
+    for i, model in enumerate(fresh):
+        assert worker.call(Request(i, model, 0.0), existing=False) == "ok"
+    while worker.loading:
+        when, _, fn, args = heapq.heappop(fleet._events)
+        fleet.now = when
+        fn(*args)
+    assert len(worker.held) == 4 and set(fresh) <= set(worker.held)
+    assert len([m for m in started_with if m in worker.held]) == 1  # three of the idle ones made room
+    assert len(worker.eviction) == len(worker.held)
+
+
 def test_the_simulated_workers_take_waiting_loads_in_the_workers_demand_order() -> None:
     """Two loads run; a large model asked for once, then a smaller one asked for three times, wait: the worker's
     ``load_queue.pick`` loads the smaller, busier one first (first come first served would not)."""
