@@ -3,7 +3,8 @@
 - the model table: limited by count (``max_models``) and bytes (``capacity_bytes``), the victim chosen by the
   worker's own eviction policy (``services.model_worker.eviction``, the scenario's ``eviction``: the load
   cost it weighs is the simulated load time) once a load finishes (never the model just loaded), as
-  ``ModelManager._enforce_limits``;
+  ``ModelManager._enforce_limits``; a load is one use of the requests that started it or waited for it, and each
+  request that finds the model loaded one more (``ModelManager.acquire``);
 - loads: two at a time (the worker's load pool), ``0.2 s + size / 250 MB/s`` each, the waiting ones taken in
   the worker's own order (``services.model_worker.load_queue.pick``: the most requests waiting per second of
   loading, ageing); requests for a model being loaded here wait for that load (the per-model lock); a request that asked for an existing copy

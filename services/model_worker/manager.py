@@ -150,7 +150,12 @@ class ModelManager:
             model, already = await self.load(record, requested=True)
             cold = not already
         self._models.move_to_end(model.model_id)
-        self._eviction.used(model.model_id)
+        if arrived is None:
+            # A use for the eviction policy only where the model was found loaded: the load is the one use of the
+            # requests that started it or waited for it (a burst at one moment, not reuse). Counting each of them
+            # let a model asked for once by a burst outrank one used steadily: in the fleet simulator, which
+            # drives this policy, 1.5 points of hit rate at 20 workers and 0.7 at 200 (issue 30).
+            self._eviction.used(model.model_id)
         model.meter.enter(arrived)
         IN_FLIGHT.inc()
         return model, cold

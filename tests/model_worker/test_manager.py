@@ -127,6 +127,22 @@ async def test_gdsf_keeps_a_model_used_often_over_more_recent_ones_used_once(mak
     assert sorted(m.model_id for m in manager.models()) == ["m0/1", "m3/1"]
 
 
+async def test_a_burst_that_waited_for_a_load_is_one_use_and_later_requests_each_one_more(make_manager, packages) -> None:
+    """The eviction policy counts the load as the one use of the requests that started it or waited for it; each
+    request that finds the model loaded is one more (as the fleet simulator's workers count: bench/fleet_sim)."""
+    manager = make_manager()
+    rec = record(packages[0], "m0/1")
+    for model, _ in await asyncio.gather(*(manager.acquire(rec) for _ in range(20))):
+        manager.release(model)
+    held, policy = manager.get("m0/1"), manager._eviction
+    assert manager.loads_started == 1
+    one_use = held.load_seconds / held.size_bytes  # GDSF: uses x load cost / size, over a clock still at 0
+    assert policy.priority("m0/1") == pytest.approx(one_use)
+    for _ in range(3):
+        manager.release((await manager.acquire(rec))[0])
+    assert policy.priority("m0/1") == pytest.approx(4 * one_use)
+
+
 async def test_pinned_models_are_never_evicted(make_manager, packages) -> None:
     manager = make_manager(max_models=1)
     recs = [record(p, f"m{i}/1") for i, p in enumerate(packages)]
