@@ -29,7 +29,7 @@ from fleet.internal.v1.worker_pb2 import ModelLoad, WorkerState
 from services.cache.heartbeat_codec import CompactEncoder
 from services.model_worker.busyness import BusyMeter
 from services.model_worker.eviction import Eviction
-from services.model_worker.load_queue import LOAD_BYTES_PER_S, LOAD_FIXED_S, Waiting, pick
+from services.model_worker.load_queue import LOAD_BYTES_PER_S, LOAD_FIXED_S, Waiting, load_cost, pick
 from services.model_worker.state import intervals
 
 if TYPE_CHECKING:
@@ -127,10 +127,15 @@ class SimWorker:
             if len(self.held) >= scenario.max_models or self.used + size > scenario.capacity_bytes:
                 break
             if model not in self.held:
-                self.held[model] = Held(size, BusyMeter(intervals(RELEASE_WINDOW_S, scenario.heartbeat_s),
-                                                        clock=self.fleet.clock))
-                self.used += size
-                self.eviction.loaded(model, size, LOAD_FIXED_S + size / LOAD_BYTES_PER_S)  # evictable as any
+                self._hold(model, size)
+
+    def _hold(self, model: str, size: int, last_used: float = 0.0) -> Held:
+        """Put a loaded model in the table and tell the eviction policy (every model held is one it may evict)."""
+        held = self.held[model] = Held(size, BusyMeter(intervals(RELEASE_WINDOW_S, self.fleet.scenario.heartbeat_s),
+                                                       clock=self.fleet.clock), last_used=last_used)
+        self.used += size
+        self.eviction.loaded(model, size, load_cost(size))
+        return held
 
     def unload(self, model: str) -> None:
         held = self.held.pop(model, None)
@@ -164,7 +169,7 @@ class SimWorker:
     def _queue_load(self, model: str) -> None:
         size = self.fleet.size_of(model)
         demand = self._demand(model)
-        self.load_queue.append((model, size, Waiting(demand, LOAD_FIXED_S + size / LOAD_BYTES_PER_S, self.fleet.now)))
+        self.load_queue.append((model, size, Waiting(demand, load_cost(size), self.fleet.now)))
         self._start_loads()
 
     def _demand(self, model: str):  # noqa: ANN202 - () -> int
@@ -181,11 +186,7 @@ class SimWorker:
         self.loads_running -= 1
         self.requested.discard(model)
         self.fleet.load_done(model, self)
-        held = Held(size, BusyMeter(intervals(RELEASE_WINDOW_S, self.fleet.scenario.heartbeat_s),
-                                    clock=self.fleet.clock), last_used=self.fleet.now)
-        self.held[model] = held
-        self.used += size
-        self.eviction.loaded(model, size, LOAD_FIXED_S + size / LOAD_BYTES_PER_S)
+        held = self._hold(model, size, last_used=self.fleet.now)
         scenario = self.fleet.scenario
         while len(self.held) > scenario.max_models or self.used > scenario.capacity_bytes:
             victim = self.eviction.victim(skip=model.__eq__)
