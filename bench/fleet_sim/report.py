@@ -23,6 +23,18 @@ def load_capacity(scenario: Scenario, trace) -> float:  # noqa: ANN001 - a Trace
     return scenario.workers * LOAD_THREADS / mean_load_s
 
 
+SPREAD_QUANTILES = (0.5, 0.9, 0.99, 0.999)
+OVER = 1.5  # the goal's bound on a worker's requests over the mean worker's
+
+
+def per_worker(served: list[int]) -> dict:
+    """Requests per worker over the mean worker's: quantiles, the max, and how many workers are over ``OVER``
+    (one figure, max / mean, says nothing of whether one worker or a hundred are over the goal)."""
+    ratios = np.asarray(served, dtype=float) / max(1e-9, float(np.mean(served))) if served else np.zeros(1)
+    return {"quantiles": {str(q): float(np.quantile(ratios, q)) for q in SPREAD_QUANTILES},
+            "max": float(ratios.max()), "over": int((ratios > OVER).sum())}
+
+
 def summarise(key: str, scenario: Scenario, fleet: Fleet, stats: Stats, wall_s: float) -> dict:
     served = [stats.served_by.get(w.index, 0) for w in fleet.workers]
     route = [s for g in fleet.gateways for s in g.route_seconds]
@@ -52,6 +64,7 @@ def summarise(key: str, scenario: Scenario, fleet: Fleet, stats: Stats, wall_s: 
         "copies_added": stats.copies_added,
         "copies_released": stats.copies_released,
         "max_over_mean": max(served) / max(1e-9, mean(served)),
+        "per_worker": per_worker(served),
         "rejected": stats.rejected,
         "rejected_share": stats.rejected / max(1, stats.measured),
         "queue_full_retries": stats.queue_full_retries,
@@ -87,7 +100,7 @@ def summarise(key: str, scenario: Scenario, fleet: Fleet, stats: Stats, wall_s: 
 def row_text(r: dict) -> str:
     return (f"{r['key']}: hit {r['hit_rate']:.1%} (random home {r['baseline_random_home_lru']:.1%}, Belady "
             f"{r['bound_pooled_belady']:.1%}), duplicate loads {r['duplicate_loads']}/{r['cold_loads']}, max/mean "
-            f"{r['max_over_mean']:.2f}, rejected {r['rejected']} ({r['rejected_share']:.3%}), p99 {r['p99_s']:.2f} s, "
+            f"{r['max_over_mean']:.2f} (p99.9 {r['per_worker']['quantiles']['0.999']:.2f}, {r['per_worker']['over']} over 1.5), rejected {r['rejected']} ({r['rejected_share']:.3%}), p99 {r['p99_s']:.2f} s, "
             f"route p50 {r['route_p50_us']:.0f} us, plan mean/p99/max {r['plan_mean_ms']:.1f}/{r['plan_p99_ms']:.1f}/"
             f"{r['plan_max_ms']:.1f} ms (less collections {r['plan_mean_without_gc_ms']:.1f}/"
             f"{r['plan_p99_without_gc_ms']:.1f}/{r['plan_max_without_gc_ms']:.1f}), heartbeats {r['heartbeat_read_bytes_per_s_after_warmup'] / 1e6:.2f} MB/s (full records "
@@ -120,6 +133,9 @@ def markdown(results: list[dict], seed: int) -> str:
          lambda r: f"{(1 - r['baseline_random_home_lru']) * r['scenario']['load'] * r['scenario']['workers'] / r['scenario']['run_s']:.0f}"
                    f" / {(1 - r['bound_pooled_belady']) * r['scenario']['load'] * r['scenario']['workers'] / r['scenario']['run_s']:.0f}"),
         ("max / mean requests per worker", lambda r: f"{r['max_over_mean']:.2f}"),
+        ("requests per worker over the mean: p50 / p90 / p99 / p99.9; workers over 1.5",
+         lambda r: (" / ".join(f"{v:.2f}" for v in r["per_worker"]["quantiles"].values())
+                    + f"; {r['per_worker']['over']:,}") if "per_worker" in r else "-"),
         ("rejected (every queue full)", lambda r: f"{r['rejected']:,} ({r['rejected_share']:.3%})"),
         ("requests sent on after a full queue", lambda r: f"{r['queue_full_retries']:,}"),
         ("latency p50 / p99", lambda r: f"{r['p50_s']:.2f} s / {r['p99_s']:.2f} s"),

@@ -101,3 +101,13 @@ def test_the_simulated_workers_take_waiting_loads_in_the_workers_demand_order() 
         fleet.now = when
         fn(*args)
     assert order[2:] == [busy, lone]
+
+
+def test_the_report_tells_how_many_workers_are_over_the_balance_goal_not_only_the_busiest() -> None:
+    from bench.fleet_sim.report import per_worker
+
+    spread = per_worker([10] * 98 + [16, 40])  # mean 10.36: 16 is 1.54 x, 40 is 3.86 x
+    assert spread["over"] == 2 and abs(spread["max"] - 40 / 10.36) < 1e-9
+    assert abs(spread["quantiles"]["0.5"] - 10 / 10.36) < 1e-9
+    assert spread["quantiles"]["0.5"] <= spread["quantiles"]["0.99"] <= spread["quantiles"]["0.999"] <= spread["max"]
+    assert per_worker([7] * 5)["over"] == 0 and per_worker([7] * 5)["max"] == 1.0
