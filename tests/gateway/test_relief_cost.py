@@ -95,3 +95,30 @@ def test_the_views_count_of_new_copies_follows_heartbeats_and_membership() -> No
     assert b.measured_seconds == 1.0
     b.apply(state("b", "b", load("m/1", history=[1.0] * 5), load("n/1", history=[1.0] * 2), sequence=4))
     assert b.measured_seconds == 5.0 and view.fresh_copies("m/1", 3.0) == 0
+
+
+def test_a_new_copy_elsewhere_is_found_by_one_walk_of_its_models_copies_not_one_per_saturated_holder(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    view = fleet(holders=40, workers=60)
+    new = view.endpoints[address(50)]
+    new.apply(state("w50", address(50), load("m3/1", rate=5, history=[1.0]), sequence=2))  # just placed
+    counts = walked(monkeypatch)
+    assert decided(view) == []  # every holder waits to see the new copy's effect
+    # The plan's own look at each shared model walks its copies once (8 x 40, and m3/1's 41); relief walks m3/1's
+    # 41 once more. Walking them for each of the 40 holders that reach m3/1 was 40 x 41 more.
+    assert sum(counts) <= len(MODELS) * 40 + 1 + 41
+
+
+def test_relief_stops_at_its_share_of_the_steps_time_and_the_next_step_goes_on_from_there() -> None:
+    view = fleet(holders=40, workers=60)
+    ticks = iter(range(1_000_000))
+    backlog = placement.Backlog(seconds=10.0, clock=lambda: float(next(ticks)))  # one second a look at the clock
+    targets = {m: Target(m, SHA, "demo") for m in MODELS}
+    # A look when it starts (``plan`` passes its own), then one before each holder after the first: past 5 s (half
+    # the step) at the 7th.
+    assert placement._relief(view, targets, POLICY, backlog) == {"m7/1"}
+    assert backlog.relief_turn == 6
+    placement._relief(view, targets, POLICY, backlog)
+    assert backlog.relief_turn == 12  # the next six holders
+    unhurried = placement.Backlog(seconds=10.0, clock=lambda: 0.0)
+    assert placement._relief(view, targets, POLICY, unhurried) == {"m7/1"} and unhurried.relief_turn == 40
