@@ -100,7 +100,9 @@ def summarise(key: str, scenario: Scenario, fleet: Fleet, stats: Stats, wall_s: 
 def row_text(r: dict) -> str:
     return (f"{r['key']}: hit {r['hit_rate']:.1%} (random home {r['baseline_random_home_lru']:.1%}, Belady "
             f"{r['bound_pooled_belady']:.1%}), duplicate loads {r['duplicate_loads']}/{r['cold_loads']}, max/mean "
-            f"{r['max_over_mean']:.2f} (p99.9 {r['per_worker']['quantiles']['0.999']:.2f}, {r['per_worker']['over']} over 1.5), rejected {r['rejected']} ({r['rejected_share']:.3%}), p99 {r['p99_s']:.2f} s, "
+            f"{r['max_over_mean']:.2f} (p99.9 {r['per_worker']['quantiles']['0.999']:.2f}, "
+            f"{r['per_worker']['over']} over 1.5), rejected {r['rejected']} ({r['rejected_share']:.3%}), "
+            f"p99 {r['p99_s']:.2f} s, "
             f"route p50 {r['route_p50_us']:.0f} us, plan mean/p99/max {r['plan_mean_ms']:.1f}/{r['plan_p99_ms']:.1f}/"
             f"{r['plan_max_ms']:.1f} ms (less collections {r['plan_mean_without_gc_ms']:.1f}/"
             f"{r['plan_p99_without_gc_ms']:.1f}/{r['plan_max_without_gc_ms']:.1f}), heartbeats {r['heartbeat_read_bytes_per_s_after_warmup'] / 1e6:.2f} MB/s (full records "
