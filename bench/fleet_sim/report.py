@@ -37,6 +37,7 @@ def per_worker(served: list[int]) -> dict:
 
 def summarise(key: str, scenario: Scenario, fleet: Fleet, stats: Stats, wall_s: float) -> dict:
     served = [stats.served_by.get(w.index, 0) for w in fleet.workers]
+    spread = per_worker(served)  # (its max is max / mean)
     route = [s for g in fleet.gateways for s in g.route_seconds]
     plans = [s for g in fleet.gateways for s in g.plan_seconds]
     plans_gc = [s for g in fleet.gateways for s in g.plan_gc_seconds]
@@ -63,8 +64,8 @@ def summarise(key: str, scenario: Scenario, fleet: Fleet, stats: Stats, wall_s: 
         "overflow_loads": stats.overflow_loads,
         "copies_added": stats.copies_added,
         "copies_released": stats.copies_released,
-        "max_over_mean": max(served) / max(1e-9, mean(served)),
-        "per_worker": per_worker(served),
+        "max_over_mean": spread["max"],
+        "per_worker": spread,
         "rejected": stats.rejected,
         "rejected_share": stats.rejected / max(1, stats.measured),
         "queue_full_retries": stats.queue_full_retries,
